@@ -1,0 +1,19 @@
+"""Per-frame CNNs: the registry and the built-in backbones (VGG19, EfficientNet-Lite0)."""
+
+from vadx.models.backbones.base import (
+    Backbone,
+    available_backbones,
+    build_backbone,
+    register_backbone,
+)
+from vadx.models.backbones.efficientnet_lite import EfficientNetLite0
+from vadx.models.backbones.vgg import VGG19
+
+__all__ = [
+    "VGG19",
+    "Backbone",
+    "EfficientNetLite0",
+    "available_backbones",
+    "build_backbone",
+    "register_backbone",
+]

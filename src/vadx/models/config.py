@@ -1,0 +1,208 @@
+"""The configuration of a CRNN: architecture, classes and preprocessing, validated.
+
+Defaults are the reference system (Poirier, arXiv 2411.04707): VGG19 on every 112×112 frame of a
+20-frame clip, global pooling, one GRU of 1024 units, an MLP 1024 → 512 → 128 → classes with
+dropout 0.5, classes fight / shooting / fire / normal. (The reference's L2 0.01 is the
+optimiser's weight decay, not part of the model.)
+
+The JSON form (:meth:`CRNNConfig.to_dict`) has three sections — ``architecture``, ``classes``
+and ``preprocessing`` — and is what a checkpoint's ``config.json`` stores under ``model``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from typing import Any, Literal
+
+from vadx.errors import ConfigError
+
+REFERENCE_CLASSES = ("fight", "shooting", "fire", "normal")
+Freeze = Literal["none", "all"] | int
+
+
+@dataclass(frozen=True)
+class CRNNConfig:
+    """Everything needed to rebuild a :class:`~vadx.models.CRNN` and feed it clips.
+
+    Attributes:
+        class_names: output classes, in logit order.
+        normal_class: the class meaning "no anomaly" (``None`` if every class is an anomaly).
+        backbone: registered per-frame CNN (see :func:`vadx.models.available_backbones`).
+        backbone_args: keyword arguments of the backbone, e.g. ``{"width": 0.25}`` for VGG19.
+        pooling: global pooling of each frame's feature map, ``"avg"`` or ``"max"``.
+        rnn: ``"gru"`` (reference) or ``"lstm"``.
+        rnn_hidden: units of the recurrent layer(s).
+        rnn_layers: stacked recurrent layers.
+        head_hidden: hidden widths of the MLP head, after the RNN and before the logits.
+        dropout: dropout after each hidden layer of the head.
+        freeze: backbone freezing: ``"none"``, ``"all"``, or an int N = all but the last N
+            units (conv layers for VGG19; stem/blocks/head for EfficientNet-Lite0).
+        num_frames: clip length T the model is trained on.
+        frame_size: ``(height, width)`` of the frames fed to the model.
+        mean, std: per-channel normalisation of RGB values in [0, 1]; ``None`` takes the
+            backbone's (ImageNet statistics for VGG19).
+    """
+
+    class_names: tuple[str, ...] = REFERENCE_CLASSES
+    normal_class: str | None = "normal"
+    backbone: str = "vgg19"
+    backbone_args: Mapping[str, Any] = field(default_factory=dict)
+    pooling: Literal["avg", "max"] = "avg"
+    rnn: Literal["gru", "lstm"] = "gru"
+    rnn_hidden: int = 1024
+    rnn_layers: int = 1
+    head_hidden: tuple[int, ...] = (512, 128)
+    dropout: float = 0.5
+    freeze: Freeze = "none"
+    num_frames: int = 20
+    frame_size: tuple[int, int] = (112, 112)
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__  # frozen: normalise sequences to tuples in place
+        set_(self, "class_names", tuple(self.class_names))
+        set_(self, "head_hidden", tuple(self.head_hidden))
+        set_(self, "frame_size", tuple(self.frame_size))
+        set_(self, "backbone_args", dict(self.backbone_args))
+        for name in ("mean", "std"):
+            if getattr(self, name) is not None:
+                set_(self, name, tuple(float(v) for v in getattr(self, name)))
+        self._validate()
+
+    def _validate(self) -> None:
+        names = self.class_names
+        if len(names) < 2 or not all(isinstance(n, str) and n.strip() for n in names):
+            raise ConfigError(f"class_names needs at least two non-empty names, got {names!r}")
+        if len(set(names)) != len(names):
+            raise ConfigError(f"class_names has duplicates: {names!r}")
+        if self.normal_class is not None and self.normal_class not in names:
+            raise ConfigError(
+                f"normal_class {self.normal_class!r} is not one of the classes {names!r}; "
+                "use one of them or None"
+            )
+        _check_choice("pooling", self.pooling, ("avg", "max"))
+        _check_choice("rnn", self.rnn, ("gru", "lstm"))
+        _check_positive_int("rnn_hidden", self.rnn_hidden)
+        _check_positive_int("rnn_layers", self.rnn_layers)
+        _check_positive_int("num_frames", self.num_frames)
+        for width in self.head_hidden:
+            _check_positive_int("head_hidden entries", width)
+        if not (isinstance(self.dropout, int | float) and 0 <= self.dropout < 1):
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if len(self.frame_size) != 2:
+            raise ConfigError(f"frame_size must be (height, width), got {self.frame_size!r}")
+        for side in self.frame_size:
+            _check_positive_int("frame_size", side)
+        freeze = self.freeze
+        if not (freeze in ("none", "all") or (_is_int(freeze) and freeze >= 0)):
+            raise ConfigError(
+                f"freeze must be 'none', 'all' or a number N of last units to keep trainable, "
+                f"got {freeze!r}"
+            )
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            if value is not None and (
+                len(value) != 3 or not all(math.isfinite(v) for v in value)
+            ):
+                raise ConfigError(f"{name} must be three finite numbers (R, G, B), got {value!r}")
+        if self.std is not None and min(self.std) <= 0:
+            raise ConfigError(f"std must be positive, got {self.std!r}")
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form in three sections: architecture, classes, preprocessing."""
+        return {
+            "architecture": {
+                "backbone": self.backbone,
+                "backbone_args": dict(self.backbone_args),
+                "pooling": self.pooling,
+                "rnn": self.rnn,
+                "rnn_hidden": self.rnn_hidden,
+                "rnn_layers": self.rnn_layers,
+                "head_hidden": list(self.head_hidden),
+                "dropout": self.dropout,
+                "freeze": self.freeze,
+            },
+            "classes": {"names": list(self.class_names), "normal": self.normal_class},
+            "preprocessing": {
+                "num_frames": self.num_frames,
+                "frame_size": list(self.frame_size),
+                "mean": None if self.mean is None else list(self.mean),
+                "std": None if self.std is None else list(self.std),
+                "color": "RGB",
+                "value_range": [0.0, 1.0],
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CRNNConfig:
+        """Inverse of :meth:`to_dict`; unknown or missing keys raise :class:`ConfigError`."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"model config must be a JSON object, got {type(data).__name__}")
+        sections = {"architecture", "classes", "preprocessing"}
+        _check_keys("model config", data, required=sections, allowed=sections)
+        arch, classes, prep = (data[s] for s in ("architecture", "classes", "preprocessing"))
+        arch_keys = {"backbone", "backbone_args", "pooling", "rnn", "rnn_hidden", "rnn_layers",
+                     "head_hidden", "dropout", "freeze"}  # fmt: skip
+        _check_keys("architecture", arch, required=arch_keys, allowed=arch_keys)
+        _check_keys("classes", classes, required={"names", "normal"}, allowed={"names", "normal"})
+        _check_keys(
+            "preprocessing",
+            prep,
+            required={"num_frames", "frame_size", "mean", "std"},
+            allowed={"num_frames", "frame_size", "mean", "std", "color", "value_range"},
+        )
+        if prep.get("color", "RGB") != "RGB" or list(prep.get("value_range", [0, 1])) != [0, 1]:
+            raise ConfigError("preprocessing must take RGB frames with values in [0, 1]")
+        try:
+            return cls(
+                class_names=tuple(classes["names"]),
+                normal_class=classes["normal"],
+                frame_size=tuple(prep["frame_size"]),
+                num_frames=prep["num_frames"],
+                mean=prep["mean"],
+                std=prep["std"],
+                **{k: v for k, v in arch.items() if k != "head_hidden"},
+                head_hidden=tuple(arch["head_hidden"]),
+            )
+        except TypeError as err:
+            raise ConfigError(f"model config has a value of the wrong type: {err}") from err
+
+    def replace(self, **changes: Any) -> CRNNConfig:
+        """A copy with ``changes`` applied (and validated)."""
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ConfigError(f"unknown CRNN option(s) {unknown}; known: {sorted(known)}")
+        return replace(self, **changes)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_positive_int(name: str, value: object) -> None:
+    if not (_is_int(value) and value > 0):
+        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _check_keys(where: str, data: object, required: set[str], allowed: set[str]) -> None:
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{where} must be a JSON object, got {type(data).__name__}")
+    missing = sorted(required - set(data))
+    unknown = sorted(set(data) - allowed)
+    if missing:
+        raise ConfigError(f"{where} is missing {', '.join(missing)}")
+    if unknown:
+        raise ConfigError(f"{where} has unknown key(s) {', '.join(unknown)}")
