@@ -113,7 +113,9 @@ def read_checkpoint(path: str | os.PathLike[str]) -> CheckpointInfo:
     except (OSError, UnicodeDecodeError) as err:
         raise CheckpointError(f"cannot read {config_path}: {err}") from err
     if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise CheckpointError(f"{config_path} is not a vadx checkpoint config (no format {FORMAT!r})")
+        raise CheckpointError(
+            f"{config_path} is not a vadx checkpoint config (no format {FORMAT!r})"
+        )
     version = document.get("format_version")
     if not isinstance(version, int) or version > FORMAT_VERSION:
         raise CheckpointError(
@@ -220,7 +222,10 @@ def _refuse_to_clobber(target: Path) -> None:
         return
     if target.is_dir() and (
         not any(target.iterdir())
-        or ((target / CONFIG_FILE).is_file() and set(os.listdir(target)) <= {CONFIG_FILE, WEIGHTS_FILE})
+        or (
+            (target / CONFIG_FILE).is_file()
+            and set(os.listdir(target)) <= {CONFIG_FILE, WEIGHTS_FILE}
+        )
     ):
         return
     raise CheckpointError(

@@ -104,9 +104,7 @@ class CRNNConfig:
             )
         for name in ("mean", "std"):
             value = getattr(self, name)
-            if value is not None and (
-                len(value) != 3 or not all(math.isfinite(v) for v in value)
-            ):
+            if value is not None and (len(value) != 3 or not all(math.isfinite(v) for v in value)):
                 raise ConfigError(f"{name} must be three finite numbers (R, G, B), got {value!r}")
         if self.std is not None and min(self.std) <= 0:
             raise ConfigError(f"std must be positive, got {self.std!r}")

@@ -115,16 +115,28 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     return dict(state)
 
 
+#: weights source naming the pretrained weights a backbone ships (EfficientNet-Lite0's)
+BUILTIN = "imagenet"
+
+
 def load_backbone_weights(
     backbone: Backbone,
     source: str | os.PathLike[str],
     sha256: str | None = None,
     progress: bool = False,
-) -> Path:
-    """Fetch, verify and strictly load pretrained weights into ``backbone``; returns the file."""
+) -> str:
+    """Fetch, verify and strictly load pretrained weights into ``backbone``.
+
+    ``source`` is a local file, an http(s)/file URL, or ``"imagenet"`` for the weights the
+    backbone ships offline. Returns where the weights came from.
+    """
+    if str(source) == BUILTIN and not Path(BUILTIN).exists():
+        state, origin = backbone.builtin_weights()
+        backbone.load_pretrained(state, source=origin)
+        return origin
     path = fetch_weights(source, sha256=sha256, progress=progress)
     backbone.load_pretrained(read_state_dict(path), source=str(path))
-    return path
+    return str(path)
 
 
 def _download(url: str, progress: bool) -> Path:

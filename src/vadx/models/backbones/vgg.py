@@ -22,7 +22,7 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
-from vadx.errors import ConfigError
+from vadx.errors import ConfigError, WeightsError
 from vadx.models.backbones.base import Backbone, load_matching_state_dict, register_backbone
 
 #: VGG19 ("configuration E"): conv widths, "M" for a 2×2 max-pool.
@@ -93,6 +93,12 @@ class VGG19(Backbone):
 
     def freeze_units(self) -> list[tuple[str, list[nn.Module]]]:
         return [(f"features.{i}", [self.features[i]]) for i in self._conv_indices]
+
+    def builtin_weights(self) -> tuple[Mapping[str, torch.Tensor], str]:
+        raise WeightsError(
+            "VGG19 ImageNet weights are not bundled and vadx downloads nothing on its own: give "
+            "the path of torchvision's vgg19-dcbb9e9d.pth, or its URL to download it once"
+        )
 
     def load_pretrained(self, state_dict: Mapping[str, torch.Tensor], source: str = "") -> None:
         hint = (

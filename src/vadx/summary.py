@@ -1,0 +1,74 @@
+"""A model described for people (``vadx info``) and for programs (``vadx info --json``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from vadx.models import CRNN
+
+
+def describe_model(model: CRNN) -> dict[str, Any]:
+    """Architecture, parameter counts per part, classes, preprocessing and provenance."""
+    config = model.config
+    description: dict[str, Any] = {
+        "model": config.to_dict(),
+        "feature_size": model.feature_size,
+        "default_layer": model.default_layer,
+        "parameters": model.parameter_counts(),
+    }
+    info = model.checkpoint
+    if info is not None:
+        description["checkpoint"] = {
+            "path": str(info.path),
+            "model_id": info.model_id,
+            "weights_sha256": info.weights_sha256,
+            "created": info.created,
+            "vadx_version": info.vadx_version,
+            "torch_version": info.torch_version,
+            "metadata": info.metadata,
+        }
+    return description
+
+
+def render_description(description: dict[str, Any], console: Console) -> None:
+    """Print :func:`describe_model`'s output as tables."""
+    model = description["model"]
+    arch, classes, prep = model["architecture"], model["classes"], model["preprocessing"]
+    backbone_args = ", ".join(f"{k}={v}" for k, v in arch["backbone_args"].items())
+    backbone = arch["backbone"] + (f" ({backbone_args})" if backbone_args else "")
+    head = " → ".join(str(w) for w in [arch["rnn_hidden"], *arch["head_hidden"]])
+    rows = [
+        ("backbone", f"{backbone}, per frame (TimeDistributed), freeze={arch['freeze']}"),
+        ("pooling", f"global {arch['pooling']} → {description['feature_size']} features / frame"),
+        ("rnn", f"{arch['rnn'].upper()} {arch['rnn_layers']}×{arch['rnn_hidden']}"),
+        ("head", f"MLP {head} → {len(classes['names'])}, dropout {arch['dropout']}"),
+        ("classes", ", ".join(classes["names"]) + f"  (normal: {classes['normal']})"),
+        (
+            "clip",
+            f"{prep['num_frames']} frames of {prep['frame_size'][0]}×{prep['frame_size'][1]} RGB",
+        ),
+        ("normalisation", f"mean {prep['mean']}, std {prep['std']} on values in [0, 1]"),
+        ("default CAM layer", description["default_layer"]),
+    ]
+    checkpoint = description.get("checkpoint")
+    if checkpoint:
+        rows += [
+            ("checkpoint", checkpoint["path"]),
+            ("model id", checkpoint["model_id"]),
+            (
+                "saved",
+                f"{checkpoint['created']} by vadx {checkpoint['vadx_version']}, "
+                f"torch {checkpoint['torch_version']}",
+            ),
+        ]
+    table = Table(show_header=False, title="Model", title_justify="left")
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(table)
+    params = Table("part", "parameters", "trainable", title="Parameters", title_justify="left")
+    for part, counts in description["parameters"].items():
+        params.add_row(part, f"{counts['total']:,}", f"{counts['trainable']:,}")
+    console.print(params)

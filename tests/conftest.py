@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from vadx.models import CRNN, CRNNConfig
+from vadx.models.backbones.vgg import VGG19_LAYOUT
+
+#: a VGG19 of the reference depth at 1/16 width: 4…32 channels, fast on 32×32 frames
+TINY = CRNNConfig(
+    backbone_args={"width": 0.0625},
+    rnn_hidden=16,
+    head_hidden=(12, 8),
+    num_frames=4,
+    frame_size=(32, 32),
+)
+
+
+@pytest.fixture
+def tiny_model() -> CRNN:
+    torch.manual_seed(0)
+    return CRNN(TINY).eval()
+
+
+@pytest.fixture
+def tiny_clip() -> torch.Tensor:
+    generator = torch.Generator().manual_seed(1)
+    return torch.randn(2, TINY.num_frames, 3, *TINY.frame_size, generator=generator)
+
+
+def torchvision_vgg19_state_dict(seed: int = 0, width: float = 1.0) -> dict[str, torch.Tensor]:
+    """A state dict laid out like torchvision's ``vgg19()`` (features + classifier)."""
+    generator = torch.Generator().manual_seed(seed)
+    state: dict[str, torch.Tensor] = {}
+    index, channels = 0, 3
+    for spec in VGG19_LAYOUT:
+        if spec == "M":
+            index += 1
+            continue
+        out = max(1, round(int(spec) * width))
+        state[f"features.{index}.weight"] = torch.randn(out, channels, 3, 3, generator=generator)
+        state[f"features.{index}.bias"] = torch.randn(out, generator=generator)
+        index, channels = index + 2, out
+    state["classifier.0.weight"] = torch.randn(8, 4, generator=generator)  # ignored on load
+    state["classifier.0.bias"] = torch.randn(8, generator=generator)
+    return state

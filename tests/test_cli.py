@@ -1,0 +1,155 @@
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import vadx
+from vadx.cli import main
+from vadx.models import load_model
+
+TINY_ARGS = [
+    "--width",
+    "0.0625",
+    "--rnn-hidden",
+    "16",
+    "--head",
+    "8",
+    "--frames",
+    "4",
+    "--size",
+    "32",
+]
+
+
+def run(argv, capsys):
+    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
+    code = 0
+    try:
+        main(argv)
+    except SystemExit as exit_:
+        code = exit_.code or 0
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_version(capsys):
+    code, out, _ = run(["--version"], capsys)
+    assert code == 0 and out.startswith(f"vadx {vadx.__version__} (torch {torch.__version__}")
+
+
+def test_help_lists_the_commands(capsys):
+    code, out, _ = run(["--help"], capsys)
+    assert code == 0
+    for command in ("info", "new-model", "backbones", "demo"):
+        assert command in out
+
+
+def test_new_model_then_info(tmp_path, capsys):
+    target = tmp_path / "tiny"
+    code, out, err = run(["new-model", str(target), *TINY_ARGS, "--freeze", "2"], capsys)
+    assert code == 0, err
+    assert "saved" in out
+    model = load_model(target)
+    assert model.config.backbone_args == {"width": 0.0625} and model.config.freeze == 2
+    code, out, _ = run(["info", str(target)], capsys)
+    assert code == 0
+    assert "vgg19 (width=0.0625)" in out and "GRU 1×16" in out and "MLP 16 → 8 → 4" in out
+    assert "fight, shooting, fire, normal" in out and "4 frames of 32×32" in out
+    total = model.parameter_counts()["all"]["total"]
+    assert f"{total:,}" in out
+    assert model.checkpoint.model_id in out
+
+
+def test_info_json_and_layers(tmp_path, capsys):
+    target = tmp_path / "tiny"
+    run(
+        ["new-model", str(target), *TINY_ARGS, "--classes", "alert,normal", "--rnn", "lstm"], capsys
+    )
+    code, out, _ = run(["info", str(target), "--json", "--layers"], capsys)
+    assert code == 0
+    description = json.loads(out)
+    assert description["model"]["classes"]["names"] == ["alert", "normal"]
+    assert description["model"]["architecture"]["rnn"] == "lstm"
+    assert description["layers"]["block5_conv4"] == "features.35"
+    assert description["parameters"]["backbone"]["trainable"] > 0
+    assert description["checkpoint"]["metadata"]["seed"] == 0
+
+
+def test_new_model_with_builtin_lite_weights(tmp_path, capsys):
+    target = tmp_path / "lite"
+    code, _, err = run(
+        [
+            "new-model",
+            str(target),
+            "--backbone",
+            "efficientnet_lite0",
+            "--weights",
+            "imagenet",
+            "--rnn-hidden",
+            "16",
+            "--freeze",
+            "all",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    info = load_model(target).checkpoint
+    assert info.metadata["backbone_weights"].endswith("efficientnet-lite0-57934424.pth")
+
+
+def test_backbones_lists_the_registry(capsys):
+    code, out, _ = run(["backbones"], capsys)
+    assert code == 0
+    assert "vgg19" in out and "efficientnet_lite0" in out and "block5_conv4" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["info", "no/such/model"], "no checkpoint at no/such/model"),
+        (["new-model", "{out}", "--freeze", "most"], "--freeze takes none, all or a number"),
+        (["new-model", "{out}", "--head", "8,x"], "--head takes comma-separated integers"),
+        (["new-model", "{out}", "--backbone", "resnet50"], "unknown backbone 'resnet50'"),
+        (["new-model", "{out}", "--classes", "fight"], "at least two"),
+        (["new-model", "{out}", "--weights", "missing.pth"], "weights file not found"),
+        (["new-model", "{out}", "--width", "0.5", "--weights", "imagenet"], "not bundled"),
+    ],
+)
+def test_bad_input_exits_2_with_one_clear_line(tmp_path, capsys, argv, message):
+    argv = [a.replace("{out}", str(tmp_path / "m")) for a in argv]
+    code, _, err = run(argv, capsys)
+    assert code == 2
+    assert err.startswith("error: ") and message in " ".join(err.split())
+    assert "Traceback" not in err
+    assert not (tmp_path / "m").exists()
+
+
+def test_smoke_demo(tmp_path, capsys):
+    code, out, err = run(["demo", "--out", str(tmp_path / "demo"), "--no-full-size"], capsys)
+    assert code == 0, err
+    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
+    assert summary["reload_identical"] is True
+    assert summary["fold_vs_loop_max_abs_diff"] < 1e-4
+    assert len(summary["probabilities"]) == 2
+    assert "foundation smoke demo" in out
+
+
+def test_console_script_from_a_fresh_shell(tmp_path):
+    """The installed ``vadx`` command, as a user runs it."""
+    executable = Path(sys.executable).parent / "vadx"
+    env = {**os.environ, "COLUMNS": "120"}
+    result = subprocess.run(
+        [str(executable), "info", str(tmp_path / "absent")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "error: no checkpoint at" in result.stderr and "Traceback" not in result.stderr
