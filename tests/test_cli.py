@@ -143,6 +143,8 @@ def test_smoke_demo(tmp_path, capsys):
 def test_console_script_from_a_fresh_shell(tmp_path):
     """The installed ``vadx`` command, as a user runs it."""
     executable = Path(sys.executable).parent / "vadx"
+    if not executable.exists():
+        pytest.skip("vadx is not installed as a console script here (make install does it)")
     env = {**os.environ, "COLUMNS": "120"}
     result = subprocess.run(
         [str(executable), "info", str(tmp_path / "absent")],
