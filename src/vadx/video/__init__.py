@@ -1,5 +1,45 @@
-"""Video input: frames to clip tensors (decoding, sampling and live sources come next)."""
+"""Video input and output: decoding, encoding, clip sampling, preprocessing, augmentation."""
 
-from vadx.video.preprocess import frames_to_clip
+from vadx.video.decode import (
+    Frames,
+    VideoError,
+    VideoInfo,
+    VideoReader,
+    probe,
+    read_image,
+    read_video,
+)
+from vadx.video.encode import write_gif, write_mp4, write_png
+from vadx.video.preprocess import (
+    Augment,
+    AugmentDraw,
+    Geometry,
+    apply_augmentation,
+    clip_to_frames,
+    fit_frames,
+    frames_to_clip,
+)
+from vadx.video.sampling import Window, even_indices, sliding_windows
 
-__all__ = ["frames_to_clip"]
+__all__ = [
+    "Augment",
+    "AugmentDraw",
+    "Frames",
+    "Geometry",
+    "VideoError",
+    "VideoInfo",
+    "VideoReader",
+    "Window",
+    "apply_augmentation",
+    "clip_to_frames",
+    "even_indices",
+    "fit_frames",
+    "frames_to_clip",
+    "probe",
+    "read_image",
+    "read_video",
+    "sliding_windows",
+    "write_gif",
+    "write_mp4",
+    "write_png",
+]

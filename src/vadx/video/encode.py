@@ -1,0 +1,105 @@
+"""Writing frames: H.264 MP4 that browsers play, GIF and PNG — each written atomically.
+
+Frames are uint8 RGB ``(T, H, W, 3)``. MP4 uses PyAV's libx264 with yuv420p (the only chroma
+layout every browser decodes), which needs even sides: an odd frame is padded by repeating its
+last row/column. ``+faststart`` puts the index first so a browser starts playing at once.
+Every writer stages to a temporary file beside the target and renames it into place, so an
+interrupted write never leaves a half-written file under the final name.
+
+>>> write_mp4("clip.mp4", frames, fps=25)                          # doctest: +SKIP
+>>> write_gif("clip.gif", frames, fps=10)                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from PIL import Image
+
+from vadx.errors import InputError
+from vadx.video.frames import check_frames
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
+    """A temporary path beside ``target`` that replaces it when the block succeeds."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=target.suffix)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def pad_to_even(frames: np.ndarray) -> np.ndarray:
+    """Repeat the last row/column of frames with an odd height/width (for yuv420p)."""
+    _, height, width, _ = frames.shape
+    pad = ((0, 0), (0, height % 2), (0, width % 2), (0, 0))
+    return np.pad(frames, pad, mode="edge") if height % 2 or width % 2 else frames
+
+
+def write_mp4(path: str | os.PathLike[str], frames: np.ndarray, fps: float, crf: int = 18) -> Path:
+    """Encode ``frames`` as browser-playable H.264 (yuv420p) MP4 at ``fps``; returns ``path``."""
+    frames = pad_to_even(check_frames(frames))
+    if not fps > 0:
+        raise InputError(f"fps must be positive, got {fps}")
+    rate = Fraction(fps).limit_denominator(1001)
+    options = {"movflags": "+faststart"}
+    with atomic_path(path) as tmp, av.open(str(tmp), "w", format="mp4", options=options) as out:
+        stream = out.add_stream("libx264", rate=rate)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": str(crf), "preset": "medium"}
+        for frame in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        out.mux(stream.encode())
+    return Path(path)
+
+
+def write_gif(path: str | os.PathLike[str], frames: np.ndarray, fps: float) -> Path:
+    """An endlessly looping GIF of ``frames`` at ``fps`` (GIF timing is in 10 ms steps)."""
+    frames = check_frames(frames)
+    if not fps > 0:
+        raise InputError(f"fps must be positive, got {fps}")
+    images = [Image.fromarray(frame) for frame in frames]
+    with atomic_path(path) as tmp:
+        images[0].save(
+            tmp,
+            format="GIF",
+            save_all=True,
+            append_images=images[1:],
+            duration=max(20, round(1000 / fps / 10) * 10),
+            loop=0,
+            optimize=False,
+        )
+    return Path(path)
+
+
+def write_png(path: str | os.PathLike[str], image: np.ndarray) -> Path:
+    """One uint8 RGB ``(H, W, 3)`` (or grayscale ``(H, W)``) image as PNG."""
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim not in (2, 3):
+        raise InputError(f"expected a uint8 image (H, W[, 3]), got {image.dtype} {image.shape}")
+    with atomic_path(path) as tmp:
+        Image.fromarray(image).save(tmp, format="PNG")
+    return Path(path)
