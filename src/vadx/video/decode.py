@@ -231,7 +231,11 @@ class _AVFile(_Backend):
         steps = np.diff(self.timestamps)
         step = float(np.median(steps)) if count > 1 else 0.0
         duration = float(self.timestamps[-1]) + step
-        fps = float(rate) if rate else (count / duration if duration > 0 else 25.0)
+        variable = bool(count > 2 and np.ptp(steps) > 0.5 * step)
+        if variable or not rate:  # the nominal rate says little: frames per second of the file
+            fps = (count - 1) / float(self.timestamps[-1]) if self.timestamps[-1] > 0 else 25.0
+        else:
+            fps = float(rate)
         width, height = first.width, first.height
         if self.rotation % 180:
             width, height = height, width
@@ -244,7 +248,7 @@ class _AVFile(_Backend):
             height=height,
             codec=stream.codec_context.name,
             rotation=self.rotation,
-            variable_frame_rate=bool(count > 2 and np.ptp(steps) > 0.5 * step),
+            variable_frame_rate=variable,
         )
 
     def _first_frame(self) -> av.VideoFrame:
