@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -63,9 +65,9 @@ def test_windows_cover_the_video_and_map_back(n, length, stride, step):
     for window in windows:
         assert len(window.indices) == length
         assert np.all(np.diff(window.indices) == step)
-        assert 0 <= window.start and window.end < n
+        assert window.start >= 0 and window.end < n
     starts = [w.start for w in windows]
-    assert all(b - a <= stride for a, b in zip(starts, starts[1:], strict=False))
+    assert all(b - a <= stride for a, b in itertools.pairwise(starts))
     assert len(set(starts)) == len(starts)
 
 
