@@ -78,7 +78,7 @@ def test_list_file_layout(tree):
     listing.write_text(
         "# path label\n\ntrain/fight/f1.mkv fight\ntrain/normal/n1.mkv 3\ntrain/fire/x1.mkv fire\n"
     )
-    samples, classes = list_file_samples(listing, class_names=CLASSES)
+    samples, _ = list_file_samples(listing, class_names=CLASSES)
     assert [s.label for s in samples] == [0, 3, 2]
     assert samples[0].source == tree / "train" / "fight" / "f1.mkv"
     assert samples[0].masks is not None
