@@ -28,6 +28,19 @@ def tiny_clip() -> torch.Tensor:
     return torch.randn(2, TINY.num_frames, 3, *TINY.frame_size, generator=generator)
 
 
+def run_cli(argv: list[str], capsys) -> tuple[int, str, str]:
+    """Run the ``vadx`` CLI in-process; returns (exit code, stdout, stderr)."""
+    from vadx.cli import main
+
+    code = 0
+    try:
+        main(argv)
+    except SystemExit as exit_:
+        code = exit_.code or 0
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
 def torchvision_vgg19_state_dict(seed: int = 0, width: float = 1.0) -> dict[str, torch.Tensor]:
     """A state dict laid out like torchvision's ``vgg19()`` (features + classifier)."""
     generator = torch.Generator().manual_seed(seed)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import vadx
-from vadx.cli import main
+from tests.conftest import run_cli
 from vadx.models import load_model
 
 TINY_ARGS = [
@@ -27,24 +27,13 @@ TINY_ARGS = [
 ]
 
 
-def run(argv, capsys):
-    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
-    code = 0
-    try:
-        main(argv)
-    except SystemExit as exit_:
-        code = exit_.code or 0
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
 def test_version(capsys):
-    code, out, _ = run(["--version"], capsys)
+    code, out, _ = run_cli(["--version"], capsys)
     assert code == 0 and out.startswith(f"vadx {vadx.__version__} (torch {torch.__version__}")
 
 
 def test_help_lists_the_commands(capsys):
-    code, out, _ = run(["--help"], capsys)
+    code, out, _ = run_cli(["--help"], capsys)
     assert code == 0
     for command in ("info", "new-model", "backbones", "demo"):
         assert command in out
@@ -52,12 +41,12 @@ def test_help_lists_the_commands(capsys):
 
 def test_new_model_then_info(tmp_path, capsys):
     target = tmp_path / "tiny"
-    code, out, err = run(["new-model", str(target), *TINY_ARGS, "--freeze", "2"], capsys)
+    code, out, err = run_cli(["new-model", str(target), *TINY_ARGS, "--freeze", "2"], capsys)
     assert code == 0, err
     assert "saved" in out
     model = load_model(target)
     assert model.config.backbone_args == {"width": 0.0625} and model.config.freeze == 2
-    code, out, _ = run(["info", str(target)], capsys)
+    code, out, _ = run_cli(["info", str(target)], capsys)
     assert code == 0
     assert "vgg19 (width=0.0625)" in out and "GRU 1×16" in out and "MLP 16 → 8 → 4" in out
     assert "fight, shooting, fire, normal" in out and "4 frames of 32×32" in out
@@ -68,10 +57,10 @@ def test_new_model_then_info(tmp_path, capsys):
 
 def test_info_json_and_layers(tmp_path, capsys):
     target = tmp_path / "tiny"
-    run(
+    run_cli(
         ["new-model", str(target), *TINY_ARGS, "--classes", "alert,normal", "--rnn", "lstm"], capsys
     )
-    code, out, _ = run(["info", str(target), "--json", "--layers"], capsys)
+    code, out, _ = run_cli(["info", str(target), "--json", "--layers"], capsys)
     assert code == 0
     description = json.loads(out)
     assert description["model"]["classes"]["names"] == ["alert", "normal"]
@@ -83,7 +72,7 @@ def test_info_json_and_layers(tmp_path, capsys):
 
 def test_new_model_with_builtin_lite_weights(tmp_path, capsys):
     target = tmp_path / "lite"
-    code, _, err = run(
+    code, _, err = run_cli(
         [
             "new-model",
             str(target),
@@ -104,7 +93,7 @@ def test_new_model_with_builtin_lite_weights(tmp_path, capsys):
 
 
 def test_backbones_lists_the_registry(capsys):
-    code, out, _ = run(["backbones"], capsys)
+    code, out, _ = run_cli(["backbones"], capsys)
     assert code == 0
     assert "vgg19" in out and "efficientnet_lite0" in out and "block5_conv4" in out
 
@@ -123,7 +112,7 @@ def test_backbones_lists_the_registry(capsys):
 )
 def test_bad_input_exits_2_with_one_clear_line(tmp_path, capsys, argv, message):
     argv = [a.replace("{out}", str(tmp_path / "m")) for a in argv]
-    code, _, err = run(argv, capsys)
+    code, _, err = run_cli(argv, capsys)
     assert code == 2
     assert err.startswith("error: ") and message in " ".join(err.split())
     assert "Traceback" not in err
@@ -131,7 +120,7 @@ def test_bad_input_exits_2_with_one_clear_line(tmp_path, capsys, argv, message):
 
 
 def test_smoke_demo(tmp_path, capsys):
-    code, out, err = run(["demo", "--out", str(tmp_path / "demo"), "--no-full-size"], capsys)
+    code, out, err = run_cli(["demo", "--out", str(tmp_path / "demo"), "--no-full-size"], capsys)
     assert code == 0, err
     summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
     assert summary["reload_identical"] is True

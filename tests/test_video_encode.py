@@ -85,3 +85,9 @@ def test_bad_frames_are_refused(tmp_path, frames, fps, message):
     with pytest.raises(InputError, match=message):
         write_mp4(tmp_path / "x.mp4", frames, fps=fps)
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_same_frames_same_bytes(tmp_path):
+    frames = np.random.default_rng(0).integers(0, 256, (12, 32, 32, 3), dtype=np.uint8)
+    digests = {write_mp4(tmp_path / f"{i}.mp4", frames, fps=10).read_bytes() for i in range(6)}
+    assert len(digests) == 1
