@@ -1,0 +1,178 @@
+"""Live sources: webcams, ``rtsp://``, ``http(s)://``, ``tcp://`` (and files, read as a stream).
+
+:class:`LiveSource` yields frames as they arrive. Network sources open and read under timeouts
+(a stalled camera never hangs the caller) and reconnect with exponential back-off when the
+stream fails or ends; after ``max_retries`` consecutive failed attempts a :class:`SourceError`
+says what happened. Files end at their end (no reconnect). The stream engine (``vadx watch``)
+runs this in a capture thread and drops the oldest frames when inference lags.
+
+>>> source = LiveSource("rtsp://camera.local/stream", max_retries=None)   # doctest: +SKIP
+>>> for frame in source.frames():                                         # doctest: +SKIP
+...     handle(frame.data)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+import av
+import numpy as np
+
+from vadx.video.decode import VideoError, apply_rotation
+
+NETWORK_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "http", "https", "tcp", "udp", "srt"})
+
+
+class SourceError(VideoError):
+    """A live source cannot be opened or keeps failing; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class LiveFrame:
+    """A frame from a live source.
+
+    Attributes:
+        number: frames delivered since the source was opened (across reconnections).
+        captured: ``time.monotonic()`` when the frame was received (for latency).
+        data: uint8 RGB ``(H, W, 3)``.
+        session: how many (re)connections preceded this frame (0 for the first).
+    """
+
+    number: int
+    captured: float
+    data: np.ndarray
+    session: int
+
+
+@dataclass
+class SourceStats:
+    """What happened so far: frames delivered, (re)connections, the last error."""
+
+    frames: int = 0
+    connections: int = 0
+    failures: int = 0
+    last_error: str | None = None
+    delays: list[float] = field(default_factory=list)
+
+
+def is_live(source: str | int) -> bool:
+    """Whether ``source`` is a camera index or a network URL (as opposed to a file)."""
+    if isinstance(source, int) or str(source).isdigit():
+        return True
+    return urlparse(str(source)).scheme.lower() in NETWORK_SCHEMES
+
+
+class LiveSource:
+    """Frames from a camera, a network stream or a file, with timeouts and reconnection.
+
+    Args:
+        source: a webcam index (``0``), a URL (``rtsp://…``, ``http://…``, ``tcp://host:port``)
+            or a file path.
+        open_timeout, read_timeout: seconds to wait for the stream to open and for each read.
+        max_retries: consecutive failed attempts before giving up (None: never give up).
+        backoff: first and largest delay between attempts, seconds; doubles each failure and
+            resets after a frame arrives.
+        options: FFmpeg options (e.g. ``{"rtsp_transport": "tcp"}``, the default for RTSP).
+    """
+
+    def __init__(
+        self,
+        source: str | int,
+        open_timeout: float = 10.0,
+        read_timeout: float = 5.0,
+        max_retries: int | None = 5,
+        backoff: tuple[float, float] = (0.5, 30.0),
+        options: dict[str, str] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.source = source
+        self.live = is_live(source)
+        if not self.live and not Path(str(source)).exists():
+            raise SourceError(f"video not found: {source}")
+        self.open_timeout, self.read_timeout = open_timeout, read_timeout
+        self.max_retries = max_retries
+        self.backoff = backoff
+        self.options = dict(options or {})
+        if str(source).lower().startswith("rtsp"):
+            self.options.setdefault("rtsp_transport", "tcp")
+        self.sleep = sleep
+        self.stats = SourceStats()
+        self._closed = False
+
+    def close(self) -> None:
+        """Stop after the current read (safe from another thread)."""
+        self._closed = True
+
+    def frames(self) -> Iterator[LiveFrame]:
+        """Yield frames until the file ends, :meth:`close` is called, or retries run out."""
+        failures = 0
+        while not self._closed:
+            try:
+                for data in self._session():
+                    failures = 0
+                    self.stats.frames += 1
+                    session = self.stats.connections - 1
+                    yield LiveFrame(self.stats.frames - 1, time.monotonic(), data, session)
+                    if self._closed:
+                        return
+            except (SourceError, av.error.FFmpegError, OSError) as err:
+                if not self.live:
+                    raise SourceError(f"{self.source}: {err}") from err
+                error: Exception = err
+            else:
+                if not self.live:
+                    return  # a file ended
+                error = SourceError(f"{self.source} ended")
+            failures += 1
+            self.stats.failures += 1
+            self.stats.last_error = str(error)
+            if self.max_retries is not None and failures > self.max_retries:
+                raise SourceError(
+                    f"{self.source} failed {failures} times in a row; last error: {error}"
+                ) from error
+            delay = min(self.backoff[0] * 2 ** (failures - 1), self.backoff[1])
+            self.stats.delays.append(delay)
+            self.sleep(delay)
+
+    def _session(self) -> Iterator[np.ndarray]:
+        self.stats.connections += 1
+        if isinstance(self.source, int) or str(self.source).isdigit():
+            yield from self._camera(int(self.source))
+            return
+        try:
+            container = av.open(
+                str(self.source),
+                options=self.options,
+                timeout=(self.open_timeout, self.read_timeout),
+            )
+        except av.error.FFmpegError as err:
+            raise SourceError(f"cannot open {self.source}: {err}") from err
+        with container:
+            if not container.streams.video:
+                raise SourceError(f"{self.source} has no video stream")
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for frame in container.decode(stream):
+                rotation = round(getattr(frame, "rotation", 0) or 0)
+                yield apply_rotation(frame.to_ndarray(format="rgb24"), rotation)
+                if self._closed:
+                    return
+
+    def _camera(self, index: int) -> Iterator[np.ndarray]:
+        import cv2
+
+        capture = cv2.VideoCapture(index)
+        try:
+            if not capture.isOpened():
+                raise SourceError(f"cannot open camera {index}: no such device or it is busy")
+            while not self._closed:
+                grabbed, frame = capture.read()
+                if not grabbed:
+                    raise SourceError(f"camera {index} stopped delivering frames")
+                yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        finally:
+            capture.release()

@@ -1,0 +1,151 @@
+from __future__ import annotations
+
+import contextlib
+import socket
+import subprocess
+import threading
+import time
+
+import imageio_ffmpeg
+import numpy as np
+import pytest
+
+from tests.videos import frame_numbers, make_video, numbered_frames
+from vadx.video.live import LiveSource, SourceError, is_live
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def listening(port: int) -> bool:
+    """Whether a socket listens on ``port`` (read from /proc, so nothing connects to it)."""
+    with open("/proc/net/tcp") as table:
+        rows = [line.split() for line in table.readlines()[1:]]
+    return any(int(row[1].split(":")[1], 16) == port and row[3] == "0A" for row in rows)
+
+
+@contextlib.contextmanager
+def tcp_server(path, port, realtime=False):
+    """ffmpeg (from imageio-ffmpeg) serving a file once as MPEG-TS on tcp://127.0.0.1:port."""
+    command = [
+        imageio_ffmpeg.get_ffmpeg_exe(),
+        "-v",
+        "error",
+        *(["-re"] if realtime else []),
+        "-i",
+        str(path),
+        "-c",
+        "copy",
+        "-f",
+        "mpegts",
+        f"tcp://127.0.0.1:{port}?listen=1",
+    ]
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not listening(port):
+            time.sleep(0.05)  # wait until it listens, without connecting (it serves one client)
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    return make_video(tmp_path_factory.mktemp("live") / "clip.mp4", numbered_frames(20), fps=10)
+
+
+def test_reads_a_tcp_stream_on_loopback(clip):
+    port = free_port()
+    with tcp_server(clip, port):
+        source = LiveSource(f"tcp://127.0.0.1:{port}", max_retries=0, sleep=lambda s: None)
+        frames = []
+        with pytest.raises(SourceError, match="failed 1 times in a row"):
+            for frame in source.frames():  # the server sends the file once, then closes
+                frames.append(frame)
+    assert frame_numbers(np.stack([f.data for f in frames])) == list(range(20))
+    assert [f.number for f in frames] == list(range(20))
+    assert all(f.session == 0 for f in frames)
+
+
+def test_reconnects_with_back_off_after_the_stream_drops(clip):
+    port = free_port()
+    source = LiveSource(f"tcp://127.0.0.1:{port}", max_retries=20, backoff=(0.05, 0.2))
+    frames = []
+    with tcp_server(clip, port) as first:
+        iterator = source.frames()
+        while len(frames) < 20:
+            frames.append(next(iterator))
+        first.wait(10)
+    with tcp_server(clip, port):  # the camera comes back
+        while len(frames) < 40:
+            frames.append(next(iterator))
+    source.close()
+    assert frame_numbers(np.stack([f.data for f in frames])) == list(range(20)) * 2
+    assert frames[-1].session >= 1 and source.stats.connections >= 2
+    assert source.stats.frames == 40
+
+
+def test_back_off_doubles_up_to_the_cap_then_gives_up():
+    delays = []
+    source = LiveSource(
+        f"tcp://127.0.0.1:{free_port()}", open_timeout=1, max_retries=4,
+        backoff=(0.5, 2.0), sleep=delays.append,
+    )  # fmt: skip
+    with pytest.raises(SourceError, match="failed 5 times in a row; last error: cannot open"):
+        list(source.frames())
+    assert delays == [0.5, 1.0, 2.0, 2.0]
+
+
+def test_a_stalled_server_times_out_instead_of_hanging():
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    accepted = []
+    thread = threading.Thread(target=lambda: accepted.append(server.accept()), daemon=True)
+    thread.start()
+    port = server.getsockname()[1]
+    start = time.monotonic()
+    source = LiveSource(f"tcp://127.0.0.1:{port}", open_timeout=1, read_timeout=1, max_retries=0)
+    with pytest.raises(SourceError, match=f"127.0.0.1:{port}"):
+        list(source.frames())
+    assert time.monotonic() - start < 15
+    server.close()
+
+
+def test_files_are_read_once_without_reconnecting(clip):
+    source = LiveSource(str(clip))
+    frames = list(source.frames())
+    assert len(frames) == 20 and source.stats.connections == 1
+
+
+def test_missing_file_and_missing_camera(tmp_path):
+    with pytest.raises(SourceError, match="video not found"):
+        LiveSource(str(tmp_path / "none.mp4"))
+    delays = []
+    camera = LiveSource(63, max_retries=1, sleep=delays.append)
+    with pytest.raises(SourceError, match="cannot open camera 63"):
+        list(camera.frames())
+    assert delays == [0.5]
+
+
+def test_close_from_another_thread_stops_the_stream(clip):
+    port = free_port()
+    with tcp_server(clip, port, realtime=True):
+        source = LiveSource(f"tcp://127.0.0.1:{port}", max_retries=0)
+        seen = []
+        for frame in source.frames():
+            seen.append(frame)
+            if len(seen) == 3:
+                threading.Thread(target=source.close).start()
+                time.sleep(0.3)
+    assert 3 <= len(seen) < 20
+
+
+def test_is_live():
+    assert is_live(0) and is_live("2") and is_live("rtsp://cam/1") and is_live("tcp://h:1")
+    assert not is_live("clip.mp4") and not is_live("/data/x.avi")
