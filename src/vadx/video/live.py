@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 import av
 import numpy as np
 
-from vadx.video.decode import VideoError, apply_rotation
+from vadx.video.decode import VideoError, frame_to_rgb
 
 NETWORK_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "http", "https", "tcp", "udp", "srt"})
 
@@ -157,8 +157,7 @@ class LiveSource:
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
             for frame in container.decode(stream):
-                rotation = round(getattr(frame, "rotation", 0) or 0)
-                yield apply_rotation(frame.to_ndarray(format="rgb24"), rotation)
+                yield frame_to_rgb(frame)
                 if self._closed:
                     return
 
