@@ -19,8 +19,9 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
     blocks = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
     assert blocks, "README has no python example"
     monkeypatch.chdir(tmp_path)
+    namespace: dict = {}  # the blocks build on each other, as in a reader's session
     for block in blocks:
-        exec(compile(block, "README.md", "exec"), {})
+        exec(compile(block, "README.md", "exec"), namespace)
     assert (tmp_path / "runs" / "small" / "config.json").is_file()
 
 

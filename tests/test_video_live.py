@@ -149,3 +149,23 @@ def test_close_from_another_thread_stops_the_stream(clip):
 def test_is_live():
     assert is_live(0) and is_live("2") and is_live("rtsp://cam/1") and is_live("tcp://h:1")
     assert not is_live("clip.mp4") and not is_live("/data/x.avi")
+
+
+def test_reads_an_http_stream(clip):
+    import functools
+    import http.server
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(clip.parent))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/{clip.name}"
+        source = LiveSource(url, max_retries=0)
+        frames = []
+        with pytest.raises(SourceError, match="ended"):  # a live source should not end
+            frames.extend(source.frames())
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert frame_numbers(np.stack([f.data for f in frames])) == list(range(20))

@@ -36,7 +36,7 @@ import numpy as np
 from vadx._version import __version__
 from vadx.data.masks import write_masks
 from vadx.errors import InputError
-from vadx.video.encode import atomic_path, write_mp4
+from vadx.video.encode import atomic_path, write_mp4, write_png
 
 SYNTH_CLASSES = ("fight", "shooting", "fire", "normal")
 SPLITS = ("train", "val", "test")
@@ -566,8 +566,9 @@ def generate(
     """Write a synthetic dataset to ``out``; returns the path of its ``manifest.json``.
 
     Layout: ``out/<split>/<class>/<clip>.mp4`` with ``<clip>.masks.npz`` (masks and frame
-    labels) beside each video — the folder-per-class layout — and ``out/manifest.json``
-    describing every clip (class, split, seed, anomaly start, mask area per frame).
+    labels) beside each video — the folder-per-class layout — ``out/manifest.json``
+    describing every clip (class, split, seed, anomaly start, mask area per frame), and
+    ``out/preview.png``: a first clip of each class, its anomaly outlined in green.
     """
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not (out / "manifest.json").is_file():
@@ -603,6 +604,7 @@ def generate(
         )
         if progress is not None:
             progress(done, len(jobs))
+    write_png(out / "preview.png", preview(config, background))
     manifest = {
         "generator": "vadx synth",
         "vadx_version": __version__,
@@ -614,3 +616,25 @@ def generate(
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
     return path
+
+
+def preview(config: SynthConfig, background: np.ndarray | None = None, columns: int = 6):
+    """Contact sheet: one row per class (its first training clip), frames spread over the
+    clip, the anomaly mask outlined in green."""
+    rows = []
+    for kind in config.classes:
+        clip = render_clip(kind, clip_seed(config.seed, kind, "train", 0), config.size,
+                           config.num_frames, background)  # fmt: skip
+        picks = np.linspace(0, config.num_frames - 1, columns).round().astype(int)
+        tiles = []
+        for t in picks:
+            tile = clip.frames[t].copy()
+            outline, _ = cv2.findContours(
+                clip.masks[t].astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE
+            )
+            cv2.drawContours(tile, outline, -1, (0, 255, 0), 1)
+            cv2.putText(tile, f"{kind} t={t}", (2, 10), cv2.FONT_HERSHEY_PLAIN, 0.7,
+                        (255, 255, 255), 1, cv2.LINE_AA)  # fmt: skip
+            tiles.append(np.pad(tile, ((1, 1), (1, 1), (0, 0))))
+        rows.append(np.concatenate(tiles, axis=1))
+    return np.concatenate(rows, axis=0)
