@@ -92,6 +92,8 @@ class VideoDataset(Dataset):
     check: bool = True
     progress: Callable[[int, int], None] | None = None
     skipped: list[tuple[str, str]] = field(default_factory=list, init=False)
+    #: frames in each sample's range (known once checked), the clip's source span
+    spans: list[int] = field(default_factory=list, init=False)
     epoch: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
@@ -110,8 +112,9 @@ class VideoDataset(Dataset):
         kept = []
         for done, sample in enumerate(samples, 1):
             try:
-                self._check(sample)
+                span = self._check(sample)
                 kept.append(sample)
+                self.spans.append(span)
             except (VadxError, OSError) as err:
                 if not self.skip_bad:
                     raise
@@ -128,7 +131,7 @@ class VideoDataset(Dataset):
             raise InputError("the dataset has no usable video")
         return kept
 
-    def _check(self, sample: VideoSample) -> None:
+    def _check(self, sample: VideoSample) -> int:
         info = probe(sample.source, fps=sample.fps)
         if sample.indices is not None:
             if max(sample.indices) >= info.num_frames:
@@ -136,7 +139,7 @@ class VideoDataset(Dataset):
                     f"{sample.source} has {info.num_frames} frames; the sample asks for frame "
                     f"{max(sample.indices)}"
                 )
-            return
+            return max(sample.indices) - min(sample.indices) + 1
         stop = info.num_frames if sample.stop is None else sample.stop
         if stop > info.num_frames:
             raise InputError(
@@ -147,6 +150,7 @@ class VideoDataset(Dataset):
                 f"{sample.source} has {stop - sample.start} frames in range, fewer than the "
                 f"{self.num_frames} a clip needs"
             )
+        return stop - sample.start
 
     def __len__(self) -> int:
         return len(self.samples)

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,12 +58,17 @@ class CheckpointInfo:
 
 
 def save_model(
-    model: CRNN, path: str | os.PathLike[str], metadata: dict[str, Any] | None = None
+    model: CRNN,
+    path: str | os.PathLike[str],
+    metadata: dict[str, Any] | None = None,
+    extra_files: Mapping[str, Callable[[Path], None]] | None = None,
 ) -> Path:
     """Write ``model`` to the checkpoint directory ``path`` atomically; returns ``path``.
 
-    An existing checkpoint at ``path`` is replaced; any other existing file or non-empty
-    directory is left alone and raises :class:`CheckpointError`.
+    ``extra_files`` maps file names to writers called with the file's staging path; they land
+    in the same atomic swap (a trainer's state beside the model it belongs to). An existing
+    checkpoint at ``path`` is replaced; any other existing file or non-empty directory is left
+    alone and raises :class:`CheckpointError`.
     """
     from safetensors.torch import save_file
 
@@ -92,6 +98,9 @@ def save_model(
         config = staging / CONFIG_FILE
         config.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         _fsync(config)
+        for name, write in (extra_files or {}).items():
+            write(staging / name)
+            _fsync(staging / name)
         _swap_into_place(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -220,17 +229,19 @@ def _checkpoint_dir(path: Path) -> Path:
 def _refuse_to_clobber(target: Path) -> None:
     if not target.exists():
         return
-    if target.is_dir() and (
-        not any(target.iterdir())
-        or (
-            (target / CONFIG_FILE).is_file()
-            and set(os.listdir(target)) <= {CONFIG_FILE, WEIGHTS_FILE}
-        )
-    ):
+    if target.is_dir() and (not any(target.iterdir()) or _is_checkpoint(target)):
         return
     raise CheckpointError(
         f"will not overwrite {target}: it exists and is not a vadx checkpoint; choose another path"
     )
+
+
+def _is_checkpoint(directory: Path) -> bool:
+    try:
+        document = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(document, dict) and document.get("format") == FORMAT
 
 
 def _swap_into_place(staging: Path, target: Path) -> None:

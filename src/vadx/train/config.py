@@ -1,0 +1,111 @@
+"""Training settings and presets.
+
+Defaults follow the reference: SGD at learning rate 0.01, L2 0.01 on the dense layers (as
+weight decay on the head's weights — Keras' ``kernel_regularizer``), brightness/flip/zoom
+augmentation, class weights for imbalanced data. Presets bundle a model size with training
+settings:
+
+* ``paper`` — the reference model (VGG19, 20 × 112², GRU 1024, MLP 512-128), SGD 0.01 without
+  momentum, up to 200 epochs, early stopping after 20: meant for a GPU.
+* ``cpu`` — the same shape made practical on 2 CPU cores: a VGG19 of 1/8 width on 64² frames,
+  10 frames a clip, GRU 128, MLP 64-32, SGD with momentum 0.9, 30 epochs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Literal
+
+from vadx.errors import ConfigError
+from vadx.models.config import CRNNConfig
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a CRNN is trained.
+
+    Attributes:
+        epochs: most epochs to run.
+        batch_size: clips per step (per process under DDP).
+        optimizer: ``"sgd"`` (reference) or ``"adamw"``.
+        lr: learning rate.
+        momentum: SGD momentum.
+        weight_decay: L2 on the head's weights (the reference's dense-layer L2 0.01).
+        schedule: ``"constant"`` or ``"cosine"`` (annealed to 0 over ``epochs``).
+        augment: brightness/flip/zoom augmentation of training clips.
+        class_weights: weight the loss by inverse class frequency.
+        patience: stop after this many epochs without a better validation score (0: never).
+        seed: seeds initialisation, shuffling, augmentation and dropout.
+        workers: decoding processes (None: CPU count, at most 8).
+        cache_features: compute a frozen backbone's per-frame features once and train the RNN
+            and head on them (needs ``freeze="all"`` and no augmentation).
+        val_fraction: share of the training data held out for validation when the dataset has
+            no validation split.
+    """
+
+    epochs: int = 200
+    batch_size: int = 8
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = 0.01
+    momentum: float = 0.0
+    weight_decay: float = 0.01
+    schedule: Literal["constant", "cosine"] = "constant"
+    augment: bool = True
+    class_weights: bool = True
+    patience: int = 20
+    seed: int = 0
+    workers: int | None = None
+    cache_features: bool = False
+    val_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.epochs >= 1, "epochs must be at least 1"),
+            (self.batch_size >= 1, "batch_size must be at least 1"),
+            (self.optimizer in ("sgd", "adamw"), "optimizer must be sgd or adamw"),
+            (self.lr > 0, "lr must be positive"),
+            (self.momentum >= 0 and self.weight_decay >= 0, "momentum and weight_decay ≥ 0"),
+            (self.schedule in ("constant", "cosine"), "schedule must be constant or cosine"),
+            (self.patience >= 0, "patience must be ≥ 0"),
+            (0 < self.val_fraction < 1, "val_fraction must be in (0, 1)"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(f"{message} (training settings {self})")
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        known = {f.name for f in fields(self)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise ConfigError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+PRESETS: dict[str, tuple[dict[str, Any], TrainConfig]] = {
+    "paper": ({}, TrainConfig()),
+    "cpu": (
+        {
+            "backbone_args": {"width": 0.125},
+            "num_frames": 10,
+            "frame_size": (64, 64),
+            "rnn_hidden": 128,
+            "head_hidden": (64, 32),
+            "dropout": 0.3,
+        },
+        TrainConfig(epochs=30, batch_size=8, momentum=0.9, lr=0.01, patience=8, weight_decay=1e-3),
+    ),
+}
+
+
+def preset(
+    name: str, class_names: tuple[str, ...], normal_class: str | None
+) -> tuple[CRNNConfig, TrainConfig]:
+    """The model configuration and training settings of preset ``name``."""
+    if name not in PRESETS:
+        raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+    model_args, training = PRESETS[name]
+    config = CRNNConfig(class_names=class_names, normal_class=normal_class, **model_args)
+    return config, training

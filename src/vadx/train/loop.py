@@ -1,0 +1,320 @@
+"""The training loop: epochs of training and validation, checkpoints, resume, DDP.
+
+``run/`` after training::
+
+    last/       checkpoint of the latest epoch + trainer state (what --resume continues from)
+    best/       checkpoint with the best validation macro-F1 (ties: lower validation loss)
+    history.json  one entry per epoch: losses, accuracy, macro-F1, learning rate, clips/s
+
+Each epoch's randomness (shuffling, augmentation, dropout) is a function of the seed and the
+epoch, and the dropout RNG is saved with ``last``: a run killed at any point and resumed ends
+exactly where an uninterrupted run with the same seed ends (on CPU).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler, TensorDataset
+
+from vadx.data.dataset import VideoDataset, collate_clips, make_loader
+from vadx.errors import ConfigError, InputError
+from vadx.models.checkpoint import load_model, save_model
+from vadx.models.crnn import CRNN
+from vadx.train import distributed
+from vadx.train.config import TrainConfig
+from vadx.train.state import optimizer_from_files, read_trainer_state, writers
+from vadx.video.encode import atomic_path
+
+Progress = Callable[[str, int, int, dict[str, float]], None]
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    """Metrics of one epoch."""
+
+    epoch: int
+    train_loss: float
+    train_accuracy: float
+    val_loss: float
+    val_accuracy: float
+    val_macro_f1: float
+    lr: float
+    seconds: float
+    clips_per_second: float
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What :func:`train` produced."""
+
+    best: Path
+    last: Path
+    history: list[EpochResult]
+    best_epoch: int
+    stopped_early: bool
+
+
+class _Step(nn.Module):
+    """What one training step runs: the whole CRNN, or RNN + head on cached features."""
+
+    def __init__(self, model: CRNN, cached: bool) -> None:
+        super().__init__()
+        self.model, self.cached = model, cached
+
+    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.model.forward_features(inputs) if self.cached else self.model(inputs)
+
+
+def class_weights(labels: np.ndarray, num_classes: int, names: tuple[str, ...]) -> torch.Tensor:
+    """``N / (K · n_k)`` per class: rare classes weigh more (sklearn's "balanced")."""
+    counts = np.bincount(labels, minlength=num_classes)
+    present = counts > 0
+    if present.sum() < 2:
+        raise InputError(
+            "training needs clips of at least two classes; found only "
+            + ", ".join(f"{names[k]} ({counts[k]})" for k in np.flatnonzero(present))
+        )
+    weights = np.where(present, len(labels) / (present.sum() * np.maximum(counts, 1)), 0.0)
+    return torch.tensor(weights, dtype=torch.float32)
+
+
+def make_optimizer(model: CRNN, config: TrainConfig) -> torch.optim.Optimizer:
+    """SGD or AdamW; weight decay only on the head's weights (the reference's dense L2)."""
+    decayed = [p for n, p in model.head.named_parameters() if n.endswith("weight")]
+    decayed_ids = {id(p) for p in decayed}
+    rest = [p for p in model.parameters() if p.requires_grad and id(p) not in decayed_ids]
+    groups = [
+        {"params": decayed, "weight_decay": config.weight_decay},
+        {"params": rest, "weight_decay": 0.0},
+    ]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
+    return torch.optim.AdamW(groups, lr=config.lr)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
+    if config.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    return None
+
+
+class _CachedFeatures:
+    """Per-frame features of every clip of a dataset, computed once with a frozen backbone."""
+
+    def __init__(self, model: CRNN, dataset: VideoDataset, config: TrainConfig, progress):
+        loader = make_loader(dataset, batch_size=config.batch_size, workers=config.workers)
+        features, labels, done = [], [], 0
+        model.eval()
+        with torch.no_grad():
+            for batch in loader:
+                features.append(model.frame_features(batch["clip"].to(_device(model))).cpu())
+                labels.append(batch["label"])
+                done += len(batch["label"])
+                if progress is not None:
+                    progress("caching features", done, len(dataset), {})
+        self.data = TensorDataset(torch.cat(features), torch.cat(labels))
+
+
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
+
+
+def train(
+    model: CRNN,
+    train_set: VideoDataset,
+    val_set: VideoDataset,
+    out: str | Path,
+    config: TrainConfig | None = None,
+    resume: bool = False,
+    progress: Progress | None = None,
+    metadata: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Train ``model`` on ``train_set``, validating on ``val_set`` each epoch; see the module.
+
+    With ``resume=True`` the model, optimizer, scheduler, RNG and history are restored from
+    ``out/last`` and training continues with the next epoch.
+    """
+    out = Path(out)
+    config = config or TrainConfig()
+    rank, world = distributed.rank(), distributed.world_size()
+    if config.cache_features:
+        if model.config.freeze != "all":
+            raise ConfigError("feature caching needs a frozen backbone (freeze='all')")
+        if train_set.augment is not None:
+            raise ConfigError(
+                "feature caching needs training without augmentation: augmented frames give "
+                "new features every epoch"
+            )
+    if train_set.class_names != model.class_names:
+        raise InputError(
+            f"the data's classes ({', '.join(train_set.class_names)}) are not the model's "
+            f"({', '.join(model.class_names)})"
+        )
+    weights = class_weights(train_set.labels, model.num_classes, model.class_names)
+    if not config.class_weights:
+        weights = (weights > 0).float()
+    device = _device(model)
+    optimizer = make_optimizer(model, config)
+    scheduler = make_scheduler(optimizer, config)
+    history: list[EpochResult] = []
+    start_epoch, best_score, best_epoch, waited = 0, (-math.inf, math.inf), -1, 0
+    if resume:
+        last = out / "last"
+        if not last.is_dir():
+            raise InputError(f"nothing to resume: {last} does not exist")
+        model.load_state_dict(load_model(last, device=device).state_dict())
+        tensors, state = read_trainer_state(last)
+        optimizer_from_files(optimizer, tensors, state["optimizer"])
+        if scheduler is not None and state["scheduler"] is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(tensors["rng.torch"])
+        history = [EpochResult(**entry) for entry in state["history"]]
+        start_epoch = state["epoch"] + 1
+        best_score, best_epoch = tuple(state["best_score"]), state["best_epoch"]
+        waited = state["waited"]
+        if state.get("finished"):
+            return TrainResult(out / "best", last, history, best_epoch, state["stopped_early"])
+    cached = config.cache_features
+    train_data: Dataset = train_set
+    val_data: Dataset = val_set
+    if cached:
+        train_data = _CachedFeatures(model, train_set, config, progress).data
+        val_data = _CachedFeatures(model, val_set, config, progress).data
+    step = distributed.wrap(_Step(model, cached))
+    loss_fn = nn.CrossEntropyLoss(weight=weights.to(device))
+    stopped_early = False
+    extra = dict(metadata or {}, train_config=config.to_dict())
+    for epoch in range(start_epoch, config.epochs):
+        train_set.set_epoch(epoch)
+        began = time.perf_counter()
+        train_loss, train_accuracy, seen = _run_epoch(
+            step, train_data, config, epoch, loss_fn, optimizer, progress, cached
+        )
+        train_seconds = time.perf_counter() - began
+        val_loss, val_accuracy, val_f1 = _validate(step, val_data, config, loss_fn, cached)
+        if scheduler is not None:
+            scheduler.step()
+        result = EpochResult(
+            epoch=epoch,
+            train_loss=train_loss,
+            train_accuracy=train_accuracy,
+            val_loss=val_loss,
+            val_accuracy=val_accuracy,
+            val_macro_f1=val_f1,
+            lr=optimizer.param_groups[0]["lr"],
+            seconds=time.perf_counter() - began,
+            clips_per_second=seen * world / max(train_seconds, 1e-9),
+        )
+        history.append(result)
+        score = (val_f1, val_loss)
+        improved = score[0] > best_score[0] or (
+            score[0] == best_score[0] and score[1] < best_score[1]
+        )
+        if improved:
+            best_score, best_epoch, waited = score, epoch, 0
+        else:
+            waited += 1
+        stopped_early = config.patience > 0 and waited >= config.patience
+        finished = stopped_early or epoch == config.epochs - 1
+        if rank == 0:
+            info = dict(extra, epoch=epoch, metrics=asdict(result))
+            if improved:
+                save_model(model, out / "best", metadata=info)
+            progress_state = {
+                "epoch": epoch,
+                "best_score": list(best_score),
+                "best_epoch": best_epoch,
+                "waited": waited,
+                "finished": finished,
+                "stopped_early": stopped_early,
+                "history": [asdict(h) for h in history],
+            }
+            save_model(model, out / "last", metadata=info,
+                       extra_files=writers(optimizer, scheduler, progress_state))  # fmt: skip
+            _write_history(out / "history.json", history, best_epoch)
+        if progress is not None:
+            progress("epoch", epoch + 1, config.epochs, asdict(result))
+        distributed.barrier()
+        if stopped_early:
+            break
+    return TrainResult(out / "best", out / "last", history, best_epoch, stopped_early)
+
+
+def _loader(data: Dataset, config: TrainConfig, epoch: int, shuffle: bool, cached: bool):
+    generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+    if distributed.world_size() > 1:
+        sampler = torch.utils.data.DistributedSampler(data, shuffle=shuffle, seed=config.seed)
+        sampler.set_epoch(epoch)
+    else:
+        sampler = RandomSampler(data, generator=generator) if shuffle else SequentialSampler(data)
+    if cached:
+        return DataLoader(data, batch_size=config.batch_size, sampler=sampler)
+    workers = config.workers if config.workers is not None else min(8, torch.get_num_threads())
+    return DataLoader(
+        data,
+        batch_size=config.batch_size,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate_clips,
+        generator=generator,
+    )
+
+
+def _unpack(batch, cached: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    return (batch[0], batch[1]) if cached else (batch["clip"], batch["label"])
+
+
+def _run_epoch(step, data, config, epoch, loss_fn, optimizer, progress, cached):
+    step.train()
+    device = next(step.parameters()).device
+    total_loss, correct, seen = 0.0, 0, 0
+    loader = _loader(data, config, epoch, shuffle=True, cached=cached)
+    for inputs, labels in (_unpack(b, cached) for b in loader):
+        inputs, labels = inputs.to(device), labels.to(device)
+        optimizer.zero_grad(set_to_none=True)
+        logits = step(inputs)
+        loss = loss_fn(logits, labels)
+        loss.backward()
+        optimizer.step()
+        total_loss += loss.item() * len(labels)
+        correct += int((logits.argmax(1) == labels).sum())
+        seen += len(labels)
+        if progress is not None:
+            running = {"loss": total_loss / seen, "accuracy": correct / seen}
+            progress("train", seen, len(loader.sampler), running)
+    return total_loss / max(seen, 1), correct / max(seen, 1), seen
+
+
+def _validate(step, data, config, loss_fn, cached):
+    from sklearn.metrics import f1_score
+
+    step.eval()
+    device = next(step.parameters()).device
+    logits_all, labels_all = [], []
+    with torch.no_grad():
+        for inputs, labels in (_unpack(b, cached) for b in _loader(data, config, 0, False, cached)):
+            logits_all.append(step(inputs.to(device)).cpu())
+            labels_all.append(labels)
+    logits, labels = distributed.gather(torch.cat(logits_all), torch.cat(labels_all))
+    logits, labels = logits[: len(data)], labels[: len(data)]  # DistributedSampler's padding
+    loss = float(loss_fn(logits.to(device), labels.to(device)))
+    predictions = logits.argmax(1).numpy()
+    accuracy = float((predictions == labels.numpy()).mean())
+    f1 = float(f1_score(labels.numpy(), predictions, average="macro", zero_division=0))
+    return loss, accuracy, f1
+
+
+def _write_history(path: Path, history: list[EpochResult], best_epoch: int) -> None:
+    document = {"best_epoch": best_epoch, "epochs": [asdict(h) for h in history]}
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
