@@ -251,14 +251,17 @@ def train(
 
 
 def _loader(data: Dataset, config: TrainConfig, epoch: int, shuffle: bool, cached: bool):
-    generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+    # the order of clips depends on (seed, epoch) only: its own generator, which the
+    # DataLoader (drawing worker seeds) does not touch
+    order = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
+    generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch + 50_000)
     if distributed.world_size() > 1:
         sampler = torch.utils.data.DistributedSampler(data, shuffle=shuffle, seed=config.seed)
         sampler.set_epoch(epoch)
     else:
-        sampler = RandomSampler(data, generator=generator) if shuffle else SequentialSampler(data)
-    if cached:
-        return DataLoader(data, batch_size=config.batch_size, sampler=sampler)
+        sampler = RandomSampler(data, generator=order) if shuffle else SequentialSampler(data)
+    if cached:  # a generator even without workers: else the loader draws from the global RNG
+        return DataLoader(data, batch_size=config.batch_size, sampler=sampler, generator=generator)
     workers = config.workers if config.workers is not None else min(8, torch.get_num_threads())
     return DataLoader(
         data,
