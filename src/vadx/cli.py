@@ -169,6 +169,187 @@ def backbones() -> None:
     console.print(table)
 
 
+@app.command("train")
+def train_command(
+    data: Annotated[
+        Path,
+        typer.Argument(
+            help="Dataset: a folder (class folders, optionally "
+            "under train/ and val/) or a list file."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Run directory (best/, last/, history).")],
+    preset: Annotated[str, typer.Option(help="paper (reference sizes, GPU) or cpu.")] = "cpu",
+    val: Annotated[
+        Path | None,
+        typer.Option(help="Validation data (default: val/ split, else a stratified 20% of train)."),
+    ] = None,
+    start_from: Annotated[Path | None, typer.Option(help="Fine-tune this checkpoint.")] = None,
+    backbone: Annotated[str | None, typer.Option(help="Backbone (see `vadx backbones`).")] = None,
+    width: Annotated[float | None, typer.Option(help="VGG19 channel multiplier.")] = None,
+    weights: Annotated[
+        str | None, typer.Option(help="Backbone weights: file, URL or 'imagenet' (shipped ones).")
+    ] = None,
+    freeze: Annotated[str | None, typer.Option(help="none, all or N trainable units.")] = None,
+    frames: Annotated[int | None, typer.Option(help="Clip length T.")] = None,
+    size: Annotated[int | None, typer.Option(help="Frame side in pixels.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Most epochs.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Clips per step.")] = None,
+    optimizer: Annotated[str | None, typer.Option(help="sgd or adamw.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
+    schedule: Annotated[str | None, typer.Option(help="constant or cosine.")] = None,
+    patience: Annotated[int | None, typer.Option(help="Early-stopping patience (0: off).")] = None,
+    augment: Annotated[bool | None, typer.Option("--augment/--no-augment")] = None,
+    cache_features: Annotated[bool, typer.Option(help="Cache a frozen backbone's features.")] = (
+        False
+    ),
+    seed: Annotated[int | None, typer.Option(help="Seed of everything random.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Decoding processes.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
+    skip_bad: Annotated[bool, typer.Option(help="Leave out unreadable videos (counted).")] = (
+        False
+    ),
+) -> None:
+    """Train a CRNN on labelled videos; checkpoints each epoch, the best one kept."""
+    from vadx.train.session import train_from_path
+
+    model_changes = {
+        key: value
+        for key, value in {
+            "backbone": backbone,
+            "backbone_args": None if width is None else {"width": width},
+            "freeze": None if freeze is None else _freeze_value(freeze),
+            "num_frames": frames,
+            "frame_size": None if size is None else (size, size),
+        }.items()
+        if value is not None
+    }
+    if backbone is not None and width is None:
+        model_changes["backbone_args"] = {}
+    train_changes = {
+        key: value
+        for key, value in {
+            "epochs": epochs, "batch_size": batch_size, "optimizer": optimizer, "lr": lr,
+            "schedule": schedule, "patience": patience, "augment": augment, "seed": seed,
+            "workers": workers, "cache_features": cache_features or None,
+        }.items()
+        if value is not None
+    }  # fmt: skip
+    with _training_progress() as progress:
+        result = train_from_path(
+            data, out, preset, model_changes, train_changes, start_from=start_from,
+            backbone_weights=weights, val=val, resume=resume, skip_bad=skip_bad,
+            progress=progress,
+        )  # fmt: skip
+    best = result.history[result.best_epoch] if result.history else None
+    console.print(
+        f"best epoch {result.best_epoch + 1}: val accuracy {best.val_accuracy:.1%}, macro-F1 "
+        f"{best.val_macro_f1:.3f}"
+        if best
+        else "no epoch ran"
+    )
+    console.print(f"best model: {result.best}\nresume with: vadx train {data} --out {out} --resume")
+
+
+@contextlib.contextmanager
+def _training_progress():
+    """Bars for epochs and for the steps of the current epoch, with loss and accuracy."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("{task.fields[info]}"))  # fmt: skip
+    with Progress(*columns, console=err_console) as bars:
+        epochs = bars.add_task("epochs", total=None, info="")
+        steps = bars.add_task("train", total=None, info="")
+
+        def update(phase: str, done: int, total: int, info: dict) -> None:
+            if phase == "epoch":
+                text = (
+                    f"loss {info['train_loss']:.3f}  val acc {info['val_accuracy']:.1%}  "
+                    f"F1 {info['val_macro_f1']:.3f}  {info['clips_per_second']:.1f} clips/s"
+                )
+                bars.update(epochs, completed=done, total=total, info=text)
+            else:
+                text = f"loss {info['loss']:.3f} acc {info['accuracy']:.1%}" if info else ""
+                bars.update(steps, description=phase, completed=done, total=total, info=text)
+
+        yield update
+
+
+@app.command("evaluate")
+def evaluate_command(
+    model: ModelPath,
+    data: Annotated[Path, typer.Argument(help="Labelled clips: a folder or a list file.")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the metrics.")],
+    split: Annotated[str | None, typer.Option(help="Split folder (default: test).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Clips per batch.")] = 8,
+    workers: Annotated[int | None, typer.Option(help="Decoding processes.")] = None,
+) -> None:
+    """Accuracy, per-class precision/recall/F1, ROC-AUC and the confusion matrix."""
+    from vadx.data.dataset import VideoDataset
+    from vadx.evaluate import classification_metrics, predict, write_evaluation
+    from vadx.models import load_model
+    from vadx.train.data import load_samples, split_names
+
+    loaded = load_model(model)
+    if split is None and data.is_dir():
+        split = split_names(data).get("test")
+    samples, classes = load_samples(data, loaded.class_names, split)
+    config = loaded.config
+    dataset = VideoDataset(
+        samples, classes, num_frames=config.num_frames, frame_size=config.frame_size,
+        mean=config.mean, std=config.std,
+    )  # fmt: skip
+    with _progress("evaluating") as advance:
+        probabilities, labels = predict(loaded, dataset, batch_size, workers, advance)
+    metrics = classification_metrics(probabilities, labels, classes, config.normal_class)
+    write_evaluation(out, metrics, probabilities, labels, [str(s.source) for s in dataset.samples])
+    table = Table("class", "precision", "recall", "F1", "ROC-AUC", "clips")
+    for name, row in metrics["per_class"].items():
+        auc = "-" if row["roc_auc"] is None else f"{row['roc_auc']:.3f}"
+        table.add_row(name, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}",
+                      auc, str(row["support"]))  # fmt: skip
+    console.print(table)
+    console.print(
+        f"accuracy {metrics['accuracy']:.1%}, macro-F1 {metrics['macro_f1']:.3f}, weighted-F1 "
+        f"{metrics['weighted_f1']:.3f}; wrote {out}/metrics.json, confusion.png, predictions.csv"
+    )
+
+
+@app.command("detect")
+def detect_command(
+    model: ModelPath,
+    video: Annotated[Path, typer.Argument(help="A video file (or a folder of frames).")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write events, scores, video.")],
+    stride: Annotated[int | None, typer.Option(help="Frames between window starts.")] = None,
+    step: Annotated[int | None, typer.Option(help="Frames between a window's frames.")] = None,
+    smooth: Annotated[int, typer.Option(help="Frames of score smoothing.")] = 5,
+    on: Annotated[float, typer.Option(help="Anomaly score that starts an event.")] = 0.5,
+    off: Annotated[float, typer.Option(help="Anomaly score that ends it.")] = 0.35,
+    min_frames: Annotated[int, typer.Option(help="Shortest event, in frames.")] = 3,
+    annotate: Annotated[bool, typer.Option(help="Write annotated.mp4.")] = True,
+) -> None:
+    """Find anomalies over a whole video: events, per-frame scores, an annotated video."""
+    from vadx.detect import DetectConfig, detect, write_detection
+    from vadx.models import load_model
+
+    loaded = load_model(model)
+    config = DetectConfig(stride=stride, step=step, smooth=smooth, on=on, off=off,
+                          min_frames=min_frames)  # fmt: skip
+    with _progress("detecting") as advance:
+        result = detect(loaded, video, config, progress=lambda _, d, t: advance(d, t))
+        write_detection(out, result, video, loaded.checkpoint.model_id, annotate,
+                        progress=lambda _, d, t: advance(d, t))  # fmt: skip
+    table = Table("class", "start", "end", "peak", title=f"{len(result.events)} event(s)")
+    for event in result.events:
+        table.add_row(event.class_name, f"{event.start_time:.2f} s (frame {event.start_frame})",
+                      f"{event.end_time:.2f} s (frame {event.end_frame})",
+                      f"{event.peak_probability:.0%}")  # fmt: skip
+    console.print(table)
+    console.print(f"wrote {out}/events.json, scores.csv, scores.png"
+                  + (", annotated.mp4" if annotate else ""))  # fmt: skip
+
+
 @app.command()
 def synth(
     out: Annotated[Path, typer.Argument(help="Folder to write the dataset to.")],
@@ -244,18 +425,41 @@ def demo(
     out: Annotated[Path, typer.Option(help="Where to write the demo's outputs.")] = Path(
         "demo-out"
     ),
-    full_size: Annotated[
-        bool, typer.Option(help="Also time the full-size reference model on one clip.")
-    ] = True,
+    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 25,
+    clips: Annotated[str, typer.Option(help="Clips per class in train,val,test.")] = "80,16,16",
 ) -> None:
-    """Foundation smoke demo: build, run, save, reload and describe a CRNN.
+    """The whole system on built-in defaults: synthesise, train, evaluate, detect.
 
-    The full demo (synthetic data, training, detection, explanation) comes with the training
-    work; this one shows the model layer working end to end on this machine.
+    Runs offline on a CPU in about 10 minutes; run it again to continue where it stopped.
     """
-    from vadx.smoke import run_smoke_demo
+    from vadx.demo import DemoSettings, run_demo
 
-    run_smoke_demo(out, console, full_size=full_size)
+    counts = _int_list("--clips", clips)
+    if len(counts) != 3:
+        raise VadxError(f"--clips takes three counts (train,val,test), got {clips!r}")
+    settings = DemoSettings(clips=counts, epochs=epochs)  # type: ignore[arg-type]
+    with _training_progress() as progress:
+        summary = run_demo(out, settings, say=lambda text: err_console.print(text),
+                           progress=progress)  # fmt: skip
+    console.rule("vadx demo")
+    console.print(
+        f"test accuracy {summary['test_accuracy']:.1%} (macro-F1 {summary['test_macro_f1']:.3f}) "
+        f"after {summary['epochs_run']} epochs"
+    )
+    for match in summary["matches"]:
+        if match["found"]:
+            console.print(
+                f"  {match['class']:<9} frames {match['start']}–{match['end']}: found at "
+                f"{match['detected_start']}–{match['detected_end']}"
+                + ("" if match["within_tolerance"] else " (boundaries off by more than a window)")
+            )
+        else:
+            console.print(f"  {match['class']:<9} frames {match['start']}–{match['end']}: missed")
+    extra = len(summary["detected_events"]) - summary["events_found"]
+    console.print(f"  {max(extra, 0)} other detected event(s)")
+    for name, path in summary["paths"].items():
+        console.print(f"{name:>10}: {path}")
+    console.print(f"   summary: {out / 'summary.json'}")
 
 
 def _int_list(option: str, text: str) -> tuple[int, ...]:

@@ -485,6 +485,48 @@ def render_clip(
         raise InputError(
             f"unknown synthetic class {kind!r}; choose from {', '.join(SYNTH_CLASSES)}"
         )
+    schedule = [(kind, 0, num_frames)] if kind in ANOMALIES else []
+    frames, masks, labels, events, details = _render(
+        seed, size, num_frames, background, schedule, include_anomaly
+    )
+    start = events[0][1] if events else None
+    return SynthClip(kind, frames, masks, (labels >= 0).astype(np.int64), start, details)
+
+
+@dataclass
+class SynthVideo:
+    """A long scene with several anomalies: frames, masks, per-frame class (-1: normal) and
+    the true events ``(class, first frame, last frame)``."""
+
+    frames: np.ndarray
+    masks: np.ndarray
+    frame_classes: np.ndarray
+    events: list[tuple[str, int, int]]
+
+
+def render_long(
+    seed: int | tuple[int, ...],
+    schedule: list[tuple[str, int]],
+    size: tuple[int, int] = (112, 112),
+    background: np.ndarray | None = None,
+) -> SynthVideo:
+    """One continuous scene through ``schedule`` — ``(class, frames)`` segments in order,
+    e.g. ``[("normal", 60), ("fight", 50), ("normal", 40), ("fire", 60)]``. Each anomaly
+    starts at a random frame of its segment and lasts to the segment's end."""
+    for kind, length in schedule:
+        if kind not in SYNTH_CLASSES or length < 8:
+            raise InputError(f"bad segment ({kind!r}, {length}): a class and at least 8 frames")
+    placed, offset = [], 0
+    for kind, length in schedule:
+        if kind in ANOMALIES:
+            placed.append((kind, offset, length))
+        offset += length
+    frames, masks, labels, events, _ = _render(seed, size, offset, background, placed, True)
+    return SynthVideo(frames, masks, labels, events)
+
+
+def _render(seed, size, num_frames, background, schedule, include_anomaly):
+    """The renderer behind :func:`render_clip` and :func:`render_long`."""
     height, width = size
     scene_seed, walk_seed, anomaly_seed, draw_seed, noise_seed = np.random.SeedSequence(seed).spawn(
         5
@@ -492,11 +534,14 @@ def render_clip(
     scene = Scene.random(np.random.default_rng(scene_seed), size, num_frames, background)
     walk_rng, noise_rng = np.random.default_rng(walk_seed), np.random.default_rng(noise_seed)
     draw_rng = np.random.default_rng(draw_seed)
-    anomaly = None
-    if kind in ANOMALIES:
-        anomaly = ANOMALIES[kind](np.random.default_rng(anomaly_seed), size, num_frames)
+    seeds = [anomaly_seed] if len(schedule) == 1 else anomaly_seed.spawn(len(schedule))
+    actors = [
+        (kind, offset, length, ANOMALIES[kind](np.random.default_rng(s), size, length))
+        for (kind, offset, length), s in zip(schedule, seeds, strict=True)
+    ]
     frames = np.empty((num_frames, height, width, 3), np.uint8)
     masks = np.zeros((num_frames, height, width), bool)
+    labels = np.full(num_frames, -1, np.int64)
     for t in range(num_frames):
         canvas = Canvas(scene.ground.frame(t))
         # painter's order: whatever stands lower in the picture is nearer and drawn later
@@ -506,10 +551,14 @@ def render_clip(
             layers.append((person.y, partial(_draw_walker, canvas, person, height)))
         for x, y, w, h in scene.obstacles:
             layers.append((y, partial(canvas.rectangle, (x, y - h), (x + w, y), OBSTACLE, -1)))
-        if anomaly is not None:
-            anomaly.advance(t, draw_rng)
-            if include_anomaly:
-                layers.append((anomaly.depth(), partial(anomaly.draw, canvas, t, draw_rng)))
+        active = None
+        for kind, offset, length, anomaly in actors:
+            if offset <= t < offset + length:
+                active = (kind, t - offset, anomaly)
+                anomaly.advance(t - offset, draw_rng)
+                if include_anomaly:
+                    draw = partial(anomaly.draw, canvas, t - offset, draw_rng)
+                    layers.append((anomaly.depth(), draw))
         for _, draw in sorted(layers, key=lambda layer: layer[0]):
             draw()
         if scene.lamp is not None and t % scene.lamp[2] == 0:
@@ -525,16 +574,14 @@ def render_clip(
         image *= scene.lighting(t, num_frames)
         image += noise_rng.normal(0, scene.noise_sigma, image.shape).astype(np.float32)
         frames[t] = np.clip(image, 0, 255).astype(np.uint8)
-        if anomaly is not None and include_anomaly and t >= anomaly.start:
-            masks[t] = canvas.ids >= ANOMALY_ID
-    labels = np.zeros(num_frames, np.int64)
-    if anomaly is not None:
-        labels[anomaly.start :] = 1
+        if active is not None and active[1] >= active[2].start:
+            labels[t] = SYNTH_CLASSES.index(active[0])
+            if include_anomaly:
+                masks[t] = canvas.ids >= ANOMALY_ID
+    events = [(kind, offset + a.start, offset + length - 1) for kind, offset, length, a in actors]
     details = {"light": scene.light, "walkers": len(scene.walkers), "lamp": scene.lamp is not None,
                "shadow": scene.shadow is not None}  # fmt: skip
-    return SynthClip(
-        kind, frames, masks, labels, None if anomaly is None else anomaly.start, details
-    )
+    return frames, masks, labels, events, details
 
 
 def _draw_walker(canvas: Canvas, person: Person, height: int) -> None:

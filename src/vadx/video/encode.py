@@ -58,6 +58,61 @@ def pad_to_even(frames: np.ndarray) -> np.ndarray:
     return np.pad(frames, pad, mode="edge") if height % 2 or width % 2 else frames
 
 
+class Mp4Writer:
+    """Frames in, browser-playable H.264 MP4 out, one frame at a time (long videos).
+
+    ``with Mp4Writer(path, fps, size=(H, W)) as video: video.write(frame)``; the file appears
+    under its name only when the block ends without an error. See :func:`write_mp4` for
+    ``reproducible``.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        fps: float,
+        size: tuple[int, int],
+        crf: int = 18,
+        reproducible: bool = True,
+    ) -> None:
+        if not fps > 0:
+            raise InputError(f"fps must be positive, got {fps}")
+        self.path, self.size = Path(path), (int(size[0]), int(size[1]))
+        self.rate = Fraction(fps).limit_denominator(1001)
+        fixed = {"threads": "1", "x264-params": "mbtree=0"} if reproducible else {}
+        self.options = {"crf": str(crf), "preset": "medium", **fixed}
+        self.count = 0
+
+    def __enter__(self) -> Mp4Writer:
+        self._staging = atomic_path(self.path)
+        tmp = self._staging.__enter__()
+        self._container = av.open(str(tmp), "w", format="mp4", options={"movflags": "+faststart"})
+        self._stream = self._container.add_stream("libx264", rate=self.rate)
+        height, width = self.size
+        self._stream.width, self._stream.height = width + width % 2, height + height % 2
+        self._stream.pix_fmt = "yuv420p"
+        self._stream.options = self.options
+        return self
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one uint8 RGB ``(H, W, 3)`` frame of the writer's size."""
+        frames = check_frames(frame)
+        if frames.shape[1:3] != self.size or len(frames) != 1:
+            raise InputError(f"expected one {self.size} frame, got {frames.shape}")
+        video = av.VideoFrame.from_ndarray(pad_to_even(frames)[0], format="rgb24")
+        video = video.reformat(format="yuv420p")
+        video.pts, video.time_base = self.count, 1 / self.rate
+        self._container.mux(self._stream.encode(video))
+        self.count += 1
+
+    def __exit__(self, kind, error, trace) -> None:
+        try:
+            if kind is None:
+                self._container.mux(self._stream.encode())
+        finally:
+            self._container.close()
+            self._staging.__exit__(kind, error, trace)
+
+
 def write_mp4(
     path: str | os.PathLike[str],
     frames: np.ndarray,
@@ -74,22 +129,10 @@ def write_mp4(
     25 under CPU load, and its mb-tree lookahead up to 6 in 30 depending on heap contents.
     ``reproducible=False`` lets libx264 use every core and mb-tree, for long, large videos.
     """
-    frames = pad_to_even(check_frames(frames))
-    if not fps > 0:
-        raise InputError(f"fps must be positive, got {fps}")
-    rate = Fraction(fps).limit_denominator(1001)
-    options = {"movflags": "+faststart"}
-    with atomic_path(path) as tmp, av.open(str(tmp), "w", format="mp4", options=options) as out:
-        stream = out.add_stream("libx264", rate=rate)
-        stream.width, stream.height = frames.shape[2], frames.shape[1]
-        stream.pix_fmt = "yuv420p"
-        fixed = {"threads": "1", "x264-params": "mbtree=0"} if reproducible else {}
-        stream.options = {"crf": str(crf), "preset": "medium", **fixed}
-        for number, array in enumerate(frames):
-            frame = av.VideoFrame.from_ndarray(array, format="rgb24").reformat(format="yuv420p")
-            frame.pts, frame.time_base = number, 1 / rate
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode())
+    frames = check_frames(frames)
+    with Mp4Writer(path, fps, frames.shape[1:3], crf, reproducible) as writer:
+        for frame in frames:
+            writer.write(frame)
     return Path(path)
 
 

@@ -1,0 +1,343 @@
+"""Anomalies over a whole video: ``vadx detect MODEL VIDEO --out DIR``.
+
+Sliding windows of the model's clip length cover the video (``stride`` frames apart, their
+frames ``step`` apart — by default as far apart as the frames of the model's training clips).
+The CNN runs **once per frame**: per-frame features are computed once and every window reuses
+them, so only the small RNN + head runs per window. Each frame's class probabilities are the
+mean over the windows that span it; the anomaly score ``1 − p(normal)`` is smoothed, and events
+are found with hysteresis: one starts where the score reaches ``on`` and ends where it falls
+below ``off``. An event's class is the anomaly class most probable over its frames.
+
+Outputs: ``events.json``, ``scores.csv`` (per frame), ``scores.png`` (scores over time with the
+events), ``annotated.mp4`` (each frame with "Fight: 98%", red while an event is on).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from vadx._version import __version__
+from vadx.errors import InputError
+from vadx.models.crnn import CRNN
+from vadx.video.decode import VideoInfo, VideoReader
+from vadx.video.encode import Mp4Writer, atomic_path
+from vadx.video.preprocess import fit_frames, frames_to_clip
+from vadx.video.sampling import Window, sliding_windows
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    """Settings of :func:`detect`.
+
+    Attributes:
+        stride: frames between window starts (default: a quarter of a window's span).
+        step: frames between a window's frames (default: the training clips' spacing, from the
+            checkpoint; 1 if unknown).
+        smooth: frames of the centred moving average applied to the anomaly score.
+        on, off: hysteresis thresholds of the anomaly score (``on ≥ off``).
+        min_frames: shortest event kept.
+        batch_size: frames per CNN batch.
+    """
+
+    stride: int | None = None
+    step: int | None = None
+    smooth: int = 5
+    on: float = 0.5
+    off: float = 0.35
+    min_frames: int = 3
+    batch_size: int = 32
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.off <= self.on <= 1:
+            raise InputError(f"thresholds need 0 ≤ off ≤ on ≤ 1, got on={self.on} off={self.off}")
+        for name in ("stride", "step"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise InputError(f"{name} must be at least 1, got {value}")
+        if self.smooth < 1 or self.min_frames < 1 or self.batch_size < 1:
+            raise InputError("smooth, min_frames and batch_size must be at least 1")
+
+
+@dataclass(frozen=True)
+class Event:
+    """An anomaly found in a video (frames inclusive)."""
+
+    start_frame: int
+    end_frame: int
+    start_time: float
+    end_time: float
+    class_name: str
+    peak_probability: float
+    mean_probability: float
+
+
+@dataclass
+class Detection:
+    """Everything :func:`detect` computed over one video."""
+
+    info: VideoInfo
+    class_names: tuple[str, ...]
+    windows: list[Window]
+    window_probabilities: np.ndarray
+    frame_probabilities: np.ndarray
+    anomaly_score: np.ndarray
+    smoothed_score: np.ndarray
+    events: list[Event]
+    timestamps: np.ndarray
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+def default_step(model: CRNN) -> int:
+    """Spacing of the frames of the model's training clips (1 if the checkpoint doesn't say)."""
+    info = model.checkpoint
+    step = info.metadata.get("sampling_step") if info is not None else None
+    return max(1, round(step)) if step else 1
+
+
+def frame_features(
+    model: CRNN,
+    video: VideoReader,
+    indices: np.ndarray,
+    batch_size: int = 32,
+    progress: ProgressFn | None = None,
+) -> np.ndarray:
+    """Per-frame CNN features ``(len(indices), F)`` of the given frames, each computed once."""
+    config = model.config
+    device = next(model.parameters()).device
+    rows = []
+    model.eval()
+    with torch.no_grad():
+        for start in range(0, len(indices), batch_size):
+            chunk = indices[start : start + batch_size]
+            frames, _, _ = fit_frames(video.read(chunk).data, config.frame_size)
+            clip = frames_to_clip(frames, config.mean, config.std)[None].to(device)
+            rows.append(model.frame_features(clip)[0].cpu().numpy())
+            if progress is not None:
+                progress("frames", min(start + batch_size, len(indices)), len(indices))
+    return np.concatenate(rows)
+
+
+def detect(
+    model: CRNN,
+    source: str | Path,
+    config: DetectConfig | None = None,
+    progress: ProgressFn | None = None,
+) -> Detection:
+    """Detect anomalies over the whole video ``source`` (see the module docstring)."""
+    config = config or DetectConfig()
+    length = model.config.num_frames
+    step = config.step or default_step(model)
+    span = (length - 1) * step + 1
+    stride = config.stride or max(1, span // 4)
+    with VideoReader(source) as video:
+        info = video.info
+        if info.num_frames < span:
+            raise InputError(
+                f"{source} has {info.num_frames} frames, fewer than one window of the model "
+                f"({length} frames {step} apart = {span}); use a smaller --step"
+            )
+        windows = sliding_windows(info.num_frames, length, stride, step, video.timestamps)
+        needed = np.unique(np.concatenate([w.indices for w in windows]))
+        features = frame_features(model, video, needed, config.batch_size, progress)
+        timestamps = video.timestamps.copy()
+    row_of = np.full(info.num_frames, -1)
+    row_of[needed] = np.arange(len(needed))
+    window_features = torch.from_numpy(np.stack([features[row_of[w.indices]] for w in windows]))
+    with torch.no_grad():
+        logits = torch.cat([model.forward_features(chunk) for chunk in window_features.split(256)])
+    window_probabilities = logits.softmax(-1).numpy()
+    frame_probabilities = spread_over_frames(windows, window_probabilities, info.num_frames)
+    names = model.class_names
+    normal = model.config.normal_class
+    anomaly = anomaly_score(frame_probabilities, names, normal)
+    smoothed = moving_average(anomaly, config.smooth)
+    events = find_events(smoothed, frame_probabilities, names, normal, timestamps, config)
+    settings = {"stride": stride, "step": step, "window": length, **asdict(config)}
+    settings.update(stride=stride, step=step)
+    return Detection(info, names, windows, window_probabilities, frame_probabilities, anomaly,
+                     smoothed, events, timestamps, settings)  # fmt: skip
+
+
+def spread_over_frames(
+    windows: list[Window], probabilities: np.ndarray, num_frames: int
+) -> np.ndarray:
+    """Per-frame probabilities: the mean over the windows whose span covers each frame."""
+    total = np.zeros((num_frames, probabilities.shape[1]))
+    count = np.zeros(num_frames)
+    for window, row in zip(windows, probabilities, strict=True):
+        total[window.start : window.end + 1] += row
+        count[window.start : window.end + 1] += 1
+    return total / np.maximum(count, 1)[:, None]
+
+
+def anomaly_score(probabilities: np.ndarray, names: tuple[str, ...], normal: str | None):
+    """``1 − p(normal)``, or the largest class probability when no class is normal."""
+    if normal in names:
+        return 1.0 - probabilities[:, names.index(normal)]
+    return probabilities.max(1)
+
+
+def moving_average(values: np.ndarray, width: int) -> np.ndarray:
+    """Centred moving average over ``width`` frames, shrinking at the ends (no padding bias)."""
+    if width <= 1:
+        return values.copy()
+    kernel = np.ones(width)
+    sums = np.convolve(values, kernel, mode="same")
+    counts = np.convolve(np.ones_like(values), kernel, mode="same")
+    return sums / counts
+
+
+def find_events(
+    score: np.ndarray,
+    probabilities: np.ndarray,
+    names: tuple[str, ...],
+    normal: str | None,
+    timestamps: np.ndarray,
+    config: DetectConfig,
+) -> list[Event]:
+    """Hysteresis on ``score``: on at ``config.on``, off below ``config.off``."""
+    anomaly_classes = [k for k, n in enumerate(names) if n != normal]
+    events, start = [], None
+    for t, value in enumerate([*score, -math.inf]):
+        if start is None and value >= config.on:
+            start = t
+        elif start is not None and value < config.off:
+            end = t - 1
+            if end - start + 1 >= config.min_frames:
+                share = probabilities[start : end + 1][:, anomaly_classes]
+                best = anomaly_classes[int(share.mean(0).argmax())]
+                column = probabilities[start : end + 1, best]
+                times = float(timestamps[start]), float(timestamps[end])
+                peak, mean = float(column.max()), float(column.mean())
+                events.append(Event(start, end, *times, names[best], peak, mean))
+            start = None
+    return events
+
+
+# ----------------------------------------------------------------------------- outputs
+def write_detection(
+    out: str | Path,
+    detection: Detection,
+    source: str | Path,
+    model_id: str | None = None,
+    annotate: bool = True,
+    progress: ProgressFn | None = None,
+) -> Path:
+    """Write events.json, scores.csv, scores.png and (optionally) annotated.mp4 into ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = detection.class_names
+    with atomic_path(out / "scores.csv") as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["frame", "time", *[f"p_{n}" for n in names], "anomaly", "smoothed",
+                         "event"])  # fmt: skip
+        active = _event_of_frame(detection)
+        for t, row in enumerate(detection.frame_probabilities):
+            writer.writerow([t, f"{detection.timestamps[t]:.4f}", *[f"{p:.5f}" for p in row],
+                             f"{detection.anomaly_score[t]:.5f}",
+                             f"{detection.smoothed_score[t]:.5f}", active[t] or ""])  # fmt: skip
+    with atomic_path(out / "scores.png") as tmp:
+        tmp.write_bytes(scores_png(detection))
+    if annotate:
+        write_annotated(out / "annotated.mp4", detection, source, progress)
+    document = {
+        "video": str(source),
+        "video_info": asdict(detection.info),
+        "model": model_id,
+        "vadx_version": __version__,
+        "settings": detection.settings,
+        "classes": list(names),
+        "events": [asdict(e) for e in detection.events],
+        "windows": len(detection.windows),
+    }
+    with atomic_path(out / "events.json") as tmp:
+        tmp.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+    return out / "events.json"
+
+
+def _event_of_frame(detection: Detection) -> list[str | None]:
+    labels: list[str | None] = [None] * detection.info.num_frames
+    for event in detection.events:
+        for t in range(event.start_frame, event.end_frame + 1):
+            labels[t] = event.class_name
+    return labels
+
+
+def scores_png(detection: Detection) -> bytes:
+    """Class probabilities and the smoothed anomaly score over time, events shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    times = detection.timestamps
+    figure, axes = plt.subplots(figsize=(10, 3.2))
+    for k, name in enumerate(detection.class_names):
+        axes.plot(times, detection.frame_probabilities[:, k], lw=1, label=f"p({name})")
+    axes.plot(times, detection.smoothed_score, "k", lw=2, label="anomaly score (smoothed)")
+    for event in detection.events:
+        axes.axvspan(event.start_time, event.end_time, color="red", alpha=0.15)
+        axes.text(event.start_time, 1.02, event.class_name, color="red", fontsize=8)
+    on, off = detection.settings["on"], detection.settings["off"]
+    axes.axhline(on, color="red", ls="--", lw=0.8)
+    axes.axhline(off, color="grey", ls=":", lw=0.8)
+    axes.set_ylim(0, 1.08)
+    axes.set_xlabel("time (s)")
+    axes.set_ylabel("probability")
+    axes.legend(loc="upper left", fontsize=7, ncol=3)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def label_frame(frame: np.ndarray, text: str, alert: bool) -> np.ndarray:
+    """The reference's overlay: "Class: NN%" in a band at the top, a red border on alert."""
+    out = frame.copy()
+    height, width = out.shape[:2]
+    scale = max(0.4, width / 640)
+    band = int(22 * scale) + 4
+    colour = (200, 30, 30) if alert else (30, 30, 30)
+    cv2.rectangle(out, (0, 0), (width, band), colour, -1)
+    cv2.putText(out, text, (4, band - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, (255, 255, 255),
+                max(1, round(scale)), cv2.LINE_AA)  # fmt: skip
+    if alert:
+        cv2.rectangle(out, (0, 0), (width - 1, height - 1), (220, 0, 0), max(2, width // 100))
+    return out
+
+
+def write_annotated(
+    path: Path, detection: Detection, source: str | Path, progress: ProgressFn | None = None
+) -> Path:
+    """Every frame of the video with its top class and probability ("Fight: 98%")."""
+    active = _event_of_frame(detection)
+    names = detection.class_names
+    info = detection.info
+    with VideoReader(source) as video, Mp4Writer(path, info.fps, (info.height, info.width),
+                                                 reproducible=False) as writer:  # fmt: skip
+        for t, _, frame in video:
+            row = detection.frame_probabilities[t]
+            if active[t] is not None:
+                name = active[t]
+                text = f"{name.capitalize()}: {row[names.index(name)]:.0%}"
+            else:
+                best = int(row.argmax())
+                text = f"{names[best].capitalize()}: {row[best]:.0%}"
+            writer.write(label_frame(frame, text, active[t] is not None))
+            if progress is not None and t % 25 == 0:
+                progress("annotating", t + 1, info.num_frames)
+    return path

@@ -1,0 +1,155 @@
+"""How good a model is on labelled clips: ``vadx evaluate MODEL DATA --out DIR``.
+
+Metrics come from scikit-learn: accuracy; precision, recall and F1 per class; macro and
+weighted F1; ROC-AUC one-vs-rest per class (and their macro mean when every class is present)
+and anomaly-vs-normal (score ``1 − p(normal)``); the confusion matrix. Written to
+``metrics.json``, ``predictions.csv`` and ``confusion.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vadx.data.dataset import VideoDataset, make_loader
+from vadx.errors import InputError
+from vadx.models.crnn import CRNN
+from vadx.video.encode import atomic_path
+
+
+def predict(
+    model: CRNN,
+    dataset: VideoDataset,
+    batch_size: int = 8,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Class probabilities ``(N, K)`` and labels ``(N,)`` of every clip of ``dataset``."""
+    model.eval()
+    device = next(model.parameters()).device
+    probabilities, labels, done = [], [], 0
+    with torch.no_grad():
+        for batch in make_loader(dataset, batch_size=batch_size, workers=workers):
+            probabilities.append(model(batch["clip"].to(device)).softmax(-1).cpu().numpy())
+            labels.append(batch["label"].numpy())
+            done += len(batch["label"])
+            if progress is not None:
+                progress(done, len(dataset))
+    return np.concatenate(probabilities), np.concatenate(labels)
+
+
+def classification_metrics(
+    probabilities: np.ndarray,
+    labels: np.ndarray,
+    class_names: tuple[str, ...],
+    normal_class: str | None,
+) -> dict[str, Any]:
+    """Every metric of the module docstring, as a JSON-ready dict."""
+    from sklearn.metrics import (
+        accuracy_score,
+        confusion_matrix,
+        precision_recall_fscore_support,
+    )
+
+    if len(labels) == 0:
+        raise InputError("no clips to evaluate")
+    classes = list(range(len(class_names)))
+    predictions = probabilities.argmax(1)
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, predictions, labels=classes, zero_division=0
+    )
+    per_class = {
+        name: {
+            "precision": float(precision[k]),
+            "recall": float(recall[k]),
+            "f1": float(f1[k]),
+            "support": int(support[k]),
+            "roc_auc": _auc(labels == k, probabilities[:, k]),
+        }
+        for k, name in enumerate(class_names)
+    }
+    aucs = [v["roc_auc"] for v in per_class.values()]
+    metrics: dict[str, Any] = {
+        "clips": len(labels),
+        "accuracy": float(accuracy_score(labels, predictions)),
+        "macro_f1": _f1(labels, predictions, classes, "macro"),
+        "weighted_f1": _f1(labels, predictions, classes, "weighted"),
+        "roc_auc_ovr_macro": None if None in aucs else float(np.mean(aucs)),
+        "per_class": per_class,
+        "confusion_matrix": confusion_matrix(labels, predictions, labels=classes).tolist(),
+        "class_names": list(class_names),
+    }
+    if normal_class in class_names:
+        normal = class_names.index(normal_class)
+        metrics["anomaly_vs_normal_roc_auc"] = _auc(labels != normal, 1 - probabilities[:, normal])
+    return metrics
+
+
+def _f1(labels: np.ndarray, predictions: np.ndarray, classes: list[int], average: str) -> float:
+    from sklearn.metrics import f1_score
+
+    return float(f1_score(labels, predictions, labels=classes, average=average, zero_division=0))
+
+
+def _auc(truth: np.ndarray, score: np.ndarray) -> float | None:
+    """ROC-AUC, or None when only one kind of example is present."""
+    from sklearn.metrics import roc_auc_score
+
+    if truth.all() or not truth.any():
+        return None
+    return float(roc_auc_score(truth, score))
+
+
+def confusion_png(matrix: np.ndarray, class_names: list[str]) -> bytes:
+    """The confusion matrix as a PNG (counts, rows = true class)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(1.2 * len(class_names) + 2, 1.1 * len(class_names) + 1.5))
+    axes.imshow(matrix, cmap="Blues")
+    axes.set_xticks(range(len(class_names)), class_names, rotation=30, ha="right")
+    axes.set_yticks(range(len(class_names)), class_names)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    peak = matrix.max() if matrix.size else 0
+    for (i, j), value in np.ndenumerate(matrix):
+        colour = "white" if value > peak / 2 else "black"
+        axes.text(j, i, str(value), ha="center", va="center", color=colour)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=110)
+    plt.close(figure)
+    return buffer.getvalue()
+
+
+def write_evaluation(
+    out: str | Path,
+    metrics: dict[str, Any],
+    probabilities: np.ndarray,
+    labels: np.ndarray,
+    sources: list[str],
+) -> Path:
+    """Write ``metrics.json``, ``predictions.csv`` and ``confusion.png`` into ``out``."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    names = metrics["class_names"]
+    with atomic_path(out / "predictions.csv") as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["video", "label", "predicted", *[f"p_{n}" for n in names]])
+        for source, label, row in zip(sources, labels, probabilities, strict=True):
+            writer.writerow([source, names[label], names[int(row.argmax())],
+                             *[f"{p:.6f}" for p in row]])  # fmt: skip
+    with atomic_path(out / "confusion.png") as tmp:
+        tmp.write_bytes(confusion_png(np.array(metrics["confusion_matrix"]), names))
+    with atomic_path(out / "metrics.json") as tmp:
+        tmp.write_text(json.dumps(metrics, indent=1) + "\n", encoding="utf-8")
+    return out / "metrics.json"

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from vadx.errors import InputError
+from vadx.evaluate import classification_metrics, write_evaluation
+
+PROBS = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.3, 0.7]])
+LABELS = np.array([0, 0, 1, 1])
+
+
+def test_metrics_values():
+    metrics = classification_metrics(PROBS, LABELS, ("fight", "normal"), "normal")
+    assert metrics["accuracy"] == 0.75  # predictions 0, 1, 1, 1
+    fight, normal = metrics["per_class"]["fight"], metrics["per_class"]["normal"]
+    assert (fight["precision"], fight["recall"]) == (1.0, 0.5)
+    assert fight["f1"] == pytest.approx(2 / 3)
+    assert (normal["precision"], normal["recall"]) == (pytest.approx(2 / 3), 1.0)
+    assert normal["f1"] == pytest.approx(0.8)
+    assert metrics["macro_f1"] == pytest.approx((2 / 3 + 0.8) / 2)
+    assert metrics["weighted_f1"] == pytest.approx((2 / 3 + 0.8) / 2)
+    # p(fight) ranks fights .9, .4 against normals .2, .3: every fight above every normal
+    assert fight["roc_auc"] == 1.0 and metrics["roc_auc_ovr_macro"] == 1.0
+    assert metrics["anomaly_vs_normal_roc_auc"] == 1.0
+    assert metrics["confusion_matrix"] == [[1, 1], [0, 2]]
+
+
+def test_auc_is_none_for_an_absent_class():
+    probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.8, 0.1]])
+    metrics = classification_metrics(probs, np.array([0, 1]), ("a", "b", "normal"), "normal")
+    assert metrics["per_class"]["normal"]["roc_auc"] is None
+    assert metrics["roc_auc_ovr_macro"] is None
+    with pytest.raises(InputError, match="no clips"):
+        classification_metrics(np.zeros((0, 2)), np.zeros(0, int), ("a", "b"), None)
+
+
+def test_written_files(tmp_path):
+    metrics = classification_metrics(PROBS, LABELS, ("fight", "normal"), "normal")
+    write_evaluation(tmp_path, metrics, PROBS, LABELS, ["a.mp4", "b.mp4", "c.mp4", "d.mp4"])
+    assert json.loads((tmp_path / "metrics.json").read_text())["accuracy"] == 0.75
+    assert (tmp_path / "confusion.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = list(csv.reader((tmp_path / "predictions.csv").open()))
+    assert rows[0] == ["video", "label", "predicted", "p_fight", "p_normal"]
+    assert rows[2][:3] == ["b.mp4", "fight", "normal"]
