@@ -1,0 +1,32 @@
+"""Run by test_train_distributed.py under torchrun: 2 CPU processes, gloo."""
+
+import hashlib
+import sys
+from pathlib import Path
+
+import torch
+
+from vadx.data import VideoDataset, folder_samples
+from vadx.models import CRNN, CRNNConfig
+from vadx.train import TrainConfig, distributed, train
+
+data, out = Path(sys.argv[1]), Path(sys.argv[2])
+distributed.init()
+classes = ("fight", "shooting", "fire", "normal")
+config = CRNNConfig(backbone_args={"width": 0.0625}, num_frames=4, frame_size=(32, 32),
+                    rnn_hidden=16, head_hidden=(8,))  # fmt: skip
+torch.manual_seed(0)
+model = CRNN(config)
+
+
+def dataset(split):
+    samples, names = folder_samples(data, class_names=classes, split=split)
+    return VideoDataset(samples, names, num_frames=4, frame_size=(32, 32))
+
+
+settings = TrainConfig(epochs=2, batch_size=2, momentum=0.9, workers=0, patience=0)
+result = train(model, dataset("train"), dataset("val"), out, settings)
+digest = hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in model.parameters()))
+(out / f"rank{distributed.rank()}.sha256").write_text(digest.hexdigest())
+(out / f"rank{distributed.rank()}.epochs").write_text(str(len(result.history)))
+distributed.shutdown()
