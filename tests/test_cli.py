@@ -35,7 +35,17 @@ def test_version(capsys):
 def test_help_lists_the_commands(capsys):
     code, out, _ = run_cli(["--help"], capsys)
     assert code == 0
-    for command in ("info", "new-model", "backbones", "demo"):
+    for command in (
+        "info",
+        "new-model",
+        "backbones",
+        "demo",
+        "train",
+        "evaluate",
+        "detect",
+        "synth",
+        "probe",
+    ):
         assert command in out
 
 
@@ -117,16 +127,6 @@ def test_bad_input_exits_2_with_one_clear_line(tmp_path, capsys, argv, message):
     assert err.startswith("error: ") and message in " ".join(err.split())
     assert "Traceback" not in err
     assert not (tmp_path / "m").exists()
-
-
-def test_smoke_demo(tmp_path, capsys):
-    code, out, err = run_cli(["demo", "--out", str(tmp_path / "demo"), "--no-full-size"], capsys)
-    assert code == 0, err
-    summary = json.loads((tmp_path / "demo" / "summary.json").read_text())
-    assert summary["reload_identical"] is True
-    assert summary["fold_vs_loop_max_abs_diff"] < 1e-4
-    assert len(summary["probabilities"]) == 2
-    assert "foundation smoke demo" in out
 
 
 def test_console_script_from_a_fresh_shell(tmp_path):

@@ -111,3 +111,15 @@ def test_hook_on_conv_sees_pre_activation_values():
     finally:
         handle.remove()
     assert (seen["conv"] < 0).any()
+
+
+def test_batch_norm_variant_has_torchvision_vgg19_bn_layout():
+    net = VGG19(batch_norm=True)
+    assert sum(p.numel() for p in net.parameters()) == 20_035_392  # torchvision's vgg19_bn
+    assert len(net.features) == 53
+    assert isinstance(net.features[1], torch.nn.BatchNorm2d)
+    assert (
+        net.aliases["block1_conv1"] == "features.2" and net.aliases["block5_pool"] == "features.52"
+    )
+    assert isinstance(net.get_layer("block5_conv4"), torch.nn.ReLU)
+    assert all(len(modules) == 2 for _, modules in net.freeze_units())  # conv + its BN

@@ -179,7 +179,9 @@ def train_command(
         ),
     ],
     out: Annotated[Path, typer.Option("--out", help="Run directory (best/, last/, history).")],
-    preset: Annotated[str, typer.Option(help="paper (reference sizes, GPU) or cpu.")] = "cpu",
+    preset: Annotated[
+        str, typer.Option(help="cpu (transfer, default), cpu-scratch, or paper (GPU).")
+    ] = "cpu",
     val: Annotated[
         Path | None,
         typer.Option(help="Validation data (default: val/ split, else a stratified 20% of train)."),

@@ -7,8 +7,12 @@ settings:
 
 * ``paper`` — the reference model (VGG19, 20 × 112², GRU 1024, MLP 512-128), SGD 0.01 without
   momentum, up to 200 epochs, early stopping after 20: meant for a GPU.
-* ``cpu`` — the same shape made practical on 2 CPU cores: a VGG19 of 1/8 width on 64² frames,
-  10 frames a clip, GRU 128, MLP 64-32, SGD with momentum 0.9, 30 epochs.
+* ``cpu`` — the same shape made practical on 2 CPU cores by transfer learning: ImageNet
+  EfficientNet-Lite0 (shipped, offline) frozen on 20 × 112² frames, its per-frame features
+  computed once and cached, a GRU of 256 and an MLP trained on them with AdamW.
+* ``cpu-scratch`` — everything trained end to end on 2 cores: a VGG19 of 1/8 width with
+  batch-norm (without it a narrow VGG19 did not leave chance level in 20 epochs here) on 64²
+  frames, 10 frames a clip, GRU 128, MLP 64-32, AdamW 1e-3 with a cosine schedule.
 """
 
 from __future__ import annotations
@@ -84,28 +88,71 @@ class TrainConfig:
         return asdict(self)
 
 
-PRESETS: dict[str, tuple[dict[str, Any], TrainConfig]] = {
-    "paper": ({}, TrainConfig()),
-    "cpu": (
+@dataclass(frozen=True)
+class Preset:
+    """A model size, its training settings, and the backbone weights to start from."""
+
+    model: dict[str, Any]
+    training: TrainConfig
+    weights: str | None = None
+    summary: str = ""
+
+
+PRESETS: dict[str, Preset] = {
+    "paper": Preset({}, TrainConfig(), None, "the reference model and SGD recipe (for a GPU)"),
+    "cpu": Preset(
         {
-            "backbone_args": {"width": 0.125},
+            "backbone": "efficientnet_lite0",
+            "freeze": "all",
+            "num_frames": 20,
+            "frame_size": (112, 112),
+            "rnn_hidden": 256,
+            "head_hidden": (64,),
+            "dropout": 0.5,
+        },
+        TrainConfig(
+            epochs=40,
+            batch_size=8,
+            optimizer="adamw",
+            lr=1e-3,
+            weight_decay=1e-3,
+            patience=12,
+            augment=False,
+            cache_features=True,
+        ),
+        "imagenet",
+        "ImageNet EfficientNet-Lite0, frozen, features cached once; GRU + MLP trained",
+    ),
+    "cpu-scratch": Preset(
+        {
+            "backbone_args": {"width": 0.125, "batch_norm": True},
             "num_frames": 10,
             "frame_size": (64, 64),
             "rnn_hidden": 128,
             "head_hidden": (64, 32),
             "dropout": 0.3,
         },
-        TrainConfig(epochs=30, batch_size=8, momentum=0.9, lr=0.01, patience=8, weight_decay=1e-3),
+        TrainConfig(
+            epochs=25,
+            batch_size=8,
+            optimizer="adamw",
+            lr=1e-3,
+            schedule="cosine",
+            patience=0,
+            weight_decay=1e-3,
+        ),
+        None,
+        "VGG19 (1/8 width, batch-norm) trained end to end from scratch",
     ),
 }
 
 
 def preset(
     name: str, class_names: tuple[str, ...], normal_class: str | None
-) -> tuple[CRNNConfig, TrainConfig]:
-    """The model configuration and training settings of preset ``name``."""
+) -> tuple[CRNNConfig, TrainConfig, str | None]:
+    """The model configuration, training settings and backbone weights of preset ``name``."""
     if name not in PRESETS:
         raise ConfigError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
-    model_args, training = PRESETS[name]
-    config = CRNNConfig(class_names=class_names, normal_class=normal_class, **model_args)
-    return config, training
+    chosen = PRESETS[name]
+    config = CRNNConfig(class_names=class_names, normal_class=normal_class, **chosen.model)
+    return config, chosen.training, chosen.weights

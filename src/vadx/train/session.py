@@ -59,8 +59,14 @@ def train_from_path(
                 f"{out} already holds a training run; use --resume to continue it or choose "
                 "another --out"
             )
-        model_config, config = preset(preset_name, classes or ("x", "y"), None)
+        model_config, config, preset_weights = preset(preset_name, classes or ("x", "y"), None)
         config = config.replace(**(train_changes or {}))
+        if (
+            backbone_weights is None
+            and start_from is None
+            and "backbone" not in (model_changes or {})
+        ):
+            backbone_weights = preset_weights
     train_samples, val_samples, found = training_samples(
         data, classes, val=val, val_fraction=config.val_fraction, seed=config.seed
     )

@@ -41,6 +41,10 @@ class VGG19(Backbone):
 
     Args:
         width: channel multiplier; 1.0 is the reference (512 output channels).
+        batch_norm: a batch-norm after every conv — torchvision's ``vgg19_bn`` layout
+            (``features.0`` conv, ``features.1`` BN, ``features.2`` ReLU, …). A narrow VGG19
+            trained from scratch on a CPU needs it: without it, gradients through 16 plain
+            convs barely move the first layers.
 
     >>> import torch
     >>> net = VGG19(width=0.125)
@@ -50,11 +54,12 @@ class VGG19(Backbone):
 
     min_input_size = 32
 
-    def __init__(self, width: float = 1.0) -> None:
+    def __init__(self, width: float = 1.0, batch_norm: bool = False) -> None:
         super().__init__()
         if not isinstance(width, int | float) or not 0 < width <= 4:
             raise ConfigError(f"VGG19 width must be a number in (0, 4], got {width!r}")
         self.width = float(width)
+        self.batch_norm = bool(batch_norm)
         layers: list[nn.Module] = []
         self.aliases = {}
         self._conv_indices: list[int] = []
@@ -69,6 +74,8 @@ class VGG19(Backbone):
             conv_in_block += 1
             self._conv_indices.append(len(layers))
             layers.append(nn.Conv2d(in_channels, channels, kernel_size=3, padding=1))
+            if self.batch_norm:
+                layers.append(nn.BatchNorm2d(channels))
             # Not in-place: hooks on the conv output must see the pre-activation values.
             self.aliases[f"block{block}_conv{conv_in_block}"] = f"features.{len(layers)}"
             layers.append(nn.ReLU(inplace=False))
@@ -92,7 +99,8 @@ class VGG19(Backbone):
         return [f"features.{i}" for i in range(len(self.features))]
 
     def freeze_units(self) -> list[tuple[str, list[nn.Module]]]:
-        return [(f"features.{i}", [self.features[i]]) for i in self._conv_indices]
+        span = 2 if self.batch_norm else 1  # a conv and its batch-norm
+        return [(f"features.{i}", list(self.features[i : i + span])) for i in self._conv_indices]
 
     def builtin_weights(self) -> tuple[Mapping[str, torch.Tensor], str]:
         raise WeightsError(
@@ -104,6 +112,7 @@ class VGG19(Backbone):
         hint = (
             "Expected a torchvision VGG19 state dict (features.0.weight … features.34.bias), "
             "e.g. vgg19-dcbb9e9d.pth"
+            + (" — of vgg19_bn, as this model has batch-norm" if self.batch_norm else "")
         )
         if self.width != 1.0:
             hint += f"; ImageNet weights only fit width 1.0 (this model has width {self.width})"

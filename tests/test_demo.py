@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import json
+
+from tests.conftest import run_cli
+from vadx.demo import match_events
+from vadx.detect import Event
+
+
+def event(kind, start, end):
+    return Event(start, end, start / 10, end / 10, kind, 0.9, 0.8)
+
+
+def test_match_events():
+    true = [("fight", 50, 99), ("fire", 150, 199), ("shooting", 250, 299)]
+    found = [event("fight", 45, 110), event("fire", 120, 240), event("fight", 260, 280)]
+    matches = match_events(true, found, tolerance=20)
+    assert [m["found"] for m in matches] == [True, True, False]
+    assert matches[0]["start_error"] == -5 and matches[0]["end_error"] == 11
+    assert matches[0]["within_tolerance"] and not matches[1]["within_tolerance"]
+
+
+def test_demo_end_to_end_small(tmp_path, capsys):
+    out = tmp_path / "demo"
+    code, stdout, stderr = run_cli(["demo", "--out", str(out), "--epochs", "1",
+                                    "--clips", "2,1,1"], capsys)  # fmt: skip
+    assert code == 0, stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert 0 <= summary["test_accuracy"] <= 1 and summary["true_events"] == 3
+    assert len(summary["matches"]) == 3
+    for name in ("data/manifest.json", "run/best/config.json", "evaluation/metrics.json",
+                 "evaluation/confusion.png", "long_video.mp4", "detection/events.json",
+                 "detection/annotated.mp4", "detection/scores.png"):  # fmt: skip
+        assert (out / name).is_file(), name
+    assert "test accuracy" in stdout and "summary" in stdout
+    # running it again continues where it stopped instead of starting over
+    code, _, stderr = run_cli(["demo", "--out", str(out), "--epochs", "1", "--clips", "2,1,1"],
+                              capsys)  # fmt: skip
+    assert code == 0, stderr
