@@ -32,6 +32,8 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_crnn.py --out benchmarks/results
+	$(PY) benchmarks/bench_decode.py --out benchmarks/results
+	$(PY) benchmarks/bench_train_detect.py --out benchmarks/results
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache

@@ -46,3 +46,30 @@ def test_written_files(tmp_path):
     rows = list(csv.reader((tmp_path / "predictions.csv").open()))
     assert rows[0] == ["video", "label", "predicted", "p_fight", "p_normal"]
     assert rows[2][:3] == ["b.mp4", "fight", "normal"]
+
+
+def test_frame_level_auc_over_annotated_long_videos(tmp_path, capsys):
+    import torch
+
+    from tests.conftest import TINY, run_cli
+    from vadx.data.synth import render_long
+    from vadx.evaluate import frame_level_auc
+    from vadx.models import CRNN, save_model
+    from vadx.video import write_mp4
+
+    video = render_long(2, [("normal", 20), ("fire", 30), ("normal", 15)], (48, 48))
+    write_mp4(tmp_path / "videos" / "long.mp4", video.frames, fps=10)
+    _, start, end = video.events[0]
+    notes = tmp_path / "notes.txt"
+    notes.write_text(f"long.mp4 Fire {start} {end} -1 -1\n")
+    torch.manual_seed(0)
+    model = CRNN(TINY).eval()
+    result = frame_level_auc(model, notes, tmp_path / "videos")
+    assert result["frames"] == 65 and result["anomalous_frames"] == end - start + 1
+    assert 0 <= result["frame_roc_auc"] <= 1
+    path = save_model(model, tmp_path / "model")
+    argv = ["evaluate", str(path), str(tmp_path / "videos"), "--out", str(tmp_path / "eval"),
+            "--annotations", str(notes)]  # fmt: skip
+    code, stdout, _ = run_cli(argv, capsys)
+    assert code == 0 and "frame-level ROC-AUC" in stdout
+    assert json.loads((tmp_path / "eval" / "frame_metrics.json").read_text())["frames"] == 65

@@ -286,14 +286,35 @@ def evaluate_command(
     split: Annotated[str | None, typer.Option(help="Split folder (default: test).")] = None,
     batch_size: Annotated[int, typer.Option(help="Clips per batch.")] = 8,
     workers: Annotated[int | None, typer.Option(help="Decoding processes.")] = None,
+    annotations: Annotated[
+        Path | None,
+        typer.Option(
+            help="Temporal annotations of long videos under DATA (UCF-Crime style): "
+            "report the frame-level ROC-AUC of the anomaly score instead."
+        ),
+    ] = None,
 ) -> None:
-    """Accuracy, per-class precision/recall/F1, ROC-AUC and the confusion matrix."""
+    """Accuracy, per-class precision/recall/F1, ROC-AUC and the confusion matrix.
+
+    With --annotations: the frame-level ROC-AUC of the anomaly score over long videos.
+    """
     from vadx.data.dataset import VideoDataset
-    from vadx.evaluate import classification_metrics, predict, write_evaluation
+    from vadx.evaluate import classification_metrics, frame_level_auc, predict, write_evaluation
     from vadx.models import load_model
     from vadx.train.data import load_samples, split_names
 
     loaded = load_model(model)
+    if annotations is not None:
+        with _progress("videos") as advance:
+            result = frame_level_auc(loaded, annotations, data, progress=advance)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "frame_metrics.json").write_text(json.dumps(result, indent=1) + "\n")
+        auc = result["frame_roc_auc"]
+        console.print(
+            f"frame-level ROC-AUC {'-' if auc is None else f'{auc:.3f}'} over {result['frames']} "
+            f"frames ({result['anomalous_frames']} anomalous); wrote {out}/frame_metrics.json"
+        )
+        return
     if split is None and data.is_dir():
         split = split_names(data).get("test")
     samples, classes = load_samples(data, loaded.class_names, split)

@@ -153,3 +153,40 @@ def write_evaluation(
     with atomic_path(out / "metrics.json") as tmp:
         tmp.write_text(json.dumps(metrics, indent=1) + "\n", encoding="utf-8")
     return out / "metrics.json"
+
+
+def frame_level_auc(
+    model: CRNN,
+    annotations: str | Path,
+    videos_root: str | Path,
+    class_map: dict[str, str] | None = None,
+    config: Any = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """ROC-AUC of the per-frame anomaly score (``vadx detect``'s) against annotated frames.
+
+    Over all frames of all annotated long videos, and per video where both kinds of frame
+    occur.
+    """
+    from vadx.data.layouts import read_temporal_annotations
+    from vadx.detect import detect
+
+    normal = model.config.normal_class
+    if normal is None:
+        raise InputError("frame-level AUC needs a model with a normal class")
+    videos = read_temporal_annotations(annotations, videos_root, model.class_names, normal,
+                                       class_map)  # fmt: skip
+    scores, truths, per_video = [], [], {}
+    for done, video in enumerate(videos, 1):
+        detection = detect(model, video.source, config)
+        scores.append(detection.smoothed_score)
+        truths.append(video.anomalous)
+        per_video[str(video.source)] = _auc(video.anomalous, detection.smoothed_score)
+        if progress is not None:
+            progress(done, len(videos))
+    return {
+        "frame_roc_auc": _auc(np.concatenate(truths), np.concatenate(scores)),
+        "frames": int(sum(len(t) for t in truths)),
+        "anomalous_frames": int(sum(t.sum() for t in truths)),
+        "per_video": per_video,
+    }

@@ -6,6 +6,7 @@ from vadx.data.layouts import (
     folder_samples,
     frame_mask_samples,
     list_file_samples,
+    read_temporal_annotations,
     temporal_samples,
 )
 from vadx.data.masks import MaskError, read_masks, write_masks
@@ -21,6 +22,7 @@ __all__ = [
     "list_file_samples",
     "make_loader",
     "read_masks",
+    "read_temporal_annotations",
     "temporal_samples",
     "write_masks",
 ]

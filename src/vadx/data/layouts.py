@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -151,39 +152,38 @@ def _window_label(
     return {"drop": None, "normal": normal, "anomaly": anomaly}[ambiguous]
 
 
-def temporal_samples(
+@dataclass(frozen=True)
+class AnnotatedVideo:
+    """A long video with its annotated class and which frames are anomalous."""
+
+    source: Path
+    label: int
+    anomalous: np.ndarray
+
+
+def read_temporal_annotations(
     annotations: str | os.PathLike[str],
     videos_root: str | os.PathLike[str],
     class_names: Sequence[str],
-    window: int,
-    stride: int,
-    step: int = 1,
-    overlap: float = 0.5,
-    ambiguous: Ambiguous = "drop",
     normal_class: str = "normal",
     class_map: Mapping[str, str] | None = None,
-) -> list[VideoSample]:
-    """Sliding-window samples of long videos with annotated anomalous frame intervals.
+) -> list[AnnotatedVideo]:
+    """Parse a UCF-Crime-style annotation file: ``video class start end [start end …]``.
 
-    A window is labelled with the video's anomaly class when at least ``overlap`` of its frames
-    lie in an annotated interval (ends inclusive), ``normal_class`` when none does, and per
-    ``ambiguous`` otherwise (dropped by default). Each sample keeps per-frame labels (1 inside
-    an interval). Annotation classes map to model classes by ``class_map``, else by name (case
-    ignored); ``Normal`` maps to ``normal_class``. Videos are found under ``videos_root`` by
-    relative path or, failing that, by file name anywhere below it (UCF-Crime keeps them in
-    class folders).
+    Annotation classes map to model classes by ``class_map``, else by name (case ignored);
+    ``Normal`` maps to ``normal_class``. Intervals include both ends; ``-1`` means none. Videos
+    are found under ``videos_root`` by relative path or, failing that, by file name anywhere
+    below it (UCF-Crime keeps them in class folders).
     """
     annotations, videos_root = Path(annotations), Path(videos_root)
     if not annotations.is_file():
         raise InputError(f"annotation file not found: {annotations}")
-    if not 0 < overlap <= 1:
-        raise InputError(f"overlap must be in (0, 1], got {overlap}")
     classes = tuple(class_names)
     if normal_class not in classes:
         raise InputError(f"normal class {normal_class!r} is not one of {', '.join(classes)}")
     lookup = {k.lower(): v for k, v in (class_map or {}).items()}
     by_name: dict[str, Path] | None = None
-    samples: list[VideoSample] = []
+    videos = []
     for number, line in enumerate(annotations.read_text(encoding="utf-8").splitlines(), 1):
         parts = line.split()
         if not parts or parts[0].startswith("#"):
@@ -204,7 +204,6 @@ def temporal_samples(
                 f"{where}: class {parts[1]!r} is not one of the model's classes "
                 f"({', '.join(classes)}); map it with class_map={{'{parts[1]}': …}}"
             )
-        anomaly = classes.index(matches[0])
         video = videos_root / parts[0]
         if not video.exists():
             if by_name is None:
@@ -212,20 +211,51 @@ def temporal_samples(
             if parts[0] not in by_name:
                 raise InputError(f"{where}: video {parts[0]} not found under {videos_root}")
             video = by_name[parts[0]]
-        info = probe(video)
-        inside = np.zeros(info.num_frames, bool)
+        inside = np.zeros(probe(video).num_frames, bool)
         for start, end in zip(bounds[::2], bounds[1::2], strict=True):
             if start >= 0 and end >= start:
                 inside[start : end + 1] = True
-        normal = classes.index(normal_class)
+        videos.append(AnnotatedVideo(video, classes.index(matches[0]), inside))
+    if not videos:
+        raise InputError(f"{annotations} lists no videos")
+    return videos
+
+
+def temporal_samples(
+    annotations: str | os.PathLike[str],
+    videos_root: str | os.PathLike[str],
+    class_names: Sequence[str],
+    window: int,
+    stride: int,
+    step: int = 1,
+    overlap: float = 0.5,
+    ambiguous: Ambiguous = "drop",
+    normal_class: str = "normal",
+    class_map: Mapping[str, str] | None = None,
+) -> list[VideoSample]:
+    """Sliding-window samples of long videos with annotated anomalous frame intervals.
+
+    A window is labelled with the video's anomaly class when at least ``overlap`` of its frames
+    lie in an annotated interval (ends inclusive), ``normal_class`` when none does, and per
+    ``ambiguous`` otherwise (dropped by default). Each sample keeps per-frame labels (1 inside
+    an interval). See :func:`read_temporal_annotations` for the file format.
+    """
+    if not 0 < overlap <= 1:
+        raise InputError(f"overlap must be in (0, 1], got {overlap}")
+    classes = tuple(class_names)
+    videos = read_temporal_annotations(annotations, videos_root, classes, normal_class, class_map)
+    normal = classes.index(normal_class)
+    samples: list[VideoSample] = []
+    for video in videos:
+        info = probe(video.source)
         for win in sliding_windows(info.num_frames, window, stride, step, _nominal_times(info)):
-            flags = inside[win.indices]
-            label = _window_label(flags, anomaly, normal, overlap, ambiguous)
+            flags = video.anomalous[win.indices]
+            label = _window_label(flags, video.label, normal, overlap, ambiguous)
             if label is None:
                 continue
             samples.append(
                 VideoSample(
-                    source=video,
+                    source=video.source,
                     label=label,
                     indices=tuple(int(i) for i in win.indices),
                     frame_labels=tuple(int(f) for f in flags),
