@@ -30,8 +30,9 @@ from vadx.train.loop import make_optimizer
 from vadx.video import VideoReader, fit_frames, frames_to_clip, write_mp4
 
 CLASSES = ("fight", "shooting", "fire", "normal")
-MODEL = CRNNConfig(backbone_args={"width": 0.125}, num_frames=10, frame_size=(64, 64),
+MODEL_ARGS = dict(backbone_args={"width": 0.125}, num_frames=10, frame_size=(64, 64),
                    rnn_hidden=128, head_hidden=(64, 32))  # fmt: skip
+MODEL = CRNN(CRNNConfig(**MODEL_ARGS)).config  # mean/std resolved from the backbone
 
 
 def datasets(root: Path, config: CRNNConfig):

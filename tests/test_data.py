@@ -218,6 +218,8 @@ def test_bad_videos_raise_or_are_skipped_with_a_warning(tree):
 
 def test_bad_labels_and_empty_datasets(tmp_path):
     path = video(tmp_path / "v.mkv")
+    with pytest.raises(InputError, match="mean must be three numbers .* model.config.mean"):
+        VideoDataset([VideoSample(path, 0)], CLASSES, mean=None)
     with pytest.raises(InputError, match="label 7 is not a class index of 4"):
         VideoDataset([VideoSample(path, 7)], CLASSES)
     with pytest.raises(InputError, match="no usable video"):

@@ -97,6 +97,13 @@ class VideoDataset(Dataset):
     epoch: int = field(default=0, init=False)
 
     def __post_init__(self) -> None:
+        for name in ("mean", "std"):
+            value = getattr(self, name)
+            if value is None or len(value) != 3:
+                raise InputError(
+                    f"{name} must be three numbers (R, G, B), got {value!r}; use the model's "
+                    f"resolved settings, e.g. model.config.{name}"
+                )
         self.class_names = tuple(self.class_names)
         self.samples = list(self.samples)
         for sample in self.samples:
