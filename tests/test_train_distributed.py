@@ -72,3 +72,34 @@ def test_kill_9_then_resume_ends_where_an_uninterrupted_run_ends(synth, tmp_path
     first = load_model(tmp_path / "a" / "last").state_dict()
     second = load_model(tmp_path / "b" / "last").state_dict()
     assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_cli_bad_input_for_train_evaluate_detect(synth, tmp_path, capsys):
+    import shutil
+
+    import numpy as np
+
+    from tests.conftest import run_cli
+    from vadx.video import write_mp4
+
+    one_class = tmp_path / "one"
+    shutil.copytree(synth / "train" / "fire", one_class / "fire")
+    code, _, err = run_cli(["train", str(one_class), "--out", str(tmp_path / "r1"), *TINY_ARGS,
+                            "--epochs", "1"], capsys)  # fmt: skip
+    assert code == 2 and "at least two classes" in err
+    code, _, err = run_cli(["train", str(synth), "--out", str(tmp_path / "r2"), *TINY_ARGS,
+                            "--epochs", "1"], capsys)  # fmt: skip
+    assert code == 0, err
+    code, _, err = run_cli(["train", str(synth), "--out", str(tmp_path / "r2"), *TINY_ARGS],
+                           capsys)  # fmt: skip
+    assert code == 2 and "already holds a training run; use --resume" in " ".join(err.split())
+    short = write_mp4(tmp_path / "short.mp4", np.zeros((3, 32, 32, 3), np.uint8), fps=5)
+    code, _, err = run_cli(["detect", str(tmp_path / "r2" / "best"), str(short), "--out",
+                            str(tmp_path / "d")], capsys)  # fmt: skip
+    assert code == 2 and "fewer than one window" in " ".join(err.split())
+    weights = tmp_path / "r2" / "best" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")
+    code, _, err = run_cli(["evaluate", str(tmp_path / "r2" / "best"), str(synth), "--out",
+                            str(tmp_path / "e"), "--split", "val"], capsys)  # fmt: skip
+    assert code == 2 and "corrupt or was changed" in " ".join(err.split())
+    assert not (tmp_path / "d" / "events.json").exists() and not (tmp_path / "e").exists()

@@ -49,6 +49,11 @@ def training_samples(
     if splits and train_split is None:
         raise InputError(f"{path} has splits {', '.join(splits.values())} but no train split")
     train, classes = load_samples(path, class_names, train_split)
+    if len(classes) < 2:
+        raise InputError(
+            f"{path} has clips of one class only ({', '.join(classes)}); training needs at "
+            "least two classes"
+        )
     if val is not None:
         held_out, _ = load_samples(val, classes)
     elif "val" in splits:
