@@ -283,7 +283,7 @@ class Fight(Anomaly):
     def __init__(self, rng, size, num_frames):
         height, width = size
         self.size = size
-        self.start = int(rng.integers(int(0.25 * num_frames), int(0.6 * num_frames)))
+        self.start = int(rng.integers(int(0.15 * num_frames), int(0.45 * num_frames)))
         self.meet = np.array([rng.uniform(0.25, 0.75) * width, rng.uniform(0.5, 0.9) * height])
         self.people = []
         for k in range(2):
@@ -324,7 +324,7 @@ class Fire(Anomaly):
 
     def __init__(self, rng, size, num_frames):
         height, width = size
-        self.start = int(rng.integers(int(0.2 * num_frames), int(0.6 * num_frames)))
+        self.start = int(rng.integers(int(0.15 * num_frames), int(0.45 * num_frames)))
         self.base = np.array([rng.uniform(0.15, 0.85) * width, rng.uniform(0.45, 0.92) * height])
         self.growth = rng.uniform(0.35, 0.7) * width / 112
         self.width = width
@@ -360,7 +360,7 @@ class Shooting(Anomaly):
     def __init__(self, rng, size, num_frames):
         height, width = size
         self.size = size
-        self.start = int(rng.integers(int(0.25 * num_frames), int(0.6 * num_frames)))
+        self.start = int(rng.integers(int(0.15 * num_frames), int(0.45 * num_frames)))
         self.shooter = random_person(ANOMALY_ID, rng, width, height, speed=rng.uniform(0.4, 0.9))
         self.direction = rng.choice([-1, 1])
         self.aim = rng.uniform(-0.35, 0.2)
