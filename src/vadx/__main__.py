@@ -1,0 +1,5 @@
+"""``python -m vadx`` (and ``torchrun -m vadx``) run the ``vadx`` command."""
+
+from vadx.cli import main
+
+main()
