@@ -15,7 +15,7 @@ python3 -m vadx synth /tmp/data --clips 80,16,16 --frames 40 --size 112 2>/dev/n
 echo "synth: $(( $(date +%s) - start )) s" | tee -a "$out/gpu.txt"
 start=$(date +%s)
 python3 -m vadx train /tmp/data --out /tmp/run --preset cpu-scratch --size 112 --frames 20 \
-  --epochs "${EPOCHS:-30}" --workers 12 2>/dev/null | tail -3
+  --epochs "${EPOCHS:-30}" --workers 12 ${TRAIN_ARGS:-} 2>/dev/null | tail -3
 echo "train: $(( $(date +%s) - start )) s" | tee -a "$out/gpu.txt"
 cp /tmp/run/history.json "$out/history.json"
 python3 -m vadx evaluate /tmp/run/best /tmp/data --out "$out/eval" --workers 8 2>/dev/null | tail -3

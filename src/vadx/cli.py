@@ -195,6 +195,7 @@ def train_command(
     freeze: Annotated[str | None, typer.Option(help="none, all or N trainable units.")] = None,
     frames: Annotated[int | None, typer.Option(help="Clip length T.")] = None,
     size: Annotated[int | None, typer.Option(help="Frame side in pixels.")] = None,
+    pooling: Annotated[str | None, typer.Option(help="Per-frame pooling: avg or max.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Most epochs.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Clips per step.")] = None,
     optimizer: Annotated[str | None, typer.Option(help="sgd or adamw.")] = None,
@@ -223,6 +224,7 @@ def train_command(
             "freeze": None if freeze is None else _freeze_value(freeze),
             "num_frames": frames,
             "frame_size": None if size is None else (size, size),
+            "pooling": pooling,
         }.items()
         if value is not None
     }
