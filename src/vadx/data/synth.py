@@ -176,8 +176,10 @@ def draw_person(
     swing: float,
     tilt: float = 0.0,
     arms: tuple[float, float] | None = None,
+    reach: float = 0.32,
 ) -> tuple[float, float, float]:
-    """Draw a person (legs, torso, arms, head); returns the right shoulder and the height."""
+    """Draw a person (legs, torso, arms of length ``reach`` × height, head); returns the right
+    shoulder and the height."""
     h = person.height(frame_height)
     x, y, owner = person.x, person.y, person.owner
     hip = (x + tilt * 0.45 * h, y - 0.45 * h)
@@ -191,8 +193,8 @@ def draw_person(
     arm_angles = arms if arms is not None else (np.pi / 2 + 0.5 * swing, np.pi / 2 - 0.5 * swing)
     for side, angle in zip((-1, 1), arm_angles, strict=True):
         start = (shoulder[0] + side * 0.1 * h, shoulder[1])
-        end = (start[0] + side * np.cos(angle) * 0.32 * h, start[1] + np.sin(angle) * 0.32 * h)
-        canvas.line(start, end, person.shirt, owner, max(1, h * 0.07))
+        end = (start[0] + side * np.cos(angle) * reach * h, start[1] + np.sin(angle) * reach * h)
+        canvas.line(start, end, person.shirt, owner, max(1, h * 0.07 * reach / 0.32))
     canvas.ellipse(
         (shoulder[0], shoulder[1] - 0.12 * h), (0.09 * h, 0.1 * h), 0, person.skin, owner
     )
@@ -310,11 +312,11 @@ class Fight(Anomaly):
                 swing = np.sin(0.8 * t + person.phase)
                 draw_person(canvas, person, height, swing)
             else:  # fighting: violent, erratic motion of both bodies and arms
-                jerk = rng.normal(0, 0.03 * self.size[1], 2)
+                jerk = rng.normal(0, 0.05 * self.size[1], 2)
                 person.x, person.y = target + jerk * np.array([1, 0.5])
-                arms = tuple(rng.uniform(-np.pi, np.pi, 2))
-                tilt = -side * rng.uniform(0.1, 0.45)
-                draw_person(canvas, person, height, rng.uniform(-1.2, 1.2), tilt, arms)
+                arms = tuple(rng.uniform(-np.pi, np.pi, 2))  # punches: long, thick, anywhere
+                tilt = -side * rng.uniform(0.2, 0.6)
+                draw_person(canvas, person, height, rng.uniform(-1.5, 1.5), tilt, arms, reach=0.5)
 
 
 class Fire(Anomaly):
@@ -364,7 +366,7 @@ class Shooting(Anomaly):
         self.shooter = random_person(ANOMALY_ID, rng, width, height, speed=rng.uniform(0.4, 0.9))
         self.direction = rng.choice([-1, 1])
         self.aim = rng.uniform(-0.35, 0.2)
-        self.period = int(rng.integers(3, 6))
+        self.period = int(rng.integers(2, 4))
         self.bullets: list[list[float]] = []
 
     def advance(self, t, rng):
@@ -391,15 +393,15 @@ class Shooting(Anomaly):
         canvas.line(hand, muzzle, (25, 25, 25), ANOMALY_ID, max(2, 0.06 * h))
         if (t - self.start) % self.period == 0:
             for ray in np.linspace(0, 2 * np.pi, 7)[:-1] + rng.uniform(0, 1):
-                tip = (muzzle[0] + np.cos(ray) * 0.16 * h, muzzle[1] + np.sin(ray) * 0.16 * h)
-                canvas.line(muzzle, tip, (255, 245, 170), ANOMALY_ID, 1)
-            canvas.ellipse(muzzle, (0.07 * h, 0.07 * h), 0, (255, 255, 220), ANOMALY_ID)
+                tip = (muzzle[0] + np.cos(ray) * 0.3 * h, muzzle[1] + np.sin(ray) * 0.3 * h)
+                canvas.line(muzzle, tip, (255, 245, 170), ANOMALY_ID, 2)
+            canvas.ellipse(muzzle, (0.12 * h, 0.12 * h), 0, (255, 255, 220), ANOMALY_ID)
             self.bullets.append([muzzle[0], muzzle[1], angle])
-        speed = 0.12 * width
+        speed = 0.15 * width
         for bullet in self.bullets:
             x, y, a = bullet
             head = (x + np.cos(a) * speed, y + np.sin(a) * speed)
-            canvas.line((x, y), head, (255, 230, 120), ANOMALY_ID, 1)
+            canvas.line((x, y), head, (255, 230, 120), ANOMALY_ID, 2)  # a tracer streak
             bullet[0], bullet[1] = head
         self.bullets = [b for b in self.bullets if 0 <= b[0] < width and 0 <= b[1] < height]
 
