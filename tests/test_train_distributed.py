@@ -16,6 +16,7 @@ from vadx.data.synth import SynthConfig, generate
 from vadx.models import load_model
 
 TINY_ARGS = ["--backbone", "vgg19", "--width", "0.0625", "--frames", "4", "--size", "32",
+             "--freeze", "none", "--no-cache-features",
              "--batch-size", "4", "--workers", "0", "--patience", "0", "--seed", "2"]  # fmt: skip
 HERE = Path(__file__).parent
 
@@ -103,3 +104,6 @@ def test_cli_bad_input_for_train_evaluate_detect(synth, tmp_path, capsys):
                             str(tmp_path / "e"), "--split", "val"], capsys)  # fmt: skip
     assert code == 2 and "corrupt or was changed" in " ".join(err.split())
     assert not (tmp_path / "d" / "events.json").exists() and not (tmp_path / "e").exists()
+    code, _, err = run_cli(["train", str(synth), "--out", str(tmp_path / "r3"), "--backbone",
+                            "vgg19", "--width", "0.0625"], capsys)  # fmt: skip
+    assert code == 2 and "frozen but starts from random weights" in " ".join(err.split())

@@ -203,9 +203,13 @@ def train_command(
     schedule: Annotated[str | None, typer.Option(help="constant or cosine.")] = None,
     patience: Annotated[int | None, typer.Option(help="Early-stopping patience (0: off).")] = None,
     augment: Annotated[bool | None, typer.Option("--augment/--no-augment")] = None,
-    cache_features: Annotated[bool, typer.Option(help="Cache a frozen backbone's features.")] = (
-        False
-    ),
+    cache_features: Annotated[
+        bool | None,
+        typer.Option(
+            "--cache-features/--no-cache-features",
+            help="Cache a frozen backbone's per-frame features (preset: cpu does).",
+        ),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of everything random.")] = None,
     workers: Annotated[int | None, typer.Option(help="Decoding processes.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
@@ -235,7 +239,7 @@ def train_command(
         for key, value in {
             "epochs": epochs, "batch_size": batch_size, "optimizer": optimizer, "lr": lr,
             "schedule": schedule, "patience": patience, "augment": augment, "seed": seed,
-            "workers": workers, "cache_features": cache_features or None,
+            "workers": workers, "cache_features": cache_features,
         }.items()
         if value is not None
     }  # fmt: skip
