@@ -202,7 +202,10 @@ def train_command(
     lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
     schedule: Annotated[str | None, typer.Option(help="constant or cosine.")] = None,
     patience: Annotated[int | None, typer.Option(help="Early-stopping patience (0: off).")] = None,
-    augment: Annotated[bool | None, typer.Option("--augment/--no-augment")] = None,
+    augment: Annotated[
+        bool | None,
+        typer.Option("--augment/--no-augment", help="Brightness/flip/zoom (preset decides)."),
+    ] = None,
     cache_features: Annotated[
         bool | None,
         typer.Option(
