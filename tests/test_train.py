@@ -147,3 +147,9 @@ def test_class_mismatch_and_missing_resume(synth, tmp_path):
 def test_bad_training_settings(changes, message):
     with pytest.raises(ConfigError, match=message):
         FAST.replace(**changes)
+
+
+def test_cosine_schedule_records_the_rate_each_epoch_used(synth, tmp_path):
+    config = FAST.replace(schedule="cosine", epochs=2, lr=0.1)
+    result = train(new_model(), *datasets(synth), tmp_path / "run", config)
+    assert [h.lr for h in result.history] == pytest.approx([0.1, 0.05])

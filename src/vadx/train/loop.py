@@ -202,6 +202,7 @@ def train(
         )
         train_seconds = time.perf_counter() - began
         val_loss, val_accuracy, val_f1 = _validate(step, val_data, config, loss_fn, cached)
+        lr = optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
         if scheduler is not None:
             scheduler.step()
         result = EpochResult(
@@ -211,7 +212,7 @@ def train(
             val_loss=val_loss,
             val_accuracy=val_accuracy,
             val_macro_f1=val_f1,
-            lr=optimizer.param_groups[0]["lr"],
+            lr=lr,
             seconds=time.perf_counter() - began,
             clips_per_second=seen * world / max(train_seconds, 1e-9),
         )
