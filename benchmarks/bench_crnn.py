@@ -9,11 +9,8 @@ ratios are what to compare. Writes ``crnn.json`` (and prints a table).
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import platform
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +18,7 @@ from pathlib import Path
 import torch
 
 from vadx import __version__
+from vadx.files import write_json
 from vadx.models import CRNN
 
 VARIANTS = {
@@ -101,12 +99,8 @@ def main() -> None:
             f"loop/folded {row['per_frame_loop_over_folded']:.2f}   "
             f"GRU+head share {row['rnn_head_share_of_clip']:.3f}"
         )
-    args.out.mkdir(parents=True, exist_ok=True)
     target = args.out / f"crnn-{result['device'].replace(' ', '_').lower()}.json"
-    fd, tmp = tempfile.mkstemp(dir=args.out, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(result, fh, indent=2)
-    os.replace(tmp, target)
+    write_json(target, result, indent=2)
     print(f"wrote {target}")
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import statistics
 import tempfile
@@ -23,6 +22,7 @@ import cv2
 
 from vadx import __version__
 from vadx.data.synth import render_clip
+from vadx.files import write_json
 from vadx.video import VideoReader, even_indices, write_mp4
 
 
@@ -117,12 +117,8 @@ def main() -> None:
         )
     result = {"benchmark": "decode", "vadx": __version__, "opencv": cv2.__version__,
               "threads": os.cpu_count(), "rows": rows}  # fmt: skip
-    args.out.mkdir(parents=True, exist_ok=True)
     target = args.out / "decode-cpu.json"
-    fd, tmp = tempfile.mkstemp(dir=args.out, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(result, fh, indent=2)
-    os.replace(tmp, target)
+    write_json(target, result, indent=2)
     print(f"wrote {target}")
 
 

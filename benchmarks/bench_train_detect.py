@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from vadx import __version__
 from vadx.data import VideoDataset, folder_samples
 from vadx.data.synth import SynthConfig, generate, render_long
 from vadx.detect import DetectConfig, detect
+from vadx.files import write_json
 from vadx.models import CRNN, CRNNConfig
 from vadx.train import TrainConfig, train
 from vadx.train.loop import make_optimizer
@@ -128,11 +128,7 @@ def main() -> None:
         "ideal_ratio_stride_over_window": 2 / 10,
     }  # fmt: skip
     print(json.dumps(result, indent=1))
-    args.out.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=args.out, suffix=".tmp")
-    with os.fdopen(fd, "w") as fh:
-        json.dump(result, fh, indent=2)
-    os.replace(tmp, args.out / "train_detect-cpu.json")
+    write_json(args.out / "train_detect-cpu.json", result, indent=2)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,9 +19,10 @@ from vadx.data.layouts import folder_samples
 from vadx.data.synth import SynthConfig, generate, render_long
 from vadx.detect import DetectConfig, Event, detect, write_detection
 from vadx.evaluate import classification_metrics, predict, write_evaluation
+from vadx.files import write_json
 from vadx.models.checkpoint import load_model
 from vadx.train.session import train_from_path
-from vadx.video.encode import atomic_path, write_mp4
+from vadx.video.encode import write_mp4
 
 LONG_VIDEO = [("normal", 50), ("fight", 60), ("normal", 40), ("fire", 60), ("normal", 40),
               ("shooting", 60), ("normal", 40)]  # fmt: skip
@@ -107,9 +107,8 @@ def run_demo(
     say(f"4/5 rendering a {sum(n for _, n in settings.long_video)}-frame video with anomalies")
     long = render_long((settings.seed, 99), list(settings.long_video), size)
     video = write_mp4(out / "long_video.mp4", long.frames, fps=10)
-    with atomic_path(out / "long_video_truth.json") as tmp:
-        truth = [{"class": k, "start_frame": s, "end_frame": e} for k, s, e in long.events]
-        tmp.write_text(json.dumps(truth, indent=1))
+    truth = [{"class": k, "start_frame": s, "end_frame": e} for k, s, e in long.events]
+    write_json(out / "long_video_truth.json", truth)
     say(f"5/5 detecting anomalies in {video}")
     detection = detect(model, video, DetectConfig())
     write_detection(out / "detection", detection, video, model.checkpoint.model_id)
@@ -132,6 +131,5 @@ def run_demo(
             "video": str(video), "detection": str(out / "detection"),
         },
     }  # fmt: skip
-    with atomic_path(out / "summary.json") as tmp:
-        tmp.write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
+    write_json(out / "summary.json", summary)
     return summary

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -29,9 +28,10 @@ import torch
 
 from vadx._version import __version__
 from vadx.errors import InputError
+from vadx.files import atomic_path, write_json
 from vadx.models.crnn import CRNN
 from vadx.video.decode import VideoInfo, VideoReader
-from vadx.video.encode import Mp4Writer, atomic_path
+from vadx.video.encode import Mp4Writer
 from vadx.video.preprocess import fit_frames, frames_to_clip
 from vadx.video.sampling import Window, sliding_windows
 
@@ -263,8 +263,7 @@ def write_detection(
         "events": [asdict(e) for e in detection.events],
         "windows": len(detection.windows),
     }
-    with atomic_path(out / "events.json") as tmp:
-        tmp.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+    write_json(out / "events.json", document)
     return out / "events.json"
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,8 @@ import torch
 
 from vadx.data.dataset import VideoDataset, make_loader
 from vadx.errors import InputError
+from vadx.files import atomic_path, write_json
 from vadx.models.crnn import CRNN
-from vadx.video.encode import atomic_path
 
 
 def predict(
@@ -150,8 +149,7 @@ def write_evaluation(
                              *[f"{p:.6f}" for p in row]])  # fmt: skip
     with atomic_path(out / "confusion.png") as tmp:
         tmp.write_bytes(confusion_png(np.array(metrics["confusion_matrix"]), names))
-    with atomic_path(out / "metrics.json") as tmp:
-        tmp.write_text(json.dumps(metrics, indent=1) + "\n", encoding="utf-8")
+    write_json(out / "metrics.json", metrics)
     return out / "metrics.json"
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from vadx.errors import VadxError
+from vadx.files import atomic_path
 from vadx.video.decode import IMAGE_EXTENSIONS
-from vadx.video.encode import atomic_path
 
 
 class MaskError(VadxError):

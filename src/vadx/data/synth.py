@@ -23,7 +23,6 @@ anti-aliasing so masks and pixels agree exactly before video compression.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -36,7 +35,8 @@ import numpy as np
 from vadx._version import __version__
 from vadx.data.masks import write_masks
 from vadx.errors import InputError
-from vadx.video.encode import atomic_path, write_mp4, write_png
+from vadx.files import write_json
+from vadx.video.encode import write_mp4, write_png
 
 SYNTH_CLASSES = ("fight", "shooting", "fire", "normal")
 SPLITS = ("train", "val", "test")
@@ -662,8 +662,7 @@ def generate(
         "clips": clips,
     }
     path = out / "manifest.json"
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(manifest, indent=1) + "\n", encoding="utf-8")
+    write_json(path, manifest)
     return path
 
 

@@ -13,7 +13,6 @@ exactly where an uninterrupted run with the same seed ends (on CPU).
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections.abc import Callable
@@ -28,12 +27,12 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampl
 
 from vadx.data.dataset import VideoDataset, collate_clips, make_loader
 from vadx.errors import ConfigError, InputError
+from vadx.files import write_json
 from vadx.models.checkpoint import load_model, save_model
 from vadx.models.crnn import CRNN
 from vadx.train import distributed
 from vadx.train.config import TrainConfig
 from vadx.train.state import optimizer_from_files, read_trainer_state, writers
-from vadx.video.encode import atomic_path
 
 Progress = Callable[[str, int, int, dict[str, float]], None]
 
@@ -320,5 +319,4 @@ def _validate(step, data, config, loss_fn, cached):
 
 def _write_history(path: Path, history: list[EpochResult], best_epoch: int) -> None:
     document = {"best_epoch": best_epoch, "epochs": [asdict(h) for h in history]}
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(document, indent=1) + "\n", encoding="utf-8")
+    write_json(path, document)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import torch
 
 from vadx.data.dataset import VideoDataset
 from vadx.errors import InputError
+from vadx.files import write_json
 from vadx.models.checkpoint import load_model
 from vadx.models.crnn import CRNN
 from vadx.models.weights import load_backbone_weights
@@ -116,10 +116,8 @@ def train_from_path(
         "sampling_step": float(np.median(steps)) if steps else 1.0,
     }
     if distributed.rank() == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "train_config.json").write_text(
-            json.dumps({"train": config.to_dict(), "model": mc.to_dict(), **metadata}, indent=1)
-        )
+        document = {"train": config.to_dict(), "model": mc.to_dict(), **metadata}
+        write_json(out / "train_config.json", document)
     try:
         return train(model, train_set, val_set, out, config, resume, progress, metadata)
     finally:
