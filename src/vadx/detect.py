@@ -165,8 +165,7 @@ def detect(
     anomaly = anomaly_score(frame_probabilities, names, normal)
     smoothed = moving_average(anomaly, config.smooth)
     events = find_events(smoothed, frame_probabilities, names, normal, timestamps, config)
-    settings = {"stride": stride, "step": step, "window": length, **asdict(config)}
-    settings.update(stride=stride, step=step)
+    settings = {**asdict(config), "stride": stride, "step": step, "window": length}
     return Detection(info, names, windows, window_probabilities, frame_probabilities, anomaly,
                      smoothed, events, timestamps, settings)  # fmt: skip
 

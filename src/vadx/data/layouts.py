@@ -159,6 +159,7 @@ class AnnotatedVideo:
     source: Path
     label: int
     anomalous: np.ndarray
+    fps: float
 
 
 def read_temporal_annotations(
@@ -211,11 +212,12 @@ def read_temporal_annotations(
             if parts[0] not in by_name:
                 raise InputError(f"{where}: video {parts[0]} not found under {videos_root}")
             video = by_name[parts[0]]
-        inside = np.zeros(probe(video).num_frames, bool)
+        info = probe(video)
+        inside = np.zeros(info.num_frames, bool)
         for start, end in zip(bounds[::2], bounds[1::2], strict=True):
             if start >= 0 and end >= start:
                 inside[start : end + 1] = True
-        videos.append(AnnotatedVideo(video, classes.index(matches[0]), inside))
+        videos.append(AnnotatedVideo(video, classes.index(matches[0]), inside, info.fps))
     if not videos:
         raise InputError(f"{annotations} lists no videos")
     return videos
@@ -247,8 +249,9 @@ def temporal_samples(
     normal = classes.index(normal_class)
     samples: list[VideoSample] = []
     for video in videos:
-        info = probe(video.source)
-        for win in sliding_windows(info.num_frames, window, stride, step, _nominal_times(info)):
+        count = len(video.anomalous)
+        times = np.arange(count, dtype=np.float64) / video.fps
+        for win in sliding_windows(count, window, stride, step, times):
             flags = video.anomalous[win.indices]
             label = _window_label(flags, video.label, normal, overlap, ambiguous)
             if label is None:

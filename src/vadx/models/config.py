@@ -174,11 +174,16 @@ class CRNNConfig:
 
     def replace(self, **changes: Any) -> CRNNConfig:
         """A copy with ``changes`` applied (and validated)."""
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(changes) - known)
-        if unknown:
-            raise ConfigError(f"unknown CRNN option(s) {unknown}; known: {sorted(known)}")
-        return replace(self, **changes)
+        return checked_replace(self, "CRNN", changes)
+
+
+def checked_replace(config: Any, what: str, changes: dict[str, Any]) -> Any:
+    """``dataclasses.replace`` that names unknown options instead of a bare TypeError."""
+    known = {f.name for f in fields(config)}
+    unknown = sorted(set(changes) - known)
+    if unknown:
+        raise ConfigError(f"unknown {what} option(s) {unknown}; known: {sorted(known)}")
+    return replace(config, **changes)
 
 
 def _is_int(value: object) -> bool:

@@ -17,11 +17,11 @@ settings:
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from vadx.errors import ConfigError
-from vadx.models.config import CRNNConfig
+from vadx.models.config import CRNNConfig, checked_replace
 
 
 @dataclass(frozen=True)
@@ -78,11 +78,8 @@ class TrainConfig:
                 raise ConfigError(f"{message} (training settings {self})")
 
     def replace(self, **changes: Any) -> TrainConfig:
-        known = {f.name for f in fields(self)}
-        unknown = sorted(set(changes) - known)
-        if unknown:
-            raise ConfigError(f"unknown training option(s) {unknown}; known: {sorted(known)}")
-        return replace(self, **changes)
+        """A copy with ``changes`` applied (and validated)."""
+        return checked_replace(self, "training", changes)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
