@@ -1,0 +1,104 @@
+"""The contract every explanation method fulfils (captum's, adapted to clips).
+
+``Method(model, **settings).attribute(clip, target=None)`` returns raw attributions of clips
+``(B, T, 3, H, W)``: maps ``(B, T, h, w)`` for spatial methods, frame scores ``(B, T)`` for
+temporal ones. Inside :func:`vadx.explain.explain` many methods share one forward/backward:
+each declares what it reads from the shared :class:`~vadx.explain.passes.Pass` (:meth:`need`)
+and computes from it (:meth:`compute`), running extra passes of its own only when it must
+(perturbations, guided backprop).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+
+from vadx.errors import ConfigError
+from vadx.explain.hooks import eval_mode
+from vadx.explain.passes import Need, Pass, run_pass
+from vadx.explain.targets import TargetSpec
+from vadx.models.crnn import CRNN
+
+#: called as progress(method name, units done, units in all) during long methods
+ProgressFn = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class Output:
+    """What a method computes: raw attributions and any named extra arrays."""
+
+    raw: torch.Tensor
+    extras: Mapping[str, torch.Tensor] = field(default_factory=dict)
+
+
+class Method:
+    """Base class of explanation methods (see module doc).
+
+    Class attributes say how results are read: ``kind`` is ``"spatial"`` (maps) or
+    ``"temporal"`` (frame scores); ``signed`` methods give evidence for (+) and against (−),
+    displayed by magnitude; ``display_name`` is what reports print.
+    """
+
+    name: ClassVar[str] = ""
+    display_name: ClassVar[str] = ""
+    kind: ClassVar[str] = "spatial"
+    signed: ClassVar[bool] = False
+
+    def __init__(self, model: CRNN) -> None:
+        if not isinstance(model, CRNN):
+            raise ConfigError(
+                f"vadx explains CRNN models (vadx.models.CRNN), got {type(model).__name__}"
+            )
+        self.model = model
+        self.progress: ProgressFn | None = None
+
+    # ------------------------------------------------------------ the contract
+    def need(self) -> Need:
+        """What this method reads from the shared pass."""
+        return Need()
+
+    def compute(self, shared: Pass) -> Output:
+        """Attributions from the shared pass (and any passes of its own)."""
+        raise NotImplementedError
+
+    def settings(self) -> dict[str, Any]:
+        """Every setting that changes the result, for the manifest."""
+        return {}
+
+    def attribute(self, clip: torch.Tensor, target: TargetSpec = None) -> torch.Tensor:
+        """Raw attributions of ``clip`` ``(B, T, 3, H, W)`` for ``target`` (see
+        :mod:`vadx.explain.targets`): ``(B, T, h, w)`` maps or ``(B, T)`` frame scores."""
+        with eval_mode(self.model):
+            shared = run_pass(self.model, clip, target, self.need())
+            return self.compute(shared).raw
+
+    # ------------------------------------------------------------ helpers
+    def resolve_layer(self, layer: str | None) -> str:
+        """``layer`` checked against the model (default: its last conv block)."""
+        name = layer or self.model.default_layer
+        self.model.get_layer(name)  # raises ConfigError naming the known layers
+        return name
+
+    def chunks(self, total: int, size: int) -> Iterator[slice]:
+        """Slices of ``range(total)`` of at most ``size``, reporting progress."""
+        size = max(1, size)
+        for start in range(0, total, size):
+            yield slice(start, min(total, start + size))
+            if self.progress is not None:
+                self.progress(self.name, min(total, start + size), total)
+
+
+def check_positive(name: str, value: int | float, integer: bool = True) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is a positive (integer) number."""
+    wrong_type = integer and (not isinstance(value, int) or isinstance(value, bool))
+    if wrong_type or not value > 0:
+        kind = "a positive integer" if integer else "a positive number"
+        raise ConfigError(f"{name} must be {kind}, got {value!r}")
+
+
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")

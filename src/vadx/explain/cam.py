@@ -1,0 +1,144 @@
+"""Class activation maps of every frame at any backbone layer (default: the last conv block).
+
+With ``A[t]`` the layer's maps of frame ``t`` ``(C, h, w)`` and ``G[t] = ∂y/∂A[t]``:
+
+* Grad-CAM (Selvaraju et al. 2017): ``ReLU(Σ_c w[t, c]·A[t, c])`` with channel weights
+  ``w`` from one of two **weightings**:
+
+  - ``frame`` — ``w[t, c] = mean_ij G[t, c, i, j]``: each frame weighted by its own gradient,
+    mmaction2's recipe for 2D recognisers (default);
+  - ``clip`` — ``w[c] = mean_tij G[t, c, i, j]``: one set of weights for the clip, what
+    tf-keras-vis computes on a TimeDistributed layer;
+
+* Grad-CAM++ (Chattopadhay et al. 2018): ``w[t, c] = Σ_ij α·ReLU(G)`` with
+  ``α = G² / (2G² + Σ_ij A·G³)``;
+* LayerCAM (Jiang et al. 2021): ``ReLU(Σ_c ReLU(G)·A)``, element-wise weights;
+* activation maps: the channel mean of ``A`` (no gradient), and the ``top_k`` channels most
+  active over the clip;
+* Guided Grad-CAM: guided backpropagation saliency × Grad-CAM upsampled to the frame.
+
+Maps are not normalised here: a frame the model ignored keeps a small map.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from vadx.explain.base import Method, Output, check_choice, check_positive
+from vadx.explain.gradients import guided_input_gradient, saliency_of
+from vadx.explain.normalise import upsample
+from vadx.explain.passes import Need, Pass
+from vadx.models.crnn import CRNN
+
+WEIGHTINGS = ("frame", "clip")
+
+
+def grad_cam(activations: torch.Tensor, gradients: torch.Tensor, weighting: str) -> torch.Tensor:
+    """Grad-CAM maps ``(B, T, h, w)`` from ``(B, T, C, h, w)`` activations and gradients."""
+    check_choice("weighting", weighting, WEIGHTINGS)
+    axes = (-2, -1) if weighting == "frame" else (1, -2, -1)
+    weights = gradients.mean(axes, keepdim=True)
+    return (weights * activations).sum(2).relu()
+
+
+class _LayerMethod(Method):
+    """A method that reads one backbone layer from the shared pass."""
+
+    uses_gradients = True
+
+    def __init__(self, model: CRNN, layer: str | None = None) -> None:
+        super().__init__(model)
+        self.layer = self.resolve_layer(layer)
+
+    def need(self) -> Need:
+        return Need(layers=frozenset({self.layer}), layer_grads=self.uses_gradients)
+
+    def settings(self) -> dict[str, Any]:
+        return {"layer": self.layer}
+
+
+class GradCAM(_LayerMethod):
+    """Grad-CAM of every frame with ``frame`` (default) or ``clip`` channel weighting."""
+
+    name = "gradcam"
+    display_name = "Grad-CAM"
+
+    def __init__(self, model: CRNN, layer: str | None = None, weighting: str = "frame") -> None:
+        super().__init__(model, layer)
+        check_choice("weighting", weighting, WEIGHTINGS)
+        self.weighting = weighting
+
+    def settings(self) -> dict[str, Any]:
+        return {"layer": self.layer, "weighting": self.weighting}
+
+    def compute(self, shared: Pass) -> Output:
+        return Output(
+            grad_cam(shared.activations[self.layer], shared.gradients[self.layer], self.weighting)
+        )
+
+
+class GradCAMPlusPlus(_LayerMethod):
+    """Grad-CAM++ of every frame (per-frame weights)."""
+
+    name = "gradcam_plus_plus"
+    display_name = "Grad-CAM++"
+
+    def compute(self, shared: Pass) -> Output:
+        activations, grads = shared.activations[self.layer], shared.gradients[self.layer]
+        squared = grads.pow(2)
+        denominator = 2 * squared + activations.sum((-2, -1), keepdim=True) * grads.pow(3)
+        alpha = torch.where(grads != 0, squared / (denominator + 1e-7), torch.zeros_like(grads))
+        weights = (alpha * grads.relu()).sum((-2, -1), keepdim=True)
+        return Output((weights * activations).sum(2).relu())
+
+
+class LayerCAM(_LayerMethod):
+    """LayerCAM of every frame: element-wise positive-gradient weighting."""
+
+    name = "layercam"
+    display_name = "LayerCAM"
+
+    def compute(self, shared: Pass) -> Output:
+        activations, grads = shared.activations[self.layer], shared.gradients[self.layer]
+        return Output((grads.relu() * activations).sum(2).relu())
+
+
+class ActivationMap(_LayerMethod):
+    """The channel mean of a layer's maps; extras ``channels`` ``(B, k)`` — the ``top_k``
+    channels with the largest mean activation over the clip — and their maps
+    ``channel_maps`` ``(B, k, T, h, w)``."""
+
+    name = "activation"
+    display_name = "Activation map"
+    uses_gradients = False
+
+    def __init__(self, model: CRNN, layer: str | None = None, top_k: int = 4) -> None:
+        super().__init__(model, layer)
+        check_positive("top_k", top_k)
+        self.top_k = top_k
+
+    def settings(self) -> dict[str, Any]:
+        return {"layer": self.layer, "top_k": self.top_k}
+
+    def compute(self, shared: Pass) -> Output:
+        activations = shared.activations[self.layer]
+        k = min(self.top_k, activations.shape[2])
+        channels = activations.mean((1, -2, -1)).topk(k, dim=1).indices
+        index = channels[:, None, :, None, None].expand(-1, activations.shape[1], -1,
+                                                         *activations.shape[-2:])  # fmt: skip
+        channel_maps = activations.gather(2, index).transpose(1, 2)
+        return Output(activations.mean(2), {"channels": channels, "channel_maps": channel_maps})
+
+
+class GuidedGradCAM(GradCAM):
+    """Guided backpropagation saliency × Grad-CAM (upsampled bilinearly to the frame)."""
+
+    name = "guided_gradcam"
+    display_name = "Guided Grad-CAM"
+
+    def compute(self, shared: Pass) -> Output:
+        cam = super().compute(shared).raw
+        guided = saliency_of(guided_input_gradient(self.model, shared))
+        return Output(guided * upsample(cam, guided.shape[-2:]))

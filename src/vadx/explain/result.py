@@ -1,0 +1,171 @@
+"""Immutable results of :func:`vadx.explain.explain` and their audit-ready ``save()``."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import torch
+
+from vadx._version import __version__
+from vadx.files import atomic_path, write_json
+
+
+def frozen_array(tensor: torch.Tensor | np.ndarray) -> np.ndarray:
+    """A read-only numpy copy of ``tensor`` (float32 unless it holds integers)."""
+    array = tensor.detach().cpu().numpy() if isinstance(tensor, torch.Tensor) else tensor
+    array = np.array(array, dtype=array.dtype if array.dtype.kind in "iub" else np.float32)
+    array.setflags(write=False)
+    return array
+
+
+def frozen_mapping(items: Mapping[str, Any]) -> Mapping[str, Any]:
+    return MappingProxyType(dict(items))
+
+
+@dataclass(frozen=True)
+class Attribution:
+    """One spatial method's result for a batch of clips.
+
+    Attributes:
+        method, display_name: registry name (``gradcam``) and the name to print.
+        raw: ``(B, T, h, w)`` as computed (``h, w`` of the layer, or of the frame).
+        display: ``(B, T, H, W)`` upsampled to the frame, by magnitude, normalised.
+        frame_scores: ``(B, T)`` each frame's raw mass.
+        signed: whether raw values carry evidence for (+) and against (−).
+        settings: everything that changes the result (layer, weighting, steps, …).
+        extras: further arrays of the method (top channels, completeness delta, …).
+    """
+
+    method: str
+    display_name: str
+    raw: np.ndarray
+    display: np.ndarray
+    frame_scores: np.ndarray
+    signed: bool
+    settings: Mapping[str, Any]
+    extras: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FrameImportance:
+    """One temporal estimator's result: ``scores`` ``(B, T)``, how much each frame mattered."""
+
+    estimator: str
+    display_name: str
+    scores: np.ndarray
+    signed: bool
+    settings: Mapping[str, Any]
+    extras: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """Everything :func:`~vadx.explain.explain` found about a batch of clips.
+
+    Attributes:
+        class_names: the model's classes.
+        logits, probabilities: ``(B, K)`` of the unperturbed clips.
+        targets: ``(B,)`` the explained class of each video (−1 for a callable target);
+            ``target_names`` their names; ``target`` what was asked for.
+        maps: spatial results by method name; ``temporal``: frame importance by estimator.
+        normalisation: of the display maps (``clip``, ``frame`` or ``none``).
+        clip_shape: ``(B, T, 3, H, W)``; ``clip_sha256``: hash of the clip tensor's bytes.
+        seconds: wall time of the shared pass and of each method.
+        model: the model's checkpoint id and configuration.
+    """
+
+    class_names: tuple[str, ...]
+    logits: np.ndarray
+    probabilities: np.ndarray
+    targets: np.ndarray
+    target_names: tuple[str, ...]
+    target: str
+    maps: Mapping[str, Attribution]
+    temporal: Mapping[str, FrameImportance]
+    normalisation: str
+    clip_shape: tuple[int, ...]
+    clip_sha256: str
+    seconds: Mapping[str, float]
+    model: Mapping[str, Any]
+    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    def __getitem__(self, name: str) -> Attribution | FrameImportance:
+        if name in self.maps:
+            return self.maps[name]
+        if name in self.temporal:
+            return self.temporal[name]
+        known = ", ".join([*self.maps, *self.temporal])
+        raise KeyError(f"no method {name!r} in this explanation; it holds {known}")
+
+    @property
+    def predicted(self) -> tuple[str, ...]:
+        """Each video's most probable class."""
+        return tuple(self.class_names[i] for i in self.probabilities.argmax(1))
+
+    def manifest(self) -> dict[str, Any]:
+        """The audit record: predictions, targets, every setting, hashes and versions."""
+        return {
+            "created": self.created,
+            "clip_shape": list(self.clip_shape),
+            "clip_sha256": self.clip_sha256,
+            "model": dict(self.model),
+            "class_names": list(self.class_names),
+            "predicted": list(self.predicted),
+            "probabilities": self.probabilities.round(6).tolist(),
+            "target": self.target,
+            "target_names": list(self.target_names),
+            "normalisation": self.normalisation,
+            "maps": {
+                name: {"display_name": a.display_name, "signed": a.signed,
+                       "settings": dict(a.settings), "raw_shape": list(a.raw.shape)}
+                for name, a in self.maps.items()
+            },
+            "temporal": {
+                name: {"display_name": f.display_name, "signed": f.signed,
+                       "settings": dict(f.settings)}
+                for name, f in self.temporal.items()
+            },
+            "seconds": {k: round(v, 4) for k, v in self.seconds.items()},
+            "versions": versions(),
+        }  # fmt: skip
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every array by a flat name (``gradcam/raw``, ``frame_occlusion/scores``, …)."""
+        arrays = {"logits": self.logits, "probabilities": self.probabilities,
+                  "targets": self.targets}  # fmt: skip
+        for name, a in self.maps.items():
+            arrays.update({f"{name}/raw": a.raw, f"{name}/display": a.display,
+                           f"{name}/frame_scores": a.frame_scores})  # fmt: skip
+            arrays.update({f"{name}/{key}": value for key, value in a.extras.items()})
+        for name, f in self.temporal.items():
+            arrays[f"{name}/scores"] = f.scores
+            arrays.update({f"{name}/{key}": value for key, value in f.extras.items()})
+        return arrays
+
+    def save(self, out: str | Path) -> Path:
+        """Write ``explanation.npz`` (every array) and ``manifest.json`` into ``out``; each
+        file appears whole or not at all. Returns ``out``."""
+        out = Path(out)
+        with atomic_path(out / "explanation.npz") as tmp, open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **self.arrays())
+        write_json(out / "manifest.json", self.manifest())
+        return out
+
+
+def clip_sha256(clip: torch.Tensor) -> str:
+    """sha256 of a clip tensor's float32 bytes (C order), for the audit record."""
+    data = clip.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()
+    return hashlib.sha256(data).hexdigest()
+
+
+def versions() -> dict[str, str]:
+    return {"vadx": __version__, "torch": torch.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}  # fmt: skip

@@ -1,0 +1,189 @@
+"""Temporal importance: which frames made the model decide, by several named estimators.
+
+* ``frame_occlusion`` (the faithful default) — the drop of the explained logit when frame
+  ``t`` is replaced by a baseline (``mean`` frame of the clip, ``previous`` frame, ``blur``,
+  ``zeros``, ``black``) or removed from the sequence (``drop``). Replacing a frame changes only
+  its features, so the CNN runs once per frame (plus once per baseline frame) and only the
+  RNN + head run per occlusion: the same numbers as re-running the full model on the occluded
+  clip, at a small fraction of its cost.
+* ``frame_shapley`` — TimeSHAP-style Shapley values of contiguous segments of frames (exact,
+  over all ``2^segments`` coalitions in feature space), each frame given its segment's value
+  divided by the segment's length. The values add up to ``y(clip) − y(all baselines)``.
+* ``gradient_norm`` — ``‖∂y/∂f_t‖`` at each RNN input step, from the shared pass.
+* ``gradcam_mass`` — the un-normalised Grad-CAM mass ``Σ_ij cam[t, i, j]`` of each frame.
+
+Why occlusion is the default: gradients through an RNN fade with the distance to the last
+step (Ismail et al., NeurIPS 2019, "Input-Cell Attention Reduces Vanishing Saliency of
+Recurrent Neural Networks"), so gradient-based curves favour the last frames whatever the
+content. Occlusion measures what the output actually loses without a frame.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from vadx.errors import ConfigError
+from vadx.explain.base import Method, Output, check_choice, check_positive
+from vadx.explain.baselines import BASELINES, baseline_clip
+from vadx.explain.cam import grad_cam
+from vadx.explain.passes import Need, Pass
+from vadx.models.crnn import CRNN
+
+#: most feature sequences per RNN batch
+BATCH_SEQUENCES = 512
+FRAME_BASELINES = (*BASELINES, "drop")
+
+
+def baseline_features(model: CRNN, shared: Pass, kind: str) -> torch.Tensor:
+    """Per-frame features ``(B, T, F)`` of the baseline ``kind``, running the CNN only on
+    frames that differ from the clip's (one frame per video for a constant baseline)."""
+    features = shared.features
+    if kind == "previous":
+        if features.shape[1] < 2:
+            return features.clone()
+        return torch.cat([features[:, 1:2], features[:, :-1]], dim=1)
+    base = baseline_clip(model, shared.clip, kind)
+    with torch.no_grad():
+        if kind == "blur":
+            return model.frame_features(base)
+        return model.frame_features(base[:, :1]).expand_as(features)
+
+
+class _Temporal(Method):
+    kind = "temporal"
+    signed = True
+
+    def run_sequences(self, sequences: torch.Tensor, shared: Pass) -> torch.Tensor:
+        """Explained logits of feature sequences ``(n, B, T', F)`` → ``(n, B)``, batched."""
+        count, batch = sequences.shape[:2]
+        scores = []
+        with torch.no_grad():
+            for part in self.chunks(count, max(1, BATCH_SEQUENCES // batch)):
+                logits = self.model.forward_features(sequences[part].flatten(0, 1))
+                scores.append(shared.target.scores(logits).view(-1, batch))
+        return torch.cat(scores)
+
+
+class FrameOcclusion(_Temporal):
+    """The drop of the explained logit when each frame is replaced or removed, in feature
+    space (see module doc)."""
+
+    name = "frame_occlusion"
+    display_name = "Frame occlusion"
+
+    def __init__(self, model: CRNN, baseline: str = "mean") -> None:
+        super().__init__(model)
+        check_choice("baseline", baseline, FRAME_BASELINES)
+        self.baseline = baseline
+
+    def settings(self) -> dict[str, Any]:
+        return {"baseline": self.baseline}
+
+    def compute(self, shared: Pass) -> Output:
+        features = shared.features
+        steps = features.shape[1]
+        if self.baseline == "drop":
+            if steps < 2:
+                raise ConfigError("frame_occlusion with baseline 'drop' needs clips of ≥ 2 frames")
+            sequences = torch.stack(
+                [torch.cat([features[:, :t], features[:, t + 1 :]], dim=1) for t in range(steps)]
+            )
+        else:
+            base = baseline_features(self.model, shared, self.baseline)
+            sequences = features.unsqueeze(0).repeat(steps, 1, 1, 1)
+            index = torch.arange(steps)
+            sequences[index, :, index] = base.transpose(0, 1)
+        occluded = self.run_sequences(sequences, shared)
+        return Output((shared.scores.unsqueeze(0) - occluded).T.contiguous())
+
+
+class FrameShapley(_Temporal):
+    """Exact Shapley values of ``segments`` contiguous groups of frames (see module doc);
+    extras ``segment_values`` ``(B, n)`` and ``segments`` ``(n, 2)`` (first, last frame)."""
+
+    name = "frame_shapley"
+    display_name = "Frame Shapley"
+    MAX_SEGMENTS = 12
+
+    def __init__(self, model: CRNN, segments: int = 8, baseline: str = "mean") -> None:
+        super().__init__(model)
+        check_positive("segments", segments)
+        if segments > self.MAX_SEGMENTS:
+            raise ConfigError(
+                f"frame_shapley enumerates 2^segments coalitions; use at most "
+                f"{self.MAX_SEGMENTS} segments, got {segments}"
+            )
+        check_choice("baseline", baseline, BASELINES)
+        self.segments, self.baseline = segments, baseline
+
+    def settings(self) -> dict[str, Any]:
+        return {"segments": self.segments, "baseline": self.baseline}
+
+    def compute(self, shared: Pass) -> Output:
+        features = shared.features
+        steps = features.shape[1]
+        groups = torch.tensor_split(torch.arange(steps), min(self.segments, steps))
+        n = len(groups)
+        owner = torch.empty(steps, dtype=torch.long)
+        for i, group in enumerate(groups):
+            owner[group] = i
+        coalitions = torch.arange(2**n)
+        present = (coalitions[:, None] >> torch.arange(n)) & 1  # (2^n, n)
+        keep = present[:, owner].bool().to(features.device)  # (2^n, T)
+        base = baseline_features(self.model, shared, self.baseline)
+        sequences = torch.where(keep[:, None, :, None], features.unsqueeze(0), base.unsqueeze(0))
+        values = self.run_sequences(sequences, shared)  # (2^n, B)
+        sizes = present.sum(1)
+        weight = torch.tensor(
+            [math.factorial(s) * math.factorial(n - s - 1) / math.factorial(n) if s < n else 0.0
+             for s in sizes.tolist()], dtype=values.dtype, device=values.device,
+        )  # fmt: skip
+        phi = torch.zeros(features.shape[0], n, dtype=values.dtype, device=values.device)
+        for i in range(n):
+            without = present[:, i] == 0
+            gain = values[coalitions[without] | (1 << i)] - values[coalitions[without]]
+            phi[:, i] = (weight[without, None] * gain).sum(0)
+        lengths = torch.tensor([len(g) for g in groups], dtype=phi.dtype, device=phi.device)
+        per_frame = (phi / lengths)[:, owner.to(phi.device)]
+        bounds = torch.tensor([[int(g[0]), int(g[-1])] for g in groups])
+        return Output(per_frame, {"segment_values": phi, "segments": bounds})
+
+
+class GradientNorm(_Temporal):
+    """``‖∂y/∂f_t‖₂`` at each RNN input step (recency-biased; see module doc)."""
+
+    name = "gradient_norm"
+    display_name = "Gradient norm at the RNN input"
+    signed = False
+
+    def need(self) -> Need:
+        return Need(feature_grad=True)
+
+    def compute(self, shared: Pass) -> Output:
+        assert shared.feature_grad is not None
+        return Output(shared.feature_grad.norm(dim=-1))
+
+
+class GradCAMMass(_Temporal):
+    """Each frame's un-normalised Grad-CAM mass (frame weighting) at ``layer``."""
+
+    name = "gradcam_mass"
+    display_name = "Grad-CAM mass"
+    signed = False
+
+    def __init__(self, model: CRNN, layer: str | None = None) -> None:
+        super().__init__(model)
+        self.layer = self.resolve_layer(layer)
+
+    def need(self) -> Need:
+        return Need(layers=frozenset({self.layer}), layer_grads=True)
+
+    def settings(self) -> dict[str, Any]:
+        return {"layer": self.layer, "weighting": "frame"}
+
+    def compute(self, shared: Pass) -> Output:
+        cam = grad_cam(shared.activations[self.layer], shared.gradients[self.layer], "frame")
+        return Output(cam.sum((-2, -1)))
