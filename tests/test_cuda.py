@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -50,3 +51,25 @@ def test_training_step_on_gpu_updates_only_unfrozen_parameters(tiny_clip):
     optimiser.step()
     assert torch.equal(model.backbone.features[0].weight, frozen)
     assert model.backbone.features[34].weight.grad is not None
+
+
+@pytest.mark.parametrize("rnn", ["gru", "lstm"])
+def test_explanations_on_gpu_in_eval_mode_match_cpu(tiny_clip, rnn):
+    """cuDNN's RNN backward refuses eval mode; the explanation passes turn it off for the RNN."""
+    from vadx.explain import METHODS, TEMPORAL, explain
+
+    torch.manual_seed(0)
+    model = CRNN(TINY.replace(rnn=rnn)).eval()
+    options = {"occlusion": {"patch": 16}, "integrated_gradients": {"steps": 8},
+               "smoothgrad": {"samples": 2}}  # fmt: skip
+    on_cpu = explain(model, tiny_clip, target=1, methods=list(METHODS), temporal=list(TEMPORAL),
+                     options=options)  # fmt: skip
+    on_gpu = explain(model.cuda(), tiny_clip.cuda(), target=1, methods=list(METHODS),
+                     temporal=list(TEMPORAL), options=options)  # fmt: skip
+    assert not model.training and torch.backends.cudnn.enabled
+    for name in METHODS:
+        if name == "smoothgrad":  # the noise differs between CPU and CUDA generators
+            continue
+        np.testing.assert_allclose(on_gpu[name].raw, on_cpu[name].raw, rtol=1e-3, atol=1e-5)
+    for name in TEMPORAL:
+        np.testing.assert_allclose(on_gpu[name].scores, on_cpu[name].scores, rtol=1e-3, atol=1e-5)
