@@ -33,7 +33,16 @@ import torch
 
 from bench_crnn import median_seconds
 from vadx import __version__
-from vadx.explain import IntegratedGradients, display, explain
+from vadx.explain import (
+    GradCAM,
+    GradientNorm,
+    IntegratedGradients,
+    Saliency,
+    display,
+    explain,
+)
+from vadx.explain.hooks import eval_mode, rnn_context
+from vadx.explain.passes import run_pass
 from vadx.files import write_json
 from vadx.models import CRNN
 
@@ -70,6 +79,23 @@ def import_pytorch_grad_cam():
     return pytorch_grad_cam, ClassifierOutputTarget
 
 
+def engine_only(model: CRNN, clip: torch.Tensor, target: int) -> list:
+    """The core methods' computation without building the Explanation (display maps, copies
+    to host memory, the clip's sha256): what the result packaging costs, by difference."""
+    methods = [Saliency(model), GradCAM(model), GradientNorm(model)]
+    need = methods[0].need() | methods[1].need() | methods[2].need()
+    with eval_mode(model):
+        shared = run_pass(model, clip, target, need)
+        return [method.compute(shared).raw for method in methods]
+
+
+def logits_for_backward(model: CRNN, clip: torch.Tensor) -> torch.Tensor:
+    """The forward a backward in eval mode needs on a GPU: cuDNN off for the RNN only."""
+    maps = model.frame_maps(clip)
+    with rnn_context(clip.device):
+        return model.forward_maps(maps)
+
+
 class FoldedFrames(torch.nn.Module):
     """The CRNN taking folded frames ``(B·T, 3, H, W)``: how a 2-D CAM library is fed clips."""
 
@@ -90,7 +116,7 @@ def loop_reference(model: CRNN, clip: torch.Tensor, layer: str, target: int):
         handle = module.register_forward_hook(lambda m, i, out, c=captured: c.append(out))
         try:
             x = clip.clone().requires_grad_(True)
-            y = model(x)[:, target].sum()
+            y = logits_for_backward(model, x)[:, target].sum()
         finally:
             handle.remove()
         grad_x, grad_a = torch.autograd.grad(y, [x, captured[0]])
@@ -113,12 +139,12 @@ def measure(name: str, overrides: dict, device: torch.device, repeats: int) -> d
 
     def forward_backward():
         x = clip.clone().requires_grad_(True)
-        with torch.backends.cudnn.flags(enabled=device.type != "cuda"):
-            return torch.autograd.grad(model(x)[:, target].sum(), x)
+        return torch.autograd.grad(logits_for_backward(model, x)[:, target].sum(), x)
 
     seconds = {
         "forward_backward": median_seconds(forward_backward, repeats, sync),
         "core": median_seconds(lambda: explain(model, clip, target, **CORE), repeats, sync),
+        "core_engine_only": median_seconds(lambda: engine_only(model, clip, target), repeats, sync),
         "core_with_occlusion": median_seconds(
             lambda: explain(model, clip, target, methods=CORE["methods"],
                             temporal=("gradient_norm", "frame_occlusion")), repeats, sync),
@@ -141,6 +167,8 @@ def measure(name: str, overrides: dict, device: torch.device, repeats: int) -> d
     seconds.update(peers.pop("seconds"))
     ratios = {
         "core / forward_backward": seconds["core"] / seconds["forward_backward"],
+        "core_engine_only / forward_backward":
+            seconds["core_engine_only"] / seconds["forward_backward"],
         "core_with_occlusion / forward_backward":
             seconds["core_with_occlusion"] / seconds["forward_backward"],
         "loop / core (speed-up)": seconds["loop"] / seconds["core"],
@@ -155,7 +183,16 @@ def measure(name: str, overrides: dict, device: torch.device, repeats: int) -> d
 
 
 def measure_peers(model, clip, target, layer, ours, repeats, sync) -> dict:
-    """Grad-CAM through pytorch-grad-cam and captum, and how their maps differ from ours."""
+    """Grad-CAM through pytorch-grad-cam and captum, and how their maps differ from ours.
+
+    On a GPU both fail in eval mode ("cudnn RNN backward can only be called in training
+    mode"); their users' way out is to turn cuDNN off for the whole model, as done here.
+    """
+    with torch.backends.cudnn.flags(enabled=clip.device.type != "cuda"):
+        return _measure_peers(model, clip, target, layer, ours, repeats, sync)
+
+
+def _measure_peers(model, clip, target, layer, ours, repeats, sync) -> dict:
     found: dict = {"seconds": {}, "differences": {}}
     module = model.get_layer(layer)
     size = clip.shape[-2:]
@@ -207,7 +244,7 @@ def measure_peers(model, clip, target, layer, ours, repeats, sync) -> dict:
         ours_raw = torch.from_numpy(np.array(ours["gradcam"].raw)).to(raw.device)
         found["differences"]["captum"] = {
             "output_shape": list(raw.shape),
-            "max_abs_diff_vs_vadx_raw": float((raw[:, 0].cpu() - ours_raw[0].cpu()).abs().max()),
+            "max_abs_diff_vs_vadx_raw": float((raw[:, 0] - ours_raw[0]).abs().max().detach()),
             "vadx_raw_peak": float(ours_raw.max()),
         }
     except ImportError as err:

@@ -83,14 +83,6 @@ class _Batched(Method):
     def copies_per_pass(self, clip: torch.Tensor) -> int:
         return max(1, self.batch_frames // (clip.shape[0] * clip.shape[1]))
 
-    def input_gradients(self, copies: torch.Tensor, shared: Pass) -> torch.Tensor:
-        """Input gradients of copies ``(n, B, T, 3, H, W)`` for the shared target, batched."""
-        grads = []
-        for part in self.chunks(copies.shape[0], self.copies_per_pass(shared.clip)):
-            flat = copies[part].flatten(0, 1)
-            grads.append(run_pass(self.model, flat, shared.target, INPUT).input_grad)
-        return torch.cat(grads).unflatten(0, (copies.shape[0], shared.clip.shape[0]))
-
 
 class SmoothGrad(_Batched):
     """Mean saliency over noisy copies of the clip (seeded: the same call gives the same map)."""
@@ -173,9 +165,14 @@ class IntegratedGradients(_Batched):
         alphas = torch.tensor((nodes + 1) / 2, dtype=clip.dtype, device=clip.device)
         weights = torch.tensor(weights / 2, dtype=clip.dtype, device=clip.device)
         shape = (-1,) + (1,) * clip.dim()
-        path = baseline.unsqueeze(0) + alphas.view(shape) * (clip - baseline).unsqueeze(0)
-        grads = self.input_gradients(path, shared)
-        attributions = ((clip - baseline) * (weights.view(shape) * grads).sum(0)).sum(2)
+        difference = clip - baseline
+        integral = torch.zeros_like(clip)
+        # the path is built chunk by chunk: memory is bounded by batch_frames, not by steps
+        for part in self.chunks(self.steps, self.copies_per_pass(clip)):
+            path = baseline.unsqueeze(0) + alphas[part].view(shape) * difference.unsqueeze(0)
+            grads = run_pass(self.model, path.flatten(0, 1), shared.target, INPUT).input_grad
+            integral += (weights[part].view(shape) * grads.unflatten(0, path.shape[:2])).sum(0)
+        attributions = (difference * integral).sum(2)
         with torch.no_grad():
             start = shared.target.scores(self.model(baseline))
         delta = shared.scores - start - attributions.flatten(1).sum(1)
