@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import numpy as np
@@ -213,7 +214,9 @@ def test_results_are_immutable_and_save_writes_arrays_and_a_manifest(tiny_model,
     assert manifest["maps"]["gradcam"]["settings"] == {"layer": "block5_conv4",
                                                         "weighting": "frame"}  # fmt: skip
     assert manifest["temporal"]["frame_occlusion"]["settings"] == {"baseline": "mean"}
-    assert len(manifest["clip_sha256"]) == 64 and manifest["versions"]["vadx"]
+    assert manifest["clip_sha256"] == hashlib.sha256(tiny_clip.numpy().tobytes()).hexdigest()
+    assert manifest["clip_shape"] == [2, 4, 3, 32, 32] and manifest["versions"]["vadx"]
+    np.testing.assert_array_equal(e.clip, tiny_clip.numpy())
     assert manifest["model"]["config"]["architecture"]["rnn_hidden"] == 16
     with np.load(out / "explanation.npz") as arrays:
         np.testing.assert_array_equal(arrays["gradcam/display"], e["gradcam"].display)

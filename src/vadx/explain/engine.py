@@ -49,7 +49,6 @@ from vadx.explain.result import (
     Attribution,
     Explanation,
     FrameImportance,
-    clip_sha256,
     frozen_array,
     frozen_mapping,
 )
@@ -156,8 +155,7 @@ def explain(
         maps=frozen_mapping(maps),
         temporal=frozen_mapping(frames),
         normalisation=normalisation,
-        clip_shape=tuple(clip.shape),
-        clip_sha256=clip_sha256(clip),
+        clip=frozen_array(clip),
         seconds=frozen_mapping(seconds),
         model=frozen_mapping({
             "id": getattr(checkpoint, "model_id", None),

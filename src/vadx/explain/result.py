@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import platform
 from collections.abc import Mapping
@@ -77,7 +78,8 @@ class Explanation:
             ``target_names`` their names; ``target`` what was asked for.
         maps: spatial results by method name; ``temporal``: frame importance by estimator.
         normalisation: of the display maps (``clip``, ``frame`` or ``none``).
-        clip_shape: ``(B, T, 3, H, W)``; ``clip_sha256``: hash of the clip tensor's bytes.
+        clip: the explained clips ``(B, T, 3, H, W)`` (normalised, read-only), for rendering;
+            :attr:`clip_sha256` hashes them for the audit record.
         seconds: wall time of the shared pass and of each method.
         model: the model's checkpoint id and configuration.
     """
@@ -91,8 +93,7 @@ class Explanation:
     maps: Mapping[str, Attribution]
     temporal: Mapping[str, FrameImportance]
     normalisation: str
-    clip_shape: tuple[int, ...]
-    clip_sha256: str
+    clip: np.ndarray
     seconds: Mapping[str, float]
     model: Mapping[str, Any]
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
@@ -105,6 +106,11 @@ class Explanation:
         known = ", ".join([*self.maps, *self.temporal])
         raise KeyError(f"no method {name!r} in this explanation; it holds {known}")
 
+    @functools.cached_property
+    def clip_sha256(self) -> str:
+        """sha256 of the clips' float32 bytes (C order), computed when first asked for."""
+        return hashlib.sha256(np.ascontiguousarray(self.clip, np.float32).tobytes()).hexdigest()
+
     @property
     def predicted(self) -> tuple[str, ...]:
         """Each video's most probable class."""
@@ -114,7 +120,7 @@ class Explanation:
         """The audit record: predictions, targets, every setting, hashes and versions."""
         return {
             "created": self.created,
-            "clip_shape": list(self.clip_shape),
+            "clip_shape": list(self.clip.shape),
             "clip_sha256": self.clip_sha256,
             "model": dict(self.model),
             "class_names": list(self.class_names),
@@ -158,12 +164,6 @@ class Explanation:
             np.savez_compressed(fh, **self.arrays())
         write_json(out / "manifest.json", self.manifest())
         return out
-
-
-def clip_sha256(clip: torch.Tensor) -> str:
-    """sha256 of a clip tensor's float32 bytes (C order), for the audit record."""
-    data = clip.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()
-    return hashlib.sha256(data).hexdigest()
 
 
 def versions() -> dict[str, str]:
