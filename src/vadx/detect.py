@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 import torch
 
@@ -30,6 +29,7 @@ from vadx._version import __version__
 from vadx.errors import InputError
 from vadx.files import atomic_path, write_json
 from vadx.models.crnn import CRNN
+from vadx.render.overlay import class_label, label_frame
 from vadx.video.decode import VideoInfo, VideoReader
 from vadx.video.encode import Mp4Writer
 from vadx.video.preprocess import fit_frames, frames_to_clip
@@ -303,21 +303,6 @@ def scores_png(detection: Detection) -> bytes:
     return buffer.getvalue()
 
 
-def label_frame(frame: np.ndarray, text: str, alert: bool) -> np.ndarray:
-    """The reference's overlay: "Class: NN%" in a band at the top, a red border on alert."""
-    out = frame.copy()
-    height, width = out.shape[:2]
-    scale = max(0.4, width / 640)
-    band = int(22 * scale) + 4
-    colour = (200, 30, 30) if alert else (30, 30, 30)
-    cv2.rectangle(out, (0, 0), (width, band), colour, -1)
-    cv2.putText(out, text, (4, band - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, (255, 255, 255),
-                max(1, round(scale)), cv2.LINE_AA)  # fmt: skip
-    if alert:
-        cv2.rectangle(out, (0, 0), (width - 1, height - 1), (220, 0, 0), max(2, width // 100))
-    return out
-
-
 def write_annotated(
     path: Path, detection: Detection, source: str | Path, progress: ProgressFn | None = None
 ) -> Path:
@@ -331,10 +316,10 @@ def write_annotated(
             row = detection.frame_probabilities[t]
             if active[t] is not None:
                 name = active[t]
-                text = f"{name.capitalize()}: {row[names.index(name)]:.0%}"
+                text = class_label(name, row[names.index(name)])
             else:
                 best = int(row.argmax())
-                text = f"{names[best].capitalize()}: {row[best]:.0%}"
+                text = class_label(names[best], row[best])
             writer.write(label_frame(frame, text, active[t] is not None))
             if progress is not None and t % 25 == 0:
                 progress("annotating", t + 1, info.num_frames)

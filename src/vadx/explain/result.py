@@ -156,13 +156,13 @@ class Explanation:
             arrays.update({f"{name}/{key}": value for key, value in f.extras.items()})
         return arrays
 
-    def save(self, out: str | Path) -> Path:
-        """Write ``explanation.npz`` (every array) and ``manifest.json`` into ``out``; each
-        file appears whole or not at all. Returns ``out``."""
+    def save(self, out: str | Path, extra: Mapping[str, Any] | None = None) -> Path:
+        """Write ``explanation.npz`` (every array) and ``manifest.json`` (with ``extra`` entries,
+        e.g. the source video) into ``out``; each file appears whole or not at all."""
         out = Path(out)
         with atomic_path(out / "explanation.npz") as tmp, open(tmp, "wb") as fh:
             np.savez_compressed(fh, **self.arrays())
-        write_json(out / "manifest.json", self.manifest())
+        write_json(out / "manifest.json", {**self.manifest(), **(extra or {})})
         return out
 
 

@@ -1,0 +1,280 @@
+"""Explanations of video clips as files: ``vadx explain MODEL VIDEO --out DIR``.
+
+A clip is sampled from the video like a training clip (``T`` frames spread evenly over a
+span), explained by :func:`vadx.explain.explain`, and its maps are brought back onto the
+source frames. For each clip a folder holds:
+
+* ``frames/<method>/NNNNNN.png`` — every frame with the method's view and "Class: NN%";
+* ``<method>.mp4`` (H.264) and ``<method>.gif`` — the same frames, playing in real time
+  (the source's frame rate divided by the sampled frames' spacing);
+* ``<method>-sheet.png`` — a contact sheet; ``methods.png`` — methods × frames;
+  ``views.png`` — heat map, contour and multi-level contours of the first method;
+* ``strip.png`` — the frames above the temporal-importance curves, estimators named;
+* ``explanation.npz`` and ``manifest.json`` — every array, every setting, the model's and the
+  input's sha256, versions: the audit record;
+* ``report.html`` — all of it in one self-contained page (see :mod:`vadx.render.report`).
+
+Clips: one span (``start``/``end``, default the whole video), every sliding window of
+``vadx detect`` (``windows="all"``), or the windows ``vadx detect`` flagged (``"flagged"``:
+for each event, its most anomalous window, explaining the event's class).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vadx.detect import DetectConfig, Detection, detect
+from vadx.errors import InputError
+from vadx.explain import DEFAULT_METHODS, DEFAULT_TEMPORAL, Explanation, explain
+from vadx.files import write_json
+from vadx.models.crnn import CRNN
+from vadx.models.weights import file_sha256
+from vadx.render.figures import contact_sheet, frame_strip, grid
+from vadx.render.overlay import VIEWS, class_label, label_frame, render
+from vadx.render.report import write_report
+from vadx.video.decode import VideoInfo, VideoReader
+from vadx.video.encode import write_gif, write_mp4, write_png
+from vadx.video.preprocess import Geometry, fit_frames, frames_to_clip
+from vadx.video.sampling import even_indices
+
+ProgressFn = Callable[[str, int, int], None]
+WINDOWS = ("one", "all", "flagged")
+
+
+@dataclass(frozen=True)
+class ExplainSettings:
+    """What to explain and how to draw it (see :func:`vadx.explain.explain` for the first six).
+
+    Attributes:
+        view: how maps are drawn on frames: ``heatmap``, ``contour`` (the reference's) or
+            ``contours`` (iso-lines at 25/50/75 %).
+        colormap, opacity: of the heat maps.
+        timeline: run detection over the whole video for the report's anomaly-score timeline.
+    """
+
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    temporal: tuple[str, ...] = DEFAULT_TEMPORAL
+    target: str | int | None = None
+    layer: str | None = None
+    weighting: str = "frame"
+    normalisation: str = "clip"
+    options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    view: str = "heatmap"
+    colormap: str = "jet"
+    opacity: float = 0.5
+    timeline: bool = True
+
+    def __post_init__(self) -> None:
+        if self.view not in VIEWS:
+            raise InputError(f"unknown view {self.view!r}; choose from {', '.join(VIEWS)}")
+        if not self.methods:
+            raise InputError("give at least one explanation method")
+
+
+@dataclass(frozen=True)
+class ClipExplanation:
+    """One explained clip of a video, with what is needed to draw it on the source frames."""
+
+    explanation: Explanation
+    indices: np.ndarray
+    frames: np.ndarray  # (T, h, w, 3) uint8 source frames
+    maps: dict[str, np.ndarray]  # method → (T, h, w) display maps on the source frames
+    geometry: Geometry
+    fps: float
+
+    @property
+    def predicted(self) -> tuple[str, float]:
+        e = self.explanation
+        best = int(e.probabilities[0].argmax())
+        return e.class_names[best], float(e.probabilities[0, best])
+
+
+def clip_indices(info: VideoInfo, steps: int, start: int | None, end: int | None) -> np.ndarray:
+    """``steps`` frame indices spread evenly over ``[start, end]`` (default: the whole video)."""
+    first = 0 if start is None else start
+    last = info.num_frames - 1 if end is None else end
+    if not 0 <= first <= last < info.num_frames:
+        raise InputError(
+            f"frame span {first}–{last} is not inside the video's {info.num_frames} frames "
+            f"(0–{info.num_frames - 1})"
+        )
+    return even_indices(info.num_frames, steps, first, last + 1)
+
+
+def explain_frames(
+    model: CRNN,
+    video: VideoReader,
+    indices: np.ndarray,
+    settings: ExplainSettings,
+    target: str | int | None = None,
+    progress: ProgressFn | None = None,
+) -> ClipExplanation:
+    """Explain the clip made of ``video``'s frames at ``indices``."""
+    config = model.config
+    frames = video.read(indices).data
+    fitted, geometry, _ = fit_frames(frames, config.frame_size)
+    device = next(model.parameters()).device
+    clip = frames_to_clip(fitted, config.mean, config.std)[None].to(device)
+    e = explain(model, clip, target if target is not None else settings.target,
+                methods=settings.methods, temporal=settings.temporal, layer=settings.layer,
+                weighting=settings.weighting, normalisation=settings.normalisation,
+                options=settings.options, progress=progress)  # fmt: skip
+    maps = {name: geometry.to_source(a.display[0]) for name, a in e.maps.items()}
+    spacing = float(np.diff(indices).mean()) if len(indices) > 1 else 1.0
+    return ClipExplanation(e, np.asarray(indices), frames, maps, geometry,
+                           video.info.fps / max(spacing, 1.0))  # fmt: skip
+
+
+def rendered(clip: ClipExplanation, method: str, view: str, settings: ExplainSettings):
+    """The clip's frames with ``method``'s map in ``view`` and the "Class: NN%" label."""
+    name, probability = clip.predicted
+    text = class_label(name, probability)
+    return np.stack([
+        label_frame(render(frame, value, view, settings.colormap, settings.opacity), text)
+        for frame, value in zip(clip.frames, clip.maps[method], strict=True)
+    ])  # fmt: skip
+
+
+def write_clip(
+    out: Path,
+    clip: ClipExplanation,
+    settings: ExplainSettings,
+    model: CRNN,
+    source: VideoInfo,
+    source_sha256: str,
+    timeline: Detection | None = None,
+) -> dict[str, Any]:
+    """Write every file of one explained clip into ``out`` (module doc); returns its summary."""
+    e = clip.explanation
+    numbers = [f"frame {i}" for i in clip.indices]
+    views = {m: rendered(clip, m, settings.view, settings) for m in e.maps}
+    for method, frames in views.items():
+        for index, frame in zip(clip.indices, frames, strict=True):
+            write_png(out / "frames" / method / f"{index:06d}.png", frame)
+        write_mp4(out / f"{method}.mp4", frames, fps=clip.fps)
+        write_gif(out / f"{method}.gif", frames, fps=clip.fps)
+        write_png(out / f"{method}-sheet.png", contact_sheet(frames, numbers))
+    first = next(iter(e.maps))
+    rows = [("frame", clip.frames)] + [(e.maps[m].display_name, views[m]) for m in e.maps]
+    write_png(out / "methods.png", grid(rows, [str(i) for i in clip.indices]))
+    view_rows = [(view, rendered(clip, first, view, settings)) for view in VIEWS]
+    write_png(out / "views.png", grid(view_rows, [str(i) for i in clip.indices]))
+    curves = {f.display_name: f.scores[0] for f in e.temporal.values()}
+    if curves:
+        title = f"{e.maps[first].display_name} · target {e.target_names[0]}"
+        write_png(out / "strip.png", frame_strip(views[first], curves, clip.indices, title))
+    extra = audit(clip, settings, model, source, source_sha256)
+    e.save(out, extra)
+    write_report(out / "report.html", clip, settings, extra, timeline)
+    name, probability = clip.predicted
+    return {"folder": str(out), "frames": [int(i) for i in clip.indices], "predicted": name,
+            "probability": round(probability, 4), "target": e.target_names[0],
+            "report": str(out / "report.html")}  # fmt: skip
+
+
+def audit(
+    clip: ClipExplanation,
+    settings: ExplainSettings,
+    model: CRNN,
+    source: VideoInfo,
+    source_sha256: str,
+) -> dict[str, Any]:
+    """What the manifest adds to the explanation's own record: the source and the model."""
+    info = model.checkpoint
+    return {
+        "source": {"path": source.path, "sha256": source_sha256, "frames": source.num_frames,
+                   "fps": source.fps, "size": [source.height, source.width]},
+        "clip_frames": [int(i) for i in clip.indices],
+        "clip_fps": clip.fps,
+        "model_checkpoint": None if info is None else {
+            "path": str(info.path), "id": info.model_id, "weights_sha256": info.weights_sha256,
+            "created": info.created},
+        "render": {"view": settings.view, "colormap": settings.colormap,
+                   "opacity": settings.opacity},
+    }  # fmt: skip
+
+
+def explain_video(
+    model: CRNN,
+    source: str | Path,
+    out: str | Path,
+    settings: ExplainSettings | None = None,
+    start: int | None = None,
+    end: int | None = None,
+    windows: str = "one",
+    detect_config: DetectConfig | None = None,
+    progress: ProgressFn | None = None,
+) -> dict[str, Any]:
+    """Explain one span, every window, or the flagged windows of ``source`` into ``out``.
+
+    Returns (and writes as ``summary.json``) the list of explained clips.
+    """
+    settings = settings or ExplainSettings()
+    if windows not in WINDOWS:
+        raise InputError(f"windows must be one of {', '.join(WINDOWS)}; got {windows!r}")
+    if windows != "one" and (start is not None or end is not None):
+        raise InputError("--start/--end choose one clip; they cannot be combined with --windows")
+    out = Path(out)
+    source_sha256 = file_sha256(source)
+    detection = None
+    if windows != "one" or settings.timeline:
+        detection = detect(model, source, detect_config, progress)
+    clips: list[dict[str, Any]] = []
+    with VideoReader(source) as video:
+        jobs = _jobs(model, video.info, windows, start, end, detection)
+        if not jobs:
+            say = "no window was flagged" if windows == "flagged" else "nothing to explain"
+            write_json(out / "summary.json", {"source": str(source), "clips": [], "note": say})
+            return {"source": str(source), "clips": [], "note": say}
+        for number, (indices, target) in enumerate(jobs):
+            folder = out if len(jobs) == 1 and windows == "one" else out / (
+                f"window-{number:04d}-f{indices[0]:06d}-f{indices[-1]:06d}")  # fmt: skip
+            clip = explain_frames(model, video, indices, settings, target)
+            clips.append(write_clip(folder, clip, settings, model, video.info, source_sha256,
+                                    detection))  # fmt: skip
+            if progress is not None:
+                progress("explaining", number + 1, len(jobs))
+    summary = {"source": str(source), "windows": windows, "settings": _jsonable(settings),
+               "clips": clips}  # fmt: skip
+    write_json(out / "summary.json", summary)
+    return summary
+
+
+def _jobs(
+    model: CRNN,
+    info: VideoInfo,
+    windows: str,
+    start: int | None,
+    end: int | None,
+    detection: Detection | None,
+) -> list[tuple[np.ndarray, str | None]]:
+    """(frame indices, target override) of each clip to explain."""
+    steps = model.config.num_frames
+    if windows == "one":
+        return [(clip_indices(info, steps, start, end), None)]
+    assert detection is not None
+    if windows == "all":
+        return [(w.indices, None) for w in detection.windows]
+    names = list(detection.class_names)
+    jobs = []
+    for event in detection.events:
+        column = names.index(event.class_name)
+        overlapping = [
+            (detection.window_probabilities[w.number, column], w)
+            for w in detection.windows
+            if w.indices[0] <= event.end_frame and w.indices[-1] >= event.start_frame
+        ]
+        best = max(overlapping, key=lambda pair: pair[0])[1]
+        jobs.append((best.indices, event.class_name))
+    return jobs
+
+
+def _jsonable(settings: ExplainSettings) -> dict[str, Any]:
+    document = asdict(settings)
+    document["options"] = {k: dict(v) for k, v in settings.options.items()}
+    return document

@@ -1,0 +1,224 @@
+"""The audit report: one self-contained ``report.html`` per explained clip.
+
+Everything is embedded (images as data URIs, the MP4 as a data URI, charts as inline SVG, a
+few lines of plain JavaScript), so the page opens offline and can be attached to an incident
+file as it is. It shows the prediction and class probabilities, the anomaly-score timeline of
+the whole video with the clip's span, the clip with a method switcher, a view switcher (heat
+map, the reference's contour, multi-level contours), an opacity control and a frame scrubber,
+the temporal-importance chart with each estimator's name, the explanation-quality scores when
+they were computed, and the audit block (model id and hash, input hash, time, settings,
+versions).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import cv2
+import jinja2
+import numpy as np
+
+from vadx.files import atomic_path
+from vadx.render.overlay import VIEWS, colourise, render
+
+if TYPE_CHECKING:
+    from vadx.detect import Detection
+    from vadx.explain_video import ClipExplanation, ExplainSettings
+
+#: widest picture in the report's player (frames are scaled down to it)
+PLAYER_WIDTH = 480
+TEMPLATE = Path(__file__).with_name("report.html.j2")
+
+
+def data_uri(image: np.ndarray, kind: str = "jpeg") -> str:
+    """An RGB image as a ``data:`` URI (JPEG for photos, PNG for figures)."""
+    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    params = [cv2.IMWRITE_JPEG_QUALITY, 88] if kind == "jpeg" else []
+    ok, encoded = cv2.imencode(f".{'jpg' if kind == 'jpeg' else 'png'}", bgr, params)
+    assert ok
+    return f"data:image/{kind};base64,{base64.b64encode(encoded.tobytes()).decode()}"
+
+
+def file_uri(path: Path, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
+
+
+def _small(frame: np.ndarray) -> np.ndarray:
+    height, width = frame.shape[:2]
+    if width <= PLAYER_WIDTH:
+        return frame
+    size = (PLAYER_WIDTH, round(height * PLAYER_WIDTH / width))
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+
+
+def player_data(clip: ClipExplanation, settings: ExplainSettings) -> dict[str, Any]:
+    """Frames, heat layers and contour views of every method, as data URIs, for the player."""
+    e = clip.explanation
+    frames = [_small(f) for f in clip.frames]
+    methods: dict[str, Any] = {}
+    for name, maps in clip.maps.items():
+        small = [cv2.resize(m, frames[0].shape[1::-1], interpolation=cv2.INTER_LINEAR)
+                 for m in maps]  # fmt: skip
+        methods[name] = {
+            "label": e.maps[name].display_name,
+            "heat": [data_uri(colourise(m, settings.colormap)) for m in small],
+            **{view: [data_uri(render(f, m, view, settings.colormap)) for f, m in
+                      zip(frames, small, strict=True)] for view in VIEWS if view != "heatmap"},
+        }  # fmt: skip
+    return {
+        "frames": [data_uri(f) for f in frames],
+        "numbers": [int(i) for i in clip.indices],
+        "methods": methods,
+        "view": settings.view,
+        "opacity": settings.opacity,
+        "fps": clip.fps,
+    }
+
+
+def importance_svg(
+    clip: ClipExplanation, width: int = 640, height: int = 170
+) -> tuple[str, list[tuple[str, str]]]:
+    """Inline SVG: one polyline per temporal estimator (each ÷ its largest magnitude)."""
+    e = clip.explanation
+    steps = len(clip.indices)
+    pad_l, pad_r, pad_t, pad_b = 34, 10, 10, 22
+    inner_w, inner_h = width - pad_l - pad_r, height - pad_t - pad_b
+
+    def x(t: float) -> float:
+        return pad_l + (t + 0.5) * inner_w / steps
+
+    def y(v: float) -> float:
+        return pad_t + (1 - (v + 1) / 2) * inner_h
+
+    colours = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e"]
+    parts = [f'<svg id="importance" viewBox="0 0 {width} {height}" width="100%" '
+             f'role="img" aria-label="temporal importance">',
+             f'<line x1="{pad_l}" x2="{width - pad_r}" y1="{y(0):.1f}" y2="{y(0):.1f}" '
+             'stroke="#999" stroke-width="0.6"/>',
+             f'<line id="marker" x1="{x(0):.1f}" x2="{x(0):.1f}" y1="{pad_t}" '
+             f'y2="{pad_t + inner_h}" stroke="#444" stroke-dasharray="3 3"/>']  # fmt: skip
+    legend = []
+    for k, f in enumerate(e.temporal.values()):
+        scores = np.asarray(f.scores[0], np.float64)
+        peak = np.abs(scores).max() or 1.0
+        points = " ".join(f"{x(t):.1f},{y(v / peak):.1f}" for t, v in enumerate(scores))
+        colour = colours[k % len(colours)]
+        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.8" '
+                     f'points="{points}"><title>{f.display_name}</title></polyline>')  # fmt: skip
+        legend.append((f.display_name, colour))
+    for t in range(0, steps, max(1, steps // 10)):
+        parts.append(f'<text x="{x(t):.1f}" y="{height - 6}" font-size="10" '
+                     f'text-anchor="middle">{clip.indices[t]}</text>')  # fmt: skip
+    parts += [f'<text x="4" y="{y(1) + 4:.1f}" font-size="10">+1</text>',
+              f'<text x="4" y="{y(-1):.1f}" font-size="10">−1</text>', "</svg>"]  # fmt: skip
+    return "\n".join(parts), legend
+
+
+def timeline_svg(detection: Detection, span: tuple[int, int], width: int = 640,
+                 height: int = 120) -> str:  # fmt: skip
+    """Inline SVG of the smoothed anomaly score over the whole video, events and the clip's
+    span shaded."""
+    score = np.asarray(detection.smoothed_score, np.float64)
+    frames = len(score)
+    pad_l, pad_r, pad_t, pad_b = 34, 10, 8, 20
+    inner_w, inner_h = width - pad_l - pad_r, height - pad_t - pad_b
+
+    def x(t: float) -> float:
+        return pad_l + t * inner_w / max(frames - 1, 1)
+
+    def y(v: float) -> float:
+        return pad_t + (1 - v) * inner_h
+
+    step = max(1, frames // 800)
+    points = " ".join(f"{x(t):.1f},{y(score[t]):.1f}" for t in range(0, frames, step))
+    parts = [
+        f'<svg id="timeline" viewBox="0 0 {width} {height}" width="100%" role="img" '
+        'aria-label="anomaly score over the video">'
+    ]
+    for event in detection.events:
+        parts.append(f'<rect x="{x(event.start_frame):.1f}" y="{pad_t}" '
+                     f'width="{max(1.0, x(event.end_frame) - x(event.start_frame)):.1f}" '
+                     f'height="{inner_h}" fill="#f4a3a3" opacity="0.55"><title>{event.class_name}'
+                     f' {event.start_frame}–{event.end_frame}, peak {event.peak_probability:.0%}'
+                     '</title></rect>')  # fmt: skip
+    span_width = max(1.0, x(span[1]) - x(span[0]))
+    parts.append(f'<rect x="{x(span[0]):.1f}" y="{pad_t}" width="{span_width:.1f}" '
+                 f'height="{inner_h}" fill="none" stroke="#1f4fb4" stroke-width="2">'
+                 f'<title>explained clip {span[0]}–{span[1]}</title></rect>')  # fmt: skip
+    on = detection.settings.get("on", 0.5)
+    parts += [f'<line x1="{pad_l}" x2="{width - pad_r}" y1="{y(on):.1f}" y2="{y(on):.1f}" '
+              'stroke="#c00" stroke-dasharray="4 3" stroke-width="0.8"/>',
+              f'<polyline fill="none" stroke="#222" stroke-width="1.5" points="{points}"/>',
+              f'<text x="4" y="{y(1) + 8:.1f}" font-size="10">1</text>',
+              f'<text x="4" y="{y(0):.1f}" font-size="10">0</text>',
+              f'<text x="{pad_l}" y="{height - 4}" font-size="10">frame 0</text>',
+              f'<text x="{width - pad_r}" y="{height - 4}" font-size="10" text-anchor="end">'
+              f'{frames - 1}</text>', "</svg>"]  # fmt: skip
+    return "\n".join(parts)
+
+
+def write_report(
+    path: Path,
+    clip: ClipExplanation,
+    settings: ExplainSettings,
+    audit: Mapping[str, Any],
+    detection: Detection | None = None,
+    quality: Mapping[str, Mapping[str, float]] | None = None,
+) -> Path:
+    """Write the self-contained report of ``clip`` to ``path`` (module doc)."""
+    e = clip.explanation
+    folder = path.parent
+    first = next(iter(e.maps))
+    checkpoint = audit.get("model_checkpoint") or {}
+    importance, legend = importance_svg(clip)
+    name, probability = clip.predicted
+    figures = {title: data_uri(cv2.cvtColor(cv2.imread(str(folder / file)), cv2.COLOR_BGR2RGB),
+                               "png")
+               for title, file in (("Methods × frames", "methods.png"),
+                                   ("Views of " + e.maps[first].display_name, "views.png"),
+                                   ("Frames and temporal importance", "strip.png"))
+               if (folder / file).is_file()}  # fmt: skip
+    environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    page = environment.from_string(TEMPLATE.read_text(encoding="utf-8")).render(
+        title=f"{name.capitalize()}: {probability:.0%} — {Path(audit['source']['path']).name}",
+        predicted=name,
+        probability=probability,
+        probabilities=sorted(zip(e.class_names, e.probabilities[0].tolist(), strict=True),
+                             key=lambda p: -p[1]),
+        target=e.target_names[0],
+        frames=(int(clip.indices[0]), int(clip.indices[-1])),
+        fps=audit["source"]["fps"],
+        timeline=timeline_svg(detection, (int(clip.indices[0]), int(clip.indices[-1])))
+        if detection is not None else None,
+        importance=importance,
+        legend=legend,
+        player=json.dumps(player_data(clip, settings)),
+        methods=[(m, a.display_name) for m, a in e.maps.items()],
+        views=VIEWS,
+        view=settings.view,
+        video=file_uri(folder / f"{first}.mp4", "video/mp4")
+        if (folder / f"{first}.mp4").is_file() else None,
+        video_label=e.maps[first].display_name,
+        figures=figures,
+        quality=quality,
+        manifest=json.dumps({**e.manifest(), **audit}, indent=1),
+        audit_rows=[
+            ("Model", checkpoint.get("id", "not from a checkpoint")),
+            ("Model weights sha256", checkpoint.get("weights_sha256", "—")),
+            ("Input video", audit["source"]["path"]),
+            ("Input sha256", audit["source"]["sha256"]),
+            ("Clip frames", ", ".join(str(i) for i in audit["clip_frames"])),
+            ("Clip tensor sha256", e.clip_sha256),
+            ("Explained", e.created),
+            ("Target", f"{e.target} → {e.target_names[0]}"),
+            ("Normalisation", e.normalisation),
+            ("Versions", ", ".join(f"{k} {v}" for k, v in e.manifest()["versions"].items())),
+        ],
+    )  # fmt: skip
+    with atomic_path(path) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+    return path
