@@ -382,6 +382,142 @@ def detect_command(
                   + (", annotated.mp4" if annotate else ""))  # fmt: skip
 
 
+def _explain_settings(
+    methods: str, temporal: str, target: str, layer: str | None, weighting: str,
+    normalisation: str, view: str, colormap: str, opacity: float, timeline: bool = True,
+):  # fmt: skip
+    from vadx.explain_video import ExplainSettings
+
+    def names(text: str) -> tuple[str, ...]:
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+
+    return ExplainSettings(
+        methods=names(methods), temporal=names(temporal),
+        target=int(target) if target.isdigit() else target, layer=layer, weighting=weighting,
+        normalisation=normalisation, view=view, colormap=colormap, opacity=opacity,
+        timeline=timeline,
+    )  # fmt: skip
+
+
+MethodsOption = Annotated[
+    str, typer.Option(help="Spatial methods, comma-separated (gradcam, saliency, activation, "
+                      "gradcam_plus_plus, layercam, gradient_x_input, smoothgrad, "
+                      "integrated_gradients, guided_backprop, guided_gradcam, occlusion).")
+]  # fmt: skip
+TemporalOption = Annotated[
+    str, typer.Option(help="Temporal estimators, comma-separated (frame_occlusion, "
+                      "gradient_norm, gradcam_mass, frame_shapley); empty for none.")
+]  # fmt: skip
+TargetOption = Annotated[
+    str, typer.Option(help="predicted, anomaly (most likely non-normal class), or a class.")
+]
+LayerOption = Annotated[
+    str | None, typer.Option(help="Backbone layer of the CAM methods (default: last conv).")
+]
+WeightingOption = Annotated[str, typer.Option(help="Grad-CAM channel weights: frame or clip.")]
+NormalisationOption = Annotated[
+    str, typer.Option(help="Display maps scaled per clip (default), per frame, or none.")
+]
+ViewOption = Annotated[
+    str, typer.Option(help="heatmap, contour (the reference's) or contours (25/50/75 %).")
+]
+ColormapOption = Annotated[str, typer.Option(help="jet, turbo, inferno, magma, viridis, hot.")]
+OpacityOption = Annotated[float, typer.Option(help="Heat-map opacity, 0–1.")]
+
+
+@app.command("explain")
+def explain_command(
+    model: ModelPath,
+    video: Annotated[Path, typer.Argument(help="A video file (or a folder of frames).")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the explanation.")],
+    start: Annotated[int | None, typer.Option(help="First frame of the clip.")] = None,
+    end: Annotated[int | None, typer.Option(help="Last frame of the clip.")] = None,
+    window: Annotated[int | None, typer.Option(help="Explain this sliding window only.")] = None,
+    windows: Annotated[
+        str,
+        typer.Option(
+            help="one (the --start/--end span, default the whole video), all "
+            "(every sliding window) or flagged (the windows detection flags)."
+        ),
+    ] = "one",
+    methods: MethodsOption = "gradcam,saliency,activation",
+    temporal: TemporalOption = "frame_occlusion,gradient_norm,gradcam_mass",
+    target: TargetOption = "predicted",
+    layer: LayerOption = None,
+    weighting: WeightingOption = "frame",
+    normalisation: NormalisationOption = "clip",
+    view: ViewOption = "heatmap",
+    colormap: ColormapOption = "jet",
+    opacity: OpacityOption = 0.5,
+    stride: Annotated[int | None, typer.Option(help="Frames between window starts.")] = None,
+    step: Annotated[int | None, typer.Option(help="Frames between a window's frames.")] = None,
+    timeline: Annotated[
+        bool, typer.Option(help="Detect over the whole video for the report's timeline.")
+    ] = True,
+) -> None:
+    """Explain a clip (or windows) of a video: overlays, contours, video, report.html."""
+    from vadx.detect import DetectConfig
+    from vadx.explain_video import explain_video
+    from vadx.models import load_model
+
+    loaded = load_model(model)
+    settings = _explain_settings(methods, temporal, target, layer, weighting, normalisation,
+                                 view, colormap, opacity, timeline)  # fmt: skip
+    choice: str | int = window if window is not None else windows
+    with _progress("explaining") as advance:
+        summary = explain_video(loaded, video, out, settings, start, end, choice,
+                                DetectConfig(stride=stride, step=step),
+                                progress=lambda _, d, t: advance(d, t))  # fmt: skip
+    if not summary["clips"]:
+        console.print(f"{summary.get('note', 'nothing explained')}; wrote {out}/summary.json")
+        return
+    table = Table("frames", "predicted", "target", "report", title="explained")
+    for clip in summary["clips"]:
+        table.add_row(f"{clip['frames'][0]}–{clip['frames'][-1]}",
+                      f"{clip['predicted']} {clip['probability']:.0%}", clip["target"],
+                      clip["report"])  # fmt: skip
+    console.print(table)
+
+
+@app.command("compare")
+def compare_command(
+    models_and_video: Annotated[
+        list[Path], typer.Argument(help="Two or more checkpoint directories, then the video.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the comparison.")],
+    start: Annotated[int | None, typer.Option(help="First frame of the clip.")] = None,
+    end: Annotated[int | None, typer.Option(help="Last frame of the clip.")] = None,
+    method: Annotated[str, typer.Option(help="The spatial method shown.")] = "gradcam",
+    temporal: TemporalOption = "frame_occlusion",
+    target: TargetOption = "predicted",
+    layer: LayerOption = None,
+    view: ViewOption = "heatmap",
+    colormap: ColormapOption = "jet",
+    opacity: OpacityOption = 0.5,
+) -> None:
+    """The same clip explained by several models side by side, with their predictions."""
+    from vadx.explain_video import compare_models
+    from vadx.models import load_model
+
+    if len(models_and_video) < 3:
+        raise VadxError("compare takes at least two models and a video: MODEL_A MODEL_B VIDEO")
+    *paths, video = models_and_video
+    names = [path.name if path.name not in ("best", "last") else f"{path.parent.name}/{path.name}"
+             for path in paths]  # fmt: skip
+    names = [name if names.count(name) == 1 else f"{name} #{k + 1}"
+             for k, name in enumerate(names)]  # fmt: skip
+    settings = _explain_settings(method, temporal, target, layer, "frame", "clip", view,
+                                 colormap, opacity, timeline=False)  # fmt: skip
+    summary = compare_models({n: load_model(p) for n, p in zip(names, paths, strict=True)},
+                             video, out, settings, start, end)  # fmt: skip
+    table = Table("model", "predicted", "target", title=f"{summary['method']} on {video}")
+    for entry in summary["models"]:
+        table.add_row(entry["model"], f"{entry['predicted']} {entry['probability']:.0%}",
+                      entry["target"])  # fmt: skip
+    console.print(table)
+    console.print(f"wrote {out}/compare.png, compare.json")
+
+
 @app.command()
 def synth(
     out: Annotated[Path, typer.Argument(help="Folder to write the dataset to.")],

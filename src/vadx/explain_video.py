@@ -21,6 +21,7 @@ for each event, its most anomalous window, explaining the event's class).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -30,7 +31,14 @@ import numpy as np
 
 from vadx.detect import DetectConfig, Detection, detect
 from vadx.errors import InputError
-from vadx.explain import DEFAULT_METHODS, DEFAULT_TEMPORAL, Explanation, explain
+from vadx.explain import (
+    DEFAULT_METHODS,
+    DEFAULT_TEMPORAL,
+    METHODS,
+    TEMPORAL,
+    Explanation,
+    explain,
+)
 from vadx.files import write_json
 from vadx.models.crnn import CRNN
 from vadx.models.weights import file_sha256
@@ -44,6 +52,7 @@ from vadx.video.sampling import even_indices
 
 ProgressFn = Callable[[str, int, int], None]
 WINDOWS = ("one", "all", "flagged")
+WindowChoice = str | int
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,11 @@ class ExplainSettings:
             raise InputError(f"unknown view {self.view!r}; choose from {', '.join(VIEWS)}")
         if not self.methods:
             raise InputError("give at least one explanation method")
+        for names, known, kind in ((self.methods, METHODS, "method"),
+                                   (self.temporal, TEMPORAL, "temporal estimator")):  # fmt: skip
+            for name in names:
+                if name not in known:
+                    raise InputError(f"unknown {kind} {name!r}; choose from {', '.join(known)}")
 
 
 @dataclass(frozen=True)
@@ -206,17 +220,20 @@ def explain_video(
     settings: ExplainSettings | None = None,
     start: int | None = None,
     end: int | None = None,
-    windows: str = "one",
+    windows: WindowChoice = "one",
     detect_config: DetectConfig | None = None,
     progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
-    """Explain one span, every window, or the flagged windows of ``source`` into ``out``.
+    """Explain one span, every window (``"all"``), the flagged windows or window number
+    ``windows`` (an int) of ``source`` into ``out``.
 
     Returns (and writes as ``summary.json``) the list of explained clips.
     """
     settings = settings or ExplainSettings()
-    if windows not in WINDOWS:
-        raise InputError(f"windows must be one of {', '.join(WINDOWS)}; got {windows!r}")
+    if not isinstance(windows, int) and windows not in WINDOWS:
+        raise InputError(
+            f"windows must be one of {', '.join(WINDOWS)} or a window number; got {windows!r}"
+        )
     if windows != "one" and (start is not None or end is not None):
         raise InputError("--start/--end choose one clip; they cannot be combined with --windows")
     out = Path(out)
@@ -248,7 +265,7 @@ def explain_video(
 def _jobs(
     model: CRNN,
     info: VideoInfo,
-    windows: str,
+    windows: WindowChoice,
     start: int | None,
     end: int | None,
     detection: Detection | None,
@@ -258,6 +275,13 @@ def _jobs(
     if windows == "one":
         return [(clip_indices(info, steps, start, end), None)]
     assert detection is not None
+    if isinstance(windows, int):
+        if not 0 <= windows < len(detection.windows):
+            raise InputError(
+                f"window {windows} does not exist: the video has {len(detection.windows)} "
+                f"windows (0–{len(detection.windows) - 1}) at this stride"
+            )
+        return [(detection.windows[windows].indices, None)]
     if windows == "all":
         return [(w.indices, None) for w in detection.windows]
     names = list(detection.class_names)
@@ -278,3 +302,55 @@ def _jsonable(settings: ExplainSettings) -> dict[str, Any]:
     document = asdict(settings)
     document["options"] = {k: dict(v) for k, v in settings.options.items()}
     return document
+
+
+def compare_models(
+    models: Mapping[str, CRNN],
+    source: str | Path,
+    out: str | Path,
+    settings: ExplainSettings | None = None,
+    start: int | None = None,
+    end: int | None = None,
+) -> dict[str, Any]:
+    """The same span of ``source`` explained by several models, side by side.
+
+    Each model samples its own clip (its clip length) from the span and is explained with the
+    first of ``settings.methods``. Writes ``compare.png`` (models × frames, each row labelled
+    with the model's prediction), ``compare.json``, and each model's explanation (arrays and
+    manifest) under ``models/<name>/``.
+    """
+    settings = settings or ExplainSettings()
+    if len(models) < 2:
+        raise InputError("compare needs at least two models")
+    out = Path(out)
+    method = settings.methods[0]
+    source_sha256 = file_sha256(source)
+    rows: list[tuple[str, np.ndarray]] = []
+    entries = []
+    with VideoReader(source) as video:
+        for name, model in models.items():
+            indices = clip_indices(video.info, model.config.num_frames, start, end)
+            clip = explain_frames(model, video, indices, settings)
+            e = clip.explanation
+            predicted, probability = clip.predicted
+            if not rows:
+                rows.append(("frame", clip.frames))
+            rows.append((f"{name}: {class_label(predicted, probability)}",
+                         rendered(clip, method, settings.view, settings)))  # fmt: skip
+            folder = out / "models" / re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
+            e.save(folder, audit(clip, settings, model, video.info, source_sha256))
+            entries.append({
+                "model": name, "folder": str(folder), "frames": [int(i) for i in indices],
+                "predicted": predicted, "probability": round(probability, 4),
+                "probabilities": dict(zip(e.class_names, e.probabilities[0].round(4).tolist(),
+                                          strict=True)),
+                "target": e.target_names[0],
+                "frame_importance": {k: f.scores[0].round(6).tolist()
+                                     for k, f in e.temporal.items()},
+            })  # fmt: skip
+    first_frames = entries[0]["frames"]
+    write_png(out / "compare.png", grid(rows, [str(i) for i in first_frames]))
+    summary = {"source": str(source), "source_sha256": source_sha256, "method": method,
+               "view": settings.view, "models": entries}  # fmt: skip
+    write_json(out / "compare.json", summary)
+    return summary
