@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= demo-out
 
-.PHONY: install demo test lint bench clean
+.PHONY: install browser demo test lint bench clean
 
 install: $(STAMP)
 
@@ -22,7 +22,14 @@ $(STAMP): pyproject.toml Makefile
 demo: $(STAMP)
 	$(VENV)/bin/vadx demo --out $(DEMO_OUT)
 
-test: $(STAMP)
+# The report's browser test drives Debian's chromium (Playwright, installed with the test extra).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "note: install Debian's chromium (apt-get install chromium) for the report's browser test"; fi; }
+
+test: $(STAMP) browser
 	$(VENV)/bin/ruff check src tests benchmarks
 	$(PY) -m pytest -q
 
@@ -31,9 +38,13 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check src tests benchmarks
 
 bench: $(STAMP)
+	# the peer libraries of the explanation benchmark; grad-cam without its torchvision pin
+	$(PY) -m pip install --quiet captum==0.9.0 ttach==0.0.3 tqdm
+	$(PY) -m pip install --quiet --no-deps grad-cam==1.5.7
 	$(PY) benchmarks/bench_crnn.py --out benchmarks/results
 	$(PY) benchmarks/bench_decode.py --out benchmarks/results
 	$(PY) benchmarks/bench_train_detect.py --out benchmarks/results
+	$(PY) benchmarks/bench_explain.py --out benchmarks/results
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache

@@ -471,12 +471,14 @@ def explain_command(
     if not summary["clips"]:
         console.print(f"{summary.get('note', 'nothing explained')}; wrote {out}/summary.json")
         return
-    table = Table("frames", "predicted", "target", "report", title="explained")
+    table = Table("frames", "predicted", "target", "folder", title="explained")
     for clip in summary["clips"]:
         table.add_row(f"{clip['frames'][0]}–{clip['frames'][-1]}",
                       f"{clip['predicted']} {clip['probability']:.0%}", clip["target"],
-                      clip["report"])  # fmt: skip
+                      Path(clip["folder"]).name)  # fmt: skip
     console.print(table)
+    for clip in summary["clips"]:
+        console.print(f"report: {clip['report']}", soft_wrap=True)
 
 
 @app.command("compare")

@@ -1,0 +1,127 @@
+"""vadx explain / vadx compare: files written, video decodes back, audit record, errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from tests.conftest import TINY, run_cli
+from vadx.data.synth import render_long
+from vadx.errors import InputError
+from vadx.explain_video import ExplainSettings, compare_models, explain_video
+from vadx.models import CRNN, load_model, save_model
+from vadx.models.weights import file_sha256
+from vadx.video.decode import VideoReader
+from vadx.video.encode import write_mp4
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("explain-video")
+    long = render_long(3, [("normal", 10), ("fight", 24), ("normal", 8)], (60, 80))
+    video = write_mp4(root / "street.mp4", long.frames, fps=10)
+    torch.manual_seed(0)
+    save_model(CRNN(TINY), root / "a")
+    torch.manual_seed(1)
+    save_model(CRNN(TINY.replace(rnn_hidden=8)), root / "b")
+    return root, video
+
+
+def test_one_clip_writes_every_file_and_the_video_decodes_back(assets, tmp_path):
+    root, video = assets
+    model = load_model(root / "a")
+    settings = ExplainSettings(methods=("gradcam", "saliency"), view="contours")
+    summary = explain_video(model, video, tmp_path, settings, start=5, end=35)
+    (clip,) = summary["clips"]
+    assert clip["frames"] == [5, 15, 25, 35]
+    names = {p.name for p in tmp_path.iterdir()}
+    for method in ("gradcam", "saliency"):
+        assert {f"{method}.mp4", f"{method}.gif", f"{method}-sheet.png"} <= names
+        assert sorted(p.name for p in (tmp_path / "frames" / method).iterdir()) == [
+            "000005.png", "000015.png", "000025.png", "000035.png"]  # fmt: skip
+        with VideoReader(tmp_path / f"{method}.mp4") as mp4:
+            assert mp4.info.num_frames == 4 and (mp4.info.height, mp4.info.width) == (60, 80)
+            assert mp4.info.fps == pytest.approx(1.0)  # 10 fps source, frames 10 apart
+        with Image.open(tmp_path / f"{method}.gif") as gif:
+            assert gif.n_frames == 4 and gif.size == (80, 60)
+    assert {"methods.png", "views.png", "strip.png", "report.html", "manifest.json",
+            "explanation.npz", "summary.json"} <= names  # fmt: skip
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["source"]["sha256"] == file_sha256(video)
+    assert manifest["model_checkpoint"]["weights_sha256"] == model.checkpoint.weights_sha256
+    assert manifest["clip_frames"] == [5, 15, 25, 35] and manifest["render"]["view"] == "contours"
+    with np.load(tmp_path / "explanation.npz") as arrays:
+        assert arrays["gradcam/display"].shape == (1, 4, 32, 32)
+    report = (tmp_path / "report.html").read_text()
+    assert "data:video/mp4;base64," in report and "http://" not in report
+    assert "https://" not in report and manifest["source"]["sha256"] in report
+
+
+def test_flagged_windows_explain_each_event_and_none_says_so(assets, tmp_path):
+    root, video = assets
+    model = load_model(root / "a")
+    from vadx.detect import DetectConfig
+
+    everything = DetectConfig(on=0.0, off=0.0, min_frames=1)  # every frame is "anomalous"
+    summary = explain_video(model, video, tmp_path / "all", ExplainSettings(methods=("gradcam",)),
+                            windows="flagged", detect_config=everything)  # fmt: skip
+    assert len(summary["clips"]) == 1 and summary["clips"][0]["target"] != "normal"
+    nothing = DetectConfig(on=1.0, off=1.0, min_frames=1000)
+    summary = explain_video(model, video, tmp_path / "none", ExplainSettings(),
+                            windows="flagged", detect_config=nothing)  # fmt: skip
+    assert summary["clips"] == [] and "no window was flagged" in summary["note"]
+    one = explain_video(model, video, tmp_path / "w", ExplainSettings(methods=("gradcam",),
+                        temporal=(), timeline=False), windows=2)  # fmt: skip
+    assert (tmp_path / "w" / one["clips"][0]["folder"].split("/")[-1] / "report.html").is_file()
+
+
+def test_bad_requests_fail_before_any_work(assets, tmp_path):
+    root, video = assets
+    model = load_model(root / "a")
+    with pytest.raises(InputError, match="frame span 30–90 is not inside the video's 42 frames"):
+        explain_video(model, video, tmp_path, ExplainSettings(timeline=False), start=30, end=90)
+    with pytest.raises(InputError, match="cannot be combined with --windows"):
+        explain_video(model, video, tmp_path, windows="all", start=3)
+    with pytest.raises(InputError, match="window 99 does not exist"):
+        explain_video(model, video, tmp_path, windows=99)
+    with pytest.raises(InputError, match="unknown view 'x-ray'"):
+        ExplainSettings(view="x-ray")
+    with pytest.raises(InputError, match="unknown temporal estimator 'attention'"):
+        ExplainSettings(temporal=("attention",))
+
+
+def test_compare_puts_models_side_by_side(assets, tmp_path):
+    root, video = assets
+    models = {"a": load_model(root / "a"), "b": load_model(root / "b")}
+    summary = compare_models(models, video, tmp_path, ExplainSettings(methods=("gradcam",)))
+    assert [m["model"] for m in summary["models"]] == ["a", "b"]
+    assert summary["models"][0]["probabilities"] != summary["models"][1]["probabilities"]
+    image = np.asarray(Image.open(tmp_path / "compare.png"))
+    assert image.shape[0] > 3 * 112  # frame row + two model rows
+    assert (tmp_path / "models" / "b" / "manifest.json").is_file()
+    with pytest.raises(InputError, match="at least two models"):
+        compare_models({"a": models["a"]}, video, tmp_path)
+
+
+def test_cli_explain_and_compare(assets, tmp_path, capsys):
+    root, video = assets
+    code, out, err = run_cli(["explain", str(root / "a"), str(video), "--out",
+                              str(tmp_path / "x"), "--methods", "gradcam", "--view", "contour",
+                              "--target", "anomaly", "--no-timeline"], capsys)  # fmt: skip
+    assert code == 0, err
+    assert "report.html" in out and (tmp_path / "x" / "report.html").is_file()
+    assert json.loads((tmp_path / "x" / "manifest.json").read_text())["target"] == "anomaly"
+    code, out, err = run_cli(["compare", str(root / "a"), str(root / "b"), str(video), "--out",
+                              str(tmp_path / "c")], capsys)  # fmt: skip
+    assert code == 0, err
+    assert "compare.png" in out
+    code, _, err = run_cli(["explain", str(root / "a"), str(video), "--out", str(tmp_path / "y"),
+                            "--methods", "gradcam,lime"], capsys)  # fmt: skip
+    assert code == 2 and "unknown method 'lime'" in err and not (tmp_path / "y").exists()
+    code, _, err = run_cli(["compare", str(root / "a"), str(video), "--out", str(tmp_path)],
+                           capsys)  # fmt: skip
+    assert code == 2 and "at least two models" in err
