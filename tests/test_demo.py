@@ -33,6 +33,11 @@ def test_demo_end_to_end_small(tmp_path, capsys):
                  "detection/annotated.mp4", "detection/scores.png"):  # fmt: skip
         assert (out / name).is_file(), name
     assert "test accuracy" in stdout and "summary" in stdout
+    explained = json.loads((out / "explanation" / "summary.json").read_text())
+    assert summary["reports"] == [clip["report"] for clip in explained["clips"]]
+    assert len(explained["clips"]) == len(summary["detected_events"])
+    for report in summary["reports"]:
+        assert report in stdout.replace("\n", "") and (out / "explanation").is_dir()
     # running it again continues where it stopped instead of starting over
     code, _, stderr = run_cli(["demo", "--out", str(out), "--epochs", "1", "--clips", "2,1,1"],
                               capsys)  # fmt: skip

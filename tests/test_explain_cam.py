@@ -8,6 +8,7 @@ import torch
 from tests.conftest import TINY
 from tests.explain_models import (
     COLOUR_WEIGHTS,
+    hooks_left,
     loop_gradcam,
     pointwise_crnn,
     pointwise_feature_grads,
@@ -132,6 +133,10 @@ def test_lstm_and_efficientnet_models_are_explained_too(tiny_clip):
     lstm = CRNN(TINY.replace(rnn="lstm")).eval()
     assert GradCAM(lstm).attribute(tiny_clip).abs().sum() > 0
     lite = CRNN(TINY.replace(backbone="efficientnet_lite0", backbone_args={})).eval()
+    # its default layer is called "head", like the CRNN's MLP head: the backbone's must win
+    assert lite.default_layer == "head" and GradCAM(lite).layer == "head"
+    default = GradCAM(lite).attribute(tiny_clip[:1, :2])
+    assert default.shape == (1, 2, 1, 1) and hooks_left(lite) == 0
     cam = GradCAM(lite, layer="block6").attribute(tiny_clip[:1, :2])
     slow = loop_gradcam(lite, tiny_clip[:1, :2], "block6", int(lite(tiny_clip[:1, :2]).argmax()))
     torch.testing.assert_close(cam, slow, rtol=1e-4, atol=1e-7)

@@ -598,7 +598,7 @@ def demo(
     epochs: Annotated[int, typer.Option(help="Training epochs.")] = 25,
     clips: Annotated[str, typer.Option(help="Clips per class in train,val,test.")] = "80,16,16",
 ) -> None:
-    """The whole system on built-in defaults: synthesise, train, evaluate, detect.
+    """The whole system on built-in defaults: synthesise, train, evaluate, detect, explain.
 
     Runs offline on a CPU in about 10 minutes; run it again to continue where it stopped.
     """
@@ -628,8 +628,10 @@ def demo(
     extra = len(summary["detected_events"]) - summary["events_found"]
     console.print(f"  {max(extra, 0)} other detected event(s)")
     for name, path in summary["paths"].items():
-        console.print(f"{name:>10}: {path}")
-    console.print(f"   summary: {out / 'summary.json'}")
+        console.print(f"{name:>11}: {path}")
+    for report in summary["reports"]:
+        console.print(f"     report: {report}", soft_wrap=True)
+    console.print(f"    summary: {out / 'summary.json'}")
 
 
 def _int_list(option: str, text: str) -> tuple[int, ...]:

@@ -4,7 +4,9 @@
 2. ``vadx train`` — a CRNN (the ``cpu`` preset: VGG19 of 1/8 width, GRU, MLP);
 3. ``vadx evaluate`` — on the held-out test split;
 4. a longer synthetic video with several anomalies among normal activity;
-5. ``vadx detect`` — events, scores and an annotated video, compared with the true events.
+5. ``vadx detect`` — events, scores and an annotated video, compared with the true events;
+6. ``vadx explain`` — each detected event's most anomalous window explained: maps, contours,
+   frame importance, video, and the audit report ``report.html``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from vadx.data.layouts import folder_samples
 from vadx.data.synth import SynthConfig, generate, render_long
 from vadx.detect import DetectConfig, Event, detect, write_detection
 from vadx.evaluate import classification_metrics, predict, write_evaluation
+from vadx.explain_video import explain_video
 from vadx.files import write_json
 from vadx.models.checkpoint import load_model
 from vadx.train.session import train_from_path
@@ -83,12 +86,12 @@ def run_demo(
     out = Path(out)
     size = (settings.size, settings.size)
     data = out / "data"
-    say(f"1/5 generating synthetic clips into {data}")
+    say(f"1/6 generating synthetic clips into {data}")
     if not (data / "manifest.json").is_file():
         generate(data, SynthConfig(clips=settings.clips, num_frames=settings.clip_frames,
                                    size=size, seed=settings.seed))  # fmt: skip
     run = out / "run"
-    say(f"2/5 training a CRNN (cpu preset) into {run}")
+    say(f"2/6 training a CRNN (cpu preset) into {run}")
     resume = (run / "last").is_dir()
     result = train_from_path(
         data, run, "cpu", train_changes={"epochs": settings.epochs, "seed": settings.seed},
@@ -96,7 +99,7 @@ def run_demo(
     )  # fmt: skip
     model = load_model(result.best)
     config = model.config
-    say(f"3/5 evaluating {result.best} on the test split")
+    say(f"3/6 evaluating {result.best} on the test split")
     samples, classes = folder_samples(data, model.class_names, split="test")
     test = VideoDataset(samples, classes, num_frames=config.num_frames,
                         frame_size=config.frame_size, mean=config.mean, std=config.std)  # fmt: skip
@@ -104,16 +107,19 @@ def run_demo(
     metrics = classification_metrics(probabilities, labels, classes, config.normal_class)
     write_evaluation(out / "evaluation", metrics, probabilities, labels,
                      [str(s.source) for s in test.samples])  # fmt: skip
-    say(f"4/5 rendering a {sum(n for _, n in settings.long_video)}-frame video with anomalies")
+    say(f"4/6 rendering a {sum(n for _, n in settings.long_video)}-frame video with anomalies")
     long = render_long((settings.seed, 99), list(settings.long_video), size)
     video = write_mp4(out / "long_video.mp4", long.frames, fps=10)
     truth = [{"class": k, "start_frame": s, "end_frame": e} for k, s, e in long.events]
     write_json(out / "long_video_truth.json", truth)
-    say(f"5/5 detecting anomalies in {video}")
+    say(f"5/6 detecting anomalies in {video}")
     detection = detect(model, video, DetectConfig())
     write_detection(out / "detection", detection, video, model.checkpoint.model_id)
     tolerance = (config.num_frames - 1) * detection.settings["step"] + 1
     matches = match_events(long.events, detection.events, tolerance)
+    say(f"6/6 explaining each detected event's most anomalous window into {out / 'explanation'}")
+    explained = explain_video(model, video, out / "explanation", windows="flagged",
+                              detection=detection)  # fmt: skip
     summary = {
         "test_accuracy": metrics["accuracy"],
         "test_macro_f1": metrics["macro_f1"],
@@ -129,7 +135,9 @@ def run_demo(
         "paths": {
             "data": str(data), "model": str(result.best), "evaluation": str(out / "evaluation"),
             "video": str(video), "detection": str(out / "detection"),
+            "explanation": str(out / "explanation"),
         },
+        "reports": [clip["report"] for clip in explained["clips"]],
     }  # fmt: skip
     write_json(out / "summary.json", summary)
     return summary

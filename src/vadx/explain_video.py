@@ -223,9 +223,11 @@ def explain_video(
     windows: WindowChoice = "one",
     detect_config: DetectConfig | None = None,
     progress: ProgressFn | None = None,
+    detection: Detection | None = None,
 ) -> dict[str, Any]:
     """Explain one span, every window (``"all"``), the flagged windows or window number
-    ``windows`` (an int) of ``source`` into ``out``.
+    ``windows`` (an int) of ``source`` into ``out``. A ``detection`` of ``source`` already at
+    hand is reused instead of detecting again.
 
     Returns (and writes as ``summary.json``) the list of explained clips.
     """
@@ -238,8 +240,7 @@ def explain_video(
         raise InputError("--start/--end choose one clip; they cannot be combined with --windows")
     out = Path(out)
     source_sha256 = file_sha256(source)
-    detection = None
-    if windows != "one" or settings.timeline:
+    if detection is None and (windows != "one" or settings.timeline):
         detection = detect(model, source, detect_config, progress)
     clips: list[dict[str, Any]] = []
     with VideoReader(source) as video:

@@ -77,9 +77,10 @@ class Method:
 
     # ------------------------------------------------------------ helpers
     def resolve_layer(self, layer: str | None) -> str:
-        """``layer`` checked against the model (default: its last conv block)."""
+        """``layer`` checked against the backbone (default: its last conv block): explanations
+        read per-frame layers, which see every frame of the clip."""
         name = layer or self.model.default_layer
-        self.model.get_layer(name)  # raises ConfigError naming the known layers
+        self.model.backbone.get_layer(name)  # a per-frame layer, or ConfigError naming some
         return name
 
     def chunks(self, total: int, size: int) -> Iterator[slice]:

@@ -29,7 +29,7 @@ class LayerRecorder(contextlib.AbstractContextManager):
     """
 
     def __init__(self, model: CRNN, layers: Sequence[str], make_leaf: bool = False) -> None:
-        self.modules = {name: model.get_layer(name) for name in layers}
+        self.modules = {name: model.backbone.get_layer(name) for name in layers}
         self.make_leaf = make_leaf
         self.outputs: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
         self._handles: list[torch.utils.hooks.RemovableHandle] = []

@@ -176,12 +176,17 @@ class CRNN(nn.Module):
     def get_layer(self, name: str) -> nn.Module:
         """A backbone layer by alias (``block5_conv4``) or module name (``features.35``).
 
-        Names of the whole model (``backbone.features.35``, ``rnn``, ``head.0``) work too.
+        Names of the whole model (``backbone.features.35``, ``rnn``, ``head.0``) work too; a
+        backbone name wins a clash (EfficientNet-Lite's ``head`` is its last conv block, not
+        the CRNN's MLP head).
         """
-        modules = dict(self.named_modules())
-        if name in modules and name != "":
-            return modules[name]
-        return self.backbone.get_layer(name.removeprefix("backbone."))
+        try:
+            return self.backbone.get_layer(name.removeprefix("backbone."))
+        except ConfigError:
+            modules = dict(self.named_modules())
+            if name in modules and name != "":
+                return modules[name]
+            raise
 
     @property
     def default_layer(self) -> str:
