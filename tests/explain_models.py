@@ -118,3 +118,37 @@ def hooks_left(model: nn.Module) -> int:
         + len(getattr(m, "_backward_pre_hooks", {}))
         for m in model.modules()
     )  # fmt: skip
+
+
+@register_backbone("test_one_pixel")
+class OnePixel(Backbone):
+    """Reads one pixel of the red channel, ``(2, 3)``, and nothing else."""
+
+    out_channels = 1
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(nn.Identity())
+        self.aliases = {"pixel": "features.0"}
+        self.default_layer = "features.0"
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.features(frames[:, :1, 2:3, 3:4])
+
+    def layer_names(self) -> list[str]:
+        return ["features.0"]
+
+    def freeze_units(self) -> list[tuple[str, list[nn.Module]]]:
+        return [("pixel", [self.features[0]])]
+
+    def load_pretrained(self, state_dict: Mapping[str, torch.Tensor], source: str = "") -> None:
+        raise NotImplementedError
+
+
+def one_pixel_crnn(steps: int = 3, size: int = 8) -> CRNN:
+    """The pointwise model's GRU and head on the single pixel ``(2, 3)`` of each frame."""
+    model = pointwise_crnn(steps, size)
+    reader = CRNN(model.config.replace(backbone="test_one_pixel")).eval()
+    reader.rnn.load_state_dict(model.rnn.state_dict())
+    reader.head.load_state_dict(model.head.state_dict())
+    return reader

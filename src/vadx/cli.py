@@ -520,6 +520,40 @@ def compare_command(
     console.print(f"wrote {out}/compare.png, compare.json")
 
 
+@app.command("xai-eval")
+def xai_eval_command(
+    model: ModelPath,
+    data: Annotated[Path, typer.Argument(help="A dataset with ground-truth masks (vadx synth).")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the table and plot.")],
+    split: Annotated[str, typer.Option(help="Which split to score.")] = "test",
+    methods: MethodsOption = "gradcam,saliency,activation",
+    temporal: TemporalOption = "frame_occlusion,gradient_norm,gradcam_mass",
+    layer: LayerOption = None,
+    limit: Annotated[int | None, typer.Option(help="Score at most this many clips.")] = None,
+    faithfulness_clips: Annotated[
+        int, typer.Option(help="Clips that also get deletion/insertion curves (costly).")
+    ] = 8,
+    sanity_clips: Annotated[
+        int, typer.Option(help="Clips that also get the randomisation checks (costly).")
+    ] = 2,
+    steps: Annotated[int, typer.Option(help="Steps of the deletion/insertion curves.")] = 10,
+) -> None:
+    """Score explanation methods on a dataset: faithfulness, localisation, sanity checks."""
+    from vadx.models import load_model
+    from vadx.quality import xai_eval
+
+    settings = _explain_settings(methods, temporal, "predicted", layer, "frame", "clip",
+                                 "heatmap", "jet", 0.5)  # validates the names  # fmt: skip
+    loaded = load_model(model)
+    with _progress("scoring") as advance:
+        document = xai_eval(loaded, data, out, split, settings.methods, settings.temporal, layer,
+                            limit, faithfulness_clips, sanity_clips, steps,
+                            progress=lambda _, d, t: advance(d, t))  # fmt: skip
+    console.print((out / "xai-eval.md").read_text(encoding="utf-8"), markup=False)
+    console.print(f"{document['clips_scored']} clips scored; wrote {out}/xai-eval.json, "
+                  "xai-eval.md, xai-eval.png")  # fmt: skip
+
+
 @app.command()
 def synth(
     out: Annotated[Path, typer.Argument(help="Folder to write the dataset to.")],

@@ -1,0 +1,33 @@
+"""Explanation quality: faithfulness, localisation against ground truth, sanity checks."""
+
+from vadx.quality.evaluate import localisation_scores, xai_eval
+from vadx.quality.faithfulness import auc, spatial_curves, temporal_curves
+from vadx.quality.localisation import (
+    energy_pointing_game,
+    mask_area,
+    mask_auroc,
+    mask_iou,
+    pointing_game,
+    temporal_auroc,
+)
+from vadx.quality.metrics import METRICS, MetricInfo
+from vadx.quality.sanity import cascading_randomisation, rank_correlation, ssim
+
+__all__ = [
+    "METRICS",
+    "MetricInfo",
+    "auc",
+    "cascading_randomisation",
+    "energy_pointing_game",
+    "localisation_scores",
+    "mask_area",
+    "mask_auroc",
+    "mask_iou",
+    "pointing_game",
+    "rank_correlation",
+    "spatial_curves",
+    "ssim",
+    "temporal_auroc",
+    "temporal_curves",
+    "xai_eval",
+]

@@ -1,0 +1,231 @@
+"""``vadx xai-eval MODEL DATA --out DIR``: every quality metric for every method over a split.
+
+For each anomalous clip of the split (a clip whose ground-truth masks are not empty) the
+explained logit is the clip's **true class** — "why is this a fight?" — and:
+
+* localisation: pointing game, energy pointing game (beside the mask's area share), mask IoU and
+  mask ROC-AUC over its anomalous frames, per spatial method; temporal ROC-AUC of each temporal
+  estimator against the per-frame labels (clips whose frames are all anomalous are skipped);
+* faithfulness on the first ``faithfulness_clips`` clips: spatial deletion/insertion AUC per
+  spatial method and temporal deletion/insertion AUC per estimator, each beside its random
+  ordering from the same run;
+* sanity on the first ``sanity_clips`` clips: cascading randomisation and the random-logit test.
+
+Writes ``xai-eval.json`` (every score per clip and the summary), ``xai-eval.md`` (the table,
+each metric with its direction and baseline) and ``xai-eval.png``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vadx.data.dataset import VideoDataset
+from vadx.errors import InputError
+from vadx.explain import DEFAULT_METHODS, DEFAULT_TEMPORAL, explain
+from vadx.files import atomic_path, write_json
+from vadx.models.crnn import CRNN
+from vadx.quality.faithfulness import auc, spatial_curves, temporal_curves
+from vadx.quality.localisation import (
+    energy_pointing_game,
+    mask_area,
+    mask_auroc,
+    mask_iou,
+    pointing_game,
+    temporal_auroc,
+)
+from vadx.quality.metrics import METRICS
+from vadx.quality.sanity import cascading_randomisation
+from vadx.train.data import load_samples
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+def localisation_scores(maps: np.ndarray, masks: np.ndarray) -> dict[str, float]:
+    """Mean localisation scores of one clip's maps over its anomalous frames."""
+    with np.errstate(all="ignore"):
+        return {
+            "pointing_game": float(np.nanmean(pointing_game(maps, masks))),
+            "energy_pointing_game": float(np.nanmean(energy_pointing_game(maps, masks))),
+            "mask_area": float(np.nanmean(mask_area(masks))),
+            "mask_iou": float(np.nanmean(mask_iou(maps, masks))),
+            "mask_auroc": float(np.nanmean(mask_auroc(maps, masks))),
+        }
+
+
+def curve_scores(curves: dict[str, np.ndarray], prefix: str = "") -> dict[str, float]:
+    return {f"{prefix}{name.split('_')[0]}_auc" + ("_random" if name.endswith("random") else ""):
+            auc(curve) for name, curve in curves.items()}  # fmt: skip
+
+
+def xai_eval(
+    model: CRNN,
+    data: str | Path,
+    out: str | Path,
+    split: str = "test",
+    methods: Sequence[str] = DEFAULT_METHODS,
+    temporal: Sequence[str] = DEFAULT_TEMPORAL,
+    layer: str | None = None,
+    limit: int | None = None,
+    faithfulness_clips: int = 8,
+    sanity_clips: int = 2,
+    steps: int = 10,
+    progress: ProgressFn | None = None,
+) -> dict[str, Any]:
+    """Run every metric for every method over ``data``'s ``split`` (module doc)."""
+    samples, classes = load_samples(data, model.class_names, split)
+    config = model.config
+    dataset = VideoDataset(samples, classes, num_frames=config.num_frames,
+                           frame_size=config.frame_size, mean=config.mean,
+                           std=config.std)  # fmt: skip
+    normal = model.class_names.index(config.normal_class) if config.normal_class else -1
+    chosen = [i for i, s in enumerate(dataset.samples) if s.label != normal and s.masks]
+    if not chosen:
+        raise InputError(
+            f"{data} ({split}) has no anomalous clip with ground-truth masks; xai-eval needs "
+            "masks (vadx synth writes them)"
+        )
+    chosen = chosen[:limit] if limit else chosen
+    device = next(model.parameters()).device
+    clips: list[dict[str, Any]] = []
+    sanity: list[dict[str, Any]] = []
+    for n, index in enumerate(chosen):
+        item = dataset[index]
+        clip = item["clip"][None].to(device)
+        target = int(item["label"])
+        masks = item["masks"].numpy()
+        e = explain(model, clip, target, methods=methods, temporal=temporal, layer=layer)
+        entry: dict[str, Any] = {"source": str(dataset.samples[index].source),
+                                 "class": model.class_names[target],
+                                 "predicted": e.predicted[0], "scores": {}}  # fmt: skip
+        for name, a in e.maps.items():
+            scores = localisation_scores(a.display[0], masks)
+            if n < faithfulness_clips:
+                curves = spatial_curves(model, clip, a.display[0], target, steps=steps)
+                scores.update(curve_scores(curves))
+            entry["scores"][name] = scores
+        labels = item.get("frame_labels")
+        for name, f in e.temporal.items():
+            scores = {}
+            if labels is not None:
+                scores["temporal_auroc"] = temporal_auroc(f.scores[0], labels.numpy())
+            if n < faithfulness_clips:
+                curves = temporal_curves(model, clip, f.scores[0], target)
+                scores.update(curve_scores(curves, "temporal_"))
+            entry["scores"][name] = scores
+        if n < sanity_clips:
+            checks = cascading_randomisation(model, clip, methods, temporal, target, layer)
+            sanity.append(checks)
+            for name, result in checks["methods"].items():
+                entry["scores"][name].update({
+                    k: result[k] for k in ("randomisation_rank_correlation",
+                                           "random_logit_rank_correlation")})  # fmt: skip
+                if result["randomisation_ssim"] is not None:
+                    entry["scores"][name]["randomisation_ssim"] = result["randomisation_ssim"]
+        clips.append(entry)
+        if progress is not None:
+            progress("explaining", n + 1, len(chosen))
+    summary = summarise(clips, [*methods, *temporal], sanity)
+    out = Path(out)
+    document = {"data": str(data), "split": split, "methods": list(methods),
+                "temporal": list(temporal), "layer": layer or model.default_layer,
+                "model": getattr(model.checkpoint, "model_id", None), "clips_scored": len(clips),
+                "faithfulness_clips": min(faithfulness_clips, len(clips)),
+                "sanity_clips": min(sanity_clips, len(clips)), "steps": steps,
+                "metrics": {k: vars(v) for k, v in METRICS.items()},
+                "summary": summary, "sanity": sanity, "clips": clips}  # fmt: skip
+    write_json(out / "xai-eval.json", document)
+    with atomic_path(out / "xai-eval.md") as tmp:
+        tmp.write_text(markdown_table(summary), encoding="utf-8")
+    plot_summary(out / "xai-eval.png", summary)
+    return document
+
+
+def summarise(clips: list[dict[str, Any]], names: Sequence[str],
+              sanity: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+    """Mean, standard deviation and count of every metric of every method; sanity verdicts."""
+    summary: dict[str, Any] = {}
+    for name in names:
+        metrics: dict[str, list[float]] = {}
+        for clip in clips:
+            for metric, value in clip["scores"].get(name, {}).items():
+                if value is not None and not math.isnan(value):
+                    metrics.setdefault(metric, []).append(value)
+        summary[name] = {m: {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v)}
+                         for m, v in metrics.items()}  # fmt: skip
+        verdicts = [s["methods"][name]["passed"] for s in sanity if name in s["methods"]]
+        if verdicts:
+            summary[name]["randomisation_passed"] = all(verdicts)
+    return summary
+
+
+def markdown_table(summary: dict[str, Any]) -> str:
+    """One table per category: methods as rows, metrics as columns (``↑``/``↓`` directions)."""
+    lines = []
+    for category in ("localisation", "faithfulness", "sanity"):
+        metrics = [m for m in METRICS.values() if m.category == category
+                   and not m.name.endswith("_random") and m.name != "mask_area"]  # fmt: skip
+        rows = [(name, scores) for name, scores in summary.items()
+                if any(m.name in scores for m in metrics)]  # fmt: skip
+        if not rows:
+            continue
+        used = [m for m in metrics if any(m.name in s for _, s in rows)]
+        lines += [f"### {category.capitalize()}", "",
+                  "| method | " + " | ".join(f"{m.name} {m.arrow}" for m in used) + " |",
+                  "| --- |" + " --- |" * len(used)]  # fmt: skip
+        for name, scores in rows:
+            cells = []
+            for m in used:
+                if m.name not in scores:
+                    cells.append("")
+                    continue
+                cell = f"{scores[m.name]['mean']:.3f}"
+                if m.baseline and m.baseline in scores:
+                    cell += f" (baseline {scores[m.baseline]['mean']:.3f})"
+                cells.append(cell)
+            if category == "sanity" and "randomisation_passed" in scores:
+                cells[-1] += " — " + ("depends on the model" if scores["randomisation_passed"]
+                                      else "**does not change: flagged**")  # fmt: skip
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def plot_summary(path: Path, summary: dict[str, Any]) -> None:
+    """Bars of each method's main scores, with their baselines as marks."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    shown = [
+        "pointing_game",
+        "energy_pointing_game",
+        "mask_auroc",
+        "temporal_auroc",
+        "deletion_auc",
+        "insertion_auc",
+        "temporal_deletion_auc",
+        "temporal_insertion_auc",
+    ]
+    shown = [m for m in shown if any(m in s for s in summary.values())]  # fmt: skip
+    figure, axes = plt.subplots(1, len(shown), figsize=(2.3 * len(shown) + 1, 3.2),
+                                squeeze=False, constrained_layout=True)  # fmt: skip
+    for ax, metric in zip(axes[0], shown, strict=True):
+        names = [n for n, s in summary.items() if metric in s]
+        values = [summary[n][metric]["mean"] for n in names]
+        ax.bar(range(len(names)), values, color="#4a78c2")
+        baseline = METRICS[metric].baseline
+        for i, n in enumerate(names):
+            if baseline and baseline in summary[n]:
+                ax.plot([i - 0.4, i + 0.4], [summary[n][baseline]["mean"]] * 2, color="#c23b3b")
+        ax.set_xticks(range(len(names)), names, rotation=40, ha="right", fontsize=7)
+        ax.set_title(f"{metric} {METRICS[metric].arrow}", fontsize=8)
+        ax.set_ylim(0, 1.02)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=110)
+    plt.close(figure)

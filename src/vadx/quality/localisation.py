@@ -1,0 +1,87 @@
+"""Do the maps point at the anomaly? Scores against ground-truth masks and frame labels.
+
+All functions take maps ``(T, H, W)`` (non-negative display maps on the model's frames) and
+boolean masks ``(T, H, W)`` of the same size, and score each frame whose mask is not empty;
+frames without anomaly pixels give NaN, so means are taken over anomalous frames only.
+
+>>> import numpy as np
+>>> masks = np.zeros((1, 4, 4), bool); masks[0, :2, :2] = True
+>>> maps = masks.astype(np.float32)
+>>> pointing_game(maps, masks).tolist(), energy_pointing_game(maps, masks).tolist()
+([1.0], [1.0])
+>>> float(mask_area(masks)[0])
+0.25
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import roc_auc_score
+
+from vadx.errors import InputError
+
+
+def _checked(maps: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    maps = np.asarray(maps, dtype=np.float64)
+    masks = np.asarray(masks, dtype=bool)
+    if maps.shape != masks.shape or maps.ndim != 3:
+        raise InputError(f"maps {maps.shape} and masks {masks.shape} must both be (T, H, W)")
+    return maps, masks, masks.reshape(len(masks), -1).any(1)
+
+
+def pointing_game(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """1 where the frame's map maximum lies inside the mask, 0 outside (a flat map misses)."""
+    maps, masks, anomalous = _checked(maps, masks)
+    flat = maps.reshape(len(maps), -1)
+    hits = masks.reshape(len(masks), -1)[np.arange(len(flat)), flat.argmax(1)]
+    flat_map = flat.max(1) <= flat.min(1)
+    return np.where(anomalous, (hits & ~flat_map).astype(np.float64), np.nan)
+
+
+def energy_pointing_game(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Share of each frame's map mass inside the mask (0 for an empty map)."""
+    maps, masks, anomalous = _checked(maps, masks)
+    total = maps.reshape(len(maps), -1).sum(1)
+    inside = (maps * masks).reshape(len(maps), -1).sum(1)
+    share = np.divide(inside, total, out=np.zeros_like(total), where=total > 0)
+    return np.where(anomalous, share, np.nan)
+
+
+def mask_area(masks: np.ndarray) -> np.ndarray:
+    """Share of each frame the mask covers: what a uniform map scores on the energy game."""
+    masks = np.asarray(masks, dtype=bool)
+    area = masks.reshape(len(masks), -1).mean(1)
+    return np.where(area > 0, area, np.nan)
+
+
+def mask_iou(maps: np.ndarray, masks: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """IoU of ``map ≥ threshold × the frame's maximum`` with the mask."""
+    maps, masks, anomalous = _checked(maps, masks)
+    peak = maps.reshape(len(maps), -1).max(1)[:, None, None]
+    region = (maps >= threshold * peak) & (peak > 0)
+    union = (region | masks).reshape(len(maps), -1).sum(1)
+    inter = (region & masks).reshape(len(maps), -1).sum(1)
+    iou = np.divide(inter, union, out=np.zeros(len(maps)), where=union > 0)
+    return np.where(anomalous, iou, np.nan)
+
+
+def mask_auroc(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """ROC-AUC of each frame's map values against its mask (scikit-learn); 0.5 is chance."""
+    maps, masks, anomalous = _checked(maps, masks)
+    scores = np.full(len(maps), np.nan)
+    for t in np.flatnonzero(anomalous):
+        if not masks[t].all():
+            scores[t] = roc_auc_score(masks[t].ravel(), maps[t].ravel())
+    return scores
+
+
+def temporal_auroc(importance: np.ndarray, labels: np.ndarray) -> float:
+    """ROC-AUC of frame importance ``(T,)`` against per-frame labels ``(T,)`` (1 = anomaly);
+    NaN when the clip has only one kind of frame."""
+    labels = np.asarray(labels).astype(int).ravel()
+    importance = np.asarray(importance, dtype=np.float64).ravel()
+    if labels.shape != importance.shape:
+        raise InputError(f"{importance.shape} importance scores for {labels.shape} labels")
+    if labels.min() == labels.max():
+        return float("nan")
+    return float(roc_auc_score(labels, importance))
