@@ -111,10 +111,17 @@ def test_cli_explain_and_compare(assets, tmp_path, capsys):
     root, video = assets
     code, out, err = run_cli(["explain", str(root / "a"), str(video), "--out",
                               str(tmp_path / "x"), "--methods", "gradcam", "--view", "contour",
-                              "--target", "anomaly", "--no-timeline"], capsys)  # fmt: skip
+                              "--target", "anomaly", "--no-timeline", "--quality"],
+                             capsys)  # fmt: skip
     assert code == 0, err
     assert "report.html" in out and (tmp_path / "x" / "report.html").is_file()
-    assert json.loads((tmp_path / "x" / "manifest.json").read_text())["target"] == "anomaly"
+    manifest = json.loads((tmp_path / "x" / "manifest.json").read_text())
+    assert manifest["target"] == "anomaly"
+    scores = manifest["quality"]
+    assert set(scores) == {"gradcam", "frame_occlusion", "gradient_norm", "gradcam_mass"}
+    assert {"deletion_auc", "deletion_auc_random", "insertion_auc"} <= set(scores["gradcam"])
+    assert "temporal_deletion_auc_random" in scores["frame_occlusion"]
+    assert 'id="quality"' in (tmp_path / "x" / "report.html").read_text()
     code, out, err = run_cli(["compare", str(root / "a"), str(root / "b"), str(video), "--out",
                               str(tmp_path / "c")], capsys)  # fmt: skip
     assert code == 0, err

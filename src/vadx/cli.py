@@ -385,6 +385,7 @@ def detect_command(
 def _explain_settings(
     methods: str, temporal: str, target: str, layer: str | None, weighting: str,
     normalisation: str, view: str, colormap: str, opacity: float, timeline: bool = True,
+    quality: bool = False,
 ):  # fmt: skip
     from vadx.explain_video import ExplainSettings
 
@@ -395,7 +396,7 @@ def _explain_settings(
         methods=names(methods), temporal=names(temporal),
         target=int(target) if target.isdigit() else target, layer=layer, weighting=weighting,
         normalisation=normalisation, view=view, colormap=colormap, opacity=opacity,
-        timeline=timeline,
+        timeline=timeline, quality=quality,
     )  # fmt: skip
 
 
@@ -454,6 +455,9 @@ def explain_command(
     timeline: Annotated[
         bool, typer.Option(help="Detect over the whole video for the report's timeline.")
     ] = True,
+    quality: Annotated[
+        bool, typer.Option(help="Score the maps (deletion/insertion vs random) in the report.")
+    ] = False,
 ) -> None:
     """Explain a clip (or windows) of a video: overlays, contours, video, report.html."""
     from vadx.detect import DetectConfig
@@ -462,7 +466,7 @@ def explain_command(
 
     loaded = load_model(model)
     settings = _explain_settings(methods, temporal, target, layer, weighting, normalisation,
-                                 view, colormap, opacity, timeline)  # fmt: skip
+                                 view, colormap, opacity, timeline, quality)  # fmt: skip
     choice: str | int = window if window is not None else windows
     with _progress("explaining") as advance:
         summary = explain_video(loaded, video, out, settings, start, end, choice,

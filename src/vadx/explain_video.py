@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from vadx.detect import DetectConfig, Detection, detect
 from vadx.errors import InputError
@@ -64,6 +65,8 @@ class ExplainSettings:
             ``contours`` (iso-lines at 25/50/75 %).
         colormap, opacity: of the heat maps.
         timeline: run detection over the whole video for the report's anomaly-score timeline.
+        quality: score the clip's explanations (deletion/insertion AUCs beside random orders,
+            :mod:`vadx.quality.faithfulness`) and show them in the report.
     """
 
     methods: tuple[str, ...] = DEFAULT_METHODS
@@ -77,6 +80,7 @@ class ExplainSettings:
     colormap: str = "jet"
     opacity: float = 0.5
     timeline: bool = True
+    quality: bool = False
 
     def __post_init__(self) -> None:
         if self.view not in VIEWS:
@@ -183,12 +187,30 @@ def write_clip(
         title = f"{e.maps[first].display_name} · target {e.target_names[0]}"
         write_png(out / "strip.png", frame_strip(views[first], curves, clip.indices, title))
     extra = audit(clip, settings, model, source, source_sha256)
+    if settings.quality:
+        extra["quality"] = clip_quality(model, clip)
     e.save(out, extra)
-    write_report(out / "report.html", clip, settings, extra, timeline)
+    write_report(out / "report.html", clip, settings, extra, timeline, extra.get("quality"))
     name, probability = clip.predicted
     return {"folder": str(out), "frames": [int(i) for i in clip.indices], "predicted": name,
             "probability": round(probability, 4), "target": e.target_names[0],
             "report": str(out / "report.html")}  # fmt: skip
+
+
+def clip_quality(model: CRNN, clip: ClipExplanation) -> dict[str, dict[str, float]]:
+    """Deletion/insertion AUCs of each map and frame-importance curve of ``clip``, each with
+    its random-order baseline (lower deletion and higher insertion than random = faithful)."""
+    from vadx.quality.evaluate import curve_scores
+    from vadx.quality.faithfulness import spatial_curves, temporal_curves
+
+    e = clip.explanation
+    tensor = torch.from_numpy(np.array(e.clip)).to(next(model.parameters()).device)
+    target = int(e.targets[0]) if e.targets[0] >= 0 else int(e.probabilities[0].argmax())
+    scores = {name: curve_scores(spatial_curves(model, tensor, a.display[0], target))
+              for name, a in e.maps.items()}  # fmt: skip
+    scores.update({name: curve_scores(temporal_curves(model, tensor, f.scores[0], target),
+                                      "temporal_") for name, f in e.temporal.items()})  # fmt: skip
+    return scores
 
 
 def audit(
