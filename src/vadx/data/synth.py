@@ -13,7 +13,8 @@ camera noise. One anomaly per clip, starting at a random frame and place:
 * ``fight`` — two people walk towards each other, meet, and from then on move violently
   together (jerking bodies, flailing arms);
 * ``fire`` — a flickering, growing flame-coloured region;
-* ``shooting`` — a person stops, raises a weapon, muzzle flashes, fast projectiles;
+* ``shooting`` — a person stops, turns towards the plaza, fires a rifle: bursts of muzzle
+  flashes, tracer streaks, gun smoke;
 * ``normal`` — no anomaly.
 
 The mask of a frame holds the visible pixels of the anomaly's actors from its first frame on
@@ -312,11 +313,11 @@ class Fight(Anomaly):
                 swing = np.sin(0.8 * t + person.phase)
                 draw_person(canvas, person, height, swing)
             else:  # fighting: violent, erratic motion of both bodies and arms
-                jerk = rng.normal(0, 0.05 * self.size[1], 2)
+                jerk = rng.normal(0, 0.07 * self.size[1], 2)
                 person.x, person.y = target + jerk * np.array([1, 0.5])
                 arms = tuple(rng.uniform(-np.pi, np.pi, 2))  # punches: long, thick, anywhere
-                tilt = -side * rng.uniform(0.2, 0.6)
-                draw_person(canvas, person, height, rng.uniform(-1.5, 1.5), tilt, arms, reach=0.5)
+                tilt = -side * rng.uniform(0.3, 0.9)  # lunging at, or reeling from, the other
+                draw_person(canvas, person, height, rng.uniform(-1.8, 1.8), tilt, arms, reach=0.6)
 
 
 class Fire(Anomaly):
