@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
@@ -633,8 +634,11 @@ def demo(
     out: Annotated[Path, typer.Option(help="Where to write the demo's outputs.")] = Path(
         "demo-out"
     ),
-    epochs: Annotated[int, typer.Option(help="Training epochs.")] = 25,
-    clips: Annotated[str, typer.Option(help="Clips per class in train,val,test.")] = "80,16,16",
+    epochs: Annotated[int | None, typer.Option(help="Training epochs (default: 25).")] = None,
+    clips: Annotated[
+        str | None,
+        typer.Option(help="Clips per class in train,val,test (default: 96,24,32)."),
+    ] = None,
 ) -> None:
     """The whole system on built-in defaults: synthesise, train, evaluate, detect, explain.
 
@@ -642,10 +646,14 @@ def demo(
     """
     from vadx.demo import DemoSettings, run_demo
 
-    counts = _int_list("--clips", clips)
-    if len(counts) != 3:
-        raise VadxError(f"--clips takes three counts (train,val,test), got {clips!r}")
-    settings = DemoSettings(clips=counts, epochs=epochs)  # type: ignore[arg-type]
+    settings = DemoSettings()
+    if epochs is not None:
+        settings = replace(settings, epochs=epochs)
+    if clips is not None:
+        counts = _int_list("--clips", clips)
+        if len(counts) != 3:
+            raise VadxError(f"--clips takes three counts (train,val,test), got {clips!r}")
+        settings = replace(settings, clips=counts)  # type: ignore[arg-type]
     with _training_progress() as progress:
         summary = run_demo(out, settings, say=lambda text: err_console.print(text),
                            progress=progress)  # fmt: skip

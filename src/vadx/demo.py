@@ -35,7 +35,7 @@ LONG_VIDEO = [("normal", 50), ("fight", 60), ("normal", 40), ("fire", 60), ("nor
 class DemoSettings:
     """Sizes of the demo; the defaults fit in about 10 minutes on 2 CPU cores."""
 
-    clips: tuple[int, int, int] = (80, 16, 16)
+    clips: tuple[int, int, int] = (96, 24, 32)
     clip_frames: int = 40
     size: int = 112
     epochs: int = 25

@@ -13,7 +13,8 @@ camera noise. One anomaly per clip, starting at a random frame and place:
 * ``fight`` — two people walk towards each other, meet, and from then on move violently
   together (jerking bodies, flailing arms);
 * ``fire`` — a flickering, growing flame-coloured region;
-* ``shooting`` — a person stops, raises a weapon, muzzle flashes, fast projectiles;
+* ``shooting`` — a person stops, turns towards the plaza, fires a rifle: bursts of muzzle
+  flashes, tracer streaks, gun smoke;
 * ``normal`` — no anomaly.
 
 The mask of a frame holds the visible pixels of the anomaly's actors from its first frame on
@@ -312,11 +313,11 @@ class Fight(Anomaly):
                 swing = np.sin(0.8 * t + person.phase)
                 draw_person(canvas, person, height, swing)
             else:  # fighting: violent, erratic motion of both bodies and arms
-                jerk = rng.normal(0, 0.05 * self.size[1], 2)
+                jerk = rng.normal(0, 0.07 * self.size[1], 2)
                 person.x, person.y = target + jerk * np.array([1, 0.5])
                 arms = tuple(rng.uniform(-np.pi, np.pi, 2))  # punches: long, thick, anywhere
-                tilt = -side * rng.uniform(0.2, 0.6)
-                draw_person(canvas, person, height, rng.uniform(-1.5, 1.5), tilt, arms, reach=0.5)
+                tilt = -side * rng.uniform(0.3, 0.9)  # lunging at, or reeling from, the other
+                draw_person(canvas, person, height, rng.uniform(-1.8, 1.8), tilt, arms, reach=0.6)
 
 
 class Fire(Anomaly):
@@ -357,7 +358,10 @@ class Fire(Anomaly):
 
 
 class Shooting(Anomaly):
-    """A walker stops, raises a weapon, fires: muzzle flashes and fast projectiles."""
+    """A walker stops, raises a rifle in both hands and fires bursts: big muzzle flashes, long
+    tracer streaks, and gun smoke that lingers and drifts up between the shots."""
+
+    FLASH = ((255, 150, 30), (255, 225, 90), (255, 255, 225))  # glow, rays, core
 
     def __init__(self, rng, size, num_frames):
         height, width = size
@@ -366,13 +370,15 @@ class Shooting(Anomaly):
         self.shooter = random_person(ANOMALY_ID, rng, width, height, speed=rng.uniform(0.4, 0.9))
         self.direction = rng.choice([-1, 1])
         self.aim = rng.uniform(-0.35, 0.2)
-        self.period = int(rng.integers(2, 4))
         self.bullets: list[list[float]] = []
+        self.smoke: list[list[float]] = []  # x, y, radius, age
 
     def advance(self, t, rng):
         height, width = self.size
         if t < self.start:
             walk(self.shooter, width, height, rng)
+        elif t == self.start:  # turns to fire into the plaza, not out of the picture
+            self.direction = 1 if self.shooter.x < width / 2 else -1
 
     def depth(self):
         return float(self.shooter.y)
@@ -383,27 +389,45 @@ class Shooting(Anomaly):
         if t < self.start:
             draw_person(canvas, person, height, np.sin(person.phase))
             return
+        # at least a tenth of the frame tall: a far-away shooter still shows a visible rifle
+        h = max(person.height(height), 0.1 * height)
+        for puff in self.smoke:  # behind the shooter: grey puffs that grow, rise and drift
+            x, y, radius, age = puff
+            grey = int(160 + 8 * age)
+            canvas.ellipse((x, y), (radius, 0.8 * radius), 0, (grey, grey, grey - 5), ANOMALY_ID)
+            puff[0] += self.direction * 0.01 * width
+            puff[1] -= 0.012 * height
+            puff[2] *= 1.12
+            puff[3] += 1
+        self.smoke = [p for p in self.smoke if p[3] < 8]
         angle = self.aim if self.direction > 0 else np.pi - self.aim
-        arms = (np.pi / 2, angle) if self.direction > 0 else (angle, np.pi / 2)
-        shoulder_x, shoulder_y, h = draw_person(canvas, person, height, 0.0, 0.0, arms)
+        # both arms forward along the rifle (the left arm's angle mirrors the right one's)
+        shoulder_x, shoulder_y, _ = draw_person(
+            canvas, person, height, 0.0, 0.0, (np.pi - angle, angle)
+        )
         if self.direction < 0:
-            shoulder_x -= 0.2 * h
-        hand = (shoulder_x + np.cos(angle) * 0.32 * h, shoulder_y + np.sin(angle) * 0.32 * h)
-        muzzle = (hand[0] + np.cos(angle) * 0.25 * h, hand[1] + np.sin(angle) * 0.25 * h)
-        canvas.line(hand, muzzle, (25, 25, 25), ANOMALY_ID, max(2, 0.06 * h))
-        if (t - self.start) % self.period == 0:
-            for ray in np.linspace(0, 2 * np.pi, 7)[:-1] + rng.uniform(0, 1):
-                tip = (muzzle[0] + np.cos(ray) * 0.3 * h, muzzle[1] + np.sin(ray) * 0.3 * h)
-                canvas.line(muzzle, tip, (255, 245, 170), ANOMALY_ID, 2)
-            canvas.ellipse(muzzle, (0.12 * h, 0.12 * h), 0, (255, 255, 220), ANOMALY_ID)
-            self.bullets.append([muzzle[0], muzzle[1], angle])
-        speed = 0.15 * width
-        for bullet in self.bullets:
+            shoulder_x -= 0.2 * person.height(height)
+        hand = (shoulder_x + np.cos(angle) * 0.3 * h, shoulder_y + np.sin(angle) * 0.3 * h)
+        stock = (hand[0] - np.cos(angle) * 0.2 * h, hand[1] - np.sin(angle) * 0.2 * h)
+        muzzle = (hand[0] + np.cos(angle) * 0.4 * h, hand[1] + np.sin(angle) * 0.4 * h)
+        canvas.line(stock, muzzle, (20, 20, 20), ANOMALY_ID, max(3, 0.09 * h))
+        speed = 0.2 * width
+        for bullet in self.bullets:  # tracer streaks
             x, y, a = bullet
             head = (x + np.cos(a) * speed, y + np.sin(a) * speed)
-            canvas.line((x, y), head, (255, 230, 120), ANOMALY_ID, 2)  # a tracer streak
+            canvas.line((x, y), head, (255, 215, 80), ANOMALY_ID, max(2, 0.025 * width))
             bullet[0], bullet[1] = head
         self.bullets = [b for b in self.bullets if 0 <= b[0] < width and 0 <= b[1] < height]
+        if (t - self.start) % 4 != 3:  # bursts: three shots, a pause
+            glow, ray_colour, core = self.FLASH
+            reach = rng.uniform(0.45, 0.6) * h
+            canvas.ellipse(muzzle, (0.22 * h, 0.17 * h), np.degrees(angle), glow, ANOMALY_ID)
+            for ray in np.linspace(-0.9, 0.9, 5) + angle + rng.uniform(-0.15, 0.15):
+                tip = (muzzle[0] + np.cos(ray) * reach, muzzle[1] + np.sin(ray) * reach)
+                canvas.line(muzzle, tip, ray_colour, ANOMALY_ID, max(2, 0.05 * h))
+            canvas.ellipse(muzzle, (0.11 * h, 0.11 * h), 0, core, ANOMALY_ID)
+            self.bullets.append([muzzle[0], muzzle[1], angle + rng.normal(0, 0.04)])
+            self.smoke.append([muzzle[0], muzzle[1] - 0.05 * h, 0.1 * h, 0])
 
 
 ANOMALIES: dict[str, Callable] = {"fight": Fight, "fire": Fire, "shooting": Shooting}
