@@ -1,7 +1,8 @@
 """``vadx demo``: the whole system on this machine, offline, in minutes.
 
 1. ``vadx synth`` — a synthetic dataset of the four classes, with exact masks;
-2. ``vadx train`` — a CRNN (the ``cpu`` preset: VGG19 of 1/8 width, GRU, MLP);
+2. ``vadx train`` — a CRNN (the ``cpu`` preset: frozen ImageNet EfficientNet-Lite0 with cached
+   per-frame features, GRU, MLP);
 3. ``vadx evaluate`` — on the held-out test split;
 4. a longer synthetic video with several anomalies among normal activity;
 5. ``vadx detect`` — events, scores and an annotated video, compared with the true events;
