@@ -49,8 +49,8 @@ from vadx.explain.result import (
     Attribution,
     Explanation,
     FrameImportance,
-    frozen_array,
     frozen_mapping,
+    to_host,
 )
 from vadx.explain.targets import TargetSpec
 from vadx.explain.temporal import FrameOcclusion, FrameShapley, GradCAMMass, GradientNorm
@@ -117,45 +117,58 @@ def explain(
             outputs[name] = method.compute(shared)
             seconds[name] = time.perf_counter() - started
     size = clip.shape[-2:]
+    indices = shared.target.indices
+    tensors: dict[str, torch.Tensor] = {
+        "logits": shared.logits,
+        "probabilities": shared.logits.softmax(1),
+        "targets": indices if indices is not None else torch.full((clip.shape[0],), -1),
+        "clip": clip,
+    }
+    for name, out in outputs.items():
+        tensors[f"{name}/raw"] = out.raw
+        if name in METHODS:
+            tensors[f"{name}/display"] = display(out.raw, normalisation, size,
+                                                 instances[name].signed)  # fmt: skip
+            tensors[f"{name}/frame_scores"] = frame_scores(out.raw)
+        tensors.update({f"{name}/extra/{key}": value for key, value in out.extras.items()})
+    arrays = to_host(tensors)
+
+    def extras(name: str) -> Mapping[str, Any]:
+        prefix = f"{name}/extra/"
+        return frozen_mapping({k.removeprefix(prefix): v for k, v in arrays.items()
+                               if k.startswith(prefix)})  # fmt: skip
+
     maps = {
         name: Attribution(
-            method=name,
-            display_name=instances[name].display_name,
-            raw=frozen_array(out.raw),
-            display=frozen_array(display(out.raw, normalisation, size, instances[name].signed)),
-            frame_scores=frozen_array(frame_scores(out.raw)),
-            signed=instances[name].signed,
-            settings=frozen_mapping(instances[name].settings()),
-            extras=frozen_mapping({k: frozen_array(v) for k, v in out.extras.items()}),
+            method=name, display_name=instances[name].display_name, raw=arrays[f"{name}/raw"],
+            display=arrays[f"{name}/display"], frame_scores=arrays[f"{name}/frame_scores"],
+            signed=instances[name].signed, settings=frozen_mapping(instances[name].settings()),
+            extras=extras(name),
         )
-        for name, out in outputs.items()
+        for name in outputs
         if name in METHODS
-    }
+    }  # fmt: skip
     frames = {
         name: FrameImportance(
-            estimator=name,
-            display_name=instances[name].display_name,
-            scores=frozen_array(out.raw),
-            signed=instances[name].signed,
-            settings=frozen_mapping(instances[name].settings()),
-            extras=frozen_mapping({k: frozen_array(v) for k, v in out.extras.items()}),
+            estimator=name, display_name=instances[name].display_name,
+            scores=arrays[f"{name}/raw"], signed=instances[name].signed,
+            settings=frozen_mapping(instances[name].settings()), extras=extras(name),
         )
-        for name, out in outputs.items()
+        for name in outputs
         if name in TEMPORAL
-    }
-    indices = shared.target.indices
+    }  # fmt: skip
     checkpoint = model.checkpoint
     return Explanation(
         class_names=model.class_names,
-        logits=frozen_array(shared.logits),
-        probabilities=frozen_array(shared.logits.softmax(1)),
-        targets=frozen_array(indices if indices is not None else torch.full((clip.shape[0],), -1)),
+        logits=arrays["logits"],
+        probabilities=arrays["probabilities"],
+        targets=arrays["targets"],
         target_names=shared.target.names,
         target=shared.target.spec,
         maps=frozen_mapping(maps),
         temporal=frozen_mapping(frames),
         normalisation=normalisation,
-        clip=frozen_array(clip),
+        clip=arrays["clip"],
         seconds=frozen_mapping(seconds),
         model=frozen_mapping({
             "id": getattr(checkpoint, "model_id", None),

@@ -27,6 +27,23 @@ def frozen_array(tensor: torch.Tensor | np.ndarray) -> np.ndarray:
     return array
 
 
+def to_host(tensors: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """Read-only numpy copies of ``tensors``; the floating ones of a GPU travel to host memory
+    in one transfer (one synchronisation instead of one per array)."""
+    floating = {k: t.detach() for k, t in tensors.items()
+                if t.is_floating_point() and t.device.type != "cpu"}  # fmt: skip
+    arrays = {k: frozen_array(t) for k, t in tensors.items() if k not in floating}
+    if floating:
+        flat = torch.cat([t.float().reshape(-1) for t in floating.values()]).cpu().numpy()
+        start = 0
+        for key, tensor in floating.items():
+            piece = flat[start : start + tensor.numel()].reshape(tensor.shape)
+            piece.setflags(write=False)
+            arrays[key] = piece
+            start += tensor.numel()
+    return {key: arrays[key] for key in tensors}
+
+
 def frozen_mapping(items: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(items))
 
