@@ -113,6 +113,32 @@ def test_feature_cache_equals_training_without_it(synth, tmp_path):
         torch.testing.assert_close(first[key], second[key], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("backbone_args", [{"width": 0.0625},
+                                           {"width": 0.0625, "batch_norm": True}])  # fmt: skip
+def test_prefix_cache_equals_training_the_last_units_without_it(synth, tmp_path, backbone_args):
+    """freeze=2: the frozen prefix's maps are cached once; the last two conv units, the RNN and
+    the head train on them exactly as they train on the whole model."""
+    partly = MODEL.replace(freeze=2, backbone_args=backbone_args)
+    config = FAST.replace(epochs=2)
+    plain = train(new_model(partly), *datasets(synth, False, partly), tmp_path / "a", config)
+    cached = train(
+        new_model(partly), *datasets(synth, False, partly), tmp_path / "b",
+        config.replace(cache_features=True),
+    )  # fmt: skip
+    for a, b in zip(plain.history, cached.history, strict=True):
+        assert a.train_loss == pytest.approx(b.train_loss, rel=1e-5)
+    first, second = weights(plain.last), weights(cached.last)
+    for key in first:
+        torch.testing.assert_close(first[key], second[key], rtol=1e-4, atol=1e-6)
+    model = new_model(partly)
+    start = model.state_dict()
+    trainable = {f"backbone.{n}".rsplit(".", 1)[0]
+                 for n, p in model.backbone.named_parameters() if p.requires_grad}  # fmt: skip
+    moved = {k.rsplit(".", 1)[0] for k in first
+             if k.startswith("backbone.") and not torch.equal(first[k], start[k])}  # fmt: skip
+    assert moved == trainable  # the last two units (weights and BN statistics), nothing else
+
+
 def test_feature_cache_preconditions(synth, tmp_path):
     with pytest.raises(ConfigError, match="frozen backbone"):
         train(

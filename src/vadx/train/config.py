@@ -41,8 +41,10 @@ class TrainConfig:
         patience: stop after this many epochs without a better validation score (0: never).
         seed: seeds initialisation, shuffling, augmentation and dropout.
         workers: decoding processes (None: CPU count, at most 8).
-        cache_features: compute a frozen backbone's per-frame features once and train the RNN
-            and head on them (needs ``freeze="all"`` and no augmentation).
+        cache_features: compute what the frozen part of the backbone gives once and train on
+            it: per-frame features for ``freeze="all"`` (RNN + head train), the frozen prefix's
+            maps for ``freeze=N`` (the last N units, RNN and head train). Needs no
+            augmentation.
         val_fraction: share of the training data held out for validation when the dataset has
             no validation split.
     """

@@ -29,7 +29,7 @@ from vadx.data.dataset import VideoDataset, collate_clips, make_loader
 from vadx.errors import ConfigError, InputError
 from vadx.files import write_json
 from vadx.models.checkpoint import load_model, save_model
-from vadx.models.crnn import CRNN
+from vadx.models.crnn import CRNN, fold_time, unfold_time
 from vadx.train import distributed
 from vadx.train.config import TrainConfig
 from vadx.train.state import optimizer_from_files, read_trainer_state, writers
@@ -63,15 +63,33 @@ class TrainResult:
     stopped_early: bool
 
 
+def trainable_units(model: CRNN) -> int:
+    """How many of the backbone's last units train (0 for a frozen backbone)."""
+    freeze = model.config.freeze
+    if freeze == "all":
+        return 0
+    if freeze == "none":
+        return len(model.backbone.freeze_units())
+    return int(freeze)
+
+
 class _Step(nn.Module):
-    """What one training step runs: the whole CRNN, or RNN + head on cached features."""
+    """What one training step runs: the whole CRNN; or, on cached inputs, the RNN + head on
+    per-frame features (frozen backbone), or the backbone's trainable units + RNN + head on
+    the frozen prefix's maps."""
 
     def __init__(self, model: CRNN, cached: bool) -> None:
         super().__init__()
         self.model, self.cached = model, cached
+        self.suffix = model.backbone.split(trainable_units(model))[1] if cached else None
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
-        return self.model.forward_features(inputs) if self.cached else self.model(inputs)
+        if not self.cached:
+            return self.model(inputs)
+        if inputs.dim() == 3:  # pooled per-frame features
+            return self.model.forward_features(inputs)
+        maps = unfold_time(self.suffix(fold_time(inputs)), *inputs.shape[:2])
+        return self.model.forward_maps(maps)
 
 
 def class_weights(labels: np.ndarray, num_classes: int, names: tuple[str, ...]) -> torch.Tensor:
@@ -107,21 +125,44 @@ def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig):
     return None
 
 
+#: the largest input cache training keeps in memory
+CACHE_LIMIT_BYTES = 8 * 2**30
+
+
 class _CachedFeatures:
-    """Per-frame features of every clip of a dataset, computed once with a frozen backbone."""
+    """What the frozen part of the backbone computes for every clip of a dataset, once: the
+    pooled per-frame features of a frozen backbone, or the maps of the frozen prefix when the
+    backbone's last units train (:meth:`~vadx.models.Backbone.split`)."""
 
     def __init__(self, model: CRNN, dataset: VideoDataset, config: TrainConfig, progress):
         loader = make_loader(dataset, batch_size=config.batch_size, workers=config.workers)
+        trainable = trainable_units(model)
+        prefix = model.backbone.split(trainable)[0] if trainable else None
         features, labels, done = [], [], 0
         model.eval()
         with torch.no_grad():
             for batch in loader:
-                features.append(model.frame_features(batch["clip"].to(_device(model))).cpu())
+                clip = batch["clip"].to(_device(model))
+                if prefix is None:
+                    cached = model.frame_features(clip)
+                else:
+                    cached = unfold_time(prefix(fold_time(clip)), *clip.shape[:2])
+                    _check_cache_size(cached, len(batch["label"]), len(dataset))
+                features.append(cached.cpu())
                 labels.append(batch["label"])
                 done += len(batch["label"])
                 if progress is not None:
                     progress("caching features", done, len(dataset), {})
         self.data = TensorDataset(torch.cat(features), torch.cat(labels))
+
+
+def _check_cache_size(cached: torch.Tensor, clips: int, total: int) -> None:
+    size = cached.element_size() * cached.numel() / clips * total
+    if size > CACHE_LIMIT_BYTES:
+        raise ConfigError(
+            f"caching the frozen prefix's maps would take {size / 2**30:.1f} GiB; train fewer "
+            "backbone units (a smaller --freeze N), smaller frames, or without --cache-features"
+        )
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -147,8 +188,12 @@ def train(
     config = config or TrainConfig()
     rank, world = distributed.rank(), distributed.world_size()
     if config.cache_features:
-        if model.config.freeze != "all":
-            raise ConfigError("feature caching needs a frozen backbone (freeze='all')")
+        if model.config.freeze == "none":
+            raise ConfigError(
+                "feature caching needs a frozen backbone, or a frozen prefix (freeze='all' or "
+                "an int: the number of last units that train)"
+            )
+        model.backbone.split(trainable_units(model))  # refuses a backbone that cannot split
         if train_set.augment is not None:
             raise ConfigError(
                 "feature caching needs training without augmentation: augmented frames give "

@@ -54,6 +54,15 @@ class Backbone(nn.Module):
         """Load a reference-layout state dict; unrelated keys (a classifier) are ignored."""
         raise NotImplementedError
 
+    def split(self, trainable: int) -> tuple[nn.Module, nn.Module]:
+        """``(prefix, suffix)`` whose composition is ``forward``, cut before the last
+        ``trainable`` units of :meth:`freeze_units`: training caches the frozen prefix's maps
+        once and runs only the suffix (and the RNN and head) every epoch."""
+        raise ConfigError(
+            f"backbone {self.name!r} cannot be split for caching; train it with "
+            "cache_features off, or freeze it entirely"
+        )
+
     def builtin_weights(self) -> tuple[Mapping[str, torch.Tensor], str]:
         """Pretrained weights available offline (state dict, source); raises if there are none."""
         raise WeightsError(

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vadx.errors import WeightsError
+from vadx.errors import ConfigError, WeightsError
 from vadx.models.backbones.base import Backbone, load_matching_state_dict, register_backbone
 from vadx.models.weights import read_state_dict
 
@@ -133,6 +133,18 @@ class EfficientNetLite0(Backbone):
         units += [(f"_blocks.{i}", [block]) for i, block in enumerate(self._blocks)]
         units.append(("head", [self._conv_head, self._bn1]))
         return units
+
+    def split(self, trainable: int) -> tuple[nn.Module, nn.Module]:
+        """Stem, blocks and head as units; the prefix holds all but the last ``trainable``."""
+        units: list[nn.Module] = [
+            nn.Sequential(self._conv_stem, self._bn0, self._stem_act),
+            *self._blocks,
+            nn.Sequential(self._conv_head, self._bn1, self._head_act),
+        ]
+        if not 0 <= trainable <= len(units):
+            raise ConfigError(f"EfficientNet-Lite0 has {len(units)} units, not {trainable}")
+        cut = len(units) - trainable
+        return nn.Sequential(*units[:cut]), nn.Sequential(*units[cut:])
 
     def builtin_weights(self) -> tuple[Mapping[str, torch.Tensor], str]:
         return load_packaged_weights()

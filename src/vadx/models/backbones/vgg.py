@@ -102,6 +102,13 @@ class VGG19(Backbone):
         span = 2 if self.batch_norm else 1  # a conv and its batch-norm
         return [(f"features.{i}", list(self.features[i : i + span])) for i in self._conv_indices]
 
+    def split(self, trainable: int) -> tuple[nn.Module, nn.Module]:
+        """The features before and from the conv of the ``trainable``-th last unit."""
+        if not 0 <= trainable <= len(self._conv_indices):
+            raise ConfigError(f"VGG19 has {len(self._conv_indices)} units, not {trainable}")
+        cut = len(self.features) if trainable == 0 else self._conv_indices[-trainable]
+        return self.features[:cut], self.features[cut:]
+
     def builtin_weights(self) -> tuple[Mapping[str, torch.Tensor], str]:
         raise WeightsError(
             "VGG19 ImageNet weights are not bundled and vadx downloads nothing on its own: give "
