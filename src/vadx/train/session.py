@@ -87,9 +87,10 @@ def train_from_path(
             model = CRNN(model_config)
         if backbone_weights is not None:
             load_backbone_weights(model.backbone, backbone_weights, progress=True)
-        elif start_from is None and model.config.freeze == "all":
+        elif start_from is None and model.config.freeze != "none":
             raise InputError(
-                "the backbone is frozen but starts from random weights, so it would never learn: "
+                "the backbone is frozen but starts from random weights, so its frozen units "
+                "would never learn: "
                 "give pretrained weights (--weights PATH|URL|imagenet) or train it "
                 "(--freeze none --no-cache-features, or --preset cpu-scratch)"
             )
