@@ -11,10 +11,12 @@ from vadx.models import CRNN, CRNNConfig
 from vadx.train import TrainConfig, distributed, train
 
 data, out = Path(sys.argv[1]), Path(sys.argv[2])
+prefix_cache = sys.argv[3:] == ["prefix-cache"]  # the last 2 units train on cached prefix maps
 distributed.init()
 classes = ("fight", "shooting", "fire", "normal")
 config = CRNNConfig(backbone_args={"width": 0.0625}, num_frames=4, frame_size=(32, 32),
-                    rnn_hidden=16, head_hidden=(8,))  # fmt: skip
+                    rnn_hidden=16, head_hidden=(8,),
+                    freeze=2 if prefix_cache else "none")  # fmt: skip
 torch.manual_seed(0)
 model = CRNN(config)
 
@@ -24,7 +26,9 @@ def dataset(split):
     return VideoDataset(samples, names, num_frames=4, frame_size=(32, 32))
 
 
-settings = TrainConfig(epochs=2, batch_size=2, momentum=0.9, workers=0, patience=0)
+settings = TrainConfig(
+    epochs=2, batch_size=2, momentum=0.9, workers=0, patience=0, cache_features=prefix_cache
+)
 result = train(model, dataset("train"), dataset("val"), out, settings)
 digest = hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in model.parameters()))
 (out / f"rank{distributed.rank()}.sha256").write_text(digest.hexdigest())

@@ -28,11 +28,12 @@ def synth(tmp_path_factory):
     return root
 
 
-def test_ddp_with_two_cpu_processes(synth, tmp_path):
+@pytest.mark.parametrize("mode", [[], ["prefix-cache"]])
+def test_ddp_with_two_cpu_processes(synth, tmp_path, mode):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent)}
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
                "--master_port", str(free_port()), str(HERE / "ddp_script.py"), str(synth),
-               str(tmp_path / "run")]  # fmt: skip
+               str(tmp_path / "run"), *mode]  # fmt: skip
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     run = tmp_path / "run"
