@@ -179,3 +179,17 @@ def test_cosine_schedule_records_the_rate_each_epoch_used(synth, tmp_path):
     config = FAST.replace(schedule="cosine", epochs=2, lr=0.1)
     result = train(new_model(), *datasets(synth), tmp_path / "run", config)
     assert [h.lr for h in result.history] == pytest.approx([0.1, 0.05])
+
+
+def test_a_frozen_backbone_needs_no_split_to_cache_features(synth, tmp_path, monkeypatch):
+    """Caching pooled features of a fully frozen backbone never asks it to split."""
+    from vadx.models.backbones.vgg import VGG19
+
+    def refuse(self, trainable):
+        raise AssertionError("split called for a frozen backbone")
+
+    monkeypatch.setattr(VGG19, "split", refuse)
+    frozen = MODEL.replace(freeze="all")
+    result = train(new_model(frozen), *datasets(synth, False, frozen), tmp_path / "r",
+                   FAST.replace(epochs=1, cache_features=True))  # fmt: skip
+    assert len(result.history) == 1

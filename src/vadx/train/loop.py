@@ -81,12 +81,13 @@ class _Step(nn.Module):
     def __init__(self, model: CRNN, cached: bool) -> None:
         super().__init__()
         self.model, self.cached = model, cached
-        self.suffix = model.backbone.split(trainable_units(model))[1] if cached else None
+        trainable = trainable_units(model) if cached else 0
+        self.suffix = model.backbone.split(trainable)[1] if trainable else None
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         if not self.cached:
             return self.model(inputs)
-        if inputs.dim() == 3:  # pooled per-frame features
+        if self.suffix is None:  # a frozen backbone: the cache holds pooled features
             return self.model.forward_features(inputs)
         maps = unfold_time(self.suffix(fold_time(inputs)), *inputs.shape[:2])
         return self.model.forward_maps(maps)
@@ -193,7 +194,8 @@ def train(
                 "feature caching needs a frozen backbone, or a frozen prefix (freeze='all' or "
                 "an int: the number of last units that train)"
             )
-        model.backbone.split(trainable_units(model))  # refuses a backbone that cannot split
+        if trainable_units(model):
+            model.backbone.split(trainable_units(model))  # refuses a backbone that can't split
         if train_set.augment is not None:
             raise ConfigError(
                 "feature caching needs training without augmentation: augmented frames give "
