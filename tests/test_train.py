@@ -98,19 +98,24 @@ def test_resuming_a_finished_run_does_nothing(synth, tmp_path):
     assert all(torch.equal(before[k], after[k]) for k in before)
 
 
-def test_feature_cache_equals_training_without_it(synth, tmp_path):
-    frozen = MODEL.replace(freeze="all")
+def trained_with_and_without_cache(synth, tmp_path, model_config) -> dict[str, torch.Tensor]:
+    """Train twice, with and without the cache; assert the same losses and weights."""
     config = FAST.replace(epochs=2)
-    plain = train(new_model(frozen), *datasets(synth, False, frozen), tmp_path / "a", config)
-    cached = train(
-        new_model(frozen), *datasets(synth, False, frozen), tmp_path / "b",
-        config.replace(cache_features=True),
-    )  # fmt: skip
+    plain = train(new_model(model_config), *datasets(synth, False, model_config),
+                  tmp_path / "a", config)  # fmt: skip
+    cached = train(new_model(model_config), *datasets(synth, False, model_config),
+                   tmp_path / "b", config.replace(cache_features=True))  # fmt: skip
     for a, b in zip(plain.history, cached.history, strict=True):
         assert a.train_loss == pytest.approx(b.train_loss, rel=1e-5)
     first, second = weights(plain.last), weights(cached.last)
     for key in first:
         torch.testing.assert_close(first[key], second[key], rtol=1e-4, atol=1e-6)
+    return first
+
+
+def test_feature_cache_equals_training_without_it(synth, tmp_path):
+    frozen = MODEL.replace(freeze="all")
+    trained_with_and_without_cache(synth, tmp_path, frozen)
 
 
 @pytest.mark.parametrize("backbone_args", [{"width": 0.0625},
@@ -119,17 +124,7 @@ def test_prefix_cache_equals_training_the_last_units_without_it(synth, tmp_path,
     """freeze=2: the frozen prefix's maps are cached once; the last two conv units, the RNN and
     the head train on them exactly as they train on the whole model."""
     partly = MODEL.replace(freeze=2, backbone_args=backbone_args)
-    config = FAST.replace(epochs=2)
-    plain = train(new_model(partly), *datasets(synth, False, partly), tmp_path / "a", config)
-    cached = train(
-        new_model(partly), *datasets(synth, False, partly), tmp_path / "b",
-        config.replace(cache_features=True),
-    )  # fmt: skip
-    for a, b in zip(plain.history, cached.history, strict=True):
-        assert a.train_loss == pytest.approx(b.train_loss, rel=1e-5)
-    first, second = weights(plain.last), weights(cached.last)
-    for key in first:
-        torch.testing.assert_close(first[key], second[key], rtol=1e-4, atol=1e-6)
+    first = trained_with_and_without_cache(synth, tmp_path, partly)
     model = new_model(partly)
     start = model.state_dict()
     trainable = {f"backbone.{n}".rsplit(".", 1)[0]
