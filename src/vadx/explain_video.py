@@ -178,19 +178,27 @@ def write_clip(
         write_gif(out / f"{method}.gif", frames, fps=clip.fps)
         write_png(out / f"{method}-sheet.png", contact_sheet(frames, numbers))
     first = next(iter(e.maps))
+    columns = [str(i) for i in clip.indices]
     rows = [("frame", clip.frames)] + [(e.maps[m].display_name, views[m]) for m in e.maps]
-    write_png(out / "methods.png", grid(rows, [str(i) for i in clip.indices]))
-    view_rows = [(view, rendered(clip, first, view, settings)) for view in VIEWS]
-    write_png(out / "views.png", grid(view_rows, [str(i) for i in clip.indices]))
+    view_rows = [(view, views[first] if view == settings.view else
+                  rendered(clip, first, view, settings)) for view in VIEWS]  # fmt: skip
+    figures = {
+        "Methods × frames": (grid(rows, columns), "methods.png"),
+        f"Views of {e.maps[first].display_name}": (grid(view_rows, columns), "views.png"),
+    }
     curves = {f.display_name: f.scores[0] for f in e.temporal.values()}
     if curves:
         title = f"{e.maps[first].display_name} · target {e.target_names[0]}"
-        write_png(out / "strip.png", frame_strip(views[first], curves, clip.indices, title))
+        figures["Frames and temporal importance"] = (
+            frame_strip(views[first], curves, clip.indices, title), "strip.png")  # fmt: skip
+    for image, file in figures.values():
+        write_png(out / file, image)
     extra = audit(clip, settings, model, source, source_sha256)
     if settings.quality:
         extra["quality"] = clip_quality(model, clip)
     e.save(out, extra)
-    write_report(out / "report.html", clip, settings, extra, timeline, extra.get("quality"))
+    write_report(out / "report.html", clip, settings, extra, timeline, extra.get("quality"),
+                 {caption: image for caption, (image, _) in figures.items()})  # fmt: skip
     name, probability = clip.predicted
     return {"folder": str(out), "frames": [int(i) for i in clip.indices], "predicted": name,
             "probability": round(probability, 4), "target": e.target_names[0],

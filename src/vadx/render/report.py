@@ -168,20 +168,17 @@ def write_report(
     audit: Mapping[str, Any],
     detection: Detection | None = None,
     quality: Mapping[str, Mapping[str, float]] | None = None,
+    figures: Mapping[str, np.ndarray] | None = None,
 ) -> Path:
-    """Write the self-contained report of ``clip`` to ``path`` (module doc)."""
+    """Write the self-contained report of ``clip`` to ``path`` (module doc); ``figures`` are
+    RGB pictures to embed, by caption."""
     e = clip.explanation
     folder = path.parent
     first = next(iter(e.maps))
     checkpoint = audit.get("model_checkpoint") or {}
     importance, legend = importance_svg(clip)
     name, probability = clip.predicted
-    figures = {title: data_uri(cv2.cvtColor(cv2.imread(str(folder / file)), cv2.COLOR_BGR2RGB),
-                               "png")
-               for title, file in (("Methods × frames", "methods.png"),
-                                   ("Views of " + e.maps[first].display_name, "views.png"),
-                                   ("Frames and temporal importance", "strip.png"))
-               if (folder / file).is_file()}  # fmt: skip
+    manifest = {**e.manifest(), **audit}
     environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     page = environment.from_string(TEMPLATE.read_text(encoding="utf-8")).render(
         title=f"{name.capitalize()}: {probability:.0%} — {Path(audit['source']['path']).name}",
@@ -203,9 +200,9 @@ def write_report(
         video=file_uri(folder / f"{first}.mp4", "video/mp4")
         if (folder / f"{first}.mp4").is_file() else None,
         video_label=e.maps[first].display_name,
-        figures=figures,
+        figures={caption: data_uri(image, "png") for caption, image in (figures or {}).items()},
         quality=quality,
-        manifest=json.dumps({**e.manifest(), **audit}, indent=1),
+        manifest=json.dumps(manifest, indent=1),
         audit_rows=[
             ("Model", checkpoint.get("id", "not from a checkpoint")),
             ("Model weights sha256", checkpoint.get("weights_sha256", "—")),
@@ -216,7 +213,7 @@ def write_report(
             ("Explained", e.created),
             ("Target", f"{e.target} → {e.target_names[0]}"),
             ("Normalisation", e.normalisation),
-            ("Versions", ", ".join(f"{k} {v}" for k, v in e.manifest()["versions"].items())),
+            ("Versions", ", ".join(f"{k} {v}" for k, v in manifest["versions"].items())),
         ],
     )  # fmt: skip
     with atomic_path(path) as tmp:
