@@ -36,6 +36,12 @@ ModelPath = Annotated[
     Path, typer.Argument(help="Checkpoint directory (config.json + model.safetensors).")
 ]
 
+VideoArgument = Annotated[Path, typer.Argument(help="A video file (or a folder of frames).")]
+StrideOption = Annotated[int | None, typer.Option(help="Frames between window starts.")]
+StepOption = Annotated[int | None, typer.Option(help="Frames between a window's frames.")]
+StartOption = Annotated[int | None, typer.Option(help="First frame of the clip.")]
+EndOption = Annotated[int | None, typer.Option(help="Last frame of the clip.")]
+
 
 def _version(value: bool) -> None:
     if value:
@@ -352,10 +358,10 @@ def evaluate_command(
 @app.command("detect")
 def detect_command(
     model: ModelPath,
-    video: Annotated[Path, typer.Argument(help="A video file (or a folder of frames).")],
+    video: VideoArgument,
     out: Annotated[Path, typer.Option("--out", help="Where to write events, scores, video.")],
-    stride: Annotated[int | None, typer.Option(help="Frames between window starts.")] = None,
-    step: Annotated[int | None, typer.Option(help="Frames between a window's frames.")] = None,
+    stride: StrideOption = None,
+    step: StepOption = None,
     smooth: Annotated[int, typer.Option(help="Frames of score smoothing.")] = 5,
     on: Annotated[float, typer.Option(help="Anomaly score that starts an event.")] = 0.5,
     off: Annotated[float, typer.Option(help="Anomaly score that ends it.")] = 0.35,
@@ -430,10 +436,10 @@ OpacityOption = Annotated[float, typer.Option(help="Heat-map opacity, 0–1.")]
 @app.command("explain")
 def explain_command(
     model: ModelPath,
-    video: Annotated[Path, typer.Argument(help="A video file (or a folder of frames).")],
+    video: VideoArgument,
     out: Annotated[Path, typer.Option("--out", help="Where to write the explanation.")],
-    start: Annotated[int | None, typer.Option(help="First frame of the clip.")] = None,
-    end: Annotated[int | None, typer.Option(help="Last frame of the clip.")] = None,
+    start: StartOption = None,
+    end: EndOption = None,
     window: Annotated[int | None, typer.Option(help="Explain this sliding window only.")] = None,
     windows: Annotated[
         str,
@@ -451,8 +457,8 @@ def explain_command(
     view: ViewOption = "heatmap",
     colormap: ColormapOption = "jet",
     opacity: OpacityOption = 0.5,
-    stride: Annotated[int | None, typer.Option(help="Frames between window starts.")] = None,
-    step: Annotated[int | None, typer.Option(help="Frames between a window's frames.")] = None,
+    stride: StrideOption = None,
+    step: StepOption = None,
     timeline: Annotated[
         bool, typer.Option(help="Detect over the whole video for the report's timeline.")
     ] = True,
@@ -492,8 +498,8 @@ def compare_command(
         list[Path], typer.Argument(help="Two or more checkpoint directories, then the video.")
     ],
     out: Annotated[Path, typer.Option("--out", help="Where to write the comparison.")],
-    start: Annotated[int | None, typer.Option(help="First frame of the clip.")] = None,
-    end: Annotated[int | None, typer.Option(help="Last frame of the clip.")] = None,
+    start: StartOption = None,
+    end: EndOption = None,
     method: Annotated[str, typer.Option(help="The spatial method shown.")] = "gradcam",
     temporal: TemporalOption = "frame_occlusion",
     target: TargetOption = "predicted",
