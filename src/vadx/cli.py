@@ -355,6 +355,15 @@ def evaluate_command(
     )
 
 
+SmoothOption = Annotated[int, typer.Option(help="Frames of score smoothing.")]
+OnOption = Annotated[float, typer.Option(help="Anomaly score that starts an event.")]
+OffOption = Annotated[float, typer.Option(help="Anomaly score that ends it.")]
+MinFramesOption = Annotated[int, typer.Option(help="Shortest event, in frames.")]
+PerClassOption = Annotated[
+    bool, typer.Option(help="One hysteresis per anomaly class instead of one on the score.")
+]
+
+
 @app.command("detect")
 def detect_command(
     model: ModelPath,
@@ -362,10 +371,11 @@ def detect_command(
     out: Annotated[Path, typer.Option("--out", help="Where to write events, scores, video.")],
     stride: StrideOption = None,
     step: StepOption = None,
-    smooth: Annotated[int, typer.Option(help="Frames of score smoothing.")] = 5,
-    on: Annotated[float, typer.Option(help="Anomaly score that starts an event.")] = 0.5,
-    off: Annotated[float, typer.Option(help="Anomaly score that ends it.")] = 0.35,
-    min_frames: Annotated[int, typer.Option(help="Shortest event, in frames.")] = 3,
+    smooth: SmoothOption = 5,
+    on: OnOption = 0.5,
+    off: OffOption = 0.35,
+    min_frames: MinFramesOption = 3,
+    per_class: PerClassOption = False,
     annotate: Annotated[bool, typer.Option(help="Write annotated.mp4.")] = True,
 ) -> None:
     """Find anomalies over a whole video: events, per-frame scores, an annotated video."""
@@ -374,7 +384,7 @@ def detect_command(
 
     loaded = load_model(model)
     config = DetectConfig(stride=stride, step=step, smooth=smooth, on=on, off=off,
-                          min_frames=min_frames)  # fmt: skip
+                          min_frames=min_frames, per_class=per_class)  # fmt: skip
     with _progress("detecting") as advance:
         result = detect(loaded, video, config, progress=lambda _, d, t: advance(d, t))
         write_detection(out, result, video, loaded.checkpoint.model_id, annotate,
@@ -387,6 +397,112 @@ def detect_command(
     console.print(table)
     console.print(f"wrote {out}/events.json, scores.csv, scores.png"
                   + (", annotated.mp4" if annotate else ""))  # fmt: skip
+
+
+@app.command("watch")
+def watch_command(
+    model: ModelPath,
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="A video file, a webcam index (0), or an rtsp://, http(s):// or tcp:// URL."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Where to write events, alerts, metrics.")],
+    stride: StrideOption = None,
+    step: StepOption = None,
+    smooth: SmoothOption = 5,
+    on: OnOption = 0.5,
+    off: OffOption = 0.35,
+    min_frames: MinFramesOption = 3,
+    per_class: PerClassOption = False,
+    queue: Annotated[
+        int,
+        typer.Option(
+            help="Frames the capture queue holds (a live source drops its oldest beyond)."
+        ),
+    ] = 64,
+    batch: Annotated[int, typer.Option(help="Most frames per CNN batch.")] = 8,
+    pace: Annotated[
+        bool, typer.Option(help="Read a file at its frame rate, like a camera.")
+    ] = False,
+    max_retries: Annotated[
+        int | None,
+        typer.Option(help="Failed reconnections in a row before giving up (default: never)."),
+    ] = None,
+    explain: Annotated[bool, typer.Option(help="Explain each alert's window.")] = True,
+    methods: MethodsOption = "gradcam",
+    temporal: TemporalOption = "frame_occlusion",
+    view: ViewOption = "contour",
+    explain_mp4: Annotated[bool, typer.Option(help="Also write each alert as MP4.")] = False,
+    annotate: Annotated[
+        Path | None, typer.Option(help="Write annotated frames to this MP4.")
+    ] = None,
+    mjpeg: Annotated[
+        int | None, typer.Option(help="Serve the live view (MJPEG) and /metrics on this port.")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address of the MJPEG server.")] = "127.0.0.1",
+    webhook: Annotated[str | None, typer.Option(help="POST each event (JSON) to this URL.")] = None,
+    sqlite: Annotated[bool, typer.Option(help="Also keep events in events.sqlite.")] = False,
+    metrics_every: Annotated[float, typer.Option(help="Seconds between metrics lines.")] = 5.0,
+    max_frames: Annotated[int | None, typer.Option(help="Stop after this many frames.")] = None,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+) -> None:
+    """Detect and explain anomalies on a live stream (or a file) as they happen.
+
+    Events go to OUT/events.jsonl the moment they start and end (fsynced); each alert's window
+    is explained into OUT/alerts/. Stop with Ctrl-C or SIGTERM: open events are closed and
+    everything is flushed.
+    """
+    import signal
+    import threading
+
+    from vadx.detect import DetectConfig
+    from vadx.models import load_model
+    from vadx.watch import WatchConfig, watch
+
+    settings = _explain_settings(methods, temporal, "predicted", None, "frame", "clip", view,
+                                 "jet", 0.5, timeline=False)  # fmt: skip
+    config = WatchConfig(
+        detect=DetectConfig(stride=stride, step=step, smooth=smooth, on=on, off=off,
+                            min_frames=min_frames, per_class=per_class),
+        queue_size=queue, batch=batch, pace=pace, max_retries=max_retries, explain=explain,
+        explain_settings=settings, explain_mp4=explain_mp4, annotate=annotate,
+        mjpeg=None if mjpeg is None else (host, mjpeg), webhook=webhook, sqlite=sqlite,
+        metrics_every=metrics_every, max_frames=max_frames, duration=duration,
+    )  # fmt: skip
+    loaded = load_model(model)
+    stop = threading.Event()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: stop.set())
+
+    def say_alert(alert, record) -> None:
+        if record["state"] == "started":
+            console.print(f"[bold red]ALERT[/] {record['class']} from frame "
+                          f"{record['start_frame']} ({record['started_at']})")  # fmt: skip
+        else:
+            console.print(f"ended {record['class']}: frames {record['start_frame']}–"
+                          f"{record['end_frame']}, peak {record['peak_probability']:.0%} "
+                          f"({record['reason']})")  # fmt: skip
+
+    def say_metrics(m) -> None:
+        err_console.print(
+            f"capture {m['capture_fps']:.1f} fps · processed {m['processed_fps']:.1f} fps · "
+            f"latency p50 {_ms(m['latency_ms']['p50'])} · queue {m['queue_depth']} · "
+            f"dropped {m['frames_dropped']}"
+        )
+
+    if mjpeg is not None:
+        err_console.print(f"live view: http://{host}:{mjpeg}/")
+    summary = watch(loaded, int(source) if source.isdigit() else source, out, config, stop,
+                    say_alert, say_metrics)  # fmt: skip
+    m = summary["metrics"]
+    console.print(
+        f"{summary['ended']} after {summary['seconds']:.1f} s: "
+        f"{m['frames_processed']} frames, {len(summary['events'])} event(s), "
+        f"{m['frames_dropped']} dropped; wrote {out}/events.jsonl, summary.json",
+        soft_wrap=True,
+    )
 
 
 def _explain_settings(
@@ -684,6 +800,10 @@ def demo(
     for report in summary["reports"]:
         console.print(f"     report: {report}", soft_wrap=True)
     console.print(f"    summary: {out / 'summary.json'}")
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f} ms"
 
 
 def _int_list(option: str, text: str) -> tuple[int, ...]:

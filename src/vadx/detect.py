@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import io
-import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -50,6 +49,8 @@ class DetectConfig:
         on, off: hysteresis thresholds of the anomaly score (``on ≥ off``).
         min_frames: shortest event kept.
         batch_size: frames per CNN batch.
+        per_class: one hysteresis per anomaly class, on its own smoothed probability (events
+            of different classes may overlap), instead of one on the anomaly score.
     """
 
     stride: int | None = None
@@ -59,6 +60,7 @@ class DetectConfig:
     off: float = 0.35
     min_frames: int = 3
     batch_size: int = 32
+    per_class: bool = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.off <= self.on <= 1:
@@ -164,7 +166,7 @@ def detect(
     normal = model.config.normal_class
     anomaly = anomaly_score(frame_probabilities, names, normal)
     smoothed = moving_average(anomaly, config.smooth)
-    events = find_events(smoothed, frame_probabilities, names, normal, timestamps, config)
+    events = all_events(frame_probabilities, smoothed, names, normal, timestamps, config)
     settings = {**asdict(config), "stride": stride, "step": step, "window": length}
     return Detection(info, names, windows, window_probabilities, frame_probabilities, anomaly,
                      smoothed, events, timestamps, settings)  # fmt: skip
@@ -199,6 +201,34 @@ def moving_average(values: np.ndarray, width: int) -> np.ndarray:
     return sums / counts
 
 
+def tracks(names: tuple[str, ...], normal: str | None, per_class: bool) -> list[int | None]:
+    """The score each event track follows: the anomaly score (``None``) or, per class, a
+    class's probability (its column)."""
+    if not per_class:
+        return [None]
+    return [k for k, name in enumerate(names) if name != normal]
+
+
+def all_events(
+    probabilities: np.ndarray,
+    smoothed: np.ndarray,
+    names: tuple[str, ...],
+    normal: str | None,
+    timestamps: np.ndarray,
+    config: DetectConfig,
+) -> list[Event]:
+    """Events of every track (:func:`tracks`), in order of start frame."""
+    events = []
+    for column in tracks(names, normal, config.per_class):
+        if column is None:
+            events += find_events(smoothed, probabilities, names, normal, timestamps, config)
+        else:
+            score = moving_average(probabilities[:, column], config.smooth)
+            events += find_events(score, probabilities, names, normal, timestamps, config,
+                                  [column])  # fmt: skip
+    return sorted(events, key=lambda e: (e.start_frame, e.class_name))
+
+
 def find_events(
     score: np.ndarray,
     probabilities: np.ndarray,
@@ -206,24 +236,93 @@ def find_events(
     normal: str | None,
     timestamps: np.ndarray,
     config: DetectConfig,
+    classes: list[int] | None = None,
 ) -> list[Event]:
-    """Hysteresis on ``score``: on at ``config.on``, off below ``config.off``."""
-    anomaly_classes = [k for k, n in enumerate(names) if n != normal]
-    events, start = [], None
-    for t, value in enumerate([*score, -math.inf]):
-        if start is None and value >= config.on:
-            start = t
-        elif start is not None and value < config.off:
-            end = t - 1
-            if end - start + 1 >= config.min_frames:
-                share = probabilities[start : end + 1][:, anomaly_classes]
-                best = anomaly_classes[int(share.mean(0).argmax())]
-                column = probabilities[start : end + 1, best]
-                times = float(timestamps[start]), float(timestamps[end])
-                peak, mean = float(column.max()), float(column.mean())
-                events.append(Event(start, end, *times, names[best], peak, mean))
-            start = None
-    return events
+    """Hysteresis on ``score``: on at ``config.on``, off below ``config.off`` (see
+    :class:`EventTracker`, which ``vadx watch`` feeds frame by frame)."""
+    tracker = EventTracker(names, normal, config, classes)
+    for t, (value, row) in enumerate(zip(score, probabilities, strict=True)):
+        tracker.update(t, float(value), row, float(timestamps[t]))
+    tracker.close()
+    return tracker.events
+
+
+@dataclass(frozen=True)
+class EventUpdate:
+    """What an :class:`EventTracker` step changed: an event ``"started"`` (it has lasted
+    ``min_frames``; its end, class and probabilities are those so far) or ``"ended"`` (final)."""
+
+    kind: str
+    event: Event
+
+
+class EventTracker:
+    """Events from a score fed one frame at a time, with hysteresis.
+
+    An event starts at the first frame whose score reaches ``config.on`` and ends at the last
+    frame before the score falls below ``config.off``; events shorter than ``config.min_frames``
+    are dropped, so an event is announced (``"started"``) only once it has lasted that long.
+    Its class is the one of ``classes`` (default: every anomaly class) with the highest mean
+    probability over the event's frames; peak and mean are that class's.
+
+    Offline detection and the live engine share this class, so both find the same events.
+    """
+
+    def __init__(
+        self,
+        names: tuple[str, ...],
+        normal: str | None,
+        config: DetectConfig,
+        classes: list[int] | None = None,
+    ) -> None:
+        self.names, self.config = names, config
+        self.classes = classes if classes is not None else [
+            k for k, n in enumerate(names) if n != normal]  # fmt: skip
+        self.events: list[Event] = []
+        self._open: dict[str, Any] | None = None
+
+    @property
+    def active(self) -> bool:
+        """Whether an event is open (announced or not yet)."""
+        return self._open is not None
+
+    def update(
+        self, frame: int, score: float, probabilities: np.ndarray, time: float
+    ) -> list[EventUpdate]:
+        """Feed the next frame: its label, score, class probabilities and time (seconds)."""
+        updates: list[EventUpdate] = []
+        state = self._open
+        if state is not None and score < self.config.off:
+            updates += self.close()
+            state = None
+        if state is None and score >= self.config.on:
+            state = self._open = {"start": frame, "start_time": time, "frames": 0,
+                                  "sum": np.zeros(len(self.classes)),
+                                  "max": np.zeros(len(self.classes))}  # fmt: skip
+        if state is not None:
+            share = np.asarray(probabilities, np.float64)[self.classes]
+            state["frames"] += 1
+            state["sum"] += share
+            state["max"] = np.maximum(state["max"], share)
+            state["end"], state["end_time"] = frame, time
+            if state["frames"] == self.config.min_frames:
+                updates.append(EventUpdate("started", self._event(state)))
+        return updates
+
+    def close(self) -> list[EventUpdate]:
+        """End the open event at the last frame fed (the score fell, or the stream ended)."""
+        state, self._open = self._open, None
+        if state is None or state["frames"] < self.config.min_frames:
+            return []
+        event = self._event(state)
+        self.events.append(event)
+        return [EventUpdate("ended", event)]
+
+    def _event(self, state: dict[str, Any]) -> Event:
+        best = int((state["sum"] / state["frames"]).argmax())
+        return Event(state["start"], state["end"], state["start_time"], state["end_time"],
+                     self.names[self.classes[best]], float(state["max"][best]),
+                     float(state["sum"][best] / state["frames"]))  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- outputs

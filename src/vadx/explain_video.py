@@ -22,7 +22,7 @@ for each event, its most anomalous window, explaining the event's class).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -133,8 +133,23 @@ def explain_frames(
     progress: ProgressFn | None = None,
 ) -> ClipExplanation:
     """Explain the clip made of ``video``'s frames at ``indices``."""
+    spacing = float(np.diff(indices).mean()) if len(indices) > 1 else 1.0
+    return explain_clip(model, video.read(indices).data, indices,
+                        video.info.fps / max(spacing, 1.0), settings, target, progress)  # fmt: skip
+
+
+def explain_clip(
+    model: CRNN,
+    frames: np.ndarray,
+    indices: Sequence[int] | np.ndarray,
+    fps: float,
+    settings: ExplainSettings,
+    target: str | int | None = None,
+    progress: ProgressFn | None = None,
+) -> ClipExplanation:
+    """Explain the clip made of uint8 source ``frames`` ``(T, h, w, 3)`` (numbered
+    ``indices``, playing at ``fps``)."""
     config = model.config
-    frames = video.read(indices).data
     fitted, geometry, _ = fit_frames(frames, config.frame_size)
     device = next(model.parameters()).device
     clip = frames_to_clip(fitted, config.mean, config.std)[None].to(device)
@@ -143,9 +158,7 @@ def explain_frames(
                 weighting=settings.weighting, normalisation=settings.normalisation,
                 options=settings.options, progress=progress)  # fmt: skip
     maps = {name: geometry.to_source(a.display[0]) for name, a in e.maps.items()}
-    spacing = float(np.diff(indices).mean()) if len(indices) > 1 else 1.0
-    return ClipExplanation(e, np.asarray(indices), frames, maps, geometry,
-                           video.info.fps / max(spacing, 1.0))  # fmt: skip
+    return ClipExplanation(e, np.asarray(indices), frames, maps, geometry, fps)
 
 
 def rendered(clip: ClipExplanation, method: str, view: str, settings: ExplainSettings):

@@ -40,12 +40,15 @@ class LiveFrame:
         captured: ``time.monotonic()`` when the frame was received (for latency).
         data: uint8 RGB ``(H, W, 3)``.
         session: how many (re)connections preceded this frame (0 for the first).
+        time: seconds since the session's first frame, from the stream's timestamps (like
+            :attr:`VideoReader.timestamps`); from the capture clock for cameras.
     """
 
     number: int
     captured: float
     data: np.ndarray
     session: int
+    time: float = 0.0
 
 
 @dataclass
@@ -112,11 +115,12 @@ class LiveSource:
         failures = 0
         while not self._closed:
             try:
-                for data in self._session():
+                for data, seconds in self._session():
                     failures = 0
                     self.stats.frames += 1
                     session = self.stats.connections - 1
-                    yield LiveFrame(self.stats.frames - 1, time.monotonic(), data, session)
+                    yield LiveFrame(self.stats.frames - 1, time.monotonic(), data, session,
+                                    seconds)  # fmt: skip
                     if self._closed:
                         return
             except (SourceError, av.error.FFmpegError, OSError) as err:
@@ -138,7 +142,7 @@ class LiveSource:
             self.stats.delays.append(delay)
             self.sleep(delay)
 
-    def _session(self) -> Iterator[np.ndarray]:
+    def _session(self) -> Iterator[tuple[np.ndarray, float]]:
         self.stats.connections += 1
         if isinstance(self.source, int) or str(self.source).isdigit():
             yield from self._camera(int(self.source))
@@ -156,22 +160,30 @@ class LiveSource:
                 raise SourceError(f"{self.source} has no video stream")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            for frame in container.decode(stream):
-                yield frame_to_rgb(frame)
+            base = float(stream.time_base or 0)
+            first: int | None = None
+            for count, frame in enumerate(container.decode(stream)):
+                if frame.pts is None or not base:
+                    seconds = count / float(stream.average_rate or 25)
+                else:
+                    first = frame.pts if first is None else first
+                    seconds = (frame.pts - first) * base
+                yield frame_to_rgb(frame), seconds
                 if self._closed:
                     return
 
-    def _camera(self, index: int) -> Iterator[np.ndarray]:
+    def _camera(self, index: int) -> Iterator[tuple[np.ndarray, float]]:
         import cv2
 
         capture = cv2.VideoCapture(index)
         try:
             if not capture.isOpened():
                 raise SourceError(f"cannot open camera {index}: no such device or it is busy")
+            opened = time.monotonic()
             while not self._closed:
                 grabbed, frame = capture.read()
                 if not grabbed:
                     raise SourceError(f"camera {index} stopped delivering frames")
-                yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+                yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB), time.monotonic() - opened
         finally:
             capture.release()

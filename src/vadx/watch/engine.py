@@ -1,0 +1,425 @@
+"""The live detection engine: frames in, window decisions and events out, as they happen.
+
+:class:`StreamDetector` computes exactly what ``vadx detect`` computes over a file, but one
+frame at a time and with bounded memory:
+
+* a **per-frame feature cache** — the CNN runs once per frame that some window uses (every
+  ``step``-th frame on the regular grid), and the RNN + head run over the cached features of
+  each window as soon as its last frame arrives (every ``stride`` frames); the cost per frame
+  does not grow with the window length;
+* a frame's probabilities are the mean over the windows that cover it, so a frame is
+  **final** once no later window can cover it (about one window span after it arrived); the
+  anomaly score is smoothed as soon as the frames around it are final;
+* events come from the same :class:`~vadx.detect.EventTracker` as offline detection: an
+  event is announced (``"started"``) once it has lasted ``min_frames`` and reported again
+  when it ends (``"ended"``, final).
+
+A stream can break (a camera reconnects): :meth:`StreamDetector.end_segment` closes the
+current segment like the end of a file — the last window is moved back to end at the last
+frame, the open event ends there — so frames from before and after a gap never share a window.
+
+>>> detector = StreamDetector(model, on_event=print)                     # doctest: +SKIP
+>>> for number, frame in enumerate(my_pipeline()):                       # doctest: +SKIP
+...     detector.push(frame, FrameInfo.now(number, number / 25))
+>>> detector.end_segment()                                               # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import torch
+
+from vadx.detect import (
+    DetectConfig,
+    Event,
+    EventTracker,
+    EventUpdate,
+    anomaly_score,
+    default_step,
+    tracks,
+)
+from vadx.errors import InputError
+from vadx.models.crnn import CRNN
+from vadx.video.preprocess import fit_frames, frames_to_clip
+
+
+@dataclass(frozen=True)
+class FrameInfo:
+    """Where a frame came from.
+
+    Attributes:
+        number: the frame's number in the source (frames delivered since it was opened).
+        time: seconds since the first frame of its session (the stream's timestamps).
+        captured: ``time.monotonic()`` when it was captured (end-to-end latency starts here).
+        wall: ``time.time()`` when it was captured (for the events' clock times).
+        session: connections to the source before this frame (0 until a reconnection).
+    """
+
+    number: int
+    time: float
+    captured: float
+    wall: float
+    session: int = 0
+
+    @classmethod
+    def now(cls, number: int, seconds: float, session: int = 0) -> FrameInfo:
+        """A frame captured now."""
+        return cls(number, seconds, time.monotonic(), time.time(), session)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The model's output on one window (``first``…``last`` are its first and last frames)."""
+
+    window: int
+    first: FrameInfo
+    last: FrameInfo
+    probabilities: np.ndarray
+    anomaly: float
+    decided: float
+
+    @property
+    def latency(self) -> float:
+        """Seconds from the capture of the window's last frame to this decision."""
+        return self.decided - self.last.captured
+
+
+@dataclass(frozen=True)
+class Alert:
+    """An event update of the live engine.
+
+    Attributes:
+        id: the event's number in this engine (``started`` and ``ended`` share it).
+        kind: ``"started"`` or ``"ended"``.
+        event: frames are source frame numbers, times the session's seconds.
+        started_at, ended_at: clock times (``time.time()``) of the first and last frames.
+        session: the source session the event happened in.
+        reason: why it ended: ``"score"`` (fell below ``off``) or the reason given to
+            :meth:`StreamDetector.end_segment` (the stream ended, broke, or was stopped).
+        clip, clip_frames, clip_fps: for ``started``, the window of the event most probable
+            for its class (uint8 frames, their numbers, their rate), to explain; None when not
+            kept.
+    """
+
+    id: int
+    kind: str
+    event: Event
+    started_at: float
+    ended_at: float
+    session: int
+    reason: str | None = None
+    clip: np.ndarray | None = None
+    clip_frames: tuple[int, ...] = ()
+    clip_fps: float = 0.0
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """Windows of ``length`` frames ``step`` apart, starting every ``stride`` frames."""
+
+    length: int
+    step: int
+    stride: int
+
+    @property
+    def span(self) -> int:
+        """Frames from a window's first to its last frame, inclusive."""
+        return (self.length - 1) * self.step + 1
+
+    def indices(self, start: int) -> np.ndarray:
+        """The frames of the window starting at ``start``."""
+        return start + self.step * np.arange(self.length)
+
+    def needed(self, index: int) -> bool:
+        """Whether a regular window (start a multiple of ``stride``) uses frame ``index``."""
+        first = max(0, -(-(index - self.span + 1) // self.stride))
+        return any((index - m * self.stride) % self.step == 0
+                   for m in range(first, index // self.stride + 1))  # fmt: skip
+
+
+class FrameScores:
+    """Per-frame probabilities, smoothing and event tracks of one segment, fed window by window.
+
+    Equal to :func:`~vadx.detect.spread_over_frames`, :func:`~vadx.detect.moving_average`
+    and :func:`~vadx.detect.all_events` over the same windows (tested), but incremental. The
+    tracks see frames by their index in the segment.
+    """
+
+    def __init__(
+        self,
+        names: tuple[str, ...],
+        normal: str | None,
+        config: DetectConfig,
+        span: int,
+        times: Callable[[int], float],
+    ) -> None:
+        self.names, self.normal, self.config, self.span = names, normal, config, span
+        self.times = times
+        self.totals: dict[int, np.ndarray] = {}
+        self.counts: dict[int, int] = {}
+        self.final = 0  # frames whose probabilities are final
+        self.emitted = 0  # frames smoothed and fed to the tracks
+        self.values: dict[int, np.ndarray] = {}  # final [anomaly, p_0, …] kept for smoothing
+        self.tracks = [(column, EventTracker(names, normal, config, None if column is None
+                                             else [column]))
+                       for column in tracks(names, normal, config.per_class)]  # fmt: skip
+
+    def add_window(self, start: int, probabilities: np.ndarray) -> None:
+        for index in range(start, start + self.span):
+            self.totals[index] = self.totals.get(index, 0.0) + probabilities
+            self.counts[index] = self.counts.get(index, 0) + 1
+
+    def advance(self, final: int, ended: bool = False) -> list[tuple[int | None, EventUpdate]]:
+        """Frames before ``final`` are final (no later window covers them): smooth and track
+        what can be. ``ended``: the segment ends at ``final`` frames; open events end there.
+
+        Returns each update with its track (``None``: the anomaly score; else a class column).
+        """
+        for index in range(self.final, final):
+            row = self.totals.pop(index) / self.counts.pop(index)
+            score = anomaly_score(row[None], self.names, self.normal)[0]
+            self.values[index] = np.concatenate([[score], row])
+        self.final = max(self.final, final)
+        width = self.config.smooth
+        left, right = width // 2, (width - 1) // 2
+        updates: list[tuple[int | None, EventUpdate]] = []
+        last = self.final if ended else self.final - right
+        for index in range(self.emitted, last):
+            around = [
+                self.values[j]
+                for j in range(max(0, index - left), min(self.final, index + right + 1))
+            ]
+            smoothed = np.mean(around, axis=0)
+            row = self.values[index][1:]
+            for column, tracker in self.tracks:
+                score = smoothed[0] if column is None else smoothed[column + 1]
+                updates += [
+                    (column, u) for u in tracker.update(index, float(score), row, self.times(index))
+                ]
+            self.values.pop(index - left, None)
+        self.emitted = max(self.emitted, last)
+        if ended:
+            for column, tracker in self.tracks:
+                updates += [(column, update) for update in tracker.close()]
+        return updates
+
+
+AlertFn = Callable[[Alert], None]
+DecisionFn = Callable[[Decision], None]
+
+
+class StreamDetector:
+    """Live anomaly detection over frames pushed one by one (see the module docstring).
+
+    Args:
+        model: a trained :class:`~vadx.models.CRNN`.
+        config: the same settings as ``vadx detect`` (stride, step, smoothing, thresholds,
+            ``min_frames``, ``per_class``); defaults likewise.
+        on_alert: called with each :class:`Alert` (an event started or ended).
+        on_decision: called with each window's :class:`Decision`.
+        keep_clips: keep the recent frames so a started event carries the clip to explain.
+    """
+
+    def __init__(
+        self,
+        model: CRNN,
+        config: DetectConfig | None = None,
+        on_alert: AlertFn | None = None,
+        on_decision: DecisionFn | None = None,
+        keep_clips: bool = False,
+    ) -> None:
+        self.model = model.eval()
+        self.config = config or DetectConfig()
+        length = model.config.num_frames
+        step = self.config.step or default_step(model)
+        span = (length - 1) * step + 1
+        self.plan = WindowPlan(length, step, self.config.stride or max(1, span // 4))
+        self.device = next(model.parameters()).device
+        self.on_alert, self.on_decision = on_alert, on_decision
+        self.keep_clips = keep_clips
+        self.windows = 0  # decided, over all segments
+        self.cnn_frames = 0  # frames through the CNN, over all segments
+        self.alerts = 0
+        self._new_segment()
+
+    @property
+    def settings(self) -> dict[str, int | float | bool]:
+        """The detection settings in effect (those of ``vadx detect``'s ``events.json``)."""
+        c = self.config
+        return {"stride": self.plan.stride, "step": self.plan.step, "window": self.plan.length,
+                "smooth": c.smooth, "on": c.on, "off": c.off, "min_frames": c.min_frames,
+                "per_class": c.per_class}  # fmt: skip
+
+    def _new_segment(self) -> None:
+        m = self.model
+        self.infos: dict[int, FrameInfo] = {}
+        self.scores = FrameScores(m.class_names, m.config.normal_class, self.config,
+                                  self.plan.span, lambda index: self.infos[index].time)  # fmt: skip
+        self.received = 0
+        self.next_start = 0
+        self.features: dict[int, torch.Tensor] = {}
+        self.fitted: dict[int, np.ndarray] = {}
+        self.recent: dict[int, np.ndarray] = {}
+        self.window_rows: deque[tuple[int, np.ndarray]] = deque(maxlen=self._keep())
+        self._open: dict[int | None, tuple[int, FrameInfo]] = {}
+
+    def _keep(self) -> int:
+        """Frames to keep for explanations: a started event's windows reach this far back."""
+        c = self.config
+        return 3 * self.plan.span + self.plan.stride + c.smooth + c.min_frames
+
+    # ------------------------------------------------------------------------- feeding
+    def push(self, frame: np.ndarray, info: FrameInfo) -> list[Alert]:
+        """Feed one uint8 RGB frame ``(H, W, 3)``; returns the alerts it caused."""
+        return self.push_many([frame], [info])
+
+    def push_many(self, frames: Sequence[np.ndarray], infos: Sequence[FrameInfo]) -> list[Alert]:
+        """Feed frames in order (the CNN runs on them as one batch)."""
+        if len(frames) != len(infos):
+            raise InputError(f"{len(frames)} frames but {len(infos)} frame infos")
+        if not frames:
+            return []
+        size = self.model.config.frame_size
+        fitted, _, _ = fit_frames(np.stack(frames), size)
+        wanted = []
+        for frame, small, info in zip(frames, fitted, infos, strict=True):
+            index = self.received
+            self.received += 1
+            self.infos[index] = info
+            self.fitted[index] = small
+            if self.keep_clips:
+                self.recent[index] = frame
+            if self.plan.needed(index):
+                wanted.append(index)
+        self._compute_features(wanted)
+        starts = []
+        while self.next_start + self.plan.span <= self.received:
+            starts.append(self.next_start)
+            self.next_start += self.plan.stride
+        self._decide(starts)
+        final = min(self.next_start, self.received - self.plan.span)
+        alerts = self._advance(final, ended=None)
+        self._forget(final)
+        return alerts
+
+    def end_segment(self, reason: str = "stream ended") -> list[Alert]:
+        """The stream ended or broke: decide the last window, end open events (``reason``
+        says why), start afresh."""
+        alerts: list[Alert] = []
+        span = self.plan.span
+        if self.received >= span:
+            tail = self.received - span
+            if self.next_start - self.plan.stride + span < self.received:  # end not covered
+                self._compute_features([int(i) for i in self.plan.indices(tail)
+                                        if int(i) not in self.features])  # fmt: skip
+                self._decide([tail])
+            alerts += self._advance(self.received, ended=reason)
+        self._new_segment()
+        return alerts
+
+    # ------------------------------------------------------------------------- internals
+    def _compute_features(self, indices: list[int]) -> None:
+        batch = self.config.batch_size
+        for first in range(0, len(indices), batch):
+            chunk = indices[first : first + batch]
+            frames = np.stack([self.fitted[i] for i in chunk])
+            clip = frames_to_clip(frames, self.model.config.mean, self.model.config.std)
+            with torch.no_grad():
+                rows = self.model.frame_features(clip[None].to(self.device))[0]
+            self.features.update(zip(chunk, rows, strict=True))
+            self.cnn_frames += len(chunk)
+
+    def _decide(self, starts: list[int]) -> None:
+        if not starts:
+            return
+        features = torch.stack([
+            torch.stack([self.features[int(i)] for i in self.plan.indices(s)]) for s in starts
+        ])  # fmt: skip
+        with torch.no_grad():
+            probabilities = self.model.forward_features(features).softmax(-1).cpu().numpy()
+        decided = time.monotonic()
+        m = self.model
+        for start, row in zip(starts, probabilities.astype(np.float64), strict=True):
+            self.scores.add_window(start, row)
+            self.window_rows.append((start, row))
+            score = float(anomaly_score(row[None], m.class_names, m.config.normal_class)[0])
+            end = start + self.plan.span - 1
+            decision = Decision(self.windows, self.infos[start], self.infos[end],
+                                row, score, decided)  # fmt: skip
+            self.windows += 1
+            if self.on_decision is not None:
+                self.on_decision(decision)
+
+    def _advance(self, final: int, ended: str | None) -> list[Alert]:
+        alerts = []
+        for column, update in self.scores.advance(final, ended is not None):
+            alert = self._alert(column, update, ended)
+            alerts.append(alert)
+            if self.on_alert is not None:
+                self.on_alert(alert)
+        return alerts
+
+    def _alert(self, track: int | None, update: EventUpdate, ended: str | None) -> Alert:
+        """The update as an :class:`Alert`: source frame numbers, clock times, an id."""
+        event = update.event
+        if update.kind == "started":
+            self.alerts += 1
+            self._open[track] = (self.alerts, self.infos[event.start_frame])
+        number, first = self._open[track]
+        last = self.infos[event.end_frame]
+        reason = None
+        if update.kind == "ended":
+            del self._open[track]
+            closed_by_end = ended is not None and event.end_frame == self.received - 1
+            reason = ended if closed_by_end else "score"
+        alert = Alert(
+            number,
+            update.kind,
+            replace(event, start_frame=first.number, end_frame=last.number),
+            first.wall,
+            last.wall,
+            last.session,
+            reason,
+        )
+        if update.kind == "started" and self.keep_clips:
+            alert = self._with_clip(alert, event)
+        return alert
+
+    def _with_clip(self, alert: Alert, event: Event) -> Alert:
+        """``alert`` with the kept window overlapping ``event`` (segment indices) most
+        probable for its class."""
+        column = self.model.class_names.index(event.class_name)
+        best = None
+        for start, row in self.window_rows:
+            indices = [int(i) for i in self.plan.indices(start)]
+            if not all(i in self.recent for i in indices):
+                continue
+            if indices[0] > event.end_frame or indices[-1] < event.start_frame:
+                continue
+            if best is None or row[column] > best[0]:
+                best = (row[column], indices)
+        if best is None:
+            return alert
+        infos = [self.infos[i] for i in best[1]]
+        elapsed = infos[-1].time - infos[0].time
+        fps = (len(infos) - 1) / elapsed if elapsed > 0 else 25.0 / self.plan.step
+        return replace(alert, clip=np.stack([self.recent[i] for i in best[1]]),
+                       clip_frames=tuple(i.number for i in infos), clip_fps=fps)  # fmt: skip
+
+    def _forget(self, final: int) -> None:
+        """Drop what no window, smoothing or explanation will use again (the last span
+        stays for the segment's last window)."""
+        features_from = min(final, self.received - self.plan.span)
+        for index in [i for i in self.features if i < features_from]:
+            del self.features[index]
+        for index in [i for i in self.fitted if i < features_from]:
+            del self.fitted[index]
+        history = self.received - self._keep()
+        for store in (self.infos, self.recent):
+            for index in [i for i in store if i < history]:
+                del store[index]

@@ -1,0 +1,61 @@
+"""Live metrics of a watch: rates, latency, queue, drops — printed and served as JSON."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+
+class LiveMetrics:
+    """Counters and recent latencies; :meth:`snapshot` gives rates since the previous call
+    and totals since the start."""
+
+    def __init__(self, window: int = 500) -> None:
+        self.started = time.monotonic()
+        self.processed = 0
+        self.windows = 0
+        self.latencies: deque[float] = deque(maxlen=window)
+        self._mark = (self.started, 0, 0)  # time, captured, processed at the last snapshot
+        self._lock = threading.Lock()
+        self.last: dict[str, Any] = {}
+
+    def frames_done(self, count: int) -> None:
+        with self._lock:
+            self.processed += count
+
+    def decision(self, latency: float) -> None:
+        with self._lock:
+            self.windows += 1
+            self.latencies.append(latency)
+
+    def snapshot(self, captured: int, dropped: int, depth: int, **extra: Any) -> dict[str, Any]:
+        """Metrics now (``captured``: frames the source delivered, ``dropped`` of them by the
+        queue, ``depth``: frames waiting)."""
+        now = time.monotonic()
+        with self._lock:
+            then, captured_then, processed_then = self._mark
+            elapsed = max(now - then, 1e-9)
+            latencies = np.array(self.latencies)
+            self._mark = (now, captured, self.processed)
+            self.last = {
+                "uptime_s": round(now - self.started, 2),
+                "capture_fps": round((captured - captured_then) / elapsed, 2),
+                "processed_fps": round((self.processed - processed_then) / elapsed, 2),
+                "frames_captured": captured,
+                "frames_processed": self.processed,
+                "frames_dropped": dropped,
+                "queue_depth": depth,
+                "windows": self.windows,
+                "latency_ms": {
+                    name: round(float(np.percentile(latencies, q)) * 1000, 1)
+                    if len(latencies)
+                    else None
+                    for name, q in (("p50", 50), ("p95", 95), ("max", 100))
+                },
+                **extra,
+            }
+            return self.last

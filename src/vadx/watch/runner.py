@@ -1,0 +1,297 @@
+"""``vadx watch``: a source watched until it ends or is stopped, everything written as it happens.
+
+Threads: capture (:class:`~vadx.watch.capture.Capture`) → bounded queue → this loop
+(:class:`~vadx.watch.engine.StreamDetector`, the event log, the live view) → the alert
+explainer and the webhook in their own threads. A reconnection of the source ends the
+detector's segment (open events end with reason ``"source reconnected"``); stopping (SIGINT,
+SIGTERM, ``stop.set()``) processes the frames already captured, ends open events with reason
+``"stopped"``, finishes the queued explanations and webhook calls and closes every file.
+
+Files in ``out``: ``events.jsonl`` (records ``started``, ``ended``, ``explained``),
+``events.sqlite`` (``sqlite=True``), ``alerts/event-NNNNNN/``, ``metrics.json`` (refreshed
+every ``metrics_every`` s), ``summary.json`` (at the end), the annotated MP4 when asked.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vadx._version import __version__
+from vadx.detect import DetectConfig
+from vadx.errors import InputError
+from vadx.explain_video import ExplainSettings
+from vadx.files import write_json
+from vadx.models.crnn import CRNN
+from vadx.video.live import LiveSource
+from vadx.watch.alerts import ALERT_SETTINGS, AlertExplainer
+from vadx.watch.capture import Capture, FrameQueue
+from vadx.watch.engine import Alert, Decision, FrameInfo, StreamDetector
+from vadx.watch.metrics import LiveMetrics
+from vadx.watch.output import LiveView, MjpegServer
+from vadx.watch.sinks import EventLog, Webhook, event_record
+
+MetricsFn = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class WatchConfig:
+    """Settings of :func:`watch`.
+
+    Attributes:
+        detect: windows, smoothing and thresholds — the same as ``vadx detect``.
+        queue_size: frames the capture queue holds; a live source drops its oldest beyond.
+        batch: most frames taken from the queue for one CNN batch.
+        pace: read a file at its frame rate (like a camera) instead of as fast as possible.
+        max_retries: consecutive failed (re)connections before giving up (None: never).
+        backoff: first and largest delay between reconnections, seconds.
+        open_timeout, read_timeout: seconds to wait for a network source.
+        explain: explain each alert's window (``explain_settings``; ``explain_mp4`` adds
+            videos).
+        annotate: write the annotated frames to this MP4 file.
+        mjpeg: serve the live view and metrics over HTTP on ``(host, port)``.
+        webhook: POST each event record (JSON) to this URL; ``webhook_token`` as a bearer.
+        sqlite: also keep the events in ``events.sqlite``.
+        metrics_every: seconds between metrics lines and ``metrics.json`` refreshes.
+        max_frames, duration: stop after this many frames or seconds (None: run on).
+    """
+
+    detect: DetectConfig = field(default_factory=DetectConfig)
+    queue_size: int = 64
+    batch: int = 8
+    pace: bool = False
+    max_retries: int | None = None
+    backoff: tuple[float, float] = (0.5, 30.0)
+    open_timeout: float = 10.0
+    read_timeout: float = 5.0
+    explain: bool = True
+    explain_settings: ExplainSettings = ALERT_SETTINGS
+    explain_mp4: bool = False
+    annotate: Path | None = None
+    mjpeg: tuple[str, int] | None = None
+    webhook: str | None = None
+    webhook_token: str | None = None
+    sqlite: bool = False
+    metrics_every: float = 5.0
+    max_frames: int | None = None
+    duration: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.queue_size < 1 or self.batch < 1:
+            raise InputError("queue size and batch must be at least 1")
+        if self.max_retries is not None and self.max_retries < 0:
+            raise InputError(f"max retries must be ≥ 0 or unlimited, got {self.max_retries}")
+        if self.metrics_every <= 0:
+            raise InputError(f"metrics interval must be positive, got {self.metrics_every}")
+        if self.webhook is not None and not self.webhook.startswith(("http://", "https://")):
+            raise InputError(f"the webhook must be an http(s):// URL, got {self.webhook!r}")
+
+
+class Watch:
+    """One run of :func:`watch` (exposed for tests and integrators that need its parts)."""
+
+    def __init__(
+        self,
+        model: CRNN,
+        source: str | int,
+        out: str | Path,
+        config: WatchConfig | None = None,
+        on_alert: Callable[[Alert, dict[str, Any]], None] | None = None,
+        on_metrics: MetricsFn | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        self.config = c = config or WatchConfig()
+        self.out = Path(out)
+        self.source = LiveSource(source, c.open_timeout, c.read_timeout, c.max_retries,
+                                 c.backoff)  # fmt: skip
+        self.on_alert, self.on_metrics = on_alert, on_metrics
+        self.stop = stop or threading.Event()
+        self.queue = FrameQueue(c.queue_size, drop_oldest=self.source.live or c.pace)
+        self.capture = Capture(self.source, self.queue, c.pace)
+        self.metrics = LiveMetrics()
+        self.detector = StreamDetector(model, c.detect, self._alert, self._decision,
+                                       keep_clips=c.explain)  # fmt: skip
+        self.log = EventLog(self.out, c.sqlite)
+        self._log_lock = threading.Lock()
+        self.webhook = Webhook(c.webhook, token=c.webhook_token) if c.webhook else None
+        self.explainer = AlertExplainer(model, self.out, c.explain_settings, c.explain_mp4,
+                                        done=self._explained) if c.explain else None  # fmt: skip
+        self.view = LiveView(c.annotate) if (c.annotate or c.mjpeg) else None
+        self.server = None
+        if c.mjpeg is not None:
+            assert self.view is not None
+            self.server = MjpegServer(self.view, self.snapshot, *c.mjpeg)
+        self.records: list[dict[str, Any]] = []
+        self._windows: dict[int, tuple[int, ...]] = {}
+        self._latest: Decision | None = None
+        self._open: set[int] = set()
+        self.model_id = model.checkpoint.model_id if model.checkpoint else None
+
+    # ------------------------------------------------------------------------ callbacks
+    def _decision(self, decision: Decision) -> None:
+        self._latest = decision
+        self.metrics.decision(decision.latency)
+
+    def _alert(self, alert: Alert) -> None:
+        number = self.log.first_id + alert.id - 1
+        if alert.kind == "started":
+            self._open.add(number)
+            self._windows[number] = alert.clip_frames
+        else:
+            self._open.discard(number)
+        window = self._windows.get(number, ())
+        record = event_record(alert, number, window_frames=[window[0], window[-1]]
+                              if window else None)  # fmt: skip
+        self._write(record)
+        if self.webhook is not None:
+            self.webhook.submit(record)
+        if alert.kind == "started" and self.explainer is not None:
+            self.explainer.submit(number, alert, record)
+        if self.on_alert is not None:
+            self.on_alert(alert, record)
+
+    def _explained(self, number: int, folder: Path, record: dict[str, Any]) -> None:
+        done = {"id": number, "state": "explained", "class": record["class"],
+                "explanation": str(folder.relative_to(self.out))}  # fmt: skip
+        self._write(done)
+        if self.webhook is not None:
+            self.webhook.submit(done)
+
+    def _write(self, record: dict[str, Any]) -> None:
+        with self._log_lock:
+            self.log.write(record)
+            self.records.append(record)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The live metrics now (also served at ``/metrics``)."""
+        q = self.queue.stats
+        extra: dict[str, Any] = {
+            "cnn_frames": self.detector.cnn_frames, "open_events": sorted(self._open),
+            "reconnections": max(0, self.source.stats.connections - 1),
+            "source_error": self.source.stats.last_error,
+        }  # fmt: skip
+        if self.explainer is not None:
+            s = self.explainer.stats
+            extra["explanations"] = {"done": s.explained, "skipped": s.skipped,
+                                     "failed": s.failed}  # fmt: skip
+        if self.webhook is not None:
+            extra["webhook"] = asdict(self.webhook.stats)
+        return self.metrics.snapshot(q.put + q.dropped, q.dropped, len(self.queue), **extra)
+
+    # ------------------------------------------------------------------------ the loop
+    def run(self) -> dict[str, Any]:
+        """Watch until the source ends, fails for good, or :attr:`stop` is set."""
+        c = self.config
+        began = time.monotonic()
+        if self.server is not None:
+            self.server.start()
+        self.capture.start()
+        session, processed, next_report = 0, 0, began + c.metrics_every
+        ended = "source ended"
+        try:
+            while True:
+                if self.stop.is_set() and self.capture.thread.is_alive():
+                    self.capture.close()
+                    ended = "stopped"
+                batch = self.queue.get_many(c.batch, timeout=0.2)
+                if batch is None:
+                    break
+                if c.max_frames is not None:
+                    batch = batch[: max(0, c.max_frames - processed)]
+                for first, last in _sessions(batch):
+                    if batch[first].session != session:
+                        self.detector.end_segment("source reconnected")
+                        session = batch[first].session
+                    self._process(batch[first:last])
+                processed += len(batch)
+                if (c.max_frames is not None and processed >= c.max_frames) or (
+                    c.duration is not None and time.monotonic() - began >= c.duration
+                ):
+                    self.stop.set()
+                if time.monotonic() >= next_report:
+                    self._report()
+                    next_report = time.monotonic() + c.metrics_every
+        finally:
+            self.capture.close()
+            if self.capture.error is not None:
+                ended = f"source failed: {self.capture.error}"
+            self.detector.end_segment("stopped" if ended == "stopped" else "stream ended")
+            self._close()
+        return self._summary(ended, time.monotonic() - began)
+
+    def _process(self, frames: list) -> None:
+        infos = [FrameInfo(f.number, f.time, f.captured, time.time() - (time.monotonic()
+                                                                         - f.captured),
+                           f.session) for f in frames]  # fmt: skip
+        self.detector.push_many([f.data for f in frames], infos)
+        self.metrics.frames_done(len(frames))
+        if self.view is not None and self._latest is not None:
+            names = self.detector.model.class_names
+            row = self._latest.probabilities
+            if self._open:
+                best = _open_class(self.records, self._open) or names[int(row.argmax())]
+                probability = float(row[names.index(best)])
+            else:
+                best, probability = names[int(row.argmax())], float(row.max())
+            for frame in frames:
+                self.view.show(frame.data, best, probability, bool(self._open))
+
+    def _report(self) -> None:
+        metrics = self.snapshot()
+        write_json(self.out / "metrics.json", metrics)
+        if self.on_metrics is not None:
+            self.on_metrics(metrics)
+
+    def _close(self) -> None:
+        if self.explainer is not None:
+            self.explainer.close()
+        if self.webhook is not None:
+            self.webhook.close()
+        if self.view is not None:
+            self.view.close()
+        if self.server is not None:
+            self.server.close()
+        self.log.close()
+
+    def _summary(self, ended: str, seconds: float) -> dict[str, Any]:
+        metrics = self.snapshot()
+        write_json(self.out / "metrics.json", metrics)
+        summary = {
+            "source": str(self.source.source), "model": self.model_id,
+            "vadx_version": __version__, "ended": ended, "seconds": round(seconds, 2),
+            "settings": self.detector.settings, "metrics": metrics,
+            "events": [r for r in self.records if r["state"] == "ended"],
+        }  # fmt: skip
+        write_json(self.out / "summary.json", summary)
+        return summary
+
+
+def _sessions(batch: list) -> list[tuple[int, int]]:
+    """``[first, last)`` ranges of the batch's frames from the same source session."""
+    cuts = [0] + [i for i in range(1, len(batch)) if batch[i].session != batch[i - 1].session]
+    return list(zip(cuts, [*cuts[1:], len(batch)], strict=True))
+
+
+def _open_class(records: list[dict[str, Any]], open_ids: set[int]) -> str | None:
+    for record in reversed(records):
+        if record["id"] in open_ids and record["state"] == "started":
+            return str(record["class"])
+    return None
+
+
+def watch(
+    model: CRNN,
+    source: str | int,
+    out: str | Path,
+    config: WatchConfig | None = None,
+    stop: threading.Event | None = None,
+    on_alert: Callable[[Alert, dict[str, Any]], None] | None = None,
+    on_metrics: MetricsFn | None = None,
+) -> dict[str, Any]:
+    """Watch ``source`` (a file, a camera index, or an rtsp/http(s)/tcp URL) with ``model``
+    until it ends, fails for good or ``stop`` is set; returns (and writes) the summary."""
+    return Watch(model, source, out, config, on_alert, on_metrics, stop).run()
