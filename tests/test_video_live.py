@@ -1,57 +1,15 @@
 from __future__ import annotations
 
-import contextlib
 import socket
-import subprocess
 import threading
 import time
 
-import imageio_ffmpeg
 import numpy as np
 import pytest
 
+from tests.streams import free_port, tcp_server
 from tests.videos import frame_numbers, make_video, numbered_frames
 from vadx.video.live import LiveSource, SourceError, is_live
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def listening(port: int) -> bool:
-    """Whether a socket listens on ``port`` (read from /proc, so nothing connects to it)."""
-    with open("/proc/net/tcp") as table:
-        rows = [line.split() for line in table.readlines()[1:]]
-    return any(int(row[1].split(":")[1], 16) == port and row[3] == "0A" for row in rows)
-
-
-@contextlib.contextmanager
-def tcp_server(path, port, realtime=False):
-    """ffmpeg (from imageio-ffmpeg) serving a file once as MPEG-TS on tcp://127.0.0.1:port."""
-    command = [
-        imageio_ffmpeg.get_ffmpeg_exe(),
-        "-v",
-        "error",
-        *(["-re"] if realtime else []),
-        "-i",
-        str(path),
-        "-c",
-        "copy",
-        "-f",
-        "mpegts",
-        f"tcp://127.0.0.1:{port}?listen=1",
-    ]
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not listening(port):
-            time.sleep(0.05)  # wait until it listens, without connecting (it serves one client)
-        yield process
-    finally:
-        process.kill()
-        process.wait()
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +28,7 @@ def test_reads_a_tcp_stream_on_loopback(clip):
     assert frame_numbers(np.stack([f.data for f in frames])) == list(range(20))
     assert [f.number for f in frames] == list(range(20))
     assert all(f.session == 0 for f in frames)
+    np.testing.assert_allclose([f.time for f in frames], np.arange(20) / 10, atol=1e-6)
 
 
 def test_reconnects_with_back_off_after_the_stream_drops(clip):

@@ -160,6 +160,7 @@ class FrameScores:
     ) -> None:
         self.names, self.normal, self.config, self.span = names, normal, config, span
         self.times = times
+        self.zeros = np.zeros(len(names))
         self.totals: dict[int, np.ndarray] = {}
         self.counts: dict[int, int] = {}
         self.final = 0  # frames whose probabilities are final
@@ -181,7 +182,8 @@ class FrameScores:
         Returns each update with its track (``None``: the anomaly score; else a class column).
         """
         for index in range(self.final, final):
-            row = self.totals.pop(index) / self.counts.pop(index)
+            # a frame no window covers (stride > span) gets zeros, like spread_over_frames
+            row = self.totals.pop(index, self.zeros) / max(self.counts.pop(index, 0), 1)
             score = anomaly_score(row[None], self.names, self.normal)[0]
             self.values[index] = np.concatenate([[score], row])
         self.final = max(self.final, final)

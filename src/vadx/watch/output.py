@@ -19,7 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from vadx.render.overlay import class_label, label_frame
+from vadx.render.overlay import label_frame
 from vadx.video.encode import Mp4Writer
 
 PAGE = """<!doctype html><html><head><meta charset="utf-8"><title>vadx watch</title>
@@ -32,29 +32,41 @@ setInterval(t,1000);t()</script></body></html>"""
 
 
 class LiveView:
-    """The latest annotated frame, and the annotated MP4 when ``path`` is given."""
+    """The latest annotated frame, and the annotated MP4 when ``path`` is given (its frame
+    rate from the first two frames' timestamps)."""
 
-    def __init__(self, path: str | Path | None = None, fps: float = 25.0) -> None:
-        self.path, self.fps = path, fps
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = path
         self._writer: Mp4Writer | None = None
+        self._first: tuple[np.ndarray, float] | None = None
         self._latest: np.ndarray | None = None
         self.sequence = 0
         self._changed = threading.Condition()
 
-    def show(self, frame: np.ndarray, name: str, probability: float, alert: bool) -> None:
-        annotated = label_frame(frame, class_label(name, probability), alert)
+    def show(self, frame: np.ndarray, seconds: float, text: str, alert: bool) -> None:
+        """Annotate ``frame`` (at ``seconds`` in its stream) with ``text``, red on ``alert``."""
+        annotated = label_frame(frame, text, alert)
         if self.path is not None:
-            if self._writer is None:
-                self._writer = Mp4Writer(self.path, self.fps, annotated.shape[:2],
-                                         reproducible=False).__enter__()  # fmt: skip
-            if annotated.shape[:2] != self._writer.size:  # the camera came back resized
-                height, width = self._writer.size
-                annotated = cv2.resize(annotated, (width, height))
-            self._writer.write(annotated)
+            self._record(annotated, seconds)
         with self._changed:
             self._latest = annotated
             self.sequence += 1
             self._changed.notify_all()
+
+    def _record(self, frame: np.ndarray, seconds: float) -> None:
+        if self._writer is None:
+            if self._first is None:
+                self._first = (frame, seconds)
+                return
+            elapsed = seconds - self._first[1]
+            fps = 1.0 / elapsed if elapsed > 0 else 25.0
+            self._writer = Mp4Writer(self.path, fps, self._first[0].shape[:2],
+                                     reproducible=False).__enter__()  # fmt: skip
+            self._writer.write(self._first[0])
+        if frame.shape[:2] != self._writer.size:  # the camera came back resized
+            height, width = self._writer.size
+            frame = cv2.resize(frame, (width, height))
+        self._writer.write(frame)
 
     def latest_jpeg(self, after: int = -1, timeout: float = 5.0) -> tuple[int, bytes | None]:
         """The newest frame after sequence number ``after`` as JPEG (waits up to ``timeout``)."""
@@ -72,6 +84,10 @@ class LiveView:
         """Finish the MP4 (it appears under its name only now)."""
         with self._changed:
             self._changed.notify_all()
+        if self._writer is None and self._first is not None:  # a single frame
+            self._writer = Mp4Writer(self.path, 25.0, self._first[0].shape[:2],
+                                     reproducible=False).__enter__()  # fmt: skip
+            self._writer.write(self._first[0])
         if self._writer is not None:
             self._writer.__exit__(None, None, None)
             self._writer = None

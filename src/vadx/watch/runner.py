@@ -27,6 +27,7 @@ from vadx.errors import InputError
 from vadx.explain_video import ExplainSettings
 from vadx.files import write_json
 from vadx.models.crnn import CRNN
+from vadx.render.overlay import class_label
 from vadx.video.live import LiveSource
 from vadx.watch.alerts import ALERT_SETTINGS, AlertExplainer
 from vadx.watch.capture import Capture, FrameQueue
@@ -54,7 +55,8 @@ class WatchConfig:
             videos).
         annotate: write the annotated frames to this MP4 file.
         mjpeg: serve the live view and metrics over HTTP on ``(host, port)``.
-        webhook: POST each event record (JSON) to this URL; ``webhook_token`` as a bearer.
+        webhook: POST each event record (JSON) to this URL; ``webhook_token`` as a bearer;
+            ``webhook_retries`` more tries for a failed POST (0.5 s, 1 s, 2 s … apart).
         sqlite: also keep the events in ``events.sqlite``.
         metrics_every: seconds between metrics lines and ``metrics.json`` refreshes.
         max_frames, duration: stop after this many frames or seconds (None: run on).
@@ -75,6 +77,7 @@ class WatchConfig:
     mjpeg: tuple[str, int] | None = None
     webhook: str | None = None
     webhook_token: str | None = None
+    webhook_retries: int = 3
     sqlite: bool = False
     metrics_every: float = 5.0
     max_frames: int | None = None
@@ -117,7 +120,9 @@ class Watch:
                                        keep_clips=c.explain)  # fmt: skip
         self.log = EventLog(self.out, c.sqlite)
         self._log_lock = threading.Lock()
-        self.webhook = Webhook(c.webhook, token=c.webhook_token) if c.webhook else None
+        self.webhook = None
+        if c.webhook:
+            self.webhook = Webhook(c.webhook, 1 + c.webhook_retries, token=c.webhook_token)
         self.explainer = AlertExplainer(model, self.out, c.explain_settings, c.explain_mp4,
                                         done=self._explained) if c.explain else None  # fmt: skip
         self.view = LiveView(c.annotate) if (c.annotate or c.mjpeg) else None
@@ -229,16 +234,20 @@ class Watch:
                            f.session) for f in frames]  # fmt: skip
         self.detector.push_many([f.data for f in frames], infos)
         self.metrics.frames_done(len(frames))
-        if self.view is not None and self._latest is not None:
-            names = self.detector.model.class_names
-            row = self._latest.probabilities
-            if self._open:
-                best = _open_class(self.records, self._open) or names[int(row.argmax())]
-                probability = float(row[names.index(best)])
-            else:
-                best, probability = names[int(row.argmax())], float(row.max())
+        if self.view is not None:
+            text = self._label()
             for frame in frames:
-                self.view.show(frame.data, best, probability, bool(self._open))
+                self.view.show(frame.data, frame.time, text, bool(self._open))
+
+    def _label(self) -> str:
+        """The live view's label: the open event's class, else the latest window's best."""
+        if self._latest is None:
+            return "Starting: first window"
+        names = self.detector.model.class_names
+        row = self._latest.probabilities
+        best = _open_class(self.records, self._open) if self._open else None
+        best = best or names[int(row.argmax())]
+        return class_label(best, float(row[names.index(best)]))
 
     def _report(self) -> None:
         metrics = self.snapshot()
@@ -272,6 +281,8 @@ class Watch:
 
 def _sessions(batch: list) -> list[tuple[int, int]]:
     """``[first, last)`` ranges of the batch's frames from the same source session."""
+    if not batch:
+        return []
     cuts = [0] + [i for i in range(1, len(batch)) if batch[i].session != batch[i - 1].session]
     return list(zip(cuts, [*cuts[1:], len(batch)], strict=True))
 
