@@ -422,7 +422,7 @@ def watch_command(
             help="Frames the capture queue holds (a live source drops its oldest beyond)."
         ),
     ] = 64,
-    batch: Annotated[int, typer.Option(help="Most frames per CNN batch.")] = 8,
+    batch: Annotated[int, typer.Option(help="Most frames per CNN batch.")] = 16,
     pace: Annotated[
         bool, typer.Option(help="Read a file at its frame rate, like a camera.")
     ] = False,

@@ -42,7 +42,8 @@ class DetectConfig:
     """Settings of :func:`detect`.
 
     Attributes:
-        stride: frames between window starts (default: a quarter of a window's span).
+        stride: frames between window starts (default: a quarter of a window's span,
+            rounded down to a multiple of ``step`` — see :func:`default_stride`).
         step: frames between a window's frames (default: the training clips' spacing, from the
             checkpoint; 1 if unknown).
         smooth: frames of the centred moving average applied to the anomaly score.
@@ -109,6 +110,17 @@ def default_step(model: CRNN) -> int:
     return max(1, round(step)) if step else 1
 
 
+def default_stride(span: int, step: int) -> int:
+    """A quarter of the window's ``span``, rounded down to a multiple of ``step`` (at least
+    ``step``): then every window takes the same frames (every ``step``-th), and each of them
+    goes through the CNN once — a stride off the step's grid would need every frame.
+
+    >>> default_stride(39, 2), default_stride(20, 1), default_stride(3, 2)
+    (8, 5, 2)
+    """
+    return max(step, (span // 4) // step * step)
+
+
 def frame_features(
     model: CRNN,
     video: VideoReader,
@@ -143,7 +155,7 @@ def detect(
     length = model.config.num_frames
     step = config.step or default_step(model)
     span = (length - 1) * step + 1
-    stride = config.stride or max(1, span // 4)
+    stride = config.stride or default_stride(span, step)
     with VideoReader(source) as video:
         info = video.info
         if info.num_frames < span:

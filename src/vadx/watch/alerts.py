@@ -1,7 +1,8 @@
 """Explanations of alerts, computed beside detection, never on the capture path.
 
-Each started event's window is explained by its own copy of the model in a background thread
-(a shared model would see the explainer's hooks during detection) and saved under
+Each started event's window is explained in a **separate process** (its own copy of the model,
+one torch thread, a lower scheduling priority), so neither Python's GIL nor a CPU-hungry
+explanation can hold up the capture thread or detection; results are saved under
 ``alerts/event-NNNNNN/``: ``strip.png`` (the frames with the first method's view above the
 temporal-importance curves), ``explanation.npz`` + ``manifest.json`` (arrays, settings, the
 event), optionally ``<method>.mp4``. Jobs wait in a bounded queue; when alerts come faster
@@ -10,7 +11,9 @@ than they can be explained, the newest are skipped and counted (the events are l
 
 from __future__ import annotations
 
-import copy
+import contextlib
+import multiprocessing
+import os
 import queue
 import threading
 import time
@@ -18,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from vadx.explain_video import ExplainSettings, explain_clip, rendered
 from vadx.models.crnn import CRNN
@@ -40,8 +45,13 @@ class ExplainerStats:
 
 
 class AlertExplainer:
-    """Explains alerts in a background thread; ``done(alert_id, folder, record)`` is called
-    with each finished explanation."""
+    """Explains alerts in a worker process; ``done(alert_id, folder, record)`` is called (from
+    a collector thread) with each finished explanation.
+
+    Args:
+        niceness: added to the worker's scheduling niceness (POSIX), so capture and detection
+            get the CPU first.
+    """
 
     def __init__(
         self,
@@ -51,66 +61,121 @@ class AlertExplainer:
         mp4: bool = False,
         capacity: int = 4,
         done: Callable[[int, Path, dict[str, Any]], None] | None = None,
+        niceness: int = 10,
     ) -> None:
-        self.model = copy.deepcopy(model).eval()
         self.folder = Path(folder)
-        self.settings, self.mp4, self.done = settings, mp4, done
+        self.done = done
         self.stats = ExplainerStats()
-        self._queue: queue.Queue[tuple[int, Alert, dict[str, Any]] | None] = queue.Queue(capacity)
-        self._thread = threading.Thread(target=self._run, name="vadx-explainer", daemon=True)
-        self._thread.start()
+        self._records: dict[int, dict[str, Any]] = {}
+        context = multiprocessing.get_context("spawn")  # no fork of a threaded torch process
+        self._jobs = context.Queue(capacity)
+        self._results = context.Queue()
+        self._process = context.Process(
+            target=_serve, name="vadx-explainer", daemon=True,
+            args=(model, self.folder, settings, mp4, niceness,
+                  self._jobs, self._results),
+        )  # fmt: skip
+        self._process.start()
+        self._collector = threading.Thread(target=self._collect, name="vadx-explained",
+                                           daemon=True)  # fmt: skip
+        self._collector.start()
 
     def submit(self, number: int, alert: Alert, record: dict[str, Any]) -> bool:
         """Queue ``alert`` (logged as ``number``); False when it was skipped."""
         if alert.clip is None:
             self.stats.skipped += 1
             return False
+        job = (number, alert.clip, alert.clip_frames, alert.clip_fps, alert.event.class_name,
+               record)  # fmt: skip
         try:
-            self._queue.put_nowait((number, alert, record))
+            self._jobs.put_nowait(job)
         except queue.Full:
             self.stats.skipped += 1
             return False
+        self._records[number] = record
         return True
 
     def close(self, timeout: float = 120.0) -> None:
-        """Finish the queued explanations (up to ``timeout`` s), then stop."""
-        try:
-            self._queue.put(None, timeout=timeout)
-        except queue.Full:
-            return
-        self._thread.join(timeout)
+        """Finish the queued explanations (up to ``timeout`` s), then stop the worker."""
+        with contextlib.suppress(queue.Full):
+            self._jobs.put(None, timeout=timeout)
+        self._collector.join(timeout)
+        self._process.join(5)
+        if self._process.is_alive():
+            self._process.terminate()
+        self._jobs.cancel_join_thread()
 
-    def _run(self) -> None:
-        while (job := self._queue.get()) is not None:
-            number, alert, record = job
-            began = time.perf_counter()
+    def _collect(self) -> None:
+        while True:
             try:
-                folder = self.write(number, alert, record)
-                self.stats.seconds.append(time.perf_counter() - began)
-                self.stats.explained += 1
-                if self.done is not None:
-                    self.done(number, folder, record)
-            except Exception as err:  # an explanation must never take detection down
+                message = self._results.get(timeout=1.0)
+            except queue.Empty:
+                if not self._process.is_alive():
+                    return  # the worker died (or never started): nothing more will come
+                continue
+            if message is None:
+                return
+            kind, number, value, seconds = message
+            record = self._records.pop(number, {})
+            if kind == "failed":
                 self.stats.failed += 1
-                self.stats.last_error = f"{type(err).__name__}: {err}"
+                self.stats.last_error = value
+                continue
+            self.stats.explained += 1
+            self.stats.seconds.append(seconds)
+            if self.done is not None:
+                try:
+                    self.done(number, Path(value), record)
+                except Exception as err:  # a callback must not stop the collector
+                    self.stats.last_error = f"{type(err).__name__}: {err}"
 
-    def write(self, number: int, alert: Alert, record: dict[str, Any]) -> Path:
-        """Explain ``alert``'s clip for its class into ``alerts/event-NNNNNN``."""
-        assert alert.clip is not None
-        out = self.folder / "alerts" / f"event-{number:06d}"
-        s = self.settings
-        clip = explain_clip(self.model, alert.clip, alert.clip_frames, alert.clip_fps, s,
-                            target=alert.event.class_name)  # fmt: skip
-        e = clip.explanation
-        first = next(iter(e.maps))
-        frames = rendered(clip, first, s.view, s)
-        curves = {f.display_name: f.scores[0] for f in e.temporal.values()}
-        title = (f"event {number}: {alert.event.class_name} · {e.maps[first].display_name} · "
-                 f"frames {alert.clip_frames[0]}–{alert.clip_frames[-1]}")  # fmt: skip
-        write_png(out / "strip.png", frame_strip(frames, curves, alert.clip_frames, title))
-        if self.mp4:
-            for method in e.maps:
-                write_mp4(out / f"{method}.mp4", rendered(clip, method, s.view, s), clip.fps)
-        e.save(out, {"event": record, "clip_frames": list(alert.clip_frames),
-                     "clip_fps": clip.fps})  # fmt: skip
-        return out
+
+def _serve(model, folder, settings, mp4, niceness, jobs, results) -> None:
+    """The worker process: explain jobs until ``None``."""
+    import torch
+
+    torch.set_num_threads(1)
+    if niceness and hasattr(os, "nice"):
+        os.nice(niceness)
+    model.eval()
+    while (job := jobs.get()) is not None:
+        number, clip, frames, fps, class_name, record = job
+        began = time.perf_counter()
+        try:
+            out = write_alert(model, folder, settings, mp4, number, clip, frames, fps,
+                              class_name, record)  # fmt: skip
+        except Exception as err:  # an explanation must never take detection down
+            results.put(("failed", number, f"{type(err).__name__}: {err}", 0.0))
+            continue
+        results.put(("done", number, str(out), time.perf_counter() - began))
+    results.put(None)
+
+
+def write_alert(
+    model: CRNN,
+    folder: Path,
+    settings: ExplainSettings,
+    mp4: bool,
+    number: int,
+    clip: np.ndarray,
+    frames: tuple[int, ...],
+    fps: float,
+    class_name: str,
+    record: dict[str, Any],
+) -> Path:
+    """Explain an alert's ``clip`` for ``class_name`` into ``folder/alerts/event-NNNNNN``."""
+    out = folder / "alerts" / f"event-{number:06d}"
+    s = settings
+    explained = explain_clip(model, clip, frames, fps, s, target=class_name)
+    e = explained.explanation
+    first = next(iter(e.maps))
+    views = rendered(explained, first, s.view, s)
+    curves = {f.display_name: f.scores[0] for f in e.temporal.values()}
+    title = (f"event {number}: {class_name} · {e.maps[first].display_name} · "
+             f"frames {frames[0]}–{frames[-1]}")  # fmt: skip
+    write_png(out / "strip.png", frame_strip(views, curves, frames, title))
+    if mp4:
+        for method in e.maps:
+            write_mp4(out / f"{method}.mp4", rendered(explained, method, s.view, s), explained.fps)
+    e.save(out, {"event": record, "clip_frames": list(frames), "clip_fps": explained.fps})
+    return out

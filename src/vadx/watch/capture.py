@@ -84,6 +84,7 @@ class Capture:
     def __init__(self, source: LiveSource, queue: FrameQueue, pace: bool = False) -> None:
         self.source, self.queue, self.pace = source, queue, pace
         self.error: SourceError | None = None
+        self.late: deque[float] = deque(maxlen=1000)  # paced: seconds each frame came late
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._run, name="vadx-capture", daemon=True)
 
@@ -104,9 +105,10 @@ class Capture:
                 if self.pace:
                     if clock is None or clock[0] != frame.session:
                         clock = (frame.session, frame.time, time.monotonic())
-                    delay = clock[2] + (frame.time - clock[1]) - time.monotonic()
-                    if delay > 0:
-                        self.stop.wait(delay)
+                    due = clock[2] + (frame.time - clock[1])
+                    if due > time.monotonic():
+                        self.stop.wait(due - time.monotonic())
+                    self.late.append(max(0.0, time.monotonic() - due))
                     frame = replace(frame, captured=time.monotonic())  # released like a camera
                 if self.stop.is_set():
                     break

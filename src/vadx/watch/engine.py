@@ -41,6 +41,7 @@ from vadx.detect import (
     EventUpdate,
     anomaly_score,
     default_step,
+    default_stride,
     tracks,
 )
 from vadx.errors import InputError
@@ -240,7 +241,7 @@ class StreamDetector:
         length = model.config.num_frames
         step = self.config.step or default_step(model)
         span = (length - 1) * step + 1
-        self.plan = WindowPlan(length, step, self.config.stride or max(1, span // 4))
+        self.plan = WindowPlan(length, step, self.config.stride or default_stride(span, step))
         self.device = next(model.parameters()).device
         self.on_alert, self.on_decision = on_alert, on_decision
         self.keep_clips = keep_clips

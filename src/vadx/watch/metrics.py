@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -39,7 +40,6 @@ class LiveMetrics:
         with self._lock:
             then, captured_then, processed_then = self._mark
             elapsed = max(now - then, 1e-9)
-            latencies = np.array(self.latencies)
             self._mark = (now, captured, self.processed)
             self.last = {
                 "uptime_s": round(now - self.started, 2),
@@ -50,12 +50,16 @@ class LiveMetrics:
                 "frames_dropped": dropped,
                 "queue_depth": depth,
                 "windows": self.windows,
-                "latency_ms": {
-                    name: round(float(np.percentile(latencies, q)) * 1000, 1)
-                    if len(latencies)
-                    else None
-                    for name, q in (("p50", 50), ("p95", 95), ("max", 100))
-                },
+                "latency_ms": percentiles_ms(self.latencies),
                 **extra,
             }
             return self.last
+
+
+def percentiles_ms(seconds: Iterable[float]) -> dict[str, float | None]:
+    """p50, p95 and max of durations in seconds, as milliseconds (None when there are none)."""
+    values = np.array(list(seconds), dtype=np.float64)
+    return {
+        name: round(float(np.percentile(values, q)) * 1000, 1) if len(values) else None
+        for name, q in (("p50", 50), ("p95", 95), ("max", 100))
+    }

@@ -32,7 +32,7 @@ from vadx.video.live import LiveSource
 from vadx.watch.alerts import ALERT_SETTINGS, AlertExplainer
 from vadx.watch.capture import Capture, FrameQueue
 from vadx.watch.engine import Alert, Decision, FrameInfo, StreamDetector
-from vadx.watch.metrics import LiveMetrics
+from vadx.watch.metrics import LiveMetrics, percentiles_ms
 from vadx.watch.output import LiveView, MjpegServer
 from vadx.watch.sinks import EventLog, Webhook, event_record
 
@@ -64,7 +64,7 @@ class WatchConfig:
 
     detect: DetectConfig = field(default_factory=DetectConfig)
     queue_size: int = 64
-    batch: int = 8
+    batch: int = 16
     pace: bool = False
     max_retries: int | None = None
     backoff: tuple[float, float] = (0.5, 30.0)
@@ -185,6 +185,8 @@ class Watch:
                                      "failed": s.failed}  # fmt: skip
         if self.webhook is not None:
             extra["webhook"] = asdict(self.webhook.stats)
+        if self.config.pace:  # how late the capture thread released frames (a camera's clock)
+            extra["capture_late_ms"] = percentiles_ms(self.capture.late)
         return self.metrics.snapshot(q.put + q.dropped, q.dropped, len(self.queue), **extra)
 
     # ------------------------------------------------------------------------ the loop
