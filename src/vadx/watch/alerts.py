@@ -67,6 +67,7 @@ class AlertExplainer:
         self.done = done
         self.stats = ExplainerStats()
         self._records: dict[int, dict[str, Any]] = {}
+        self.ready = threading.Event()
         context = multiprocessing.get_context("spawn")  # no fork of a threaded torch process
         self._jobs = context.Queue(capacity)
         self._results = context.Queue()
@@ -95,6 +96,14 @@ class AlertExplainer:
         self._records[number] = record
         return True
 
+    def wait_ready(self, timeout: float = 120.0) -> bool:
+        """Wait until the worker has loaded (torch, the model); False if it did not."""
+        deadline = time.monotonic() + timeout
+        while not self.ready.wait(0.1):
+            if not self._process.is_alive() or time.monotonic() > deadline:
+                return False
+        return True
+
     def close(self, timeout: float = 120.0) -> None:
         """Finish the queued explanations (up to ``timeout`` s), then stop the worker."""
         with contextlib.suppress(queue.Full):
@@ -110,12 +119,18 @@ class AlertExplainer:
             try:
                 message = self._results.get(timeout=1.0)
             except queue.Empty:
-                if not self._process.is_alive():
-                    return  # the worker died (or never started): nothing more will come
+                if not self._process.is_alive():  # it died: nothing more will come
+                    self.stats.last_error = (
+                        f"the explainer process exited (code {self._process.exitcode})"
+                    )
+                    return
                 continue
             if message is None:
                 return
             kind, number, value, seconds = message
+            if kind == "ready":
+                self.ready.set()
+                continue
             record = self._records.pop(number, {})
             if kind == "failed":
                 self.stats.failed += 1
@@ -132,12 +147,16 @@ class AlertExplainer:
 
 def _serve(model, folder, settings, mp4, niceness, jobs, results) -> None:
     """The worker process: explain jobs until ``None``."""
+    import signal
+
     import torch
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group: the parent decides
     torch.set_num_threads(1)
     if niceness and hasattr(os, "nice"):
         os.nice(niceness)
     model.eval()
+    results.put(("ready", 0, "", 0.0))
     while (job := jobs.get()) is not None:
         number, clip, frames, fps, class_name, record = job
         began = time.perf_counter()

@@ -196,6 +196,8 @@ class Watch:
         began = time.monotonic()
         if self.server is not None:
             self.server.start()
+        if self.explainer is not None:  # loading it competes for the CPU: before capture
+            self.explainer.wait_ready()
         self.capture.start()
         session, processed, next_report = 0, 0, began + c.metrics_every
         ended = "source ended"
