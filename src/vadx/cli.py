@@ -505,6 +505,42 @@ def watch_command(
     )
 
 
+@app.command("serve")
+def serve_command(
+    models: Annotated[list[Path], typer.Argument(help="One or more checkpoint directories.")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    data_dir: Annotated[Path, typer.Option(help="Where uploads and results live.")] = Path(
+        "vadx-data"
+    ),
+    token: Annotated[str | None, typer.Option(
+        envvar="VADX_TOKEN", help="Require this API token (or set VADX_TOKEN).")] = None,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest upload accepted, MB.")] = 200.0,
+    workers: Annotated[int, typer.Option(help="Jobs run at the same time.")] = 1,
+) -> None:
+    """A web page and HTTP API to upload videos, detect, explain and review anomalies.
+
+    Open http://HOST:PORT/ in a browser; the API is documented at /docs. Results persist in
+    --data-dir and survive a restart.
+    """
+    import uvicorn
+
+    from vadx.serve import Server, create_app, load_models
+
+    if workers < 1 or max_upload_mb <= 0:
+        raise VadxError("--workers must be at least 1 and --max-upload-mb positive")
+    if host not in ("127.0.0.1", "localhost", "::1") and token is None:
+        err_console.print("warning: serving beyond this machine without --token: anyone who "
+                          "can reach it can upload and read results")  # fmt: skip
+    server = Server(load_models(models), data_dir, token, int(max_upload_mb * 1e6), workers)
+    console.print(f"vadx serving {', '.join(server.models)} on http://{host}:{port}/ "
+                  f"(API docs: /docs, data: {data_dir})", soft_wrap=True)  # fmt: skip
+    try:
+        uvicorn.run(create_app(server), host=host, port=port, log_level="warning")
+    finally:
+        server.jobs.close()
+
+
 def _explain_settings(
     methods: str, temporal: str, target: str, layer: str | None, weighting: str,
     normalisation: str, view: str, colormap: str, opacity: float, timeline: bool = True,
