@@ -513,8 +513,10 @@ def serve_command(
     data_dir: Annotated[Path, typer.Option(help="Where uploads and results live.")] = Path(
         "vadx-data"
     ),
-    token: Annotated[str | None, typer.Option(
-        envvar="VADX_TOKEN", help="Require this API token (or set VADX_TOKEN).")] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="VADX_TOKEN", help="Require this API token (or set VADX_TOKEN)."),
+    ] = None,
     max_upload_mb: Annotated[float, typer.Option(help="Largest upload accepted, MB.")] = 200.0,
     workers: Annotated[int, typer.Option(help="Jobs run at the same time.")] = 1,
 ) -> None:

@@ -1,0 +1,318 @@
+"""``vadx serve``: the HTTP API (OpenAPI at ``/docs``) and the web page at ``/``.
+
+Every error is JSON — ``{"error": "what is wrong"}`` with a 4xx status — and nothing outside the
+data folder is ever read or written. See ``docs/serve.md`` for the API.
+"""
+
+from __future__ import annotations
+
+import hmac
+import re
+import threading
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import Depends, FastAPI, File, HTTPException, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from vadx._version import __version__
+from vadx.detect import DetectConfig, detect, write_detection
+from vadx.errors import VadxError
+from vadx.explain_video import ExplainSettings, explain_video
+from vadx.files import write_json
+from vadx.models import load_model
+from vadx.models.crnn import CRNN
+from vadx.serve.jobs import Job, JobStore
+from vadx.serve.storage import ID, UploadError, VideoStore
+
+JOB_ID = re.compile(r"^[0-9a-f]{16}$")
+
+
+class DetectSettings(BaseModel):
+    """Detection settings (defaults: those of ``vadx detect``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    stride: int | None = Field(None, ge=1)
+    step: int | None = Field(None, ge=1)
+    smooth: int = Field(5, ge=1)
+    on: float = Field(0.5, ge=0, le=1)
+    off: float = Field(0.35, ge=0, le=1)
+    min_frames: int = Field(3, ge=1)
+
+
+class JobRequest(BaseModel):
+    """A job: ``detect`` a whole video, or ``explain`` the clip of frames ``start``…``end``."""
+
+    model_config = ConfigDict(extra="forbid")
+    kind: Literal["detect", "explain"]
+    video: str
+    model: str | None = Field(None, description="a name from /api/models (default: the first)")
+    detect: DetectSettings = Field(default_factory=DetectSettings)
+    start: int | None = Field(None, ge=0, description="explain: first frame")
+    end: int | None = Field(None, ge=0, description="explain: last frame")
+    methods: list[str] = Field(default_factory=lambda: ["gradcam", "saliency", "activation"])
+    temporal: list[str] = Field(
+        default_factory=lambda: ["frame_occlusion", "gradient_norm", "gradcam_mass"]
+    )
+    target: str = "predicted"
+    view: Literal["heatmap", "contour", "contours"] = "heatmap"
+
+
+class Server:
+    """The state behind the app: models, videos, jobs."""
+
+    def __init__(
+        self,
+        models: dict[str, CRNN],
+        data: Path,
+        token: str | None = None,
+        max_upload_bytes: int = 200_000_000,
+        workers: int = 1,
+    ) -> None:
+        if not models:
+            raise VadxError("give at least one model to serve")
+        self.models, self.token = models, token
+        self.locks = {name: threading.Lock() for name in models}
+        self.data = Path(data)
+        self.videos = VideoStore(self.data, max_upload_bytes)
+        self.jobs = JobStore(self.data, {"detect": self._detect, "explain": self._explain},
+                             workers)  # fmt: skip
+
+    def model_name(self, name: str | None) -> str:
+        if name is None:
+            return next(iter(self.models))
+        if name not in self.models:
+            raise HTTPException(404, f"no model {name!r}; served: {', '.join(self.models)}")
+        return name
+
+    # ------------------------------------------------------------------------- runners
+    def _detect(self, job: Job, out: Path, progress) -> dict[str, Any]:
+        p = job.params
+        model, path = self.models[p["model"]], self.videos.path(p["video"])
+        with self.locks[p["model"]]:
+            found = detect(model, path, DetectConfig(**p["detect"]), progress)
+        write_detection(out, found, path, _model_id(model), annotate=False)
+        names = list(found.class_names)
+        write_json(out / "scores.json", {
+            "classes": names, "times": found.timestamps.round(4).tolist(),
+            "anomaly": found.smoothed_score.round(4).tolist(),
+            "probabilities": found.frame_probabilities.round(4).tolist(),
+            "on": found.settings["on"], "off": found.settings["off"],
+            "window": found.settings["window"], "step": found.settings["step"],
+        }, indent=0)  # fmt: skip
+        return {"events": [e.__dict__ for e in found.events], "frames": found.info.num_frames,
+                "fps": found.info.fps, "windows": len(found.windows),
+                "settings": found.settings}  # fmt: skip
+
+    def _explain(self, job: Job, out: Path, progress) -> dict[str, Any]:
+        p = job.params
+        model, path = self.models[p["model"]], self.videos.path(p["video"])
+        settings = _explain_settings(p)
+        with self.locks[p["model"]]:
+            summary = explain_video(model, path, out, settings, p["start"], p["end"],
+                                    detect_config=DetectConfig(**p["detect"]),
+                                    progress=progress)  # fmt: skip
+        clip = summary["clips"][0]
+        return {"frames": clip["frames"], "predicted": clip["predicted"],
+                "probability": clip["probability"], "target": clip["target"],
+                "report": "report.html"}  # fmt: skip
+
+
+def _explain_settings(params: dict[str, Any]) -> ExplainSettings:
+    target = params["target"]
+    return ExplainSettings(methods=tuple(params["methods"]), temporal=tuple(params["temporal"]),
+                           target=int(target) if target.isdigit() else target,
+                           view=params["view"])  # fmt: skip
+
+
+def _model_id(model: CRNN) -> str | None:
+    return model.checkpoint.model_id if model.checkpoint is not None else None
+
+
+def _describe(name: str, model: CRNN) -> dict[str, Any]:
+    c = model.config
+    return {"name": name, "id": _model_id(model), "backbone": c.backbone,
+            "classes": list(model.class_names), "normal": c.normal_class,
+            "frames": c.num_frames, "frame_size": list(c.frame_size)}  # fmt: skip
+
+
+def create_app(server: Server) -> FastAPI:
+    """The FastAPI application of ``server``."""
+    app = FastAPI(title="vadx", version=__version__,
+                  description="Detect and explain anomalies in video.")  # fmt: skip
+    app.state.server = server
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
+        return JSONResponse({"error": str(err.detail)}, err.status_code, headers=err.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, err: RequestValidationError) -> JSONResponse:
+        parts = [f"{'.'.join(str(x) for x in e['loc'] if x != 'body')}: {e['msg']}"
+                 for e in err.errors()]  # fmt: skip
+        return JSONResponse({"error": "; ".join(parts) or "invalid request"}, 422)
+
+    def authorised(request: Request, token: Annotated[str | None, Query()] = None) -> None:
+        if server.token is None:
+            return
+        given = token or request.headers.get("authorization", "").removeprefix("Bearer ")
+        if not hmac.compare_digest(given.encode(), server.token.encode()):
+            raise HTTPException(401, "missing or wrong API token (Authorization: Bearer …, "
+                                     "or ?token=…)", {"WWW-Authenticate": "Bearer"})  # fmt: skip
+
+    api = [Depends(authorised)]
+
+    def video_or_404(video_id: str) -> dict[str, Any]:
+        try:
+            return server.videos.get(video_id)
+        except KeyError:
+            raise HTTPException(404, f"no video {video_id!r}") from None
+
+    def job_or_404(job_id: str) -> Job:
+        job = server.jobs.jobs.get(job_id) if JOB_ID.match(job_id) else None
+        if job is None:
+            raise HTTPException(404, f"no job {job_id!r}")
+        return job
+
+    @app.get("/api/health")
+    def health() -> dict[str, Any]:
+        """Liveness, version, models, and how many jobs are in each state."""
+        states: dict[str, int] = {}
+        for job in server.jobs.jobs.values():
+            states[job.state] = states.get(job.state, 0) + 1
+        return {"status": "ok", "version": __version__, "models": list(server.models),
+                "jobs": states, "token_required": server.token is not None}  # fmt: skip
+
+    @app.get("/api/models", dependencies=api)
+    def models() -> list[dict[str, Any]]:
+        """The served models: classes, clip length, frame size."""
+        return [_describe(name, model) for name, model in server.models.items()]
+
+    @app.post("/api/videos", status_code=201, dependencies=api)
+    def upload(request: Request, file: Annotated[UploadFile, File()]) -> dict[str, Any]:
+        """Upload a video (multipart field ``file``); it is checked by its content."""
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > server.videos.max_bytes + 65536:
+            raise HTTPException(413, f"the upload is larger than the limit of "
+                                     f"{server.videos.max_bytes / 1e6:.0f} MB")  # fmt: skip
+        try:
+            return server.videos.save(file.file, file.filename)
+        except UploadError as err:
+            raise HTTPException(err.status, str(err)) from None
+
+    @app.get("/api/videos", dependencies=api)
+    def videos() -> list[dict[str, Any]]:
+        """Every uploaded video."""
+        return server.videos.all()
+
+    @app.get("/api/videos/{video_id}", dependencies=api)
+    def video(video_id: str) -> dict[str, Any]:
+        """One video: name, size, frames, fps, codec, sha256."""
+        return video_or_404(video_id)
+
+    @app.get("/api/videos/{video_id}/file", dependencies=api)
+    def video_file(video_id: str) -> FileResponse:
+        """The video itself."""
+        video_or_404(video_id)
+        return FileResponse(server.videos.path(video_id))
+
+    @app.delete("/api/videos/{video_id}", status_code=204, dependencies=api)
+    def delete_video(video_id: str) -> Response:
+        """Delete a video (its jobs' results stay)."""
+        video_or_404(video_id)
+        server.videos.delete(video_id)
+        return Response(status_code=204)
+
+    @app.post("/api/jobs", status_code=202, dependencies=api)
+    def submit(request: JobRequest) -> dict[str, Any]:
+        """Start detection or an explanation in the background; poll ``/api/jobs/{id}``."""
+        video = video_or_404(request.video)
+        params = request.model_dump()
+        params["model"] = server.model_name(request.model)
+        try:
+            DetectConfig(**params["detect"])
+            if request.kind == "explain":
+                _explain_settings(params)
+                last = video["num_frames"] - 1
+                start, end = request.start or 0, last if request.end is None else request.end
+                if not start <= end <= last:
+                    raise VadxError(f"frames {start}–{end} are not inside the video's "
+                                    f"{video['num_frames']} frames (0–{last})")  # fmt: skip
+        except VadxError as err:
+            raise HTTPException(400, str(err)) from None
+        return server.jobs.submit(request.kind, params).public()
+
+    @app.get("/api/jobs", dependencies=api)
+    def jobs(video: str | None = None) -> list[dict[str, Any]]:
+        """Every job (of one video with ``?video=ID``), newest first."""
+        found = [
+            j for j in server.jobs.jobs.values() if video is None or j.params["video"] == video
+        ]
+        return [j.public() for j in sorted(found, key=lambda j: -j.created)]
+
+    @app.get("/api/jobs/{job_id}", dependencies=api)
+    def job(job_id: str) -> dict[str, Any]:
+        """A job's state (queued, running, done, failed, cancelled), progress and result."""
+        return job_or_404(job_id).public()
+
+    @app.delete("/api/jobs/{job_id}", dependencies=api)
+    def cancel(job_id: str) -> dict[str, Any]:
+        """Cancel a queued or running job."""
+        job = job_or_404(job_id)
+        if job.state in ("done", "failed", "cancelled"):
+            raise HTTPException(409, f"job {job_id} has already finished ({job.state})")
+        return server.jobs.cancel(job_id).public()
+
+    @app.get("/api/jobs/{job_id}/scores", dependencies=api)
+    def scores(job_id: str) -> FileResponse:
+        """A detection's per-frame times, smoothed anomaly score and class probabilities."""
+        return job_file(job_id, "scores.json")
+
+    @app.get("/api/jobs/{job_id}/files/{name:path}", dependencies=api)
+    def job_file(job_id: str, name: str) -> FileResponse:
+        """A file a job wrote: ``report.html``, ``events.json``, ``gradcam.mp4``, frames, …"""
+        job = job_or_404(job_id)
+        if job.state != "done":
+            raise HTTPException(409, f"job {job_id} is {job.state}, it has no results yet")
+        folder = server.jobs.folder(job_id).resolve()
+        path = (folder / name).resolve()
+        if not path.is_relative_to(folder) or not path.is_file() or path.name == "job.json":
+            raise HTTPException(404, f"job {job_id} has no file {name!r}")
+        download = path.name if name.endswith(".html") else None
+        return FileResponse(path, filename=download, content_disposition_type="inline")
+
+    @app.get("/", include_in_schema=False)
+    def page() -> HTMLResponse:
+        return HTMLResponse(_static("index.html"))
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def static(name: str) -> Response:
+        kinds = {".js": "text/javascript", ".css": "text/css"}
+        suffix = Path(name).suffix
+        if suffix not in kinds or not re.fullmatch(r"[a-z]+\.(js|css)", name):
+            raise HTTPException(404, f"no static file {name!r}")
+        return Response(_static(name), media_type=kinds[suffix])
+
+    return app
+
+
+def _static(name: str) -> str:
+    return resources.files("vadx.serve").joinpath("static", name).read_text(encoding="utf-8")
+
+
+def load_models(paths: list[Path]) -> dict[str, CRNN]:
+    """Checkpoints by name (the folder's name; ``run/best`` → ``run-best`` when needed)."""
+    models: dict[str, CRNN] = {}
+    for path in paths:
+        name = path.name if path.name not in ("best", "last") else f"{path.parent.name}-{path.name}"
+        while name in models:
+            name += "+"
+        models[name] = load_model(path)
+    return models
+
+
+__all__ = ["ID", "JobRequest", "Server", "create_app", "load_models"]

@@ -1,0 +1,130 @@
+"""Background jobs that survive a restart: a bounded worker pool, progress, cancellation.
+
+Each job lives in ``DATA/jobs/<id>/``: ``job.json`` (kind, parameters, state, progress, error,
+result summary — rewritten atomically at every change of state) and whatever the job writes.
+Jobs run on ``workers`` threads; one model runs one job at a time (explanations hook into the
+model). Cancelling a queued job drops it; a running one stops at its next progress report. A
+server restarted on the same folder finds every finished job, and queues again the jobs that
+were queued or running when it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vadx.files import write_json
+
+STATES = ("queued", "running", "done", "failed", "cancelled")
+FINISHED = ("done", "failed", "cancelled")
+
+
+class JobCancelled(Exception):
+    """Raised inside a job's progress report once the job was cancelled."""
+
+
+@dataclass
+class Job:
+    """A unit of background work (``kind``: ``detect`` or ``explain``)."""
+
+    id: str
+    kind: str
+    params: dict[str, Any]
+    state: str = "queued"
+    progress: float = 0.0
+    stage: str = ""
+    error: str | None = None
+    result: dict[str, Any] | None = None
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+
+    def public(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+Runner = Callable[[Job, Path, Callable[[str, int, int], None]], dict[str, Any]]
+
+
+class JobStore:
+    """Jobs of one data folder, run by ``runners[kind](job, folder, progress)``."""
+
+    def __init__(self, root: Path, runners: dict[str, Runner], workers: int = 1) -> None:
+        self.root = root / "jobs"
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.runners = runners
+        self.jobs: dict[str, Job] = {}
+        self._cancel: set[str] = set()
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vadx-job")
+        for path in sorted(self.root.glob("*/job.json")):
+            job = Job(**json.loads(path.read_text(encoding="utf-8")))
+            self.jobs[job.id] = job
+        for job in sorted(self.jobs.values(), key=lambda j: j.created):
+            if job.state not in FINISHED:  # interrupted by a stop: run it again
+                job.state, job.progress, job.stage = "queued", 0.0, ""
+                self._save(job)
+                self._pool.submit(self._run, job)
+
+    def folder(self, job_id: str) -> Path:
+        return self.root / job_id
+
+    def submit(self, kind: str, params: dict[str, Any]) -> Job:
+        job = Job(uuid.uuid4().hex[:16], kind, params)
+        with self._lock:
+            self.jobs[job.id] = job
+        self._save(job)
+        self._pool.submit(self._run, job)
+        return job
+
+    def cancel(self, job_id: str) -> Job:
+        job = self.jobs[job_id]
+        with self._lock:
+            if job.state == "queued":
+                job.state, job.finished = "cancelled", time.time()
+                self._save(job)
+            elif job.state == "running":
+                self._cancel.add(job_id)
+        return job
+
+    def close(self) -> None:
+        """Stop taking jobs; running ones finish (queued ones run again after a restart)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _save(self, job: Job) -> None:
+        write_json(self.folder(job.id) / "job.json", job.public())
+
+    def _run(self, job: Job) -> None:
+        with self._lock:
+            if job.state != "queued":
+                return  # cancelled while waiting
+            job.state, job.started = "running", time.time()
+        self._save(job)
+        last_save = [time.monotonic()]
+
+        def progress(stage: str, done: int, total: int) -> None:
+            if job.id in self._cancel:
+                raise JobCancelled
+            job.stage, job.progress = stage, round(done / max(total, 1), 4)
+            if time.monotonic() - last_save[0] > 1.0:
+                self._save(job)
+                last_save[0] = time.monotonic()
+
+        try:
+            job.result = self.runners[job.kind](job, self.folder(job.id), progress)
+            job.state, job.progress = "done", 1.0
+        except JobCancelled:
+            job.state = "cancelled"
+        except Exception as err:  # a job's failure is reported, never kills the server
+            job.state, job.error = "failed", f"{type(err).__name__}: {err}"
+        finally:
+            self._cancel.discard(job.id)
+            job.finished = time.time()
+            self._save(job)

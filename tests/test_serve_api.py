@@ -1,0 +1,250 @@
+"""The HTTP API of ``vadx serve`` (httpx through FastAPI's TestClient): every route, every bad
+request, jobs that survive a restart, cancellation."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient
+
+from tests.conftest import TINY
+from vadx.data.synth import render_long
+from vadx.detect import DetectConfig, detect
+from vadx.models import CRNN, load_model, save_model
+from vadx.serve import Server, create_app
+from vadx.serve.jobs import JobStore
+from vadx.video import write_mp4
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    root = tmp_path_factory.mktemp("serve")
+    long = render_long(3, [("normal", 10), ("fight", 20), ("normal", 10)], (48, 64))
+    video = write_mp4(root / "clip.mp4", long.frames, fps=10)
+    torch.manual_seed(0)
+    save_model(CRNN(TINY), root / "model")
+    return root, video, load_model(root / "model")
+
+
+def make_client(assets, data, **options):
+    _, _, model = assets
+    server = Server({"tiny": model}, data, **options)
+    return TestClient(create_app(server)), server
+
+
+@pytest.fixture
+def client(assets, tmp_path):
+    client, server = make_client(assets, tmp_path, max_upload_bytes=2_000_000)
+    yield client
+    server.jobs.close()
+
+
+def upload(client, path, name="clip.mp4", **kwargs):
+    with open(path, "rb") as fh:
+        return client.post("/api/videos", files={"file": (name, fh, "video/mp4")}, **kwargs)
+
+
+def finished(client, job, timeout=120, **kwargs):
+    deadline = time.monotonic() + timeout
+    while job["state"] in ("queued", "running") and time.monotonic() < deadline:
+        time.sleep(0.05)
+        job = client.get(f"/api/jobs/{job['id']}", **kwargs).json()
+    return job
+
+
+def test_health_models_and_the_page(client):
+    health = client.get("/api/health").json()
+    assert health["status"] == "ok" and health["models"] == ["tiny"]
+    assert health["token_required"] is False
+    (model,) = client.get("/api/models").json()
+    assert model["classes"] == list(TINY.class_names) and model["frames"] == 4
+    page = client.get("/")
+    assert page.status_code == 200 and 'id="timeline"' in page.text
+    assert "http" not in page.text.split("<body>")[1]  # no CDN: works offline
+    assert client.get("/static/app.js").headers["content-type"].startswith("text/javascript")
+    assert client.get("/openapi.json").json()["info"]["title"] == "vadx"
+
+
+def test_upload_detect_explain_end_to_end(client, assets):
+    _, video, model = assets
+    record = upload(client, video, name="../../etc/clip 1.mp4").json()
+    assert record["name"] == "clip 1.mp4" and record["num_frames"] == 40
+    assert record["file"] == "video.mp4" and len(record["sha256"]) == 64
+    assert client.get("/api/videos").json() == [record]
+    assert client.get(f"/api/videos/{record['id']}/file").content == video.read_bytes()
+
+    job = client.post("/api/jobs", json={"kind": "detect", "video": record["id"],
+                                         "detect": {"on": 0.2, "off": 0.1}}).json()  # fmt: skip
+    assert job["state"] in ("queued", "running", "done")
+    job = finished(client, job)
+    assert job["state"] == "done", job["error"]
+    offline = detect(model, video, DetectConfig(on=0.2, off=0.1))
+    assert [e["start_frame"] for e in job["result"]["events"]] == [
+        e.start_frame for e in offline.events]  # fmt: skip
+    scores = client.get(f"/api/jobs/{job['id']}/scores").json()
+    np.testing.assert_allclose(scores["anomaly"], offline.smoothed_score, atol=1e-4)
+    assert len(scores["probabilities"]) == 40 and scores["on"] == 0.2
+    events = client.get(f"/api/jobs/{job['id']}/files/events.json").json()
+    assert len(events["events"]) == len(offline.events)
+
+    explained = finished(client, client.post("/api/jobs", json={
+        "kind": "explain", "video": record["id"], "start": 5, "end": 20,
+        "methods": ["gradcam", "saliency"], "temporal": ["frame_occlusion"]}).json())  # fmt: skip
+    assert explained["state"] == "done", explained["error"]
+    assert explained["result"]["frames"] == [5, 10, 15, 20]
+    report = client.get(f"/api/jobs/{explained['id']}/files/report.html")
+    assert report.status_code == 200 and "<html" in report.text
+    assert 'filename="report.html"' in report.headers["content-disposition"]
+    frame = client.get(f"/api/jobs/{explained['id']}/files/frames/gradcam/000010.png")
+    assert frame.content[:8] == b"\x89PNG\r\n\x1a\n"
+    listed = client.get(f"/api/jobs?video={record['id']}").json()
+    assert [j["id"] for j in listed] == [explained["id"], job["id"]]
+
+
+def error(response, status, fragment):
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and fragment in body["error"], body
+
+
+def test_every_bad_request_gets_a_json_error(client, assets, tmp_path):
+    _, video, _ = assets
+    record = upload(client, video).json()
+    vid = record["id"]
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video at all " * 50)
+    error(upload(client, text), 415, "not a video")
+    fake = tmp_path / "fake.mp4"
+    fake.write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 2000)  # an MP4 header, no video
+    error(upload(client, fake), 415, "cannot be decoded")
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    error(upload(client, empty), 400, "empty")
+    big = tmp_path / "big.mp4"
+    big.write_bytes(b"\x00" * 2_100_000)
+    error(upload(client, big), 413, "larger than the limit of 2 MB")
+    error(client.post("/api/videos", data={"x": "1"}), 422, "file")
+    assert sorted(p.name for p in (tmp_path / "videos").iterdir()) == [vid]  # nothing left over
+
+    jobs = "/api/jobs"
+    error(client.post(jobs, json={"kind": "detect", "video": "0123456789abcdef"}), 404, "no video")
+    error(client.post(jobs, json={"kind": "detect", "video": "../../etc"}), 404, "no video")
+    error(client.post(jobs, json={"kind": "dance", "video": vid}), 422, "kind")
+    error(client.post(jobs, json={"kind": "detect", "video": vid, "extra": 1}), 422, "extra")
+    error(client.post(jobs, json={"kind": "detect", "video": vid, "model": "big"}), 404,
+          "no model 'big'")  # fmt: skip
+    error(client.post(jobs, json={"kind": "detect", "video": vid,
+                                  "detect": {"on": 0.2, "off": 0.5}}), 400, "off ≤ on")  # fmt: skip
+    error(client.post(jobs, json={"kind": "detect", "video": vid, "detect": {"stride": 0}}), 422,
+          "stride")  # fmt: skip
+    error(client.post(jobs, json={"kind": "explain", "video": vid, "methods": ["magic"]}), 400,
+          "unknown method 'magic'")  # fmt: skip
+    error(client.post(jobs, json={"kind": "explain", "video": vid, "start": 30, "end": 99}), 400,
+          "not inside the video's 40 frames")  # fmt: skip
+    error(client.post(jobs, content=b"{not json", headers={"Content-Type": "application/json"}),
+          422, "JSON")  # fmt: skip
+    error(client.get("/api/jobs/0123456789abcdef"), 404, "no job")
+    error(client.get("/api/jobs/..%2F..%2Fetc"), 404, "")
+    error(client.get("/api/videos/0123456789abcdef"), 404, "no video")
+    error(client.delete("/api/videos/nope"), 404, "no video")
+    error(client.get("/static/../app.py"), 404, "")
+    error(client.get("/static/app.py"), 404, "no static file")
+
+    job = finished(client, client.post(jobs, json={"kind": "detect", "video": vid}).json())
+    for name in ("../job.json", "job.json", "%2e%2e/%2e%2e/videos", "nothing.png", "/etc/passwd"):
+        error(client.get(f"/api/jobs/{job['id']}/files/{name}"), 404, "")
+    error(client.delete(f"/api/jobs/{job['id']}"), 409, "already finished")
+    assert client.delete(f"/api/videos/{vid}").status_code == 204
+    error(client.get(f"/api/videos/{vid}"), 404, "no video")
+
+
+def test_an_api_token_guards_everything_but_health(assets, tmp_path):
+    client, server = make_client(assets, tmp_path, token="s3cret")
+    try:
+        assert client.get("/api/health").json()["token_required"] is True
+        error(client.get("/api/models"), 401, "API token")
+        error(client.get("/api/models", headers={"Authorization": "Bearer wrong"}), 401, "token")
+        assert client.get("/api/models", headers={"Authorization": "Bearer s3cret"}).is_success
+        assert client.get("/api/videos?token=s3cret").json() == []
+        error(upload(client, assets[1]), 401, "token")
+    finally:
+        server.jobs.close()
+
+
+def test_results_survive_a_restart_and_unfinished_jobs_run_again(assets, tmp_path):
+    client, server = make_client(assets, tmp_path)
+    record = upload(client, assets[1]).json()
+    submitted = client.post("/api/jobs", json={"kind": "detect", "video": record["id"]})
+    done = finished(client, submitted.json())
+    server.jobs.close()
+    interrupted = tmp_path / "jobs" / "00000000000000aa" / "job.json"
+    interrupted.parent.mkdir(parents=True)
+    stopped = {"id": "00000000000000aa", "kind": "detect", "state": "running",
+               "params": done["params"], "progress": 0.5}  # fmt: skip
+    interrupted.write_text(json.dumps(stopped))
+    again, server = make_client(assets, tmp_path)  # the server restarts on the same folder
+    try:
+        assert again.get(f"/api/jobs/{done['id']}").json()["result"] == done["result"]
+        assert again.get("/api/videos").json() == [record]
+        rerun = finished(again, again.get("/api/jobs/00000000000000aa").json())
+        assert rerun["state"] == "done" and rerun["result"]["events"] == done["result"]["events"]
+    finally:
+        server.jobs.close()
+
+
+def test_cancelling_queued_and_running_jobs(tmp_path):
+    started, release = threading.Event(), threading.Event()
+
+    def slow(job, folder, progress):
+        started.set()
+        for step in range(1000):
+            progress("working", step, 1000)
+            release.wait(0.01)
+        return {"finished": True}
+
+    store = JobStore(tmp_path, {"slow": slow}, workers=1)
+    running = store.submit("slow", {"video": "v"})
+    waiting = store.submit("slow", {"video": "v"})
+    assert started.wait(10)
+    assert store.cancel(waiting.id).state == "cancelled"
+    store.cancel(running.id)
+    saved_file = tmp_path / "jobs" / running.id / "job.json"
+    deadline = time.monotonic() + 10
+    while json.loads(saved_file.read_text())["state"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert running.state == "cancelled" and running.progress < 1 and running.result is None
+    saved = json.loads(saved_file.read_text())
+    assert saved["state"] == "cancelled" and saved["finished"] is not None
+    store.close()
+
+
+def test_a_failing_job_reports_why(tmp_path):
+    def broken(job, folder, progress):
+        raise RuntimeError("the disk is on fire")
+
+    store = JobStore(tmp_path, {"broken": broken})
+    job = store.submit("broken", {})
+    deadline = time.monotonic() + 10
+    while job.state != "failed" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert job.error == "RuntimeError: the disk is on fire"
+    store.close()
+
+
+def test_signatures():
+    from vadx.serve.storage import container_of
+
+    assert container_of(b"\x00\x00\x00\x20ftypisom") == "mp4"
+    assert container_of(b"\x1a\x45\xdf\xa3rest") == "mkv"
+    assert container_of(b"RIFF\x00\x00\x00\x00AVI LIST") == "avi"
+    assert container_of(b"RIFF\x00\x00\x00\x00WAVEfmt ") is None
+    assert container_of(bytes(io.BytesIO(b"G" + b"\x00" * 187).getvalue()) * 3) == "ts"
+    assert container_of(b"<html>") is None

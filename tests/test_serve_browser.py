@@ -1,0 +1,101 @@
+"""The web page of ``vadx serve`` in headless Chromium (Debian's, driven by Playwright): upload a
+clip, wait for the timeline, explain a window, see the overlay, switch method, download the
+report; no console errors. The server runs on a free loopback port for the test's duration."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+
+import pytest
+import torch
+
+from tests.conftest import TINY
+from vadx.data.synth import render_long
+from vadx.models import CRNN, load_model, save_model
+from vadx.video import write_mp4
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+playwright = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
+uvicorn = pytest.importorskip("uvicorn")
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    from vadx.serve import Server, create_app
+
+    root = tmp_path_factory.mktemp("served")
+    long = render_long(4, [("normal", 10), ("fire", 20), ("normal", 10)], (72, 96))
+    video = write_mp4(root / "street.mp4", long.frames, fps=10)
+    torch.manual_seed(0)
+    save_model(CRNN(TINY), root / "model")
+    server = Server({"tiny": load_model(root / "model")}, root / "data")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = uvicorn.Config(create_app(server), host="127.0.0.1", port=port, log_level="warning")
+    web = uvicorn.Server(config)
+    thread = threading.Thread(target=web.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not web.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}/", video, root
+    web.should_exit = True
+    thread.join(30)
+    server.jobs.close()
+
+
+def test_review_an_anomaly_end_to_end_in_the_browser(served):
+    url, video, root = served
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(accept_downloads=True)
+            errors: list[str] = []
+            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            outside: list[str] = []
+            page.on("request", lambda r: None if r.url.startswith((url, "data:"))
+                    else outside.append(r.url))  # fmt: skip
+            page.goto(url)
+            page.wait_for_selector("#model option", state="attached")
+            assert page.locator("#methods input:checked").count() == 3
+
+            page.set_input_files("#file", str(video))
+            page.click("#upload")
+            page.wait_for_selector("#timeline #score-line", timeout=120_000)
+            assert "40 frames" in page.text_content("#status")
+            points = page.get_attribute("#score-line", "points").split()
+            assert len(points) == 40
+
+            page.uncheck("#methods input[value=activation]")
+            box = page.locator("#timeline").bounding_box()
+            page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + 60)
+            assert "frame " in page.text_content("#readout")
+            page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + 60)
+            page.wait_for_selector("#report:not([hidden])", timeout=120_000)
+            assert "predicted" in page.text_content("#explain-status")
+
+            report = page.frame_locator("#report")
+            report.locator("#video").wait_for(state="attached")
+            heat = report.locator("#heat").get_attribute("src")
+            assert heat.startswith("data:image/")
+            assert report.locator("input[name=method]").count() == 2
+            report.locator("input[name=method][value=saliency]").check()
+            assert report.locator("#heat").get_attribute("src") != heat
+            with page.expect_download() as download:
+                page.click("#download")
+            assert download.value.suggested_filename == "report.html"
+            assert "<html" in download.value.path().read_text(encoding="utf-8")
+
+            page.reload()  # a reviewer comes back: the video and its detection are still there
+            page.click("#videos button")
+            page.wait_for_selector("#timeline #score-line")
+            assert errors == [] and outside == []
+            page.screenshot(path=str(root / "page.png"), full_page=True)
+        finally:
+            browser.close()
