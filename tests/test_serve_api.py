@@ -248,3 +248,40 @@ def test_signatures():
     assert container_of(b"RIFF\x00\x00\x00\x00WAVEfmt ") is None
     assert container_of(bytes(io.BytesIO(b"G" + b"\x00" * 187).getvalue()) * 3) == "ts"
     assert container_of(b"<html>") is None
+
+
+def test_the_command_serves_until_stopped(assets, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+
+    from tests.streams import free_port
+
+    root, _, _ = assets
+    port = free_port()
+    command = [sys.executable, "-m", "vadx", "serve", str(root / "model"), "--port", str(port),
+               "--data-dir", str(tmp_path / "data")]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    try:
+        deadline, health = time.monotonic() + 60, None
+        while health is None and time.monotonic() < deadline:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/api/health").json()
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert health is not None and health["models"] == ["model"]
+    finally:
+        process.send_signal(signal.SIGINT)
+        stdout, _ = process.communicate(timeout=30)
+    assert f"on http://127.0.0.1:{port}/" in stdout.decode()
+
+
+def test_the_command_refuses_what_cannot_work(tmp_path, capsys):
+    from tests.conftest import run_cli
+
+    code, _, stderr = run_cli(["serve", str(tmp_path / "missing")], capsys)
+    assert code == 2 and "missing" in stderr

@@ -5,9 +5,6 @@ report; no console errors. The server runs on a free loopback port for the test'
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 
 import pytest
 import torch
@@ -19,13 +16,13 @@ from vadx.video import write_mp4
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
-uvicorn = pytest.importorskip("uvicorn")
+pytest.importorskip("uvicorn")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    from vadx.serve import Server, create_app
+    from vadx.serve import Server, serving
 
     root = tmp_path_factory.mktemp("served")
     long = render_long(4, [("normal", 10), ("fire", 20), ("normal", 10)], (72, 96))
@@ -33,19 +30,8 @@ def served(tmp_path_factory):
     torch.manual_seed(0)
     save_model(CRNN(TINY), root / "model")
     server = Server({"tiny": load_model(root / "model")}, root / "data")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    config = uvicorn.Config(create_app(server), host="127.0.0.1", port=port, log_level="warning")
-    web = uvicorn.Server(config)
-    thread = threading.Thread(target=web.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not web.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/", video, root
-    web.should_exit = True
-    thread.join(30)
+    with serving(server) as url:
+        yield url, video, root
     server.jobs.close()
 
 

@@ -6,9 +6,12 @@ data folder is ever read or written. See ``docs/serve.md`` for the API.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import re
 import threading
+import time
+from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -315,4 +318,27 @@ def load_models(paths: list[Path]) -> dict[str, CRNN]:
     return models
 
 
-__all__ = ["ID", "JobRequest", "Server", "create_app", "load_models"]
+@contextlib.contextmanager
+def serving(server: Server, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
+    """Serve ``server`` with uvicorn in a background thread (``port`` 0: a free one) for the
+    ``with`` block; yields the base URL. For tests, benchmarks and embedding."""
+    import uvicorn
+
+    web = uvicorn.Server(uvicorn.Config(create_app(server), host=host, port=port,
+                                        log_level="warning"))  # fmt: skip
+    thread = threading.Thread(target=web.run, name="vadx-serve", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not web.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise VadxError(f"the server did not start on {host}:{port}")
+        time.sleep(0.02)
+    bound = web.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://{host}:{bound}/"
+    finally:
+        web.should_exit = True
+        thread.join(30)
+
+
+__all__ = ["ID", "JobRequest", "Server", "create_app", "load_models", "serving"]
