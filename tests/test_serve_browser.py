@@ -53,8 +53,10 @@ def test_review_an_anomaly_end_to_end_in_the_browser(served):
 
             page.set_input_files("#file", str(video))
             page.click("#upload")
+            page.wait_for_selector("button.cancel", state="attached")  # while it works
             page.wait_for_selector("#timeline #score-line", timeout=120_000)
             assert "40 frames" in page.text_content("#status")
+            assert page.locator("button.cancel").count() == 0  # gone once the job is done
             points = page.get_attribute("#score-line", "points").split()
             assert len(points) == 40
 

@@ -27,6 +27,22 @@
   const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
   async function waitFor(job, bar, status, what) {
+    const cancel = document.createElement("button");
+    cancel.textContent = "Cancel";
+    cancel.className = "cancel";
+    cancel.addEventListener("click", function () {
+      cancel.disabled = true;
+      api("api/jobs/" + job.id, { method: "DELETE" }).catch((err) => say(status, err.message, true));
+    });
+    status.after(cancel);
+    try {
+      return await poll(job, bar, status, what);
+    } finally {
+      cancel.remove();
+    }
+  }
+
+  async function poll(job, bar, status, what) {
     while (job.state === "queued" || job.state === "running") {
       bar.style.width = Math.round(100 * job.progress) + "%";
       say(status, what + ": " + job.state + (job.stage ? " (" + job.stage + ")" : "") +
