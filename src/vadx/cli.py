@@ -450,9 +450,9 @@ def watch_command(
 ) -> None:
     """Detect and explain anomalies on a live stream (or a file) as they happen.
 
-    Events go to OUT/events.jsonl the moment they start and end (fsynced); each alert's window
-    is explained into OUT/alerts/. Stop with Ctrl-C or SIGTERM: open events are closed and
-    everything is flushed.
+    Events go to OUT/events.jsonl the moment they start and end (fsynced);
+    each alert's window is explained into OUT/alerts/. Stop with Ctrl-C or
+    SIGTERM: open events are closed and everything is flushed.
     """
     import signal
     import threading
@@ -522,8 +522,8 @@ def serve_command(
 ) -> None:
     """A web page and HTTP API to upload videos, detect, explain and review anomalies.
 
-    Open http://HOST:PORT/ in a browser; the API is documented at /docs. Results persist in
-    --data-dir and survive a restart.
+    Open http://HOST:PORT/ in a browser; the API is documented at /docs.
+    Results persist in --data-dir and survive a restart.
     """
     import uvicorn
 
