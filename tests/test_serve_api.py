@@ -132,6 +132,15 @@ def test_every_bad_request_gets_a_json_error(client, assets, tmp_path):
     big.write_bytes(b"\x00" * 2_100_000)
     error(upload(client, big), 413, "larger than the limit of 2 MB")
     error(client.post("/api/videos", data={"x": "1"}), 422, "file")
+
+    def chunked():  # no Content-Length: the limit holds while the body streams
+        yield b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.mp4"\r\n\r\n'
+        for _ in range(40):
+            yield b"\x00" * 100_000
+        yield b"\r\n--b--\r\n"
+
+    multipart = {"Content-Type": "multipart/form-data; boundary=b"}
+    error(client.post("/api/videos", content=chunked(), headers=multipart), 413, "limit")
     assert sorted(p.name for p in (tmp_path / "videos").iterdir()) == [vid]  # nothing left over
 
     jobs = "/api/jobs"
@@ -285,3 +294,29 @@ def test_the_command_refuses_what_cannot_work(tmp_path, capsys):
 
     code, _, stderr = run_cli(["serve", str(tmp_path / "missing")], capsys)
     assert code == 2 and "missing" in stderr
+
+
+def test_the_upload_limit_stops_reading_the_body():
+    import asyncio
+
+    from vadx.serve.app import UploadLimit
+
+    taken, seen, answer = [], [], []
+
+    async def receive():
+        taken.append(1)
+        return {"type": "http.request", "body": b"x" * 1000, "more_body": True}
+
+    async def app(scope, receive, send):  # reads until the body ends or the client is gone
+        while (message := await receive())["type"] == "http.request":
+            seen.append(len(message["body"]))
+        await send({"type": "http.response.start", "status": 400, "headers": []})
+        await send({"type": "http.response.body", "body": b"parse error"})
+
+    async def send(message):
+        answer.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/api/videos", "headers": []}
+    asyncio.run(UploadLimit(app, limit=10_000)(scope, receive, send))
+    assert len(taken) == 11 and sum(seen) == 10_000  # one chunk past the limit, no more
+    assert answer[0]["status"] == 413 and b"larger than the limit" in answer[1]["body"]

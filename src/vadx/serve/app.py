@@ -143,11 +143,49 @@ def _describe(name: str, model: CRNN) -> dict[str, Any]:
             "frames": c.num_frames, "frame_size": list(c.frame_size)}  # fmt: skip
 
 
+class UploadLimit:
+    """Stops reading an upload's body beyond ``limit`` bytes and answers 413, whatever the
+    client declared (a chunked body has no Content-Length): nothing past the limit is
+    spooled to disk."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/api/videos":
+            await self.app(scope, receive, send)
+            return
+        state = {"seen": 0, "over": False, "answered": False}
+
+        async def limited() -> dict:
+            if state["over"]:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                state["seen"] += len(message.get("body", b""))
+                if state["seen"] > self.limit:
+                    state["over"] = True
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded(message: dict) -> None:
+            if not state["over"]:
+                await send(message)
+            elif not state["answered"]:  # replace whatever the app answers with a 413
+                state["answered"] = True
+                error = JSONResponse({"error": f"the upload is larger than the limit of "
+                                               f"{self.limit / 1e6:.0f} MB"}, 413)  # fmt: skip
+                await error(scope, receive, send)
+
+        await self.app(scope, limited, guarded)
+
+
 def create_app(server: Server) -> FastAPI:
     """The FastAPI application of ``server``."""
     app = FastAPI(title="vadx", version=__version__,
                   description="Detect and explain anomalies in video.")  # fmt: skip
     app.state.server = server
+    app.add_middleware(UploadLimit, limit=server.videos.max_bytes + 65536)  # + multipart framing
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
