@@ -51,12 +51,18 @@ def test_review_an_anomaly_end_to_end_in_the_browser(served):
             page.wait_for_selector("#model option", state="attached")
             assert page.locator("#methods input:checked").count() == 3
 
+            page.click("#settings summary")
+            page.fill("#on", "0")  # every frame anomalous: one event over the whole video
+            page.fill("#off", "0")
             page.set_input_files("#file", str(video))
             page.click("#upload")
             page.wait_for_selector("button.cancel", state="attached")  # while it works
             page.wait_for_selector("#timeline #score-line", timeout=120_000)
             assert "40 frames" in page.text_content("#status")
             assert page.locator("button.cancel").count() == 0  # gone once the job is done
+            assert page.locator("#events tbody tr").count() == 1
+            assert "frame 0)" in page.text_content("#events tbody tr td:nth-child(2)")
+            assert "frame 39)" in page.text_content("#events tbody tr td:nth-child(3)")
             points = page.get_attribute("#score-line", "points").split()
             assert len(points) == 40
 

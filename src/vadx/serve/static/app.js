@@ -79,8 +79,10 @@
 
   async function detectVideo(video) {
     state.video = video;
+    const settings = { on: Number($("on").value), off: Number($("off").value),
+      min_frames: Number($("min-frames").value), smooth: Number($("smooth").value) };
     const job = await api("api/jobs", { method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ kind: "detect", video: video.id, model: state.model }) });
+      body: JSON.stringify({ kind: "detect", video: video.id, model: state.model, detect: settings }) });
     await showDetection(await waitFor(job, $("upload-bar"), $("status"), "detection"));
   }
 
@@ -166,7 +168,8 @@
       if (!methods.length) throw new Error("choose at least one method");
       const job = await api("api/jobs", { method: "POST", headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ kind: "explain", video: state.video.id, model: state.model, start: start,
-          end: end, methods: methods, view: $("view").value, target: className || "predicted" }) });
+          end: end, methods: methods, view: $("view").value, target: className || "predicted",
+          detect: state.detection.params.detect }) });
       const done = await waitFor(job, $("explain-bar"), $("explain-status"), "explanation");
       const url = withToken("api/jobs/" + done.id + "/files/report.html");
       say($("explain-status"), "predicted " + done.result.predicted + " (" +
