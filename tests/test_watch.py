@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -307,13 +308,18 @@ def test_cli(assets, tmp_path, capsys):
     assert code == 0, stderr
     assert ended(tmp_path) == as_tuples(events)
     assert f"42 frames, {len(events)} event(s), 0 dropped" in stdout
+    busy = socket.socket()  # a port something else listens on
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
     for argv, message in [
         ([str(tmp_path / "missing.mp4")], "video not found"),
         ([str(path), "--on", "0.2", "--off", "0.5"], "off ≤ on"),
         ([str(path), "--webhook", "ftp://x"], "http(s):// URL"),
         ([str(path), "--queue", "0"], "at least 1"),
         ([str(path), "--methods", "nope"], "unknown method 'nope'"),
+        ([str(path), "--mjpeg", str(busy.getsockname()[1])], "choose another --mjpeg port"),
     ]:  # fmt: skip
         code, _, stderr = run_cli(["watch", str(root / "model"), *argv, "--out",
                                    str(tmp_path / "bad")], capsys)  # fmt: skip
         assert code == 2 and message in stderr, stderr
+    busy.close()

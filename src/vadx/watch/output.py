@@ -19,6 +19,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from vadx.errors import VadxError
 from vadx.render.overlay import label_frame
 from vadx.video.encode import Mp4Writer
 
@@ -153,7 +154,11 @@ class MjpegServer:
                 except (BrokenPipeError, ConnectionResetError):
                     return  # the browser went away
 
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        try:
+            self.httpd = ThreadingHTTPServer((host, port), Handler)
+        except OSError as err:
+            raise VadxError(f"cannot serve the live view on {host}:{port}: {err.strerror or err}; "
+                            "choose another --mjpeg port") from err  # fmt: skip
         self.httpd.daemon_threads = True
         self.address = self.httpd.server_address
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="vadx-mjpeg",

@@ -123,13 +123,14 @@ class Watch:
         self.webhook = None
         if c.webhook:
             self.webhook = Webhook(c.webhook, 1 + c.webhook_retries, token=c.webhook_token)
-        self.explainer = AlertExplainer(model, self.out, c.explain_settings, c.explain_mp4,
-                                        done=self._explained) if c.explain else None  # fmt: skip
         self.view = LiveView(c.annotate) if (c.annotate or c.mjpeg) else None
         self.server = None
         if c.mjpeg is not None:
             assert self.view is not None
             self.server = MjpegServer(self.view, self.snapshot, *c.mjpeg)
+        # last: a worker process, once everything that can refuse to start has started
+        self.explainer = AlertExplainer(model, self.out, c.explain_settings, c.explain_mp4,
+                                        done=self._explained) if c.explain else None  # fmt: skip
         self.records: list[dict[str, Any]] = []
         self._windows: dict[int, tuple[int, ...]] = {}
         self._latest: Decision | None = None
