@@ -323,3 +323,17 @@ def test_cli(assets, tmp_path, capsys):
                                    str(tmp_path / "bad")], capsys)  # fmt: skip
         assert code == 2 and message in stderr, stderr
     busy.close()
+
+
+def test_a_live_source_that_outruns_detection_drops_its_oldest_frames(assets, tmp_path):
+    root, _, model, config, _ = assets
+    frames = render_long(1, [("normal", 12), ("fire", 20), ("normal", 10)], (48, 48)).frames
+    fast = write_mp4(root / "fast.mp4", frames, fps=1000)  # 42 frames in 42 ms, like a burst
+    settings = WatchConfig(detect=config, pace=True, queue_size=2, batch=1, explain=False)
+    summary = watch(model, str(fast), tmp_path, settings)
+    m = summary["metrics"]
+    assert m["frames_dropped"] > 0 and m["frames_dropped"] + m["frames_processed"] == 42
+    assert m["frames_captured"] == 42
+    log = records(tmp_path)
+    assert sorted(r["id"] for r in log if r["state"] == "started") == sorted(
+        r["id"] for r in log if r["state"] == "ended")  # fmt: skip

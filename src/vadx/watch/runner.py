@@ -188,7 +188,7 @@ class Watch:
             extra["webhook"] = asdict(self.webhook.stats)
         if self.config.pace:  # how late the capture thread released frames (a camera's clock)
             extra["capture_late_ms"] = percentiles_ms(self.capture.late)
-        return self.metrics.snapshot(q.put + q.dropped, q.dropped, len(self.queue), **extra)
+        return self.metrics.snapshot(q.put, q.dropped, len(self.queue), **extra)
 
     # ------------------------------------------------------------------------ the loop
     def run(self) -> dict[str, Any]:
