@@ -182,11 +182,14 @@ class FrameScores:
 
         Returns each update with its track (``None``: the anomaly score; else a class column).
         """
-        for index in range(self.final, final):
+        if final > self.final:
             # a frame no window covers (stride > span) gets zeros, like spread_over_frames
-            row = self.totals.pop(index, self.zeros) / max(self.counts.pop(index, 0), 1)
-            score = anomaly_score(row[None], self.names, self.normal)[0]
-            self.values[index] = np.concatenate([[score], row])
+            rows = np.stack([self.totals.pop(i, self.zeros) / max(self.counts.pop(i, 0), 1)
+                             for i in range(self.final, final)])  # fmt: skip
+            scores = anomaly_score(rows, self.names, self.normal)
+            for index, value in zip(range(self.final, final), np.column_stack([scores, rows]),
+                                    strict=True):  # fmt: skip
+                self.values[index] = value
         self.final = max(self.final, final)
         width = self.config.smooth
         left, right = width // 2, (width - 1) // 2
@@ -347,10 +350,11 @@ class StreamDetector:
             probabilities = self.model.forward_features(features).softmax(-1).cpu().numpy()
         decided = time.monotonic()
         m = self.model
-        for start, row in zip(starts, probabilities.astype(np.float64), strict=True):
+        probabilities = probabilities.astype(np.float64)
+        scores = anomaly_score(probabilities, m.class_names, m.config.normal_class)
+        for start, row, score in zip(starts, probabilities, scores.tolist(), strict=True):
             self.scores.add_window(start, row)
             self.window_rows.append((start, row))
-            score = float(anomaly_score(row[None], m.class_names, m.config.normal_class)[0])
             end = start + self.plan.span - 1
             decision = Decision(self.windows, self.infos[start], self.infos[end],
                                 row, score, decided)  # fmt: skip

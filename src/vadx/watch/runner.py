@@ -132,9 +132,9 @@ class Watch:
         self.explainer = AlertExplainer(model, self.out, c.explain_settings, c.explain_mp4,
                                         done=self._explained) if c.explain else None  # fmt: skip
         self.records: list[dict[str, Any]] = []
-        self._windows: dict[int, tuple[int, ...]] = {}
+        self._windows: dict[int, tuple[int, ...]] = {}  # open event → its explained window
         self._latest: Decision | None = None
-        self._open: set[int] = set()
+        self._open: dict[int, str] = {}  # open event → its class
         self.model_id = model.checkpoint.model_id if model.checkpoint else None
 
     # ------------------------------------------------------------------------ callbacks
@@ -145,11 +145,12 @@ class Watch:
     def _alert(self, alert: Alert) -> None:
         number = self.log.first_id + alert.id - 1
         if alert.kind == "started":
-            self._open.add(number)
+            self._open[number] = alert.event.class_name
             self._windows[number] = alert.clip_frames
+            window = alert.clip_frames
         else:
-            self._open.discard(number)
-        window = self._windows.get(number, ())
+            self._open.pop(number, None)
+            window = self._windows.pop(number, ())
         record = event_record(alert, number, window_frames=[window[0], window[-1]]
                               if window else None)  # fmt: skip
         self._write(record)
@@ -250,8 +251,7 @@ class Watch:
             return "Starting: first window"
         names = self.detector.model.class_names
         row = self._latest.probabilities
-        best = _open_class(self.records, self._open) if self._open else None
-        best = best or names[int(row.argmax())]
+        best = next(reversed(self._open.values()), None) or names[int(row.argmax())]
         return class_label(best, float(row[names.index(best)]))
 
     def _report(self) -> None:
@@ -290,13 +290,6 @@ def _sessions(batch: list) -> list[tuple[int, int]]:
         return []
     cuts = [0] + [i for i in range(1, len(batch)) if batch[i].session != batch[i - 1].session]
     return list(zip(cuts, [*cuts[1:], len(batch)], strict=True))
-
-
-def _open_class(records: list[dict[str, Any]], open_ids: set[int]) -> str | None:
-    for record in reversed(records):
-        if record["id"] in open_ids and record["state"] == "started":
-            return str(record["class"])
-    return None
 
 
 def watch(
