@@ -1,0 +1,119 @@
+"""Which training setup makes the demo model's explanations point at the anomaly? (issue 7)
+
+For each variant of the ``cpu`` preset (how many backbone units are fine-tuned, frame size),
+train on the demo's synthetic data, then score on the test split's anomalous clips (target:
+the true class): Grad-CAM (frame weighting) pointing game and energy game beside the mask's
+area share at several layers, and the temporal ROC-AUC of frame occlusion and frame Shapley.
+Results are written after every variant, so a run cut short keeps what it finished.
+
+    python benchmarks/xai_sweep.py --out benchmarks/results/xai-sweep --variants 1,9,14
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vadx.data.dataset import VideoDataset
+from vadx.data.synth import SynthConfig, generate
+from vadx.evaluate import classification_metrics, predict
+from vadx.explain import explain
+from vadx.files import write_json
+from vadx.models.checkpoint import load_model
+from vadx.quality.evaluate import localisation_scores
+from vadx.quality.localisation import pointing_game, temporal_auroc
+from vadx.train.data import load_samples
+from vadx.train.session import train_from_path
+
+LAYERS = ("head", "block15", "block10", "block7", "block4")
+TEMPORAL = {"frame_occlusion": {}, "frame_shapley": {"segments": 8},
+            "frame_shapley4": {"segments": 4}}  # fmt: skip
+
+
+def score(model, data: Path, limit: int | None) -> dict:
+    """Localisation per layer and temporal ROC-AUC per estimator, per class and overall."""
+    config = model.config
+    samples, classes = load_samples(data, model.class_names, "test")
+    dataset = VideoDataset(samples, classes, num_frames=config.num_frames,
+                           frame_size=config.frame_size, mean=config.mean,
+                           std=config.std)  # fmt: skip
+    probabilities, labels = predict(model, dataset)
+    metrics = classification_metrics(probabilities, labels, classes, config.normal_class)
+    normal = model.class_names.index(config.normal_class)
+    chosen = [i for i, s in enumerate(dataset.samples) if s.label != normal and s.masks]
+    rows: dict[str, dict[str, list[float]]] = {}
+    device = next(model.parameters()).device
+
+    def add(key: str, kind: str, value: float) -> None:
+        for group in (kind, "all"):
+            rows.setdefault(f"{key}/{group}", {}).setdefault("v", []).append(value)
+
+    for index in chosen[:limit]:
+        item = dataset[index]
+        clip, target = item["clip"][None].to(device), int(item["label"])
+        masks, kind = item["masks"].numpy(), model.class_names[target]
+        for layer in LAYERS:
+            maps = explain(model, clip, target, methods=("gradcam",), temporal=(),
+                           layer=layer).maps["gradcam"].display[0]  # fmt: skip
+            scores = localisation_scores(maps, masks)
+            for name in ("pointing_game", "energy_pointing_game", "mask_area"):
+                add(f"{layer}/{name}", kind, scores[name])
+            last = pointing_game(maps[-4:], masks[-4:])
+            add(f"{layer}/pointing_game_last4", kind, float(np.nanmean(last)))
+        frame_labels = item["frame_labels"].numpy()
+        if frame_labels.min() == frame_labels.max():
+            continue
+        for name, options in TEMPORAL.items():
+            method = name.rstrip("0123456789")
+            e = explain(model, clip, target, methods=(), temporal=(method,),
+                        options={method: options} if options else None)  # fmt: skip
+            add(f"{name}/temporal_auroc", kind,
+                temporal_auroc(e.temporal[method].scores[0], frame_labels))  # fmt: skip
+    summary = {k: round(float(np.nanmean(v["v"])), 4) for k, v in sorted(rows.items())}
+    return {"accuracy": metrics["accuracy"], "clips": len(chosen[:limit]), "scores": summary}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--data", type=Path, default=Path("/tmp/xai-sweep-data"))
+    parser.add_argument("--runs", type=Path, default=Path("/tmp/xai-sweep-runs"))
+    parser.add_argument("--variants", default="1,9,14",
+                        help="comma-separated freeze values (last N units trained), 'none' too")
+    parser.add_argument("--clips", default="96,24,32")
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--limit", type=int, default=None, help="anomalous test clips scored")
+    parser.add_argument("--workers", type=int, default=None)
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    clips = tuple(int(c) for c in args.clips.split(","))
+    started = time.perf_counter()
+    if not (args.data / "manifest.json").is_file():
+        generate(args.data, SynthConfig(clips=clips, num_frames=40, size=(112, 112), seed=0))
+    results = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+               "synth_seconds": time.perf_counter() - started, "variants": {}}  # fmt: skip
+    for variant in args.variants.split(","):
+        freeze = variant if variant == "none" else int(variant)
+        started = time.perf_counter()
+        run = train_from_path(
+            args.data, args.runs / f"run-{variant}", "cpu", model_changes={"freeze": freeze},
+            train_changes={"epochs": args.epochs, "seed": 0, "workers": args.workers},
+        )  # fmt: skip
+        trained = time.perf_counter() - started
+        model = load_model(run.best, device="cuda" if torch.cuda.is_available() else "cpu")
+        entry = score(model, args.data, args.limit)
+        entry.update(train_seconds=trained, best_epoch=run.best_epoch,
+                     epochs_run=len(run.history),
+                     score_seconds=time.perf_counter() - started - trained)  # fmt: skip
+        results["variants"][variant] = entry
+        write_json(args.out / "xai-sweep.json", results)
+        print(variant, json.dumps(entry)[:2000], flush=True)
+
+
+if __name__ == "__main__":
+    main()
