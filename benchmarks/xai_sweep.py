@@ -35,7 +35,7 @@ TEMPORAL = {"frame_occlusion": {}, "frame_shapley": {"segments": 8},
             "frame_shapley4": {"segments": 4}}  # fmt: skip
 
 
-def score(model, data: Path, limit: int | None) -> dict:
+def score(model, data: Path, limit: int | None, methods: tuple[str, ...]) -> dict:
     """Localisation per layer and temporal ROC-AUC per estimator, per class and overall."""
     config = model.config
     samples, classes = load_samples(data, model.class_names, "test")
@@ -58,13 +58,14 @@ def score(model, data: Path, limit: int | None) -> dict:
         clip, target = item["clip"][None].to(device), int(item["label"])
         masks, kind = item["masks"].numpy(), model.class_names[target]
         for layer in LAYERS:
-            maps = explain(model, clip, target, methods=("gradcam",), temporal=(),
-                           layer=layer).maps["gradcam"].display[0]  # fmt: skip
-            scores = localisation_scores(maps, masks)
-            for name in ("pointing_game", "energy_pointing_game", "mask_area"):
-                add(f"{layer}/{name}", kind, scores[name])
-            last = pointing_game(maps[-4:], masks[-4:])
-            add(f"{layer}/pointing_game_last4", kind, float(np.nanmean(last)))
+            e = explain(model, clip, target, methods=methods, temporal=(), layer=layer)
+            for method, attribution in e.maps.items():
+                maps, key = attribution.display[0], f"{method}@{layer}"
+                scores = localisation_scores(maps, masks)
+                for name in ("pointing_game", "energy_pointing_game", "mask_area"):
+                    add(f"{key}/{name}", kind, scores[name])
+                last = pointing_game(maps[-4:], masks[-4:])
+                add(f"{key}/pointing_game_last4", kind, float(np.nanmean(last)))
         frame_labels = item["frame_labels"].numpy()
         if frame_labels.min() == frame_labels.max():
             continue
@@ -83,30 +84,36 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--data", type=Path, default=Path("/tmp/xai-sweep-data"))
     parser.add_argument("--runs", type=Path, default=Path("/tmp/xai-sweep-runs"))
-    parser.add_argument("--variants", default="1,9,14",
-                        help="comma-separated freeze values (last N units trained), 'none' too")
+    parser.add_argument(
+        "--variants",
+        default="1,9,14",
+        help="comma-separated freeze values (last N units trained), 'none' too",
+    )
     parser.add_argument("--clips", default="96,24,32")
     parser.add_argument("--epochs", type=int, default=40)
     parser.add_argument("--limit", type=int, default=None, help="anomalous test clips scored")
+    parser.add_argument("--size", type=int, default=112, help="frame size of data and model")
+    parser.add_argument("--methods", default="gradcam,layercam", help="spatial methods scored")
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     clips = tuple(int(c) for c in args.clips.split(","))
     started = time.perf_counter()
     if not (args.data / "manifest.json").is_file():
-        generate(args.data, SynthConfig(clips=clips, num_frames=40, size=(112, 112), seed=0))
+        generate(args.data, SynthConfig(clips=clips, num_frames=40, size=(args.size,) * 2, seed=0))
     results = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
                "synth_seconds": time.perf_counter() - started, "variants": {}}  # fmt: skip
     for variant in args.variants.split(","):
         freeze = variant if variant == "none" else int(variant)
         started = time.perf_counter()
         run = train_from_path(
-            args.data, args.runs / f"run-{variant}", "cpu", model_changes={"freeze": freeze},
+            args.data, args.runs / f"run-{variant}", "cpu",
+            model_changes={"freeze": freeze, "frame_size": (args.size,) * 2},
             train_changes={"epochs": args.epochs, "seed": 0, "workers": args.workers},
         )  # fmt: skip
         trained = time.perf_counter() - started
         model = load_model(run.best, device="cuda" if torch.cuda.is_available() else "cpu")
-        entry = score(model, args.data, args.limit)
+        entry = score(model, args.data, args.limit, tuple(args.methods.split(",")))
         entry.update(train_seconds=trained, best_epoch=run.best_epoch,
                      epochs_run=len(run.history),
                      score_seconds=time.perf_counter() - started - trained)  # fmt: skip
