@@ -12,6 +12,7 @@ Results are written after every variant, so a run cut short keeps what it finish
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import time
 from pathlib import Path
@@ -31,8 +32,10 @@ from vadx.train.data import load_samples
 from vadx.train.session import train_from_path
 
 LAYERS = ("head", "block15", "block10", "block7", "block4")
-TEMPORAL = {"frame_occlusion": {}, "frame_shapley": {"segments": 8},
-            "frame_shapley4": {"segments": 4}}  # fmt: skip
+WEIGHTINGS = ("frame", "clip")
+TEMPORAL = {"frame_occlusion": {"baseline": "mean"},
+            "frame_shapley": {"segments": 8, "baseline": "black"},
+            "frame_shapley_mean": {"segments": 8, "baseline": "mean"}}  # fmt: skip
 
 
 def score(model, data: Path, limit: int | None, methods: tuple[str, ...]) -> dict:
@@ -57,10 +60,14 @@ def score(model, data: Path, limit: int | None, methods: tuple[str, ...]) -> dic
         item = dataset[index]
         clip, target = item["clip"][None].to(device), int(item["label"])
         masks, kind = item["masks"].numpy(), model.class_names[target]
-        for layer in LAYERS:
-            e = explain(model, clip, target, methods=methods, temporal=(), layer=layer)
+        for layer, weighting in itertools.product(LAYERS, WEIGHTINGS):
+            e = explain(model, clip, target, methods=methods, temporal=(), layer=layer,
+                        weighting=weighting)  # fmt: skip
             for method, attribution in e.maps.items():
-                maps, key = attribution.display[0], f"{method}@{layer}"
+                if weighting != "frame" and method != "gradcam":
+                    continue  # the weighting is Grad-CAM's
+                maps = attribution.display[0]
+                key = f"{method}{'' if weighting == 'frame' else '-' + weighting}@{layer}"
                 scores = localisation_scores(maps, masks)
                 for name in ("pointing_game", "energy_pointing_game", "mask_area"):
                     add(f"{key}/{name}", kind, scores[name])
@@ -70,7 +77,7 @@ def score(model, data: Path, limit: int | None, methods: tuple[str, ...]) -> dic
         if frame_labels.min() == frame_labels.max():
             continue
         for name, options in TEMPORAL.items():
-            method = name.rstrip("0123456789")
+            method = name.removesuffix("_mean")
             e = explain(model, clip, target, methods=(), temporal=(method,),
                         options={method: options} if options else None)  # fmt: skip
             add(f"{name}/temporal_auroc", kind,
@@ -84,6 +91,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--data", type=Path, default=Path("/tmp/xai-sweep-data"))
     parser.add_argument("--runs", type=Path, default=Path("/tmp/xai-sweep-runs"))
+    parser.add_argument("--model", type=Path, help="score this checkpoint instead of training")
     parser.add_argument(
         "--variants",
         default="1,9,14",
@@ -98,11 +106,17 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     clips = tuple(int(c) for c in args.clips.split(","))
+    methods = tuple(args.methods.split(","))
     started = time.perf_counter()
     if not (args.data / "manifest.json").is_file():
         generate(args.data, SynthConfig(clips=clips, num_frames=40, size=(args.size,) * 2, seed=0))
     results = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
                "synth_seconds": time.perf_counter() - started, "variants": {}}  # fmt: skip
+    if args.model:
+        model = load_model(args.model, device="cuda" if torch.cuda.is_available() else "cpu")
+        results["variants"][str(args.model)] = score(model, args.data, args.limit, methods)
+        write_json(args.out / "xai-sweep.json", results)
+        return
     for variant in args.variants.split(","):
         freeze = variant if variant == "none" else int(variant)
         started = time.perf_counter()
@@ -113,7 +127,7 @@ def main() -> None:
         )  # fmt: skip
         trained = time.perf_counter() - started
         model = load_model(run.best, device="cuda" if torch.cuda.is_available() else "cpu")
-        entry = score(model, args.data, args.limit, tuple(args.methods.split(",")))
+        entry = score(model, args.data, args.limit, methods)
         entry.update(train_seconds=trained, best_epoch=run.best_epoch,
                      epochs_run=len(run.history),
                      score_seconds=time.perf_counter() - started - trained)  # fmt: skip

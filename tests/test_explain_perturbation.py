@@ -9,9 +9,16 @@ import math
 import pytest
 import torch
 
-from tests.explain_models import pointwise_crnn, pointwise_output
+from tests.explain_models import GRU_A, HEAD_C, pointwise_crnn, pointwise_output
 from vadx.errors import ConfigError
-from vadx.explain import FrameOcclusion, FrameShapley, GradCAMMass, GradientNorm, Occlusion
+from vadx.explain import (
+    DEFAULT_TEMPORAL,
+    FrameOcclusion,
+    FrameShapley,
+    GradCAMMass,
+    GradientNorm,
+    Occlusion,
+)
 from vadx.explain.baselines import baseline_clip, gaussian_blur
 from vadx.explain.occlusion import patch_starts
 
@@ -107,6 +114,22 @@ def test_frame_shapley_equals_the_permutation_definition_and_is_efficient(tiny_m
     torch.testing.assert_close(out.raw, expected)  # one frame per segment
     gap = value(frozenset(range(4))) - value(frozenset())
     torch.testing.assert_close(out.raw.sum(1), gap, rtol=1e-4, atol=1e-6)
+
+
+def test_frame_shapley_by_hand_on_the_pointwise_model_with_its_default_black_baseline():
+    # y = c·Σ_t ½^(T−t+1)·tanh(a·f_t) is additive over frames, so each frame's Shapley value is
+    # its own term minus the black frame's term
+    model = pointwise_crnn()
+    clip = torch.rand(1, 4, 3, 4, 4, generator=torch.Generator().manual_seed(5))
+    features = model.frame_features(clip)[0, :, 0].tolist()
+    black = model.frame_features(baseline_clip(model, clip, "black"))[0, 0, 0].item()
+    method = FrameShapley(model, segments=4)
+    assert method.settings() == {"segments": 4, "baseline": "black"}
+    scores = method.attribute(clip, "fight")[0]
+    expected = [HEAD_C * 0.5 ** (5 - t) * (math.tanh(GRU_A * f) - math.tanh(GRU_A * black))
+                for t, f in enumerate(features, start=1)]  # fmt: skip
+    torch.testing.assert_close(scores, torch.tensor(expected))
+    assert DEFAULT_TEMPORAL[0] == "frame_shapley"
 
 
 def test_frame_shapley_spreads_a_segment_value_over_its_frames(tiny_model, tiny_clip):

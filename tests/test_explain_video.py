@@ -118,7 +118,13 @@ def test_cli_explain_and_compare(assets, tmp_path, capsys):
     manifest = json.loads((tmp_path / "x" / "manifest.json").read_text())
     assert manifest["target"] == "anomaly"
     scores = manifest["quality"]
-    assert set(scores) == {"gradcam", "frame_occlusion", "gradient_norm", "gradcam_mass"}
+    assert set(scores) == {
+        "gradcam",
+        "frame_shapley",
+        "frame_occlusion",
+        "gradient_norm",
+        "gradcam_mass",
+    }
     assert {"deletion_auc", "deletion_auc_random", "insertion_auc"} <= set(scores["gradcam"])
     assert "temporal_deletion_auc_random" in scores["frame_occlusion"]
     assert 'id="quality"' in (tmp_path / "x" / "report.html").read_text()

@@ -11,6 +11,7 @@ import torch
 
 from tests.conftest import TINY
 from vadx.data.synth import render_long
+from vadx.explain import DEFAULT_TEMPORAL
 from vadx.explain_video import ExplainSettings, explain_video
 from vadx.models import CRNN, load_model, save_model
 from vadx.video.encode import write_mp4
@@ -53,7 +54,7 @@ def test_report_loads_offline_and_its_controls_work(report):
             assert page.evaluate("document.getElementById('video').videoWidth") == 96
             assert page.text_content("#verdict").strip().endswith("%")
             assert page.locator("#probabilities tr").count() == 4
-            assert page.locator("#importance polyline").count() == 3
+            assert page.locator("#importance polyline").count() == len(DEFAULT_TEMPORAL)
             assert page.locator("#timeline polyline").count() == 1
 
             heat = page.get_attribute("#heat", "src")

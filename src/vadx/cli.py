@@ -432,7 +432,7 @@ def watch_command(
     ] = None,
     explain: Annotated[bool, typer.Option(help="Explain each alert's window.")] = True,
     methods: MethodsOption = "gradcam",
-    temporal: TemporalOption = "frame_occlusion",
+    temporal: TemporalOption = "frame_shapley",
     view: ViewOption = "contour",
     explain_mp4: Annotated[bool, typer.Option(help="Also write each alert as MP4.")] = False,
     annotate: Annotated[
@@ -567,8 +567,8 @@ MethodsOption = Annotated[
                       "integrated_gradients, guided_backprop, guided_gradcam, occlusion).")
 ]  # fmt: skip
 TemporalOption = Annotated[
-    str, typer.Option(help="Temporal estimators, comma-separated (frame_occlusion, "
-                      "gradient_norm, gradcam_mass, frame_shapley); empty for none.")
+    str, typer.Option(help="Temporal estimators, comma-separated (frame_shapley, "
+                      "frame_occlusion, gradient_norm, gradcam_mass); empty for none.")
 ]  # fmt: skip
 TargetOption = Annotated[
     str, typer.Option(help="predicted, anomaly (most likely non-normal class), or a class.")
@@ -603,7 +603,7 @@ def explain_command(
         ),
     ] = "one",
     methods: MethodsOption = "gradcam,saliency,activation",
-    temporal: TemporalOption = "frame_occlusion,gradient_norm,gradcam_mass",
+    temporal: TemporalOption = "frame_shapley,frame_occlusion,gradient_norm,gradcam_mass",
     target: TargetOption = "predicted",
     layer: LayerOption = None,
     weighting: WeightingOption = "frame",
@@ -655,7 +655,7 @@ def compare_command(
     start: StartOption = None,
     end: EndOption = None,
     method: Annotated[str, typer.Option(help="The spatial method shown.")] = "gradcam",
-    temporal: TemporalOption = "frame_occlusion",
+    temporal: TemporalOption = "frame_shapley",
     target: TargetOption = "predicted",
     layer: LayerOption = None,
     view: ViewOption = "heatmap",
@@ -692,7 +692,7 @@ def xai_eval_command(
     out: Annotated[Path, typer.Option("--out", help="Where to write the table and plot.")],
     split: Annotated[str, typer.Option(help="Which split to score.")] = "test",
     methods: MethodsOption = "gradcam,saliency,activation",
-    temporal: TemporalOption = "frame_occlusion,gradient_norm,gradcam_mass",
+    temporal: TemporalOption = "frame_shapley,frame_occlusion,gradient_norm,gradcam_mass",
     layer: LayerOption = None,
     limit: Annotated[int | None, typer.Option(help="Score at most this many clips.")] = None,
     faithfulness_clips: Annotated[

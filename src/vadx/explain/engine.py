@@ -12,7 +12,7 @@ has already seen.
 >>> model = CRNN(backbone_args={"width": 0.0625}, rnn_hidden=8, head_hidden=(4,))
 >>> clip = torch.randn(2, 6, 3, 32, 32)
 >>> explanation = explain(model, clip, target="anomaly")
->>> explanation["gradcam"].display.shape, explanation["frame_occlusion"].scores.shape
+>>> explanation["gradcam"].display.shape, explanation["frame_shapley"].scores.shape
 ((2, 6, 32, 32), (2, 6))
 """
 
@@ -66,8 +66,9 @@ TEMPORAL: dict[str, type[Method]] = {
 }
 #: the reference's three methods
 DEFAULT_METHODS = ("gradcam", "saliency", "activation")
-#: the faithful estimator first, then the two that come free with the shared pass
-DEFAULT_TEMPORAL = ("frame_occlusion", "gradient_norm", "gradcam_mass")
+#: Shapley values of segments first (the default: ``vadx.explain.temporal``), single-frame
+#: occlusion, then the two that come free with the shared pass
+DEFAULT_TEMPORAL = ("frame_shapley", "frame_occlusion", "gradient_norm", "gradcam_mass")
 
 
 def explain(

@@ -25,6 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from vadx._version import __version__
 from vadx.detect import DetectConfig, detect, write_detection
 from vadx.errors import VadxError
+from vadx.explain import DEFAULT_METHODS, DEFAULT_TEMPORAL
 from vadx.explain_video import ExplainSettings, explain_video
 from vadx.files import write_json
 from vadx.models import load_model
@@ -57,10 +58,8 @@ class JobRequest(BaseModel):
     detect: DetectSettings = Field(default_factory=DetectSettings)
     start: int | None = Field(None, ge=0, description="explain: first frame")
     end: int | None = Field(None, ge=0, description="explain: last frame")
-    methods: list[str] = Field(default_factory=lambda: ["gradcam", "saliency", "activation"])
-    temporal: list[str] = Field(
-        default_factory=lambda: ["frame_occlusion", "gradient_norm", "gradcam_mass"]
-    )
+    methods: list[str] = Field(default_factory=lambda: list(DEFAULT_METHODS))
+    temporal: list[str] = Field(default_factory=lambda: list(DEFAULT_TEMPORAL))
     target: str = "predicted"
     view: Literal["heatmap", "contour", "contours"] = "heatmap"
 
