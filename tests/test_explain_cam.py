@@ -21,6 +21,7 @@ from vadx.explain import (
     GuidedBackprop,
     GuidedGradCAM,
     LayerCAM,
+    explain,
 )
 from vadx.explain.normalise import upsample
 from vadx.explain.passes import run_pass
@@ -140,3 +141,22 @@ def test_lstm_and_efficientnet_models_are_explained_too(tiny_clip):
     cam = GradCAM(lite, layer="block6").attribute(tiny_clip[:1, :2])
     slow = loop_gradcam(lite, tiny_clip[:1, :2], "block6", int(lite(tiny_clip[:1, :2]).argmax()))
     torch.testing.assert_close(cam, slow, rtol=1e-4, atol=1e-7)
+
+
+def test_layercam_looks_at_the_last_stride_8_layer_unless_told_otherwise(tiny_model, tiny_clip):
+    # VGG19: block4_conv4 runs at 1/8 of the frame (32 px frames → 4×4 maps), Grad-CAM stays
+    # at the last conv block (2×2)
+    assert tiny_model.fine_layer == "block4_conv4" and LayerCAM(tiny_model).layer == "block4_conv4"
+    assert GradCAM(tiny_model).layer == tiny_model.default_layer == "block5_conv4"
+    assert LayerCAM(tiny_model).attribute(tiny_clip).shape == (2, 4, 4, 4)
+    assert LayerCAM(tiny_model, layer="block5_conv4").attribute(tiny_clip).shape == (2, 4, 2, 2)
+    lite = CRNN(TINY.replace(backbone="efficientnet_lite0", backbone_args={})).eval()
+    assert lite.fine_layer == "block4" and LayerCAM(lite).layer == "block4"
+    assert LayerCAM(lite).attribute(torch.randn(1, 2, 3, 64, 64)).shape == (1, 2, 8, 8)
+    e = explain(tiny_model, tiny_clip, methods=("layercam", "gradcam"), temporal=())
+    assert e["layercam"].settings["layer"] == "block4_conv4"
+    assert e["gradcam"].settings["layer"] == "block5_conv4"
+    assert e["layercam"].display.shape == (2, 4, 32, 32)
+    # a backbone that names no fine layer: LayerCAM uses its default layer
+    pointwise = pointwise_crnn()
+    assert pointwise.fine_layer == pointwise.default_layer == LayerCAM(pointwise).layer

@@ -11,6 +11,7 @@ import torch
 
 from tests.conftest import TINY
 from vadx.data.synth import render_long
+from vadx.explain import DEFAULT_METHODS
 from vadx.models import CRNN, load_model, save_model
 from vadx.video import write_mp4
 
@@ -49,7 +50,7 @@ def test_review_an_anomaly_end_to_end_in_the_browser(served):
                     else outside.append(r.url))  # fmt: skip
             page.goto(url)
             page.wait_for_selector("#model option", state="attached")
-            assert page.locator("#methods input:checked").count() == 3
+            assert page.locator("#methods input:checked").count() == len(DEFAULT_METHODS)
 
             page.click("#settings summary")
             page.fill("#on", "0")  # every frame anomalous: one event over the whole video
@@ -67,6 +68,7 @@ def test_review_an_anomaly_end_to_end_in_the_browser(served):
             assert len(points) == 40
 
             page.uncheck("#methods input[value=activation]")
+            page.uncheck("#methods input[value=gradcam]")
             box = page.locator("#timeline").bounding_box()
             page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + 60)
             assert "frame " in page.text_content("#readout")

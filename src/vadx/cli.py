@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -160,10 +161,9 @@ def backbones() -> None:
     """List the registered per-frame CNNs."""
     from vadx.models import available_backbones, build_backbone
 
-    table = Table()
-    table.add_column("name", no_wrap=True)
-    for heading in ("features", "parameters", "CAM layer", "built-in weights"):
-        table.add_column(heading)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)  # fits 80 columns
+    for heading in ("name", "features", "parameters", "CAM layer", "LayerCAM", "weights"):
+        table.add_column(heading, no_wrap=True)
     for name in available_backbones():
         net = build_backbone(name)
         try:
@@ -172,7 +172,8 @@ def backbones() -> None:
         except VadxError:
             builtin = "-"
         params = sum(p.numel() for p in net.parameters())
-        table.add_row(name, str(net.out_channels), f"{params:,}", net.default_layer, builtin)
+        fine = net.fine_layer or net.default_layer
+        table.add_row(name, str(net.out_channels), f"{params:,}", net.default_layer, fine, builtin)
     console.print(table)
 
 
@@ -431,7 +432,7 @@ def watch_command(
         typer.Option(help="Failed reconnections in a row before giving up (default: never)."),
     ] = None,
     explain: Annotated[bool, typer.Option(help="Explain each alert's window.")] = True,
-    methods: MethodsOption = "gradcam",
+    methods: MethodsOption = "layercam",
     temporal: TemporalOption = "frame_shapley",
     view: ViewOption = "contour",
     explain_mp4: Annotated[bool, typer.Option(help="Also write each alert as MP4.")] = False,
@@ -562,8 +563,8 @@ def _explain_settings(
 
 
 MethodsOption = Annotated[
-    str, typer.Option(help="Spatial methods, comma-separated (gradcam, saliency, activation, "
-                      "gradcam_plus_plus, layercam, gradient_x_input, smoothgrad, "
+    str, typer.Option(help="Spatial methods, comma-separated (layercam, gradcam, saliency, "
+                      "activation, gradcam_plus_plus, gradient_x_input, smoothgrad, "
                       "integrated_gradients, guided_backprop, guided_gradcam, occlusion).")
 ]  # fmt: skip
 TemporalOption = Annotated[
@@ -602,7 +603,7 @@ def explain_command(
             "(every sliding window) or flagged (the windows detection flags)."
         ),
     ] = "one",
-    methods: MethodsOption = "gradcam,saliency,activation",
+    methods: MethodsOption = "layercam,gradcam,saliency,activation",
     temporal: TemporalOption = "frame_shapley,frame_occlusion,gradient_norm,gradcam_mass",
     target: TargetOption = "predicted",
     layer: LayerOption = None,
@@ -654,7 +655,7 @@ def compare_command(
     out: Annotated[Path, typer.Option("--out", help="Where to write the comparison.")],
     start: StartOption = None,
     end: EndOption = None,
-    method: Annotated[str, typer.Option(help="The spatial method shown.")] = "gradcam",
+    method: Annotated[str, typer.Option(help="The spatial method shown.")] = "layercam",
     temporal: TemporalOption = "frame_shapley",
     target: TargetOption = "predicted",
     layer: LayerOption = None,
@@ -691,7 +692,7 @@ def xai_eval_command(
     data: Annotated[Path, typer.Argument(help="A dataset with ground-truth masks (vadx synth).")],
     out: Annotated[Path, typer.Option("--out", help="Where to write the table and plot.")],
     split: Annotated[str, typer.Option(help="Which split to score.")] = "test",
-    methods: MethodsOption = "gradcam,saliency,activation",
+    methods: MethodsOption = "layercam,gradcam,saliency,activation",
     temporal: TemporalOption = "frame_shapley,frame_occlusion,gradient_norm,gradcam_mass",
     layer: LayerOption = None,
     limit: Annotated[int | None, typer.Option(help="Score at most this many clips.")] = None,

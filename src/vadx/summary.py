@@ -17,6 +17,7 @@ def describe_model(model: CRNN) -> dict[str, Any]:
         "model": config.to_dict(),
         "feature_size": model.feature_size,
         "default_layer": model.default_layer,
+        "fine_layer": model.fine_layer,
         "parameters": model.parameter_counts(),
     }
     info = model.checkpoint
@@ -52,6 +53,7 @@ def render_description(description: dict[str, Any], console: Console) -> None:
         ),
         ("normalisation", f"mean {prep['mean']}, std {prep['std']} on values in [0, 1]"),
         ("default CAM layer", description["default_layer"]),
+        ("LayerCAM layer (stride 8)", description.get("fine_layer", description["default_layer"])),
     ]
     checkpoint = description.get("checkpoint")
     if checkpoint:

@@ -76,10 +76,11 @@ class Method:
             return self.compute(shared).raw
 
     # ------------------------------------------------------------ helpers
-    def resolve_layer(self, layer: str | None) -> str:
-        """``layer`` checked against the backbone (default: its last conv block): explanations
-        read per-frame layers, which see every frame of the clip."""
-        name = layer or self.model.default_layer
+    def resolve_layer(self, layer: str | None, fine: bool = False) -> str:
+        """``layer`` checked against the backbone (default: its last conv block, or with
+        ``fine`` its last layer at stride 8): explanations read per-frame layers, which see
+        every frame of the clip."""
+        name = layer or (self.model.fine_layer if fine else self.model.default_layer)
         self.model.backbone.get_layer(name)  # a per-frame layer, or ConfigError naming some
         return name
 

@@ -1,4 +1,5 @@
-"""Class activation maps of every frame at any backbone layer (default: the last conv block).
+"""Class activation maps of every frame at any backbone layer (default: the last conv block;
+LayerCAM: the last layer at stride 8).
 
 With ``A[t]`` the layer's maps of frame ``t`` ``(C, h, w)`` and ``G[t] = ∂y/∂A[t]``:
 
@@ -12,7 +13,8 @@ With ``A[t]`` the layer's maps of frame ``t`` ``(C, h, w)`` and ``G[t] = ∂y/�
 
 * Grad-CAM++ (Chattopadhay et al. 2018): ``w[t, c] = Σ_ij α·ReLU(G)`` with
   ``α = G² / (2G² + Σ_ij A·G³)``;
-* LayerCAM (Jiang et al. 2021): ``ReLU(Σ_c ReLU(G)·A)``, element-wise weights;
+* LayerCAM (Jiang et al. 2021): ``ReLU(Σ_c ReLU(G)·A)``, element-wise weights, which stay
+  meaningful at finer layers than Grad-CAM's (default: the last layer at stride 8);
 * activation maps: the channel mean of ``A`` (no gradient), and the ``top_k`` channels most
   active over the clip;
 * Guided Grad-CAM: guided backpropagation saliency × Grad-CAM upsampled to the frame.
@@ -44,13 +46,15 @@ def grad_cam(activations: torch.Tensor, gradients: torch.Tensor, weighting: str)
 
 
 class _LayerMethod(Method):
-    """A method that reads one backbone layer from the shared pass."""
+    """A method that reads one backbone layer from the shared pass (default: the backbone's
+    last conv block, or its last layer at stride 8 for a ``fine`` method)."""
 
     uses_gradients = True
+    fine = False
 
     def __init__(self, model: CRNN, layer: str | None = None) -> None:
         super().__init__(model)
-        self.layer = self.resolve_layer(layer)
+        self.layer = self.resolve_layer(layer, self.fine)
 
     def need(self) -> Need:
         return Need(layers=frozenset({self.layer}), layer_grads=self.uses_gradients)
@@ -95,10 +99,14 @@ class GradCAMPlusPlus(_LayerMethod):
 
 
 class LayerCAM(_LayerMethod):
-    """LayerCAM of every frame: element-wise positive-gradient weighting."""
+    """LayerCAM of every frame: element-wise positive-gradient weighting, by default at the
+    backbone's last layer at stride 8 (``model.fine_layer``), where its maps resolve objects
+    of a few dozen pixels; Grad-CAM's channel-wide weights turn to noise at such layers
+    (Jiang et al. 2021)."""
 
     name = "layercam"
     display_name = "LayerCAM"
+    fine = True
 
     def compute(self, shared: Pass) -> Output:
         activations, grads = shared.activations[self.layer], shared.gradients[self.layer]

@@ -193,6 +193,12 @@ class CRNN(nn.Module):
         """The layer Grad-CAM uses by default: the backbone's last conv block."""
         return self.backbone.default_layer
 
+    @property
+    def fine_layer(self) -> str:
+        """The layer LayerCAM uses by default: the backbone's last layer at stride 8 (its
+        default layer when it names none)."""
+        return self.backbone.fine_layer or self.backbone.default_layer
+
     # ----------------------------------------------------------------- freezing
     def freeze_backbone(self, freeze: Freeze) -> None:
         """Freeze ``"all"``, ``"none"``, or all but the last N units of the backbone.

@@ -93,6 +93,7 @@ def xai_eval(
     device = next(model.parameters()).device
     clips: list[dict[str, Any]] = []
     sanity: list[dict[str, Any]] = []
+    layers: dict[str, str] = {}
     for n, index in enumerate(chosen):
         item = dataset[index]
         clip = item["clip"][None].to(device)
@@ -103,6 +104,8 @@ def xai_eval(
                                  "class": model.class_names[target],
                                  "predicted": e.predicted[0], "scores": {}}  # fmt: skip
         for name, a in e.maps.items():
+            if "layer" in a.settings:
+                layers[name] = a.settings["layer"]
             scores = localisation_scores(a.display[0], masks)
             if n < faithfulness_clips:
                 curves = spatial_curves(model, clip, a.display[0], target, steps=steps)
@@ -132,7 +135,7 @@ def xai_eval(
     summary = summarise(clips, [*methods, *temporal], sanity)
     out = Path(out)
     document = {"data": str(data), "split": split, "methods": list(methods),
-                "temporal": list(temporal), "layer": layer or model.default_layer,
+                "temporal": list(temporal), "layers": layers,
                 "model": getattr(model.checkpoint, "model_id", None), "clips_scored": len(clips),
                 "faithfulness_clips": min(faithfulness_clips, len(clips)),
                 "sanity_clips": min(sanity_clips, len(clips)), "steps": steps,

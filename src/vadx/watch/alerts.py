@@ -30,8 +30,8 @@ from vadx.render.figures import frame_strip
 from vadx.video.encode import write_mp4, write_png
 from vadx.watch.engine import Alert
 
-#: what an alert gets by default: Grad-CAM, frame Shapley values, the reference's contour view
-ALERT_SETTINGS = ExplainSettings(methods=("gradcam",), temporal=("frame_shapley",),
+#: what an alert gets by default: LayerCAM, frame Shapley values, the reference's contour view
+ALERT_SETTINGS = ExplainSettings(methods=("layercam",), temporal=("frame_shapley",),
                                  view="contour", timeline=False)  # fmt: skip
 
 

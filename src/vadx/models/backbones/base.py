@@ -9,6 +9,8 @@ What explanation methods and training need from a backbone, beyond ``forward``:
 * ``layer_names()`` — the hookable layers in forward order, by canonical module name;
 * ``aliases`` — friendlier names (``block5_conv4`` for VGG19) mapped to canonical names;
 * ``default_layer`` — the layer Grad-CAM uses when none is given (the last conv block);
+* ``fine_layer`` — the last layer at stride 8, where LayerCAM looks by default (optional: the
+  default layer when a backbone does not name one);
 * ``freeze_units()`` — the trainable units in forward order, for "freeze all but the last N";
 * ``load_pretrained(state_dict)`` — strict, shape-checked loading of a reference state dict.
 """
@@ -41,6 +43,8 @@ class Backbone(nn.Module):
     out_channels: int
     aliases: dict[str, str]
     default_layer: str
+    #: the last layer at stride 8 (None: ``default_layer``)
+    fine_layer: str | None = None
 
     def layer_names(self) -> list[str]:
         """Canonical names of the hookable layers, in forward order."""

@@ -118,6 +118,7 @@ class EfficientNetLite0(Backbone):
         self.aliases = {"stem": "_stem_act", "head": "_head_act"}
         self.aliases.update({f"block{i}": f"_blocks.{i}" for i in range(len(blocks))})
         self.default_layer = "head"
+        self.fine_layer = "block4"  # the last block at stride 8 (14×14 maps at 112 px)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         x = self._stem_act(self._bn0(self._conv_stem(frames)))

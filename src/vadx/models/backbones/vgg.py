@@ -83,6 +83,7 @@ class VGG19(Backbone):
         self.features = nn.Sequential(*layers)
         self.out_channels = in_channels
         self.default_layer = "block5_conv4"
+        self.fine_layer = "block4_conv4"
         self._init_weights()
 
     def _init_weights(self) -> None:

@@ -2,10 +2,10 @@
 "use strict";
 (function () {
   const $ = (id) => document.getElementById(id);
-  const METHODS = ["gradcam", "saliency", "activation", "gradcam_plus_plus", "layercam",
+  const METHODS = ["layercam", "gradcam", "saliency", "activation", "gradcam_plus_plus",
     "gradient_x_input", "smoothgrad", "integrated_gradients", "guided_backprop",
     "guided_gradcam", "occlusion"];
-  const DEFAULT_METHODS = ["gradcam", "saliency", "activation"];
+  const DEFAULT_METHODS = ["layercam", "gradcam", "saliency", "activation"];
   const state = { video: null, detection: null, scores: null, model: null };
 
   function token() { return sessionStorage.getItem("vadx-token") || ""; }
