@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from tests.conftest import TINY
-from tests.explain_models import one_pixel_crnn
+from tests.explain_models import one_pixel_crnn, pointwise_crnn
 from vadx.errors import InputError
 from vadx.explain.baselines import baseline_clip
 from vadx.models import CRNN
@@ -178,3 +178,15 @@ def test_xai_eval_end_to_end_on_a_small_synthetic_split(tmp_path, capsys):
     code, _, err = run_cli(["xai-eval", str(tmp_path / "m"), str(tmp_path / "data"), "--out",
                             str(tmp_path / "r")], capsys)  # fmt: skip
     assert code == 2 and "no anomalous clip with ground-truth masks" in err
+
+
+def test_random_logit_compares_signed_frame_scores():
+    # the pointwise model's two logits are y and −y: every frame moves them by opposite amounts,
+    # so frame occlusion is perfectly class-sensitive (−1), though its magnitudes are equal
+    model = pointwise_crnn()
+    clip = torch.rand(1, 4, 3, 4, 4, generator=torch.Generator().manual_seed(4))
+    result = cascading_randomisation(model, clip, [], ["frame_occlusion"], target=0)
+    assert result["random_logit_target"] == 1
+    entry = result["methods"]["frame_occlusion"]
+    assert entry["random_logit_rank_correlation"] == pytest.approx(-1.0)
+    assert all(-1 <= s["rank_correlation"] <= 1 for s in entry["stages"])

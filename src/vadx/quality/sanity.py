@@ -7,8 +7,11 @@
 * **Random logit** — the maps of the predicted class against those of another class: a method
   that draws the same map whatever the class is not class-sensitive.
 
-The comparisons use the display maps (magnitudes, normalised per clip) on a copy of the model;
-the model given is never modified.
+Spatial methods are compared by their display maps (magnitudes, normalised per clip), temporal
+estimators by their scores: by magnitude in the cascade (a random model may flip signs), signed
+in the random-logit test — a frame that raises one class and lowers the other is
+class-sensitive, though its magnitude is the same for both. Everything runs on a copy of the
+model; the model given is never modified.
 """
 
 from __future__ import annotations
@@ -75,7 +78,7 @@ def _maps(model: CRNN, clip: torch.Tensor, target: int, methods: Sequence[str],
           temporal: Sequence[str], layer: str | None) -> dict[str, np.ndarray]:  # fmt: skip
     e = explain(model, clip, target, methods=methods, temporal=temporal, layer=layer)
     maps = {name: np.asarray(a.display) for name, a in e.maps.items()}
-    maps.update({name: np.abs(np.asarray(f.scores)) for name, f in e.temporal.items()})
+    maps.update({name: np.asarray(f.scores) for name, f in e.temporal.items()})  # signed
     return maps
 
 
@@ -108,7 +111,7 @@ def cascading_randomisation(
         for name, maps in current.items():
             entry: dict[str, float | str] = {
                 "stage": stage,
-                "rank_correlation": rank_correlation(reference[name], maps),
+                "rank_correlation": rank_correlation(np.abs(reference[name]), np.abs(maps)),
             }
             if maps.ndim == 4:
                 entry["ssim"] = ssim(reference[name][0], maps[0])
