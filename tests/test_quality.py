@@ -22,6 +22,7 @@ from vadx.quality import (
     mask_auroc,
     mask_iou,
     pointing_game,
+    pointing_tolerance,
     rank_correlation,
     spatial_curves,
     ssim,
@@ -190,3 +191,20 @@ def test_random_logit_compares_signed_frame_scores():
     entry = result["methods"]["frame_occlusion"]
     assert entry["random_logit_rank_correlation"] == pytest.approx(-1.0)
     assert all(-1 <= s["rank_correlation"] <= 1 for s in entry["stages"])
+
+
+def test_pointing_game_tolerance_counts_a_peak_near_the_mask():
+    masks = np.zeros((3, 20, 20), bool)
+    masks[:, 5:10, 5:10] = True
+    maps = np.zeros((3, 20, 20))
+    maps[0, 7, 7] = 1  # inside
+    maps[1, 7, 14] = 1  # 5 px right of the mask's last column (9)
+    maps[2, 19, 19] = 1  # √(10² + 10²) ≈ 14.1 px from the corner (9, 9)
+    assert pointing_game(maps, masks).tolist() == [1, 0, 0]
+    assert pointing_game(maps, masks, tolerance=5).tolist() == [1, 1, 0]
+    assert pointing_game(maps, masks, tolerance=4.9).tolist() == [1, 0, 0]
+    assert pointing_game(maps, masks, tolerance=14.2).tolist() == [1, 1, 1]
+    assert pointing_game(np.zeros((3, 20, 20)), masks, tolerance=30).tolist() == [0, 0, 0]
+    assert pointing_tolerance((112, 112)) == 7.5 and pointing_tolerance((224, 160)) == 15
+    with pytest.raises(InputError, match="tolerance"):
+        pointing_game(maps, masks, tolerance=-1)

@@ -8,6 +8,7 @@ from vadx.quality.localisation import (
     mask_auroc,
     mask_iou,
     pointing_game,
+    pointing_tolerance,
     temporal_auroc,
 )
 from vadx.quality.metrics import METRICS, MetricInfo
@@ -24,6 +25,7 @@ __all__ = [
     "mask_auroc",
     "mask_iou",
     "pointing_game",
+    "pointing_tolerance",
     "rank_correlation",
     "spatial_curves",
     "ssim",

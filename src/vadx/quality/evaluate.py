@@ -36,6 +36,7 @@ from vadx.quality.localisation import (
     mask_auroc,
     mask_iou,
     pointing_game,
+    pointing_tolerance,
     temporal_auroc,
 )
 from vadx.quality.metrics import METRICS
@@ -50,6 +51,9 @@ def localisation_scores(maps: np.ndarray, masks: np.ndarray) -> dict[str, float]
     with np.errstate(all="ignore"):
         return {
             "pointing_game": float(np.nanmean(pointing_game(maps, masks))),
+            "pointing_game_tolerant": float(
+                np.nanmean(pointing_game(maps, masks, pointing_tolerance(masks.shape[-2:])))
+            ),
             "energy_pointing_game": float(np.nanmean(energy_pointing_game(maps, masks))),
             "mask_area": float(np.nanmean(mask_area(masks))),
             "mask_iou": float(np.nanmean(mask_iou(maps, masks))),

@@ -16,9 +16,13 @@ frames without anomaly pixels give NaN, so means are taken over anomalous frames
 from __future__ import annotations
 
 import numpy as np
+from scipy.ndimage import distance_transform_edt
 from sklearn.metrics import roc_auc_score
 
 from vadx.errors import InputError
+
+#: the pointing game's tolerance in pixels on 224-pixel images (Zhang et al. 2016)
+TOLERANCE_AT_224 = 15.0
 
 
 def _checked(maps: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -29,13 +33,29 @@ def _checked(maps: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return maps, masks, masks.reshape(len(masks), -1).any(1)
 
 
-def pointing_game(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """1 where the frame's map maximum lies inside the mask, 0 outside (a flat map misses)."""
+def pointing_game(maps: np.ndarray, masks: np.ndarray, tolerance: float = 0.0) -> np.ndarray:
+    """1 where the frame's map maximum lies inside the mask, or within ``tolerance`` pixels of
+    it, 0 otherwise (a flat map misses)."""
     maps, masks, anomalous = _checked(maps, masks)
+    if tolerance < 0:
+        raise InputError(f"the pointing game's tolerance must be ≥ 0 pixels, got {tolerance}")
     flat = maps.reshape(len(maps), -1)
-    hits = masks.reshape(len(masks), -1)[np.arange(len(flat)), flat.argmax(1)]
+    peaks = flat.argmax(1)
+    if tolerance > 0:
+        near = np.stack([distance_transform_edt(~m) <= tolerance if m.any() else m
+                         for m in masks])  # fmt: skip
+    else:
+        near = masks
+    hits = near.reshape(len(near), -1)[np.arange(len(flat)), peaks]
     flat_map = flat.max(1) <= flat.min(1)
     return np.where(anomalous, (hits & ~flat_map).astype(np.float64), np.nan)
+
+
+def pointing_tolerance(size: tuple[int, ...] | list[int]) -> float:
+    """The pointing game's customary tolerance for frames of ``size`` ``(H, W)``: 15 pixels on
+    224-pixel images (Zhang et al. 2016, "Top-down Neural Attention by Excitation Backprop";
+    TorchRay's default), scaled with the frame's longer side — 7.5 pixels at 112."""
+    return TOLERANCE_AT_224 * max(size) / 224
 
 
 def energy_pointing_game(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
