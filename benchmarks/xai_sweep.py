@@ -1,12 +1,19 @@
 """Which training setup makes the demo model's explanations point at the anomaly? (issue 7)
 
 For each variant of the ``cpu`` preset (how many backbone units are fine-tuned, frame size),
-train on the demo's synthetic data, then score on the test split's anomalous clips (target:
-the true class): Grad-CAM (frame weighting) pointing game and energy game beside the mask's
-area share at several layers, and the temporal ROC-AUC of frame occlusion and frame Shapley.
-Results are written after every variant, so a run cut short keeps what it finished.
+train on the demo's synthetic data — or take a trained checkpoint with ``--model`` — then score
+on the test split's anomalous clips (target: the true class): pointing game (strict, and on the
+last four frames) and energy game beside the mask's area share of each spatial method
+(``--methods``, Grad-CAM also with clip weighting) at several layers, and the temporal ROC-AUC
+of frame occlusion and frame Shapley (black and mean-frame baselines). Results are written after
+every variant, so a run cut short keeps what it finished.
 
     python benchmarks/xai_sweep.py --out benchmarks/results/xai-sweep --variants 1,9,14
+    python benchmarks/xai_sweep.py --model demo-out/run/best --data demo-out/data --out /tmp/s
+
+``results/xai-sweep-freeze-h200.json`` comes from the first version of this script (Grad-CAM
+only, keys without the method's name, Shapley with the mean frame); ``xai-sweep-demo-cpu.json``
+from this one on the demo model.
 """
 
 from __future__ import annotations
