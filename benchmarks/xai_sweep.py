@@ -45,7 +45,14 @@ TEMPORAL = {"frame_occlusion": {"baseline": "mean"},
             "frame_shapley_mean": {"segments": 8, "baseline": "mean"}}  # fmt: skip
 
 
-def score(model, data: Path, limit: int | None, methods: tuple[str, ...]) -> dict:
+def score(
+    model,
+    data: Path,
+    limit: int | None,
+    methods: tuple[str, ...],
+    layers: tuple[str, ...] = LAYERS,
+    weightings: tuple[str, ...] = WEIGHTINGS,
+) -> dict:
     """Localisation per layer and temporal ROC-AUC per estimator, per class and overall."""
     config = model.config
     samples, classes = load_samples(data, model.class_names, "test")
@@ -67,7 +74,7 @@ def score(model, data: Path, limit: int | None, methods: tuple[str, ...]) -> dic
         item = dataset[index]
         clip, target = item["clip"][None].to(device), int(item["label"])
         masks, kind = item["masks"].numpy(), model.class_names[target]
-        for layer, weighting in itertools.product(LAYERS, WEIGHTINGS):
+        for layer, weighting in itertools.product(layers, weightings):
             e = explain(model, clip, target, methods=methods, temporal=(), layer=layer,
                         weighting=weighting)  # fmt: skip
             for method, attribution in e.maps.items():
@@ -109,11 +116,14 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="anomalous test clips scored")
     parser.add_argument("--size", type=int, default=112, help="frame size of data and model")
     parser.add_argument("--methods", default="gradcam,layercam", help="spatial methods scored")
+    parser.add_argument("--layers", default=",".join(LAYERS), help="backbone layers scored")
+    parser.add_argument("--weightings", default=",".join(WEIGHTINGS), help="Grad-CAM's")
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     clips = tuple(int(c) for c in args.clips.split(","))
     methods = tuple(args.methods.split(","))
+    where = (tuple(args.layers.split(",")), tuple(args.weightings.split(",")))
     started = time.perf_counter()
     if not (args.data / "manifest.json").is_file():
         generate(args.data, SynthConfig(clips=clips, num_frames=40, size=(args.size,) * 2, seed=0))
@@ -121,7 +131,7 @@ def main() -> None:
                "synth_seconds": time.perf_counter() - started, "variants": {}}  # fmt: skip
     if args.model:
         model = load_model(args.model, device="cuda" if torch.cuda.is_available() else "cpu")
-        results["variants"][str(args.model)] = score(model, args.data, args.limit, methods)
+        results["variants"][str(args.model)] = score(model, args.data, args.limit, methods, *where)
         write_json(args.out / "xai-sweep.json", results)
         return
     for variant in args.variants.split(","):
@@ -134,7 +144,7 @@ def main() -> None:
         )  # fmt: skip
         trained = time.perf_counter() - started
         model = load_model(run.best, device="cuda" if torch.cuda.is_available() else "cpu")
-        entry = score(model, args.data, args.limit, methods)
+        entry = score(model, args.data, args.limit, methods, *where)
         entry.update(train_seconds=trained, best_epoch=run.best_epoch,
                      epochs_run=len(run.history),
                      score_seconds=time.perf_counter() - started - trained)  # fmt: skip
