@@ -13,7 +13,7 @@ every variant, so a run cut short keeps what it finished.
 
 ``results/xai-sweep-freeze-h200.json`` comes from the first version of this script (Grad-CAM
 only, keys without the method's name, Shapley with the mean frame); ``xai-sweep-demo-cpu.json``
-from this one on the demo model.
+from this one on the demo model, ``xai-sweep-224-cpu.json`` from it at ``--size 224`` (2 cores).
 """
 
 from __future__ import annotations
