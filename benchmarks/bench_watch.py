@@ -9,6 +9,8 @@
 3. What the alert explanations cost the capture path: the same paced run (a camera's 25 fps,
    and half the demo model's sustained rate) with and without explaining every alert — how
    late the capture thread releases frames (its camera clock), the decision latency, drops.
+4. One alert's explanation on one thread (as the explainer process runs it), the defaults
+   (LayerCAM + frame Shapley) against the earlier ones (Grad-CAM + frame occlusion).
 
 Models: the demo's (``demo-out/run/best`` when it exists; else the demo architecture
 untrained) and the full VGG19 at 112 px (random weights: costs do not depend on them).
@@ -140,6 +142,35 @@ def sustained(model, frames, root: Path, config, start_fps: float, seconds: floa
     return {"sustained_fps": None if best is None else round(best, 1), "trials": trials}
 
 
+def explanation_seconds(model: CRNN, frames: np.ndarray, repeats: int = 5) -> dict:
+    """Median seconds of one alert explanation (a window of the model's T frames, one torch
+    thread), with the alert defaults and with Grad-CAM + frame occlusion."""
+    from vadx.explain import explain
+    from vadx.watch.alerts import ALERT_SETTINGS
+
+    config = model.config
+    window = fit_frames(frames[60 : 60 + config.num_frames], config.frame_size)[0]  # the fight
+    clip = frames_to_clip(window, config.mean, config.std)[None]
+    settings = {"defaults": (ALERT_SETTINGS.methods, ALERT_SETTINGS.temporal),
+                "gradcam+frame_occlusion": (("gradcam",), ("frame_occlusion",))}  # fmt: skip
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        seconds = {}
+        for label, (methods, temporal) in settings.items():
+            explain(model, clip, "anomaly", methods=methods, temporal=temporal)  # warm-up
+            times = []
+            for _ in range(repeats):
+                started = time.perf_counter()
+                explain(model, clip, "anomaly", methods=methods, temporal=temporal)
+                times.append(time.perf_counter() - started)
+            seconds[label] = round(float(np.median(times)), 4)
+    finally:
+        torch.set_num_threads(threads)
+    seconds["ratio"] = round(seconds["defaults"] / seconds["gradcam+frame_occlusion"], 2)
+    return seconds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
@@ -170,6 +201,8 @@ def main() -> None:
         name = next(iter(results["models"]))
         model = next(iter(models(args.demo_model).values()))
         best = results["models"][name]["paced"]["sustained_fps"] or 50
+        results["alert_explanation_seconds"] = explanation_seconds(model, frames)
+        print(f"one alert explanation: {results['alert_explanation_seconds']}")
         results["alert_explanations"] = {}
         for rate in (25.0, round(0.5 * best, 1)):
             repeats = max(1, round(rate / 25))  # at least 14 s of video at any rate
