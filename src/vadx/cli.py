@@ -575,7 +575,11 @@ TargetOption = Annotated[
     str, typer.Option(help="predicted, anomaly (most likely non-normal class), or a class.")
 ]
 LayerOption = Annotated[
-    str | None, typer.Option(help="Backbone layer of the CAM methods (default: last conv).")
+    str | None,
+    typer.Option(
+        help="Backbone layer of the CAM methods (default: the last conv block; "
+        "LayerCAM's: the last stride-8 layer, see vadx backbones)."
+    ),
 ]
 WeightingOption = Annotated[str, typer.Option(help="Grad-CAM channel weights: frame or clip.")]
 NormalisationOption = Annotated[
