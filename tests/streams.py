@@ -1,11 +1,15 @@
-"""Loopback streams for tests: ffmpeg (from imageio-ffmpeg) serving a file on tcp://."""
+"""Loopback servers for tests: ffmpeg (from imageio-ffmpeg) serving a file on tcp://, and an
+HTTP server on a free port."""
 
 from __future__ import annotations
 
 import contextlib
 import socket
 import subprocess
+import threading
 import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import imageio_ffmpeg
 
@@ -21,6 +25,18 @@ def listening(port: int) -> bool:
     with open("/proc/net/tcp") as table:
         rows = [line.split() for line in table.readlines()[1:]]
     return any(int(row[1].split(":")[1], 16) == port and row[3] == "0A" for row in rows)
+
+
+@contextlib.contextmanager
+def http_server(handler: Callable[..., BaseHTTPRequestHandler]) -> Iterator[str]:
+    """``handler`` served on a free loopback port in a thread; yields the base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 @contextlib.contextmanager

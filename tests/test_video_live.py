@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from tests.streams import free_port, tcp_server
+from tests.streams import free_port, http_server, tcp_server
 from tests.videos import frame_numbers, make_video, numbered_frames
 from vadx.video.live import LiveSource, SourceError, is_live
 
@@ -115,16 +115,9 @@ def test_reads_an_http_stream(clip):
     import http.server
 
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(clip.parent))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_address[1]}/{clip.name}"
-        source = LiveSource(url, max_retries=0)
+    with http_server(handler) as base:
+        source = LiveSource(base + clip.name, max_retries=0)
         frames = []
         with pytest.raises(SourceError, match="ended"):  # a live source should not end
             frames.extend(source.frames())
-    finally:
-        server.shutdown()
-        server.server_close()
     assert frame_numbers(np.stack([f.data for f in frames])) == list(range(20))

@@ -12,7 +12,7 @@ import threading
 import time
 import urllib.request
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import ClassVar
 
 import numpy as np
@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from tests.conftest import run_cli
-from tests.streams import free_port, tcp_server
+from tests.streams import free_port, http_server, tcp_server
 from vadx.data.synth import render_long
 from vadx.detect import DetectConfig, detect
 from vadx.models import CRNN, CRNNConfig, load_model, save_model
@@ -178,16 +178,10 @@ class Receiver(BaseHTTPRequestHandler):
 
 def test_the_webhook_gets_every_record_despite_failures(assets, tmp_path):
     _, path, model, config, _ = assets
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     Receiver.calls = []
-    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    try:
+    with http_server(Receiver) as base:
         summary = watch(model, str(path), tmp_path, WatchConfig(detect=config, explain=False,
-                                                                webhook=url))  # fmt: skip
-    finally:
-        server.shutdown()
-        server.server_close()
+                                                                webhook=base + "hook"))  # fmt: skip
     delivered = Receiver.calls[2:]  # the first one was refused twice, then accepted
     assert delivered == records(tmp_path)
     assert Receiver.calls[0] == Receiver.calls[1] == Receiver.calls[2]
@@ -222,26 +216,22 @@ class Hanging(BaseHTTPRequestHandler):
 
 def test_a_hanging_webhook_never_holds_up_detection(assets, tmp_path):
     _, path, model, config, events = assets
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Hanging)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
     Hanging.gate.clear()
-    url = f"http://127.0.0.1:{server.server_address[1]}/"
-    run = Watch(model, str(path), tmp_path, WatchConfig(detect=config, explain=False,
-                                                        webhook=url))  # fmt: skip
-    thread = threading.Thread(target=run.run)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 60
-        while len(ended(tmp_path)) < len(events) and time.monotonic() < deadline:
-            time.sleep(0.01)
-        # every frame processed, every event logged, while the webhook still hangs
-        assert run.metrics.processed == 42 and ended(tmp_path) == as_tuples(events)
-        assert run.webhook.stats.sent == 0
-    finally:
-        Hanging.gate.set()
-        thread.join(60)
-        server.shutdown()
-        server.server_close()
+    with http_server(Hanging) as base:
+        run = Watch(model, str(path), tmp_path, WatchConfig(detect=config, explain=False,
+                                                            webhook=base))  # fmt: skip
+        thread = threading.Thread(target=run.run)
+        thread.start()
+        try:
+            deadline = time.monotonic() + 60
+            while len(ended(tmp_path)) < len(events) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            # every frame processed, every event logged, while the webhook still hangs
+            assert run.metrics.processed == 42 and ended(tmp_path) == as_tuples(events)
+            assert run.webhook.stats.sent == 0
+        finally:
+            Hanging.gate.set()
+            thread.join(60)
     assert run.webhook.stats.sent == len(records(tmp_path))
 
 

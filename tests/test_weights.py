@@ -3,13 +3,13 @@ from __future__ import annotations
 import collections
 import hashlib
 import http.server
-import threading
 
 import pytest
 import torch
 from safetensors.torch import save_file
 
 from tests.conftest import torchvision_vgg19_state_dict
+from tests.streams import http_server
 from vadx.errors import WeightsError
 from vadx.models import VGG19, fetch_weights, load_backbone_weights, read_state_dict
 
@@ -142,17 +142,9 @@ def test_file_url_is_cached_in_torch_hub(vgg_file, hub_dir, vgg_state):
 
 def test_http_url_from_a_loopback_server(tmp_path, vgg_file, hub_dir):
     handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(tmp_path))  # noqa: E731
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        port = server.server_address[1]
-        url = f"http://127.0.0.1:{port}/{vgg_file.name}"
-        path = fetch_weights(url, sha256=_sha256(vgg_file))
+    with http_server(handler) as base:
+        path = fetch_weights(base + vgg_file.name, sha256=_sha256(vgg_file))
         assert path.read_bytes() == vgg_file.read_bytes()
         with pytest.raises(WeightsError, match="could not download .*missing.pth"):
-            fetch_weights(f"http://127.0.0.1:{port}/missing.pth")
-    finally:
-        server.shutdown()
-        server.server_close()
+            fetch_weights(base + "missing.pth")
     assert not [p for p in (hub_dir / "checkpoints").iterdir() if p.name.endswith(".partial")]
