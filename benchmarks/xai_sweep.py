@@ -40,9 +40,12 @@ from vadx.train.session import train_from_path
 
 LAYERS = ("head", "block15", "block10", "block7", "block4")
 WEIGHTINGS = ("frame", "clip")
-TEMPORAL = {"frame_occlusion": {"baseline": "mean"},
-            "frame_shapley": {"segments": 8, "baseline": "black"},
-            "frame_shapley_mean": {"segments": 8, "baseline": "mean"}}  # fmt: skip
+#: result name → (estimator, its settings)
+TEMPORAL = {
+    "frame_occlusion": ("frame_occlusion", {"baseline": "mean"}),
+    "frame_shapley": ("frame_shapley", {"segments": 8, "baseline": "black"}),
+    "frame_shapley_mean": ("frame_shapley", {"segments": 8, "baseline": "mean"}),
+}
 
 
 def score(
@@ -90,10 +93,9 @@ def score(
         frame_labels = item["frame_labels"].numpy()
         if frame_labels.min() == frame_labels.max():
             continue
-        for name, options in TEMPORAL.items():
-            method = name.removesuffix("_mean")
+        for name, (method, options) in TEMPORAL.items():
             e = explain(model, clip, target, methods=(), temporal=(method,),
-                        options={method: options} if options else None)  # fmt: skip
+                        options={method: options})  # fmt: skip
             add(f"{name}/temporal_auroc", kind,
                 temporal_auroc(e.temporal[method].scores[0], frame_labels))  # fmt: skip
     summary = {k: round(float(np.nanmean(v["v"])), 4) for k, v in sorted(rows.items())}
