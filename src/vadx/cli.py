@@ -172,8 +172,8 @@ def backbones() -> None:
         except VadxError:
             builtin = "-"
         params = sum(p.numel() for p in net.parameters())
-        fine = net.fine_layer or net.default_layer
-        table.add_row(name, str(net.out_channels), f"{params:,}", net.default_layer, fine, builtin)
+        table.add_row(name, str(net.out_channels), f"{params:,}", net.default_layer,
+                      net.cam_layer(fine=True), builtin)  # fmt: skip
     console.print(table)
 
 

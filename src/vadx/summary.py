@@ -53,7 +53,7 @@ def render_description(description: dict[str, Any], console: Console) -> None:
         ),
         ("normalisation", f"mean {prep['mean']}, std {prep['std']} on values in [0, 1]"),
         ("default CAM layer", description["default_layer"]),
-        ("LayerCAM layer (stride 8)", description.get("fine_layer", description["default_layer"])),
+        ("LayerCAM layer (stride 8)", description["fine_layer"]),
     ]
     checkpoint = description.get("checkpoint")
     if checkpoint:

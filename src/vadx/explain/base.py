@@ -80,7 +80,7 @@ class Method:
         """``layer`` checked against the backbone (default: its last conv block, or with
         ``fine`` its last layer at stride 8): explanations read per-frame layers, which see
         every frame of the clip."""
-        name = layer or (self.model.fine_layer if fine else self.model.default_layer)
+        name = layer or self.model.backbone.cam_layer(fine)
         self.model.backbone.get_layer(name)  # a per-frame layer, or ConfigError naming some
         return name
 

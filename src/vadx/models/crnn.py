@@ -197,7 +197,7 @@ class CRNN(nn.Module):
     def fine_layer(self) -> str:
         """The layer LayerCAM uses by default: the backbone's last layer at stride 8 (its
         default layer when it names none)."""
-        return self.backbone.fine_layer or self.backbone.default_layer
+        return self.backbone.cam_layer(fine=True)
 
     # ----------------------------------------------------------------- freezing
     def freeze_backbone(self, freeze: Freeze) -> None:

@@ -46,6 +46,11 @@ class Backbone(nn.Module):
     #: the last layer at stride 8 (None: ``default_layer``)
     fine_layer: str | None = None
 
+    def cam_layer(self, fine: bool = False) -> str:
+        """A CAM method's default layer: the last conv block, or with ``fine`` the last layer
+        at stride 8 (the last conv block when the backbone names none)."""
+        return (self.fine_layer if fine else None) or self.default_layer
+
     def layer_names(self) -> list[str]:
         """Canonical names of the hookable layers, in forward order."""
         raise NotImplementedError
