@@ -38,8 +38,7 @@ MODEL = CRNN(CRNNConfig(**MODEL_ARGS)).config  # mean/std resolved from the back
 def datasets(root: Path, config: CRNNConfig):
     def load(split):
         samples, names = folder_samples(root, class_names=CLASSES, split=split)
-        size = {"num_frames": config.num_frames, "frame_size": config.frame_size}
-        return VideoDataset(samples, names, mean=config.mean, std=config.std, **size)
+        return VideoDataset.for_model(config, samples, names)
 
     return load("train"), load("val")
 

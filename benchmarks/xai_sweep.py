@@ -59,9 +59,7 @@ def score(
     """Localisation per layer and temporal ROC-AUC per estimator, per class and overall."""
     config = model.config
     samples, classes = load_samples(data, model.class_names, "test")
-    dataset = VideoDataset(samples, classes, num_frames=config.num_frames,
-                           frame_size=config.frame_size, mean=config.mean,
-                           std=config.std)  # fmt: skip
+    dataset = VideoDataset.for_model(config, samples, classes)
     probabilities, labels = predict(model, dataset)
     metrics = classification_metrics(probabilities, labels, classes, config.normal_class)
     normal = model.class_names.index(config.normal_class)

@@ -40,6 +40,11 @@ ModelPath = Annotated[
 VideoArgument = Annotated[Path, typer.Argument(help="A video file (or a folder of frames).")]
 StrideOption = Annotated[int | None, typer.Option(help="Frames between window starts.")]
 StepOption = Annotated[int | None, typer.Option(help="Frames between a window's frames.")]
+FIT = typer.Option(
+    help="How frames reach the model's size: pad (letter-box), crop (centre) or stretch "
+    "(aspect ignored, as the reference's Keras generator). Saved in the model."
+)
+FitOption = Annotated[str, FIT]
 StartOption = Annotated[int | None, typer.Option(help="First frame of the clip.")]
 EndOption = Annotated[int | None, typer.Option(help="Last frame of the clip.")]
 
@@ -110,6 +115,7 @@ def new_model(
     ),
     frames: Annotated[int, typer.Option(help="Clip length T.")] = 20,
     size: Annotated[int, typer.Option(help="Frame side in pixels (square frames).")] = 112,
+    fit: FitOption = "pad",
     freeze: Annotated[
         str,
         typer.Option(help="Backbone freezing: none, all, or N (keep the last N units trainable)."),
@@ -144,6 +150,7 @@ def new_model(
         freeze=_freeze_value(freeze),
         num_frames=frames,
         frame_size=(size, size),
+        fit=fit,  # type: ignore[arg-type]
     )
     torch.manual_seed(seed)
     model = CRNN(config)
@@ -204,6 +211,7 @@ def train_command(
     frames: Annotated[int | None, typer.Option(help="Clip length T.")] = None,
     size: Annotated[int | None, typer.Option(help="Frame side in pixels.")] = None,
     pooling: Annotated[str | None, typer.Option(help="Per-frame pooling: avg or max.")] = None,
+    fit: Annotated[str | None, FIT] = None,
     epochs: Annotated[int | None, typer.Option(help="Most epochs.")] = None,
     batch_size: Annotated[int | None, typer.Option(help="Clips per step.")] = None,
     optimizer: Annotated[str | None, typer.Option(help="sgd or adamw.")] = None,
@@ -240,6 +248,7 @@ def train_command(
             "num_frames": frames,
             "frame_size": None if size is None else (size, size),
             "pooling": pooling,
+            "fit": fit,
         }.items()
         if value is not None
     }
@@ -336,10 +345,7 @@ def evaluate_command(
         split = split_names(data).get("test")
     samples, classes = load_samples(data, loaded.class_names, split)
     config = loaded.config
-    dataset = VideoDataset(
-        samples, classes, num_frames=config.num_frames, frame_size=config.frame_size,
-        mean=config.mean, std=config.std,
-    )  # fmt: skip
+    dataset = VideoDataset.for_model(config, samples, classes)
     with _progress("evaluating") as advance:
         probabilities, labels = predict(loaded, dataset, batch_size, workers, advance)
     metrics = classification_metrics(probabilities, labels, classes, config.normal_class)
@@ -360,9 +366,62 @@ SmoothOption = Annotated[int, typer.Option(help="Frames of score smoothing.")]
 OnOption = Annotated[float, typer.Option(help="Anomaly score that starts an event.")]
 OffOption = Annotated[float, typer.Option(help="Anomaly score that ends it.")]
 MinFramesOption = Annotated[int, typer.Option(help="Shortest event, in frames.")]
+DomainOption = Annotated[
+    str,
+    typer.Option(
+        help="Windows unlike the model's training data: flag them (events carry the flag), "
+        "suppress their alerts, or off (no check).",
+    ),
+]
 PerClassOption = Annotated[
     bool, typer.Option(help="One hysteresis per anomaly class instead of one on the score.")
 ]
+
+
+@app.command("calibrate")
+def calibrate_command(
+    model: ModelPath,
+    data: Annotated[
+        Path,
+        typer.Argument(help="The model's training data: a folder (train/ and val/) or list file."),
+    ],
+    val: Annotated[
+        Path | None,
+        typer.Option(help="Validation data (default: val/ split, else the training run's 20%)."),
+    ] = None,
+    percentile: Annotated[
+        float, typer.Option(help="Percentile of validation windows taken as the threshold.")
+    ] = 99.5,
+    batch_size: Annotated[int, typer.Option(help="Clips per batch.")] = 8,
+) -> None:
+    """Add domain statistics to a trained model, without retraining: then detect, watch,
+    explain and serve say when footage is unlike its training data."""
+    from vadx.data import VideoDataset
+    from vadx.domain import calibrate, save_domain
+    from vadx.models import load_model
+    from vadx.train.data import training_samples
+
+    if batch_size < 1:
+        raise VadxError(f"--batch-size must be at least 1, got {batch_size}")
+    loaded = load_model(model)
+    saved = loaded.checkpoint.metadata.get("train_config") or {}
+    train_samples, val_samples, classes = training_samples(
+        data, loaded.class_names, val=val, val_fraction=saved.get("val_fraction", 0.2),
+        seed=saved.get("seed", 0),
+    )  # fmt: skip
+    sets = [VideoDataset.for_model(loaded.config, samples, classes)
+            for samples in (train_samples, val_samples)]  # fmt: skip
+    with _progress("calibrating") as advance:
+        stats = calibrate(loaded, *sets, percentile=percentile,
+                          progress=lambda _, d, t: advance(d, t),
+                          batch_size=batch_size)  # fmt: skip
+    save_domain(model, stats)
+    console.print(
+        f"domain statistics of {stats.frames} training frames, threshold {stats.threshold:.2f} "
+        f"(the {percentile:g}th percentile of {stats.windows} validation windows) saved in "
+        f"{loaded.checkpoint.path}; the model id is unchanged ({loaded.checkpoint.model_id})",
+        soft_wrap=True,
+    )
 
 
 @app.command("detect")
@@ -377,25 +436,32 @@ def detect_command(
     off: OffOption = 0.35,
     min_frames: MinFramesOption = 3,
     per_class: PerClassOption = False,
+    domain: DomainOption = "flag",
     annotate: Annotated[bool, typer.Option(help="Write annotated.mp4.")] = True,
 ) -> None:
     """Find anomalies over a whole video: events, per-frame scores, an annotated video."""
-    from vadx.detect import DetectConfig, detect, write_detection
+    from vadx.detect import DetectConfig, check_domain_mode, detect, write_detection
     from vadx.models import load_model
 
-    loaded = load_model(model)
     config = DetectConfig(stride=stride, step=step, smooth=smooth, on=on, off=off,
-                          min_frames=min_frames, per_class=per_class)  # fmt: skip
+                          min_frames=min_frames, per_class=per_class,
+                          domain=domain)  # type: ignore[arg-type]  # fmt: skip
+    loaded = load_model(model)
+    check_domain_mode(loaded, domain)
     with _progress("detecting") as advance:
         result = detect(loaded, video, config, progress=lambda _, d, t: advance(d, t))
         write_detection(out, result, video, loaded.checkpoint.model_id, annotate,
                         progress=lambda _, d, t: advance(d, t))  # fmt: skip
-    table = Table("class", "start", "end", "peak", title=f"{len(result.events)} event(s)")
+    checked = result.domain["checked"]
+    table = Table("class", "start", "end", "peak", *(["in domain"] if checked else []),
+                  title=f"{len(result.events)} event(s)")  # fmt: skip
     for event in result.events:
+        familiar = [] if event.out_of_domain is None else [f"{1 - event.out_of_domain:.0%}"]
         table.add_row(event.class_name, f"{event.start_time:.2f} s (frame {event.start_frame})",
                       f"{event.end_time:.2f} s (frame {event.end_frame})",
-                      f"{event.peak_probability:.0%}")  # fmt: skip
+                      f"{event.peak_probability:.0%}", *familiar)  # fmt: skip
     console.print(table)
+    _say_domain(result.domain, loaded, domain)
     console.print(f"wrote {out}/events.json, scores.csv, scores.png"
                   + (", annotated.mp4" if annotate else ""))  # fmt: skip
 
@@ -730,6 +796,7 @@ def synth(
     clips: Annotated[str, typer.Option(help="Clips per class in train,val,test.")] = "40,10,10",
     frames: Annotated[int, typer.Option(help="Frames per clip.")] = 40,
     size: Annotated[int, typer.Option(help="Frame side in pixels (square frames).")] = 112,
+    fit: FitOption = "pad",
     fps: Annotated[float, typer.Option(help="Frame rate of the videos.")] = 10.0,
     seed: Annotated[int, typer.Option(help="Everything generated is a function of it.")] = 0,
     classes: Annotated[
@@ -843,6 +910,21 @@ def demo(
     for report in summary["reports"]:
         console.print(f"     report: {report}", soft_wrap=True)
     console.print(f"    summary: {out / 'summary.json'}")
+
+
+def _say_domain(summary: dict, model, mode: str) -> None:
+    """Tell the operator, on stderr, when footage is outside the model's domain (or unchecked)."""
+    from vadx.domain import missing_note, verdict_line
+
+    if mode == "off":
+        return
+    if not summary.get("checked"):
+        err_console.print(f"note: {missing_note(model)}", soft_wrap=True)
+        return
+    line = verdict_line(summary)
+    if line is not None:
+        done = "their alerts were suppressed" if mode == "suppress" else "events there are flagged"
+        err_console.print(f"[bold yellow]warning:[/] {line}; {done}", soft_wrap=True)
 
 
 def _ms(value: float | None) -> str:

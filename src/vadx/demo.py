@@ -102,8 +102,7 @@ def run_demo(
     config = model.config
     say(f"3/6 evaluating {result.best} on the test split")
     samples, classes = folder_samples(data, model.class_names, split="test")
-    test = VideoDataset(samples, classes, num_frames=config.num_frames,
-                        frame_size=config.frame_size, mean=config.mean, std=config.std)  # fmt: skip
+    test = VideoDataset.for_model(config, samples, classes)
     probabilities, labels = predict(model, test)
     metrics = classification_metrics(probabilities, labels, classes, config.normal_class)
     write_evaluation(out / "evaluation", metrics, probabilities, labels,

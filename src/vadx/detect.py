@@ -8,8 +8,15 @@ mean over the windows that span it; the anomaly score ``1 − p(normal)`` is smo
 are found with hysteresis: one starts where the score reaches ``on`` and ends where it falls
 below ``off``. An event's class is the anomaly class most probable over its frames.
 
-Outputs: ``events.json``, ``scores.csv`` (per frame), ``scores.png`` (scores over time with the
-events), ``annotated.mp4`` (each frame with "Fight: 98%", red while an event is on).
+Every window also gets a domain score (:mod:`vadx.domain`): its distance to the model's
+training data in feature space over the calibrated threshold; above 1 the footage is unlike
+anything the model was trained on, and its probabilities mean little. ``DetectConfig.domain``
+flags such windows (default), suppresses their alerts, or skips the check.
+
+Outputs: ``events.json`` (with the domain verdict, and each event's share of frames outside the
+domain), ``scores.csv`` (per frame), ``scores.png`` (scores over time with the events, frames
+outside the domain shaded grey), ``annotated.mp4`` (each frame with "Fight: 98%", red while an
+event is on).
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +32,7 @@ import numpy as np
 import torch
 
 from vadx._version import __version__
+from vadx.domain import DOMAIN_MODES, DomainMode, domain_summary, missing_note
 from vadx.errors import InputError
 from vadx.files import atomic_path, write_json
 from vadx.models.crnn import CRNN
@@ -52,6 +60,9 @@ class DetectConfig:
         batch_size: frames per CNN batch.
         per_class: one hysteresis per anomaly class, on its own smoothed probability (events
             of different classes may overlap), instead of one on the anomaly score.
+        domain: what the domain check (:mod:`vadx.domain`) does with windows outside the
+            model's training domain: ``"flag"`` them (events carry the flag), ``"suppress"``
+            their alerts (their frames score 0), or ``"off"`` (no check).
     """
 
     stride: int | None = None
@@ -62,8 +73,11 @@ class DetectConfig:
     min_frames: int = 3
     batch_size: int = 32
     per_class: bool = False
+    domain: DomainMode = "flag"
 
     def __post_init__(self) -> None:
+        if self.domain not in DOMAIN_MODES:
+            raise InputError(f"domain must be {', '.join(DOMAIN_MODES)}; got {self.domain!r}")
         if not 0 <= self.off <= self.on <= 1:
             raise InputError(f"thresholds need 0 ≤ off ≤ on ≤ 1, got on={self.on} off={self.off}")
         for name in ("stride", "step"):
@@ -85,6 +99,8 @@ class Event:
     class_name: str
     peak_probability: float
     mean_probability: float
+    #: share of the event's frames outside the model's domain (None: not checked)
+    out_of_domain: float | None = None
 
 
 @dataclass
@@ -101,6 +117,19 @@ class Detection:
     events: list[Event]
     timestamps: np.ndarray
     settings: dict[str, Any] = field(default_factory=dict)
+    #: per window and per frame (mean over the windows covering it): distance to the training
+    #: domain over its threshold (> 1: outside); None when unchecked
+    window_domain: np.ndarray | None = None
+    frame_domain: np.ndarray | None = None
+    #: :func:`vadx.domain.domain_summary` of the windows
+    domain: dict[str, Any] = field(default_factory=lambda: {"checked": False})
+
+    @property
+    def outside_domain(self) -> np.ndarray:
+        """Per frame: whether it lies outside the model's domain (all False if unchecked)."""
+        if self.frame_domain is None:
+            return np.zeros(self.info.num_frames, bool)
+        return self.frame_domain > 1
 
 
 def default_step(model: CRNN) -> int:
@@ -136,7 +165,7 @@ def frame_features(
     with torch.no_grad():
         for start in range(0, len(indices), batch_size):
             chunk = indices[start : start + batch_size]
-            frames, _, _ = fit_frames(video.read(chunk).data, config.frame_size)
+            frames, _, _ = fit_frames(video.read(chunk).data, config.frame_size, config.fit)
             clip = frames_to_clip(frames, config.mean, config.std)[None].to(device)
             rows.append(model.frame_features(clip)[0].cpu().numpy())
             if progress is not None:
@@ -152,6 +181,7 @@ def detect(
 ) -> Detection:
     """Detect anomalies over the whole video ``source`` (see the module docstring)."""
     config = config or DetectConfig()
+    check_domain_mode(model, config.domain)
     length = model.config.num_frames
     step = config.step or default_step(model)
     span = (length - 1) * step + 1
@@ -174,14 +204,36 @@ def detect(
         logits = torch.cat([model.forward_features(chunk) for chunk in window_features.split(256)])
     window_probabilities = logits.softmax(-1).numpy()
     frame_probabilities = spread_over_frames(windows, window_probabilities, info.num_frames)
+    window_domain = frame_domain = None
+    if config.domain != "off" and model.domain is not None:
+        distances = model.domain.frame_distances(features)
+        window_domain = model.domain.scores([distances[row_of[w.indices]].mean() for w in windows])
+        frame_domain = spread_over_frames(windows, window_domain[:, None], info.num_frames)[:, 0]
     names = model.class_names
     normal = model.config.normal_class
     anomaly = anomaly_score(frame_probabilities, names, normal)
     smoothed = moving_average(anomaly, config.smooth)
+    if config.domain == "suppress" and frame_domain is not None:
+        smoothed = np.where(frame_domain > 1, 0.0, smoothed)
     events = all_events(frame_probabilities, smoothed, names, normal, timestamps, config)
+    if frame_domain is not None:
+        events = [replace(e, out_of_domain=outside_share(frame_domain, e)) for e in events]
     settings = {**asdict(config), "stride": stride, "step": step, "window": length}
+    threshold = None if window_domain is None else model.domain.threshold
     return Detection(info, names, windows, window_probabilities, frame_probabilities, anomaly,
-                     smoothed, events, timestamps, settings)  # fmt: skip
+                     smoothed, events, timestamps, settings, window_domain, frame_domain,
+                     domain_summary(window_domain, threshold))  # fmt: skip
+
+
+def outside_share(frame_domain: np.ndarray, event: Event) -> float:
+    """Share of the event's frames whose domain score is above 1 (outside the domain)."""
+    return float(np.mean(frame_domain[event.start_frame : event.end_frame + 1] > 1))
+
+
+def check_domain_mode(model: CRNN, mode: str) -> None:
+    """Refuse ``suppress`` for a model without domain statistics (nothing to suppress by)."""
+    if mode == "suppress" and model.domain is None:
+        raise InputError(f"--domain suppress needs domain statistics: {missing_note(model)}")
 
 
 def spread_over_frames(
@@ -352,13 +404,17 @@ def write_detection(
     names = detection.class_names
     with atomic_path(out / "scores.csv") as tmp, open(tmp, "w", newline="") as fh:
         writer = csv.writer(fh)
+        domain = detection.frame_domain
         writer.writerow(["frame", "time", *[f"p_{n}" for n in names], "anomaly", "smoothed",
-                         "event"])  # fmt: skip
+                         "event", *(["domain_score", "out_of_domain"] if domain is not None
+                                    else [])])  # fmt: skip
         active = _event_of_frame(detection)
         for t, row in enumerate(detection.frame_probabilities):
+            familiarity = [] if domain is None else [f"{domain[t]:.3f}", int(domain[t] > 1)]
             writer.writerow([t, f"{detection.timestamps[t]:.4f}", *[f"{p:.5f}" for p in row],
                              f"{detection.anomaly_score[t]:.5f}",
-                             f"{detection.smoothed_score[t]:.5f}", active[t] or ""])  # fmt: skip
+                             f"{detection.smoothed_score[t]:.5f}", active[t] or "",
+                             *familiarity])  # fmt: skip
     with atomic_path(out / "scores.png") as tmp:
         tmp.write_bytes(scores_png(detection))
     if annotate:
@@ -372,6 +428,7 @@ def write_detection(
         "classes": list(names),
         "events": [asdict(e) for e in detection.events],
         "windows": len(detection.windows),
+        "domain": detection.domain,
     }
     write_json(out / "events.json", document)
     return out / "events.json"
@@ -400,6 +457,10 @@ def scores_png(detection: Detection) -> bytes:
     for event in detection.events:
         axes.axvspan(event.start_time, event.end_time, color="red", alpha=0.15)
         axes.text(event.start_time, 1.02, event.class_name, color="red", fontsize=8)
+    outside = detection.outside_domain
+    if outside.any():
+        axes.fill_between(times, 0, 1.08, where=outside, color="grey", alpha=0.2, lw=0,
+                          label="outside the model's domain")  # fmt: skip
     on, off = detection.settings["on"], detection.settings["off"]
     axes.axhline(on, color="red", ls="--", lw=0.8)
     axes.axhline(off, color="grey", ls=":", lw=0.8)
@@ -417,8 +478,10 @@ def scores_png(detection: Detection) -> bytes:
 def write_annotated(
     path: Path, detection: Detection, source: str | Path, progress: ProgressFn | None = None
 ) -> Path:
-    """Every frame of the video with its top class and probability ("Fight: 98%")."""
+    """Every frame of the video with its top class and probability ("Fight: 98%"), and
+    "(unfamiliar scene)" on frames outside the model's domain."""
     active = _event_of_frame(detection)
+    outside = detection.outside_domain
     names = detection.class_names
     info = detection.info
     with VideoReader(source) as video, Mp4Writer(path, info.fps, (info.height, info.width),
@@ -431,6 +494,8 @@ def write_annotated(
             else:
                 best = int(row.argmax())
                 text = class_label(names[best], row[best])
+            if outside[t]:
+                text += " (unfamiliar scene)"
             writer.write(label_frame(frame, text, active[t] is not None))
             if progress is not None and t % 25 == 0:
                 progress("annotating", t + 1, info.num_frames)

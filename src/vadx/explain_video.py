@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from vadx.detect import DetectConfig, Detection, detect
+from vadx.domain import check_clip
 from vadx.errors import InputError
 from vadx.explain import (
     DEFAULT_METHODS,
@@ -104,6 +105,8 @@ class ClipExplanation:
     maps: dict[str, np.ndarray]  # method → (T, h, w) display maps on the source frames
     geometry: Geometry
     fps: float
+    #: the clip's domain check (:func:`vadx.domain.check_clip`)
+    domain: Mapping[str, Any] = field(default_factory=lambda: {"checked": False})
 
     @property
     def predicted(self) -> tuple[str, float]:
@@ -150,15 +153,17 @@ def explain_clip(
     """Explain the clip made of uint8 source ``frames`` ``(T, h, w, 3)`` (numbered
     ``indices``, playing at ``fps``)."""
     config = model.config
-    fitted, geometry, _ = fit_frames(frames, config.frame_size)
+    fitted, geometry, _ = fit_frames(frames, config.frame_size, config.fit)
     device = next(model.parameters()).device
     clip = frames_to_clip(fitted, config.mean, config.std)[None].to(device)
     e = explain(model, clip, target if target is not None else settings.target,
                 methods=settings.methods, temporal=settings.temporal, layer=settings.layer,
                 weighting=settings.weighting, normalisation=settings.normalisation,
-                options=settings.options, progress=progress)  # fmt: skip
+                options=settings.options, progress=progress,
+                picture=torch.from_numpy(geometry.picture())[None])  # fmt: skip
     maps = {name: geometry.to_source(a.display[0]) for name, a in e.maps.items()}
-    return ClipExplanation(e, np.asarray(indices), frames, maps, geometry, fps)
+    return ClipExplanation(e, np.asarray(indices), frames, maps, geometry, fps,
+                           check_clip(model, clip))  # fmt: skip
 
 
 def rendered(clip: ClipExplanation, method: str, view: str, settings: ExplainSettings):
@@ -253,6 +258,9 @@ def audit(
             "created": info.created},
         "render": {"view": settings.view, "colormap": settings.colormap,
                    "opacity": settings.opacity},
+        "preprocessing": {"fit": model.config.fit,
+                          "picture_share": float(clip.geometry.picture().mean())},
+        "domain": dict(clip.domain),
     }  # fmt: skip
 
 

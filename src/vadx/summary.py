@@ -49,7 +49,8 @@ def render_description(description: dict[str, Any], console: Console) -> None:
         ("classes", ", ".join(classes["names"]) + f"  (normal: {classes['normal']})"),
         (
             "clip",
-            f"{prep['num_frames']} frames of {prep['frame_size'][0]}×{prep['frame_size'][1]} RGB",
+            f"{prep['num_frames']} frames of {prep['frame_size'][0]}×{prep['frame_size'][1]} RGB, "
+            f"fit: {prep['fit']}",
         ),
         ("normalisation", f"mean {prep['mean']}, std {prep['std']} on values in [0, 1]"),
         ("default CAM layer", description["default_layer"]),

@@ -96,6 +96,16 @@ class VideoDataset(Dataset):
     spans: list[int] = field(default_factory=list, init=False)
     epoch: int = field(default=0, init=False)
 
+    @classmethod
+    def for_model(
+        cls, config: Any, samples: Sequence[VideoSample], class_names: Sequence[str], **options
+    ) -> VideoDataset:
+        """Clips as the model with (resolved) ``config`` sees them: its clip length, frame
+        size, fit and normalisation — the one place every path takes them from."""
+        return cls(samples, class_names, num_frames=config.num_frames,
+                   frame_size=config.frame_size, mean=config.mean, std=config.std,
+                   fit=config.fit, **options)  # fmt: skip
+
     def __post_init__(self) -> None:
         for name in ("mean", "std"):
             value = getattr(self, name)

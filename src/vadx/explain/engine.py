@@ -42,7 +42,7 @@ from vadx.explain.gradients import (
     SmoothGrad,
 )
 from vadx.explain.hooks import eval_mode
-from vadx.explain.normalise import NORMALISATIONS, display, frame_scores
+from vadx.explain.normalise import NORMALISATIONS, display, frame_scores, off_picture_share
 from vadx.explain.occlusion import Occlusion
 from vadx.explain.passes import Need, run_pass
 from vadx.explain.result import (
@@ -83,6 +83,7 @@ def explain(
     normalisation: str = "clip",
     options: Mapping[str, Mapping[str, Any]] | None = None,
     progress: ProgressFn | None = None,
+    picture: torch.Tensor | None = None,
 ) -> Explanation:
     """Explain ``model``'s decision on ``clip`` ``(B, T, 3, H, W)`` with several methods.
 
@@ -97,6 +98,10 @@ def explain(
         normalisation: of the display maps: ``clip`` (default), ``frame`` or ``none``.
         options: per-method settings, e.g. ``{"integrated_gradients": {"steps": 64}}``.
         progress: called as ``progress(method, done, total)`` by long methods.
+        picture: ``(B, H, W)`` or ``(H, W)``, 1 where the clip's frames show the video and 0
+            on the padding preprocessing added (:meth:`vadx.video.Geometry.picture`): display
+            maps are 0 there, and each map records the share of its raw magnitude that fell
+            there (``Attribution.off_picture``).
     """
     check_choice("normalisation", normalisation, NORMALISATIONS)
     instances = _build(model, methods, METHODS, layer, weighting, options or {})
@@ -129,9 +134,11 @@ def explain(
     for name, out in outputs.items():
         tensors[f"{name}/raw"] = out.raw
         if name in METHODS:
-            tensors[f"{name}/display"] = display(out.raw, normalisation, size,
-                                                 instances[name].signed)  # fmt: skip
+            signed = instances[name].signed
+            tensors[f"{name}/display"] = display(out.raw, normalisation, size, signed, picture)
             tensors[f"{name}/frame_scores"] = frame_scores(out.raw)
+            if picture is not None:
+                tensors[f"{name}/off_picture"] = off_picture_share(out.raw, picture, size, signed)
         tensors.update({f"{name}/extra/{key}": value for key, value in out.extras.items()})
     arrays = to_host(tensors)
 
@@ -145,7 +152,7 @@ def explain(
             method=name, display_name=instances[name].display_name, raw=arrays[f"{name}/raw"],
             display=arrays[f"{name}/display"], frame_scores=arrays[f"{name}/frame_scores"],
             signed=instances[name].signed, settings=frozen_mapping(instances[name].settings()),
-            extras=extras(name),
+            extras=extras(name), off_picture=arrays.get(f"{name}/off_picture"),
         )
         for name in outputs
         if name in METHODS

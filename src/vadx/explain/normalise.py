@@ -41,16 +41,31 @@ def upsample(maps: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     return resized.reshape(batch, steps, *size)
 
 
+def magnitude(
+    maps: torch.Tensor, size: Sequence[int] | None = None, signed: bool = False
+) -> torch.Tensor:
+    """Raw maps upsampled to the frame, by magnitude (``|x|`` if signed, else ``max(x, 0)``)."""
+    shown = upsample(maps, size) if size is not None else maps
+    return shown.abs() if signed else shown.clamp(min=0)
+
+
 def display(
     maps: torch.Tensor,
     normalisation: str = "clip",
     size: Sequence[int] | None = None,
     signed: bool = False,
+    picture: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Display maps in ``[0, 1]`` (``none``: unscaled) from raw maps ``(B, T, h, w)``."""
+    """Display maps in ``[0, 1]`` (``none``: unscaled) from raw maps ``(B, T, h, w)``.
+
+    ``picture`` ``(B, H, W)`` (or ``(H, W)``) marks the model frame's pixels that show the
+    video (1) and the letter-box padding preprocessing added (0): padding is set to 0 before
+    normalising, so no display map peaks — or shows anything — where the video has no picture.
+    """
     check_choice("normalisation", normalisation, NORMALISATIONS)
-    shown = upsample(maps, size) if size is not None else maps
-    shown = shown.abs() if signed else shown.clamp(min=0)
+    shown = magnitude(maps, size, signed)
+    if picture is not None:
+        shown = shown * _per_video(picture, shown)
     if normalisation == "none":
         return shown
     axes = (1, 2, 3) if normalisation == "clip" else (2, 3)
@@ -61,3 +76,29 @@ def display(
 def frame_scores(maps: torch.Tensor) -> torch.Tensor:
     """Each frame's total attribution ``(B, T)``: the un-normalised mass of its map."""
     return maps.sum((-2, -1))
+
+
+def off_picture_share(
+    maps: torch.Tensor, picture: torch.Tensor, size: Sequence[int], signed: bool = False
+) -> torch.Tensor:
+    """``(B,)`` share of each clip's raw attribution magnitude that fell on padding, not on
+    the picture (``picture`` as in :func:`display`; 0 when a clip's map is all zero).
+
+    >>> maps = torch.tensor([[[[1.0, 3.0]]]])                    # one frame, 1×2
+    >>> off_picture_share(maps, torch.tensor([[True, False]]), (1, 2)).tolist()
+    [0.75]
+    """
+    shown = magnitude(maps, size, signed)
+    total = shown.sum((1, 2, 3))
+    outside = (shown * (1 - _per_video(picture, shown))).sum((1, 2, 3))
+    return torch.where(total > 0, outside / total.clamp(min=torch.finfo(shown.dtype).tiny), 0.0)
+
+
+def _per_video(picture: torch.Tensor, maps: torch.Tensor) -> torch.Tensor:
+    """``picture`` as a float mask broadcasting over ``maps`` ``(B, T, H, W)``."""
+    mask = picture.to(device=maps.device, dtype=maps.dtype)
+    if mask.shape[-2:] != maps.shape[-2:]:
+        raise ValueError(
+            f"the picture mask is {tuple(mask.shape[-2:])}, the maps {tuple(maps.shape[-2:])}"
+        )
+    return mask.reshape(-1, 1, *mask.shape[-2:]) if mask.dim() == 3 else mask

@@ -60,6 +60,8 @@ class Attribution:
         signed: whether raw values carry evidence for (+) and against (−).
         settings: everything that changes the result (layer, weighting, steps, …).
         extras: further arrays of the method (top channels, completeness delta, …).
+        off_picture: ``(B,)`` share of the raw magnitude on letter-box padding (None when the
+            explanation was not told where the picture is).
     """
 
     method: str
@@ -70,6 +72,7 @@ class Attribution:
     signed: bool
     settings: Mapping[str, Any]
     extras: Mapping[str, np.ndarray] = field(default_factory=dict)
+    off_picture: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,9 @@ class Explanation:
             "normalisation": self.normalisation,
             "maps": {
                 name: {"display_name": a.display_name, "signed": a.signed,
-                       "settings": dict(a.settings), "raw_shape": list(a.raw.shape)}
+                       "settings": dict(a.settings), "raw_shape": list(a.raw.shape),
+                       "off_picture_share": None if a.off_picture is None
+                       else a.off_picture.round(6).tolist()}
                 for name, a in self.maps.items()
             },
             "temporal": {
@@ -167,6 +172,8 @@ class Explanation:
         for name, a in self.maps.items():
             arrays.update({f"{name}/raw": a.raw, f"{name}/display": a.display,
                            f"{name}/frame_scores": a.frame_scores})  # fmt: skip
+            if a.off_picture is not None:
+                arrays[f"{name}/off_picture"] = a.off_picture
             arrays.update({f"{name}/{key}": value for key, value in a.extras.items()})
         for name, f in self.temporal.items():
             arrays[f"{name}/scores"] = f.scores

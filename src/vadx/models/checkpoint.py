@@ -27,6 +27,7 @@ from typing import Any
 import torch
 
 from vadx._version import __version__
+from vadx.domain import load_domain
 from vadx.errors import CheckpointError, ConfigError
 from vadx.models.config import CRNNConfig
 from vadx.models.crnn import CRNN
@@ -50,6 +51,8 @@ class CheckpointInfo:
     torch_version: str
     created: str
     metadata: dict[str, Any] = field(default_factory=dict)
+    #: the ``domain`` section of config.json (see :mod:`vadx.domain`), None if uncalibrated
+    domain: dict[str, Any] | None = None
 
     @property
     def model_id(self) -> str:
@@ -146,6 +149,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> CheckpointInfo:
             torch_version=str(document["torch_version"]),
             created=str(document["created"]),
             metadata=dict(document.get("metadata") or {}),
+            domain=document.get("domain"),
         )
     except (KeyError, TypeError, ValueError) as err:
         detail = f"missing {err}" if isinstance(err, KeyError) else str(err)
@@ -160,7 +164,8 @@ def load_model(
 
     The weights' sha256 is checked against ``config.json`` (``verify=False`` skips it, for very
     large files), then every tensor's name and shape against the architecture. The returned
-    model carries the :class:`CheckpointInfo` as ``model.checkpoint``.
+    model carries the :class:`CheckpointInfo` as ``model.checkpoint`` and its domain
+    statistics (:class:`~vadx.domain.DomainStats`, or None) as ``model.domain``.
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
@@ -186,6 +191,7 @@ def load_model(
         raise CheckpointError(f"checkpoint {info.path} describes an invalid model: {err}") from err
     _load_state_exactly(model, state, weights)
     model.checkpoint = info
+    model.domain = load_domain(info.path, info.domain, info.weights_sha256)
     return model.to(device).eval()
 
 

@@ -41,6 +41,10 @@ class CRNNConfig:
             units (conv layers for VGG19; stem/blocks/head for EfficientNet-Lite0).
         num_frames: clip length T the model is trained on.
         frame_size: ``(height, width)`` of the frames fed to the model.
+        fit: how a source frame is brought to ``frame_size`` — ``"pad"`` (letter-box, aspect
+            kept), ``"crop"`` (centre crop) or ``"stretch"`` (aspect ignored, what the
+            reference's Keras generator did). Part of the model: training, detection, live
+            detection and explanations all read it from here.
         mean, std: per-channel normalisation of RGB values in [0, 1]; ``None`` takes the
             backbone's (ImageNet statistics for VGG19).
     """
@@ -58,6 +62,7 @@ class CRNNConfig:
     freeze: Freeze = "none"
     num_frames: int = 20
     frame_size: tuple[int, int] = (112, 112)
+    fit: Literal["pad", "crop", "stretch"] = "pad"
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
 
@@ -85,6 +90,7 @@ class CRNNConfig:
             )
         _check_choice("pooling", self.pooling, ("avg", "max"))
         _check_choice("rnn", self.rnn, ("gru", "lstm"))
+        _check_choice("fit", self.fit, ("pad", "crop", "stretch"))
         _check_positive_int("rnn_hidden", self.rnn_hidden)
         _check_positive_int("rnn_layers", self.rnn_layers)
         _check_positive_int("num_frames", self.num_frames)
@@ -131,6 +137,7 @@ class CRNNConfig:
             "preprocessing": {
                 "num_frames": self.num_frames,
                 "frame_size": list(self.frame_size),
+                "fit": self.fit,
                 "mean": None if self.mean is None else list(self.mean),
                 "std": None if self.std is None else list(self.std),
                 "color": "RGB",
@@ -154,7 +161,7 @@ class CRNNConfig:
             "preprocessing",
             prep,
             required={"num_frames", "frame_size", "mean", "std"},
-            allowed={"num_frames", "frame_size", "mean", "std", "color", "value_range"},
+            allowed={"num_frames", "frame_size", "fit", "mean", "std", "color", "value_range"},
         )
         if prep.get("color", "RGB") != "RGB" or list(prep.get("value_range", [0, 1])) != [0, 1]:
             raise ConfigError("preprocessing must take RGB frames with values in [0, 1]")
@@ -164,6 +171,8 @@ class CRNNConfig:
                 normal_class=classes["normal"],
                 frame_size=tuple(prep["frame_size"]),
                 num_frames=prep["num_frames"],
+                # checkpoints written before the fit was recorded were all letter-boxed
+                fit=prep.get("fit", "pad"),
                 mean=prep["mean"],
                 std=prep["std"],
                 **{k: v for k, v in arch.items() if k != "head_hidden"},

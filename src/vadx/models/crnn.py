@@ -72,6 +72,7 @@ class CRNN(nn.Module):
         self.config = config
         #: the CheckpointInfo of a model from :func:`vadx.load_model`, else None
         self.checkpoint: Any = None
+        self.domain: Any = None  # DomainStats from the checkpoint (vadx.domain)
         self._frozen_modules: list[nn.Module] = []
         self.freeze_backbone(config.freeze)
 

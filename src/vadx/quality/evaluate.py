@@ -83,9 +83,7 @@ def xai_eval(
     """Run every metric for every method over ``data``'s ``split`` (module doc)."""
     samples, classes = load_samples(data, model.class_names, split)
     config = model.config
-    dataset = VideoDataset(samples, classes, num_frames=config.num_frames,
-                           frame_size=config.frame_size, mean=config.mean,
-                           std=config.std)  # fmt: skip
+    dataset = VideoDataset.for_model(config, samples, classes)
     normal = model.class_names.index(config.normal_class) if config.normal_class else -1
     chosen = [i for i, s in enumerate(dataset.samples) if s.label != normal and s.masks]
     if not chosen:

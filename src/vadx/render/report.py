@@ -161,6 +161,38 @@ def timeline_svg(detection: Detection, span: tuple[int, int], width: int = 640,
     return "\n".join(parts)
 
 
+def domain_banner(check: Mapping[str, Any], detection: Detection | None) -> dict | None:
+    """The warning the report opens with when the footage is outside the model's domain (the
+    clip's own check, or most of the video's windows), or a note when it was not checked."""
+    from vadx.domain import verdict_line
+
+    if not check.get("checked"):
+        return {"level": "note", "text": "Domain not checked: " + check.get("note", "")}
+    lines = []
+    if check["verdict"] == "outside":
+        lines.append(f"This clip is outside the model's training domain (domain score "
+                     f"{check['score']:.2f}; 1 = threshold): the scene is unlike anything the "
+                     "model was trained on, so its prediction and these maps are not reliable.")
+    video = verdict_line(detection.domain) if detection is not None else None
+    if video:
+        lines.append(f"Over the whole video, {video}.")
+    return {"level": "warning", "text": " ".join(lines)} if lines else None
+
+
+def domain_row(check: Mapping[str, Any]) -> str:
+    if not check.get("checked"):
+        return "not checked: the model has no domain statistics (vadx calibrate)"
+    return f"domain score {check['score']:.2f} (1 = threshold): {check['verdict']}"
+
+
+def off_picture_row(e: Any) -> str:
+    shares = {a.display_name: a.off_picture for a in e.maps.values() if a.off_picture is not None}
+    if not shares:
+        return "not measured"
+    listed = ", ".join(f"{name} {float(share[0]):.1%}" for name, share in shares.items())
+    return f"{listed} (shown maps exclude the padding)"
+
+
 def write_report(
     path: Path,
     clip: ClipExplanation,
@@ -202,6 +234,7 @@ def write_report(
         video_label=e.maps[first].display_name,
         figures={caption: data_uri(image, "png") for caption, image in (figures or {}).items()},
         quality=quality,
+        domain=domain_banner(clip.domain, detection),
         manifest=json.dumps(manifest, indent=1),
         audit_rows=[
             ("Model", checkpoint.get("id", "not from a checkpoint")),
@@ -213,6 +246,10 @@ def write_report(
             ("Explained", e.created),
             ("Target", f"{e.target} → {e.target_names[0]}"),
             ("Normalisation", e.normalisation),
+            ("Domain check", domain_row(clip.domain)),
+            ("Frame fit", f"{audit['preprocessing']['fit']}: the picture fills "
+                          f"{audit['preprocessing']['picture_share']:.0%} of the model's frame"),
+            ("Raw attribution off the picture", off_picture_row(e)),
             ("Versions", ", ".join(f"{k} {v}" for k, v in manifest["versions"].items())),
         ],
     )  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,7 @@ import numpy as np
 import torch
 
 from vadx.data.dataset import VideoDataset
+from vadx.domain import calibrate, save_domain
 from vadx.errors import InputError
 from vadx.files import write_json
 from vadx.models.checkpoint import load_model
@@ -98,11 +100,10 @@ def train_from_path(
     mc = model.config
 
     def dataset(samples, augment):
-        return VideoDataset(
-            samples, found, num_frames=mc.num_frames, frame_size=mc.frame_size,
-            mean=mc.mean, std=mc.std, augment=Augment() if augment else None,
-            seed=config.seed, skip_bad=skip_bad,
-        )  # fmt: skip
+        return VideoDataset.for_model(
+            mc, samples, found, augment=Augment() if augment else None, seed=config.seed,
+            skip_bad=skip_bad,
+        )
 
     train_set = dataset(train_samples, config.augment)
     val_set = dataset(val_samples, False)
@@ -120,6 +121,23 @@ def train_from_path(
         document = {"train": config.to_dict(), "model": mc.to_dict(), **metadata}
         write_json(out / "train_config.json", document)
     try:
-        return train(model, train_set, val_set, out, config, resume, progress, metadata)
+        result = train(model, train_set, val_set, out, config, resume, progress, metadata)
+        if distributed.rank() == 0:
+            add_domain_statistics(result.best, train_set, val_set, progress)
+        return result
     finally:
         distributed.shutdown()
+
+
+def add_domain_statistics(
+    checkpoint: Path, train_set: VideoDataset, val_set: VideoDataset, progress=None
+) -> None:
+    """Fit the domain check (:mod:`vadx.domain`) of the trained model on its training clips,
+    un-augmented, and calibrate it on the validation clips; stored in the checkpoint."""
+    if len(val_set) == 0 or not checkpoint.is_dir():
+        return
+    model = load_model(checkpoint)
+    plain = replace(train_set, augment=None, check=False)
+    report = None if progress is None else (lambda what, done, total: progress(
+        f"domain statistics: {what}", done, total, {}))  # fmt: skip
+    save_domain(checkpoint, calibrate(model, plain, val_set, progress=report))

@@ -43,6 +43,17 @@ class Geometry:
     top: int
     left: int
 
+    def picture(self) -> np.ndarray:
+        """``(H, W)`` bool of the model frame: True where it shows the source, False on the
+        letter-box padding (all True for ``crop`` and ``stretch``)."""
+        height, width = self.size
+        content_h = max(1, round(self.source_size[0] * self.scale_y))
+        content_w = max(1, round(self.source_size[1] * self.scale_x))
+        mask = np.zeros((height, width), bool)
+        mask[max(self.top, 0) : max(self.top + content_h, 0),
+             max(self.left, 0) : max(self.left + content_w, 0)] = True  # fmt: skip
+        return mask
+
     def to_source(self, maps: np.ndarray) -> np.ndarray:
         """Resize float maps ``(..., H, W)`` on model frames back onto source frames."""
         maps = np.asarray(maps, dtype=np.float32)

@@ -291,7 +291,7 @@ class StreamDetector:
         if not frames:
             return []
         size = self.model.config.frame_size
-        fitted, _, _ = fit_frames(np.stack(frames), size)
+        fitted, _, _ = fit_frames(np.stack(frames), size, self.model.config.fit)
         wanted = []
         for frame, small, info in zip(frames, fitted, infos, strict=True):
             index = self.received

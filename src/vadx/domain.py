@@ -1,0 +1,289 @@
+"""Is this footage like what the model was trained on? A familiarity check in feature space.
+
+Softmax confidence does not say: a model trained on synthetic scenes gives 0.95 "shooting" on a
+real plaza. Distance in the CNN's feature space does. The training set's pooled per-frame
+features (what the feature cache stores, ``(T, F)`` per clip) are fitted with a Gaussian per
+class sharing one covariance, shrunk by Ledoit-Wolf (Lee et al., NeurIPS 2018). A frame's
+distance is its Mahalanobis distance to the nearest class mean,
+
+    d(x) = min_k ‖W (x − μ_k)‖,   W = L⁻¹,  Σ = L Lᵀ,
+
+and a window's distance is the mean over its frames. The threshold is the 99.5th percentile of
+the distances of the validation clips (held in, never fitted). A window's **domain score** is
+its distance over the threshold: ≤ 1 is familiar, > 1 is outside the model's domain.
+
+The statistics live in the checkpoint (``domain.safetensors``, described in ``config.json``,
+tied to the weights' sha256), written at the end of training or by ``vadx calibrate``.
+
+>>> stats = fit_domain(train_features, train_labels, val_features)       # doctest: +SKIP
+>>> stats.window_scores(stats.frame_distances(features), rows)           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from vadx.errors import CheckpointError, InputError
+
+DOMAIN_FILE = "domain.safetensors"
+#: percentile of the validation windows' distances taken as the threshold
+PERCENTILE = 99.5
+DomainMode = Literal["flag", "suppress", "off"]
+DOMAIN_MODES = ("flag", "suppress", "off")
+
+
+@dataclass(frozen=True)
+class DomainStats:
+    """A class-conditional Gaussian of the training frames' features and its threshold.
+
+    Attributes:
+        means: ``(K, F)`` class means (one row when fitted without classes).
+        whitening: ``(F, F)`` ``W`` with ``‖W (x − μ)‖`` the Mahalanobis distance.
+        threshold: window distance above which footage is outside the domain.
+        percentile: percentile of the calibration windows' distances the threshold is.
+        frames: training frames fitted; windows: calibration windows.
+        calibration: quantiles of the calibration windows' distances (for the record).
+    """
+
+    means: np.ndarray
+    whitening: np.ndarray
+    threshold: float
+    percentile: float = PERCENTILE
+    frames: int = 0
+    windows: int = 0
+    calibration: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def feature_size(self) -> int:
+        return self.whitening.shape[0]
+
+    def frame_distances(self, features: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Mahalanobis distance of each frame ``(..., F)`` to the nearest class mean."""
+        x = torch.as_tensor(np.asarray(features, np.float32))
+        if x.shape[-1] != self.feature_size:
+            raise InputError(
+                f"features have {x.shape[-1]} values per frame; the domain statistics were "
+                f"fitted on {self.feature_size}: they belong to another model"
+            )
+        w = torch.from_numpy(self.whitening)
+        projected = x.reshape(-1, x.shape[-1]) @ w.T  # (N, F)
+        centres = torch.from_numpy(self.means) @ w.T  # (K, F)
+        distances = torch.cdist(projected[None], centres[None])[0].amin(-1)
+        return distances.reshape(x.shape[:-1]).numpy().astype(np.float64)
+
+    def scores(self, window_distances: np.ndarray) -> np.ndarray:
+        """Domain scores: window distances over the threshold (> 1: outside the domain)."""
+        return np.asarray(window_distances, np.float64) / self.threshold
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready summary (the checkpoint's ``config.json`` ``domain`` section)."""
+        return {
+            "method": "class-conditional Gaussian, tied Ledoit-Wolf covariance, Mahalanobis",
+            "classes": len(self.means),
+            "feature_size": self.feature_size,
+            "threshold": self.threshold,
+            "percentile": self.percentile,
+            "frames": self.frames,
+            "windows": self.windows,
+            "calibration": dict(self.calibration),
+        }
+
+
+def fit_domain(
+    features: np.ndarray,
+    labels: Sequence[int] | None,
+    calibration: np.ndarray,
+    percentile: float = PERCENTILE,
+) -> DomainStats:
+    """Fit the statistics on training clips' features ``(N, T, F)`` (``labels`` ``(N,)``
+    give one mean per class; ``None``: one mean) and set the threshold on calibration clips'
+    features ``(M, T, F)``, whose mean frame distance is each one's window distance."""
+    from sklearn.covariance import LedoitWolf
+
+    features = np.asarray(features, np.float64)
+    if features.ndim != 3 or len(features) < 2:
+        raise InputError(
+            f"domain statistics need the features of at least two clips (N, T, F), got "
+            f"{features.shape}"
+        )
+    if not 0 < percentile <= 100:
+        raise InputError(f"percentile must be in (0, 100], got {percentile}")
+    clip_labels = np.zeros(len(features), int) if labels is None else np.asarray(labels)
+    frames = features.reshape(-1, features.shape[-1])
+    frame_labels = np.repeat(clip_labels, features.shape[1])
+    classes = np.unique(frame_labels)
+    means = np.stack([frames[frame_labels == k].mean(0) for k in classes])
+    centred = frames - means[np.searchsorted(classes, frame_labels)]
+    covariance = LedoitWolf(assume_centered=True).fit(centred).covariance_
+    lower = np.linalg.cholesky(covariance)
+    whitening = np.linalg.solve(lower, np.eye(len(lower)))
+    stats = DomainStats(means.astype(np.float32), whitening.astype(np.float32), threshold=1.0,
+                        percentile=percentile, frames=len(frames))  # fmt: skip
+    calibration = np.asarray(calibration, np.float64)
+    if calibration.ndim != 3 or len(calibration) == 0:
+        raise InputError("domain calibration needs the features of at least one clip (M, T, F)")
+    distances = stats.frame_distances(calibration).mean(-1)
+    quantiles = {f"p{q:g}": float(np.percentile(distances, q)) for q in (50, 90, 99, 100)}
+    return replace(stats, threshold=float(np.percentile(distances, percentile)),
+                   windows=len(distances), calibration=quantiles)  # fmt: skip
+
+
+def clip_features(
+    model: Any,
+    dataset: Any,
+    batch_size: int = 8,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled per-frame features ``(N, T, F)`` and labels ``(N,)`` of every clip of a
+    :class:`~vadx.data.VideoDataset`, as the model computes them in eval mode."""
+    from vadx.data.dataset import make_loader
+    from vadx.explain.hooks import eval_mode
+
+    device = next(model.parameters()).device
+    rows, labels, done = [], [], 0
+    with eval_mode(model), torch.no_grad():
+        for batch in make_loader(dataset, batch_size=batch_size):
+            rows.append(model.frame_features(batch["clip"].to(device)).cpu().numpy())
+            labels.append(np.asarray(batch["label"]))
+            done += len(labels[-1])
+            if progress is not None:
+                progress(done, len(dataset))
+    return np.concatenate(rows), np.concatenate(labels)
+
+
+def check_clip(model: Any, clip: torch.Tensor) -> dict[str, Any]:
+    """The domain check of one clip ``(1, T, 3, H, W)``: its domain score (> 1: outside the
+    model's training domain), or why it was not checked. Costs one CNN forward of the clip."""
+    from vadx.explain.hooks import eval_mode
+
+    stats: DomainStats | None = model.domain
+    if stats is None:
+        return {"checked": False, "verdict": "unchecked", "note": missing_note(model)}
+    with eval_mode(model), torch.no_grad():
+        features = model.frame_features(clip)[0].cpu()
+    score = float(stats.scores(stats.frame_distances(features).mean()))
+    return {"checked": True, "verdict": "outside" if score > 1 else "inside", "score": score,
+            "threshold": stats.threshold}  # fmt: skip
+
+
+def calibrate(
+    model: Any,
+    train_set: Any,
+    val_set: Any,
+    percentile: float = PERCENTILE,
+    progress: Callable[[str, int, int], None] | None = None,
+    batch_size: int = 8,
+) -> DomainStats:
+    """Domain statistics of ``model`` from un-augmented training and validation datasets."""
+    if len(val_set) == 0:
+        raise InputError("domain calibration needs validation clips (none were found)")
+
+    def report(what: str) -> Callable[[int, int], None] | None:
+        return None if progress is None else (lambda done, total: progress(what, done, total))
+
+    train_features, train_labels = clip_features(model, train_set, batch_size, report("fitting"))
+    val_features, _ = clip_features(model, val_set, batch_size, report("calibrating"))
+    return fit_domain(train_features, train_labels, val_features, percentile)
+
+
+# ----------------------------------------------------------------------------- checkpoint
+def save_domain(checkpoint: str | Path, stats: DomainStats) -> Path:
+    """Add ``stats`` to the checkpoint directory (atomically, file by file: the statistics
+    first, then ``config.json`` naming them); the weights and the model id do not change."""
+    from safetensors.torch import save_file
+
+    from vadx.files import atomic_path, write_json
+    from vadx.models.checkpoint import CONFIG_FILE, read_checkpoint
+    from vadx.models.weights import file_sha256
+
+    info = read_checkpoint(checkpoint)
+    target = info.path / DOMAIN_FILE
+    with atomic_path(target) as tmp:
+        tensors = {"means": torch.from_numpy(stats.means.copy()),
+                   "whitening": torch.from_numpy(stats.whitening.copy())}  # fmt: skip
+        save_file(tensors, str(tmp), metadata={"weights_sha256": info.weights_sha256})
+    document = json.loads((info.path / CONFIG_FILE).read_text(encoding="utf-8"))
+    document["domain"] = {**stats.describe(), "file": DOMAIN_FILE, "sha256": file_sha256(target),
+                          "weights_sha256": info.weights_sha256}  # fmt: skip
+    write_json(info.path / CONFIG_FILE, document, indent=2)
+    return target
+
+
+def load_domain(directory: Path, section: dict[str, Any] | None, weights_sha256: str):
+    """The checkpoint's :class:`DomainStats`, or None when it has none; checked against the
+    sha256 recorded for the file and for the weights it was computed with."""
+    from safetensors.torch import load_file
+
+    from vadx.models.weights import file_sha256
+
+    if not section:
+        return None
+    path = directory / DOMAIN_FILE
+    try:
+        if section.get("weights_sha256") != weights_sha256:
+            raise CheckpointError(
+                f"the domain statistics of {directory} were computed for other weights; "
+                f"recompute them: vadx calibrate {directory} DATA"
+            )
+        if not path.is_file() or file_sha256(path) != section["sha256"]:
+            raise CheckpointError(
+                f"{path} is missing or was changed; recompute it: vadx calibrate {directory} DATA"
+            )
+        tensors = load_file(str(path))
+        return DomainStats(
+            means=tensors["means"].numpy(), whitening=tensors["whitening"].numpy(),
+            threshold=float(section["threshold"]), percentile=float(section["percentile"]),
+            frames=int(section["frames"]), windows=int(section["windows"]),
+            calibration=dict(section.get("calibration") or {}),
+        )  # fmt: skip
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"invalid domain statistics in {directory}: {err}") from err
+
+
+def missing_note(model: Any) -> str:
+    """What to tell a user whose model has no domain statistics."""
+    where = getattr(model.checkpoint, "path", None) or "MODEL"
+    return (
+        f"the model has no domain statistics, so nothing tells whether this footage is like its "
+        f"training data; add them with: vadx calibrate {where} DATA"
+    )
+
+
+# ----------------------------------------------------------------------------- windows
+def domain_summary(scores: np.ndarray | None, threshold: float | None) -> dict[str, Any]:
+    """What the domain check says about a set of windows (``scores``: domain scores, None when
+    unchecked): how many lie outside, and a plain verdict."""
+    if scores is None or threshold is None:
+        return {"checked": False, "verdict": "unchecked"}
+    scores = np.asarray(scores, np.float64)
+    outside = int((scores > 1).sum())
+    share = outside / len(scores) if len(scores) else 0.0
+    verdict = "outside" if share > 0.5 else "partly outside" if outside else "inside"
+    return {
+        "checked": True,
+        "verdict": verdict,
+        "threshold": float(threshold),
+        "windows": len(scores),
+        "windows_outside": outside,
+        "share_outside": share,
+        "median_score": float(np.median(scores)) if len(scores) else None,
+        "max_score": float(scores.max()) if len(scores) else None,
+    }
+
+
+def verdict_line(summary: dict[str, Any]) -> str | None:
+    """One sentence for an operator, or None when the footage is inside the domain."""
+    if not summary.get("checked") or summary["verdict"] == "inside":
+        return None
+    return (
+        f"{summary['share_outside']:.0%} of the windows ({summary['windows_outside']} of "
+        f"{summary['windows']}) are outside the model's training domain (median domain score "
+        f"{summary['median_score']:.2f}, 1 = threshold): its detections there are not reliable"
+    )
