@@ -57,3 +57,22 @@ def torchvision_vgg19_state_dict(seed: int = 0, width: float = 1.0) -> dict[str,
     state["classifier.0.weight"] = torch.randn(8, 4, generator=generator)  # ignored on load
     state["classifier.0.bias"] = torch.randn(8, generator=generator)
     return state
+
+
+def half_outside_domain(model: CRNN, frames):
+    """Domain statistics for ``model`` fitted on ``frames`` (uint8 ``(N, H, W, 3)``) with a
+    threshold at the median frame distance, so that about half the windows lie outside."""
+    from dataclasses import replace
+
+    import numpy as np
+
+    from vadx.domain import fit_domain
+    from vadx.video import fit_frames, frames_to_clip
+
+    fitted = fit_frames(frames, model.config.frame_size, model.config.fit)[0]
+    clip = frames_to_clip(fitted, model.config.mean, model.config.std)[None]
+    with torch.no_grad():
+        features = model.eval().frame_features(clip)[0].numpy()
+    clips = features[: len(features) // 4 * 4].reshape(-1, 4, features.shape[-1])
+    stats = fit_domain(clips[::2], None, clips[1::2])
+    return replace(stats, threshold=float(np.median(stats.frame_distances(features))))

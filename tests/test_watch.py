@@ -19,10 +19,11 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import run_cli
+from tests.conftest import half_outside_domain, run_cli
 from tests.streams import free_port, http_server, tcp_server
 from vadx.data.synth import render_long
 from vadx.detect import DetectConfig, detect
+from vadx.domain import save_domain
 from vadx.models import CRNN, CRNNConfig, load_model, save_model
 from vadx.video import VideoReader, write_mp4, write_png
 from vadx.watch import Watch, WatchConfig, watch
@@ -287,6 +288,24 @@ def test_sigterm_closes_the_open_event_and_flushes(assets, tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["ended"] == "stopped"
     assert "stopped after" in stdout.decode() and "ALERT" in stdout.decode()
+
+
+def test_events_and_metrics_say_which_windows_are_outside_the_domain(assets, tmp_path):
+    _, path, model, config, _ = assets
+    with VideoReader(path) as video:
+        frames = video.read_range().data
+    checkpoint = save_model(model, tmp_path / "model")
+    save_domain(checkpoint, half_outside_domain(model, frames))
+    familiar = load_model(checkpoint)
+    offline = detect(familiar, path, config)
+    assert 0 < offline.domain["windows_outside"] < offline.domain["windows"]
+    summary = watch(familiar, str(path), tmp_path / "w", WatchConfig(detect=config,
+                                                                     explain=False))  # fmt: skip
+    log = [r for r in records(tmp_path / "w") if r["state"] == "ended"]
+    assert [r["out_of_domain"] for r in log] == pytest.approx(
+        [round(e.out_of_domain, 4) for e in offline.events])  # fmt: skip
+    assert summary["metrics"]["domain"]["windows_outside"] == offline.domain["windows_outside"]
+    assert summary["settings"]["domain"] == "flag"
 
 
 def test_cli(assets, tmp_path, capsys):

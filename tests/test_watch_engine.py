@@ -10,6 +10,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.conftest import half_outside_domain
 from vadx.data.synth import render_long
 from vadx.detect import DetectConfig, detect
 from vadx.errors import InputError
@@ -193,3 +194,41 @@ def test_bad_input(model, frames):
     with pytest.raises(InputError, match="2 frames but 1 frame infos"):
         detector.push_many([frames[0], frames[1]], [FrameInfo.now(0, 0.0)])
     assert detector.push_many([], []) == [] and detector.end_segment() == []  # nothing yet
+
+
+@pytest.fixture(scope="module")
+def familiar_model(model, frames):
+    """The model with domain statistics that put about half the video's frames outside."""
+    familiar = CRNN(TINY).eval()
+    familiar.load_state_dict(model.state_dict())
+    familiar.domain = half_outside_domain(model, frames)
+    return familiar
+
+
+@settings(
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    stride=st.integers(1, 5), step=st.integers(1, 2), smooth=st.integers(1, 4),
+    per_class=st.booleans(), domain=st.sampled_from(["flag", "suppress"]),
+    chunks=st.lists(st.integers(1, 9), max_size=8),
+)  # fmt: skip
+def test_stream_domain_flags_and_suppression_equal_offline_detection(
+    familiar_model, frames, folder, stride, step, smooth, per_class, domain, chunks
+):
+    config = DetectConfig(stride=stride, step=step, smooth=smooth, min_frames=1,
+                          per_class=per_class, batch_size=5, domain=domain)  # fmt: skip
+    config = thresholds(familiar_model, folder, config, 0.2, 0.6)
+    offline = detect(familiar_model, folder, config)
+    assert 0 < offline.domain["windows_outside"] < offline.domain["windows"]
+    alerts, decisions, _ = stream(familiar_model, frames, config, chunks)
+    ended = sorted((a.event for a in alerts if a.kind == "ended"),
+                   key=lambda e: (e.start_frame, e.class_name))  # fmt: skip
+    assert as_tuples(ended) == as_tuples(offline.events)
+    assert [e.out_of_domain for e in ended] == pytest.approx(
+        [e.out_of_domain for e in offline.events])  # fmt: skip
+    assert all(e.out_of_domain is not None for e in ended)
+    if domain == "suppress":
+        assert all(e.out_of_domain == 0 for e in ended)
+    np.testing.assert_allclose([d.domain_score for d in decisions], offline.window_domain,
+                               rtol=1e-5)  # fmt: skip

@@ -483,6 +483,7 @@ def watch_command(
     off: OffOption = 0.35,
     min_frames: MinFramesOption = 3,
     per_class: PerClassOption = False,
+    domain: DomainOption = "flag",
     queue: Annotated[
         int,
         typer.Option(
@@ -524,7 +525,8 @@ def watch_command(
     import signal
     import threading
 
-    from vadx.detect import DetectConfig
+    from vadx.detect import DetectConfig, check_domain_mode
+    from vadx.domain import missing_note
     from vadx.models import load_model
     from vadx.watch import WatchConfig, watch
 
@@ -532,21 +534,26 @@ def watch_command(
                                  "jet", 0.5, timeline=False)  # fmt: skip
     config = WatchConfig(
         detect=DetectConfig(stride=stride, step=step, smooth=smooth, on=on, off=off,
-                            min_frames=min_frames, per_class=per_class),
+                            min_frames=min_frames, per_class=per_class,
+                            domain=domain),  # type: ignore[arg-type]
         queue_size=queue, batch=batch, pace=pace, max_retries=max_retries, explain=explain,
         explain_settings=settings, explain_mp4=explain_mp4, annotate=annotate,
         mjpeg=None if mjpeg is None else (host, mjpeg), webhook=webhook, sqlite=sqlite,
         metrics_every=metrics_every, max_frames=max_frames, duration=duration,
     )  # fmt: skip
     loaded = load_model(model)
+    check_domain_mode(loaded, domain)
+    if domain != "off" and loaded.domain is None:
+        err_console.print(f"note: {missing_note(loaded)}", soft_wrap=True)
     stop = threading.Event()
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, lambda *_: stop.set())
 
     def say_alert(alert, record) -> None:
         if record["state"] == "started":
+            flag = " [yellow](outside the model's domain)[/]" if record["out_of_domain"] else ""
             console.print(f"[bold red]ALERT[/] {record['class']} from frame "
-                          f"{record['start_frame']} ({record['started_at']})")  # fmt: skip
+                          f"{record['start_frame']} ({record['started_at']}){flag}")  # fmt: skip
         else:
             console.print(f"ended {record['class']}: frames {record['start_frame']}–"
                           f"{record['end_frame']}, peak {record['peak_probability']:.0%} "
@@ -557,7 +564,9 @@ def watch_command(
             f"capture {m['capture_fps']:.1f} fps · processed {m['processed_fps']:.1f} fps · "
             f"latency p50 {_ms(m['latency_ms']['p50'])} · queue {m['queue_depth']} · "
             f"dropped {m['frames_dropped']}"
-        )
+            + ("" if not m.get("domain") else
+               f" · outside domain {m['domain']['windows_outside']}/{m['windows']} windows")
+        )  # fmt: skip
 
     if mjpeg is not None:
         err_console.print(f"live view: http://{host}:{mjpeg}/")

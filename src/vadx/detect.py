@@ -24,7 +24,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -213,21 +213,14 @@ def detect(
     normal = model.config.normal_class
     anomaly = anomaly_score(frame_probabilities, names, normal)
     smoothed = moving_average(anomaly, config.smooth)
-    if config.domain == "suppress" and frame_domain is not None:
-        smoothed = np.where(frame_domain > 1, 0.0, smoothed)
-    events = all_events(frame_probabilities, smoothed, names, normal, timestamps, config)
-    if frame_domain is not None:
-        events = [replace(e, out_of_domain=outside_share(frame_domain, e)) for e in events]
+    outside = None if frame_domain is None else frame_domain > 1
+    events = all_events(frame_probabilities, smoothed, names, normal, timestamps, config,
+                        outside)  # fmt: skip
     settings = {**asdict(config), "stride": stride, "step": step, "window": length}
     threshold = None if window_domain is None else model.domain.threshold
     return Detection(info, names, windows, window_probabilities, frame_probabilities, anomaly,
                      smoothed, events, timestamps, settings, window_domain, frame_domain,
                      domain_summary(window_domain, threshold))  # fmt: skip
-
-
-def outside_share(frame_domain: np.ndarray, event: Event) -> float:
-    """Share of the event's frames whose domain score is above 1 (outside the domain)."""
-    return float(np.mean(frame_domain[event.start_frame : event.end_frame + 1] > 1))
 
 
 def check_domain_mode(model: CRNN, mode: str) -> None:
@@ -280,16 +273,19 @@ def all_events(
     normal: str | None,
     timestamps: np.ndarray,
     config: DetectConfig,
+    outside: np.ndarray | None = None,
 ) -> list[Event]:
-    """Events of every track (:func:`tracks`), in order of start frame."""
+    """Events of every track (:func:`tracks`), in order of start frame; ``outside`` marks the
+    frames outside the model's domain (None: unchecked)."""
     events = []
     for column in tracks(names, normal, config.per_class):
         if column is None:
-            events += find_events(smoothed, probabilities, names, normal, timestamps, config)
+            events += find_events(smoothed, probabilities, names, normal, timestamps, config,
+                                  outside=outside)  # fmt: skip
         else:
             score = moving_average(probabilities[:, column], config.smooth)
             events += find_events(score, probabilities, names, normal, timestamps, config,
-                                  [column])  # fmt: skip
+                                  [column], outside)  # fmt: skip
     return sorted(events, key=lambda e: (e.start_frame, e.class_name))
 
 
@@ -301,12 +297,14 @@ def find_events(
     timestamps: np.ndarray,
     config: DetectConfig,
     classes: list[int] | None = None,
+    outside: np.ndarray | None = None,
 ) -> list[Event]:
     """Hysteresis on ``score``: on at ``config.on``, off below ``config.off`` (see
     :class:`EventTracker`, which ``vadx watch`` feeds frame by frame)."""
     tracker = EventTracker(names, normal, config, classes)
     for t, (value, row) in enumerate(zip(score, probabilities, strict=True)):
-        tracker.update(t, float(value), row, float(timestamps[t]))
+        flag = None if outside is None else bool(outside[t])
+        tracker.update(t, float(value), row, float(timestamps[t]), flag)
     tracker.close()
     return tracker.events
 
@@ -327,7 +325,9 @@ class EventTracker:
     frame before the score falls below ``config.off``; events shorter than ``config.min_frames``
     are dropped, so an event is announced (``"started"``) only once it has lasted that long.
     Its class is the one of ``classes`` (default: every anomaly class) with the highest mean
-    probability over the event's frames; peak and mean are that class's.
+    probability over the event's frames; peak and mean are that class's. Frames flagged
+    ``outside`` the model's domain count toward the event's ``out_of_domain`` share; with
+    ``config.domain == "suppress"`` their score is taken as 0, so they cannot raise an alert.
 
     Offline detection and the live engine share this class, so both find the same events.
     """
@@ -351,9 +351,17 @@ class EventTracker:
         return self._open is not None
 
     def update(
-        self, frame: int, score: float, probabilities: np.ndarray, time: float
+        self,
+        frame: int,
+        score: float,
+        probabilities: np.ndarray,
+        time: float,
+        outside: bool | None = None,
     ) -> list[EventUpdate]:
-        """Feed the next frame: its label, score, class probabilities and time (seconds)."""
+        """Feed the next frame: its label, score, class probabilities, time (seconds) and
+        whether it is outside the model's domain (None: unchecked)."""
+        if outside and self.config.domain == "suppress":
+            score = 0.0
         updates: list[EventUpdate] = []
         state = self._open
         if state is not None and score < self.config.off:
@@ -362,10 +370,12 @@ class EventTracker:
         if state is None and score >= self.config.on:
             state = self._open = {"start": frame, "start_time": time, "frames": 0,
                                   "sum": np.zeros(len(self.classes)),
-                                  "max": np.zeros(len(self.classes))}  # fmt: skip
+                                  "max": np.zeros(len(self.classes)), "outside": None}  # fmt: skip
         if state is not None:
             share = np.asarray(probabilities, np.float64)[self.classes]
             state["frames"] += 1
+            if outside is not None:
+                state["outside"] = (state["outside"] or 0) + int(outside)
             state["sum"] += share
             state["max"] = np.maximum(state["max"], share)
             state["end"], state["end_time"] = frame, time
@@ -384,9 +394,10 @@ class EventTracker:
 
     def _event(self, state: dict[str, Any]) -> Event:
         best = int((state["sum"] / state["frames"]).argmax())
+        outside = None if state["outside"] is None else state["outside"] / state["frames"]
         return Event(state["start"], state["end"], state["start_time"], state["end_time"],
                      self.names[self.classes[best]], float(state["max"][best]),
-                     float(state["sum"][best] / state["frames"]))  # fmt: skip
+                     float(state["sum"][best] / state["frames"]), outside)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- outputs

@@ -40,6 +40,7 @@ from vadx.detect import (
     EventTracker,
     EventUpdate,
     anomaly_score,
+    check_domain_mode,
     default_step,
     default_stride,
     tracks,
@@ -83,6 +84,8 @@ class Decision:
     probabilities: np.ndarray
     anomaly: float
     decided: float
+    #: distance to the model's training domain over its threshold (> 1: outside), or None
+    domain_score: float | None = None
 
     @property
     def latency(self) -> float:
@@ -158,12 +161,16 @@ class FrameScores:
         config: DetectConfig,
         span: int,
         times: Callable[[int], float],
+        checked: bool = False,
     ) -> None:
         self.names, self.normal, self.config, self.span = names, normal, config, span
+        self.checked = checked  # whether windows come with domain scores
         self.times = times
         self.zeros = np.zeros(len(names))
         self.totals: dict[int, np.ndarray] = {}
         self.counts: dict[int, int] = {}
+        self.domain_totals: dict[int, float] = {}
+        self.outside: dict[int, bool | None] = {}  # final frames: outside the domain?
         self.final = 0  # frames whose probabilities are final
         self.emitted = 0  # frames smoothed and fed to the tracks
         self.values: dict[int, np.ndarray] = {}  # final [anomaly, p_0, …] kept for smoothing
@@ -171,10 +178,14 @@ class FrameScores:
                                              else [column]))
                        for column in tracks(names, normal, config.per_class)]  # fmt: skip
 
-    def add_window(self, start: int, probabilities: np.ndarray) -> None:
+    def add_window(
+        self, start: int, probabilities: np.ndarray, domain_score: float | None = None
+    ) -> None:
         for index in range(start, start + self.span):
             self.totals[index] = self.totals.get(index, 0.0) + probabilities
             self.counts[index] = self.counts.get(index, 0) + 1
+            if domain_score is not None:
+                self.domain_totals[index] = self.domain_totals.get(index, 0.0) + domain_score
 
     def advance(self, final: int, ended: bool = False) -> list[tuple[int | None, EventUpdate]]:
         """Frames before ``final`` are final (no later window covers them): smooth and track
@@ -184,6 +195,10 @@ class FrameScores:
         """
         if final > self.final:
             # a frame no window covers (stride > span) gets zeros, like spread_over_frames
+            for i in range(self.final, final):
+                # a frame no window covers scores 0, like spread_over_frames
+                domain = self.domain_totals.pop(i, 0.0) / max(self.counts.get(i, 0), 1)
+                self.outside[i] = domain > 1 if self.checked else None
             rows = np.stack([self.totals.pop(i, self.zeros) / max(self.counts.pop(i, 0), 1)
                              for i in range(self.final, final)])  # fmt: skip
             scores = anomaly_score(rows, self.names, self.normal)
@@ -202,11 +217,11 @@ class FrameScores:
             ]
             smoothed = np.mean(around, axis=0)
             row = self.values[index][1:]
+            outside = self.outside.pop(index, None)
             for column, tracker in self.tracks:
                 score = smoothed[0] if column is None else smoothed[column + 1]
-                updates += [
-                    (column, u) for u in tracker.update(index, float(score), row, self.times(index))
-                ]
+                updates += [(column, u) for u in tracker.update(
+                    index, float(score), row, self.times(index), outside)]  # fmt: skip
             self.values.pop(index - left, None)
         self.emitted = max(self.emitted, last)
         if ended:
@@ -241,6 +256,9 @@ class StreamDetector:
     ) -> None:
         self.model = model.eval()
         self.config = config or DetectConfig()
+        check_domain_mode(model, self.config.domain)
+        #: the domain check in use (None: the model has none, or it is off)
+        self.domain = model.domain if self.config.domain != "off" else None
         length = model.config.num_frames
         step = self.config.step or default_step(model)
         span = (length - 1) * step + 1
@@ -259,16 +277,18 @@ class StreamDetector:
         c = self.config
         return {"stride": self.plan.stride, "step": self.plan.step, "window": self.plan.length,
                 "smooth": c.smooth, "on": c.on, "off": c.off, "min_frames": c.min_frames,
-                "per_class": c.per_class}  # fmt: skip
+                "per_class": c.per_class, "domain": c.domain}  # fmt: skip
 
     def _new_segment(self) -> None:
         m = self.model
         self.infos: dict[int, FrameInfo] = {}
         self.scores = FrameScores(m.class_names, m.config.normal_class, self.config,
-                                  self.plan.span, lambda index: self.infos[index].time)  # fmt: skip
+                                  self.plan.span, lambda index: self.infos[index].time,
+                                  self.domain is not None)  # fmt: skip
         self.received = 0
         self.next_start = 0
         self.features: dict[int, torch.Tensor] = {}
+        self.distances: dict[int, float] = {}  # frame → distance to the training domain
         self.fitted: dict[int, np.ndarray] = {}
         self.recent: dict[int, np.ndarray] = {}
         self.window_rows: deque[tuple[int, np.ndarray]] = deque(maxlen=self._keep())
@@ -338,6 +358,9 @@ class StreamDetector:
             with torch.no_grad():
                 rows = self.model.frame_features(clip[None].to(self.device))[0]
             self.features.update(zip(chunk, rows, strict=True))
+            if self.domain is not None:
+                distances = self.domain.frame_distances(rows.cpu()).tolist()
+                self.distances.update(zip(chunk, distances, strict=True))
             self.cnn_frames += len(chunk)
 
     def _decide(self, starts: list[int]) -> None:
@@ -353,14 +376,21 @@ class StreamDetector:
         probabilities = probabilities.astype(np.float64)
         scores = anomaly_score(probabilities, m.class_names, m.config.normal_class)
         for start, row, score in zip(starts, probabilities, scores.tolist(), strict=True):
-            self.scores.add_window(start, row)
+            domain = self._domain_score(start)
+            self.scores.add_window(start, row, domain)
             self.window_rows.append((start, row))
             end = start + self.plan.span - 1
             decision = Decision(self.windows, self.infos[start], self.infos[end],
-                                row, score, decided)  # fmt: skip
+                                row, score, decided, domain)  # fmt: skip
             self.windows += 1
             if self.on_decision is not None:
                 self.on_decision(decision)
+
+    def _domain_score(self, start: int) -> float | None:
+        if self.domain is None:
+            return None
+        distance = np.mean([self.distances[int(i)] for i in self.plan.indices(start)])
+        return float(self.domain.scores(distance))
 
     def _advance(self, final: int, ended: str | None) -> list[Alert]:
         alerts = []
@@ -424,6 +454,7 @@ class StreamDetector:
         features_from = min(final, self.received - self.plan.span)
         for index in [i for i in self.features if i < features_from]:
             del self.features[index]
+            self.distances.pop(index, None)
         for index in [i for i in self.fitted if i < features_from]:
             del self.fitted[index]
         history = self.received - self._keep()

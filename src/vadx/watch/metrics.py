@@ -19,6 +19,8 @@ class LiveMetrics:
         self.started = time.monotonic()
         self.processed = 0
         self.windows = 0
+        self.windows_outside = 0  # windows outside the model's domain
+        self.domain_score: float | None = None  # the latest window's
         self.latencies: deque[float] = deque(maxlen=window)
         self._mark = (self.started, 0, 0)  # time, captured, processed at the last snapshot
         self._lock = threading.Lock()
@@ -28,10 +30,13 @@ class LiveMetrics:
         with self._lock:
             self.processed += count
 
-    def decision(self, latency: float) -> None:
+    def decision(self, latency: float, domain_score: float | None = None) -> None:
         with self._lock:
             self.windows += 1
             self.latencies.append(latency)
+            if domain_score is not None:
+                self.domain_score = domain_score
+                self.windows_outside += domain_score > 1
 
     def snapshot(self, captured: int, dropped: int, depth: int, **extra: Any) -> dict[str, Any]:
         """Metrics now (``captured``: frames the source delivered, ``dropped`` of them by the
@@ -50,6 +55,10 @@ class LiveMetrics:
                 "frames_dropped": dropped,
                 "queue_depth": depth,
                 "windows": self.windows,
+                "domain": None if self.domain_score is None else {
+                    "windows_outside": self.windows_outside,
+                    "latest_score": round(self.domain_score, 3),
+                },
                 "latency_ms": percentiles_ms(self.latencies),
                 **extra,
             }

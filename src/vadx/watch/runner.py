@@ -140,7 +140,7 @@ class Watch:
     # ------------------------------------------------------------------------ callbacks
     def _decision(self, decision: Decision) -> None:
         self._latest = decision
-        self.metrics.decision(decision.latency)
+        self.metrics.decision(decision.latency, decision.domain_score)
 
     def _alert(self, alert: Alert) -> None:
         number = self.log.first_id + alert.id - 1
@@ -252,7 +252,9 @@ class Watch:
         names = self.detector.model.class_names
         row = self._latest.probabilities
         best = next(reversed(self._open.values()), None) or names[int(row.argmax())]
-        return class_label(best, float(row[names.index(best)]))
+        text = class_label(best, float(row[names.index(best)]))
+        unfamiliar = self._latest.domain_score is not None and self._latest.domain_score > 1
+        return f"{text} (unfamiliar scene)" if unfamiliar else text
 
     def _report(self) -> None:
         metrics = self.snapshot()

@@ -39,7 +39,8 @@ def event_record(alert: Alert, number: int, **extra: Any) -> dict[str, Any]:
         "started_at": clock(alert.started_at), "ended_at": clock(alert.ended_at),
         "peak_probability": round(e.peak_probability, 5),
         "mean_probability": round(e.mean_probability, 5),
-        "session": alert.session, "reason": alert.reason, **extra,
+        "session": alert.session, "reason": alert.reason,
+        "out_of_domain": None if e.out_of_domain is None else round(e.out_of_domain, 4), **extra,
     }  # fmt: skip
 
 
