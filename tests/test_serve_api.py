@@ -15,13 +15,14 @@ import torch
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient
 
-from tests.conftest import TINY
+from tests.conftest import TINY, half_outside_domain
 from vadx.data.synth import render_long
 from vadx.detect import DetectConfig, detect
+from vadx.domain import verdict_line
 from vadx.models import CRNN, load_model, save_model
 from vadx.serve import Server, create_app
 from vadx.serve.jobs import JobStore
-from vadx.video import write_mp4
+from vadx.video import VideoReader, write_mp4
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +108,41 @@ def test_upload_detect_explain_end_to_end(client, assets):
     assert frame.content[:8] == b"\x89PNG\r\n\x1a\n"
     listed = client.get(f"/api/jobs?video={record['id']}").json()
     assert [j["id"] for j in listed] == [explained["id"], job["id"]]
+
+
+def test_detection_says_when_footage_is_outside_the_models_domain(assets, tmp_path):
+    root, video, model = assets
+    calibrated = load_model(save_model(model, tmp_path / "calibrated"))
+    with VideoReader(video) as reader:
+        calibrated.domain = half_outside_domain(model, reader.read_range().data)
+    server = Server({"tiny": model, "calibrated": calibrated}, tmp_path / "data")
+    client = TestClient(create_app(server))
+    try:
+        record = upload(client, video).json()
+        plain = finished(client, client.post("/api/jobs", json={
+            "kind": "detect", "video": record["id"]}).json())  # fmt: skip
+        domain = plain["result"]["domain"]
+        assert domain["checked"] is False and "vadx calibrate MODEL DATA" in domain["message"]
+        assert str(root) not in domain["message"]
+        assert client.get(f"/api/jobs/{plain['id']}/scores").json()["domain"] is None
+        refused = client.post("/api/jobs", json={"kind": "detect", "video": record["id"],
+                                                 "detect": {"domain": "suppress"}})  # fmt: skip
+        error(refused, 400, "needs domain statistics")
+        assert str(root) not in refused.text and str(tmp_path) not in refused.text
+        settings = {"on": 0.2, "off": 0.1, "min_frames": 1}
+        job = finished(client, client.post("/api/jobs", json={
+            "kind": "detect", "video": record["id"], "model": "calibrated",
+            "detect": settings}).json())  # fmt: skip
+        offline = detect(calibrated, video, DetectConfig(**settings))
+        domain = job["result"]["domain"]
+        assert domain["windows_outside"] == offline.domain["windows_outside"] > 0
+        assert domain["message"] == verdict_line(offline.domain)
+        scores = client.get(f"/api/jobs/{job['id']}/scores").json()
+        np.testing.assert_allclose(scores["domain"], offline.frame_domain, atol=1e-3)
+        assert [e["out_of_domain"] for e in job["result"]["events"]] == pytest.approx(
+            [e.out_of_domain for e in offline.events])  # fmt: skip
+    finally:
+        server.jobs.close()
 
 
 def error(response, status, fragment):

@@ -66,6 +66,10 @@ def test_review_an_anomaly_end_to_end_in_the_browser(served):
             assert "frame 39)" in page.text_content("#events tbody tr td:nth-child(3)")
             points = page.get_attribute("#score-line", "points").split()
             assert len(points) == 40
+            banner = page.text_content("#domain-banner")  # the tiny model is not calibrated
+            assert "Domain not checked" in banner and "vadx calibrate MODEL DATA" in banner
+            assert str(root) not in banner
+            assert "not checked" in page.text_content("#events tbody tr td:nth-child(5)")
 
             page.uncheck("#methods input[value=activation]")
             page.uncheck("#methods input[value=gradcam]")

@@ -223,10 +223,12 @@ def detect(
                      domain_summary(window_domain, threshold))  # fmt: skip
 
 
-def check_domain_mode(model: CRNN, mode: str) -> None:
+def check_domain_mode(model: CRNN, mode: str, show_path: bool = True) -> None:
     """Refuse ``suppress`` for a model without domain statistics (nothing to suppress by)."""
     if mode == "suppress" and model.domain is None:
-        raise InputError(f"--domain suppress needs domain statistics: {missing_note(model)}")
+        raise InputError(
+            f"domain 'suppress' needs domain statistics: {missing_note(model, show_path)}"
+        )
 
 
 def spread_over_frames(

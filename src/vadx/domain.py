@@ -247,9 +247,10 @@ def load_domain(directory: Path, section: dict[str, Any] | None, weights_sha256:
         raise CheckpointError(f"invalid domain statistics in {directory}: {err}") from err
 
 
-def missing_note(model: Any) -> str:
-    """What to tell a user whose model has no domain statistics."""
-    where = getattr(model.checkpoint, "path", None) or "MODEL"
+def missing_note(model: Any, show_path: bool = True) -> str:
+    """What to tell a user whose model has no domain statistics (``show_path=False``: without
+    the checkpoint's path, for clients of a server)."""
+    where = (getattr(model.checkpoint, "path", None) if show_path else None) or "MODEL"
     return (
         f"the model has no domain statistics, so nothing tells whether this footage is like its "
         f"training data; add them with: vadx calibrate {where} DATA"

@@ -23,7 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vadx._version import __version__
-from vadx.detect import DetectConfig, detect, write_detection
+from vadx.detect import DetectConfig, Detection, check_domain_mode, detect, write_detection
+from vadx.domain import missing_note, verdict_line
 from vadx.errors import VadxError
 from vadx.explain import DEFAULT_METHODS, DEFAULT_TEMPORAL
 from vadx.explain_video import ExplainSettings, explain_video
@@ -46,6 +47,10 @@ class DetectSettings(BaseModel):
     on: float = Field(0.5, ge=0, le=1)
     off: float = Field(0.35, ge=0, le=1)
     min_frames: int = Field(3, ge=1)
+    domain: Literal["flag", "suppress", "off"] = Field(
+        "flag", description="windows outside the model's training domain: flag them, suppress "
+        "their alerts (needs a calibrated model), or no check"
+    )  # fmt: skip
 
 
 class JobRequest(BaseModel):
@@ -105,10 +110,11 @@ class Server:
             "probabilities": found.frame_probabilities.round(4).tolist(),
             "on": found.settings["on"], "off": found.settings["off"],
             "window": found.settings["window"], "step": found.settings["step"],
+            "domain": None if found.frame_domain is None else found.frame_domain.round(3).tolist(),
         }, indent=0)  # fmt: skip
         return {"events": [e.__dict__ for e in found.events], "frames": found.info.num_frames,
                 "fps": found.info.fps, "windows": len(found.windows),
-                "settings": found.settings}  # fmt: skip
+                "settings": found.settings, "domain": domain_report(found, model)}  # fmt: skip
 
     def _explain(self, job: Job, out: Path, progress) -> dict[str, Any]:
         p = job.params
@@ -129,6 +135,14 @@ def _explain_settings(params: dict[str, Any]) -> ExplainSettings:
     return ExplainSettings(methods=tuple(params["methods"]), temporal=tuple(params["temporal"]),
                            target=int(target) if target.isdigit() else target,
                            view=params["view"])  # fmt: skip
+
+
+def domain_report(found: Detection, model: CRNN) -> dict[str, Any]:
+    """The detection's domain verdict with the sentence the page shows (no server paths)."""
+    if not found.domain.get("checked"):
+        off = found.settings.get("domain") == "off"
+        return {**found.domain, "message": None if off else missing_note(model, False)}
+    return {**found.domain, "message": verdict_line(found.domain)}
 
 
 def _model_id(model: CRNN) -> str | None:
@@ -274,7 +288,8 @@ def create_app(server: Server) -> FastAPI:
         params = request.model_dump()
         params["model"] = server.model_name(request.model)
         try:
-            DetectConfig(**params["detect"])
+            check_domain_mode(server.models[params["model"]],
+                              DetectConfig(**params["detect"]).domain, show_path=False)  # fmt: skip
             if request.kind == "explain":
                 _explain_settings(params)
                 last = video["num_frames"] - 1

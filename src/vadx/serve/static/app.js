@@ -94,20 +94,37 @@
       events.length + " event(s)");
     $("video-name").textContent = "— " + state.video.name;
     drawTimeline();
+    showDomain(job.result.domain);
     const rows = $("events").querySelector("tbody");
     rows.innerHTML = "";
     events.forEach(function (e) {
       const row = document.createElement("tr");
-      row.innerHTML = "<td></td><td></td><td></td><td></td><td><button>Explain</button></td>";
+      row.innerHTML = "<td></td><td></td><td></td><td></td><td></td><td><button>Explain</button></td>";
       const cells = row.querySelectorAll("td");
       cells[0].textContent = e.class_name;
       cells[1].textContent = e.start_time.toFixed(2) + " s (frame " + e.start_frame + ")";
       cells[2].textContent = e.end_time.toFixed(2) + " s (frame " + e.end_frame + ")";
       cells[3].textContent = Math.round(100 * e.peak_probability) + " %";
+      if (e.out_of_domain === null || e.out_of_domain === undefined) cells[4].textContent = "not checked";
+      else {
+        cells[4].textContent = Math.round(100 * (1 - e.out_of_domain)) + " % of frames";
+        if (e.out_of_domain > 0) row.classList.add("unfamiliar");
+      }
       row.querySelector("button").addEventListener("click", () => explainAt(peakFrame(e), e.class_name));
       rows.appendChild(row);
     });
     $("timeline-section").hidden = false;
+  }
+
+  // the domain check's verdict above the timeline: a warning when footage is unlike the
+  // model's training data, a note when the model cannot tell
+  function showDomain(domain) {
+    const banner = $("domain-banner");
+    banner.hidden = !(domain && domain.message);
+    if (banner.hidden) return;
+    banner.className = domain.checked ? "warning" : "note";
+    banner.textContent = (domain.checked ? "Outside the model's domain: " : "Domain not checked: ") +
+      domain.message + (domain.checked ? " (grey on the timeline)." : ".");
   }
 
   function peakFrame(event) {
@@ -123,6 +140,18 @@
     const x = (t) => (1000 * t / Math.max(n - 1, 1)).toFixed(1);
     const y = (v) => (170 - 160 * v).toFixed(1);
     let html = "";
+    if (s.domain) {  // runs of frames outside the model's domain, shaded grey
+      let first = -1;
+      for (let t = 0; t <= n; t++) {
+        const outside = t < n && s.domain[t] > 1;
+        if (outside && first < 0) first = t;
+        if (!outside && first >= 0) {
+          html += '<rect class="outside" x="' + x(first) + '" y="5" width="' +
+            Math.max(2, x(t - 1) - x(first)) + '" height="165" fill="#888" fill-opacity=".18"/>';
+          first = -1;
+        }
+      }
+    }
     state.detection.result.events.forEach(function (e) {
       html += '<rect class="event" x="' + x(e.start_frame) + '" y="5" width="' +
         Math.max(2, x(e.end_frame) - x(e.start_frame)) + '" height="165" fill="#e33" fill-opacity=".15"/>';
@@ -150,7 +179,9 @@
     cursor.setAttribute("visibility", "visible");
     $("readout").textContent = "frame " + t + " · " + s.times[t].toFixed(2) + " s · anomaly " +
       Math.round(100 * s.anomaly[t]) + " % · " + s.classes.map((c, k) => c + " " +
-      Math.round(100 * s.probabilities[t][k]) + " %").join(", ") + " — click to explain";
+      Math.round(100 * s.probabilities[t][k]) + " %").join(", ") +
+      (s.domain ? " · domain score " + s.domain[t].toFixed(2) + (s.domain[t] > 1 ? " (outside)" : "") : "") +
+      " — click to explain";
   });
   $("timeline").addEventListener("click", (event) => explainAt(frameAt(event), null));
 
