@@ -33,6 +33,10 @@ def test_demo_end_to_end_small(tmp_path, capsys):
                  "detection/annotated.mp4", "detection/scores.png"):  # fmt: skip
         assert (out / name).is_file(), name
     assert "test accuracy" in stdout and "summary" in stdout
+    domain = summary["domain"]
+    assert domain["synthetic_video"]["checked"] and domain["real_video"]["checked"]
+    assert (out / "real-footage" / "events.json").is_file()
+    assert "knows synthetic scenes only" in stdout and "docs/domain.md" in stdout
     explained = json.loads((out / "explanation" / "summary.json").read_text())
     assert summary["reports"] == [clip["report"] for clip in explained["clips"]]
     assert len(explained["clips"]) == len(summary["detected_events"])

