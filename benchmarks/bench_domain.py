@@ -41,7 +41,7 @@ from vadx.models import load_model
 from vadx.video import VideoReader, write_mp4
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.videos import bikes_mp4  # noqa: E402
+from tests.videos import bikes_mp4
 
 #: ffmpeg filters making real-footage variants of bikes.mp4
 REAL_VARIANTS = {
@@ -73,7 +73,7 @@ def frame_shift(name: str):
 
     def jpeg(f):
         def once(x):
-            ok, data = cv2.imencode(".jpg", x, [cv2.IMWRITE_JPEG_QUALITY, 8])
+            _ok, data = cv2.imencode(".jpg", x, [cv2.IMWRITE_JPEG_QUALITY, 8])
             return cv2.imdecode(data, cv2.IMREAD_UNCHANGED)
 
         return np.stack([once(x) for x in f])
@@ -190,7 +190,7 @@ def main() -> None:
         synth = tmp / "background"
         generate(synth, SynthConfig(clips=(0, 0, args.background_clips), num_frames=40,
                                     size=size, seed=7, background=str(bikes_mp4())))  # fmt: skip
-        shifted, names = folder_samples(synth, model.class_names, "test")
+        shifted, _names = folder_samples(synth, model.class_names, "test")
         scores, acc = windows_of(model, [s.source for s in shifted], [s.label for s in shifted])
         results["near"]["synthetic scenes on a real background"] = summary(inside, scores, acc)
         print(f"{'real background':<24} {results['near']['synthetic scenes on a real background']}")
