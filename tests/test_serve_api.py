@@ -16,6 +16,7 @@ pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient
 
 from tests.conftest import TINY, half_outside_domain
+from tests.videos import ffmpeg_decode, ffmpeg_transcode, zero_packets
 from vadx.data.synth import render_long
 from vadx.detect import DetectConfig, detect
 from vadx.domain import verdict_line
@@ -209,6 +210,35 @@ def test_every_bad_request_gets_a_json_error(client, assets, tmp_path):
     error(client.delete(f"/api/jobs/{job['id']}"), 409, "already finished")
     assert client.delete(f"/api/videos/{vid}").status_code == 204
     error(client.get(f"/api/videos/{vid}"), 404, "no video")
+
+
+def test_uploads_are_checked_by_decoding_every_frame_as_detection_will(client, assets, tmp_path):
+    _, video, _ = assets
+    # an Xvid AVI with B-frames (its timestamps are decoding times): accepted, and detected
+    xvid = ffmpeg_transcode(video, tmp_path / "xvid.avi",
+                            ["-c:v", "mpeg4", "-vtag", "xvid", "-bf", "2"])  # fmt: skip
+    record = upload(client, xvid, name="camera 2.avi").json()
+    assert record["num_frames"] == 40 and record["file"] == "video.avi"
+    request = {"kind": "detect", "video": record["id"]}
+    job = finished(client, client.post("/api/jobs", json=request).json())
+    assert job["state"] == "done", job["error"]
+    # frames 20… damaged: the frames FFmpeg decodes, not the 40 the container lists
+    damaged = zero_packets(video, tmp_path / "damaged.mp4", start=20)
+    decodable = len(ffmpeg_decode(damaged, 64, 48))
+    record = upload(client, damaged, name="camera 3.mp4").json()
+    assert 8 <= record["num_frames"] == decodable < 40
+    request = {"kind": "detect", "video": record["id"]}
+    job = finished(client, client.post("/api/jobs", json=request).json())
+    assert job["state"] == "done", job["error"]
+    assert job["result"]["frames"] == decodable
+    # a valid AVI whose frames are all damaged: refused, named as the client named it
+    blank = zero_packets(xvid, tmp_path / "blank.avi")
+    response = upload(client, blank, name="camera 4.avi")
+    error(response, 415, "cannot be decoded")
+    message = response.json()["error"]
+    assert "camera 4.avi has no frame FFmpeg can decode" in message
+    assert str(tmp_path) not in message and "video.avi" not in message and "/" not in message
+    assert len(client.get("/api/videos").json()) == 2  # nothing kept of the refused one
 
 
 def test_an_api_token_guards_everything_but_health(assets, tmp_path):

@@ -2,9 +2,11 @@
 
 An upload streams to ``DATA/videos/<id>/upload.tmp`` while its size is counted (over the limit:
 refused, the partial file removed), its first bytes must be those of a known container, and
-FFmpeg must find a decodable video stream in it; only then does it become
+every frame of its video stream must decode as detection will read it (the same
+:class:`~vadx.video.VideoReader`, frame by frame); only then does it become
 ``DATA/videos/<id>/video.<ext>`` with ``video.json`` (the client's file name as metadata only,
-size, sha256, frames, fps, size in pixels). File names from clients never become paths.
+size, sha256, frames, fps, size in pixels). File names from clients never become paths, and no
+message names a path on the server: the upload is called by its client's file name.
 """
 
 from __future__ import annotations
@@ -86,10 +88,12 @@ class VideoStore:
             staging.rename(path)
             try:
                 with VideoReader(path) as video:
+                    video.verify()  # every frame, as detection will decode it
                     info = asdict(video.info)
             except VideoError as err:
-                raise UploadError(415, f"the file looks like a video but cannot be decoded: "
-                                       f"{str(err).replace(str(path), 'it')}") from err  # fmt: skip
+                why = _without_paths(str(err), path, _display_name(filename))
+                raise UploadError(415, f"the file looks like a video but cannot be decoded "
+                                       f"as vadx will analyse it: {why}") from err  # fmt: skip
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -119,6 +123,16 @@ class VideoStore:
     def delete(self, video_id: str) -> None:
         self.get(video_id)
         shutil.rmtree(self.root / video_id)
+
+
+def _without_paths(message: str, path: Path, name: str) -> str:
+    """``message`` with the stored file's path (and any folder of it) replaced by ``name``."""
+    for server_path in (path.resolve(), path):
+        message = message.replace(str(server_path), name)
+        for folder in server_path.parents:
+            if len(folder.parts) > 1:
+                message = message.replace(str(folder) + "/", "")
+    return message
 
 
 def _display_name(filename: str | None) -> str:

@@ -1,11 +1,16 @@
 """Reading videos: any file FFmpeg reads (through PyAV), or a folder of frame images.
 
 Frames come out as uint8 RGB ``(N, H, W, 3)`` with their **index** (0-based, presentation order)
-and **timestamp** (seconds from the first frame). Indices are exact: on opening, the container's
-packets are listed without decoding (fast), which gives the frame count, each frame's
-presentation time and the key frames, so variable-frame-rate files and files whose header lies
-about their length are handled. Reading a range seeks to the key frame before it and decodes
-only what is needed.
+and **timestamp** (seconds from the first frame). Indices are exact: frame ``i`` is the ``i``-th
+frame FFmpeg's decoder gives from the beginning of the file, what ``ffmpeg -i FILE -fps_mode
+passthrough`` writes. MP4/MOV, Matroska/WebM and IVF store each frame's presentation time: on
+opening, their packets are listed without decoding (fast), which gives the frame count, the
+presentation times and the key frames, so variable-frame-rate files, edit lists and files whose
+header lies about their length are handled. Other containers (AVI, MPEG-TS/PS, raw streams, Ogg,
+ASF, FLV, …) carry guessed timestamps or none (an Xvid AVI's are decoding times; packed B-frames
+make packets and frames differ in number), so their frames are listed by decoding the file once
+on opening (remembered per file for the process). Reading a range seeks to a key frame before
+it from which decoding is checked to give the same frames, and decodes only what is needed.
 
 Grayscale, alpha and odd-sized videos are converted to RGB; a rotation in the container's display
 matrix (phone videos) is applied, as FFmpeg's players do.
@@ -19,8 +24,10 @@ from __future__ import annotations
 
 import bisect
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -130,6 +137,14 @@ class VideoReader:
             )
         return self.read(np.arange(start, stop))
 
+    def verify(self) -> None:
+        """Decode every frame once, as detection does, without keeping it; a file that FFmpeg
+        cannot decode raises :class:`VideoError`. Where a file lists more frames than its
+        decoder gives (damaged packets), its frames are listed anew by decoding, as FFmpeg counts
+        them: ``info`` changes, and later readers of the file in this process use that list."""
+        self._backend.verify()
+        self.info = self._backend.info
+
     def __iter__(self) -> Iterator[tuple[int, float, np.ndarray]]:
         """``(index, timestamp, frame)`` for every frame, decoded sequentially."""
         for index, frame in self._backend.decode(range(self.info.num_frames)):
@@ -185,20 +200,95 @@ class _Backend:
     def decode(self, indices: Sequence[int]) -> Iterator[tuple[int, np.ndarray]]:
         raise NotImplementedError
 
+    def verify(self) -> None:
+        for _ in self.decode(range(self.info.num_frames)):
+            pass
+
     def close(self) -> None:
         pass
 
 
+class _Mismatch(Exception):
+    """The decoder's frames do not follow the index from the point decoding restarted at."""
+
+
+@dataclass(frozen=True)
+class _Packet:
+    pts: int | None
+    dts: int | None
+    pos: int | None
+    size: int
+    key: bool
+    discard: bool
+
+    @staticmethod
+    def of(packet: av.Packet) -> _Packet:
+        return _Packet(packet.pts, packet.dts, packet.pos, packet.size, packet.is_keyframe,
+                       packet.is_discard)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class _Index:
+    """Where the frames of a video stream come from.
+
+    ``labels[i]`` is the packet frame ``i`` is decoded from (the packet's rank in file order,
+    counting the stream's non-empty packets); ``timestamps[i]`` its time in seconds from the first
+    frame. ``keys`` recognises a packet after a seek by its ``key_field`` (``pts``, ``pos`` or
+    ``dts``) and size (``sizes``, by rank: the packets that follow must have the same sizes too),
+    or is None where packets cannot be told apart (decoding then restarts at the beginning).
+    ``restarts`` maps frame indices to ``(packet, seek timestamp)`` of the key frames from which
+    decoding gives every later frame exactly as a decode from the beginning does.
+    """
+
+    labels: np.ndarray
+    timestamps: np.ndarray
+    key_field: str
+    keys: dict[int, int] | None
+    sizes: np.ndarray
+    restarts: dict[int, tuple[int, int]]
+    dimensions: tuple[int, int]  # width, height of the decoded pictures (before rotation)
+    rotation: int
+    decoded: bool
+    threads: str = "AUTO"  # the decoder's threading ("SLICE" where frame threads lose frames)
+
+
+#: containers that store every frame's presentation time (MP4/MOV, Matroska/WebM, IVF): their
+#: frames are listed from the packets alone, without decoding. In others (AVI, MPEG-TS/PS, raw
+#: streams, …) packet timestamps are guessed or absent, and a decoder may give more or fewer
+#: frames than there are packets (packed B-frames), so they are listed by decoding them once.
+PTS_CONTAINERS = frozenset({"mov", "mp4", "matroska", "webm", "ivf"})
+_DECODED_INDEXES: OrderedDict[tuple[str, int, int], _Index] = OrderedDict()
+_DECODED_INDEXES_KEPT = 64  # files listed by decoding, remembered by (path, size, mtime)
+_DECODED_INDEXES_LOCK = threading.Lock()
+
+
 class _AVFile(_Backend):
+    """A file FFmpeg reads. Frame ``i`` is the ``i``-th frame FFmpeg's decoder gives when it
+    decodes the stream from the beginning, as ``ffmpeg -i FILE -fps_mode passthrough`` does.
+
+    Each packet sent to the decoder carries its rank (``opaque``, which FFmpeg copies to the
+    frames decoded from it), so a decoded frame is recognised whatever its timestamp says. Random
+    access seeks to a key frame from which decoding is known to give every later frame, checks
+    where the seek landed (a container may seek by decoding time, or land early or late), drops
+    the frames shown before that key frame (leading frames of an open GOP), and checks that the
+    frames come out in index order; where they do not, it restarts from an earlier key frame,
+    and at worst from the beginning of the file.
+    """
+
     def __init__(self, path: Path) -> None:
         self.path = path
         if path.stat().st_size == 0:
             raise VideoError(f"{path} is empty (0 bytes)")
+        self._threads = "AUTO"
         self.container = self._open()
+        self._frames: Iterator[tuple[int, av.VideoFrame]] | None = None
+        self._position = -1  # index of the frame self._frames gave last
+        self._last: av.VideoFrame | None = None
+        self._error: str | None = None  # why the last packet the decoder refused was refused
         try:
             self._index()
         except BaseException:
-            self.container.close()
+            self.close()
             raise
 
     def _open(self) -> av.container.InputContainer:
@@ -210,121 +300,332 @@ class _AVFile(_Backend):
             container.close()
             raise VideoError(f"{self.path} has no video stream")
         self.stream = container.streams.video[0]
-        self.stream.thread_type = "AUTO"
+        self.stream.thread_type = self._threads
+        self.stream.codec_context.copy_opaque = True  # frames carry their packet's label
         return container
 
+    def _reopen(self) -> None:
+        self.container.close()
+        self.container = self._open()
+
+    # ----------------------------------------------------------------------------- the index
     def _index(self) -> None:
-        """List the packets (no decoding): frame count, presentation times, key frames."""
-        pts, keys = [], []
+        stat = self.path.stat()
+        self._key = (str(self.path.resolve()), stat.st_size, stat.st_mtime_ns)
+        with _DECODED_INDEXES_LOCK:
+            index = _DECODED_INDEXES.get(self._key)
+            if index is not None:
+                _DECODED_INDEXES.move_to_end(self._key)
+        if index is not None:
+            self._use(index)
+            return
+        formats = set(self.container.format.name.split(","))
+        if not (formats & PTS_CONTAINERS and self._index_from_packets()):
+            self._index_anew()
+
+    def _index_anew(self) -> None:
+        """List the frames by decoding, and remember the list for this file."""
+        index = self._index_by_decoding()
+        with _DECODED_INDEXES_LOCK:
+            _DECODED_INDEXES[self._key] = index
+            while len(_DECODED_INDEXES) > _DECODED_INDEXES_KEPT:
+                _DECODED_INDEXES.popitem(last=False)
+        self._use(index)
+
+    def _index_from_packets(self) -> bool:
+        """List the frames in the order of the packets' timestamps (no decoding); False where
+        the timestamps cannot be trusted: missing, repeated, or not those of the decoded frames."""
+        packets = []
         try:
             for packet in self.container.demux(self.stream):
-                if packet.size == 0 or packet.is_discard:
-                    continue
-                pts.append(packet.pts)
-                keys.append(packet.is_keyframe)
+                if packet.size:
+                    packets.append(_Packet.of(packet))
         except av.error.FFmpegError as err:
             raise VideoError(
                 f"{self.path} is corrupt: reading its packets failed: {_reason(err)}"
             ) from err
-        if not pts:
-            raise VideoError(f"{self.path} has no video frames")
+        pts = [p.pts for p in packets]
+        if not packets or None in pts or len(set(pts)) < len(pts):
+            return False
+        shown = [i for i, p in enumerate(packets) if not p.discard]
+        if not shown:
+            return False
+        labels = np.array(sorted(shown, key=pts.__getitem__), dtype=np.int64)
+        stamps = np.array([pts[i] for i in labels], dtype=np.int64)
+        keys = [i for i in shown if packets[i].key]
+        index = _Index(
+            labels=labels,
+            timestamps=(stamps - stamps[0]).astype(np.float64) * self._time_base(),
+            key_field="pts",
+            keys={p: i for i, p in enumerate(pts)},
+            sizes=np.array([p.size for p in packets], dtype=np.int64),
+            restarts=_restart_points(labels, packets, keys),
+            dimensions=(0, 0),
+            rotation=0,
+            decoded=False,
+        )
+        self._use(index)
+        try:  # the first frame decoded must be the first listed
+            first = self._frame(0)
+        except VideoError:
+            return False
+        self.index = replace(index, dimensions=(first.width, first.height),
+                             rotation=_rotation(first))  # fmt: skip
+        self._describe()  # (and go on decoding from the first frame)
+        return True
+
+    def _index_by_decoding(self) -> _Index:
+        """Decode the stream once from the beginning: its frames in the decoder's output order,
+        each with the packet it came from.
+
+        A stream with a damaged packet is decoded again without frame threads: with them, a
+        decoding error reaches PyAV late, as it drains the decoder, and the frames still in the
+        decoder are lost (FFmpeg's command line, which goes on receiving them, gives them).
+        """
+        self._threads, self._error = "AUTO", None
+        index = self._decode_index()
+        if self._error is not None:
+            self._threads = "SLICE"
+            index = replace(self._decode_index(), threads="SLICE")
+        return index
+
+    def _decode_index(self) -> _Index:
+        self._stop()
+        self._reopen()
+        packets: list[_Packet] = []
+        frames: list[tuple[int, int | None, bool]] = []  # label, pts, key frame
+        first: av.VideoFrame | None = None
+        for packet in self._packets(0):
+            if packet is not None:  # (None: the end, the decoder gives what it holds)
+                packets.append(_Packet.of(packet))
+            for frame in self._decode(packet):
+                frames.append((_label(frame), frame.pts, bool(frame.key_frame)))
+                if first is None:
+                    first = frame
+        if first is None:
+            if not packets:
+                raise VideoError(f"{self.path} has no video frames")
+            why = f": {self._error}" if self._error else ""
+            raise VideoError(f"{self.path} has no frame FFmpeg can decode "
+                             f"({len(packets)} video packets{why})")  # fmt: skip
+        labels = np.array([label for label, _, _ in frames], dtype=np.int64)
+        if labels.min() < 0 or len(np.unique(labels)) < len(labels):
+            labels[:] = -1  # frames not told apart by packet: counted from the beginning only
+        pts = [p for _, p, _ in frames]
+        if None not in pts and np.all(np.diff(np.asarray(pts, dtype=np.int64)) > 0):
+            stamps = np.asarray(pts, dtype=np.int64)
+            timestamps = (stamps - stamps[0]).astype(np.float64) * self._time_base()
+        else:  # timestamps missing or not those of the frames (packed B-frames): nominal rate
+            rate = self.stream.average_rate or self.stream.guessed_rate or 25
+            timestamps = np.arange(len(frames), dtype=np.float64) / float(rate)
+        field, keys = "pos", None  # how to recognise a packet after a seek
+        for field in ("pos", "dts", "pts"):
+            values = [getattr(p, field) for p in packets]
+            if None in values or len(set(values)) < len(values):
+                continue
+            if field == "pos" and min(values) < 0:  # -1: position unknown
+                continue
+            keys = {value: i for i, value in enumerate(values)}
+            break
+        key_frames = {label for label, _, key in frames if key and label >= 0}
+        restarts = {}
+        if keys is not None and labels.min() >= 0:
+            restarts = _restart_points(
+                labels, packets, [i for i, p in enumerate(packets) if p.key and i in key_frames]
+            )
+        self._stop()
+        sizes = np.array([p.size for p in packets], dtype=np.int64)
+        return _Index(labels, timestamps, field, keys, sizes, restarts,
+                      (first.width, first.height), _rotation(first), decoded=True)  # fmt: skip
+
+    def _use(self, index: _Index) -> None:
+        self._stop()
+        if index.threads != self._threads:
+            self._threads = index.threads
+            self._reopen()
+        self.index = index
+        self._index_of = np.full(int(index.labels.max()) + 1, -1, dtype=np.int64)
+        self._index_of[index.labels[index.labels >= 0]] = np.flatnonzero(index.labels >= 0)
+        self._restarts = sorted(index.restarts)
+        self._describe()
+
+    def _describe(self) -> None:
+        index = self.index
+        self.timestamps = index.timestamps
+        count = len(index.labels)
         stream = self.stream
         rate = stream.average_rate or stream.guessed_rate
-        if any(p is None for p in pts):
-            # No presentation times (raw streams, some AVIs): frames in packet order, nominal rate.
-            self.pts = None
-            self.key_indices = [0]
-            self.timestamps = np.arange(len(pts), dtype=np.float64) / float(rate or 25)
-        else:
-            order = np.argsort(np.asarray(pts, dtype=np.int64), kind="stable")
-            self.pts = np.asarray(pts, dtype=np.int64)[order]
-            key_pts = [p for p, k in zip(pts, keys, strict=True) if k]
-            self.key_indices = sorted({int(np.searchsorted(self.pts, p)) for p in key_pts} | {0})
-            base = float(stream.time_base or Fraction(1, 1))
-            self.timestamps = (self.pts - self.pts[0]).astype(np.float64) * base
-        first = self._first_frame()
-        self.rotation = round(getattr(first, "rotation", 0) or 0)
-        count = len(self.timestamps)
         steps = np.diff(self.timestamps)
         step = float(np.median(steps)) if count > 1 else 0.0
-        duration = float(self.timestamps[-1]) + step
         variable = bool(count > 2 and np.ptp(steps) > 0.5 * step)
         if variable or not rate:  # the nominal rate says little: frames per second of the file
             fps = (count - 1) / float(self.timestamps[-1]) if self.timestamps[-1] > 0 else 25.0
         else:
             fps = float(rate)
-        width, height = first.width, first.height
-        if self.rotation % 180:
+        width, height = index.dimensions
+        if index.rotation % 180:
             width, height = height, width
+        self.rotation = index.rotation
         self.info = VideoInfo(
             path=str(self.path),
             num_frames=count,
             fps=fps,
-            duration=duration,
+            duration=float(self.timestamps[-1]) + step,
             width=width,
             height=height,
             codec=stream.codec_context.name,
-            rotation=self.rotation,
+            rotation=index.rotation,
             variable_frame_rate=variable,
         )
 
-    def _first_frame(self) -> av.VideoFrame:
-        try:
-            return next(self._seek(0))
-        except (StopIteration, av.error.FFmpegError) as err:
-            raise VideoError(f"{self.path} has no decodable frame ({_reason(err)})") from err
+    def _time_base(self) -> float:
+        return float(self.stream.time_base or Fraction(1, 1))
 
+    # ------------------------------------------------------------------------------ decoding
     def decode(self, indices: Sequence[int]) -> Iterator[tuple[int, np.ndarray]]:
-        frames: Iterator[av.VideoFrame] | None = None
-        position = -1  # index of the last frame decoded since the last seek
         for target in sorted(set(indices)):
-            key = self.key_indices[bisect.bisect_right(self.key_indices, target) - 1]
-            if frames is None or position + 1 < key:
-                frames, position = self._seek(key), key - 1  # skip ahead instead of decoding
-            frame = None
-            while position < target:
-                frame = self._next(frames, position + 1)
-                position = self._index_of(frame, position)
-            if position != target or frame is None:
-                raise VideoError(f"{self.path}: frame {target} could not be decoded")
-            yield target, frame_to_rgb(frame)
+            yield target, frame_to_rgb(self._frame(target))
 
-    def _seek(self, key_index: int) -> Iterator[av.VideoFrame]:
-        if self.pts is None:
-            self.container.close()  # no timestamps to seek by: start over
-            self.container = self._open()
-            return self.container.decode(self.stream)
-        start = int(self.pts[key_index])
-        self.container.seek(start, stream=self.stream, backward=True)
-        return (
-            frame
-            for frame in self.container.decode(self.stream)
-            # a seek may land before the key frame asked for; leading frames of an open GOP too
-            if frame.pts is None or frame.pts >= start
-        )
-
-    def _index_of(self, frame: av.VideoFrame, position: int) -> int:
-        if self.pts is not None and frame.pts is not None:
-            index = int(np.searchsorted(self.pts, frame.pts))
-            if index < len(self.pts) and self.pts[index] == frame.pts:
-                return index
-        return position + 1
-
-    def _next(self, frames: Iterator[av.VideoFrame], index: int) -> av.VideoFrame:
+    def verify(self) -> None:
+        if self.index.decoded:  # listed by decoding every frame
+            return
         try:
-            return next(frames)
-        except StopIteration:
-            raise VideoError(
-                f"{self.path} is truncated: frame {index} of {len(self.timestamps)} "
-                "could not be decoded"
-            ) from None
+            for target in range(len(self.index.labels)):
+                self._frame(target)
+        except VideoError:  # packets the decoder gives no frame for (damaged): count as FFmpeg
+            self._index_anew()
+
+    def _frame(self, target: int) -> av.VideoFrame:
+        """The decoded frame ``target``, continuing the current decode where that is cheapest."""
+        if self._position == target and self._last is not None:
+            return self._last
+        while True:
+            restart = self._restarts[bisect.bisect_right(self._restarts, target) - 1] if (
+                self._restarts and self._restarts[0] <= target) else 0  # fmt: skip
+            if self._frames is None or self._position >= target or self._position + 1 < restart:
+                self._stop()
+                self._frames = self._decode_from(restart)
+            try:
+                while self._position < target:
+                    self._position, self._last = next(self._frames)
+                return self._last
+            except (_Mismatch, StopIteration) as err:
+                self._stop()
+                if restart > 0:
+                    self._restarts.remove(restart)  # decode from an earlier key frame instead
+                    continue
+                why = f": {self._error}" if self._error else ""
+                if isinstance(err, _Mismatch):
+                    raise VideoError(f"{self.path}: frame {err.args[0]} could not be "
+                                     f"decoded{why}") from None  # fmt: skip
+                total = len(self.index.labels)
+                raise VideoError(f"{self.path} is truncated or damaged: frame {target} of "
+                                 f"{total} could not be decoded{why}") from None  # fmt: skip
+
+    def _stop(self) -> None:
+        if self._frames is not None:
+            self._frames.close()  # type: ignore[attr-defined]
+        self._frames, self._position, self._last = None, -1, None
+
+    def _decode_from(self, start: int) -> Iterator[tuple[int, av.VideoFrame]]:
+        """``(index, frame)`` from frame ``start`` (0 or a restart point) on; raises
+        :class:`_Mismatch` where the frames do not follow the index."""
+        if start == 0:
+            self._reopen()
+            packet_rank = 0
+        else:
+            packet_rank, timestamp = self.index.restarts[start]
+            try:
+                self.container.seek(timestamp, stream=self.stream, backward=True)
+            except av.error.FFmpegError:
+                raise _Mismatch(start) from None
+        expected = start
+        labelled = self.index.labels[0] >= 0  # (else frames are counted from the beginning)
+        for packet in self._packets(packet_rank, seeking=start > 0):
+            for frame in self._decode(packet):
+                label = _label(frame) if labelled else -1
+                index = int(self._index_of[label]) if 0 <= label < len(self._index_of) else -1
+                if expected == start and start > 0 and index < start:
+                    continue  # shown before the key frame decoding restarted at
+                if index == -1 and (label >= 0 or start > 0):
+                    continue  # a frame the index does not list (discarded by an edit list)
+                if label >= 0 and index != expected:
+                    raise _Mismatch(expected)
+                yield expected, frame
+                expected += 1
+
+    def _packets(self, first: int, seeking: bool = False) -> Iterator[av.Packet]:
+        """The stream's non-empty packets from rank ``first`` on, each labelled with its rank,
+        then an empty one that drains the decoder. After a seek, packets are recognised by
+        ``index.keys``; a seek that landed past packet ``first`` raises :class:`_Mismatch`."""
+        keys, field = (self.index.keys, self.index.key_field) if seeking else (None, "")
+        sizes = self.index.sizes if seeking else None
+        rank = first - 1
+        try:
+            for packet in self.container.demux(self.stream):
+                if packet.size == 0:
+                    continue
+                if keys is not None and sizes is not None:
+                    if rank < first:  # where did the seek land?
+                        known = keys.get(getattr(packet, field))
+                        if known is None or known < first or sizes[known] != packet.size:
+                            continue
+                        if known > first:
+                            raise _Mismatch(first)
+                    elif rank + 1 >= len(sizes) or sizes[rank + 1] != packet.size:
+                        raise _Mismatch(first)  # not the packets listed: a wrong landing
+                rank += 1
+                packet.opaque = (rank,)
+                yield packet
         except av.error.FFmpegError as err:
             raise VideoError(
-                f"{self.path} is corrupt: decoding frame {index} failed: {_reason(err)}"
+                f"{self.path} is corrupt: reading its packets failed: {_reason(err)}"
             ) from err
+        if seeking and rank < first:
+            raise _Mismatch(first)  # the seek landed past packet ``first``
+        yield None  # type: ignore[misc]
+
+    def _decode(self, packet: av.Packet | None) -> list[av.VideoFrame]:
+        """What the decoder gives for ``packet`` (None: the frames it still holds); a packet it
+        refuses is skipped, as FFmpeg does, and the reason kept for error messages."""
+        try:
+            return self.stream.codec_context.decode(packet)
+        except av.error.FFmpegError as err:
+            self._error = _reason(err)
+            return []
 
     def close(self) -> None:
+        self._stop()
         self.container.close()
+
+
+def _restart_points(
+    labels: np.ndarray, packets: list[_Packet], keys: list[int]
+) -> dict[int, tuple[int, int]]:
+    """Frame index → (packet, seek timestamp) of the key packets ``keys`` from which decoding
+    gives every later frame: no frame shown after the key frame is decoded from a packet before
+    it. The seek timestamp is the smaller of the packet's pts and dts (containers seek by one or
+    the other)."""
+    index_of = np.full(len(packets), -1, dtype=np.int64)
+    index_of[labels] = np.arange(len(labels))
+    latest_first = np.minimum.accumulate(labels[::-1])[::-1]  # smallest label from i on
+    restarts = {}
+    for rank in keys:
+        index = int(index_of[rank])
+        stamps = [t for t in (packets[rank].pts, packets[rank].dts) if t is not None]
+        if index > 0 and latest_first[index] >= rank and stamps:
+            restarts[index] = (rank, min(stamps))
+    return restarts
+
+
+def _label(frame: av.VideoFrame) -> int:
+    """The rank of the packet ``frame`` was decoded from (-1: unknown)."""
+    opaque = frame.opaque
+    return int(opaque[0]) if isinstance(opaque, tuple) else -1
+
+
+def _rotation(frame: av.VideoFrame) -> int:
+    return round(getattr(frame, "rotation", 0) or 0)
 
 
 class _ImageFolder(_Backend):
