@@ -11,6 +11,7 @@ from sklearn.covariance import LedoitWolf
 
 from tests.conftest import TINY, run_cli
 from tests.videos import bikes_mp4
+from vadx.data.layouts import folder_samples
 from vadx.data.synth import SynthConfig, generate, render_long
 from vadx.detect import DetectConfig, detect, frame_features, write_detection
 from vadx.domain import (
@@ -171,6 +172,18 @@ def test_training_stores_the_fit_and_the_domain_statistics(trained):
     assert document["domain"]["windows"] == 3 * 4
 
 
+def test_the_threshold_is_set_on_the_windows_detection_cuts_from_validation_videos(trained):
+    root, best, _ = trained
+    model = load_model(best)
+    samples, _ = folder_samples(root / "data", model.class_names, "val")
+    distances = np.concatenate([
+        detect(model, s.source, DetectConfig(on=1, off=1)).window_domain * model.domain.threshold
+        for s in samples
+    ])  # fmt: skip
+    assert len(distances) == model.domain.windows
+    assert model.domain.threshold == pytest.approx(np.percentile(distances, 99.5), rel=1e-5)
+
+
 def test_detection_and_explanation_see_frames_as_training_did(trained, tmp_path):
     _, best, _ = trained
     model = load_model(best)
@@ -222,7 +235,8 @@ def test_real_footage_is_flagged_and_its_alerts_can_be_suppressed(trained, tmp_p
 
 def test_cli_calibrate_adds_statistics_and_detect_reports_them(trained, tmp_path, capsys):
     root, best, _ = trained
-    plain = save_model(load_model(best), tmp_path / "plain")  # the same weights, no statistics
+    trained = load_model(best)  # the same weights and metadata, no statistics
+    plain = save_model(trained, tmp_path / "plain", metadata=trained.checkpoint.metadata)
     video = str(bikes_mp4())
     code, _, err = run_cli(["detect", str(plain), video, "--out", str(tmp_path / "a"),
                             "--no-annotate", "--step", "1"], capsys)  # fmt: skip

@@ -9,7 +9,8 @@ distance is its Mahalanobis distance to the nearest class mean,
     d(x) = min_k ‖W (x − μ_k)‖,   W = L⁻¹,  Σ = L Lᵀ,
 
 and a window's distance is the mean over its frames. The threshold is the 99.5th percentile of
-the distances of the validation clips (held in, never fitted). A window's **domain score** is
+the distances of the validation videos' windows (held in, never fitted), cut as detection cuts
+them (sliding windows of the model's clip length and frame spacing). A window's **domain score** is
 its distance over the threshold: ≤ 1 is familiar, > 1 is outside the model's domain.
 
 The statistics live in the checkpoint (``domain.safetensors``, described in ``config.json``,
@@ -103,7 +104,7 @@ def fit_domain(
     percentile: float = PERCENTILE,
 ) -> DomainStats:
     """Fit the statistics on training clips' features ``(N, T, F)`` (``labels`` ``(N,)``
-    give one mean per class; ``None``: one mean) and set the threshold on calibration clips'
+    give one mean per class; ``None``: one mean) and set the threshold on calibration windows'
     features ``(M, T, F)``, whose mean frame distance is each one's window distance."""
     from sklearn.covariance import LedoitWolf
 
@@ -181,7 +182,8 @@ def calibrate(
     progress: Callable[[str, int, int], None] | None = None,
     batch_size: int = 8,
 ) -> DomainStats:
-    """Domain statistics of ``model`` from un-augmented training and validation datasets."""
+    """Domain statistics of ``model``: fitted on the clips of an un-augmented training dataset,
+    calibrated on the windows detection cuts from the validation dataset's videos."""
     if len(val_set) == 0:
         raise InputError("domain calibration needs validation clips (none were found)")
 
@@ -189,8 +191,43 @@ def calibrate(
         return None if progress is None else (lambda done, total: progress(what, done, total))
 
     train_features, train_labels = clip_features(model, train_set, batch_size, report("fitting"))
-    val_features, _ = clip_features(model, val_set, batch_size, report("calibrating"))
+    val_features = window_features(model, val_set.samples, batch_size, report("calibrating"))
     return fit_domain(train_features, train_labels, val_features, percentile)
+
+
+def window_features(
+    model: Any,
+    samples: Sequence[Any],
+    batch_size: int = 8,
+    progress: Callable[[int, int], None] | None = None,
+) -> np.ndarray:
+    """Features ``(M, T, F)`` of the windows :func:`vadx.detect.detect` would cut from each
+    sample's frame range (its explicit frames, when it has them), each frame computed once."""
+    from vadx.detect import default_step, default_stride, frame_features
+    from vadx.explain.hooks import eval_mode
+    from vadx.video.decode import VideoReader
+    from vadx.video.sampling import even_indices, sliding_windows
+
+    length, step = model.config.num_frames, default_step(model)
+    span = (length - 1) * step + 1
+    rows = []
+    with eval_mode(model):
+        for done, sample in enumerate(samples, 1):
+            with VideoReader(sample.source, fps=sample.fps) as video:
+                stop = sample.stop or video.info.num_frames
+                if sample.indices is not None:
+                    windows = [np.asarray(sample.indices)]
+                elif stop - sample.start < span:  # shorter than a window: the clip, evenly
+                    windows = [even_indices(video.info.num_frames, length, sample.start, stop)]
+                else:
+                    windows = [sample.start + w.indices for w in sliding_windows(
+                        stop - sample.start, length, default_stride(span, step), step)]  # fmt: skip
+                needed, rows_of = np.unique(np.concatenate(windows), return_inverse=True)
+                features = frame_features(model, video, needed, batch_size * length)
+            rows += list(features[rows_of].reshape(len(windows), length, -1))
+            if progress is not None:
+                progress(done, len(samples))
+    return np.stack(rows)
 
 
 # ----------------------------------------------------------------------------- checkpoint
