@@ -11,6 +11,7 @@ from sklearn.covariance import LedoitWolf
 
 from tests.conftest import TINY, run_cli
 from tests.videos import bikes_mp4
+from vadx.data import VideoDataset
 from vadx.data.layouts import folder_samples
 from vadx.data.synth import SynthConfig, generate, render_long
 from vadx.detect import DetectConfig, detect, frame_features, write_detection
@@ -26,7 +27,7 @@ from vadx.explain import explain
 from vadx.explain_video import ExplainSettings, explain_video
 from vadx.models import CRNN, CRNNConfig, load_model, save_model
 from vadx.train.session import train_from_path
-from vadx.video import VideoReader, fit_frames, frames_to_clip, write_mp4
+from vadx.video import Augment, VideoReader, fit_frames, frames_to_clip, write_mp4
 
 
 def features(seed: int, clips: int, steps: int = 3, size: int = 5, shift: float = 0.0):
@@ -253,6 +254,20 @@ def test_cli_calibrate_adds_statistics_and_detect_reports_them(trained, tmp_path
     code, _, err = run_cli(["detect", str(plain), video, "--out", str(tmp_path / "d"),
                             "--domain", "maybe"], capsys)  # fmt: skip
     assert code == 2 and "domain must be flag, suppress, off" in err
+
+
+def test_dataset_items_say_where_the_picture_is(trained):
+    root, _, _ = trained
+    samples, classes = folder_samples(root / "data", None, "val")  # 64×48 frames
+    letterboxed = VideoDataset(samples, classes, num_frames=4, frame_size=(32, 32), fit="pad")
+    picture = letterboxed[0]["picture"].numpy()
+    assert picture.shape == (32, 32) and picture[4:28].all() and not picture[:4].any()
+    assert not picture[28:].any()
+    stretched = VideoDataset(samples, classes, num_frames=4, frame_size=(32, 32), fit="stretch")
+    assert stretched[0]["picture"].all()
+    augmented = VideoDataset(samples, classes, num_frames=4, frame_size=(32, 32),
+                             augment=Augment())  # fmt: skip
+    assert "picture" not in augmented[0]
 
 
 def test_display_maps_stay_on_the_picture():

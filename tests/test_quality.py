@@ -87,6 +87,33 @@ def test_deletion_on_a_model_that_reads_one_pixel():
     assert curves["deletion_random"][1] > erased + 1e-3
 
 
+def test_padding_is_left_out_of_pixel_counts_and_of_deletion():
+    picture = np.zeros((4, 4), bool)
+    picture[:, :2] = True  # the left half shows the video, the right half is letter-box padding
+    masks = np.zeros((2, 4, 4), bool)
+    masks[:, 0, :2] = True  # two of the picture's eight pixels
+    assert mask_area(masks, picture).tolist() == [0.25, 0.25]
+    assert mask_area(masks).tolist() == [0.125, 0.125]
+    maps = masks.astype(np.float32)
+    maps[:, :, 2:] = 1.0  # as high on the padding as on the mask: only the picture counts
+    assert mask_auroc(maps, masks, picture).tolist() == [1.0, 1.0]
+    assert mask_auroc(maps, masks)[0] < 1
+    with pytest.raises(InputError, match="picture mask"):
+        mask_area(masks, picture[:3])
+    model = one_pixel_crnn(steps=3, size=8)  # reads pixel (2, 3) only
+    clip = torch.rand(1, 3, 3, 8, 8, generator=torch.Generator().manual_seed(0)) + 0.5
+    shown = np.ones((8, 8), bool)
+    shown[:3] = False  # rows 0–2, with the pixel the model reads, are padding
+    curves = spatial_curves(model, clip, np.ones((3, 8, 8), np.float32), target=0,
+                            baseline="zeros", steps=4, picture=shown)  # fmt: skip
+    with torch.no_grad():
+        original = model(clip).softmax(1)[0, 0].item()
+        erased = model(torch.zeros_like(clip)).softmax(1)[0, 0].item()
+    np.testing.assert_allclose(curves["deletion"], original, rtol=1e-6)  # never removed
+    np.testing.assert_allclose(curves["insertion"], erased, rtol=1e-6)  # never revealed
+    np.testing.assert_allclose(curves["deletion_random"], original, rtol=1e-6)
+
+
 def test_temporal_curves_equal_replacing_frames_in_the_clip(tiny_model, tiny_clip):
     clip = tiny_clip[:1]
     importance = np.array([0.1, 0.9, 0.5, -0.2])

@@ -232,7 +232,9 @@ def clip_quality(model: CRNN, clip: ClipExplanation) -> dict[str, dict[str, floa
     e = clip.explanation
     tensor = torch.from_numpy(np.array(e.clip)).to(next(model.parameters()).device)
     target = int(e.targets[0]) if e.targets[0] >= 0 else int(e.probabilities[0].argmax())
-    scores = {name: curve_scores(spatial_curves(model, tensor, a.display[0], target))
+    picture = clip.geometry.picture()
+    scores = {name: curve_scores(spatial_curves(model, tensor, a.display[0], target,
+                                                picture=picture))
               for name, a in e.maps.items()}  # fmt: skip
     scores.update({name: curve_scores(temporal_curves(model, tensor, f.scores[0], target),
                                       "temporal_") for name, f in e.temporal.items()})  # fmt: skip

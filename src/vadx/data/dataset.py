@@ -11,6 +11,8 @@ Each item is a dict::
     frame_indices int (T,), the source frames the clip was made of
     masks         bool (T, H, W), when the sample has masks (resized and augmented with the clip)
     frame_labels  int (T,), when the sample has them (1 = anomaly in that frame)
+    picture       bool (H, W), True where the frame shows the video, False on letter-box
+                  padding (without augmentation: augmented frames have none)
     index         int, the sample's position in the dataset
 
 Videos are checked when the dataset is built (they exist, decode, and are long enough). A bad
@@ -213,7 +215,7 @@ class VideoDataset(Dataset):
                 )
         if sample.frame_labels is not None:
             frame_labels = np.asarray(sample.frame_labels, dtype=np.int64)
-        frames, _, masks = fit_frames(frames, self.frame_size, self.fit, masks=masks)
+        frames, geometry, masks = fit_frames(frames, self.frame_size, self.fit, masks=masks)
         if self.augment is not None:
             rng = np.random.default_rng([self.seed, self.epoch, index])
             frames, masks = self.augment(frames, rng, masks)
@@ -225,6 +227,8 @@ class VideoDataset(Dataset):
         }
         if masks is not None:
             item["masks"] = torch.from_numpy(masks)
+        if self.augment is None:
+            item["picture"] = torch.from_numpy(geometry.picture())
         if frame_labels is not None:
             item["frame_labels"] = torch.from_numpy(np.asarray(frame_labels, dtype=np.int64))
         return item

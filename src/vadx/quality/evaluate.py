@@ -46,8 +46,11 @@ from vadx.train.data import load_samples
 ProgressFn = Callable[[str, int, int], None]
 
 
-def localisation_scores(maps: np.ndarray, masks: np.ndarray) -> dict[str, float]:
-    """Mean localisation scores of one clip's maps over its anomalous frames."""
+def localisation_scores(
+    maps: np.ndarray, masks: np.ndarray, picture: np.ndarray | None = None
+) -> dict[str, float]:
+    """Mean localisation scores of one clip's maps over its anomalous frames; pixel-counting
+    scores count the ``picture``'s pixels only (not letter-box padding)."""
     with np.errstate(all="ignore"):
         return {
             "pointing_game": float(np.nanmean(pointing_game(maps, masks))),
@@ -55,9 +58,9 @@ def localisation_scores(maps: np.ndarray, masks: np.ndarray) -> dict[str, float]
                 np.nanmean(pointing_game(maps, masks, pointing_tolerance(masks.shape[-2:])))
             ),
             "energy_pointing_game": float(np.nanmean(energy_pointing_game(maps, masks))),
-            "mask_area": float(np.nanmean(mask_area(masks))),
+            "mask_area": float(np.nanmean(mask_area(masks, picture))),
             "mask_iou": float(np.nanmean(mask_iou(maps, masks))),
-            "mask_auroc": float(np.nanmean(mask_auroc(maps, masks))),
+            "mask_auroc": float(np.nanmean(mask_auroc(maps, masks, picture))),
         }
 
 
@@ -100,17 +103,20 @@ def xai_eval(
         item = dataset[index]
         clip = item["clip"][None].to(device)
         target = int(item["label"])
-        masks = item["masks"].numpy()
-        e = explain(model, clip, target, methods=methods, temporal=temporal, layer=layer)
+        masks, picture = item["masks"].numpy(), item["picture"].numpy()
+        e = explain(model, clip, target, methods=methods, temporal=temporal, layer=layer,
+                    picture=item["picture"][None])  # fmt: skip
         entry: dict[str, Any] = {"source": str(dataset.samples[index].source),
                                  "class": model.class_names[target],
                                  "predicted": e.predicted[0], "scores": {}}  # fmt: skip
         for name, a in e.maps.items():
             if "layer" in a.settings:
                 layers[name] = a.settings["layer"]
-            scores = localisation_scores(a.display[0], masks)
+            scores = localisation_scores(a.display[0], masks, picture)
+            scores["off_picture_share"] = float(a.off_picture[0])
             if n < faithfulness_clips:
-                curves = spatial_curves(model, clip, a.display[0], target, steps=steps)
+                curves = spatial_curves(model, clip, a.display[0], target, steps=steps,
+                                        picture=picture)  # fmt: skip
                 scores.update(curve_scores(curves))
             entry["scores"][name] = scores
         labels = item.get("frame_labels")

@@ -54,9 +54,12 @@ def spatial_curves(
     steps: int = 10,
     seed: int = 0,
     batch_frames: int = 64,
+    picture: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Deletion and insertion curves (``steps + 1`` target probabilities) of one clip
-    ``(1, T, 3, H, W)`` for its maps ``(T, H, W)``, with the random-order curves."""
+    ``(1, T, 3, H, W)`` for its maps ``(T, H, W)``, with the random-order curves. Only the
+    pixels of the ``picture`` ``(H, W)`` are removed or revealed (letter-box padding is not
+    evidence to remove); default: every pixel."""
     if clip.dim() != 5 or clip.shape[0] != 1:
         raise InputError(f"expected one clip (1, T, 3, H, W), got {tuple(clip.shape)}")
     steps_shape = (clip.shape[1], *clip.shape[3:])
@@ -65,14 +68,18 @@ def spatial_curves(
     rng = np.random.default_rng(seed)
     base = baseline_clip(model, clip, baseline)
     count = int(np.prod(steps_shape))
+    inside = np.ones(steps_shape, bool) if picture is None else np.broadcast_to(
+        np.asarray(picture, dtype=bool), steps_shape)  # fmt: skip
+    inside = inside.reshape(-1)
     curves = {}
     with eval_mode(model):
         for random in (False, True):
-            order = torch.from_numpy(_pixel_order(maps, rng, random)).to(clip.device)
-            rank = torch.empty(count, dtype=torch.long, device=clip.device)
-            rank[order] = torch.arange(count, device=clip.device)
+            order = _pixel_order(maps, rng, random)
+            order = torch.from_numpy(order[inside[order]]).to(clip.device)
+            rank = torch.full((count,), count, dtype=torch.long, device=clip.device)
+            rank[order] = torch.arange(len(order), device=clip.device)
             rank = rank.view(1, steps_shape[0], 1, *steps_shape[1:])
-            cut = [round(k * count / steps) for k in range(steps + 1)]
+            cut = [round(k * len(order) / steps) for k in range(steps + 1)]
             chosen = torch.stack([(rank < c) for c in cut]).squeeze(1)  # (steps+1, T, 1, H, W)
             deleted = torch.where(chosen, base, clip)
             inserted = torch.where(chosen, clip, base)

@@ -67,10 +67,12 @@ def energy_pointing_game(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
     return np.where(anomalous, share, np.nan)
 
 
-def mask_area(masks: np.ndarray) -> np.ndarray:
-    """Share of each frame the mask covers: what a uniform map scores on the energy game."""
+def mask_area(masks: np.ndarray, picture: np.ndarray | None = None) -> np.ndarray:
+    """Share of each frame's picture (``picture`` ``(H, W)``: not the letter-box padding; the
+    whole frame by default) the mask covers: what a uniform map scores on the energy game."""
     masks = np.asarray(masks, dtype=bool)
-    area = masks.reshape(len(masks), -1).mean(1)
+    inside = _picture(picture, masks.shape[-2:])
+    area = masks[:, inside].mean(1)
     return np.where(area > 0, area, np.nan)
 
 
@@ -85,14 +87,29 @@ def mask_iou(maps: np.ndarray, masks: np.ndarray, threshold: float = 0.5) -> np.
     return np.where(anomalous, iou, np.nan)
 
 
-def mask_auroc(maps: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """ROC-AUC of each frame's map values against its mask (scikit-learn); 0.5 is chance."""
+def mask_auroc(
+    maps: np.ndarray, masks: np.ndarray, picture: np.ndarray | None = None
+) -> np.ndarray:
+    """ROC-AUC of each frame's map values against its mask (scikit-learn) over the picture's
+    pixels (padding, which no map should score, is left out); 0.5 is chance."""
     maps, masks, anomalous = _checked(maps, masks)
+    inside = _picture(picture, masks.shape[-2:])
     scores = np.full(len(maps), np.nan)
     for t in np.flatnonzero(anomalous):
-        if not masks[t].all():
-            scores[t] = roc_auc_score(masks[t].ravel(), maps[t].ravel())
+        truth = masks[t][inside]
+        if not truth.all():
+            scores[t] = roc_auc_score(truth, maps[t][inside])
     return scores
+
+
+def _picture(picture: np.ndarray | None, size: tuple[int, ...]) -> np.ndarray:
+    """The picture mask ``(H, W)`` (all True when None), checked against the frames' size."""
+    if picture is None:
+        return np.ones(size, bool)
+    picture = np.asarray(picture, dtype=bool)
+    if picture.shape != tuple(size):
+        raise InputError(f"the picture mask is {picture.shape}, the frames {tuple(size)}")
+    return picture
 
 
 def temporal_auroc(importance: np.ndarray, labels: np.ndarray) -> float:

@@ -38,6 +38,9 @@ METRICS: dict[str, MetricInfo] = {
                    "share of the map's mass inside the mask (anomalous frames)"),
         MetricInfo("mask_area", "localisation", False, "",
                    "share of the frame the mask covers: what a uniform map scores"),
+        MetricInfo("off_picture_share", "localisation", False, "",
+                   "share of the map's raw magnitude on letter-box padding, not on the picture "
+                   "(displayed maps and every other metric leave the padding out)"),
         MetricInfo("mask_iou", "localisation", True, "",
                    "IoU of the map above half its frame maximum with the mask"),
         MetricInfo("mask_auroc", "localisation", True, "",
