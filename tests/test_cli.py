@@ -51,7 +51,8 @@ def test_help_lists_the_commands(capsys):
 
 def test_new_model_then_info(tmp_path, capsys):
     target = tmp_path / "tiny"
-    code, out, err = run_cli(["new-model", str(target), *TINY_ARGS, "--freeze", "2"], capsys)
+    code, out, err = run_cli(["new-model", str(target), *TINY_ARGS, "--freeze", "2",
+                              "--fit", "stretch"], capsys)  # fmt: skip
     assert code == 0, err
     assert "saved" in out
     model = load_model(target)
@@ -59,7 +60,8 @@ def test_new_model_then_info(tmp_path, capsys):
     code, out, _ = run_cli(["info", str(target)], capsys)
     assert code == 0
     assert "vgg19 (width=0.0625)" in out and "GRU 1×16" in out and "MLP 16 → 8 → 4" in out
-    assert "fight, shooting, fire, normal" in out and "4 frames of 32×32" in out
+    assert "fight, shooting, fire, normal" in out and "4 frames of 32×32 RGB, fit: stretch" in out
+    assert "domain check" in out and "vadx calibrate" in out
     total = model.parameter_counts()["all"]["total"]
     assert f"{total:,}" in out
     assert model.checkpoint.model_id in out
@@ -78,6 +80,8 @@ def test_info_json_and_layers(tmp_path, capsys):
     assert description["layers"]["block5_conv4"] == "features.35"
     assert description["parameters"]["backbone"]["trainable"] > 0
     assert description["checkpoint"]["metadata"]["seed"] == 0
+    assert description["checkpoint"]["domain"] is None
+    assert description["model"]["preprocessing"]["fit"] == "pad"
 
 
 def test_new_model_with_builtin_lite_weights(tmp_path, capsys):

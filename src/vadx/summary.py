@@ -30,6 +30,7 @@ def describe_model(model: CRNN) -> dict[str, Any]:
             "vadx_version": info.vadx_version,
             "torch_version": info.torch_version,
             "metadata": info.metadata,
+            "domain": info.domain,
         }
     return description
 
@@ -66,6 +67,7 @@ def render_description(description: dict[str, Any], console: Console) -> None:
                 f"{checkpoint['created']} by vadx {checkpoint['vadx_version']}, "
                 f"torch {checkpoint['torch_version']}",
             ),
+            ("domain check", _domain_row(checkpoint.get("domain"), checkpoint["path"])),
         ]
     table = Table(show_header=False, title="Model", title_justify="left")
     for key, value in rows:
@@ -75,3 +77,12 @@ def render_description(description: dict[str, Any], console: Console) -> None:
     for part, counts in description["parameters"].items():
         params.add_row(part, f"{counts['total']:,}", f"{counts['trainable']:,}")
     console.print(params)
+
+
+def _domain_row(domain: dict[str, Any] | None, path: str) -> str:
+    if not domain:
+        return f"none: add it with `vadx calibrate {path} DATA`"
+    return (
+        f"threshold {domain['threshold']:.2f} (the {domain['percentile']:g}th percentile of "
+        f"{domain['windows']} validation windows), fitted on {domain['frames']} training frames"
+    )
