@@ -39,3 +39,31 @@ def test_docstring_examples(name):
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0
+
+
+def test_domain_doc_python_example_runs(tmp_path, monkeypatch):
+    """docs/domain.md's UCF-Crime example, on tiny videos and a tiny model (same calls)."""
+    from vadx.data.synth import render_long
+    from vadx.models import load_model
+    from vadx.video import write_mp4
+
+    (block,) = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "domain.md").read_text(), re.S)
+    small = ', backbone_args={"width": 0.0625}, num_frames=4, frame_size=(32, 32), rnn_hidden=8'
+    for old, new in (('fit="stretch")', f'fit="stretch"{small})'),
+                     ("window=20", "window=4"), ("stride=10", "stride=6"), ("step=2", "step=3"),
+                     ("epochs=30", "epochs=1, workers=0")):  # fmt: skip
+        assert old in block, old
+        block = block.replace(old, new)
+    monkeypatch.chdir(tmp_path)
+    videos = tmp_path / "ucf-crime" / "videos"
+    lines = {"train": [], "val": []}
+    for k, (kind, label) in enumerate([("fight", "Fighting"), ("fire", "Arson")] * 2):
+        long = render_long(k, [("normal", 18), (kind, 18), ("normal", 12)], (48, 64))
+        write_mp4(videos / label / f"{label}{k:03d}_x264.mp4", long.frames, fps=10)
+        lines["train" if k < 2 else "val"].append(f"{label}{k:03d}_x264.mp4 {label} 18 35 -1 -1")
+    for split, rows in lines.items():
+        (tmp_path / "ucf-crime" / f"{split}.txt").write_text("\n".join(rows) + "\n")
+    namespace: dict = {}
+    exec(compile(block, "docs/domain.md", "exec"), namespace)
+    trained = load_model(tmp_path / "runs" / "ucf" / "best")
+    assert trained.config.fit == "stretch" and trained.domain is not None

@@ -100,12 +100,13 @@ class DomainStats:
 def fit_domain(
     features: np.ndarray,
     labels: Sequence[int] | None,
-    calibration: np.ndarray,
+    calibration: Sequence[np.ndarray],
     percentile: float = PERCENTILE,
 ) -> DomainStats:
     """Fit the statistics on training clips' features ``(N, T, F)`` (``labels`` ``(N,)``
     give one mean per class; ``None``: one mean) and set the threshold on calibration windows'
-    features ``(M, T, F)``, whose mean frame distance is each one's window distance."""
+    features (``(M, T, F)``, or M arrays ``(T_i, F)``), whose mean frame distance is each one's
+    window distance."""
     from sklearn.covariance import LedoitWolf
 
     features = np.asarray(features, np.float64)
@@ -127,10 +128,9 @@ def fit_domain(
     whitening = np.linalg.solve(lower, np.eye(len(lower)))
     stats = DomainStats(means.astype(np.float32), whitening.astype(np.float32), threshold=1.0,
                         percentile=percentile, frames=len(frames))  # fmt: skip
-    calibration = np.asarray(calibration, np.float64)
-    if calibration.ndim != 3 or len(calibration) == 0:
-        raise InputError("domain calibration needs the features of at least one clip (M, T, F)")
-    distances = stats.frame_distances(calibration).mean(-1)
+    if len(calibration) == 0 or any(np.ndim(window) != 2 for window in calibration):
+        raise InputError("domain calibration needs the features of at least one window (T, F)")
+    distances = np.array([stats.frame_distances(window).mean() for window in calibration])
     quantiles = {f"p{q:g}": float(np.percentile(distances, q)) for q in (50, 90, 99, 100)}
     return replace(stats, threshold=float(np.percentile(distances, percentile)),
                    windows=len(distances), calibration=quantiles)  # fmt: skip
@@ -200,8 +200,8 @@ def window_features(
     samples: Sequence[Any],
     batch_size: int = 8,
     progress: Callable[[int, int], None] | None = None,
-) -> np.ndarray:
-    """Features ``(M, T, F)`` of the windows :func:`vadx.detect.detect` would cut from each
+) -> list[np.ndarray]:
+    """Features ``(T, F)`` of each window :func:`vadx.detect.detect` would cut from each
     sample's frame range (its explicit frames, when it has them), each frame computed once."""
     from vadx.detect import default_step, default_stride, frame_features
     from vadx.explain.hooks import eval_mode
@@ -222,12 +222,12 @@ def window_features(
                 else:
                     windows = [sample.start + w.indices for w in sliding_windows(
                         stop - sample.start, length, default_stride(span, step), step)]  # fmt: skip
-                needed, rows_of = np.unique(np.concatenate(windows), return_inverse=True)
+                needed = np.unique(np.concatenate(windows))
                 features = frame_features(model, video, needed, batch_size * length)
-            rows += list(features[rows_of].reshape(len(windows), length, -1))
+            rows += [features[np.searchsorted(needed, window)] for window in windows]
             if progress is not None:
                 progress(done, len(samples))
-    return np.stack(rows)
+    return rows
 
 
 # ----------------------------------------------------------------------------- checkpoint
