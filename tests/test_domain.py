@@ -201,8 +201,11 @@ def test_detection_and_explanation_see_frames_as_training_did(trained, tmp_path)
         assert np.allclose(got, expected, atol=1e-5) == equal
     settings = ExplainSettings(methods=("gradcam",), temporal=(), timeline=False)
     explain_video(model, bikes_mp4(), tmp_path, settings, start=0, end=30)
+    report = (tmp_path / "report.html").read_text()
+    assert 'id="domain"' in report
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["preprocessing"] == {"fit": "stretch", "picture_share": 1.0}
+    assert summary_clip_domain(tmp_path)["checked"]
     assert manifest["maps"]["gradcam"]["off_picture_share"] == [0.0]
 
 
@@ -289,3 +292,8 @@ def test_display_maps_stay_on_the_picture():
         assert e[name].off_picture[0] == pytest.approx(expected, rel=1e-4)
     assert e.manifest()["maps"]["saliency"]["off_picture_share"][0] == pytest.approx(
         float(e["saliency"].off_picture[0]), abs=1e-6)  # fmt: skip
+
+
+def summary_clip_domain(folder):
+    (clip,) = json.loads((folder / "summary.json").read_text())["clips"]
+    return clip["domain"]

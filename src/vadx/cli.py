@@ -716,14 +716,34 @@ def explain_command(
     if not summary["clips"]:
         console.print(f"{summary.get('note', 'nothing explained')}; wrote {out}/summary.json")
         return
-    table = Table("frames", "predicted", "target", "folder", title="explained")
+    table = Table("frames", "predicted", "target", "domain score", "folder", title="explained")
     for clip in summary["clips"]:
+        score = clip["domain"].get("score")
+        familiar = "-" if score is None else f"{score:.2f}"
         table.add_row(f"{clip['frames'][0]}–{clip['frames'][-1]}",
                       f"{clip['predicted']} {clip['probability']:.0%}", clip["target"],
-                      Path(clip["folder"]).name)  # fmt: skip
+                      familiar, Path(clip["folder"]).name)  # fmt: skip
     console.print(table)
     for clip in summary["clips"]:
         console.print(f"report: {clip['report']}", soft_wrap=True)
+    _say_clip_domain(summary["clips"], loaded)
+
+
+def _say_clip_domain(clips: list[dict], model) -> None:
+    """Warn, on stderr, about explained clips outside the model's domain (or unchecked)."""
+    from vadx.domain import missing_note
+
+    if not all(clip["domain"].get("checked") for clip in clips):
+        err_console.print(f"note: {missing_note(model)}", soft_wrap=True)
+        return
+    outside = [clip for clip in clips if clip["domain"]["verdict"] == "outside"]
+    if outside:
+        err_console.print(
+            f"[bold yellow]warning:[/] {len(outside)} of {len(clips)} explained clip(s) are "
+            "outside the model's training domain (domain score > 1): their predictions and maps "
+            "are not reliable",
+            soft_wrap=True,
+        )
 
 
 @app.command("compare")

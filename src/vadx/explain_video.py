@@ -220,7 +220,7 @@ def write_clip(
     name, probability = clip.predicted
     return {"folder": str(out), "frames": [int(i) for i in clip.indices], "predicted": name,
             "probability": round(probability, 4), "target": e.target_names[0],
-            "report": str(out / "report.html")}  # fmt: skip
+            "report": str(out / "report.html"), "domain": dict(clip.domain)}  # fmt: skip
 
 
 def clip_quality(model: CRNN, clip: ClipExplanation) -> dict[str, dict[str, float]]:

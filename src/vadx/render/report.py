@@ -139,6 +139,14 @@ def timeline_svg(detection: Detection, span: tuple[int, int], width: int = 640,
         f'<svg id="timeline" viewBox="0 0 {width} {height}" width="100%" role="img" '
         'aria-label="anomaly score over the video">'
     ]
+    outside = detection.outside_domain
+    starts = np.flatnonzero(outside & ~np.r_[False, outside[:-1]])
+    ends = np.flatnonzero(outside & ~np.r_[outside[1:], False])
+    for first, last in zip(starts, ends, strict=True):
+        parts.append(f'<rect class="outside" x="{x(first):.1f}" y="{pad_t}" '
+                     f'width="{max(1.0, x(last) - x(first)):.1f}" height="{inner_h}" '
+                     f'fill="#888" opacity="0.25"><title>frames {first}–{last}: outside the '
+                     "model's domain</title></rect>")  # fmt: skip
     for event in detection.events:
         parts.append(f'<rect x="{x(event.start_frame):.1f}" y="{pad_t}" '
                      f'width="{max(1.0, x(event.end_frame) - x(event.start_frame)):.1f}" '
