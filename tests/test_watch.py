@@ -326,6 +326,8 @@ def test_cli(assets, tmp_path, capsys):
         ([str(path), "--webhook", "ftp://x"], "http(s):// URL"),
         ([str(path), "--queue", "0"], "at least 1"),
         ([str(path), "--methods", "nope"], "unknown method 'nope'"),
+        ([str(path), "--domain", "suppress"], "needs domain statistics"),
+        ([str(path), "--domain", "maybe"], "domain must be flag, suppress, off"),
         ([str(path), "--mjpeg", str(busy.getsockname()[1])], "choose another --mjpeg port"),
     ]:  # fmt: skip
         code, _, stderr = run_cli(["watch", str(root / "model"), *argv, "--out",
