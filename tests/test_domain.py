@@ -77,6 +77,13 @@ def test_far_features_score_above_one_and_near_ones_below():
     assert np.median(inside) < 1 < outside.min()
 
 
+def test_constant_features_do_not_break_the_fit():
+    train = features(0, 20)
+    train[..., 2] = 7.0  # a dead channel: zero variance
+    stats = fit_domain(train, None, features(1, 4))
+    assert np.isfinite(stats.frame_distances(features(2, 3))).all()
+
+
 def test_fit_domain_refuses_bad_input():
     with pytest.raises(InputError, match="at least two clips"):
         fit_domain(features(0, 1), None, features(1, 2))

@@ -124,7 +124,9 @@ def fit_domain(
     means = np.stack([frames[frame_labels == k].mean(0) for k in classes])
     centred = frames - means[np.searchsorted(classes, frame_labels)]
     covariance = LedoitWolf(assume_centered=True).fit(centred).covariance_
-    lower = np.linalg.cholesky(covariance)
+    # constant features (a dead channel) leave it singular: a tiny ridge keeps it invertible
+    ridge = 1e-6 * max(float(np.trace(covariance)) / len(covariance), 1e-12)
+    lower = np.linalg.cholesky(covariance + ridge * np.eye(len(covariance)))
     whitening = np.linalg.solve(lower, np.eye(len(lower)))
     stats = DomainStats(means.astype(np.float32), whitening.astype(np.float32), threshold=1.0,
                         percentile=percentile, frames=len(frames))  # fmt: skip
