@@ -9,7 +9,7 @@ import shutil
 import pytest
 import torch
 
-from tests.conftest import TINY
+from tests.conftest import TINY, half_outside_domain
 from vadx.data.synth import render_long
 from vadx.explain import DEFAULT_METHODS
 from vadx.models import CRNN, load_model, save_model
@@ -30,7 +30,10 @@ def served(tmp_path_factory):
     video = write_mp4(root / "street.mp4", long.frames, fps=10)
     torch.manual_seed(0)
     save_model(CRNN(TINY), root / "model")
-    server = Server({"tiny": load_model(root / "model")}, root / "data")
+    calibrated = load_model(root / "model")
+    calibrated.domain = half_outside_domain(calibrated, long.frames)
+    server = Server({"tiny": load_model(root / "model"), "calibrated": calibrated},
+                    root / "data")  # fmt: skip
     with serving(server) as url:
         yield url, video, root
     server.jobs.close()
@@ -97,5 +100,34 @@ def test_review_an_anomaly_end_to_end_in_the_browser(served):
             page.wait_for_selector("#timeline #score-line")
             assert errors == [] and outside == []
             page.screenshot(path=str(root / "page.png"), full_page=True)
+        finally:
+            browser.close()
+
+
+def test_footage_outside_the_models_domain_is_flagged_on_the_page(served):
+    url, video, _ = served
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url)
+            page.wait_for_selector("#model option", state="attached")
+            page.select_option("#model", "calibrated")
+            page.click("#settings summary")
+            page.fill("#on", "0")
+            page.fill("#off", "0")
+            page.set_input_files("#file", str(video))
+            page.click("#upload")
+            page.wait_for_selector("#timeline #score-line", timeout=120_000)
+            assert page.get_attribute("#domain-banner", "class") == "warning"
+            assert "outside the model's training domain" in page.text_content("#domain-banner")
+            assert page.locator("#timeline rect.outside").count() >= 1
+            assert "% of frames" in page.text_content("#events tbody tr td:nth-child(5)")
+            box = page.locator("#timeline").bounding_box()
+            page.mouse.move(box["x"] + 5, box["y"] + 60)
+            assert "domain score" in page.text_content("#readout")
+            assert errors == []
         finally:
             browser.close()
