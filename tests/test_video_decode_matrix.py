@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import random
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -300,3 +301,33 @@ def test_a_file_listed_by_decoding_is_decoded_once(made, monkeypatch):
     os.utime(path, ns=(mtime, mtime))  # changed since: listed again
     probe(path)
     assert len(calls) == 2
+
+
+REOPEN_UNDER_LOAD = """
+import random, sys
+from vadx.video import VideoReader
+for rep in range(int(sys.argv[2])):
+    with VideoReader(sys.argv[1]) as video:
+        order = list(range(video.info.num_frames))
+        random.Random(rep).shuffle(order)
+        for i in range(0, len(order), 5):
+            video.read(order[i : i + 5])
+"""
+
+
+def test_multithreaded_decoders_never_deadlock_when_reopened(made):
+    """Decoders with worker threads (dav1d here) are closed and reopened on every backward
+    read. When frames carried a PyAV ``opaque`` object, a worker thread freeing it needed the
+    GIL while the main thread, holding it, waited for that worker to stop: under load, every
+    one of 4 such processes hung within 25 videos. Now they must all finish."""
+    path = made("av1-mkv")
+    runs = [subprocess.Popen([sys.executable, "-c", REOPEN_UNDER_LOAD, str(path), "40"])
+            for _ in range(4)]  # fmt: skip
+    try:
+        codes = [run.wait(timeout=120) for run in runs]
+    except subprocess.TimeoutExpired:
+        pytest.fail("decoding hung: a decoder deadlocked on reopening")
+    finally:
+        for run in runs:
+            run.kill()
+    assert codes == [0, 0, 0, 0]

@@ -266,8 +266,12 @@ class _AVFile(_Backend):
     """A file FFmpeg reads. Frame ``i`` is the ``i``-th frame FFmpeg's decoder gives when it
     decodes the stream from the beginning, as ``ffmpeg -i FILE -fps_mode passthrough`` does.
 
-    Each packet sent to the decoder carries its rank (``opaque``, which FFmpeg copies to the
-    frames decoded from it), so a decoded frame is recognised whatever its timestamp says. Random
+    Each packet sent to the decoder carries its rank in place of its presentation time (FFmpeg
+    gives a frame the properties of the packet it was decoded from), so a decoded frame is
+    recognised whatever the file's timestamps say. (Not with ``opaque``: PyAV frees an opaque
+    object under the GIL from whichever thread drops it last, and a decoder's worker thread
+    doing so while the main thread, holding the GIL, closes that decoder deadlocks — seen with
+    AV1 under load.) Random
     access seeks to a key frame from which decoding is known to give every later frame, checks
     where the seek landed (a container may seek by decoding time, or land early or late), drops
     the frames shown before that key frame (leading frames of an open GOP), and checks that the
@@ -301,7 +305,6 @@ class _AVFile(_Backend):
             raise VideoError(f"{self.path} has no video stream")
         self.stream = container.streams.video[0]
         self.stream.thread_type = self._threads
-        self.stream.codec_context.copy_opaque = True  # frames carry their packet's label
         return container
 
     def _reopen(self) -> None:
@@ -393,13 +396,11 @@ class _AVFile(_Backend):
         self._stop()
         self._reopen()
         packets: list[_Packet] = []
-        frames: list[tuple[int, int | None, bool]] = []  # label, pts, key frame
+        frames: list[tuple[int, bool]] = []  # label, key frame
         first: av.VideoFrame | None = None
-        for packet in self._packets(0):
-            if packet is not None:  # (None: the end, the decoder gives what it holds)
-                packets.append(_Packet.of(packet))
+        for packet in self._packets(0, record=packets):
             for frame in self._decode(packet):
-                frames.append((_label(frame), frame.pts, bool(frame.key_frame)))
+                frames.append((_label(frame), bool(frame.key_frame)))
                 if first is None:
                     first = frame
         if first is None:
@@ -408,10 +409,11 @@ class _AVFile(_Backend):
             why = f": {self._error}" if self._error else ""
             raise VideoError(f"{self.path} has no frame FFmpeg can decode "
                              f"({len(packets)} video packets{why})")  # fmt: skip
-        labels = np.array([label for label, _, _ in frames], dtype=np.int64)
+        labels = np.array([label for label, _ in frames], dtype=np.int64)
+        # a frame's time is that of the packet it was decoded from
+        pts = [packets[label].pts if 0 <= label < len(packets) else None for label in labels]
         if labels.min() < 0 or len(np.unique(labels)) < len(labels):
             labels[:] = -1  # frames not told apart by packet: counted from the beginning only
-        pts = [p for _, p, _ in frames]
         if None not in pts and np.all(np.diff(np.asarray(pts, dtype=np.int64)) > 0):
             stamps = np.asarray(pts, dtype=np.int64)
             timestamps = (stamps - stamps[0]).astype(np.float64) * self._time_base()
@@ -427,7 +429,7 @@ class _AVFile(_Backend):
                 continue
             keys = {value: i for i, value in enumerate(values)}
             break
-        key_frames = {label for label, _, key in frames if key and label >= 0}
+        key_frames = {label for label, key in frames if key and label >= 0}
         restarts = {}
         if keys is not None and labels.min() >= 0:
             restarts = _restart_points(
@@ -554,10 +556,13 @@ class _AVFile(_Backend):
                 yield expected, frame
                 expected += 1
 
-    def _packets(self, first: int, seeking: bool = False) -> Iterator[av.Packet]:
+    def _packets(
+        self, first: int, seeking: bool = False, record: list[_Packet] | None = None
+    ) -> Iterator[av.Packet]:
         """The stream's non-empty packets from rank ``first`` on, each labelled with its rank,
         then an empty one that drains the decoder. After a seek, packets are recognised by
-        ``index.keys``; a seek that landed past packet ``first`` raises :class:`_Mismatch`."""
+        ``index.keys``; a seek that landed past packet ``first`` raises :class:`_Mismatch`.
+        ``record`` collects each packet as the file has it (before its label)."""
         keys, field = (self.index.keys, self.index.key_field) if seeking else (None, "")
         sizes = self.index.sizes if seeking else None
         rank = first - 1
@@ -575,7 +580,9 @@ class _AVFile(_Backend):
                     elif rank + 1 >= len(sizes) or sizes[rank + 1] != packet.size:
                         raise _Mismatch(first)  # not the packets listed: a wrong landing
                 rank += 1
-                packet.opaque = (rank,)
+                if record is not None:
+                    record.append(_Packet.of(packet))
+                packet.pts = rank  # the label the decoder passes on to its frames
                 yield packet
         except av.error.FFmpegError as err:
             raise VideoError(
@@ -620,8 +627,7 @@ def _restart_points(
 
 def _label(frame: av.VideoFrame) -> int:
     """The rank of the packet ``frame`` was decoded from (-1: unknown)."""
-    opaque = frame.opaque
-    return int(opaque[0]) if isinstance(opaque, tuple) else -1
+    return frame.pts if frame.pts is not None and frame.pts >= 0 else -1
 
 
 def _rotation(frame: av.VideoFrame) -> int:
