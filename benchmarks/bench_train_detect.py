@@ -115,7 +115,7 @@ def main() -> None:
     start = time.perf_counter()
     with VideoReader(path) as reader, torch.no_grad():
         for window in detection.windows:  # the naive way: every window from its frames
-            frames, _, _ = fit_frames(reader.read(window.indices).data, MODEL.frame_size)
+            frames, _, _ = fit_frames(reader.read(window.indices).data, MODEL.frame_size, MODEL.fit)
             model(frames_to_clip(frames, MODEL.mean, MODEL.std)[None])
     naive_seconds = time.perf_counter() - start
     frames = len(video.frames)

@@ -78,7 +78,7 @@ def naive_seconds(model: CRNN, frames: np.ndarray, config: DetectConfig) -> floa
     began = time.perf_counter()
     with torch.no_grad():
         for start in range(0, len(frames) - plan.span + 1, plan.stride):
-            fitted, _, _ = fit_frames(frames[plan.indices(start)], c.frame_size)
+            fitted, _, _ = fit_frames(frames[plan.indices(start)], c.frame_size, c.fit)
             model(frames_to_clip(fitted, c.mean, c.std)[None]).softmax(-1)
     return (time.perf_counter() - began) / len(frames)
 
@@ -89,7 +89,7 @@ def cnn_seconds(model: CRNN, frames: np.ndarray) -> float:
     began = time.perf_counter()
     with torch.no_grad():
         for first in range(0, len(frames), 8):
-            fitted, _, _ = fit_frames(frames[first : first + 8], c.frame_size)
+            fitted, _, _ = fit_frames(frames[first : first + 8], c.frame_size, c.fit)
             model.frame_features(frames_to_clip(fitted, c.mean, c.std)[None])
     return (time.perf_counter() - began) / len(frames)
 
@@ -149,7 +149,8 @@ def explanation_seconds(model: CRNN, frames: np.ndarray, repeats: int = 5) -> di
     from vadx.watch.alerts import ALERT_SETTINGS
 
     config = model.config
-    window = fit_frames(frames[60 : 60 + config.num_frames], config.frame_size)[0]  # the fight
+    fight = frames[60 : 60 + config.num_frames]
+    window = fit_frames(fight, config.frame_size, config.fit)[0]
     clip = frames_to_clip(window, config.mean, config.std)[None]
     settings = {"defaults": (ALERT_SETTINGS.methods, ALERT_SETTINGS.temporal),
                 "gradcam+frame_occlusion": (("gradcam",), ("frame_occlusion",))}  # fmt: skip

@@ -81,7 +81,7 @@ def test_info_json_and_layers(tmp_path, capsys):
     assert description["parameters"]["backbone"]["trainable"] > 0
     assert description["checkpoint"]["metadata"]["seed"] == 0
     assert description["checkpoint"]["domain"] is None
-    assert description["model"]["preprocessing"]["fit"] == "pad"
+    assert description["model"]["preprocessing"]["fit"] == "stretch"
 
 
 def test_new_model_with_builtin_lite_weights(tmp_path, capsys):

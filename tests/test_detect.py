@@ -74,7 +74,7 @@ def test_cached_features_equal_recomputing_every_window(model, long_video):
     assert sum(calls) == len(needed) == 39  # each needed frame once, not once per window
     assert len(result.windows) * 4 == 52  # what recomputing every window would cost
     with VideoReader(long_video) as video:
-        frames, _, _ = fit_frames(video.read_range().data, TINY.frame_size)
+        frames, _, _ = fit_frames(video.read_range().data, TINY.frame_size, TINY.fit)
     clip = frames_to_clip(frames, model.config.mean, model.config.std)
     with torch.no_grad():
         naive = torch.stack(

@@ -26,7 +26,7 @@ def test_heatmap_blends_by_opacity():
 def test_a_known_hot_spot_lands_on_the_source_frame_through_layer_frame_and_padding():
     """8×8 layer map → 64×64 model frame (display) → 120×160 source frame (padded)."""
     source = np.zeros((1, 120, 160, 3), np.uint8)
-    _, geometry, _ = fit_frames(source, (64, 64))  # scale 0.4: content 48×64 from row 8
+    _, geometry, _ = fit_frames(source, (64, 64), "pad")  # scale 0.4: content 48×64 from row 8
     assert (geometry.top, geometry.left) == (8, 0)
     raw = torch.zeros(1, 1, 8, 8)
     raw[0, 0, 2, 5] = 1.0  # model rows 16–23, cols 40–47 → source rows 20–40, cols 100–120

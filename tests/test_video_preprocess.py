@@ -117,6 +117,6 @@ def test_clip_round_trip():
 
 def test_bad_frames_and_fit():
     with pytest.raises(InputError, match="expected uint8 RGB frames"):
-        fit_frames(np.zeros((2, 8, 8), np.uint8), (4, 4))
+        fit_frames(np.zeros((2, 8, 8), np.uint8), (4, 4), "pad")
     with pytest.raises(InputError, match="fit must be pad, crop or stretch"):
         fit_frames(source_frame(), (4, 4), "zoom")

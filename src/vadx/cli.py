@@ -115,7 +115,7 @@ def new_model(
     ),
     frames: Annotated[int, typer.Option(help="Clip length T.")] = 20,
     size: Annotated[int, typer.Option(help="Frame side in pixels (square frames).")] = 112,
-    fit: FitOption = "pad",
+    fit: FitOption = "stretch",
     freeze: Annotated[
         str,
         typer.Option(help="Backbone freezing: none, all, or N (keep the last N units trainable)."),
@@ -825,7 +825,6 @@ def synth(
     clips: Annotated[str, typer.Option(help="Clips per class in train,val,test.")] = "40,10,10",
     frames: Annotated[int, typer.Option(help="Frames per clip.")] = 40,
     size: Annotated[int, typer.Option(help="Frame side in pixels (square frames).")] = 112,
-    fit: FitOption = "pad",
     fps: Annotated[float, typer.Option(help="Frame rate of the videos.")] = 10.0,
     seed: Annotated[int, typer.Option(help="Everything generated is a function of it.")] = 0,
     classes: Annotated[

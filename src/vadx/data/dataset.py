@@ -6,7 +6,7 @@ video). Ground-truth masks and per-frame labels come along when the sample has t
 
 Each item is a dict::
 
-    clip          float (T, 3, H, W), resized (letterbox), augmented, normalised
+    clip          float (T, 3, H, W), resized (the fit), augmented, normalised
     label         int, the class index
     frame_indices int (T,), the source frames the clip was made of
     masks         bool (T, H, W), when the sample has masks (resized and augmented with the clip)
@@ -72,7 +72,8 @@ class VideoDataset(Dataset):
         samples: the clips.
         class_names: names of the label indices.
         num_frames, frame_size, mean, std: the model's input (see :class:`~vadx.CRNNConfig`).
-        fit: how frames are resized, ``"pad"`` (letterbox, default), ``"crop"`` or ``"stretch"``.
+        fit: how frames are resized, ``"stretch"`` (default, as the models' default),
+            ``"pad"`` (letterbox) or ``"crop"``; :meth:`for_model` takes the model's.
         augment: augmentation drawn once per clip (training), or None.
         seed: seed of the augmentation; a clip's draw depends on (seed, epoch, index) only, so
             results do not depend on the number of loader workers.
@@ -87,7 +88,7 @@ class VideoDataset(Dataset):
     frame_size: tuple[int, int] = (112, 112)
     mean: Sequence[float] = (0.485, 0.456, 0.406)
     std: Sequence[float] = (0.229, 0.224, 0.225)
-    fit: Fit = "pad"
+    fit: Fit = "stretch"
     augment: Augment | None = None
     seed: int = 0
     skip_bad: bool = False

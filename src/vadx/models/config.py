@@ -41,10 +41,11 @@ class CRNNConfig:
             units (conv layers for VGG19; stem/blocks/head for EfficientNet-Lite0).
         num_frames: clip length T the model is trained on.
         frame_size: ``(height, width)`` of the frames fed to the model.
-        fit: how a source frame is brought to ``frame_size`` — ``"pad"`` (letter-box, aspect
-            kept), ``"crop"`` (centre crop) or ``"stretch"`` (aspect ignored, what the
-            reference's Keras generator did). Part of the model: training, detection, live
-            detection and explanations all read it from here.
+        fit: how a source frame is brought to ``frame_size`` — ``"stretch"`` (aspect ignored,
+            what the reference's Keras generator did; the default: as accurate as the others on
+            4:3 footage, no padding, nothing cut — benchmarks/results/fit-demo.json),
+            ``"pad"`` (letter-box, aspect kept) or ``"crop"`` (centre crop). Part of the model:
+            training, detection, live detection and explanations all read it from here.
         mean, std: per-channel normalisation of RGB values in [0, 1]; ``None`` takes the
             backbone's (ImageNet statistics for VGG19).
     """
@@ -62,7 +63,7 @@ class CRNNConfig:
     freeze: Freeze = "none"
     num_frames: int = 20
     frame_size: tuple[int, int] = (112, 112)
-    fit: Literal["pad", "crop", "stretch"] = "pad"
+    fit: Literal["pad", "crop", "stretch"] = "stretch"
     mean: tuple[float, float, float] | None = None
     std: tuple[float, float, float] | None = None
 

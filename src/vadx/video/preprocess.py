@@ -1,10 +1,12 @@
 """Frames (uint8 RGB ``(T, H, W, 3)``) to model input: resize, augment, normalise.
 
-Resizing keeps the aspect ratio by **padding** (letterbox) by default: a surveillance anomaly
-can happen at the edge of the picture, and a centre crop would cut it away. The padding colour
-is the ImageNet mean, which normalises to ≈ 0 — neutral input for the CNN. ``"crop"`` (centre
-crop) and ``"stretch"`` are available. :class:`Geometry` records the mapping so maps computed on
-the model's frames can be put back onto the source frames.
+Three fits bring a frame to the model's size, and a model records which one it was trained
+with (:attr:`vadx.models.CRNNConfig.fit`, ``"stretch"`` by default), so ``fit`` is always given
+explicitly here: ``"stretch"`` resizes ignoring the aspect ratio (the reference's Keras
+generator); ``"pad"`` keeps it by letter-boxing, the padding coloured with the ImageNet mean,
+which normalises to ≈ 0; ``"crop"`` keeps it by cutting the edges away. :class:`Geometry`
+records the mapping so maps computed on the model's frames can be put back onto the source
+frames, and which of the model's pixels show the picture (:meth:`Geometry.picture`).
 
 Augmentation follows the reference (brightness, horizontal flip, zoom) with **one random draw
 per clip** applied to every frame (and to masks, when given), so motion stays coherent.
@@ -75,7 +77,7 @@ class Geometry:
 
 
 def fit_frames(
-    frames: np.ndarray, size: Sequence[int], fit: Fit = "pad", masks: np.ndarray | None = None
+    frames: np.ndarray, size: Sequence[int], fit: Fit, masks: np.ndarray | None = None
 ) -> tuple[np.ndarray, Geometry, np.ndarray | None]:
     """Resize uint8 frames ``(T, h, w, 3)`` to ``size = (H, W)``; masks ``(T, h, w)`` follow.
 
