@@ -235,3 +235,16 @@ def test_masks_round_trip_and_errors(tmp_path):
         read_masks(path, np.array([9]))
     with pytest.raises(MaskError, match="not found"):
         read_masks(tmp_path / "none.npz")
+
+
+def test_a_video_or_a_binary_file_is_not_a_list_file(tmp_path):
+    """These were read as text (a UnicodeDecodeError from deep inside) by train, evaluate and
+    calibrate; now they are named for what they are."""
+    video = tmp_path / "clip.mp4"
+    video.write_bytes(b"\x00\x00\x00\x18ftypmp42\xb8\xff" * 8)
+    with pytest.raises(InputError, match="is a video, not a dataset"):
+        list_file_samples(video)
+    binary = tmp_path / "list.txt"
+    binary.write_bytes(bytes(range(256)))
+    with pytest.raises(InputError, match="not a list file"):
+        list_file_samples(binary)

@@ -264,6 +264,15 @@ def test_cli_calibrate_adds_statistics_and_detect_reports_them(trained, tmp_path
     code, _, err = run_cli(["detect", str(plain), video, "--out", str(tmp_path / "d"),
                             "--domain", "maybe"], capsys)  # fmt: skip
     assert code == 2 and "domain must be flag, suppress, off" in err
+    for argv, message in [
+        ([str(plain), video], "is a video, not a dataset"),
+        ([str(plain), str(tmp_path / "missing")], "dataset not found"),
+        ([str(plain), str(root / "data"), "--percentile", "0"], "--percentile must be in"),
+        ([str(tmp_path / "nothing"), str(root / "data")], "no checkpoint at"),
+    ]:  # fmt: skip
+        code, _, err = run_cli(["calibrate", *argv], capsys)
+        assert code == 2 and err.startswith("error:") and message in err, err
+        assert "Traceback" not in err
 
 
 def test_dataset_items_say_where_the_picture_is(trained):

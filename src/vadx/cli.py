@@ -403,6 +403,8 @@ def calibrate_command(
 
     if batch_size < 1:
         raise VadxError(f"--batch-size must be at least 1, got {batch_size}")
+    if not 0 < percentile <= 100:
+        raise VadxError(f"--percentile must be in (0, 100], got {percentile}")
     loaded = load_model(model)
     saved = loaded.checkpoint.metadata.get("train_config") or {}
     train_samples, val_samples, classes = training_samples(

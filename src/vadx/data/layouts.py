@@ -106,9 +106,21 @@ def list_file_samples(
     path = Path(path)
     if not path.is_file():
         raise InputError(f"list file not found: {path}")
+    if is_video_path(path):
+        raise InputError(
+            f"{path} is a video, not a dataset: give a folder of class folders (optionally "
+            "under train/, val/, test/) or a list file of 'relative/path label' lines"
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(
+            f"{path} is not a list file (not UTF-8 text): give a folder of class folders or a "
+            "list file of 'relative/path label' lines"
+        ) from None
     base = Path(root) if root is not None else path.parent
     entries: list[tuple[int, Path, str]] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for number, line in enumerate(text.splitlines(), 1):
         line = line.strip()
         if not line or line.startswith("#"):
             continue
