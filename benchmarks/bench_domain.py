@@ -164,15 +164,28 @@ def unseen_class(data: Path, unseen: str, work: Path, epochs: int) -> dict:
 
 
 def cost(model, video: Path, repeats: int) -> dict:
-    times = {"off": [], "flag": []}
-    for _ in range(repeats):
-        for mode in ("off", "flag"):
+    """End to end (``detect`` with and without the check, alternated) and the check alone
+    (its distances for every frame vs the CNN features it reuses, on the same frames)."""
+    from vadx.detect import frame_features
+
+    times = {"off": [], "flag": [], "cnn": [], "check": []}
+    with VideoReader(video) as reader:
+        frames = np.arange(reader.info.num_frames)
+        for _ in range(repeats):
+            for mode in ("off", "flag"):
+                began = time.perf_counter()
+                detect(model, video, DetectConfig(domain=mode))
+                times[mode].append(time.perf_counter() - began)
             began = time.perf_counter()
-            detect(model, video, DetectConfig(domain=mode))
-            times[mode].append(time.perf_counter() - began)
-    off, on = (float(np.median(times[m])) for m in ("off", "flag"))
+            features = frame_features(model, reader, frames)
+            times["cnn"].append(time.perf_counter() - began)
+            began = time.perf_counter()
+            model.domain.frame_distances(features)
+            times["check"].append(time.perf_counter() - began)
+    off, on, cnn, check = (float(np.median(times[m])) for m in ("off", "flag", "cnn", "check"))
     return {"detect_seconds_without": off, "detect_seconds_with": on, "ratio": on / off,
-            "video": str(video)}  # fmt: skip
+            "frames": len(frames), "cnn_seconds": cnn, "check_seconds": check,
+            "check_over_cnn": check / cnn, "video": str(video)}  # fmt: skip
 
 
 def main() -> None:
@@ -186,7 +199,13 @@ def main() -> None:
     parser.add_argument("--unseen", default=None, help="measure only a class never trained on")
     parser.add_argument("--epochs", type=int, default=25, help="of the --unseen model")
     parser.add_argument("--work", type=Path, default=None, help="keep the --unseen run here")
+    parser.add_argument("--cost-only", action="store_true", help="measure only the cost")
     args = parser.parse_args()
+    if args.cost_only:
+        result = cost(load_model(args.model), bikes_mp4(), args.repeats)
+        print(result)
+        write_json(args.out / f"{args.name}-cost.json", result)
+        return
     if args.unseen:
         with tempfile.TemporaryDirectory() as tmp:
             result = unseen_class(args.data, args.unseen, args.work or Path(tmp),
