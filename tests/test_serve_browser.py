@@ -61,7 +61,8 @@ def test_review_an_anomaly_end_to_end_in_the_browser(served):
             page.set_input_files("#file", str(video))
             page.click("#upload")
             page.wait_for_selector("button.cancel", state="attached")  # while it works
-            page.wait_for_selector("#timeline #score-line", timeout=120_000)
+            page.wait_for_selector("#timeline-section:not([hidden]) #score-line", state="attached",
+                                   timeout=120_000)  # (a flat score is a line 0 px high)
             assert "40 frames" in page.text_content("#status")
             assert page.locator("button.cancel").count() == 0  # gone once the job is done
             assert page.locator("#events tbody tr").count() == 1
@@ -97,7 +98,7 @@ def test_review_an_anomaly_end_to_end_in_the_browser(served):
 
             page.reload()  # a reviewer comes back: the video and its detection are still there
             page.click("#videos button")
-            page.wait_for_selector("#timeline #score-line")
+            page.wait_for_selector("#timeline-section:not([hidden]) #score-line", state="attached")
             assert errors == [] and outside == []
             page.screenshot(path=str(root / "page.png"), full_page=True)
         finally:
@@ -120,7 +121,8 @@ def test_footage_outside_the_models_domain_is_flagged_on_the_page(served):
             page.fill("#off", "0")
             page.set_input_files("#file", str(video))
             page.click("#upload")
-            page.wait_for_selector("#timeline #score-line", timeout=120_000)
+            page.wait_for_selector("#timeline-section:not([hidden]) #score-line", state="attached",
+                                   timeout=120_000)  # (a flat score is a line 0 px high)
             assert page.get_attribute("#domain-banner", "class") == "warning"
             assert "outside the model's training domain" in page.text_content("#domain-banner")
             assert page.locator("#timeline rect.outside").count() >= 1
