@@ -386,3 +386,60 @@ def test_the_upload_limit_stops_reading_the_body():
     asyncio.run(UploadLimit(app, limit=10_000)(scope, receive, send))
     assert len(taken) == 11 and sum(seen) == 10_000  # one chunk past the limit, no more
     assert answer[0]["status"] == 413 and b"larger than the limit" in answer[1]["body"]
+
+
+def test_inputs_that_crashed_a_request_are_clear_4xx_errors(client, assets):
+    _, video, _ = assets
+    record = upload(client, video).json()
+    request = {"kind": "detect", "video": record["id"]}
+    job = finished(client, client.post("/api/jobs", json=request).json())
+    # a NUL byte in a file name raised "embedded null byte" from resolve(): a 500 in plain text
+    error(client.get(f"/api/jobs/{job['id']}/files/a%00b"), 404, "has no file")
+    error(client.get(f"/api/jobs/{job['id']}/files/a%07b.png"), 404, "has no file")
+    # "²".isdigit() is true and int("²") raised; unknown targets failed only inside the job
+    for target in ("²", "7", "burglary", "١"):
+        response = client.post("/api/jobs", json={"kind": "explain", "video": record["id"],
+                                                  "target": target})  # fmt: skip
+        error(response, 400, "target must be predicted, anomaly, one of the model's classes")
+    accepted = client.post("/api/jobs", json={"kind": "explain", "video": record["id"],
+                                              "target": "2", "methods": ["gradcam"],
+                                              "temporal": []})  # fmt: skip
+    assert accepted.status_code == 202
+    assert finished(client, accepted.json())["state"] == "done"
+
+
+def test_failed_jobs_speak_in_api_terms_without_server_paths(client, assets, tmp_path):
+    _, video, _ = assets
+    record = upload(client, video, name="gate 3.mp4").json()
+    job = finished(client, client.post("/api/jobs", json={
+        "kind": "detect", "video": record["id"], "detect": {"step": 2547}}).json())  # fmt: skip
+    assert job["state"] == "failed"
+    message = job["error"]
+    assert message.startswith("gate 3.mp4 has 40 frames, fewer than one window"), message
+    assert "use a smaller detect.step" in message and "--step" not in message
+    assert str(tmp_path) not in message and "video.mp4" not in message and "Error:" not in message
+
+
+def test_an_unexpected_failure_is_a_json_500_and_a_logged_traceback(assets, tmp_path, caplog):
+    _, video, model = assets
+    server = Server({"tiny": model}, tmp_path)
+    client = TestClient(create_app(server), raise_server_exceptions=False)
+    try:
+        record = upload(client, video).json()
+
+        def broken(*args, **kwargs):
+            raise RuntimeError("/secret/server/path exploded")
+
+        server.videos.all = broken
+        response = client.get("/api/videos")
+        assert response.status_code == 500
+        assert response.json() == {"error": "internal error; the server's log has the details"}
+        server.models["tiny"].frame_features = broken
+        request = {"kind": "detect", "video": record["id"]}
+        job = finished(client, client.post("/api/jobs", json=request).json())
+        assert job["state"] == "failed" and "/secret" not in job["error"]
+        assert "internal error" in job["error"]
+        assert "exploded" in caplog.text  # the traceback is in the server's log
+    finally:
+        del server.models["tiny"].frame_features
+        server.jobs.close()

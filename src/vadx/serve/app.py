@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hmac
+import logging
 import re
 import threading
 import time
@@ -31,10 +32,11 @@ from vadx.explain_video import ExplainSettings, explain_video
 from vadx.files import write_json
 from vadx.models import load_model
 from vadx.models.crnn import CRNN
-from vadx.serve.jobs import Job, JobStore
-from vadx.serve.storage import ID, UploadError, VideoStore
+from vadx.serve.jobs import Job, JobCancelled, JobFailed, JobStore
+from vadx.serve.storage import ID, UploadError, VideoStore, without_paths
 
 JOB_ID = re.compile(r"^[0-9a-f]{16}$")
+LOG = logging.getLogger("vadx.serve")
 
 
 class DetectSettings(BaseModel):
@@ -97,7 +99,32 @@ class Server:
         return name
 
     # ------------------------------------------------------------------------- runners
+    @contextlib.contextmanager
+    def _client_errors(self, job: Job) -> Iterator[None]:
+        """A job's failure as the API's client should read it: no server path, API fields
+        instead of command-line options; anything unexpected logged here, not shown there."""
+        try:
+            yield
+        except VadxError as err:
+            video = self.videos.get(job.params["video"])
+            raise JobFailed(api_message(str(err), self.videos.path(job.params["video"]),
+                                        video["name"])) from err  # fmt: skip
+        except (JobCancelled, JobFailed):
+            raise
+        except Exception as err:
+            LOG.exception("job %s (%s) failed", job.id, job.kind)
+            raise JobFailed("the job failed on an internal error; the server's log has the "
+                            "details") from err  # fmt: skip
+
     def _detect(self, job: Job, out: Path, progress) -> dict[str, Any]:
+        with self._client_errors(job):
+            return self._run_detect(job, out, progress)
+
+    def _explain(self, job: Job, out: Path, progress) -> dict[str, Any]:
+        with self._client_errors(job):
+            return self._run_explain(job, out, progress)
+
+    def _run_detect(self, job: Job, out: Path, progress) -> dict[str, Any]:
         p = job.params
         model, path = self.models[p["model"]], self.videos.path(p["video"])
         with self.locks[p["model"]]:
@@ -116,7 +143,7 @@ class Server:
                 "fps": found.info.fps, "windows": len(found.windows),
                 "settings": found.settings, "domain": domain_report(found, model)}  # fmt: skip
 
-    def _explain(self, job: Job, out: Path, progress) -> dict[str, Any]:
+    def _run_explain(self, job: Job, out: Path, progress) -> dict[str, Any]:
         p = job.params
         model, path = self.models[p["model"]], self.videos.path(p["video"])
         settings = _explain_settings(p)
@@ -130,11 +157,38 @@ class Server:
                 "report": "report.html"}  # fmt: skip
 
 
+#: command-line options named in library messages → the API fields that set the same thing
+API_FIELDS = {"--step": "detect.step", "--stride": "detect.stride", "--start": "start",
+              "--end": "end", "--domain": "detect.domain", "--target": "target"}  # fmt: skip
+
+
+def api_message(message: str, path: Path, name: str) -> str:
+    """A library message for the API's client: the stored video's path replaced by its name,
+    command-line options by the request fields that set them."""
+    message = without_paths(message, path, name)
+    for option, field in API_FIELDS.items():
+        message = re.sub(rf"{option}\b", field, message)
+    return message
+
+
 def _explain_settings(params: dict[str, Any]) -> ExplainSettings:
     target = params["target"]
     return ExplainSettings(methods=tuple(params["methods"]), temporal=tuple(params["temporal"]),
-                           target=int(target) if target.isdigit() else target,
+                           target=int(target) if re.fullmatch(r"[0-9]+", target) else target,
                            view=params["view"])  # fmt: skip
+
+
+def check_target(target: str, model: CRNN) -> None:
+    """Refuse a target the model cannot explain: ``predicted``, ``anomaly``, one of its classes
+    or a class index (ASCII digits)."""
+    names = model.class_names
+    if target in ("predicted", "anomaly") or target in names:
+        return
+    if re.fullmatch(r"[0-9]+", target) and int(target) < len(names):
+        return
+    raise VadxError(f"target must be predicted, anomaly, one of the model's classes "
+                    f"({', '.join(names)}) or a class index 0–{len(names) - 1}; "
+                    f"got {target!r}")  # fmt: skip
 
 
 def domain_report(found: Detection, model: CRNN) -> dict[str, Any]:
@@ -203,6 +257,11 @@ def create_app(server: Server) -> FastAPI:
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
         return JSONResponse({"error": str(err.detail)}, err.status_code, headers=err.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, err: Exception) -> JSONResponse:
+        LOG.exception("%s %s failed", request.method, request.url.path)
+        return JSONResponse({"error": "internal error; the server's log has the details"}, 500)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, err: RequestValidationError) -> JSONResponse:
@@ -292,6 +351,7 @@ def create_app(server: Server) -> FastAPI:
                               DetectConfig(**params["detect"]).domain, show_path=False)  # fmt: skip
             if request.kind == "explain":
                 _explain_settings(params)
+                check_target(request.target, server.models[params["model"]])
                 last = video["num_frames"] - 1
                 start, end = request.start or 0, last if request.end is None else request.end
                 if not start <= end <= last:
@@ -334,9 +394,15 @@ def create_app(server: Server) -> FastAPI:
         if job.state != "done":
             raise HTTPException(409, f"job {job_id} is {job.state}, it has no results yet")
         folder = server.jobs.folder(job_id).resolve()
-        path = (folder / name).resolve()
+        missing = HTTPException(404, f"job {job_id} has no file {name!r}")
+        if any(not c.isprintable() for c in name):  # NUL and control characters: no such file
+            raise missing
+        try:
+            path = (folder / name).resolve()
+        except (OSError, ValueError):
+            raise missing from None
         if not path.is_relative_to(folder) or not path.is_file() or path.name == "job.json":
-            raise HTTPException(404, f"job {job_id} has no file {name!r}")
+            raise missing
         download = path.name if name.endswith(".html") else None
         return FileResponse(path, filename=download, content_disposition_type="inline")
 

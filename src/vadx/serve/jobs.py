@@ -26,6 +26,10 @@ STATES = ("queued", "running", "done", "failed", "cancelled")
 FINISHED = ("done", "failed", "cancelled")
 
 
+class JobFailed(Exception):
+    """A job failed for a reason worded for the API's client (shown as it is)."""
+
+
 class JobCancelled(Exception):
     """Raised inside a job's progress report once the job was cancelled."""
 
@@ -122,6 +126,8 @@ class JobStore:
             job.state, job.progress = "done", 1.0
         except JobCancelled:
             job.state = "cancelled"
+        except JobFailed as err:  # already worded for the client
+            job.state, job.error = "failed", str(err)
         except Exception as err:  # a job's failure is reported, never kills the server
             job.state, job.error = "failed", f"{type(err).__name__}: {err}"
         finally:

@@ -91,7 +91,7 @@ class VideoStore:
                     video.verify()  # every frame, as detection will decode it
                     info = asdict(video.info)
             except VideoError as err:
-                why = _without_paths(str(err), path, _display_name(filename))
+                why = without_paths(str(err), path, _display_name(filename))
                 raise UploadError(415, f"the file looks like a video but cannot be decoded "
                                        f"as vadx will analyse it: {why}") from err  # fmt: skip
         except BaseException:
@@ -125,7 +125,7 @@ class VideoStore:
         shutil.rmtree(self.root / video_id)
 
 
-def _without_paths(message: str, path: Path, name: str) -> str:
+def without_paths(message: str, path: Path, name: str) -> str:
     """``message`` with the stored file's path (and any folder of it) replaced by ``name``."""
     for server_path in (path.resolve(), path):
         message = message.replace(str(server_path), name)
