@@ -528,7 +528,6 @@ def watch_command(
     import threading
 
     from vadx.detect import DetectConfig, check_domain_mode
-    from vadx.domain import missing_note
     from vadx.models import load_model
     from vadx.watch import WatchConfig, watch
 
@@ -545,8 +544,8 @@ def watch_command(
     )  # fmt: skip
     loaded = load_model(model)
     check_domain_mode(loaded, domain)
-    if domain != "off" and loaded.domain is None:
-        err_console.print(f"note: {missing_note(loaded)}", soft_wrap=True)
+    if loaded.domain is None:
+        _say_domain({"checked": False}, loaded, domain)  # before watching: how to add it
     stop = threading.Event()
     for number in (signal.SIGINT, signal.SIGTERM):
         signal.signal(number, lambda *_: stop.set())

@@ -150,6 +150,14 @@ def default_stride(span: int, step: int) -> int:
     return max(step, (span // 4) // step * step)
 
 
+def window_spacing(model: CRNN, config: DetectConfig) -> tuple[int, int, int]:
+    """``(step, span, stride)`` of the windows detection cuts for ``model``: frames ``step``
+    apart, ``span`` frames from first to last, a window every ``stride`` frames."""
+    step = config.step or default_step(model)
+    span = (model.config.num_frames - 1) * step + 1
+    return step, span, config.stride or default_stride(span, step)
+
+
 def frame_features(
     model: CRNN,
     video: VideoReader,
@@ -183,9 +191,7 @@ def detect(
     config = config or DetectConfig()
     check_domain_mode(model, config.domain)
     length = model.config.num_frames
-    step = config.step or default_step(model)
-    span = (length - 1) * step + 1
-    stride = config.stride or default_stride(span, step)
+    step, span, stride = window_spacing(model, config)
     with VideoReader(source) as video:
         info = video.info
         if info.num_frames < span:

@@ -16,8 +16,8 @@ its distance over the threshold: ≤ 1 is familiar, > 1 is outside the model's d
 The statistics live in the checkpoint (``domain.safetensors``, described in ``config.json``,
 tied to the weights' sha256), written at the end of training or by ``vadx calibrate``.
 
->>> stats = fit_domain(train_features, train_labels, val_features)       # doctest: +SKIP
->>> stats.window_scores(stats.frame_distances(features), rows)           # doctest: +SKIP
+>>> stats = fit_domain(train_features, train_labels, val_windows)        # doctest: +SKIP
+>>> stats.scores(stats.frame_distances(window_features).mean(-1))        # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -205,13 +205,13 @@ def window_features(
 ) -> list[np.ndarray]:
     """Features ``(T, F)`` of each window :func:`vadx.detect.detect` would cut from each
     sample's frame range (its explicit frames, when it has them), each frame computed once."""
-    from vadx.detect import default_step, default_stride, frame_features
+    from vadx.detect import DetectConfig, frame_features, window_spacing
     from vadx.explain.hooks import eval_mode
     from vadx.video.decode import VideoReader
     from vadx.video.sampling import even_indices, sliding_windows
 
-    length, step = model.config.num_frames, default_step(model)
-    span = (length - 1) * step + 1
+    length = model.config.num_frames
+    step, span, stride = window_spacing(model, DetectConfig())
     rows = []
     with eval_mode(model):
         for done, sample in enumerate(samples, 1):
@@ -223,7 +223,7 @@ def window_features(
                     windows = [even_indices(video.info.num_frames, length, sample.start, stop)]
                 else:
                     windows = [sample.start + w.indices for w in sliding_windows(
-                        stop - sample.start, length, default_stride(span, step), step)]  # fmt: skip
+                        stop - sample.start, length, stride, step)]  # fmt: skip
                 needed = np.unique(np.concatenate(windows))
                 features = frame_features(model, video, needed, batch_size * length)
             rows += [features[np.searchsorted(needed, window)] for window in windows]

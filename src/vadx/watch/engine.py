@@ -41,9 +41,8 @@ from vadx.detect import (
     EventUpdate,
     anomaly_score,
     check_domain_mode,
-    default_step,
-    default_stride,
     tracks,
+    window_spacing,
 )
 from vadx.errors import InputError
 from vadx.models.crnn import CRNN
@@ -259,10 +258,8 @@ class StreamDetector:
         check_domain_mode(model, self.config.domain)
         #: the domain check in use (None: the model has none, or it is off)
         self.domain = model.domain if self.config.domain != "off" else None
-        length = model.config.num_frames
-        step = self.config.step or default_step(model)
-        span = (length - 1) * step + 1
-        self.plan = WindowPlan(length, step, self.config.stride or default_stride(span, step))
+        step, _, stride = window_spacing(model, self.config)
+        self.plan = WindowPlan(model.config.num_frames, step, stride)
         self.device = next(model.parameters()).device
         self.on_alert, self.on_decision = on_alert, on_decision
         self.keep_clips = keep_clips
