@@ -133,3 +133,23 @@ def test_footage_outside_the_models_domain_is_flagged_on_the_page(served):
             assert errors == []
         finally:
             browser.close()
+
+
+def test_the_api_docs_page_works_offline(served):
+    url, _, _ = served
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            outside: list[str] = []
+            page.on("request", lambda r: None if r.url.startswith((url, "data:"))
+                    else outside.append(r.url))  # fmt: skip
+            page.goto(url + "docs")
+            page.wait_for_selector(".opblock", timeout=30_000)  # Swagger UI drew the operations
+            assert page.locator(".opblock").count() == 14
+            assert "POST/api/jobs/{job_id}/cancel" in page.text_content("body").replace(" ", "")
+            assert errors == [] and outside == []
+        finally:
+            browser.close()
