@@ -96,12 +96,14 @@ def test_review_an_anomaly_end_to_end_in_the_browser(served):
         assert "predicted" in page.text_content("#explain-status")
 
         report = page.frame_locator("#report")
-        report.locator("#video").wait_for(state="attached")
-        heat = report.locator("#heat").get_attribute("src")
-        assert heat.startswith("data:image/")
+        drawn = report.locator("body")
+        first = drawn.get_attribute("data-method")
+        report.locator("#view").wait_for(state="attached")
         assert report.locator("input[name=method]").count() == 2
         report.locator("input[name=method][value=saliency]").check()
-        assert report.locator("#heat").get_attribute("src") != heat
+        assert drawn.get_attribute("data-method") == "saliency" != first
+        page.wait_for_function("document.getElementById('report').contentDocument.body"
+                               ".dataset.drawn === 'saliency/heatmap/0'")  # the canvas drew it
         with page.expect_download() as download:
             page.click("#download")
         assert download.value.suggested_filename == "report.html"
