@@ -7,6 +7,7 @@ data folder is ever read or written. See ``docs/serve.md`` for the API.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hmac
 import logging
 import re
@@ -20,7 +21,7 @@ from typing import Annotated, Any
 import fastapi_offline
 from fastapi import Depends, FastAPI, File, HTTPException, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -55,13 +56,24 @@ from vadx.serve.storage import (
 
 JOB_ID = re.compile(r"^[0-9a-f]{16}$")
 SCORES = {"$ref": "#/components/schemas/Scores"}
-#: Swagger UI's files, from the fastapi-offline package (no CDN: /docs works offline)
+#: Swagger UI's and ReDoc's files, from the fastapi-offline package (no CDN: /docs and /redoc
+#: work offline)
 _SWAGGER = Path(fastapi_offline.__file__).parent / "static"
 DOCS_FILES = {
     "swagger-ui-bundle.js": (_SWAGGER / "swagger-ui-bundle.js", "text/javascript"),
     "swagger-ui.css": (_SWAGGER / "swagger-ui.css", "text/css"),
+    "redoc.standalone.js": (_SWAGGER / "redoc.standalone.js", "text/javascript"),
     "favicon.png": (_SWAGGER / "favicon.png", "image/png"),
 }
+
+
+@functools.cache
+def docs_asset(name: str) -> bytes:
+    """A file of :data:`DOCS_FILES`; ReDoc's sidebar logo comes from here, not its CDN."""
+    content = DOCS_FILES[name][0].read_bytes()
+    return content.replace(b"https://cdn.redoc.ly/redoc/logo-mini.svg", b"/docs/favicon.png")
+
+
 #: the two ways to give the token (``vadx serve --token``); documented as security schemes
 BEARER = HTTPBearer(
     auto_error=False, scheme_name="bearer", description="the server's token (`vadx serve --token`)"
@@ -618,11 +630,22 @@ def create_app(server: Server) -> FastAPI:
             swagger_favicon_url="/docs/favicon.png",
         )
 
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        """ReDoc on this document, from files served here: works offline."""
+        return get_redoc_html(
+            openapi_url="/openapi.json",
+            title="vadx API",
+            redoc_js_url="/docs/redoc.standalone.js",
+            redoc_favicon_url="/docs/favicon.png",
+            with_google_fonts=False,
+        )
+
     @app.get("/docs/{name}", include_in_schema=False)
-    def docs_file(name: str) -> FileResponse:
+    def docs_file(name: str) -> Response:
         if name not in DOCS_FILES:
             raise HTTPException(404, f"no docs file {name!r}")
-        return FileResponse(DOCS_FILES[name][0], media_type=DOCS_FILES[name][1])
+        return Response(docs_asset(name), media_type=DOCS_FILES[name][1])
 
     @app.get("/", include_in_schema=False)
     def page() -> HTMLResponse:
