@@ -21,6 +21,7 @@ from vadx.data.synth import render_long
 from vadx.detect import DetectConfig, detect
 from vadx.domain import verdict_line
 from vadx.errors import InputError
+from vadx.explain_video import ExplainSettings, explain_video
 from vadx.models import CRNN, load_model, save_model
 from vadx.serve import Server, create_app
 from vadx.serve.jobs import JobStore
@@ -101,7 +102,8 @@ def test_upload_detect_explain_end_to_end(client, assets):
 
     explained = finished(client, client.post("/api/jobs", json={
         "kind": "explain", "video": record["id"], "start": 5, "end": 20,
-        "methods": ["gradcam", "saliency"], "temporal": ["frame_occlusion"]}).json())  # fmt: skip
+        "methods": ["gradcam", "saliency"], "temporal": ["frame_occlusion"],
+        "exports": ["frames"]}).json())  # fmt: skip
     assert explained["state"] == "done", explained["error"]
     assert explained["result"]["frames"] == [5, 10, 15, 20]
     report = client.get(f"/api/jobs/{explained['id']}/files/report.html")
@@ -495,3 +497,29 @@ def test_what_a_job_wrote_names_no_server_path(client, assets, tmp_path):
             assert summary["source"].startswith("gate _") and summary["source"].endswith("_.mp4")
             scores = client.get(f"/api/jobs/{job['id']}/scores").json()  # its timeline's
             assert len(scores["anomaly"]) == 40
+
+
+def test_an_event_is_explained_by_the_window_vadx_flags_and_detection_runs_once(
+    client, assets, tmp_path, monkeypatch
+):
+    _, video, model = assets
+    calls = []
+    real = detect
+    monkeypatch.setattr("vadx.serve.app.detect", lambda *a, **k: calls.append(1) or real(*a, **k))
+    record = upload(client, video).json()
+    settings = {"on": 0.0, "off": 0.0, "min_frames": 1}  # one event over the whole video
+    request = {"kind": "detect", "video": record["id"], "detect": settings}
+    job = finished(client, client.post("/api/jobs", json=request).json())
+    (event,) = job["result"]["events"]
+    first, last = event["window"]  # what the page's Explain asks for
+    request = {"kind": "explain", "video": record["id"], "start": first, "end": last,
+               "target": event["class_name"], "methods": ["gradcam"], "temporal": [],
+               "detect": settings}  # fmt: skip
+    explained = finished(client, client.post("/api/jobs", json=request).json())
+    assert explained["state"] == "done", explained["error"]
+    assert calls == [1]  # the explanation took the video's detection, not a second pass
+    flagged = explain_video(model, video, tmp_path / "flagged",
+                            ExplainSettings(methods=("gradcam",), temporal=()), windows="flagged",
+                            detect_config=DetectConfig(**settings))  # fmt: skip
+    assert explained["result"]["frames"] == flagged["clips"][0]["frames"]
+    assert explained["result"]["target"] == flagged["clips"][0]["target"] == event["class_name"]

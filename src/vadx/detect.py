@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -101,6 +101,9 @@ class Event:
     mean_probability: float
     #: share of the event's frames outside the model's domain (None: not checked)
     out_of_domain: float | None = None
+    #: first and last frame of the event's most anomalous window (:func:`event_window`): the
+    #: clip that explains the event, wherever it is explained from (None: live detection)
+    window: tuple[int, int] | None = None
 
 
 @dataclass
@@ -222,11 +225,30 @@ def detect(
     outside = None if frame_domain is None else frame_domain > 1
     events = all_events(frame_probabilities, smoothed, names, normal, timestamps, config,
                         outside)  # fmt: skip
+    chosen = [event_window(windows, window_probabilities, names, e) for e in events]
+    events = [replace(e, window=(int(w.indices[0]), int(w.indices[-1])))
+              for e, w in zip(events, chosen, strict=True)]  # fmt: skip
     settings = {**asdict(config), "stride": stride, "step": step, "window": length}
     threshold = None if window_domain is None else model.domain.threshold
     return Detection(info, names, windows, window_probabilities, frame_probabilities, anomaly,
                      smoothed, events, timestamps, settings, window_domain, frame_domain,
                      domain_summary(window_domain, threshold))  # fmt: skip
+
+
+def event_window(
+    windows: list[Window], probabilities: np.ndarray, names: Sequence[str], event: Event
+) -> Window:
+    """The event's most anomalous window: of the windows overlapping it (else the nearest),
+    the one with the highest probability of the event's class. One rule for every place that
+    explains an event (``vadx explain --windows flagged``, the web page's Explain button)."""
+    column = list(names).index(event.class_name)
+    first, last = event.start_frame, event.end_frame
+
+    def apart(w: Window) -> int:  # frames between the window and the event (0: they overlap)
+        return max(0, int(w.indices[0]) - last, first - int(w.indices[-1]))
+
+    # frames no window covers (a stride past the last window) take the nearest windows'
+    return min(windows, key=lambda w: (apart(w), -probabilities[w.number, column]))
 
 
 def check_domain_mode(model: CRNN, mode: str, show_path: bool = True) -> None:

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vadx.detect import DetectConfig, Detection, detect
+from vadx.detect import DetectConfig, Detection, detect, event_window
 from vadx.domain import check_clip
 from vadx.errors import InputError
 from vadx.explain import (
@@ -355,18 +355,9 @@ def _jobs(
         return [(detection.windows[windows].indices, None)]
     if windows == "all":
         return [(w.indices, None) for w in detection.windows]
-    names = list(detection.class_names)
-    jobs = []
-    for event in detection.events:
-        column = names.index(event.class_name)
-        overlapping = [
-            (detection.window_probabilities[w.number, column], w)
-            for w in detection.windows
-            if w.indices[0] <= event.end_frame and w.indices[-1] >= event.start_frame
-        ]
-        best = max(overlapping, key=lambda pair: pair[0])[1]
-        jobs.append((best.indices, event.class_name))
-    return jobs
+    d = detection
+    return [(event_window(d.windows, d.window_probabilities, d.class_names, event).indices,
+             event.class_name) for event in d.events]  # fmt: skip
 
 
 def _jsonable(settings: ExplainSettings) -> dict[str, Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hmac
+import json
 import logging
 import re
 import threading
@@ -55,6 +56,8 @@ from vadx.serve.storage import (
 )
 
 JOB_ID = re.compile(r"^[0-9a-f]{16}$")
+#: detections kept in memory for the explanations that follow them
+KEPT_DETECTIONS = 16
 SCORES = {"$ref": "#/components/schemas/Scores"}
 #: Swagger UI's and ReDoc's files, from the fastapi-offline package (no CDN: /docs and /redoc
 #: work offline)
@@ -101,6 +104,8 @@ class Server:
         self.locks = {name: threading.Lock() for name in models}
         self.data = Path(data)
         self.videos = VideoStore(self.data, max_upload_bytes)
+        #: recent detections by (video, model, settings), oldest first (see _detection)
+        self.detections: dict[tuple[str, str, str], Detection] = {}
         self.jobs = JobStore(self.data, {"detect": self._detect, "explain": self._explain}, workers)
 
     def model_name(self, name: str | None) -> str:
@@ -156,11 +161,25 @@ class Server:
             names[model.checkpoint.path] = label(p["model"])
         redact_paths(out, names)
 
+    def _detection(self, job: Job, progress) -> Detection:
+        """The detection of the job's video with its model and settings: run once, then kept
+        (the last few) for the explanations of the same video."""
+        p = job.params
+        key = (p["video"], p["model"], json.dumps(p["detect"], sort_keys=True))
+        found = self.detections.pop(key, None)
+        if found is None:
+            model, path = self.models[p["model"]], self.videos.path(p["video"])
+            found = detect(model, path, DetectConfig(**p["detect"]), progress)
+        self.detections[key] = found
+        while len(self.detections) > KEPT_DETECTIONS:
+            self.detections.pop(next(iter(self.detections)))
+        return found
+
     def _run_detect(self, job: Job, out: Path, progress) -> dict[str, Any]:
         p = job.params
         model, path = self.models[p["model"]], self.videos.path(p["video"])
         with self.locks[p["model"]]:
-            found = detect(model, path, DetectConfig(**p["detect"]), progress)
+            found = self._detection(job, progress)
         write_detection(out, found, path, _model_id(model), annotate=False)
         write_scores(out / "scores.json", found)
         return {
@@ -176,7 +195,7 @@ class Server:
         p = job.params
         model, path = self.models[p["model"]], self.videos.path(p["video"])
         with self.locks[p["model"]]:
-            found = detect(model, path, DetectConfig(**p["detect"]), progress)
+            found = self._detection(job, progress)  # the video's, when it was detected already
             summary = explain_video(model, path, out, _explain_settings(p), p["start"], p["end"],
                                     progress=progress, detection=found)  # fmt: skip
         write_scores(out / "scores.json", found)  # the report's timeline, as a detection's
@@ -267,6 +286,7 @@ def _explain_settings(params: dict[str, Any]) -> ExplainSettings:
         temporal=tuple(params["temporal"]),
         target=int(target) if re.fullmatch(r"[0-9]+", target) else target,
         view=params["view"],
+        exports=tuple(params.get("exports", ())),  # jobs from before exports existed: none
     )
 
 

@@ -121,6 +121,12 @@ class JobRequest(BaseModel):
         "model's classes or a class index (ASCII digits)",
     )
     view: Literal["heatmap", "contour", "contours"] = "heatmap"
+    exports: list[Literal["frames", "mp4", "gif", "sheets"]] = Field(
+        default_factory=list,
+        description="explain: pictures to render besides report.html (which draws every "
+        "method, view and frame itself): frames/METHOD/NNNNNN.png, METHOD.mp4, METHOD.gif, "
+        "contact sheets and figures",
+    )
 
 
 # ---------------------------------------------------------------------------- responses
