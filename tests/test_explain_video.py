@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -13,6 +14,7 @@ from PIL import Image
 
 from tests.conftest import TINY, run_cli
 from vadx.data.synth import render_long
+from vadx.detect import DetectConfig, detect, read_detection
 from vadx.errors import InputError
 from vadx.explain_video import EXPORTS, ExplainSettings, compare_models, explain_video
 from vadx.models import CRNN, load_model, save_model
@@ -31,6 +33,7 @@ def assets(tmp_path_factory):
     save_model(CRNN(TINY), root / "a")
     torch.manual_seed(1)
     save_model(CRNN(TINY.replace(rnn_hidden=8)), root / "b")
+    write_mp4(root / "other.mp4", long.frames[::-1].copy(), fps=10)
     return root, video
 
 
@@ -158,3 +161,39 @@ def test_cli_explain_and_compare(assets, tmp_path, capsys):
     code, _, err = run_cli(["compare", str(root / "a"), str(video), "--out", str(tmp_path)],
                            capsys)  # fmt: skip
     assert code == 2 and "at least two models" in err
+
+
+def test_an_earlier_detection_makes_the_timeline_and_the_flagged_windows(
+    assets, tmp_path, capsys, monkeypatch
+):
+    root, video = assets
+    cut = ["--on", "0", "--off", "0", "--min-frames", "1"]  # one event over the whole video
+    code, _, err = run_cli(["detect", str(root / "a"), str(video), "--out", str(tmp_path / "d"),
+                            "--no-annotate", *cut], capsys)  # fmt: skip
+    assert code == 0, err
+    model = load_model(root / "a")
+    fresh = explain_video(model, video, tmp_path / "fresh", ExplainSettings(methods=("gradcam",)),
+                          windows="flagged", detect_config=DetectConfig(on=0, off=0,
+                                                                        min_frames=1))  # fmt: skip
+    monkeypatch.setattr("vadx.explain_video.detect", None)  # no detection may run again
+    earlier = read_detection(tmp_path / "d", model, video)
+    reused = explain_video(model, video, tmp_path / "reused", ExplainSettings(methods=("gradcam",)),
+                           windows="flagged", detection=earlier)  # fmt: skip
+    assert [c["frames"] for c in reused["clips"]] == [c["frames"] for c in fresh["clips"]]
+    report = (Path(reused["clips"][0]["report"])).read_text()
+    assert 'id="timeline"' in report  # the earlier detection's scores make the timeline
+    np.testing.assert_allclose(earlier.smoothed_score, detect(model, video, DetectConfig(
+        on=0, off=0, min_frames=1)).smoothed_score, atol=1e-5)  # fmt: skip
+
+    code, _, err = run_cli(["explain", str(root / "a"), str(video), "--out", str(tmp_path / "c"),
+                            "--methods", "gradcam", "--detection", str(tmp_path / "d")],
+                           capsys)  # fmt: skip
+    assert code == 0, err
+    detected, other, fresh = tmp_path / "d", root / "other.mp4", tmp_path / "fresh"
+    for name, source, folder, why in (("b", video, detected, "not of this model"),
+                                      ("a", other, detected, "another video"),
+                                      ("a", video, fresh, "holds no detection")):  # fmt: skip
+        code, _, err = run_cli(["explain", str(root / name), str(source), "--out",
+                                str(tmp_path / "e"), "--methods", "gradcam", "--detection",
+                                str(folder)], capsys)  # fmt: skip
+        assert code == 2 and why in err and err.count("error:") == 1, err

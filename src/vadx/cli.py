@@ -708,10 +708,14 @@ def explain_command(
                                          "methods/views/strip figures (PNG).")] = False,
     everything: Annotated[bool, typer.Option("--all", help="All of --frames, --mp4, --gif "
                                              "and --sheets.")] = False,
+    detection: Annotated[Path | None, typer.Option(
+        "--detection", help="The --out folder of an earlier `vadx detect` of this video with "
+        "this model: its scores make the report's timeline and --windows, instead of detecting "
+        "the whole video again.")] = None,
 ) -> None:
     """Explain a clip (or windows) of a video into report.html (every method, view and frame,
     drawn in the browser) and the audit record; rendered pictures on request."""
-    from vadx.detect import DetectConfig
+    from vadx.detect import DetectConfig, read_detection
     from vadx.explain_video import explain_video
     from vadx.models import load_model
 
@@ -721,10 +725,12 @@ def explain_command(
     settings = _explain_settings(methods, temporal, target, layer, weighting, normalisation,
                                  view, colormap, opacity, timeline, quality, exports)  # fmt: skip
     choice: str | int = window if window is not None else windows
+    earlier = None if detection is None else read_detection(detection, loaded, video)
     with _progress("explaining") as advance:
         summary = explain_video(loaded, video, out, settings, start, end, choice,
                                 DetectConfig(stride=stride, step=step),
-                                progress=lambda _, d, t: advance(d, t))  # fmt: skip
+                                progress=lambda _, d, t: advance(d, t),
+                                detection=earlier)  # fmt: skip
     if not summary["clips"]:
         console.print(f"{summary.get('note', 'nothing explained')}; wrote {out}/summary.json")
         return

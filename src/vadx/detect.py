@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -36,6 +37,7 @@ from vadx.domain import DOMAIN_MODES, DomainMode, domain_summary, missing_note
 from vadx.errors import InputError
 from vadx.files import atomic_path, write_json
 from vadx.models.crnn import CRNN
+from vadx.models.weights import file_sha256
 from vadx.render.overlay import band_height, class_label, label_frame
 from vadx.video.decode import VideoInfo, VideoReader
 from vadx.video.encode import Mp4Writer
@@ -462,6 +464,7 @@ def write_detection(
         write_annotated(out / "annotated.mp4", detection, source, progress)
     document = {
         "video": str(source),
+        "video_sha256": file_sha256(source),
         "video_info": asdict(detection.info),
         "model": model_id,
         "vadx_version": __version__,
@@ -542,3 +545,43 @@ def write_annotated(
             if progress is not None and t % 25 == 0:
                 progress("annotating", t + 1, info.num_frames)
     return path
+
+
+def read_detection(folder: str | Path, model: CRNN, source: str | Path) -> Detection:
+    """The detection ``vadx detect`` wrote into ``folder`` (``events.json``, ``scores.csv``),
+    checked to be of ``source`` by ``model``: what an explanation's timeline and ``--windows``
+    take instead of detecting the whole video again. Its windows are cut again from its
+    settings; their probabilities are not on file (NaN), events carry their window."""
+    folder = Path(folder)
+    try:
+        document = json.loads((folder / "events.json").read_text(encoding="utf-8"))
+        with open(folder / "scores.csv", newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, ValueError) as err:
+        raise InputError(f"{folder} holds no detection vadx can read ({err}); give the --out "
+                         "folder of a vadx detect run") from None  # fmt: skip
+    model_id = model.checkpoint.model_id if model.checkpoint is not None else None
+    if document.get("model") != model_id:
+        raise InputError(f"{folder} holds the detection of model {document.get('model')}, not "
+                         f"of this model ({model_id}); detect again with it") from None  # fmt: skip
+    if document.get("video_sha256") != file_sha256(source):
+        raise InputError(f"{folder} holds the detection of another video "
+                         f"({document.get('video')}), not of {source}")  # fmt: skip
+    info = VideoInfo(**document["video_info"])
+    names = tuple(document["classes"])
+    settings = document["settings"]
+
+    def column(name: str) -> np.ndarray:
+        return np.array([float(row[name]) for row in rows])
+
+    timestamps = column("time")
+    windows = sliding_windows(info.num_frames, settings["window"], settings["stride"],
+                              settings["step"], timestamps)  # fmt: skip
+    events = [Event(**{**e, "window": tuple(e["window"]) if e.get("window") else None})
+              for e in document["events"]]  # fmt: skip
+    frame_domain = column("domain_score") if rows and "domain_score" in rows[0] else None
+    return Detection(
+        info, names, windows, np.full((len(windows), len(names)), np.nan),
+        np.stack([column(f"p_{n}") for n in names], 1), column("anomaly"), column("smoothed"),
+        events, timestamps, settings, None, frame_domain, document.get("domain", {}),
+    )  # fmt: skip

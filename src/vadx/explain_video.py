@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vadx.detect import DetectConfig, Detection, detect, event_window
+from vadx.detect import DetectConfig, Detection, Event, detect, event_window
 from vadx.domain import check_clip
 from vadx.errors import InputError
 from vadx.explain import (
@@ -355,9 +355,16 @@ def _jobs(
         return [(detection.windows[windows].indices, None)]
     if windows == "all":
         return [(w.indices, None) for w in detection.windows]
+    return [(_event_indices(detection, event), event.class_name) for event in detection.events]
+
+
+def _event_indices(detection: Detection, event: Event) -> np.ndarray:
+    """The frames of the event's window (the one detection chose, else chosen here)."""
+    if event.window is not None:
+        return next(w.indices for w in detection.windows
+                    if (w.indices[0], w.indices[-1]) == tuple(event.window))  # fmt: skip
     d = detection
-    return [(event_window(d.windows, d.window_probabilities, d.class_names, event).indices,
-             event.class_name) for event in d.events]  # fmt: skip
+    return event_window(d.windows, d.window_probabilities, d.class_names, event).indices
 
 
 def _jsonable(settings: ExplainSettings) -> dict[str, Any]:
