@@ -21,6 +21,7 @@ from vadx.data.synth import render_long
 from vadx.detect import DetectConfig, detect
 from vadx.domain import verdict_line
 from vadx.errors import InputError
+from vadx.explain import DEFAULT_METHODS, DEFAULT_TEMPORAL, METHODS, TEMPORAL
 from vadx.explain_video import ExplainSettings, explain_video
 from vadx.models import CRNN, load_model, save_model
 from vadx.serve import Server, create_app
@@ -76,6 +77,12 @@ def test_health_models_and_the_page(client):
     assert "http" not in page.text.split("<body>")[1]  # no CDN: works offline
     assert client.get("/static/app.js").headers["content-type"].startswith("text/javascript")
     assert client.get("/openapi.json").json()["info"]["title"] == "vadx"
+    methods = client.get("/api/methods").json()  # the page's method list, from the registries
+    assert sorted(m["name"] for m in methods) == sorted([*METHODS, *TEMPORAL])
+    spatial = [m["name"] for m in methods if m["kind"] == "spatial"]
+    assert spatial[: len(DEFAULT_METHODS)] == list(DEFAULT_METHODS)  # the defaults first
+    assert [m["name"] for m in methods if m["default"]] == [*DEFAULT_METHODS, *DEFAULT_TEMPORAL]
+    assert all(m["description"] and m["display_name"] for m in methods)
 
 
 def test_upload_detect_explain_end_to_end(client, assets):

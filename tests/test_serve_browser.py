@@ -65,6 +65,8 @@ def test_review_an_anomaly_end_to_end_in_the_browser(served):
         page.goto(url)
         page.wait_for_selector("#model option", state="attached")
         assert page.locator("#methods input:checked").count() == len(DEFAULT_METHODS)
+        assert "Grad-CAM++" in page.text_content("#methods")  # named as people name them
+        assert "sharper" in page.get_attribute("#methods label:has(input[value=layercam])", "title")
 
         page.click("#settings summary")
         page.fill("#on", "0")  # every frame anomalous: one event over the whole video
@@ -144,7 +146,7 @@ def test_the_api_docs_pages_work_offline(served):
     with browsing(url) as (page, errors, outside):
         page.goto(url + "docs")
         page.wait_for_selector(".opblock", timeout=30_000)  # Swagger UI drew the operations
-        assert page.locator(".opblock").count() == 14
+        assert page.locator(".opblock").count() == 15
         assert "POST/api/jobs/{job_id}/cancel" in page.text_content("body").replace(" ", "")
         page.goto(url + "redoc")
         page.wait_for_selector("text=Cancel a queued or running job", timeout=30_000)

@@ -22,6 +22,7 @@ import cv2
 import jinja2
 import numpy as np
 
+from vadx.explain import METHODS
 from vadx.files import atomic_path
 from vadx.render.overlay import CONTOUR_COLOUR, CONTOUR_LEVELS, VIEWS, colourise, line_width
 
@@ -243,7 +244,8 @@ def write_report(
         importance=importance,
         legend=legend,
         player=json.dumps(player_data(clip, settings)),
-        methods=[(m, a.display_name) for m, a in e.maps.items()],
+        methods=[(m, a.display_name, METHODS[m].description if m in METHODS else "")
+                 for m, a in e.maps.items()],
         views=VIEWS,
         view=settings.view,
         quality=quality,

@@ -39,6 +39,7 @@ from vadx.detect import (
 )
 from vadx.domain import missing_note, verdict_line
 from vadx.errors import VadxError
+from vadx.explain import DEFAULT_METHODS, DEFAULT_TEMPORAL, METHODS, TEMPORAL
 from vadx.explain_video import ExplainSettings, explain_video
 from vadx.files import write_json
 from vadx.models import load_model
@@ -155,8 +156,7 @@ class Server:
         """Server paths in what a job wrote → names clients know: the video's uploaded name,
         the model's served name, the job's folder as ``.``."""
         p, model = job.params, self.models[job.params["model"]]
-        names = {self.videos.path(p["video"]): label(self.videos.get(p["video"])["name"]),
-                 out: "."}  # fmt: skip
+        names = {self.videos.path(p["video"]): label(self.videos.get(p["video"])["name"]), out: "."}
         if model.checkpoint is not None:
             names[model.checkpoint.path] = label(p["model"])
         redact_paths(out, names)
@@ -196,8 +196,16 @@ class Server:
         model, path = self.models[p["model"]], self.videos.path(p["video"])
         with self.locks[p["model"]]:
             found = self._detection(job, progress)  # the video's, when it was detected already
-            summary = explain_video(model, path, out, _explain_settings(p), p["start"], p["end"],
-                                    progress=progress, detection=found)  # fmt: skip
+            summary = explain_video(
+                model,
+                path,
+                out,
+                _explain_settings(p),
+                p["start"],
+                p["end"],
+                progress=progress,
+                detection=found,
+            )
         write_scores(out / "scores.json", found)  # the report's timeline, as a detection's
         clip = summary["clips"][0]
         return {
@@ -315,6 +323,28 @@ def domain_report(found: Detection, model: CRNN) -> dict[str, Any]:
 
 def _model_id(model: CRNN) -> str | None:
     return model.checkpoint.model_id if model.checkpoint is not None else None
+
+
+def methods_catalogue() -> list[dict[str, Any]]:
+    """Every explanation method and temporal estimator, the defaults first (in their order):
+    names, description, default or not."""
+    catalogue = []
+    for registry, defaults, kind in (
+        (METHODS, DEFAULT_METHODS, "spatial"),
+        (TEMPORAL, DEFAULT_TEMPORAL, "temporal"),
+    ):
+        for name in [*defaults, *(n for n in registry if n not in defaults)]:
+            cls = registry[name]
+            catalogue.append(
+                {
+                    "name": name,
+                    "display_name": cls.display_name,
+                    "kind": kind,
+                    "description": cls.description,
+                    "default": name in defaults,
+                }
+            )
+    return catalogue
 
 
 def _describe(name: str, model: CRNN) -> dict[str, Any]:
@@ -476,6 +506,11 @@ def create_app(server: Server) -> FastAPI:
         """The served models: classes, clip length, frame size."""
         return [_describe(name, model) for name, model in server.models.items()]
 
+    @route("get", "/api/methods", "methods", response_model=list[schema.MethodInfo])
+    def methods() -> list[dict[str, Any]]:
+        """The explanation methods (spatial) and estimators (temporal) a request may name."""
+        return methods_catalogue()
+
     @route(
         "post",
         "/api/videos",
@@ -589,8 +624,10 @@ def create_app(server: Server) -> FastAPI:
         cancel it first)."""
         job = job_or_404(job_id)
         if job.state not in FINISHED:
-            raise HTTPException(409, f"job {job_id} is {job.state}; cancel it first "
-                                     f"(POST /api/jobs/{job_id}/cancel)")  # fmt: skip
+            raise HTTPException(
+                409,
+                f"job {job_id} is {job.state}; cancel it first (POST /api/jobs/{job_id}/cancel)",
+            )
         server.jobs.delete(job_id)
         return Response(status_code=204)
 

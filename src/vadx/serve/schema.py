@@ -148,6 +148,16 @@ class ModelInfo(BaseModel):
     frame_size: list[int] = Field(description="height, width")
 
 
+class MethodInfo(BaseModel):
+    name: str = Field(description="what requests name it by (methods, temporal)")
+    display_name: str
+    description: str
+    kind: Literal["spatial", "temporal"] = Field(
+        description="spatial: maps in each frame (methods); temporal: which frames (temporal)"
+    )
+    default: bool = Field(description="explained when a request names none")
+
+
 class VideoRecord(BaseModel):
     """An uploaded video as the server keeps it; the rest of :class:`Video` is its
     :class:`~vadx.video.decode.VideoInfo` (but its path)."""

@@ -2,10 +2,6 @@
 "use strict";
 (function () {
   const $ = (id) => document.getElementById(id);
-  const METHODS = ["layercam", "gradcam", "saliency", "activation", "gradcam_plus_plus",
-    "gradient_x_input", "smoothgrad", "integrated_gradients", "guided_backprop",
-    "guided_gradcam", "occlusion"];
-  const DEFAULT_METHODS = ["layercam", "gradcam", "saliency", "activation"];
   const state = { video: null, detection: null, scores: null, model: null };
 
   function token() { return sessionStorage.getItem("vadx-token") || ""; }
@@ -259,10 +255,13 @@
     state.model = models[0].name;
     $("model").addEventListener("change", () => { state.model = $("model").value; });
     $("methods").querySelectorAll("label").forEach((l) => l.remove());
-    METHODS.forEach(function (name) {
+    const methods = await api("api/methods");  // names, descriptions and defaults: the server's
+    methods.filter((m) => m.kind === "spatial").forEach(function (m) {
       const label = document.createElement("label");
-      label.innerHTML = '<input type="checkbox" value="' + name + '"' +
-        (DEFAULT_METHODS.includes(name) ? " checked" : "") + "> " + name;
+      const box = document.createElement("input");
+      box.type = "checkbox"; box.value = m.name; box.checked = m.default;
+      label.title = m.description;
+      label.append(box, " " + m.display_name);
       $("methods").appendChild(label);
     });
     await listVideos();
