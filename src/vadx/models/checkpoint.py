@@ -235,14 +235,16 @@ def _checkpoint_dir(path: Path) -> Path:
 def _refuse_to_clobber(target: Path) -> None:
     if not target.exists():
         return
-    if target.is_dir() and (not any(target.iterdir()) or _is_checkpoint(target)):
+    if target.is_dir() and (not any(target.iterdir()) or is_checkpoint(target)):
         return
     raise CheckpointError(
         f"will not overwrite {target}: it exists and is not a vadx checkpoint; choose another path"
     )
 
 
-def _is_checkpoint(directory: Path) -> bool:
+def is_checkpoint(directory: str | os.PathLike[str]) -> bool:
+    """Whether ``directory`` holds a vadx checkpoint (its config.json says so)."""
+    directory = Path(directory)
     try:
         document = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -279,6 +279,7 @@ class Watch:
         summary = {
             "source": str(self.source.source), "model": self.model_id,
             "vadx_version": __version__, "ended": ended, "seconds": round(seconds, 2),
+            "source_error": None if self.capture.error is None else str(self.capture.error),
             "settings": self.detector.settings, "metrics": metrics,
             "events": [r for r in self.records if r["state"] == "ended"],
         }  # fmt: skip
