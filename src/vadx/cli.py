@@ -212,8 +212,8 @@ def train_command(
     ],
     out: Annotated[Path, typer.Option("--out", help="Run directory (best/, last/, history).")],
     preset: Annotated[
-        str, typer.Option(help="cpu (transfer, default), cpu-scratch, or paper (GPU).")
-    ] = "cpu",
+        str | None, typer.Option(help="cpu (transfer, default), cpu-scratch, or paper (GPU).")
+    ] = None,
     val: Annotated[
         Path | None,
         typer.Option(help="Validation data (default: val/ split, else a stratified 20% of train)."),
@@ -248,7 +248,16 @@ def train_command(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of everything random.")] = None,
     workers: Annotated[int | None, typer.Option(help="Decoding processes.")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the run in --out, with its settings.")
+    ] = False,
+    override: Annotated[
+        bool,
+        typer.Option(
+            help="With --resume: change the settings a run may change (--epochs, --patience, "
+            "--lr, --batch-size, --workers, DATA, --val)."
+        ),
+    ] = False,
     skip_bad: Annotated[bool, typer.Option(help="Leave out unreadable videos (counted).")] = (
         False
     ),
@@ -261,6 +270,8 @@ def train_command(
     """
     from vadx.train.session import train_from_path
 
+    if override and not resume:
+        raise VadxError("--override changes the settings of a resumed run: give it with --resume")
     writable_path(out, "--out")
 
     model_changes = {
@@ -291,7 +302,7 @@ def train_command(
         result = train_from_path(
             data, out, preset, model_changes, train_changes, start_from=start_from,
             backbone_weights=weights, val=val, resume=resume, skip_bad=skip_bad,
-            progress=progress,
+            progress=progress, override=override,
         )  # fmt: skip
     best = result.history[result.best_epoch] if result.history else None
     console.print(
