@@ -265,7 +265,8 @@ def audit(
     info = model.checkpoint
     return {
         "source": {"path": source.path, "sha256": source_sha256, "frames": source.num_frames,
-                   "fps": source.fps, "size": [source.height, source.width]},
+                   "fps": source.fps, "size": [source.height, source.width],
+                   "announced_frames": source.announced_frames, "truncated": source.truncated},
         "clip_frames": [int(i) for i in clip.indices],
         "clip_fps": clip.fps,
         "model_checkpoint": None if info is None else {

@@ -45,6 +45,25 @@ def write_json(path: str | os.PathLike[str], document: Any, indent: int = 1) -> 
     return Path(path)
 
 
+def write_safetensors(
+    path: str | os.PathLike[str], tensors: dict[str, Any], metadata: dict[str, str] | None = None
+) -> Path:
+    """Write torch ``tensors`` as safetensors to ``path`` atomically, in canonical form: the
+    header's keys sorted. safetensors itself writes the metadata in hash-map order, which
+    changes from one save to the next, and with it the file's sha256 (a model's id): so the
+    same tensors and metadata always give the same bytes."""
+    from safetensors.torch import save
+
+    data = save(tensors, metadata=metadata)
+    size = int.from_bytes(data[:8], "little")
+    header = json.dumps(json.loads(data[8 : 8 + size]), sort_keys=True, separators=(",", ":"))
+    text = header.encode("utf-8")
+    text += b" " * (-len(text) % 8)  # the data that follows stays 8-byte aligned
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(len(text).to_bytes(8, "little") + text + data[8 + size :])
+    return Path(path)
+
+
 def writable_path(path: str | os.PathLike[str], option: str, folder: bool = True) -> Path:
     """``path`` if vadx can write it — a folder (``folder``) or a file — else an
     :class:`~vadx.errors.OutputError` naming ``option`` and what to do. Checked before any
