@@ -50,7 +50,7 @@ from vadx.models.weights import file_sha256
 from vadx.render.figures import contact_sheet, frame_strip, grid
 from vadx.render.overlay import COLORMAPS, VIEWS, class_label, label_frame, render
 from vadx.render.report import write_report
-from vadx.video.decode import VideoInfo, VideoReader
+from vadx.video.decode import VideoInfo, VideoReader, probe
 from vadx.video.encode import write_gif, write_mp4, write_png
 from vadx.video.preprocess import Geometry, fit_frames, frames_to_clip
 from vadx.video.sampling import even_indices
@@ -306,6 +306,8 @@ def explain_video(
     if windows != "one" and (start is not None or end is not None):
         raise InputError("--start/--end choose one clip; they cannot be combined with --windows")
     out = Path(out)
+    if windows == "one":  # a span outside the video is refused before any work
+        clip_indices(probe(source), model.config.num_frames, start, end)
     source_sha256 = file_sha256(source)
     if detection is None and (windows != "one" or settings.timeline):
         detection = detect(model, source, detect_config, progress)

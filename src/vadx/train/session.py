@@ -124,7 +124,8 @@ def train_from_path(
     }
     if distributed.rank() == 0:
         _remove_unfinished_run(out)
-        document = {"train": config.to_dict(), "model": mc.to_dict(), "preset": preset_name,
+        document = {"train": config.to_dict(), "model": mc.to_dict(),
+                    "preset": preset_name or "cpu",
                     "start_from": None if start_from is None else str(start_from),
                     "backbone_weights": backbone_weights, **metadata}  # fmt: skip
         write_json(out / RUN_FILE, document)
@@ -197,18 +198,17 @@ _MODEL_SETTINGS = frozenset(f.name for f in fields(CRNNConfig))
 
 def resumed_differences(run: dict[str, Any], asked: dict[str, Any]) -> dict[str, tuple]:
     """``{setting: (the run's value, the value asked)}`` for every setting ``asked`` (None:
-    not given) that differs from what the ``run`` (its :data:`RUN_FILE`) records."""
+    not given) that differs from what the ``run`` (its :data:`RUN_FILE`) records (a run
+    recorded before vadx recorded a setting is not compared on it)."""
     model = CRNNConfig.from_dict(run["model"])
-    recorded = {
-        **run["train"],
-        "val": run.get("val_data"),
-        **{k: run.get(k) for k in ("preset", "start_from", "data", "backbone_weights")},
-    }
+    recorded = {**run["train"], "val": run.get("val_data"),
+                **{k: run[k] for k in ("preset", "start_from", "data", "backbone_weights")
+                   if k in run}}  # fmt: skip
     differences = {}
     for key, value in asked.items():
-        if value is None:
+        if value is None or not (key in _MODEL_SETTINGS or key in recorded):
             continue
-        old = getattr(model, key) if key in _MODEL_SETTINGS else recorded.get(key)
+        old = getattr(model, key) if key in _MODEL_SETTINGS else recorded[key]
         same = _same_path(old, value) if key in ("data", "val", "start_from") else old == value
         if not same:
             differences[key] = (old, value)
