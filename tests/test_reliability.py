@@ -98,8 +98,8 @@ MATRIX = {
                                     "--annotate", "{folder}"], "--annotate {folder} is a folder"),
     "serve-data-dir-under-a-file": (["serve", "{model}", "--data-dir", "{file}/d"],
                                     "--data-dir {file}/d cannot be created"),
-    "calibrate-model-under-proc": (["calibrate", "/proc/vadx-model", "{folder}"],
-                                   "MODEL /proc/vadx-model"),
+    "calibrate-missing-model": (["calibrate", "/proc/vadx-model", "{folder}"],
+                                "no checkpoint at /proc/vadx-model"),
     # inputs
     "train-given-a-video": (["train", "{video}", "--out", "{out}"], "is a video, not a dataset"),
     "evaluate-given-a-video": (["evaluate", "{model}", "{video}", "--out", "{out}"],
@@ -172,6 +172,20 @@ MATRIX = {
                                             "--domain", "suppress"],
                                            "domain 'suppress' needs domain statistics"),
     "synth-clips": (["synth", "{out}", "--clips", "1,2"], "--clips takes three counts"),
+    "train-workers-negative": (["train", "{folder}", "--out", "{out}", "--workers", "-1"],
+                               "--workers must be at least 0"),
+    "train-epochs-zero": (["train", "{folder}", "--out", "{out}", "--epochs", "0"],
+                          "epochs must be at least 1"),
+    "demo-epochs-zero": (["demo", "--out", "{out}", "--epochs", "0"],
+                         "--epochs must be at least 1"),
+    "demo-clips-zero": (["demo", "--out", "{out}", "--clips", "0,0,0"],
+                        "--clips takes three counts of at least 1"),
+    "watch-max-frames-zero": (["watch", "{model}", "{video}", "--out", "{out}", "--max-frames",
+                               "0"], "max frames must be at least 1"),
+    "watch-duration-negative": (["watch", "{model}", "{video}", "--out", "{out}", "--duration",
+                                 "-1"], "duration must be positive"),
+    "xai-eval-steps-zero": (["xai-eval", "{model}", "{folder}", "--out", "{out}", "--steps", "0"],
+                            "--steps must be at least 1"),
     "new-model-freeze": (["new-model", "{out}", "--freeze", "most"], "--freeze takes none, all"),
     "serve-port-range": (["serve", "{model}", "--port", "70000", "--data-dir", "{out}"],
                          "--port must be between 0 and 65535"),
@@ -342,6 +356,17 @@ def _wait_for(marker: Path, process: subprocess.Popen) -> None:
         assert process.poll() is None, process.communicate()[1]
         assert time.monotonic() < deadline, "the process never reached the point to stop it at"
         time.sleep(0.05)
+
+
+def test_an_interrupted_synth_leaves_nothing(tmp_path):
+    def interrupt(done, total):
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        generate(tmp_path / "s", SynthConfig(clips=(2, 1, 0), num_frames=8, size=(48, 48)),
+                 progress=interrupt)  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
 
 
 # ----------------------------------------------------------------------------- training runs

@@ -272,6 +272,7 @@ def train_command(
 
     if override and not resume:
         raise VadxError("--override changes the settings of a resumed run: give it with --resume")
+    _at_least("--workers", workers, 0)
     writable_path(out, "--out")
 
     model_changes = {
@@ -441,8 +442,8 @@ def calibrate_command(
     _at_least("--batch-size", batch_size, 1)
     if not 0 < percentile <= 100:
         raise VadxError(f"--percentile must be in (0, 100], got {percentile}")
-    writable_path(model, "MODEL")
     loaded = load_model(model)
+    writable_path(loaded.checkpoint.path, "MODEL")  # the statistics are saved in it
     saved = loaded.checkpoint.metadata.get("train_config") or {}
     train_samples, val_samples, classes = training_samples(
         data, loaded.class_names, val=val, val_fraction=saved.get("val_fraction", 0.2),
@@ -887,6 +888,10 @@ def xai_eval_command(
 
     settings = _explain_settings(methods, temporal, "predicted", layer, "frame", "clip",
                                  "heatmap", "jet", 0.5)  # validates the names  # fmt: skip
+    for option, value, minimum in (("--limit", limit, 1), ("--steps", steps, 1),
+                                   ("--faithfulness-clips", faithfulness_clips, 0),
+                                   ("--sanity-clips", sanity_clips, 0)):  # fmt: skip
+        _at_least(option, value, minimum)
     writable_path(out, "--out")
     loaded = load_model(model)
     with _progress("scoring") as advance:
@@ -988,13 +993,15 @@ def demo(
     from vadx.demo import DemoSettings, run_demo
 
     writable_path(out, "--out")
+    _at_least("--epochs", epochs, 1)
     settings = DemoSettings()
     if epochs is not None:
         settings = replace(settings, epochs=epochs)
     if clips is not None:
         counts = _int_list("--clips", clips)
-        if len(counts) != 3:
-            raise VadxError(f"--clips takes three counts (train,val,test), got {clips!r}")
+        if len(counts) != 3 or min(counts) < 1:
+            raise VadxError(f"--clips takes three counts of at least 1 (train,val,test), got "
+                            f"{clips!r}")  # fmt: skip
         settings = replace(settings, clips=counts)  # type: ignore[arg-type]
     with _training_progress() as progress:
         summary = run_demo(out, settings, say=lambda text: err_console.print(text),
