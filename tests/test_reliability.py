@@ -88,6 +88,9 @@ MATRIX = {
     "xai-eval-out-under-a-file": (["xai-eval", "{model}", "{folder}", "--out", "{file}/x"],
                                   "{file} is a file"),
     "train-out-is-a-file": (["train", "{folder}", "--out", "{file}"], "--out {file} is a file"),
+    "train-out-holds-other-files": (["train", "{folder}", "--out", "{model}"],
+                                    "{model} is not empty and holds no training run (config.json, "
+                                    "model.safetensors)"),
     "new-model-under-a-file": (["new-model", "{file}/m"], "OUT {file}/m cannot be created"),
     "new-model-under-proc": (["new-model", "/proc/vadx-model"], "OUT /proc/vadx-model"),
     "synth-under-a-file": (["synth", "{file}/s"], "OUT {file}/s cannot be created"),

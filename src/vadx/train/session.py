@@ -249,23 +249,24 @@ _UNFINISHED = ("best", "history.json", RUN_FILE)
 _STAGING_PREFIXES = tuple(f".{name}." for name in ("last", *_UNFINISHED))
 
 
+def _left_by_a_run(name: str) -> bool:
+    """Whether a file named ``name`` in a run folder is one a run writes before ``last/``."""
+    return name in _UNFINISHED or name.startswith(_STAGING_PREFIXES)
+
+
 def _refuse_a_run_with_checkpoints(out: Path) -> None:
     if (out / "last").is_dir():
         raise InputError(
             f"{out} already holds a training run; use --resume to continue it or choose "
             "another --out"
         )
-    if out.is_dir():
-        other = [
-            p.name
-            for p in out.iterdir()
-            if p.name not in _UNFINISHED and not p.name.startswith(_STAGING_PREFIXES)
-        ]
-        if other:
-            raise InputError(
-                f"{out} is not empty and holds no training run ({', '.join(sorted(other)[:3])}"
-                "…): choose another --out"
-            )
+    other = sorted(p.name for p in out.iterdir() if not _left_by_a_run(p.name)) if (
+        out.is_dir()) else []  # fmt: skip
+    if other:
+        raise InputError(
+            f"{out} is not empty and holds no training run ({', '.join(other[:3])}"
+            f"{', …' if len(other) > 3 else ''}): choose another --out"
+        )
 
 
 def _remove_unfinished_run(out: Path) -> None:
@@ -273,7 +274,7 @@ def _remove_unfinished_run(out: Path) -> None:
     if not out.is_dir() or (out / "last").is_dir():
         return
     for entry in out.iterdir():
-        if entry.name in _UNFINISHED or entry.name.startswith(_STAGING_PREFIXES):
+        if _left_by_a_run(entry.name):
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
 
 
