@@ -123,6 +123,8 @@ MATRIX = {
                              "nothing to resume: {out} holds no training run"),
     "train-override-alone": (["train", "{folder}", "--out", "{out}", "--override"],
                              "--override changes the settings of a resumed run"),
+    "watch-missing-file": (["watch", "{model}", "{folder}/gone.mp4", "--out", "{out}"],
+                           "video not found: {folder}/gone.mp4"),
     "watch-text-source": (["watch", "{model}", "{text}", "--out", "{out}", "--no-explain"],
                           "the source failed for good"),
     "watch-nothing-listening": (["watch", "{model}", "tcp://127.0.0.1:{closed_port}", "--out",
