@@ -95,7 +95,8 @@ def writable_path(path: str | os.PathLike[str], option: str, folder: bool = True
 
 @contextlib.contextmanager
 def staged_folder(target: str | os.PathLike[str], last: str | None = None) -> Iterator[Path]:
-    """A hidden folder beside ``target`` that a command writes its outputs into.
+    """A hidden folder beside ``target`` (in its nearest existing parent: nothing is created
+    before the end) that a command writes its outputs into.
 
     When the block succeeds the outputs move into ``target`` (created if absent), ``last``
     — the completion marker a reader waits for — after every other file; when it fails or a
