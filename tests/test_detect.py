@@ -97,7 +97,8 @@ def test_outputs(model, long_video, tmp_path):
     with VideoReader(tmp_path / "annotated.mp4") as annotated:
         assert len(annotated) == 42
         frame = annotated.read([5]).data[0]
-    assert frame[2, 24, 0] > 150  # the red alert band at the top
+    assert frame.shape[:2] == (48 + 12, 48)  # the label's band below the 48×48 picture
+    assert frame[-3, -24, 0] > 150 and frame[-3, -24, 1] < 90  # red: an alert
 
 
 def test_bad_input(model, tmp_path):

@@ -36,7 +36,7 @@ from vadx.domain import DOMAIN_MODES, DomainMode, domain_summary, missing_note
 from vadx.errors import InputError
 from vadx.files import staged_folder, write_json
 from vadx.models.crnn import CRNN
-from vadx.render.overlay import class_label, label_frame
+from vadx.render.overlay import band_height, class_label, label_frame
 from vadx.video.decode import VideoInfo, VideoReader
 from vadx.video.encode import Mp4Writer
 from vadx.video.preprocess import fit_frames, frames_to_clip
@@ -513,8 +513,9 @@ def write_annotated(
     outside = detection.outside_domain
     names = detection.class_names
     info = detection.info
-    with VideoReader(source) as video, Mp4Writer(path, info.fps, (info.height, info.width),
-                                                 reproducible=False) as writer:  # fmt: skip
+    size = (info.height + band_height(info.width), info.width)  # the label below the picture
+    writer = Mp4Writer(path, info.fps, size, reproducible=False)
+    with VideoReader(source) as video, writer:
         for t, _, frame in video:
             row = detection.frame_probabilities[t]
             if active[t] is not None:

@@ -32,7 +32,7 @@
     cancel.className = "cancel";
     cancel.addEventListener("click", function () {
       cancel.disabled = true;
-      api("api/jobs/" + job.id, { method: "DELETE" }).catch((err) => say(status, err.message, true));
+      api("api/jobs/" + job.id + "/cancel", { method: "POST" }).catch((err) => say(status, err.message, true));
     });
     status.after(cancel);
     try {
