@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from tests.videos import bikes_mp4, frame_numbers, make_video, numbered_frames
 from vadx.video import VideoError, VideoReader, probe, read_video
-from vadx.video.decode import apply_rotation
+from vadx.video.decode import TruncatedVideoWarning, apply_rotation
 
 FRAMES = numbered_frames(12)
 RGBA = np.concatenate([FRAMES, np.full((*FRAMES.shape[:3], 1), 255, np.uint8)], -1)
@@ -192,8 +192,10 @@ def test_truncated_stream_without_index(tmp_path):
     data = full.read_bytes()
     cut = tmp_path / "cut.mkv"
     cut.write_bytes(data[: int(len(data) * 0.6)])
-    with VideoReader(cut) as video:  # what is there is readable, and says how much there is
+    warned = pytest.warns(TruncatedVideoWarning, match=r"cut.mkv is truncated .* stopped at frame")
+    with warned, VideoReader(cut) as video:  # what is there is readable, and says how much
         assert 5 < video.info.num_frames < 30
+        assert (video.info.announced_frames, video.info.truncated) == (30, True)
         assert frame_numbers(video.read_range().data) == list(range(video.info.num_frames))
 
 

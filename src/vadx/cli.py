@@ -7,8 +7,13 @@ nothing prints a traceback from inside a library.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import signal
 import sys
+import threading
+import traceback
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
@@ -21,6 +26,7 @@ from rich.text import Text
 
 from vadx._version import __version__
 from vadx.errors import VadxError
+from vadx.files import writable_path, write_json
 
 app = typer.Typer(
     name="vadx",
@@ -131,11 +137,22 @@ def new_model(
         str | None, typer.Option(help="Expected sha256 (or prefix) of the weights file.")
     ] = None,
     seed: Annotated[int, typer.Option(help="Seed of the random initialisation.")] = 0,
+    force: Annotated[
+        bool, typer.Option(help="Replace the checkpoint already at OUT (its weights are lost).")
+    ] = False,
 ) -> None:
     """Create a model (reference settings by default) and save it as a checkpoint."""
     import torch
 
     from vadx.models import CRNN, CRNNConfig, load_backbone_weights, save_model
+    from vadx.models.checkpoint import is_checkpoint
+
+    writable_path(out, "OUT")
+    if is_checkpoint(out) and not force:
+        raise VadxError(
+            f"{out} already holds a checkpoint: give --force to replace it (its weights are "
+            "lost), or choose another path"
+        )
 
     backbone_args = {} if width is None else {"width": width}
     config = CRNNConfig(
@@ -195,8 +212,8 @@ def train_command(
     ],
     out: Annotated[Path, typer.Option("--out", help="Run directory (best/, last/, history).")],
     preset: Annotated[
-        str, typer.Option(help="cpu (transfer, default), cpu-scratch, or paper (GPU).")
-    ] = "cpu",
+        str | None, typer.Option(help="cpu (transfer, default), cpu-scratch, or paper (GPU).")
+    ] = None,
     val: Annotated[
         Path | None,
         typer.Option(help="Validation data (default: val/ split, else a stratified 20% of train)."),
@@ -231,13 +248,32 @@ def train_command(
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of everything random.")] = None,
     workers: Annotated[int | None, typer.Option(help="Decoding processes.")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the run in --out, with its settings.")
+    ] = False,
+    override: Annotated[
+        bool,
+        typer.Option(
+            help="With --resume: change the settings a run may change (--epochs, --patience, "
+            "--lr, --batch-size, --workers, DATA, --val)."
+        ),
+    ] = False,
     skip_bad: Annotated[bool, typer.Option(help="Leave out unreadable videos (counted).")] = (
         False
     ),
 ) -> None:
-    """Train a CRNN on labelled videos; checkpoints each epoch, the best one kept."""
+    """Train a CRNN on labelled videos; checkpoints each epoch, the best one kept.
+
+    --resume continues the run in --out (from its last epoch, or from the start if it was
+    stopped before its first checkpoint) with the run's settings; settings given again must
+    match them, or --override changes those that may change (see docs/training.md).
+    """
     from vadx.train.session import train_from_path
+
+    if override and not resume:
+        raise VadxError("--override changes the settings of a resumed run: give it with --resume")
+    _at_least("--workers", workers, 0)
+    writable_path(out, "--out")
 
     model_changes = {
         key: value
@@ -267,7 +303,7 @@ def train_command(
         result = train_from_path(
             data, out, preset, model_changes, train_changes, start_from=start_from,
             backbone_weights=weights, val=val, resume=resume, skip_bad=skip_bad,
-            progress=progress,
+            progress=progress, override=override,
         )  # fmt: skip
     best = result.history[result.best_epoch] if result.history else None
     console.print(
@@ -286,7 +322,7 @@ def _training_progress():
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("{task.fields[info]}"))  # fmt: skip
-    with Progress(*columns, console=err_console) as bars:
+    with Progress(*columns, console=err_console, disable=not err_console.is_terminal) as bars:
         epochs = bars.add_task("epochs", total=None, info="")
         steps = bars.add_task("train", total=None, info="")
 
@@ -329,12 +365,14 @@ def evaluate_command(
     from vadx.models import load_model
     from vadx.train.data import load_samples, split_names
 
+    _at_least("--batch-size", batch_size, 1)
+    _at_least("--workers", workers, 0)
+    writable_path(out, "--out")
     loaded = load_model(model)
     if annotations is not None:
         with _progress("videos") as advance:
             result = frame_level_auc(loaded, annotations, data, progress=advance)
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "frame_metrics.json").write_text(json.dumps(result, indent=1) + "\n")
+        write_json(out / "frame_metrics.json", result)
         auc = result["frame_roc_auc"]
         console.print(
             f"frame-level ROC-AUC {'-' if auc is None else f'{auc:.3f}'} over {result['frames']} "
@@ -401,11 +439,11 @@ def calibrate_command(
     from vadx.models import load_model
     from vadx.train.data import training_samples
 
-    if batch_size < 1:
-        raise VadxError(f"--batch-size must be at least 1, got {batch_size}")
+    _at_least("--batch-size", batch_size, 1)
     if not 0 < percentile <= 100:
         raise VadxError(f"--percentile must be in (0, 100], got {percentile}")
     loaded = load_model(model)
+    writable_path(loaded.checkpoint.path, "MODEL")  # the statistics are saved in it
     saved = loaded.checkpoint.metadata.get("train_config") or {}
     train_samples, val_samples, classes = training_samples(
         data, loaded.class_names, val=val, val_fraction=saved.get("val_fraction", 0.2),
@@ -448,6 +486,7 @@ def detect_command(
     config = DetectConfig(stride=stride, step=step, smooth=smooth, on=on, off=off,
                           min_frames=min_frames, per_class=per_class,
                           domain=domain)  # type: ignore[arg-type]  # fmt: skip
+    writable_path(out, "--out")
     loaded = load_model(model)
     check_domain_mode(loaded, domain)
     with _progress("detecting") as advance:
@@ -542,6 +581,9 @@ def watch_command(
         mjpeg=None if mjpeg is None else (host, mjpeg), webhook=webhook, sqlite=sqlite,
         metrics_every=metrics_every, max_frames=max_frames, duration=duration,
     )  # fmt: skip
+    writable_path(out, "--out")
+    if annotate is not None:
+        writable_path(annotate, "--annotate", folder=False)
     loaded = load_model(model)
     check_domain_mode(loaded, domain)
     if loaded.domain is None:
@@ -580,6 +622,8 @@ def watch_command(
         f"{m['frames_dropped']} dropped; wrote {out}/events.jsonl, summary.json",
         soft_wrap=True,
     )
+    if summary["source_error"] is not None:
+        raise VadxError(f"the source failed for good: {summary['source_error']}")
 
 
 @app.command("serve")
@@ -611,13 +655,38 @@ def serve_command(
     if host not in ("127.0.0.1", "localhost", "::1") and token is None:
         err_console.print("warning: serving beyond this machine without --token: anyone who "
                           "can reach it can upload and read results")  # fmt: skip
-    server = Server(load_models(models), data_dir, token, int(max_upload_mb * 1e6), workers)
-    console.print(f"vadx serving {', '.join(server.models)} on http://{host}:{port}/ "
-                  f"(API docs: /docs, data: {data_dir})", soft_wrap=True)  # fmt: skip
+    writable_path(data_dir, "--data-dir")
+    with _listening_socket(host, port) as listening:
+        server = Server(load_models(models), data_dir, token, int(max_upload_mb * 1e6), workers)
+        console.print(f"vadx serving {', '.join(server.models)} on http://{host}:{port}/ "
+                      f"(API docs: /docs, data: {data_dir})", soft_wrap=True)  # fmt: skip
+        config = uvicorn.Config(create_app(server), host=host, port=port, log_level="warning")
+        try:
+            uvicorn.Server(config).run(sockets=[listening])
+        finally:
+            server.jobs.close()
+
+
+def _listening_socket(host: str, port: int):
+    """A socket bound to ``host:port`` before anything loads: a port in use is one
+    ``error:`` line, not a server that starts and then exits."""
+    import socket
+
+    if not 0 <= port <= 65535:
+        raise VadxError(f"--port must be between 0 and 65535, got {port}")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listening = socket.socket(family, socket.SOCK_STREAM)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
-        uvicorn.run(create_app(server), host=host, port=port, log_level="warning")
-    finally:
-        server.jobs.close()
+        listening.bind((host, port))
+    except OSError as err:
+        listening.close()
+        if err.errno == errno.EADDRINUSE:
+            raise VadxError(f"--port {port} on {host} is in use: stop what listens there or "
+                            "choose another --port") from err  # fmt: skip
+        raise VadxError(f"cannot listen on --host {host} --port {port}: "
+                        f"{err.strerror or err}") from err  # fmt: skip
+    return listening
 
 
 def _explain_settings(
@@ -716,14 +785,17 @@ def explain_command(
     """Explain a clip (or windows) of a video into report.html (every method, view and frame,
     drawn in the browser) and the audit record; rendered pictures on request."""
     from vadx.detect import DetectConfig, read_detection
+    from vadx.explain.targets import check_target
     from vadx.explain_video import explain_video
     from vadx.models import load_model
 
-    loaded = load_model(model)
     asked = {"frames": frames, "mp4": mp4, "gif": gif, "sheets": sheets}
     exports = tuple(name for name, wanted in asked.items() if wanted or everything)
     settings = _explain_settings(methods, temporal, target, layer, weighting, normalisation,
                                  view, colormap, opacity, timeline, quality, exports)  # fmt: skip
+    writable_path(out, "--out")
+    loaded = load_model(model)
+    check_target(loaded, settings.target)
     choice: str | int = window if window is not None else windows
     earlier = None if detection is None else read_detection(detection, loaded, video)
     with _progress("explaining") as advance:
@@ -781,8 +853,10 @@ def compare_command(
     opacity: OpacityOption = 0.5,
 ) -> None:
     """The same clip explained by several models side by side, with their predictions."""
+    from vadx.explain.targets import check_target
     from vadx.explain_video import compare_models
     from vadx.models import load_model
+    from vadx.video import probe as probe_video
 
     if len(models_and_video) < 3:
         raise VadxError("compare takes at least two models and a video: MODEL_A MODEL_B VIDEO")
@@ -793,8 +867,12 @@ def compare_command(
              for k, name in enumerate(names)]  # fmt: skip
     settings = _explain_settings(method, temporal, target, layer, "frame", "clip", view,
                                  colormap, opacity, timeline=False)  # fmt: skip
-    summary = compare_models({n: load_model(p) for n, p in zip(names, paths, strict=True)},
-                             video, out, settings, start, end)  # fmt: skip
+    writable_path(out, "--out")
+    probe_video(video)  # a missing or unreadable video before the models load
+    loaded = {n: load_model(p) for n, p in zip(names, paths, strict=True)}
+    for model in loaded.values():
+        check_target(model, settings.target)
+    summary = compare_models(loaded, video, out, settings, start, end)
     table = Table("model", "predicted", "target", title=f"{summary['method']} on {video}")
     for entry in summary["models"]:
         table.add_row(entry["model"], f"{entry['predicted']} {entry['probability']:.0%}",
@@ -827,6 +905,11 @@ def xai_eval_command(
 
     settings = _explain_settings(methods, temporal, "predicted", layer, "frame", "clip",
                                  "heatmap", "jet", 0.5)  # validates the names  # fmt: skip
+    for option, value, minimum in (("--limit", limit, 1), ("--steps", steps, 1),
+                                   ("--faithfulness-clips", faithfulness_clips, 0),
+                                   ("--sanity-clips", sanity_clips, 0)):  # fmt: skip
+        _at_least(option, value, minimum)
+    writable_path(out, "--out")
     loaded = load_model(model)
     with _progress("scoring") as advance:
         document = xai_eval(loaded, data, out, split, settings.methods, settings.temporal, layer,
@@ -858,6 +941,7 @@ def synth(
     counts = _int_list("--clips", clips)
     if len(counts) != 3:
         raise VadxError(f"--clips takes three counts (train,val,test), got {clips!r}")
+    writable_path(out, "OUT")
     config = SynthConfig(
         clips=counts,  # type: ignore[arg-type]
         num_frames=frames,
@@ -894,11 +978,12 @@ def probe(
 
 @contextlib.contextmanager
 def _progress(description: str):
-    """A progress bar on stderr; yields ``advance(done, total)``."""
+    """A progress bar on stderr (none where stderr is not a terminal: a log would get its
+    last frame as an empty bar); yields ``advance(done, total)``."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     columns = (description, BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err_console, transient=False) as bar:
+    with Progress(*columns, console=err_console, disable=not err_console.is_terminal) as bar:
         task = bar.add_task(description, total=None)
 
         def advance(done: int, total: int) -> None:
@@ -924,13 +1009,16 @@ def demo(
     """
     from vadx.demo import DemoSettings, run_demo
 
+    writable_path(out, "--out")
+    _at_least("--epochs", epochs, 1)
     settings = DemoSettings()
     if epochs is not None:
         settings = replace(settings, epochs=epochs)
     if clips is not None:
         counts = _int_list("--clips", clips)
-        if len(counts) != 3:
-            raise VadxError(f"--clips takes three counts (train,val,test), got {clips!r}")
+        if len(counts) != 3 or min(counts) < 1:
+            raise VadxError(f"--clips takes three counts of at least 1 (train,val,test), got "
+                            f"{clips!r}")  # fmt: skip
         settings = replace(settings, clips=counts)  # type: ignore[arg-type]
     with _training_progress() as progress:
         summary = run_demo(out, settings, say=lambda text: err_console.print(text),
@@ -986,6 +1074,11 @@ def _ms(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0f} ms"
 
 
+def _at_least(option: str, value: int | None, minimum: int) -> None:
+    if value is not None and value < minimum:
+        raise VadxError(f"{option} must be at least {minimum}, got {value}")
+
+
 def _int_list(option: str, text: str) -> tuple[int, ...]:
     try:
         return tuple(int(part) for part in text.split(",") if part.strip())
@@ -1001,13 +1094,91 @@ def _freeze_value(text: str) -> str | int:
     raise VadxError(f"--freeze takes none, all or a number of trainable units, got {text!r}")
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of the ``vadx`` console script."""
+class Stopped(BaseException):
+    """SIGINT or SIGTERM arrived: the command unwinds (removing what it had half-written)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _signals_stop_the_command():
+    """SIGINT and SIGTERM raise :class:`Stopped` in the command, so that every ``finally``
+    and staging folder cleans up (Python's default SIGTERM ends the process on the spot)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, _frame) -> None:
+        raise Stopped(signum)
+
+    previous = {number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)}
     try:
-        app(args=argv, prog_name="vadx")
-    except VadxError as err:
-        err_console.print(Text.assemble(("error: ", "bold red"), str(err)), soft_wrap=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        err_console.print("interrupted")
-        sys.exit(130)
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+@contextlib.contextmanager
+def _warnings_as_lines():
+    """Warnings as ``warning: …`` lines on stderr, not as ``file:line: UserWarning: …``."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        _say("warning: ", "bold yellow", str(message))
+
+    with warnings.catch_warnings():
+        warnings.showwarning = show
+        yield
+
+
+def _say(prefix: str, style: str, text: str) -> None:
+    err_console.print(Text.assemble((prefix, style), text), soft_wrap=True)
+
+
+#: what to do about an OS error, by errno
+_OS_ADVICE = {
+    errno.EACCES: "check its permissions or choose another path",
+    errno.EPERM: "check its permissions or choose another path",
+    errno.EROFS: "the file system is read-only: choose another path",
+    errno.ENOSPC: "the disk is full: free some space or choose another path",
+    errno.ENOTDIR: "a part of the path is a file, not a folder: choose another path",
+    errno.EISDIR: "it is a folder: give a file",
+    errno.ENOENT: "check the path",
+    errno.EEXIST: "it exists already: choose another path",
+}
+
+
+def os_error_line(err: OSError) -> str:
+    """One line for an OS error: the path, what went wrong, what to do."""
+    paths = " → ".join(str(p) for p in (err.filename, err.filename2) if p is not None)
+    reason = err.strerror or str(err) or type(err).__name__
+    advice = _OS_ADVICE.get(err.errno) if paths else None
+    return (f"{paths}: " if paths else "") + reason + (f"; {advice}" if advice else "")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``vadx`` console script, and the one place failures become exit
+    statuses: a failure vadx expects (its own errors, an OS error on a file) is one
+    ``error:`` line and status 2; SIGINT/SIGTERM stop the command, its unfinished outputs
+    removed, with status 128 + the signal; anything else is a bug: its traceback, a line
+    asking to report it, status 1."""
+    with _signals_stop_the_command(), _warnings_as_lines():
+        try:
+            app(args=argv, prog_name="vadx")
+        except VadxError as err:
+            _say("error: ", "bold red", str(err))
+            sys.exit(2)
+        except OSError as err:
+            _say("error: ", "bold red", os_error_line(err))
+            sys.exit(2)
+        except Stopped as stop:
+            name = signal.Signals(stop.signum).name
+            err_console.print(f"stopped by {name}; unfinished outputs were removed")
+            sys.exit(128 + stop.signum)
+        except Exception:
+            traceback.print_exc()
+            _say("error: ", "bold red", f"unexpected failure in vadx {__version__}, a bug: "
+                 "please report it with the traceback above")  # fmt: skip
+            sys.exit(1)

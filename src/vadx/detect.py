@@ -35,7 +35,7 @@ import torch
 from vadx._version import __version__
 from vadx.domain import DOMAIN_MODES, DomainMode, domain_summary, missing_note
 from vadx.errors import InputError
-from vadx.files import atomic_path, write_json
+from vadx.files import staged_folder, write_json
 from vadx.models.crnn import CRNN
 from vadx.models.weights import file_sha256
 from vadx.render.overlay import band_height, class_label, label_frame
@@ -202,7 +202,7 @@ def detect(
         if info.num_frames < span:
             raise InputError(
                 f"{source} has {info.num_frames} frames, fewer than one window of the model "
-                f"({length} frames {step} apart = {span}); use a smaller --step"
+                f"({length} frames {step} apart = {span}): {_too_short_advice(info, length)}"
             )
         windows = sliding_windows(info.num_frames, length, stride, step, video.timestamps)
         needed = np.unique(np.concatenate([w.indices for w in windows]))
@@ -251,6 +251,12 @@ def event_window(
 
     # frames no window covers (a stride past the last window) take the nearest windows'
     return min(windows, key=lambda w: (apart(w), -probabilities[w.number, column]))
+
+
+def _too_short_advice(info: VideoInfo, length: int) -> str:
+    if info.num_frames < length:
+        return f"the model needs a video of at least {length} frames"
+    return f"use a smaller --step (at most {(info.num_frames - 1) // max(length - 1, 1)})"
 
 
 def check_domain_mode(model: CRNN, mode: str, show_path: bool = True) -> None:
@@ -441,41 +447,45 @@ def write_detection(
     annotate: bool = True,
     progress: ProgressFn | None = None,
 ) -> Path:
-    """Write events.json, scores.csv, scores.png and (optionally) annotated.mp4 into ``out``."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    """Write events.json, scores.csv, scores.png and (optionally) annotated.mp4 into ``out``:
+    all of them or, if anything fails or a signal stops it, none (``events.json`` comes last:
+    a reader that finds it finds the rest)."""
+    with staged_folder(out, last="events.json") as staging:
+        _write_scores_csv(staging / "scores.csv", detection)
+        (staging / "scores.png").write_bytes(scores_png(detection))
+        if annotate:
+            write_annotated(staging / "annotated.mp4", detection, source, progress)
+        document = {
+            "video": str(source),
+            "video_sha256": file_sha256(source),
+            "video_info": asdict(detection.info),
+            "model": model_id,
+            "vadx_version": __version__,
+            "settings": detection.settings,
+            "classes": list(detection.class_names),
+            "events": [asdict(e) for e in detection.events],
+            "windows": len(detection.windows),
+            "domain": detection.domain,
+        }
+        write_json(staging / "events.json", document)
+    return Path(out) / "events.json"
+
+
+def _write_scores_csv(path: Path, detection: Detection) -> None:
     names = detection.class_names
-    with atomic_path(out / "scores.csv") as tmp, open(tmp, "w", newline="") as fh:
+    domain = detection.frame_domain
+    active = _event_of_frame(detection)
+    with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
-        domain = detection.frame_domain
         writer.writerow(["frame", "time", *[f"p_{n}" for n in names], "anomaly", "smoothed",
                          "event", *(["domain_score", "out_of_domain"] if domain is not None
                                     else [])])  # fmt: skip
-        active = _event_of_frame(detection)
         for t, row in enumerate(detection.frame_probabilities):
             familiarity = [] if domain is None else [f"{domain[t]:.3f}", int(domain[t] > 1)]
             writer.writerow([t, f"{detection.timestamps[t]:.4f}", *[f"{p:.5f}" for p in row],
                              f"{detection.anomaly_score[t]:.5f}",
                              f"{detection.smoothed_score[t]:.5f}", active[t] or "",
                              *familiarity])  # fmt: skip
-    with atomic_path(out / "scores.png") as tmp:
-        tmp.write_bytes(scores_png(detection))
-    if annotate:
-        write_annotated(out / "annotated.mp4", detection, source, progress)
-    document = {
-        "video": str(source),
-        "video_sha256": file_sha256(source),
-        "video_info": asdict(detection.info),
-        "model": model_id,
-        "vadx_version": __version__,
-        "settings": detection.settings,
-        "classes": list(names),
-        "events": [asdict(e) for e in detection.events],
-        "windows": len(detection.windows),
-        "domain": detection.domain,
-    }
-    write_json(out / "events.json", document)
-    return out / "events.json"
 
 
 def _event_of_frame(detection: Detection) -> list[str | None]:

@@ -236,18 +236,15 @@ def window_features(
 def save_domain(checkpoint: str | Path, stats: DomainStats) -> Path:
     """Add ``stats`` to the checkpoint directory (atomically, file by file: the statistics
     first, then ``config.json`` naming them); the weights and the model id do not change."""
-    from safetensors.torch import save_file
-
-    from vadx.files import atomic_path, write_json
+    from vadx.files import write_json, write_safetensors
     from vadx.models.checkpoint import CONFIG_FILE, read_checkpoint
     from vadx.models.weights import file_sha256
 
     info = read_checkpoint(checkpoint)
-    target = info.path / DOMAIN_FILE
-    with atomic_path(target) as tmp:
-        tensors = {"means": torch.from_numpy(stats.means.copy()),
-                   "whitening": torch.from_numpy(stats.whitening.copy())}  # fmt: skip
-        save_file(tensors, str(tmp), metadata={"weights_sha256": info.weights_sha256})
+    tensors = {"means": torch.from_numpy(stats.means.copy()),
+               "whitening": torch.from_numpy(stats.whitening.copy())}  # fmt: skip
+    target = write_safetensors(info.path / DOMAIN_FILE, tensors,
+                               {"weights_sha256": info.weights_sha256})  # fmt: skip
     document = json.loads((info.path / CONFIG_FILE).read_text(encoding="utf-8"))
     document["domain"] = {**stats.describe(), "file": DOMAIN_FILE, "sha256": file_sha256(target),
                           "weights_sha256": info.weights_sha256}  # fmt: skip

@@ -23,3 +23,7 @@ class WeightsError(VadxError):
 
 class InputError(VadxError, ValueError):
     """A tensor given to a model does not have the expected layout."""
+
+
+class OutputError(VadxError):
+    """An output path cannot be written: a file where a folder is wanted, read-only, …"""

@@ -19,7 +19,7 @@ import torch
 
 from vadx.data.dataset import VideoDataset, make_loader
 from vadx.errors import InputError
-from vadx.files import atomic_path, write_json
+from vadx.files import staged_folder, write_json
 from vadx.models.crnn import CRNN
 
 
@@ -137,20 +137,20 @@ def write_evaluation(
     labels: np.ndarray,
     sources: list[str],
 ) -> Path:
-    """Write ``metrics.json``, ``predictions.csv`` and ``confusion.png`` into ``out``."""
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    """Write ``metrics.json``, ``predictions.csv`` and ``confusion.png`` into ``out``: all
+    of them or none (``metrics.json`` last)."""
     names = metrics["class_names"]
-    with atomic_path(out / "predictions.csv") as tmp, open(tmp, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["video", "label", "predicted", *[f"p_{n}" for n in names]])
-        for source, label, row in zip(sources, labels, probabilities, strict=True):
-            writer.writerow([source, names[label], names[int(row.argmax())],
-                             *[f"{p:.6f}" for p in row]])  # fmt: skip
-    with atomic_path(out / "confusion.png") as tmp:
-        tmp.write_bytes(confusion_png(np.array(metrics["confusion_matrix"]), names))
-    write_json(out / "metrics.json", metrics)
-    return out / "metrics.json"
+    with staged_folder(out, last="metrics.json") as staging:
+        with open(staging / "predictions.csv", "w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["video", "label", "predicted", *[f"p_{n}" for n in names]])
+            for source, label, row in zip(sources, labels, probabilities, strict=True):
+                writer.writerow([source, names[label], names[int(row.argmax())],
+                                 *[f"{p:.6f}" for p in row]])  # fmt: skip
+        (staging / "confusion.png").write_bytes(
+            confusion_png(np.array(metrics["confusion_matrix"]), names))  # fmt: skip
+        write_json(staging / "metrics.json", metrics)
+    return Path(out) / "metrics.json"
 
 
 def frame_level_auc(

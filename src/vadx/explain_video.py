@@ -45,13 +45,16 @@ from vadx.explain import (
     Explanation,
     explain,
 )
-from vadx.files import write_json
+from vadx.explain.base import check_choice
+from vadx.explain.cam import WEIGHTINGS
+from vadx.explain.normalise import NORMALISATIONS
+from vadx.files import staged_folder, write_json
 from vadx.models.crnn import CRNN
 from vadx.models.weights import file_sha256
 from vadx.render.figures import contact_sheet, frame_strip, grid
-from vadx.render.overlay import VIEWS, class_label, label_frame, render
+from vadx.render.overlay import COLORMAPS, VIEWS, class_label, label_frame, render
 from vadx.render.report import write_report
-from vadx.video.decode import VideoInfo, VideoReader
+from vadx.video.decode import VideoInfo, VideoReader, probe
 from vadx.video.encode import write_gif, write_mp4, write_png
 from vadx.video.preprocess import Geometry, fit_frames, frames_to_clip
 from vadx.video.sampling import even_indices
@@ -94,6 +97,14 @@ class ExplainSettings:
     def __post_init__(self) -> None:
         if self.view not in VIEWS:
             raise InputError(f"unknown view {self.view!r}; choose from {', '.join(VIEWS)}")
+        if self.colormap not in COLORMAPS:
+            raise InputError(
+                f"unknown colormap {self.colormap!r}; choose from {', '.join(COLORMAPS)}"
+            )
+        if not 0.0 <= self.opacity <= 1.0:
+            raise InputError(f"opacity must be between 0 and 1, got {self.opacity}")
+        check_choice("weighting", self.weighting, WEIGHTINGS)
+        check_choice("normalisation", self.normalisation, NORMALISATIONS)
         if not self.methods:
             raise InputError("give at least one explanation method")
         for names, known, kind in ((self.methods, METHODS, "method"),
@@ -128,10 +139,12 @@ def clip_indices(info: VideoInfo, steps: int, start: int | None, end: int | None
     """``steps`` frame indices spread evenly over ``[start, end]`` (default: the whole video)."""
     first = 0 if start is None else start
     last = info.num_frames - 1 if end is None else end
+    if first > last:
+        raise InputError(f"--end {last} is before --start {first} (video {info.path})")
     if not 0 <= first <= last < info.num_frames:
         raise InputError(
-            f"frame span {first}–{last} is not inside the video's {info.num_frames} frames "
-            f"(0–{info.num_frames - 1})"
+            f"frame span {first}–{last} is not inside {info.path}: it has {info.num_frames} "
+            f"frames (0–{info.num_frames - 1})"
         )
     return even_indices(info.num_frames, steps, first, last + 1)
 
@@ -269,7 +282,8 @@ def audit(
     info = model.checkpoint
     return {
         "source": {"path": source.path, "sha256": source_sha256, "frames": source.num_frames,
-                   "fps": source.fps, "size": [source.height, source.width]},
+                   "fps": source.fps, "size": [source.height, source.width],
+                   "announced_frames": source.announced_frames, "truncated": source.truncated},
         "clip_frames": [int(i) for i in clip.indices],
         "clip_fps": clip.fps,
         "model_checkpoint": None if info is None else {
@@ -309,27 +323,32 @@ def explain_video(
     if windows != "one" and (start is not None or end is not None):
         raise InputError("--start/--end choose one clip; they cannot be combined with --windows")
     out = Path(out)
+    if windows == "one":  # a span outside the video is refused before any work
+        clip_indices(probe(source), model.config.num_frames, start, end)
     source_sha256 = file_sha256(source)
     if detection is None and (windows != "one" or settings.timeline):
         detection = detect(model, source, detect_config, progress)
     clips: list[dict[str, Any]] = []
-    with VideoReader(source) as video:
+    with VideoReader(source) as video, staged_folder(out, last="summary.json") as staging:
         jobs = _jobs(model, video.info, windows, start, end, detection)
         if not jobs:
             say = "no window was flagged" if windows == "flagged" else "nothing to explain"
-            write_json(out / "summary.json", {"source": str(source), "clips": [], "note": say})
-            return {"source": str(source), "clips": [], "note": say}
+            summary = {"source": str(source), "clips": [], "note": say}
+            write_json(staging / "summary.json", summary)
+            return summary
         for number, (indices, target) in enumerate(jobs):
-            folder = out if len(jobs) == 1 and windows == "one" else out / (
+            name = "" if len(jobs) == 1 and windows == "one" else (
                 f"window-{number:04d}-f{indices[0]:06d}-f{indices[-1]:06d}")  # fmt: skip
             clip = explain_frames(model, video, indices, settings, target)
-            clips.append(write_clip(folder, clip, settings, model, video.info, source_sha256,
-                                    detection))  # fmt: skip
+            written = write_clip(staging / name, clip, settings, model, video.info,
+                                 source_sha256, detection)  # fmt: skip
+            clips.append({**written, "folder": str(out / name),
+                          "report": str(out / name / "report.html")})  # fmt: skip
             if progress is not None:
                 progress("explaining", number + 1, len(jobs))
-    summary = {"source": str(source), "windows": windows, "settings": _jsonable(settings),
-               "clips": clips}  # fmt: skip
-    write_json(out / "summary.json", summary)
+        summary = {"source": str(source), "windows": windows, "settings": _jsonable(settings),
+                   "clips": clips}  # fmt: skip
+        write_json(staging / "summary.json", summary)
     return summary
 
 
@@ -396,7 +415,7 @@ def compare_models(
     source_sha256 = file_sha256(source)
     rows: list[tuple[str, np.ndarray]] = []
     entries = []
-    with VideoReader(source) as video:
+    with VideoReader(source) as video, staged_folder(out, last="compare.json") as staging:
         for name, model in models.items():
             indices = clip_indices(video.info, model.config.num_frames, start, end)
             clip = explain_frames(model, video, indices, settings)
@@ -406,10 +425,10 @@ def compare_models(
                 rows.append(("frame", clip.frames))
             rows.append((f"{name}: {class_label(predicted, probability)}",
                          rendered(clip, method, settings.view, settings)))  # fmt: skip
-            folder = out / "models" / re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
-            e.save(folder, audit(clip, settings, model, video.info, source_sha256))
+            folder = Path("models") / re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
+            e.save(staging / folder, audit(clip, settings, model, video.info, source_sha256))
             entries.append({
-                "model": name, "folder": str(folder), "frames": [int(i) for i in indices],
+                "model": name, "folder": str(out / folder), "frames": [int(i) for i in indices],
                 "predicted": predicted, "probability": round(probability, 4),
                 "probabilities": dict(zip(e.class_names, e.probabilities[0].round(4).tolist(),
                                           strict=True)),
@@ -417,9 +436,9 @@ def compare_models(
                 "frame_importance": {k: f.scores[0].round(6).tolist()
                                      for k, f in e.temporal.items()},
             })  # fmt: skip
-    first_frames = entries[0]["frames"]
-    write_png(out / "compare.png", grid(rows, [str(i) for i in first_frames]))
-    summary = {"source": str(source), "source_sha256": source_sha256, "method": method,
-               "view": settings.view, "models": entries}  # fmt: skip
-    write_json(out / "compare.json", summary)
+        first_frames = entries[0]["frames"]
+        write_png(staging / "compare.png", grid(rows, [str(i) for i in first_frames]))
+        summary = {"source": str(source), "source_sha256": source_sha256, "method": method,
+                   "view": settings.view, "models": entries}  # fmt: skip
+        write_json(staging / "compare.json", summary)
     return summary

@@ -5,10 +5,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from vadx.errors import OutputError
 
 
 @contextlib.contextmanager
@@ -40,3 +43,95 @@ def write_json(path: str | os.PathLike[str], document: Any, indent: int = 1) -> 
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(document, indent=indent) + "\n", encoding="utf-8")
     return Path(path)
+
+
+def write_safetensors(
+    path: str | os.PathLike[str], tensors: dict[str, Any], metadata: dict[str, str] | None = None
+) -> Path:
+    """Write torch ``tensors`` as safetensors to ``path`` atomically, in canonical form: the
+    header's keys sorted. safetensors itself writes the metadata in hash-map order, which
+    changes from one save to the next, and with it the file's sha256 (a model's id): so the
+    same tensors and metadata always give the same bytes."""
+    from safetensors.torch import save
+
+    data = save(tensors, metadata=metadata)
+    size = int.from_bytes(data[:8], "little")
+    header = json.dumps(json.loads(data[8 : 8 + size]), sort_keys=True, separators=(",", ":"))
+    text = header.encode("utf-8")
+    text += b" " * (-len(text) % 8)  # the data that follows stays 8-byte aligned
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(len(text).to_bytes(8, "little") + text + data[8 + size :])
+    return Path(path)
+
+
+def writable_path(path: str | os.PathLike[str], option: str, folder: bool = True) -> Path:
+    """``path`` if vadx can write it — a folder (``folder``) or a file — else an
+    :class:`~vadx.errors.OutputError` naming ``option`` and what to do. Checked before any
+    work starts, without creating anything: the path is not a file (or, for a file, not a
+    folder), the nearest existing folder above it is a folder, and a file can be made there.
+    """
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise OutputError(f"{option} {path} is a file, not a folder: choose another path")
+    if not folder and path.is_dir():
+        raise OutputError(f"{option} {path} is a folder, not a file: choose another path")
+    existing = path if folder and path.is_dir() else _nearest_folder(path.parent)
+    if not existing.is_dir():
+        raise OutputError(
+            f"{option} {path} cannot be created: {existing} is a file, not a folder; choose "
+            "another path"
+        )
+    try:
+        fd, probe = tempfile.mkstemp(dir=existing, prefix=".vadx-write-check-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise OutputError(
+            f"{option} {path} cannot be written ({err.strerror or err} in {existing}): choose "
+            "another path or make it writable"
+        ) from err
+    return path
+
+
+@contextlib.contextmanager
+def staged_folder(target: str | os.PathLike[str], last: str | None = None) -> Iterator[Path]:
+    """A hidden folder beside ``target`` (in its nearest existing parent: nothing is created
+    before the end) that a command writes its outputs into.
+
+    When the block succeeds the outputs move into ``target`` (created if absent), ``last``
+    — the completion marker a reader waits for — after every other file; when it fails or a
+    signal stops it, the staging folder is removed and ``target`` is left as it was. So a
+    command's outputs appear together or not at all.
+    """
+    target = Path(target)
+    staging = Path(tempfile.mkdtemp(dir=_nearest_folder(target.parent),
+                                    prefix=f".{target.name}.partial-"))  # fmt: skip
+    try:
+        yield staging
+        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            _move_into(staging, target, last)
+        else:
+            os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _move_into(source: Path, target: Path, last: str | None = None) -> None:
+    """Move the entries of folder ``source`` into folder ``target`` (merging sub-folders,
+    replacing files), ``last`` at the end."""
+    target.mkdir(exist_ok=True)
+    for entry in sorted(source.iterdir(), key=lambda p: p.name == last):
+        destination = target / entry.name
+        if entry.is_dir() and destination.is_dir():
+            _move_into(entry, destination)
+        else:
+            os.replace(entry, destination)
+
+
+def _nearest_folder(path: Path) -> Path:
+    """``path`` or the nearest of its parents that exists (which may be a file)."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -36,7 +37,7 @@ import numpy as np
 from vadx._version import __version__
 from vadx.data.masks import write_masks
 from vadx.errors import InputError
-from vadx.files import write_json
+from vadx.files import staged_folder, write_json
 from vadx.video.encode import write_mp4, write_png
 
 SYNTH_CLASSES = ("fight", "shooting", "fire", "normal")
@@ -641,7 +642,9 @@ def generate(
     Layout: ``out/<split>/<class>/<clip>.mp4`` with ``<clip>.masks.npz`` (masks and frame
     labels) beside each video — the folder-per-class layout — ``out/manifest.json``
     describing every clip (class, split, seed, anomaly start, mask area per frame), and
-    ``out/preview.png``: a first clip of each class, its anomaly outlined in green.
+    ``out/preview.png``: a first clip of each class, its anomaly outlined in green. The files
+    appear together when the last is written, ``manifest.json`` last (an interrupted run
+    leaves nothing).
     """
     out = Path(out)
     if out.exists() and any(out.iterdir()) and not (out / "manifest.json").is_file():
@@ -655,6 +658,29 @@ def generate(
         for kind in config.classes
         for number in range(count)
     ]
+    with staged_folder(out, last="manifest.json") as staging:
+        clips = _write_clips(staging, jobs, config, background, progress)
+        write_png(staging / "preview.png", preview(config, background))
+        manifest = {
+            "generator": "vadx synth",
+            "vadx_version": __version__,
+            "config": asdict(config),
+            "classes": list(config.classes),
+            "clips": clips,
+        }
+        write_json(staging / "manifest.json", manifest)
+    return out / "manifest.json"
+
+
+def _write_clips(
+    out: Path,
+    jobs: list[tuple[str, str, int]],
+    config: SynthConfig,
+    background: np.ndarray | None,
+    progress: Callable[[int, int], None] | None,
+) -> list[dict[str, Any]]:
+    """Render and write the clips of ``jobs`` (split, class, number) into ``out``; returns
+    their manifest entries."""
     clips = []
     for done, (split, kind, number) in enumerate(jobs, 1):
         seed = clip_seed(config.seed, kind, split, number)
@@ -677,17 +703,7 @@ def generate(
         )
         if progress is not None:
             progress(done, len(jobs))
-    write_png(out / "preview.png", preview(config, background))
-    manifest = {
-        "generator": "vadx synth",
-        "vadx_version": __version__,
-        "config": asdict(config),
-        "classes": list(config.classes),
-        "clips": clips,
-    }
-    path = out / "manifest.json"
-    write_json(path, manifest)
-    return path
+    return clips
 
 
 def preview(config: SynthConfig, background: np.ndarray | None = None, columns: int = 6):

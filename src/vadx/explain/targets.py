@@ -113,6 +113,12 @@ def resolve_target(model: CRNN, logits: torch.Tensor, target: TargetSpec) -> Res
     return ResolvedTarget(indices, names, spec)
 
 
+def check_target(model: CRNN, target: TargetSpec) -> None:
+    """Refuse, before any work, a target ``model`` cannot explain (an unknown class, an index
+    out of range, ``"anomaly"`` without a non-normal class)."""
+    resolve_target(model, torch.zeros(1, model.num_classes), target)
+
+
 def _custom_target(logits: torch.Tensor, function: TargetFn) -> ResolvedTarget:
     batch = logits.shape[0]
     scores = function(logits)

@@ -29,6 +29,7 @@ import torch
 from vadx._version import __version__
 from vadx.domain import load_domain
 from vadx.errors import CheckpointError, ConfigError
+from vadx.files import write_safetensors
 from vadx.models.config import CRNNConfig
 from vadx.models.crnn import CRNN
 from vadx.models.weights import file_sha256
@@ -73,17 +74,14 @@ def save_model(
     checkpoint at ``path`` is replaced; any other existing file or non-empty directory is left
     alone and raises :class:`CheckpointError`.
     """
-    from safetensors.torch import save_file
-
     target = Path(path)
     _refuse_to_clobber(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
     try:
         tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        weights = staging / WEIGHTS_FILE
-        save_file(tensors, str(weights), metadata={"format": "pt", "writer": f"vadx {__version__}"})
-        _fsync(weights)
+        weights = write_safetensors(staging / WEIGHTS_FILE, tensors,
+                                    {"format": "pt", "writer": f"vadx {__version__}"})  # fmt: skip
         document = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -235,14 +233,16 @@ def _checkpoint_dir(path: Path) -> Path:
 def _refuse_to_clobber(target: Path) -> None:
     if not target.exists():
         return
-    if target.is_dir() and (not any(target.iterdir()) or _is_checkpoint(target)):
+    if target.is_dir() and (not any(target.iterdir()) or is_checkpoint(target)):
         return
     raise CheckpointError(
         f"will not overwrite {target}: it exists and is not a vadx checkpoint; choose another path"
     )
 
 
-def _is_checkpoint(directory: Path) -> bool:
+def is_checkpoint(directory: str | os.PathLike[str]) -> bool:
+    """Whether ``directory`` holds a vadx checkpoint (its config.json says so)."""
+    directory = Path(directory)
     try:
         document = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):

@@ -27,7 +27,7 @@ import numpy as np
 from vadx.data.dataset import VideoDataset
 from vadx.errors import InputError
 from vadx.explain import DEFAULT_METHODS, DEFAULT_TEMPORAL, explain
-from vadx.files import atomic_path, write_json
+from vadx.files import atomic_path, staged_folder, write_json
 from vadx.models.crnn import CRNN
 from vadx.quality.faithfulness import auc, spatial_curves, temporal_curves
 from vadx.quality.localisation import (
@@ -149,10 +149,10 @@ def xai_eval(
                 "sanity_clips": min(sanity_clips, len(clips)), "steps": steps,
                 "metrics": {k: vars(v) for k, v in METRICS.items()},
                 "summary": summary, "sanity": sanity, "clips": clips}  # fmt: skip
-    write_json(out / "xai-eval.json", document)
-    with atomic_path(out / "xai-eval.md") as tmp:
-        tmp.write_text(markdown_table(summary), encoding="utf-8")
-    plot_summary(out / "xai-eval.png", summary)
+    with staged_folder(out, last="xai-eval.json") as staging:
+        (staging / "xai-eval.md").write_text(markdown_table(summary), encoding="utf-8")
+        plot_summary(staging / "xai-eval.png", summary)
+        write_json(staging / "xai-eval.json", document)
     return document
 
 

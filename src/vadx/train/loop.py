@@ -218,17 +218,20 @@ def train(
         last = out / "last"
         if not last.is_dir():
             raise InputError(f"nothing to resume: {last} does not exist")
-        model.load_state_dict(load_model(last, device=device).state_dict())
+        saved = load_model(last, device=device)
+        model.load_state_dict(saved.state_dict())
         tensors, state = read_trainer_state(last)
         optimizer_from_files(optimizer, tensors, state["optimizer"])
         if scheduler is not None and state["scheduler"] is not None:
             scheduler.load_state_dict(state["scheduler"])
+        before = saved.checkpoint.metadata.get("train_config") or {}
+        _apply_changed_settings(optimizer, scheduler, before.get("lr", config.lr), config)
         torch.set_rng_state(tensors["rng.torch"])
         history = [EpochResult(**entry) for entry in state["history"]]
         start_epoch = state["epoch"] + 1
         best_score, best_epoch = tuple(state["best_score"]), state["best_epoch"]
         waited = state["waited"]
-        if state.get("finished"):
+        if start_epoch >= config.epochs or 0 < config.patience <= waited:
             return TrainResult(out / "best", last, history, best_epoch, state["stopped_early"])
     cached = config.cache_features
     train_data: Dataset = train_set
@@ -295,6 +298,22 @@ def train(
         if stopped_early:
             break
     return TrainResult(out / "best", out / "last", history, best_epoch, stopped_early)
+
+
+def _apply_changed_settings(optimizer, scheduler, old_lr: float, config: TrainConfig) -> None:
+    """Carry a resumed run's changed settings (``--override``) into its restored optimizer and
+    scheduler: every rate scaled by the new over the old ``lr``, a cosine schedule stretched
+    to end at the new ``epochs``."""
+    ratio = config.lr / old_lr
+    if ratio != 1:
+        for group in optimizer.param_groups:
+            group["lr"] *= ratio
+            if "initial_lr" in group:
+                group["initial_lr"] *= ratio
+        if scheduler is not None:
+            scheduler.base_lrs = [rate * ratio for rate in scheduler.base_lrs]
+    if isinstance(scheduler, torch.optim.lr_scheduler.CosineAnnealingLR):
+        scheduler.T_max = config.epochs
 
 
 def _loader(data: Dataset, config: TrainConfig, epoch: int, shuffle: bool, cached: bool):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+import json
+import shutil
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from vadx.domain import calibrate, save_domain
 from vadx.errors import InputError
 from vadx.files import write_json
 from vadx.models.checkpoint import load_model
+from vadx.models.config import CRNNConfig
 from vadx.models.crnn import CRNN
 from vadx.models.weights import load_backbone_weights
 from vadx.train import distributed
@@ -22,11 +25,27 @@ from vadx.train.data import training_samples
 from vadx.train.loop import Progress, TrainResult, train
 from vadx.video.preprocess import Augment
 
+#: the file of a run folder that records how the run was started (written before epoch 0)
+RUN_FILE = "train_config.json"
+#: what ``--resume --override`` may change in a run, and what the change does; every other
+#: setting (the model, its weights, the optimizer, the schedule, the seed, augmentation,
+#: feature caching) is fixed by the run's checkpoints: start a new run to change it
+OVERRIDABLE = {
+    "epochs": "more epochs continue a finished run; a cosine schedule is stretched to the new end",
+    "patience": "a larger patience continues a run that stopped early",
+    "lr": "every rate from the resumed epoch on is scaled by new / old (the schedule keeps its "
+    "shape)",
+    "batch_size": "clips per step from the resumed epoch on",
+    "workers": "decoding processes (results do not depend on them)",
+    "data": "the dataset moved: the same classes are needed",
+    "val": "the validation data moved",
+}
+
 
 def train_from_path(
     data: str | Path,
     out: str | Path,
-    preset_name: str = "cpu",
+    preset_name: str | None = None,
     model_changes: dict[str, Any] | None = None,
     train_changes: dict[str, Any] | None = None,
     classes: tuple[str, ...] | None = None,
@@ -37,31 +56,37 @@ def train_from_path(
     resume: bool = False,
     skip_bad: bool = False,
     progress: Progress | None = None,
+    override: bool = False,
 ) -> TrainResult:
     """Train a CRNN on the dataset at ``data`` and write the run to ``out``.
 
-    The model comes from ``preset_name`` (with ``model_changes``), or from the checkpoint
-    ``start_from`` (fine-tuning), or — with ``resume`` — from ``out/last``.
+    The model comes from ``preset_name`` (default ``cpu``, with ``model_changes``), or from
+    the checkpoint ``start_from`` (fine-tuning). A folder holding a run stopped before its
+    first checkpoint is started over.
+
+    With ``resume`` the run in ``out`` continues with its own settings: from ``out/last``, or
+    from epoch 0 when it was stopped before its first checkpoint. Settings given again must
+    equal the run's; with ``override`` those in :data:`OVERRIDABLE` may differ.
     """
     out = Path(out)
     device = distributed.init()
+    asked = {"data": data, "val": val, "preset": preset_name, "start_from": start_from,
+             "backbone_weights": backbone_weights, **(model_changes or {}),
+             **(train_changes or {})}  # fmt: skip
     if resume:
-        last = out / "last"
-        if not last.is_dir():
-            raise InputError(f"nothing to resume: {last} does not exist")
-        model = load_model(last, device=device)
-        saved = model.checkpoint.metadata
-        config = TrainConfig(**saved["train_config"])
-        val = saved.get("val_data") or val
-        data = saved.get("data", data)
-        classes = model.class_names
+        run = _recorded_run(out)
+        _check_resumed_settings(out, run, asked, override)
+        config = TrainConfig(**run["train"]).replace(
+            **{k: v for k, v in (train_changes or {}).items() if k in OVERRIDABLE})  # fmt: skip
+        data = data if override else run["data"]
+        val = val if val is not None and override else run.get("val_data")
+        model_config = CRNNConfig.from_dict(run["model"])
+        classes, normal_class, model_changes = model_config.class_names, None, None
+        start_from, backbone_weights = run.get("start_from"), run.get("backbone_weights")
+        preset_name = run.get("preset")
     else:
-        if out.exists() and any(out.iterdir()):
-            raise InputError(
-                f"{out} already holds a training run; use --resume to continue it or choose "
-                "another --out"
-            )
-        model_config, config, preset_weights = preset(preset_name, classes or ("x", "y"), None)
+        _refuse_a_run_with_checkpoints(out)
+        model_config, config, preset_weights = preset(preset_name or "cpu", ("x", "y"), None)
         config = config.replace(**(train_changes or {}))
         if (
             backbone_weights is None
@@ -69,41 +94,21 @@ def train_from_path(
             and "backbone" not in (model_changes or {})
         ):
             backbone_weights = preset_weights
+    from_checkpoint = resume and (out / "last").is_dir()
     train_samples, val_samples, found = training_samples(
         data, classes, val=val, val_fraction=config.val_fraction, seed=config.seed
     )
-    if not resume:
-        normal = normal_class if normal_class in found else None
-        torch.manual_seed(config.seed)
-        if start_from is not None:
-            model = load_model(start_from)
-            if model.class_names != found:
-                raise InputError(
-                    f"the data's classes ({', '.join(found)}) are not those of {start_from} "
-                    f"({', '.join(model.class_names)})"
-                )
-        else:
-            model_config = model_config.replace(
-                class_names=found, normal_class=normal, **(model_changes or {})
-            )
-            model = CRNN(model_config)
-        if backbone_weights is not None:
-            load_backbone_weights(model.backbone, backbone_weights, progress=True)
-        elif start_from is None and model.config.freeze != "none":
-            raise InputError(
-                "the backbone is frozen but starts from random weights, so its frozen units "
-                "would never learn: "
-                "give pretrained weights (--weights PATH|URL|imagenet) or train it "
-                "(--freeze none --no-cache-features, or --preset cpu-scratch)"
-            )
-        model = model.to(device)
+    if from_checkpoint:
+        model = load_model(out / "last", device=device)
+    else:
+        normal = model_config.normal_class if resume else normal_class
+        model = _new_model(model_config, model_changes, found, normal, config.seed, start_from,
+                           backbone_weights).to(device)  # fmt: skip
     mc = model.config
 
     def dataset(samples, augment):
-        return VideoDataset.for_model(
-            mc, samples, found, augment=Augment() if augment else None, seed=config.seed,
-            skip_bad=skip_bad,
-        )
+        return VideoDataset.for_model(mc, samples, found, seed=config.seed, skip_bad=skip_bad,
+                                      augment=Augment() if augment else None)  # fmt: skip
 
     train_set = dataset(train_samples, config.augment)
     val_set = dataset(val_samples, False)
@@ -118,15 +123,159 @@ def train_from_path(
         "sampling_step": float(np.median(steps)) if steps else 1.0,
     }
     if distributed.rank() == 0:
-        document = {"train": config.to_dict(), "model": mc.to_dict(), **metadata}
-        write_json(out / "train_config.json", document)
+        _remove_unfinished_run(out)
+        document = {"train": config.to_dict(), "model": mc.to_dict(),
+                    "preset": preset_name or "cpu",
+                    "start_from": None if start_from is None else str(start_from),
+                    "backbone_weights": backbone_weights, **metadata}  # fmt: skip
+        write_json(out / RUN_FILE, document)
     try:
-        result = train(model, train_set, val_set, out, config, resume, progress, metadata)
+        result = train(model, train_set, val_set, out, config, from_checkpoint, progress,
+                       metadata)  # fmt: skip
         if distributed.rank() == 0:
             add_domain_statistics(result.best, train_set, val_set, progress)
         return result
     finally:
         distributed.shutdown()
+
+
+def _new_model(
+    model_config: CRNNConfig,
+    model_changes: dict[str, Any] | None,
+    found: tuple[str, ...],
+    normal_class: str | None,
+    seed: int,
+    start_from: str | Path | None,
+    backbone_weights: str | None,
+) -> CRNN:
+    """The model a run starts from: ``start_from``'s, or a new one of ``model_config`` (with
+    the data's classes), seeded, with ``backbone_weights`` loaded."""
+    torch.manual_seed(seed)
+    if start_from is not None:
+        model = load_model(start_from)
+        if model.class_names != found:
+            raise InputError(
+                f"the data's classes ({', '.join(found)}) are not those of {start_from} "
+                f"({', '.join(model.class_names)})"
+            )
+    else:
+        normal = normal_class if normal_class in found else None
+        model = CRNN(model_config.replace(class_names=found, normal_class=normal,
+                                          **(model_changes or {})))  # fmt: skip
+    if backbone_weights is not None:
+        load_backbone_weights(model.backbone, backbone_weights, progress=True)
+    elif start_from is None and model.config.freeze != "none":
+        raise InputError(
+            "the backbone is frozen but starts from random weights, so its frozen units "
+            "would never learn: "
+            "give pretrained weights (--weights PATH|URL|imagenet) or train it "
+            "(--freeze none --no-cache-features, or --preset cpu-scratch)"
+        )
+    return model
+
+
+def _recorded_run(out: Path) -> dict[str, Any]:
+    """The run ``out`` records in :data:`RUN_FILE`, or InputError where there is none."""
+    path = out / RUN_FILE
+    if not path.is_file():
+        raise InputError(
+            f"nothing to resume: {out} holds no training run (no {RUN_FILE}); start one "
+            "without --resume"
+        )
+    try:
+        run = json.loads(path.read_text(encoding="utf-8"))
+        TrainConfig(**run["train"])
+        CRNNConfig.from_dict(run["model"])
+        return run
+    except (ValueError, KeyError, TypeError) as err:
+        raise InputError(
+            f"cannot resume {out}: {path} is damaged ({err}); start the run over in another --out"
+        ) from err
+
+
+_MODEL_SETTINGS = frozenset(f.name for f in fields(CRNNConfig))
+
+
+def resumed_differences(run: dict[str, Any], asked: dict[str, Any]) -> dict[str, tuple]:
+    """``{setting: (the run's value, the value asked)}`` for every setting ``asked`` (None:
+    not given) that differs from what the ``run`` (its :data:`RUN_FILE`) records (a run
+    recorded before vadx recorded a setting is not compared on it)."""
+    model = CRNNConfig.from_dict(run["model"])
+    recorded = {**run["train"], "val": run.get("val_data"),
+                **{k: run[k] for k in ("preset", "start_from", "data", "backbone_weights")
+                   if k in run}}  # fmt: skip
+    differences = {}
+    for key, value in asked.items():
+        if value is None or not (key in _MODEL_SETTINGS or key in recorded):
+            continue
+        old = getattr(model, key) if key in _MODEL_SETTINGS else recorded[key]
+        same = _same_path(old, value) if key in ("data", "val", "start_from") else old == value
+        if not same:
+            differences[key] = (old, value)
+    return differences
+
+
+def _same_path(old: Any, new: Any) -> bool:
+    return old is not None and Path(old).resolve() == Path(new).resolve()
+
+
+def _check_resumed_settings(out: Path, run: dict, asked: dict, override: bool) -> None:
+    differences = resumed_differences(run, asked)
+    fixed = {k: v for k, v in differences.items() if k not in OVERRIDABLE}
+    listed = "; ".join(f"{_option(k)} {new} (the run: {old})"
+                       for k, (old, new) in differences.items())  # fmt: skip
+    if fixed:
+        raise InputError(
+            f"cannot resume {out} with other {', '.join(map(_option, fixed))}: the run's "
+            f"checkpoints fix them ({listed}); leave them out, or start a new run in another "
+            f"--out (--start-from {out / 'last'} fine-tunes it)"
+        )
+    if differences and not override:
+        raise InputError(
+            f"--resume: settings differ from the run in {out}: {listed}; give --override to "
+            "change them, or leave them out"
+        )
+
+
+def _option(setting: str) -> str:
+    names = {"backbone_weights": "weights", "num_frames": "frames", "frame_size": "size",
+             "backbone_args": "width", "data": "DATA"}  # fmt: skip
+    name = names.get(setting, setting)
+    return name if name == "DATA" else "--" + name.replace("_", "-")
+
+
+#: what a run folder holds before its first checkpoint (and the staging of its files)
+_UNFINISHED = ("best", "history.json", RUN_FILE)
+_STAGING_PREFIXES = tuple(f".{name}." for name in ("last", *_UNFINISHED))
+
+
+def _left_by_a_run(name: str) -> bool:
+    """Whether a file named ``name`` in a run folder is one a run writes before ``last/``."""
+    return name in _UNFINISHED or name.startswith(_STAGING_PREFIXES)
+
+
+def _refuse_a_run_with_checkpoints(out: Path) -> None:
+    if (out / "last").is_dir():
+        raise InputError(
+            f"{out} already holds a training run; use --resume to continue it or choose "
+            "another --out"
+        )
+    other = sorted(p.name for p in out.iterdir() if not _left_by_a_run(p.name)) if (
+        out.is_dir()) else []  # fmt: skip
+    if other:
+        raise InputError(
+            f"{out} is not empty and holds no training run ({', '.join(other[:3])}"
+            f"{', …' if len(other) > 3 else ''}): choose another --out"
+        )
+
+
+def _remove_unfinished_run(out: Path) -> None:
+    """Clear what a run stopped before its first checkpoint left (it starts over)."""
+    if not out.is_dir() or (out / "last").is_dir():
+        return
+    for entry in out.iterdir():
+        if _left_by_a_run(entry.name):
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
 
 
 def add_domain_statistics(

@@ -25,6 +25,7 @@ from __future__ import annotations
 import bisect
 import os
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
@@ -49,6 +50,11 @@ class VideoError(VadxError):
     """A video cannot be opened or decoded; the message names the file and the problem."""
 
 
+class TruncatedVideoWarning(UserWarning):
+    """Fewer frames decode than the video's container announces: the file is cut short or
+    damaged. vadx goes on with the frames there are."""
+
+
 @dataclass(frozen=True)
 class VideoInfo:
     """What a video is, as read from its container (sizes after rotation)."""
@@ -62,6 +68,12 @@ class VideoInfo:
     codec: str
     rotation: int = 0
     variable_frame_rate: bool = False
+    #: how many frames the container announces (its frame count, else its duration × frame
+    #: rate; None where it says neither)
+    announced_frames: int | None = None
+    #: fewer frames decode than the container announces: a truncated or damaged file, whose
+    #: missing frames are missing from every output too
+    truncated: bool = False
 
 
 @dataclass(frozen=True)
@@ -250,6 +262,7 @@ class _Index:
     rotation: int
     decoded: bool
     threads: str = "AUTO"  # the decoder's threading ("SLICE" where frame threads lose frames)
+    discarded: int = 0  # packets an edit list hides (no frame of the index comes from them)
 
 
 #: containers that store every frame's presentation time (MP4/MOV, Matroska/WebM, IVF): their
@@ -289,11 +302,23 @@ class _AVFile(_Backend):
         self._position = -1  # index of the frame self._frames gave last
         self._last: av.VideoFrame | None = None
         self._error: str | None = None  # why the last packet the decoder refused was refused
+        self._announced = self._announced_length()
         try:
             self._index()
+            if self.info.truncated and not self.index.decoded:
+                self._index_anew()  # list the frames that decode, not the packets there are
         except BaseException:
             self.close()
             raise
+        if self.info.truncated:
+            warnings.warn(
+                f"{path} is truncated or damaged: decoding stopped at frame "
+                f"{self.info.num_frames}, the container announces {self.info.announced_frames} "
+                "frames; "
+                "the missing end is left out",
+                TruncatedVideoWarning,
+                stacklevel=3,
+            )
 
     def _open(self) -> av.container.InputContainer:
         try:
@@ -306,6 +331,21 @@ class _AVFile(_Backend):
         self.stream = container.streams.video[0]
         self.stream.thread_type = self._threads
         return container
+
+    def _announced_length(self) -> tuple[int | None, float | None]:
+        """What the container says of the stream's length: its frame count (MP4, AVI, …) or
+        else its duration in seconds (Matroska, MPEG-TS, …); None where it does not say."""
+        stream = self.stream
+        if stream.frames > 0:
+            return int(stream.frames), None
+        if stream.duration is not None and stream.time_base:
+            return None, float(stream.duration * stream.time_base)
+        container = self.container
+        if not container.duration:
+            return None, None
+        start = container.start_time or 0  # Matroska's duration runs from time 0
+        since_zero = bool(set(container.format.name.split(",")) & {"matroska", "webm"})
+        return None, (container.duration - (start if since_zero else 0)) / av.time_base
 
     def _reopen(self) -> None:
         self.container.close()
@@ -366,6 +406,7 @@ class _AVFile(_Backend):
             dimensions=(0, 0),
             rotation=0,
             decoded=False,
+            discarded=len(packets) - len(shown),
         )
         self._use(index)
         try:  # the first frame decoded must be the first listed
@@ -438,7 +479,8 @@ class _AVFile(_Backend):
         self._stop()
         sizes = np.array([p.size for p in packets], dtype=np.int64)
         return _Index(labels, timestamps, field, keys, sizes, restarts,
-                      (first.width, first.height), _rotation(first), decoded=True)  # fmt: skip
+                      (first.width, first.height), _rotation(first), decoded=True,
+                      discarded=sum(p.discard for p in packets))  # fmt: skip
 
     def _use(self, index: _Index) -> None:
         self._stop()
@@ -468,16 +510,27 @@ class _AVFile(_Backend):
         if index.rotation % 180:
             width, height = height, width
         self.rotation = index.rotation
+        said_frames, said_seconds = self._announced
+        duration = float(self.timestamps[-1]) + step
+        if said_frames is not None:  # (an edit list hides some of the frames it counts)
+            announced, short = said_frames, said_frames - index.discarded - count > 1
+        elif said_seconds is not None:  # (a variable frame rate: compare times, not frames)
+            announced = round(said_seconds * fps)
+            short = said_seconds - duration > 1.5 * (step or 1 / fps)
+        else:
+            announced, short = None, False
         self.info = VideoInfo(
             path=str(self.path),
             num_frames=count,
             fps=fps,
-            duration=float(self.timestamps[-1]) + step,
+            duration=duration,
             width=width,
             height=height,
             codec=stream.codec_context.name,
             rotation=index.rotation,
             variable_frame_rate=variable,
+            announced_frames=announced,
+            truncated=short,
         )
 
     def _time_base(self) -> float:

@@ -45,12 +45,18 @@ class Geometry:
     top: int
     left: int
 
+    @property
+    def content_size(self) -> tuple[int, int]:
+        """``(H, W)`` the whole source occupies on the model frame, at least 1 px each (a
+        2000×4 frame letter-boxed into 112² is a line, not nothing)."""
+        return (max(1, round(self.source_size[0] * self.scale_y)),
+                max(1, round(self.source_size[1] * self.scale_x)))  # fmt: skip
+
     def picture(self) -> np.ndarray:
         """``(H, W)`` bool of the model frame: True where it shows the source, False on the
         letter-box padding (all True for ``crop`` and ``stretch``)."""
         height, width = self.size
-        content_h = max(1, round(self.source_size[0] * self.scale_y))
-        content_w = max(1, round(self.source_size[1] * self.scale_x))
+        content_h, content_w = self.content_size
         mask = np.zeros((height, width), bool)
         mask[max(self.top, 0) : max(self.top + content_h, 0),
              max(self.left, 0) : max(self.left + content_w, 0)] = True  # fmt: skip
@@ -62,7 +68,7 @@ class Geometry:
         height, width = self.size
         src_h, src_w = self.source_size
         # the model-frame region the whole source occupies (may extend beyond it when cropped)
-        content_h, content_w = round(src_h * self.scale_y), round(src_w * self.scale_x)
+        content_h, content_w = self.content_size
         flat = maps.reshape(-1, height, width)
         out = np.zeros((len(flat), src_h, src_w), np.float32)
         for i, m in enumerate(flat):

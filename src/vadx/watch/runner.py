@@ -90,6 +90,10 @@ class WatchConfig:
             raise InputError(f"max retries must be ≥ 0 or unlimited, got {self.max_retries}")
         if self.metrics_every <= 0:
             raise InputError(f"metrics interval must be positive, got {self.metrics_every}")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise InputError(f"max frames must be at least 1, got {self.max_frames}")
+        if self.duration is not None and self.duration <= 0:
+            raise InputError(f"duration must be positive, got {self.duration}")
         if self.webhook is not None and not self.webhook.startswith(("http://", "https://")):
             raise InputError(f"the webhook must be an http(s):// URL, got {self.webhook!r}")
 
@@ -279,6 +283,7 @@ class Watch:
         summary = {
             "source": str(self.source.source), "model": self.model_id,
             "vadx_version": __version__, "ended": ended, "seconds": round(seconds, 2),
+            "source_error": None if self.capture.error is None else str(self.capture.error),
             "settings": self.detector.settings, "metrics": metrics,
             "events": [r for r in self.records if r["state"] == "ended"],
         }  # fmt: skip
