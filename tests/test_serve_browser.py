@@ -79,23 +79,46 @@ def test_review_an_anomaly_end_to_end_in_the_browser(served):
         assert "40 frames" in page.text_content("#status")
         assert page.locator("button.cancel").count() == 0  # gone once the job is done
         assert page.locator("#events tbody tr").count() == 1
-        assert "frame 0)" in page.text_content("#events tbody tr td:nth-child(2)")
-        assert "frame 39)" in page.text_content("#events tbody tr td:nth-child(3)")
+        assert "0:00.0 (frame 0)" in page.text_content("#events tbody tr td:nth-child(3)")
+        assert "0:03.9 (frame 39)" in page.text_content("#events tbody tr td:nth-child(4)")
         points = page.get_attribute("#score-line", "points").split()
         assert len(points) == 40
         banner = page.text_content("#domain-banner")  # the tiny model is not calibrated
         assert "Domain not checked" in banner and "vadx calibrate MODEL DATA" in banner
         assert str(root) not in banner
-        assert "not checked" in page.text_content("#events tbody tr td:nth-child(5)")
+        assert "not checked" in page.text_content("#events tbody tr td:nth-child(6)")
+        assert page.text_content("#time-axis").startswith("0:00.00:00.5")  # m:ss ticks
+        thumbnail = page.locator("#events tbody img")  # the event's most anomalous frame
+        thumbnail.evaluate("img => img.complete || new Promise(r => img.onload = r)")
+        assert thumbnail.evaluate("img => img.naturalWidth") == 96  # 96×72 video: as it is
 
-        page.uncheck("#methods input[value=activation]")
-        page.uncheck("#methods input[value=gradcam]")
+        # the player and the timeline follow each other
+        page.wait_for_function("document.getElementById('player').readyState >= 1")
+        assert abs(page.evaluate("document.getElementById('player').duration") - 4.0) < 0.2
+        page.locator("#timeline").scroll_into_view_if_needed()
         box = page.locator("#timeline").bounding_box()
         page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + 60)
         assert "frame " in page.text_content("#readout")
-        page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + 60)
+        at_20 = {"x": box["width"] * 20 / 39, "y": 60}  # frame 20 of frames 0–39
+        page.locator("#timeline").click(position=at_20)  # go there
+        page.wait_for_function("document.body.dataset.frame === '20'")
+        assert abs(page.evaluate("document.getElementById('player').currentTime") - 2.0) < 0.05
+        page.keyboard.press("ArrowRight")  # one frame on
+        page.wait_for_function("document.body.dataset.frame === '21'")
+        page.keyboard.press("j")  # back to the (only) event's start
+        page.wait_for_function("document.body.dataset.frame === '0'")
+        page.check("#events .reviewed")
+        csv = page.evaluate("fetch(document.getElementById('export-csv').href).then(r => r.text())")
+        assert csv.splitlines()[0].startswith("class_name,start_frame,end_frame")
+        assert csv.splitlines()[1].split(",")[1:3] == ["0", "39"]
+
+        page.uncheck("#methods input[value=activation]")
+        page.uncheck("#methods input[value=gradcam]")
+        page.locator("#timeline").click(position=at_20)
+        page.click("#explain-here")  # the window around frame 20
         page.wait_for_selector("#report:not([hidden])", timeout=120_000)
         assert "predicted" in page.text_content("#explain-status")
+        assert "frames 18–21" in page.text_content("#explain-title")
 
         report = page.frame_locator("#report")
         drawn = report.locator("body")
@@ -114,6 +137,7 @@ def test_review_an_anomaly_end_to_end_in_the_browser(served):
         page.reload()  # a reviewer comes back: the video and its detection are still there
         page.click("#videos button")
         page.wait_for_selector("#timeline-section:not([hidden]) #score-line", state="attached")
+        assert page.is_checked("#events .reviewed")  # and what they reviewed
         assert errors == [] and outside == []
         page.screenshot(path=str(root / "page.png"), full_page=True)
 
@@ -134,9 +158,8 @@ def test_footage_outside_the_models_domain_is_flagged_on_the_page(served):
         assert page.get_attribute("#domain-banner", "class") == "warning"
         assert "outside the model's training domain" in page.text_content("#domain-banner")
         assert page.locator("#timeline rect.outside").count() >= 1
-        assert "% of frames" in page.text_content("#events tbody tr td:nth-child(5)")
-        box = page.locator("#timeline").bounding_box()
-        page.mouse.move(box["x"] + 5, box["y"] + 60)
+        assert "% of frames" in page.text_content("#events tbody tr td:nth-child(6)")
+        page.locator("#timeline").hover(position={"x": 5, "y": 60})
         assert "domain score" in page.text_content("#readout")
         assert errors == [] and outside == []
 
@@ -146,7 +169,7 @@ def test_the_api_docs_pages_work_offline(served):
     with browsing(url) as (page, errors, outside):
         page.goto(url + "docs")
         page.wait_for_selector(".opblock", timeout=30_000)  # Swagger UI drew the operations
-        assert page.locator(".opblock").count() == 15
+        assert page.locator(".opblock").count() == 17
         assert "POST/api/jobs/{job_id}/cancel" in page.text_content("body").replace(" ", "")
         page.goto(url + "redoc")
         page.wait_for_selector("text=Cancel a queued or running job", timeout=30_000)

@@ -561,6 +561,36 @@ def create_app(server: Server) -> FastAPI:
         return FileResponse(path, media_type=media_type(path.name, schema.VIDEO_TYPES))
 
     @route(
+        "get",
+        "/api/videos/{video_id}/play",
+        "video_play",
+        404,
+        file=("The video as browsers play it (H.264 MP4)", file_content({".mp4": "video/mp4"})),
+    )
+    def video_play(video_id: str) -> FileResponse:
+        """The video as a browser plays it: the upload when it is H.264 in MP4, else an H.264
+        copy made on the first request (then kept)."""
+        video_or_404(video_id)
+        return FileResponse(server.videos.playable(video_id), media_type="video/mp4")
+
+    @route(
+        "get",
+        "/api/videos/{video_id}/frames/{frame}",
+        "video_frame",
+        404,
+        422,
+        file=("The frame, 160 px wide at most", file_content({".jpg": "image/jpeg"})),
+    )
+    def video_frame(video_id: str, frame: int) -> Response:
+        """One frame of the video as a small JPEG (the events' thumbnails)."""
+        record = video_or_404(video_id)
+        if not 0 <= frame < record["num_frames"]:
+            raise HTTPException(
+                404, f"video {video_id} has no frame {frame} (0–{record['num_frames'] - 1})"
+            )
+        return Response(server.videos.thumbnail(video_id, frame), media_type="image/jpeg")
+
+    @route(
         "delete",
         "/api/videos/{video_id}",
         "delete_video",

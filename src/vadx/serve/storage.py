@@ -16,13 +16,17 @@ import html
 import json
 import re
 import shutil
+import threading
 import uuid
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import cv2
+
 from vadx.files import atomic_path, write_json
 from vadx.video.decode import VideoError, VideoReader
+from vadx.video.encode import Mp4Writer
 
 #: container signatures: (offset, bytes) → extension
 SIGNATURES = (
@@ -32,6 +36,8 @@ SIGNATURES = (
     (0, b"\x00\x00\x01\xba", "mpg"),  # MPEG program stream
 )
 ID = re.compile(r"^[0-9a-f]{16}$")
+#: width of the events' thumbnails on the page
+THUMBNAIL_WIDTH = 160
 
 
 class UploadError(Exception):
@@ -61,6 +67,7 @@ class VideoStore:
         self.root = root / "videos"
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
+        self._copying = threading.Lock()
 
     def save(self, stream: BinaryIO, filename: str | None) -> dict[str, Any]:
         """Store an uploaded file; returns its record. Raises :class:`UploadError`."""
@@ -130,6 +137,43 @@ class VideoStore:
     def path(self, video_id: str) -> Path:
         return self.root / video_id / self.get(video_id)["file"]
 
+    def playable(self, video_id: str) -> Path:
+        """The video as a browser plays it: the upload itself when it is H.264 in MP4, else
+        an H.264 copy made on first use (``play.mp4``, every frame as vadx reads it)."""
+        record, path = self.get(video_id), self.path(video_id)
+        if record["file"] == "video.mp4" and record["codec"] == "h264":
+            return path
+        copy = path.with_name("play.mp4")
+        with self._copying:
+            if not copy.is_file():
+                with (
+                    VideoReader(path) as video,
+                    Mp4Writer(
+                        copy,
+                        video.info.fps,
+                        (video.info.height, video.info.width),
+                        reproducible=False,
+                    ) as out,
+                ):
+                    for _, _, frame in video:
+                        out.write(frame)
+        return copy
+
+    def thumbnail(self, video_id: str, frame: int, width: int = THUMBNAIL_WIDTH) -> bytes:
+        """Frame ``frame`` of the video as a JPEG ``width`` pixels wide (at most its own)."""
+        with VideoReader(self.path(video_id)) as video:
+            picture = video.read([frame]).data[0]
+        height, full = picture.shape[:2]
+        if full > width:
+            picture = cv2.resize(
+                picture, (width, max(1, round(height * width / full))), interpolation=cv2.INTER_AREA
+            )
+        ok, encoded = cv2.imencode(
+            ".jpg", cv2.cvtColor(picture, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85]
+        )
+        assert ok
+        return encoded.tobytes()
+
     def all(self) -> list[dict[str, Any]]:
         records = [
             json.loads(p.read_text(encoding="utf-8")) for p in self.root.glob("*/video.json")
@@ -162,8 +206,11 @@ def redact_paths(folder: Path, names: dict[Path, str]) -> None:
     pairs = []
     for path, name in names.items():
         for written in {str(path), str(path.resolve())}:
-            pairs += [(written, name), (json.dumps(written)[1:-1], name),
-                      (html.escape(written), name)]  # fmt: skip
+            pairs += [
+                (written, name),
+                (json.dumps(written)[1:-1], name),
+                (html.escape(written), name),
+            ]
     pairs.sort(key=lambda pair: -len(pair[0]))  # a path before its folders
     for file in folder.rglob("*"):
         if file.suffix in TEXT_SUFFIXES and file.is_file():

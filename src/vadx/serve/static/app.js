@@ -89,27 +89,39 @@
     say($("status"), state.video.name + ": " + job.result.frames + " frames, " +
       events.length + " event(s)");
     $("video-name").textContent = "— " + state.video.name;
+    $("player").src = withToken("api/videos/" + state.video.id + "/play");
     drawTimeline();
+    drawTimeAxis();
     showDomain(job.result.domain);
     const rows = $("events").querySelector("tbody");
     rows.innerHTML = "";
-    events.forEach(function (e) {
+    events.forEach(function (e, k) {
       const row = document.createElement("tr");
-      row.innerHTML = "<td></td><td></td><td></td><td></td><td></td><td><button>Explain</button></td>";
+      row.innerHTML = "<td><img alt=''></td><td></td><td></td><td></td><td></td><td></td>" +
+        "<td><input type='checkbox' class='reviewed' aria-label='reviewed'></td><td><button>Explain</button></td>";
       const cells = row.querySelectorAll("td");
-      cells[0].textContent = e.class_name;
-      cells[1].textContent = e.start_time.toFixed(2) + " s (frame " + e.start_frame + ")";
-      cells[2].textContent = e.end_time.toFixed(2) + " s (frame " + e.end_frame + ")";
-      cells[3].textContent = Math.round(100 * e.peak_probability) + " %";
-      if (e.out_of_domain === null || e.out_of_domain === undefined) cells[4].textContent = "not checked";
+      cells[0].firstChild.src = withToken("api/videos/" + state.video.id + "/frames/" + peakFrame(e));
+      cells[1].textContent = e.class_name;
+      cells[2].textContent = clock(e.start_time) + " (frame " + e.start_frame + ")";
+      cells[3].textContent = clock(e.end_time) + " (frame " + e.end_frame + ")";
+      cells[4].textContent = Math.round(100 * e.peak_probability) + " %";
+      if (e.out_of_domain === null || e.out_of_domain === undefined) cells[5].textContent = "not checked";
       else {
-        cells[4].textContent = Math.round(100 * (1 - e.out_of_domain)) + " % of frames";
+        cells[5].textContent = Math.round(100 * (1 - e.out_of_domain)) + " % of frames";
         if (e.out_of_domain > 0) row.classList.add("unfamiliar");
       }
+      const reviewed = row.querySelector(".reviewed"), key = "vadx-reviewed/" + job.id + "/" + k;
+      reviewed.checked = localStorage.getItem(key) === "1";
+      reviewed.addEventListener("change", () => localStorage.setItem(key, reviewed.checked ? "1" : "0"));
       // the event's most anomalous window, chosen by the server's rule (vadx explain --windows flagged)
       row.querySelector("button").addEventListener("click", () => explainSpan(e.window[0], e.window[1], e.class_name));
+      row.addEventListener("click", function (click) {  // jump to the event
+        if (click.target.closest("button, input")) return;
+        seek(e.start_frame);
+      });
       rows.appendChild(row);
     });
+    exportEvents(job);
     $("timeline-section").hidden = false;
   }
 
@@ -161,20 +173,104 @@
     return Math.max(0, Math.min(n - 1, Math.round((event.clientX - box.left) / box.width * (n - 1))));
   }
 
-  $("timeline").addEventListener("mousemove", function (event) {
-    if (!state.scores) return;
-    const t = frameAt(event), s = state.scores;
-    const cursor = $("cursor");
-    cursor.setAttribute("x1", 1000 * t / Math.max(s.anomaly.length - 1, 1));
-    cursor.setAttribute("x2", cursor.getAttribute("x1"));
-    cursor.setAttribute("visibility", "visible");
-    $("readout").textContent = "frame " + t + " · " + s.times[t].toFixed(2) + " s · anomaly " +
+  function describe(t) {
+    const s = state.scores;
+    return "frame " + t + " · " + clock(s.times[t] - s.times[0]) + " · anomaly " +
       Math.round(100 * s.anomaly[t]) + " % · " + s.classes.map((c, k) => c + " " +
       Math.round(100 * s.probabilities[t][k]) + " %").join(", ") +
-      (s.domain ? " · domain score " + s.domain[t].toFixed(2) + (s.domain[t] > 1 ? " (outside)" : "") : "") +
-      " — click to explain";
+      (s.domain ? " · domain score " + s.domain[t].toFixed(2) + (s.domain[t] > 1 ? " (outside)" : "") : "");
+  }
+  function moveCursor(t) {
+    const cursor = $("cursor");
+    cursor.setAttribute("x1", 1000 * t / Math.max(state.scores.anomaly.length - 1, 1));
+    cursor.setAttribute("x2", cursor.getAttribute("x1"));
+    cursor.setAttribute("visibility", "visible");
+  }
+  // the frame on screen in the player, and the player sent to a frame
+  function currentFrame() {
+    const s = state.scores, at = s.times[0] + $("player").currentTime;
+    let best = 0;
+    for (let t = 0; t < s.times.length; t++) if (Math.abs(s.times[t] - at) < Math.abs(s.times[best] - at)) best = t;
+    return best;
+  }
+  function seek(t) {
+    const s = state.scores;
+    t = Math.max(0, Math.min(s.times.length - 1, t));
+    $("player").currentTime = s.times[t] - s.times[0] + 1e-3;
+    moveCursor(t);
+    $("readout").textContent = describe(t);
+    document.querySelectorAll("#events tbody tr").forEach(function (row, k) {
+      const e = state.detection.result.events[k];
+      row.classList.toggle("current", e.start_frame <= t && t <= e.end_frame);
+    });
+  }
+  $("timeline").addEventListener("mousemove", function (event) {
+    if (state.scores) $("readout").textContent = describe(frameAt(event)) + " — click to go there";
   });
-  $("timeline").addEventListener("click", (event) => explainAt(frameAt(event), null));
+  $("timeline").addEventListener("click", (event) => seek(frameAt(event)));
+  $("player").addEventListener("timeupdate", function () {
+    if (!state.scores) return;
+    const t = currentFrame();
+    moveCursor(t);
+    document.body.dataset.frame = t;
+  });
+  $("explain-here").addEventListener("click", () => explainAt(currentFrame(), null));
+  document.addEventListener("keydown", function (event) {
+    if (!state.scores || event.target.closest("input, select, textarea, button")) return;
+    const player = $("player"), events = state.detection.result.events, t = currentFrame();
+    if (event.key === " ") { if (player.paused) player.play(); else player.pause(); }
+    else if (event.key === "ArrowRight") seek(t + 1);
+    else if (event.key === "ArrowLeft") seek(t - 1);
+    else if (event.key === "k" || event.key === "K") {
+      const next = events.find((e) => e.start_frame > t);
+      if (next) seek(next.start_frame);
+    } else if (event.key === "j" || event.key === "J") {
+      const earlier = events.filter((e) => e.start_frame < t);
+      if (earlier.length) seek(earlier[earlier.length - 1].start_frame);
+    } else return;
+    event.preventDefault();
+  });
+
+  // m:ss (tenths under a minute): how the page writes times
+  function clock(seconds) {
+    const tenths = Math.max(0, seconds) < 60;
+    const total = tenths ? Math.round(Math.max(0, seconds) * 10) / 10 : Math.round(seconds);
+    const m = Math.floor(total / 60), rest = total - 60 * m;
+    return m + ":" + (rest < 10 ? "0" : "") + (tenths ? rest.toFixed(1) : String(rest));
+  }
+  // the time axis under the timeline, in m:ss, at a round step
+  function drawTimeAxis() {
+    const s = state.scores, t0 = s.times[0], span = s.times[s.times.length - 1] - t0;
+    const step = [0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 1800, 3600].find((x) => span / x <= 10) || 7200;
+    const axis = $("time-axis");
+    axis.innerHTML = "";
+    for (let at = 0; at <= span + 1e-9; at += step) {
+      const tick = document.createElement("span");
+      tick.style.left = (100 * at / Math.max(span, 1e-9)) + "%";
+      tick.textContent = clock(at);
+      axis.appendChild(tick);
+    }
+  }
+  function peakFrame(event) {
+    const s = state.scores.anomaly;
+    let best = event.start_frame;
+    for (let t = event.start_frame; t <= event.end_frame; t++) if (s[t] > s[best]) best = t;
+    return best;
+  }
+  function exportEvents(job) {
+    const columns = ["class_name", "start_frame", "end_frame", "start_time", "end_time",
+      "peak_probability", "mean_probability", "out_of_domain", "window"];
+    const lines = [columns.join(",")].concat(job.result.events.map((e) => columns.map(function (c) {
+      const v = e[c];
+      return v === null || v === undefined ? "" : Array.isArray(v) ? v.join("-") : String(v);
+    }).join(",")));
+    const csv = $("export-csv");
+    if (csv.href.startsWith("blob:")) URL.revokeObjectURL(csv.href);
+    csv.href = URL.createObjectURL(new Blob([lines.join("\n") + "\n"], { type: "text/csv" }));
+    csv.download = state.video.name.replace(/\.[^.]*$/, "") + "-events.csv";
+    $("export-json").href = withToken("api/jobs/" + job.id + "/files/events.json");
+    $("export-json").download = state.video.name.replace(/\.[^.]*$/, "") + "-events.json";
+  }
 
   // ------------------------------------------------------------------ explanations
   // the window of detection centred on `frame`
