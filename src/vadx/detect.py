@@ -504,7 +504,7 @@ def scores_png(detection: Detection) -> bytes:
     import matplotlib.pyplot as plt
 
     times = detection.timestamps
-    figure, axes = plt.subplots(figsize=(10, 3.2))
+    figure, axes = plt.subplots(figsize=(10, 3.8))
     for k, name in enumerate(detection.class_names):
         axes.plot(times, detection.frame_probabilities[:, k], lw=1, label=f"p({name})")
     axes.plot(times, detection.smoothed_score, "k", lw=2, label="anomaly score (smoothed)")
@@ -521,7 +521,8 @@ def scores_png(detection: Detection) -> bytes:
     axes.set_ylim(0, 1.08)
     axes.set_xlabel("time (s)")
     axes.set_ylabel("probability")
-    axes.legend(loc="upper left", fontsize=7, ncol=3)
+    # the legend under the plot: it never covers the curves or the events' labels
+    axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize=7, ncol=4, frameon=False)
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=100)
