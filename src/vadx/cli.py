@@ -111,7 +111,7 @@ def new_model(
     rnn: Annotated[str, typer.Option(help="gru or lstm.")] = "gru",
     rnn_hidden: Annotated[int, typer.Option(help="Units of the recurrent layer.")] = 1024,
     head: Annotated[str, typer.Option(help="Hidden widths of the MLP head, comma-separated.")] = (
-        "512,128"
+        "1024,512,128"
     ),
     frames: Annotated[int, typer.Option(help="Clip length T.")] = 20,
     size: Annotated[int, typer.Option(help="Frame side in pixels (square frames).")] = 112,

@@ -1,9 +1,11 @@
 """The configuration of a CRNN: architecture, classes and preprocessing, validated.
 
 Defaults are the reference system (Poirier, arXiv 2411.04707): VGG19 on every 112×112 frame of a
-20-frame clip, global pooling, one GRU of 1024 units, an MLP 1024 → 512 → 128 → classes with
-dropout 0.5, classes fight / shooting / fire / normal. (The reference's L2 0.01 is the
-optimiser's weight decay, not part of the model.)
+20-frame clip, global pooling, one GRU of 1024 units, an MLP head of three hidden layers
+1024 → 512 → 128 (ReLU, dropout 0.5 after each) then the class layer — the thesis diagram's
+GRU → (Dense → Dropout) ×3 → Dense → softmax, 26,389,700 parameters for the four classes fight /
+shooting / fire / normal. (The reference's L2 0.01 is the optimiser's weight decay, not part of
+the model.)
 
 The JSON form (:meth:`CRNNConfig.to_dict`) has three sections — ``architecture``, ``classes``
 and ``preprocessing`` — and is what a checkpoint's ``config.json`` stores under ``model``.
@@ -58,7 +60,7 @@ class CRNNConfig:
     rnn: Literal["gru", "lstm"] = "gru"
     rnn_hidden: int = 1024
     rnn_layers: int = 1
-    head_hidden: tuple[int, ...] = (512, 128)
+    head_hidden: tuple[int, ...] = (1024, 512, 128)
     dropout: float = 0.5
     freeze: Freeze = "none"
     num_frames: int = 20
