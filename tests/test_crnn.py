@@ -192,7 +192,10 @@ def test_bad_features_are_refused(tiny_model):
         ({"freeze": True}, "freeze must be"),
         ({"std": (0.2, 0.0, 0.2)}, "std must be positive"),
         ({"mean": (0.1, 0.2)}, "three finite numbers"),
-        ({"backbone": "resnet"}, "unknown backbone 'resnet'; available: efficientnet_lite0.*vgg19"),
+        (
+            {"backbone": "resnet"},
+            "unknown backbone 'resnet'; available: conv_stack, efficientnet_lite0.*vgg19",
+        ),
         ({"backbone_args": {"depth": 3}}, "bad arguments for backbone 'vgg19'"),
         ({"colour": "red"}, r"unknown CRNN option\(s\) \['colour'\]"),
     ],

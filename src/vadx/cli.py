@@ -163,6 +163,61 @@ def new_model(
     console.print(f"saved {path} ({counts['total']:,} parameters). Describe it: vadx info {path}")
 
 
+@app.command("import-keras")
+def import_keras_command(
+    keras_model: Annotated[
+        Path,
+        typer.Argument(
+            metavar="MODEL",
+            help="A Keras model: .keras archive, legacy .h5, or a weights file with --config.",
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Checkpoint directory to write.")],
+    classes: Annotated[
+        str | None,
+        typer.Option(help="Class names in output order, comma-separated (default class_0, …)."),
+    ] = None,
+    normal: Annotated[
+        str, typer.Option(help="The class meaning 'no anomaly' (none if not a class).")
+    ] = "normal",
+    preprocess: Annotated[
+        str,
+        typer.Option(
+            help="How the model's frames were scaled: caffe (keras.applications VGG "
+            "preprocess_input: BGR minus the ImageNet mean), unit ([0, 1]), raw (0–255), tf "
+            "([-1, 1]) or torch (ImageNet mean/std)."
+        ),
+    ] = "caffe",
+    config: Annotated[
+        Path | None,
+        typer.Option(help="The model config (model.to_json()) for a weights-only file."),
+    ] = None,
+    frames: Annotated[
+        int | None, typer.Option(help="Clip length, if the model does not fix it (default 20).")
+    ] = None,
+    fit: FitOption = "stretch",
+) -> None:
+    """Import a Keras video classifier (TimeDistributed CNN → GRU/LSTM → Dense) as a vadx model:
+    same outputs, then detect, explain, watch and serve work on it."""
+    from vadx.keras import import_keras
+    from vadx.models import save_model
+
+    names = None if classes is None else tuple(c.strip() for c in classes.split(","))
+    imported = import_keras(keras_model, classes=names, normal=normal, preprocess=preprocess,
+                            config_path=config, num_frames=frames, fit=fit)  # fmt: skip
+    path = save_model(imported.model, out, metadata=imported.metadata)
+    model_config = imported.model.config
+    counts = imported.model.parameter_counts()["all"]
+    size = "×".join(str(side) for side in model_config.frame_size)
+    console.print(
+        f"imported {keras_model.name} ({counts['total']:,} parameters; {model_config.backbone}, "
+        f"{model_config.rnn.upper()} {model_config.rnn_hidden}; {model_config.num_frames} frames "
+        f"of {size}; classes {', '.join(model_config.class_names)}; preprocessing "
+        f"{preprocess}) into {path}. Describe it: vadx info {path}",
+        soft_wrap=True,
+    )
+
+
 @app.command()
 def backbones() -> None:
     """List the registered per-frame CNNs."""
@@ -172,7 +227,11 @@ def backbones() -> None:
     for heading in ("name", "features", "parameters", "CAM layer", "LayerCAM", "weights"):
         table.add_column(heading, no_wrap=True)
     for name in available_backbones():
-        net = build_backbone(name)
+        try:
+            net = build_backbone(name)
+        except VadxError:  # described layer by layer (conv_stack: imported Keras CNNs)
+            table.add_row(name, "-", "-", "-", "-", "-")
+            continue
         try:
             net.builtin_weights()
             builtin = "imagenet"

@@ -23,3 +23,7 @@ class WeightsError(VadxError):
 
 class InputError(VadxError, ValueError):
     """A tensor given to a model does not have the expected layout."""
+
+
+class ModelImportError(VadxError):
+    """A model from another framework cannot be read or has a layer vadx does not support."""
