@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import vadx
-from tests.conftest import TINY
+from tests.conftest import IMPORTED_SHAPE, TINY
 from vadx.errors import CheckpointError
 from vadx.models import CRNN, load_model, read_checkpoint, save_model
 from vadx.models import checkpoint as checkpoint_module
@@ -33,37 +33,10 @@ def test_round_trip_gives_identical_logits(saved, tiny_model, tiny_clip):
         {"backbone": "efficientnet_lite0", "backbone_args": {}, "freeze": 5},
         {"rnn": "lstm", "pooling": "max", "class_names": ("alert", "normal")},
         {"rnn": "gru_reset_before", "rnn_bidirectional": True, "rnn_layers": 2},
-        {
-            "pooling": "flatten",
-            "head_hidden": (5,),
-            "dropout": 0.0,
-            "head_layers": (
-                {"type": "batchnorm", "epsilon": 1e-3},
-                {"type": "dense", "units": 5, "activation": "tanh"},
-                {"type": "dropout", "rate": 0.2},
-                {"type": "dense", "units": 4, "activation": "linear"},
-            ),
-        },
-        {
-            "backbone": "conv_stack",
-            "backbone_args": {
-                "layers": [
-                    {
-                        "type": "conv",
-                        "filters": 3,
-                        "kernel": [3, 3],
-                        "strides": [2, 2],
-                        "padding": "same",
-                        "activation": "relu",
-                        "name": "c1",
-                    },
-                    {"type": "batchnorm", "epsilon": 1e-3},
-                    {"type": "maxpool", "pool": [3, 3], "strides": [2, 2], "padding": "same"},
-                ]
-            },
-        },
+        IMPORTED_SHAPE,
+        {**IMPORTED_SHAPE, "rnn": "lstm", "pooling": "max", "head_layers": (), "head_hidden": (7,)},
     ],
-    ids=["lite", "lstm-max", "bigru-reset-before", "flatten-explicit-head", "conv-stack"],
+    ids=["lite", "lstm-max", "bigru-reset-before", "imported-shape", "conv-stack-lstm-max"],
 )
 def test_round_trip_of_other_architectures(tmp_path, tiny_clip, changes):
     torch.manual_seed(0)

@@ -218,6 +218,29 @@ def import_keras_command(
     )
 
 
+@app.command("export")
+def export_command(
+    model: ModelPath,
+    onnx: Annotated[
+        Path,
+        typer.Option(
+            "--onnx",
+            help="The whole model's ONNX file; the per-frame CNN (.frames.onnx), the RNN + head "
+            "(.sequence.onnx) and a description (.json) are written beside it.",
+        ),
+    ],
+) -> None:
+    """Export a model to ONNX: whole, and split for streaming (CNN per frame, RNN per window)."""
+    from vadx.export import export_onnx
+    from vadx.models import load_model
+
+    paths = export_onnx(load_model(model), onnx)
+    console.print(
+        "wrote " + ", ".join(str(path) for path in paths.values()) + " (see docs/keras.md)",
+        soft_wrap=True,
+    )
+
+
 @app.command()
 def backbones() -> None:
     """List the registered per-frame CNNs."""

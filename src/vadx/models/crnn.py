@@ -151,9 +151,14 @@ class CRNN(nn.Module):
             )
         return self.rnn(features)[0]
 
+    def rnn_state(self, features: torch.Tensor) -> torch.Tensor:
+        """What the head sees: the RNN's final state ``(B, D·rnn_hidden)`` (both directions'
+        when bidirectional, see :func:`vadx.models.rnn.last_state`)."""
+        return last_state(self.rnn_outputs(features), self.config.rnn_bidirectional)
+
     def forward_features(self, features: torch.Tensor) -> torch.Tensor:
         """RNN → head on per-frame features ``(B, T, F)``; logits ``(B, num_classes)``."""
-        return self.head(last_state(self.rnn_outputs(features), self.config.rnn_bidirectional))
+        return self.head(self.rnn_state(features))
 
     def check_clip(self, clip: torch.Tensor) -> None:
         """Raise :class:`InputError` unless ``clip`` is a float ``(B, T, 3, H, W)`` tensor."""
