@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -302,6 +304,21 @@ def test_unsupported_layers_are_named(rest, message, tmp_path):
     model.save(tmp_path / "m.keras")
     with pytest.raises(ModelImportError, match=message):
         import_keras(tmp_path / "m.keras")
+
+
+def test_keras_doc_python_examples_run(tmp_path, monkeypatch, capsys):
+    """docs/keras.md's examples, in order: import a Keras model, then export it to ONNX."""
+    pytest.importorskip("onnxruntime")
+    document = (Path(__file__).resolve().parents[1] / "docs" / "keras.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", document, re.S)
+    assert len(blocks) == 2
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, "docs/keras.md", "exec"), namespace)
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "conv_stack gru features.4"
+    assert (tmp_path / "deploy" / "detector.sequence.onnx").is_file()
 
 
 def test_cli_import_then_detect_and_explain(tmp_path, capsys):
