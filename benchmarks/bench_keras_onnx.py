@@ -4,16 +4,18 @@ The reference is built in Keras 3 (torch backend, no TensorFlow) from its descri
 TimeDistributed(VGG19 without top) → global average pooling → GRU 1024 → Dense 1024 / 512 / 128
 with dropout 0.5 → softmax over 4 classes, 26,389,700 parameters — with random weights, saved as
 ``.keras``, imported with ``vadx import-keras``' code and exported with ``vadx export``'s. On one
-clip of 20 × 112×112 frames it measures, as medians of alternating repeats (DESIGN.md §7):
+clip of 20 × 112×112 frames it measures, side by side (DESIGN.md §7):
 
-* forward: Keras 3 vs vadx (no gradients either side);
+* forward: Keras 3 (``predict_on_batch``, and a call under ``torch.no_grad``) vs vadx;
 * saliency of all frames: one gradient of the class score to the input through Keras' torch
   backend (what a GradientTape computes) vs vadx's ``explain(…, methods=("saliency",))``;
 * ONNX Runtime vs PyTorch: the whole clip, and the per-frame CNN on the clip's 20 frames (what
   ``vadx detect`` and ``watch`` run per frame).
 
-It also records the agreement: Keras vs vadx probabilities and saliency maps, ONNX Runtime vs
-PyTorch probabilities. Writes ``keras-onnx-<device>.json``.
+Each pair runs alternately and its ratio is the median of per-pair ratios, since other
+processes load these 2 cores (the load average is recorded). It also records the agreement:
+Keras vs vadx probabilities and saliency maps, ONNX Runtime vs PyTorch probabilities. Writes
+``keras-onnx-cpu.json``.
 
     python benchmarks/bench_keras_onnx.py --out benchmarks/results [--repeats 3]
 """
@@ -47,19 +49,23 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' Keras
 from tests.keras_models import randomise, vgg19_gru
 
 
-def paired_medians(
-    first: Callable[[], object], second: Callable[[], object], repeats: int
-) -> tuple[float, float]:
-    """Median seconds of two callables, run alternately (after one warm-up each) so that load
-    from other processes falls on both alike."""
+def paired(first: Callable[[], object], second: Callable[[], object], repeats: int) -> dict:
+    """Median seconds of two callables run alternately (after one warm-up each), and the median
+    of the per-pair ratios first / second: load from other processes falls on both alike."""
     first(), second()
-    times: tuple[list[float], list[float]] = ([], [])
+    pairs = []
     for _ in range(repeats):
-        for fn, bucket in ((first, times[0]), (second, times[1])):
+        pair = []
+        for fn in (first, second):
             start = time.perf_counter()
             fn()
-            bucket.append(time.perf_counter() - start)
-    return statistics.median(times[0]), statistics.median(times[1])
+            pair.append(time.perf_counter() - start)
+        pairs.append(pair)
+    return {
+        "first": statistics.median(a for a, _ in pairs),
+        "second": statistics.median(b for _, b in pairs),
+        "ratio": statistics.median(a / b for a, b in pairs),
+    }
 
 
 def keras_saliency(model, x: torch.Tensor, target: int) -> torch.Tensor:
@@ -111,7 +117,10 @@ def main() -> None:
     saliency_keras = keras_saliency(reference, x, target)
     saliency_vadx = vadx_probability_saliency(model, clip, target)
 
-    def keras_forward():
+    def keras_predict():
+        return reference.predict_on_batch(x.numpy())
+
+    def keras_call():
         with torch.no_grad():
             return reference(x, training=False)
 
@@ -126,19 +135,26 @@ def main() -> None:
         with torch.no_grad():
             return model.pool_maps(model.backbone(frames))
 
+    load_before = os.getloadavg()
+    runs = {
+        "keras_predict / vadx_forward": paired(keras_predict, vadx_forward, args.repeats),
+        "keras_call / vadx_forward": paired(keras_call, vadx_forward, args.repeats),
+        "keras_saliency / vadx_saliency": paired(
+            lambda: keras_saliency(reference, x, target), vadx_saliency, args.repeats
+        ),
+        "pytorch_forward / onnxruntime_forward": paired(
+            vadx_forward, lambda: sessions["clip"].run(None, {"clip": clip.numpy()}), args.repeats
+        ),
+        "pytorch_frames / onnxruntime_frames": paired(
+            torch_frames, lambda: sessions["frames"].run(None, {"frames": frames.numpy()}),
+            args.repeats,
+        ),
+    }  # fmt: skip
     seconds = {}
-    seconds["keras_forward"], seconds["vadx_forward"] = paired_medians(
-        keras_forward, vadx_forward, args.repeats
-    )
-    seconds["keras_saliency"], seconds["vadx_saliency"] = paired_medians(
-        lambda: keras_saliency(reference, x, target), vadx_saliency, args.repeats
-    )
-    seconds["onnxruntime_forward"], seconds["pytorch_forward"] = paired_medians(
-        lambda: sessions["clip"].run(None, {"clip": clip.numpy()}), vadx_forward, args.repeats
-    )
-    seconds["onnxruntime_frames"], seconds["pytorch_frames"] = paired_medians(
-        lambda: sessions["frames"].run(None, {"frames": frames.numpy()}), torch_frames, args.repeats
-    )
+    for name, run in runs.items():
+        first, second = name.split(" / ")
+        seconds[f"{first} (with {second})"] = run["first"]
+        seconds[f"{second} (with {first})"] = run["second"]
     result = {
         "benchmark": "keras_onnx",
         "clip": "1 × 20 frames × 112×112",
@@ -149,14 +165,9 @@ def main() -> None:
         },
         "import_seconds": import_seconds,
         "seconds": seconds,
-        "ratios": {
-            "keras_forward / vadx_forward": seconds["keras_forward"] / seconds["vadx_forward"],
-            "keras_saliency / vadx_saliency": seconds["keras_saliency"] / seconds["vadx_saliency"],
-            "pytorch_forward / onnxruntime_forward": seconds["pytorch_forward"]
-            / seconds["onnxruntime_forward"],
-            "pytorch_frames / onnxruntime_frames": seconds["pytorch_frames"]
-            / seconds["onnxruntime_frames"],
-        },
+        # medians of the per-pair ratios (> 1: the second is faster)
+        "ratios": {name: run["ratio"] for name, run in runs.items()},
+        "load_average_1min": {"before": load_before[0], "after": os.getloadavg()[0]},
         "agreement": {
             "keras_vs_vadx_probability_max_abs_diff": float(np.abs(keras_p - vadx_p).max()),
             "keras_vs_vadx_saliency_max_abs_diff_over_max": float(

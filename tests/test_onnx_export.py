@@ -74,3 +74,26 @@ def test_cli_export_writes_the_graphs_and_their_description(tmp_path, capsys):
     assert description["model_id"].startswith("sha256:") and description["clip_length"] == "dynamic"
     code, _, err = run_cli(["export", str(tmp_path / "nothing"), "--onnx", "m.onnx"], capsys)
     assert code == 2 and err.startswith("error:") and len(err.strip().splitlines()) == 1
+
+
+def test_detect_with_the_onnx_runtime_gives_the_same_scores(tmp_path, capsys):
+    from tests.videos import numbered_frames
+    from vadx.detect import detect
+    from vadx.video import write_mp4
+
+    torch.manual_seed(0)
+    model = CRNN(TINY).eval()
+    video = write_mp4(tmp_path / "v.mp4", numbered_frames(24, 48, 64, moving=True), fps=10)
+    ours = detect(model, video)
+    onnx_run = detect(model, video, runtime="onnx")
+    assert onnx_run.settings["runtime"] == "onnx" and ours.settings["runtime"] == "torch"
+    assert np.abs(onnx_run.frame_probabilities - ours.frame_probabilities).max() <= TOLERANCE
+    assert np.ptp(ours.frame_probabilities) > 0.001
+    checkpoint = save_model(model, tmp_path / "model")
+    code, _, err = run_cli(["detect", str(checkpoint), str(video), "--out", str(tmp_path / "d"),
+                            "--no-annotate", "--runtime", "onnx"], capsys)  # fmt: skip
+    assert code == 0, err
+    assert json.loads((tmp_path / "d" / "events.json").read_text())["settings"]["runtime"] == "onnx"
+    code, _, err = run_cli(["detect", str(checkpoint), str(video), "--out", str(tmp_path / "e"),
+                            "--runtime", "tensorrt"], capsys)  # fmt: skip
+    assert code == 2 and "runtime must be torch or onnx, got 'tensorrt'" in err

@@ -522,6 +522,13 @@ def detect_command(
     per_class: PerClassOption = False,
     domain: DomainOption = "flag",
     annotate: Annotated[bool, typer.Option(help="Write annotated.mp4.")] = True,
+    runtime: Annotated[
+        str,
+        typer.Option(
+            help="Where the per-frame CNN runs: torch, or onnx (ONNX Runtime on the CPU, "
+            "1.1–1.4× faster for VGG19 on 2 cores; needs vadx[onnx])."
+        ),
+    ] = "torch",
 ) -> None:
     """Find anomalies over a whole video: events, per-frame scores, an annotated video."""
     from vadx.detect import DetectConfig, check_domain_mode, detect, write_detection
@@ -533,7 +540,8 @@ def detect_command(
     loaded = load_model(model)
     check_domain_mode(loaded, domain)
     with _progress("detecting") as advance:
-        result = detect(loaded, video, config, progress=lambda _, d, t: advance(d, t))
+        result = detect(loaded, video, config, progress=lambda _, d, t: advance(d, t),
+                        runtime=runtime)  # fmt: skip
         write_detection(out, result, video, loaded.checkpoint.model_id, annotate,
                         progress=lambda _, d, t: advance(d, t))  # fmt: skip
     checked = result.domain["checked"]

@@ -222,21 +222,16 @@ def _activation(layer: Layer) -> str:
     """The activation of a layer with an ``activation`` (or a plain ``ReLU`` layer)."""
     c = layer.config
     if layer.kind == "ReLU":
-        if c.get("negative_slope", 0) or c.get("threshold", 0):
-            raise unsupported(layer, "leaky or thresholded ReLU")
-        return "relu6" if c.get("max_value") == 6 else _refuse_max(layer)
+        cap = c.get("max_value")
+        if c.get("negative_slope", 0) or c.get("threshold", 0) or cap not in (None, 6):
+            raise unsupported(layer, "a leaky, thresholded or capped ReLU other than relu6")
+        return "relu" if cap is None else "relu6"
     name = c.get("activation", "linear")
     if isinstance(name, dict):  # a serialised function: {"class_name": "function", "config": …}
         name = name.get("config", name.get("class_name"))
     if name not in ACTIVATION_NAMES:
         raise unsupported(layer, f"activation {name!r}; supported: {', '.join(ACTIVATION_NAMES)}")
     return str(name)
-
-
-def _refuse_max(layer: Layer) -> str:
-    if layer.config.get("max_value") is not None:
-        raise unsupported(layer, f"ReLU capped at {layer.config['max_value']}")
-    return "relu"
 
 
 def _is_vgg19(specs: list[dict[str, Any]]) -> bool:
@@ -312,15 +307,11 @@ def _head(layers: list[Layer]) -> tuple[list[int], float, list[dict[str, Any]], 
         c = layer.config
         if output is not None:
             raise unsupported(layer, "after the output activation")
-        if layer.kind == "Dense":
-            specs.append({"type": "dense", "units": int(c["units"]), "activation": "linear"})
-            activation = (
-                _activation(layer) if c.get("activation") not in ("softmax",) else "softmax"
-            )
-        elif layer.kind == "Softmax":
-            activation = "softmax"
-        elif layer.kind in ("Activation", "ReLU"):
-            activation = "softmax" if c.get("activation") == "softmax" else _activation(layer)
+        if layer.kind in ("Dense", "Softmax", "Activation", "ReLU"):
+            if layer.kind == "Dense":
+                specs.append({"type": "dense", "units": int(c["units"]), "activation": "linear"})
+            softmax = layer.kind == "Softmax" or c.get("activation") == "softmax"
+            activation = "softmax" if softmax else _activation(layer)
         elif layer.kind == "Dropout":
             specs.append({"type": "dropout", "rate": float(c.get("rate", 0.0))})
             continue

@@ -159,23 +159,23 @@ def _read_h5_weights(h5: Any, source: str) -> KerasWeights:
 
 def _collect_keras3(group: Any, top: str, leaf: str, found: dict) -> None:
     """Arrays of ``group`` (a layer's h5 group) and of the layers nested in it."""
-    arrays = [np.asarray(group["vars"][str(i)]) for i in range(len(group["vars"]))]
-    for key in ("cell",):  # an RNN cell's variables are its layer's
-        if key in group:
-            arrays += [
-                np.asarray(group[key]["vars"][str(i)]) for i in range(len(group[key]["vars"]))
-            ]
+    arrays = _variables(group)
+    if "cell" in group:  # an RNN cell's variables are its layer's
+        arrays += _variables(group["cell"])
     if arrays:
         found[(top, leaf)] = arrays
     for key, child in group.items():
         if key in ("vars", "cell") or not hasattr(child, "items"):
             continue
-        if "vars" in child:
-            _collect_keras3(child, top, _object_name(child), found)
-        else:  # a list of layers ("layers/…")
-            for grandchild in child.values():
-                if "vars" in grandchild:
-                    _collect_keras3(grandchild, top, _object_name(grandchild), found)
+        nested = [child] if "vars" in child else list(child.values())  # a layer, or "layers/…"
+        for layer in nested:
+            if "vars" in layer:
+                _collect_keras3(layer, top, _object_name(layer), found)
+
+
+def _variables(group: Any) -> list[np.ndarray]:
+    """A Keras 3 object's variables, in creation order (``vars/0``, ``vars/1`` …)."""
+    return [np.asarray(group["vars"][str(i)]) for i in range(len(group["vars"]))]
 
 
 def _object_name(group: Any) -> str:

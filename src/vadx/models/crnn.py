@@ -90,9 +90,14 @@ class CRNN(nn.Module):
     @functools.cached_property
     def map_size(self) -> tuple[int, int]:
         """``(h, w)`` of the backbone's maps for frames of ``frame_size``."""
-        with torch.no_grad():
-            probe = next(self.backbone.parameters())
-            maps = self.backbone(probe.new_zeros(1, 3, *self.config.frame_size))
+        training = self.backbone.training
+        self.backbone.eval()  # a probe must not move batch-norm statistics
+        try:
+            with torch.no_grad():
+                probe = next(self.backbone.parameters())
+                maps = self.backbone(probe.new_zeros(1, 3, *self.config.frame_size))
+        finally:
+            self.backbone.train(training)
         return (int(maps.shape[-2]), int(maps.shape[-1]))
 
     def class_index(self, name_or_index: str | int) -> int:
