@@ -306,6 +306,27 @@ def test_unsupported_layers_are_named(rest, message, tmp_path):
         import_keras(tmp_path / "m.keras")
 
 
+def test_files_that_are_not_keras_models_are_refused_clearly(tmp_path):
+    import zipfile
+
+    model = bilstm_without_bias()
+    model.save_weights(tmp_path / "m.weights.h5")
+    (tmp_path / "notes.txt").write_text("not a model")
+    with zipfile.ZipFile(tmp_path / "other.zip", "w") as archive:
+        archive.writestr("readme.md", "hello")
+    cases = {
+        tmp_path / "missing.keras": "no Keras model at .*missing.keras: the file does not exist",
+        tmp_path / "notes.txt": "neither a Keras archive .* nor an HDF5 file",
+        tmp_path / "other.zip": "a zip but not a Keras archive",
+        tmp_path / "m.weights.h5": r"holds weights only: give the model's config too \(--config",
+    }
+    for path, message in cases.items():
+        with pytest.raises(ModelImportError, match=message):
+            import_keras(path)
+    with pytest.raises(ModelImportError, match="unknown preprocessing 'bgr'; choose from caffe"):
+        import_keras(tmp_path / "m.weights.h5", preprocess="bgr")
+
+
 def test_keras_doc_python_examples_run(tmp_path, monkeypatch, capsys):
     """docs/keras.md's examples, in order: import a Keras model, then export it to ONNX."""
     pytest.importorskip("onnxruntime")
