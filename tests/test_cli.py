@@ -148,3 +148,14 @@ def test_console_script_from_a_fresh_shell(tmp_path):
     )
     assert result.returncode == 2
     assert "error: no checkpoint at" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_help_starts_without_loading_torch():
+    # `vadx --help` and `import vadx` stay light: torch loads when a command needs a model
+    probe = ("import sys, vadx, vadx.cli; from typer.testing import CliRunner; "
+             "result = CliRunner().invoke(vadx.cli.app, ['--help']); "
+             "assert result.exit_code == 0 and 'explain' in result.output, result.output; "
+             "print('torch' in sys.modules)")  # fmt: skip
+    found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert found.returncode == 0 and found.stdout.strip() == "False", found.stderr
+    assert vadx.load_model is vadx.models.load_model  # the names still import on first use

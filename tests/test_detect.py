@@ -9,7 +9,9 @@ import torch
 from vadx.data.synth import render_long
 from vadx.detect import (
     DetectConfig,
+    Event,
     detect,
+    event_window,
     find_events,
     moving_average,
     spread_over_frames,
@@ -97,7 +99,8 @@ def test_outputs(model, long_video, tmp_path):
     with VideoReader(tmp_path / "annotated.mp4") as annotated:
         assert len(annotated) == 42
         frame = annotated.read([5]).data[0]
-    assert frame[2, 24, 0] > 150  # the red alert band at the top
+    assert frame.shape[:2] == (48 + 12, 48)  # the label's band below the 48×48 picture
+    assert frame[-3, -24, 0] > 150 and frame[-3, -24, 1] < 90  # red: an alert
 
 
 def test_bad_input(model, tmp_path):
@@ -106,3 +109,18 @@ def test_bad_input(model, tmp_path):
         detect(model, short)
     with pytest.raises(InputError, match="off ≤ on"):
         DetectConfig(on=0.3, off=0.5)
+
+
+def test_an_events_window_is_its_most_anomalous_overlapping_one_else_the_nearest():
+    windows = sliding_windows(12, length=4, stride=2)  # frames 0-3, 2-5, 4-7, 6-9, 8-11
+    fight = np.array([[0.1], [0.9], [0.7], [0.95], [0.2]])  # p(fight) per window
+    names = ("fight",)
+
+    def event(first, last):
+        return Event(first, last, first / 10, last / 10, "fight", 0.9, 0.8)
+
+    assert event_window(windows, fight, names, event(4, 5)).number == 1  # 0.9 beats 0.7
+    assert event_window(windows, fight, names, event(0, 11)).number == 3  # overall best
+    assert event_window(windows, fight, names, event(0, 1)).number == 0  # the only overlap
+    short = sliding_windows(12, length=4, stride=4)[:2]  # frames 0-3 and 4-7; 8-11 uncovered
+    assert event_window(short, fight[:2], names, event(10, 11)).number == 1  # the nearest

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
+from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -11,10 +14,12 @@ from PIL import Image
 
 from tests.conftest import TINY, run_cli
 from vadx.data.synth import render_long
+from vadx.detect import DetectConfig, detect, read_detection
 from vadx.errors import InputError
-from vadx.explain_video import ExplainSettings, compare_models, explain_video
+from vadx.explain_video import EXPORTS, ExplainSettings, compare_models, explain_video
 from vadx.models import CRNN, load_model, save_model
 from vadx.models.weights import file_sha256
+from vadx.render.overlay import band_height
 from vadx.video.decode import VideoReader
 from vadx.video.encode import write_mp4
 
@@ -28,26 +33,34 @@ def assets(tmp_path_factory):
     save_model(CRNN(TINY), root / "a")
     torch.manual_seed(1)
     save_model(CRNN(TINY.replace(rnn_hidden=8)), root / "b")
+    write_mp4(root / "other.mp4", long.frames[::-1].copy(), fps=10)
     return root, video
 
 
-def test_one_clip_writes_every_file_and_the_video_decodes_back(assets, tmp_path):
+def test_one_clip_writes_the_report_and_the_record_and_pictures_only_when_asked(assets, tmp_path):
     root, video = assets
     model = load_model(root / "a")
-    settings = ExplainSettings(methods=("gradcam", "saliency"), view="contours")
+    lean = ExplainSettings(methods=("gradcam", "saliency"), view="contours")
+    explain_video(model, video, tmp_path / "lean", lean, start=5, end=35)
+    assert sorted(p.name for p in (tmp_path / "lean").iterdir()) == [
+        "explanation.npz", "manifest.json", "report.html", "summary.json"]  # fmt: skip
+
+    settings = ExplainSettings(methods=("gradcam", "saliency"), view="contours", exports=EXPORTS)
     summary = explain_video(model, video, tmp_path, settings, start=5, end=35)
     (clip,) = summary["clips"]
     assert clip["frames"] == [5, 15, 25, 35]
     names = {p.name for p in tmp_path.iterdir()}
+    band = band_height(80)  # the label under each frame
     for method in ("gradcam", "saliency"):
         assert {f"{method}.mp4", f"{method}.gif", f"{method}-sheet.png"} <= names
         assert sorted(p.name for p in (tmp_path / "frames" / method).iterdir()) == [
             "000005.png", "000015.png", "000025.png", "000035.png"]  # fmt: skip
         with VideoReader(tmp_path / f"{method}.mp4") as mp4:
-            assert mp4.info.num_frames == 4 and (mp4.info.height, mp4.info.width) == (60, 80)
+            assert mp4.info.num_frames == 4
+            assert (mp4.info.height, mp4.info.width) == (60 + band, 80)
             assert mp4.info.fps == pytest.approx(1.0)  # 10 fps source, frames 10 apart
         with Image.open(tmp_path / f"{method}.gif") as gif:
-            assert gif.n_frames == 4 and gif.size == (80, 60)
+            assert gif.n_frames == 4 and gif.size == (80, 60 + band)
     assert {"methods.png", "views.png", "strip.png", "report.html", "manifest.json",
             "explanation.npz", "summary.json"} <= names  # fmt: skip
     manifest = json.loads((tmp_path / "manifest.json").read_text())
@@ -56,9 +69,17 @@ def test_one_clip_writes_every_file_and_the_video_decodes_back(assets, tmp_path)
     assert manifest["clip_frames"] == [5, 15, 25, 35] and manifest["render"]["view"] == "contours"
     with np.load(tmp_path / "explanation.npz") as arrays:
         assert arrays["gradcam/display"].shape == (1, 4, 32, 32)
+        display = arrays["gradcam/display"][0]
     report = (tmp_path / "report.html").read_text()
-    assert "data:video/mp4;base64," in report and "http://" not in report
-    assert "https://" not in report and manifest["source"]["sha256"] in report
+    assert "http://" not in report and "https://" not in report
+    assert manifest["source"]["sha256"] in report
+    # the report carries each method's maps once, 8-bit, at the model's input size
+    player = json.loads(report.split('id="player-data">')[1].split("</script>")[0])
+    atlas = player["methods"]["gradcam"]["maps"].split(",", 1)[1]
+    decoded = cv2.imdecode(np.frombuffer(base64.b64decode(atlas), np.uint8), cv2.IMREAD_UNCHANGED)
+    assert decoded.shape == (4 * 32, 32)
+    assert np.abs(decoded.astype(int) - np.round(display.reshape(-1, 32) * 255)).max() <= 1
+    assert len(player["frames"]) == 4 and player["box"] == [0, 0, 32, 32]  # stretched to fill
 
 
 def test_flagged_windows_explain_each_event_and_none_says_so(assets, tmp_path):
@@ -111,10 +132,12 @@ def test_cli_explain_and_compare(assets, tmp_path, capsys):
     root, video = assets
     code, out, err = run_cli(["explain", str(root / "a"), str(video), "--out",
                               str(tmp_path / "x"), "--methods", "gradcam", "--view", "contour",
-                              "--target", "anomaly", "--no-timeline", "--quality"],
+                              "--target", "anomaly", "--no-timeline", "--quality", "--mp4"],
                              capsys)  # fmt: skip
     assert code == 0, err
     assert "report.html" in out and (tmp_path / "x" / "report.html").is_file()
+    assert (tmp_path / "x" / "gradcam.mp4").is_file()  # asked for; nothing else rendered
+    assert not any((tmp_path / "x" / name).exists() for name in ("gradcam.gif", "frames"))
     manifest = json.loads((tmp_path / "x" / "manifest.json").read_text())
     assert manifest["target"] == "anomaly"
     scores = manifest["quality"]
@@ -138,3 +161,39 @@ def test_cli_explain_and_compare(assets, tmp_path, capsys):
     code, _, err = run_cli(["compare", str(root / "a"), str(video), "--out", str(tmp_path)],
                            capsys)  # fmt: skip
     assert code == 2 and "at least two models" in err
+
+
+def test_an_earlier_detection_makes_the_timeline_and_the_flagged_windows(
+    assets, tmp_path, capsys, monkeypatch
+):
+    root, video = assets
+    cut = ["--on", "0", "--off", "0", "--min-frames", "1"]  # one event over the whole video
+    code, _, err = run_cli(["detect", str(root / "a"), str(video), "--out", str(tmp_path / "d"),
+                            "--no-annotate", *cut], capsys)  # fmt: skip
+    assert code == 0, err
+    model = load_model(root / "a")
+    fresh = explain_video(model, video, tmp_path / "fresh", ExplainSettings(methods=("gradcam",)),
+                          windows="flagged", detect_config=DetectConfig(on=0, off=0,
+                                                                        min_frames=1))  # fmt: skip
+    monkeypatch.setattr("vadx.explain_video.detect", None)  # no detection may run again
+    earlier = read_detection(tmp_path / "d", model, video)
+    reused = explain_video(model, video, tmp_path / "reused", ExplainSettings(methods=("gradcam",)),
+                           windows="flagged", detection=earlier)  # fmt: skip
+    assert [c["frames"] for c in reused["clips"]] == [c["frames"] for c in fresh["clips"]]
+    report = (Path(reused["clips"][0]["report"])).read_text()
+    assert 'id="timeline"' in report  # the earlier detection's scores make the timeline
+    np.testing.assert_allclose(earlier.smoothed_score, detect(model, video, DetectConfig(
+        on=0, off=0, min_frames=1)).smoothed_score, atol=1e-5)  # fmt: skip
+
+    code, _, err = run_cli(["explain", str(root / "a"), str(video), "--out", str(tmp_path / "c"),
+                            "--methods", "gradcam", "--detection", str(tmp_path / "d")],
+                           capsys)  # fmt: skip
+    assert code == 0, err
+    detected, other, fresh = tmp_path / "d", root / "other.mp4", tmp_path / "fresh"
+    for name, source, folder, why in (("b", video, detected, "not of this model"),
+                                      ("a", other, detected, "another video"),
+                                      ("a", video, fresh, "holds no detection")):  # fmt: skip
+        code, _, err = run_cli(["explain", str(root / name), str(source), "--out",
+                                str(tmp_path / "e"), "--methods", "gradcam", "--detection",
+                                str(folder)], capsys)  # fmt: skip
+        assert code == 2 and why in err and err.count("error:") == 1, err

@@ -87,12 +87,16 @@ def test_bad_maps_and_settings_are_refused_with_a_hint():
         heatmap(frame.astype(np.float32), np.zeros((10, 12)))
 
 
-def test_label_frame_draws_a_band_and_an_alert_border():
-    frame = np.full((120, 160, 3), 128, np.uint8)
+def test_label_frame_puts_its_band_below_the_picture_and_an_alert_border_around_it():
+    frame = np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
     plain = label_frame(frame, "Fight: 98%")
-    assert (plain[2, 80] == (30, 30, 30)).all() and (plain[100, 80] == 128).all()
+    assert plain.shape == (120 + 12, 160, 3)  # int(22·0.4) + 5 rows, rounded down to even
+    assert (plain[:120] == frame).all()  # not one pixel of the picture covered
+    assert (plain[121, 150] == (30, 30, 30)).all() and (plain[120:, 4:60] > 200).any()
     alert = label_frame(frame, "Fight: 98%", alert=True)
-    assert tuple(alert[119, 80]) == (220, 0, 0)
+    assert tuple(alert[119, 80]) == tuple(alert[60, 0]) == (220, 0, 0)
+    assert (alert[121, 150] == (200, 30, 30)).all()
+    assert (alert[2:118, 2:158] == frame[2:118, 2:158]).all()
 
 
 def test_grid_sheet_and_strip_sizes():

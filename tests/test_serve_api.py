@@ -20,9 +20,13 @@ from tests.videos import ffmpeg_decode, ffmpeg_transcode, zero_packets
 from vadx.data.synth import render_long
 from vadx.detect import DetectConfig, detect
 from vadx.domain import verdict_line
+from vadx.errors import InputError
+from vadx.explain import DEFAULT_METHODS, DEFAULT_TEMPORAL, METHODS, TEMPORAL
+from vadx.explain_video import ExplainSettings, explain_video
 from vadx.models import CRNN, load_model, save_model
 from vadx.serve import Server, create_app
 from vadx.serve.jobs import JobStore
+from vadx.serve.storage import label
 from vadx.video import VideoReader, write_mp4
 
 
@@ -73,6 +77,12 @@ def test_health_models_and_the_page(client):
     assert "http" not in page.text.split("<body>")[1]  # no CDN: works offline
     assert client.get("/static/app.js").headers["content-type"].startswith("text/javascript")
     assert client.get("/openapi.json").json()["info"]["title"] == "vadx"
+    methods = client.get("/api/methods").json()  # the page's method list, from the registries
+    assert sorted(m["name"] for m in methods) == sorted([*METHODS, *TEMPORAL])
+    spatial = [m["name"] for m in methods if m["kind"] == "spatial"]
+    assert spatial[: len(DEFAULT_METHODS)] == list(DEFAULT_METHODS)  # the defaults first
+    assert [m["name"] for m in methods if m["default"]] == [*DEFAULT_METHODS, *DEFAULT_TEMPORAL]
+    assert all(m["description"] and m["display_name"] for m in methods)
 
 
 def test_upload_detect_explain_end_to_end(client, assets):
@@ -99,7 +109,8 @@ def test_upload_detect_explain_end_to_end(client, assets):
 
     explained = finished(client, client.post("/api/jobs", json={
         "kind": "explain", "video": record["id"], "start": 5, "end": 20,
-        "methods": ["gradcam", "saliency"], "temporal": ["frame_occlusion"]}).json())  # fmt: skip
+        "methods": ["gradcam", "saliency"], "temporal": ["frame_occlusion"],
+        "exports": ["frames"]}).json())  # fmt: skip
     assert explained["state"] == "done", explained["error"]
     assert explained["result"]["frames"] == [5, 10, 15, 20]
     report = client.get(f"/api/jobs/{explained['id']}/files/report.html")
@@ -182,7 +193,7 @@ def test_every_bad_request_gets_a_json_error(client, assets, tmp_path):
 
     jobs = "/api/jobs"
     error(client.post(jobs, json={"kind": "detect", "video": "0123456789abcdef"}), 404, "no video")
-    error(client.post(jobs, json={"kind": "detect", "video": "../../etc"}), 404, "no video")
+    error(client.post(jobs, json={"kind": "detect", "video": "../../etc"}), 422, "video")
     error(client.post(jobs, json={"kind": "dance", "video": vid}), 422, "kind")
     error(client.post(jobs, json={"kind": "detect", "video": vid, "extra": 1}), 422, "extra")
     error(client.post(jobs, json={"kind": "detect", "video": vid, "model": "big"}), 404,
@@ -195,6 +206,14 @@ def test_every_bad_request_gets_a_json_error(client, assets, tmp_path):
           "unknown method 'magic'")  # fmt: skip
     error(client.post(jobs, json={"kind": "explain", "video": vid, "start": 30, "end": 99}), 400,
           "not inside the video's 40 frames")  # fmt: skip
+    error(client.post(jobs, json={"kind": "explain", "video": vid, "methods": []}), 422, "methods")
+    # a job that cannot succeed is refused at submission, in API terms (was: accepted, failed)
+    response = client.post(jobs, json={"kind": "detect", "video": vid, "detect": {"step": 20}})
+    error(response, 400, "the video has 40 frames, fewer than one window of the model "
+                         "(4 frames 20 apart = 61); choose a smaller detect.step")  # fmt: skip
+    error(client.put(jobs), 405, "PUT is not allowed here; use GET, POST")
+    assert client.put(jobs).headers["allow"] == "GET, POST"  # every method of the path
+    assert client.options(f"/api/jobs/{'0' * 16}").headers["allow"] == "DELETE, GET"
     error(client.post(jobs, content=b"{not json", headers={"Content-Type": "application/json"}),
           422, "JSON")  # fmt: skip
     error(client.get("/api/jobs/0123456789abcdef"), 404, "no job")
@@ -207,7 +226,10 @@ def test_every_bad_request_gets_a_json_error(client, assets, tmp_path):
     job = finished(client, client.post(jobs, json={"kind": "detect", "video": vid}).json())
     for name in ("../job.json", "job.json", "%2e%2e/%2e%2e/videos", "nothing.png", "/etc/passwd"):
         error(client.get(f"/api/jobs/{job['id']}/files/{name}"), 404, "")
-    error(client.delete(f"/api/jobs/{job['id']}"), 409, "already finished")
+    error(client.post(f"/api/jobs/{job['id']}/cancel"), 409, "already finished")
+    assert client.delete(f"/api/jobs/{job['id']}").status_code == 204  # a finished job: deleted
+    error(client.get(f"/api/jobs/{job['id']}"), 404, "no job")
+    assert not (tmp_path / "jobs" / job["id"]).exists()
     assert client.delete(f"/api/videos/{vid}").status_code == 204
     error(client.get(f"/api/videos/{vid}"), 404, "no video")
 
@@ -249,6 +271,13 @@ def test_an_api_token_guards_everything_but_health(assets, tmp_path):
         error(client.get("/api/models", headers={"Authorization": "Bearer wrong"}), 401, "token")
         assert client.get("/api/models", headers={"Authorization": "Bearer s3cret"}).is_success
         assert client.get("/api/videos?token=s3cret").json() == []
+        error(client.get("/api/videos?token=s3cre"), 401, "token")
+        # the document offers two ways (bearer or query); either one right is enough
+        right_header = {"Authorization": "Bearer s3cret"}
+        assert client.get("/api/videos?token=wrong", headers=right_header).json() == []
+        bad_header = {"Authorization": "Basic czNjcmV0"}
+        assert client.get("/api/videos?token=s3cret", headers=bad_header).json() == []
+        error(client.get("/api/videos?token=", headers={"Authorization": "Bearer "}), 401, "token")
         error(upload(client, assets[1]), 401, "token")
     finally:
         server.jobs.close()
@@ -289,6 +318,8 @@ def test_cancelling_queued_and_running_jobs(tmp_path):
     running = store.submit("slow", {"video": "v"})
     waiting = store.submit("slow", {"video": "v"})
     assert started.wait(10)
+    with pytest.raises(ValueError, match="is running"):
+        store.delete(running.id)  # a running job is cancelled, not deleted
     assert store.cancel(waiting.id).state == "cancelled"
     store.cancel(running.id)
     saved_file = tmp_path / "jobs" / running.id / "job.json"
@@ -298,6 +329,8 @@ def test_cancelling_queued_and_running_jobs(tmp_path):
     assert running.state == "cancelled" and running.progress < 1 and running.result is None
     saved = json.loads(saved_file.read_text())
     assert saved["state"] == "cancelled" and saved["finished"] is not None
+    store.delete(running.id)
+    assert running.id not in store.jobs and not saved_file.parent.exists()
     store.close()
 
 
@@ -408,16 +441,19 @@ def test_inputs_that_crashed_a_request_are_clear_4xx_errors(client, assets):
     assert finished(client, accepted.json())["state"] == "done"
 
 
-def test_failed_jobs_speak_in_api_terms_without_server_paths(client, assets, tmp_path):
+def test_failed_jobs_speak_in_api_terms_without_server_paths(client, assets, tmp_path, monkeypatch):
     _, video, _ = assets
     record = upload(client, video, name="gate 3.mp4").json()
-    job = finished(client, client.post("/api/jobs", json={
-        "kind": "detect", "video": record["id"], "detect": {"step": 2547}}).json())  # fmt: skip
+
+    def failing(model, path, *args, **kwargs):  # as the library words a failure, for the CLI
+        raise InputError(f"{path} has 40 frames, fewer than one window; use a smaller --step")
+
+    monkeypatch.setattr("vadx.serve.app.detect", failing)
+    request = {"kind": "detect", "video": record["id"]}
+    job = finished(client, client.post("/api/jobs", json=request).json())
     assert job["state"] == "failed"
-    message = job["error"]
-    assert message.startswith("gate 3.mp4 has 40 frames, fewer than one window"), message
-    assert "use a smaller detect.step" in message and "--step" not in message
-    assert str(tmp_path) not in message and "video.mp4" not in message and "Error:" not in message
+    expected = "gate 3.mp4 has 40 frames, fewer than one window; use a smaller detect.step"
+    assert job["error"] == expected
 
 
 def test_an_unexpected_failure_is_a_json_500_and_a_logged_traceback(assets, tmp_path, caplog):
@@ -443,3 +479,54 @@ def test_an_unexpected_failure_is_a_json_500_and_a_logged_traceback(assets, tmp_
     finally:
         del server.models["tiny"].frame_features
         server.jobs.close()
+
+
+def test_what_a_job_wrote_names_no_server_path(client, assets, tmp_path):
+    _, video, _ = assets
+    record = upload(client, video, name='gate "3" <east>.mp4').json()
+    explain = {"kind": "explain", "start": 4, "end": 20, "methods": ["gradcam"], "temporal": []}
+    for request in ({"kind": "detect"}, explain):
+        job = finished(
+            client, client.post("/api/jobs", json={**request, "video": record["id"]}).json()
+        )
+        assert job["state"] == "done", job["error"]
+        texts = [name for name in job["files"] if name.endswith((".json", ".html", ".csv"))]
+        assert "events.json" in texts or "report.html" in texts
+        for name in texts:
+            response = client.get(f"/api/jobs/{job['id']}/files/{name}")
+            assert response.status_code == 200
+            assert str(tmp_path) not in response.text and "/videos/" not in response.text, name
+            if name.endswith(".json"):
+                response.json()  # still valid JSON after the paths were replaced
+        if request["kind"] == "explain":
+            summary = client.get(f"/api/jobs/{job['id']}/files/summary.json").json()
+            assert summary["source"] == label(record["name"])  # the uploaded name, made safe
+            assert summary["source"].startswith("gate _") and summary["source"].endswith("_.mp4")
+            scores = client.get(f"/api/jobs/{job['id']}/scores").json()  # its timeline's
+            assert len(scores["anomaly"]) == 40
+
+
+def test_an_event_is_explained_by_the_window_vadx_flags_and_detection_runs_once(
+    client, assets, tmp_path, monkeypatch
+):
+    _, video, model = assets
+    calls = []
+    real = detect
+    monkeypatch.setattr("vadx.serve.app.detect", lambda *a, **k: calls.append(1) or real(*a, **k))
+    record = upload(client, video).json()
+    settings = {"on": 0.0, "off": 0.0, "min_frames": 1}  # one event over the whole video
+    request = {"kind": "detect", "video": record["id"], "detect": settings}
+    job = finished(client, client.post("/api/jobs", json=request).json())
+    (event,) = job["result"]["events"]
+    first, last = event["window"]  # what the page's Explain asks for
+    request = {"kind": "explain", "video": record["id"], "start": first, "end": last,
+               "target": event["class_name"], "methods": ["gradcam"], "temporal": [],
+               "detect": settings}  # fmt: skip
+    explained = finished(client, client.post("/api/jobs", json=request).json())
+    assert explained["state"] == "done", explained["error"]
+    assert calls == [1]  # the explanation took the video's detection, not a second pass
+    flagged = explain_video(model, video, tmp_path / "flagged",
+                            ExplainSettings(methods=("gradcam",), temporal=()), windows="flagged",
+                            detect_config=DetectConfig(**settings))  # fmt: skip
+    assert explained["result"]["frames"] == flagged["clips"][0]["frames"]
+    assert explained["result"]["target"] == flagged["clips"][0]["target"] == event["class_name"]

@@ -4,6 +4,7 @@ report; no console errors. The server runs on a free loopback port for the test'
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 
 import pytest
@@ -39,97 +40,115 @@ def served(tmp_path_factory):
     server.jobs.close()
 
 
-def test_review_an_anomaly_end_to_end_in_the_browser(served):
-    url, video, root = served
+@contextlib.contextmanager
+def browsing(url: str, **options):
+    """A page of headless Chromium, with the errors it logs and the requests that left ``url``
+    (none may: the page works offline)."""
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         try:
-            page = browser.new_page(accept_downloads=True)
+            page = browser.new_page(**options)
             errors: list[str] = []
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(str(e)))
             outside: list[str] = []
-            page.on("request", lambda r: None if r.url.startswith((url, "data:"))
-                    else outside.append(r.url))  # fmt: skip
-            page.goto(url)
-            page.wait_for_selector("#model option", state="attached")
-            assert page.locator("#methods input:checked").count() == len(DEFAULT_METHODS)
-
-            page.click("#settings summary")
-            page.fill("#on", "0")  # every frame anomalous: one event over the whole video
-            page.fill("#off", "0")
-            page.set_input_files("#file", str(video))
-            page.click("#upload")
-            page.wait_for_selector("button.cancel", state="attached")  # while it works
-            page.wait_for_selector("#timeline-section:not([hidden]) #score-line", state="attached",
-                                   timeout=120_000)  # (a flat score is a line 0 px high)
-            assert "40 frames" in page.text_content("#status")
-            assert page.locator("button.cancel").count() == 0  # gone once the job is done
-            assert page.locator("#events tbody tr").count() == 1
-            assert "frame 0)" in page.text_content("#events tbody tr td:nth-child(2)")
-            assert "frame 39)" in page.text_content("#events tbody tr td:nth-child(3)")
-            points = page.get_attribute("#score-line", "points").split()
-            assert len(points) == 40
-            banner = page.text_content("#domain-banner")  # the tiny model is not calibrated
-            assert "Domain not checked" in banner and "vadx calibrate MODEL DATA" in banner
-            assert str(root) not in banner
-            assert "not checked" in page.text_content("#events tbody tr td:nth-child(5)")
-
-            page.uncheck("#methods input[value=activation]")
-            page.uncheck("#methods input[value=gradcam]")
-            box = page.locator("#timeline").bounding_box()
-            page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + 60)
-            assert "frame " in page.text_content("#readout")
-            page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + 60)
-            page.wait_for_selector("#report:not([hidden])", timeout=120_000)
-            assert "predicted" in page.text_content("#explain-status")
-
-            report = page.frame_locator("#report")
-            report.locator("#video").wait_for(state="attached")
-            heat = report.locator("#heat").get_attribute("src")
-            assert heat.startswith("data:image/")
-            assert report.locator("input[name=method]").count() == 2
-            report.locator("input[name=method][value=saliency]").check()
-            assert report.locator("#heat").get_attribute("src") != heat
-            with page.expect_download() as download:
-                page.click("#download")
-            assert download.value.suggested_filename == "report.html"
-            assert "<html" in download.value.path().read_text(encoding="utf-8")
-
-            page.reload()  # a reviewer comes back: the video and its detection are still there
-            page.click("#videos button")
-            page.wait_for_selector("#timeline-section:not([hidden]) #score-line", state="attached")
-            assert errors == [] and outside == []
-            page.screenshot(path=str(root / "page.png"), full_page=True)
+            local = (url, "data:", f"blob:{url.rstrip('/')}")  # blob: a page's own worker
+            page.on("request", lambda r: None if r.url.startswith(local) else outside.append(r.url))
+            yield page, errors, outside
         finally:
             browser.close()
+
+
+def test_review_an_anomaly_end_to_end_in_the_browser(served):
+    url, video, root = served
+    with browsing(url, accept_downloads=True) as (page, errors, outside):
+        page.goto(url)
+        page.wait_for_selector("#model option", state="attached")
+        assert page.locator("#methods input:checked").count() == len(DEFAULT_METHODS)
+        assert "Grad-CAM++" in page.text_content("#methods")  # named as people name them
+        assert "sharper" in page.get_attribute("#methods label:has(input[value=layercam])", "title")
+
+        page.click("#settings summary")
+        page.fill("#on", "0")  # every frame anomalous: one event over the whole video
+        page.fill("#off", "0")
+        page.set_input_files("#file", str(video))
+        page.click("#upload")
+        page.wait_for_selector("button.cancel", state="attached")  # while it works
+        page.wait_for_selector("#timeline-section:not([hidden]) #score-line", state="attached",
+                               timeout=120_000)  # (a flat score is a line 0 px high)
+        assert "40 frames" in page.text_content("#status")
+        assert page.locator("button.cancel").count() == 0  # gone once the job is done
+        assert page.locator("#events tbody tr").count() == 1
+        assert "frame 0)" in page.text_content("#events tbody tr td:nth-child(2)")
+        assert "frame 39)" in page.text_content("#events tbody tr td:nth-child(3)")
+        points = page.get_attribute("#score-line", "points").split()
+        assert len(points) == 40
+        banner = page.text_content("#domain-banner")  # the tiny model is not calibrated
+        assert "Domain not checked" in banner and "vadx calibrate MODEL DATA" in banner
+        assert str(root) not in banner
+        assert "not checked" in page.text_content("#events tbody tr td:nth-child(5)")
+
+        page.uncheck("#methods input[value=activation]")
+        page.uncheck("#methods input[value=gradcam]")
+        box = page.locator("#timeline").bounding_box()
+        page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + 60)
+        assert "frame " in page.text_content("#readout")
+        page.mouse.click(box["x"] + box["width"] * 0.5, box["y"] + 60)
+        page.wait_for_selector("#report:not([hidden])", timeout=120_000)
+        assert "predicted" in page.text_content("#explain-status")
+
+        report = page.frame_locator("#report")
+        drawn = report.locator("body")
+        first = drawn.get_attribute("data-method")
+        report.locator("#view").wait_for(state="attached")
+        assert report.locator("input[name=method]").count() == 2
+        report.locator("input[name=method][value=saliency]").check()
+        assert drawn.get_attribute("data-method") == "saliency" != first
+        page.wait_for_function("document.getElementById('report').contentDocument.body"
+                               ".dataset.drawn === 'saliency/heatmap/0'")  # the canvas drew it
+        with page.expect_download() as download:
+            page.click("#download")
+        assert download.value.suggested_filename == "report.html"
+        assert "<html" in download.value.path().read_text(encoding="utf-8")
+
+        page.reload()  # a reviewer comes back: the video and its detection are still there
+        page.click("#videos button")
+        page.wait_for_selector("#timeline-section:not([hidden]) #score-line", state="attached")
+        assert errors == [] and outside == []
+        page.screenshot(path=str(root / "page.png"), full_page=True)
 
 
 def test_footage_outside_the_models_domain_is_flagged_on_the_page(served):
     url, video, _ = served
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            page = browser.new_page()
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(url)
-            page.wait_for_selector("#model option", state="attached")
-            page.select_option("#model", "calibrated")
-            page.click("#settings summary")
-            page.fill("#on", "0")
-            page.fill("#off", "0")
-            page.set_input_files("#file", str(video))
-            page.click("#upload")
-            page.wait_for_selector("#timeline-section:not([hidden]) #score-line", state="attached",
-                                   timeout=120_000)  # (a flat score is a line 0 px high)
-            assert page.get_attribute("#domain-banner", "class") == "warning"
-            assert "outside the model's training domain" in page.text_content("#domain-banner")
-            assert page.locator("#timeline rect.outside").count() >= 1
-            assert "% of frames" in page.text_content("#events tbody tr td:nth-child(5)")
-            box = page.locator("#timeline").bounding_box()
-            page.mouse.move(box["x"] + 5, box["y"] + 60)
-            assert "domain score" in page.text_content("#readout")
-            assert errors == []
-        finally:
-            browser.close()
+    with browsing(url) as (page, errors, outside):
+        page.goto(url)
+        page.wait_for_selector("#model option", state="attached")
+        page.select_option("#model", "calibrated")
+        page.click("#settings summary")
+        page.fill("#on", "0")
+        page.fill("#off", "0")
+        page.set_input_files("#file", str(video))
+        page.click("#upload")
+        page.wait_for_selector("#timeline-section:not([hidden]) #score-line", state="attached",
+                               timeout=120_000)  # (a flat score is a line 0 px high)
+        assert page.get_attribute("#domain-banner", "class") == "warning"
+        assert "outside the model's training domain" in page.text_content("#domain-banner")
+        assert page.locator("#timeline rect.outside").count() >= 1
+        assert "% of frames" in page.text_content("#events tbody tr td:nth-child(5)")
+        box = page.locator("#timeline").bounding_box()
+        page.mouse.move(box["x"] + 5, box["y"] + 60)
+        assert "domain score" in page.text_content("#readout")
+        assert errors == [] and outside == []
+
+
+def test_the_api_docs_pages_work_offline(served):
+    url, _, _ = served
+    with browsing(url) as (page, errors, outside):
+        page.goto(url + "docs")
+        page.wait_for_selector(".opblock", timeout=30_000)  # Swagger UI drew the operations
+        assert page.locator(".opblock").count() == 15
+        assert "POST/api/jobs/{job_id}/cancel" in page.text_content("body").replace(" ", "")
+        page.goto(url + "redoc")
+        page.wait_for_selector("text=Cancel a queued or running job", timeout=30_000)
+        assert "Delete a finished job" in page.text_content("body")
+        assert errors == [] and outside == [], outside

@@ -713,7 +713,7 @@ def serve_command(
 def _explain_settings(
     methods: str, temporal: str, target: str, layer: str | None, weighting: str,
     normalisation: str, view: str, colormap: str, opacity: float, timeline: bool = True,
-    quality: bool = False,
+    quality: bool = False, exports: tuple[str, ...] = (),
 ):  # fmt: skip
     from vadx.explain_video import ExplainSettings
 
@@ -724,7 +724,7 @@ def _explain_settings(
         methods=names(methods), temporal=names(temporal),
         target=int(target) if target.isdigit() else target, layer=layer, weighting=weighting,
         normalisation=normalisation, view=view, colormap=colormap, opacity=opacity,
-        timeline=timeline, quality=quality,
+        timeline=timeline, quality=quality, exports=exports,
     )  # fmt: skip
 
 
@@ -790,20 +790,37 @@ def explain_command(
     quality: Annotated[
         bool, typer.Option(help="Score the maps (deletion/insertion vs random) in the report.")
     ] = False,
+    frames: Annotated[bool, typer.Option("--frames", help="Also write every frame as a PNG, "
+                                         "per method (frames/METHOD/NNNNNN.png).")] = False,
+    mp4: Annotated[bool, typer.Option("--mp4", help="Also write METHOD.mp4.")] = False,
+    gif: Annotated[bool, typer.Option("--gif", help="Also write METHOD.gif.")] = False,
+    sheets: Annotated[bool, typer.Option("--sheets", help="Also write contact sheets and the "
+                                         "methods/views/strip figures (PNG).")] = False,
+    everything: Annotated[bool, typer.Option("--all", help="All of --frames, --mp4, --gif "
+                                             "and --sheets.")] = False,
+    detection: Annotated[Path | None, typer.Option(
+        "--detection", help="The --out folder of an earlier `vadx detect` of this video with "
+        "this model: its scores make the report's timeline and --windows, instead of detecting "
+        "the whole video again.")] = None,
 ) -> None:
-    """Explain a clip (or windows) of a video: overlays, contours, video, report.html."""
-    from vadx.detect import DetectConfig
+    """Explain a clip (or windows) of a video into report.html (every method, view and frame,
+    drawn in the browser) and the audit record; rendered pictures on request."""
+    from vadx.detect import DetectConfig, read_detection
     from vadx.explain_video import explain_video
     from vadx.models import load_model
 
     loaded = load_model(model)
+    asked = {"frames": frames, "mp4": mp4, "gif": gif, "sheets": sheets}
+    exports = tuple(name for name, wanted in asked.items() if wanted or everything)
     settings = _explain_settings(methods, temporal, target, layer, weighting, normalisation,
-                                 view, colormap, opacity, timeline, quality)  # fmt: skip
+                                 view, colormap, opacity, timeline, quality, exports)  # fmt: skip
     choice: str | int = window if window is not None else windows
+    earlier = None if detection is None else read_detection(detection, loaded, video)
     with _progress("explaining") as advance:
         summary = explain_video(loaded, video, out, settings, start, end, choice,
                                 DetectConfig(stride=stride, step=step),
-                                progress=lambda _, d, t: advance(d, t))  # fmt: skip
+                                progress=lambda _, d, t: advance(d, t),
+                                detection=earlier)  # fmt: skip
     if not summary["clips"]:
         console.print(f"{summary.get('note', 'nothing explained')}; wrote {out}/summary.json")
         return

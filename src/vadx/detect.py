@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +37,8 @@ from vadx.domain import DOMAIN_MODES, DomainMode, domain_summary, missing_note
 from vadx.errors import InputError
 from vadx.files import atomic_path, write_json
 from vadx.models.crnn import CRNN
-from vadx.render.overlay import class_label, label_frame
+from vadx.models.weights import file_sha256
+from vadx.render.overlay import band_height, class_label, label_frame
 from vadx.video.decode import VideoInfo, VideoReader
 from vadx.video.encode import Mp4Writer
 from vadx.video.preprocess import fit_frames, frames_to_clip
@@ -105,6 +107,9 @@ class Event:
     mean_probability: float
     #: share of the event's frames outside the model's domain (None: not checked)
     out_of_domain: float | None = None
+    #: first and last frame of the event's most anomalous window (:func:`event_window`): the
+    #: clip that explains the event, wherever it is explained from (None: live detection)
+    window: tuple[int, int] | None = None
 
 
 @dataclass
@@ -244,12 +249,31 @@ def detect(
     outside = None if frame_domain is None else frame_domain > 1
     events = all_events(frame_probabilities, smoothed, names, normal, timestamps, config,
                         outside)  # fmt: skip
+    chosen = [event_window(windows, window_probabilities, names, e) for e in events]
+    events = [replace(e, window=(int(w.indices[0]), int(w.indices[-1])))
+              for e, w in zip(events, chosen, strict=True)]  # fmt: skip
     settings = {**asdict(config), "stride": stride, "step": step, "window": length,
                 "runtime": runtime}  # fmt: skip
     threshold = None if window_domain is None else model.domain.threshold
     return Detection(info, names, windows, window_probabilities, frame_probabilities, anomaly,
                      smoothed, events, timestamps, settings, window_domain, frame_domain,
                      domain_summary(window_domain, threshold))  # fmt: skip
+
+
+def event_window(
+    windows: list[Window], probabilities: np.ndarray, names: Sequence[str], event: Event
+) -> Window:
+    """The event's most anomalous window: of the windows overlapping it (else the nearest),
+    the one with the highest probability of the event's class. One rule for every place that
+    explains an event (``vadx explain --windows flagged``, the web page's Explain button)."""
+    column = list(names).index(event.class_name)
+    first, last = event.start_frame, event.end_frame
+
+    def apart(w: Window) -> int:  # frames between the window and the event (0: they overlap)
+        return max(0, int(w.indices[0]) - last, first - int(w.indices[-1]))
+
+    # frames no window covers (a stride past the last window) take the nearest windows'
+    return min(windows, key=lambda w: (apart(w), -probabilities[w.number, column]))
 
 
 def check_domain_mode(model: CRNN, mode: str, show_path: bool = True) -> None:
@@ -463,6 +487,7 @@ def write_detection(
         write_annotated(out / "annotated.mp4", detection, source, progress)
     document = {
         "video": str(source),
+        "video_sha256": file_sha256(source),
         "video_info": asdict(detection.info),
         "model": model_id,
         "vadx_version": __version__,
@@ -526,8 +551,9 @@ def write_annotated(
     outside = detection.outside_domain
     names = detection.class_names
     info = detection.info
-    with VideoReader(source) as video, Mp4Writer(path, info.fps, (info.height, info.width),
-                                                 reproducible=False) as writer:  # fmt: skip
+    size = (info.height + band_height(info.width), info.width)  # the label below the picture
+    writer = Mp4Writer(path, info.fps, size, reproducible=False)
+    with VideoReader(source) as video, writer:
         for t, _, frame in video:
             row = detection.frame_probabilities[t]
             if active[t] is not None:
@@ -542,3 +568,43 @@ def write_annotated(
             if progress is not None and t % 25 == 0:
                 progress("annotating", t + 1, info.num_frames)
     return path
+
+
+def read_detection(folder: str | Path, model: CRNN, source: str | Path) -> Detection:
+    """The detection ``vadx detect`` wrote into ``folder`` (``events.json``, ``scores.csv``),
+    checked to be of ``source`` by ``model``: what an explanation's timeline and ``--windows``
+    take instead of detecting the whole video again. Its windows are cut again from its
+    settings; their probabilities are not on file (NaN), events carry their window."""
+    folder = Path(folder)
+    try:
+        document = json.loads((folder / "events.json").read_text(encoding="utf-8"))
+        with open(folder / "scores.csv", newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except (OSError, ValueError) as err:
+        raise InputError(f"{folder} holds no detection vadx can read ({err}); give the --out "
+                         "folder of a vadx detect run") from None  # fmt: skip
+    model_id = model.checkpoint.model_id if model.checkpoint is not None else None
+    if document.get("model") != model_id:
+        raise InputError(f"{folder} holds the detection of model {document.get('model')}, not "
+                         f"of this model ({model_id}); detect again with it") from None  # fmt: skip
+    if document.get("video_sha256") != file_sha256(source):
+        raise InputError(f"{folder} holds the detection of another video "
+                         f"({document.get('video')}), not of {source}")  # fmt: skip
+    info = VideoInfo(**document["video_info"])
+    names = tuple(document["classes"])
+    settings = document["settings"]
+
+    def column(name: str) -> np.ndarray:
+        return np.array([float(row[name]) for row in rows])
+
+    timestamps = column("time")
+    windows = sliding_windows(info.num_frames, settings["window"], settings["stride"],
+                              settings["step"], timestamps)  # fmt: skip
+    events = [Event(**{**e, "window": tuple(e["window"]) if e.get("window") else None})
+              for e in document["events"]]  # fmt: skip
+    frame_domain = column("domain_score") if rows and "domain_score" in rows[0] else None
+    return Detection(
+        info, names, windows, np.full((len(windows), len(names)), np.nan),
+        np.stack([column(f"p_{n}") for n in names], 1), column("anomaly"), column("smoothed"),
+        events, timestamps, settings, None, frame_domain, document.get("domain", {}),
+    )  # fmt: skip

@@ -4,15 +4,19 @@ A clip is sampled from the video like a training clip (``T`` frames spread evenl
 span), explained by :func:`vadx.explain.explain`, and its maps are brought back onto the
 source frames. For each clip a folder holds:
 
-* ``frames/<method>/NNNNNN.png`` — every frame with the method's view and "Class: NN%";
-* ``<method>.mp4`` (H.264) and ``<method>.gif`` — the same frames, playing in real time
-  (the source's frame rate divided by the sampled frames' spacing);
-* ``<method>-sheet.png`` — a contact sheet; ``methods.png`` — methods × frames;
-  ``views.png`` — heat map, contour and multi-level contours of the first method;
-* ``strip.png`` — the frames above the temporal-importance curves, estimators named;
+* ``report.html`` — one self-contained page that carries each frame once and each method's
+  raw maps (8-bit), and draws every view in the browser (see :mod:`vadx.render.report`);
 * ``explanation.npz`` and ``manifest.json`` — every array, every setting, the model's and the
   input's sha256, versions: the audit record;
-* ``report.html`` — all of it in one self-contained page (see :mod:`vadx.render.report`).
+
+and, only when asked (``exports``), pictures rendered here with "Class: NN%" under each frame:
+
+* ``frames`` — ``frames/<method>/NNNNNN.png``, every frame with the method's view;
+* ``mp4``, ``gif`` — ``<method>.mp4`` (H.264) and ``<method>.gif``, the same frames playing
+  in real time (the source's frame rate divided by the sampled frames' spacing);
+* ``sheets`` — ``<method>-sheet.png`` contact sheets, ``methods.png`` (methods × frames),
+  ``views.png`` (the three views of the first method) and ``strip.png`` (the frames above
+  the temporal-importance curves).
 
 Clips: one span (``start``/``end``, default the whole video), every sliding window of
 ``vadx detect`` (``windows="all"``), or the windows ``vadx detect`` flagged (``"flagged"``:
@@ -30,7 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vadx.detect import DetectConfig, Detection, detect
+from vadx.detect import DetectConfig, Detection, Event, detect, event_window
 from vadx.domain import check_clip
 from vadx.errors import InputError
 from vadx.explain import (
@@ -54,6 +58,8 @@ from vadx.video.sampling import even_indices
 
 ProgressFn = Callable[[str, int, int], None]
 WINDOWS = ("one", "all", "flagged")
+#: the pictures :func:`write_clip` renders only when asked (module doc)
+EXPORTS = ("frames", "mp4", "gif", "sheets")
 WindowChoice = str | int
 
 
@@ -68,6 +74,7 @@ class ExplainSettings:
         timeline: run detection over the whole video for the report's anomaly-score timeline.
         quality: score the clip's explanations (deletion/insertion AUCs beside random orders,
             :mod:`vadx.quality.faithfulness`) and show them in the report.
+        exports: pictures to render besides the report, of :data:`EXPORTS`.
     """
 
     methods: tuple[str, ...] = DEFAULT_METHODS
@@ -82,6 +89,7 @@ class ExplainSettings:
     opacity: float = 0.5
     timeline: bool = True
     quality: bool = False
+    exports: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.view not in VIEWS:
@@ -89,7 +97,8 @@ class ExplainSettings:
         if not self.methods:
             raise InputError("give at least one explanation method")
         for names, known, kind in ((self.methods, METHODS, "method"),
-                                   (self.temporal, TEMPORAL, "temporal estimator")):  # fmt: skip
+                                   (self.temporal, TEMPORAL, "temporal estimator"),
+                                   (self.exports, EXPORTS, "export")):  # fmt: skip
             for name in names:
                 if name not in known:
                     raise InputError(f"unknown {kind} {name!r}; choose from {', '.join(known)}")
@@ -185,42 +194,50 @@ def write_clip(
     source_sha256: str,
     timeline: Detection | None = None,
 ) -> dict[str, Any]:
-    """Write every file of one explained clip into ``out`` (module doc); returns its summary."""
+    """Write the files of one explained clip into ``out`` (module doc); returns its summary."""
     e = clip.explanation
-    numbers = [f"frame {i}" for i in clip.indices]
-    views = {m: rendered(clip, m, settings.view, settings) for m in e.maps}
-    for method, frames in views.items():
-        for index, frame in zip(clip.indices, frames, strict=True):
-            write_png(out / "frames" / method / f"{index:06d}.png", frame)
-        write_mp4(out / f"{method}.mp4", frames, fps=clip.fps)
-        write_gif(out / f"{method}.gif", frames, fps=clip.fps)
-        write_png(out / f"{method}-sheet.png", contact_sheet(frames, numbers))
-    first = next(iter(e.maps))
-    columns = [str(i) for i in clip.indices]
-    rows = [("frame", clip.frames)] + [(e.maps[m].display_name, views[m]) for m in e.maps]
-    view_rows = [(view, views[first] if view == settings.view else
-                  rendered(clip, first, view, settings)) for view in VIEWS]  # fmt: skip
-    figures = {
-        "Methods × frames": (grid(rows, columns), "methods.png"),
-        f"Views of {e.maps[first].display_name}": (grid(view_rows, columns), "views.png"),
-    }
-    curves = {f.display_name: f.scores[0] for f in e.temporal.values()}
-    if curves:
-        title = f"{e.maps[first].display_name} · target {e.target_names[0]}"
-        figures["Frames and temporal importance"] = (
-            frame_strip(views[first], curves, clip.indices, title), "strip.png")  # fmt: skip
-    for image, file in figures.values():
-        write_png(out / file, image)
+    write_exports(out, clip, settings)
     extra = audit(clip, settings, model, source, source_sha256)
     if settings.quality:
         extra["quality"] = clip_quality(model, clip)
     e.save(out, extra)
-    write_report(out / "report.html", clip, settings, extra, timeline, extra.get("quality"),
-                 {caption: image for caption, (image, _) in figures.items()})  # fmt: skip
+    write_report(out / "report.html", clip, settings, extra, timeline, extra.get("quality"))
     name, probability = clip.predicted
     return {"folder": str(out), "frames": [int(i) for i in clip.indices], "predicted": name,
             "probability": round(probability, 4), "target": e.target_names[0],
             "report": str(out / "report.html"), "domain": dict(clip.domain)}  # fmt: skip
+
+
+def write_exports(out: Path, clip: ClipExplanation, settings: ExplainSettings) -> None:
+    """The pictures of ``settings.exports`` (module doc), rendered here."""
+    exports = set(settings.exports)
+    if not exports:
+        return
+    e = clip.explanation
+    numbers = [f"frame {i}" for i in clip.indices]
+    views = {m: rendered(clip, m, settings.view, settings) for m in e.maps}
+    for method, frames in views.items():
+        if "frames" in exports:
+            for index, frame in zip(clip.indices, frames, strict=True):
+                write_png(out / "frames" / method / f"{index:06d}.png", frame)
+        if "mp4" in exports:
+            write_mp4(out / f"{method}.mp4", frames, fps=clip.fps)
+        if "gif" in exports:
+            write_gif(out / f"{method}.gif", frames, fps=clip.fps)
+        if "sheets" in exports:
+            write_png(out / f"{method}-sheet.png", contact_sheet(frames, numbers))
+    if "sheets" in exports:
+        first = next(iter(e.maps))
+        columns = [str(i) for i in clip.indices]
+        rows = [("frame", clip.frames)] + [(e.maps[m].display_name, views[m]) for m in e.maps]
+        view_rows = [(view, views[first] if view == settings.view else
+                      rendered(clip, first, view, settings)) for view in VIEWS]  # fmt: skip
+        write_png(out / "methods.png", grid(rows, columns))
+        write_png(out / "views.png", grid(view_rows, columns))
+        curves = {f.display_name: f.scores[0] for f in e.temporal.values()}
+        if curves:
+            title = f"{e.maps[first].display_name} · target {e.target_names[0]}"
+            write_png(out / "strip.png", frame_strip(views[first], curves, clip.indices, title))
 
 
 def clip_quality(model: CRNN, clip: ClipExplanation) -> dict[str, dict[str, float]]:
@@ -338,18 +355,16 @@ def _jobs(
         return [(detection.windows[windows].indices, None)]
     if windows == "all":
         return [(w.indices, None) for w in detection.windows]
-    names = list(detection.class_names)
-    jobs = []
-    for event in detection.events:
-        column = names.index(event.class_name)
-        overlapping = [
-            (detection.window_probabilities[w.number, column], w)
-            for w in detection.windows
-            if w.indices[0] <= event.end_frame and w.indices[-1] >= event.start_frame
-        ]
-        best = max(overlapping, key=lambda pair: pair[0])[1]
-        jobs.append((best.indices, event.class_name))
-    return jobs
+    return [(_event_indices(detection, event), event.class_name) for event in detection.events]
+
+
+def _event_indices(detection: Detection, event: Event) -> np.ndarray:
+    """The frames of the event's window (the one detection chose, else chosen here)."""
+    if event.window is not None:
+        return next(w.indices for w in detection.windows
+                    if (w.indices[0], w.indices[-1]) == tuple(event.window))  # fmt: skip
+    d = detection
+    return event_window(d.windows, d.window_probabilities, d.class_names, event).indices
 
 
 def _jsonable(settings: ExplainSettings) -> dict[str, Any]:

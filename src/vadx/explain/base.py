@@ -39,11 +39,13 @@ class Method:
 
     Class attributes say how results are read: ``kind`` is ``"spatial"`` (maps) or
     ``"temporal"`` (frame scores); ``signed`` methods give evidence for (+) and against (−),
-    displayed by magnitude; ``display_name`` is what reports print.
+    displayed by magnitude; ``display_name`` is what reports print, ``description`` the
+    sentence pages show beside it.
     """
 
     name: ClassVar[str] = ""
     display_name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
     kind: ClassVar[str] = "spatial"
     signed: ClassVar[bool] = False
 

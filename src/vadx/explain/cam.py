@@ -68,6 +68,10 @@ class GradCAM(_LayerMethod):
 
     name = "gradcam"
     display_name = "Grad-CAM"
+    description = (
+        "Where the last convolutional layer's features pushed the decision (coarse, class-"
+        "specific)."
+    )
 
     def __init__(self, model: CRNN, layer: str | None = None, weighting: str = "frame") -> None:
         super().__init__(model, layer)
@@ -88,6 +92,7 @@ class GradCAMPlusPlus(_LayerMethod):
 
     name = "gradcam_plus_plus"
     display_name = "Grad-CAM++"
+    description = "Grad-CAM with per-pixel weights: several objects of one class show up together."
 
     def compute(self, shared: Pass) -> Output:
         activations, grads = shared.activations[self.layer], shared.gradients[self.layer]
@@ -106,6 +111,9 @@ class LayerCAM(_LayerMethod):
 
     name = "layercam"
     display_name = "LayerCAM"
+    description = (
+        "Grad-CAM at a finer layer, weighting each position by its own gradient: sharper regions."
+    )
     fine = True
 
     def compute(self, shared: Pass) -> Output:
@@ -120,6 +128,9 @@ class ActivationMap(_LayerMethod):
 
     name = "activation"
     display_name = "Activation map"
+    description = (
+        "What the network looks at regardless of the class: the mean of a layer's features."
+    )
     uses_gradients = False
 
     def __init__(self, model: CRNN, layer: str | None = None, top_k: int = 4) -> None:
@@ -145,6 +156,7 @@ class GuidedGradCAM(GradCAM):
 
     name = "guided_gradcam"
     display_name = "Guided Grad-CAM"
+    description = "Grad-CAM sharpened to pixel edges by guided backpropagation."
 
     def compute(self, shared: Pass) -> Output:
         cam = super().compute(shared).raw

@@ -48,6 +48,7 @@ class Saliency(Method):
 
     name = "saliency"
     display_name = "Saliency"
+    description = "How much each pixel's change would change the decision (the raw gradient)."
 
     def need(self) -> Need:
         return Need(input_grad=True)
@@ -62,6 +63,7 @@ class GradientXInput(Method):
 
     name = "gradient_x_input"
     display_name = "Gradient × input"
+    description = "Gradient times the pixel itself: evidence for (+) and against (−) the class."
     signed = True
 
     def need(self) -> Need:
@@ -89,6 +91,7 @@ class SmoothGrad(_Batched):
 
     name = "smoothgrad"
     display_name = "SmoothGrad"
+    description = "Saliency averaged over noisy copies of the clip: less speckle."
 
     def __init__(
         self,
@@ -127,6 +130,9 @@ class IntegratedGradients(_Batched):
 
     name = "integrated_gradients"
     display_name = "Integrated Gradients"
+    description = (
+        "Each pixel's share of the decision against a black clip (sums to the score change)."
+    )
     signed = True
 
     def __init__(
@@ -184,6 +190,7 @@ class GuidedBackprop(Method):
 
     name = "guided_backprop"
     display_name = "Guided Backprop"
+    description = "Fine-grained edges the decision is sensitive to (not class-specific)."
 
     def compute(self, shared: Pass) -> Output:
         return Output(saliency_of(guided_input_gradient(self.model, shared)))

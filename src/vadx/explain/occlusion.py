@@ -35,6 +35,10 @@ class Occlusion(Method):
 
     name = "occlusion"
     display_name = "Occlusion"
+    description = (
+        "How much the decision drops when each patch of the frame is hidden (slow, model-"
+        "agnostic)."
+    )
     signed = True
 
     def __init__(

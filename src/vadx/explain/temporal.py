@@ -86,6 +86,7 @@ class FrameOcclusion(_Temporal):
 
     name = "frame_occlusion"
     display_name = "Frame occlusion"
+    description = "How much the decision drops when each frame is left out on its own."
 
     def __init__(self, model: CRNN, baseline: str = "mean") -> None:
         super().__init__(model)
@@ -119,6 +120,10 @@ class FrameShapley(_Temporal):
 
     name = "frame_shapley"
     display_name = "Frame Shapley"
+    description = (
+        "Each group of frames' fair share of the decision, counting evidence spread over several "
+        "frames."
+    )
     MAX_SEGMENTS = 12
 
     def __init__(self, model: CRNN, segments: int = 8, baseline: str = "black") -> None:
@@ -170,6 +175,10 @@ class GradientNorm(_Temporal):
 
     name = "gradient_norm"
     display_name = "Gradient norm at the RNN input"
+    description = (
+        "How sensitive the decision is to each frame at the recurrent layer's input (favours "
+        "recent frames)."
+    )
     signed = False
 
     def need(self) -> Need:
@@ -185,6 +194,7 @@ class GradCAMMass(_Temporal):
 
     name = "gradcam_mass"
     display_name = "Grad-CAM mass"
+    description = "How much Grad-CAM evidence each frame holds before normalisation."
     signed = False
 
     def __init__(self, model: CRNN, layer: str | None = None) -> None:

@@ -36,6 +36,8 @@ COLORMAPS = {
 }
 VIEWS = ("heatmap", "contour", "contours")
 CONTOUR_LEVELS = (0.25, 0.5, 0.75)
+#: the reference's contour colour (RGB)
+CONTOUR_COLOUR = (255, 32, 32)
 
 
 def check_map(frame: np.ndarray, value: np.ndarray) -> np.ndarray:
@@ -84,7 +86,7 @@ def contour(
     frame: np.ndarray,
     value: np.ndarray,
     level: float = 0.5,
-    colour: Sequence[int] = (255, 32, 32),
+    colour: Sequence[int] = CONTOUR_COLOUR,
     thickness: int | None = None,
 ) -> np.ndarray:
     """The reference's contour view: where the map reaches ``level``, outlined on the frame."""
@@ -128,16 +130,24 @@ def render(
     raise InputError(f"unknown view {view!r}; choose from {', '.join(VIEWS)}")
 
 
+def band_height(width: int) -> int:
+    """Rows of :func:`label_frame`'s band under a frame ``width`` pixels wide (even)."""
+    return (int(22 * max(0.4, width / 640)) + 5) // 2 * 2
+
+
 def label_frame(frame: np.ndarray, text: str, alert: bool = False) -> np.ndarray:
-    """The reference's overlay: "Class: NN%" in a band at the top, a red border on alert."""
-    out = frame.copy()
-    height, width = out.shape[:2]
+    """The reference's overlay, without hiding anything: the frame above a band with "Class:
+    NN%" (an even number of rows, for video encoders), the band red on alert with a red
+    border around the frame."""
+    height, width = frame.shape[:2]
     scale = max(0.4, width / 640)
-    band = int(22 * scale) + 4
+    band = band_height(width)
     colour = (200, 30, 30) if alert else (30, 30, 30)
-    cv2.rectangle(out, (0, 0), (width, band), colour, -1)
-    cv2.putText(out, text, (4, band - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale, (255, 255, 255),
-                max(1, round(scale)), cv2.LINE_AA)  # fmt: skip
+    out = np.empty((height + band, width, 3), np.uint8)
+    out[:height] = frame
+    out[height:] = colour
+    cv2.putText(out, text, (4, height + band - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale,
+                (255, 255, 255), max(1, round(scale)), cv2.LINE_AA)  # fmt: skip
     if alert:
         cv2.rectangle(out, (0, 0), (width - 1, height - 1), (220, 0, 0), max(2, width // 100))
     return out

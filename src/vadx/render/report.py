@@ -22,8 +22,9 @@ import cv2
 import jinja2
 import numpy as np
 
+from vadx.explain import METHODS
 from vadx.files import atomic_path
-from vadx.render.overlay import VIEWS, colourise, render
+from vadx.render.overlay import CONTOUR_COLOUR, CONTOUR_LEVELS, VIEWS, colourise, line_width
 
 if TYPE_CHECKING:
     from vadx.detect import Detection
@@ -31,48 +32,61 @@ if TYPE_CHECKING:
 
 #: widest picture in the report's player (frames are scaled down to it)
 PLAYER_WIDTH = 480
+JPEG_QUALITY = 85
 TEMPLATE = Path(__file__).with_name("report.html.j2")
 
 
 def data_uri(image: np.ndarray, kind: str = "jpeg") -> str:
-    """An RGB image as a ``data:`` URI (JPEG for photos, PNG for figures)."""
-    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
-    params = [cv2.IMWRITE_JPEG_QUALITY, 88] if kind == "jpeg" else []
-    ok, encoded = cv2.imencode(f".{'jpg' if kind == 'jpeg' else 'png'}", bgr, params)
+    """An RGB (or grey) image as a ``data:`` URI (JPEG for photos, PNG for figures and maps)."""
+    if image.ndim == 3:
+        image = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+    params = [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY] if kind == "jpeg" else []
+    ok, encoded = cv2.imencode(f".{'jpg' if kind == 'jpeg' else 'png'}", image, params)
     assert ok
     return f"data:image/{kind};base64,{base64.b64encode(encoded.tobytes()).decode()}"
 
 
-def file_uri(path: Path, mime: str) -> str:
-    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
-
-
-def _small(frame: np.ndarray) -> np.ndarray:
+def display_size(frame: np.ndarray) -> tuple[int, int]:
+    """``(height, width)`` of ``frame`` in the report's player: at most PLAYER_WIDTH wide."""
     height, width = frame.shape[:2]
     if width <= PLAYER_WIDTH:
-        return frame
-    size = (PLAYER_WIDTH, round(height * PLAYER_WIDTH / width))
-    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+        return height, width
+    return round(height * PLAYER_WIDTH / width), PLAYER_WIDTH
+
+
+def map_atlas(display: np.ndarray) -> np.ndarray:
+    """Display maps ``(T, H, W)`` in [0, 1] → one 8-bit grey image ``(T·H, W)``, frame under
+    frame: how the report carries a method's maps (the player draws every view from it)."""
+    values = np.nan_to_num(np.asarray(display, np.float32), nan=0.0).clip(0, 1)
+    return np.round(values * 255).astype(np.uint8).reshape(-1, values.shape[-1])
 
 
 def player_data(clip: ClipExplanation, settings: ExplainSettings) -> dict[str, Any]:
-    """Frames, heat layers and contour views of every method, as data URIs, for the player."""
+    """What the report's player draws from: each frame once (JPEG at display size), each
+    method's raw display maps (8-bit, at the model's input size) with where the source frame
+    lies in them, and the colour table; heat map, contour and contours are drawn in the
+    browser for the selected method, view, opacity and frame."""
     e = clip.explanation
-    frames = [_small(f) for f in clip.frames]
-    methods: dict[str, Any] = {}
-    for name, maps in clip.maps.items():
-        small = [cv2.resize(m, frames[0].shape[1::-1], interpolation=cv2.INTER_LINEAR)
-                 for m in maps]  # fmt: skip
-        methods[name] = {
-            "label": e.maps[name].display_name,
-            "heat": [data_uri(colourise(m, settings.colormap)) for m in small],
-            **{view: [data_uri(render(f, m, view, settings.colormap)) for f, m in
-                      zip(frames, small, strict=True)] for view in VIEWS if view != "heatmap"},
-        }  # fmt: skip
+    height, width = display_size(clip.frames[0])
+    frames = [cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in clip.frames]
+    g = clip.geometry
+    box = [g.top, g.left, round(g.source_size[0] * g.scale_y), round(g.source_size[1] * g.scale_x)]
+    methods = {
+        name: {"label": a.display_name, "maps": data_uri(map_atlas(a.display[0]), "png")}
+        for name, a in e.maps.items()
+    }
+    lut = colourise(np.arange(256, dtype=np.float32)[None] / 255, settings.colormap)[0]
     return {
         "frames": [data_uri(f) for f in frames],
+        "size": [height, width],
+        "map_size": list(g.size),
+        "box": box,  # top, left, height, width of the source frame in the maps
         "numbers": [int(i) for i in clip.indices],
         "methods": methods,
+        "lut": lut.ravel().tolist(),
+        "levels": list(CONTOUR_LEVELS),
+        "contour": CONTOUR_COLOUR,
+        "line": line_width(frames[0]),
         "view": settings.view,
         "opacity": settings.opacity,
         "fps": clip.fps,
@@ -208,13 +222,9 @@ def write_report(
     audit: Mapping[str, Any],
     detection: Detection | None = None,
     quality: Mapping[str, Mapping[str, float]] | None = None,
-    figures: Mapping[str, np.ndarray] | None = None,
 ) -> Path:
-    """Write the self-contained report of ``clip`` to ``path`` (module doc); ``figures`` are
-    RGB pictures to embed, by caption."""
+    """Write the self-contained report of ``clip`` to ``path`` (module doc)."""
     e = clip.explanation
-    folder = path.parent
-    first = next(iter(e.maps))
     checkpoint = audit.get("model_checkpoint") or {}
     importance, legend = importance_svg(clip)
     name, probability = clip.predicted
@@ -234,13 +244,10 @@ def write_report(
         importance=importance,
         legend=legend,
         player=json.dumps(player_data(clip, settings)),
-        methods=[(m, a.display_name) for m, a in e.maps.items()],
+        methods=[(m, a.display_name, METHODS[m].description if m in METHODS else "")
+                 for m, a in e.maps.items()],
         views=VIEWS,
         view=settings.view,
-        video=file_uri(folder / f"{first}.mp4", "video/mp4")
-        if (folder / f"{first}.mp4").is_file() else None,
-        video_label=e.maps[first].display_name,
-        figures={caption: data_uri(image, "png") for caption, image in (figures or {}).items()},
         quality=quality,
         domain=domain_banner(clip.domain, detection),
         manifest=json.dumps(manifest, indent=1),

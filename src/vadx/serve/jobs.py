@@ -11,6 +11,7 @@ were queued or running when it stopped.
 from __future__ import annotations
 
 import json
+import shutil
 import threading
 import time
 import uuid
@@ -46,6 +47,8 @@ class Job:
     stage: str = ""
     error: str | None = None
     result: dict[str, Any] | None = None
+    #: what the job wrote (paths under its folder), once done
+    files: list[str] = field(default_factory=list)
     created: float = field(default_factory=time.time)
     started: float | None = None
     finished: float | None = None
@@ -55,6 +58,15 @@ class Job:
 
 
 Runner = Callable[[Job, Path, Callable[[str, int, int], None]], dict[str, Any]]
+
+
+def written(folder: Path) -> list[str]:
+    """The files a job wrote into ``folder`` (``/``-separated, sorted), ``job.json`` aside."""
+    return sorted(
+        p.relative_to(folder).as_posix()
+        for p in folder.rglob("*")
+        if p.is_file() and p.name != "job.json"
+    )
 
 
 class JobStore:
@@ -98,6 +110,15 @@ class JobStore:
                 self._cancel.add(job_id)
         return job
 
+    def delete(self, job_id: str) -> None:
+        """Forget a finished job and remove its folder."""
+        with self._lock:
+            job = self.jobs[job_id]
+            if job.state not in FINISHED:
+                raise ValueError(f"job {job_id} is {job.state}")
+            del self.jobs[job_id]
+        shutil.rmtree(self.folder(job_id), ignore_errors=True)
+
     def close(self) -> None:
         """Stop taking jobs; running ones finish (queued ones run again after a restart)."""
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -123,6 +144,7 @@ class JobStore:
 
         try:
             job.result = self.runners[job.kind](job, self.folder(job.id), progress)
+            job.files = written(self.folder(job.id))
             job.state, job.progress = "done", 1.0
         except JobCancelled:
             job.state = "cancelled"

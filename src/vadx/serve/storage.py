@@ -12,6 +12,7 @@ message names a path on the server: the upload is called by its client's file na
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import re
 import shutil
@@ -20,7 +21,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from vadx.files import write_json
+from vadx.files import atomic_path, write_json
 from vadx.video.decode import VideoError, VideoReader
 
 #: container signatures: (offset, bytes) → extension
@@ -73,8 +74,10 @@ class VideoStore:
                 while chunk := stream.read(1 << 20):
                     size += len(chunk)
                     if size > self.max_bytes:
-                        raise UploadError(413, f"the upload is larger than the limit of "
-                                               f"{self.max_bytes / 1e6:.0f} MB")  # fmt: skip
+                        raise UploadError(
+                            413,
+                            f"the upload is larger than the limit of {self.max_bytes / 1e6:.0f} MB",
+                        )
                     digest.update(chunk)
                     out.write(chunk)
             if size == 0:
@@ -82,8 +85,11 @@ class VideoStore:
             with open(staging, "rb") as fh:
                 extension = container_of(fh.read(512))
             if extension is None:
-                raise UploadError(415, "not a video: accepted are MP4/MOV, MKV/WebM, AVI and "
-                                       "MPEG (program or transport stream) files")  # fmt: skip
+                raise UploadError(
+                    415,
+                    "not a video: accepted are MP4/MOV, MKV/WebM, AVI and "
+                    "MPEG (program or transport stream) files",
+                )
             path = folder / f"video.{extension}"
             staging.rename(path)
             try:
@@ -92,14 +98,23 @@ class VideoStore:
                     info = asdict(video.info)
             except VideoError as err:
                 why = without_paths(str(err), path, _display_name(filename))
-                raise UploadError(415, f"the file looks like a video but cannot be decoded "
-                                       f"as vadx will analyse it: {why}") from err  # fmt: skip
+                raise UploadError(
+                    415,
+                    f"the file looks like a video but cannot be decoded "
+                    f"as vadx will analyse it: {why}",
+                ) from err
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
         info.pop("path", None)
-        record = {"id": video_id, "name": _display_name(filename), "bytes": size,
-                  "sha256": digest.hexdigest(), "file": path.name, **info}  # fmt: skip
+        record = {
+            "id": video_id,
+            "name": _display_name(filename),
+            "bytes": size,
+            "sha256": digest.hexdigest(),
+            "file": path.name,
+            **info,
+        }
         write_json(folder / "video.json", record)
         return record
 
@@ -116,8 +131,9 @@ class VideoStore:
         return self.root / video_id / self.get(video_id)["file"]
 
     def all(self) -> list[dict[str, Any]]:
-        records = [json.loads(p.read_text(encoding="utf-8"))
-                   for p in self.root.glob("*/video.json")]  # fmt: skip
+        records = [
+            json.loads(p.read_text(encoding="utf-8")) for p in self.root.glob("*/video.json")
+        ]
         return sorted(records, key=lambda r: r["id"])
 
     def delete(self, video_id: str) -> None:
@@ -133,6 +149,36 @@ def without_paths(message: str, path: Path, name: str) -> str:
             if len(folder.parts) > 1:
                 message = message.replace(str(folder) + "/", "")
     return message
+
+
+#: the files a job writes that may name server paths (text)
+TEXT_SUFFIXES = (".json", ".html", ".csv", ".txt")
+
+
+def redact_paths(folder: Path, names: dict[Path, str]) -> None:
+    """Replace, in the text files under ``folder``, each server path of ``names`` (as written
+    plain, in JSON and in HTML) by its name for clients: what a job wrote is served as it is,
+    and a client never learns where the server keeps things. Names must be :func:`label`-safe."""
+    pairs = []
+    for path, name in names.items():
+        for written in {str(path), str(path.resolve())}:
+            pairs += [(written, name), (json.dumps(written)[1:-1], name),
+                      (html.escape(written), name)]  # fmt: skip
+    pairs.sort(key=lambda pair: -len(pair[0]))  # a path before its folders
+    for file in folder.rglob("*"):
+        if file.suffix in TEXT_SUFFIXES and file.is_file():
+            text = original = file.read_text(encoding="utf-8")
+            for written, name in pairs:
+                text = text.replace(written, name)
+            if text != original:
+                with atomic_path(file) as tmp:
+                    tmp.write_text(text, encoding="utf-8")
+
+
+def label(name: str) -> str:
+    """``name`` with anything but letters, digits, space and ``._-()`` replaced by ``_``: safe
+    to put as it is in JSON, HTML, CSV and a file name."""
+    return re.sub(r"[^\w .()-]", "_", name, flags=re.ASCII)
 
 
 def _display_name(filename: str | None) -> str:

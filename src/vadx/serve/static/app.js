@@ -2,10 +2,6 @@
 "use strict";
 (function () {
   const $ = (id) => document.getElementById(id);
-  const METHODS = ["layercam", "gradcam", "saliency", "activation", "gradcam_plus_plus",
-    "gradient_x_input", "smoothgrad", "integrated_gradients", "guided_backprop",
-    "guided_gradcam", "occlusion"];
-  const DEFAULT_METHODS = ["layercam", "gradcam", "saliency", "activation"];
   const state = { video: null, detection: null, scores: null, model: null };
 
   function token() { return sessionStorage.getItem("vadx-token") || ""; }
@@ -32,7 +28,7 @@
     cancel.className = "cancel";
     cancel.addEventListener("click", function () {
       cancel.disabled = true;
-      api("api/jobs/" + job.id, { method: "DELETE" }).catch((err) => say(status, err.message, true));
+      api("api/jobs/" + job.id + "/cancel", { method: "POST" }).catch((err) => say(status, err.message, true));
     });
     status.after(cancel);
     try {
@@ -110,7 +106,8 @@
         cells[4].textContent = Math.round(100 * (1 - e.out_of_domain)) + " % of frames";
         if (e.out_of_domain > 0) row.classList.add("unfamiliar");
       }
-      row.querySelector("button").addEventListener("click", () => explainAt(peakFrame(e), e.class_name));
+      // the event's most anomalous window, chosen by the server's rule (vadx explain --windows flagged)
+      row.querySelector("button").addEventListener("click", () => explainSpan(e.window[0], e.window[1], e.class_name));
       rows.appendChild(row);
     });
     $("timeline-section").hidden = false;
@@ -127,12 +124,6 @@
       domain.message + (domain.checked ? " (grey on the timeline)." : ".");
   }
 
-  function peakFrame(event) {
-    const s = state.scores.anomaly;
-    let best = event.start_frame;
-    for (let t = event.start_frame; t <= event.end_frame; t++) if (s[t] > s[best]) best = t;
-    return best;
-  }
 
   // ------------------------------------------------------------------ the timeline
   function drawTimeline() {
@@ -186,11 +177,15 @@
   $("timeline").addEventListener("click", (event) => explainAt(frameAt(event), null));
 
   // ------------------------------------------------------------------ explanations
-  async function explainAt(frame, className) {
+  // the window of detection centred on `frame`
+  function explainAt(frame, className) {
     const s = state.scores, n = s.anomaly.length;
     const span = (s.window - 1) * s.step + 1;
     const start = Math.max(0, Math.min(n - span, frame - Math.floor(span / 2)));
-    const end = Math.min(n - 1, start + span - 1);
+    return explainSpan(start, Math.min(n - 1, start + span - 1), className);
+  }
+
+  async function explainSpan(start, end, className) {
     const methods = Array.from(document.querySelectorAll("#methods input:checked")).map((i) => i.value);
     $("explain-section").hidden = false;
     $("report").hidden = $("download").hidden = $("open").hidden = true;
@@ -260,10 +255,13 @@
     state.model = models[0].name;
     $("model").addEventListener("change", () => { state.model = $("model").value; });
     $("methods").querySelectorAll("label").forEach((l) => l.remove());
-    METHODS.forEach(function (name) {
+    const methods = await api("api/methods");  // names, descriptions and defaults: the server's
+    methods.filter((m) => m.kind === "spatial").forEach(function (m) {
       const label = document.createElement("label");
-      label.innerHTML = '<input type="checkbox" value="' + name + '"' +
-        (DEFAULT_METHODS.includes(name) ? " checked" : "") + "> " + name;
+      const box = document.createElement("input");
+      box.type = "checkbox"; box.value = m.name; box.checked = m.default;
+      label.title = m.description;
+      label.append(box, " " + m.display_name);
       $("methods").appendChild(label);
     });
     await listVideos();
