@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_explain.py --out benchmarks/results
 	$(PY) benchmarks/bench_watch.py --out benchmarks/results
 	$(PY) benchmarks/bench_serve.py --out benchmarks/results
+	$(PY) benchmarks/bench_keras_onnx.py --out benchmarks/results
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache

@@ -15,6 +15,31 @@ TINY = CRNNConfig(
     frame_size=(32, 32),
 )
 
+#: on top of TINY, the pieces an imported Keras model brings: a conv_stack backbone (batch-norm
+#: first, strided 'same' conv and pooling), flatten pooling, a bidirectional reset-before GRU and
+#: an explicit head with batch-norm
+IMPORTED_SHAPE = {
+    "backbone": "conv_stack",
+    "backbone_args": {
+        "layers": [
+            {"type": "batchnorm", "epsilon": 1e-3},
+            {"type": "conv", "filters": 6, "kernel": [3, 3], "strides": [2, 2], "padding": "same",
+             "activation": "relu", "name": "c1"},
+            {"type": "maxpool", "pool": [3, 3], "strides": [2, 2], "padding": "same"},
+        ]
+    },
+    "pooling": "flatten",
+    "rnn": "gru_reset_before",
+    "rnn_bidirectional": True,
+    "head_hidden": (5,),
+    "dropout": 0.0,
+    "head_layers": (
+        {"type": "dense", "units": 5, "activation": "tanh"},
+        {"type": "batchnorm", "epsilon": 1e-3},
+        {"type": "dense", "units": 4, "activation": "linear"},
+    ),
+}  # fmt: skip
+
 
 @pytest.fixture
 def tiny_model() -> CRNN:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import vadx
-from tests.conftest import TINY
+from tests.conftest import IMPORTED_SHAPE, TINY
 from vadx.errors import CheckpointError
 from vadx.models import CRNN, load_model, read_checkpoint, save_model
 from vadx.models import checkpoint as checkpoint_module
@@ -32,7 +32,11 @@ def test_round_trip_gives_identical_logits(saved, tiny_model, tiny_clip):
     [
         {"backbone": "efficientnet_lite0", "backbone_args": {}, "freeze": 5},
         {"rnn": "lstm", "pooling": "max", "class_names": ("alert", "normal")},
+        {"rnn": "gru_reset_before", "rnn_bidirectional": True, "rnn_layers": 2},
+        IMPORTED_SHAPE,
+        {**IMPORTED_SHAPE, "rnn": "lstm", "pooling": "max", "head_layers": (), "head_hidden": (7,)},
     ],
+    ids=["lite", "lstm-max", "bigru-reset-before", "imported-shape", "conv-stack-lstm-max"],
 )
 def test_round_trip_of_other_architectures(tmp_path, tiny_clip, changes):
     torch.manual_seed(0)
@@ -42,6 +46,25 @@ def test_round_trip_of_other_architectures(tmp_path, tiny_clip, changes):
         assert torch.equal(loaded(tiny_clip), model(tiny_clip))
     assert loaded.config == model.config
     assert loaded.parameter_counts() == model.parameter_counts()  # freezing restored
+
+
+def test_checkpoints_from_before_the_reference_head_still_load(tmp_path):
+    """A checkpoint records its head: one written with the old default (512, 128) and without
+    the keys added since (rnn_bidirectional, head_layers) loads as it was."""
+    torch.manual_seed(0)
+    old = CRNN(head_hidden=(512, 128)).eval()
+    assert old.parameter_counts()["all"]["total"] == 25_340_100
+    path = save_model(old, tmp_path / "old")
+    document = json.loads((path / "config.json").read_text())
+    for key in ("rnn_bidirectional", "head_layers"):
+        del document["model"]["architecture"][key]
+    (path / "config.json").write_text(json.dumps(document))
+    loaded = load_model(path)
+    assert loaded.config.head_hidden == (512, 128) and loaded.config.head_layers == ()
+    assert loaded.parameter_counts()["all"]["total"] == 25_340_100
+    clip = torch.randn(1, 2, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(loaded(clip), old(clip))
 
 
 def test_config_json_records_everything_needed(saved, tiny_model):

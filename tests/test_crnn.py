@@ -19,12 +19,13 @@ def test_default_model_is_the_reference_architecture():
     assert counts["backbone"]["total"] == 20_024_384  # VGG19 features
     gru = 3 * (1024 * 512 + 1024 * 1024 + 2 * 1024)  # GRU 512 → 1024
     assert counts["rnn"]["total"] == gru == 4_724_736
-    head = (1024 * 512 + 512) + (512 * 128 + 128) + (128 * 4 + 4)  # MLP 1024 → 512 → 128 → 4
-    assert counts["head"]["total"] == head == 590_980
-    assert counts["all"]["total"] == 20_024_384 + gru + head
+    # three hidden layers 1024 → 512 → 128, then the class layer
+    head = (1024 * 1024 + 1024) + (1024 * 512 + 512) + (512 * 128 + 128) + (128 * 4 + 4)
+    assert counts["head"]["total"] == head == 1_640_580
+    assert counts["all"]["total"] == 20_024_384 + gru + head == 26_389_700
     assert model.class_names == ("fight", "shooting", "fire", "normal")
     assert model.config.num_frames == 20 and model.config.frame_size == (112, 112)
-    assert [m.p for m in model.head if isinstance(m, nn.Dropout)] == [0.5, 0.5]
+    assert [m.p for m in model.head if isinstance(m, nn.Dropout)] == [0.5, 0.5, 0.5]
     assert model.config.mean == (0.485, 0.456, 0.406)
     assert model.default_layer == "block5_conv4"
 
@@ -191,7 +192,10 @@ def test_bad_features_are_refused(tiny_model):
         ({"freeze": True}, "freeze must be"),
         ({"std": (0.2, 0.0, 0.2)}, "std must be positive"),
         ({"mean": (0.1, 0.2)}, "three finite numbers"),
-        ({"backbone": "resnet"}, "unknown backbone 'resnet'; available: efficientnet_lite0.*vgg19"),
+        (
+            {"backbone": "resnet"},
+            "unknown backbone 'resnet'; available: conv_stack, efficientnet_lite0.*vgg19",
+        ),
         ({"backbone_args": {"depth": 3}}, "bad arguments for backbone 'vgg19'"),
         ({"colour": "red"}, r"unknown CRNN option\(s\) \['colour'\]"),
     ],

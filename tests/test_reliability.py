@@ -70,6 +70,17 @@ def synth(tmp_path_factory):
 
 # (argv, what the error line must name); {out} is a fresh path no case may create
 MATRIX = {
+    # import-keras and export (issue 18)
+    "import-keras-out-is-a-file": (["import-keras", "{text}", "--out", "{file}"],
+                                   "--out {file} is a file"),
+    "import-keras-not-a-model": (["import-keras", "{text}", "--out", "{out}"],
+                                 "{text} is neither a Keras archive"),
+    "import-keras-missing": (["import-keras", "{folder}/none.keras", "--out", "{out}"],
+                             "no Keras model at {folder}/none.keras"),
+    "export-under-a-file": (["export", "{model}", "--onnx", "{file}/m.onnx"],
+                            "{file} is a file"),
+    "export-damaged-model": (["export", "{damaged_model}", "--onnx", "{out}/m.onnx"],
+                             "{damaged_model}"),
     # outputs that cannot be written
     "detect-out-is-a-file": (["detect", "{model}", "{video}", "--out", "{file}"],
                              "--out {file} is a file"),

@@ -45,6 +45,10 @@ from vadx.video.preprocess import fit_frames, frames_to_clip
 from vadx.video.sampling import Window, sliding_windows
 
 ProgressFn = Callable[[str, int, int], None]
+#: normalised frames ``(N, 3, H, W)`` → per-frame features ``(N, F)``
+FrameEncoder = Callable[[torch.Tensor], np.ndarray]
+#: where the per-frame CNN of :func:`detect` runs
+RUNTIMES = ("torch", "onnx")
 
 
 @dataclass(frozen=True)
@@ -169,8 +173,11 @@ def frame_features(
     indices: np.ndarray,
     batch_size: int = 32,
     progress: ProgressFn | None = None,
+    encode: FrameEncoder | None = None,
 ) -> np.ndarray:
-    """Per-frame CNN features ``(len(indices), F)`` of the given frames, each computed once."""
+    """Per-frame CNN features ``(len(indices), F)`` of the given frames, each computed once —
+    by ``model``, or by ``encode`` (normalised frames ``(N, 3, H, W)`` → ``(N, F)``, e.g.
+    :class:`vadx.export.OnnxFrames`)."""
     config = model.config
     device = next(model.parameters()).device
     rows = []
@@ -179,8 +186,11 @@ def frame_features(
         for start in range(0, len(indices), batch_size):
             chunk = indices[start : start + batch_size]
             frames, _, _ = fit_frames(video.read(chunk).data, config.frame_size, config.fit)
-            clip = frames_to_clip(frames, config.mean, config.std)[None].to(device)
-            rows.append(model.frame_features(clip)[0].cpu().numpy())
+            clip = frames_to_clip(frames, config.mean, config.std)
+            if encode is not None:
+                rows.append(encode(clip))
+            else:
+                rows.append(model.frame_features(clip[None].to(device))[0].cpu().numpy())
             if progress is not None:
                 progress("frames", min(start + batch_size, len(indices)), len(indices))
     return np.concatenate(rows)
@@ -191,9 +201,16 @@ def detect(
     source: str | Path,
     config: DetectConfig | None = None,
     progress: ProgressFn | None = None,
+    runtime: str = "torch",
 ) -> Detection:
-    """Detect anomalies over the whole video ``source`` (see the module docstring)."""
+    """Detect anomalies over the whole video ``source`` (see the module docstring).
+
+    ``runtime="onnx"`` runs the per-frame CNN in ONNX Runtime (:class:`vadx.export.OnnxFrames`,
+    on the CPU), the RNN and head in PyTorch.
+    """
     config = config or DetectConfig()
+    if runtime not in RUNTIMES:
+        raise InputError(f"runtime must be {' or '.join(RUNTIMES)}, got {runtime!r}")
     check_domain_mode(model, config.domain)
     length = model.config.num_frames
     step, span, stride = window_spacing(model, config)
@@ -206,7 +223,12 @@ def detect(
             )
         windows = sliding_windows(info.num_frames, length, stride, step, video.timestamps)
         needed = np.unique(np.concatenate([w.indices for w in windows]))
-        features = frame_features(model, video, needed, config.batch_size, progress)
+        encode = None
+        if runtime == "onnx":
+            from vadx.export import OnnxFrames
+
+            encode = OnnxFrames(model)
+        features = frame_features(model, video, needed, config.batch_size, progress, encode)
         timestamps = video.timestamps.copy()
     row_of = np.full(info.num_frames, -1)
     row_of[needed] = np.arange(len(needed))
@@ -230,7 +252,8 @@ def detect(
     chosen = [event_window(windows, window_probabilities, names, e) for e in events]
     events = [replace(e, window=(int(w.indices[0]), int(w.indices[-1])))
               for e, w in zip(events, chosen, strict=True)]  # fmt: skip
-    settings = {**asdict(config), "stride": stride, "step": step, "window": length}
+    settings = {**asdict(config), "stride": stride, "step": step, "window": length,
+                "runtime": runtime}  # fmt: skip
     threshold = None if window_domain is None else model.domain.threshold
     return Detection(info, names, windows, window_probabilities, frame_probabilities, anomaly,
                      smoothed, events, timestamps, settings, window_domain, frame_domain,

@@ -27,3 +27,7 @@ class InputError(VadxError, ValueError):
 
 class OutputError(VadxError):
     """An output path cannot be written: a file where a folder is wanted, read-only, …"""
+
+
+class ModelImportError(VadxError):
+    """A model from another framework cannot be read or has a layer vadx does not support."""

@@ -39,14 +39,13 @@ def render_description(description: dict[str, Any], console: Console) -> None:
     """Print :func:`describe_model`'s output as tables."""
     model = description["model"]
     arch, classes, prep = model["architecture"], model["classes"], model["preprocessing"]
-    backbone_args = ", ".join(f"{k}={v}" for k, v in arch["backbone_args"].items())
-    backbone = arch["backbone"] + (f" ({backbone_args})" if backbone_args else "")
-    head = " → ".join(str(w) for w in [arch["rnn_hidden"], *arch["head_hidden"]])
+    pooling = "flatten" if arch["pooling"] == "flatten" else f"global {arch['pooling']}"
+    bidirectional = ", bidirectional" if arch.get("rnn_bidirectional") else ""
     rows = [
-        ("backbone", f"{backbone}, per frame (TimeDistributed), freeze={arch['freeze']}"),
-        ("pooling", f"global {arch['pooling']} → {description['feature_size']} features / frame"),
-        ("rnn", f"{arch['rnn'].upper()} {arch['rnn_layers']}×{arch['rnn_hidden']}"),
-        ("head", f"MLP {head} → {len(classes['names'])}, dropout {arch['dropout']}"),
+        ("backbone", f"{_backbone(arch)}, per frame (TimeDistributed), freeze={arch['freeze']}"),
+        ("pooling", f"{pooling} → {description['feature_size']} features / frame"),
+        ("rnn", f"{arch['rnn'].upper()} {arch['rnn_layers']}×{arch['rnn_hidden']}{bidirectional}"),
+        ("head", _head(arch, len(classes["names"]))),
         ("classes", ", ".join(classes["names"]) + f"  (normal: {classes['normal']})"),
         (
             "clip",
@@ -69,6 +68,10 @@ def render_description(description: dict[str, Any], console: Console) -> None:
             ),
             ("domain check", _domain_row(checkpoint.get("domain"), checkpoint["path"])),
         ]
+        origin = checkpoint["metadata"].get("imported_from")
+        if origin:
+            source = f"{origin['framework']} {origin['file']} ({origin['output']} output)"
+            rows.append(("imported from", f"{source}; frames: {origin['preprocess_description']}"))
     table = Table(show_header=False, title="Model", title_justify="left")
     for key, value in rows:
         table.add_row(key, value)
@@ -77,6 +80,33 @@ def render_description(description: dict[str, Any], console: Console) -> None:
     for part, counts in description["parameters"].items():
         params.add_row(part, f"{counts['total']:,}", f"{counts['trainable']:,}")
     console.print(params)
+
+
+def _backbone(arch: dict[str, Any]) -> str:
+    args = dict(arch["backbone_args"])
+    layers = args.pop("layers", None)
+    text = arch["backbone"]
+    if layers is not None:  # a conv_stack: its layers by name, not its whole description
+        convs = [layer.get("name", "conv") for layer in layers if layer["type"] == "conv"]
+        text += f" of {len(layers)} layers ({len(convs)} conv: {', '.join(convs)})"
+    extra = ", ".join(f"{k}={v}" for k, v in args.items())
+    return text + (f" ({extra})" if extra else "")
+
+
+def _head(arch: dict[str, Any], num_classes: int) -> str:
+    if not arch.get("head_layers"):
+        widths = " → ".join(str(w) for w in [arch["rnn_hidden"], *arch["head_hidden"]])
+        return f"MLP {widths} → {num_classes}, dropout {arch['dropout']}"
+    parts = []
+    for layer in arch["head_layers"]:
+        detail = {
+            "dense": f"{layer.get('units')} {layer.get('activation', 'linear')}",
+            "dropout": str(layer.get("rate")),
+            "batchnorm": "",
+            "activation": str(layer.get("activation")),
+        }[layer["type"]]
+        parts.append(f"{layer['type']} {detail}".strip())
+    return " → ".join(parts)
 
 
 def _domain_row(domain: dict[str, Any] | None, path: str) -> str:

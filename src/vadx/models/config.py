@@ -1,9 +1,11 @@
 """The configuration of a CRNN: architecture, classes and preprocessing, validated.
 
 Defaults are the reference system (Poirier, arXiv 2411.04707): VGG19 on every 112×112 frame of a
-20-frame clip, global pooling, one GRU of 1024 units, an MLP 1024 → 512 → 128 → classes with
-dropout 0.5, classes fight / shooting / fire / normal. (The reference's L2 0.01 is the
-optimiser's weight decay, not part of the model.)
+20-frame clip, global pooling, one GRU of 1024 units, an MLP head of three hidden layers
+1024 → 512 → 128 (ReLU, dropout 0.5 after each) then the class layer — the thesis diagram's
+GRU → (Dense → Dropout) ×3 → Dense → softmax, 26,389,700 parameters for the four classes fight /
+shooting / fire / normal. (The reference's L2 0.01 is the optimiser's weight decay, not part of
+the model.)
 
 The JSON form (:meth:`CRNNConfig.to_dict`) has three sections — ``architecture``, ``classes``
 and ``preprocessing`` — and is what a checkpoint's ``config.json`` stores under ``model``.
@@ -17,6 +19,8 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
 from vadx.errors import ConfigError
+from vadx.models.head import check_head_layers, hidden_widths
+from vadx.models.rnn import RNN_KINDS
 
 REFERENCE_CLASSES = ("fight", "shooting", "fire", "normal")
 Freeze = Literal["none", "all"] | int
@@ -31,12 +35,18 @@ class CRNNConfig:
         normal_class: the class meaning "no anomaly" (``None`` if every class is an anomaly).
         backbone: registered per-frame CNN (see :func:`vadx.models.available_backbones`).
         backbone_args: keyword arguments of the backbone, e.g. ``{"width": 0.25}`` for VGG19.
-        pooling: global pooling of each frame's feature map, ``"avg"`` or ``"max"``.
-        rnn: ``"gru"`` (reference) or ``"lstm"``.
+        pooling: per-frame pooling of the feature map: global ``"avg"`` or ``"max"``, or
+            ``"flatten"`` (every cell, ``C·h·w`` features: the frames must be ``frame_size``).
+        rnn: ``"gru"`` (reference), ``"lstm"``, or ``"gru_reset_before"`` (Keras'
+            ``reset_after=False`` GRU, see :mod:`vadx.models.rnn`).
         rnn_hidden: units of the recurrent layer(s).
         rnn_layers: stacked recurrent layers.
+        rnn_bidirectional: run the RNN both ways and concatenate (Keras ``Bidirectional``).
         head_hidden: hidden widths of the MLP head, after the RNN and before the logits.
         dropout: dropout after each hidden layer of the head.
+        head_layers: an explicit head instead (imported models, see :mod:`vadx.models.head`);
+            ``head_hidden`` then lists its hidden widths and ``dropout`` is 0 (its dropout
+            layers carry their rates).
         freeze: backbone freezing: ``"none"``, ``"all"``, or an int N = all but the last N
             units (conv layers for VGG19; stem/blocks/head for EfficientNet-Lite0).
         num_frames: clip length T the model is trained on.
@@ -54,12 +64,14 @@ class CRNNConfig:
     normal_class: str | None = "normal"
     backbone: str = "vgg19"
     backbone_args: Mapping[str, Any] = field(default_factory=dict)
-    pooling: Literal["avg", "max"] = "avg"
-    rnn: Literal["gru", "lstm"] = "gru"
+    pooling: Literal["avg", "max", "flatten"] = "avg"
+    rnn: Literal["gru", "lstm", "gru_reset_before"] = "gru"
     rnn_hidden: int = 1024
     rnn_layers: int = 1
-    head_hidden: tuple[int, ...] = (512, 128)
+    rnn_bidirectional: bool = False
+    head_hidden: tuple[int, ...] = (1024, 512, 128)
     dropout: float = 0.5
+    head_layers: tuple[Mapping[str, Any], ...] = ()
     freeze: Freeze = "none"
     num_frames: int = 20
     frame_size: tuple[int, int] = (112, 112)
@@ -71,6 +83,7 @@ class CRNNConfig:
         set_ = object.__setattr__  # frozen: normalise sequences to tuples in place
         set_(self, "class_names", tuple(self.class_names))
         set_(self, "head_hidden", tuple(self.head_hidden))
+        set_(self, "head_layers", tuple(dict(layer) for layer in self.head_layers))
         set_(self, "frame_size", tuple(self.frame_size))
         set_(self, "backbone_args", dict(self.backbone_args))
         for name in ("mean", "std"):
@@ -89,8 +102,12 @@ class CRNNConfig:
                 f"normal_class {self.normal_class!r} is not one of the classes {names!r}; "
                 "use one of them or None"
             )
-        _check_choice("pooling", self.pooling, ("avg", "max"))
-        _check_choice("rnn", self.rnn, ("gru", "lstm"))
+        _check_choice("pooling", self.pooling, ("avg", "max", "flatten"))
+        _check_choice("rnn", self.rnn, RNN_KINDS)
+        if not isinstance(self.rnn_bidirectional, bool):
+            raise ConfigError(
+                f"rnn_bidirectional must be true or false, got {self.rnn_bidirectional!r}"
+            )
         _check_choice("fit", self.fit, ("pad", "crop", "stretch"))
         _check_positive_int("rnn_hidden", self.rnn_hidden)
         _check_positive_int("rnn_layers", self.rnn_layers)
@@ -99,6 +116,13 @@ class CRNNConfig:
             _check_positive_int("head_hidden entries", width)
         if not (isinstance(self.dropout, int | float) and 0 <= self.dropout < 1):
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if self.head_layers:
+            check_head_layers(self.head_layers, self.num_classes)
+            if self.head_hidden != hidden_widths(self.head_layers) or self.dropout != 0:
+                raise ConfigError(
+                    "with explicit head_layers, head_hidden must list their hidden widths "
+                    f"{hidden_widths(self.head_layers)} and dropout be 0"
+                )
         if len(self.frame_size) != 2:
             raise ConfigError(f"frame_size must be (height, width), got {self.frame_size!r}")
         for side in self.frame_size:
@@ -130,8 +154,10 @@ class CRNNConfig:
                 "rnn": self.rnn,
                 "rnn_hidden": self.rnn_hidden,
                 "rnn_layers": self.rnn_layers,
+                "rnn_bidirectional": self.rnn_bidirectional,
                 "head_hidden": list(self.head_hidden),
                 "dropout": self.dropout,
+                "head_layers": [dict(layer) for layer in self.head_layers],
                 "freeze": self.freeze,
             },
             "classes": {"names": list(self.class_names), "normal": self.normal_class},
@@ -156,7 +182,9 @@ class CRNNConfig:
         arch, classes, prep = (data[s] for s in ("architecture", "classes", "preprocessing"))
         arch_keys = {"backbone", "backbone_args", "pooling", "rnn", "rnn_hidden", "rnn_layers",
                      "head_hidden", "dropout", "freeze"}  # fmt: skip
-        _check_keys("architecture", arch, required=arch_keys, allowed=arch_keys)
+        # added later: checkpoints written before them take the defaults
+        later_keys = {"rnn_bidirectional", "head_layers"}
+        _check_keys("architecture", arch, required=arch_keys, allowed=arch_keys | later_keys)
         _check_keys("classes", classes, required={"names", "normal"}, allowed={"names", "normal"})
         _check_keys(
             "preprocessing",
@@ -176,8 +204,9 @@ class CRNNConfig:
                 fit=prep.get("fit", "pad"),
                 mean=prep["mean"],
                 std=prep["std"],
-                **{k: v for k, v in arch.items() if k != "head_hidden"},
+                **{k: v for k, v in arch.items() if k not in ("head_hidden", "head_layers")},
                 head_hidden=tuple(arch["head_hidden"]),
+                head_layers=tuple(arch.get("head_layers", ())),
             )
         except TypeError as err:
             raise ConfigError(f"model config has a value of the wrong type: {err}") from err

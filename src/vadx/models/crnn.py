@@ -7,7 +7,7 @@ and the stream engine can cache and reuse what they need::
 
     clip (B, T, 3, H, W)
       --frame_maps-->      (B, T, C, h, w)     backbone on the folded batch
-      --pool_maps-->       (B, T, C)           global avg/max pooling per frame
+      --pool_maps-->       (B, T, F)           global avg/max pooling (F = C) or flatten
       --forward_features-> (B, K) logits       RNN over time, last step → MLP head
 
 >>> import torch
@@ -19,6 +19,7 @@ torch.Size([2, 4])
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -27,6 +28,8 @@ from torch import nn
 from vadx.errors import ConfigError, InputError
 from vadx.models.backbones import Backbone, build_backbone
 from vadx.models.config import CRNNConfig, Freeze
+from vadx.models.head import build_head
+from vadx.models.rnn import build_rnn, last_state
 
 
 def fold_time(x: torch.Tensor) -> torch.Tensor:
@@ -55,21 +58,12 @@ class CRNN(nn.Module):
             mean=config.mean or self.backbone.input_mean,
             std=config.std or self.backbone.input_std,
         )
-        rnn_class = {"gru": nn.GRU, "lstm": nn.LSTM}[config.rnn]
-        self.rnn = rnn_class(
-            self.backbone.out_channels,
-            config.rnn_hidden,
-            num_layers=config.rnn_layers,
-            batch_first=True,
-        )
-        layers: list[nn.Module] = []
-        width = config.rnn_hidden
-        for hidden in config.head_hidden:
-            layers += [nn.Linear(width, hidden), nn.ReLU(), nn.Dropout(config.dropout)]
-            width = hidden
-        layers.append(nn.Linear(width, config.num_classes))
-        self.head = nn.Sequential(*layers)
         self.config = config
+        self.rnn = build_rnn(config.rnn, self.feature_size, config.rnn_hidden, config.rnn_layers,
+                             config.rnn_bidirectional)  # fmt: skip
+        directions = 2 if config.rnn_bidirectional else 1
+        self.head = build_head(config.rnn_hidden * directions, config.num_classes,
+                               config.head_hidden, config.dropout, config.head_layers)  # fmt: skip
         #: the CheckpointInfo of a model from :func:`vadx.load_model`, else None
         self.checkpoint: Any = None
         self.domain: Any = None  # DomainStats from the checkpoint (vadx.domain)
@@ -88,7 +82,23 @@ class CRNN(nn.Module):
     @property
     def feature_size(self) -> int:
         """Per-frame feature size F after pooling (the RNN's input size)."""
-        return self.backbone.out_channels
+        if self.config.pooling != "flatten":
+            return self.backbone.out_channels
+        height, width = self.map_size
+        return self.backbone.out_channels * height * width
+
+    @functools.cached_property
+    def map_size(self) -> tuple[int, int]:
+        """``(h, w)`` of the backbone's maps for frames of ``frame_size``."""
+        training = self.backbone.training
+        self.backbone.eval()  # a probe must not move batch-norm statistics
+        try:
+            with torch.no_grad():
+                probe = next(self.backbone.parameters())
+                maps = self.backbone(probe.new_zeros(1, 3, *self.config.frame_size))
+        finally:
+            self.backbone.train(training)
+        return (int(maps.shape[-2]), int(maps.shape[-1]))
 
     def class_index(self, name_or_index: str | int) -> int:
         """Index of a class given by name or index, with a clear error if it does not exist."""
@@ -123,7 +133,10 @@ class CRNN(nn.Module):
         return unfold_time(self.backbone(fold_time(clip)), batch, steps)
 
     def pool_maps(self, maps: torch.Tensor) -> torch.Tensor:
-        """Global pooling over the last two (spatial) axes: ``(..., C, h, w) → (..., C)``."""
+        """Per-frame pooling of the last three axes: ``(..., C, h, w) → (..., F)`` — global
+        average or max (F = C), or flatten (F = C·h·w, channel-major)."""
+        if self.config.pooling == "flatten":
+            return maps.flatten(-3)
         return maps.amax(dim=(-2, -1)) if self.config.pooling == "max" else maps.mean((-2, -1))
 
     def frame_features(self, clip: torch.Tensor) -> torch.Tensor:
@@ -143,9 +156,14 @@ class CRNN(nn.Module):
             )
         return self.rnn(features)[0]
 
+    def rnn_state(self, features: torch.Tensor) -> torch.Tensor:
+        """What the head sees: the RNN's final state ``(B, D·rnn_hidden)`` (both directions'
+        when bidirectional, see :func:`vadx.models.rnn.last_state`)."""
+        return last_state(self.rnn_outputs(features), self.config.rnn_bidirectional)
+
     def forward_features(self, features: torch.Tensor) -> torch.Tensor:
         """RNN → head on per-frame features ``(B, T, F)``; logits ``(B, num_classes)``."""
-        return self.head(self.rnn_outputs(features)[:, -1])
+        return self.head(self.rnn_state(features))
 
     def check_clip(self, clip: torch.Tensor) -> None:
         """Raise :class:`InputError` unless ``clip`` is a float ``(B, T, 3, H, W)`` tensor."""
@@ -166,6 +184,12 @@ class CRNN(nn.Module):
             raise InputError(
                 f"clip of shape {tuple(clip.shape)} is too small: {self.config.backbone} needs "
                 f"frames of at least {smallest}×{smallest} and at least one clip and frame"
+            )
+        size = tuple(self.config.frame_size)
+        if self.config.pooling == "flatten" and tuple(clip.shape[-2:]) != size:
+            raise InputError(
+                f"clip of shape {tuple(clip.shape)}: this model flattens its maps, so its frames "
+                f"must be exactly {size[0]}×{size[1]}"
             )
 
     # ----------------------------------------------------------------- layers

@@ -5,15 +5,16 @@ weight decay on the head's weights — Keras' ``kernel_regularizer``), brightnes
 augmentation, class weights for imbalanced data. Presets bundle a model size with training
 settings:
 
-* ``paper`` — the reference model (VGG19, 20 × 112², GRU 1024, MLP 512-128), SGD 0.01 without
+* ``paper`` — the reference model (VGG19, 20 × 112², GRU 1024, MLP 1024-512-128), SGD 0.01 without
   momentum, up to 200 epochs, early stopping after 20: meant for a GPU.
 * ``cpu`` — the same shape made practical on 2 CPU cores by transfer learning: ImageNet
   EfficientNet-Lite0 (shipped, offline) on 20 × 112² frames, all of it frozen but its last
   unit (the 1×1 head conv + batch-norm); the frozen prefix's maps are computed once and cached,
-  and the head conv, a GRU of 256 and an MLP train on them with AdamW.
+  and the head conv, a GRU of 256 and a smaller MLP (one hidden layer of 64, not the reference's
+  1024-512-128) train on them with AdamW.
 * ``cpu-scratch`` — everything trained end to end on 2 cores: a VGG19 of 1/8 width with
   batch-norm (without it a narrow VGG19 did not leave chance level in 20 epochs here) on 64²
-  frames, 10 frames a clip, GRU 128, MLP 64-32, AdamW 1e-3 with a cosine schedule.
+  frames, 10 frames a clip, GRU 128, a smaller MLP (64-32), AdamW 1e-3 with a cosine schedule.
 """
 
 from __future__ import annotations

@@ -21,7 +21,6 @@ Hookable layers: ``stem``, ``block0`` … ``block15`` (the output of each MBConv
 from __future__ import annotations
 
 import importlib
-import math
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from torch import nn
 
 from vadx.errors import ConfigError, WeightsError
 from vadx.models.backbones.base import Backbone, load_matching_state_dict, register_backbone
+from vadx.models.backbones.padding import same_pads
 from vadx.models.weights import read_state_dict
 
 # (repeats, kernel, stride, expand ratio, in, out) per stage, EfficientNet-B0/Lite0.
@@ -52,12 +52,7 @@ class SameConv2d(nn.Conv2d):
     """Conv2d with TensorFlow "same" padding: output size ``ceil(input / stride)``."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pads = []
-        for size, k, s in zip(
-            reversed(x.shape[-2:]), reversed(self.kernel_size), reversed(self.stride), strict=True
-        ):
-            total = max((math.ceil(size / s) - 1) * s + k - size, 0)
-            pads += [total // 2, total - total // 2]
+        pads = same_pads(x.shape[-2:], self.kernel_size, self.stride)
         return F.conv2d(F.pad(x, pads), self.weight, self.bias, self.stride, 0, 1, self.groups)
 
 
