@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import half_outside_domain
 from vadx.data.synth import render_long
-from vadx.detect import DetectConfig, detect
+from vadx.detect import DetectConfig, detect, moving_average
 from vadx.errors import InputError
 from vadx.models import CRNN, CRNNConfig
 from vadx.video import write_png
@@ -42,11 +42,17 @@ def folder(frames, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def model():
+def model(folder):
+    """An untrained model whose probabilities move from window to window: its logits centred
+    on the video's mean, then stretched 300× (untrained, they barely vary)."""
     torch.manual_seed(0)
     model = CRNN(TINY).eval()
-    with torch.no_grad():  # spread the untrained model's probabilities out
-        model.head[-1].weight.mul_(300)
+    logits = np.log(detect(model, folder, DetectConfig(on=1.0, off=0.0)).window_probabilities)
+    last = model.head[-1]
+    with torch.no_grad():
+        last.bias -= torch.from_numpy(logits.mean(0)).float()
+        last.weight.mul_(300)
+        last.bias.mul_(300)
     return model
 
 
@@ -55,14 +61,18 @@ def thresholds(model, folder, config, low, high):
     result = detect(model, folder, replace(config, on=1.0, off=0.0))
     if config.per_class:
         columns = [model.class_index(n) for n in model.class_names if n != "normal"]
-        score = result.frame_probabilities[:, columns].ravel()
+        # each anomaly class's own track: its probability, smoothed as detection smooths it
+        score = np.concatenate([moving_average(result.frame_probabilities[:, c], config.smooth)
+                                for c in columns])  # fmt: skip
     else:
         score = result.smoothed_score
+    # midway across gaps between neighbouring scores wider than 1e-4: CNN batches of other
+    # sizes move scores by up to ~1e-5, which must not flip a comparison
     values = np.unique(score)
-    # midway between neighbouring scores: CNN batches of other sizes move scores by ~1e-7,
-    # which must not flip a comparison
+    gaps = np.diff(values)
+    wide = np.flatnonzero(gaps > 1e-4) if (gaps > 1e-4).any() else [int(gaps.argmax())]
     off, on = [(values[k] + values[k + 1]) / 2
-               for k in (int(q * (len(values) - 2)) for q in (low, high))]  # fmt: skip
+               for k in (wide[int(q * (len(wide) - 1))] for q in (low, high))]  # fmt: skip
     return replace(config, on=float(max(on, off)), off=float(min(on, off)))
 
 
@@ -82,11 +92,16 @@ def stream(model, frames, config, chunks, first_number=0):
 
 
 def as_tuples(events, offset=0):
-    return [
-        (e.start_frame + offset, e.end_frame + offset, e.class_name,
-         round(e.peak_probability, 5), round(e.mean_probability, 5))
-        for e in events
-    ]  # fmt: skip
+    """Events as (start, end, class, peak, mean), frames shifted by ``offset``."""
+    return [(e.start_frame + offset, e.end_frame + offset, e.class_name, e.peak_probability,
+             e.mean_probability) for e in events]  # fmt: skip
+
+
+def assert_same_events(found, expected):
+    """The same events (frames and class), with the same probabilities up to the ~1e-5 that CNN
+    batches of other sizes move them."""
+    assert [t[:3] for t in found] == [t[:3] for t in expected]
+    np.testing.assert_allclose([t[3:] for t in found], [t[3:] for t in expected], atol=1e-4)
 
 
 @settings(
@@ -108,7 +123,7 @@ def test_stream_events_equal_offline_detection(
     alerts, decisions, _ = stream(model, frames, config, chunks)
     ended = [a.event for a in alerts if a.kind == "ended"]
     ended.sort(key=lambda e: (e.start_frame, e.class_name))
-    assert as_tuples(ended) == as_tuples(offline.events)
+    assert_same_events(as_tuples(ended), as_tuples(offline.events))
     for event in ended:  # times are the frames' times
         assert event.start_time == pytest.approx(event.start_frame / FPS)
     # every window decided, in order, with the offline probabilities
@@ -159,7 +174,8 @@ def test_a_break_ends_the_segment_like_the_end_of_a_file(model, frames, folder, 
     expected = as_tuples(detect(model, prefix, config).events) + as_tuples(
         detect(model, folder, config).events, offset=25
     )
-    assert as_tuples([a.event for a in ended]) == expected and len(expected) >= 2
+    assert_same_events(as_tuples([a.event for a in ended]), expected)
+    assert len(expected) >= 2
     assert all(d.first.session == d.last.session for d in decisions)  # no window spans a gap
     reasons = {a.reason for a in ended if a.event.end_frame in (24, 25 + len(frames) - 1)}
     assert reasons <= {"source reconnected", "stream ended"}
@@ -224,7 +240,7 @@ def test_stream_domain_flags_and_suppression_equal_offline_detection(
     alerts, decisions, _ = stream(familiar_model, frames, config, chunks)
     ended = sorted((a.event for a in alerts if a.kind == "ended"),
                    key=lambda e: (e.start_frame, e.class_name))  # fmt: skip
-    assert as_tuples(ended) == as_tuples(offline.events)
+    assert_same_events(as_tuples(ended), as_tuples(offline.events))
     assert [e.out_of_domain for e in ended] == pytest.approx(
         [e.out_of_domain for e in offline.events])  # fmt: skip
     assert all(e.out_of_domain is not None for e in ended)
