@@ -47,6 +47,8 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_explain.py --out benchmarks/results
 	$(PY) benchmarks/bench_watch.py --out benchmarks/results
 	$(PY) benchmarks/bench_serve.py --out benchmarks/results
+	test -d $(DEMO_OUT)/run/best || $(VENV)/bin/vadx demo --out $(DEMO_OUT)
+	$(PY) benchmarks/bench_explain_e2e.py $(DEMO_OUT)/run/best --out benchmarks/results
 	$(PY) benchmarks/bench_keras_onnx.py --out benchmarks/results
 
 clean:
