@@ -498,3 +498,15 @@ def test_a_truncated_video_is_reported_and_recorded(assets, tmp_path, capsys):
     info = json.loads((tmp_path / "w" / "events.json").read_text())["video_info"]
     assert (info["num_frames"], info["announced_frames"], info["truncated"]) == (40, 40, False)
     assert "warning" not in err
+
+
+@pytest.mark.parametrize(("argv", "names"), [
+    (["detect", "m", "v", "--out", "o", "--stride", "abc"], "Invalid value for '--stride'"),
+    (["detect", "--bogus"], "No such option: --bogus"),
+    (["nosuch"], "No such command 'nosuch'"),
+    (["evaluate", "m", "d"], "Missing option '--out'"),
+])  # fmt: skip
+def test_what_the_parser_refuses_is_one_error_line_too(argv, names, capsys):
+    code, out, err = run_cli(argv, capsys)
+    assert_one_error_line(code, err, names)
+    assert "--help)" in err and "╭" not in err + out  # no usage box

@@ -26,6 +26,11 @@ from rich.text import Text
 
 from vadx._version import __version__
 from vadx.errors import VadxError
+
+try:  # typer ≥ 0.29 carries its own click
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError
+except ImportError:  # earlier typer runs on click itself
+    from click.exceptions import ClickException, NoArgsIsHelpError
 from vadx.files import writable_path, write_json
 
 app = typer.Typer(
@@ -1258,7 +1263,14 @@ def main(argv: list[str] | None = None) -> None:
     asking to report it, status 1."""
     with _signals_stop_the_command(), _warnings_as_lines():
         try:
-            app(args=argv, prog_name="vadx")
+            status = app(args=argv, prog_name="vadx", standalone_mode=False)
+        except NoArgsIsHelpError as err:  # `vadx` alone: the help
+            err.show()
+            sys.exit(err.exit_code)
+        except ClickException as err:  # a bad option or argument, as the parser sees it
+            where = err.ctx.command_path if getattr(err, "ctx", None) else "vadx"
+            _say("error: ", "bold red", f"{err.format_message()} (see {where} --help)")
+            sys.exit(2)
         except VadxError as err:
             _say("error: ", "bold red", str(err))
             sys.exit(2)
@@ -1274,3 +1286,5 @@ def main(argv: list[str] | None = None) -> None:
             _say("error: ", "bold red", f"unexpected failure in vadx {__version__}, a bug: "
                  "please report it with the traceback above")  # fmt: skip
             sys.exit(1)
+        if isinstance(status, int) and status:  # --help and the like: click's own status
+            sys.exit(status)
