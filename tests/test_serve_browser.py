@@ -119,6 +119,12 @@ def test_review_an_anomaly_end_to_end_in_the_browser(served):
         page.wait_for_selector("#report:not([hidden])", timeout=120_000)
         assert "predicted" in page.text_content("#explain-status")
         assert "frames 18–21" in page.text_content("#explain-title")
+        page.wait_for_function("document.getElementById('report').contentDocument.body"
+                               ".dataset.drawn !== undefined")
+        inner = page.evaluate("document.getElementById('report').contentDocument"
+                              ".documentElement.scrollHeight")  # fmt: skip
+        outer = page.evaluate("document.getElementById('report').getBoundingClientRect().height")
+        assert abs(outer - inner) <= 3  # the report at its full height: no scroll inside
 
         report = page.frame_locator("#report")
         drawn = report.locator("body")

@@ -898,7 +898,7 @@ def explain_command(
     with _progress("explaining") as advance:
         summary = explain_video(loaded, video, out, settings, start, end, choice,
                                 DetectConfig(stride=stride, step=step),
-                                progress=lambda _, d, t: advance(d, t),
+                                progress=lambda stage, d, t: advance(d, t, stage),
                                 detection=earlier)  # fmt: skip
     if not summary["clips"]:
         console.print(f"{summary.get('note', 'nothing explained')}; wrote {out}/summary.json")
@@ -1076,15 +1076,17 @@ def probe(
 @contextlib.contextmanager
 def _progress(description: str):
     """A progress bar on stderr (none where stderr is not a terminal: a log would get its
-    last frame as an empty bar); yields ``advance(done, total)``."""
+    last frame as an empty bar); yields ``advance(done, total, stage=None)`` — the stage
+    (``frames``, a method's name, …) shown beside ``description``."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     columns = (description, BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err_console, disable=not err_console.is_terminal) as bar:
         task = bar.add_task(description, total=None)
 
-        def advance(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
+        def advance(done: int, total: int, stage: str | None = None) -> None:
+            named = description if stage is None else f"{description}: {stage}"
+            bar.update(task, completed=done, total=total, description=named)
 
         yield advance
 

@@ -296,7 +296,7 @@
       const url = withToken("api/jobs/" + done.id + "/files/report.html");
       say($("explain-status"), "predicted " + done.result.predicted + " (" +
         Math.round(100 * done.result.probability) + " %), explained for " + done.result.target);
-      $("report").src = url;
+      $("report").src = url;  // sized to its content once loaded: one scroll, the page's
       $("download").href = url;
       $("open").href = url;
       $("report").hidden = $("download").hidden = $("open").hidden = false;
@@ -304,6 +304,15 @@
       say($("explain-status"), err.message, true);
     }
   }
+
+  // the report in its frame at its full height (same origin: its document is readable)
+  $("report").addEventListener("load", function () {
+    const frame = $("report"), doc = frame.contentDocument;
+    if (!doc || !doc.body) return;
+    const fit = () => { frame.style.height = doc.documentElement.scrollHeight + "px"; };
+    fit();
+    new ResizeObserver(fit).observe(doc.body);
+  });
 
   // ------------------------------------------------------------------ start-up
   async function listVideos() {
