@@ -791,7 +791,7 @@ def _explain_settings(
     normalisation: str, view: str, colormap: str, opacity: float, timeline: bool = True,
     quality: bool = False, exports: tuple[str, ...] = (),
 ):  # fmt: skip
-    from vadx.explain_video import ExplainSettings
+    from vadx.clip import ExplainSettings
 
     def names(text: str) -> tuple[str, ...]:
         return tuple(part.strip() for part in text.split(",") if part.strip())

@@ -26,166 +26,35 @@ for each event, its most anomalous window, explaining the event's class).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from vadx.detect import DetectConfig, Detection, Event, detect, event_window
-from vadx.domain import check_clip
-from vadx.errors import InputError
-from vadx.explain import (
-    DEFAULT_METHODS,
-    DEFAULT_TEMPORAL,
-    METHODS,
-    TEMPORAL,
-    Explanation,
-    explain,
+from vadx.clip import (
+    EXPORTS,
+    WINDOWS,
+    ClipExplanation,
+    ExplainSettings,
+    ProgressFn,
+    WindowChoice,
+    clip_indices,
+    explain_clip,
+    explain_frames,
 )
-from vadx.explain.base import check_choice
-from vadx.explain.cam import WEIGHTINGS
-from vadx.explain.normalise import NORMALISATIONS
+from vadx.detect import DetectConfig, Detection, Event, detect, event_window
+from vadx.errors import InputError
 from vadx.files import staged_folder, write_json
 from vadx.models.crnn import CRNN
 from vadx.models.weights import file_sha256
 from vadx.render.figures import contact_sheet, frame_strip, grid
-from vadx.render.overlay import COLORMAPS, VIEWS, class_label, label_frame, render
+from vadx.render.overlay import VIEWS, class_label, label_frame, render
 from vadx.render.report import write_report
 from vadx.video.decode import VideoInfo, VideoReader, probe
 from vadx.video.encode import write_gif, write_mp4, write_png
-from vadx.video.preprocess import Geometry, fit_frames, frames_to_clip
-from vadx.video.sampling import even_indices
-
-ProgressFn = Callable[[str, int, int], None]
-WINDOWS = ("one", "all", "flagged")
-#: the pictures :func:`write_clip` renders only when asked (module doc)
-EXPORTS = ("frames", "mp4", "gif", "sheets")
-WindowChoice = str | int
-
-
-@dataclass(frozen=True)
-class ExplainSettings:
-    """What to explain and how to draw it (see :func:`vadx.explain.explain` for the first six).
-
-    Attributes:
-        view: how maps are drawn on frames: ``heatmap``, ``contour`` (the reference's) or
-            ``contours`` (iso-lines at 25/50/75 %).
-        colormap, opacity: of the heat maps.
-        timeline: run detection over the whole video for the report's anomaly-score timeline.
-        quality: score the clip's explanations (deletion/insertion AUCs beside random orders,
-            :mod:`vadx.quality.faithfulness`) and show them in the report.
-        exports: pictures to render besides the report, of :data:`EXPORTS`.
-    """
-
-    methods: tuple[str, ...] = DEFAULT_METHODS
-    temporal: tuple[str, ...] = DEFAULT_TEMPORAL
-    target: str | int | None = None
-    layer: str | None = None
-    weighting: str = "frame"
-    normalisation: str = "clip"
-    options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    view: str = "heatmap"
-    colormap: str = "jet"
-    opacity: float = 0.5
-    timeline: bool = True
-    quality: bool = False
-    exports: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        if self.view not in VIEWS:
-            raise InputError(f"unknown view {self.view!r}; choose from {', '.join(VIEWS)}")
-        if self.colormap not in COLORMAPS:
-            raise InputError(
-                f"unknown colormap {self.colormap!r}; choose from {', '.join(COLORMAPS)}"
-            )
-        if not 0.0 <= self.opacity <= 1.0:
-            raise InputError(f"opacity must be between 0 and 1, got {self.opacity}")
-        check_choice("weighting", self.weighting, WEIGHTINGS)
-        check_choice("normalisation", self.normalisation, NORMALISATIONS)
-        if not self.methods:
-            raise InputError("give at least one explanation method")
-        for names, known, kind in ((self.methods, METHODS, "method"),
-                                   (self.temporal, TEMPORAL, "temporal estimator"),
-                                   (self.exports, EXPORTS, "export")):  # fmt: skip
-            for name in names:
-                if name not in known:
-                    raise InputError(f"unknown {kind} {name!r}; choose from {', '.join(known)}")
-
-
-@dataclass(frozen=True)
-class ClipExplanation:
-    """One explained clip of a video, with what is needed to draw it on the source frames."""
-
-    explanation: Explanation
-    indices: np.ndarray
-    frames: np.ndarray  # (T, h, w, 3) uint8 source frames
-    maps: dict[str, np.ndarray]  # method → (T, h, w) display maps on the source frames
-    geometry: Geometry
-    fps: float
-    #: the clip's domain check (:func:`vadx.domain.check_clip`)
-    domain: Mapping[str, Any] = field(default_factory=lambda: {"checked": False})
-
-    @property
-    def predicted(self) -> tuple[str, float]:
-        e = self.explanation
-        best = int(e.probabilities[0].argmax())
-        return e.class_names[best], float(e.probabilities[0, best])
-
-
-def clip_indices(info: VideoInfo, steps: int, start: int | None, end: int | None) -> np.ndarray:
-    """``steps`` frame indices spread evenly over ``[start, end]`` (default: the whole video)."""
-    first = 0 if start is None else start
-    last = info.num_frames - 1 if end is None else end
-    if first > last:
-        raise InputError(f"--end {last} is before --start {first} (video {info.path})")
-    if not 0 <= first <= last < info.num_frames:
-        raise InputError(
-            f"frame span {first}–{last} is not inside {info.path}: it has {info.num_frames} "
-            f"frames (0–{info.num_frames - 1})"
-        )
-    return even_indices(info.num_frames, steps, first, last + 1)
-
-
-def explain_frames(
-    model: CRNN,
-    video: VideoReader,
-    indices: np.ndarray,
-    settings: ExplainSettings,
-    target: str | int | None = None,
-    progress: ProgressFn | None = None,
-) -> ClipExplanation:
-    """Explain the clip made of ``video``'s frames at ``indices``."""
-    spacing = float(np.diff(indices).mean()) if len(indices) > 1 else 1.0
-    return explain_clip(model, video.read(indices).data, indices,
-                        video.info.fps / max(spacing, 1.0), settings, target, progress)  # fmt: skip
-
-
-def explain_clip(
-    model: CRNN,
-    frames: np.ndarray,
-    indices: Sequence[int] | np.ndarray,
-    fps: float,
-    settings: ExplainSettings,
-    target: str | int | None = None,
-    progress: ProgressFn | None = None,
-) -> ClipExplanation:
-    """Explain the clip made of uint8 source ``frames`` ``(T, h, w, 3)`` (numbered
-    ``indices``, playing at ``fps``)."""
-    config = model.config
-    fitted, geometry, _ = fit_frames(frames, config.frame_size, config.fit)
-    device = next(model.parameters()).device
-    clip = frames_to_clip(fitted, config.mean, config.std)[None].to(device)
-    e = explain(model, clip, target if target is not None else settings.target,
-                methods=settings.methods, temporal=settings.temporal, layer=settings.layer,
-                weighting=settings.weighting, normalisation=settings.normalisation,
-                options=settings.options, progress=progress,
-                picture=torch.from_numpy(geometry.picture())[None])  # fmt: skip
-    maps = {name: geometry.to_source(a.display[0]) for name, a in e.maps.items()}
-    return ClipExplanation(e, np.asarray(indices), frames, maps, geometry, fps,
-                           check_clip(model, clip))  # fmt: skip
 
 
 def rendered(clip: ClipExplanation, method: str, view: str, settings: ExplainSettings):
@@ -442,3 +311,17 @@ def compare_models(
                    "view": settings.view, "models": entries}  # fmt: skip
         write_json(staging / "compare.json", summary)
     return summary
+
+
+__all__ = [
+    "EXPORTS",
+    "WINDOWS",
+    "ClipExplanation",
+    "ExplainSettings",
+    "clip_indices",
+    "compare_models",
+    "explain_clip",
+    "explain_frames",
+    "explain_video",
+    "write_clip",
+]

@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from vadx._version import __version__
+from vadx.clip import ExplainSettings
 from vadx.detect import (
     DetectConfig,
     Detection,
@@ -40,7 +41,7 @@ from vadx.detect import (
 from vadx.domain import missing_note, verdict_line
 from vadx.errors import VadxError
 from vadx.explain import DEFAULT_METHODS, DEFAULT_TEMPORAL, METHODS, TEMPORAL
-from vadx.explain_video import ExplainSettings, explain_video
+from vadx.explain_video import explain_video
 from vadx.files import write_json
 from vadx.models import load_model
 from vadx.models.crnn import CRNN
