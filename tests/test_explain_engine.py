@@ -224,3 +224,12 @@ def test_results_are_immutable_and_save_writes_arrays_and_a_manifest(tiny_model,
                                       e["frame_shapley"].extras["segment_values"])  # fmt: skip
         assert "activation/channels" in arrays
     assert sorted(p.name for p in out.iterdir()) == ["explanation.npz", "manifest.json"]
+
+
+def test_the_catalogue_names_exactly_the_registered_methods():
+    from vadx import catalogue
+    from vadx.explain import DEFAULT_METHODS, DEFAULT_TEMPORAL, METHODS, TEMPORAL
+
+    assert tuple(METHODS) == catalogue.METHOD_NAMES and tuple(TEMPORAL) == catalogue.TEMPORAL_NAMES
+    assert DEFAULT_METHODS == catalogue.DEFAULT_METHODS
+    assert DEFAULT_TEMPORAL == catalogue.DEFAULT_TEMPORAL

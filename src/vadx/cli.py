@@ -25,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from vadx._version import __version__
+from vadx.catalogue import DEFAULT_METHODS, DEFAULT_TEMPORAL, METHOD_NAMES, TEMPORAL_NAMES
 from vadx.errors import VadxError
 
 try:  # typer ≥ 0.29 carries its own click
@@ -804,15 +805,17 @@ def _explain_settings(
     )  # fmt: skip
 
 
+METHODS_DEFAULT, TEMPORAL_DEFAULT = ",".join(DEFAULT_METHODS), ",".join(DEFAULT_TEMPORAL)
 MethodsOption = Annotated[
-    str, typer.Option(help="Spatial methods, comma-separated (layercam, gradcam, saliency, "
-                      "activation, gradcam_plus_plus, gradient_x_input, smoothgrad, "
-                      "integrated_gradients, guided_backprop, guided_gradcam, occlusion).")
-]  # fmt: skip
+    str, typer.Option(help=f"Spatial methods, comma-separated ({', '.join(METHOD_NAMES)}).")
+]
 TemporalOption = Annotated[
-    str, typer.Option(help="Temporal estimators, comma-separated (frame_shapley, "
-                      "frame_occlusion, gradient_norm, gradcam_mass); empty for none.")
-]  # fmt: skip
+    str,
+    typer.Option(
+        help=f"Temporal estimators, comma-separated ({', '.join(TEMPORAL_NAMES)}); empty for "
+        "none."
+    ),
+]
 TargetOption = Annotated[
     str, typer.Option(help="predicted, anomaly (most likely non-normal class), or a class.")
 ]
@@ -849,8 +852,8 @@ def explain_command(
             "(every sliding window) or flagged (the windows detection flags)."
         ),
     ] = "one",
-    methods: MethodsOption = "layercam,gradcam,saliency,activation",
-    temporal: TemporalOption = "frame_shapley,frame_occlusion,gradient_norm,gradcam_mass",
+    methods: MethodsOption = METHODS_DEFAULT,
+    temporal: TemporalOption = TEMPORAL_DEFAULT,
     target: TargetOption = "predicted",
     layer: LayerOption = None,
     weighting: WeightingOption = "frame",
@@ -984,8 +987,8 @@ def xai_eval_command(
     data: Annotated[Path, typer.Argument(help="A dataset with ground-truth masks (vadx synth).")],
     out: Annotated[Path, typer.Option("--out", help="Where to write the table and plot.")],
     split: Annotated[str, typer.Option(help="Which split to score.")] = "test",
-    methods: MethodsOption = "layercam,gradcam,saliency,activation",
-    temporal: TemporalOption = "frame_shapley,frame_occlusion,gradient_norm,gradcam_mass",
+    methods: MethodsOption = METHODS_DEFAULT,
+    temporal: TemporalOption = TEMPORAL_DEFAULT,
     layer: LayerOption = None,
     limit: Annotated[int | None, typer.Option(help="Score at most this many clips.")] = None,
     faithfulness_clips: Annotated[

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from vadx.catalogue import DEFAULT_METHODS, DEFAULT_TEMPORAL
 from vadx.errors import ConfigError
 from vadx.explain.base import Method, Output, ProgressFn, check_choice
 from vadx.explain.cam import (
@@ -64,12 +65,6 @@ METHODS: dict[str, type[Method]] = {
 TEMPORAL: dict[str, type[Method]] = {
     cls.name: cls for cls in (FrameOcclusion, GradientNorm, GradCAMMass, FrameShapley)
 }
-#: LayerCAM at the last stride-8 layer (the best localised and most faithful map on the demo
-#: model: docs/quality.md), then the reference's three methods
-DEFAULT_METHODS = ("layercam", "gradcam", "saliency", "activation")
-#: Shapley values of segments first (the default: ``vadx.explain.temporal``), single-frame
-#: occlusion, then the two that come free with the shared pass
-DEFAULT_TEMPORAL = ("frame_shapley", "frame_occlusion", "gradient_norm", "gradcam_mass")
 
 
 def explain(
