@@ -12,6 +12,7 @@ import torch
 
 from tests.conftest import TINY, half_outside_domain
 from vadx.data.synth import render_long
+from vadx.detect import DetectConfig
 from vadx.explain import DEFAULT_METHODS
 from vadx.models import CRNN, load_model, save_model
 from vadx.video import write_mp4
@@ -69,6 +70,9 @@ def test_review_an_anomaly_end_to_end_in_the_browser(served):
         assert "sharper" in page.get_attribute("#methods label:has(input[value=layercam])", "title")
 
         page.click("#settings summary")
+        defaults = DetectConfig()  # the page's settings start at vadx detect's
+        assert [page.input_value(f"#{i}") for i in ("on", "off", "min-frames", "smooth")] == [
+            str(defaults.on), str(defaults.off), str(defaults.min_frames), str(defaults.smooth)]
         page.fill("#on", "0")  # every frame anomalous: one event over the whole video
         page.fill("#off", "0")
         page.set_input_files("#file", str(video))

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
-from vadx.detect import Event
+from vadx.detect import DetectConfig, Event
 from vadx.explain import DEFAULT_METHODS, DEFAULT_TEMPORAL, METHODS, TEMPORAL
 from vadx.video.decode import VideoInfo
 
@@ -46,6 +46,10 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 # ----------------------------------------------------------------------------- requests
+#: detection's defaults: those of ``vadx detect`` (:class:`~vadx.detect.DetectConfig`)
+DETECT = DetectConfig()
+
+
 class DetectSettings(BaseModel):
     """Detection settings (defaults: those of ``vadx detect``). Rules across fields: ``off ≤
     on``; one window — the model's clip length × ``step`` frames — must fit in the video."""
@@ -59,12 +63,16 @@ class DetectSettings(BaseModel):
         ge=1,
         description="frames between a window's frames (default: the training clips' spacing)",
     )
-    smooth: int = Field(5, ge=1, le=10_000, description="frames of the score's moving average")
-    on: float = Field(0.5, ge=0, le=1, description="an event starts when the score reaches this")
-    off: float = Field(0.35, ge=0, le=1, description="…and ends below this (off ≤ on)")
-    min_frames: int = Field(3, ge=1, description="shortest event kept, in frames")
+    smooth: int = Field(
+        DETECT.smooth, ge=1, le=10_000, description="frames of the score's moving average"
+    )
+    on: float = Field(
+        DETECT.on, ge=0, le=1, description="an event starts when the score reaches this"
+    )
+    off: float = Field(DETECT.off, ge=0, le=1, description="…and ends below this (off ≤ on)")
+    min_frames: int = Field(DETECT.min_frames, ge=1, description="shortest event kept, in frames")
     domain: Literal["flag", "suppress", "off"] = Field(
-        "flag",
+        DETECT.domain,
         description="windows outside the model's training domain: flag them, suppress "
         "their alerts (needs a calibrated model, else 400), or no check",
     )

@@ -349,6 +349,10 @@
       });
       if (!token()) { say($("status"), "this server needs its API token", true); return; }
     }
+    // detection's defaults, as the API documents them (those of vadx detect)
+    const defaults = (await api("openapi.json")).components.schemas.DetectSettings.properties;
+    [["on", "on"], ["off", "off"], ["min-frames", "min_frames"], ["smooth", "smooth"]].forEach(
+      ([id, field]) => { $(id).value = defaults[field].default; });
     const models = await api("api/models");
     $("model").innerHTML = "";
     models.forEach(function (m) {
