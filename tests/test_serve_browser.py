@@ -129,6 +129,16 @@ def test_review_an_anomaly_end_to_end_in_the_browser(served):
                               ".documentElement.scrollHeight")  # fmt: skip
         outer = page.evaluate("document.getElementById('report').getBoundingClientRect().height")
         assert abs(outer - inner) <= 3  # the report at its full height: no scroll inside
+        # the explanation over the video while it plays the explained window
+        page.locator("#timeline").click(position=at_20)
+        page.wait_for_function("document.body.dataset.overlayFrame === '20'")
+        assert page.evaluate("document.body.dataset.overlay") == "on"
+        painted = page.evaluate("(() => { const c = document.getElementById('overlay'); return "
+                                "c.getContext('2d').getImageData(0, 0, c.width, c.height).data"
+                                ".filter((v, i) => i % 4 === 3 && v > 0).length; })()")  # fmt: skip
+        assert painted > 0.5 * 96 * 72  # the heat map over the picture
+        page.keyboard.press("j")  # back to frame 0, outside the window: no overlay
+        page.wait_for_function("document.body.dataset.overlay === 'off'")
 
         report = page.frame_locator("#report")
         drawn = report.locator("body")

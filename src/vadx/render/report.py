@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 PLAYER_WIDTH = 480
 JPEG_QUALITY = 85
 TEMPLATE = Path(__file__).with_name("report.html.j2")
+#: the viewer that draws every view in the browser (inlined in the report; the review page's too)
+VIEWER = Path(__file__).with_name("viewer.js")
 
 
 def data_uri(image: np.ndarray, kind: str = "jpeg") -> str:
@@ -244,6 +246,7 @@ def write_report(
         importance=importance,
         legend=legend,
         player=json.dumps(player_data(clip, settings)),
+        viewer=VIEWER.read_text(encoding="utf-8"),
         methods=[(m, a.display_name, METHODS[m].description if m in METHODS else "")
                  for m, a in e.maps.items()],
         views=VIEWS,

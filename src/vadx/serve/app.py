@@ -45,6 +45,7 @@ from vadx.explain_video import explain_video
 from vadx.files import write_json
 from vadx.models import load_model
 from vadx.models.crnn import CRNN
+from vadx.render.report import VIEWER
 from vadx.serve import schema
 from vadx.serve.jobs import FINISHED, Job, JobCancelled, JobFailed, JobStore
 from vadx.serve.schema import ERRORS, JobRequest, errors, file_content, media_type
@@ -751,6 +752,8 @@ def create_app(server: Server) -> FastAPI:
 
 
 def _static(name: str) -> str:
+    if name == "viewer.js":  # the report's viewer: the page draws the same overlays
+        return VIEWER.read_text(encoding="utf-8")
     return resources.files("vadx.serve").joinpath("static", name).read_text(encoding="utf-8")
 
 

@@ -300,10 +300,61 @@
       $("download").href = url;
       $("open").href = url;
       $("report").hidden = $("download").hidden = $("open").hidden = false;
+      await showOverlay(url);
     } catch (err) {
       say($("explain-status"), err.message, true);
     }
   }
+
+  // ------------------------------------------------------------------ the overlay on the video
+  // While the player is inside the explained window, the explanation's map of the nearest
+  // explained frame is drawn over the video, by the report's own viewer.
+  async function showOverlay(reportUrl) {
+    const html = await (await fetch(reportUrl)).text();
+    const found = /<script type="application\/json" id="player-data">([\s\S]*?)<\/script>/.exec(html);
+    if (!found) return;
+    const data = JSON.parse(found[1]);
+    state.overlay = { data: data, viewer: vadxViewer(data) };
+    const select = $("overlay-method");
+    select.innerHTML = "";
+    Object.keys(data.methods).forEach(function (m) {
+      const option = document.createElement("option");
+      option.value = m; option.textContent = data.methods[m].label;
+      select.appendChild(option);
+    });
+    $("overlay-controls").hidden = false;
+    const canvas = $("overlay");
+    [canvas.height, canvas.width] = state.overlay.viewer.size;
+    drawOverlay();
+  }
+  function placeOverlay() {  // over the picture inside the player (letter-boxed by the element)
+    const video = $("player"), canvas = $("overlay");
+    if (!video.videoWidth) return;
+    const scale = Math.min(video.clientWidth / video.videoWidth, video.clientHeight / video.videoHeight);
+    const w = video.videoWidth * scale, h = video.videoHeight * scale;
+    Object.assign(canvas.style, { width: w + "px", height: h + "px",
+      left: (video.clientWidth - w) / 2 + "px", top: (video.clientHeight - h) / 2 + "px" });
+  }
+  function drawOverlay() {
+    const canvas = $("overlay"), o = state.overlay;
+    if (!o || !state.scores) return;
+    const numbers = o.data.numbers, t = currentFrame();
+    const inside = $("overlay-on").checked && numbers[0] <= t && t <= numbers[numbers.length - 1];
+    canvas.hidden = !inside;
+    document.body.dataset.overlay = inside ? "on" : "off";
+    if (!inside) return;
+    let k = 0;
+    numbers.forEach(function (n, i) { if (Math.abs(n - t) < Math.abs(numbers[k] - t)) k = i; });
+    placeOverlay();
+    const method = $("overlay-method").value || Object.keys(o.data.methods)[0];
+    o.viewer.paint(canvas.getContext("2d"), method, k, "heatmap", o.data.opacity, true).then(function () {
+      document.body.dataset.overlayFrame = numbers[k];
+    });
+  }
+  ["timeupdate", "seeked", "loadedmetadata"].forEach((e) => $("player").addEventListener(e, drawOverlay));
+  $("overlay-on").addEventListener("change", drawOverlay);
+  $("overlay-method").addEventListener("change", drawOverlay);
+  window.addEventListener("resize", drawOverlay);
 
   // the report in its frame at its full height (same origin: its document is readable)
   $("report").addEventListener("load", function () {
