@@ -106,6 +106,12 @@ def test_report_draws_every_view_as_vadx_renders_it_offline(explained):
             plain = drawn(page, "gradcam", "heatmap", 2).astype(int)
             assert np.abs(plain - clip.frames[2].astype(int)).mean() < 4  # only the frame
 
+            timeline = page.locator("#timeline")  # a click on the video's timeline: its frame
+            box, first = timeline.bounding_box(), clip.indices[1]
+            frames = int(timeline.get_attribute("data-frames"))
+            x = (34 + (640 - 44) * first / (frames - 1)) * box["width"] / 640
+            timeline.click(position={"x": x, "y": 30})
+            assert page.input_value("#scrub") == "1"
             page.locator("#strip canvas").nth(3).click()  # the strip jumps to a frame
             drawn(page, "gradcam", "heatmap", 3)
             assert page.input_value("#scrub") == "3" and "(4/4)" in page.text_content("#number")

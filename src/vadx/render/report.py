@@ -153,7 +153,8 @@ def timeline_svg(detection: Detection, span: tuple[int, int], width: int = 640,
     points = " ".join(f"{x(t):.1f},{y(score[t]):.1f}" for t in range(0, frames, step))
     parts = [
         f'<svg id="timeline" viewBox="0 0 {width} {height}" width="100%" role="img" '
-        'aria-label="anomaly score over the video">'
+        f'data-frames="{frames}" data-left="{pad_l}" data-right="{pad_r}" '
+        'aria-label="anomaly score over the video; click a frame of the explained clip">'
     ]
     outside = detection.outside_domain
     starts = np.flatnonzero(outside & ~np.r_[False, outside[:-1]])
