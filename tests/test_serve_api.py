@@ -244,6 +244,20 @@ def test_uploads_are_checked_by_decoding_every_frame_as_detection_will(client, a
     request = {"kind": "detect", "video": record["id"]}
     job = finished(client, client.post("/api/jobs", json=request).json())
     assert job["state"] == "done", job["error"]
+    # browsers do not play Xvid: the page's player gets an H.264 copy of every frame
+    played = client.get(f"/api/videos/{record['id']}/play")
+    assert played.status_code == 200 and played.headers["content-type"] == "video/mp4"
+    (tmp_path / "played.mp4").write_bytes(played.content)
+    with VideoReader(tmp_path / "played.mp4") as copy, VideoReader(xvid) as original:
+        assert copy.info.codec == "h264" and copy.info.num_frames == 40
+        difference = np.abs(copy.read([5, 30]).data.astype(int) - original.read([5, 30]).data)
+        assert difference.mean() < 4  # the same frames, re-encoded
+    mp4 = upload(client, video).json()
+    same = client.get(f"/api/videos/{mp4['id']}/play")
+    assert same.content == video.read_bytes()  # an H.264 MP4 is played as it was uploaded
+    thumb = client.get(f"/api/videos/{record['id']}/frames/39")
+    assert thumb.headers["content-type"] == "image/jpeg" and thumb.content[:2] == b"\xff\xd8"
+    error(client.get(f"/api/videos/{record['id']}/frames/40"), 404, "no frame 40 (0–39)")
     # frames 20… damaged: the frames FFmpeg decodes, not the 40 the container lists
     damaged = zero_packets(video, tmp_path / "damaged.mp4", start=20)
     decodable = len(ffmpeg_decode(damaged, 64, 48))
