@@ -255,6 +255,7 @@ def test_uploads_are_checked_by_decoding_every_frame_as_detection_will(client, a
     mp4 = upload(client, video).json()
     same = client.get(f"/api/videos/{mp4['id']}/play")
     assert same.content == video.read_bytes()  # an H.264 MP4 is played as it was uploaded
+    assert client.delete(f"/api/videos/{mp4['id']}").status_code == 204
     thumb = client.get(f"/api/videos/{record['id']}/frames/39")
     assert thumb.headers["content-type"] == "image/jpeg" and thumb.content[:2] == b"\xff\xd8"
     error(client.get(f"/api/videos/{record['id']}/frames/40"), 404, "no frame 40 (0–39)")
