@@ -668,8 +668,7 @@ def watch_command(
     from vadx.models import load_model
     from vadx.watch import WatchConfig, watch
 
-    settings = _explain_settings(methods, temporal, "predicted", None, "frame", "clip", view,
-                                 "jet", 0.5, timeline=False)  # fmt: skip
+    settings = _explain_settings(methods, temporal, view=view, timeline=False)
     config = WatchConfig(
         detect=DetectConfig(stride=stride, step=step, smooth=smooth, on=on, off=off,
                             min_frames=min_frames, per_class=per_class,
@@ -787,22 +786,16 @@ def _listening_socket(host: str, port: int):
     return listening
 
 
-def _explain_settings(
-    methods: str, temporal: str, target: str, layer: str | None, weighting: str,
-    normalisation: str, view: str, colormap: str, opacity: float, timeline: bool = True,
-    quality: bool = False, exports: tuple[str, ...] = (),
-):  # fmt: skip
+def _explain_settings(methods: str, temporal: str, target: str = "predicted", **options):
+    """The explanation settings of options given as text: comma-separated method and
+    estimator names, a target that is a class name or index; ``options`` as they are."""
     from vadx.clip import ExplainSettings
 
     def names(text: str) -> tuple[str, ...]:
         return tuple(part.strip() for part in text.split(",") if part.strip())
 
-    return ExplainSettings(
-        methods=names(methods), temporal=names(temporal),
-        target=int(target) if target.isdigit() else target, layer=layer, weighting=weighting,
-        normalisation=normalisation, view=view, colormap=colormap, opacity=opacity,
-        timeline=timeline, quality=quality, exports=exports,
-    )  # fmt: skip
+    return ExplainSettings(methods=names(methods), temporal=names(temporal),
+                           target=int(target) if target.isdigit() else target, **options)
 
 
 METHODS_DEFAULT, TEMPORAL_DEFAULT = ",".join(DEFAULT_METHODS), ",".join(DEFAULT_TEMPORAL)
@@ -891,8 +884,11 @@ def explain_command(
 
     asked = {"frames": frames, "mp4": mp4, "gif": gif, "sheets": sheets}
     exports = tuple(name for name, wanted in asked.items() if wanted or everything)
-    settings = _explain_settings(methods, temporal, target, layer, weighting, normalisation,
-                                 view, colormap, opacity, timeline, quality, exports)  # fmt: skip
+    settings = _explain_settings(
+        methods, temporal, target, layer=layer, weighting=weighting, normalisation=normalisation,
+        view=view, colormap=colormap, opacity=opacity, timeline=timeline, quality=quality,
+        exports=exports,
+    )
     writable_path(out, "--out")
     loaded = load_model(model)
     check_target(loaded, settings.target)
@@ -965,8 +961,8 @@ def compare_command(
              for path in paths]  # fmt: skip
     names = [name if names.count(name) == 1 else f"{name} #{k + 1}"
              for k, name in enumerate(names)]  # fmt: skip
-    settings = _explain_settings(method, temporal, target, layer, "frame", "clip", view,
-                                 colormap, opacity, timeline=False)  # fmt: skip
+    settings = _explain_settings(method, temporal, target, layer=layer, view=view,
+                                 colormap=colormap, opacity=opacity, timeline=False)
     writable_path(out, "--out")
     probe_video(video)  # a missing or unreadable video before the models load
     loaded = {n: load_model(p) for n, p in zip(names, paths, strict=True)}
@@ -1003,8 +999,7 @@ def xai_eval_command(
     from vadx.models import load_model
     from vadx.quality import xai_eval
 
-    settings = _explain_settings(methods, temporal, "predicted", layer, "frame", "clip",
-                                 "heatmap", "jet", 0.5)  # validates the names  # fmt: skip
+    settings = _explain_settings(methods, temporal, layer=layer)  # the names, checked
     for option, value, minimum in (("--limit", limit, 1), ("--steps", steps, 1),
                                    ("--faithfulness-clips", faithfulness_clips, 0),
                                    ("--sanity-clips", sanity_clips, 0)):  # fmt: skip
@@ -1012,9 +1007,11 @@ def xai_eval_command(
     writable_path(out, "--out")
     loaded = load_model(model)
     with _progress("scoring") as advance:
-        document = xai_eval(loaded, data, out, split, settings.methods, settings.temporal, layer,
-                            limit, faithfulness_clips, sanity_clips, steps,
-                            progress=lambda _, d, t: advance(d, t))  # fmt: skip
+        document = xai_eval(
+            loaded, data, out, split, methods=settings.methods, temporal=settings.temporal,
+            layer=layer, limit=limit, faithfulness_clips=faithfulness_clips,
+            sanity_clips=sanity_clips, steps=steps, progress=lambda _, d, t: advance(d, t),
+        )
     console.print((out / "xai-eval.md").read_text(encoding="utf-8"), markup=False)
     console.print(f"{document['clips_scored']} clips scored; wrote {out}/xai-eval.json, "
                   "xai-eval.md, xai-eval.png")  # fmt: skip
