@@ -33,6 +33,7 @@ import numpy as np
 import torch
 
 from vadx._version import __version__
+from vadx.borrowed import eval_mode
 from vadx.domain import DOMAIN_MODES, DomainMode, domain_summary, missing_note
 from vadx.errors import InputError
 from vadx.files import staged_folder, write_json
@@ -181,8 +182,7 @@ def frame_features(
     config = model.config
     device = next(model.parameters()).device
     rows = []
-    model.eval()
-    with torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         for start in range(0, len(indices), batch_size):
             chunk = indices[start : start + batch_size]
             frames, _, _ = fit_frames(video.read(chunk).data, config.frame_size, config.fit)
@@ -233,7 +233,7 @@ def detect(
     row_of = np.full(info.num_frames, -1)
     row_of[needed] = np.arange(len(needed))
     window_features = torch.from_numpy(np.stack([features[row_of[w.indices]] for w in windows]))
-    with torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         logits = torch.cat([model.forward_features(chunk) for chunk in window_features.split(256)])
     window_probabilities = logits.softmax(-1).numpy()
     frame_probabilities = spread_over_frames(windows, window_probabilities, info.num_frames)

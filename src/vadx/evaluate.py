@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from vadx.borrowed import eval_mode
 from vadx.data.dataset import VideoDataset, make_loader
 from vadx.errors import InputError
 from vadx.files import staged_folder, write_json
@@ -31,10 +32,9 @@ def predict(
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Class probabilities ``(N, K)`` and labels ``(N,)`` of every clip of ``dataset``."""
-    model.eval()
     device = next(model.parameters()).device
     probabilities, labels, done = [], [], 0
-    with torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         for batch in make_loader(dataset, batch_size=batch_size, workers=workers):
             probabilities.append(model(batch["clip"].to(device)).softmax(-1).cpu().numpy())
             labels.append(batch["label"].numpy())
