@@ -22,7 +22,6 @@ event is on).
 from __future__ import annotations
 
 import csv
-import io
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -40,6 +39,7 @@ from vadx.files import staged_folder, write_json
 from vadx.models.crnn import CRNN
 from vadx.models.weights import file_sha256
 from vadx.render.overlay import band_height, class_label, label_frame
+from vadx.render.plots import png_bytes
 from vadx.video.decode import VideoInfo, VideoReader
 from vadx.video.encode import Mp4Writer
 from vadx.video.preprocess import fit_frames, frames_to_clip
@@ -521,13 +521,11 @@ def _event_of_frame(detection: Detection) -> list[str | None]:
 
 def scores_png(detection: Detection) -> bytes:
     """Class probabilities and the smoothed anomaly score over time, events shaded."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     times = detection.timestamps
-    figure, axes = plt.subplots(figsize=(10, 3.8))
+    figure = Figure(figsize=(10, 3.8))
+    axes = figure.subplots()
     for k, name in enumerate(detection.class_names):
         axes.plot(times, detection.frame_probabilities[:, k], lw=1, label=f"p({name})")
     axes.plot(times, detection.smoothed_score, "k", lw=2, label="anomaly score (smoothed)")
@@ -547,10 +545,7 @@ def scores_png(detection: Detection) -> bytes:
     # the legend under the plot: it never covers the curves or the events' labels
     axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize=7, ncol=4, frameon=False)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    return buffer.getvalue()
+    return png_bytes(figure, dpi=100)
 
 
 def write_annotated(
