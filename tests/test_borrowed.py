@@ -169,3 +169,11 @@ def test_cascading_randomisation_leaves_the_global_random_stream_alone(tiny_mode
     assert stages == [s["rank_correlation"] for s in again["methods"]["gradcam"]["stages"]]
     assert len(stages) == 2 + len(tiny_model.backbone.freeze_units())
     assert np.isfinite(stages).all()
+
+
+def test_probing_the_map_size_keeps_each_module_flag():
+    model = training_with_frozen_units()
+    assert "map_size" not in vars(model)  # probed on first read: on the model as it is now
+    before = flags(model)
+    assert model.map_size == (1, 1)  # 32×32 frames through VGG19's five poolings
+    assert flags(model) == before
