@@ -33,6 +33,7 @@ import torch
 
 from bench_crnn import median_seconds
 from vadx import __version__
+from vadx.borrowed import eval_mode
 from vadx.explain import (
     GradCAM,
     GradientNorm,
@@ -41,7 +42,7 @@ from vadx.explain import (
     display,
     explain,
 )
-from vadx.explain.hooks import eval_mode, rnn_context
+from vadx.explain.hooks import rnn_context
 from vadx.explain.passes import run_pass
 from vadx.files import write_json
 from vadx.models import CRNN

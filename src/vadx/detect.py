@@ -22,7 +22,6 @@ event is on).
 from __future__ import annotations
 
 import csv
-import io
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -33,12 +32,14 @@ import numpy as np
 import torch
 
 from vadx._version import __version__
+from vadx.borrowed import eval_mode
 from vadx.domain import DOMAIN_MODES, DomainMode, domain_summary, missing_note
 from vadx.errors import InputError
 from vadx.files import staged_folder, write_json
 from vadx.models.crnn import CRNN
 from vadx.models.weights import file_sha256
 from vadx.render.overlay import band_height, class_label, label_frame
+from vadx.render.plots import png_bytes
 from vadx.video.decode import VideoInfo, VideoReader
 from vadx.video.encode import Mp4Writer
 from vadx.video.preprocess import fit_frames, frames_to_clip
@@ -181,8 +182,7 @@ def frame_features(
     config = model.config
     device = next(model.parameters()).device
     rows = []
-    model.eval()
-    with torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         for start in range(0, len(indices), batch_size):
             chunk = indices[start : start + batch_size]
             frames, _, _ = fit_frames(video.read(chunk).data, config.frame_size, config.fit)
@@ -233,7 +233,7 @@ def detect(
     row_of = np.full(info.num_frames, -1)
     row_of[needed] = np.arange(len(needed))
     window_features = torch.from_numpy(np.stack([features[row_of[w.indices]] for w in windows]))
-    with torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         logits = torch.cat([model.forward_features(chunk) for chunk in window_features.split(256)])
     window_probabilities = logits.softmax(-1).numpy()
     frame_probabilities = spread_over_frames(windows, window_probabilities, info.num_frames)
@@ -521,13 +521,11 @@ def _event_of_frame(detection: Detection) -> list[str | None]:
 
 def scores_png(detection: Detection) -> bytes:
     """Class probabilities and the smoothed anomaly score over time, events shaded."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     times = detection.timestamps
-    figure, axes = plt.subplots(figsize=(10, 3.8))
+    figure = Figure(figsize=(10, 3.8))
+    axes = figure.subplots()
     for k, name in enumerate(detection.class_names):
         axes.plot(times, detection.frame_probabilities[:, k], lw=1, label=f"p({name})")
     axes.plot(times, detection.smoothed_score, "k", lw=2, label="anomaly score (smoothed)")
@@ -547,10 +545,7 @@ def scores_png(detection: Detection) -> bytes:
     # the legend under the plot: it never covers the curves or the events' labels
     axes.legend(loc="upper center", bbox_to_anchor=(0.5, -0.22), fontsize=7, ncol=4, frameon=False)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100)
-    plt.close(figure)
-    return buffer.getvalue()
+    return png_bytes(figure, dpi=100)
 
 
 def write_annotated(

@@ -31,6 +31,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
+from vadx.borrowed import eval_mode
 from vadx.errors import CheckpointError, InputError
 
 DOMAIN_FILE = "domain.safetensors"
@@ -147,7 +148,6 @@ def clip_features(
     """Pooled per-frame features ``(N, T, F)`` and labels ``(N,)`` of every clip of a
     :class:`~vadx.data.VideoDataset`, as the model computes them in eval mode."""
     from vadx.data.dataset import make_loader
-    from vadx.explain.hooks import eval_mode
 
     device = next(model.parameters()).device
     rows, labels, done = [], [], 0
@@ -164,8 +164,6 @@ def clip_features(
 def check_clip(model: Any, clip: torch.Tensor) -> dict[str, Any]:
     """The domain check of one clip ``(1, T, 3, H, W)``: its domain score (> 1: outside the
     model's training domain), or why it was not checked. Costs one CNN forward of the clip."""
-    from vadx.explain.hooks import eval_mode
-
     stats: DomainStats | None = model.domain
     if stats is None:
         return {"checked": False, "verdict": "unchecked", "note": missing_note(model)}
@@ -206,7 +204,6 @@ def window_features(
     """Features ``(T, F)`` of each window :func:`vadx.detect.detect` would cut from each
     sample's frame range (its explicit frames, when it has them), each frame computed once."""
     from vadx.detect import DetectConfig, frame_features, window_spacing
-    from vadx.explain.hooks import eval_mode
     from vadx.video.decode import VideoReader
     from vadx.video.sampling import even_indices, sliding_windows
 

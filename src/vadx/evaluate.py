@@ -9,7 +9,6 @@ and anomaly-vs-normal (score ``1 − p(normal)``); the confusion matrix. Written
 from __future__ import annotations
 
 import csv
-import io
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,10 +16,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from vadx.borrowed import eval_mode
 from vadx.data.dataset import VideoDataset, make_loader
 from vadx.errors import InputError
 from vadx.files import staged_folder, write_json
 from vadx.models.crnn import CRNN
+from vadx.render.plots import png_bytes
 
 
 def predict(
@@ -31,10 +32,9 @@ def predict(
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Class probabilities ``(N, K)`` and labels ``(N,)`` of every clip of ``dataset``."""
-    model.eval()
     device = next(model.parameters()).device
     probabilities, labels, done = [], [], 0
-    with torch.no_grad():
+    with eval_mode(model), torch.no_grad():
         for batch in make_loader(dataset, batch_size=batch_size, workers=workers):
             probabilities.append(model(batch["clip"].to(device)).softmax(-1).cpu().numpy())
             labels.append(batch["label"].numpy())
@@ -108,12 +108,10 @@ def _auc(truth: np.ndarray, score: np.ndarray) -> float | None:
 
 def confusion_png(matrix: np.ndarray, class_names: list[str]) -> bytes:
     """The confusion matrix as a PNG (counts, rows = true class)."""
-    import matplotlib
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(1.2 * len(class_names) + 2, 1.1 * len(class_names) + 1.5))
+    figure = Figure(figsize=(1.2 * len(class_names) + 2, 1.1 * len(class_names) + 1.5))
+    axes = figure.subplots()
     axes.imshow(matrix, cmap="Blues")
     axes.set_xticks(range(len(class_names)), class_names, rotation=30, ha="right")
     axes.set_yticks(range(len(class_names)), class_names)
@@ -124,10 +122,7 @@ def confusion_png(matrix: np.ndarray, class_names: list[str]) -> bytes:
         colour = "white" if value > peak / 2 else "black"
         axes.text(j, i, str(value), ha="center", va="center", color=colour)
     figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    plt.close(figure)
-    return buffer.getvalue()
+    return png_bytes(figure, dpi=110)
 
 
 def write_evaluation(

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from vadx._version import __version__
+from vadx.borrowed import eval_mode
 from vadx.errors import VadxError
 from vadx.files import write_json
 from vadx.models.crnn import CRNN, fold_time, unfold_time
@@ -85,7 +86,7 @@ class OnnxFrames:
             import onnxruntime
         except ImportError as err:
             raise VadxError("the onnx runtime needs onnxruntime: pip install 'vadx[onnx]'") from err
-        with tempfile.TemporaryDirectory() as folder:
+        with tempfile.TemporaryDirectory() as folder, eval_mode(model):
             path = Path(folder) / "frames.onnx"
             frames = torch.zeros(1, 3, *model.config.frame_size, device=_device(model))
             _export(_Frames(model).eval(), frames, path, ["frames"], ["features"], FRAME_AXES)
@@ -128,7 +129,6 @@ def export_onnx(model: CRNN, out: str | os.PathLike[str]) -> dict[str, Path]:
     require_onnx()
     paths = graph_paths(out)
     paths["clip"].parent.mkdir(parents=True, exist_ok=True)
-    model = model.eval()
     config = model.config
     steps, height, width = config.num_frames, *config.frame_size
     fixed_steps = config.rnn == "gru_reset_before"
@@ -150,10 +150,11 @@ def export_onnx(model: CRNN, out: str | os.PathLike[str]) -> dict[str, Path]:
         "vadx.model_id": description["model_id"] or "",
         "vadx.version": __version__,
     }
-    for name, module, example, inputs, names, axes in graphs:
-        # an eval wrapper: the exporter puts the wrapper's mode back on the model afterwards
-        _export(module.eval(), example, paths[name], inputs, names, {**per_clip, **axes})
-        _add_metadata(paths[name], {**metadata, "vadx.graph": name})
+    with eval_mode(model):
+        for name, module, example, inputs, names, axes in graphs:
+            # an eval wrapper: the exporter puts the wrapper's mode back on the model afterwards
+            _export(module.eval(), example, paths[name], inputs, names, {**per_clip, **axes})
+            _add_metadata(paths[name], {**metadata, "vadx.graph": name})
     graph_files = {name: paths[name].name for name, *_ in graphs}
     write_json(paths["json"], {**description, "graphs": graph_files})
     return paths

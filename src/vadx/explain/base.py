@@ -16,8 +16,8 @@ from typing import Any, ClassVar
 
 import torch
 
+from vadx.borrowed import eval_mode
 from vadx.errors import ConfigError
-from vadx.explain.hooks import eval_mode
 from vadx.explain.passes import Need, Pass, run_pass
 from vadx.explain.targets import TargetSpec
 from vadx.models.crnn import CRNN

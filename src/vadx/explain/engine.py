@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 
+from vadx.borrowed import eval_mode
 from vadx.catalogue import DEFAULT_METHODS, DEFAULT_TEMPORAL
 from vadx.errors import ConfigError
 from vadx.explain.base import Method, Output, ProgressFn, check_choice
@@ -42,7 +43,6 @@ from vadx.explain.gradients import (
     Saliency,
     SmoothGrad,
 )
-from vadx.explain.hooks import eval_mode
 from vadx.explain.normalise import NORMALISATIONS, display, frame_scores, off_picture_share
 from vadx.explain.occlusion import Occlusion
 from vadx.explain.passes import Need, run_pass

@@ -1,7 +1,7 @@
 """Context managers that reach inside a CRNN and always leave it as they found it.
 
 Every hook is registered in ``__enter__`` and removed in ``__exit__`` — also when the block
-raises — and the model's train/eval flags are restored exactly.
+raises (the model's train/eval flags are borrowed by :func:`vadx.borrowed.eval_mode`).
 """
 
 from __future__ import annotations
@@ -114,19 +114,6 @@ def guided_relus(model: nn.Module) -> Iterator[int]:
     finally:
         for handle in handles:
             handle.remove()
-
-
-@contextlib.contextmanager
-def eval_mode(model: nn.Module) -> Iterator[None]:
-    """Run ``model`` in eval mode (dropout off, batch-norm statistics fixed), then restore every
-    module's own train/eval flag."""
-    flags = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for module, training in flags:
-            module.training = training
 
 
 def rnn_context(device: torch.device) -> contextlib.AbstractContextManager:

@@ -77,7 +77,7 @@ def run_pass(
 ) -> Pass:
     """Forward ``clip`` once recording what ``need`` asks for, then one ``autograd.grad``.
 
-    The model must already be in eval mode (see :func:`vadx.explain.hooks.eval_mode`).
+    The model must already be in eval mode (see :func:`vadx.borrowed.eval_mode`).
     """
     model.check_clip(clip)
     batch, steps = clip.shape[:2]

@@ -32,6 +32,7 @@ from vadx.errors import CheckpointError, ConfigError
 from vadx.files import write_safetensors
 from vadx.models.config import CRNNConfig
 from vadx.models.crnn import CRNN
+from vadx.models.state_dict import state_dict_mismatch
 from vadx.models.weights import file_sha256
 
 FORMAT = "vadx.checkpoint"
@@ -194,23 +195,10 @@ def load_model(
 
 
 def _load_state_exactly(model: CRNN, state: dict[str, torch.Tensor], source: Path) -> None:
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
-    if missing or unexpected or wrong:
-        parts = []
-        if missing:
-            parts.append(f"missing {', '.join(missing[:4])}")
-        if unexpected:
-            parts.append(f"unexpected {', '.join(unexpected[:4])}")
-        if wrong:
-            parts.append(
-                "wrong shapes "
-                + ", ".join(f"{k} {tuple(state[k].shape)}≠{tuple(own[k].shape)}" for k in wrong[:4])
-            )
+    problems = state_dict_mismatch(model.state_dict(), state)
+    if problems:
         raise CheckpointError(
-            f"{source} does not match the architecture in config.json: {'; '.join(parts)}"
+            f"{source} does not match the architecture in config.json: {problems}"
         )
     model.load_state_dict(state, strict=True)
 

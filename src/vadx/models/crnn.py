@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from vadx.borrowed import eval_mode
 from vadx.errors import ConfigError, InputError
 from vadx.models.backbones import Backbone, build_backbone
 from vadx.models.config import CRNNConfig, Freeze
@@ -90,14 +91,10 @@ class CRNN(nn.Module):
     @functools.cached_property
     def map_size(self) -> tuple[int, int]:
         """``(h, w)`` of the backbone's maps for frames of ``frame_size``."""
-        training = self.backbone.training
-        self.backbone.eval()  # a probe must not move batch-norm statistics
-        try:
-            with torch.no_grad():
-                probe = next(self.backbone.parameters())
-                maps = self.backbone(probe.new_zeros(1, 3, *self.config.frame_size))
-        finally:
-            self.backbone.train(training)
+        # a probe must not move batch-norm statistics
+        with eval_mode(self.backbone), torch.no_grad():
+            probe = next(self.backbone.parameters())
+            maps = self.backbone(probe.new_zeros(1, 3, *self.config.frame_size))
         return (int(maps.shape[-2]), int(maps.shape[-1]))
 
     def class_index(self, name_or_index: str | int) -> int:

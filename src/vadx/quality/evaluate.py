@@ -41,6 +41,7 @@ from vadx.quality.localisation import (
 )
 from vadx.quality.metrics import METRICS
 from vadx.quality.sanity import cascading_randomisation
+from vadx.render.plots import png_bytes
 from vadx.train.data import load_samples
 
 ProgressFn = Callable[[str, int, int], None]
@@ -208,10 +209,7 @@ def markdown_table(summary: dict[str, Any]) -> str:
 
 def plot_summary(path: Path, summary: dict[str, Any]) -> None:
     """Bars of each method's main scores, with their baselines as marks."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     shown = [
         "pointing_game",
@@ -224,8 +222,8 @@ def plot_summary(path: Path, summary: dict[str, Any]) -> None:
         "temporal_insertion_auc",
     ]
     shown = [m for m in shown if any(m in s for s in summary.values())]  # fmt: skip
-    figure, axes = plt.subplots(1, len(shown), figsize=(2.3 * len(shown) + 1, 3.2),
-                                squeeze=False, constrained_layout=True)  # fmt: skip
+    figure = Figure(figsize=(2.3 * len(shown) + 1, 3.2), layout="constrained")
+    axes = figure.subplots(1, len(shown), squeeze=False)
     for ax, metric in zip(axes[0], shown, strict=True):
         names = [n for n, s in summary.items() if metric in s]
         values = [summary[n][metric]["mean"] for n in names]
@@ -238,5 +236,4 @@ def plot_summary(path: Path, summary: dict[str, Any]) -> None:
         ax.set_title(f"{metric} {METRICS[metric].arrow}", fontsize=8)
         ax.set_ylim(0, 1.02)
     with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=110)
-    plt.close(figure)
+        tmp.write_bytes(png_bytes(figure, dpi=110))

@@ -19,9 +19,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from vadx.borrowed import eval_mode
 from vadx.errors import InputError
 from vadx.explain.baselines import baseline_clip
-from vadx.explain.hooks import eval_mode
 from vadx.models.crnn import CRNN
 
 

@@ -26,6 +26,7 @@ import torch
 from scipy.stats import spearmanr
 from torch import nn
 
+from vadx.borrowed import eval_mode, seeded
 from vadx.explain import explain
 from vadx.models.crnn import CRNN
 
@@ -95,27 +96,27 @@ def cascading_randomisation(
     stage of the cascade; ``passed`` when the fully random model's maps correlate below
     :data:`PASS_BELOW`. Also the random-logit correlation."""
     if target is None:
-        with torch.no_grad():
-            target = int(model.eval()(clip)[0].argmax())
+        with eval_mode(model), torch.no_grad():
+            target = int(model(clip)[0].argmax())
     reference = _maps(model, clip, target, methods, temporal, layer)
     other = [k for k in range(model.num_classes) if k != target]
     generator = np.random.default_rng(seed)
     other_target = int(generator.choice(other))
     flipped = _maps(model, clip, other_target, methods, temporal, layer)
     shadow = copy.deepcopy(model)
-    torch.manual_seed(seed)
     stages: dict[str, list[dict[str, float | str]]] = {name: [] for name in reference}
-    for stage, modules in randomisation_stages(shadow):
-        _reinitialise(modules)
-        current = _maps(shadow, clip, target, methods, temporal, layer)
-        for name, maps in current.items():
-            entry: dict[str, float | str] = {
-                "stage": stage,
-                "rank_correlation": rank_correlation(np.abs(reference[name]), np.abs(maps)),
-            }
-            if maps.ndim == 4:
-                entry["ssim"] = ssim(reference[name][0], maps[0])
-            stages[name].append(entry)
+    with seeded(seed):  # the layers' initialisers draw from the global generator
+        for stage, modules in randomisation_stages(shadow):
+            _reinitialise(modules)
+            current = _maps(shadow, clip, target, methods, temporal, layer)
+            for name, maps in current.items():
+                entry: dict[str, float | str] = {
+                    "stage": stage,
+                    "rank_correlation": rank_correlation(np.abs(reference[name]), np.abs(maps)),
+                }
+                if maps.ndim == 4:
+                    entry["ssim"] = ssim(reference[name][0], maps[0])
+                stages[name].append(entry)
     result = {}
     for name, entries in stages.items():
         final = entries[-1]

@@ -3,13 +3,13 @@ strip with the temporal-importance curves under it."""
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping, Sequence
 
 import cv2
 import numpy as np
 
 from vadx.errors import InputError
+from vadx.render.plots import png_bytes
 
 BACKGROUND = (255, 255, 255)
 INK = (20, 20, 20)
@@ -85,20 +85,15 @@ def frame_strip(
 ) -> np.ndarray:
     """Thumbnails of the frames above one curve per temporal estimator (each scaled to its own
     largest magnitude, named in the legend), frame by frame. Returns an RGB image."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     steps = len(frames)
     thumbs = np.concatenate([_fit_height(f, 96) for f in frames], axis=1)
     width = max(6.0, steps * 0.75)
     # thumbnails keep their aspect: each spans 1/steps of the plot's width (≈ 85 % of the figure)
     strip_height = 0.85 * width / steps * frames.shape[1] / frames.shape[2]
-    figure, (top, bottom) = plt.subplots(
-        2, 1, figsize=(width, strip_height + 2.4), height_ratios=(strip_height, 2.0),
-        constrained_layout=True,
-    )  # fmt: skip
+    figure = Figure(figsize=(width, strip_height + 2.4), layout="constrained")
+    top, bottom = figure.subplots(2, 1, height_ratios=(strip_height, 2.0))
     top.imshow(thumbs, extent=(-0.5, steps - 0.5, 0, 1), aspect="auto")
     top.set_axis_off()
     if title:
@@ -117,8 +112,5 @@ def frame_strip(
     bottom.set_ylabel("importance (÷ max)")
     bottom.legend(fontsize=7, loc="upper left")
     bottom.grid(alpha=0.3)
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    plt.close(figure)
-    data = np.frombuffer(buffer.getvalue(), np.uint8)
+    data = np.frombuffer(png_bytes(figure, dpi=110), np.uint8)
     return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler, TensorDataset
 
+from vadx.borrowed import eval_mode, modes_kept
 from vadx.data.dataset import VideoDataset, collate_clips, make_loader
 from vadx.errors import ConfigError, InputError
 from vadx.files import write_json
@@ -140,8 +141,7 @@ class _CachedFeatures:
         trainable = trainable_units(model)
         prefix = model.backbone.split(trainable)[0] if trainable else None
         features, labels, done = [], [], 0
-        model.eval()
-        with torch.no_grad():
+        with eval_mode(model), torch.no_grad():
             for batch in loader:
                 clip = batch["clip"].to(_device(model))
                 if prefix is None:
@@ -183,7 +183,8 @@ def train(
     """Train ``model`` on ``train_set``, validating on ``val_set`` each epoch; see the module.
 
     With ``resume=True`` the model, optimizer, scheduler, RNG and history are restored from
-    ``out/last`` and training continues with the next epoch.
+    ``out/last`` and training continues with the next epoch. ``model`` comes back in the
+    train/eval mode it came in, every module's own flag as it was.
     """
     out = Path(out)
     config = config or TrainConfig()
@@ -243,60 +244,61 @@ def train(
     loss_fn = nn.CrossEntropyLoss(weight=weights.to(device))
     stopped_early = False
     extra = dict(metadata or {}, train_config=config.to_dict())
-    for epoch in range(start_epoch, config.epochs):
-        train_set.set_epoch(epoch)
-        began = time.perf_counter()
-        train_loss, train_accuracy, seen = _run_epoch(
-            step, train_data, config, epoch, loss_fn, optimizer, progress, cached
-        )
-        train_seconds = time.perf_counter() - began
-        val_loss, val_accuracy, val_f1 = _validate(step, val_data, config, loss_fn, cached)
-        lr = optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
-        if scheduler is not None:
-            scheduler.step()
-        result = EpochResult(
-            epoch=epoch,
-            train_loss=train_loss,
-            train_accuracy=train_accuracy,
-            val_loss=val_loss,
-            val_accuracy=val_accuracy,
-            val_macro_f1=val_f1,
-            lr=lr,
-            seconds=time.perf_counter() - began,
-            clips_per_second=seen * world / max(train_seconds, 1e-9),
-        )
-        history.append(result)
-        score = (val_f1, val_loss)
-        improved = score[0] > best_score[0] or (
-            score[0] == best_score[0] and score[1] < best_score[1]
-        )
-        if improved:
-            best_score, best_epoch, waited = score, epoch, 0
-        else:
-            waited += 1
-        stopped_early = config.patience > 0 and waited >= config.patience
-        finished = stopped_early or epoch == config.epochs - 1
-        if rank == 0:
-            info = dict(extra, epoch=epoch, metrics=asdict(result))
+    with modes_kept(model):  # each epoch trains, then validates in eval mode
+        for epoch in range(start_epoch, config.epochs):
+            train_set.set_epoch(epoch)
+            began = time.perf_counter()
+            train_loss, train_accuracy, seen = _run_epoch(
+                step, train_data, config, epoch, loss_fn, optimizer, progress, cached
+            )
+            train_seconds = time.perf_counter() - began
+            val_loss, val_accuracy, val_f1 = _validate(step, val_data, config, loss_fn, cached)
+            lr = optimizer.param_groups[0]["lr"]  # the rate this epoch trained with
+            if scheduler is not None:
+                scheduler.step()
+            result = EpochResult(
+                epoch=epoch,
+                train_loss=train_loss,
+                train_accuracy=train_accuracy,
+                val_loss=val_loss,
+                val_accuracy=val_accuracy,
+                val_macro_f1=val_f1,
+                lr=lr,
+                seconds=time.perf_counter() - began,
+                clips_per_second=seen * world / max(train_seconds, 1e-9),
+            )
+            history.append(result)
+            score = (val_f1, val_loss)
+            improved = score[0] > best_score[0] or (
+                score[0] == best_score[0] and score[1] < best_score[1]
+            )
             if improved:
-                save_model(model, out / "best", metadata=info)
-            progress_state = {
-                "epoch": epoch,
-                "best_score": list(best_score),
-                "best_epoch": best_epoch,
-                "waited": waited,
-                "finished": finished,
-                "stopped_early": stopped_early,
-                "history": [asdict(h) for h in history],
-            }
-            save_model(model, out / "last", metadata=info,
-                       extra_files=writers(optimizer, scheduler, progress_state))  # fmt: skip
-            _write_history(out / "history.json", history, best_epoch)
-        if progress is not None:
-            progress("epoch", epoch + 1, config.epochs, asdict(result))
-        distributed.barrier()
-        if stopped_early:
-            break
+                best_score, best_epoch, waited = score, epoch, 0
+            else:
+                waited += 1
+            stopped_early = config.patience > 0 and waited >= config.patience
+            finished = stopped_early or epoch == config.epochs - 1
+            if rank == 0:
+                info = dict(extra, epoch=epoch, metrics=asdict(result))
+                if improved:
+                    save_model(model, out / "best", metadata=info)
+                progress_state = {
+                    "epoch": epoch,
+                    "best_score": list(best_score),
+                    "best_epoch": best_epoch,
+                    "waited": waited,
+                    "finished": finished,
+                    "stopped_early": stopped_early,
+                    "history": [asdict(h) for h in history],
+                }
+                save_model(model, out / "last", metadata=info,
+                           extra_files=writers(optimizer, scheduler, progress_state))  # fmt: skip
+                _write_history(out / "history.json", history, best_epoch)
+            if progress is not None:
+                progress("epoch", epoch + 1, config.epochs, asdict(result))
+            distributed.barrier()
+            if stopped_early:
+                break
     return TrainResult(out / "best", out / "last", history, best_epoch, stopped_early)
 
 
@@ -367,10 +369,9 @@ def _run_epoch(step, data, config, epoch, loss_fn, optimizer, progress, cached):
 def _validate(step, data, config, loss_fn, cached):
     from sklearn.metrics import f1_score
 
-    step.eval()
     device = next(step.parameters()).device
     logits_all, labels_all = [], []
-    with torch.no_grad():
+    with eval_mode(step), torch.no_grad():
         for inputs, labels in (_unpack(b, cached) for b in _loader(data, config, 0, False, cached)):
             logits_all.append(step(inputs.to(device)).cpu())
             labels_all.append(labels)

@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
+from vadx.borrowed import eval_mode
 from vadx.detect import (
     DetectConfig,
     Event,
@@ -253,7 +254,7 @@ class StreamDetector:
         on_decision: DecisionFn | None = None,
         keep_clips: bool = False,
     ) -> None:
-        self.model = model.eval()
+        self.model = model
         self.config = config or DetectConfig()
         check_domain_mode(model, self.config.domain)
         #: the domain check in use (None: the model has none, or it is off)
@@ -352,7 +353,7 @@ class StreamDetector:
             chunk = indices[first : first + batch]
             frames = np.stack([self.fitted[i] for i in chunk])
             clip = frames_to_clip(frames, self.model.config.mean, self.model.config.std)
-            with torch.no_grad():
+            with eval_mode(self.model), torch.no_grad():
                 rows = self.model.frame_features(clip[None].to(self.device))[0]
             self.features.update(zip(chunk, rows, strict=True))
             if self.domain is not None:
@@ -366,7 +367,7 @@ class StreamDetector:
         features = torch.stack([
             torch.stack([self.features[int(i)] for i in self.plan.indices(s)]) for s in starts
         ])  # fmt: skip
-        with torch.no_grad():
+        with eval_mode(self.model), torch.no_grad():
             probabilities = self.model.forward_features(features).softmax(-1).cpu().numpy()
         decided = time.monotonic()
         m = self.model

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from vadx.errors import ConfigError, WeightsError
+from vadx.models.state_dict import state_dict_mismatch
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -153,27 +154,9 @@ def load_matching_state_dict(
     given = {k: v for k, v in state_dict.items() if k.startswith(prefix)}
     if not given:
         raise WeightsError(f"no '{prefix}*' entries{where}; {hint}")
-    missing = sorted(set(own) - set(given))
-    unexpected = sorted(set(given) - set(own))
-    mismatched = [
-        f"{k}: file {tuple(given[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in own
-        if k in given and tuple(given[k].shape) != tuple(own[k].shape)
-    ]
-    problems = []
-    if missing:
-        problems.append(f"missing keys {_preview(missing)}")
-    if unexpected:
-        problems.append(f"unexpected keys {_preview(unexpected)}")
-    if mismatched:
-        problems.append(f"wrong shapes {_preview(mismatched)}")
+    problems = state_dict_mismatch(own, given)
     if problems:
-        raise WeightsError(f"cannot load weights{where}: {'; '.join(problems)}. {hint}")
+        raise WeightsError(f"cannot load weights{where}: {problems}. {hint}")
     with torch.no_grad():
         for key, tensor in own.items():
             tensor.copy_(given[key].to(dtype=tensor.dtype))
-
-
-def _preview(items: list[str], limit: int = 4) -> str:
-    shown = ", ".join(items[:limit])
-    return shown + (f" (+{len(items) - limit} more)" if len(items) > limit else "")
