@@ -22,11 +22,12 @@ def main(run: Path, out: Path) -> None:
         browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1200, "height": 900})
         page.goto(reports[-1].resolve().as_uri())
-        page.wait_for_function("document.getElementById('video').readyState >= 2")
-        page.evaluate(
-            "const s = document.getElementById('scrub'); s.value = s.max;"
-            "s.dispatchEvent(new Event('input'))"
+        page.wait_for_function("document.body.dataset.drawn !== undefined")
+        last = page.evaluate(
+            "(() => { const s = document.getElementById('scrub'); s.value = s.max;"
+            "s.dispatchEvent(new Event('input')); return s.max; })()"
         )
+        page.wait_for_function(f"document.body.dataset.drawn.endsWith('/{last}')")
         out.parent.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(out))
         browser.close()
