@@ -533,6 +533,12 @@ def test_an_event_is_explained_by_the_window_vadx_flags_and_detection_runs_once(
     request = {"kind": "detect", "video": record["id"], "detect": settings}
     job = finished(client, client.post("/api/jobs", json=request).json())
     (event,) = job["result"]["events"]
+    review = f"/api/jobs/{job['id']}/events/0/review"
+    assert client.put(review, json={"reviewed": True}).json()["reviews"].keys() == {"0"}
+    assert client.get(f"/api/jobs/{job['id']}").json()["reviews"].keys() == {"0"}  # kept
+    assert client.put(review, json={"reviewed": False}).json()["reviews"] == {}
+    error(client.put(f"/api/jobs/{job['id']}/events/1/review", json={"reviewed": True}), 404,
+          "has no event 1 (1 event(s))")  # fmt: skip
     first, last = event["window"]  # what the page's Explain asks for
     request = {"kind": "explain", "video": record["id"], "start": first, "end": last,
                "target": event["class_name"], "methods": ["gradcam"], "temporal": [],

@@ -643,6 +643,26 @@ def create_app(server: Server) -> FastAPI:
         return server.jobs.cancel(job_id).public()
 
     @route(
+        "put",
+        "/api/jobs/{job_id}/events/{event}/review",
+        "review_event",
+        404,
+        409,
+        422,
+        response_model=schema.Job,
+    )
+    def review_event(job_id: str, event: int, review: schema.Review) -> dict[str, Any]:
+        """Mark a detection's event (its index in ``result.events``) reviewed, or not: kept
+        with the job, for everyone who opens it."""
+        job = job_or_404(job_id)
+        if job.state != "done":
+            raise HTTPException(409, f"job {job_id} is {job.state}, it has no events yet")
+        events = (job.result or {}).get("events", [])
+        if job.kind != "detect" or not 0 <= event < len(events):
+            raise HTTPException(404, f"job {job_id} has no event {event} ({len(events)} event(s))")
+        return server.jobs.review(job_id, event, review.reviewed).public()
+
+    @route(
         "delete",
         "/api/jobs/{job_id}",
         "delete_job",

@@ -49,6 +49,8 @@ class Job:
     result: dict[str, Any] | None = None
     #: what the job wrote (paths under its folder), once done
     files: list[str] = field(default_factory=list)
+    #: a detection's events marked reviewed: the event's index → when (seconds since the epoch)
+    reviews: dict[str, float] = field(default_factory=dict)
     created: float = field(default_factory=time.time)
     started: float | None = None
     finished: float | None = None
@@ -108,6 +110,17 @@ class JobStore:
                 self._save(job)
             elif job.state == "running":
                 self._cancel.add(job_id)
+        return job
+
+    def review(self, job_id: str, event: int, reviewed: bool) -> Job:
+        """Mark event ``event`` of a finished detection reviewed (or not), durably."""
+        with self._lock:
+            job = self.jobs[job_id]
+            if reviewed:
+                job.reviews[str(event)] = time.time()
+            else:
+                job.reviews.pop(str(event), None)
+            self._save(job)
         return job
 
     def delete(self, job_id: str) -> None:

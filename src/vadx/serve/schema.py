@@ -137,6 +137,13 @@ class JobRequest(BaseModel):
     )
 
 
+class Review(BaseModel):
+    """Whether a person has reviewed an event."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reviewed": True}]})
+    reviewed: bool
+
+
 # ---------------------------------------------------------------------------- responses
 class Health(BaseModel):
     status: Literal["ok"]
@@ -221,6 +228,10 @@ class Job(BaseModel):
     error: str | None = Field(description="why the job failed, in API terms")
     result: DetectResult | ExplainResult | None
     files: list[str] = Field(description="what the job wrote, for files/{name} (once done)")
+    reviews: dict[str, float] = Field(
+        description="a detection's events marked reviewed: the event's index → when (seconds "
+        "since the epoch)"
+    )
     created: float
     started: float | None
     finished: float | None

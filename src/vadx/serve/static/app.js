@@ -110,9 +110,16 @@
         cells[5].textContent = Math.round(100 * (1 - e.out_of_domain)) + " % of frames";
         if (e.out_of_domain > 0) row.classList.add("unfamiliar");
       }
-      const reviewed = row.querySelector(".reviewed"), key = "vadx-reviewed/" + job.id + "/" + k;
-      reviewed.checked = localStorage.getItem(key) === "1";
-      reviewed.addEventListener("change", () => localStorage.setItem(key, reviewed.checked ? "1" : "0"));
+      // reviewed or not: kept with the job on the server, for everyone who opens it
+      const reviewed = row.querySelector(".reviewed");
+      reviewed.checked = String(k) in (job.reviews || {});
+      reviewed.addEventListener("change", async function () {
+        try {
+          state.detection = await api("api/jobs/" + job.id + "/events/" + k + "/review", {
+            method: "PUT", headers: { "Content-Type": "application/json" },
+            body: JSON.stringify({ reviewed: reviewed.checked }) });
+        } catch (err) { reviewed.checked = !reviewed.checked; say($("status"), err.message, true); }
+      });
       // the event's most anomalous window, chosen by the server's rule (vadx explain --windows flagged)
       row.querySelector("button").addEventListener("click", () => explainSpan(e.window[0], e.window[1], e.class_name));
       row.addEventListener("click", function (click) {  // jump to the event
