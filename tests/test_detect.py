@@ -124,3 +124,11 @@ def test_an_events_window_is_its_most_anomalous_overlapping_one_else_the_nearest
     assert event_window(windows, fight, names, event(0, 1)).number == 0  # the only overlap
     short = sliding_windows(12, length=4, stride=4)[:2]  # frames 0-3 and 4-7; 8-11 uncovered
     assert event_window(short, fight[:2], names, event(10, 11)).number == 1  # the nearest
+
+
+@pytest.mark.parametrize("width", [1, 2, 3, 4, 5, 9, 40])
+def test_moving_average_takes_the_live_engines_frames_for_any_width(width):
+    values = np.array([0.0, 1.0, 4.0, 2.0, 8.0])
+    left, right = width // 2, (width - 1) // 2  # the frames StreamDetector averages
+    expected = [values[max(0, t - left) : t + right + 1].mean() for t in range(5)]
+    np.testing.assert_allclose(moving_average(values, width), expected)  # wider than 5 too

@@ -471,6 +471,16 @@ def test_failed_jobs_speak_in_api_terms_without_server_paths(client, assets, tmp
     assert job["error"] == expected
 
 
+def test_smoothing_wider_than_the_video_is_a_detection_like_any_other(client, assets):
+    _, video, _ = assets
+    record = upload(client, video).json()
+    request = {"kind": "detect", "video": record["id"], "detect": {"smooth": 10_000}}
+    job = finished(client, client.post("/api/jobs", json=request).json())  # was: internal error
+    assert job["state"] == "done", job["error"]
+    scores = client.get(f"/api/jobs/{job['id']}/scores").json()["anomaly"]
+    assert len(scores) == 40 and max(scores) - min(scores) < 1e-3  # every frame: the mean
+
+
 def test_an_unexpected_failure_is_a_json_500_and_a_logged_traceback(assets, tmp_path, caplog):
     _, video, model = assets
     server = Server({"tiny": model}, tmp_path)

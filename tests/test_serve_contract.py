@@ -108,6 +108,9 @@ def test_the_api_keeps_its_documented_contract_under_fuzzing(tmp_path, clip, tok
         run = fuzz(server, clip, token)
     finally:
         server.jobs.close()
+    # every job it started either ran or failed in API terms, never on an internal error
+    broken = [j.params for j in server.jobs.jobs.values() if "internal error" in (j.error or "")]
+    assert not broken, broken
     assert not run["errors"], [getattr(e, "info", e) for e in run["errors"]]
     assert not run["findings"], "\n\n".join(run["findings"])
     assert len(run["operations"]) == 18 and run["requests"] > 500, run

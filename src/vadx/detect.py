@@ -310,13 +310,16 @@ def anomaly_score(probabilities: np.ndarray, names: tuple[str, ...], normal: str
 
 
 def moving_average(values: np.ndarray, width: int) -> np.ndarray:
-    """Centred moving average over ``width`` frames, shrinking at the ends (no padding bias)."""
+    """Centred moving average over ``width`` frames (``width // 2`` before, ``(width - 1) // 2``
+    after, as the live engine smooths), shrinking at the ends (no padding bias); any width,
+    also one wider than the video."""
     if width <= 1:
         return values.copy()
-    kernel = np.ones(width)
-    sums = np.convolve(values, kernel, mode="same")
-    counts = np.convolve(np.ones_like(values), kernel, mode="same")
-    return sums / counts
+    frames = np.arange(len(values))
+    first = np.maximum(0, frames - width // 2)
+    stop = np.minimum(len(values), frames + (width - 1) // 2 + 1)
+    totals = np.concatenate([[0.0], np.cumsum(values, dtype=np.float64)])
+    return (totals[stop] - totals[first]) / (stop - first)
 
 
 def tracks(names: tuple[str, ...], normal: str | None, per_class: bool) -> list[int | None]:

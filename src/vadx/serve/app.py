@@ -646,6 +646,7 @@ def create_app(server: Server) -> FastAPI:
         "put",
         "/api/jobs/{job_id}/events/{event}/review",
         "review_event",
+        400,
         404,
         409,
         422,

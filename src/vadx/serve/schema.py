@@ -29,8 +29,9 @@ class ApiError(BaseModel):
 
 #: what each error status means, as the document says it
 ERRORS = {
-    400: "The request is well formed but cannot be carried out (e.g. frames outside the "
-    "video, a target the model does not have, a window longer than the video, an empty upload)",
+    400: "The request cannot be carried out (e.g. frames outside the video, a target the model "
+    "does not have, a window longer than the video, an empty upload) or its body cannot be "
+    "read (not UTF-8 JSON)",
     401: "Missing or wrong API token: `Authorization: Bearer TOKEN` or `?token=TOKEN`",
     404: "No such video, job, model or file",
     409: "The job is in the wrong state: it has not finished (files) or has finished (cancel)",
