@@ -101,3 +101,21 @@ def half_outside_domain(model: CRNN, frames):
     clips = features[: len(features) // 4 * 4].reshape(-1, 4, features.shape[-1])
     stats = fit_domain(clips[::2], None, clips[1::2])
     return replace(stats, threshold=float(np.median(stats.frame_distances(features))))
+
+
+def long_video(path, seed: int, segments, size, fps: float = 10):
+    """A synthetic street video of ``segments`` ((class, frames), …) written to ``path``;
+    returns the path and its frames."""
+    from vadx.data.synth import render_long
+    from vadx.video import write_mp4
+
+    frames = render_long(seed, segments, size).frames
+    return write_mp4(path, frames, fps=fps), frames
+
+
+def tiny_checkpoint(path, seed: int = 0, config: CRNNConfig = TINY):
+    """An untrained tiny model saved at ``path`` (its weights from ``seed``); returns the path."""
+    from vadx.models import save_model
+
+    torch.manual_seed(seed)
+    return save_model(CRNN(config), path)

@@ -9,15 +9,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
-from tests.conftest import TINY, run_cli
-from vadx.data.synth import render_long
+from tests.conftest import TINY, long_video, run_cli, tiny_checkpoint
 from vadx.detect import DetectConfig, detect, read_detection
 from vadx.errors import InputError
 from vadx.explain_video import EXPORTS, ExplainSettings, compare_models, explain_video
-from vadx.models import CRNN, load_model, save_model
+from vadx.models import load_model
 from vadx.models.weights import file_sha256
 from vadx.render.overlay import band_height
 from vadx.video.decode import VideoReader
@@ -27,13 +25,11 @@ from vadx.video.encode import write_mp4
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
     root = tmp_path_factory.mktemp("explain-video")
-    long = render_long(3, [("normal", 10), ("fight", 24), ("normal", 8)], (60, 80))
-    video = write_mp4(root / "street.mp4", long.frames, fps=10)
-    torch.manual_seed(0)
-    save_model(CRNN(TINY), root / "a")
-    torch.manual_seed(1)
-    save_model(CRNN(TINY.replace(rnn_hidden=8)), root / "b")
-    write_mp4(root / "other.mp4", long.frames[::-1].copy(), fps=10)
+    segments = [("normal", 10), ("fight", 24), ("normal", 8)]
+    video, frames = long_video(root / "street.mp4", 3, segments, (60, 80))
+    tiny_checkpoint(root / "a")
+    tiny_checkpoint(root / "b", seed=1, config=TINY.replace(rnn_hidden=8))
+    write_mp4(root / "other.mp4", frames[::-1].copy(), fps=10)
     return root, video
 
 

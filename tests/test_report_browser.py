@@ -10,16 +10,13 @@ import shutil
 import cv2
 import numpy as np
 import pytest
-import torch
 
-from tests.conftest import TINY
-from vadx.data.synth import render_long
+from tests.conftest import long_video, tiny_checkpoint
 from vadx.explain import DEFAULT_TEMPORAL
 from vadx.explain_video import ExplainSettings, explain_clip, explain_video
-from vadx.models import CRNN, load_model, save_model
+from vadx.models import load_model
 from vadx.render.overlay import render
 from vadx.video.decode import VideoReader
-from vadx.video.encode import write_mp4
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
@@ -31,11 +28,9 @@ SETTINGS = ExplainSettings(methods=("gradcam", "saliency", "layercam"))
 def explained(tmp_path_factory):
     """The report of a clip, and the same clip explained here (maps on the source frames)."""
     root = tmp_path_factory.mktemp("report")
-    long = render_long(5, [("normal", 8), ("fire", 20), ("normal", 8)], (72, 96))
-    video = write_mp4(root / "clip.mp4", long.frames, fps=10)
-    torch.manual_seed(0)
-    save_model(CRNN(TINY), root / "model")
-    model = load_model(root / "model")
+    segments = [("normal", 8), ("fire", 20), ("normal", 8)]
+    video, _ = long_video(root / "clip.mp4", 5, segments, (72, 96))
+    model = load_model(tiny_checkpoint(root / "model"))
     (clip,) = explain_video(model, video, root / "out", SETTINGS)["clips"]
     with VideoReader(video) as reader:
         frames = reader.read(clip["frames"]).data

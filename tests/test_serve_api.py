@@ -10,34 +10,30 @@ import time
 
 import numpy as np
 import pytest
-import torch
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient
 
-from tests.conftest import TINY, half_outside_domain
+from tests.conftest import TINY, half_outside_domain, long_video, tiny_checkpoint
 from tests.videos import ffmpeg_decode, ffmpeg_transcode, zero_packets
-from vadx.data.synth import render_long
 from vadx.detect import DetectConfig, detect
 from vadx.domain import verdict_line
 from vadx.errors import InputError
 from vadx.explain import DEFAULT_METHODS, DEFAULT_TEMPORAL, METHODS, TEMPORAL
 from vadx.explain_video import ExplainSettings, explain_video
-from vadx.models import CRNN, load_model, save_model
+from vadx.models import load_model, save_model
 from vadx.serve import Server, create_app
 from vadx.serve.jobs import JobStore
 from vadx.serve.storage import label
-from vadx.video import VideoReader, write_mp4
+from vadx.video import VideoReader
 
 
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory):
     root = tmp_path_factory.mktemp("serve")
-    long = render_long(3, [("normal", 10), ("fight", 20), ("normal", 10)], (48, 64))
-    video = write_mp4(root / "clip.mp4", long.frames, fps=10)
-    torch.manual_seed(0)
-    save_model(CRNN(TINY), root / "model")
-    return root, video, load_model(root / "model")
+    segments = [("normal", 10), ("fight", 20), ("normal", 10)]
+    video, _ = long_video(root / "clip.mp4", 3, segments, (48, 64))
+    return root, video, load_model(tiny_checkpoint(root / "model"))
 
 
 def make_client(assets, data, **options):

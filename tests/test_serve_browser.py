@@ -8,14 +8,11 @@ import contextlib
 import shutil
 
 import pytest
-import torch
 
-from tests.conftest import TINY, half_outside_domain
-from vadx.data.synth import render_long
+from tests.conftest import half_outside_domain, long_video, tiny_checkpoint
 from vadx.detect import DetectConfig
 from vadx.explain import DEFAULT_METHODS
-from vadx.models import CRNN, load_model, save_model
-from vadx.video import write_mp4
+from vadx.models import load_model
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 playwright = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
@@ -28,12 +25,11 @@ def served(tmp_path_factory):
     from vadx.serve import Server, serving
 
     root = tmp_path_factory.mktemp("served")
-    long = render_long(4, [("normal", 10), ("fire", 20), ("normal", 10)], (72, 96))
-    video = write_mp4(root / "street.mp4", long.frames, fps=10)
-    torch.manual_seed(0)
-    save_model(CRNN(TINY), root / "model")
+    segments = [("normal", 10), ("fire", 20), ("normal", 10)]
+    video, frames = long_video(root / "street.mp4", 4, segments, (72, 96))
+    tiny_checkpoint(root / "model")
     calibrated = load_model(root / "model")
-    calibrated.domain = half_outside_domain(calibrated, long.frames)
+    calibrated.domain = half_outside_domain(calibrated, frames)
     server = Server({"tiny": load_model(root / "model"), "calibrated": calibrated},
                     root / "data")  # fmt: skip
     with serving(server) as url:
