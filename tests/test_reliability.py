@@ -70,6 +70,9 @@ def synth(tmp_path_factory):
 
 # (argv, what the error line must name); {out} is a fresh path no case may create
 MATRIX = {
+    # "²" is a digit to str.isdigit but no class index (was: a ValueError traceback)
+    "explain-target-superscript": (["explain", "{model}", "{video}", "--out", "{out}",
+                                    "--target", "²"], "unknown class '²'"),
     # import-keras and export (issue 18)
     "import-keras-out-is-a-file": (["import-keras", "{text}", "--out", "{file}"],
                                    "--out {file} is a file"),

@@ -789,13 +789,13 @@ def _listening_socket(host: str, port: int):
 def _explain_settings(methods: str, temporal: str, target: str = "predicted", **options):
     """The explanation settings of options given as text: comma-separated method and
     estimator names, a target that is a class name or index; ``options`` as they are."""
-    from vadx.clip import ExplainSettings
+    from vadx.clip import ExplainSettings, parse_target
 
     def names(text: str) -> tuple[str, ...]:
         return tuple(part.strip() for part in text.split(",") if part.strip())
 
     return ExplainSettings(methods=names(methods), temporal=names(temporal),
-                           target=int(target) if target.isdigit() else target, **options)
+                           target=parse_target(target), **options)
 
 
 METHODS_DEFAULT, TEMPORAL_DEFAULT = ",".join(DEFAULT_METHODS), ",".join(DEFAULT_TEMPORAL)

@@ -6,6 +6,7 @@ the other.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,12 @@ WINDOWS = ("one", "all", "flagged")
 #: the pictures :func:`write_clip` renders only when asked (module doc)
 EXPORTS = ("frames", "mp4", "gif", "sheets")
 WindowChoice = str | int
+
+
+def parse_target(text: str) -> str | int:
+    """A target as a person types it: a class index when it is ASCII digits ("²" is not),
+    else the name as it is (``predicted``, ``anomaly``, a class)."""
+    return int(text) if re.fullmatch(r"[0-9]+", text) else text
 
 
 @dataclass(frozen=True)
@@ -152,5 +159,3 @@ def explain_clip(
     maps = {name: geometry.to_source(a.display[0]) for name, a in e.maps.items()}
     return ClipExplanation(e, np.asarray(indices), frames, maps, geometry, fps,
                            check_clip(model, clip))  # fmt: skip
-
-

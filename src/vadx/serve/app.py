@@ -29,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from vadx._version import __version__
-from vadx.clip import ExplainSettings
+from vadx.clip import ExplainSettings, parse_target
 from vadx.detect import (
     DetectConfig,
     Detection,
@@ -41,6 +41,7 @@ from vadx.detect import (
 from vadx.domain import missing_note, verdict_line
 from vadx.errors import VadxError
 from vadx.explain import DEFAULT_METHODS, DEFAULT_TEMPORAL, METHODS, TEMPORAL
+from vadx.explain.targets import check_target as check_model_target
 from vadx.explain_video import explain_video
 from vadx.files import write_json
 from vadx.models import load_model
@@ -294,25 +295,23 @@ def _explain_settings(params: dict[str, Any]) -> ExplainSettings:
     return ExplainSettings(
         methods=tuple(params["methods"]),
         temporal=tuple(params["temporal"]),
-        target=int(target) if re.fullmatch(r"[0-9]+", target) else target,
+        target=parse_target(target),
         view=params["view"],
         exports=tuple(params.get("exports", ())),  # jobs from before exports existed: none
     )
 
 
 def check_target(target: str, model: CRNN) -> None:
-    """Refuse a target the model cannot explain: ``predicted``, ``anomaly``, one of its classes
-    or a class index (ASCII digits)."""
-    names = model.class_names
-    if target in ("predicted", "anomaly") or target in names:
-        return
-    if re.fullmatch(r"[0-9]+", target) and int(target) < len(names):
-        return
-    raise VadxError(
-        f"target must be predicted, anomaly, one of the model's classes "
-        f"({', '.join(names)}) or a class index 0–{len(names) - 1}; "
-        f"got {target!r}"
-    )
+    """Refuse a target the model cannot explain (:func:`vadx.explain.targets.check_target`),
+    worded for the API: ``predicted``, ``anomaly``, one of its classes or a class index."""
+    try:
+        check_model_target(model, parse_target(target))
+    except VadxError:
+        names = model.class_names
+        raise VadxError(
+            f"target must be predicted, anomaly, one of the model's classes "
+            f"({', '.join(names)}) or a class index 0–{len(names) - 1}; got {target!r}"
+        ) from None
 
 
 def domain_report(found: Detection, model: CRNN) -> dict[str, Any]:
