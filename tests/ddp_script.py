@@ -6,9 +6,10 @@ from pathlib import Path
 
 import torch
 
+from vadx import distributed
 from vadx.data import VideoDataset, folder_samples
 from vadx.models import CRNN, CRNNConfig
-from vadx.train import TrainConfig, distributed, train
+from vadx.train import TrainConfig, train
 
 data, out = Path(sys.argv[1]), Path(sys.argv[2])
 prefix_cache = sys.argv[3:] == ["prefix-cache"]  # the last 2 units train on cached prefix maps

@@ -50,6 +50,22 @@ ModelPath = Annotated[
 ]
 
 VideoArgument = Annotated[Path, typer.Argument(help="A video file (or a folder of frames).")]
+VideosArgument = Annotated[
+    list[Path] | None,
+    typer.Argument(
+        help="A video file (or a folder of frames); several, or folders searched for videos, "
+        "make a batch.",
+        show_default=False,
+        metavar="VIDEO",
+    ),
+]
+ListOption = Annotated[
+    Path | None,
+    typer.Option("--list", help="A batch's videos: a file naming one per line (relative to it)."),
+]
+ForceOption = Annotated[
+    bool, typer.Option("--force", help="Batch: redo every video, even those already complete.")
+]
 StrideOption = Annotated[int | None, typer.Option(help="Frames between window starts.")]
 StepOption = Annotated[int | None, typer.Option(help="Frames between a window's frames.")]
 FIT = typer.Option(
@@ -557,8 +573,10 @@ def calibrate_command(
 @app.command("detect")
 def detect_command(
     model: ModelPath,
-    video: VideoArgument,
-    out: Annotated[Path, typer.Option("--out", help="Where to write events, scores, video.")],
+    videos: VideosArgument = None,
+    out: Annotated[Path, typer.Option("--out", help="Where to write events, scores, video.")] = ...,  # type: ignore[assignment]
+    list_file: ListOption = None,
+    force: ForceOption = False,
     stride: StrideOption = None,
     step: StepOption = None,
     smooth: SmoothOption = 5,
@@ -576,7 +594,12 @@ def detect_command(
         ),
     ] = "torch",
 ) -> None:
-    """Find anomalies over a whole video: events, per-frame scores, an annotated video."""
+    """Find anomalies over a whole video: events, per-frame scores, an annotated video.
+
+    Several videos, folders of videos or --list make a batch: one folder per video, one index.
+
+    A batch run again skips the videos already done; under torchrun its processes share them.
+    """
     from vadx.detect import DetectConfig, check_domain_mode, detect, write_detection
     from vadx.models import load_model
 
@@ -584,6 +607,14 @@ def detect_command(
                           min_frames=min_frames, per_class=per_class,
                           domain=domain)  # type: ignore[arg-type]  # fmt: skip
     writable_path(out, "--out")
+    if _is_batch(videos, list_file):
+        from vadx.batch import DetectJob
+
+        job = DetectJob(config, annotate=annotate, runtime=runtime)
+        _run_batch(model, videos, list_file, out, job, force,
+                   check=lambda loaded: check_domain_mode(loaded, domain))  # fmt: skip
+        return
+    video = videos[0]  # type: ignore[index]
     loaded = load_model(model)
     check_domain_mode(loaded, domain)
     with _progress("detecting") as advance:
@@ -603,6 +634,90 @@ def detect_command(
     _say_domain(result.domain, loaded, domain)
     console.print(f"wrote {out}/events.json, scores.csv, scores.png"
                   + (", annotated.mp4" if annotate else ""))  # fmt: skip
+
+
+def _is_batch(videos: list[Path] | None, list_file: Path | None) -> bool:
+    """Whether the inputs make a batch (several videos, a folder of videos, a list, or
+    several processes); a single video goes on as before. No video at all is an error."""
+    from vadx import distributed
+    from vadx.video.decode import is_video_path
+
+    if not videos and list_file is None:
+        raise VadxError("give a VIDEO: a file, several, a folder of videos, or --list FILE")
+    if list_file is not None or len(videos or []) != 1 or distributed.launched():
+        return True
+    only = videos[0]  # type: ignore[index]
+    return only.is_dir() and not is_video_path(only)
+
+
+def _run_batch(model_path, videos, list_file, out, job, force, check=None) -> None:
+    """Run a batch (:mod:`vadx.batch`) and say what it did; under torchrun, as one rank."""
+    from datetime import timedelta
+
+    from vadx import distributed
+    from vadx.batch import gather_videos, run_batch
+    from vadx.models import load_model
+
+    found = gather_videos(videos or [], None if list_file is None else str(list_file))
+    loaded = load_model(model_path)
+    if check is not None:
+        check(loaded)
+    distributed.init(backend="gloo", timeout=timedelta(days=30))  # ranks may end hours apart
+    try:
+        distributed.size_threads()
+        world, rank = distributed.world_size(), distributed.rank()
+        who = f"rank {rank}: " if world > 1 else ""
+        bars = world == 1 and err_console.is_terminal
+        with _batch_progress(bars, who) as (progress, on_video):
+            result = run_batch(loaded, found, out, job, force=force, progress=progress,
+                               on_video=on_video)  # fmt: skip
+    finally:
+        distributed.shutdown()
+    if rank != 0:
+        if result.failed:
+            raise typer.Exit(2)  # rank 0 says why
+        return
+    failed = result.failed
+    with_events = sum(1 for r in result.records if r["events"])
+    console.print(
+        f"{len(result.records)} video(s): {len(result.processed)} processed now"
+        f"{f' by {world} processes' if world > 1 else ''}, {len(result.skipped)} already complete "
+        f"(skipped), {len(failed)} failed; {result.events} event(s) in {with_events} video(s)",
+        soft_wrap=True,
+    )
+    console.print(f"wrote {out}/index.html, events.csv, events.jsonl, videos.csv", soft_wrap=True)
+    if failed:
+        names = ", ".join(r["video"] for r in failed[:3]) + (", …" if len(failed) > 3 else "")
+        raise VadxError(f"{len(failed)} of {len(result.records)} videos failed ({names}): "
+                        f"their errors are in {out}/videos.csv; fix them and run again to "
+                        "redo only those")  # fmt: skip
+
+
+@contextlib.contextmanager
+def _batch_progress(bars: bool, who: str):
+    """``(progress, on_video)`` of a batch: two bars (videos, and the stage of the video in
+    progress) on a terminal; else one line per video (logs, several processes)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    columns = ("{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=err_console, disable=not bars) as bar:
+        videos = bar.add_task("videos", total=None)
+        stage = bar.add_task("", total=None)
+
+        def progress(name: str, done: int, total: int) -> None:
+            bar.update(stage, completed=done, total=total, description=f"  {name}")
+
+        def on_video(record: dict, done: int, total: int) -> None:
+            name = record["video"]
+            bar.update(videos, completed=done, total=total, description=f"videos ({name})")
+            if record["status"] != "ok":
+                _say("warning: ", "bold yellow", f"{who}{name} failed: {record['error']}")
+            elif not bars:
+                events = len(record["events"])
+                err_console.print(f"{who}{done}/{total} {name}: {events} event(s)",
+                                  soft_wrap=True, markup=False, highlight=False)  # fmt: skip
+
+        yield progress, on_video
 
 
 @app.command("watch")
@@ -833,8 +948,10 @@ OpacityOption = Annotated[float, typer.Option(help="Heat-map opacity, 0–1.")]
 @app.command("explain")
 def explain_command(
     model: ModelPath,
-    video: VideoArgument,
-    out: Annotated[Path, typer.Option("--out", help="Where to write the explanation.")],
+    videos: VideosArgument = None,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the explanation.")] = ...,  # type: ignore[assignment]
+    list_file: ListOption = None,
+    force: ForceOption = False,
     start: StartOption = None,
     end: EndOption = None,
     window: Annotated[int | None, typer.Option(help="Explain this sliding window only.")] = None,
@@ -876,7 +993,10 @@ def explain_command(
         "the whole video again.")] = None,
 ) -> None:
     """Explain a clip (or windows) of a video into report.html (every method, view and frame,
-    drawn in the browser) and the audit record; rendered pictures on request."""
+    drawn in the browser) and the audit record; rendered pictures on request.
+
+    With --windows flagged, several videos, folders of videos or --list make a batch (as detect's).
+    """
     from vadx.detect import DetectConfig, read_detection
     from vadx.explain.targets import check_target
     from vadx.explain_video import explain_video
@@ -890,6 +1010,21 @@ def explain_command(
         exports=exports,
     )
     writable_path(out, "--out")
+    if _is_batch(videos, list_file):
+        from vadx.batch import ExplainJob
+
+        if windows != "flagged" or window is not None or start is not None or end is not None:
+            raise VadxError(
+                "a batch explains the windows detection flags in each video: add --windows "
+                "flagged (--start/--end/--window choose a clip of one video)"
+            )
+        if detection is not None:
+            raise VadxError("--detection reuses the detection of one video; a batch detects each")
+        job = ExplainJob(settings, DetectConfig(stride=stride, step=step))
+        _run_batch(model, videos, list_file, out, job, force,
+                   check=lambda loaded: check_target(loaded, settings.target))  # fmt: skip
+        return
+    video = videos[0]  # type: ignore[index]
     loaded = load_model(model)
     check_target(loaded, settings.target)
     choice: str | int = window if window is not None else windows

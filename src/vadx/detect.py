@@ -477,24 +477,38 @@ def write_detection(
     all of them or, if anything fails or a signal stops it, none (``events.json`` comes last:
     a reader that finds it finds the rest)."""
     with staged_folder(out, last="events.json") as staging:
-        _write_scores_csv(staging / "scores.csv", detection)
-        (staging / "scores.png").write_bytes(scores_png(detection))
-        if annotate:
-            write_annotated(staging / "annotated.mp4", detection, source, progress)
-        document = {
-            "video": str(source),
-            "video_sha256": file_sha256(source),
-            "video_info": asdict(detection.info),
-            "model": model_id,
-            "vadx_version": __version__,
-            "settings": detection.settings,
-            "classes": list(detection.class_names),
-            "events": [asdict(e) for e in detection.events],
-            "windows": len(detection.windows),
-            "domain": detection.domain,
-        }
-        write_json(staging / "events.json", document)
+        write_detection_files(staging, detection, source, model_id, annotate, progress)
     return Path(out) / "events.json"
+
+
+def write_detection_files(
+    folder: Path,
+    detection: Detection,
+    source: str | Path,
+    model_id: str | None = None,
+    annotate: bool = True,
+    progress: ProgressFn | None = None,
+) -> dict[str, Any]:
+    """The files of :func:`write_detection`, written straight into ``folder`` (a staging
+    folder of the caller's), ``events.json`` last; returns its document."""
+    _write_scores_csv(folder / "scores.csv", detection)
+    (folder / "scores.png").write_bytes(scores_png(detection))
+    if annotate:
+        write_annotated(folder / "annotated.mp4", detection, source, progress)
+    document = {
+        "video": str(source),
+        "video_sha256": file_sha256(source),
+        "video_info": asdict(detection.info),
+        "model": model_id,
+        "vadx_version": __version__,
+        "settings": detection.settings,
+        "classes": list(detection.class_names),
+        "events": [asdict(e) for e in detection.events],
+        "windows": len(detection.windows),
+        "domain": detection.domain,
+    }
+    write_json(folder / "events.json", document)
+    return document
 
 
 def _write_scores_csv(path: Path, detection: Detection) -> None:

@@ -197,27 +197,49 @@ def explain_video(
     source_sha256 = file_sha256(source)
     if detection is None and (windows != "one" or settings.timeline):
         detection = detect(model, source, detect_config, progress)
+    with staged_folder(out, last="summary.json") as staging:
+        return explain_into(staging, out, model, source, settings, start, end, windows,
+                            detection, progress, source_sha256)  # fmt: skip
+
+
+def explain_into(
+    folder: Path,
+    named: Path,
+    model: CRNN,
+    source: str | Path,
+    settings: ExplainSettings,
+    start: int | None,
+    end: int | None,
+    windows: WindowChoice,
+    detection: Detection | None,
+    progress: ProgressFn | None = None,
+    source_sha256: str | None = None,
+) -> dict[str, Any]:
+    """The files of :func:`explain_video`, written straight into ``folder`` (a staging folder
+    of the caller's that will become ``named``, the path the summary gives), ``summary.json``
+    last; ``detection`` is needed for any ``windows`` but ``"one"``. Returns the summary."""
+    source_sha256 = source_sha256 or file_sha256(source)
     clips: list[dict[str, Any]] = []
-    with VideoReader(source) as video, staged_folder(out, last="summary.json") as staging:
+    with VideoReader(source) as video:
         jobs = _jobs(model, video.info, windows, start, end, detection)
         if not jobs:
             say = "no window was flagged" if windows == "flagged" else "nothing to explain"
             summary = {"source": str(source), "clips": [], "note": say}
-            write_json(staging / "summary.json", summary)
+            write_json(folder / "summary.json", summary)
             return summary
         for number, (indices, target) in enumerate(jobs):
             name = "" if len(jobs) == 1 and windows == "one" else (
                 f"window-{number:04d}-f{indices[0]:06d}-f{indices[-1]:06d}")  # fmt: skip
             clip = explain_frames(model, video, indices, settings, target)
-            written = write_clip(staging / name, clip, settings, model, video.info,
+            written = write_clip(folder / name, clip, settings, model, video.info,
                                  source_sha256, detection)  # fmt: skip
-            clips.append({**written, "folder": str(out / name),
-                          "report": str(out / name / "report.html")})  # fmt: skip
+            clips.append({**written, "folder": str(named / name),
+                          "report": str(named / name / "report.html")})  # fmt: skip
             if progress is not None:
                 progress("explaining", number + 1, len(jobs))
-        summary = {"source": str(source), "windows": windows, "settings": _jsonable(settings),
-                   "clips": clips}  # fmt: skip
-        write_json(staging / "summary.json", summary)
+    summary = {"source": str(source), "windows": windows, "settings": jsonable_settings(settings),
+               "clips": clips}  # fmt: skip
+    write_json(folder / "summary.json", summary)
     return summary
 
 
@@ -255,7 +277,7 @@ def _event_indices(detection: Detection, event: Event) -> np.ndarray:
     return event_window(d.windows, d.window_probabilities, d.class_names, event).indices
 
 
-def _jsonable(settings: ExplainSettings) -> dict[str, Any]:
+def jsonable_settings(settings: ExplainSettings) -> dict[str, Any]:
     document = asdict(settings)
     document["options"] = {k: dict(v) for k, v in settings.options.items()}
     return document

@@ -94,28 +94,62 @@ def writable_path(path: str | os.PathLike[str], option: str, folder: bool = True
 
 
 @contextlib.contextmanager
-def staged_folder(target: str | os.PathLike[str], last: str | None = None) -> Iterator[Path]:
+def staged_folder(
+    target: str | os.PathLike[str], last: str | None = None, replace: bool = False
+) -> Iterator[Path]:
     """A hidden folder beside ``target`` (in its nearest existing parent: nothing is created
     before the end) that a command writes its outputs into.
 
     When the block succeeds the outputs move into ``target`` (created if absent), ``last``
     — the completion marker a reader waits for — after every other file; when it fails or a
     signal stops it, the staging folder is removed and ``target`` is left as it was. So a
-    command's outputs appear together or not at all.
+    command's outputs appear together or not at all. With ``replace`` an existing ``target``
+    is replaced whole (nothing of it is kept) instead of receiving the new files.
     """
     target = Path(target)
     staging = Path(tempfile.mkdtemp(dir=_nearest_folder(target.parent),
-                                    prefix=f".{target.name}.partial-"))  # fmt: skip
+                                    prefix=f"{STAGING_PREFIX}{target.name}.partial-"))  # fmt: skip
     try:
         yield staging
         os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700
         target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists():
+        if target.exists() and replace:
+            _replace_folder(staging, target)
+        elif target.exists():
             _move_into(staging, target, last)
         else:
             os.replace(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+#: staging folders are named ``.<target>.partial-<random>`` beside their target
+STAGING_PREFIX = "."
+
+
+def remove_leftovers(target: str | os.PathLike[str]) -> list[Path]:
+    """Remove the staging folders a killed process left beside ``target`` (SIGKILL and power
+    loss give :func:`staged_folder` no chance to clean up); returns what was removed. Only
+    the caller that owns ``target`` may call this: another process may be writing it."""
+    target = Path(target)
+    if not target.parent.is_dir():
+        return []
+    pattern = f"{STAGING_PREFIX}{target.name}.partial-*"
+    found = sorted(p for p in target.parent.glob(pattern) if p.is_dir())
+    for leftover in found:
+        shutil.rmtree(leftover, ignore_errors=True)
+    return found
+
+
+def _replace_folder(source: Path, target: Path) -> None:
+    """Put folder ``source`` where folder ``target`` is: ``target`` moves aside (a hidden
+    staging name, so :func:`remove_leftovers` finds it if this process dies), ``source``
+    takes its place, then the old one is deleted."""
+    aside = Path(tempfile.mkdtemp(dir=target.parent,
+                                  prefix=f"{STAGING_PREFIX}{target.name}.partial-"))  # fmt: skip
+    os.replace(target, aside / "old")
+    os.replace(source, target)
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def _move_into(source: Path, target: Path, last: str | None = None) -> None:

@@ -25,13 +25,13 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler, TensorDataset
 
+from vadx import distributed
 from vadx.borrowed import eval_mode, modes_kept
 from vadx.data.dataset import VideoDataset, collate_clips, make_loader
 from vadx.errors import ConfigError, InputError
 from vadx.files import write_json
 from vadx.models.checkpoint import load_model, save_model
 from vadx.models.crnn import CRNN, fold_time, unfold_time
-from vadx.train import distributed
 from vadx.train.config import TrainConfig
 from vadx.train.state import optimizer_from_files, read_trainer_state, writers
 
@@ -375,7 +375,7 @@ def _validate(step, data, config, loss_fn, cached):
         for inputs, labels in (_unpack(b, cached) for b in _loader(data, config, 0, False, cached)):
             logits_all.append(step(inputs.to(device)).cpu())
             labels_all.append(labels)
-    logits, labels = distributed.gather(torch.cat(logits_all), torch.cat(labels_all))
+    logits, labels = distributed.gather_validation(torch.cat(logits_all), torch.cat(labels_all))
     logits, labels = logits[: len(data)], labels[: len(data)]  # DistributedSampler's padding
     loss = float(loss_fn(logits.to(device), labels.to(device)))
     predictions = logits.argmax(1).numpy()

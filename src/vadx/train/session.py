@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from vadx import distributed
 from vadx.data.dataset import VideoDataset
 from vadx.domain import calibrate, save_domain
 from vadx.errors import InputError
@@ -19,7 +20,6 @@ from vadx.models.checkpoint import load_model
 from vadx.models.config import CRNNConfig
 from vadx.models.crnn import CRNN
 from vadx.models.weights import load_backbone_weights
-from vadx.train import distributed
 from vadx.train.config import TrainConfig, preset
 from vadx.train.data import training_samples
 from vadx.train.loop import Progress, TrainResult, train

@@ -1,0 +1,234 @@
+"""The index over a batch's videos, written by rank 0 into the batch's folder:
+
+* ``events.csv`` and ``events.jsonl`` — one row per event of every video: video, camera,
+  class, frames and times, peak and mean probability, share of frames outside the model's
+  domain, the most anomalous window and the report explaining it (batch explanations);
+* ``videos.csv`` — one row per video: status and error, frames, duration, events, domain;
+* ``batch.json`` — the command, model, settings and counts;
+* ``index.html`` — one self-contained page listing every video with its anomaly-score
+  timeline and events, linking to each video's outputs and reports; written last.
+
+Links and folders are relative to the batch's folder, so it can be moved or served as it is.
+Nothing here depends on the order videos were processed in, or on how many processes did it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import jinja2
+
+from vadx.files import atomic_path, write_json
+
+TEMPLATE = Path(__file__).with_name("index.html.j2")
+EVENT_COLUMNS = (
+    "video",
+    "camera",
+    "event",
+    "class",
+    "start_frame",
+    "end_frame",
+    "start_time",
+    "end_time",
+    "peak",
+    "mean",
+    "out_of_domain",
+    "window_start",
+    "window_end",
+    "report",
+    "folder",
+)
+VIDEO_COLUMNS = (
+    "video",
+    "camera",
+    "status",
+    "error",
+    "frames",
+    "fps",
+    "duration",
+    "width",
+    "height",
+    "codec",
+    "truncated",
+    "events",
+    "peak",
+    "domain",
+    "outside_share",
+    "folder",
+    "source",
+)
+INDEX_FILES = ("events.csv", "events.jsonl", "videos.csv", "batch.json", "index.html")
+
+
+def folder_of(record: dict[str, Any]) -> str:
+    """A video's output folder, relative to the batch's folder."""
+    return f"videos/{record['video']}"
+
+
+def event_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every event of every video (key order, then time), as events.csv/jsonl hold them."""
+    rows = []
+    for record in records:
+        for event in record["events"]:
+            row = {
+                "video": record["video"],
+                "camera": record["camera"],
+                **event,
+                "folder": folder_of(record),
+            }
+            if event.get("report"):
+                row["report"] = f"{folder_of(record)}/{event['report']}"
+            if event.get("window"):
+                row["window_start"], row["window_end"] = event["window"]
+            rows.append({column: row.get(column) for column in EVENT_COLUMNS})
+    return rows
+
+
+def video_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per video, as videos.csv holds it."""
+    rows = []
+    for record in records:
+        domain = record.get("domain") or {}
+        peaks = [e["peak"] for e in record["events"]]
+        share = domain.get("share_outside")
+        row = {
+            **record,
+            "events": len(record["events"]),
+            "peak": max(peaks, default=None),
+            "domain": domain.get("verdict"),
+            "outside_share": None if share is None else round(share, 4),
+            "folder": folder_of(record),
+        }
+        rows.append({column: row.get(column) for column in VIDEO_COLUMNS})
+    return rows
+
+
+def write_index(out: Path, records: Sequence[dict[str, Any]], meta: dict[str, Any]) -> None:
+    """Write the index files of the module doc into ``out`` (each atomically, the page last)."""
+    events, videos = event_rows(records), video_rows(records)
+    _write_csv(out / "events.csv", EVENT_COLUMNS, events)
+    with atomic_path(out / "events.jsonl") as tmp:
+        tmp.write_text("".join(json.dumps(row) + "\n" for row in events), encoding="utf-8")
+    _write_csv(out / "videos.csv", VIDEO_COLUMNS, videos)
+    failed = [r["video"] for r in records if r["status"] != "ok"]
+    counts = {
+        "videos": len(records),
+        "failed": len(failed),
+        "events": len(events),
+        "videos_with_events": sum(1 for r in records if r["events"]),
+    }
+    write_json(out / "batch.json", {**meta, **counts, "failed_videos": failed})
+    page = (
+        _environment()
+        .get_template(TEMPLATE.name)
+        .render(
+            meta=meta,
+            counts=counts,
+            videos=[_video_view(r) for r in records],
+            settings=json.dumps(meta.get("settings"), indent=1),
+        )
+    )
+    with atomic_path(out / "index.html") as tmp:
+        tmp.write_text(page, encoding="utf-8")
+
+
+def _write_csv(path: Path, columns: Sequence[str], rows: list[dict[str, Any]]) -> None:
+    text = io.StringIO()
+    writer = csv.DictWriter(text, columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _cell(v) for k, v in row.items()})
+    with atomic_path(path) as tmp:
+        tmp.write_text(text.getvalue(), encoding="utf-8")
+
+
+def _cell(value: Any) -> Any:
+    return "" if value is None else value
+
+
+def _environment() -> jinja2.Environment:
+    loader = jinja2.FileSystemLoader(TEMPLATE.parent)
+    environment = jinja2.Environment(
+        loader=loader, autoescape=True, undefined=jinja2.StrictUndefined
+    )
+    environment.filters["clock"] = clock
+    return environment
+
+
+def clock(seconds: float | None) -> str:
+    """``m:ss`` (``h:mm:ss`` from an hour), as players show times."""
+    if seconds is None:
+        return "–"
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def _href(path: str) -> str:
+    return quote(path, safe="/#=.-_~")
+
+
+def _video_view(record: dict[str, Any]) -> dict[str, Any]:
+    """What the page shows of one video: its row, links and timeline (SVG coordinates)."""
+    folder = folder_of(record)
+    files = set(record.get("files", []))
+    duration = record.get("duration") or 0.0
+    events = []
+    for event in record["events"]:
+        if event.get("report"):
+            href = f"{folder}/{event['report']}"
+        elif "annotated.mp4" in files:
+            href = f"{folder}/annotated.mp4#t={event['start_time']:.2f}"
+        else:
+            href = f"{folder}/scores.png"
+        events.append(
+            {
+                **event,
+                "href": _href(href),
+                "x": _x(event["start_time"], duration),
+                "width": max(
+                    _x(event["end_time"], duration) - _x(event["start_time"], duration), 0.4
+                ),
+            }
+        )
+    links = [
+        (name, _href(f"{folder}/{name}"))
+        for name in ("scores.png", "annotated.mp4", "events.json", "summary.json")
+        if name in files
+    ]
+    curve = record.get("curve") or {"time": [], "score": [], "outside": []}
+    line = " ".join(
+        f"{_x(t, duration):.1f},{(1 - s) * 40 + 2:.1f}"
+        for t, s in zip(curve["time"], curve["score"], strict=True)
+    )
+    shaded = [
+        (round(_x(t, duration), 1), o)
+        for t, o in zip(curve["time"], curve["outside"], strict=True)
+        if o > 0.5
+    ]
+    step = 1000 / max(len(curve["time"]), 1)
+    peaks = [e["peak"] for e in record["events"]]
+    classes = sorted({e["class"] for e in record["events"]})
+    return {
+        **record,
+        "folder_href": _href(folder + "/"),
+        "events": events,
+        "links": links,
+        "line": line,
+        "outside": shaded,
+        "step": round(step, 2),
+        "peak": max(peaks, default=None),
+        "classes": classes,
+        "settings_on": (record.get("settings") or {}).get("detect", {}).get("on"),
+    }
+
+
+def _x(time: float, duration: float) -> float:
+    """A time's x in the timeline's 1000-unit-wide drawing."""
+    return 0.0 if duration <= 0 else min(1000.0, max(0.0, time / duration * 1000))

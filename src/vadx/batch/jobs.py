@@ -1,0 +1,81 @@
+"""What a batch does to each video: detect (``vadx detect`` on many videos) or detect and
+explain the flagged windows (``vadx explain --windows flagged`` on many videos)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vadx.batch.inputs import Video
+from vadx.batch.run import ProgressFn, outcome
+from vadx.clip import ExplainSettings
+from vadx.detect import DetectConfig, detect, write_detection_files
+from vadx.models.crnn import CRNN
+
+
+def _model_id(model: CRNN) -> str | None:
+    return model.checkpoint.model_id if model.checkpoint is not None else None
+
+
+@dataclass(frozen=True)
+class DetectJob:
+    """``vadx detect``'s outputs for each video: events.json, scores.csv, scores.png and,
+    with ``annotate``, annotated.mp4."""
+
+    config: DetectConfig = field(default_factory=DetectConfig)
+    annotate: bool = True
+    runtime: str = "torch"
+    command: str = "detect"
+
+    def settings(self) -> dict[str, Any]:
+        return {"detect": asdict(self.config), "annotate": self.annotate, "runtime": self.runtime}
+
+    def run(
+        self, model: CRNN, video: Video, folder: Path, named: Path, progress: ProgressFn | None
+    ) -> dict[str, Any]:
+        detection = detect(model, video.path, self.config, progress, runtime=self.runtime)
+        write_detection_files(
+            folder, detection, video.path, _model_id(model), self.annotate, progress
+        )
+        return outcome(detection)
+
+
+@dataclass(frozen=True)
+class ExplainJob:
+    """The detection's files (without annotated.mp4) and, beside them, ``vadx explain
+    --windows flagged``'s: summary.json and one folder with report.html per event."""
+
+    explain: ExplainSettings = field(default_factory=ExplainSettings)
+    config: DetectConfig = field(default_factory=DetectConfig)
+    command: str = "explain"
+
+    def settings(self) -> dict[str, Any]:
+        from vadx.explain_video import jsonable_settings
+
+        return {"detect": asdict(self.config), "explain": jsonable_settings(self.explain)}
+
+    def run(
+        self, model: CRNN, video: Video, folder: Path, named: Path, progress: ProgressFn | None
+    ) -> dict[str, Any]:
+        from vadx.explain_video import explain_into
+
+        detection = detect(model, video.path, self.config, progress)
+        document = write_detection_files(
+            folder, detection, video.path, _model_id(model), annotate=False
+        )
+        summary = explain_into(
+            folder,
+            named,
+            model,
+            video.path,
+            self.explain,
+            None,
+            None,
+            "flagged",
+            detection,
+            progress,
+            document["video_sha256"],
+        )
+        reports = [Path(clip["report"]).relative_to(named).as_posix() for clip in summary["clips"]]
+        return outcome(detection, reports)

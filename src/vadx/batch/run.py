@@ -1,0 +1,275 @@
+"""A batch over many videos: each video's outputs in ``OUT/videos/<key>/``, resumable, shared
+among the ranks of a torchrun launch, merged into one index by rank 0.
+
+Each video's folder is written in a staging folder and appears whole, its marker
+``batch.json`` last: the record of the video (its size and modification time, the model, the
+settings, its status, events and score curve). A re-run skips a video whose marker is
+complete and matches (the same file, model and settings, every file listed present), redoes
+any other — failed, interrupted, changed — from scratch, and with ``force`` redoes all.
+
+Ranks: rank 0 decides what is left to do and broadcasts it; every rank takes its share
+(:func:`vadx.distributed.share`, balanced by file size) and writes only its videos' folders;
+the records are gathered and rank 0 writes the index (:mod:`vadx.batch.index`). A video that
+fails is recorded with its error and the batch goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from vadx import distributed
+from vadx._version import __version__
+from vadx.batch.index import write_index
+from vadx.batch.inputs import Video
+from vadx.errors import InputError, VadxError
+from vadx.files import remove_leftovers, staged_folder, write_json
+from vadx.models.crnn import CRNN
+
+#: the completion marker of a video's folder, written last
+MARKER = "batch.json"
+#: version of the marker's layout: markers of another version are redone
+FORMAT = 1
+#: points of a video's score curve kept for the index's timeline
+CURVE_POINTS = 400
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+class Job(Protocol):
+    """What a batch does to each video (:class:`vadx.batch.jobs.DetectJob`, …)."""
+
+    #: the command, as the index names it ("detect", "explain")
+    command: str
+
+    def settings(self) -> dict[str, Any]:
+        """Every setting that changes the outputs (a marker with others is redone)."""
+        ...
+
+    def run(
+        self, model: CRNN, video: Video, folder: Path, named: Path, progress: ProgressFn | None
+    ) -> dict[str, Any]:
+        """Write ``video``'s outputs into ``folder`` (a staging folder that becomes
+        ``named``); return the record's fields of :func:`outcome`."""
+        ...
+
+
+@dataclass
+class BatchResult:
+    """What a batch did: every video's record in key order, and what this run did."""
+
+    records: list[dict[str, Any]]
+    processed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def failed(self) -> list[dict[str, Any]]:
+        return [r for r in self.records if r["status"] != "ok"]
+
+    @property
+    def events(self) -> int:
+        return sum(len(r["events"]) for r in self.records)
+
+
+def run_batch(
+    model: CRNN,
+    videos: Sequence[Video],
+    out: str | Path,
+    job: Job,
+    *,
+    force: bool = False,
+    progress: ProgressFn | None = None,
+    on_video: Callable[[dict[str, Any], int, int], None] | None = None,
+) -> BatchResult:
+    """Run ``job`` over ``videos`` into ``out`` (module doc) and write the index.
+
+    ``progress(stage, done, total)`` follows the video in progress; ``on_video(record, done,
+    total)`` is called after each of this rank's videos.
+    """
+    out = Path(out)
+    settings = json.loads(json.dumps(job.settings()))  # as a marker holds them
+    model_id = model.checkpoint.model_id if model.checkpoint is not None else None
+    finished = distributed.broadcast(
+        None
+        if distributed.rank()
+        else [None if force else _finished(v, _folder(out, v), settings, model_id) for v in videos]
+    )
+    pending = [i for i, record in enumerate(finished) if record is None]
+    mine = [pending[j] for j in distributed.share([videos[i].weight for i in pending])]
+    done: dict[int, dict[str, Any]] = {}
+    for n, index in enumerate(mine, 1):
+        video = videos[index]
+        done[index] = _process(model, video, _folder(out, video), job, settings, model_id, progress)
+        if on_video is not None:
+            on_video(done[index], n, len(mine))
+    for part in distributed.gather(done):
+        done.update(part)
+    records = [done.get(i) or finished[i] for i in range(len(videos))]
+    if distributed.rank() == 0:
+        write_index(
+            out,
+            records,
+            {
+                "command": job.command,
+                "model": model_id,
+                "settings": settings,
+                "vadx_version": __version__,
+            },
+        )
+    skipped = [videos[i].key for i, record in enumerate(finished) if record is not None]
+    return BatchResult(records, [videos[i].key for i in mine], skipped)
+
+
+def _folder(out: Path, video: Video) -> Path:
+    return out / "videos" / video.key
+
+
+def _identity(video: Video, settings: dict[str, Any], model_id: str | None) -> dict[str, Any]:
+    return {
+        "format": FORMAT,
+        "video": video.key,
+        "camera": video.camera,
+        "source": str(video.path),
+        "size": video.size,
+        "mtime_ns": video.mtime_ns,
+        "model": model_id,
+        "settings": settings,
+    }
+
+
+def _finished(
+    video: Video, folder: Path, settings: dict[str, Any], model_id: str | None
+) -> dict[str, Any] | None:
+    """The record of ``video``'s folder if it is complete and of this file, model and
+    settings; else None (to be done)."""
+    try:
+        record = json.loads((folder / MARKER).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    identity = _identity(video, settings, model_id)
+    if record.get("status") != "ok" or any(record.get(k) != v for k, v in identity.items()):
+        return None
+    if not all((folder / name).is_file() for name in record.get("files", [])):
+        return None
+    return record
+
+
+def _process(
+    model: CRNN,
+    video: Video,
+    folder: Path,
+    job: Job,
+    settings: dict[str, Any],
+    model_id: str | None,
+    progress: ProgressFn | None,
+) -> dict[str, Any]:
+    """Do ``job`` on ``video`` into ``folder``, from scratch; its record (also on disk)."""
+    remove_leftovers(folder)  # of a run killed while writing it
+    with staged_folder(folder, last=MARKER, replace=True) as staging:
+        record = _identity(video, settings, model_id)
+        try:
+            if video.size is None:
+                raise InputError(f"{video.path} does not exist")
+            record.update(
+                status="ok", error=None, **job.run(model, video, staging, folder, progress)
+            )
+        except Exception as err:  # one bad video never stops the batch
+            for entry in staging.iterdir():  # half-written outputs of the failed video
+                _remove(entry)
+            record.update(status="failed", error=error_text(err), **outcome(None))
+            if not isinstance(err, VadxError | OSError):
+                record["traceback"] = traceback.format_exc()
+        record["files"] = sorted(
+            p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file()
+        )
+        record = json.loads(json.dumps(record))  # as a re-run reads it back
+        write_json(staging / MARKER, record)
+    return record
+
+
+def _remove(path: Path) -> None:
+    import shutil
+
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink()
+
+
+def error_text(err: BaseException) -> str:
+    """One line saying why a video failed."""
+    if isinstance(err, VadxError):
+        return str(err)
+    if isinstance(err, OSError) and err.strerror:
+        where = f": {err.filename}" if err.filename else ""
+        return f"{err.strerror}{where}"
+    return f"{type(err).__name__}: {err}".strip().rstrip(":")
+
+
+def outcome(detection: Any, reports: Sequence[str | None] | None = None) -> dict[str, Any]:
+    """The record's fields about what was found in a video: its properties, events (each with
+    the report explaining it, from ``reports``), domain verdict and score curve; empty ones
+    for a failed video (``detection`` None)."""
+    if detection is None:
+        return {
+            "frames": None,
+            "fps": None,
+            "duration": None,
+            "width": None,
+            "height": None,
+            "codec": None,
+            "truncated": None,
+            "domain": None,
+            "events": [],
+            "curve": None,
+        }
+    info = detection.info
+    reports = list(reports or [])
+    events = [
+        {
+            "event": k,
+            "class": e.class_name,
+            "start_frame": e.start_frame,
+            "end_frame": e.end_frame,
+            "start_time": round(e.start_time, 4),
+            "end_time": round(e.end_time, 4),
+            "peak": round(e.peak_probability, 4),
+            "mean": round(e.mean_probability, 4),
+            "out_of_domain": None if e.out_of_domain is None else round(e.out_of_domain, 4),
+            "window": list(e.window) if e.window else None,
+            "report": reports[k] if k < len(reports) else None,
+        }
+        for k, e in enumerate(detection.events)
+    ]
+    return {
+        "frames": info.num_frames,
+        "fps": round(info.fps, 4),
+        "duration": round(info.duration, 4),
+        "width": info.width,
+        "height": info.height,
+        "codec": info.codec,
+        "truncated": info.truncated,
+        "domain": detection.domain,
+        "events": events,
+        "curve": score_curve(detection),
+    }
+
+
+def score_curve(detection: Any, points: int = CURVE_POINTS) -> dict[str, list[float]]:
+    """The smoothed anomaly score over time in at most ``points`` bins (each bin's maximum:
+    a short peak stays visible), with each bin's share of frames outside the domain."""
+    score = np.asarray(detection.smoothed_score, dtype=float)
+    times = np.asarray(detection.timestamps, dtype=float)
+    outside = np.asarray(detection.outside_domain, dtype=float)
+    bins = np.array_split(np.arange(len(score)), min(points, len(score)))
+    return {
+        "time": [round(float(times[b[0]]), 3) for b in bins],
+        "score": [round(float(score[b].max()), 4) for b in bins],
+        "outside": [round(float(outside[b].mean()), 3) for b in bins],
+    }
