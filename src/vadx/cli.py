@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import os
 import signal
 import sys
 import threading
@@ -476,8 +477,10 @@ def evaluate_command(
     writable_path(out, "--out")
     loaded = load_model(model)
     if annotations is not None:
-        with _progress("videos") as advance:
+        with _ranks() as rank, _progress("videos") as advance:
             result = frame_level_auc(loaded, annotations, data, progress=advance)
+        if rank != 0:  # under torchrun: rank 0 writes and tells
+            return
         write_json(out / "frame_metrics.json", result)
         auc = result["frame_roc_auc"]
         console.print(
@@ -490,8 +493,10 @@ def evaluate_command(
     samples, classes = load_samples(data, loaded.class_names, split)
     config = loaded.config
     dataset = VideoDataset.for_model(config, samples, classes)
-    with _progress("evaluating") as advance:
+    with _ranks() as rank, _progress("evaluating") as advance:
         probabilities, labels = predict(loaded, dataset, batch_size, workers, advance)
+    if rank != 0:  # under torchrun: rank 0 writes and tells
+        return
     metrics = classification_metrics(probabilities, labels, classes, config.normal_class)
     write_evaluation(out, metrics, probabilities, labels, [str(s.source) for s in dataset.samples])
     table = Table("class", "precision", "recall", "F1", "ROC-AUC", "clips")
@@ -652,8 +657,6 @@ def _is_batch(videos: list[Path] | None, list_file: Path | None) -> bool:
 
 def _run_batch(model_path, videos, list_file, out, job, force, check=None) -> None:
     """Run a batch (:mod:`vadx.batch`) and say what it did; under torchrun, as one rank."""
-    from datetime import timedelta
-
     from vadx import distributed
     from vadx.batch import gather_videos, run_batch
     from vadx.models import load_model
@@ -662,17 +665,13 @@ def _run_batch(model_path, videos, list_file, out, job, force, check=None) -> No
     loaded = load_model(model_path)
     if check is not None:
         check(loaded)
-    distributed.init(backend="gloo", timeout=timedelta(days=30))  # ranks may end hours apart
-    try:
-        distributed.size_threads()
-        world, rank = distributed.world_size(), distributed.rank()
+    with _ranks() as rank:
+        world = distributed.world_size()
         who = f"rank {rank}: " if world > 1 else ""
         bars = world == 1 and err_console.is_terminal
         with _batch_progress(bars, who) as (progress, on_video):
             result = run_batch(loaded, found, out, job, force=force, progress=progress,
                                on_video=on_video)  # fmt: skip
-    finally:
-        distributed.shutdown()
     if rank != 0:
         if result.failed:
             raise typer.Exit(2)  # rank 0 says why
@@ -691,6 +690,23 @@ def _run_batch(model_path, videos, list_file, out, job, force, check=None) -> No
         raise VadxError(f"{len(failed)} of {len(result.records)} videos failed ({names}): "
                         f"their errors are in {out}/videos.csv; fix them and run again to "
                         "redo only those")  # fmt: skip
+
+
+@contextlib.contextmanager
+def _ranks():
+    """Under torchrun, join the other ranks (gloo: only Python objects travel) and size this
+    rank's threads to its part of the cores; yields this process's rank (0 for one process,
+    which joins nothing)."""
+    from datetime import timedelta
+
+    from vadx import distributed
+
+    distributed.init(backend="gloo", timeout=timedelta(days=30))  # ranks may end hours apart
+    try:
+        distributed.size_threads()
+        yield distributed.rank()
+    finally:
+        distributed.shutdown()
 
 
 @contextlib.contextmanager
@@ -1141,12 +1157,14 @@ def xai_eval_command(
         _at_least(option, value, minimum)
     writable_path(out, "--out")
     loaded = load_model(model)
-    with _progress("scoring") as advance:
+    with _ranks() as rank, _progress("scoring") as advance:
         document = xai_eval(
             loaded, data, out, split, methods=settings.methods, temporal=settings.temporal,
             layer=layer, limit=limit, faithfulness_clips=faithfulness_clips,
             sanity_clips=sanity_clips, steps=steps, progress=lambda _, d, t: advance(d, t),
         )
+    if rank != 0:  # under torchrun: rank 0 writes and tells
+        return
     console.print((out / "xai-eval.md").read_text(encoding="utf-8"), markup=False)
     console.print(f"{document['clips_scored']} clips scored; wrote {out}/xai-eval.json, "
                   "xai-eval.md, xai-eval.png")  # fmt: skip
@@ -1216,7 +1234,9 @@ def _progress(description: str):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     columns = (description, BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=err_console, disable=not err_console.is_terminal) as bar:
+    # under torchrun only rank 0 draws: the others' bars would overwrite it
+    hidden = not err_console.is_terminal or os.environ.get("RANK", "0") != "0"
+    with Progress(*columns, console=err_console, disable=hidden) as bar:
         task = bar.add_task(description, total=None)
 
         def advance(done: int, total: int, stage: str | None = None) -> None:

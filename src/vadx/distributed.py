@@ -141,3 +141,14 @@ def size_threads() -> int:
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         torch.set_num_threads(max(1, (cores or 1) // local))
     return torch.get_num_threads()
+
+
+def in_order(indices: Sequence[int], items: Sequence[T]) -> list[T]:
+    """Every rank's ``items`` (those of the global ``indices`` it took, in :func:`share`'s
+    order), put together in global index order, on every rank."""
+    if world_size() == 1:
+        return list(items)
+    merged: dict[int, T] = {}
+    for part_indices, part_items in gather((list(indices), list(items))):
+        merged.update(zip(part_indices, part_items, strict=True))
+    return [merged[i] for i in range(len(merged))]

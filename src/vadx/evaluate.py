@@ -15,7 +15,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch.utils.data import Subset
 
+from vadx import distributed
 from vadx.borrowed import eval_mode
 from vadx.data.dataset import VideoDataset, make_loader
 from vadx.errors import InputError
@@ -31,17 +33,26 @@ def predict(
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Class probabilities ``(N, K)`` and labels ``(N,)`` of every clip of ``dataset``."""
+    """Class probabilities ``(N, K)`` and labels ``(N,)`` of every clip of ``dataset``.
+
+    Under torchrun each rank predicts its share of the clips and every rank gets them all,
+    in dataset order.
+    """
     device = next(model.parameters()).device
+    mine = distributed.share([1.0] * len(dataset))
+    part = dataset if len(mine) == len(dataset) else Subset(dataset, mine)
     probabilities, labels, done = [], [], 0
     with eval_mode(model), torch.no_grad():
-        for batch in make_loader(dataset, batch_size=batch_size, workers=workers):
-            probabilities.append(model(batch["clip"].to(device)).softmax(-1).cpu().numpy())
-            labels.append(batch["label"].numpy())
+        for batch in make_loader(part, batch_size=batch_size, workers=workers):
+            probabilities += list(model(batch["clip"].to(device)).softmax(-1).cpu().numpy())
+            labels += list(batch["label"].numpy())
             done += len(batch["label"])
             if progress is not None:
-                progress(done, len(dataset))
-    return np.concatenate(probabilities), np.concatenate(labels)
+                progress(done, len(part))
+    probabilities = distributed.in_order(mine, probabilities)
+    labels = distributed.in_order(mine, labels)
+    classes = len(model.class_names)
+    return np.array(probabilities).reshape(-1, classes), np.array(labels, dtype=np.int64)
 
 
 def classification_metrics(
@@ -148,6 +159,13 @@ def write_evaluation(
     return Path(out) / "metrics.json"
 
 
+def _size(path: str | Path) -> float:
+    """What sharding balances for a video: its file's size (a frame folder's, its files')."""
+    path = Path(path)
+    files = [p for p in path.iterdir() if p.is_file()] if path.is_dir() else [path]
+    return float(sum(p.stat().st_size for p in files)) or 1.0
+
+
 def frame_level_auc(
     model: CRNN,
     annotations: str | Path,
@@ -159,7 +177,7 @@ def frame_level_auc(
     """ROC-AUC of the per-frame anomaly score (``vadx detect``'s) against annotated frames.
 
     Over all frames of all annotated long videos, and per video where both kinds of frame
-    occur.
+    occur. Under torchrun each rank detects its share of the videos.
     """
     from vadx.data.layouts import read_temporal_annotations
     from vadx.detect import detect
@@ -169,14 +187,15 @@ def frame_level_auc(
         raise InputError("frame-level AUC needs a model with a normal class")
     videos = read_temporal_annotations(annotations, videos_root, model.class_names, normal,
                                        class_map)  # fmt: skip
-    scores, truths, per_video = [], [], {}
-    for done, video in enumerate(videos, 1):
-        detection = detect(model, video.source, config)
-        scores.append(detection.smoothed_score)
-        truths.append(video.anomalous)
-        per_video[str(video.source)] = _auc(video.anomalous, detection.smoothed_score)
+    mine = distributed.share([_size(video.source) for video in videos])
+    smoothed = []
+    for done, index in enumerate(mine, 1):
+        smoothed.append(detect(model, videos[index].source, config).smoothed_score)
         if progress is not None:
-            progress(done, len(videos))
+            progress(done, len(mine))
+    scores = distributed.in_order(mine, smoothed)
+    truths = [video.anomalous for video in videos]
+    per_video = {str(v.source): _auc(v.anomalous, s) for v, s in zip(videos, scores, strict=True)}
     return {
         "frame_roc_auc": _auc(np.concatenate(truths), np.concatenate(scores)),
         "frames": int(sum(len(t) for t in truths)),

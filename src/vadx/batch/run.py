@@ -62,7 +62,8 @@ class Job(Protocol):
 
 @dataclass
 class BatchResult:
-    """What a batch did: every video's record in key order, and what this run did."""
+    """What a batch did: every video's record in key order, and what this run did (over all
+    ranks): the videos processed, and those skipped as complete."""
 
     records: list[dict[str, Any]]
     processed: list[str] = field(default_factory=list)
@@ -123,7 +124,7 @@ def run_batch(
             },
         )
     skipped = [videos[i].key for i, record in enumerate(finished) if record is not None]
-    return BatchResult(records, [videos[i].key for i in mine], skipped)
+    return BatchResult(records, [videos[i].key for i in sorted(done)], skipped)
 
 
 def _folder(out: Path, video: Video) -> Path:

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from vadx import distributed
 from vadx.data.dataset import VideoDataset
 from vadx.errors import InputError
 from vadx.explain import DEFAULT_METHODS, DEFAULT_TEMPORAL, explain
@@ -84,7 +85,11 @@ def xai_eval(
     steps: int = 10,
     progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
-    """Run every metric for every method over ``data``'s ``split`` (module doc)."""
+    """Run every metric for every method over ``data``'s ``split`` (module doc).
+
+    Under torchrun each rank scores its share of the clips; rank 0 writes the merged result
+    (the others return only the clips).
+    """
     samples, classes = load_samples(data, model.class_names, split)
     config = model.config
     dataset = VideoDataset.for_model(config, samples, classes)
@@ -97,50 +102,28 @@ def xai_eval(
         )
     chosen = chosen[:limit] if limit else chosen
     device = next(model.parameters()).device
-    clips: list[dict[str, Any]] = []
-    sanity: list[dict[str, Any]] = []
-    layers: dict[str, str] = {}
-    for n, index in enumerate(chosen):
-        item = dataset[index]
-        clip = item["clip"][None].to(device)
-        target = int(item["label"])
-        masks, picture = item["masks"].numpy(), item["picture"].numpy()
-        e = explain(model, clip, target, methods=methods, temporal=temporal, layer=layer,
-                    picture=item["picture"][None])  # fmt: skip
-        entry: dict[str, Any] = {"source": str(dataset.samples[index].source),
-                                 "class": model.class_names[target],
-                                 "predicted": e.predicted[0], "scores": {}}  # fmt: skip
-        for name, a in e.maps.items():
-            if "layer" in a.settings:
-                layers[name] = a.settings["layer"]
-            scores = localisation_scores(a.display[0], masks, picture)
-            scores["off_picture_share"] = float(a.off_picture[0])
-            if n < faithfulness_clips:
-                curves = spatial_curves(model, clip, a.display[0], target, steps=steps,
-                                        picture=picture)  # fmt: skip
-                scores.update(curve_scores(curves))
-            entry["scores"][name] = scores
-        labels = item.get("frame_labels")
-        for name, f in e.temporal.items():
-            scores = {}
-            if labels is not None:
-                scores["temporal_auroc"] = temporal_auroc(f.scores[0], labels.numpy())
-            if n < faithfulness_clips:
-                curves = temporal_curves(model, clip, f.scores[0], target)
-                scores.update(curve_scores(curves, "temporal_"))
-            entry["scores"][name] = scores
-        if n < sanity_clips:
-            checks = cascading_randomisation(model, clip, methods, temporal, target, layer)
-            sanity.append(checks)
-            for name, result in checks["methods"].items():
-                entry["scores"][name].update({
-                    k: result[k] for k in ("randomisation_rank_correlation",
-                                           "random_logit_rank_correlation")})  # fmt: skip
-                if result["randomisation_ssim"] is not None:
-                    entry["scores"][name]["randomisation_ssim"] = result["randomisation_ssim"]
-        clips.append(entry)
+    # under torchrun: this rank's clips, balanced by their rough relative costs
+    costs = [1.0 + 3.0 * (n < faithfulness_clips) + 6.0 * (n < sanity_clips)
+             for n in range(len(chosen))]  # fmt: skip
+    mine = distributed.share(costs)
+    scored = []
+    for done, n in enumerate(mine, 1):
+        item = dataset[chosen[n]]
+        scored.append(_score_clip(
+            model, item, str(dataset.samples[chosen[n]].source), device, methods=methods,
+            temporal=temporal, layer=layer, faithfulness=n < faithfulness_clips,
+            sanity=n < sanity_clips, steps=steps,
+        ))  # fmt: skip
         if progress is not None:
-            progress("explaining", n + 1, len(chosen))
+            progress("explaining", done, len(mine))
+    scored = distributed.in_order(mine, scored)
+    clips = [entry for entry, _, _ in scored]
+    sanity = [checks for _, checks, _ in scored if checks is not None]
+    layers: dict[str, str] = {}
+    for _, _, used in scored:
+        layers.update(used)
+    if distributed.rank() != 0:  # rank 0 writes what every rank computed
+        return {"clips_scored": len(clips), "clips": clips}
     summary = summarise(clips, [*methods, *temporal], sanity)
     out = Path(out)
     document = {"data": str(data), "split": split, "methods": list(methods),
@@ -155,6 +138,60 @@ def xai_eval(
         plot_summary(staging / "xai-eval.png", summary)
         write_json(staging / "xai-eval.json", document)
     return document
+
+
+def _score_clip(
+    model: CRNN,
+    item: dict[str, Any],
+    source: str,
+    device: Any,
+    *,
+    methods: Sequence[str],
+    temporal: Sequence[str],
+    layer: str | None,
+    faithfulness: bool,
+    sanity: bool,
+    steps: int,
+) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, str]]:
+    """One clip's scores (with ``faithfulness`` curves and ``sanity`` checks when asked):
+    its entry, its sanity checks (or None) and the layers the methods read."""
+    clip = item["clip"][None].to(device)
+    target = int(item["label"])
+    masks, picture = item["masks"].numpy(), item["picture"].numpy()
+    e = explain(model, clip, target, methods=methods, temporal=temporal, layer=layer,
+                picture=item["picture"][None])  # fmt: skip
+    entry: dict[str, Any] = {"source": source, "class": model.class_names[target],
+                             "predicted": e.predicted[0], "scores": {}}  # fmt: skip
+    layers = {}
+    for name, a in e.maps.items():
+        if "layer" in a.settings:
+            layers[name] = a.settings["layer"]
+        scores = localisation_scores(a.display[0], masks, picture)
+        scores["off_picture_share"] = float(a.off_picture[0])
+        if faithfulness:
+            curves = spatial_curves(model, clip, a.display[0], target, steps=steps,
+                                    picture=picture)  # fmt: skip
+            scores.update(curve_scores(curves))
+        entry["scores"][name] = scores
+    labels = item.get("frame_labels")
+    for name, f in e.temporal.items():
+        scores = {}
+        if labels is not None:
+            scores["temporal_auroc"] = temporal_auroc(f.scores[0], labels.numpy())
+        if faithfulness:
+            curves = temporal_curves(model, clip, f.scores[0], target)
+            scores.update(curve_scores(curves, "temporal_"))
+        entry["scores"][name] = scores
+    checks = None
+    if sanity:
+        checks = cascading_randomisation(model, clip, methods, temporal, target, layer)
+        for name, result in checks["methods"].items():
+            entry["scores"][name].update({
+                k: result[k] for k in ("randomisation_rank_correlation",
+                                       "random_logit_rank_correlation")})  # fmt: skip
+            if result["randomisation_ssim"] is not None:
+                entry["scores"][name]["randomisation_ssim"] = result["randomisation_ssim"]
+    return entry, checks, layers
 
 
 def summarise(clips: list[dict[str, Any]], names: Sequence[str],
