@@ -133,10 +133,13 @@ def gather(value: Any) -> list[Any]:
 
 
 def size_threads() -> int:
-    """Give this process's torch thread pool its part of the machine's cores (torchrun starts
-    ``LOCAL_WORLD_SIZE`` processes per machine and sets ``OMP_NUM_THREADS=1`` for each); the
-    number of threads. Outside torchrun torch's own default is kept."""
-    if "LOCAL_WORLD_SIZE" in os.environ:
+    """Give this process's torch thread pool its part of the machine's cores: ``VADX_THREADS``
+    if set, else under torchrun (which starts ``LOCAL_WORLD_SIZE`` processes per machine, each
+    with ``OMP_NUM_THREADS=1``) the cores divided among them; outside both, torch's own
+    default. Returns the number of threads."""
+    if os.environ.get("VADX_THREADS"):
+        torch.set_num_threads(max(1, int(os.environ["VADX_THREADS"])))
+    elif "LOCAL_WORLD_SIZE" in os.environ:
         local = max(1, int(os.environ["LOCAL_WORLD_SIZE"]))
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         torch.set_num_threads(max(1, (cores or 1) // local))

@@ -63,7 +63,7 @@ def gather_videos(
             roots.append(path.parent)
             files[path] = None
         else:
-            raise InputError(f"video {path} does not exist")
+            raise InputError(f"video not found: {path}")
     if not files:
         raise InputError("no video found in the folders given")
     root = Path(os.path.commonpath(roots))

@@ -176,7 +176,7 @@ def _process(
         record = _identity(video, settings, model_id)
         try:
             if video.size is None:
-                raise InputError(f"{video.path} does not exist")
+                raise InputError(f"video not found: {video.path}")
             record.update(
                 status="ok", error=None, **job.run(model, video, staging, folder, progress)
             )
