@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import long_video, run_cli, tiny_checkpoint
+from tests.conftest import long_video, tiny_checkpoint
 from vadx import distributed
 from vadx.batch import MARKER, gather_videos
 from vadx.batch.index import INDEX_FILES, clock
@@ -33,8 +33,12 @@ QUICK = ["--no-annotate", "--stride", "2"]
 def make_archive(root: Path) -> Path:
     """Two cameras, four short videos of different lengths, one damaged file; besides them
     what a batch must not take for a video (a text file, a hidden video)."""
-    specs = {"cam1/a.mp4": (1, 24), "cam1/b.mp4": (2, 36), "cam2/c.mp4": (3, 16),
-             "cam2/d.mp4": (4, 30)}  # fmt: skip
+    specs = {
+        "cam1/a.mp4": (1, 24),
+        "cam1/b.mp4": (2, 36),
+        "cam2/c.mp4": (3, 16),
+        "cam2/d.mp4": (4, 30),
+    }
     for key, (seed, frames) in specs.items():
         (root / key).parent.mkdir(parents=True, exist_ok=True)
         segments = [("normal", frames // 2), ("fight", frames - frames // 2)]
@@ -62,21 +66,32 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 def tree(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` by relative path, with its bytes."""
-    return {p.relative_to(folder).as_posix(): p.read_bytes()
-            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def stamps(folder: Path) -> dict[str, tuple[int, int]]:
     """(inode, mtime) of every file under ``folder``: unchanged when nothing rewrote it."""
-    return {p.relative_to(folder).as_posix(): (p.stat().st_ino, p.stat().st_mtime_ns)
-            for p in sorted(folder.rglob("*")) if p.is_file()}  # fmt: skip
+    return {
+        p.relative_to(folder).as_posix(): (p.stat().st_ino, p.stat().st_mtime_ns)
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 # ----------------------------------------------------------------------------- inputs
 def test_a_folder_gives_its_videos_keyed_by_path_with_their_camera(archive):
     videos = gather_videos([archive])
-    assert [v.key for v in videos] == ["cam1/a.mp4", "cam1/b.mp4", "cam2/broken.mp4",
-                                       "cam2/c.mp4", "cam2/d.mp4"]  # fmt: skip
+    assert [v.key for v in videos] == [
+        "cam1/a.mp4",
+        "cam1/b.mp4",
+        "cam2/broken.mp4",
+        "cam2/c.mp4",
+        "cam2/d.mp4",
+    ]
     assert [v.camera for v in videos] == ["cam1", "cam1", "cam2", "cam2", "cam2"]
     assert videos[0].size == (archive / "cam1" / "a.mp4").stat().st_size
     # the same videos named one by one (one twice) and through their folders: the same keys
@@ -91,12 +106,19 @@ def test_videos_in_one_folder_take_its_name_as_camera(archive):
 
 def test_a_list_file_names_videos_relative_to_itself(archive, tmp_path):
     listing = tmp_path / "list.txt"
-    lines = ["# cameras of the night shift", "", f"{archive}/cam1/b.mp4",
-             os.path.relpath(archive / "cam2" / "c.mp4", tmp_path), "  gone.mp4  "]  # fmt: skip
+    lines = [
+        "# cameras of the night shift",
+        "",
+        f"{archive}/cam1/b.mp4",
+        os.path.relpath(archive / "cam2" / "c.mp4", tmp_path),
+        "  gone.mp4  ",
+    ]
     listing.write_text("\n".join(lines))
     videos = gather_videos([], str(listing))
-    assert [v.path for v in videos if v.size] == [archive / "cam1" / "b.mp4",
-                                                  archive / "cam2" / "c.mp4"]  # fmt: skip
+    assert [v.path for v in videos if v.size] == [
+        archive / "cam1" / "b.mp4",
+        archive / "cam2" / "c.mp4",
+    ]
     (gone,) = [v for v in videos if v.size is None]  # kept: the batch records it as failed
     assert gone.path == tmp_path / "gone.mp4"
 
@@ -180,7 +202,12 @@ def test_leftovers_of_a_killed_writer_are_removed_for_its_target_only(tmp_path):
 
 def test_clock_reads_as_players_show_times():
     assert [clock(s) for s in (0, 59.9, 61, 3600, 3725.5)] == [
-        "0:00", "0:59", "1:01", "1:00:00", "1:02:05"]  # fmt: skip
+        "0:00",
+        "0:59",
+        "1:01",
+        "1:00:00",
+        "1:02:05",
+    ]
 
 
 # ----------------------------------------------------------------------------- the batch
@@ -194,8 +221,13 @@ def batch(archive, model, tmp_path_factory):
 
 def _vadx(argv: list[str]) -> tuple[int, str, str]:
     """The CLI in a process of its own (a batch joins torchrun's group when launched so)."""
-    done = subprocess.run([sys.executable, "-m", "vadx", *argv], capture_output=True, text=True,
-                          env={**os.environ, "PYTHONPATH": str(HERE.parent)}, timeout=600)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "vadx", *argv],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(HERE.parent)},
+        timeout=600,
+    )
     return done.returncode, done.stdout, done.stderr
 
 
@@ -208,12 +240,20 @@ def test_a_bad_video_is_recorded_and_the_others_are_done(batch):
     assert "Traceback" not in err
     assert "5 video(s): 5 processed now, 0 already complete (skipped), 1 failed" in text
     videos = {row["video"]: row for row in read_csv(out / "videos.csv")}
-    assert list(videos) == ["cam1/a.mp4", "cam1/b.mp4", "cam2/broken.mp4", "cam2/c.mp4",
-                            "cam2/d.mp4"]  # fmt: skip
+    assert list(videos) == [
+        "cam1/a.mp4",
+        "cam1/b.mp4",
+        "cam2/broken.mp4",
+        "cam2/c.mp4",
+        "cam2/d.mp4",
+    ]
     assert videos["cam2/broken.mp4"]["status"] == "failed"
     assert "is not a video FFmpeg can read" in videos["cam2/broken.mp4"]["error"]
     assert [videos[k]["frames"] for k in ("cam1/a.mp4", "cam1/b.mp4", "cam2/c.mp4")] == [
-        "24", "36", "16"]  # fmt: skip
+        "24",
+        "36",
+        "16",
+    ]
     broken = out / "videos" / "cam2" / "broken.mp4"
     assert sorted(p.name for p in broken.iterdir()) == [MARKER]  # nothing half-written
 
@@ -221,12 +261,14 @@ def test_a_bad_video_is_recorded_and_the_others_are_done(batch):
 def test_each_video_has_what_vadx_detect_writes_for_it_alone(batch, archive, model, tmp_path):
     out = batch[0]
     alone = tmp_path / "alone"
-    code, _, err = _vadx(["detect", str(model), str(archive / "cam1" / "b.mp4"), "--out",
-                          str(alone), *QUICK])  # fmt: skip
+    code, _, err = _vadx(
+        ["detect", str(model), str(archive / "cam1" / "b.mp4"), "--out", str(alone), *QUICK]
+    )
     assert code == 0, err
     folder = out / "videos" / "cam1" / "b.mp4"
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        [MARKER, "events.json", "scores.csv", "scores.png"])  # fmt: skip
+        [MARKER, "events.json", "scores.csv", "scores.png"]
+    )
     assert tree(alone) == {k: v for k, v in tree(folder).items() if k != MARKER}
 
 
@@ -241,7 +283,8 @@ def test_the_index_lists_what_each_video_found(batch):
         document = json.loads((folder / "events.json").read_text())
         mine = [row for row in jsonl if row["video"] == video]
         assert [(r["start_frame"], r["end_frame"], r["class"]) for r in mine] == [
-            (e["start_frame"], e["end_frame"], e["class_name"]) for e in document["events"]]
+            (e["start_frame"], e["end_frame"], e["class_name"]) for e in document["events"]
+        ]
         for row, event in zip(mine, document["events"], strict=True):
             assert row["peak"] == round(event["peak_probability"], 4)
             assert [row["window_start"], row["window_end"]] == event["window"]
@@ -266,7 +309,8 @@ def test_a_rerun_skips_complete_videos_and_redoes_only_what_changed(archive, mod
     assert code == 2 and "1 processed now, 4 already complete (skipped), 1 failed" in text
     after = stamps(out / "videos")
     assert {k: v for k, v in after.items() if "broken" not in k} == {
-        k: v for k, v in before.items() if "broken" not in k}  # untouched
+        k: v for k, v in before.items() if "broken" not in k
+    }  # untouched
     assert tree(out) == index
 
     shutil.copy(source / "cam1" / "a.mp4", source / "cam2" / "broken.mp4")  # repaired
@@ -296,10 +340,23 @@ def test_kill_9_mid_batch_loses_only_the_video_in_progress(model, tmp_path):
     straight = tmp_path / "straight"
     assert _vadx(["detect", str(model), str(source), "--out", str(straight), *QUICK])[0] == 0
     out = tmp_path / "out"
-    command = [sys.executable, "-m", "vadx", "detect", str(model), str(source), "--out",
-               str(out), *QUICK]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env={**os.environ, "PYTHONPATH": str(HERE.parent)})  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "vadx",
+        "detect",
+        str(model),
+        str(source),
+        "--out",
+        str(out),
+        *QUICK,
+    ]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(HERE.parent)},
+    )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not list(out.glob(f"videos/*/{MARKER}")):
         time.sleep(0.01)
@@ -320,21 +377,36 @@ def test_kill_9_mid_batch_loses_only_the_video_in_progress(model, tmp_path):
 
 def test_a_batch_explanation_links_every_event_to_its_report(archive, model, tmp_path):
     out = tmp_path / "out"
-    code, text, err = _vadx(["explain", str(model), str(archive / "cam1"), "--out", str(out),
-                             "--windows", "flagged", "--methods", "gradcam", "--temporal", "",
-                             "--stride", "2"])  # fmt: skip
+    code, _text, err = _vadx(
+        [
+            "explain",
+            str(model),
+            str(archive / "cam1"),
+            "--out",
+            str(out),
+            "--windows",
+            "flagged",
+            "--methods",
+            "gradcam",
+            "--temporal",
+            "",
+            "--stride",
+            "2",
+        ]
+    )
     assert code == 0, err
     rows = read_csv(out / "events.csv")
     assert rows and all(row["report"] for row in rows)
     for row in rows:
         report = out / row["report"]
         assert report.is_file() and report.parent.name.startswith("window-")
-        assert report.parent.name.endswith(f"f{int(row['window_start']):06d}-"
-                                           f"f{int(row['window_end']):06d}")  # fmt: skip
+        assert report.parent.name.endswith(
+            f"f{int(row['window_start']):06d}-f{int(row['window_end']):06d}"
+        )
     summary = json.loads((out / "videos" / "a.mp4" / "summary.json").read_text())
     assert len(summary["clips"]) == sum(1 for r in rows if r["video"] == "a.mp4")
     assert not (out / "videos" / "a.mp4" / "annotated.mp4").exists()
-    assert "explain" == json.loads((out / "batch.json").read_text())["command"]
+    assert json.loads((out / "batch.json").read_text())["command"] == "explain"
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

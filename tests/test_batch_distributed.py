@@ -25,22 +25,41 @@ ENV = {**os.environ, "PYTHONPATH": str(HERE.parent), "OMP_NUM_THREADS": "1", "VA
 
 
 def vadx(argv: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vadx", *argv], env=ENV, capture_output=True,
-                          text=True, timeout=600)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "vadx", *argv], env=ENV, capture_output=True, text=True, timeout=600
+    )
 
 
 def torchrun(argv: list[str], nproc: int = 2, **node) -> subprocess.Popen:
     """``torchrun … -m vadx ARGV``: ``nproc`` processes on a standalone rendezvous, or with
     ``node`` (``nnodes``, ``endpoint``) one machine of several."""
     if node:
-        launch = ["--nnodes", str(node["nnodes"]), "--rdzv-backend", "c10d", "--rdzv-endpoint",
-                  node["endpoint"], "--rdzv-id", "vadx-test"]  # fmt: skip
+        launch = [
+            "--nnodes",
+            str(node["nnodes"]),
+            "--rdzv-backend",
+            "c10d",
+            "--rdzv-endpoint",
+            node["endpoint"],
+            "--rdzv-id",
+            "vadx-test",
+        ]
     else:
         launch = ["--standalone"]
-    command = [sys.executable, "-m", "torch.distributed.run", *launch, "--nproc-per-node",
-               str(nproc), "-m", "vadx", *argv]  # fmt: skip
-    return subprocess.Popen(command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        *launch,
+        "--nproc-per-node",
+        str(nproc),
+        "-m",
+        "vadx",
+        *argv,
+    ]
+    return subprocess.Popen(
+        command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
 
 
 def finish(process: subprocess.Popen) -> tuple[int, str, str]:
@@ -62,8 +81,9 @@ def setup(tmp_path_factory):
 def test_two_processes_write_what_one_process_writes(setup, tmp_path):
     archive, model, single = setup
     out = tmp_path / "out"
-    code, text, err = finish(torchrun(["detect", str(model), str(archive), "--out", str(out),
-                                       *QUICK]))  # fmt: skip
+    code, text, err = finish(
+        torchrun(["detect", str(model), str(archive), "--out", str(out), *QUICK])
+    )
     assert code != 0  # a rank exited 2: the damaged video, which torchrun reports as failed
     assert "5 video(s): 5 processed now by 2 processes" in text
     assert "error: 1 of 5 videos failed (cam2/broken.mp4)" in err
@@ -92,8 +112,9 @@ def test_a_rerun_with_more_processes_skips_what_one_process_did(setup, tmp_path)
     out = tmp_path / "out"
     os_copy = subprocess.run(["cp", "-a", str(single), str(out)], check=True)
     assert os_copy.returncode == 0
-    code, text, _ = finish(torchrun(["detect", str(model), str(archive), "--out", str(out),
-                                     *QUICK]))  # fmt: skip
+    _code, text, _ = finish(
+        torchrun(["detect", str(model), str(archive), "--out", str(out), *QUICK])
+    )
     assert "1 processed now by 2 processes, 4 already complete (skipped), 1 failed" in text
     assert tree(out) == tree(single)
 
@@ -120,8 +141,21 @@ def test_sharded_evaluation_equals_one_process(setup, synth, tmp_path):
 
 def test_sharded_xai_eval_equals_one_process(setup, synth, tmp_path):
     model = setup[1]
-    argv = ["xai-eval", str(model), str(synth), "--methods", "gradcam,saliency", "--temporal",
-            "frame_occlusion", "--faithfulness-clips", "3", "--sanity-clips", "1", "--steps", "4"]  # fmt: skip
+    argv = [
+        "xai-eval",
+        str(model),
+        str(synth),
+        "--methods",
+        "gradcam,saliency",
+        "--temporal",
+        "frame_occlusion",
+        "--faithfulness-clips",
+        "3",
+        "--sanity-clips",
+        "1",
+        "--steps",
+        "4",
+    ]
     one = vadx([*argv, "--out", str(tmp_path / "one")])
     assert one.returncode == 0, one.stderr
     code, _, err = finish(torchrun([*argv, "--out", str(tmp_path / "two")]))
