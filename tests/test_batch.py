@@ -440,6 +440,12 @@ def test_the_index_page_filters_and_every_link_resolves(batch):
         with_events = sum(1 for r in read_csv(out / "videos.csv") if int(r["events"]))
         assert shown == with_events
         assert page.locator("svg.timeline polyline").count() == 4
+        page.uncheck("#with-events")
+        page.select_option("#order", "peak")
+        names = page.eval_on_selector_all("section.video", "els => els.map(e => e.dataset.name)")
+        peaks = {r["video"]: float(r["peak"] or -1) for r in read_csv(out / "videos.csv")}
+        assert [peaks[n] for n in names] == sorted(peaks.values(), reverse=True)
+        assert names[-1] == "cam2/broken.mp4"
         browser.close()
     assert not errors
     from urllib.parse import unquote, urlparse
