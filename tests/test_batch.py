@@ -454,3 +454,11 @@ def test_the_index_page_filters_and_every_link_resolves(batch):
     assert targets and all(t.exists() for t in targets)
     assert any(t.name == "scores.png" for t in targets)
     assert any(t.name == "videos.csv" for t in targets)
+
+
+def test_the_timeline_shades_runs_of_unfamiliar_bins_as_one_rectangle():
+    from vadx.batch.index import _runs
+
+    edges = [0.0, 10.0, 20.0, 30.0, 40.0, 1000.0]
+    assert _runs([True, True, False, True, True], edges) == [(0.0, 20.0), (30.0, 970.0)]
+    assert _runs([False] * 5, edges) == []

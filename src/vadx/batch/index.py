@@ -207,12 +207,8 @@ def _video_view(record: dict[str, Any]) -> dict[str, Any]:
         f"{_x(t, duration):.1f},{(1 - s) * 40 + 2:.1f}"
         for t, s in zip(curve["time"], curve["score"], strict=True)
     )
-    shaded = [
-        (round(_x(t, duration), 1), o)
-        for t, o in zip(curve["time"], curve["outside"], strict=True)
-        if o > 0.5
-    ]
-    step = 1000 / max(len(curve["time"]), 1)
+    starts = [_x(t, duration) for t in curve["time"]]
+    shaded = _runs([o > 0.5 for o in curve["outside"]], [*starts, 1000.0])
     peaks = [e["peak"] for e in record["events"]]
     classes = sorted({e["class"] for e in record["events"]})
     return {
@@ -222,11 +218,23 @@ def _video_view(record: dict[str, Any]) -> dict[str, Any]:
         "links": links,
         "line": line,
         "outside": shaded,
-        "step": round(step, 2),
         "peak": max(peaks, default=None),
         "classes": classes,
         "settings_on": (record.get("settings") or {}).get("detect", {}).get("on"),
     }
+
+
+def _runs(flags: list[bool], edges: list[float]) -> list[tuple[float, float]]:
+    """``(x, width)`` of each run of consecutive true ``flags``; bin ``k`` spans ``edges[k]``
+    to ``edges[k + 1]``."""
+    runs, start = [], None
+    for k, flag in enumerate([*flags, False]):
+        if flag and start is None:
+            start = k
+        elif not flag and start is not None:
+            runs.append((round(edges[start], 1), round(edges[k] - edges[start], 1)))
+            start = None
+    return runs
 
 
 def _x(time: float, duration: float) -> float:
