@@ -50,6 +50,7 @@ bench: $(STAMP)
 	test -d $(DEMO_OUT)/run/best || $(VENV)/bin/vadx demo --out $(DEMO_OUT)
 	$(PY) benchmarks/bench_explain_e2e.py $(DEMO_OUT)/run/best --out benchmarks/results
 	$(PY) benchmarks/bench_keras_onnx.py --out benchmarks/results
+	$(PY) benchmarks/bench_batch.py $(DEMO_OUT)/run/best --out benchmarks/results
 
 clean:
 	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache .ruff_cache

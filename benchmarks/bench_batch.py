@@ -54,8 +54,17 @@ def make_archive(root: Path) -> Path:
         if options is None:
             target.write_bytes(source.read_bytes())
             continue
-        command = [imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-i",
-                   str(source), *options, "-an", str(target)]  # fmt: skip
+        command = [
+            imageio_ffmpeg.get_ffmpeg_exe(),
+            "-loglevel",
+            "error",
+            "-y",
+            "-i",
+            str(source),
+            *options,
+            "-an",
+            str(target),
+        ]
         subprocess.run(command, check=True)
     return root
 
@@ -81,8 +90,17 @@ def main() -> None:
         frames = 250 * len(VERSIONS)
         detect = ["detect", str(args.model), str(archive), "--no-annotate"]
         one = [sys.executable, "-m", "vadx", *detect]
-        two = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               "--nproc-per-node", "2", "-m", "vadx", *detect]  # fmt: skip
+        two = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc-per-node",
+            "2",
+            "-m",
+            "vadx",
+            *detect,
+        ]
         runs: dict[str, list[float]] = {"1x2": [], "2x1": []}
         for k in range(args.repeats):
             runs["1x2"].append(timed([*one, "--out", f"{tmp}/one-{k}"], env))
@@ -100,20 +118,23 @@ def main() -> None:
         records = [json.loads(p.read_text()) for p in sorted(out.glob(f"videos/**/{MARKER}"))]
         meta = json.loads((out / "batch.json").read_text())
         start = time.perf_counter()
-        write_index(out, records, {k: meta[k] for k in ("command", "model", "settings",
-                                                        "vadx_version")})  # fmt: skip
+        write_index(
+            out, records, {k: meta[k] for k in ("command", "model", "settings", "vadx_version")}
+        )
         index = time.perf_counter() - start
         rerun = timed([*one, "--out", f"{tmp}/one-0"], env)
-        sizes = {name: (out / name).stat().st_size for name in ("index.html", "events.csv",
-                                                               "videos.csv")}  # fmt: skip
+        sizes = {
+            name: (out / name).stat().st_size for name in ("index.html", "events.csv", "videos.csv")
+        }
     result = {
         "what": "vadx detect over 8 versions of bikes.mp4 (250 frames each), --no-annotate",
         "model": str(args.model),
         "videos": len(VERSIONS),
         "frames": frames,
         "seconds": runs,
-        "videos_per_minute": {k: round(60 * len(VERSIONS) / statistics.median(v), 2)
-                              for k, v in runs.items()},  # fmt: skip
+        "videos_per_minute": {
+            k: round(60 * len(VERSIONS) / statistics.median(v), 2) for k, v in runs.items()
+        },
         "speedup_2x1_over_1x2": round(batch / statistics.median(runs["2x1"]), 3),
         "same_index_1x2_and_2x1": same,
         "index_seconds": round(index, 4),

@@ -462,3 +462,18 @@ def test_the_timeline_shades_runs_of_unfamiliar_bins_as_one_rectangle():
     edges = [0.0, 10.0, 20.0, 30.0, 40.0, 1000.0]
     assert _runs([True, True, False, True, True], edges) == [(0.0, 20.0), (30.0, 970.0)]
     assert _runs([False] * 5, edges) == []
+
+
+def test_the_docs_python_example_runs(archive, model, tmp_path, monkeypatch):
+    import re
+
+    text = (HERE.parent / "docs" / "batch.md").read_text()
+    (block,) = re.findall(r"```python\n(.*?)```", text, re.S)
+    for old, new in (('"runs/first/best"', repr(str(model))),
+                     ('"/archive/2026-11"', repr(str(archive / "cam1")))):  # fmt: skip
+        assert old in block
+        block = block.replace(old, new)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(block, "docs/batch.md", "exec"), {})
+    assert (tmp_path / "screening" / "index.html").is_file()
+    assert len(read_csv(tmp_path / "screening" / "videos.csv")) == 2
