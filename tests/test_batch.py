@@ -477,3 +477,14 @@ def test_the_docs_python_example_runs(archive, model, tmp_path, monkeypatch):
     exec(compile(block, "docs/batch.md", "exec"), {})
     assert (tmp_path / "screening" / "index.html").is_file()
     assert len(read_csv(tmp_path / "screening" / "videos.csv")) == 2
+
+
+def test_outputs_inside_the_archive_and_link_loops_are_not_taken_for_footage(archive, tmp_path):
+    site = tmp_path / "site"
+    shutil.copytree(archive / "cam1", site / "cam1")
+    (site / "results" / "videos" / "cam1" / "a.mp4").mkdir(parents=True)
+    shutil.copy(archive / "cam1" / "a.mp4", site / "results" / "videos" / "cam1" / "a.mp4" /
+                "annotated.mp4")  # fmt: skip
+    (site / "cam1" / "loop").symlink_to(site, target_is_directory=True)
+    videos = gather_videos([site], exclude=site / "results")
+    assert [v.key for v in videos] == ["cam1/a.mp4", "cam1/b.mp4"]

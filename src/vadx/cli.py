@@ -661,7 +661,7 @@ def _run_batch(model_path, videos, list_file, out, job, force, check=None) -> No
     from vadx.batch import gather_videos, run_batch
     from vadx.models import load_model
 
-    found = gather_videos(videos or [], None if list_file is None else str(list_file))
+    found = gather_videos(videos or [], None if list_file is None else str(list_file), out)
     loaded = load_model(model_path)
     if check is not None:
         check(loaded)

@@ -35,11 +35,15 @@ class Video:
 
 
 def gather_videos(
-    paths: Sequence[str | os.PathLike[str]], list_file: str | None = None
+    paths: Sequence[str | os.PathLike[str]],
+    list_file: str | None = None,
+    exclude: str | os.PathLike[str] | None = None,
 ) -> list[Video]:
     """The videos named by ``paths`` (files, frame folders, or folders searched recursively
     for both, hidden entries skipped) and by ``list_file`` (one path per line, relative to
     the list's folder; blank lines and ``#`` comments ignored), in key order, each once.
+    Folders are not searched below ``exclude`` (the batch's own outputs, when they lie among
+    its inputs: a re-run would take its annotated videos for footage).
 
     A path on the command line that does not exist is an error (a typo); one in the list is
     kept, and its video fails in the batch (archives change under their lists).
@@ -54,7 +58,7 @@ def gather_videos(
     for path, strict in given:
         path = _absolute(path)
         if path.is_dir() and not is_video_path(path):
-            found = _videos_under(path)
+            found = _videos_under(path, None if exclude is None else _absolute(Path(exclude)))
             if not found and strict:
                 raise InputError(f"{path} holds no video file ({_extensions_hint()})")
             roots.append(path)
@@ -89,10 +93,16 @@ def _absolute(path: Path) -> Path:
     return Path(os.path.normpath(path.absolute()))
 
 
-def _videos_under(folder: Path) -> list[Path]:
-    """Video files and frame folders (folders of images: one video each) under ``folder``."""
-    found = []
+def _videos_under(folder: Path, exclude: Path | None = None) -> list[Path]:
+    """Video files and frame folders (folders of images: one video each) under ``folder``,
+    following links to folders but never into a folder twice (a link loop) or ``exclude``."""
+    found, seen = [], set()
     for top, dirs, names in os.walk(folder, followlinks=True):
+        stat = os.stat(top)
+        if (stat.st_dev, stat.st_ino) in seen or (exclude and Path(top) == exclude):
+            dirs[:] = []
+            continue
+        seen.add((stat.st_dev, stat.st_ino))
         frame_folders = [d for d in dirs if not d.startswith(".") and is_video_path(Path(top, d))]
         found += [Path(top, d) for d in frame_folders]
         dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in frame_folders)
