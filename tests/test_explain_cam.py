@@ -125,7 +125,7 @@ def test_bad_settings_are_refused_with_the_choices(tiny_model):
         GradCAM(tiny_model, layer="block9")
     with pytest.raises(ConfigError, match="top_k must be a positive integer"):
         ActivationMap(tiny_model, top_k=0)
-    with pytest.raises(ConfigError, match="explains CRNN models"):
+    with pytest.raises(ConfigError, match=r"CNN \+ sequence models .*Linear lacks backbone"):
         GradCAM(torch.nn.Linear(2, 2))  # type: ignore[arg-type]
 
 
