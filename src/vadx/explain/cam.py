@@ -145,8 +145,8 @@ class ActivationMap(_LayerMethod):
 
     def compute(self, shared: Pass) -> Output:
         activations = shared.activations[self.layer]
-        k = min(self.top_k, activations.shape[2])
-        channels = activations.mean((1, -2, -1)).topk(k, dim=1).indices
+        top_k = min(self.top_k, activations.shape[2])
+        channels = activations.mean((1, -2, -1)).topk(top_k, dim=1).indices
         index = channels[:, None, :, None, None].expand(-1, activations.shape[1], -1,
                                                          *activations.shape[-2:])  # fmt: skip
         channel_maps = activations.gather(2, index).transpose(1, 2)

@@ -143,10 +143,15 @@ def explain(
         clip=clip,
     )
     prediction, outputs, shown = on_host((prediction, outputs, shown))
-    maps = {name: _attribution(name, instances[name], outputs[name], view)
-            for name, view in shown.items()}  # fmt: skip
-    frames = {name: _frame_importance(name, method, outputs[name])
-              for name, method in instances.items() if method.kind == "temporal"}  # fmt: skip
+    maps = {
+        name: _attribution(name, instances[name], outputs[name], view)
+        for name, view in shown.items()
+    }
+    frames = {
+        name: _frame_importance(name, method, outputs[name])
+        for name, method in instances.items()
+        if method.kind == "temporal"
+    }
     checkpoint = getattr(model, "checkpoint", None)  # a loaded model's (vadx.load_model)
     return Explanation(
         class_names=tuple(model.class_names),

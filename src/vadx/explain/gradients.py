@@ -96,6 +96,7 @@ class SmoothGrad(_Batched):
     def __init__(
         self,
         model: ExplainableModel,
+        *,
         samples: int = 16,
         noise: float = 0.15,
         seed: int = 0,

@@ -44,6 +44,7 @@ class Occlusion(Method):
     def __init__(
         self,
         model: ExplainableModel,
+        *,
         patch: int | None = None,
         stride: int | None = None,
         baseline: str = "zeros",

@@ -12,6 +12,10 @@ model with its head — and names its backbone's layers::
 The three stages compose to the model's function. :class:`~vadx.models.CRNN` is one such
 model; any other providing the members of :class:`ExplainableModel` is explained the same way
 (no subclassing needed). :func:`check_explainable` names what a model lacks.
+
+>>> from vadx.models import CRNN
+>>> isinstance(CRNN(backbone_args={"width": 0.0625}, rnn_hidden=8), ExplainableModel)
+True
 """
 
 from __future__ import annotations
@@ -112,8 +116,11 @@ def check_explainable(model: object) -> None:
     missing = [name for name in members(ExplainableModel) if not hasattr(model, name)]
     for part, protocol in PARTS.items():
         if hasattr(model, part):
-            missing += [f"{part}.{name}" for name in members(protocol)
-                        if not hasattr(getattr(model, part), name)]  # fmt: skip
+            missing += [
+                f"{part}.{name}"
+                for name in members(protocol)
+                if not hasattr(getattr(model, part), name)
+            ]
     if not isinstance(model, nn.Module):
         missing.insert(0, "nn.Module (a torch module)")
     if missing:
@@ -127,6 +134,9 @@ def check_explainable(model: object) -> None:
 def members(protocol: type) -> list[str]:
     """The attributes and methods a protocol class declares, in order."""
     declared = [*getattr(protocol, "__annotations__", {})]
-    declared += [name for name, value in vars(protocol).items()
-                 if callable(value) and not name.startswith("_")]  # fmt: skip
+    declared += [
+        name
+        for name, value in vars(protocol).items()
+        if callable(value) and not name.startswith("_")
+    ]
     return declared

@@ -38,8 +38,9 @@ def on_host(tree: Tree) -> Tree:
     per tensor."""
     tensors: list[torch.Tensor] = []
     _map_tensors(tree, tensors.append)
-    moving = {id(t): t.detach() for t in tensors
-              if t.is_floating_point() and t.device.type != "cpu"}  # fmt: skip
+    moving = {
+        id(t): t.detach() for t in tensors if t.is_floating_point() and t.device.type != "cpu"
+    }
     moved: dict[int, torch.Tensor] = {}
     if moving:
         flat = torch.cat([t.float().reshape(-1) for t in moving.values()]).cpu()
@@ -59,8 +60,11 @@ def _map_tensors(tree: Any, function: Callable[[torch.Tensor], Any]) -> Any:
     if isinstance(tree, Mapping):
         return {key: _map_tensors(value, function) for key, value in tree.items()}
     if dataclasses.is_dataclass(tree) and not isinstance(tree, type):
-        changes = {f.name: _map_tensors(getattr(tree, f.name), function)
-                   for f in dataclasses.fields(tree) if f.init}  # fmt: skip
+        changes = {
+            f.name: _map_tensors(getattr(tree, f.name), function)
+            for f in dataclasses.fields(tree)
+            if f.init
+        }
         return dataclasses.replace(tree, **changes)
     return tree
 

@@ -114,22 +114,28 @@ class Watch:
     ) -> None:
         self.config = config = config or WatchConfig()
         self.out = Path(out)
-        self.source = LiveSource(source, config.open_timeout, config.read_timeout,
-                                 config.max_retries, config.backoff)  # fmt: skip
+        self.source = LiveSource(
+            source, config.open_timeout, config.read_timeout, config.max_retries, config.backoff
+        )
         self.on_alert, self.on_metrics = on_alert, on_metrics
         self.stop = stop or threading.Event()
         self.queue = FrameQueue(config.queue_size, drop_oldest=self.source.live or config.pace)
         self.capture = Capture(self.source, self.queue, config.pace)
         self.metrics = LiveMetrics()
-        self.detector = StreamDetector(model, config.detect, on_alert=self._alert,
-                                       on_decision=self._decision,
-                                       keep_clips=config.explain)  # fmt: skip
+        self.detector = StreamDetector(
+            model,
+            config.detect,
+            on_alert=self._alert,
+            on_decision=self._decision,
+            keep_clips=config.explain,
+        )
         self.log = EventLog(self.out, config.sqlite)
         self._log_lock = threading.Lock()
         self.webhook = None
         if config.webhook:
-            self.webhook = Webhook(config.webhook, attempts=1 + config.webhook_retries,
-                                   token=config.webhook_token)  # fmt: skip
+            self.webhook = Webhook(
+                config.webhook, attempts=1 + config.webhook_retries, token=config.webhook_token
+            )
         self.view = LiveView(config.annotate) if (config.annotate or config.mjpeg) else None
         self.server = None
         if config.mjpeg is not None:
@@ -138,9 +144,13 @@ class Watch:
         # last: a worker process, once everything that can refuse to start has started
         self.explainer: AlertExplainer | None = None
         if config.explain:
-            self.explainer = AlertExplainer(model, self.out, config.explain_settings,
-                                            mp4=config.explain_mp4,
-                                            done=self._explained)  # fmt: skip
+            self.explainer = AlertExplainer(
+                model,
+                self.out,
+                config.explain_settings,
+                mp4=config.explain_mp4,
+                done=self._explained,
+            )
         self.records: list[dict[str, Any]] = []
         self._windows: dict[int, tuple[int, ...]] = {}  # open event → its explained window
         self._latest: Decision | None = None
