@@ -211,7 +211,7 @@ def _measure_peers(model, clip, target, layer, ours, repeats, sync) -> dict:
 
         found["seconds"]["pytorch_grad_cam"] = median_seconds(run_pgc, repeats, sync)
         theirs = run_pgc()  # (B·T, H, W): one map per folded frame, each min-max normalised
-        frame_norm = display(torch.from_numpy(np.array(ours["gradcam"].raw)), "frame", size)
+        frame_norm = display(torch.from_numpy(np.array(ours["gradcam"].raw)), "frame", size=size)
         found["differences"]["pytorch_grad_cam"] = {
             "5d_clip_input": "crashes (cv2.resize gets a 3-D size); wrapped to take folded frames",
             "output_shape": list(theirs.shape),

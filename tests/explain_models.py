@@ -5,16 +5,21 @@ and a ReLU per frame, average pooling, a GRU with one unit whose gates are const
 (``r = z = ½``, so ``h_t = ½·tanh(a·f_t) + ½·h_{t−1}``) and a linear head ``y = c·h_T``:
 
     ∂y/∂f_t = c · a · ½^(T−t) · ½ · (1 − tanh²(a·f_t))      (t = 1 … T)
+
+``PlainPointwise`` is the same function written from torch modules alone — no CRNN, no vadx
+backbone — with the stages of :class:`vadx.explain.protocol.ExplainableModel`.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from vadx.errors import ConfigError, InputError
 from vadx.models import CRNN, CRNNConfig
 from vadx.models.backbones import Backbone, register_backbone
 
@@ -61,6 +66,83 @@ def pointwise_crnn(steps: int = 4, size: int = 4) -> CRNN:
         model.head[0].weight.copy_(torch.tensor([[HEAD_C], [-HEAD_C]]))
         model.head[0].bias.zero_()
     return model
+
+
+@dataclass(frozen=True)
+class PlainConfig:
+    """What an explained model's configuration must say: the input normalisation."""
+
+    mean: tuple[float, ...] = (0.485, 0.456, 0.406)
+    std: tuple[float, ...] = (0.229, 0.224, 0.225)
+
+    def to_dict(self) -> dict[str, list[float]]:
+        return {"mean": list(self.mean), "std": list(self.std)}
+
+
+class PlainBackbone(nn.Module):
+    """The pointwise CNN with named layers: ``features.0`` (the conv), ``features.1`` (ReLU)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        conv = nn.Conv2d(3, 1, 1, bias=False)
+        conv.weight.data = torch.tensor(COLOUR_WEIGHTS).view(1, 3, 1, 1)
+        self.features = nn.Sequential(conv, nn.ReLU())
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        return self.features(frames)
+
+    def get_layer(self, name: str) -> nn.Module:
+        modules = dict(self.named_modules())
+        if name not in modules or not name:
+            raise ConfigError(f"no layer {name!r}; layers: features.0, features.1")
+        return modules[name]
+
+    def cam_layer(self, fine: bool = False) -> str:
+        return "features.1"
+
+
+class PlainPointwise(nn.Module):
+    """:func:`pointwise_crnn`'s function without CRNN: the explained stages written out."""
+
+    class_names = ("fight", "normal")
+    anomaly_indices = (0,)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.config = PlainConfig()
+        self.backbone = PlainBackbone()
+        self.rnn = nn.GRU(1, 1, batch_first=True)
+        self.head = nn.Linear(1, 2)
+        with torch.no_grad():
+            for parameter in self.rnn.parameters():
+                parameter.zero_()
+            self.rnn.weight_ih_l0[2, 0] = GRU_A  # the candidate n_t = tanh(a·f_t)
+            self.head.weight.copy_(torch.tensor([[HEAD_C], [-HEAD_C]]))
+            self.head.bias.zero_()
+
+    def class_index(self, name_or_index: str | int) -> int:
+        if name_or_index in self.class_names:
+            return self.class_names.index(name_or_index)  # type: ignore[arg-type]
+        if isinstance(name_or_index, int) and 0 <= name_or_index < len(self.class_names):
+            return name_or_index
+        raise ConfigError(f"unknown class {name_or_index!r}")
+
+    def check_clip(self, clip: torch.Tensor) -> None:
+        if clip.dim() != 5:
+            raise InputError(f"expected a clip (B, T, 3, H, W), got {tuple(clip.shape)}")
+
+    def frame_maps(self, clip: torch.Tensor) -> torch.Tensor:
+        self.check_clip(clip)
+        return self.backbone(clip.flatten(0, 1)).unflatten(0, clip.shape[:2])
+
+    def pool_maps(self, maps: torch.Tensor) -> torch.Tensor:
+        return maps.mean((-2, -1))
+
+    def forward_features(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head(self.rnn(features)[0][:, -1])
+
+    def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        return self.forward_features(self.pool_maps(self.frame_maps(clip)))
 
 
 def pointwise_output(features: list[float]) -> float:

@@ -67,7 +67,7 @@ def run_watch(model: CRNN, data: Path, out: Path) -> None:
     detector = StreamDetector(model)
     detector.push_many(list(frames), [FrameInfo.now(t, t / 10) for t in range(len(frames))])
     detector.end_segment()
-    assert detector.windows > 0
+    assert detector.windows_decided > 0
 
 
 def run_evaluate(model: CRNN, data: Path, out: Path) -> None:

@@ -233,3 +233,43 @@ def test_the_catalogue_names_exactly_the_registered_methods():
     assert tuple(METHODS) == catalogue.METHOD_NAMES and tuple(TEMPORAL) == catalogue.TEMPORAL_NAMES
     assert DEFAULT_METHODS == catalogue.DEFAULT_METHODS
     assert DEFAULT_TEMPORAL == catalogue.DEFAULT_TEMPORAL
+
+
+def test_a_methods_kind_says_which_registry_it_joins_and_how_its_result_reads(
+    tiny_model, tiny_clip
+):
+    from vadx.explain.engine import REGISTERED
+
+    assert [cls.name for cls in REGISTERED] == [*METHODS, *TEMPORAL]
+    assert {cls.kind for cls in METHODS.values()} == {"spatial"}
+    assert {cls.kind for cls in TEMPORAL.values()} == {"temporal"}
+    e = explain(tiny_model, tiny_clip, methods=["gradcam"], temporal=["gradient_norm"])
+    assert e["gradcam"].display.shape == (2, 4, 32, 32)  # a map, shown
+    assert e["gradient_norm"].scores.shape == (2, 4)  # frame scores
+
+
+def test_the_shared_pass_is_read_only(tiny_model, tiny_clip):
+    import dataclasses
+
+    from vadx.explain.passes import Need, run_pass
+
+    need = Need(layers=frozenset({"block5_conv4"}), layer_grads=True)
+    shared = run_pass(tiny_model, tiny_clip, None, need)
+    assert shared.gradients["block5_conv4"].shape == shared.activations["block5_conv4"].shape
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        shared.gradients = {}  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        shared.activations["block5_conv4"] = shared.clip  # type: ignore[index]
+
+
+def test_on_host_keeps_the_structure_of_typed_records():
+    from vadx.explain.base import Output
+    from vadx.explain.result import on_host
+
+    raw = torch.ones(2, 3, requires_grad=True) * 2
+    tree = ({"a": Output(raw, {"delta": torch.arange(2)})}, None, "text")
+    host = on_host(tree)
+    out = host[0]["a"]
+    assert isinstance(out, Output) and host[1:] == (None, "text")
+    assert not out.raw.requires_grad and out.raw.device.type == "cpu"
+    assert torch.equal(out.raw, raw.detach()) and out.extras["delta"].tolist() == [0, 1]

@@ -57,14 +57,25 @@ def test_integrated_gradients_is_complete(tiny_model, tiny_clip, baseline):
 
 
 def test_integrated_gradients_reports_its_completeness_delta(tiny_model, tiny_clip):
-    from vadx.explain.passes import Need, run_pass
-
     method = IntegratedGradients(tiny_model, steps=8)
-    shared = run_pass(tiny_model, tiny_clip, 2, Need())
-    out = method.compute(shared)
+    raw, extras = method.attribute(tiny_clip, 2, return_extras=True)
     with torch.no_grad():
         gap = tiny_model(tiny_clip)[:, 2] - tiny_model(torch.zeros_like(tiny_clip))[:, 2]
-    torch.testing.assert_close(out.extras["delta"], gap - out.raw.flatten(1).sum(1))
+    torch.testing.assert_close(extras["delta"], gap - raw.flatten(1).sum(1))
+    torch.testing.assert_close(method.attribute(tiny_clip, 2), raw)
+
+
+def test_attribute_returns_the_extras_the_engine_records(tiny_model, tiny_clip):
+    from vadx.explain import explain
+    from vadx.explain.base import Output
+
+    e = explain(tiny_model, tiny_clip, 2, methods=["integrated_gradients"], temporal=[],
+                options={"integrated_gradients": {"steps": 8}})  # fmt: skip
+    out = IntegratedGradients(tiny_model, steps=8).attribute(tiny_clip, 2, return_extras=True)
+    assert isinstance(out, Output) and set(out.extras) == set(e["integrated_gradients"].extras)
+    recorded = e["integrated_gradients"]
+    torch.testing.assert_close(out.extras["delta"], torch.tensor(recorded.extras["delta"]))
+    torch.testing.assert_close(out.raw, torch.tensor(recorded.raw))
 
 
 def test_integrated_gradients_memory_does_not_grow_with_steps(tiny_model, tiny_clip):

@@ -91,9 +91,7 @@ def test_patch_starts_cover_the_side_flush_with_the_end():
 def test_frame_shapley_equals_the_permutation_definition_and_is_efficient(tiny_model, tiny_clip):
     target = 2
     method = FrameShapley(tiny_model, segments=4, baseline="mean")
-    from vadx.explain.passes import Need, run_pass
-
-    out = method.compute(run_pass(tiny_model, tiny_clip, target, Need()))
+    out = method.attribute(tiny_clip, target, return_extras=True)
     base = baseline_clip(tiny_model, tiny_clip, "mean")
 
     @functools.cache
@@ -133,9 +131,7 @@ def test_frame_shapley_by_hand_on_the_pointwise_model_with_its_default_black_bas
 
 
 def test_frame_shapley_spreads_a_segment_value_over_its_frames(tiny_model, tiny_clip):
-    from vadx.explain.passes import Need, run_pass
-
-    out = FrameShapley(tiny_model, segments=2).compute(run_pass(tiny_model, tiny_clip, 0, Need()))
+    out = FrameShapley(tiny_model, segments=2).attribute(tiny_clip, 0, return_extras=True)
     assert out.extras["segments"].tolist() == [[0, 1], [2, 3]]
     torch.testing.assert_close(out.raw[:, 0], out.extras["segment_values"][:, 0] / 2)
     torch.testing.assert_close(out.raw[:, 0], out.raw[:, 1])

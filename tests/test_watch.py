@@ -243,7 +243,7 @@ def test_live_view_and_metrics_over_http(assets, tmp_path):
     result = {}
     settings = WatchConfig(detect=config, pace=True, explain=False, mjpeg=("127.0.0.1", port))
     thread = threading.Thread(target=lambda: result.update(
-        watch(model, str(path), tmp_path, settings, stop)))  # fmt: skip
+        watch(model, str(path), tmp_path, settings, stop=stop)))  # fmt: skip
     thread.start()
     try:
         time.sleep(1.0)  # 10 fps: some frames are through

@@ -79,7 +79,7 @@ def thresholds(model, folder, config, low, high):
 def stream(model, frames, config, chunks, first_number=0):
     """Push ``frames`` in chunks of the given sizes; returns the alerts and the decisions."""
     alerts, decisions = [], []
-    detector = StreamDetector(model, config, alerts.append, decisions.append)
+    detector = StreamDetector(model, config, on_alert=alerts.append, on_decision=decisions.append)
     t, sizes = 0, iter(chunks)
     while t < len(frames):
         size = next(sizes, 1)
@@ -163,7 +163,7 @@ def test_a_break_ends_the_segment_like_the_end_of_a_file(model, frames, folder, 
     prefix = frame_folder(tmp_path / "prefix", frames[:25])
     config = thresholds(model, folder, DetectConfig(stride=3, step=1, min_frames=1), 0.3, 0.6)
     alerts, decisions = [], []
-    detector = StreamDetector(model, config, alerts.append, decisions.append)
+    detector = StreamDetector(model, config, on_alert=alerts.append, on_decision=decisions.append)
     for t in range(25):
         detector.push(frames[t], FrameInfo.now(t, t / FPS))
     detector.end_segment("source reconnected")
@@ -185,7 +185,7 @@ def test_a_break_ends_the_segment_like_the_end_of_a_file(model, frames, folder, 
 def test_a_started_event_carries_its_most_probable_window(model, frames):
     config = DetectConfig(stride=2, step=1, on=0.0, off=0.0, min_frames=2)  # always on
     alerts = []
-    detector = StreamDetector(model, config, alerts.append, keep_clips=True)
+    detector = StreamDetector(model, config, on_alert=alerts.append, keep_clips=True)
     for t, frame in enumerate(frames):
         detector.push(frame, FrameInfo.now(100 + t, t / FPS))
     detector.end_segment()

@@ -841,8 +841,8 @@ def watch_command(
 
     if mjpeg is not None:
         err_console.print(f"live view: http://{host}:{mjpeg}/")
-    summary = watch(loaded, int(source) if source.isdigit() else source, out, config, stop,
-                    say_alert, say_metrics)  # fmt: skip
+    summary = watch(loaded, int(source) if source.isdigit() else source, out, config, stop=stop,
+                    on_alert=say_alert, on_metrics=say_metrics)  # fmt: skip
     m = summary["metrics"]
     console.print(
         f"{summary['ended']} after {summary['seconds']:.1f} s: "

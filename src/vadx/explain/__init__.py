@@ -2,10 +2,11 @@
 
 :func:`explain` runs several methods on clips ``(B, T, 3, H, W)`` in as few passes as possible
 and returns an immutable :class:`Explanation`; each method is also a class with one contract,
-``Method(model, **settings).attribute(clip, target)`` (captum's, adapted to clips).
+``Method(model, **settings).attribute(clip, target)`` (captum's, adapted to clips). The model is
+a :class:`~vadx.models.CRNN` or any other with the stages of :class:`ExplainableModel`.
 """
 
-from vadx.explain.base import Method
+from vadx.explain.base import Method, Output
 from vadx.explain.cam import (
     ActivationMap,
     GradCAM,
@@ -24,6 +25,7 @@ from vadx.explain.gradients import (
 )
 from vadx.explain.normalise import NORMALISATIONS, display, upsample
 from vadx.explain.occlusion import Occlusion
+from vadx.explain.protocol import ExplainableModel
 from vadx.explain.result import Attribution, Explanation, FrameImportance
 from vadx.explain.targets import ResolvedTarget, resolve_target
 from vadx.explain.temporal import FrameOcclusion, FrameShapley, GradCAMMass, GradientNorm
@@ -36,6 +38,7 @@ __all__ = [
     "TEMPORAL",
     "ActivationMap",
     "Attribution",
+    "ExplainableModel",
     "Explanation",
     "FrameImportance",
     "FrameOcclusion",
@@ -51,6 +54,7 @@ __all__ = [
     "LayerCAM",
     "Method",
     "Occlusion",
+    "Output",
     "ResolvedTarget",
     "Saliency",
     "SmoothGrad",

@@ -2,43 +2,52 @@
 
 ``Method(model, **settings).attribute(clip, target=None)`` returns raw attributions of clips
 ``(B, T, 3, H, W)``: maps ``(B, T, h, w)`` for spatial methods, frame scores ``(B, T)`` for
-temporal ones. Inside :func:`vadx.explain.explain` many methods share one forward/backward:
-each declares what it reads from the shared :class:`~vadx.explain.passes.Pass` (:meth:`need`)
-and computes from it (:meth:`compute`), running extra passes of its own only when it must
-(perturbations, guided backprop).
+temporal ones. With ``return_extras=True`` it returns the method's whole :class:`Output`, a
+named pair ``(raw, extras)``, like captum's ``return_convergence_delta`` (Integrated Gradients'
+convergence delta is its ``delta`` extra)::
+
+    maps, extras = IntegratedGradients(model).attribute(clip, return_extras=True)
+    extras["delta"]                                  # (B,) completeness error of each video
+
+Inside :func:`vadx.explain.explain` many methods share one forward/backward: each declares
+what it reads from the shared :class:`~vadx.explain.passes.Pass` (:meth:`need`) and computes
+from it (:meth:`compute`), running extra passes of its own only when it must (perturbations,
+guided backprop). The model is any :class:`~vadx.explain.protocol.ExplainableModel`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from types import MappingProxyType
+from typing import Any, ClassVar, Literal, NamedTuple, overload
 
 import torch
 
 from vadx.borrowed import eval_mode
 from vadx.errors import ConfigError
 from vadx.explain.passes import Need, Pass, run_pass
+from vadx.explain.protocol import ExplainableModel, check_explainable
 from vadx.explain.targets import TargetSpec
-from vadx.models.crnn import CRNN
 
 #: called as progress(method name, units done, units in all) during long methods
 ProgressFn = Callable[[str, int, int], None]
 
 
-@dataclass(frozen=True)
-class Output:
-    """What a method computes: raw attributions and any named extra arrays."""
+class Output(NamedTuple):
+    """What a method computes: raw attributions and any named extra arrays (a pair, so
+    ``raw, extras = output`` unpacks it)."""
 
     raw: torch.Tensor
-    extras: Mapping[str, torch.Tensor] = field(default_factory=dict)
+    extras: Mapping[str, torch.Tensor] = MappingProxyType({})
 
 
 class Method:
     """Base class of explanation methods (see module doc).
 
-    Class attributes say how results are read: ``kind`` is ``"spatial"`` (maps) or
-    ``"temporal"`` (frame scores); ``signed`` methods give evidence for (+) and against (−),
+    Class attributes say how results are read: ``kind`` is ``"spatial"`` (maps, a method of
+    :data:`~vadx.explain.METHODS`) or ``"temporal"`` (frame scores, an estimator of
+    :data:`~vadx.explain.TEMPORAL`) and decides how :func:`~vadx.explain.explain` presents the
+    result; ``signed`` methods give evidence for (+) and against (−),
     displayed by magnitude; ``display_name`` is what reports print, ``description`` the
     sentence pages show beside it.
     """
@@ -46,14 +55,11 @@ class Method:
     name: ClassVar[str] = ""
     display_name: ClassVar[str] = ""
     description: ClassVar[str] = ""
-    kind: ClassVar[str] = "spatial"
+    kind: ClassVar[Literal["spatial", "temporal"]] = "spatial"
     signed: ClassVar[bool] = False
 
-    def __init__(self, model: CRNN) -> None:
-        if not isinstance(model, CRNN):
-            raise ConfigError(
-                f"vadx explains CRNN models (vadx.models.CRNN), got {type(model).__name__}"
-            )
+    def __init__(self, model: ExplainableModel) -> None:
+        check_explainable(model)
         self.model = model
         self.progress: ProgressFn | None = None
 
@@ -70,12 +76,27 @@ class Method:
         """Every setting that changes the result, for the manifest."""
         return {}
 
-    def attribute(self, clip: torch.Tensor, target: TargetSpec = None) -> torch.Tensor:
+    @overload
+    def attribute(
+        self, clip: torch.Tensor, target: TargetSpec = None, *, return_extras: Literal[False] = ...
+    ) -> torch.Tensor: ...
+
+    @overload
+    def attribute(
+        self, clip: torch.Tensor, target: TargetSpec = None, *, return_extras: Literal[True]
+    ) -> Output: ...
+
+    def attribute(
+        self, clip: torch.Tensor, target: TargetSpec = None, *, return_extras: bool = False
+    ) -> torch.Tensor | Output:
         """Raw attributions of ``clip`` ``(B, T, 3, H, W)`` for ``target`` (see
-        :mod:`vadx.explain.targets`): ``(B, T, h, w)`` maps or ``(B, T)`` frame scores."""
+        :mod:`vadx.explain.targets`): ``(B, T, h, w)`` maps or ``(B, T)`` frame scores; with
+        ``return_extras``, the :class:`Output` :meth:`compute` produced — the same raw
+        attributions and the method's extras (what :func:`~vadx.explain.explain` records as
+        ``Attribution.extras``)."""
         with eval_mode(self.model):
-            shared = run_pass(self.model, clip, target, self.need())
-            return self.compute(shared).raw
+            output = self.compute(run_pass(self.model, clip, target, self.need()))
+        return output if return_extras else output.raw
 
     # ------------------------------------------------------------ helpers
     def resolve_layer(self, layer: str | None, fine: bool = False) -> str:

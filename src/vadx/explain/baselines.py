@@ -18,12 +18,12 @@ import torch
 import torch.nn.functional as F
 
 from vadx.explain.base import check_choice
-from vadx.models.crnn import CRNN
+from vadx.explain.protocol import ExplainableModel
 
 BASELINES = ("zeros", "black", "mean", "blur", "previous")
 
 
-def baseline_clip(model: CRNN, clip: torch.Tensor, kind: str) -> torch.Tensor:
+def baseline_clip(model: ExplainableModel, clip: torch.Tensor, kind: str) -> torch.Tensor:
     """The baseline ``kind`` for ``clip`` ``(B, T, 3, H, W)``, same shape (see module doc)."""
     check_choice("baseline", kind, BASELINES)
     if kind == "zeros":

@@ -32,7 +32,7 @@ from vadx.explain.base import Method, Output, check_choice, check_positive
 from vadx.explain.gradients import guided_input_gradient, saliency_of
 from vadx.explain.normalise import upsample
 from vadx.explain.passes import Need, Pass
-from vadx.models.crnn import CRNN
+from vadx.explain.protocol import ExplainableModel
 
 WEIGHTINGS = ("frame", "clip")
 
@@ -52,7 +52,7 @@ class _LayerMethod(Method):
     uses_gradients = True
     fine = False
 
-    def __init__(self, model: CRNN, layer: str | None = None) -> None:
+    def __init__(self, model: ExplainableModel, layer: str | None = None) -> None:
         super().__init__(model)
         self.layer = self.resolve_layer(layer, self.fine)
 
@@ -73,7 +73,9 @@ class GradCAM(_LayerMethod):
         "specific)."
     )
 
-    def __init__(self, model: CRNN, layer: str | None = None, weighting: str = "frame") -> None:
+    def __init__(
+        self, model: ExplainableModel, layer: str | None = None, weighting: str = "frame"
+    ) -> None:
         super().__init__(model, layer)
         check_choice("weighting", weighting, WEIGHTINGS)
         self.weighting = weighting
@@ -133,7 +135,7 @@ class ActivationMap(_LayerMethod):
     )
     uses_gradients = False
 
-    def __init__(self, model: CRNN, layer: str | None = None, top_k: int = 4) -> None:
+    def __init__(self, model: ExplainableModel, layer: str | None = None, top_k: int = 4) -> None:
         super().__init__(model, layer)
         check_positive("top_k", top_k)
         self.top_k = top_k
@@ -143,8 +145,8 @@ class ActivationMap(_LayerMethod):
 
     def compute(self, shared: Pass) -> Output:
         activations = shared.activations[self.layer]
-        k = min(self.top_k, activations.shape[2])
-        channels = activations.mean((1, -2, -1)).topk(k, dim=1).indices
+        top_k = min(self.top_k, activations.shape[2])
+        channels = activations.mean((1, -2, -1)).topk(top_k, dim=1).indices
         index = channels[:, None, :, None, None].expand(-1, activations.shape[1], -1,
                                                          *activations.shape[-2:])  # fmt: skip
         channel_maps = activations.gather(2, index).transpose(1, 2)

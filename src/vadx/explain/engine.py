@@ -21,6 +21,7 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -46,31 +47,37 @@ from vadx.explain.gradients import (
 from vadx.explain.normalise import NORMALISATIONS, display, frame_scores, off_picture_share
 from vadx.explain.occlusion import Occlusion
 from vadx.explain.passes import Need, run_pass
+from vadx.explain.protocol import ExplainableModel, check_explainable
 from vadx.explain.result import (
     Attribution,
     Explanation,
     FrameImportance,
+    frozen_array,
     frozen_mapping,
-    to_host,
+    on_host,
 )
 from vadx.explain.targets import TargetSpec
 from vadx.explain.temporal import FrameOcclusion, FrameShapley, GradCAMMass, GradientNorm
-from vadx.models.crnn import CRNN
 
-METHODS: dict[str, type[Method]] = {
-    cls.name: cls
-    for cls in (Saliency, GradCAM, ActivationMap, GradCAMPlusPlus, LayerCAM, GradientXInput,
-                SmoothGrad, IntegratedGradients, GuidedBackprop, GuidedGradCAM, Occlusion)
-}  # fmt: skip
-TEMPORAL: dict[str, type[Method]] = {
-    cls.name: cls for cls in (FrameOcclusion, GradientNorm, GradCAMMass, FrameShapley)
-}
+#: every method, in the registries' order; its ``kind`` says which registry it joins
+REGISTERED: tuple[type[Method], ...] = (
+    Saliency, GradCAM, ActivationMap, GradCAMPlusPlus, LayerCAM, GradientXInput, SmoothGrad,
+    IntegratedGradients, GuidedBackprop, GuidedGradCAM, Occlusion,
+    FrameOcclusion, GradientNorm, GradCAMMass, FrameShapley,
+)  # fmt: skip
+#: spatial methods (maps in each frame) by name
+METHODS: dict[str, type[Method]] = {cls.name: cls for cls in REGISTERED if cls.kind == "spatial"}
+#: temporal-importance estimators (frame scores) by name
+TEMPORAL: dict[str, type[Method]] = {cls.name: cls for cls in REGISTERED if cls.kind == "temporal"}
+_REGISTRIES = {"spatial": METHODS, "temporal": TEMPORAL}
+_KIND_NAMES = {"spatial": "method", "temporal": "temporal estimator"}
 
 
 def explain(
-    model: CRNN,
+    model: ExplainableModel,
     clip: torch.Tensor,
     target: TargetSpec = None,
+    *,
     methods: Sequence[str] = DEFAULT_METHODS,
     temporal: Sequence[str] = DEFAULT_TEMPORAL,
     layer: str | None = None,
@@ -83,7 +90,9 @@ def explain(
     """Explain ``model``'s decision on ``clip`` ``(B, T, 3, H, W)`` with several methods.
 
     Args:
-        model: a :class:`~vadx.models.CRNN`; explained in eval mode, its state left untouched.
+        model: a :class:`~vadx.models.CRNN`, or any model with the stages of
+            :class:`~vadx.explain.protocol.ExplainableModel`; explained in eval mode, its
+            state left untouched.
         clip: clips normalised like the model's training data.
         target: the explained logit (see :mod:`vadx.explain.targets`; default: predicted).
         methods: spatial methods, names from :data:`METHODS`.
@@ -98,10 +107,12 @@ def explain(
             maps are 0 there, and each map records the share of its raw magnitude that fell
             there (``Attribution.off_picture``).
     """
+    check_explainable(model)
     check_choice("normalisation", normalisation, NORMALISATIONS)
-    instances = _build(model, methods, METHODS, layer, weighting, options or {})
-    instances.update(_build(model, temporal, TEMPORAL, layer, weighting, options or {}))
-    unused = set(options or {}) - set(instances)
+    options = options or {}
+    instances = _build(model, methods, "spatial", layer, weighting, options)
+    instances.update(_build(model, temporal, "temporal", layer, weighting, options))
+    unused = set(options) - set(instances)
     if unused:
         raise ConfigError(f"options given for methods not requested: {', '.join(sorted(unused))}")
     need = Need()
@@ -119,60 +130,40 @@ def explain(
             outputs[name] = method.compute(shared)
             seconds[name] = time.perf_counter() - started
     size = clip.shape[-2:]
-    indices = shared.target.indices
-    tensors: dict[str, torch.Tensor] = {
-        "logits": shared.logits,
-        "probabilities": shared.logits.softmax(1),
-        "targets": indices if indices is not None else torch.full((clip.shape[0],), -1),
-        "clip": clip,
+    shown = {
+        name: _Shown.of(outputs[name].raw, normalisation, size, method.signed, picture)
+        for name, method in instances.items()
+        if method.kind == "spatial"
     }
-    for name, out in outputs.items():
-        tensors[f"{name}/raw"] = out.raw
-        if name in METHODS:
-            signed = instances[name].signed
-            tensors[f"{name}/display"] = display(out.raw, normalisation, size, signed, picture)
-            tensors[f"{name}/frame_scores"] = frame_scores(out.raw)
-            if picture is not None:
-                tensors[f"{name}/off_picture"] = off_picture_share(out.raw, picture, size, signed)
-        tensors.update({f"{name}/extra/{key}": value for key, value in out.extras.items()})
-    arrays = to_host(tensors)
-
-    def extras(name: str) -> Mapping[str, Any]:
-        prefix = f"{name}/extra/"
-        return frozen_mapping({k.removeprefix(prefix): v for k, v in arrays.items()
-                               if k.startswith(prefix)})  # fmt: skip
-
+    indices = shared.target.indices
+    prediction = _Prediction(
+        logits=shared.logits,
+        probabilities=shared.logits.softmax(1),
+        targets=indices if indices is not None else torch.full((clip.shape[0],), -1),
+        clip=clip,
+    )
+    prediction, outputs, shown = on_host((prediction, outputs, shown))
     maps = {
-        name: Attribution(
-            method=name, display_name=instances[name].display_name, raw=arrays[f"{name}/raw"],
-            display=arrays[f"{name}/display"], frame_scores=arrays[f"{name}/frame_scores"],
-            signed=instances[name].signed, settings=frozen_mapping(instances[name].settings()),
-            extras=extras(name), off_picture=arrays.get(f"{name}/off_picture"),
-        )
-        for name in outputs
-        if name in METHODS
-    }  # fmt: skip
+        name: _attribution(name, instances[name], outputs[name], view)
+        for name, view in shown.items()
+    }
     frames = {
-        name: FrameImportance(
-            estimator=name, display_name=instances[name].display_name,
-            scores=arrays[f"{name}/raw"], signed=instances[name].signed,
-            settings=frozen_mapping(instances[name].settings()), extras=extras(name),
-        )
-        for name in outputs
-        if name in TEMPORAL
-    }  # fmt: skip
-    checkpoint = model.checkpoint
+        name: _frame_importance(name, method, outputs[name])
+        for name, method in instances.items()
+        if method.kind == "temporal"
+    }
+    checkpoint = getattr(model, "checkpoint", None)  # a loaded model's (vadx.load_model)
     return Explanation(
-        class_names=model.class_names,
-        logits=arrays["logits"],
-        probabilities=arrays["probabilities"],
-        targets=arrays["targets"],
+        class_names=tuple(model.class_names),
+        logits=frozen_array(prediction.logits),
+        probabilities=frozen_array(prediction.probabilities),
+        targets=frozen_array(prediction.targets),
         target_names=shared.target.names,
         target=shared.target.spec,
         maps=frozen_mapping(maps),
         temporal=frozen_mapping(frames),
         normalisation=normalisation,
-        clip=arrays["clip"],
+        clip=frozen_array(prediction.clip),
         seconds=frozen_mapping(seconds),
         model=frozen_mapping({
             "id": getattr(checkpoint, "model_id", None),
@@ -181,21 +172,88 @@ def explain(
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class _Prediction:
+    """What the shared pass predicted, and the clips it explained (tensors)."""
+
+    logits: torch.Tensor
+    probabilities: torch.Tensor
+    targets: torch.Tensor
+    clip: torch.Tensor
+
+
+@dataclass(frozen=True)
+class _Shown:
+    """A spatial method's raw maps made readable: display maps, each frame's mass, and the
+    share that fell off the picture (tensors)."""
+
+    display: torch.Tensor
+    frame_scores: torch.Tensor
+    off_picture: torch.Tensor | None
+
+    @classmethod
+    def of(
+        cls,
+        raw: torch.Tensor,
+        normalisation: str,
+        size: Sequence[int],
+        signed: bool,
+        picture: torch.Tensor | None,
+    ) -> _Shown:
+        return cls(
+            display=display(raw, normalisation, size=size, signed=signed, picture=picture),
+            frame_scores=frame_scores(raw),
+            off_picture=None if picture is None else off_picture_share(raw, picture, size, signed),
+        )
+
+
+def _attribution(name: str, method: Method, output: Output, shown: _Shown) -> Attribution:
+    return Attribution(
+        method=name,
+        display_name=method.display_name,
+        raw=frozen_array(output.raw),
+        display=frozen_array(shown.display),
+        frame_scores=frozen_array(shown.frame_scores),
+        signed=method.signed,
+        settings=frozen_mapping(method.settings()),
+        extras=_frozen_arrays(output.extras),
+        off_picture=None if shown.off_picture is None else frozen_array(shown.off_picture),
+    )
+
+
+def _frame_importance(name: str, method: Method, output: Output) -> FrameImportance:
+    return FrameImportance(
+        estimator=name,
+        display_name=method.display_name,
+        scores=frozen_array(output.raw),
+        signed=method.signed,
+        settings=frozen_mapping(method.settings()),
+        extras=_frozen_arrays(output.extras),
+    )
+
+
+def _frozen_arrays(tensors: Mapping[str, torch.Tensor]) -> Mapping[str, Any]:
+    return frozen_mapping({key: frozen_array(tensor) for key, tensor in tensors.items()})
+
+
 def _build(
-    model: CRNN,
+    model: ExplainableModel,
     names: Sequence[str],
-    registry: Mapping[str, type[Method]],
+    kind: str,
     layer: str | None,
     weighting: str,
     options: Mapping[str, Mapping[str, Any]],
 ) -> dict[str, Method]:
+    """The requested methods of ``kind`` (``spatial`` or ``temporal``), with their settings."""
     if isinstance(names, str):
         names = [names]
+    registry = _REGISTRIES[kind]
     built: dict[str, Method] = {}
     for name in names:
         if name not in registry:
-            kind = "method" if registry is METHODS else "temporal estimator"
-            raise ConfigError(f"unknown {kind} {name!r}; choose from {', '.join(registry)}")
+            raise ConfigError(
+                f"unknown {_KIND_NAMES[kind]} {name!r}; choose from {', '.join(registry)}"
+            )
         cls = registry[name]
         accepted = inspect.signature(cls).parameters
         kwargs = {key: value for key, value in (("layer", layer), ("weighting", weighting))

@@ -31,7 +31,7 @@ from vadx.explain.base import Method, Output, check_choice, check_positive
 from vadx.explain.baselines import BASELINES, baseline_clip
 from vadx.explain.hooks import guided_relus
 from vadx.explain.passes import Need, Pass, run_pass
-from vadx.models.crnn import CRNN
+from vadx.explain.protocol import ExplainableModel, logits_of
 
 INPUT = Need(input_grad=True)
 #: most frames in one internal forward/backward of a batched method
@@ -77,7 +77,7 @@ class GradientXInput(Method):
 class _Batched(Method):
     """A method that runs many perturbed copies of the clip in bounded batches."""
 
-    def __init__(self, model: CRNN, batch_frames: int = BATCH_FRAMES) -> None:
+    def __init__(self, model: ExplainableModel, batch_frames: int = BATCH_FRAMES) -> None:
         super().__init__(model)
         check_positive("batch_frames", batch_frames)
         self.batch_frames = batch_frames
@@ -95,7 +95,8 @@ class SmoothGrad(_Batched):
 
     def __init__(
         self,
-        model: CRNN,
+        model: ExplainableModel,
+        *,
         samples: int = 16,
         noise: float = 0.15,
         seed: int = 0,
@@ -137,7 +138,7 @@ class IntegratedGradients(_Batched):
 
     def __init__(
         self,
-        model: CRNN,
+        model: ExplainableModel,
         steps: int = 32,
         baseline: str | torch.Tensor = "zeros",
         batch_frames: int = BATCH_FRAMES,
@@ -180,7 +181,7 @@ class IntegratedGradients(_Batched):
             integral += (weights[part].view(shape) * grads.unflatten(0, path.shape[:2])).sum(0)
         attributions = (difference * integral).sum(2)
         with torch.no_grad():
-            start = shared.target.scores(self.model(baseline))
+            start = shared.target.scores(logits_of(self.model, baseline))
         delta = shared.scores - start - attributions.flatten(1).sum(1)
         return Output(attributions, {"delta": delta})
 
@@ -196,7 +197,7 @@ class GuidedBackprop(Method):
         return Output(saliency_of(guided_input_gradient(self.model, shared)))
 
 
-def guided_input_gradient(model: CRNN, shared: Pass) -> torch.Tensor:
+def guided_input_gradient(model: ExplainableModel, shared: Pass) -> torch.Tensor:
     """Input gradients ``(B, T, 3, H, W)`` of the shared target with guided ReLUs."""
     with guided_relus(model.backbone):
         grad = run_pass(model, shared.clip, shared.target, INPUT).input_grad

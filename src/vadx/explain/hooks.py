@@ -1,4 +1,4 @@
-"""Context managers that reach inside a CRNN and always leave it as they found it.
+"""Context managers that reach inside a model and always leave it as they found it.
 
 Every hook is registered in ``__enter__`` and removed in ``__exit__`` — also when the block
 raises (the model's train/eval flags are borrowed by :func:`vadx.borrowed.eval_mode`).
@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 from vadx.errors import InputError
-from vadx.models.crnn import CRNN, unfold_time
+from vadx.explain.protocol import ExplainableModel
+from vadx.models.crnn import unfold_time
 
 
 class LayerRecorder(contextlib.AbstractContextManager):
@@ -28,7 +29,9 @@ class LayerRecorder(contextlib.AbstractContextManager):
     without building a graph upstream of it.
     """
 
-    def __init__(self, model: CRNN, layers: Sequence[str], make_leaf: bool = False) -> None:
+    def __init__(
+        self, model: ExplainableModel, layers: Sequence[str], make_leaf: bool = False
+    ) -> None:
         self.modules = {name: model.backbone.get_layer(name) for name in layers}
         self.make_leaf = make_leaf
         self.outputs: dict[str, list[torch.Tensor]] = {name: [] for name in layers}

@@ -52,6 +52,7 @@ def magnitude(
 def display(
     maps: torch.Tensor,
     normalisation: str = "clip",
+    *,
     size: Sequence[int] | None = None,
     signed: bool = False,
     picture: torch.Tensor | None = None,

@@ -19,7 +19,7 @@ from vadx.explain.base import Method, Output, check_positive
 from vadx.explain.baselines import baseline_clip
 from vadx.explain.gradients import BATCH_FRAMES
 from vadx.explain.passes import Pass
-from vadx.models.crnn import CRNN
+from vadx.explain.protocol import ExplainableModel, frame_features
 
 
 def patch_starts(side: int, patch: int, stride: int) -> list[int]:
@@ -43,7 +43,8 @@ class Occlusion(Method):
 
     def __init__(
         self,
-        model: CRNN,
+        model: ExplainableModel,
+        *,
         patch: int | None = None,
         stride: int | None = None,
         baseline: str = "zeros",
@@ -90,7 +91,7 @@ class Occlusion(Method):
                     cut = (slice(None), slice(y, y + patch), slice(x, x + patch))
                     hidden[row][cut] = base[videos[row], frames[row]][cut]
                 sequences = features[videos].clone()
-                new = self.model.frame_features(hidden.unsqueeze(1))[:, 0]
+                new = frame_features(self.model, hidden.unsqueeze(1))[:, 0]
                 sequences[torch.arange(len(index)), frames] = new
                 logits = self.model.forward_features(sequences)
                 drop = shared.scores[videos] - shared.target.scores(logits, videos)

@@ -10,14 +10,15 @@ layers, the features — never the parameters.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 import torch
 
 from vadx.explain.hooks import LayerRecorder, rnn_context, stack_calls
+from vadx.explain.protocol import ExplainableModel
 from vadx.explain.targets import ResolvedTarget, TargetSpec, resolve_target
-from vadx.models.crnn import CRNN
 
 #: what a method may need from a pass
 INPUT_GRAD, FEATURE_GRAD = "input_grad", "feature_grad"
@@ -45,9 +46,10 @@ class Need:
         return self.input_grad or self.feature_grad or (self.layer_grads and bool(self.layers))
 
 
-@dataclass
+@dataclass(frozen=True)
 class Pass:
-    """Everything one forward/backward produced, for clips ``(B, T, 3, H, W)``.
+    """Everything one forward/backward produced, for clips ``(B, T, 3, H, W)`` (read-only:
+    every method of a call reads the same pass).
 
     Attributes:
         clip: the (detached) input clip.
@@ -63,14 +65,14 @@ class Pass:
     target: ResolvedTarget
     scores: torch.Tensor
     features: torch.Tensor
-    activations: dict[str, torch.Tensor] = field(default_factory=dict)
-    gradients: dict[str, torch.Tensor] = field(default_factory=dict)
+    activations: Mapping[str, torch.Tensor] = field(default_factory=dict)
+    gradients: Mapping[str, torch.Tensor] = field(default_factory=dict)
     input_grad: torch.Tensor | None = None
     feature_grad: torch.Tensor | None = None
 
 
 def run_pass(
-    model: CRNN,
+    model: ExplainableModel,
     clip: torch.Tensor,
     target: TargetSpec | ResolvedTarget,
     need: Need,
@@ -81,11 +83,11 @@ def run_pass(
     """
     model.check_clip(clip)
     batch, steps = clip.shape[:2]
-    x = clip.detach().requires_grad_(need.input_grad)
+    inputs = clip.detach().requires_grad_(need.input_grad)
     layers = sorted(need.layers)
     with torch.set_grad_enabled(need.any_grad):
         with LayerRecorder(model, layers, make_leaf=need.layer_grads) as recorder:
-            maps = model.frame_maps(x)
+            maps = model.frame_maps(inputs)
         features = model.pool_maps(maps)
         if need.feature_grad and not features.requires_grad:
             features = features.detach().requires_grad_(True)
@@ -98,36 +100,37 @@ def run_pass(
         )
         scores = resolved.scores(logits)
         activations = {name: recorder.stacked(name, batch, steps) for name in layers}
-        wrt = _wanted(need, x, features, {n: recorder.outputs[n] for n in layers})
+        wrt = _wanted(need, inputs, features, {n: recorder.outputs[n] for n in layers})
         grads = (
             torch.autograd.grad(scores.sum(), [t for _, t in wrt], allow_unused=True) if wrt else ()
         )
     found = _regroup(wrt, grads)
-    result = Pass(
-        clip=x.detach(),
+    input_grad = found.pop(INPUT_GRAD, [None])[0]
+    feature_grad = found.pop(FEATURE_GRAD, [None])[0]
+    return Pass(
+        clip=inputs.detach(),
         logits=logits.detach(),
         target=resolved,
         scores=scores.detach(),
         features=features.detach(),
-        activations={name: a.detach() for name, a in activations.items()},
-        input_grad=found.pop(INPUT_GRAD, [None])[0],
-        feature_grad=found.pop(FEATURE_GRAD, [None])[0],
+        activations=MappingProxyType({name: a.detach() for name, a in activations.items()}),
+        gradients=MappingProxyType(
+            {name: stack_calls(calls, name, batch, steps) for name, calls in found.items()}
+        ),
+        input_grad=input_grad,
+        feature_grad=feature_grad,
     )
-    result.gradients = {
-        name: stack_calls(calls, name, batch, steps) for name, calls in found.items()
-    }
-    return result
 
 
 def _wanted(
     need: Need,
-    x: torch.Tensor,
+    inputs: torch.Tensor,
     features: torch.Tensor,
     layer_calls: dict[str, list[torch.Tensor]],
 ) -> list[tuple[str, torch.Tensor]]:
     wrt: list[tuple[str, torch.Tensor]] = []
     if need.input_grad:
-        wrt.append((INPUT_GRAD, x))
+        wrt.append((INPUT_GRAD, inputs))
     if need.feature_grad:
         wrt.append((FEATURE_GRAD, features))
     if need.layer_grads:

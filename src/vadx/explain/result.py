@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import platform
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -27,21 +28,45 @@ def frozen_array(tensor: torch.Tensor | np.ndarray) -> np.ndarray:
     return array
 
 
-def to_host(tensors: Mapping[str, torch.Tensor]) -> dict[str, np.ndarray]:
-    """Read-only numpy copies of ``tensors``; the floating ones of a GPU travel to host memory
-    in one transfer (one synchronisation instead of one per array)."""
-    floating = {k: t.detach() for k, t in tensors.items()
-                if t.is_floating_point() and t.device.type != "cpu"}  # fmt: skip
-    arrays = {k: frozen_array(t) for k, t in tensors.items() if k not in floating}
-    if floating:
-        flat = torch.cat([t.float().reshape(-1) for t in floating.values()]).cpu().numpy()
-        start = 0
-        for key, tensor in floating.items():
-            piece = flat[start : start + tensor.numel()].reshape(tensor.shape)
-            piece.setflags(write=False)
-            arrays[key] = piece
-            start += tensor.numel()
-    return {key: arrays[key] for key in tensors}
+Tree = TypeVar("Tree")
+
+
+def on_host(tree: Tree) -> Tree:
+    """``tree`` with every tensor detached and on the CPU; a tree is a tensor, or a tuple,
+    mapping or dataclass of trees (anything else is kept as it is). The floating tensors of a
+    GPU travel to host memory in one transfer, as float32: one synchronisation instead of one
+    per tensor."""
+    tensors: list[torch.Tensor] = []
+    _map_tensors(tree, tensors.append)
+    moving = {
+        id(t): t.detach() for t in tensors if t.is_floating_point() and t.device.type != "cpu"
+    }
+    moved: dict[int, torch.Tensor] = {}
+    if moving:
+        flat = torch.cat([t.float().reshape(-1) for t in moving.values()]).cpu()
+        pieces = flat.split([t.numel() for t in moving.values()])
+        for (key, tensor), piece in zip(moving.items(), pieces, strict=True):
+            moved[key] = piece.view(tensor.shape)
+    return _map_tensors(tree, lambda t: moved[id(t)] if id(t) in moved else t.detach().cpu())
+
+
+def _map_tensors(tree: Any, function: Callable[[torch.Tensor], Any]) -> Any:
+    """``tree`` rebuilt with ``function`` applied to each of its tensors, in order."""
+    if isinstance(tree, torch.Tensor):
+        return function(tree)
+    if isinstance(tree, tuple):
+        items = [_map_tensors(item, function) for item in tree]
+        return type(tree)._make(items) if hasattr(tree, "_fields") else tuple(items)
+    if isinstance(tree, Mapping):
+        return {key: _map_tensors(value, function) for key, value in tree.items()}
+    if dataclasses.is_dataclass(tree) and not isinstance(tree, type):
+        changes = {
+            f.name: _map_tensors(getattr(tree, f.name), function)
+            for f in dataclasses.fields(tree)
+            if f.init
+        }
+        return dataclasses.replace(tree, **changes)
+    return tree
 
 
 def frozen_mapping(items: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -74,6 +99,14 @@ class Attribution:
     extras: Mapping[str, np.ndarray] = field(default_factory=dict)
     off_picture: np.ndarray | None = None
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every array by the name it is saved under (``raw``, ``display``, ``frame_scores``,
+        ``off_picture`` when known, then the extras)."""
+        arrays = {"raw": self.raw, "display": self.display, "frame_scores": self.frame_scores}
+        if self.off_picture is not None:
+            arrays["off_picture"] = self.off_picture
+        return {**arrays, **self.extras}
+
 
 @dataclass(frozen=True)
 class FrameImportance:
@@ -85,6 +118,10 @@ class FrameImportance:
     signed: bool
     settings: Mapping[str, Any]
     extras: Mapping[str, np.ndarray] = field(default_factory=dict)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Every array by the name it is saved under (``scores``, then the extras)."""
+        return {"scores": self.scores, **self.extras}
 
 
 @dataclass(frozen=True)
@@ -169,15 +206,8 @@ class Explanation:
         """Every array by a flat name (``gradcam/raw``, ``frame_occlusion/scores``, …)."""
         arrays = {"logits": self.logits, "probabilities": self.probabilities,
                   "targets": self.targets}  # fmt: skip
-        for name, a in self.maps.items():
-            arrays.update({f"{name}/raw": a.raw, f"{name}/display": a.display,
-                           f"{name}/frame_scores": a.frame_scores})  # fmt: skip
-            if a.off_picture is not None:
-                arrays[f"{name}/off_picture"] = a.off_picture
-            arrays.update({f"{name}/{key}": value for key, value in a.extras.items()})
-        for name, f in self.temporal.items():
-            arrays[f"{name}/scores"] = f.scores
-            arrays.update({f"{name}/{key}": value for key, value in f.extras.items()})
+        for name, result in [*self.maps.items(), *self.temporal.items()]:
+            arrays.update({f"{name}/{key}": value for key, value in result.arrays().items()})
         return arrays
 
     def save(self, out: str | Path, extra: Mapping[str, Any] | None = None) -> Path:

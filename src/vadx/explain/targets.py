@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 
 from vadx.errors import ConfigError
-from vadx.models.crnn import CRNN
+from vadx.explain.protocol import ExplainableModel
 
 TargetFn = Callable[[torch.Tensor], torch.Tensor]
 TargetSpec = None | int | str | Sequence[int | str] | TargetFn
@@ -77,7 +77,9 @@ class ResolvedTarget:
         return logits.gather(1, indices[:, None])[:, 0]
 
 
-def resolve_target(model: CRNN, logits: torch.Tensor, target: TargetSpec) -> ResolvedTarget:
+def resolve_target(
+    model: ExplainableModel, logits: torch.Tensor, target: TargetSpec
+) -> ResolvedTarget:
     """Resolve ``target`` for the videos whose logits ``(B, K)`` are given (see module doc)."""
     batch = logits.shape[0]
     if callable(target) and not isinstance(target, str | int):
@@ -113,10 +115,10 @@ def resolve_target(model: CRNN, logits: torch.Tensor, target: TargetSpec) -> Res
     return ResolvedTarget(indices, names, spec)
 
 
-def check_target(model: CRNN, target: TargetSpec) -> None:
+def check_target(model: ExplainableModel, target: TargetSpec) -> None:
     """Refuse, before any work, a target ``model`` cannot explain (an unknown class, an index
     out of range, ``"anomaly"`` without a non-normal class)."""
-    resolve_target(model, torch.zeros(1, model.num_classes), target)
+    resolve_target(model, torch.zeros(1, len(model.class_names)), target)
 
 
 def _custom_target(logits: torch.Tensor, function: TargetFn) -> ResolvedTarget:

@@ -43,14 +43,14 @@ from vadx.explain.base import Method, Output, check_choice, check_positive
 from vadx.explain.baselines import BASELINES, baseline_clip
 from vadx.explain.cam import grad_cam
 from vadx.explain.passes import Need, Pass
-from vadx.models.crnn import CRNN
+from vadx.explain.protocol import ExplainableModel, frame_features
 
 #: most feature sequences per RNN batch
 BATCH_SEQUENCES = 512
 FRAME_BASELINES = (*BASELINES, "drop")
 
 
-def baseline_features(model: CRNN, shared: Pass, kind: str) -> torch.Tensor:
+def baseline_features(model: ExplainableModel, shared: Pass, kind: str) -> torch.Tensor:
     """Per-frame features ``(B, T, F)`` of the baseline ``kind``, running the CNN only on
     frames that differ from the clip's (one frame per video for a constant baseline)."""
     features = shared.features
@@ -61,8 +61,8 @@ def baseline_features(model: CRNN, shared: Pass, kind: str) -> torch.Tensor:
     base = baseline_clip(model, shared.clip, kind)
     with torch.no_grad():
         if kind == "blur":
-            return model.frame_features(base)
-        return model.frame_features(base[:, :1]).expand_as(features)
+            return frame_features(model, base)
+        return frame_features(model, base[:, :1]).expand_as(features)
 
 
 class _Temporal(Method):
@@ -88,7 +88,7 @@ class FrameOcclusion(_Temporal):
     display_name = "Frame occlusion"
     description = "How much the decision drops when each frame is left out on its own."
 
-    def __init__(self, model: CRNN, baseline: str = "mean") -> None:
+    def __init__(self, model: ExplainableModel, baseline: str = "mean") -> None:
         super().__init__(model)
         check_choice("baseline", baseline, FRAME_BASELINES)
         self.baseline = baseline
@@ -126,7 +126,7 @@ class FrameShapley(_Temporal):
     )
     MAX_SEGMENTS = 12
 
-    def __init__(self, model: CRNN, segments: int = 8, baseline: str = "black") -> None:
+    def __init__(self, model: ExplainableModel, segments: int = 8, baseline: str = "black") -> None:
         super().__init__(model)
         check_positive("segments", segments)
         if segments > self.MAX_SEGMENTS:
@@ -197,7 +197,7 @@ class GradCAMMass(_Temporal):
     description = "How much Grad-CAM evidence each frame holds before normalisation."
     signed = False
 
-    def __init__(self, model: CRNN, layer: str | None = None) -> None:
+    def __init__(self, model: ExplainableModel, layer: str | None = None) -> None:
         super().__init__(model)
         self.layer = self.resolve_layer(layer)
 

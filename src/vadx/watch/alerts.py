@@ -59,6 +59,7 @@ class AlertExplainer:
         model: CRNN,
         folder: str | Path,
         settings: ExplainSettings = ALERT_SETTINGS,
+        *,
         mp4: bool = False,
         capacity: int = 4,
         done: Callable[[int, Path, dict[str, Any]], None] | None = None,
@@ -162,8 +163,9 @@ def _serve(model, folder, settings, mp4, niceness, jobs, results) -> None:
         number, clip, frames, fps, class_name, record = job
         began = time.perf_counter()
         try:
-            out = write_alert(model, folder, settings, mp4, number, clip, frames, fps,
-                              class_name, record)  # fmt: skip
+            out = write_alert(model, folder, settings, mp4=mp4, number=number, clip=clip,
+                              frames=frames, fps=fps, class_name=class_name,
+                              record=record)  # fmt: skip
         except Exception as err:  # an explanation must never take detection down
             results.put(("failed", number, f"{type(err).__name__}: {err}", 0.0))
             continue
@@ -175,6 +177,7 @@ def write_alert(
     model: CRNN,
     folder: Path,
     settings: ExplainSettings,
+    *,
     mp4: bool,
     number: int,
     clip: np.ndarray,
@@ -185,17 +188,17 @@ def write_alert(
 ) -> Path:
     """Explain an alert's ``clip`` for ``class_name`` into ``folder/alerts/event-NNNNNN``."""
     out = folder / "alerts" / f"event-{number:06d}"
-    s = settings
-    explained = explain_clip(model, clip, frames, fps, s, target=class_name)
-    e = explained.explanation
-    first = next(iter(e.maps))
-    views = rendered(explained, first, s.view, s)
-    curves = {f.display_name: f.scores[0] for f in e.temporal.values()}
-    title = (f"event {number}: {class_name} · {e.maps[first].display_name} · "
+    explained = explain_clip(model, clip, frames, fps, settings, target=class_name)
+    explanation = explained.explanation
+    first = next(iter(explanation.maps))
+    views = rendered(explained, first, settings.view, settings)
+    curves = {f.display_name: f.scores[0] for f in explanation.temporal.values()}
+    title = (f"event {number}: {class_name} · {explanation.maps[first].display_name} · "
              f"frames {frames[0]}–{frames[-1]}")  # fmt: skip
     write_png(out / "strip.png", frame_strip(views, curves, frames, title))
     if mp4:
-        for method in e.maps:
-            write_mp4(out / f"{method}.mp4", rendered(explained, method, s.view, s), explained.fps)
-    e.save(out, {"event": record, "clip_frames": list(frames), "clip_fps": explained.fps})
+        for method in explanation.maps:
+            shown = rendered(explained, method, settings.view, settings)
+            write_mp4(out / f"{method}.mp4", shown, explained.fps)
+    explanation.save(out, {"event": record, "clip_frames": list(frames), "clip_fps": explained.fps})
     return out

@@ -18,7 +18,7 @@ A stream can break (a camera reconnects): :meth:`StreamDetector.end_segment` clo
 current segment like the end of a file — the last window is moved back to end at the last
 frame, the open event ends there — so frames from before and after a gap never share a window.
 
->>> detector = StreamDetector(model, on_event=print)                     # doctest: +SKIP
+>>> detector = StreamDetector(model, on_alert=print)                     # doctest: +SKIP
 >>> for number, frame in enumerate(my_pipeline()):                       # doctest: +SKIP
 ...     detector.push(frame, FrameInfo.now(number, number / 25))
 >>> detector.end_segment()                                               # doctest: +SKIP
@@ -146,8 +146,9 @@ class WindowPlan:
                    for m in range(first, index // self.stride + 1))  # fmt: skip
 
 
-class FrameScores:
-    """Per-frame probabilities, smoothing and event tracks of one segment, fed window by window.
+class SegmentTracker:
+    """Per-frame probabilities, smoothing and event tracks of one segment, fed window by window:
+    window probabilities in, event updates out.
 
     Equal to :func:`~vadx.detect.spread_over_frames`, :func:`~vadx.detect.moving_average`
     and :func:`~vadx.detect.all_events` over the same windows (tested), but incremental. The
@@ -159,6 +160,7 @@ class FrameScores:
         names: tuple[str, ...],
         normal: str | None,
         config: DetectConfig,
+        *,
         span: int,
         times: Callable[[int], float],
         checked: bool = False,
@@ -250,6 +252,7 @@ class StreamDetector:
         self,
         model: CRNN,
         config: DetectConfig | None = None,
+        *,
         on_alert: AlertFn | None = None,
         on_decision: DecisionFn | None = None,
         keep_clips: bool = False,
@@ -264,7 +267,7 @@ class StreamDetector:
         self.device = next(model.parameters()).device
         self.on_alert, self.on_decision = on_alert, on_decision
         self.keep_clips = keep_clips
-        self.windows = 0  # decided, over all segments
+        self.windows_decided = 0  # over all segments
         self.cnn_frames = 0  # frames through the CNN, over all segments
         self.alerts = 0
         self._new_segment()
@@ -272,17 +275,22 @@ class StreamDetector:
     @property
     def settings(self) -> dict[str, int | float | bool]:
         """The detection settings in effect (those of ``vadx detect``'s ``events.json``)."""
-        c = self.config
+        config = self.config
         return {"stride": self.plan.stride, "step": self.plan.step, "window": self.plan.length,
-                "smooth": c.smooth, "on": c.on, "off": c.off, "min_frames": c.min_frames,
-                "per_class": c.per_class, "domain": c.domain}  # fmt: skip
+                "smooth": config.smooth, "on": config.on, "off": config.off,
+                "min_frames": config.min_frames, "per_class": config.per_class,
+                "domain": config.domain}  # fmt: skip
 
     def _new_segment(self) -> None:
-        m = self.model
         self.infos: dict[int, FrameInfo] = {}
-        self.scores = FrameScores(m.class_names, m.config.normal_class, self.config,
-                                  self.plan.span, lambda index: self.infos[index].time,
-                                  self.domain is not None)  # fmt: skip
+        self.tracker = SegmentTracker(
+            self.model.class_names,
+            self.model.config.normal_class,
+            self.config,
+            span=self.plan.span,
+            times=lambda index: self.infos[index].time,
+            checked=self.domain is not None,
+        )
         self.received = 0
         self.next_start = 0
         self.features: dict[int, torch.Tensor] = {}
@@ -294,8 +302,7 @@ class StreamDetector:
 
     def _keep(self) -> int:
         """Frames to keep for explanations: a started event's windows reach this far back."""
-        c = self.config
-        return 3 * self.plan.span + self.plan.stride + c.smooth + c.min_frames
+        return 3 * self.plan.span + self.plan.stride + self.config.smooth + self.config.min_frames
 
     # ------------------------------------------------------------------------- feeding
     def push(self, frame: np.ndarray, info: FrameInfo) -> list[Alert]:
@@ -370,17 +377,18 @@ class StreamDetector:
         with eval_mode(self.model), torch.no_grad():
             probabilities = self.model.forward_features(features).softmax(-1).cpu().numpy()
         decided = time.monotonic()
-        m = self.model
         probabilities = probabilities.astype(np.float64)
-        scores = anomaly_score(probabilities, m.class_names, m.config.normal_class)
+        scores = anomaly_score(
+            probabilities, self.model.class_names, self.model.config.normal_class
+        )
         for start, row, score in zip(starts, probabilities, scores.tolist(), strict=True):
             domain = self._domain_score(start)
-            self.scores.add_window(start, row, domain)
+            self.tracker.add_window(start, row, domain)
             self.window_rows.append((start, row))
             end = start + self.plan.span - 1
-            decision = Decision(self.windows, self.infos[start], self.infos[end],
+            decision = Decision(self.windows_decided, self.infos[start], self.infos[end],
                                 row, score, decided, domain)  # fmt: skip
-            self.windows += 1
+            self.windows_decided += 1
             if self.on_decision is not None:
                 self.on_decision(decision)
 
@@ -392,7 +400,7 @@ class StreamDetector:
 
     def _advance(self, final: int, ended: str | None) -> list[Alert]:
         alerts = []
-        for column, update in self.scores.advance(final, ended is not None):
+        for column, update in self.tracker.advance(final, ended is not None):
             alert = self._alert(column, update, ended)
             alerts.append(alert)
             if self.on_alert is not None:

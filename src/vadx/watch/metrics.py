@@ -18,7 +18,7 @@ class LiveMetrics:
     def __init__(self, window: int = 500) -> None:
         self.started = time.monotonic()
         self.processed = 0
-        self.windows = 0
+        self.windows_decided = 0
         self.windows_outside = 0  # windows outside the model's domain
         self.domain_score: float | None = None  # the latest window's
         self.latencies: deque[float] = deque(maxlen=window)
@@ -32,7 +32,7 @@ class LiveMetrics:
 
     def decision(self, latency: float, domain_score: float | None = None) -> None:
         with self._lock:
-            self.windows += 1
+            self.windows_decided += 1
             self.latencies.append(latency)
             if domain_score is not None:
                 self.domain_score = domain_score
@@ -54,7 +54,7 @@ class LiveMetrics:
                 "frames_processed": self.processed,
                 "frames_dropped": dropped,
                 "queue_depth": depth,
-                "windows": self.windows,
+                "windows": self.windows_decided,
                 "domain": None if self.domain_score is None else {
                     "windows_outside": self.windows_outside,
                     "latest_score": round(self.domain_score, 3),

@@ -107,34 +107,50 @@ class Watch:
         source: str | int,
         out: str | Path,
         config: WatchConfig | None = None,
+        *,
         on_alert: Callable[[Alert, dict[str, Any]], None] | None = None,
         on_metrics: MetricsFn | None = None,
         stop: threading.Event | None = None,
     ) -> None:
-        self.config = c = config or WatchConfig()
+        self.config = config = config or WatchConfig()
         self.out = Path(out)
-        self.source = LiveSource(source, c.open_timeout, c.read_timeout, c.max_retries,
-                                 c.backoff)  # fmt: skip
+        self.source = LiveSource(
+            source, config.open_timeout, config.read_timeout, config.max_retries, config.backoff
+        )
         self.on_alert, self.on_metrics = on_alert, on_metrics
         self.stop = stop or threading.Event()
-        self.queue = FrameQueue(c.queue_size, drop_oldest=self.source.live or c.pace)
-        self.capture = Capture(self.source, self.queue, c.pace)
+        self.queue = FrameQueue(config.queue_size, drop_oldest=self.source.live or config.pace)
+        self.capture = Capture(self.source, self.queue, config.pace)
         self.metrics = LiveMetrics()
-        self.detector = StreamDetector(model, c.detect, self._alert, self._decision,
-                                       keep_clips=c.explain)  # fmt: skip
-        self.log = EventLog(self.out, c.sqlite)
+        self.detector = StreamDetector(
+            model,
+            config.detect,
+            on_alert=self._alert,
+            on_decision=self._decision,
+            keep_clips=config.explain,
+        )
+        self.log = EventLog(self.out, config.sqlite)
         self._log_lock = threading.Lock()
         self.webhook = None
-        if c.webhook:
-            self.webhook = Webhook(c.webhook, 1 + c.webhook_retries, token=c.webhook_token)
-        self.view = LiveView(c.annotate) if (c.annotate or c.mjpeg) else None
+        if config.webhook:
+            self.webhook = Webhook(
+                config.webhook, attempts=1 + config.webhook_retries, token=config.webhook_token
+            )
+        self.view = LiveView(config.annotate) if (config.annotate or config.mjpeg) else None
         self.server = None
-        if c.mjpeg is not None:
+        if config.mjpeg is not None:
             assert self.view is not None
-            self.server = MjpegServer(self.view, self.snapshot, *c.mjpeg)
+            self.server = MjpegServer(self.view, self.snapshot, *config.mjpeg)
         # last: a worker process, once everything that can refuse to start has started
-        self.explainer = AlertExplainer(model, self.out, c.explain_settings, c.explain_mp4,
-                                        done=self._explained) if c.explain else None  # fmt: skip
+        self.explainer: AlertExplainer | None = None
+        if config.explain:
+            self.explainer = AlertExplainer(
+                model,
+                self.out,
+                config.explain_settings,
+                mp4=config.explain_mp4,
+                done=self._explained,
+            )
         self.records: list[dict[str, Any]] = []
         self._windows: dict[int, tuple[int, ...]] = {}  # open event → its explained window
         self._latest: Decision | None = None
@@ -179,57 +195,57 @@ class Watch:
 
     def snapshot(self) -> dict[str, Any]:
         """The live metrics now (also served at ``/metrics``)."""
-        q = self.queue.stats
+        queue = self.queue.stats
         extra: dict[str, Any] = {
             "cnn_frames": self.detector.cnn_frames, "open_events": sorted(self._open),
             "reconnections": max(0, self.source.stats.connections - 1),
             "source_error": self.source.stats.last_error,
         }  # fmt: skip
         if self.explainer is not None:
-            s = self.explainer.stats
-            extra["explanations"] = {"done": s.explained, "skipped": s.skipped,
-                                     "failed": s.failed}  # fmt: skip
+            explained = self.explainer.stats
+            extra["explanations"] = {"done": explained.explained, "skipped": explained.skipped,
+                                     "failed": explained.failed}  # fmt: skip
         if self.webhook is not None:
             extra["webhook"] = asdict(self.webhook.stats)
         if self.config.pace:  # how late the capture thread released frames (a camera's clock)
             extra["capture_late_ms"] = percentiles_ms(self.capture.late)
-        return self.metrics.snapshot(q.put, q.dropped, len(self.queue), **extra)
+        return self.metrics.snapshot(queue.put, queue.dropped, len(self.queue), **extra)
 
     # ------------------------------------------------------------------------ the loop
     def run(self) -> dict[str, Any]:
         """Watch until the source ends, fails for good, or :attr:`stop` is set."""
-        c = self.config
+        config = self.config
         began = time.monotonic()
         if self.server is not None:
             self.server.start()
         if self.explainer is not None:  # loading it competes for the CPU: before capture
             self.explainer.wait_ready()
         self.capture.start()
-        session, processed, next_report = 0, 0, began + c.metrics_every
+        session, processed, next_report = 0, 0, began + config.metrics_every
         ended = "source ended"
         try:
             while True:
                 if self.stop.is_set() and self.capture.thread.is_alive():
                     self.capture.close()
                     ended = "stopped"
-                batch = self.queue.get_many(c.batch, timeout=0.2)
+                batch = self.queue.get_many(config.batch, timeout=0.2)
                 if batch is None:
                     break
-                if c.max_frames is not None:
-                    batch = batch[: max(0, c.max_frames - processed)]
+                if config.max_frames is not None:
+                    batch = batch[: max(0, config.max_frames - processed)]
                 for first, last in _sessions(batch):
                     if batch[first].session != session:
                         self.detector.end_segment("source reconnected")
                         session = batch[first].session
                     self._process(batch[first:last])
                 processed += len(batch)
-                if (c.max_frames is not None and processed >= c.max_frames) or (
-                    c.duration is not None and time.monotonic() - began >= c.duration
+                if (config.max_frames is not None and processed >= config.max_frames) or (
+                    config.duration is not None and time.monotonic() - began >= config.duration
                 ):
                     self.stop.set()
                 if time.monotonic() >= next_report:
                     self._report()
-                    next_report = time.monotonic() + c.metrics_every
+                    next_report = time.monotonic() + config.metrics_every
         finally:
             self.capture.close()
             if self.capture.error is not None:
@@ -304,10 +320,13 @@ def watch(
     source: str | int,
     out: str | Path,
     config: WatchConfig | None = None,
+    *,
     stop: threading.Event | None = None,
     on_alert: Callable[[Alert, dict[str, Any]], None] | None = None,
     on_metrics: MetricsFn | None = None,
 ) -> dict[str, Any]:
     """Watch ``source`` (a file, a camera index, or an rtsp/http(s)/tcp URL) with ``model``
     until it ends, fails for good or ``stop`` is set; returns (and writes) the summary."""
-    return Watch(model, source, out, config, on_alert, on_metrics, stop).run()
+    return Watch(
+        model, source, out, config, on_alert=on_alert, on_metrics=on_metrics, stop=stop
+    ).run()

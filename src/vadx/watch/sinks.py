@@ -31,16 +31,17 @@ def clock(seconds: float) -> str:
 
 def event_record(alert: Alert, number: int, **extra: Any) -> dict[str, Any]:
     """The JSON record of an alert (``number`` is its id in the log)."""
-    e = alert.event
+    event = alert.event
     return {
-        "id": number, "state": alert.kind, "class": e.class_name,
-        "start_frame": e.start_frame, "end_frame": e.end_frame,
-        "start_time": round(e.start_time, 4), "end_time": round(e.end_time, 4),
+        "id": number, "state": alert.kind, "class": event.class_name,
+        "start_frame": event.start_frame, "end_frame": event.end_frame,
+        "start_time": round(event.start_time, 4), "end_time": round(event.end_time, 4),
         "started_at": clock(alert.started_at), "ended_at": clock(alert.ended_at),
-        "peak_probability": round(e.peak_probability, 5),
-        "mean_probability": round(e.mean_probability, 5),
+        "peak_probability": round(event.peak_probability, 5),
+        "mean_probability": round(event.mean_probability, 5),
         "session": alert.session, "reason": alert.reason,
-        "out_of_domain": None if e.out_of_domain is None else round(e.out_of_domain, 4), **extra,
+        "out_of_domain": None if event.out_of_domain is None else round(event.out_of_domain, 4),
+        **extra,
     }  # fmt: skip
 
 
@@ -113,6 +114,7 @@ class Webhook:
     def __init__(
         self,
         url: str,
+        *,
         attempts: int = 4,
         backoff: float = 0.5,
         timeout: float = 5.0,
