@@ -3,6 +3,7 @@
 * videos per minute of ``vadx detect MODEL ARCHIVE`` with 1 process × all the cores' threads
   against ``torchrun --nproc-per-node 2`` (2 processes × half the threads each), wall time of
   each command from a fresh process, alternated (A B A B) so that drift hits both;
+* the same videos with one ``vadx detect`` per video (start-up and model load each time);
 * the overhead of the index: writing events.csv/jsonl, videos.csv, batch.json and index.html
   from the records, and a re-run that finds every video complete (start-up, reading the
   markers, rewriting the index), each against the batch's wall time.
@@ -105,6 +106,24 @@ def main() -> None:
         for k in range(args.repeats):
             runs["1x2"].append(timed([*one, "--out", f"{tmp}/one-{k}"], env))
             runs["2x1"].append(timed([*two, "--out", f"{tmp}/two-{k}"], env))
+        # the same videos one command each, as before batches: start-up and model load per video
+        singles = sum(
+            timed(
+                [
+                    sys.executable,
+                    "-m",
+                    "vadx",
+                    "detect",
+                    str(args.model),
+                    str(archive / name),
+                    "--no-annotate",
+                    "--out",
+                    f"{tmp}/single-{k}",
+                ],
+                env,
+            )
+            for k, name in enumerate(VERSIONS)
+        )
         same = all(
             Path(f"{tmp}/one-0/{name}").read_bytes() == Path(f"{tmp}/two-0/{name}").read_bytes()
             for name in ("events.csv", "videos.csv")
@@ -136,6 +155,8 @@ def main() -> None:
             k: round(60 * len(VERSIONS) / statistics.median(v), 2) for k, v in runs.items()
         },
         "speedup_2x1_over_1x2": round(batch / statistics.median(runs["2x1"]), 3),
+        "one_command_per_video_seconds": round(singles, 3),
+        "speedup_batch_over_one_command_per_video": round(singles / batch, 3),
         "same_index_1x2_and_2x1": same,
         "index_seconds": round(index, 4),
         "index_share_of_batch": round(index / batch, 5),
