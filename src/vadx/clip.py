@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vadx.domain import check_clip
+from vadx.domain.calibration import check_clip
 from vadx.errors import InputError
 from vadx.explain import DEFAULT_METHODS, DEFAULT_TEMPORAL, METHODS, TEMPORAL, Explanation, explain
 from vadx.explain.base import check_choice

@@ -33,7 +33,7 @@ import torch
 
 from vadx._version import __version__
 from vadx.borrowed import eval_mode
-from vadx.domain import DOMAIN_MODES, DomainMode, domain_summary, missing_note
+from vadx.domain.stats import DOMAIN_MODES, DomainMode, domain_summary, missing_note
 from vadx.errors import InputError
 from vadx.files import staged_folder, write_json
 from vadx.models.crnn import CRNN

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from vadx._version import __version__
-from vadx.domain import load_domain
+from vadx.domain.stats import load_domain
 from vadx.errors import CheckpointError, ConfigError
 from vadx.files import write_safetensors
 from vadx.models.config import CRNNConfig

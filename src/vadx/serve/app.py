@@ -38,7 +38,7 @@ from vadx.detect import (
     window_spacing,
     write_detection,
 )
-from vadx.domain import missing_note, verdict_line
+from vadx.domain.stats import missing_note, verdict_line
 from vadx.errors import VadxError
 from vadx.explain import DEFAULT_METHODS, DEFAULT_TEMPORAL, METHODS, TEMPORAL
 from vadx.explain.targets import check_target as check_model_target

@@ -13,7 +13,7 @@ import torch
 
 from vadx import distributed
 from vadx.data.dataset import VideoDataset
-from vadx.domain import calibrate, save_domain
+from vadx.domain.calibration import calibrate, save_domain
 from vadx.errors import InputError
 from vadx.files import write_json
 from vadx.models.checkpoint import load_model

@@ -1,29 +1,10 @@
-"""Is this footage like what the model was trained on? A familiarity check in feature space.
-
-Softmax confidence does not say: a model trained on synthetic scenes gives 0.95 "shooting" on a
-real plaza. Distance in the CNN's feature space does. The training set's pooled per-frame
-features (what the feature cache stores, ``(T, F)`` per clip) are fitted with a Gaussian per
-class sharing one covariance, shrunk by Ledoit-Wolf (Lee et al., NeurIPS 2018). A frame's
-distance is its Mahalanobis distance to the nearest class mean,
-
-    d(x) = min_k ‖W (x − μ_k)‖,   W = L⁻¹,  Σ = L Lᵀ,
-
-and a window's distance is the mean over its frames. The threshold is the 99.5th percentile of
-the distances of the validation videos' windows (held in, never fitted), cut as detection cuts
-them (sliding windows of the model's clip length and frame spacing). A window's **domain score** is
-its distance over the threshold: ≤ 1 is familiar, > 1 is outside the model's domain.
-
-The statistics live in the checkpoint (``domain.safetensors``, described in ``config.json``,
-tied to the weights' sha256), written at the end of training or by ``vadx calibrate``.
-
->>> stats = fit_domain(train_features, train_labels, val_windows)        # doctest: +SKIP
->>> stats.scores(stats.frame_distances(window_features).mean(-1))        # doctest: +SKIP
-"""
+"""The domain statistics of a model and what they say (see :mod:`vadx.domain`): fitting,
+distances and scores, reading them from a checkpoint, and the verdicts told to users. Nothing
+here runs a model: the checkpoint loader, detection and the servers read these."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -31,7 +12,6 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from vadx.borrowed import eval_mode
 from vadx.errors import CheckpointError, InputError
 
 DOMAIN_FILE = "domain.safetensors"
@@ -139,116 +119,7 @@ def fit_domain(
                    windows=len(distances), calibration=quantiles)  # fmt: skip
 
 
-def clip_features(
-    model: Any,
-    dataset: Any,
-    batch_size: int = 8,
-    progress: Callable[[int, int], None] | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Pooled per-frame features ``(N, T, F)`` and labels ``(N,)`` of every clip of a
-    :class:`~vadx.data.VideoDataset`, as the model computes them in eval mode."""
-    from vadx.data.dataset import make_loader
-
-    device = next(model.parameters()).device
-    rows, labels, done = [], [], 0
-    with eval_mode(model), torch.no_grad():
-        for batch in make_loader(dataset, batch_size=batch_size):
-            rows.append(model.frame_features(batch["clip"].to(device)).cpu().numpy())
-            labels.append(np.asarray(batch["label"]))
-            done += len(labels[-1])
-            if progress is not None:
-                progress(done, len(dataset))
-    return np.concatenate(rows), np.concatenate(labels)
-
-
-def check_clip(model: Any, clip: torch.Tensor) -> dict[str, Any]:
-    """The domain check of one clip ``(1, T, 3, H, W)``: its domain score (> 1: outside the
-    model's training domain), or why it was not checked. Costs one CNN forward of the clip."""
-    stats: DomainStats | None = model.domain
-    if stats is None:
-        return {"checked": False, "verdict": "unchecked", "note": missing_note(model)}
-    with eval_mode(model), torch.no_grad():
-        features = model.frame_features(clip)[0].cpu()
-    score = float(stats.scores(stats.frame_distances(features).mean()))
-    return {"checked": True, "verdict": "outside" if score > 1 else "inside", "score": score,
-            "threshold": stats.threshold}  # fmt: skip
-
-
-def calibrate(
-    model: Any,
-    train_set: Any,
-    val_set: Any,
-    percentile: float = PERCENTILE,
-    progress: Callable[[str, int, int], None] | None = None,
-    batch_size: int = 8,
-) -> DomainStats:
-    """Domain statistics of ``model``: fitted on the clips of an un-augmented training dataset,
-    calibrated on the windows detection cuts from the validation dataset's videos."""
-    if len(val_set) == 0:
-        raise InputError("domain calibration needs validation clips (none were found)")
-
-    def report(what: str) -> Callable[[int, int], None] | None:
-        return None if progress is None else (lambda done, total: progress(what, done, total))
-
-    train_features, train_labels = clip_features(model, train_set, batch_size, report("fitting"))
-    val_features = window_features(model, val_set.samples, batch_size, report("calibrating"))
-    return fit_domain(train_features, train_labels, val_features, percentile)
-
-
-def window_features(
-    model: Any,
-    samples: Sequence[Any],
-    batch_size: int = 8,
-    progress: Callable[[int, int], None] | None = None,
-) -> list[np.ndarray]:
-    """Features ``(T, F)`` of each window :func:`vadx.detect.detect` would cut from each
-    sample's frame range (its explicit frames, when it has them), each frame computed once."""
-    from vadx.detect import DetectConfig, frame_features, window_spacing
-    from vadx.video.decode import VideoReader
-    from vadx.video.sampling import even_indices, sliding_windows
-
-    length = model.config.num_frames
-    step, span, stride = window_spacing(model, DetectConfig())
-    rows = []
-    with eval_mode(model):
-        for done, sample in enumerate(samples, 1):
-            with VideoReader(sample.source, fps=sample.fps) as video:
-                stop = sample.stop or video.info.num_frames
-                if sample.indices is not None:
-                    windows = [np.asarray(sample.indices)]
-                elif stop - sample.start < span:  # shorter than a window: the clip, evenly
-                    windows = [even_indices(video.info.num_frames, length, sample.start, stop)]
-                else:
-                    windows = [sample.start + w.indices for w in sliding_windows(
-                        stop - sample.start, length, stride, step)]  # fmt: skip
-                needed = np.unique(np.concatenate(windows))
-                features = frame_features(model, video, needed, batch_size * length)
-            rows += [features[np.searchsorted(needed, window)] for window in windows]
-            if progress is not None:
-                progress(done, len(samples))
-    return rows
-
-
 # ----------------------------------------------------------------------------- checkpoint
-def save_domain(checkpoint: str | Path, stats: DomainStats) -> Path:
-    """Add ``stats`` to the checkpoint directory (atomically, file by file: the statistics
-    first, then ``config.json`` naming them); the weights and the model id do not change."""
-    from vadx.files import write_json, write_safetensors
-    from vadx.models.checkpoint import CONFIG_FILE, read_checkpoint
-    from vadx.models.weights import file_sha256
-
-    info = read_checkpoint(checkpoint)
-    tensors = {"means": torch.from_numpy(stats.means.copy()),
-               "whitening": torch.from_numpy(stats.whitening.copy())}  # fmt: skip
-    target = write_safetensors(info.path / DOMAIN_FILE, tensors,
-                               {"weights_sha256": info.weights_sha256})  # fmt: skip
-    document = json.loads((info.path / CONFIG_FILE).read_text(encoding="utf-8"))
-    document["domain"] = {**stats.describe(), "file": DOMAIN_FILE, "sha256": file_sha256(target),
-                          "weights_sha256": info.weights_sha256}  # fmt: skip
-    write_json(info.path / CONFIG_FILE, document, indent=2)
-    return target
-
-
 def load_domain(directory: Path, section: dict[str, Any] | None, weights_sha256: str):
     """The checkpoint's :class:`DomainStats`, or None when it has none; checked against the
     sha256 recorded for the file and for the weights it was computed with."""
