@@ -1,6 +1,6 @@
 """The clip layer: what to explain and how to draw it (:class:`ExplainSettings`), and one
 explained clip of a video (:class:`ClipExplanation`, made by :func:`explain_clip`) — the data
-that :mod:`vadx.explain_video` writes and :mod:`vadx.render.report` draws, neither depending on
+that :mod:`vadx.explain_video` writes and :mod:`vadx.report` draws, neither depending on
 the other.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from vadx.domain.calibration import check_clip
+from vadx.domain import check_clip
 from vadx.errors import InputError
 from vadx.explain import DEFAULT_METHODS, DEFAULT_TEMPORAL, METHODS, TEMPORAL, Explanation, explain
 from vadx.explain.base import check_choice

@@ -33,10 +33,10 @@ import torch
 
 from vadx._version import __version__
 from vadx.borrowed import eval_mode
-from vadx.domain.stats import DOMAIN_MODES, DomainMode, domain_summary, missing_note
 from vadx.errors import InputError
 from vadx.files import staged_folder, write_json
 from vadx.models.crnn import CRNN
+from vadx.models.domain_stats import DOMAIN_MODES, DomainMode, domain_summary, missing_note
 from vadx.models.weights import file_sha256
 from vadx.render.overlay import band_height, class_label, label_frame
 from vadx.render.plots import png_bytes

@@ -5,7 +5,7 @@ span), explained by :func:`vadx.explain.explain`, and its maps are brought back 
 source frames. For each clip a folder holds:
 
 * ``report.html`` — one self-contained page that carries each frame once and each method's
-  raw maps (8-bit), and draws every view in the browser (see :mod:`vadx.render.report`);
+  raw maps (8-bit), and draws every view in the browser (see :mod:`vadx.report`);
 * ``explanation.npz`` and ``manifest.json`` — every array, every setting, the model's and the
   input's sha256, versions: the audit record;
 
@@ -52,7 +52,7 @@ from vadx.models.crnn import CRNN
 from vadx.models.weights import file_sha256
 from vadx.render.figures import contact_sheet, frame_strip, grid
 from vadx.render.overlay import VIEWS, class_label, label_frame, render
-from vadx.render.report import write_report
+from vadx.report import write_report
 from vadx.video.decode import VideoInfo, VideoReader, probe
 from vadx.video.encode import write_gif, write_mp4, write_png
 

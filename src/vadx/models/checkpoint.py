@@ -27,11 +27,11 @@ from typing import Any
 import torch
 
 from vadx._version import __version__
-from vadx.domain.stats import load_domain
 from vadx.errors import CheckpointError, ConfigError
 from vadx.files import write_safetensors
 from vadx.models.config import CRNNConfig
 from vadx.models.crnn import CRNN
+from vadx.models.domain_stats import load_domain
 from vadx.models.state_dict import state_dict_mismatch
 from vadx.models.weights import file_sha256
 

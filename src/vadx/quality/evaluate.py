@@ -26,6 +26,7 @@ import numpy as np
 
 from vadx import distributed
 from vadx.data.dataset import VideoDataset
+from vadx.data.splits import load_samples
 from vadx.errors import InputError
 from vadx.explain import DEFAULT_METHODS, DEFAULT_TEMPORAL, explain
 from vadx.files import atomic_path, staged_folder, write_json
@@ -43,7 +44,6 @@ from vadx.quality.localisation import (
 from vadx.quality.metrics import METRICS
 from vadx.quality.sanity import cascading_randomisation
 from vadx.render.plots import png_bytes
-from vadx.train.data import load_samples
 
 ProgressFn = Callable[[str, int, int], None]
 

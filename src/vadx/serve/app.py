@@ -38,7 +38,6 @@ from vadx.detect import (
     window_spacing,
     write_detection,
 )
-from vadx.domain.stats import missing_note, verdict_line
 from vadx.errors import VadxError
 from vadx.explain import DEFAULT_METHODS, DEFAULT_TEMPORAL, METHODS, TEMPORAL
 from vadx.explain.targets import check_target as check_model_target
@@ -46,7 +45,8 @@ from vadx.explain_video import explain_video
 from vadx.files import write_json
 from vadx.models import load_model
 from vadx.models.crnn import CRNN
-from vadx.render.report import VIEWER
+from vadx.models.domain_stats import missing_note, verdict_line
+from vadx.report import VIEWER
 from vadx.serve import schema
 from vadx.serve.jobs import FINISHED, Job, JobCancelled, JobFailed, JobStore
 from vadx.serve.schema import ERRORS, JobRequest, errors, file_content, media_type

@@ -13,7 +13,8 @@ import torch
 
 from vadx import distributed
 from vadx.data.dataset import VideoDataset
-from vadx.domain.calibration import calibrate, save_domain
+from vadx.data.splits import training_samples
+from vadx.domain import calibrate, save_domain
 from vadx.errors import InputError
 from vadx.files import write_json
 from vadx.models.checkpoint import load_model
@@ -21,7 +22,6 @@ from vadx.models.config import CRNNConfig
 from vadx.models.crnn import CRNN
 from vadx.models.weights import load_backbone_weights
 from vadx.train.config import TrainConfig, preset
-from vadx.train.data import training_samples
 from vadx.train.loop import Progress, TrainResult, train
 from vadx.video.preprocess import Augment
 

@@ -189,7 +189,7 @@ def timeline_svg(detection: Detection, span: tuple[int, int], width: int = 640,
 def domain_banner(check: Mapping[str, Any], detection: Detection | None) -> dict | None:
     """The warning the report opens with when the footage is outside the model's domain (the
     clip's own check, or most of the video's windows), or a note when it was not checked."""
-    from vadx.domain.stats import verdict_line
+    from vadx.models.domain_stats import verdict_line
 
     if not check.get("checked"):
         return {"level": "note", "text": "Domain not checked: " + check.get("note", "")}

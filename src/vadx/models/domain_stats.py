@@ -1,11 +1,11 @@
-"""The domain statistics of a model and what they say (see :mod:`vadx.domain`): fitting,
-distances and scores, reading them from a checkpoint, and the verdicts told to users. Nothing
-here runs a model: the checkpoint loader, detection and the servers read these."""
+"""A model's domain statistics, part of its checkpoint (``domain.safetensors``): what they
+are (:class:`DomainStats`), how they are read, and what they say about footage — the verdicts
+detection, the reports and the servers give. Fitting and calibrating them is :mod:`vadx.domain`.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -76,47 +76,6 @@ class DomainStats:
             "windows": self.windows,
             "calibration": dict(self.calibration),
         }
-
-
-def fit_domain(
-    features: np.ndarray,
-    labels: Sequence[int] | None,
-    calibration: Sequence[np.ndarray],
-    percentile: float = PERCENTILE,
-) -> DomainStats:
-    """Fit the statistics on training clips' features ``(N, T, F)`` (``labels`` ``(N,)``
-    give one mean per class; ``None``: one mean) and set the threshold on calibration windows'
-    features (``(M, T, F)``, or M arrays ``(T_i, F)``), whose mean frame distance is each one's
-    window distance."""
-    from sklearn.covariance import LedoitWolf
-
-    features = np.asarray(features, np.float64)
-    if features.ndim != 3 or len(features) < 2:
-        raise InputError(
-            f"domain statistics need the features of at least two clips (N, T, F), got "
-            f"{features.shape}"
-        )
-    if not 0 < percentile <= 100:
-        raise InputError(f"percentile must be in (0, 100], got {percentile}")
-    clip_labels = np.zeros(len(features), int) if labels is None else np.asarray(labels)
-    frames = features.reshape(-1, features.shape[-1])
-    frame_labels = np.repeat(clip_labels, features.shape[1])
-    classes = np.unique(frame_labels)
-    means = np.stack([frames[frame_labels == k].mean(0) for k in classes])
-    centred = frames - means[np.searchsorted(classes, frame_labels)]
-    covariance = LedoitWolf(assume_centered=True).fit(centred).covariance_
-    # constant features (a dead channel) leave it singular: a tiny ridge keeps it invertible
-    ridge = 1e-6 * max(float(np.trace(covariance)) / len(covariance), 1e-12)
-    lower = np.linalg.cholesky(covariance + ridge * np.eye(len(covariance)))
-    whitening = np.linalg.solve(lower, np.eye(len(lower)))
-    stats = DomainStats(means.astype(np.float32), whitening.astype(np.float32), threshold=1.0,
-                        percentile=percentile, frames=len(frames))  # fmt: skip
-    if len(calibration) == 0 or any(np.ndim(window) != 2 for window in calibration):
-        raise InputError("domain calibration needs the features of at least one window (T, F)")
-    distances = np.array([stats.frame_distances(window).mean() for window in calibration])
-    quantiles = {f"p{q:g}": float(np.percentile(distances, q)) for q in (50, 90, 99, 100)}
-    return replace(stats, threshold=float(np.percentile(distances, percentile)),
-                   windows=len(distances), calibration=quantiles)  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- checkpoint

@@ -1,11 +1,30 @@
-"""Computing a model's domain statistics and checking clips with them (see
-:mod:`vadx.domain`): features of training clips and of the windows detection cuts, the
-calibration, and saving the statistics into the checkpoint."""
+"""Is this footage like what the model was trained on? A familiarity check in feature space.
+
+Softmax confidence does not say: a model trained on synthetic scenes gives 0.95 "shooting" on a
+real plaza. Distance in the CNN's feature space does. The training set's pooled per-frame
+features (what the feature cache stores, ``(T, F)`` per clip) are fitted with a Gaussian per
+class sharing one covariance, shrunk by Ledoit-Wolf (Lee et al., NeurIPS 2018). A frame's
+distance is its Mahalanobis distance to the nearest class mean,
+
+    d(x) = min_k ‖W (x − μ_k)‖,   W = L⁻¹,  Σ = L Lᵀ,
+
+and a window's distance is the mean over its frames. The threshold is the 99.5th percentile of
+the distances of the validation videos' windows (held in, never fitted), cut as detection cuts
+them (sliding windows of the model's clip length and frame spacing). A window's **domain score** is
+its distance over the threshold: ≤ 1 is familiar, > 1 is outside the model's domain.
+
+The statistics live in the checkpoint (``domain.safetensors``, described in ``config.json``,
+tied to the weights' sha256), written at the end of training or by ``vadx calibrate``.
+
+>>> stats = fit_domain(train_features, train_labels, val_windows)        # doctest: +SKIP
+>>> stats.scores(stats.frame_distances(window_features).mean(-1))        # doctest: +SKIP
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +32,77 @@ import numpy as np
 import torch
 
 from vadx.borrowed import eval_mode
-from vadx.domain.stats import DOMAIN_FILE, PERCENTILE, DomainStats, fit_domain, missing_note
 from vadx.errors import InputError
+from vadx.models.domain_stats import (
+    DOMAIN_FILE,
+    DOMAIN_MODES,
+    PERCENTILE,
+    DomainMode,
+    DomainStats,
+    domain_summary,
+    load_domain,
+    missing_note,
+    verdict_line,
+)
+
+__all__ = [
+    "DOMAIN_FILE",
+    "DOMAIN_MODES",
+    "PERCENTILE",
+    "DomainMode",
+    "DomainStats",
+    "calibrate",
+    "check_clip",
+    "clip_features",
+    "domain_summary",
+    "fit_domain",
+    "load_domain",
+    "missing_note",
+    "save_domain",
+    "verdict_line",
+    "window_features",
+]
+
+
+def fit_domain(
+    features: np.ndarray,
+    labels: Sequence[int] | None,
+    calibration: Sequence[np.ndarray],
+    percentile: float = PERCENTILE,
+) -> DomainStats:
+    """Fit the statistics on training clips' features ``(N, T, F)`` (``labels`` ``(N,)``
+    give one mean per class; ``None``: one mean) and set the threshold on calibration windows'
+    features (``(M, T, F)``, or M arrays ``(T_i, F)``), whose mean frame distance is each one's
+    window distance."""
+    from sklearn.covariance import LedoitWolf
+
+    features = np.asarray(features, np.float64)
+    if features.ndim != 3 or len(features) < 2:
+        raise InputError(
+            f"domain statistics need the features of at least two clips (N, T, F), got "
+            f"{features.shape}"
+        )
+    if not 0 < percentile <= 100:
+        raise InputError(f"percentile must be in (0, 100], got {percentile}")
+    clip_labels = np.zeros(len(features), int) if labels is None else np.asarray(labels)
+    frames = features.reshape(-1, features.shape[-1])
+    frame_labels = np.repeat(clip_labels, features.shape[1])
+    classes = np.unique(frame_labels)
+    means = np.stack([frames[frame_labels == k].mean(0) for k in classes])
+    centred = frames - means[np.searchsorted(classes, frame_labels)]
+    covariance = LedoitWolf(assume_centered=True).fit(centred).covariance_
+    # constant features (a dead channel) leave it singular: a tiny ridge keeps it invertible
+    ridge = 1e-6 * max(float(np.trace(covariance)) / len(covariance), 1e-12)
+    lower = np.linalg.cholesky(covariance + ridge * np.eye(len(covariance)))
+    whitening = np.linalg.solve(lower, np.eye(len(lower)))
+    stats = DomainStats(means.astype(np.float32), whitening.astype(np.float32), threshold=1.0,
+                        percentile=percentile, frames=len(frames))  # fmt: skip
+    if len(calibration) == 0 or any(np.ndim(window) != 2 for window in calibration):
+        raise InputError("domain calibration needs the features of at least one window (T, F)")
+    distances = np.array([stats.frame_distances(window).mean() for window in calibration])
+    quantiles = {f"p{q:g}": float(np.percentile(distances, q)) for q in (50, 90, 99, 100)}
+    return replace(stats, threshold=float(np.percentile(distances, percentile)),
+                   windows=len(distances), calibration=quantiles)  # fmt: skip
 
 
 def clip_features(

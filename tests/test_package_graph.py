@@ -1,0 +1,119 @@
+"""The package's import graph (issue 20): no module imports itself back through others, and
+the packages stand in layers — each imports only those below it. Every import counts: at the
+top of a module, inside a function (lazy), and for type checking only."""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+SOURCE = Path(__file__).resolve().parents[1] / "src" / "vadx"
+
+#: vadx's packages and top-level modules, lowest first: each may import only those before it
+LAYERS = [
+    "_version", "errors", "catalogue", "files", "borrowed", "distributed", "render", "video",
+    "models", "export", "keras", "summary", "data", "explain", "detect", "domain", "train",
+    "evaluate", "quality", "clip", "report", "explain_video", "batch", "watch", "demo", "serve",
+    "cli", "__main__",
+]  # fmt: skip
+
+
+def modules() -> dict[str, Path]:
+    found = {}
+    for path in SOURCE.rglob("*.py"):
+        parts = path.relative_to(SOURCE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        found[name] = path
+    return found
+
+
+def imports(path: Path) -> set[str]:
+    """Every ``vadx…`` name ``path`` imports (``from vadx.a import b`` gives ``vadx.a.b``)."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names |= {f"{node.module}.{a.name}" for a in node.names}
+    return {n for n in names if n.startswith("vadx.")}
+
+
+def module_graph() -> dict[str, set[str]]:
+    known = modules()
+
+    def owner(name: str) -> str:
+        while name not in known:
+            name = name.rsplit(".", 1)[0]
+        return name
+
+    graph = defaultdict(set)
+    for name, path in known.items():
+        for target in imports(path):
+            found = owner(target)
+            if found != name and not name.startswith(found + "."):  # not its own package
+                graph[name].add(found)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one node (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in sorted(graph.get(node, ())):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                top = stack.pop()
+                component.append(top)
+                if top == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(set(graph) | {t for ts in graph.values() for t in ts}):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def top(name: str) -> str:
+    return name.split(".")[1] if name.count(".") else "vadx"
+
+
+def test_no_module_imports_itself_back():
+    assert cycles(module_graph()) == []
+
+
+def test_every_package_imports_only_the_layers_below_it():
+    rank = {name: k for k, name in enumerate(LAYERS)}
+    upward = sorted(
+        f"{source} imports {target}"
+        for source, targets in module_graph().items()
+        for target in targets
+        if top(source) != "vadx"  # vadx/__init__.py: the lazy public names, above everything
+        and rank[top(target)] >= rank[top(source)]
+        and top(target) != top(source)
+    )
+    assert upward == []
+
+
+def test_the_layers_name_every_package():
+    tops = {top(name) for name in modules()} - {"vadx"}
+    assert tops == set(LAYERS)
+
+
+def test_the_checks_find_a_circle_and_an_upward_import():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert imports(SOURCE / "detect.py") >= {"vadx.models.crnn.CRNN"}
