@@ -115,8 +115,13 @@ def main() -> None:
             f"(ratio {row['vadx_over_opencv_throughput']:.2f}); "
             f"20-frame clip: vadx {clip_ours * 1000:.0f} ms, OpenCV {clip_theirs * 1000:.0f} ms"
         )
-    result = {"benchmark": "decode", "vadx": __version__, "opencv": cv2.__version__,
-              "threads": os.cpu_count(), "rows": rows}  # fmt: skip
+    result = {
+        "benchmark": "decode",
+        "vadx": __version__,
+        "opencv": cv2.__version__,
+        "threads": os.cpu_count(),
+        "rows": rows,
+    }
     target = args.out / "decode-cpu.json"
     write_json(target, result, indent=2)
     print(f"wrote {target}")

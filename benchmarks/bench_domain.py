@@ -82,8 +82,13 @@ def frame_shift(name: str):
 
         return np.stack([once(x) for x in f])
 
-    return {"night (×0.45)": scale(0.45), "bright (×1.5)": scale(1.5), "blur σ=2": blur,
-            "noise σ=15": noise, "JPEG q=8": jpeg}[name]  # fmt: skip
+    return {
+        "night (×0.45)": scale(0.45),
+        "bright (×1.5)": scale(1.5),
+        "blur σ=2": blur,
+        "noise σ=15": noise,
+        "JPEG q=8": jpeg,
+    }[name]
 
 
 NEAR_SHIFTS = ("night (×0.45)", "bright (×1.5)", "blur σ=2", "noise σ=15", "JPEG q=8")
@@ -110,11 +115,28 @@ def ffmpeg_variants(folder: Path) -> list[tuple[str, Path]]:
             made.append((name, bikes_mp4()))
             continue
         path = folder / f"{name.replace(' ', '_').replace(':', '-')}.mp4"
-        codec = (["-c:v", "libx264", "-crf", "48"] if name == "bikes compressed"
-                 else ["-c:v", "libx264", "-crf", "18"])  # fmt: skip
+        codec = (
+            ["-c:v", "libx264", "-crf", "48"]
+            if name == "bikes compressed"
+            else ["-c:v", "libx264", "-crf", "18"]
+        )
         filters = ["-vf", graph] if graph else []
-        subprocess.run([exe, "-v", "error", "-y", "-i", str(bikes_mp4()), *filters, *codec,
-                        "-pix_fmt", "yuv420p", str(path)], check=True)  # fmt: skip
+        subprocess.run(
+            [
+                exe,
+                "-v",
+                "error",
+                "-y",
+                "-i",
+                str(bikes_mp4()),
+                *filters,
+                *codec,
+                "-pix_fmt",
+                "yuv420p",
+                str(path),
+            ],
+            check=True,
+        )
         made.append((name, path))
     return made
 
@@ -159,8 +181,12 @@ def unseen_class(data: Path, unseen: str, work: Path, epochs: int) -> dict:
     inside, accuracy = windows_of(model, [s.source for s in samples], [s.label for s in samples])
     novel = sorted((data / "test" / unseen).glob("*.mp4"))
     scores, _ = windows_of(model, novel)
-    return {"class": unseen, "in_domain_flagged": float((inside > 1).mean()),
-            "in_domain_accuracy": accuracy, **summary(inside, scores, None)}  # fmt: skip
+    return {
+        "class": unseen,
+        "in_domain_flagged": float((inside > 1).mean()),
+        "in_domain_accuracy": accuracy,
+        **summary(inside, scores, None),
+    }
 
 
 def cost(model, video: Path, repeats: int) -> dict:
@@ -183,9 +209,16 @@ def cost(model, video: Path, repeats: int) -> dict:
             model.domain.frame_distances(features)
             times["check"].append(time.perf_counter() - began)
     off, on, cnn, check = (float(np.median(times[m])) for m in ("off", "flag", "cnn", "check"))
-    return {"detect_seconds_without": off, "detect_seconds_with": on, "ratio": on / off,
-            "frames": len(frames), "cnn_seconds": cnn, "check_seconds": check,
-            "check_over_cnn": check / cnn, "video": str(video)}  # fmt: skip
+    return {
+        "detect_seconds_without": off,
+        "detect_seconds_with": on,
+        "ratio": on / off,
+        "frames": len(frames),
+        "cnn_seconds": cnn,
+        "check_seconds": check,
+        "check_over_cnn": check / cnn,
+        "video": str(video),
+    }
 
 
 def main() -> None:
@@ -208,8 +241,7 @@ def main() -> None:
         return
     if args.unseen:
         with tempfile.TemporaryDirectory() as tmp:
-            result = unseen_class(args.data, args.unseen, args.work or Path(tmp),
-                                  args.epochs)  # fmt: skip
+            result = unseen_class(args.data, args.unseen, args.work or Path(tmp), args.epochs)
         print(result)
         args.out.mkdir(parents=True, exist_ok=True)
         write_json(args.out / f"{args.name}-unseen-{args.unseen}.json", result)
@@ -221,12 +253,19 @@ def main() -> None:
     labels = [s.label for s in samples]
     inside, accuracy = windows_of(model, [s.source for s in samples], labels)
     results: dict = {
-        "vadx_version": __version__, "model": str(args.model),
-        "model_id": model.checkpoint.model_id, "threshold": model.domain.threshold,
-        "in_domain": {"windows": len(inside), "flagged": float((inside > 1).mean()),
-                      "median_score": float(np.median(inside)), "accuracy": accuracy},
-        "far": {}, "near": {},
-    }  # fmt: skip
+        "vadx_version": __version__,
+        "model": str(args.model),
+        "model_id": model.checkpoint.model_id,
+        "threshold": model.domain.threshold,
+        "in_domain": {
+            "windows": len(inside),
+            "flagged": float((inside > 1).mean()),
+            "median_score": float(np.median(inside)),
+            "accuracy": accuracy,
+        },
+        "far": {},
+        "near": {},
+    }
     print(f"in-domain test windows: {len(inside)}, flagged {(inside > 1).mean():.1%}")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -245,8 +284,16 @@ def main() -> None:
             print(f"{name:<24} {results['near'][name]}")
         size = tuple(model.config.frame_size)
         synth = tmp / "background"
-        generate(synth, SynthConfig(clips=(0, 0, args.background_clips), num_frames=40,
-                                    size=size, seed=7, background=str(bikes_mp4())))  # fmt: skip
+        generate(
+            synth,
+            SynthConfig(
+                clips=(0, 0, args.background_clips),
+                num_frames=40,
+                size=size,
+                seed=7,
+                background=str(bikes_mp4()),
+            ),
+        )
         shifted, _names = folder_samples(synth, model.class_names, "test")
         scores, acc = windows_of(model, [s.source for s in shifted], [s.label for s in shifted])
         results["near"]["synthetic scenes on a real background"] = summary(inside, scores, acc)

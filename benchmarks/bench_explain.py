@@ -71,9 +71,14 @@ def import_pytorch_grad_cam():
             setattr(stub.transforms, name, unused)
         stub.transforms.functional.resize = unused
         stub.ops.box_iou = unused
-        sys.modules.update({"torchvision": stub, "torchvision.transforms": stub.transforms,
-                            "torchvision.transforms.functional": stub.transforms.functional,
-                            "torchvision.ops": stub.ops})  # fmt: skip
+        sys.modules.update(
+            {
+                "torchvision": stub,
+                "torchvision.transforms": stub.transforms,
+                "torchvision.transforms.functional": stub.transforms.functional,
+                "torchvision.ops": stub.ops,
+            }
+        )
     import pytorch_grad_cam
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
@@ -147,13 +152,21 @@ def measure(name: str, overrides: dict, device: torch.device, repeats: int) -> d
         "core": median_seconds(lambda: explain(model, clip, target, **CORE), repeats, sync),
         "core_engine_only": median_seconds(lambda: engine_only(model, clip, target), repeats, sync),
         "core_with_occlusion": median_seconds(
-            lambda: explain(model, clip, target, methods=CORE["methods"],
-                            temporal=("gradient_norm", "frame_occlusion")), repeats, sync),
+            lambda: explain(
+                model,
+                clip,
+                target,
+                methods=CORE["methods"],
+                temporal=("gradient_norm", "frame_occlusion"),
+            ),
+            repeats,
+            sync,
+        ),
         "gradcam": median_seconds(
             lambda: explain(model, clip, target, methods=("gradcam",), temporal=()), repeats, sync
         ),
         "loop": median_seconds(lambda: loop_reference(model, clip, layer, target), 1, sync),
-    }  # fmt: skip
+    }
     ours = explain(model, clip, target, methods=("gradcam", "saliency"), temporal=())
     loop_cam, loop_sal = loop_reference(model, clip, layer, target)
     agreement = {
@@ -168,19 +181,27 @@ def measure(name: str, overrides: dict, device: torch.device, repeats: int) -> d
     seconds.update(peers.pop("seconds"))
     ratios = {
         "core / forward_backward": seconds["core"] / seconds["forward_backward"],
-        "core_engine_only / forward_backward":
-            seconds["core_engine_only"] / seconds["forward_backward"],
-        "core_with_occlusion / forward_backward":
-            seconds["core_with_occlusion"] / seconds["forward_backward"],
+        "core_engine_only / forward_backward": seconds["core_engine_only"]
+        / seconds["forward_backward"],
+        "core_with_occlusion / forward_backward": seconds["core_with_occlusion"]
+        / seconds["forward_backward"],
         "loop / core (speed-up)": seconds["loop"] / seconds["core"],
         "target speed-up 0.8·T": 0.8 * steps,
-    }  # fmt: skip
+    }
     for peer in ("pytorch_grad_cam", "captum"):
         if peer in seconds:
             ratios[f"{peer} gradcam / vadx gradcam"] = seconds[peer] / seconds["gradcam"]
             ratios[f"{peer} gradcam / vadx core"] = seconds[peer] / seconds["core"]
-    return {"model": name, "overrides": overrides, "clip": list(clip.shape), "layer": layer,
-            "seconds": seconds, "ratios": ratios, "agreement": agreement, **peers}  # fmt: skip
+    return {
+        "model": name,
+        "overrides": overrides,
+        "clip": list(clip.shape),
+        "layer": layer,
+        "seconds": seconds,
+        "ratios": ratios,
+        "agreement": agreement,
+        **peers,
+    }
 
 
 def measure_peers(model, clip, target, layer, ours, repeats, sync) -> dict:
@@ -216,12 +237,15 @@ def _measure_peers(model, clip, target, layer, ours, repeats, sync) -> dict:
             "5d_clip_input": "crashes (cv2.resize gets a 3-D size); wrapped to take folded frames",
             "output_shape": list(theirs.shape),
             "peak_of_every_frame": theirs.reshape(theirs.shape[0], -1).max(1).round(3).tolist(),
-            "vadx_clip_normalised_peaks": ours["gradcam"].display[0].max((-2, -1)).round(3)
+            "vadx_clip_normalised_peaks": ours["gradcam"]
+            .display[0]
+            .max((-2, -1))
+            .round(3)
             .tolist(),
             "max_abs_diff_vs_vadx_frame_normalised": float(
                 np.abs(theirs - frame_norm[0].numpy()).max()
             ),
-        }  # fmt: skip
+        }
         two = torch.cat([clip, clip.flip(1)]).flatten(0, 1)
         batch_maps = cam(input_tensor=two, targets=[ClassifierOutputTarget(target)])
         per_video = batch_maps.reshape(2, steps, -1).max(-1)
@@ -269,8 +293,9 @@ def integrated_gradients_memory() -> dict:
     """Max RSS (MiB) of fresh processes running IG with few and many steps."""
     peaks = {}
     for steps in (8, 64):
-        run = subprocess.run([sys.executable, "-c", IG_PROBE, str(steps)], capture_output=True,
-                             text=True, check=True)  # fmt: skip
+        run = subprocess.run(
+            [sys.executable, "-c", IG_PROBE, str(steps)], capture_output=True, text=True, check=True
+        )
         peaks[f"steps={steps}"] = round(int(run.stdout.split()[-1]) / 1024, 1)
     return {"peak_rss_mib": peaks, "batch_frames": 64}
 
@@ -296,8 +321,11 @@ def main() -> None:
     parser.add_argument("--only", choices=list(VARIANTS), default=None)
     args = parser.parse_args()
     device = torch.device(args.device)
-    results = [measure(name, overrides, device, args.repeats)
-               for name, overrides in VARIANTS.items() if args.only in (None, name)]  # fmt: skip
+    results = [
+        measure(name, overrides, device, args.repeats)
+        for name, overrides in VARIANTS.items()
+        if args.only in (None, name)
+    ]
     for result in results:
         print(f"\n{result['model']}  clip {result['clip']}  layer {result['layer']}")
         for key, value in result["seconds"].items():
@@ -306,12 +334,14 @@ def main() -> None:
             print(f"  {key:<42} {value:6.2f}")
     document = {
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
+        "device_name": torch.cuda.get_device_name(device)
+        if device.type == "cuda"
         else platform.processor() or platform.machine(),
         "threads": torch.get_num_threads(),
-        "torch": torch.__version__, "vadx": __version__,
+        "torch": torch.__version__,
+        "vadx": __version__,
         "results": results,
-    }  # fmt: skip
+    }
     if device.type == "cpu":
         document["integrated_gradients_memory"] = integrated_gradients_memory()
         print("IG peak RSS:", document["integrated_gradients_memory"])

@@ -44,13 +44,14 @@ METHODS = ("layercam", "gradcam", "saliency")
 
 def shares(model, clip: torch.Tensor, picture: np.ndarray) -> dict[str, tuple[float, float]]:
     """(raw share off the picture, displayed share off the picture) per method."""
-    e = explain(model, clip, methods=METHODS, temporal=(),
-                picture=torch.from_numpy(picture)[None])  # fmt: skip
+    e = explain(model, clip, methods=METHODS, temporal=(), picture=torch.from_numpy(picture)[None])
     out = {}
     for name in METHODS:
         shown = e[name].display[0]
-        out[name] = (float(e[name].off_picture[0]),
-                     float(shown[:, ~picture].sum() / max(shown.sum(), 1e-12)))  # fmt: skip
+        out[name] = (
+            float(e[name].off_picture[0]),
+            float(shown[:, ~picture].sum() / max(shown.sum(), 1e-12)),
+        )
     return out, e
 
 
@@ -89,22 +90,25 @@ def measure(model, data: Path, clips: int) -> dict:
     real_raw = {m: [] for m in METHODS}
     with VideoReader(bikes_mp4()) as video:
         for start in range(0, video.info.num_frames - 40, 40):
-            indices = even_indices(video.info.num_frames, model.config.num_frames, start,
-                                   start + 40)  # fmt: skip
-            fitted, geometry, _ = fit_frames(video.read(indices).data, model.config.frame_size,
-                                             model.config.fit)  # fmt: skip
+            indices = even_indices(
+                video.info.num_frames, model.config.num_frames, start, start + 40
+            )
+            fitted, geometry, _ = fit_frames(
+                video.read(indices).data, model.config.frame_size, model.config.fit
+            )
             clip = frames_to_clip(fitted, model.config.mean, model.config.std)[None]
             found, _ = shares(model, clip, geometry.picture())
             for name, (r, _) in found.items():
                 real_raw[name].append(r)
     return {
-        "test_accuracy": metrics["accuracy"], "test_macro_f1": metrics["macro_f1"],
+        "test_accuracy": metrics["accuracy"],
+        "test_macro_f1": metrics["macro_f1"],
         "off_picture_raw_test": {m: float(np.mean(v)) for m, v in raw.items()},
         "off_picture_displayed_test": {m: float(np.max(v)) for m, v in shown.items()},
         "off_picture_raw_real": {m: float(np.mean(v)) for m, v in real_raw.items()},
         "pointing_game_test": {m: float(np.mean(v)) for m, v in points.items()},
         "explained_clips": len(anomalous),
-    }  # fmt: skip
+    }
 
 
 def main() -> None:
@@ -121,18 +125,30 @@ def main() -> None:
         data = work / "data-4x3"
         if not (data / "manifest.json").is_file():
             generate(data, SynthConfig(clips=counts, num_frames=40, size=(120, 160), seed=0))
-        results = {"vadx_version": __version__, "frames": "160×120 synthetic (4:3) → 112×112",
-                   "epochs": args.epochs, "clips": counts, "fits": {}}  # fmt: skip
+        results = {
+            "vadx_version": __version__,
+            "frames": "160×120 synthetic (4:3) → 112×112",
+            "epochs": args.epochs,
+            "clips": counts,
+            "fits": {},
+        }
         for fit in FITS:
             run = work / f"run-{fit}"
             began = time.perf_counter()
             if not (run / "best").is_dir():
-                train_from_path(data, run, "cpu", model_changes={"fit": fit},
-                                train_changes={"epochs": args.epochs, "seed": 0})  # fmt: skip
+                train_from_path(
+                    data,
+                    run,
+                    "cpu",
+                    model_changes={"fit": fit},
+                    train_changes={"epochs": args.epochs, "seed": 0},
+                )
             trained = time.perf_counter() - began
             model = load_model(run / "best")
-            results["fits"][fit] = {"train_seconds": trained,
-                                    **measure(model, data, args.explained)}  # fmt: skip
+            results["fits"][fit] = {
+                "train_seconds": trained,
+                **measure(model, data, args.explained),
+            }
             print(fit, results["fits"][fit], flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "fit-demo.json", results)

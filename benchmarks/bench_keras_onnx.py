@@ -99,8 +99,10 @@ def main() -> None:
         model = imported.model
         graphs = export_onnx(model, Path(tmp) / "reference.onnx")
         cpu = ["CPUExecutionProvider"]
-        sessions = {name: ort.InferenceSession(str(graphs[name]), providers=cpu)
-                    for name in ("clip", "frames")}  # fmt: skip
+        sessions = {
+            name: ort.InferenceSession(str(graphs[name]), providers=cpu)
+            for name in ("clip", "frames")
+        }
     # a clip as Keras' VGG preprocessing gives it (BGR, mean-subtracted 0–255), and vadx's view
     # of the same pixels (RGB): the model folds the channel swap into its first convolution
     x = torch.from_numpy(
@@ -146,10 +148,11 @@ def main() -> None:
             vadx_forward, lambda: sessions["clip"].run(None, {"clip": clip.numpy()}), args.repeats
         ),
         "pytorch_frames / onnxruntime_frames": paired(
-            torch_frames, lambda: sessions["frames"].run(None, {"frames": frames.numpy()}),
+            torch_frames,
+            lambda: sessions["frames"].run(None, {"frames": frames.numpy()}),
             args.repeats,
         ),
-    }  # fmt: skip
+    }
     seconds = {}
     for name, run in runs.items():
         first, second = name.split(" / ")

@@ -29,8 +29,11 @@ from vadx.video import write_mp4
 
 def percentiles(values: list[float]) -> dict[str, float]:
     array = np.array(values) * 1000
-    return {"p50_ms": round(float(np.percentile(array, 50)), 1),
-            "p99_ms": round(float(np.percentile(array, 99)), 1), "n": len(values)}  # fmt: skip
+    return {
+        "p50_ms": round(float(np.percentile(array, 50)), 1),
+        "p99_ms": round(float(np.percentile(array, 99)), 1),
+        "n": len(values),
+    }
 
 
 def client_session(base: str, clip: Path, clips: int, timings: dict[str, list[float]]) -> list:
@@ -63,22 +66,32 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args()
     torch.manual_seed(0)
-    config = CRNNConfig(backbone="efficientnet_lite0", num_frames=20, frame_size=(112, 112),
-                        rnn_hidden=256, head_hidden=(64,),
-                        class_names=("fight", "fire", "normal", "shooting"))  # fmt: skip
+    config = CRNNConfig(
+        backbone="efficientnet_lite0",
+        num_frames=20,
+        frame_size=(112, 112),
+        rnn_hidden=256,
+        head_hidden=(64,),
+        class_names=("fight", "fire", "normal", "shooting"),
+    )
     model = CRNN(config).eval()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         scene = render_long(2, [("normal", 20), ("fight", 30), ("normal", 20)], (120, 160))
         clip = write_mp4(root / "clip.mp4", scene.frames, fps=10)
         server = Server({"demo-architecture": model}, root / "data", workers=args.workers)
-        timings: dict[str, list[float]] = {k: [] for k in ("upload", "submit", "poll",
-                                                            "round_trip")}  # fmt: skip
+        timings: dict[str, list[float]] = {
+            k: [] for k in ("upload", "submit", "poll", "round_trip")
+        }
         with serving(server) as base:
             began = time.perf_counter()
             with ThreadPoolExecutor(args.clients) as pool:
-                sessions = list(pool.map(lambda _: client_session(base, clip, args.clips, timings),
-                                         range(args.clients)))  # fmt: skip
+                sessions = list(
+                    pool.map(
+                        lambda _: client_session(base, clip, args.clips, timings),
+                        range(args.clients),
+                    )
+                )
             elapsed = time.perf_counter() - began
             jobs = httpx.get(f"{base}api/jobs").json()
         server.jobs.close()
@@ -86,20 +99,32 @@ def main() -> None:
     submitted = [job_id for _, job_id, _, _ in results]
     finished = [j for j in jobs if j["state"] == "done"]
     report = {
-        "vadx_version": __version__, "machine": platform.machine(),
-        "clients": args.clients, "clips_per_client": args.clips, "server_workers": args.workers,
+        "vadx_version": __version__,
+        "machine": platform.machine(),
+        "clients": args.clients,
+        "clips_per_client": args.clips,
+        "server_workers": args.workers,
         "clip": {"frames": len(scene.frames), "size": [120, 160]},
         "seconds": round(elapsed, 2),
         "jobs_per_second": round(len(results) / elapsed, 3),
         "latency": {kind: percentiles(values) for kind, values in timings.items()},
-        "submitted": len(submitted), "distinct_job_ids": len(set(submitted)),
-        "jobs_on_server": len(jobs), "done": len(finished),
+        "submitted": len(submitted),
+        "distinct_job_ids": len(set(submitted)),
+        "jobs_on_server": len(jobs),
+        "done": len(finished),
         "lost": len(set(submitted) - {j["id"] for j in finished}),
         "duplicated": len(jobs) - len({j["id"] for j in jobs}),
         "wrong_video": sum(1 for video, _, _, params_video in results if video != params_video),
-    }  # fmt: skip
-    for key in ("seconds", "jobs_per_second", "submitted", "done", "lost", "duplicated",
-                "wrong_video"):  # fmt: skip
+    }
+    for key in (
+        "seconds",
+        "jobs_per_second",
+        "submitted",
+        "done",
+        "lost",
+        "duplicated",
+        "wrong_video",
+    ):
         print(f"{key:>16}: {report[key]}")
     for kind, value in report["latency"].items():
         print(f"{kind:>16}: p50 {value['p50_ms']} ms, p99 {value['p99_ms']} ms ({value['n']})")

@@ -30,8 +30,13 @@ from vadx.train.loop import make_optimizer
 from vadx.video import VideoReader, fit_frames, frames_to_clip, write_mp4
 
 CLASSES = ("fight", "shooting", "fire", "normal")
-MODEL_ARGS = dict(backbone_args={"width": 0.125}, num_frames=10, frame_size=(64, 64),
-                   rnn_hidden=128, head_hidden=(64, 32))  # fmt: skip
+MODEL_ARGS = dict(
+    backbone_args={"width": 0.125},
+    num_frames=10,
+    frame_size=(64, 64),
+    rnn_hidden=128,
+    head_hidden=(64, 32),
+)
 MODEL = CRNN(CRNNConfig(**MODEL_ARGS)).config  # mean/std resolved from the backbone
 
 
@@ -73,18 +78,25 @@ def main() -> None:
     work = Path(tempfile.mkdtemp())
     generate(work / "data", SynthConfig(clips=(24, 8, 0), num_frames=30, size=(64, 64)))
     train_set, val_set = datasets(work / "data", MODEL)
-    settings = TrainConfig(epochs=2, batch_size=8, momentum=0.9, augment=False, workers=2,
-                           patience=0)  # fmt: skip
+    settings = TrainConfig(
+        epochs=2, batch_size=8, momentum=0.9, augment=False, workers=2, patience=0
+    )
     torch.manual_seed(0)
     ours = train(CRNN(MODEL), train_set, val_set, work / "run", settings).history[-1]
     torch.manual_seed(0)
     baseline_model = CRNN(MODEL)
     hand_written_epoch(baseline_model, train_set, 8)  # warm-up
     baseline = hand_written_epoch(baseline_model, train_set, 8)
-    result = {"benchmark": "train_detect", "vadx": __version__, "threads": torch.get_num_threads(),
-              "train": {"vadx_clips_per_second": ours.clips_per_second,
-                        "hand_written_clips_per_second": baseline,
-                        "vadx_over_hand_written": ours.clips_per_second / baseline}}  # fmt: skip
+    result = {
+        "benchmark": "train_detect",
+        "vadx": __version__,
+        "threads": torch.get_num_threads(),
+        "train": {
+            "vadx_clips_per_second": ours.clips_per_second,
+            "hand_written_clips_per_second": baseline,
+            "vadx_over_hand_written": ours.clips_per_second / baseline,
+        },
+    }
 
     frozen = MODEL.replace(freeze="all")
     train_set, val_set = datasets(work / "data", frozen)
@@ -92,8 +104,9 @@ def main() -> None:
     plain = train(CRNN(frozen), train_set, val_set, work / "plain", settings).history[-1]
     torch.manual_seed(0)
     start = time.perf_counter()
-    cached_run = train(CRNN(frozen), train_set, val_set, work / "cached",
-                       settings.replace(cache_features=True))  # fmt: skip
+    cached_run = train(
+        CRNN(frozen), train_set, val_set, work / "cached", settings.replace(cache_features=True)
+    )
     total = time.perf_counter() - start
     cached = cached_run.history[-1]
     result["feature_cache"] = {
@@ -120,12 +133,16 @@ def main() -> None:
     naive_seconds = time.perf_counter() - start
     frames = len(video.frames)
     result["detect"] = {
-        "frames": frames, "windows": len(detection.windows), "window": 10, "stride": 2, "step": 2,
+        "frames": frames,
+        "windows": len(detection.windows),
+        "window": 10,
+        "stride": 2,
+        "step": 2,
         "vadx_ms_per_frame": 1000 * ours_seconds / frames,
         "naive_ms_per_frame": 1000 * naive_seconds / frames,
         "vadx_over_naive": ours_seconds / naive_seconds,
         "ideal_ratio_stride_over_window": 2 / 10,
-    }  # fmt: skip
+    }
     print(json.dumps(result, indent=1))
     write_json(args.out / "train_detect-cpu.json", result, indent=2)
 

@@ -39,8 +39,15 @@ from vadx.video import fit_frames, frames_to_clip, write_mp4
 from vadx.watch import FrameInfo, StreamDetector, WatchConfig, watch
 
 DEMO_MODEL = Path("demo-out/run/best")
-SCENE = [("normal", 40), ("fight", 50), ("normal", 60), ("fire", 40), ("normal", 60),
-         ("shooting", 50), ("normal", 50)]  # fmt: skip
+SCENE = [
+    ("normal", 40),
+    ("fight", 50),
+    ("normal", 60),
+    ("fire", 40),
+    ("normal", 60),
+    ("shooting", 50),
+    ("normal", 50),
+]
 
 
 def models(demo: Path) -> dict[str, CRNN]:
@@ -48,13 +55,27 @@ def models(demo: Path) -> dict[str, CRNN]:
         trained = load_model(demo)
     else:
         print(f"{demo} not found (run `make demo`): timing the demo architecture untrained")
-        trained = CRNN(CRNNConfig(backbone="efficientnet_lite0", num_frames=20,
-                                  frame_size=(112, 112), rnn_hidden=256, head_hidden=(64,),
-                                  class_names=("fight", "fire", "normal", "shooting")))  # fmt: skip
+        trained = CRNN(
+            CRNNConfig(
+                backbone="efficientnet_lite0",
+                num_frames=20,
+                frame_size=(112, 112),
+                rnn_hidden=256,
+                head_hidden=(64,),
+                class_names=("fight", "fire", "normal", "shooting"),
+            )
+        )
     torch.manual_seed(0)
-    vgg = CRNN(CRNNConfig(backbone="vgg19", num_frames=20, frame_size=(112, 112),
-                          rnn_hidden=256, head_hidden=(64,),
-                          class_names=("fight", "fire", "normal", "shooting")))  # fmt: skip
+    vgg = CRNN(
+        CRNNConfig(
+            backbone="vgg19",
+            num_frames=20,
+            frame_size=(112, 112),
+            rnn_hidden=256,
+            head_hidden=(64,),
+            class_names=("fight", "fire", "normal", "shooting"),
+        )
+    )
     return {"demo (EfficientNet-Lite0, 112 px)": trained.eval(), "VGG19, 112 px": vgg.eval()}
 
 
@@ -66,8 +87,9 @@ def engine_seconds(model: CRNN, frames: np.ndarray, config: DetectConfig) -> flo
     began = time.perf_counter()
     for first in range(0, len(frames), chunk):
         part = frames[first : first + chunk]
-        detector.push_many(list(part), [FrameInfo.now(first + i, (first + i) / 25)
-                                        for i in range(len(part))])  # fmt: skip
+        detector.push_many(
+            list(part), [FrameInfo.now(first + i, (first + i) / 25) for i in range(len(part))]
+        )
     return (time.perf_counter() - began) / len(frames)
 
 
@@ -99,12 +121,20 @@ def costs(model: CRNN, frames: np.ndarray, step: int) -> dict:
     stride = default_stride((length - 1) * step + 1, step)
     config = DetectConfig(step=step, stride=stride)
     engine_seconds(model, frames[:60], config)  # warm-up
-    runs = [(engine_seconds(model, frames, config), naive_seconds(model, frames, config),
-             cnn_seconds(model, frames)) for _ in range(3)]  # fmt: skip
+    runs = [
+        (
+            engine_seconds(model, frames, config),
+            naive_seconds(model, frames, config),
+            cnn_seconds(model, frames),
+        )
+        for _ in range(3)
+    ]
     engine, naive, cnn = (min(r[k] for r in runs) for k in range(3))
     per_window = stride / step  # frames through the CNN per window, engine
     return {
-        "T": length, "step": step, "stride": stride,
+        "T": length,
+        "step": step,
+        "stride": stride,
         "engine_ms_per_frame": round(engine * 1000, 3),
         "naive_ms_per_frame": round(naive * 1000, 3),
         "one_cnn_pass_ms_per_frame": round(cnn * 1000, 3),
@@ -112,18 +142,23 @@ def costs(model: CRNN, frames: np.ndarray, step: int) -> dict:
         "target_engine_over_naive": round(1.5 / (length / per_window), 4),
         "engine_over_one_cnn_pass": round(engine / cnn, 3),
         "engine_fps": round(1 / engine, 1),
-    }  # fmt: skip
+    }
 
 
 def paced_run(model, path, out, config, explain=False, queue=16) -> dict:
-    settings = WatchConfig(detect=config, pace=True, queue_size=queue, explain=explain,
-                           metrics_every=3600)  # fmt: skip
+    settings = WatchConfig(
+        detect=config, pace=True, queue_size=queue, explain=explain, metrics_every=3600
+    )
     summary = watch(model, str(path), out, settings)
     m = summary["metrics"]
-    return {"dropped": m["frames_dropped"], "processed": m["frames_processed"],
-            "latency_ms": m["latency_ms"], "capture_late_ms": m["capture_late_ms"],
-            "events": len(summary["events"]),
-            "explanations": m.get("explanations")}  # fmt: skip
+    return {
+        "dropped": m["frames_dropped"],
+        "processed": m["frames_processed"],
+        "latency_ms": m["latency_ms"],
+        "capture_late_ms": m["capture_late_ms"],
+        "events": len(summary["events"]),
+        "explanations": m.get("explanations"),
+    }
 
 
 def sustained(model, frames, root: Path, config, start_fps: float, seconds: float) -> dict:
@@ -134,8 +169,10 @@ def sustained(model, frames, root: Path, config, start_fps: float, seconds: floa
         path = write_mp4(root / f"rate-{rate:.1f}.mp4", frames[:count], fps=rate)
         result = paced_run(model, path, root / f"w-{rate:.1f}", config)
         trials.append({"fps": round(rate, 1), **result})
-        print(f"    {rate:6.1f} fps: dropped {result['dropped']}, latency p50 "
-              f"{result['latency_ms']['p50']} ms")  # fmt: skip
+        print(
+            f"    {rate:6.1f} fps: dropped {result['dropped']}, latency p50 "
+            f"{result['latency_ms']['p50']} ms"
+        )
         if result["dropped"]:
             break
         best, rate = rate, rate * 1.15
@@ -152,8 +189,10 @@ def explanation_seconds(model: CRNN, frames: np.ndarray, repeats: int = 5) -> di
     fight = frames[60 : 60 + config.num_frames]
     window = fit_frames(fight, config.frame_size, config.fit)[0]
     clip = frames_to_clip(window, config.mean, config.std)[None]
-    settings = {"defaults": (ALERT_SETTINGS.methods, ALERT_SETTINGS.temporal),
-                "gradcam+frame_occlusion": (("gradcam",), ("frame_occlusion",))}  # fmt: skip
+    settings = {
+        "defaults": (ALERT_SETTINGS.methods, ALERT_SETTINGS.temporal),
+        "gradcam+frame_occlusion": (("gradcam",), ("frame_occlusion",)),
+    }
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
@@ -181,23 +220,31 @@ def main() -> None:
     torch.set_num_threads(max(1, torch.get_num_threads()))
     video = render_long(7, SCENE, (240, 320))
     frames = video.frames
-    results: dict = {"vadx_version": __version__, "torch": torch.__version__,
-                     "machine": platform.machine(), "threads": torch.get_num_threads(),
-                     "frames": len(frames), "frame_size": list(frames.shape[1:3]),
-                     "models": {}}  # fmt: skip
+    results: dict = {
+        "vadx_version": __version__,
+        "torch": torch.__version__,
+        "machine": platform.machine(),
+        "threads": torch.get_num_threads(),
+        "frames": len(frames),
+        "frame_size": list(frames.shape[1:3]),
+        "models": {},
+    }
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for name, model in models(args.demo_model).items():
             print(name)
             entry: dict = {"costs": [costs(model, frames[:160], step) for step in (1, 2)]}
             for c in entry["costs"]:
-                print(f"  step {c['step']}: engine/naive {c['engine_over_naive']} (target ≤ "
-                      f"{c['target_engine_over_naive']}), engine/one CNN pass "
-                      f"{c['engine_over_one_cnn_pass']}, {c['engine_fps']} fps")  # fmt: skip
+                print(
+                    f"  step {c['step']}: engine/naive {c['engine_over_naive']} (target ≤ "
+                    f"{c['target_engine_over_naive']}), engine/one CNN pass "
+                    f"{c['engine_over_one_cnn_pass']}, {c['engine_fps']} fps"
+                )
             config = DetectConfig(step=2)
             fps = entry["costs"][1]["engine_fps"]
-            entry["paced"] = sustained(model, frames, root / name[:4], config, 0.5 * fps,
-                                       args.seconds)  # fmt: skip
+            entry["paced"] = sustained(
+                model, frames, root / name[:4], config, 0.5 * fps, args.seconds
+            )
             results["models"][name] = entry
         name = next(iter(results["models"]))
         model = next(iter(models(args.demo_model).values()))
@@ -207,21 +254,27 @@ def main() -> None:
         results["alert_explanations"] = {}
         for rate in (25.0, round(0.5 * best, 1)):
             repeats = max(1, round(rate / 25))  # at least 14 s of video at any rate
-            path = write_mp4(root / f"alerts-{rate}.mp4", np.concatenate([frames] * repeats),
-                             fps=rate)  # fmt: skip
+            path = write_mp4(
+                root / f"alerts-{rate}.mp4", np.concatenate([frames] * repeats), fps=rate
+            )
             config = DetectConfig(step=2)
             found = detect(model, path, config)
             if len(found.events) < 2:  # an untrained model: thresholds that give events
                 score = np.unique(found.smoothed_score)
-                config = replace(config, on=float(np.quantile(score, 0.7)),
-                                 off=float(np.quantile(score, 0.5)))  # fmt: skip
+                config = replace(
+                    config, on=float(np.quantile(score, 0.7)), off=float(np.quantile(score, 0.5))
+                )
             print(f"alert explanations at {rate:.1f} fps")
-            runs = {label: paced_run(model, path, root / f"{label}-{rate}", config, flag, 64)
-                    for label, flag in (("without", False), ("with", True))}  # fmt: skip
+            runs = {
+                label: paced_run(model, path, root / f"{label}-{rate}", config, flag, 64)
+                for label, flag in (("without", False), ("with", True))
+            }
             for label, run in runs.items():
-                print(f"  {label:>7} explanations: capture late {run['capture_late_ms']} ms, "
-                      f"decision latency {run['latency_ms']} ms, dropped {run['dropped']}, "
-                      f"{run['events']} events, explanations {run['explanations']}")  # fmt: skip
+                print(
+                    f"  {label:>7} explanations: capture late {run['capture_late_ms']} ms, "
+                    f"decision latency {run['latency_ms']} ms, dropped {run['dropped']}, "
+                    f"{run['events']} events, explanations {run['explanations']}"
+                )
             results["alert_explanations"][f"{rate} fps"] = runs
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "watch-cpu.json", results)

@@ -29,11 +29,15 @@ def main(run: Path, out: Path) -> None:
     ]
     with VideoReader(run / "detection" / "annotated.mp4") as video:
         tiles = video.read(frames).data
-    strip = np.concatenate([cv2.resize(t, (250, 250), interpolation=cv2.INTER_NEAREST)
-                            for t in tiles], axis=1)  # fmt: skip
+    strip = np.concatenate(
+        [cv2.resize(t, (250, 250), interpolation=cv2.INTER_NEAREST) for t in tiles], axis=1
+    )
     plot = cv2.cvtColor(cv2.imread(str(run / "detection" / "scores.png")), cv2.COLOR_BGR2RGB)
-    plot = cv2.resize(plot, (strip.shape[1], round(plot.shape[0] * strip.shape[1] / plot.shape[1])),
-                      interpolation=cv2.INTER_AREA)  # fmt: skip
+    plot = cv2.resize(
+        plot,
+        (strip.shape[1], round(plot.shape[0] * strip.shape[1] / plot.shape[1])),
+        interpolation=cv2.INTER_AREA,
+    )
     write_png(out, np.concatenate([strip, plot]))
     print(f"wrote {out} (frames {frames})")
 

@@ -76,8 +76,9 @@ def score(
         clip, target = item["clip"][None].to(device), int(item["label"])
         masks, kind = item["masks"].numpy(), model.class_names[target]
         for layer, weighting in itertools.product(layers, weightings):
-            e = explain(model, clip, target, methods=methods, temporal=(), layer=layer,
-                        weighting=weighting)  # fmt: skip
+            e = explain(
+                model, clip, target, methods=methods, temporal=(), layer=layer, weighting=weighting
+            )
             for method, attribution in e.maps.items():
                 if weighting != "frame" and method != "gradcam":
                     continue  # the weighting is Grad-CAM's
@@ -92,10 +93,14 @@ def score(
         if frame_labels.min() == frame_labels.max():
             continue
         for name, (method, options) in TEMPORAL.items():
-            e = explain(model, clip, target, methods=(), temporal=(method,),
-                        options={method: options})  # fmt: skip
-            add(f"{name}/temporal_auroc", kind,
-                temporal_auroc(e.temporal[method].scores[0], frame_labels))  # fmt: skip
+            e = explain(
+                model, clip, target, methods=(), temporal=(method,), options={method: options}
+            )
+            add(
+                f"{name}/temporal_auroc",
+                kind,
+                temporal_auroc(e.temporal[method].scores[0], frame_labels),
+            )
     summary = {k: round(float(np.nanmean(v["v"])), 4) for k, v in sorted(rows.items())}
     return {"accuracy": metrics["accuracy"], "clips": len(chosen[:limit]), "scores": summary}
 
@@ -127,8 +132,11 @@ def main() -> None:
     started = time.perf_counter()
     if not (args.data / "manifest.json").is_file():
         generate(args.data, SynthConfig(clips=clips, num_frames=40, size=(args.size,) * 2, seed=0))
-    results = {"device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
-               "synth_seconds": time.perf_counter() - started, "variants": {}}  # fmt: skip
+    results = {
+        "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
+        "synth_seconds": time.perf_counter() - started,
+        "variants": {},
+    }
     if args.model:
         model = load_model(args.model, device="cuda" if torch.cuda.is_available() else "cpu")
         results["variants"][str(args.model)] = score(model, args.data, args.limit, methods, *where)
@@ -138,16 +146,21 @@ def main() -> None:
         freeze = variant if variant == "none" else int(variant)
         started = time.perf_counter()
         run = train_from_path(
-            args.data, args.runs / f"run-{variant}", "cpu",
+            args.data,
+            args.runs / f"run-{variant}",
+            "cpu",
             model_changes={"freeze": freeze, "frame_size": (args.size,) * 2},
             train_changes={"epochs": args.epochs, "seed": 0, "workers": args.workers},
-        )  # fmt: skip
+        )
         trained = time.perf_counter() - started
         model = load_model(run.best, device="cuda" if torch.cuda.is_available() else "cpu")
         entry = score(model, args.data, args.limit, methods, *where)
-        entry.update(train_seconds=trained, best_epoch=run.best_epoch,
-                     epochs_run=len(run.history),
-                     score_seconds=time.perf_counter() - started - trained)  # fmt: skip
+        entry.update(
+            train_seconds=trained,
+            best_epoch=run.best_epoch,
+            epochs_run=len(run.history),
+            score_seconds=time.perf_counter() - started - trained,
+        )
         results["variants"][variant] = entry
         write_json(args.out / "xai-sweep.json", results)
         print(variant, json.dumps(entry)[:2000], flush=True)

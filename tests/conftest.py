@@ -23,8 +23,15 @@ IMPORTED_SHAPE = {
     "backbone_args": {
         "layers": [
             {"type": "batchnorm", "epsilon": 1e-3},
-            {"type": "conv", "filters": 6, "kernel": [3, 3], "strides": [2, 2], "padding": "same",
-             "activation": "relu", "name": "c1"},
+            {
+                "type": "conv",
+                "filters": 6,
+                "kernel": [3, 3],
+                "strides": [2, 2],
+                "padding": "same",
+                "activation": "relu",
+                "name": "c1",
+            },
             {"type": "maxpool", "pool": [3, 3], "strides": [2, 2], "padding": "same"},
         ]
     },
@@ -38,7 +45,7 @@ IMPORTED_SHAPE = {
         {"type": "batchnorm", "epsilon": 1e-3},
         {"type": "dense", "units": 4, "activation": "linear"},
     ),
-}  # fmt: skip
+}
 
 
 @pytest.fixture

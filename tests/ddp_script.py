@@ -15,9 +15,14 @@ data, out = Path(sys.argv[1]), Path(sys.argv[2])
 prefix_cache = sys.argv[3:] == ["prefix-cache"]  # the last 2 units train on cached prefix maps
 distributed.init()
 classes = ("fight", "shooting", "fire", "normal")
-config = CRNNConfig(backbone_args={"width": 0.0625}, num_frames=4, frame_size=(32, 32),
-                    rnn_hidden=16, head_hidden=(8,),
-                    freeze=2 if prefix_cache else "none")  # fmt: skip
+config = CRNNConfig(
+    backbone_args={"width": 0.0625},
+    num_frames=4,
+    frame_size=(32, 32),
+    rnn_hidden=16,
+    head_hidden=(8,),
+    freeze=2 if prefix_cache else "none",
+)
 torch.manual_seed(0)
 model = CRNN(config)
 

@@ -55,9 +55,14 @@ class Pointwise(Backbone):
 
 
 def pointwise_crnn(steps: int = 4, size: int = 4) -> CRNN:
-    config = CRNNConfig(backbone="test_pointwise", rnn_hidden=1, head_hidden=(),
-                        class_names=("fight", "normal"), num_frames=steps,
-                        frame_size=(size, size))  # fmt: skip
+    config = CRNNConfig(
+        backbone="test_pointwise",
+        rnn_hidden=1,
+        head_hidden=(),
+        class_names=("fight", "normal"),
+        num_frames=steps,
+        frame_size=(size, size),
+    )
     model = CRNN(config).eval()
     with torch.no_grad():
         for parameter in model.rnn.parameters():
@@ -196,10 +201,12 @@ def loop_saliency(model: CRNN, clip: torch.Tensor, target: int) -> torch.Tensor:
 def hooks_left(model: nn.Module) -> int:
     """Every forward, pre-forward and backward hook registered on any module of ``model``."""
     return sum(
-        len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+        len(m._forward_hooks)
+        + len(m._forward_pre_hooks)
+        + len(m._backward_hooks)
         + len(getattr(m, "_backward_pre_hooks", {}))
         for m in model.modules()
-    )  # fmt: skip
+    )
 
 
 @register_backbone("test_one_pixel")

@@ -55,7 +55,7 @@ def tcp_server(path, port, realtime=False):
         "mpegts",
         f"tcp://127.0.0.1:{port}?listen=1",
     ]
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL)  # fmt: skip
+    process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and not listening(port):

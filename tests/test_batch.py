@@ -469,8 +469,10 @@ def test_the_docs_python_example_runs(archive, model, tmp_path, monkeypatch):
 
     text = (HERE.parent / "docs" / "batch.md").read_text()
     (block,) = re.findall(r"```python\n(.*?)```", text, re.S)
-    for old, new in (('"runs/first/best"', repr(str(model))),
-                     ('"/archive/2026-11"', repr(str(archive / "cam1")))):  # fmt: skip
+    for old, new in (
+        ('"runs/first/best"', repr(str(model))),
+        ('"/archive/2026-11"', repr(str(archive / "cam1"))),
+    ):
         assert old in block
         block = block.replace(old, new)
     monkeypatch.chdir(tmp_path)
@@ -483,8 +485,9 @@ def test_outputs_inside_the_archive_and_link_loops_are_not_taken_for_footage(arc
     site = tmp_path / "site"
     shutil.copytree(archive / "cam1", site / "cam1")
     (site / "results" / "videos" / "cam1" / "a.mp4").mkdir(parents=True)
-    shutil.copy(archive / "cam1" / "a.mp4", site / "results" / "videos" / "cam1" / "a.mp4" /
-                "annotated.mp4")  # fmt: skip
+    shutil.copy(
+        archive / "cam1" / "a.mp4", site / "results" / "videos" / "cam1" / "a.mp4" / "annotated.mp4"
+    )
     (site / "cam1" / "loop").symlink_to(site, target_is_directory=True)
     videos = gather_videos([site], exclude=site / "results")
     assert [v.key for v in videos] == ["cam1/a.mp4", "cam1/b.mp4"]

@@ -79,8 +79,16 @@ def run_explain(model: CRNN, data: Path, out: Path) -> None:
 
 
 def run_xai_eval(model: CRNN, data: Path, out: Path) -> None:
-    xai_eval(model, data, out, methods=["gradcam"], temporal=["frame_occlusion"],
-             faithfulness_clips=1, sanity_clips=1, steps=2)  # fmt: skip
+    xai_eval(
+        model,
+        data,
+        out,
+        methods=["gradcam"],
+        temporal=["frame_occlusion"],
+        faithfulness_clips=1,
+        sanity_clips=1,
+        steps=2,
+    )
 
 
 def run_training(model: CRNN, data: Path, out: Path) -> None:
@@ -104,8 +112,9 @@ ENTRY_POINTS: dict[str, Callable[[CRNN, Path, Path], None]] = {
 }
 
 
-@pytest.mark.parametrize("make_model", [training_with_frozen_units,
-                                        evaluating_with_a_training_head])  # fmt: skip
+@pytest.mark.parametrize(
+    "make_model", [training_with_frozen_units, evaluating_with_a_training_head]
+)
 @pytest.mark.parametrize("entry_point", list(ENTRY_POINTS))
 def test_the_callers_model_comes_back_in_the_modes_it_went_in(
     entry_point, make_model, data, tmp_path

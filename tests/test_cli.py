@@ -51,8 +51,9 @@ def test_help_lists_the_commands(capsys):
 
 def test_new_model_then_info(tmp_path, capsys):
     target = tmp_path / "tiny"
-    code, out, err = run_cli(["new-model", str(target), *TINY_ARGS, "--freeze", "2",
-                              "--fit", "stretch"], capsys)  # fmt: skip
+    code, out, err = run_cli(
+        ["new-model", str(target), *TINY_ARGS, "--freeze", "2", "--fit", "stretch"], capsys
+    )
     assert code == 0, err
     assert "saved" in out
     model = load_model(target)
@@ -152,10 +153,12 @@ def test_console_script_from_a_fresh_shell(tmp_path):
 
 def test_help_starts_without_loading_torch():
     # `vadx --help` and `import vadx` stay light: torch loads when a command needs a model
-    probe = ("import sys, vadx, vadx.cli; from typer.testing import CliRunner; "
-             "result = CliRunner().invoke(vadx.cli.app, ['--help']); "
-             "assert result.exit_code == 0 and 'explain' in result.output, result.output; "
-             "print('torch' in sys.modules)")  # fmt: skip
+    probe = (
+        "import sys, vadx, vadx.cli; from typer.testing import CliRunner; "
+        "result = CliRunner().invoke(vadx.cli.app, ['--help']); "
+        "assert result.exit_code == 0 and 'explain' in result.output, result.output; "
+        "print('torch' in sys.modules)"
+    )
     found = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert found.returncode == 0 and found.stdout.strip() == "False", found.stderr
     assert vadx.load_model is vadx.models.load_model  # the names still import on first use

@@ -35,8 +35,9 @@ def test_checkpoint_saved_from_gpu_loads_on_cpu_and_gpu(tmp_path, tiny_clip):
     assert next(on_gpu.parameters()).is_cuda and not next(on_cpu.parameters()).is_cuda
     with torch.no_grad():
         torch.testing.assert_close(on_gpu(tiny_clip.cuda()), model(tiny_clip.cuda()))
-        torch.testing.assert_close(on_cpu(tiny_clip), model(tiny_clip.cuda()).cpu(),
-                                   rtol=1e-3, atol=1e-4)  # fmt: skip
+        torch.testing.assert_close(
+            on_cpu(tiny_clip), model(tiny_clip.cuda()).cpu(), rtol=1e-3, atol=1e-4
+        )
 
 
 def test_training_step_on_gpu_updates_only_unfrozen_parameters(tiny_clip):
@@ -60,12 +61,22 @@ def test_explanations_on_gpu_in_eval_mode_match_cpu(tiny_clip, rnn):
 
     torch.manual_seed(0)
     model = CRNN(TINY.replace(rnn=rnn)).eval()
-    options = {"occlusion": {"patch": 16}, "integrated_gradients": {"steps": 8},
-               "smoothgrad": {"samples": 2}}  # fmt: skip
-    on_cpu = explain(model, tiny_clip, target=1, methods=list(METHODS), temporal=list(TEMPORAL),
-                     options=options)  # fmt: skip
-    on_gpu = explain(model.cuda(), tiny_clip.cuda(), target=1, methods=list(METHODS),
-                     temporal=list(TEMPORAL), options=options)  # fmt: skip
+    options = {
+        "occlusion": {"patch": 16},
+        "integrated_gradients": {"steps": 8},
+        "smoothgrad": {"samples": 2},
+    }
+    on_cpu = explain(
+        model, tiny_clip, target=1, methods=list(METHODS), temporal=list(TEMPORAL), options=options
+    )
+    on_gpu = explain(
+        model.cuda(),
+        tiny_clip.cuda(),
+        target=1,
+        methods=list(METHODS),
+        temporal=list(TEMPORAL),
+        options=options,
+    )
     assert not model.training and torch.backends.cudnn.enabled
     for name in METHODS:
         if name == "smoothgrad":  # the noise differs between CPU and CUDA generators

@@ -52,8 +52,10 @@ def test_folder_layout_with_splits(tree):
     samples, classes = folder_samples(tree, split="train")
     assert classes == ("fight", "fire", "normal")
     assert [(s.source.name, classes[s.label]) for s in samples] == [
-        ("f1.mkv", "fight"), ("x1.mkv", "fire"), ("n1.mkv", "normal"),
-    ]  # fmt: skip
+        ("f1.mkv", "fight"),
+        ("x1.mkv", "fire"),
+        ("n1.mkv", "normal"),
+    ]
     assert samples[0].masks.name == "f1.masks.npz" and samples[1].masks is None
     samples, classes = folder_samples(tree, class_names=CLASSES, split="test")
     assert classes == CLASSES and [s.label for s in samples] == [0, 3]
@@ -95,19 +97,32 @@ def test_temporal_annotations_become_labelled_windows(tmp_path):
     notes = tmp_path / "annotations.txt"
     notes.write_text("Fighting003_x264.mkv  Fighting  27  44  -1  -1\n")
     samples = temporal_samples(
-        notes, tmp_path / "videos", CLASSES, window=10, stride=10,
+        notes,
+        tmp_path / "videos",
+        CLASSES,
+        window=10,
+        stride=10,
         class_map={"Fighting": "fight"},
-    )  # fmt: skip
+    )
     # windows 0-9, 10-19 normal; 20-29 has 3/10 inside (ambiguous, dropped); 30-39 fight;
     # 40-49 has 5/10 (fight at overlap 0.5); 50-59 normal
     assert [(s.indices[0], CLASSES[s.label]) for s in samples] == [
-        (0, "normal"), (10, "normal"), (30, "fight"), (40, "fight"), (50, "normal"),
-    ]  # fmt: skip
+        (0, "normal"),
+        (10, "normal"),
+        (30, "fight"),
+        (40, "fight"),
+        (50, "normal"),
+    ]
     assert samples[3].frame_labels == (1, 1, 1, 1, 1, 0, 0, 0, 0, 0)
     kept = temporal_samples(
-        notes, tmp_path / "videos", CLASSES, 10, 10, ambiguous="normal",
+        notes,
+        tmp_path / "videos",
+        CLASSES,
+        10,
+        10,
+        ambiguous="normal",
         class_map={"Fighting": "fight"},
-    )  # fmt: skip
+    )
     assert len(kept) == 6 and CLASSES[kept[2].label] == "normal"
 
 
@@ -144,8 +159,10 @@ def ucsd(tmp_path):
 def test_frame_mask_layout(ucsd):
     samples = frame_mask_samples(ucsd, CLASSES, window=4, stride=2)
     assert [(s.indices[0], CLASSES[s.label]) for s in samples] == [
-        (0, "normal"), (2, "fight"), (4, "fight"),
-    ]  # fmt: skip
+        (0, "normal"),
+        (2, "fight"),
+        (4, "fight"),
+    ]
     assert samples[1].frame_labels == (0, 0, 1, 1)
     dataset = VideoDataset(samples, CLASSES, num_frames=4, frame_size=(24, 36))
     item = dataset[1]

@@ -22,15 +22,23 @@ def test_match_events():
 
 def test_demo_end_to_end_small(tmp_path, capsys):
     out = tmp_path / "demo"
-    code, stdout, stderr = run_cli(["demo", "--out", str(out), "--epochs", "1",
-                                    "--clips", "2,1,1"], capsys)  # fmt: skip
+    code, stdout, stderr = run_cli(
+        ["demo", "--out", str(out), "--epochs", "1", "--clips", "2,1,1"], capsys
+    )
     assert code == 0, stderr
     summary = json.loads((out / "summary.json").read_text())
     assert 0 <= summary["test_accuracy"] <= 1 and summary["true_events"] == 3
     assert len(summary["matches"]) == 3
-    for name in ("data/manifest.json", "run/best/config.json", "evaluation/metrics.json",
-                 "evaluation/confusion.png", "long_video.mp4", "detection/events.json",
-                 "detection/annotated.mp4", "detection/scores.png"):  # fmt: skip
+    for name in (
+        "data/manifest.json",
+        "run/best/config.json",
+        "evaluation/metrics.json",
+        "evaluation/confusion.png",
+        "long_video.mp4",
+        "detection/events.json",
+        "detection/annotated.mp4",
+        "detection/scores.png",
+    ):
         assert (out / name).is_file(), name
     assert "test accuracy" in stdout and "summary" in stdout
     domain = summary["domain"]
@@ -43,6 +51,7 @@ def test_demo_end_to_end_small(tmp_path, capsys):
     for report in summary["reports"]:
         assert report in stdout.replace("\n", "") and (out / "explanation").is_dir()
     # running it again continues where it stopped instead of starting over
-    code, _, stderr = run_cli(["demo", "--out", str(out), "--epochs", "1", "--clips", "2,1,1"],
-                              capsys)  # fmt: skip
+    code, _, stderr = run_cli(
+        ["demo", "--out", str(out), "--epochs", "1", "--clips", "2,1,1"], capsys
+    )
     assert code == 0, stderr

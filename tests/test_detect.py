@@ -22,8 +22,13 @@ from vadx.models import CRNN, CRNNConfig
 from vadx.video import VideoReader, fit_frames, frames_to_clip, sliding_windows, write_mp4
 
 CLASSES = ("fight", "shooting", "fire", "normal")
-TINY = CRNNConfig(backbone_args={"width": 0.0625}, num_frames=4, frame_size=(32, 32),
-                  rnn_hidden=16, head_hidden=(8,))  # fmt: skip
+TINY = CRNNConfig(
+    backbone_args={"width": 0.0625},
+    num_frames=4,
+    frame_size=(32, 32),
+    rnn_hidden=16,
+    head_hidden=(8,),
+)
 
 
 @pytest.fixture(scope="module")
@@ -57,11 +62,18 @@ def test_hysteresis_events():
     config = DetectConfig(on=0.5, off=0.35, min_frames=1)
     events = find_events(score, probs, CLASSES, "normal", np.arange(8) / 10, config)
     assert [(e.start_frame, e.end_frame, e.class_name) for e in events] == [
-        (1, 2, "fight"), (4, 6, "fight"),
-    ]  # fmt: skip
+        (1, 2, "fight"),
+        (4, 6, "fight"),
+    ]
     assert events[1].peak_probability == 0.8 and events[1].start_time == 0.4
-    longer = find_events(score, probs, CLASSES, "normal", np.arange(8) / 10,
-                         DetectConfig(on=0.5, off=0.35, min_frames=3))  # fmt: skip
+    longer = find_events(
+        score,
+        probs,
+        CLASSES,
+        "normal",
+        np.arange(8) / 10,
+        DetectConfig(on=0.5, off=0.35, min_frames=3),
+    )
     assert [(e.start_frame, e.end_frame) for e in longer] == [(4, 6)]
 
 

@@ -49,9 +49,13 @@ def test_domain_doc_python_example_runs(tmp_path, monkeypatch):
 
     (block,) = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "domain.md").read_text(), re.S)
     small = ', backbone_args={"width": 0.0625}, num_frames=4, frame_size=(32, 32), rnn_hidden=8'
-    for old, new in (('fit="stretch")', f'fit="stretch"{small})'),
-                     ("window=20", "window=4"), ("stride=10", "stride=6"), ("step=2", "step=3"),
-                     ("epochs=30", "epochs=1, workers=0")):  # fmt: skip
+    for old, new in (
+        ('fit="stretch")', f'fit="stretch"{small})'),
+        ("window=20", "window=4"),
+        ("stride=10", "stride=6"),
+        ("step=2", "step=3"),
+        ("epochs=30", "epochs=1, workers=0"),
+    ):
         assert old in block, old
         block = block.replace(old, new)
     monkeypatch.chdir(tmp_path)

@@ -55,8 +55,9 @@ def test_class_conditional_distance_is_to_the_nearest_class_mean():
     precision = np.linalg.inv(covariance)
     probe = np.array([means[0], means[1], means[1] + 3.0, (means[0] + means[1]) / 2])
     per_class = [np.sqrt(np.einsum("nf,fg,ng->n", probe - m, precision, probe - m)) for m in means]
-    np.testing.assert_allclose(stats.frame_distances(probe), np.minimum(*per_class), rtol=1e-4,
-                               atol=1e-4)  # fmt: skip
+    np.testing.assert_allclose(
+        stats.frame_distances(probe), np.minimum(*per_class), rtol=1e-4, atol=1e-4
+    )
     assert stats.frame_distances(probe)[:2] == pytest.approx([0, 0], abs=1e-3)
 
 
@@ -96,9 +97,16 @@ def test_fit_domain_refuses_bad_input():
 
 def test_summary_and_verdict():
     summary = domain_summary(np.array([0.5, 2.0, 3.0]), 7.0)
-    assert summary == {"checked": True, "verdict": "outside", "threshold": 7.0, "windows": 3,
-                       "windows_outside": 2, "share_outside": pytest.approx(2 / 3),
-                       "median_score": 2.0, "max_score": 3.0}  # fmt: skip
+    assert summary == {
+        "checked": True,
+        "verdict": "outside",
+        "threshold": 7.0,
+        "windows": 3,
+        "windows_outside": 2,
+        "share_outside": pytest.approx(2 / 3),
+        "median_score": 2.0,
+        "max_score": 3.0,
+    }
     assert "67% of the windows (2 of 3)" in verdict_line(summary)
     assert domain_summary(np.array([0.5, 1.0]), 7.0)["verdict"] == "inside"
     assert verdict_line(domain_summary(np.array([0.5, 1.0]), 7.0)) is None
@@ -160,10 +168,12 @@ def trained(tmp_path_factory):
     root = tmp_path_factory.mktemp("domain")
     generate(root / "data", SynthConfig(clips=(4, 3, 0), num_frames=16, size=(48, 64), seed=5))
     result = train_from_path(
-        root / "data", root / "run", "cpu-scratch",
+        root / "data",
+        root / "run",
+        "cpu-scratch",
         model_changes={"num_frames": 4, "frame_size": (32, 32), "fit": "stretch"},
         train_changes={"epochs": 2, "workers": 0},
-    )  # fmt: skip
+    )
     long = render_long(2, [("normal", 20), ("fire", 20), ("normal", 20)], (48, 64))
     synthetic = write_mp4(root / "long.mp4", long.frames, fps=10)
     return root, result.best, synthetic
@@ -184,10 +194,13 @@ def test_the_threshold_is_set_on_the_windows_detection_cuts_from_validation_vide
     root, best, _ = trained
     model = load_model(best)
     samples, _ = folder_samples(root / "data", model.class_names, "val")
-    distances = np.concatenate([
-        detect(model, s.source, DetectConfig(on=1, off=1)).window_domain * model.domain.threshold
-        for s in samples
-    ])  # fmt: skip
+    distances = np.concatenate(
+        [
+            detect(model, s.source, DetectConfig(on=1, off=1)).window_domain
+            * model.domain.threshold
+            for s in samples
+        ]
+    )
     assert len(distances) == model.domain.windows
     assert model.domain.threshold == pytest.approx(np.percentile(distances, 99.5), rel=1e-5)
 
@@ -249,27 +262,33 @@ def test_cli_calibrate_adds_statistics_and_detect_reports_them(trained, tmp_path
     trained = load_model(best)  # the same weights and metadata, no statistics
     plain = save_model(trained, tmp_path / "plain", metadata=trained.checkpoint.metadata)
     video = str(bikes_mp4())
-    code, _, err = run_cli(["detect", str(plain), video, "--out", str(tmp_path / "a"),
-                            "--no-annotate", "--step", "1"], capsys)  # fmt: skip
+    code, _, err = run_cli(
+        ["detect", str(plain), video, "--out", str(tmp_path / "a"), "--no-annotate", "--step", "1"],
+        capsys,
+    )
     assert code == 0 and "no domain statistics" in err and f"vadx calibrate {plain}" in err
-    code, _, err = run_cli(["detect", str(plain), video, "--out", str(tmp_path / "b"),
-                            "--domain", "suppress"], capsys)  # fmt: skip
+    code, _, err = run_cli(
+        ["detect", str(plain), video, "--out", str(tmp_path / "b"), "--domain", "suppress"], capsys
+    )
     assert code == 2 and err.startswith("error:") and "needs domain statistics" in err
     code, out, _ = run_cli(["calibrate", str(plain), str(root / "data")], capsys)
     assert code == 0 and "model id is unchanged" in out
     assert load_model(plain).domain.threshold == pytest.approx(load_model(best).domain.threshold)
-    code, out, err = run_cli(["detect", str(plain), video, "--out", str(tmp_path / "c"),
-                              "--no-annotate", "--step", "1"], capsys)  # fmt: skip
+    code, out, err = run_cli(
+        ["detect", str(plain), video, "--out", str(tmp_path / "c"), "--no-annotate", "--step", "1"],
+        capsys,
+    )
     assert code == 0 and "in domain" in out and "no domain statistics" not in err
-    code, _, err = run_cli(["detect", str(plain), video, "--out", str(tmp_path / "d"),
-                            "--domain", "maybe"], capsys)  # fmt: skip
+    code, _, err = run_cli(
+        ["detect", str(plain), video, "--out", str(tmp_path / "d"), "--domain", "maybe"], capsys
+    )
     assert code == 2 and "domain must be flag, suppress, off" in err
     for argv, message in [
         ([str(plain), video], "is a video, not a dataset"),
         ([str(plain), str(tmp_path / "missing")], "dataset not found"),
         ([str(plain), str(root / "data"), "--percentile", "0"], "--percentile must be in"),
         ([str(tmp_path / "nothing"), str(root / "data")], "no checkpoint at"),
-    ]:  # fmt: skip
+    ]:
         code, _, err = run_cli(["calibrate", *argv], capsys)
         assert code == 2 and err.startswith("error:") and message in err, err
         assert "Traceback" not in err
@@ -284,8 +303,7 @@ def test_dataset_items_say_where_the_picture_is(trained):
     assert not picture[28:].any()
     stretched = VideoDataset(samples, classes, num_frames=4, frame_size=(32, 32), fit="stretch")
     assert stretched[0]["picture"].all()
-    augmented = VideoDataset(samples, classes, num_frames=4, frame_size=(32, 32),
-                             augment=Augment())  # fmt: skip
+    augmented = VideoDataset(samples, classes, num_frames=4, frame_size=(32, 32), augment=Augment())
     assert "picture" not in augmented[0]
 
 
@@ -297,8 +315,13 @@ def test_display_maps_stay_on_the_picture():
     picture = geometry.picture()
     assert picture.sum() == 10 * 32 and picture[:11].sum() == 0 and picture[21:].sum() == 0
     clip = frames_to_clip(fitted, model.config.mean, model.config.std)[None]
-    e = explain(model, clip, methods=("gradcam", "saliency"), temporal=(),
-                picture=torch.from_numpy(picture)[None])  # fmt: skip
+    e = explain(
+        model,
+        clip,
+        methods=("gradcam", "saliency"),
+        temporal=(),
+        picture=torch.from_numpy(picture)[None],
+    )
     plain = explain(model, clip, methods=("gradcam", "saliency"), temporal=())
     for name in ("gradcam", "saliency"):
         shown = e[name].display[0]
@@ -307,7 +330,8 @@ def test_display_maps_stay_on_the_picture():
         expected = magnitude[:, ~picture].sum() / magnitude.sum()
         assert e[name].off_picture[0] == pytest.approx(expected, rel=1e-4)
     assert e.manifest()["maps"]["saliency"]["off_picture_share"][0] == pytest.approx(
-        float(e["saliency"].off_picture[0]), abs=1e-6)  # fmt: skip
+        float(e["saliency"].off_picture[0]), abs=1e-6
+    )
 
 
 def summary_clip_domain(folder):

@@ -68,8 +68,15 @@ def test_frame_level_auc_over_annotated_long_videos(tmp_path, capsys):
     assert result["frames"] == 65 and result["anomalous_frames"] == end - start + 1
     assert 0 <= result["frame_roc_auc"] <= 1
     path = save_model(model, tmp_path / "model")
-    argv = ["evaluate", str(path), str(tmp_path / "videos"), "--out", str(tmp_path / "eval"),
-            "--annotations", str(notes)]  # fmt: skip
+    argv = [
+        "evaluate",
+        str(path),
+        str(tmp_path / "videos"),
+        "--out",
+        str(tmp_path / "eval"),
+        "--annotations",
+        str(notes),
+    ]
     code, stdout, _ = run_cli(argv, capsys)
     assert code == 0 and "frame-level ROC-AUC" in stdout
     assert json.loads((tmp_path / "eval" / "frame_metrics.json").read_text())["frames"] == 65

@@ -16,13 +16,17 @@ from vadx.explain import METHODS, TEMPORAL, GradCAM, explain, resolve_target
 from vadx.explain.hooks import stack_calls
 from vadx.models import CRNN
 
-FAST_OPTIONS = {"occlusion": {"patch": 16}, "integrated_gradients": {"steps": 4},
-                "smoothgrad": {"samples": 2}}  # fmt: skip
+FAST_OPTIONS = {
+    "occlusion": {"patch": 16},
+    "integrated_gradients": {"steps": 4},
+    "smoothgrad": {"samples": 2},
+}
 
 
 def test_every_method_in_one_call_has_the_documented_shapes(tiny_model, tiny_clip):
-    e = explain(tiny_model, tiny_clip, methods=list(METHODS), temporal=list(TEMPORAL),
-                options=FAST_OPTIONS)  # fmt: skip
+    e = explain(
+        tiny_model, tiny_clip, methods=list(METHODS), temporal=list(TEMPORAL), options=FAST_OPTIONS
+    )
     assert set(e.maps) == set(METHODS) and set(e.temporal) == set(TEMPORAL)
     for name, a in e.maps.items():
         assert a.display.shape == (2, 4, 32, 32), name
@@ -39,8 +43,15 @@ def test_every_method_in_one_call_has_the_documented_shapes(tiny_model, tiny_cli
 
 
 def test_shared_pass_results_equal_single_method_results(tiny_model, tiny_clip):
-    e = explain(tiny_model, tiny_clip, target=1, methods=["gradcam", "saliency"],
-                temporal=["gradient_norm"], layer="block4_conv4", weighting="clip")  # fmt: skip
+    e = explain(
+        tiny_model,
+        tiny_clip,
+        target=1,
+        methods=["gradcam", "saliency"],
+        temporal=["gradient_norm"],
+        layer="block4_conv4",
+        weighting="clip",
+    )
     alone = GradCAM(tiny_model, layer="block4_conv4", weighting="clip").attribute(tiny_clip, 1)
     np.testing.assert_allclose(e["gradcam"].raw, alone.numpy(), rtol=1e-6)
     assert e["gradcam"].settings == {"layer": "block4_conv4", "weighting": "clip"}
@@ -50,8 +61,9 @@ def test_clip_normalisation_keeps_which_frame_mattered_and_frame_loses_it():
     model = pointwise_crnn()
     clip = torch.rand(1, 4, 3, 4, 4, generator=torch.Generator().manual_seed(0))
     joint = explain(model, clip, "fight", methods=["gradcam"], temporal=[])["gradcam"]
-    per_frame = explain(model, clip, "fight", methods=["gradcam"], temporal=[],
-                        normalisation="frame")["gradcam"]  # fmt: skip
+    per_frame = explain(
+        model, clip, "fight", methods=["gradcam"], temporal=[], normalisation="frame"
+    )["gradcam"]
     peaks = joint.display.max((-2, -1))[0]
     assert peaks[-1] == pytest.approx(1.0) and peaks[0] < 0.5  # later frames matter more
     np.testing.assert_allclose(per_frame.display.max((-2, -1)), 1.0, rtol=1e-6)
@@ -91,12 +103,18 @@ def test_a_callable_target_is_explained_on_every_pass(tiny_model, tiny_clip):
     def margin(logits):
         return logits[:, 0] - logits[:, 3]
 
-    e = explain(tiny_model, tiny_clip, target=margin, methods=["integrated_gradients"],
-                options={"integrated_gradients": {"steps": 32}})  # fmt: skip
+    e = explain(
+        tiny_model,
+        tiny_clip,
+        target=margin,
+        methods=["integrated_gradients"],
+        options={"integrated_gradients": {"steps": 32}},
+    )
     with torch.no_grad():
         gap = margin(tiny_model(tiny_clip)) - margin(tiny_model(torch.zeros_like(tiny_clip)))
-    np.testing.assert_allclose(e["integrated_gradients"].raw.reshape(2, -1).sum(1), gap.numpy(),
-                               rtol=0.02, atol=1e-4)  # fmt: skip
+    np.testing.assert_allclose(
+        e["integrated_gradients"].raw.reshape(2, -1).sum(1), gap.numpy(), rtol=0.02, atol=1e-4
+    )
     assert e.target_names == ("custom", "custom") and e.targets.tolist() == [-1, -1]
 
 
@@ -105,16 +123,18 @@ def test_resolve_target_doc_cases(tiny_model):
     assert resolve_target(tiny_model, logits, None).names == ("normal", "fight")
     assert resolve_target(tiny_model, logits, "anomaly").names == ("shooting", "fight")
     target = resolve_target(tiny_model, logits, 2)
-    torch.testing.assert_close(target.scores(torch.cat([logits, logits])),
-                               torch.tensor([1.0, 1.0, 1.0, 1.0]))  # fmt: skip
+    torch.testing.assert_close(
+        target.scores(torch.cat([logits, logits])), torch.tensor([1.0, 1.0, 1.0, 1.0])
+    )
     videos = torch.tensor([1, 1, 0])
     torch.testing.assert_close(target.scores(logits[videos], videos), torch.tensor([1.0, 1, 1]))
 
 
 def test_no_hook_survives_a_call_even_one_that_raises(tiny_model, tiny_clip):
     before = hooks_left(tiny_model)
-    explain(tiny_model, tiny_clip, methods=list(METHODS), temporal=list(TEMPORAL),
-            options=FAST_OPTIONS)  # fmt: skip
+    explain(
+        tiny_model, tiny_clip, methods=list(METHODS), temporal=list(TEMPORAL), options=FAST_OPTIONS
+    )
     assert hooks_left(tiny_model) == before == 0
     calls = {"n": 0}
 
@@ -198,10 +218,12 @@ def test_bad_arguments_say_what_to_do(tiny_model, tiny_clip):
         explain(tiny_model, tiny_clip[0])
 
 
-def test_results_are_immutable_and_save_writes_arrays_and_a_manifest(tiny_model, tiny_clip,
-                                                                     tmp_path):  # fmt: skip
-    e = explain(tiny_model, tiny_clip, target="anomaly", temporal=["frame_occlusion",
-                "frame_shapley"])  # fmt: skip
+def test_results_are_immutable_and_save_writes_arrays_and_a_manifest(
+    tiny_model, tiny_clip, tmp_path
+):
+    e = explain(
+        tiny_model, tiny_clip, target="anomaly", temporal=["frame_occlusion", "frame_shapley"]
+    )
     with pytest.raises(ValueError, match="read-only"):
         e["gradcam"].raw[0, 0, 0, 0] = 1.0
     with pytest.raises(TypeError):
@@ -211,8 +233,10 @@ def test_results_are_immutable_and_save_writes_arrays_and_a_manifest(tiny_model,
     out = e.save(tmp_path / "explanation")
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["target"] == "anomaly" and manifest["normalisation"] == "clip"
-    assert manifest["maps"]["gradcam"]["settings"] == {"layer": "block5_conv4",
-                                                        "weighting": "frame"}  # fmt: skip
+    assert manifest["maps"]["gradcam"]["settings"] == {
+        "layer": "block5_conv4",
+        "weighting": "frame",
+    }
     assert manifest["temporal"]["frame_occlusion"]["settings"] == {"baseline": "mean"}
     assert manifest["clip_sha256"] == hashlib.sha256(tiny_clip.numpy().tobytes()).hexdigest()
     assert manifest["clip_shape"] == [2, 4, 3, 32, 32] and manifest["versions"]["vadx"]
@@ -220,8 +244,9 @@ def test_results_are_immutable_and_save_writes_arrays_and_a_manifest(tiny_model,
     assert manifest["model"]["config"]["architecture"]["rnn_hidden"] == 16
     with np.load(out / "explanation.npz") as arrays:
         np.testing.assert_array_equal(arrays["gradcam/display"], e["gradcam"].display)
-        np.testing.assert_array_equal(arrays["frame_shapley/segment_values"],
-                                      e["frame_shapley"].extras["segment_values"])  # fmt: skip
+        np.testing.assert_array_equal(
+            arrays["frame_shapley/segment_values"], e["frame_shapley"].extras["segment_values"]
+        )
         assert "activation/channels" in arrays
     assert sorted(p.name for p in out.iterdir()) == ["explanation.npz", "manifest.json"]
 

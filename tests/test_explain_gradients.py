@@ -69,8 +69,14 @@ def test_attribute_returns_the_extras_the_engine_records(tiny_model, tiny_clip):
     from vadx.explain import explain
     from vadx.explain.base import Output
 
-    e = explain(tiny_model, tiny_clip, 2, methods=["integrated_gradients"], temporal=[],
-                options={"integrated_gradients": {"steps": 8}})  # fmt: skip
+    e = explain(
+        tiny_model,
+        tiny_clip,
+        2,
+        methods=["integrated_gradients"],
+        temporal=[],
+        options={"integrated_gradients": {"steps": 8}},
+    )
     out = IntegratedGradients(tiny_model, steps=8).attribute(tiny_clip, 2, return_extras=True)
     assert isinstance(out, Output) and set(out.extras) == set(e["integrated_gradients"].extras)
     recorded = e["integrated_gradients"]

@@ -26,8 +26,10 @@ def test_a_known_hot_cell_lands_on_its_pixels_without_shift():
 
 def test_normalisation_modes():
     raw = torch.tensor([[[[1.0, 0.0]], [[4.0, 2.0]]], [[[0.0, 0.0]], [[0.0, 0.5]]]])
-    assert display(raw, "clip").tolist() == [[[[0.25, 0.0]], [[1.0, 0.5]]],
-                                             [[[0.0, 0.0]], [[0.0, 1.0]]]]  # fmt: skip
+    assert display(raw, "clip").tolist() == [
+        [[[0.25, 0.0]], [[1.0, 0.5]]],
+        [[[0.0, 0.0]], [[0.0, 1.0]]],
+    ]
     frame = display(raw, "frame")
     assert frame[0, :, 0].tolist() == [[1.0, 0.0], [1.0, 0.5]]
     assert frame[1, 0].tolist() == [[0.0, 0.0]]  # an all-zero frame stays zero, not NaN
@@ -44,9 +46,13 @@ def test_signed_maps_are_shown_by_magnitude_and_unsigned_clamped():
 
 @settings(max_examples=30, deadline=None)
 @given(
-    st.integers(1, 3), st.integers(1, 4), st.integers(1, 6), st.integers(1, 6),
-    st.sampled_from(["clip", "frame"]), st.integers(0, 2**31 - 1),
-)  # fmt: skip
+    st.integers(1, 3),
+    st.integers(1, 4),
+    st.integers(1, 6),
+    st.integers(1, 6),
+    st.sampled_from(["clip", "frame"]),
+    st.integers(0, 2**31 - 1),
+)
 def test_display_maps_are_in_unit_range_and_peak_at_one(b, t, h, w, mode, seed):
     raw = torch.rand(b, t, h, w, generator=torch.Generator().manual_seed(seed))
     shown = display(raw, mode, size=(h * 3, w * 2))

@@ -63,8 +63,9 @@ def test_frame_occlusion_by_hand_on_the_pointwise_model():
 
 def test_spatial_occlusion_equals_occluding_the_clip_and_rerunning(tiny_model, tiny_clip):
     target, patch, stride = 0, 16, 8
-    fast = Occlusion(tiny_model, patch=patch, stride=stride, baseline="blur",
-                     batch_frames=7).attribute(tiny_clip, target)  # fmt: skip
+    fast = Occlusion(
+        tiny_model, patch=patch, stride=stride, baseline="blur", batch_frames=7
+    ).attribute(tiny_clip, target)
     base = baseline_clip(tiny_model, tiny_clip, "blur")
     original = full_model_score(tiny_model, tiny_clip, target)
     total = torch.zeros(2, 4, 32, 32)
@@ -75,8 +76,9 @@ def test_spatial_occlusion_equals_occluding_the_clip_and_rerunning(tiny_model, t
         count[y : y + patch, x : x + patch] += 1
         for t in range(4):
             occluded = tiny_clip.clone()
-            occluded[:, t, :, y : y + patch, x : x + patch] = base[:, t, :, y : y + patch,
-                                                                   x : x + patch]  # fmt: skip
+            occluded[:, t, :, y : y + patch, x : x + patch] = base[
+                :, t, :, y : y + patch, x : x + patch
+            ]
             drop = original - full_model_score(tiny_model, occluded, target)
             total[:, t, y : y + patch, x : x + patch] += drop[:, None, None]
     torch.testing.assert_close(fast, total / count, rtol=1e-4, atol=1e-6)
@@ -124,8 +126,10 @@ def test_frame_shapley_by_hand_on_the_pointwise_model_with_its_default_black_bas
     method = FrameShapley(model, segments=4)
     assert method.settings() == {"segments": 4, "baseline": "black"}
     scores = method.attribute(clip, "fight")[0]
-    expected = [HEAD_C * 0.5 ** (5 - t) * (math.tanh(GRU_A * f) - math.tanh(GRU_A * black))
-                for t, f in enumerate(features, start=1)]  # fmt: skip
+    expected = [
+        HEAD_C * 0.5 ** (5 - t) * (math.tanh(GRU_A * f) - math.tanh(GRU_A * black))
+        for t, f in enumerate(features, start=1)
+    ]
     torch.testing.assert_close(scores, torch.tensor(expected))
     assert DEFAULT_TEMPORAL[0] == "frame_shapley"
 

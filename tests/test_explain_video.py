@@ -39,7 +39,11 @@ def test_one_clip_writes_the_report_and_the_record_and_pictures_only_when_asked(
     lean = ExplainSettings(methods=("gradcam", "saliency"), view="contours")
     explain_video(model, video, tmp_path / "lean", lean, start=5, end=35)
     assert sorted(p.name for p in (tmp_path / "lean").iterdir()) == [
-        "explanation.npz", "manifest.json", "report.html", "summary.json"]  # fmt: skip
+        "explanation.npz",
+        "manifest.json",
+        "report.html",
+        "summary.json",
+    ]
 
     settings = ExplainSettings(methods=("gradcam", "saliency"), view="contours", exports=EXPORTS)
     summary = explain_video(model, video, tmp_path, settings, start=5, end=35)
@@ -50,15 +54,26 @@ def test_one_clip_writes_the_report_and_the_record_and_pictures_only_when_asked(
     for method in ("gradcam", "saliency"):
         assert {f"{method}.mp4", f"{method}.gif", f"{method}-sheet.png"} <= names
         assert sorted(p.name for p in (tmp_path / "frames" / method).iterdir()) == [
-            "000005.png", "000015.png", "000025.png", "000035.png"]  # fmt: skip
+            "000005.png",
+            "000015.png",
+            "000025.png",
+            "000035.png",
+        ]
         with VideoReader(tmp_path / f"{method}.mp4") as mp4:
             assert mp4.info.num_frames == 4
             assert (mp4.info.height, mp4.info.width) == (60 + band, 80)
             assert mp4.info.fps == pytest.approx(1.0)  # 10 fps source, frames 10 apart
         with Image.open(tmp_path / f"{method}.gif") as gif:
             assert gif.n_frames == 4 and gif.size == (80, 60 + band)
-    assert {"methods.png", "views.png", "strip.png", "report.html", "manifest.json",
-            "explanation.npz", "summary.json"} <= names  # fmt: skip
+    assert {
+        "methods.png",
+        "views.png",
+        "strip.png",
+        "report.html",
+        "manifest.json",
+        "explanation.npz",
+        "summary.json",
+    } <= names
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["source"]["sha256"] == file_sha256(video)
     assert manifest["model_checkpoint"]["weights_sha256"] == model.checkpoint.weights_sha256
@@ -84,15 +99,27 @@ def test_flagged_windows_explain_each_event_and_none_says_so(assets, tmp_path):
     from vadx.detect import DetectConfig
 
     everything = DetectConfig(on=0.0, off=0.0, min_frames=1)  # every frame is "anomalous"
-    summary = explain_video(model, video, tmp_path / "all", ExplainSettings(methods=("gradcam",)),
-                            windows="flagged", detect_config=everything)  # fmt: skip
+    summary = explain_video(
+        model,
+        video,
+        tmp_path / "all",
+        ExplainSettings(methods=("gradcam",)),
+        windows="flagged",
+        detect_config=everything,
+    )
     assert len(summary["clips"]) == 1 and summary["clips"][0]["target"] != "normal"
     nothing = DetectConfig(on=1.0, off=1.0, min_frames=1000)
-    summary = explain_video(model, video, tmp_path / "none", ExplainSettings(),
-                            windows="flagged", detect_config=nothing)  # fmt: skip
+    summary = explain_video(
+        model, video, tmp_path / "none", ExplainSettings(), windows="flagged", detect_config=nothing
+    )
     assert summary["clips"] == [] and "no window was flagged" in summary["note"]
-    one = explain_video(model, video, tmp_path / "w", ExplainSettings(methods=("gradcam",),
-                        temporal=(), timeline=False), windows=2)  # fmt: skip
+    one = explain_video(
+        model,
+        video,
+        tmp_path / "w",
+        ExplainSettings(methods=("gradcam",), temporal=(), timeline=False),
+        windows=2,
+    )
     assert (tmp_path / "w" / one["clips"][0]["folder"].split("/")[-1] / "report.html").is_file()
 
 
@@ -126,10 +153,25 @@ def test_compare_puts_models_side_by_side(assets, tmp_path):
 
 def test_cli_explain_and_compare(assets, tmp_path, capsys):
     root, video = assets
-    code, out, err = run_cli(["explain", str(root / "a"), str(video), "--out",
-                              str(tmp_path / "x"), "--methods", "gradcam", "--view", "contour",
-                              "--target", "anomaly", "--no-timeline", "--quality", "--mp4"],
-                             capsys)  # fmt: skip
+    code, out, err = run_cli(
+        [
+            "explain",
+            str(root / "a"),
+            str(video),
+            "--out",
+            str(tmp_path / "x"),
+            "--methods",
+            "gradcam",
+            "--view",
+            "contour",
+            "--target",
+            "anomaly",
+            "--no-timeline",
+            "--quality",
+            "--mp4",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert "report.html" in out and (tmp_path / "x" / "report.html").is_file()
     assert (tmp_path / "x" / "gradcam.mp4").is_file()  # asked for; nothing else rendered
@@ -147,15 +189,26 @@ def test_cli_explain_and_compare(assets, tmp_path, capsys):
     assert {"deletion_auc", "deletion_auc_random", "insertion_auc"} <= set(scores["gradcam"])
     assert "temporal_deletion_auc_random" in scores["frame_occlusion"]
     assert 'id="quality"' in (tmp_path / "x" / "report.html").read_text()
-    code, out, err = run_cli(["compare", str(root / "a"), str(root / "b"), str(video), "--out",
-                              str(tmp_path / "c")], capsys)  # fmt: skip
+    code, out, err = run_cli(
+        ["compare", str(root / "a"), str(root / "b"), str(video), "--out", str(tmp_path / "c")],
+        capsys,
+    )
     assert code == 0, err
     assert "compare.png" in out
-    code, _, err = run_cli(["explain", str(root / "a"), str(video), "--out", str(tmp_path / "y"),
-                            "--methods", "gradcam,lime"], capsys)  # fmt: skip
+    code, _, err = run_cli(
+        [
+            "explain",
+            str(root / "a"),
+            str(video),
+            "--out",
+            str(tmp_path / "y"),
+            "--methods",
+            "gradcam,lime",
+        ],
+        capsys,
+    )
     assert code == 2 and "unknown method 'lime'" in err and not (tmp_path / "y").exists()
-    code, _, err = run_cli(["compare", str(root / "a"), str(video), "--out", str(tmp_path)],
-                           capsys)  # fmt: skip
+    code, _, err = run_cli(["compare", str(root / "a"), str(video), "--out", str(tmp_path)], capsys)
     assert code == 2 and "at least two models" in err
 
 
@@ -164,32 +217,80 @@ def test_an_earlier_detection_makes_the_timeline_and_the_flagged_windows(
 ):
     root, video = assets
     cut = ["--on", "0", "--off", "0", "--min-frames", "1"]  # one event over the whole video
-    code, _, err = run_cli(["detect", str(root / "a"), str(video), "--out", str(tmp_path / "d"),
-                            "--no-annotate", *cut], capsys)  # fmt: skip
+    code, _, err = run_cli(
+        [
+            "detect",
+            str(root / "a"),
+            str(video),
+            "--out",
+            str(tmp_path / "d"),
+            "--no-annotate",
+            *cut,
+        ],
+        capsys,
+    )
     assert code == 0, err
     model = load_model(root / "a")
-    fresh = explain_video(model, video, tmp_path / "fresh", ExplainSettings(methods=("gradcam",)),
-                          windows="flagged", detect_config=DetectConfig(on=0, off=0,
-                                                                        min_frames=1))  # fmt: skip
+    fresh = explain_video(
+        model,
+        video,
+        tmp_path / "fresh",
+        ExplainSettings(methods=("gradcam",)),
+        windows="flagged",
+        detect_config=DetectConfig(on=0, off=0, min_frames=1),
+    )
     monkeypatch.setattr("vadx.explain_video.detect", None)  # no detection may run again
     earlier = read_detection(tmp_path / "d", model, video)
-    reused = explain_video(model, video, tmp_path / "reused", ExplainSettings(methods=("gradcam",)),
-                           windows="flagged", detection=earlier)  # fmt: skip
+    reused = explain_video(
+        model,
+        video,
+        tmp_path / "reused",
+        ExplainSettings(methods=("gradcam",)),
+        windows="flagged",
+        detection=earlier,
+    )
     assert [c["frames"] for c in reused["clips"]] == [c["frames"] for c in fresh["clips"]]
     report = (Path(reused["clips"][0]["report"])).read_text()
     assert 'id="timeline"' in report  # the earlier detection's scores make the timeline
-    np.testing.assert_allclose(earlier.smoothed_score, detect(model, video, DetectConfig(
-        on=0, off=0, min_frames=1)).smoothed_score, atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        earlier.smoothed_score,
+        detect(model, video, DetectConfig(on=0, off=0, min_frames=1)).smoothed_score,
+        atol=1e-5,
+    )
 
-    code, _, err = run_cli(["explain", str(root / "a"), str(video), "--out", str(tmp_path / "c"),
-                            "--methods", "gradcam", "--detection", str(tmp_path / "d")],
-                           capsys)  # fmt: skip
+    code, _, err = run_cli(
+        [
+            "explain",
+            str(root / "a"),
+            str(video),
+            "--out",
+            str(tmp_path / "c"),
+            "--methods",
+            "gradcam",
+            "--detection",
+            str(tmp_path / "d"),
+        ],
+        capsys,
+    )
     assert code == 0, err
     detected, other, fresh = tmp_path / "d", root / "other.mp4", tmp_path / "fresh"
-    for name, source, folder, why in (("b", video, detected, "not of this model"),
-                                      ("a", other, detected, "another video"),
-                                      ("a", video, fresh, "holds no detection")):  # fmt: skip
-        code, _, err = run_cli(["explain", str(root / name), str(source), "--out",
-                                str(tmp_path / "e"), "--methods", "gradcam", "--detection",
-                                str(folder)], capsys)  # fmt: skip
+    for name, source, folder, why in (
+        ("b", video, detected, "not of this model"),
+        ("a", other, detected, "another video"),
+        ("a", video, fresh, "holds no detection"),
+    ):
+        code, _, err = run_cli(
+            [
+                "explain",
+                str(root / name),
+                str(source),
+                "--out",
+                str(tmp_path / "e"),
+                "--methods",
+                "gradcam",
+                "--detection",
+                str(folder),
+            ],
+            capsys,
+        )
         assert code == 2 and why in err and err.count("error:") == 1, err

@@ -366,8 +366,10 @@ def test_cli_import_then_detect_and_explain(tmp_path, capsys):
     code, text, err = vadx(f"detect {out} {video} --out {tmp_path / 'd'} --no-annotate")
     assert code == 0, err
     assert (tmp_path / "d" / "events.json").is_file()
-    code, text, err = vadx(f"explain {out} {video} --out {tmp_path / 'x'} --methods "
-                           "gradcam,saliency --temporal frame_occlusion --no-timeline")  # fmt: skip
+    code, text, err = vadx(
+        f"explain {out} {video} --out {tmp_path / 'x'} --methods "
+        "gradcam,saliency --temporal frame_occlusion --no-timeline"
+    )
     assert code == 0, err
     manifest = json.loads((tmp_path / "x" / "manifest.json").read_text())
     gradcam = manifest["maps"]["gradcam"]

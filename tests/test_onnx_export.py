@@ -39,8 +39,10 @@ def test_onnx_graphs_match_pytorch(name, tmp_path):
     paths = export_onnx(model, tmp_path / "model.onnx")
     assert not model.training  # left as it was
     assert paths == graph_paths(tmp_path / "model.onnx")
-    sessions = {k: ort.InferenceSession(str(paths[k]), providers=["CPUExecutionProvider"])
-                for k in ("clip", "frames", "sequence")}  # fmt: skip
+    sessions = {
+        k: ort.InferenceSession(str(paths[k]), providers=["CPUExecutionProvider"])
+        for k in ("clip", "frames", "sequence")
+    }
     # another batch size than the export's, and another clip length where it is dynamic
     steps = TINY.num_frames if name == "imported-shape" else TINY.num_frames + 2
     clip = torch.randn(3, steps, 3, *TINY.frame_size, generator=torch.Generator().manual_seed(1))
@@ -64,8 +66,9 @@ def test_onnx_graphs_match_pytorch(name, tmp_path):
 def test_cli_export_writes_the_graphs_and_their_description(tmp_path, capsys):
     torch.manual_seed(0)
     checkpoint = save_model(CRNN(TINY).eval(), tmp_path / "model")
-    code, _, err = run_cli(["export", str(checkpoint), "--onnx", str(tmp_path / "x" / "m.onnx")],
-                             capsys)  # fmt: skip
+    code, _, err = run_cli(
+        ["export", str(checkpoint), "--onnx", str(tmp_path / "x" / "m.onnx")], capsys
+    )
     assert code == 0, err
     names = sorted(path.name for path in (tmp_path / "x").iterdir())
     assert names == ["m.frames.onnx", "m.json", "m.onnx", "m.sequence.onnx"]
@@ -90,10 +93,31 @@ def test_detect_with_the_onnx_runtime_gives_the_same_scores(tmp_path, capsys):
     assert np.abs(onnx_run.frame_probabilities - ours.frame_probabilities).max() <= TOLERANCE
     assert np.ptp(ours.frame_probabilities) > 0.001
     checkpoint = save_model(model, tmp_path / "model")
-    code, _, err = run_cli(["detect", str(checkpoint), str(video), "--out", str(tmp_path / "d"),
-                            "--no-annotate", "--runtime", "onnx"], capsys)  # fmt: skip
+    code, _, err = run_cli(
+        [
+            "detect",
+            str(checkpoint),
+            str(video),
+            "--out",
+            str(tmp_path / "d"),
+            "--no-annotate",
+            "--runtime",
+            "onnx",
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert json.loads((tmp_path / "d" / "events.json").read_text())["settings"]["runtime"] == "onnx"
-    code, _, err = run_cli(["detect", str(checkpoint), str(video), "--out", str(tmp_path / "e"),
-                            "--runtime", "tensorrt"], capsys)  # fmt: skip
+    code, _, err = run_cli(
+        [
+            "detect",
+            str(checkpoint),
+            str(video),
+            "--out",
+            str(tmp_path / "e"),
+            "--runtime",
+            "tensorrt",
+        ],
+        capsys,
+    )
     assert code == 2 and "runtime must be torch or onnx, got 'tensorrt'" in err

@@ -52,8 +52,10 @@ def test_the_library_plots_leave_the_backend_and_pyplot_alone(svg_backend, tmp_p
     detection = detect(CRNN(TINY).eval(), write_mp4(tmp_path / "v.mp4", video.frames, fps=10))
     frames = np.random.default_rng(0).integers(0, 255, (5, 40, 60, 3), dtype=np.uint8)
     curves = {"frame_occlusion": np.array([0.1, -0.2, 0.4, 0.0, 0.3])}
-    summary = {"gradcam": {"pointing_game": {"mean": 0.5}, "deletion_auc": {"mean": 0.2}},
-               "saliency": {"pointing_game": {"mean": 0.7}}}  # fmt: skip
+    summary = {
+        "gradcam": {"pointing_game": {"mean": 0.5}, "deletion_auc": {"mean": 0.2}},
+        "saliency": {"pointing_game": {"mean": 0.7}},
+    }
     plot_summary(tmp_path / "summary.png", summary)
     sizes = {
         "scores": picture_size(scores_png(detection)),
@@ -63,7 +65,11 @@ def test_the_library_plots_leave_the_backend_and_pyplot_alone(svg_backend, tmp_p
     }
     # each figure's size in inches × its dpi: 10×3.8 at 100; 4.4×3.7 at 110; 6×(0.68 + 2.4)
     # at 110 (five 40×60 thumbnails over 85 % of 6 inches are 0.68 high); 5.6×3.2 at 110
-    assert sizes == {"scores": (380, 1000), "confusion": (407, 484), "strip": (338, 660, 3),
-                     "summary": (352, 616)}  # fmt: skip
+    assert sizes == {
+        "scores": (380, 1000),
+        "confusion": (407, 484),
+        "strip": (338, 660, 3),
+        "summary": (352, 616),
+    }
     assert matplotlib.get_backend() == "svg"
     assert svg_backend.get_fignums() == []

@@ -104,8 +104,15 @@ def test_padding_is_left_out_of_pixel_counts_and_of_deletion():
     clip = torch.rand(1, 3, 3, 8, 8, generator=torch.Generator().manual_seed(0)) + 0.5
     shown = np.ones((8, 8), bool)
     shown[:3] = False  # rows 0–2, with the pixel the model reads, are padding
-    curves = spatial_curves(model, clip, np.ones((3, 8, 8), np.float32), target=0,
-                            baseline="zeros", steps=4, picture=shown)  # fmt: skip
+    curves = spatial_curves(
+        model,
+        clip,
+        np.ones((3, 8, 8), np.float32),
+        target=0,
+        baseline="zeros",
+        steps=4,
+        picture=shown,
+    )
     with torch.no_grad():
         original = model(clip).softmax(1)[0, 0].item()
         erased = model(torch.zeros_like(clip)).softmax(1)[0, 0].item()
@@ -146,8 +153,9 @@ def test_cascading_randomisation_leaves_the_model_alone_and_reports_each_stage(t
     torch.manual_seed(0)
     model = CRNN(TINY).eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    result = cascading_randomisation(model, tiny_clip[:1], ["gradcam", "saliency"],
-                                     ["frame_occlusion"], target=1)  # fmt: skip
+    result = cascading_randomisation(
+        model, tiny_clip[:1], ["gradcam", "saliency"], ["frame_occlusion"], target=1
+    )
     for key, value in model.state_dict().items():
         assert torch.equal(value, before[key]), key
     stages = [s["stage"] for s in result["methods"]["gradcam"]["stages"]]
@@ -176,14 +184,30 @@ def test_xai_eval_end_to_end_on_a_small_synthetic_split(tmp_path, capsys):
     from vadx.data.synth import SynthConfig, generate
     from vadx.models import save_model
 
-    generate(tmp_path / "data", SynthConfig(clips=(0, 0, 1), num_frames=12, size=(48, 48),
-                                             classes=("fight", "normal")))  # fmt: skip
+    generate(
+        tmp_path / "data",
+        SynthConfig(clips=(0, 0, 1), num_frames=12, size=(48, 48), classes=("fight", "normal")),
+    )
     torch.manual_seed(0)
     save_model(CRNN(TINY.replace(class_names=("fight", "normal"))), tmp_path / "m")
-    code, _, err = run_cli(["xai-eval", str(tmp_path / "m"), str(tmp_path / "data"), "--out",
-                              str(tmp_path / "q"), "--methods", "gradcam,saliency", "--temporal",
-                              "frame_occlusion", "--sanity-clips", "1", "--steps", "4"],
-                             capsys)  # fmt: skip
+    code, _, err = run_cli(
+        [
+            "xai-eval",
+            str(tmp_path / "m"),
+            str(tmp_path / "data"),
+            "--out",
+            str(tmp_path / "q"),
+            "--methods",
+            "gradcam,saliency",
+            "--temporal",
+            "frame_occlusion",
+            "--sanity-clips",
+            "1",
+            "--steps",
+            "4",
+        ],
+        capsys,
+    )
     assert code == 0, err
     document = json.loads((tmp_path / "q" / "xai-eval.json").read_text())
     assert document["clips_scored"] == 1 and document["clips"][0]["class"] == "fight"
@@ -203,8 +227,10 @@ def test_xai_eval_end_to_end_on_a_small_synthetic_split(tmp_path, capsys):
     assert (tmp_path / "q" / "xai-eval.png").stat().st_size > 1000
     for masks in (tmp_path / "data").rglob("*.masks.npz"):
         masks.unlink()
-    code, _, err = run_cli(["xai-eval", str(tmp_path / "m"), str(tmp_path / "data"), "--out",
-                            str(tmp_path / "r")], capsys)  # fmt: skip
+    code, _, err = run_cli(
+        ["xai-eval", str(tmp_path / "m"), str(tmp_path / "data"), "--out", str(tmp_path / "r")],
+        capsys,
+    )
     assert code == 2 and "no anomalous clip with ground-truth masks" in err
 
 

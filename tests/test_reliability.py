@@ -30,9 +30,27 @@ from vadx.models import CRNN, load_model, save_model
 from vadx.video import write_mp4
 
 HERE = Path(__file__).parent
-TRAIN_ARGS = ["--backbone", "vgg19", "--width", "0.0625", "--frames", "4", "--size", "32",
-              "--freeze", "none", "--no-cache-features", "--batch-size", "4", "--workers", "0",
-              "--patience", "0", "--seed", "2"]  # fmt: skip
+TRAIN_ARGS = [
+    "--backbone",
+    "vgg19",
+    "--width",
+    "0.0625",
+    "--frames",
+    "4",
+    "--size",
+    "32",
+    "--freeze",
+    "none",
+    "--no-cache-features",
+    "--batch-size",
+    "4",
+    "--workers",
+    "0",
+    "--patience",
+    "0",
+    "--seed",
+    "2",
+]
 
 
 @pytest.fixture(scope="module")
@@ -71,164 +89,323 @@ def synth(tmp_path_factory):
 # (argv, what the error line must name); {out} is a fresh path no case may create
 MATRIX = {
     # "²" is a digit to str.isdigit but no class index (was: a ValueError traceback)
-    "explain-target-superscript": (["explain", "{model}", "{video}", "--out", "{out}",
-                                    "--target", "²"], "unknown class '²'"),
+    "explain-target-superscript": (
+        ["explain", "{model}", "{video}", "--out", "{out}", "--target", "²"],
+        "unknown class '²'",
+    ),
     # import-keras and export (issue 18)
-    "import-keras-out-is-a-file": (["import-keras", "{text}", "--out", "{file}"],
-                                   "--out {file} is a file"),
-    "import-keras-not-a-model": (["import-keras", "{text}", "--out", "{out}"],
-                                 "{text} is neither a Keras archive"),
-    "import-keras-missing": (["import-keras", "{folder}/none.keras", "--out", "{out}"],
-                             "no Keras model at {folder}/none.keras"),
-    "export-under-a-file": (["export", "{model}", "--onnx", "{file}/m.onnx"],
-                            "{file} is a file"),
-    "export-damaged-model": (["export", "{damaged_model}", "--onnx", "{out}/m.onnx"],
-                             "{damaged_model}"),
+    "import-keras-out-is-a-file": (
+        ["import-keras", "{text}", "--out", "{file}"],
+        "--out {file} is a file",
+    ),
+    "import-keras-not-a-model": (
+        ["import-keras", "{text}", "--out", "{out}"],
+        "{text} is neither a Keras archive",
+    ),
+    "import-keras-missing": (
+        ["import-keras", "{folder}/none.keras", "--out", "{out}"],
+        "no Keras model at {folder}/none.keras",
+    ),
+    "export-under-a-file": (["export", "{model}", "--onnx", "{file}/m.onnx"], "{file} is a file"),
+    "export-damaged-model": (
+        ["export", "{damaged_model}", "--onnx", "{out}/m.onnx"],
+        "{damaged_model}",
+    ),
     # outputs that cannot be written
-    "detect-out-is-a-file": (["detect", "{model}", "{video}", "--out", "{file}"],
-                             "--out {file} is a file"),
-    "detect-out-under-a-file": (["detect", "{model}", "{video}", "--out", "{file}/sub"],
-                                "{file} is a file"),
-    "detect-out-under-proc": (["detect", "{model}", "{video}", "--out", "/proc/vadx-out"],
-                              "--out /proc/vadx-out cannot be written"),
-    "detect-out-under-sys": (["detect", "{model}", "{video}", "--out", "/sys/vadx-out"],
-                             "--out /sys/vadx-out cannot be written"),
-    "explain-out-is-a-file": (["explain", "{model}", "{video}", "--out", "{file}"],
-                              "--out {file} is a file"),
-    "compare-out-under-proc": (["compare", "{model}", "{model}", "{video}", "--out",
-                                "/proc/vadx-out"], "--out /proc/vadx-out"),
-    "evaluate-out-is-a-file": (["evaluate", "{model}", "{folder}", "--out", "{file}"],
-                               "--out {file} is a file"),
-    "xai-eval-out-under-a-file": (["xai-eval", "{model}", "{folder}", "--out", "{file}/x"],
-                                  "{file} is a file"),
+    "detect-out-is-a-file": (
+        ["detect", "{model}", "{video}", "--out", "{file}"],
+        "--out {file} is a file",
+    ),
+    "detect-out-under-a-file": (
+        ["detect", "{model}", "{video}", "--out", "{file}/sub"],
+        "{file} is a file",
+    ),
+    "detect-out-under-proc": (
+        ["detect", "{model}", "{video}", "--out", "/proc/vadx-out"],
+        "--out /proc/vadx-out cannot be written",
+    ),
+    "detect-out-under-sys": (
+        ["detect", "{model}", "{video}", "--out", "/sys/vadx-out"],
+        "--out /sys/vadx-out cannot be written",
+    ),
+    "explain-out-is-a-file": (
+        ["explain", "{model}", "{video}", "--out", "{file}"],
+        "--out {file} is a file",
+    ),
+    "compare-out-under-proc": (
+        ["compare", "{model}", "{model}", "{video}", "--out", "/proc/vadx-out"],
+        "--out /proc/vadx-out",
+    ),
+    "evaluate-out-is-a-file": (
+        ["evaluate", "{model}", "{folder}", "--out", "{file}"],
+        "--out {file} is a file",
+    ),
+    "xai-eval-out-under-a-file": (
+        ["xai-eval", "{model}", "{folder}", "--out", "{file}/x"],
+        "{file} is a file",
+    ),
     "train-out-is-a-file": (["train", "{folder}", "--out", "{file}"], "--out {file} is a file"),
-    "train-out-holds-other-files": (["train", "{folder}", "--out", "{model}"],
-                                    "{model} is not empty and holds no training run (config.json, "
-                                    "model.safetensors)"),
+    "train-out-holds-other-files": (
+        ["train", "{folder}", "--out", "{model}"],
+        "{model} is not empty and holds no training run (config.json, model.safetensors)",
+    ),
     "new-model-under-a-file": (["new-model", "{file}/m"], "OUT {file}/m cannot be created"),
     "new-model-under-proc": (["new-model", "/proc/vadx-model"], "OUT /proc/vadx-model"),
     "synth-under-a-file": (["synth", "{file}/s"], "OUT {file}/s cannot be created"),
     "demo-out-is-a-file": (["demo", "--out", "{file}"], "--out {file} is a file"),
-    "watch-out-is-a-file": (["watch", "{model}", "{video}", "--out", "{file}"],
-                            "--out {file} is a file"),
-    "watch-annotate-is-a-folder": (["watch", "{model}", "{video}", "--out", "{out}",
-                                    "--annotate", "{folder}"], "--annotate {folder} is a folder"),
-    "serve-data-dir-under-a-file": (["serve", "{model}", "--data-dir", "{file}/d"],
-                                    "--data-dir {file}/d cannot be created"),
-    "calibrate-missing-model": (["calibrate", "/proc/vadx-model", "{folder}"],
-                                "no checkpoint at /proc/vadx-model"),
+    "watch-out-is-a-file": (
+        ["watch", "{model}", "{video}", "--out", "{file}"],
+        "--out {file} is a file",
+    ),
+    "watch-annotate-is-a-folder": (
+        ["watch", "{model}", "{video}", "--out", "{out}", "--annotate", "{folder}"],
+        "--annotate {folder} is a folder",
+    ),
+    "serve-data-dir-under-a-file": (
+        ["serve", "{model}", "--data-dir", "{file}/d"],
+        "--data-dir {file}/d cannot be created",
+    ),
+    "calibrate-missing-model": (
+        ["calibrate", "/proc/vadx-model", "{folder}"],
+        "no checkpoint at /proc/vadx-model",
+    ),
     # inputs
     "train-given-a-video": (["train", "{video}", "--out", "{out}"], "is a video, not a dataset"),
-    "evaluate-given-a-video": (["evaluate", "{model}", "{video}", "--out", "{out}"],
-                               "is a video, not a dataset"),
-    "compare-missing-video": (["compare", "{model}", "{model}", "{folder}/gone.mp4", "--out",
-                               "{out}"], "video not found: {folder}/gone.mp4"),
-    "detect-missing-video": (["detect", "{model}", "{folder}/gone.mp4", "--out", "{out}"],
-                             "video not found: {folder}/gone.mp4"),
-    "detect-text-file": (["detect", "{model}", "{text}", "--out", "{out}"],
-                         "{text} is not a video FFmpeg can read"),
-    "detect-damaged-checkpoint": (["detect", "{damaged_model}", "{video}", "--out", "{out}"],
-                                  "corrupt or was changed"),
+    "evaluate-given-a-video": (
+        ["evaluate", "{model}", "{video}", "--out", "{out}"],
+        "is a video, not a dataset",
+    ),
+    "compare-missing-video": (
+        ["compare", "{model}", "{model}", "{folder}/gone.mp4", "--out", "{out}"],
+        "video not found: {folder}/gone.mp4",
+    ),
+    "detect-missing-video": (
+        ["detect", "{model}", "{folder}/gone.mp4", "--out", "{out}"],
+        "video not found: {folder}/gone.mp4",
+    ),
+    "detect-text-file": (
+        ["detect", "{model}", "{text}", "--out", "{out}"],
+        "{text} is not a video FFmpeg can read",
+    ),
+    "detect-damaged-checkpoint": (
+        ["detect", "{damaged_model}", "{video}", "--out", "{out}"],
+        "corrupt or was changed",
+    ),
     "detect-no-video": (["detect", "{model}", "--out", "{out}"], "give a VIDEO"),
-    "detect-batch-missing-video": (["detect", "{model}", "{video}", "{folder}/gone.mp4", "--out",
-                                    "{out}"], "video not found: {folder}/gone.mp4"),
-    "detect-batch-folder-without-videos": (["detect", "{model}", "{folder}", "--out", "{out}"],
-                                           "{folder} holds no video file"),
-    "detect-batch-missing-list": (["detect", "{model}", "--list", "{folder}/none.txt", "--out",
-                                   "{out}"], "--list {folder}/none.txt cannot be read"),
-    "detect-batch-damaged-checkpoint": (["detect", "{damaged_model}", "{video}", "{short}",
-                                         "--out", "{out}"], "corrupt or was changed"),
-    "detect-batch-suppress-without-statistics": (["detect", "{model}", "{video}", "{short}",
-                                                  "--out", "{out}", "--domain", "suppress"],
-                                                 "domain 'suppress' needs domain statistics"),
-    "explain-batch-needs-flagged": (["explain", "{model}", "{video}", "{short}", "--out", "{out}"],
-                                    "add --windows flagged"),
-    "explain-batch-with-detection": (["explain", "{model}", "{video}", "{short}", "--out", "{out}",
-                                      "--windows", "flagged", "--detection", "{folder}"],
-                                     "a batch detects each"),
-    "explain-batch-unknown-target": (["explain", "{model}", "{video}", "{short}", "--out",
-                                      "{out}", "--windows", "flagged", "--target", "nope"],
-                                     "nope"),
+    "detect-batch-missing-video": (
+        ["detect", "{model}", "{video}", "{folder}/gone.mp4", "--out", "{out}"],
+        "video not found: {folder}/gone.mp4",
+    ),
+    "detect-batch-folder-without-videos": (
+        ["detect", "{model}", "{folder}", "--out", "{out}"],
+        "{folder} holds no video file",
+    ),
+    "detect-batch-missing-list": (
+        ["detect", "{model}", "--list", "{folder}/none.txt", "--out", "{out}"],
+        "--list {folder}/none.txt cannot be read",
+    ),
+    "detect-batch-damaged-checkpoint": (
+        ["detect", "{damaged_model}", "{video}", "{short}", "--out", "{out}"],
+        "corrupt or was changed",
+    ),
+    "detect-batch-suppress-without-statistics": (
+        ["detect", "{model}", "{video}", "{short}", "--out", "{out}", "--domain", "suppress"],
+        "domain 'suppress' needs domain statistics",
+    ),
+    "explain-batch-needs-flagged": (
+        ["explain", "{model}", "{video}", "{short}", "--out", "{out}"],
+        "add --windows flagged",
+    ),
+    "explain-batch-with-detection": (
+        [
+            "explain",
+            "{model}",
+            "{video}",
+            "{short}",
+            "--out",
+            "{out}",
+            "--windows",
+            "flagged",
+            "--detection",
+            "{folder}",
+        ],
+        "a batch detects each",
+    ),
+    "explain-batch-unknown-target": (
+        [
+            "explain",
+            "{model}",
+            "{video}",
+            "{short}",
+            "--out",
+            "{out}",
+            "--windows",
+            "flagged",
+            "--target",
+            "nope",
+        ],
+        "nope",
+    ),
     "info-missing-model": (["info", "{folder}/none"], "no checkpoint at {folder}/none"),
     "info-file-as-model": (["info", "{file}"], "{file} is a file"),
     "probe-missing-video": (["probe", "{folder}/gone.mp4"], "video not found"),
     "new-model-over-a-checkpoint": (["new-model", "{model}"], "give --force to replace it"),
-    "train-resume-nothing": (["train", "{folder}", "--out", "{out}", "--resume"],
-                             "nothing to resume: {out} holds no training run"),
-    "train-override-alone": (["train", "{folder}", "--out", "{out}", "--override"],
-                             "--override changes the settings of a resumed run"),
-    "watch-missing-file": (["watch", "{model}", "{folder}/gone.mp4", "--out", "{out}"],
-                           "video not found: {folder}/gone.mp4"),
-    "watch-text-source": (["watch", "{model}", "{text}", "--out", "{out}", "--no-explain"],
-                          "the source failed for good"),
-    "watch-nothing-listening": (["watch", "{model}", "tcp://127.0.0.1:{closed_port}", "--out",
-                                 "{out}", "--no-explain", "--max-retries", "1"],
-                                "the source failed for good"),
-    "serve-port-in-use": (["serve", "{model}", "--port", "{busy_port}", "--data-dir", "{out}"],
-                          "--port {busy_port} on 127.0.0.1 is in use"),
+    "train-resume-nothing": (
+        ["train", "{folder}", "--out", "{out}", "--resume"],
+        "nothing to resume: {out} holds no training run",
+    ),
+    "train-override-alone": (
+        ["train", "{folder}", "--out", "{out}", "--override"],
+        "--override changes the settings of a resumed run",
+    ),
+    "watch-missing-file": (
+        ["watch", "{model}", "{folder}/gone.mp4", "--out", "{out}"],
+        "video not found: {folder}/gone.mp4",
+    ),
+    "watch-text-source": (
+        ["watch", "{model}", "{text}", "--out", "{out}", "--no-explain"],
+        "the source failed for good",
+    ),
+    "watch-nothing-listening": (
+        [
+            "watch",
+            "{model}",
+            "tcp://127.0.0.1:{closed_port}",
+            "--out",
+            "{out}",
+            "--no-explain",
+            "--max-retries",
+            "1",
+        ],
+        "the source failed for good",
+    ),
+    "serve-port-in-use": (
+        ["serve", "{model}", "--port", "{busy_port}", "--data-dir", "{out}"],
+        "--port {busy_port} on 127.0.0.1 is in use",
+    ),
     # options, refused before any work
-    "evaluate-batch-size-negative": (["evaluate", "{model}", "{folder}", "--out", "{out}",
-                                      "--batch-size", "-1"], "--batch-size must be at least 1"),
-    "evaluate-workers-negative": (["evaluate", "{model}", "{folder}", "--out", "{out}",
-                                   "--workers", "-2"], "--workers must be at least 0"),
-    "calibrate-batch-size-zero": (["calibrate", "{model}", "{folder}", "--batch-size", "0"],
-                                  "--batch-size must be at least 1"),
-    "explain-unknown-target": (["explain", "{model}", "{video}", "--out", "{out}", "--target",
-                                "bogus"], "unknown class 'bogus'"),
-    "explain-target-out-of-range": (["explain", "{model}", "{video}", "--out", "{out}",
-                                     "--target", "9"], "9"),
-    "explain-opacity": (["explain", "{model}", "{video}", "--out", "{out}", "--opacity", "3"],
-                        "opacity must be between 0 and 1"),
-    "explain-colormap": (["explain", "{model}", "{video}", "--out", "{out}", "--colormap",
-                          "nope"], "unknown colormap 'nope'"),
-    "explain-weighting": (["explain", "{model}", "{video}", "--out", "{out}", "--weighting",
-                           "x"], "weighting must be one of frame, clip"),
-    "explain-normalisation": (["explain", "{model}", "{video}", "--out", "{out}",
-                               "--normalisation", "x"], "normalisation must be one of"),
-    "explain-view": (["explain", "{model}", "{video}", "--out", "{out}", "--view", "x"],
-                     "unknown view 'x'"),
-    "explain-method": (["explain", "{model}", "{video}", "--out", "{out}", "--methods", "nope"],
-                       "unknown method 'nope'"),
-    "compare-target": (["compare", "{model}", "{model}", "{video}", "--out", "{out}",
-                        "--target", "bogus"], "unknown class 'bogus'"),
-    "explain-end-before-start": (["explain", "{model}", "{video}", "--out", "{out}", "--start",
-                                  "20", "--end", "10"], "--end 10 is before --start 20 (video "
-                                 "{video})"),
-    "explain-span-outside-with-timeline": (["explain", "{model}", "{video}", "--out", "{out}",
-                                            "--start", "25", "--end", "40"],
-                                           "frame span 25–40 is not inside {video}"),
-    "explain-span-outside": (["explain", "{model}", "{video}", "--out", "{out}", "--start", "25",
-                              "--end", "40", "--no-timeline"],
-                             "frame span 25–40 is not inside {video}: it has 30 frames"),
-    "detect-too-short-for-the-model": (["detect", "{model}", "{short}", "--out", "{out}",
-                                        "--step", "1"],
-                                       "the model needs a video of at least 4 frames"),
-    "detect-step-too-large": (["detect", "{model}", "{video}", "--out", "{out}", "--step", "20"],
-                              "use a smaller --step (at most 9)"),
-    "detect-thresholds": (["detect", "{model}", "{video}", "--out", "{out}", "--on", "0.2",
-                           "--off", "0.5"], "thresholds need 0 ≤ off ≤ on ≤ 1"),
-    "detect-suppress-without-statistics": (["detect", "{model}", "{video}", "--out", "{out}",
-                                            "--domain", "suppress"],
-                                           "domain 'suppress' needs domain statistics"),
+    "evaluate-batch-size-negative": (
+        ["evaluate", "{model}", "{folder}", "--out", "{out}", "--batch-size", "-1"],
+        "--batch-size must be at least 1",
+    ),
+    "evaluate-workers-negative": (
+        ["evaluate", "{model}", "{folder}", "--out", "{out}", "--workers", "-2"],
+        "--workers must be at least 0",
+    ),
+    "calibrate-batch-size-zero": (
+        ["calibrate", "{model}", "{folder}", "--batch-size", "0"],
+        "--batch-size must be at least 1",
+    ),
+    "explain-unknown-target": (
+        ["explain", "{model}", "{video}", "--out", "{out}", "--target", "bogus"],
+        "unknown class 'bogus'",
+    ),
+    "explain-target-out-of-range": (
+        ["explain", "{model}", "{video}", "--out", "{out}", "--target", "9"],
+        "9",
+    ),
+    "explain-opacity": (
+        ["explain", "{model}", "{video}", "--out", "{out}", "--opacity", "3"],
+        "opacity must be between 0 and 1",
+    ),
+    "explain-colormap": (
+        ["explain", "{model}", "{video}", "--out", "{out}", "--colormap", "nope"],
+        "unknown colormap 'nope'",
+    ),
+    "explain-weighting": (
+        ["explain", "{model}", "{video}", "--out", "{out}", "--weighting", "x"],
+        "weighting must be one of frame, clip",
+    ),
+    "explain-normalisation": (
+        ["explain", "{model}", "{video}", "--out", "{out}", "--normalisation", "x"],
+        "normalisation must be one of",
+    ),
+    "explain-view": (
+        ["explain", "{model}", "{video}", "--out", "{out}", "--view", "x"],
+        "unknown view 'x'",
+    ),
+    "explain-method": (
+        ["explain", "{model}", "{video}", "--out", "{out}", "--methods", "nope"],
+        "unknown method 'nope'",
+    ),
+    "compare-target": (
+        ["compare", "{model}", "{model}", "{video}", "--out", "{out}", "--target", "bogus"],
+        "unknown class 'bogus'",
+    ),
+    "explain-end-before-start": (
+        ["explain", "{model}", "{video}", "--out", "{out}", "--start", "20", "--end", "10"],
+        "--end 10 is before --start 20 (video {video})",
+    ),
+    "explain-span-outside-with-timeline": (
+        ["explain", "{model}", "{video}", "--out", "{out}", "--start", "25", "--end", "40"],
+        "frame span 25–40 is not inside {video}",
+    ),
+    "explain-span-outside": (
+        [
+            "explain",
+            "{model}",
+            "{video}",
+            "--out",
+            "{out}",
+            "--start",
+            "25",
+            "--end",
+            "40",
+            "--no-timeline",
+        ],
+        "frame span 25–40 is not inside {video}: it has 30 frames",
+    ),
+    "detect-too-short-for-the-model": (
+        ["detect", "{model}", "{short}", "--out", "{out}", "--step", "1"],
+        "the model needs a video of at least 4 frames",
+    ),
+    "detect-step-too-large": (
+        ["detect", "{model}", "{video}", "--out", "{out}", "--step", "20"],
+        "use a smaller --step (at most 9)",
+    ),
+    "detect-thresholds": (
+        ["detect", "{model}", "{video}", "--out", "{out}", "--on", "0.2", "--off", "0.5"],
+        "thresholds need 0 ≤ off ≤ on ≤ 1",
+    ),
+    "detect-suppress-without-statistics": (
+        ["detect", "{model}", "{video}", "--out", "{out}", "--domain", "suppress"],
+        "domain 'suppress' needs domain statistics",
+    ),
     "synth-clips": (["synth", "{out}", "--clips", "1,2"], "--clips takes three counts"),
-    "train-workers-negative": (["train", "{folder}", "--out", "{out}", "--workers", "-1"],
-                               "--workers must be at least 0"),
-    "train-epochs-zero": (["train", "{folder}", "--out", "{out}", "--epochs", "0"],
-                          "epochs must be at least 1"),
-    "demo-epochs-zero": (["demo", "--out", "{out}", "--epochs", "0"],
-                         "--epochs must be at least 1"),
-    "demo-clips-zero": (["demo", "--out", "{out}", "--clips", "0,0,0"],
-                        "--clips takes three counts of at least 1"),
-    "watch-max-frames-zero": (["watch", "{model}", "{video}", "--out", "{out}", "--max-frames",
-                               "0"], "max frames must be at least 1"),
-    "watch-duration-negative": (["watch", "{model}", "{video}", "--out", "{out}", "--duration",
-                                 "-1"], "duration must be positive"),
-    "xai-eval-steps-zero": (["xai-eval", "{model}", "{folder}", "--out", "{out}", "--steps", "0"],
-                            "--steps must be at least 1"),
+    "train-workers-negative": (
+        ["train", "{folder}", "--out", "{out}", "--workers", "-1"],
+        "--workers must be at least 0",
+    ),
+    "train-epochs-zero": (
+        ["train", "{folder}", "--out", "{out}", "--epochs", "0"],
+        "epochs must be at least 1",
+    ),
+    "demo-epochs-zero": (
+        ["demo", "--out", "{out}", "--epochs", "0"],
+        "--epochs must be at least 1",
+    ),
+    "demo-clips-zero": (
+        ["demo", "--out", "{out}", "--clips", "0,0,0"],
+        "--clips takes three counts of at least 1",
+    ),
+    "watch-max-frames-zero": (
+        ["watch", "{model}", "{video}", "--out", "{out}", "--max-frames", "0"],
+        "max frames must be at least 1",
+    ),
+    "watch-duration-negative": (
+        ["watch", "{model}", "{video}", "--out", "{out}", "--duration", "-1"],
+        "duration must be positive",
+    ),
+    "xai-eval-steps-zero": (
+        ["xai-eval", "{model}", "{folder}", "--out", "{out}", "--steps", "0"],
+        "--steps must be at least 1",
+    ),
     "new-model-freeze": (["new-model", "{out}", "--freeze", "most"], "--freeze takes none, all"),
-    "serve-port-range": (["serve", "{model}", "--port", "70000", "--data-dir", "{out}"],
-                         "--port must be between 0 and 65535"),
-}  # fmt: skip
+    "serve-port-range": (
+        ["serve", "{model}", "--port", "70000", "--data-dir", "{out}"],
+        "--port must be between 0 and 65535",
+    ),
+}
 
 
 def _fill(text: str, names: dict[str, str]) -> str:
@@ -306,8 +483,9 @@ def test_an_unexpected_exception_is_a_traceback_and_a_request_to_report_it(
         raise ZeroDivisionError("a bug")
 
     monkeypatch.setattr(vadx.detect, "detect", broken)
-    code, _, err = run_cli(["detect", str(assets["model"]), str(assets["video"]), "--out",
-                            str(tmp_path / "d")], capsys)  # fmt: skip
+    code, _, err = run_cli(
+        ["detect", str(assets["model"]), str(assets["video"]), "--out", str(tmp_path / "d")], capsys
+    )
     assert code == 1
     assert "Traceback" in err and "ZeroDivisionError: a bug" in err
     assert err.strip().splitlines()[-1].startswith("error: unexpected failure in vadx")
@@ -315,9 +493,21 @@ def test_an_unexpected_exception_is_a_traceback_and_a_request_to_report_it(
 
 
 def test_a_2000x4_video_is_explained(assets, tmp_path, capsys):
-    code, _, err = run_cli(["explain", str(assets["pad_model"]), str(assets["wide"]), "--out",
-                            str(tmp_path / "e"), "--methods", "gradcam", "--temporal", "",
-                            "--no-timeline"], capsys)  # fmt: skip
+    code, _, err = run_cli(
+        [
+            "explain",
+            str(assets["pad_model"]),
+            str(assets["wide"]),
+            "--out",
+            str(tmp_path / "e"),
+            "--methods",
+            "gradcam",
+            "--temporal",
+            "",
+            "--no-timeline",
+        ],
+        capsys,
+    )
     assert code == 0, err
     manifest = json.loads((tmp_path / "e" / "manifest.json").read_text())
     assert manifest["source"]["size"] == [4, 2000]
@@ -330,11 +520,17 @@ def test_detect_outputs_appear_together_and_replace_earlier_ones(assets, tmp_pat
     out.mkdir()
     (out / "events.json").write_text("{}")
     (out / "mine.txt").write_text("kept")
-    code, _, err = run_cli(["detect", str(assets["model"]), str(assets["video"]), "--out",
-                            str(out)], capsys)  # fmt: skip
+    code, _, err = run_cli(
+        ["detect", str(assets["model"]), str(assets["video"]), "--out", str(out)], capsys
+    )
     assert code == 0, err
     assert sorted(p.name for p in out.iterdir()) == [
-        "annotated.mp4", "events.json", "mine.txt", "scores.csv", "scores.png"]  # fmt: skip
+        "annotated.mp4",
+        "events.json",
+        "mine.txt",
+        "scores.csv",
+        "scores.png",
+    ]
     assert json.loads((out / "events.json").read_text())["windows"] == 27  # 30 frames, stride 1
     assert [p.name for p in tmp_path.iterdir()] == ["d"]  # no staging left beside it
 
@@ -364,8 +560,15 @@ def test_sigterm_while_detect_encodes_leaves_nothing_half_written(assets, tmp_pa
         out.mkdir()
         (out / "events.json").write_text('{"earlier": true}')
     marker = tmp_path / "encoding"
-    process = _start(SIGTERM_DURING_ENCODING, marker, "detect", str(assets["model"]),
-                     str(assets["video"]), "--out", str(out))  # fmt: skip
+    process = _start(
+        SIGTERM_DURING_ENCODING,
+        marker,
+        "detect",
+        str(assets["model"]),
+        str(assets["video"]),
+        "--out",
+        str(out),
+    )
     _wait_for(marker, process)
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=120)
@@ -384,9 +587,13 @@ def _start(script: str, marker: Path, *argv: str) -> subprocess.Popen:
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(HERE.parent / "src"), os.environ.get("PYTHONPATH", "")]),
     }
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(script), str(marker), *argv],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                            env=env)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script), str(marker), *argv],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def _wait_for(marker: Path, process: subprocess.Popen) -> None:
@@ -403,8 +610,11 @@ def test_an_interrupted_synth_leaves_nothing(tmp_path):
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        generate(tmp_path / "s", SynthConfig(clips=(2, 1, 0), num_frames=8, size=(48, 48)),
-                 progress=interrupt)  # fmt: skip
+        generate(
+            tmp_path / "s",
+            SynthConfig(clips=(2, 1, 0), num_frames=8, size=(48, 48)),
+            progress=interrupt,
+        )
     assert list(tmp_path.iterdir()) == []
 
 
@@ -426,8 +636,7 @@ main(sys.argv[2:])
 def test_a_run_killed_before_its_first_checkpoint_resumes_or_restarts(synth, tmp_path, capsys):
     run = ["train", str(synth), *TRAIN_ARGS, "--epochs", "2"]
     marker = tmp_path / "training"
-    process = _start(KILLED_BEFORE_THE_FIRST_CHECKPOINT, marker, *run, "--out",
-                     str(tmp_path / "a"))  # fmt: skip
+    process = _start(KILLED_BEFORE_THE_FIRST_CHECKPOINT, marker, *run, "--out", str(tmp_path / "a"))
     _wait_for(marker, process)
     process.send_signal(signal.SIGKILL)
     process.wait()
@@ -448,25 +657,68 @@ def test_resume_names_changed_settings_and_needs_override(synth, tmp_path, capsy
     shutil.copytree(synth, data)
     (data / "train" / "fire" / "broken.mp4").write_bytes(b"\x00" * 100)
     out = str(tmp_path / "run")
-    code, _, err = run_cli(["train", str(data), "--out", out, *TRAIN_ARGS, "--epochs", "1",
-                            "--lr", "0.001", "--skip-bad"], capsys)  # fmt: skip
+    code, _, err = run_cli(
+        [
+            "train",
+            str(data),
+            "--out",
+            out,
+            *TRAIN_ARGS,
+            "--epochs",
+            "1",
+            "--lr",
+            "0.001",
+            "--skip-bad",
+        ],
+        capsys,
+    )
     assert code == 0, err
     warning = [line for line in err.splitlines() if line.startswith("warning:")]
     assert len(warning) == 1 and warning[0].startswith("warning: skipped 1 of 13 videos"), err
     assert "<string>" not in err and "UserWarning" not in err
     last = (tmp_path / "run" / "last" / "model.safetensors").read_bytes()
 
-    code, _, err = run_cli(["train", str(data), "--out", out, "--resume", "--skip-bad",
-                            "--epochs", "2", "--lr", "0.1"], capsys)  # fmt: skip
-    assert_one_error_line(code, err, "--epochs 2 (the run: 1); --lr 0.1 (the run: 0.001); give "
-                                     "--override")  # fmt: skip
-    code, _, err = run_cli(["train", str(data), "--out", out, "--resume", "--skip-bad",
-                            "--size", "64", "--override"], capsys)  # fmt: skip
+    code, _, err = run_cli(
+        [
+            "train",
+            str(data),
+            "--out",
+            out,
+            "--resume",
+            "--skip-bad",
+            "--epochs",
+            "2",
+            "--lr",
+            "0.1",
+        ],
+        capsys,
+    )
+    assert_one_error_line(
+        code, err, "--epochs 2 (the run: 1); --lr 0.1 (the run: 0.001); give --override"
+    )
+    code, _, err = run_cli(
+        ["train", str(data), "--out", out, "--resume", "--skip-bad", "--size", "64", "--override"],
+        capsys,
+    )
     assert_one_error_line(code, err, "cannot resume " + out + " with other --size")
     assert (tmp_path / "run" / "last" / "model.safetensors").read_bytes() == last
 
-    code, _, err = run_cli(["train", str(data), "--out", out, "--resume", "--skip-bad",
-                            "--epochs", "2", "--lr", "0.1", "--override"], capsys)  # fmt: skip
+    code, _, err = run_cli(
+        [
+            "train",
+            str(data),
+            "--out",
+            out,
+            "--resume",
+            "--skip-bad",
+            "--epochs",
+            "2",
+            "--lr",
+            "0.1",
+            "--override",
+        ],
+        capsys,
+    )
     assert code == 0, err
     history = json.loads((tmp_path / "run" / "history.json").read_text())["epochs"]
     assert [(e["epoch"], e["lr"]) for e in history] == [(0, 0.001), (1, pytest.approx(0.1))]
@@ -508,27 +760,36 @@ def test_a_truncated_video_is_reported_and_recorded(assets, tmp_path, capsys):
     whole = write_mp4(tmp_path / "whole.mp4", frames, fps=10)  # index first (+faststart)
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(whole.read_bytes()[: whole.stat().st_size // 2])
-    code, _, err = run_cli(["detect", str(assets["model"]), str(cut), "--out",
-                            str(tmp_path / "d"), "--no-annotate"], capsys)  # fmt: skip
+    code, _, err = run_cli(
+        ["detect", str(assets["model"]), str(cut), "--out", str(tmp_path / "d"), "--no-annotate"],
+        capsys,
+    )
     assert code == 0, err
     warning = [line for line in " ".join(err.split()).split("note:")[0].split("warning: ")[1:]]
-    assert warning == [f"{cut} is truncated or damaged: decoding stopped at frame 17, the "
-                       "container announces 40 frames; the missing end is left out "]  # fmt: skip
+    assert warning == [
+        f"{cut} is truncated or damaged: decoding stopped at frame 17, the "
+        "container announces 40 frames; the missing end is left out "
+    ]
     info = json.loads((tmp_path / "d" / "events.json").read_text())["video_info"]
     assert (info["num_frames"], info["announced_frames"], info["truncated"]) == (17, 40, True)
-    code, _, err = run_cli(["detect", str(assets["model"]), str(whole), "--out",
-                            str(tmp_path / "w"), "--no-annotate"], capsys)  # fmt: skip
+    code, _, err = run_cli(
+        ["detect", str(assets["model"]), str(whole), "--out", str(tmp_path / "w"), "--no-annotate"],
+        capsys,
+    )
     info = json.loads((tmp_path / "w" / "events.json").read_text())["video_info"]
     assert (info["num_frames"], info["announced_frames"], info["truncated"]) == (40, 40, False)
     assert "warning" not in err
 
 
-@pytest.mark.parametrize(("argv", "names"), [
-    (["detect", "m", "v", "--out", "o", "--stride", "abc"], "Invalid value for '--stride'"),
-    (["detect", "--bogus"], "No such option: --bogus"),
-    (["nosuch"], "No such command 'nosuch'"),
-    (["evaluate", "m", "d"], "Missing option '--out'"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("argv", "names"),
+    [
+        (["detect", "m", "v", "--out", "o", "--stride", "abc"], "Invalid value for '--stride'"),
+        (["detect", "--bogus"], "No such option: --bogus"),
+        (["nosuch"], "No such command 'nosuch'"),
+        (["evaluate", "m", "d"], "Missing option '--out'"),
+    ],
+)
 def test_what_the_parser_refuses_is_one_error_line_too(argv, names, capsys):
     code, out, err = run_cli(argv, capsys)
     assert_one_error_line(code, err, names)

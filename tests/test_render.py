@@ -105,8 +105,9 @@ def test_grid_sheet_and_strip_sizes():
     image = grid([("first", a), ("second", b)], ["0", "1", "2"], tile_height=40, gap=4)
     assert image.shape[0] == round(40 * 0.22) + 2 * (40 + 4) + 4
     assert image.dtype == np.uint8 and image.shape[1] > 3 * 60
-    sheet = contact_sheet(np.zeros((7, 20, 30, 3), np.uint8), [str(i) for i in range(7)],
-                          columns=3, tile_height=40)  # fmt: skip
+    sheet = contact_sheet(
+        np.zeros((7, 20, 30, 3), np.uint8), [str(i) for i in range(7)], columns=3, tile_height=40
+    )
     assert sheet.shape[1] == 3 * 60 and sheet.shape[0] == 3 * (40 + round(40 * 0.16))
     strip = frame_strip(a, {"Frame occlusion": np.array([0.1, -0.2, 0.4])}, [4, 8, 12], "t")
     assert strip.ndim == 3 and strip.shape[2] == 3 and strip.shape[1] > strip.shape[0]

@@ -76,9 +76,12 @@ def test_report_draws_every_view_as_vadx_renders_it_offline(explained):
             assert page.locator("#timeline polyline").count() == 1
             assert page.locator("#strip canvas").count() == 4  # every frame of the clip
 
-            for method, view, frame in [("gradcam", "heatmap", 0), ("saliency", "heatmap", 3),
-                                        ("gradcam", "contour", 2),
-                                        ("gradcam", "contours", 2)]:  # fmt: skip
+            for method, view, frame in [
+                ("gradcam", "heatmap", 0),
+                ("saliency", "heatmap", 3),
+                ("gradcam", "contour", 2),
+                ("gradcam", "contours", 2),
+            ]:
                 page.check(f"input[name=method][value={method}]")
                 page.check(f"input[name=view][value={view}]")
                 page.fill("#scrub", str(frame))

@@ -89,24 +89,38 @@ def test_upload_detect_explain_end_to_end(client, assets):
     assert client.get("/api/videos").json() == [record]
     assert client.get(f"/api/videos/{record['id']}/file").content == video.read_bytes()
 
-    job = client.post("/api/jobs", json={"kind": "detect", "video": record["id"],
-                                         "detect": {"on": 0.2, "off": 0.1}}).json()  # fmt: skip
+    job = client.post(
+        "/api/jobs",
+        json={"kind": "detect", "video": record["id"], "detect": {"on": 0.2, "off": 0.1}},
+    ).json()
     assert job["state"] in ("queued", "running", "done")
     job = finished(client, job)
     assert job["state"] == "done", job["error"]
     offline = detect(model, video, DetectConfig(on=0.2, off=0.1))
     assert [e["start_frame"] for e in job["result"]["events"]] == [
-        e.start_frame for e in offline.events]  # fmt: skip
+        e.start_frame for e in offline.events
+    ]
     scores = client.get(f"/api/jobs/{job['id']}/scores").json()
     np.testing.assert_allclose(scores["anomaly"], offline.smoothed_score, atol=1e-4)
     assert len(scores["probabilities"]) == 40 and scores["on"] == 0.2
     events = client.get(f"/api/jobs/{job['id']}/files/events.json").json()
     assert len(events["events"]) == len(offline.events)
 
-    explained = finished(client, client.post("/api/jobs", json={
-        "kind": "explain", "video": record["id"], "start": 5, "end": 20,
-        "methods": ["gradcam", "saliency"], "temporal": ["frame_occlusion"],
-        "exports": ["frames"]}).json())  # fmt: skip
+    explained = finished(
+        client,
+        client.post(
+            "/api/jobs",
+            json={
+                "kind": "explain",
+                "video": record["id"],
+                "start": 5,
+                "end": 20,
+                "methods": ["gradcam", "saliency"],
+                "temporal": ["frame_occlusion"],
+                "exports": ["frames"],
+            },
+        ).json(),
+    )
     assert explained["state"] == "done", explained["error"]
     assert explained["result"]["frames"] == [5, 10, 15, 20]
     report = client.get(f"/api/jobs/{explained['id']}/files/report.html")
@@ -127,20 +141,32 @@ def test_detection_says_when_footage_is_outside_the_models_domain(assets, tmp_pa
     client = TestClient(create_app(server))
     try:
         record = upload(client, video).json()
-        plain = finished(client, client.post("/api/jobs", json={
-            "kind": "detect", "video": record["id"]}).json())  # fmt: skip
+        plain = finished(
+            client, client.post("/api/jobs", json={"kind": "detect", "video": record["id"]}).json()
+        )
         domain = plain["result"]["domain"]
         assert domain["checked"] is False and "vadx calibrate MODEL DATA" in domain["message"]
         assert str(root) not in domain["message"]
         assert client.get(f"/api/jobs/{plain['id']}/scores").json()["domain"] is None
-        refused = client.post("/api/jobs", json={"kind": "detect", "video": record["id"],
-                                                 "detect": {"domain": "suppress"}})  # fmt: skip
+        refused = client.post(
+            "/api/jobs",
+            json={"kind": "detect", "video": record["id"], "detect": {"domain": "suppress"}},
+        )
         error(refused, 400, "needs domain statistics")
         assert str(root) not in refused.text and str(tmp_path) not in refused.text
         settings = {"on": 0.2, "off": 0.1, "min_frames": 1}
-        job = finished(client, client.post("/api/jobs", json={
-            "kind": "detect", "video": record["id"], "model": "calibrated",
-            "detect": settings}).json())  # fmt: skip
+        job = finished(
+            client,
+            client.post(
+                "/api/jobs",
+                json={
+                    "kind": "detect",
+                    "video": record["id"],
+                    "model": "calibrated",
+                    "detect": settings,
+                },
+            ).json(),
+        )
         offline = detect(calibrated, video, DetectConfig(**settings))
         domain = job["result"]["domain"]
         assert domain["windows_outside"] == offline.domain["windows_outside"] > 0
@@ -148,7 +174,8 @@ def test_detection_says_when_footage_is_outside_the_models_domain(assets, tmp_pa
         scores = client.get(f"/api/jobs/{job['id']}/scores").json()
         np.testing.assert_allclose(scores["domain"], offline.frame_domain, atol=1e-3)
         assert [e["out_of_domain"] for e in job["result"]["events"]] == pytest.approx(
-            [e.out_of_domain for e in offline.events])  # fmt: skip
+            [e.out_of_domain for e in offline.events]
+        )
     finally:
         server.jobs.close()
 
@@ -192,26 +219,48 @@ def test_every_bad_request_gets_a_json_error(client, assets, tmp_path):
     error(client.post(jobs, json={"kind": "detect", "video": "../../etc"}), 422, "video")
     error(client.post(jobs, json={"kind": "dance", "video": vid}), 422, "kind")
     error(client.post(jobs, json={"kind": "detect", "video": vid, "extra": 1}), 422, "extra")
-    error(client.post(jobs, json={"kind": "detect", "video": vid, "model": "big"}), 404,
-          "no model 'big'")  # fmt: skip
-    error(client.post(jobs, json={"kind": "detect", "video": vid,
-                                  "detect": {"on": 0.2, "off": 0.5}}), 400, "off ≤ on")  # fmt: skip
-    error(client.post(jobs, json={"kind": "detect", "video": vid, "detect": {"stride": 0}}), 422,
-          "stride")  # fmt: skip
-    error(client.post(jobs, json={"kind": "explain", "video": vid, "methods": ["magic"]}), 400,
-          "unknown method 'magic'")  # fmt: skip
-    error(client.post(jobs, json={"kind": "explain", "video": vid, "start": 30, "end": 99}), 400,
-          "not inside the video's 40 frames")  # fmt: skip
+    error(
+        client.post(jobs, json={"kind": "detect", "video": vid, "model": "big"}),
+        404,
+        "no model 'big'",
+    )
+    error(
+        client.post(jobs, json={"kind": "detect", "video": vid, "detect": {"on": 0.2, "off": 0.5}}),
+        400,
+        "off ≤ on",
+    )
+    error(
+        client.post(jobs, json={"kind": "detect", "video": vid, "detect": {"stride": 0}}),
+        422,
+        "stride",
+    )
+    error(
+        client.post(jobs, json={"kind": "explain", "video": vid, "methods": ["magic"]}),
+        400,
+        "unknown method 'magic'",
+    )
+    error(
+        client.post(jobs, json={"kind": "explain", "video": vid, "start": 30, "end": 99}),
+        400,
+        "not inside the video's 40 frames",
+    )
     error(client.post(jobs, json={"kind": "explain", "video": vid, "methods": []}), 422, "methods")
     # a job that cannot succeed is refused at submission, in API terms (was: accepted, failed)
     response = client.post(jobs, json={"kind": "detect", "video": vid, "detect": {"step": 20}})
-    error(response, 400, "the video has 40 frames, fewer than one window of the model "
-                         "(4 frames 20 apart = 61); choose a smaller detect.step")  # fmt: skip
+    error(
+        response,
+        400,
+        "the video has 40 frames, fewer than one window of the model "
+        "(4 frames 20 apart = 61); choose a smaller detect.step",
+    )
     error(client.put(jobs), 405, "PUT is not allowed here; use GET, POST")
     assert client.put(jobs).headers["allow"] == "GET, POST"  # every method of the path
     assert client.options(f"/api/jobs/{'0' * 16}").headers["allow"] == "DELETE, GET"
-    error(client.post(jobs, content=b"{not json", headers={"Content-Type": "application/json"}),
-          422, "JSON")  # fmt: skip
+    error(
+        client.post(jobs, content=b"{not json", headers={"Content-Type": "application/json"}),
+        422,
+        "JSON",
+    )
     error(client.get("/api/jobs/0123456789abcdef"), 404, "no job")
     error(client.get("/api/jobs/..%2F..%2Fetc"), 404, "")
     error(client.get("/api/videos/0123456789abcdef"), 404, "no video")
@@ -233,8 +282,9 @@ def test_every_bad_request_gets_a_json_error(client, assets, tmp_path):
 def test_uploads_are_checked_by_decoding_every_frame_as_detection_will(client, assets, tmp_path):
     _, video, _ = assets
     # an Xvid AVI with B-frames (its timestamps are decoding times): accepted, and detected
-    xvid = ffmpeg_transcode(video, tmp_path / "xvid.avi",
-                            ["-c:v", "mpeg4", "-vtag", "xvid", "-bf", "2"])  # fmt: skip
+    xvid = ffmpeg_transcode(
+        video, tmp_path / "xvid.avi", ["-c:v", "mpeg4", "-vtag", "xvid", "-bf", "2"]
+    )
     record = upload(client, xvid, name="camera 2.avi").json()
     assert record["num_frames"] == 40 and record["file"] == "video.avi"
     request = {"kind": "detect", "video": record["id"]}
@@ -302,8 +352,13 @@ def test_results_survive_a_restart_and_unfinished_jobs_run_again(assets, tmp_pat
     server.jobs.close()
     interrupted = tmp_path / "jobs" / "00000000000000aa" / "job.json"
     interrupted.parent.mkdir(parents=True)
-    stopped = {"id": "00000000000000aa", "kind": "detect", "state": "running",
-               "params": done["params"], "progress": 0.5}  # fmt: skip
+    stopped = {
+        "id": "00000000000000aa",
+        "kind": "detect",
+        "state": "running",
+        "params": done["params"],
+        "progress": 0.5,
+    }
     interrupted.write_text(json.dumps(stopped))
     again, server = make_client(assets, tmp_path)  # the server restarts on the same folder
     try:
@@ -381,10 +436,23 @@ def test_the_command_serves_until_stopped(assets, tmp_path):
 
     root, _, _ = assets
     port = free_port()
-    command = [sys.executable, "-m", "vadx", "serve", str(root / "model"), "--port", str(port),
-               "--data-dir", str(tmp_path / "data")]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "vadx",
+        "serve",
+        str(root / "model"),
+        "--port",
+        str(port),
+        "--data-dir",
+        str(tmp_path / "data"),
+    ]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     try:
         deadline, health = time.monotonic() + 60, None
         while health is None and time.monotonic() < deadline:
@@ -442,12 +510,20 @@ def test_inputs_that_crashed_a_request_are_clear_4xx_errors(client, assets):
     error(client.get(f"/api/jobs/{job['id']}/files/a%07b.png"), 404, "has no file")
     # "²".isdigit() is true and int("²") raised; unknown targets failed only inside the job
     for target in ("²", "7", "burglary", "١"):
-        response = client.post("/api/jobs", json={"kind": "explain", "video": record["id"],
-                                                  "target": target})  # fmt: skip
+        response = client.post(
+            "/api/jobs", json={"kind": "explain", "video": record["id"], "target": target}
+        )
         error(response, 400, "target must be predicted, anomaly, one of the model's classes")
-    accepted = client.post("/api/jobs", json={"kind": "explain", "video": record["id"],
-                                              "target": "2", "methods": ["gradcam"],
-                                              "temporal": []})  # fmt: skip
+    accepted = client.post(
+        "/api/jobs",
+        json={
+            "kind": "explain",
+            "video": record["id"],
+            "target": "2",
+            "methods": ["gradcam"],
+            "temporal": [],
+        },
+    )
     assert accepted.status_code == 202
     assert finished(client, accepted.json())["state"] == "done"
 
@@ -543,17 +619,32 @@ def test_an_event_is_explained_by_the_window_vadx_flags_and_detection_runs_once(
     assert client.put(review, json={"reviewed": True}).json()["reviews"].keys() == {"0"}
     assert client.get(f"/api/jobs/{job['id']}").json()["reviews"].keys() == {"0"}  # kept
     assert client.put(review, json={"reviewed": False}).json()["reviews"] == {}
-    error(client.put(f"/api/jobs/{job['id']}/events/1/review", json={"reviewed": True}), 404,
-          "has no event 1 (1 event(s))")  # fmt: skip
+    error(
+        client.put(f"/api/jobs/{job['id']}/events/1/review", json={"reviewed": True}),
+        404,
+        "has no event 1 (1 event(s))",
+    )
     first, last = event["window"]  # what the page's Explain asks for
-    request = {"kind": "explain", "video": record["id"], "start": first, "end": last,
-               "target": event["class_name"], "methods": ["gradcam"], "temporal": [],
-               "detect": settings}  # fmt: skip
+    request = {
+        "kind": "explain",
+        "video": record["id"],
+        "start": first,
+        "end": last,
+        "target": event["class_name"],
+        "methods": ["gradcam"],
+        "temporal": [],
+        "detect": settings,
+    }
     explained = finished(client, client.post("/api/jobs", json=request).json())
     assert explained["state"] == "done", explained["error"]
     assert calls == [1]  # the explanation took the video's detection, not a second pass
-    flagged = explain_video(model, video, tmp_path / "flagged",
-                            ExplainSettings(methods=("gradcam",), temporal=()), windows="flagged",
-                            detect_config=DetectConfig(**settings))  # fmt: skip
+    flagged = explain_video(
+        model,
+        video,
+        tmp_path / "flagged",
+        ExplainSettings(methods=("gradcam",), temporal=()),
+        windows="flagged",
+        detect_config=DetectConfig(**settings),
+    )
     assert explained["result"]["frames"] == flagged["clips"][0]["frames"]
     assert explained["result"]["target"] == flagged["clips"][0]["target"] == event["class_name"]

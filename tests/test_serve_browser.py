@@ -30,8 +30,7 @@ def served(tmp_path_factory):
     tiny_checkpoint(root / "model")
     calibrated = load_model(root / "model")
     calibrated.domain = half_outside_domain(calibrated, frames)
-    server = Server({"tiny": load_model(root / "model"), "calibrated": calibrated},
-                    root / "data")  # fmt: skip
+    server = Server({"tiny": load_model(root / "model"), "calibrated": calibrated}, root / "data")
     with serving(server) as url:
         yield url, video, root
     server.jobs.close()
@@ -68,14 +67,19 @@ def test_review_an_anomaly_end_to_end_in_the_browser(served):
         page.click("#settings summary")
         defaults = DetectConfig()  # the page's settings start at vadx detect's
         assert [page.input_value(f"#{i}") for i in ("on", "off", "min-frames", "smooth")] == [
-            str(defaults.on), str(defaults.off), str(defaults.min_frames), str(defaults.smooth)]
+            str(defaults.on),
+            str(defaults.off),
+            str(defaults.min_frames),
+            str(defaults.smooth),
+        ]
         page.fill("#on", "0")  # every frame anomalous: one event over the whole video
         page.fill("#off", "0")
         page.set_input_files("#file", str(video))
         page.click("#upload")
         page.wait_for_selector("button.cancel", state="attached")  # while it works
-        page.wait_for_selector("#timeline-section:not([hidden]) #score-line", state="attached",
-                               timeout=120_000)  # (a flat score is a line 0 px high)
+        page.wait_for_selector(
+            "#timeline-section:not([hidden]) #score-line", state="attached", timeout=120_000
+        )  # (a flat score is a line 0 px high)
         assert "40 frames" in page.text_content("#status")
         assert page.locator("button.cancel").count() == 0  # gone once the job is done
         assert page.locator("#events tbody tr").count() == 1
@@ -120,19 +124,23 @@ def test_review_an_anomaly_end_to_end_in_the_browser(served):
         page.wait_for_selector("#report:not([hidden])", timeout=120_000)
         assert "predicted" in page.text_content("#explain-status")
         assert "frames 18–21" in page.text_content("#explain-title")
-        page.wait_for_function("document.getElementById('report').contentDocument.body"
-                               ".dataset.drawn !== undefined")
-        inner = page.evaluate("document.getElementById('report').contentDocument"
-                              ".documentElement.scrollHeight")  # fmt: skip
+        page.wait_for_function(
+            "document.getElementById('report').contentDocument.body.dataset.drawn !== undefined"
+        )
+        inner = page.evaluate(
+            "document.getElementById('report').contentDocument.documentElement.scrollHeight"
+        )
         outer = page.evaluate("document.getElementById('report').getBoundingClientRect().height")
         assert abs(outer - inner) <= 3  # the report at its full height: no scroll inside
         # the explanation over the video while it plays the explained window
         page.locator("#timeline").click(position=at_20)
         page.wait_for_function("document.body.dataset.overlayFrame === '20'")
         assert page.evaluate("document.body.dataset.overlay") == "on"
-        painted = page.evaluate("(() => { const c = document.getElementById('overlay'); return "
-                                "c.getContext('2d').getImageData(0, 0, c.width, c.height).data"
-                                ".filter((v, i) => i % 4 === 3 && v > 0).length; })()")  # fmt: skip
+        painted = page.evaluate(
+            "(() => { const c = document.getElementById('overlay'); return "
+            "c.getContext('2d').getImageData(0, 0, c.width, c.height).data"
+            ".filter((v, i) => i % 4 === 3 && v > 0).length; })()"
+        )
         assert painted > 0.5 * 96 * 72  # the heat map over the picture
         page.keyboard.press("j")  # back to frame 0, outside the window: no overlay
         page.wait_for_function("document.body.dataset.overlay === 'off'")
@@ -144,8 +152,10 @@ def test_review_an_anomaly_end_to_end_in_the_browser(served):
         assert report.locator("input[name=method]").count() == 2
         report.locator("input[name=method][value=saliency]").check()
         assert drawn.get_attribute("data-method") == "saliency" != first
-        page.wait_for_function("document.getElementById('report').contentDocument.body"
-                               ".dataset.drawn === 'saliency/heatmap/0'")  # the canvas drew it
+        page.wait_for_function(
+            "document.getElementById('report').contentDocument.body"
+            ".dataset.drawn === 'saliency/heatmap/0'"
+        )  # the canvas drew it
         with page.expect_download() as download:
             page.click("#download")
         assert download.value.suggested_filename == "report.html"
@@ -170,8 +180,9 @@ def test_footage_outside_the_models_domain_is_flagged_on_the_page(served):
         page.fill("#off", "0")
         page.set_input_files("#file", str(video))
         page.click("#upload")
-        page.wait_for_selector("#timeline-section:not([hidden]) #score-line", state="attached",
-                               timeout=120_000)  # (a flat score is a line 0 px high)
+        page.wait_for_selector(
+            "#timeline-section:not([hidden]) #score-line", state="attached", timeout=120_000
+        )  # (a flat score is a line 0 px high)
         assert page.get_attribute("#domain-banner", "class") == "warning"
         assert "outside the model's training domain" in page.text_content("#domain-banner")
         assert page.locator("#timeline rect.outside").count() >= 1

@@ -84,8 +84,11 @@ def fuzz(server: Server, clip: bytes, token: str | None) -> dict:
         if isinstance(event, events.ScenarioFinished) and event.is_test_scenario:
             statistic.on_scenario_finished(event.recorder)
             requests += len(event.recorder.interactions)
-            links |= {c.transition.id for c in event.recorder.cases.values()
-                      if c.transition is not None and c.is_transition_applied}  # fmt: skip
+            links |= {
+                c.transition.id
+                for c in event.recorder.cases.values()
+                if c.transition is not None and c.is_transition_applied
+            }
         elif isinstance(event, events.NonFatalError | events.FatalError):
             errors.append(event)
         elif isinstance(event, events.EngineFinished) and event.failures:
@@ -96,8 +99,13 @@ def fuzz(server: Server, clip: bytes, token: str | None) -> dict:
         for group in groups.values()
         for failure in group.failures
     ]
-    return {"findings": findings, "errors": errors, "links": links, "requests": requests,
-            "operations": statistic.tested_operations}  # fmt: skip
+    return {
+        "findings": findings,
+        "errors": errors,
+        "links": links,
+        "requests": requests,
+        "operations": statistic.tested_operations,
+    }
 
 
 @pytest.mark.parametrize("token", [None, "s3cret-token"], ids=["open", "token"])

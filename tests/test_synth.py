@@ -133,9 +133,20 @@ def test_refuses_to_write_into_a_foreign_folder(tmp_path):
 def test_cli(tmp_path, capsys):
     out = tmp_path / "synth"
     code, stdout, _ = run_cli(
-        ["synth", str(out), "--clips", "1,1,0", "--frames", "16", "--size", "48",
-         "--classes", "fire,normal"], capsys,
-    )  # fmt: skip
+        [
+            "synth",
+            str(out),
+            "--clips",
+            "1,1,0",
+            "--frames",
+            "16",
+            "--size",
+            "48",
+            "--classes",
+            "fire,normal",
+        ],
+        capsys,
+    )
     assert code == 0 and "wrote 4 clips" in stdout
     assert sorted(p.name for p in (out / "val").iterdir()) == ["fire", "normal"]
     code, _, stderr = run_cli(["synth", str(tmp_path / "x"), "--clips", "1,1"], capsys)

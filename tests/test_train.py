@@ -15,9 +15,14 @@ from vadx.video import Augment
 
 CLASSES = ("fight", "shooting", "fire", "normal")
 MODEL = CRNNConfig(
-    class_names=CLASSES, backbone_args={"width": 0.0625}, num_frames=4, frame_size=(32, 32),
-    rnn_hidden=16, head_hidden=(8,), dropout=0.5,
-)  # fmt: skip
+    class_names=CLASSES,
+    backbone_args={"width": 0.0625},
+    num_frames=4,
+    frame_size=(32, 32),
+    rnn_hidden=16,
+    head_hidden=(8,),
+    dropout=0.5,
+)
 FAST = TrainConfig(epochs=3, batch_size=4, momentum=0.9, patience=0, workers=0, seed=3)
 
 
@@ -32,9 +37,13 @@ def datasets(root, augment=True, model_config=MODEL):
     def load(split, aug):
         samples, classes = folder_samples(root, class_names=CLASSES, split=split)
         return VideoDataset(
-            samples, classes, num_frames=model_config.num_frames,
-            frame_size=model_config.frame_size, augment=Augment() if aug else None, seed=3,
-        )  # fmt: skip
+            samples,
+            classes,
+            num_frames=model_config.num_frames,
+            frame_size=model_config.frame_size,
+            augment=Augment() if aug else None,
+            seed=3,
+        )
 
     return load("train", augment), load("val", False)
 
@@ -101,10 +110,15 @@ def test_resuming_a_finished_run_does_nothing(synth, tmp_path):
 def trained_with_and_without_cache(synth, tmp_path, model_config) -> dict[str, torch.Tensor]:
     """Train twice, with and without the cache; assert the same losses and weights."""
     config = FAST.replace(epochs=2)
-    plain = train(new_model(model_config), *datasets(synth, False, model_config),
-                  tmp_path / "a", config)  # fmt: skip
-    cached = train(new_model(model_config), *datasets(synth, False, model_config),
-                   tmp_path / "b", config.replace(cache_features=True))  # fmt: skip
+    plain = train(
+        new_model(model_config), *datasets(synth, False, model_config), tmp_path / "a", config
+    )
+    cached = train(
+        new_model(model_config),
+        *datasets(synth, False, model_config),
+        tmp_path / "b",
+        config.replace(cache_features=True),
+    )
     for a, b in zip(plain.history, cached.history, strict=True):
         assert a.train_loss == pytest.approx(b.train_loss, rel=1e-5)
     first, second = weights(plain.last), weights(cached.last)
@@ -118,8 +132,9 @@ def test_feature_cache_equals_training_without_it(synth, tmp_path):
     trained_with_and_without_cache(synth, tmp_path, frozen)
 
 
-@pytest.mark.parametrize("backbone_args", [{"width": 0.0625},
-                                           {"width": 0.0625, "batch_norm": True}])  # fmt: skip
+@pytest.mark.parametrize(
+    "backbone_args", [{"width": 0.0625}, {"width": 0.0625, "batch_norm": True}]
+)
 def test_prefix_cache_equals_training_the_last_units_without_it(synth, tmp_path, backbone_args):
     """freeze=2: the frozen prefix's maps are cached once; the last two conv units, the RNN and
     the head train on them exactly as they train on the whole model."""
@@ -127,10 +142,16 @@ def test_prefix_cache_equals_training_the_last_units_without_it(synth, tmp_path,
     first = trained_with_and_without_cache(synth, tmp_path, partly)
     model = new_model(partly)
     start = model.state_dict()
-    trainable = {f"backbone.{n}".rsplit(".", 1)[0]
-                 for n, p in model.backbone.named_parameters() if p.requires_grad}  # fmt: skip
-    moved = {k.rsplit(".", 1)[0] for k in first
-             if k.startswith("backbone.") and not torch.equal(first[k], start[k])}  # fmt: skip
+    trainable = {
+        f"backbone.{n}".rsplit(".", 1)[0]
+        for n, p in model.backbone.named_parameters()
+        if p.requires_grad
+    }
+    moved = {
+        k.rsplit(".", 1)[0]
+        for k in first
+        if k.startswith("backbone.") and not torch.equal(first[k], start[k])
+    }
     assert moved == trainable  # the last two units (weights and BN statistics), nothing else
 
 
@@ -141,8 +162,12 @@ def test_feature_cache_preconditions(synth, tmp_path):
         )
     frozen = MODEL.replace(freeze="all")
     with pytest.raises(ConfigError, match="without augmentation"):
-        train(new_model(frozen), *datasets(synth, True, frozen), tmp_path / "x",
-              FAST.replace(cache_features=True))  # fmt: skip
+        train(
+            new_model(frozen),
+            *datasets(synth, True, frozen),
+            tmp_path / "x",
+            FAST.replace(cache_features=True),
+        )
 
 
 def test_class_weights_are_balanced():
@@ -162,9 +187,13 @@ def test_class_mismatch_and_missing_resume(synth, tmp_path):
 
 @pytest.mark.parametrize(
     ("changes", "message"),
-    [({"epochs": 0}, "epochs"), ({"optimizer": "lbfgs"}, "optimizer"), ({"lr": 0}, "lr"),
-     ({"colour": 1}, "unknown training option")],
-)  # fmt: skip
+    [
+        ({"epochs": 0}, "epochs"),
+        ({"optimizer": "lbfgs"}, "optimizer"),
+        ({"lr": 0}, "lr"),
+        ({"colour": 1}, "unknown training option"),
+    ],
+)
 def test_bad_training_settings(changes, message):
     with pytest.raises(ConfigError, match=message):
         FAST.replace(**changes)
@@ -185,6 +214,10 @@ def test_a_frozen_backbone_needs_no_split_to_cache_features(synth, tmp_path, mon
 
     monkeypatch.setattr(VGG19, "split", refuse)
     frozen = MODEL.replace(freeze="all")
-    result = train(new_model(frozen), *datasets(synth, False, frozen), tmp_path / "r",
-                   FAST.replace(epochs=1, cache_features=True))  # fmt: skip
+    result = train(
+        new_model(frozen),
+        *datasets(synth, False, frozen),
+        tmp_path / "r",
+        FAST.replace(epochs=1, cache_features=True),
+    )
     assert len(result.history) == 1

@@ -15,9 +15,27 @@ from tests.test_video_live import free_port
 from vadx.data.synth import SynthConfig, generate
 from vadx.models import load_model
 
-TINY_ARGS = ["--backbone", "vgg19", "--width", "0.0625", "--frames", "4", "--size", "32",
-             "--freeze", "none", "--no-cache-features",
-             "--batch-size", "4", "--workers", "0", "--patience", "0", "--seed", "2"]  # fmt: skip
+TINY_ARGS = [
+    "--backbone",
+    "vgg19",
+    "--width",
+    "0.0625",
+    "--frames",
+    "4",
+    "--size",
+    "32",
+    "--freeze",
+    "none",
+    "--no-cache-features",
+    "--batch-size",
+    "4",
+    "--workers",
+    "0",
+    "--patience",
+    "0",
+    "--seed",
+    "2",
+]
 HERE = Path(__file__).parent
 
 
@@ -31,9 +49,19 @@ def synth(tmp_path_factory):
 @pytest.mark.parametrize("mode", [[], ["prefix-cache"]])
 def test_ddp_with_two_cpu_processes(synth, tmp_path, mode):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent)}
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-               "--master_port", str(free_port()), str(HERE / "ddp_script.py"), str(synth),
-               str(tmp_path / "run"), *mode]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "--master_port",
+        str(free_port()),
+        str(HERE / "ddp_script.py"),
+        str(synth),
+        str(tmp_path / "run"),
+        *mode,
+    ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     run = tmp_path / "run"
@@ -56,9 +84,11 @@ def test_kill_9_then_resume_ends_where_an_uninterrupted_run_ends(synth, tmp_path
     command = _vadx("train", str(synth), "--out", str(tmp_path / "a"), *TINY_ARGS, *epochs)
     straight = subprocess.run(command, capture_output=True, text=True)
     assert straight.returncode == 0, straight.stderr[-2000:]
-    process = subprocess.Popen(_vadx("train", str(synth), "--out", str(tmp_path / "b"),
-                                     *TINY_ARGS, *epochs),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    process = subprocess.Popen(
+        _vadx("train", str(synth), "--out", str(tmp_path / "b"), *TINY_ARGS, *epochs),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     state = tmp_path / "b" / "last" / "trainer.json"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -86,25 +116,49 @@ def test_cli_bad_input_for_train_evaluate_detect(synth, tmp_path, capsys):
 
     one_class = tmp_path / "one"
     shutil.copytree(synth / "train" / "fire", one_class / "fire")
-    code, _, err = run_cli(["train", str(one_class), "--out", str(tmp_path / "r1"), *TINY_ARGS,
-                            "--epochs", "1"], capsys)  # fmt: skip
+    code, _, err = run_cli(
+        ["train", str(one_class), "--out", str(tmp_path / "r1"), *TINY_ARGS, "--epochs", "1"],
+        capsys,
+    )
     assert code == 2 and "at least two classes" in err
-    code, _, err = run_cli(["train", str(synth), "--out", str(tmp_path / "r2"), *TINY_ARGS,
-                            "--epochs", "1"], capsys)  # fmt: skip
+    code, _, err = run_cli(
+        ["train", str(synth), "--out", str(tmp_path / "r2"), *TINY_ARGS, "--epochs", "1"], capsys
+    )
     assert code == 0, err
-    code, _, err = run_cli(["train", str(synth), "--out", str(tmp_path / "r2"), *TINY_ARGS],
-                           capsys)  # fmt: skip
+    code, _, err = run_cli(["train", str(synth), "--out", str(tmp_path / "r2"), *TINY_ARGS], capsys)
     assert code == 2 and "already holds a training run; use --resume" in " ".join(err.split())
     short = write_mp4(tmp_path / "short.mp4", np.zeros((3, 32, 32, 3), np.uint8), fps=5)
-    code, _, err = run_cli(["detect", str(tmp_path / "r2" / "best"), str(short), "--out",
-                            str(tmp_path / "d")], capsys)  # fmt: skip
+    code, _, err = run_cli(
+        ["detect", str(tmp_path / "r2" / "best"), str(short), "--out", str(tmp_path / "d")], capsys
+    )
     assert code == 2 and "fewer than one window" in " ".join(err.split())
     weights = tmp_path / "r2" / "best" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")
-    code, _, err = run_cli(["evaluate", str(tmp_path / "r2" / "best"), str(synth), "--out",
-                            str(tmp_path / "e"), "--split", "val"], capsys)  # fmt: skip
+    code, _, err = run_cli(
+        [
+            "evaluate",
+            str(tmp_path / "r2" / "best"),
+            str(synth),
+            "--out",
+            str(tmp_path / "e"),
+            "--split",
+            "val",
+        ],
+        capsys,
+    )
     assert code == 2 and "corrupt or was changed" in " ".join(err.split())
     assert not (tmp_path / "d" / "events.json").exists() and not (tmp_path / "e").exists()
-    code, _, err = run_cli(["train", str(synth), "--out", str(tmp_path / "r3"), "--backbone",
-                            "vgg19", "--width", "0.0625"], capsys)  # fmt: skip
+    code, _, err = run_cli(
+        [
+            "train",
+            str(synth),
+            "--out",
+            str(tmp_path / "r3"),
+            "--backbone",
+            "vgg19",
+            "--width",
+            "0.0625",
+        ],
+        capsys,
+    )
     assert code == 2 and "frozen but starts from random weights" in " ".join(err.split())

@@ -58,74 +58,151 @@ CASES = {
     "h264-offset-10s-mp4": Case("a.mp4", [*X264, "-output_ts_offset", "10"], "h264"),
     "h264-offset-10s-mkv": Case("a.mkv", [*X264, "-output_ts_offset", "10"], "h264"),
     "h264-edit-list-cut-mp4": Case("a.mp4", X264, "h264", copy=["-ss", "1.25"], numbered=False),
-    "h264-edit-list-negative-pts-mp4": Case("a.mp4", X264, "h264", numbered=False,
-                                            copy=["-output_ts_offset", "-0.5",
-                                                  "-avoid_negative_ts", "disabled"]),
-    "h264-cut-no-edit-list-mp4": Case("a.mp4", X264, "h264", numbered=False,
-                                      copy=["-ss", "1.25", "-avoid_negative_ts", "disabled",
-                                            "-use_editlist", "0"]),
-    "h264-cut-missing-pts-mkv": Case("a.mkv", X264, "h264", numbered=False,
-                                     copy=["-ss", "1.25", "-avoid_negative_ts", "disabled"]),
+    "h264-edit-list-negative-pts-mp4": Case(
+        "a.mp4",
+        X264,
+        "h264",
+        numbered=False,
+        copy=["-output_ts_offset", "-0.5", "-avoid_negative_ts", "disabled"],
+    ),
+    "h264-cut-no-edit-list-mp4": Case(
+        "a.mp4",
+        X264,
+        "h264",
+        numbered=False,
+        copy=["-ss", "1.25", "-avoid_negative_ts", "disabled", "-use_editlist", "0"],
+    ),
+    "h264-cut-missing-pts-mkv": Case(
+        "a.mkv",
+        X264,
+        "h264",
+        numbered=False,
+        copy=["-ss", "1.25", "-avoid_negative_ts", "disabled"],
+    ),
     "h264-raw-stream": Case("a.h264", [*X264, "-f", "h264"], "h264"),
     "h264-ts": Case("a.ts", X264, "h264"),
-    "h264-vfr-mkv": Case("a.mkv", [*X264, "-vf", "setpts=(N+3*floor(N/5))/(10*TB)",
-                                   "-fps_mode", "passthrough"], "h264"),
-    "h264-vfr-mp4": Case("a.mp4", [*X264, "-vf", "setpts=(N+3*floor(N/5))/(10*TB)",
-                                   "-fps_mode", "passthrough"], "h264"),
-    "h264-interlaced-mp4": Case("a.mp4", [*X264, "-flags", "+ildct+ilme",
-                                          "-x264-params", "interlaced=1:tff=1"], "h264",
-                                size=(64, 64)),
+    "h264-vfr-mkv": Case(
+        "a.mkv",
+        [*X264, "-vf", "setpts=(N+3*floor(N/5))/(10*TB)", "-fps_mode", "passthrough"],
+        "h264",
+    ),
+    "h264-vfr-mp4": Case(
+        "a.mp4",
+        [*X264, "-vf", "setpts=(N+3*floor(N/5))/(10*TB)", "-fps_mode", "passthrough"],
+        "h264",
+    ),
+    "h264-interlaced-mp4": Case(
+        "a.mp4",
+        [*X264, "-flags", "+ildct+ilme", "-x264-params", "interlaced=1:tff=1"],
+        "h264",
+        size=(64, 64),
+    ),
     "h264-10bit-mkv": Case("a.mkv", [*X264, "-pix_fmt", "yuv420p10le"], "h264"),
     "h264-gray-mp4": Case("a.mp4", [*X264, "-pix_fmt", "gray"], "h264"),
-    "h264-odd-size-444-mkv": Case("a.mkv", [*X264, "-pix_fmt", "yuv444p"], "h264",
-                                  size=(47, 33)),
+    "h264-odd-size-444-mkv": Case("a.mkv", [*X264, "-pix_fmt", "yuv444p"], "h264", size=(47, 33)),
     "h264-mov": Case("a.mov", X264, "h264"),
     # HEVC, VP8/VP9 (hidden alt-ref frames), AV1
-    "hevc-bframes-mp4": Case("a.mp4", ["-c:v", "libx265", *YUV420, "-x265-params",
-                                       "log-level=error:keyint=8:bframes=2:crf=12"], "hevc"),
-    "hevc-raw-stream": Case("a.hevc", ["-c:v", "libx265", *YUV420, "-x265-params",
-                                       "log-level=error:keyint=8:bframes=2", "-f", "hevc"],
-                            "hevc"),
-    "vp9-altref-webm": Case("a.webm", ["-c:v", "libvpx-vp9", *YUV420, "-g", "8",
-                                       "-auto-alt-ref", "1", "-lag-in-frames", "8", "-crf", "20",
-                                       "-b:v", "0"], "vp9"),
-    "vp8-webm": Case("a.webm", ["-c:v", "libvpx", "-g", "8", "-auto-alt-ref", "1",
-                                "-crf", "10", "-b:v", "1M"], "vp8"),
-    "av1-mkv": Case("a.mkv", ["-c:v", "libaom-av1", *YUV420, "-cpu-used", "8", "-g", "8",
-                              "-crf", "20"], "libdav1d"),
+    "hevc-bframes-mp4": Case(
+        "a.mp4",
+        ["-c:v", "libx265", *YUV420, "-x265-params", "log-level=error:keyint=8:bframes=2:crf=12"],
+        "hevc",
+    ),
+    "hevc-raw-stream": Case(
+        "a.hevc",
+        [
+            "-c:v",
+            "libx265",
+            *YUV420,
+            "-x265-params",
+            "log-level=error:keyint=8:bframes=2",
+            "-f",
+            "hevc",
+        ],
+        "hevc",
+    ),
+    "vp9-altref-webm": Case(
+        "a.webm",
+        [
+            "-c:v",
+            "libvpx-vp9",
+            *YUV420,
+            "-g",
+            "8",
+            "-auto-alt-ref",
+            "1",
+            "-lag-in-frames",
+            "8",
+            "-crf",
+            "20",
+            "-b:v",
+            "0",
+        ],
+        "vp9",
+    ),
+    "vp8-webm": Case(
+        "a.webm",
+        ["-c:v", "libvpx", "-g", "8", "-auto-alt-ref", "1", "-crf", "10", "-b:v", "1M"],
+        "vp8",
+    ),
+    "av1-mkv": Case(
+        "a.mkv",
+        ["-c:v", "libaom-av1", *YUV420, "-cpu-used", "8", "-g", "8", "-crf", "20"],
+        "libdav1d",
+    ),
     # MPEG-4 part 2: Xvid/DivX in AVI (B-frames, packed B-frames), elementary streams
-    "mpeg4-xvid-bframes-avi": Case("a.avi", ["-c:v", "mpeg4", "-vtag", "xvid", *LONG_GOP],
-                                   "mpeg4"),
-    "mpeg4-xvid-qscale-avi": Case("a.avi", ["-c:v", "mpeg4", "-vtag", "xvid", "-qscale:v", "3",
-                                            *LONG_GOP], "mpeg4"),
-    "mpeg4-divx-open-gop-avi": Case("a.avi", ["-c:v", "mpeg4", "-vtag", "DIVX", "-g", "8",
-                                              "-bf", "3", "-qscale:v", "2"], "mpeg4"),
-    "xvid-packed-bframes-avi": Case("a.avi", ["-c:v", "libxvid", "-g", "8", "-bf", "2",
-                                              "-qscale:v", "3"], "mpeg4"),
+    "mpeg4-xvid-bframes-avi": Case("a.avi", ["-c:v", "mpeg4", "-vtag", "xvid", *LONG_GOP], "mpeg4"),
+    "mpeg4-xvid-qscale-avi": Case(
+        "a.avi", ["-c:v", "mpeg4", "-vtag", "xvid", "-qscale:v", "3", *LONG_GOP], "mpeg4"
+    ),
+    "mpeg4-divx-open-gop-avi": Case(
+        "a.avi",
+        ["-c:v", "mpeg4", "-vtag", "DIVX", "-g", "8", "-bf", "3", "-qscale:v", "2"],
+        "mpeg4",
+    ),
+    "xvid-packed-bframes-avi": Case(
+        "a.avi", ["-c:v", "libxvid", "-g", "8", "-bf", "2", "-qscale:v", "3"], "mpeg4"
+    ),
     "divx3-avi": Case("a.avi", ["-c:v", "msmpeg4", "-qscale:v", "3"], "msmpeg4"),
-    "mpeg4-raw-stream": Case("a.m4v", ["-c:v", "mpeg4", "-qscale:v", "3", *LONG_GOP, "-f", "m4v"],
-                             "mpeg4"),
+    "mpeg4-raw-stream": Case(
+        "a.m4v", ["-c:v", "mpeg4", "-qscale:v", "3", *LONG_GOP, "-f", "m4v"], "mpeg4"
+    ),
     "mpeg4-mp4": Case("a.mp4", ["-c:v", "mpeg4", "-qscale:v", "3", *LONG_GOP], "mpeg4"),
     # MJPEG, MPEG-1/2, and the rest FFmpeg reads
     "mjpeg-avi": Case("a.avi", ["-c:v", "mjpeg", "-pix_fmt", "yuvj420p", "-q:v", "2"], "mjpeg"),
-    "mjpeg-raw-stream": Case("a.mjpeg", ["-c:v", "mjpeg", "-pix_fmt", "yuvj422p", "-q:v", "2",
-                                         "-f", "mjpeg"], "mjpeg"),
+    "mjpeg-raw-stream": Case(
+        "a.mjpeg", ["-c:v", "mjpeg", "-pix_fmt", "yuvj422p", "-q:v", "2", "-f", "mjpeg"], "mjpeg"
+    ),
     "mjpeg-odd-size-mov": Case("a.mov", ["-c:v", "mjpeg", "-q:v", "2"], "mjpeg", size=(47, 33)),
-    "mpeg2-ps-mpg": Case("a.mpg", ["-c:v", "mpeg2video", "-q:v", "2", *LONG_GOP], "mpeg2video",
-                         fps=25),
-    "mpeg2-interlaced-ts": Case("a.ts", ["-c:v", "mpeg2video", "-q:v", "2", *LONG_GOP,
-                                         "-flags", "+ildct+ilme", "-vf", "setfield=tff"],
-                                "mpeg2video", size=(64, 64), fps=25),
-    "mpeg1-mpg": Case("a.mpg", ["-c:v", "mpeg1video", "-q:v", "2", *LONG_GOP], "mpeg1video",
-                      fps=25),
+    "mpeg2-ps-mpg": Case(
+        "a.mpg", ["-c:v", "mpeg2video", "-q:v", "2", *LONG_GOP], "mpeg2video", fps=25
+    ),
+    "mpeg2-interlaced-ts": Case(
+        "a.ts",
+        [
+            "-c:v",
+            "mpeg2video",
+            "-q:v",
+            "2",
+            *LONG_GOP,
+            "-flags",
+            "+ildct+ilme",
+            "-vf",
+            "setfield=tff",
+        ],
+        "mpeg2video",
+        size=(64, 64),
+        fps=25,
+    ),
+    "mpeg1-mpg": Case(
+        "a.mpg", ["-c:v", "mpeg1video", "-q:v", "2", *LONG_GOP], "mpeg1video", fps=25
+    ),
     "wmv2-asf": Case("a.wmv", ["-c:v", "wmv2", "-q:v", "2"], "wmv2"),
     "flv1-flv": Case("a.flv", ["-c:v", "flv", "-q:v", "2"], "flv"),
-    "theora-ogv": Case("a.ogv", ["-c:v", "libtheora", *YUV420, "-q:v", "9", "-g", "8"],
-                       "theora"),
+    "theora-ogv": Case("a.ogv", ["-c:v", "libtheora", *YUV420, "-q:v", "9", "-g", "8"], "theora"),
     "prores-mov": Case("a.mov", ["-c:v", "prores_ks"], "prores"),
     "ffv1-gray-mkv": Case("a.mkv", ["-c:v", "ffv1", "-pix_fmt", "gray"], "ffv1"),
     "gif": Case("a.gif", [], "gif", tolerance=6.0),
-}  # fmt: skip
+}
 
 
 def _decoder_missing(name: str) -> str | None:
@@ -171,8 +248,19 @@ def made(tmp_path_factory):
 def _remux(source: Path, target: Path, options: list[str]) -> None:
     seek = options[:2] if options[:1] == ["-ss"] else []
     rest = options[len(seek) :]
-    command = [ffmpeg_exe(), "-v", "error", "-y", *seek, "-i", str(source), "-c", "copy", *rest,
-               str(target)]  # fmt: skip
+    command = [
+        ffmpeg_exe(),
+        "-v",
+        "error",
+        "-y",
+        *seek,
+        "-i",
+        str(source),
+        "-c",
+        "copy",
+        *rest,
+        str(target),
+    ]
     subprocess.run(command, check=True, capture_output=True, timeout=60)
 
 
@@ -245,8 +333,10 @@ def test_a_damaged_file_has_the_frames_ffmpeg_decodes(made, tmp_path, case_id):
     damaged = zero_packets(path, tmp_path / f"damaged{path.suffix}", start=20)
     reference = ffmpeg_decode(damaged, 64, 48)
     assert 12 <= len(reference) < COUNT
-    warned = pytest.warns(TruncatedVideoWarning, match=f"stopped at frame {len(reference)}, "
-                          f"the container announces {COUNT} frames")  # fmt: skip
+    warned = pytest.warns(
+        TruncatedVideoWarning,
+        match=f"stopped at frame {len(reference)}, the container announces {COUNT} frames",
+    )
     with warned:  # AVI: on opening (listed by decoding); MP4: once verify() has listed it anew
         with VideoReader(damaged) as video:
             video.verify()
@@ -298,8 +388,9 @@ def test_a_file_listed_by_decoding_is_decoded_once(made, monkeypatch):
     monkeypatch.setattr(decode, "_DECODED_INDEXES", type(decode._DECODED_INDEXES)())
     calls = []
     listing = decode._AVFile._index_by_decoding
-    monkeypatch.setattr(decode._AVFile, "_index_by_decoding",
-                        lambda self: calls.append(1) or listing(self))  # fmt: skip
+    monkeypatch.setattr(
+        decode._AVFile, "_index_by_decoding", lambda self: calls.append(1) or listing(self)
+    )
     assert probe(path).num_frames == probe(path).num_frames == COUNT
     assert len(calls) == 1
     mtime = path.stat().st_mtime_ns + 10**9
@@ -326,8 +417,10 @@ def test_multithreaded_decoders_never_deadlock_when_reopened(made):
     GIL while the main thread, holding it, waited for that worker to stop: under load, every
     one of 4 such processes hung within 25 videos. Now they must all finish."""
     path = made("av1-mkv")
-    runs = [subprocess.Popen([sys.executable, "-c", REOPEN_UNDER_LOAD, str(path), "40"])
-            for _ in range(4)]  # fmt: skip
+    runs = [
+        subprocess.Popen([sys.executable, "-c", REOPEN_UNDER_LOAD, str(path), "40"])
+        for _ in range(4)
+    ]
     try:
         codes = [run.wait(timeout=120) for run in runs]
     except subprocess.TimeoutExpired:

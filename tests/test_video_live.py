@@ -52,9 +52,12 @@ def test_reconnects_with_back_off_after_the_stream_drops(clip):
 def test_back_off_doubles_up_to_the_cap_then_gives_up():
     delays = []
     source = LiveSource(
-        f"tcp://127.0.0.1:{free_port()}", open_timeout=1, max_retries=4,
-        backoff=(0.5, 2.0), sleep=delays.append,
-    )  # fmt: skip
+        f"tcp://127.0.0.1:{free_port()}",
+        open_timeout=1,
+        max_retries=4,
+        backoff=(0.5, 2.0),
+        sleep=delays.append,
+    )
     with pytest.raises(SourceError, match="failed 5 times in a row; last error: cannot open"):
         list(source.frames())
     assert delays == [0.5, 1.0, 2.0, 2.0]

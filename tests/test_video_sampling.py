@@ -37,8 +37,11 @@ def test_even_indices_refuses_short_clips():
 def test_windows_values_and_last_window_moved_back():
     windows = sliding_windows(11, length=4, stride=3, timestamps=np.arange(11) * 0.5)
     assert [w.indices.tolist() for w in windows] == [
-        [0, 1, 2, 3], [3, 4, 5, 6], [6, 7, 8, 9], [7, 8, 9, 10],
-    ]  # fmt: skip
+        [0, 1, 2, 3],
+        [3, 4, 5, 6],
+        [6, 7, 8, 9],
+        [7, 8, 9, 10],
+    ]
     assert [(w.start_time, w.end_time) for w in windows][-1] == (3.5, 5.0)
     assert [w.number for w in windows] == [0, 1, 2, 3]
 

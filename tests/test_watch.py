@@ -28,8 +28,13 @@ from vadx.models import CRNN, CRNNConfig, load_model, save_model
 from vadx.video import VideoReader, write_mp4, write_png
 from vadx.watch import Watch, WatchConfig, watch
 
-TINY = CRNNConfig(backbone_args={"width": 0.0625}, num_frames=4, frame_size=(32, 32),
-                  rnn_hidden=16, head_hidden=(8,))  # fmt: skip
+TINY = CRNNConfig(
+    backbone_args={"width": 0.0625},
+    num_frames=4,
+    frame_size=(32, 32),
+    rnn_hidden=16,
+    head_hidden=(8,),
+)
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +52,11 @@ def assets(tmp_path_factory):
     model = load_model(root / "model")
     base = DetectConfig(stride=2, step=1, min_frames=1)
     score = np.unique(detect(model, path, base).smoothed_score)
-    config = replace(base, on=float(score[len(score) // 2: len(score) // 2 + 2].mean()),
-                     off=float(score[len(score) // 3: len(score) // 3 + 2].mean()))  # fmt: skip
+    config = replace(
+        base,
+        on=float(score[len(score) // 2 : len(score) // 2 + 2].mean()),
+        off=float(score[len(score) // 3 : len(score) // 3 + 2].mean()),
+    )
     events = detect(model, path, config).events
     assert len(events) >= 2
     return root, path, model, config, events
@@ -59,13 +67,18 @@ def records(out):
 
 
 def as_tuples(events, offset=0):
-    return [(e.start_frame + offset, e.end_frame + offset, e.class_name,
-             round(e.peak_probability, 5)) for e in events]  # fmt: skip
+    return [
+        (e.start_frame + offset, e.end_frame + offset, e.class_name, round(e.peak_probability, 5))
+        for e in events
+    ]
 
 
 def ended(out):
-    return [(r["start_frame"], r["end_frame"], r["class"], r["peak_probability"])
-            for r in records(out) if r["state"] == "ended"]  # fmt: skip
+    return [
+        (r["start_frame"], r["end_frame"], r["class"], r["peak_probability"])
+        for r in records(out)
+        if r["state"] == "ended"
+    ]
 
 
 def test_a_file_gives_the_events_of_detect_and_explains_each_alert(assets, tmp_path):
@@ -105,8 +118,9 @@ def test_a_tcp_stream_that_dies_and_comes_back_loses_and_repeats_no_event(assets
     root, path, model, config, events = assets
     port = free_port()
     out = tmp_path / "w"
-    settings = WatchConfig(detect=config, queue_size=256, max_retries=10, backoff=(0.05, 0.1),
-                           explain=False)  # fmt: skip
+    settings = WatchConfig(
+        detect=config, queue_size=256, max_retries=10, backoff=(0.05, 0.1), explain=False
+    )
     run = Watch(model, f"tcp://127.0.0.1:{port}", out, settings)
     sessions: dict[int, list[np.ndarray]] = {0: [], 1: []}
     push = run.detector.push_many
@@ -181,8 +195,12 @@ def test_the_webhook_gets_every_record_despite_failures(assets, tmp_path):
     _, path, model, config, _ = assets
     Receiver.calls = []
     with http_server(Receiver) as base:
-        summary = watch(model, str(path), tmp_path, WatchConfig(detect=config, explain=False,
-                                                                webhook=base + "hook"))  # fmt: skip
+        summary = watch(
+            model,
+            str(path),
+            tmp_path,
+            WatchConfig(detect=config, explain=False, webhook=base + "hook"),
+        )
     delivered = Receiver.calls[2:]  # the first one was refused twice, then accepted
     assert delivered == records(tmp_path)
     assert Receiver.calls[0] == Receiver.calls[1] == Receiver.calls[2]
@@ -219,8 +237,9 @@ def test_a_hanging_webhook_never_holds_up_detection(assets, tmp_path):
     _, path, model, config, events = assets
     Hanging.gate.clear()
     with http_server(Hanging) as base:
-        run = Watch(model, str(path), tmp_path, WatchConfig(detect=config, explain=False,
-                                                            webhook=base))  # fmt: skip
+        run = Watch(
+            model, str(path), tmp_path, WatchConfig(detect=config, explain=False, webhook=base)
+        )
         thread = threading.Thread(target=run.run)
         thread.start()
         try:
@@ -242,8 +261,9 @@ def test_live_view_and_metrics_over_http(assets, tmp_path):
     stop = threading.Event()
     result = {}
     settings = WatchConfig(detect=config, pace=True, explain=False, mjpeg=("127.0.0.1", port))
-    thread = threading.Thread(target=lambda: result.update(
-        watch(model, str(path), tmp_path, settings, stop=stop)))  # fmt: skip
+    thread = threading.Thread(
+        target=lambda: result.update(watch(model, str(path), tmp_path, settings, stop=stop))
+    )
     thread.start()
     try:
         time.sleep(1.0)  # 10 fps: some frames are through
@@ -269,11 +289,34 @@ def test_live_view_and_metrics_over_http(assets, tmp_path):
 def test_sigterm_closes_the_open_event_and_flushes(assets, tmp_path):
     root, path, *_ = assets
     out = tmp_path / "w"
-    command = [sys.executable, "-m", "vadx", "watch", str(root / "model"), str(path),
-               "--out", str(out), "--pace", "--on", "0", "--off", "0", "--min-frames", "1",
-               "--stride", "2", "--no-explain", "--metrics-every", "0.5"]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env={**os.environ, "OMP_NUM_THREADS": "1"})  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "vadx",
+        "watch",
+        str(root / "model"),
+        str(path),
+        "--out",
+        str(out),
+        "--pace",
+        "--on",
+        "0",
+        "--off",
+        "0",
+        "--min-frames",
+        "1",
+        "--stride",
+        "2",
+        "--no-explain",
+        "--metrics-every",
+        "0.5",
+    ]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not (
         (out / "events.jsonl").exists() and (out / "events.jsonl").read_text()
@@ -299,11 +342,11 @@ def test_events_and_metrics_say_which_windows_are_outside_the_domain(assets, tmp
     familiar = load_model(checkpoint)
     offline = detect(familiar, path, config)
     assert 0 < offline.domain["windows_outside"] < offline.domain["windows"]
-    summary = watch(familiar, str(path), tmp_path / "w", WatchConfig(detect=config,
-                                                                     explain=False))  # fmt: skip
+    summary = watch(familiar, str(path), tmp_path / "w", WatchConfig(detect=config, explain=False))
     log = [r for r in records(tmp_path / "w") if r["state"] == "ended"]
     assert [r["out_of_domain"] for r in log] == pytest.approx(
-        [round(e.out_of_domain, 4) for e in offline.events])  # fmt: skip
+        [round(e.out_of_domain, 4) for e in offline.events]
+    )
     assert summary["metrics"]["domain"]["windows_outside"] == offline.domain["windows_outside"]
     assert summary["settings"]["domain"] == "flag"
 
@@ -311,9 +354,26 @@ def test_events_and_metrics_say_which_windows_are_outside_the_domain(assets, tmp
 def test_cli(assets, tmp_path, capsys):
     root, path, _, config, events = assets
     code, stdout, stderr = run_cli(
-        ["watch", str(root / "model"), str(path), "--out", str(tmp_path), "--stride", "2",
-         "--step", "1", "--min-frames", "1", "--on", str(config.on), "--off", str(config.off),
-         "--no-explain"], capsys)  # fmt: skip
+        [
+            "watch",
+            str(root / "model"),
+            str(path),
+            "--out",
+            str(tmp_path),
+            "--stride",
+            "2",
+            "--step",
+            "1",
+            "--min-frames",
+            "1",
+            "--on",
+            str(config.on),
+            "--off",
+            str(config.off),
+            "--no-explain",
+        ],
+        capsys,
+    )
     assert code == 0, stderr
     assert ended(tmp_path) == as_tuples(events)
     assert f"42 frames, {len(events)} event(s), 0 dropped" in stdout
@@ -329,9 +389,10 @@ def test_cli(assets, tmp_path, capsys):
         ([str(path), "--domain", "suppress"], "needs domain statistics"),
         ([str(path), "--domain", "maybe"], "domain must be flag, suppress, off"),
         ([str(path), "--mjpeg", str(busy.getsockname()[1])], "choose another --mjpeg port"),
-    ]:  # fmt: skip
-        code, _, stderr = run_cli(["watch", str(root / "model"), *argv, "--out",
-                                   str(tmp_path / "bad")], capsys)  # fmt: skip
+    ]:
+        code, _, stderr = run_cli(
+            ["watch", str(root / "model"), *argv, "--out", str(tmp_path / "bad")], capsys
+        )
         assert code == 2 and message in stderr, stderr
     busy.close()
 
@@ -347,4 +408,5 @@ def test_a_live_source_that_outruns_detection_drops_its_oldest_frames(assets, tm
     assert m["frames_captured"] == 42
     log = records(tmp_path)
     assert sorted(r["id"] for r in log if r["state"] == "started") == sorted(
-        r["id"] for r in log if r["state"] == "ended")  # fmt: skip
+        r["id"] for r in log if r["state"] == "ended"
+    )

@@ -19,8 +19,13 @@ from vadx.video import write_png
 from vadx.video.sampling import sliding_windows
 from vadx.watch import FrameInfo, StreamDetector, WindowPlan
 
-TINY = CRNNConfig(backbone_args={"width": 0.0625}, num_frames=4, frame_size=(32, 32),
-                  rnn_hidden=16, head_hidden=(8,))  # fmt: skip
+TINY = CRNNConfig(
+    backbone_args={"width": 0.0625},
+    num_frames=4,
+    frame_size=(32, 32),
+    rnn_hidden=16,
+    head_hidden=(8,),
+)
 FPS = 25.0
 
 
@@ -62,8 +67,9 @@ def thresholds(model, folder, config, low, high):
     if config.per_class:
         columns = [model.class_index(n) for n in model.class_names if n != "normal"]
         # each anomaly class's own track: its probability, smoothed as detection smooths it
-        score = np.concatenate([moving_average(result.frame_probabilities[:, c], config.smooth)
-                                for c in columns])  # fmt: skip
+        score = np.concatenate(
+            [moving_average(result.frame_probabilities[:, c], config.smooth) for c in columns]
+        )
     else:
         score = result.smoothed_score
     # midway across gaps between neighbouring scores wider than 1e-4: CNN batches of other
@@ -71,8 +77,10 @@ def thresholds(model, folder, config, low, high):
     values = np.unique(score)
     gaps = np.diff(values)
     wide = np.flatnonzero(gaps > 1e-4) if (gaps > 1e-4).any() else [int(gaps.argmax())]
-    off, on = [(values[k] + values[k + 1]) / 2
-               for k in (wide[int(q * (len(wide) - 1))] for q in (low, high))]  # fmt: skip
+    off, on = [
+        (values[k] + values[k + 1]) / 2
+        for k in (wide[int(q * (len(wide) - 1))] for q in (low, high))
+    ]
     return replace(config, on=float(max(on, off)), off=float(min(on, off)))
 
 
@@ -93,8 +101,16 @@ def stream(model, frames, config, chunks, first_number=0):
 
 def as_tuples(events, offset=0):
     """Events as (start, end, class, peak, mean), frames shifted by ``offset``."""
-    return [(e.start_frame + offset, e.end_frame + offset, e.class_name, e.peak_probability,
-             e.mean_probability) for e in events]  # fmt: skip
+    return [
+        (
+            e.start_frame + offset,
+            e.end_frame + offset,
+            e.class_name,
+            e.peak_probability,
+            e.mean_probability,
+        )
+        for e in events
+    ]
 
 
 def assert_same_events(found, expected):
@@ -108,16 +124,25 @@ def assert_same_events(found, expected):
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    stride=st.integers(1, 6), step=st.integers(1, 3), smooth=st.integers(1, 6),
-    min_frames=st.integers(1, 4), per_class=st.booleans(),
+    stride=st.integers(1, 6),
+    step=st.integers(1, 3),
+    smooth=st.integers(1, 6),
+    min_frames=st.integers(1, 4),
+    per_class=st.booleans(),
     quantiles=st.tuples(st.floats(0.1, 0.5), st.floats(0.5, 0.9)),
     chunks=st.lists(st.integers(1, 9), max_size=12),
-)  # fmt: skip
+)
 def test_stream_events_equal_offline_detection(
     model, frames, folder, stride, step, smooth, min_frames, per_class, quantiles, chunks
 ):
-    config = DetectConfig(stride=stride, step=step, smooth=smooth, min_frames=min_frames,
-                          per_class=per_class, batch_size=5)  # fmt: skip
+    config = DetectConfig(
+        stride=stride,
+        step=step,
+        smooth=smooth,
+        min_frames=min_frames,
+        per_class=per_class,
+        batch_size=5,
+    )
     config = thresholds(model, folder, config, *quantiles)
     offline = detect(model, folder, config)
     alerts, decisions, _ = stream(model, frames, config, chunks)
@@ -129,8 +154,9 @@ def test_stream_events_equal_offline_detection(
     # every window decided, in order, with the offline probabilities
     assert [d.first.number for d in decisions] == [w.start for w in offline.windows]
     assert [d.last.number for d in decisions] == [w.end for w in offline.windows]
-    np.testing.assert_allclose([d.probabilities for d in decisions],
-                               offline.window_probabilities, atol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        [d.probabilities for d in decisions], offline.window_probabilities, atol=1e-5
+    )
     # each event is announced once, after min_frames, before it ends; ids pair up
     started = {a.id: a for a in alerts if a.kind == "started"}
     assert sorted(started) == sorted(a.id for a in alerts if a.kind == "ended")
@@ -225,26 +251,39 @@ def familiar_model(model, frames):
     max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(
-    stride=st.integers(1, 5), step=st.integers(1, 2), smooth=st.integers(1, 4),
-    per_class=st.booleans(), domain=st.sampled_from(["flag", "suppress"]),
+    stride=st.integers(1, 5),
+    step=st.integers(1, 2),
+    smooth=st.integers(1, 4),
+    per_class=st.booleans(),
+    domain=st.sampled_from(["flag", "suppress"]),
     chunks=st.lists(st.integers(1, 9), max_size=8),
-)  # fmt: skip
+)
 def test_stream_domain_flags_and_suppression_equal_offline_detection(
     familiar_model, frames, folder, stride, step, smooth, per_class, domain, chunks
 ):
-    config = DetectConfig(stride=stride, step=step, smooth=smooth, min_frames=1,
-                          per_class=per_class, batch_size=5, domain=domain)  # fmt: skip
+    config = DetectConfig(
+        stride=stride,
+        step=step,
+        smooth=smooth,
+        min_frames=1,
+        per_class=per_class,
+        batch_size=5,
+        domain=domain,
+    )
     config = thresholds(familiar_model, folder, config, 0.2, 0.6)
     offline = detect(familiar_model, folder, config)
     assert 0 < offline.domain["windows_outside"] < offline.domain["windows"]
     alerts, decisions, _ = stream(familiar_model, frames, config, chunks)
-    ended = sorted((a.event for a in alerts if a.kind == "ended"),
-                   key=lambda e: (e.start_frame, e.class_name))  # fmt: skip
+    ended = sorted(
+        (a.event for a in alerts if a.kind == "ended"), key=lambda e: (e.start_frame, e.class_name)
+    )
     assert_same_events(as_tuples(ended), as_tuples(offline.events))
     assert [e.out_of_domain for e in ended] == pytest.approx(
-        [e.out_of_domain for e in offline.events])  # fmt: skip
+        [e.out_of_domain for e in offline.events]
+    )
     assert all(e.out_of_domain is not None for e in ended)
     if domain == "suppress":
         assert all(e.out_of_domain == 0 for e in ended)
-    np.testing.assert_allclose([d.domain_score for d in decisions], offline.window_domain,
-                               rtol=1e-5)  # fmt: skip
+    np.testing.assert_allclose(
+        [d.domain_score for d in decisions], offline.window_domain, rtol=1e-5
+    )

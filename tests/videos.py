@@ -91,10 +91,27 @@ def ffmpeg_encode(path: Path, frames: np.ndarray, args: list[str], fps: int = 10
     """Encode uint8 RGB ``frames`` with the ffmpeg binary; ``args`` are its output options
     (codec, pixel format, container, timestamps)."""
     height, width = frames.shape[1:3]
-    command = [ffmpeg_exe(), "-v", "error", "-y", "-f", "rawvideo", "-pix_fmt", "rgb24",
-               "-s", f"{width}x{height}", "-r", str(fps), "-i", "-", *args, str(path)]  # fmt: skip
-    done = subprocess.run(command, input=np.ascontiguousarray(frames).tobytes(),
-                          capture_output=True, timeout=120)  # fmt: skip
+    command = [
+        ffmpeg_exe(),
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-s",
+        f"{width}x{height}",
+        "-r",
+        str(fps),
+        "-i",
+        "-",
+        *args,
+        str(path),
+    ]
+    done = subprocess.run(
+        command, input=np.ascontiguousarray(frames).tobytes(), capture_output=True, timeout=120
+    )
     if done.returncode != 0:
         raise RuntimeError(f"ffmpeg {' '.join(args)} failed: {done.stderr.decode()[-500:]}")
     return path
@@ -103,8 +120,22 @@ def ffmpeg_encode(path: Path, frames: np.ndarray, args: list[str], fps: int = 10
 def ffmpeg_decode(path: Path, width: int, height: int) -> np.ndarray:
     """Every frame FFmpeg itself decodes from ``path`` (its first video stream, no frame
     dropped or repeated), uint8 RGB ``(N, height, width, 3)``."""
-    command = [ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:v:0",
-               "-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"]  # fmt: skip
+    command = [
+        ffmpeg_exe(),
+        "-v",
+        "error",
+        "-i",
+        str(path),
+        "-map",
+        "0:v:0",
+        "-fps_mode",
+        "passthrough",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "rgb24",
+        "-",
+    ]
     done = subprocess.run(command, capture_output=True, timeout=120)
     data = np.frombuffer(done.stdout, np.uint8)
     return data[: data.size // (height * width * 3) * height * width * 3].reshape(

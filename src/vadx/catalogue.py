@@ -4,9 +4,19 @@ all read. A test holds the registries of :mod:`vadx.explain` to these names.
 """
 
 #: spatial methods (maps in each frame), in the registry's order
-METHOD_NAMES = ("saliency", "gradcam", "activation", "gradcam_plus_plus", "layercam",
-                "gradient_x_input", "smoothgrad", "integrated_gradients", "guided_backprop",
-                "guided_gradcam", "occlusion")  # fmt: skip
+METHOD_NAMES = (
+    "saliency",
+    "gradcam",
+    "activation",
+    "gradcam_plus_plus",
+    "layercam",
+    "gradient_x_input",
+    "smoothgrad",
+    "integrated_gradients",
+    "guided_backprop",
+    "guided_gradcam",
+    "occlusion",
+)
 #: temporal estimators (which frames), in the registry's order
 TEMPORAL_NAMES = ("frame_occlusion", "gradient_norm", "gradcam_mass", "frame_shapley")
 #: LayerCAM at the last stride-8 layer (the best localised and most faithful map on the demo

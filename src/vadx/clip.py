@@ -80,9 +80,11 @@ class ExplainSettings:
         check_choice("normalisation", self.normalisation, NORMALISATIONS)
         if not self.methods:
             raise InputError("give at least one explanation method")
-        for names, known, kind in ((self.methods, METHODS, "method"),
-                                   (self.temporal, TEMPORAL, "temporal estimator"),
-                                   (self.exports, EXPORTS, "export")):  # fmt: skip
+        for names, known, kind in (
+            (self.methods, METHODS, "method"),
+            (self.temporal, TEMPORAL, "temporal estimator"),
+            (self.exports, EXPORTS, "export"),
+        ):
             for name in names:
                 if name not in known:
                     raise InputError(f"unknown {kind} {name!r}; choose from {', '.join(known)}")
@@ -132,8 +134,15 @@ def explain_frames(
 ) -> ClipExplanation:
     """Explain the clip made of ``video``'s frames at ``indices``."""
     spacing = float(np.diff(indices).mean()) if len(indices) > 1 else 1.0
-    return explain_clip(model, video.read(indices).data, indices,
-                        video.info.fps / max(spacing, 1.0), settings, target, progress)  # fmt: skip
+    return explain_clip(
+        model,
+        video.read(indices).data,
+        indices,
+        video.info.fps / max(spacing, 1.0),
+        settings,
+        target,
+        progress,
+    )
 
 
 def explain_clip(
@@ -151,11 +160,20 @@ def explain_clip(
     fitted, geometry, _ = fit_frames(frames, config.frame_size, config.fit)
     device = next(model.parameters()).device
     clip = frames_to_clip(fitted, config.mean, config.std)[None].to(device)
-    e = explain(model, clip, target if target is not None else settings.target,
-                methods=settings.methods, temporal=settings.temporal, layer=settings.layer,
-                weighting=settings.weighting, normalisation=settings.normalisation,
-                options=settings.options, progress=progress,
-                picture=torch.from_numpy(geometry.picture())[None])  # fmt: skip
+    e = explain(
+        model,
+        clip,
+        target if target is not None else settings.target,
+        methods=settings.methods,
+        temporal=settings.temporal,
+        layer=settings.layer,
+        weighting=settings.weighting,
+        normalisation=settings.normalisation,
+        options=settings.options,
+        progress=progress,
+        picture=torch.from_numpy(geometry.picture())[None],
+    )
     maps = {name: geometry.to_source(a.display[0]) for name, a in e.maps.items()}
-    return ClipExplanation(e, np.asarray(indices), frames, maps, geometry, fps,
-                           check_clip(model, clip))  # fmt: skip
+    return ClipExplanation(
+        e, np.asarray(indices), frames, maps, geometry, fps, check_clip(model, clip)
+    )

@@ -31,8 +31,15 @@ from vadx.models.checkpoint import load_model
 from vadx.train.session import train_from_path
 from vadx.video.encode import write_mp4
 
-LONG_VIDEO = [("normal", 50), ("fight", 60), ("normal", 40), ("fire", 60), ("normal", 40),
-              ("shooting", 60), ("normal", 40)]  # fmt: skip
+LONG_VIDEO = [
+    ("normal", 50),
+    ("fight", 60),
+    ("normal", 40),
+    ("fire", 60),
+    ("normal", 40),
+    ("shooting", 60),
+    ("normal", 40),
+]
 
 
 @dataclass(frozen=True)
@@ -92,15 +99,23 @@ def run_demo(
     data = out / "data"
     say(f"1/7 generating synthetic clips into {data}")
     if not (data / "manifest.json").is_file():
-        generate(data, SynthConfig(clips=settings.clips, num_frames=settings.clip_frames,
-                                   size=size, seed=settings.seed))  # fmt: skip
+        generate(
+            data,
+            SynthConfig(
+                clips=settings.clips, num_frames=settings.clip_frames, size=size, seed=settings.seed
+            ),
+        )
     run = out / "run"
     say(f"2/7 training a CRNN (cpu preset) into {run}")
     resume = (run / "last").is_dir()
     result = train_from_path(
-        data, run, "cpu", train_changes={"epochs": settings.epochs, "seed": settings.seed},
-        resume=resume, progress=progress,
-    )  # fmt: skip
+        data,
+        run,
+        "cpu",
+        train_changes={"epochs": settings.epochs, "seed": settings.seed},
+        resume=resume,
+        progress=progress,
+    )
     model = load_model(result.best)
     config = model.config
     say(f"3/7 evaluating {result.best} on the test split")
@@ -108,8 +123,9 @@ def run_demo(
     test = VideoDataset.for_model(config, samples, classes)
     probabilities, labels = predict(model, test)
     metrics = classification_metrics(probabilities, labels, classes, config.normal_class)
-    write_evaluation(out / "evaluation", metrics, probabilities, labels,
-                     [str(s.source) for s in test.samples])  # fmt: skip
+    write_evaluation(
+        out / "evaluation", metrics, probabilities, labels, [str(s.source) for s in test.samples]
+    )
     say(f"4/7 rendering a {sum(n for _, n in settings.long_video)}-frame video with anomalies")
     long = render_long((settings.seed, 99), list(settings.long_video), size)
     video = write_mp4(out / "long_video.mp4", long.frames, fps=10)
@@ -121,17 +137,19 @@ def run_demo(
     tolerance = (config.num_frames - 1) * detection.settings["step"] + 1
     matches = match_events(long.events, detection.events, tolerance)
     say(f"6/7 explaining each detected event's most anomalous window into {out / 'explanation'}")
-    explained = explain_video(model, video, out / "explanation", windows="flagged",
-                              detection=detection)  # fmt: skip
+    explained = explain_video(
+        model, video, out / "explanation", windows="flagged", detection=detection
+    )
     real = real_footage()
     say(f"7/7 checking the model's domain on real footage ({real or 'none installed'})")
-    domain = {"model_knows": "synthetic scenes only (vadx synth)",
-              "synthetic_video": detection.domain}  # fmt: skip
+    domain = {
+        "model_knows": "synthetic scenes only (vadx synth)",
+        "synthetic_video": detection.domain,
+    }
     if real is not None:
         found = detect(model, real, DetectConfig())
         write_detection(out / "real-footage", found, real, model.checkpoint.model_id)
-        domain["real_video"] = {"path": str(real), **found.domain,
-                                "events": len(found.events)}  # fmt: skip
+        domain["real_video"] = {"path": str(real), **found.domain, "events": len(found.events)}
     summary = {
         "test_accuracy": metrics["accuracy"],
         "test_macro_f1": metrics["macro_f1"],
@@ -145,13 +163,16 @@ def run_demo(
         "events_within_a_window": sum(bool(m.get("within_tolerance")) for m in matches),
         "window_frames": tolerance,
         "paths": {
-            "data": str(data), "model": str(result.best), "evaluation": str(out / "evaluation"),
-            "video": str(video), "detection": str(out / "detection"),
+            "data": str(data),
+            "model": str(result.best),
+            "evaluation": str(out / "evaluation"),
+            "video": str(video),
+            "detection": str(out / "detection"),
             "explanation": str(out / "explanation"),
         },
         "reports": [clip["report"] for clip in explained["clips"]],
         "domain": domain,
-    }  # fmt: skip
+    }
     write_json(out / "summary.json", summary)
     return summary
 

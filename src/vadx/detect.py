@@ -247,17 +247,35 @@ def detect(
     anomaly = anomaly_score(frame_probabilities, names, normal)
     smoothed = moving_average(anomaly, config.smooth)
     outside = None if frame_domain is None else frame_domain > 1
-    events = all_events(frame_probabilities, smoothed, names, normal, timestamps, config,
-                        outside)  # fmt: skip
+    events = all_events(frame_probabilities, smoothed, names, normal, timestamps, config, outside)
     chosen = [event_window(windows, window_probabilities, names, e) for e in events]
-    events = [replace(e, window=(int(w.indices[0]), int(w.indices[-1])))
-              for e, w in zip(events, chosen, strict=True)]  # fmt: skip
-    settings = {**asdict(config), "stride": stride, "step": step, "window": length,
-                "runtime": runtime}  # fmt: skip
+    events = [
+        replace(e, window=(int(w.indices[0]), int(w.indices[-1])))
+        for e, w in zip(events, chosen, strict=True)
+    ]
+    settings = {
+        **asdict(config),
+        "stride": stride,
+        "step": step,
+        "window": length,
+        "runtime": runtime,
+    }
     threshold = None if window_domain is None else model.domain.threshold
-    return Detection(info, names, windows, window_probabilities, frame_probabilities, anomaly,
-                     smoothed, events, timestamps, settings, window_domain, frame_domain,
-                     domain_summary(window_domain, threshold))  # fmt: skip
+    return Detection(
+        info,
+        names,
+        windows,
+        window_probabilities,
+        frame_probabilities,
+        anomaly,
+        smoothed,
+        events,
+        timestamps,
+        settings,
+        window_domain,
+        frame_domain,
+        domain_summary(window_domain, threshold),
+    )
 
 
 def event_window(
@@ -344,12 +362,14 @@ def all_events(
     events = []
     for column in tracks(names, normal, config.per_class):
         if column is None:
-            events += find_events(smoothed, probabilities, names, normal, timestamps, config,
-                                  outside=outside)  # fmt: skip
+            events += find_events(
+                smoothed, probabilities, names, normal, timestamps, config, outside=outside
+            )
         else:
             score = moving_average(probabilities[:, column], config.smooth)
-            events += find_events(score, probabilities, names, normal, timestamps, config,
-                                  [column], outside)  # fmt: skip
+            events += find_events(
+                score, probabilities, names, normal, timestamps, config, [column], outside
+            )
     return sorted(events, key=lambda e: (e.start_frame, e.class_name))
 
 
@@ -404,8 +424,9 @@ class EventTracker:
         classes: list[int] | None = None,
     ) -> None:
         self.names, self.config = names, config
-        self.classes = classes if classes is not None else [
-            k for k, n in enumerate(names) if n != normal]  # fmt: skip
+        self.classes = (
+            classes if classes is not None else [k for k, n in enumerate(names) if n != normal]
+        )
         self.events: list[Event] = []
         self._open: dict[str, Any] | None = None
 
@@ -432,9 +453,14 @@ class EventTracker:
             updates += self.close()
             state = None
         if state is None and score >= self.config.on:
-            state = self._open = {"start": frame, "start_time": time, "frames": 0,
-                                  "sum": np.zeros(len(self.classes)),
-                                  "max": np.zeros(len(self.classes)), "outside": None}  # fmt: skip
+            state = self._open = {
+                "start": frame,
+                "start_time": time,
+                "frames": 0,
+                "sum": np.zeros(len(self.classes)),
+                "max": np.zeros(len(self.classes)),
+                "outside": None,
+            }
         if state is not None:
             share = np.asarray(probabilities, np.float64)[self.classes]
             state["frames"] += 1
@@ -459,9 +485,16 @@ class EventTracker:
     def _event(self, state: dict[str, Any]) -> Event:
         best = int((state["sum"] / state["frames"]).argmax())
         outside = None if state["outside"] is None else state["outside"] / state["frames"]
-        return Event(state["start"], state["end"], state["start_time"], state["end_time"],
-                     self.names[self.classes[best]], float(state["max"][best]),
-                     float(state["sum"][best] / state["frames"]), outside)  # fmt: skip
+        return Event(
+            state["start"],
+            state["end"],
+            state["start_time"],
+            state["end_time"],
+            self.names[self.classes[best]],
+            float(state["max"][best]),
+            float(state["sum"][best] / state["frames"]),
+            outside,
+        )
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -517,15 +550,30 @@ def _write_scores_csv(path: Path, detection: Detection) -> None:
     active = _event_of_frame(detection)
     with open(path, "w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["frame", "time", *[f"p_{n}" for n in names], "anomaly", "smoothed",
-                         "event", *(["domain_score", "out_of_domain"] if domain is not None
-                                    else [])])  # fmt: skip
+        writer.writerow(
+            [
+                "frame",
+                "time",
+                *[f"p_{n}" for n in names],
+                "anomaly",
+                "smoothed",
+                "event",
+                *(["domain_score", "out_of_domain"] if domain is not None else []),
+            ]
+        )
         for t, row in enumerate(detection.frame_probabilities):
             familiarity = [] if domain is None else [f"{domain[t]:.3f}", int(domain[t] > 1)]
-            writer.writerow([t, f"{detection.timestamps[t]:.4f}", *[f"{p:.5f}" for p in row],
-                             f"{detection.anomaly_score[t]:.5f}",
-                             f"{detection.smoothed_score[t]:.5f}", active[t] or "",
-                             *familiarity])  # fmt: skip
+            writer.writerow(
+                [
+                    t,
+                    f"{detection.timestamps[t]:.4f}",
+                    *[f"{p:.5f}" for p in row],
+                    f"{detection.anomaly_score[t]:.5f}",
+                    f"{detection.smoothed_score[t]:.5f}",
+                    active[t] or "",
+                    *familiarity,
+                ]
+            )
 
 
 def _event_of_frame(detection: Detection) -> list[str | None]:
@@ -551,8 +599,16 @@ def scores_png(detection: Detection) -> bytes:
         axes.text(event.start_time, 1.02, event.class_name, color="red", fontsize=8)
     outside = detection.outside_domain
     if outside.any():
-        axes.fill_between(times, 0, 1.08, where=outside, color="grey", alpha=0.2, lw=0,
-                          label="outside the model's domain")  # fmt: skip
+        axes.fill_between(
+            times,
+            0,
+            1.08,
+            where=outside,
+            color="grey",
+            alpha=0.2,
+            lw=0,
+            label="outside the model's domain",
+        )
     on, off = detection.settings["on"], detection.settings["off"]
     axes.axhline(on, color="red", ls="--", lw=0.8)
     axes.axhline(off, color="grey", ls=":", lw=0.8)
@@ -604,15 +660,21 @@ def read_detection(folder: str | Path, model: CRNN, source: str | Path) -> Detec
         with open(folder / "scores.csv", newline="", encoding="utf-8") as fh:
             rows = list(csv.DictReader(fh))
     except (OSError, ValueError) as err:
-        raise InputError(f"{folder} holds no detection vadx can read ({err}); give the --out "
-                         "folder of a vadx detect run") from None  # fmt: skip
+        raise InputError(
+            f"{folder} holds no detection vadx can read ({err}); give the --out "
+            "folder of a vadx detect run"
+        ) from None
     model_id = model.checkpoint.model_id if model.checkpoint is not None else None
     if document.get("model") != model_id:
-        raise InputError(f"{folder} holds the detection of model {document.get('model')}, not "
-                         f"of this model ({model_id}); detect again with it") from None  # fmt: skip
+        raise InputError(
+            f"{folder} holds the detection of model {document.get('model')}, not "
+            f"of this model ({model_id}); detect again with it"
+        ) from None
     if document.get("video_sha256") != file_sha256(source):
-        raise InputError(f"{folder} holds the detection of another video "
-                         f"({document.get('video')}), not of {source}")  # fmt: skip
+        raise InputError(
+            f"{folder} holds the detection of another video "
+            f"({document.get('video')}), not of {source}"
+        )
     info = VideoInfo(**document["video_info"])
     names = tuple(document["classes"])
     settings = document["settings"]
@@ -621,13 +683,26 @@ def read_detection(folder: str | Path, model: CRNN, source: str | Path) -> Detec
         return np.array([float(row[name]) for row in rows])
 
     timestamps = column("time")
-    windows = sliding_windows(info.num_frames, settings["window"], settings["stride"],
-                              settings["step"], timestamps)  # fmt: skip
-    events = [Event(**{**e, "window": tuple(e["window"]) if e.get("window") else None})
-              for e in document["events"]]  # fmt: skip
+    windows = sliding_windows(
+        info.num_frames, settings["window"], settings["stride"], settings["step"], timestamps
+    )
+    events = [
+        Event(**{**e, "window": tuple(e["window"]) if e.get("window") else None})
+        for e in document["events"]
+    ]
     frame_domain = column("domain_score") if rows and "domain_score" in rows[0] else None
     return Detection(
-        info, names, windows, np.full((len(windows), len(names)), np.nan),
-        np.stack([column(f"p_{n}") for n in names], 1), column("anomaly"), column("smoothed"),
-        events, timestamps, settings, None, frame_domain, document.get("domain", {}),
-    )  # fmt: skip
+        info,
+        names,
+        windows,
+        np.full((len(windows), len(names)), np.nan),
+        np.stack([column(f"p_{n}") for n in names], 1),
+        column("anomaly"),
+        column("smoothed"),
+        events,
+        timestamps,
+        settings,
+        None,
+        frame_domain,
+        document.get("domain", {}),
+    )

@@ -95,14 +95,23 @@ def fit_domain(
     ridge = 1e-6 * max(float(np.trace(covariance)) / len(covariance), 1e-12)
     lower = np.linalg.cholesky(covariance + ridge * np.eye(len(covariance)))
     whitening = np.linalg.solve(lower, np.eye(len(lower)))
-    stats = DomainStats(means.astype(np.float32), whitening.astype(np.float32), threshold=1.0,
-                        percentile=percentile, frames=len(frames))  # fmt: skip
+    stats = DomainStats(
+        means.astype(np.float32),
+        whitening.astype(np.float32),
+        threshold=1.0,
+        percentile=percentile,
+        frames=len(frames),
+    )
     if len(calibration) == 0 or any(np.ndim(window) != 2 for window in calibration):
         raise InputError("domain calibration needs the features of at least one window (T, F)")
     distances = np.array([stats.frame_distances(window).mean() for window in calibration])
     quantiles = {f"p{q:g}": float(np.percentile(distances, q)) for q in (50, 90, 99, 100)}
-    return replace(stats, threshold=float(np.percentile(distances, percentile)),
-                   windows=len(distances), calibration=quantiles)  # fmt: skip
+    return replace(
+        stats,
+        threshold=float(np.percentile(distances, percentile)),
+        windows=len(distances),
+        calibration=quantiles,
+    )
 
 
 def clip_features(
@@ -136,8 +145,12 @@ def check_clip(model: Any, clip: torch.Tensor) -> dict[str, Any]:
     with eval_mode(model), torch.no_grad():
         features = model.frame_features(clip)[0].cpu()
     score = float(stats.scores(stats.frame_distances(features).mean()))
-    return {"checked": True, "verdict": "outside" if score > 1 else "inside", "score": score,
-            "threshold": stats.threshold}  # fmt: skip
+    return {
+        "checked": True,
+        "verdict": "outside" if score > 1 else "inside",
+        "score": score,
+        "threshold": stats.threshold,
+    }
 
 
 def calibrate(
@@ -185,8 +198,10 @@ def window_features(
                 elif stop - sample.start < span:  # shorter than a window: the clip, evenly
                     windows = [even_indices(video.info.num_frames, length, sample.start, stop)]
                 else:
-                    windows = [sample.start + w.indices for w in sliding_windows(
-                        stop - sample.start, length, stride, step)]  # fmt: skip
+                    windows = [
+                        sample.start + w.indices
+                        for w in sliding_windows(stop - sample.start, length, stride, step)
+                    ]
                 needed = np.unique(np.concatenate(windows))
                 features = frame_features(model, video, needed, batch_size * length)
             rows += [features[np.searchsorted(needed, window)] for window in windows]
@@ -204,14 +219,19 @@ def save_domain(checkpoint: str | Path, stats: DomainStats) -> Path:
     from vadx.models.weights import file_sha256
 
     info = read_checkpoint(checkpoint)
-    tensors = {"means": torch.from_numpy(stats.means.copy()),
-               "whitening": torch.from_numpy(stats.whitening.copy())}  # fmt: skip
-    target = write_safetensors(info.path / DOMAIN_FILE, tensors,
-                               {"weights_sha256": info.weights_sha256})  # fmt: skip
+    tensors = {
+        "means": torch.from_numpy(stats.means.copy()),
+        "whitening": torch.from_numpy(stats.whitening.copy()),
+    }
+    target = write_safetensors(
+        info.path / DOMAIN_FILE, tensors, {"weights_sha256": info.weights_sha256}
+    )
     document = json.loads((info.path / CONFIG_FILE).read_text(encoding="utf-8"))
-    document["domain"] = {**stats.describe(), "file": DOMAIN_FILE, "sha256": file_sha256(target),
-                          "weights_sha256": info.weights_sha256}  # fmt: skip
+    document["domain"] = {
+        **stats.describe(),
+        "file": DOMAIN_FILE,
+        "sha256": file_sha256(target),
+        "weights_sha256": info.weights_sha256,
+    }
     write_json(info.path / CONFIG_FILE, document, indent=2)
     return target
-
-

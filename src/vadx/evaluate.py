@@ -151,10 +151,12 @@ def write_evaluation(
             writer = csv.writer(fh)
             writer.writerow(["video", "label", "predicted", *[f"p_{n}" for n in names]])
             for source, label, row in zip(sources, labels, probabilities, strict=True):
-                writer.writerow([source, names[label], names[int(row.argmax())],
-                                 *[f"{p:.6f}" for p in row]])  # fmt: skip
+                writer.writerow(
+                    [source, names[label], names[int(row.argmax())], *[f"{p:.6f}" for p in row]]
+                )
         (staging / "confusion.png").write_bytes(
-            confusion_png(np.array(metrics["confusion_matrix"]), names))  # fmt: skip
+            confusion_png(np.array(metrics["confusion_matrix"]), names)
+        )
         write_json(staging / "metrics.json", metrics)
     return Path(out) / "metrics.json"
 
@@ -185,8 +187,9 @@ def frame_level_auc(
     normal = model.config.normal_class
     if normal is None:
         raise InputError("frame-level AUC needs a model with a normal class")
-    videos = read_temporal_annotations(annotations, videos_root, model.class_names, normal,
-                                       class_map)  # fmt: skip
+    videos = read_temporal_annotations(
+        annotations, videos_root, model.class_names, normal, class_map
+    )
     mine = distributed.share([_size(video.source) for video in videos])
     smoothed = []
     for done, index in enumerate(mine, 1):

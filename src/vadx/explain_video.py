@@ -61,10 +61,12 @@ def rendered(clip: ClipExplanation, method: str, view: str, settings: ExplainSet
     """The clip's frames with ``method``'s map in ``view`` and the "Class: NN%" label."""
     name, probability = clip.predicted
     text = class_label(name, probability)
-    return np.stack([
-        label_frame(render(frame, value, view, settings.colormap, settings.opacity), text)
-        for frame, value in zip(clip.frames, clip.maps[method], strict=True)
-    ])  # fmt: skip
+    return np.stack(
+        [
+            label_frame(render(frame, value, view, settings.colormap, settings.opacity), text)
+            for frame, value in zip(clip.frames, clip.maps[method], strict=True)
+        ]
+    )
 
 
 def write_clip(
@@ -85,9 +87,15 @@ def write_clip(
     e.save(out, extra)
     write_report(out / "report.html", clip, settings, extra, timeline, extra.get("quality"))
     name, probability = clip.predicted
-    return {"folder": str(out), "frames": [int(i) for i in clip.indices], "predicted": name,
-            "probability": round(probability, 4), "target": e.target_names[0],
-            "report": str(out / "report.html"), "domain": dict(clip.domain)}  # fmt: skip
+    return {
+        "folder": str(out),
+        "frames": [int(i) for i in clip.indices],
+        "predicted": name,
+        "probability": round(probability, 4),
+        "target": e.target_names[0],
+        "report": str(out / "report.html"),
+        "domain": dict(clip.domain),
+    }
 
 
 def write_exports(out: Path, clip: ClipExplanation, settings: ExplainSettings) -> None:
@@ -112,8 +120,10 @@ def write_exports(out: Path, clip: ClipExplanation, settings: ExplainSettings) -
         first = next(iter(e.maps))
         columns = [str(i) for i in clip.indices]
         rows = [("frame", clip.frames)] + [(e.maps[m].display_name, views[m]) for m in e.maps]
-        view_rows = [(view, views[first] if view == settings.view else
-                      rendered(clip, first, view, settings)) for view in VIEWS]  # fmt: skip
+        view_rows = [
+            (view, views[first] if view == settings.view else rendered(clip, first, view, settings))
+            for view in VIEWS
+        ]
         write_png(out / "methods.png", grid(rows, columns))
         write_png(out / "views.png", grid(view_rows, columns))
         curves = {f.display_name: f.scores[0] for f in e.temporal.values()}
@@ -132,11 +142,16 @@ def clip_quality(model: CRNN, clip: ClipExplanation) -> dict[str, dict[str, floa
     tensor = torch.from_numpy(np.array(e.clip)).to(next(model.parameters()).device)
     target = int(e.targets[0]) if e.targets[0] >= 0 else int(e.probabilities[0].argmax())
     picture = clip.geometry.picture()
-    scores = {name: curve_scores(spatial_curves(model, tensor, a.display[0], target,
-                                                picture=picture))
-              for name, a in e.maps.items()}  # fmt: skip
-    scores.update({name: curve_scores(temporal_curves(model, tensor, f.scores[0], target),
-                                      "temporal_") for name, f in e.temporal.items()})  # fmt: skip
+    scores = {
+        name: curve_scores(spatial_curves(model, tensor, a.display[0], target, picture=picture))
+        for name, a in e.maps.items()
+    }
+    scores.update(
+        {
+            name: curve_scores(temporal_curves(model, tensor, f.scores[0], target), "temporal_")
+            for name, f in e.temporal.items()
+        }
+    )
     return scores
 
 
@@ -150,20 +165,36 @@ def audit(
     """What the manifest adds to the explanation's own record: the source and the model."""
     info = model.checkpoint
     return {
-        "source": {"path": source.path, "sha256": source_sha256, "frames": source.num_frames,
-                   "fps": source.fps, "size": [source.height, source.width],
-                   "announced_frames": source.announced_frames, "truncated": source.truncated},
+        "source": {
+            "path": source.path,
+            "sha256": source_sha256,
+            "frames": source.num_frames,
+            "fps": source.fps,
+            "size": [source.height, source.width],
+            "announced_frames": source.announced_frames,
+            "truncated": source.truncated,
+        },
         "clip_frames": [int(i) for i in clip.indices],
         "clip_fps": clip.fps,
-        "model_checkpoint": None if info is None else {
-            "path": str(info.path), "id": info.model_id, "weights_sha256": info.weights_sha256,
-            "created": info.created},
-        "render": {"view": settings.view, "colormap": settings.colormap,
-                   "opacity": settings.opacity},
-        "preprocessing": {"fit": model.config.fit,
-                          "picture_share": float(clip.geometry.picture().mean())},
+        "model_checkpoint": None
+        if info is None
+        else {
+            "path": str(info.path),
+            "id": info.model_id,
+            "weights_sha256": info.weights_sha256,
+            "created": info.created,
+        },
+        "render": {
+            "view": settings.view,
+            "colormap": settings.colormap,
+            "opacity": settings.opacity,
+        },
+        "preprocessing": {
+            "fit": model.config.fit,
+            "picture_share": float(clip.geometry.picture().mean()),
+        },
         "domain": dict(clip.domain),
-    }  # fmt: skip
+    }
 
 
 def explain_video(
@@ -198,8 +229,19 @@ def explain_video(
     if detection is None and (windows != "one" or settings.timeline):
         detection = detect(model, source, detect_config, progress)
     with staged_folder(out, last="summary.json") as staging:
-        return explain_into(staging, out, model, source, settings, start, end, windows,
-                            detection, progress, source_sha256)  # fmt: skip
+        return explain_into(
+            staging,
+            out,
+            model,
+            source,
+            settings,
+            start,
+            end,
+            windows,
+            detection,
+            progress,
+            source_sha256,
+        )
 
 
 def explain_into(
@@ -228,17 +270,30 @@ def explain_into(
             write_json(folder / "summary.json", summary)
             return summary
         for number, (indices, target) in enumerate(jobs):
-            name = "" if len(jobs) == 1 and windows == "one" else (
-                f"window-{number:04d}-f{indices[0]:06d}-f{indices[-1]:06d}")  # fmt: skip
+            name = (
+                ""
+                if len(jobs) == 1 and windows == "one"
+                else (f"window-{number:04d}-f{indices[0]:06d}-f{indices[-1]:06d}")
+            )
             clip = explain_frames(model, video, indices, settings, target)
-            written = write_clip(folder / name, clip, settings, model, video.info,
-                                 source_sha256, detection)  # fmt: skip
-            clips.append({**written, "folder": str(named / name),
-                          "report": str(named / name / "report.html")})  # fmt: skip
+            written = write_clip(
+                folder / name, clip, settings, model, video.info, source_sha256, detection
+            )
+            clips.append(
+                {
+                    **written,
+                    "folder": str(named / name),
+                    "report": str(named / name / "report.html"),
+                }
+            )
             if progress is not None:
                 progress("explaining", number + 1, len(jobs))
-    summary = {"source": str(source), "windows": windows, "settings": jsonable_settings(settings),
-               "clips": clips}  # fmt: skip
+    summary = {
+        "source": str(source),
+        "windows": windows,
+        "settings": jsonable_settings(settings),
+        "clips": clips,
+    }
     write_json(folder / "summary.json", summary)
     return summary
 
@@ -271,8 +326,11 @@ def _jobs(
 def _event_indices(detection: Detection, event: Event) -> np.ndarray:
     """The frames of the event's window (the one detection chose, else chosen here)."""
     if event.window is not None:
-        return next(w.indices for w in detection.windows
-                    if (w.indices[0], w.indices[-1]) == tuple(event.window))  # fmt: skip
+        return next(
+            w.indices
+            for w in detection.windows
+            if (w.indices[0], w.indices[-1]) == tuple(event.window)
+        )
     d = detection
     return event_window(d.windows, d.window_probabilities, d.class_names, event).indices
 
@@ -314,23 +372,39 @@ def compare_models(
             predicted, probability = clip.predicted
             if not rows:
                 rows.append(("frame", clip.frames))
-            rows.append((f"{name}: {class_label(predicted, probability)}",
-                         rendered(clip, method, settings.view, settings)))  # fmt: skip
+            rows.append(
+                (
+                    f"{name}: {class_label(predicted, probability)}",
+                    rendered(clip, method, settings.view, settings),
+                )
+            )
             folder = Path("models") / re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
             e.save(staging / folder, audit(clip, settings, model, video.info, source_sha256))
-            entries.append({
-                "model": name, "folder": str(out / folder), "frames": [int(i) for i in indices],
-                "predicted": predicted, "probability": round(probability, 4),
-                "probabilities": dict(zip(e.class_names, e.probabilities[0].round(4).tolist(),
-                                          strict=True)),
-                "target": e.target_names[0],
-                "frame_importance": {k: f.scores[0].round(6).tolist()
-                                     for k, f in e.temporal.items()},
-            })  # fmt: skip
+            entries.append(
+                {
+                    "model": name,
+                    "folder": str(out / folder),
+                    "frames": [int(i) for i in indices],
+                    "predicted": predicted,
+                    "probability": round(probability, 4),
+                    "probabilities": dict(
+                        zip(e.class_names, e.probabilities[0].round(4).tolist(), strict=True)
+                    ),
+                    "target": e.target_names[0],
+                    "frame_importance": {
+                        k: f.scores[0].round(6).tolist() for k, f in e.temporal.items()
+                    },
+                }
+            )
         first_frames = entries[0]["frames"]
         write_png(staging / "compare.png", grid(rows, [str(i) for i in first_frames]))
-        summary = {"source": str(source), "source_sha256": source_sha256, "method": method,
-                   "view": settings.view, "models": entries}  # fmt: skip
+        summary = {
+            "source": str(source),
+            "source_sha256": source_sha256,
+            "method": method,
+            "view": settings.view,
+            "models": entries,
+        }
         write_json(staging / "compare.json", summary)
     return summary
 

@@ -141,9 +141,15 @@ def export_onnx(model: CRNN, out: str | os.PathLike[str]) -> dict[str, Path]:
     graphs = [
         ("clip", _Clip(model), clip, ["clip"], outputs, {"clip": {0: "batch", **time_axis}}),
         ("frames", _Frames(model), clip[0], ["frames"], ["features"], FRAME_AXES),
-        ("sequence", _Sequence(model), features, ["features"], outputs,
-         {"features": {0: "batch", **time_axis}}),
-    ]  # fmt: skip
+        (
+            "sequence",
+            _Sequence(model),
+            features,
+            ["features"],
+            outputs,
+            {"features": {0: "batch", **time_axis}},
+        ),
+    ]
     description = _description(model, fixed_steps)
     metadata = {
         "vadx.config": json.dumps(description["model"]),
@@ -160,15 +166,28 @@ def export_onnx(model: CRNN, out: str | os.PathLike[str]) -> dict[str, Path]:
     return paths
 
 
-def _export(module: nn.Module, example: torch.Tensor, path: Path, inputs: list[str],
-            outputs: list[str], axes: dict[str, dict[int, str]]) -> None:  # fmt: skip
+def _export(
+    module: nn.Module,
+    example: torch.Tensor,
+    path: Path,
+    inputs: list[str],
+    outputs: list[str],
+    axes: dict[str, dict[int, str]],
+) -> None:
     with warnings.catch_warnings(), torch.no_grad():
         # tracing notes about shape checks and GRU batch sizes: the graphs are checked
         # against PyTorch with onnxruntime in the tests, for batches and lengths other than 1
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (example,), str(path), input_names=inputs,
-                          output_names=outputs, dynamic_axes=axes, opset_version=OPSET,
-                          dynamo=False)  # fmt: skip
+        torch.onnx.export(
+            module,
+            (example,),
+            str(path),
+            input_names=inputs,
+            output_names=outputs,
+            dynamic_axes=axes,
+            opset_version=OPSET,
+            dynamo=False,
+        )
 
 
 def _description(model: CRNN, fixed_steps: bool) -> dict[str, Any]:

@@ -107,8 +107,11 @@ def staged_folder(
     is replaced whole (nothing of it is kept) instead of receiving the new files.
     """
     target = Path(target)
-    staging = Path(tempfile.mkdtemp(dir=_nearest_folder(target.parent),
-                                    prefix=f"{STAGING_PREFIX}{target.name}.partial-"))  # fmt: skip
+    staging = Path(
+        tempfile.mkdtemp(
+            dir=_nearest_folder(target.parent), prefix=f"{STAGING_PREFIX}{target.name}.partial-"
+        )
+    )
     try:
         yield staging
         os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes 0700
@@ -145,8 +148,9 @@ def _replace_folder(source: Path, target: Path) -> None:
     """Put folder ``source`` where folder ``target`` is: ``target`` moves aside (a hidden
     staging name, so :func:`remove_leftovers` finds it if this process dies), ``source``
     takes its place, then the old one is deleted."""
-    aside = Path(tempfile.mkdtemp(dir=target.parent,
-                                  prefix=f"{STAGING_PREFIX}{target.name}.partial-"))  # fmt: skip
+    aside = Path(
+        tempfile.mkdtemp(dir=target.parent, prefix=f"{STAGING_PREFIX}{target.name}.partial-")
+    )
     os.replace(target, aside / "old")
     os.replace(source, target)
     shutil.rmtree(aside, ignore_errors=True)

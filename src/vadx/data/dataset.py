@@ -105,9 +105,16 @@ class VideoDataset(Dataset):
     ) -> VideoDataset:
         """Clips as the model with (resolved) ``config`` sees them: its clip length, frame
         size, fit and normalisation — the one place every path takes them from."""
-        return cls(samples, class_names, num_frames=config.num_frames,
-                   frame_size=config.frame_size, mean=config.mean, std=config.std,
-                   fit=config.fit, **options)  # fmt: skip
+        return cls(
+            samples,
+            class_names,
+            num_frames=config.num_frames,
+            frame_size=config.frame_size,
+            mean=config.mean,
+            std=config.std,
+            fit=config.fit,
+            **options,
+        )
 
     def __post_init__(self) -> None:
         for name in ("mean", "std"):

@@ -129,9 +129,17 @@ class Canvas:
 
 SKIN = [(233, 192, 160), (198, 140, 100), (141, 85, 56), (90, 56, 37), (250, 214, 180)]
 CLOTHES = [
-    (40, 60, 140), (30, 30, 35), (200, 200, 205), (150, 30, 30), (230, 110, 20),  # orange too
-    (60, 120, 60), (120, 80, 160), (240, 200, 40), (90, 90, 100), (20, 90, 160),
-]  # fmt: skip
+    (40, 60, 140),
+    (30, 30, 35),
+    (200, 200, 205),
+    (150, 30, 30),
+    (230, 110, 20),  # orange too
+    (60, 120, 60),
+    (120, 80, 160),
+    (240, 200, 40),
+    (90, 90, 100),
+    (20, 90, 160),
+]
 
 
 @dataclass
@@ -354,8 +362,11 @@ class Fire(Anomaly):
                 canvas.polygon(points, colour, ANOMALY_ID)
             canvas.ellipse(
                 (self.base[0], self.base[1] - 0.2 * radius * scale),
-                (0.6 * radius * scale, 0.3 * radius * scale), 0, colour, ANOMALY_ID,
-            )  # fmt: skip
+                (0.6 * radius * scale, 0.3 * radius * scale),
+                0,
+                colour,
+                ANOMALY_ID,
+            )
 
 
 class Shooting(Anomaly):
@@ -467,24 +478,35 @@ class Scene:
             pal.x, pal.y, pal.vx, pal.vy = friend.x + 0.08 * width, friend.y, friend.vx, friend.vy
             walkers += [friend, pal]
         obstacles = [
-            (rng.uniform(0.05, 0.9) * width, rng.uniform(0.4, 0.95) * height,
-             rng.uniform(0.04, 0.09) * width, rng.uniform(0.05, 0.12) * height)
+            (
+                rng.uniform(0.05, 0.9) * width,
+                rng.uniform(0.4, 0.95) * height,
+                rng.uniform(0.04, 0.09) * width,
+                rng.uniform(0.05, 0.12) * height,
+            )
             for _ in range(rng.integers(0, 3))
-        ]  # fmt: skip
+        ]
         lamp = None
         if rng.random() < 0.35:  # a blinking lamp: bright flashes that are not gunfire
-            lamp = (rng.uniform(0.1, 0.9) * width, rng.uniform(0.08, 0.3) * height,
-                    int(rng.integers(2, 6)))  # fmt: skip
+            lamp = (
+                rng.uniform(0.1, 0.9) * width,
+                rng.uniform(0.08, 0.3) * height,
+                int(rng.integers(2, 6)),
+            )
         shadow = None
         if rng.random() < 0.5:  # a cloud shadow drifting across
             start = (rng.uniform(-0.3, 0.3) * width, rng.uniform(0.3, 0.9) * height)
             shadow = (*start, rng.uniform(0.4, 1.2) * width / 112, rng.uniform(0.2, 0.4) * width)
         return cls(
-            ground, walkers, obstacles, lamp, shadow,
+            ground,
+            walkers,
+            obstacles,
+            lamp,
+            shadow,
             light=str(rng.choice(["steady", "drift", "switch"])),
             light_at=int(rng.integers(num_frames)),
             noise_sigma=float(rng.uniform(1.5, 5.0)),
-        )  # fmt: skip
+        )
 
     def lighting(self, t: int, num_frames: int) -> float:
         if self.light == "drift":
@@ -606,8 +628,12 @@ def _render(seed, size, num_frames, background, schedule, include_anomaly):
             if include_anomaly:
                 masks[t] = canvas.ids >= ANOMALY_ID
     events = [(kind, offset + a.start, offset + length - 1) for kind, offset, length, a in actors]
-    details = {"light": scene.light, "walkers": len(scene.walkers), "lamp": scene.lamp is not None,
-               "shadow": scene.shadow is not None}  # fmt: skip
+    details = {
+        "light": scene.light,
+        "walkers": len(scene.walkers),
+        "lamp": scene.lamp is not None,
+        "shadow": scene.shadow is not None,
+    }
     return frames, masks, labels, events, details
 
 
@@ -711,8 +737,13 @@ def preview(config: SynthConfig, background: np.ndarray | None = None, columns: 
     clip, the anomaly mask outlined in green."""
     rows = []
     for kind in config.classes:
-        clip = render_clip(kind, clip_seed(config.seed, kind, "train", 0), config.size,
-                           config.num_frames, background)  # fmt: skip
+        clip = render_clip(
+            kind,
+            clip_seed(config.seed, kind, "train", 0),
+            config.size,
+            config.num_frames,
+            background,
+        )
         picks = np.linspace(0, config.num_frames - 1, columns).round().astype(int)
         tiles = []
         for t in picks:
@@ -721,8 +752,16 @@ def preview(config: SynthConfig, background: np.ndarray | None = None, columns: 
                 clip.masks[t].astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE
             )
             cv2.drawContours(tile, outline, -1, (0, 255, 0), 1)
-            cv2.putText(tile, f"{kind} t={t}", (2, 10), cv2.FONT_HERSHEY_PLAIN, 0.7,
-                        (255, 255, 255), 1, cv2.LINE_AA)  # fmt: skip
+            cv2.putText(
+                tile,
+                f"{kind} t={t}",
+                (2, 10),
+                cv2.FONT_HERSHEY_PLAIN,
+                0.7,
+                (255, 255, 255),
+                1,
+                cv2.LINE_AA,
+            )
             tiles.append(np.pad(tile, ((1, 1), (1, 1), (0, 0))))
         rows.append(np.concatenate(tiles, axis=1))
     return np.concatenate(rows, axis=0)

@@ -147,8 +147,9 @@ class ActivationMap(_LayerMethod):
         activations = shared.activations[self.layer]
         top_k = min(self.top_k, activations.shape[2])
         channels = activations.mean((1, -2, -1)).topk(top_k, dim=1).indices
-        index = channels[:, None, :, None, None].expand(-1, activations.shape[1], -1,
-                                                         *activations.shape[-2:])  # fmt: skip
+        index = channels[:, None, :, None, None].expand(
+            -1, activations.shape[1], -1, *activations.shape[-2:]
+        )
         channel_maps = activations.gather(2, index).transpose(1, 2)
         return Output(activations.mean(2), {"channels": channels, "channel_maps": channel_maps})
 

@@ -165,11 +165,13 @@ def explain(
         normalisation=normalisation,
         clip=frozen_array(prediction.clip),
         seconds=frozen_mapping(seconds),
-        model=frozen_mapping({
-            "id": getattr(checkpoint, "model_id", None),
-            "config": model.config.to_dict(),
-        }),
-    )  # fmt: skip
+        model=frozen_mapping(
+            {
+                "id": getattr(checkpoint, "model_id", None),
+                "config": model.config.to_dict(),
+            }
+        ),
+    )
 
 
 @dataclass(frozen=True)
@@ -256,8 +258,11 @@ def _build(
             )
         cls = registry[name]
         accepted = inspect.signature(cls).parameters
-        kwargs = {key: value for key, value in (("layer", layer), ("weighting", weighting))
-                  if key in accepted}  # fmt: skip
+        kwargs = {
+            key: value
+            for key, value in (("layer", layer), ("weighting", weighting))
+            if key in accepted
+        }
         given = dict(options.get(name, {}))
         unknown = set(given) - set(accepted) - {"model"}
         if unknown:

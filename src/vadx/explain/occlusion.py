@@ -36,8 +36,7 @@ class Occlusion(Method):
     name = "occlusion"
     display_name = "Occlusion"
     description = (
-        "How much the decision drops when each patch of the frame is hidden (slow, model-"
-        "agnostic)."
+        "How much the decision drops when each patch of the frame is hidden (slow, model-agnostic)."
     )
     signed = True
 
@@ -57,8 +56,11 @@ class Occlusion(Method):
         check_positive("batch_frames", batch_frames)
         baseline_clip(model, torch.zeros(1, 1, 3, 1, 1), baseline)  # validates the name
         self.patch, self.stride, self.baseline, self.batch_frames = (
-            patch, stride, baseline, batch_frames
-        )  # fmt: skip
+            patch,
+            stride,
+            baseline,
+            batch_frames,
+        )
 
     def geometry(self, height: int, width: int) -> tuple[int, int]:
         """(patch, stride) for frames of this size: defaults 1/8 of the side, half overlap."""
@@ -72,8 +74,11 @@ class Occlusion(Method):
         clip, features = shared.clip, shared.features
         batch, steps, _, height, width = clip.shape
         patch, stride = self.geometry(height, width)
-        boxes = [(y, x) for y in patch_starts(height, patch, stride)
-                 for x in patch_starts(width, patch, stride)]  # fmt: skip
+        boxes = [
+            (y, x)
+            for y in patch_starts(height, patch, stride)
+            for x in patch_starts(width, patch, stride)
+        ]
         base = baseline_clip(self.model, clip, self.baseline)
         total = torch.zeros(batch, steps, height, width, device=clip.device)
         count = torch.zeros(height, width, device=clip.device)

@@ -187,25 +187,36 @@ class Explanation:
             "target_names": list(self.target_names),
             "normalisation": self.normalisation,
             "maps": {
-                name: {"display_name": a.display_name, "signed": a.signed,
-                       "settings": dict(a.settings), "raw_shape": list(a.raw.shape),
-                       "off_picture_share": None if a.off_picture is None
-                       else a.off_picture.round(6).tolist()}
+                name: {
+                    "display_name": a.display_name,
+                    "signed": a.signed,
+                    "settings": dict(a.settings),
+                    "raw_shape": list(a.raw.shape),
+                    "off_picture_share": None
+                    if a.off_picture is None
+                    else a.off_picture.round(6).tolist(),
+                }
                 for name, a in self.maps.items()
             },
             "temporal": {
-                name: {"display_name": f.display_name, "signed": f.signed,
-                       "settings": dict(f.settings)}
+                name: {
+                    "display_name": f.display_name,
+                    "signed": f.signed,
+                    "settings": dict(f.settings),
+                }
                 for name, f in self.temporal.items()
             },
             "seconds": {k: round(v, 4) for k, v in self.seconds.items()},
             "versions": versions(),
-        }  # fmt: skip
+        }
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Every array by a flat name (``gradcam/raw``, ``frame_occlusion/scores``, …)."""
-        arrays = {"logits": self.logits, "probabilities": self.probabilities,
-                  "targets": self.targets}  # fmt: skip
+        arrays = {
+            "logits": self.logits,
+            "probabilities": self.probabilities,
+            "targets": self.targets,
+        }
         for name, result in [*self.maps.items(), *self.temporal.items()]:
             arrays.update({f"{name}/{key}": value for key, value in result.arrays().items()})
         return arrays
@@ -221,5 +232,9 @@ class Explanation:
 
 
 def versions() -> dict[str, str]:
-    return {"vadx": __version__, "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}  # fmt: skip
+    return {
+        "vadx": __version__,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }

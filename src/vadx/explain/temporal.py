@@ -156,9 +156,13 @@ class FrameShapley(_Temporal):
         values = self.run_sequences(sequences, shared)  # (2^n, B)
         sizes = present.sum(1)
         weight = torch.tensor(
-            [math.factorial(s) * math.factorial(n - s - 1) / math.factorial(n) if s < n else 0.0
-             for s in sizes.tolist()], dtype=values.dtype, device=values.device,
-        )  # fmt: skip
+            [
+                math.factorial(s) * math.factorial(n - s - 1) / math.factorial(n) if s < n else 0.0
+                for s in sizes.tolist()
+            ],
+            dtype=values.dtype,
+            device=values.device,
+        )
         phi = torch.zeros(features.shape[0], n, dtype=values.dtype, device=values.device)
         for i in range(n):
             without = present[:, i] == 0

@@ -81,8 +81,9 @@ def save_model(
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
     try:
         tensors = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        weights = write_safetensors(staging / WEIGHTS_FILE, tensors,
-                                    {"format": "pt", "writer": f"vadx {__version__}"})  # fmt: skip
+        weights = write_safetensors(
+            staging / WEIGHTS_FILE, tensors, {"format": "pt", "writer": f"vadx {__version__}"}
+        )
         document = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,

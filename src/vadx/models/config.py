@@ -180,8 +180,17 @@ class CRNNConfig:
         sections = {"architecture", "classes", "preprocessing"}
         _check_keys("model config", data, required=sections, allowed=sections)
         arch, classes, prep = (data[s] for s in ("architecture", "classes", "preprocessing"))
-        arch_keys = {"backbone", "backbone_args", "pooling", "rnn", "rnn_hidden", "rnn_layers",
-                     "head_hidden", "dropout", "freeze"}  # fmt: skip
+        arch_keys = {
+            "backbone",
+            "backbone_args",
+            "pooling",
+            "rnn",
+            "rnn_hidden",
+            "rnn_layers",
+            "head_hidden",
+            "dropout",
+            "freeze",
+        }
         # added later: checkpoints written before them take the defaults
         later_keys = {"rnn_bidirectional", "head_layers"}
         _check_keys("architecture", arch, required=arch_keys, allowed=arch_keys | later_keys)

@@ -60,11 +60,21 @@ class CRNN(nn.Module):
             std=config.std or self.backbone.input_std,
         )
         self.config = config
-        self.rnn = build_rnn(config.rnn, self.feature_size, config.rnn_hidden, config.rnn_layers,
-                             config.rnn_bidirectional)  # fmt: skip
+        self.rnn = build_rnn(
+            config.rnn,
+            self.feature_size,
+            config.rnn_hidden,
+            config.rnn_layers,
+            config.rnn_bidirectional,
+        )
         directions = 2 if config.rnn_bidirectional else 1
-        self.head = build_head(config.rnn_hidden * directions, config.num_classes,
-                               config.head_hidden, config.dropout, config.head_layers)  # fmt: skip
+        self.head = build_head(
+            config.rnn_hidden * directions,
+            config.num_classes,
+            config.head_hidden,
+            config.dropout,
+            config.head_layers,
+        )
         #: the CheckpointInfo of a model from :func:`vadx.load_model`, else None
         self.checkpoint: Any = None
         self.domain: Any = None  # DomainStats from the checkpoint (vadx.domain)

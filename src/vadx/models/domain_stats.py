@@ -101,11 +101,14 @@ def load_domain(directory: Path, section: dict[str, Any] | None, weights_sha256:
             )
         tensors = load_file(str(path))
         return DomainStats(
-            means=tensors["means"].numpy(), whitening=tensors["whitening"].numpy(),
-            threshold=float(section["threshold"]), percentile=float(section["percentile"]),
-            frames=int(section["frames"]), windows=int(section["windows"]),
+            means=tensors["means"].numpy(),
+            whitening=tensors["whitening"].numpy(),
+            threshold=float(section["threshold"]),
+            percentile=float(section["percentile"]),
+            frames=int(section["frames"]),
+            windows=int(section["windows"]),
             calibration=dict(section.get("calibration") or {}),
-        )  # fmt: skip
+        )
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"invalid domain statistics in {directory}: {err}") from err
 

@@ -67,8 +67,12 @@ def localisation_scores(
 
 
 def curve_scores(curves: dict[str, np.ndarray], prefix: str = "") -> dict[str, float]:
-    return {f"{prefix}{name.split('_')[0]}_auc" + ("_random" if name.endswith("random") else ""):
-            auc(curve) for name, curve in curves.items()}  # fmt: skip
+    return {
+        f"{prefix}{name.split('_')[0]}_auc" + ("_random" if name.endswith("random") else ""): auc(
+            curve
+        )
+        for name, curve in curves.items()
+    }
 
 
 def xai_eval(
@@ -103,17 +107,27 @@ def xai_eval(
     chosen = chosen[:limit] if limit else chosen
     device = next(model.parameters()).device
     # under torchrun: this rank's clips, balanced by their rough relative costs
-    costs = [1.0 + 3.0 * (n < faithfulness_clips) + 6.0 * (n < sanity_clips)
-             for n in range(len(chosen))]  # fmt: skip
+    costs = [
+        1.0 + 3.0 * (n < faithfulness_clips) + 6.0 * (n < sanity_clips) for n in range(len(chosen))
+    ]
     mine = distributed.share(costs)
     scored = []
     for done, n in enumerate(mine, 1):
         item = dataset[chosen[n]]
-        scored.append(_score_clip(
-            model, item, str(dataset.samples[chosen[n]].source), device, methods=methods,
-            temporal=temporal, layer=layer, faithfulness=n < faithfulness_clips,
-            sanity=n < sanity_clips, steps=steps,
-        ))  # fmt: skip
+        scored.append(
+            _score_clip(
+                model,
+                item,
+                str(dataset.samples[chosen[n]].source),
+                device,
+                methods=methods,
+                temporal=temporal,
+                layer=layer,
+                faithfulness=n < faithfulness_clips,
+                sanity=n < sanity_clips,
+                steps=steps,
+            )
+        )
         if progress is not None:
             progress("explaining", done, len(mine))
     scored = distributed.in_order(mine, scored)
@@ -126,13 +140,22 @@ def xai_eval(
         return {"clips_scored": len(clips), "clips": clips}
     summary = summarise(clips, [*methods, *temporal], sanity)
     out = Path(out)
-    document = {"data": str(data), "split": split, "methods": list(methods),
-                "temporal": list(temporal), "layers": layers,
-                "model": getattr(model.checkpoint, "model_id", None), "clips_scored": len(clips),
-                "faithfulness_clips": min(faithfulness_clips, len(clips)),
-                "sanity_clips": min(sanity_clips, len(clips)), "steps": steps,
-                "metrics": {k: vars(v) for k, v in METRICS.items()},
-                "summary": summary, "sanity": sanity, "clips": clips}  # fmt: skip
+    document = {
+        "data": str(data),
+        "split": split,
+        "methods": list(methods),
+        "temporal": list(temporal),
+        "layers": layers,
+        "model": getattr(model.checkpoint, "model_id", None),
+        "clips_scored": len(clips),
+        "faithfulness_clips": min(faithfulness_clips, len(clips)),
+        "sanity_clips": min(sanity_clips, len(clips)),
+        "steps": steps,
+        "metrics": {k: vars(v) for k, v in METRICS.items()},
+        "summary": summary,
+        "sanity": sanity,
+        "clips": clips,
+    }
     with staged_folder(out, last="xai-eval.json") as staging:
         (staging / "xai-eval.md").write_text(markdown_table(summary), encoding="utf-8")
         plot_summary(staging / "xai-eval.png", summary)
@@ -158,10 +181,21 @@ def _score_clip(
     clip = item["clip"][None].to(device)
     target = int(item["label"])
     masks, picture = item["masks"].numpy(), item["picture"].numpy()
-    e = explain(model, clip, target, methods=methods, temporal=temporal, layer=layer,
-                picture=item["picture"][None])  # fmt: skip
-    entry: dict[str, Any] = {"source": source, "class": model.class_names[target],
-                             "predicted": e.predicted[0], "scores": {}}  # fmt: skip
+    e = explain(
+        model,
+        clip,
+        target,
+        methods=methods,
+        temporal=temporal,
+        layer=layer,
+        picture=item["picture"][None],
+    )
+    entry: dict[str, Any] = {
+        "source": source,
+        "class": model.class_names[target],
+        "predicted": e.predicted[0],
+        "scores": {},
+    }
     layers = {}
     for name, a in e.maps.items():
         if "layer" in a.settings:
@@ -169,8 +203,7 @@ def _score_clip(
         scores = localisation_scores(a.display[0], masks, picture)
         scores["off_picture_share"] = float(a.off_picture[0])
         if faithfulness:
-            curves = spatial_curves(model, clip, a.display[0], target, steps=steps,
-                                    picture=picture)  # fmt: skip
+            curves = spatial_curves(model, clip, a.display[0], target, steps=steps, picture=picture)
             scores.update(curve_scores(curves))
         entry["scores"][name] = scores
     labels = item.get("frame_labels")
@@ -186,16 +219,20 @@ def _score_clip(
     if sanity:
         checks = cascading_randomisation(model, clip, methods, temporal, target, layer)
         for name, result in checks["methods"].items():
-            entry["scores"][name].update({
-                k: result[k] for k in ("randomisation_rank_correlation",
-                                       "random_logit_rank_correlation")})  # fmt: skip
+            entry["scores"][name].update(
+                {
+                    k: result[k]
+                    for k in ("randomisation_rank_correlation", "random_logit_rank_correlation")
+                }
+            )
             if result["randomisation_ssim"] is not None:
                 entry["scores"][name]["randomisation_ssim"] = result["randomisation_ssim"]
     return entry, checks, layers
 
 
-def summarise(clips: list[dict[str, Any]], names: Sequence[str],
-              sanity: list[dict[str, Any]]) -> dict[str, Any]:  # fmt: skip
+def summarise(
+    clips: list[dict[str, Any]], names: Sequence[str], sanity: list[dict[str, Any]]
+) -> dict[str, Any]:
     """Mean, standard deviation and count of every metric of every method; sanity verdicts."""
     summary: dict[str, Any] = {}
     for name in names:
@@ -204,8 +241,10 @@ def summarise(clips: list[dict[str, Any]], names: Sequence[str],
             for metric, value in clip["scores"].get(name, {}).items():
                 if value is not None and not math.isnan(value):
                     metrics.setdefault(metric, []).append(value)
-        summary[name] = {m: {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v)}
-                         for m, v in metrics.items()}  # fmt: skip
+        summary[name] = {
+            m: {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v)}
+            for m, v in metrics.items()
+        }
         verdicts = [s["methods"][name]["passed"] for s in sanity if name in s["methods"]]
         if verdicts:
             summary[name]["randomisation_passed"] = all(verdicts)
@@ -216,16 +255,25 @@ def markdown_table(summary: dict[str, Any]) -> str:
     """One table per category: methods as rows, metrics as columns (``↑``/``↓`` directions)."""
     lines = []
     for category in ("localisation", "faithfulness", "sanity"):
-        metrics = [m for m in METRICS.values() if m.category == category
-                   and not m.name.endswith("_random") and m.name != "mask_area"]  # fmt: skip
-        rows = [(name, scores) for name, scores in summary.items()
-                if any(m.name in scores for m in metrics)]  # fmt: skip
+        metrics = [
+            m
+            for m in METRICS.values()
+            if m.category == category and not m.name.endswith("_random") and m.name != "mask_area"
+        ]
+        rows = [
+            (name, scores)
+            for name, scores in summary.items()
+            if any(m.name in scores for m in metrics)
+        ]
         if not rows:
             continue
         used = [m for m in metrics if any(m.name in s for _, s in rows)]
-        lines += [f"### {category.capitalize()}", "",
-                  "| method | " + " | ".join(f"{m.name} {m.arrow}" for m in used) + " |",
-                  "| --- |" + " --- |" * len(used)]  # fmt: skip
+        lines += [
+            f"### {category.capitalize()}",
+            "",
+            "| method | " + " | ".join(f"{m.name} {m.arrow}" for m in used) + " |",
+            "| --- |" + " --- |" * len(used),
+        ]
         for name, scores in rows:
             cells = []
             for m in used:
@@ -237,8 +285,11 @@ def markdown_table(summary: dict[str, Any]) -> str:
                     cell += f" (baseline {scores[m.baseline]['mean']:.3f})"
                 cells.append(cell)
             if category == "sanity" and "randomisation_passed" in scores:
-                cells[-1] += " — " + ("depends on the model" if scores["randomisation_passed"]
-                                      else "**does not change: flagged**")  # fmt: skip
+                cells[-1] += " — " + (
+                    "depends on the model"
+                    if scores["randomisation_passed"]
+                    else "**does not change: flagged**"
+                )
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
         lines.append("")
     return "\n".join(lines)
@@ -258,7 +309,7 @@ def plot_summary(path: Path, summary: dict[str, Any]) -> None:
         "temporal_deletion_auc",
         "temporal_insertion_auc",
     ]
-    shown = [m for m in shown if any(m in s for s in summary.values())]  # fmt: skip
+    shown = [m for m in shown if any(m in s for s in summary.values())]
     figure = Figure(figsize=(2.3 * len(shown) + 1, 3.2), layout="constrained")
     axes = figure.subplots(1, len(shown), squeeze=False)
     for ax, metric in zip(axes[0], shown, strict=True):

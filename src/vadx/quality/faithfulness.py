@@ -68,8 +68,11 @@ def spatial_curves(
     rng = np.random.default_rng(seed)
     base = baseline_clip(model, clip, baseline)
     count = int(np.prod(steps_shape))
-    inside = np.ones(steps_shape, bool) if picture is None else np.broadcast_to(
-        np.asarray(picture, dtype=bool), steps_shape)  # fmt: skip
+    inside = (
+        np.ones(steps_shape, bool)
+        if picture is None
+        else np.broadcast_to(np.asarray(picture, dtype=bool), steps_shape)
+    )
     inside = inside.reshape(-1)
     curves = {}
     with eval_mode(model):

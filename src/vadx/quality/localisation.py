@@ -42,8 +42,7 @@ def pointing_game(maps: np.ndarray, masks: np.ndarray, tolerance: float = 0.0) -
     flat = maps.reshape(len(maps), -1)
     peaks = flat.argmax(1)
     if tolerance > 0:
-        near = np.stack([distance_transform_edt(~m) <= tolerance if m.any() else m
-                         for m in masks])  # fmt: skip
+        near = np.stack([distance_transform_edt(~m) <= tolerance if m.any() else m for m in masks])
     else:
         near = masks
     hits = near.reshape(len(near), -1)[np.arange(len(flat)), peaks]

@@ -29,48 +29,134 @@ class MetricInfo:
 METRICS: dict[str, MetricInfo] = {
     m.name: m
     for m in (
-        MetricInfo("pointing_game", "localisation", True, "",
-                   "share of anomalous frames whose map maximum lies inside the mask"),
-        MetricInfo("pointing_game_tolerant", "localisation", True, "",
-                   "the same, a hit within 15 px of the mask on 224-px frames (scaled: 7.5 px "
-                   "at 112), the original definition (Zhang et al. 2016)"),
-        MetricInfo("energy_pointing_game", "localisation", True, "mask_area",
-                   "share of the map's mass inside the mask (anomalous frames)"),
-        MetricInfo("mask_area", "localisation", False, "",
-                   "share of the frame the mask covers: what a uniform map scores"),
-        MetricInfo("off_picture_share", "localisation", False, "",
-                   "share of the map's raw magnitude on letter-box padding, not on the picture "
-                   "(displayed maps and every other metric leave the padding out)"),
-        MetricInfo("mask_iou", "localisation", True, "",
-                   "IoU of the map above half its frame maximum with the mask"),
-        MetricInfo("mask_auroc", "localisation", True, "",
-                   "ROC-AUC of the map's pixels against the mask (0.5 = chance)"),
-        MetricInfo("temporal_auroc", "localisation", True, "",
-                   "ROC-AUC of frame importance against the per-frame anomaly labels"),
-        MetricInfo("deletion_auc", "faithfulness", False, "deletion_auc_random",
-                   "target probability as the most important pixels are removed first"),
-        MetricInfo("deletion_auc_random", "faithfulness", False, "",
-                   "the same with a random pixel order"),
-        MetricInfo("insertion_auc", "faithfulness", True, "insertion_auc_random",
-                   "target probability as the most important pixels are revealed first"),
-        MetricInfo("insertion_auc_random", "faithfulness", True, "",
-                   "the same with a random pixel order"),
-        MetricInfo("temporal_deletion_auc", "faithfulness", False, "temporal_deletion_auc_random",
-                   "target probability as the most important frames are replaced first"),
-        MetricInfo("temporal_deletion_auc_random", "faithfulness", False, "",
-                   "the same with random frame orders"),
-        MetricInfo("temporal_insertion_auc", "faithfulness", True,
-                   "temporal_insertion_auc_random",
-                   "target probability as the most important frames are revealed first"),
-        MetricInfo("temporal_insertion_auc_random", "faithfulness", True, "",
-                   "the same with random frame orders"),
-        MetricInfo("randomisation_rank_correlation", "sanity", False, "",
-                   "Spearman correlation of the maps before and after randomising the whole "
-                   "model (a method that depends on the model falls toward 0)"),
-        MetricInfo("randomisation_ssim", "sanity", False, "",
-                   "SSIM of the maps before and after randomising the whole model"),
-        MetricInfo("random_logit_rank_correlation", "sanity", False, "",
-                   "Spearman correlation of the maps of the predicted class and of another "
-                   "class (a class-sensitive method falls toward 0)"),
+        MetricInfo(
+            "pointing_game",
+            "localisation",
+            True,
+            "",
+            "share of anomalous frames whose map maximum lies inside the mask",
+        ),
+        MetricInfo(
+            "pointing_game_tolerant",
+            "localisation",
+            True,
+            "",
+            "the same, a hit within 15 px of the mask on 224-px frames (scaled: 7.5 px "
+            "at 112), the original definition (Zhang et al. 2016)",
+        ),
+        MetricInfo(
+            "energy_pointing_game",
+            "localisation",
+            True,
+            "mask_area",
+            "share of the map's mass inside the mask (anomalous frames)",
+        ),
+        MetricInfo(
+            "mask_area",
+            "localisation",
+            False,
+            "",
+            "share of the frame the mask covers: what a uniform map scores",
+        ),
+        MetricInfo(
+            "off_picture_share",
+            "localisation",
+            False,
+            "",
+            "share of the map's raw magnitude on letter-box padding, not on the picture "
+            "(displayed maps and every other metric leave the padding out)",
+        ),
+        MetricInfo(
+            "mask_iou",
+            "localisation",
+            True,
+            "",
+            "IoU of the map above half its frame maximum with the mask",
+        ),
+        MetricInfo(
+            "mask_auroc",
+            "localisation",
+            True,
+            "",
+            "ROC-AUC of the map's pixels against the mask (0.5 = chance)",
+        ),
+        MetricInfo(
+            "temporal_auroc",
+            "localisation",
+            True,
+            "",
+            "ROC-AUC of frame importance against the per-frame anomaly labels",
+        ),
+        MetricInfo(
+            "deletion_auc",
+            "faithfulness",
+            False,
+            "deletion_auc_random",
+            "target probability as the most important pixels are removed first",
+        ),
+        MetricInfo(
+            "deletion_auc_random", "faithfulness", False, "", "the same with a random pixel order"
+        ),
+        MetricInfo(
+            "insertion_auc",
+            "faithfulness",
+            True,
+            "insertion_auc_random",
+            "target probability as the most important pixels are revealed first",
+        ),
+        MetricInfo(
+            "insertion_auc_random", "faithfulness", True, "", "the same with a random pixel order"
+        ),
+        MetricInfo(
+            "temporal_deletion_auc",
+            "faithfulness",
+            False,
+            "temporal_deletion_auc_random",
+            "target probability as the most important frames are replaced first",
+        ),
+        MetricInfo(
+            "temporal_deletion_auc_random",
+            "faithfulness",
+            False,
+            "",
+            "the same with random frame orders",
+        ),
+        MetricInfo(
+            "temporal_insertion_auc",
+            "faithfulness",
+            True,
+            "temporal_insertion_auc_random",
+            "target probability as the most important frames are revealed first",
+        ),
+        MetricInfo(
+            "temporal_insertion_auc_random",
+            "faithfulness",
+            True,
+            "",
+            "the same with random frame orders",
+        ),
+        MetricInfo(
+            "randomisation_rank_correlation",
+            "sanity",
+            False,
+            "",
+            "Spearman correlation of the maps before and after randomising the whole "
+            "model (a method that depends on the model falls toward 0)",
+        ),
+        MetricInfo(
+            "randomisation_ssim",
+            "sanity",
+            False,
+            "",
+            "SSIM of the maps before and after randomising the whole model",
+        ),
+        MetricInfo(
+            "random_logit_rank_correlation",
+            "sanity",
+            False,
+            "",
+            "Spearman correlation of the maps of the predicted class and of another "
+            "class (a class-sensitive method falls toward 0)",
+        ),
     )
-}  # fmt: skip
+}

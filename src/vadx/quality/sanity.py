@@ -75,8 +75,14 @@ def _reinitialise(modules: Sequence[nn.Module]) -> None:
                 layer.reset_parameters()
 
 
-def _maps(model: CRNN, clip: torch.Tensor, target: int, methods: Sequence[str],
-          temporal: Sequence[str], layer: str | None) -> dict[str, np.ndarray]:  # fmt: skip
+def _maps(
+    model: CRNN,
+    clip: torch.Tensor,
+    target: int,
+    methods: Sequence[str],
+    temporal: Sequence[str],
+    layer: str | None,
+) -> dict[str, np.ndarray]:
     e = explain(model, clip, target, methods=methods, temporal=temporal, layer=layer)
     maps = {name: np.asarray(a.display) for name, a in e.maps.items()}
     maps.update({name: np.asarray(f.scores) for name, f in e.temporal.items()})  # signed
@@ -126,5 +132,5 @@ def cascading_randomisation(
             "randomisation_ssim": final.get("ssim"),
             "random_logit_rank_correlation": rank_correlation(reference[name], flipped[name]),
             "passed": abs(float(final["rank_correlation"])) < PASS_BELOW,
-        }  # fmt: skip
+        }
     return {"target": target, "random_logit_target": other_target, "methods": result}

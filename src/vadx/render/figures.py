@@ -16,8 +16,16 @@ INK = (20, 20, 20)
 
 
 def _text(image: np.ndarray, text: str, origin: tuple[int, int], scale: float) -> None:
-    cv2.putText(image, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, INK,
-                max(1, round(scale * 1.6)), cv2.LINE_AA)  # fmt: skip
+    cv2.putText(
+        image,
+        text,
+        origin,
+        cv2.FONT_HERSHEY_SIMPLEX,
+        scale,
+        INK,
+        max(1, round(scale * 1.6)),
+        cv2.LINE_AA,
+    )
 
 
 def _fit_height(frame: np.ndarray, height: int) -> np.ndarray:
@@ -39,8 +47,10 @@ def grid(
     if not rows:
         raise InputError("a grid needs at least one row")
     scale = max(0.35, tile_height / 260)
-    label_width = max(cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0]
-                      for label, _ in rows) + 2 * gap  # fmt: skip
+    label_width = (
+        max(cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0] for label, _ in rows)
+        + 2 * gap
+    )
     tiles = [[_fit_height(f, tile_height) for f in frames] for _, frames in rows]
     tile_width = max(t.shape[1] for row in tiles for t in row)
     columns = max(len(row) for row in tiles)
@@ -102,8 +112,9 @@ def frame_strip(
     for name, scores in importance.items():
         scores = np.asarray(scores, dtype=np.float64)
         peak = np.abs(scores).max()
-        bottom.plot(positions, scores / peak if peak > 0 else scores, marker="o", ms=3, lw=1.4,
-                    label=name)  # fmt: skip
+        bottom.plot(
+            positions, scores / peak if peak > 0 else scores, marker="o", ms=3, lw=1.4, label=name
+        )
     bottom.axhline(0, color="0.6", lw=0.6)
     bottom.set_xlim(-0.5, steps - 0.5)
     step = max(1, steps // 10)

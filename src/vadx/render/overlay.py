@@ -146,8 +146,16 @@ def label_frame(frame: np.ndarray, text: str, alert: bool = False) -> np.ndarray
     out = np.empty((height + band, width, 3), np.uint8)
     out[:height] = frame
     out[height:] = colour
-    cv2.putText(out, text, (4, height + band - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.6 * scale,
-                (255, 255, 255), max(1, round(scale)), cv2.LINE_AA)  # fmt: skip
+    cv2.putText(
+        out,
+        text,
+        (4, height + band - 6),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        0.6 * scale,
+        (255, 255, 255),
+        max(1, round(scale)),
+        cv2.LINE_AA,
+    )
     if alert:
         cv2.rectangle(out, (0, 0), (width - 1, height - 1), (220, 0, 0), max(2, width // 100))
     return out

@@ -111,31 +111,41 @@ def importance_svg(
         return pad_t + (1 - (v + 1) / 2) * inner_h
 
     colours = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e"]
-    parts = [f'<svg id="importance" viewBox="0 0 {width} {height}" width="100%" '
-             f'role="img" aria-label="temporal importance">',
-             f'<line x1="{pad_l}" x2="{width - pad_r}" y1="{y(0):.1f}" y2="{y(0):.1f}" '
-             'stroke="#999" stroke-width="0.6"/>',
-             f'<line id="marker" x1="{x(0):.1f}" x2="{x(0):.1f}" y1="{pad_t}" '
-             f'y2="{pad_t + inner_h}" stroke="#444" stroke-dasharray="3 3"/>']  # fmt: skip
+    parts = [
+        f'<svg id="importance" viewBox="0 0 {width} {height}" width="100%" '
+        f'role="img" aria-label="temporal importance">',
+        f'<line x1="{pad_l}" x2="{width - pad_r}" y1="{y(0):.1f}" y2="{y(0):.1f}" '
+        'stroke="#999" stroke-width="0.6"/>',
+        f'<line id="marker" x1="{x(0):.1f}" x2="{x(0):.1f}" y1="{pad_t}" '
+        f'y2="{pad_t + inner_h}" stroke="#444" stroke-dasharray="3 3"/>',
+    ]
     legend = []
     for k, f in enumerate(e.temporal.values()):
         scores = np.asarray(f.scores[0], np.float64)
         peak = np.abs(scores).max() or 1.0
         points = " ".join(f"{x(t):.1f},{y(v / peak):.1f}" for t, v in enumerate(scores))
         colour = colours[k % len(colours)]
-        parts.append(f'<polyline fill="none" stroke="{colour}" stroke-width="1.8" '
-                     f'points="{points}"><title>{f.display_name}</title></polyline>')  # fmt: skip
+        parts.append(
+            f'<polyline fill="none" stroke="{colour}" stroke-width="1.8" '
+            f'points="{points}"><title>{f.display_name}</title></polyline>'
+        )
         legend.append((f.display_name, colour))
     for t in range(0, steps, max(1, steps // 10)):
-        parts.append(f'<text x="{x(t):.1f}" y="{height - 6}" font-size="10" '
-                     f'text-anchor="middle">{clip.indices[t]}</text>')  # fmt: skip
-    parts += [f'<text x="4" y="{y(1) + 4:.1f}" font-size="10">+1</text>',
-              f'<text x="4" y="{y(-1):.1f}" font-size="10">−1</text>', "</svg>"]  # fmt: skip
+        parts.append(
+            f'<text x="{x(t):.1f}" y="{height - 6}" font-size="10" '
+            f'text-anchor="middle">{clip.indices[t]}</text>'
+        )
+    parts += [
+        f'<text x="4" y="{y(1) + 4:.1f}" font-size="10">+1</text>',
+        f'<text x="4" y="{y(-1):.1f}" font-size="10">−1</text>',
+        "</svg>",
+    ]
     return "\n".join(parts), legend
 
 
-def timeline_svg(detection: Detection, span: tuple[int, int], width: int = 640,
-                 height: int = 120) -> str:  # fmt: skip
+def timeline_svg(
+    detection: Detection, span: tuple[int, int], width: int = 640, height: int = 120
+) -> str:
     """Inline SVG of the smoothed anomaly score over the whole video, events and the clip's
     span shaded."""
     score = np.asarray(detection.smoothed_score, np.float64)
@@ -160,29 +170,38 @@ def timeline_svg(detection: Detection, span: tuple[int, int], width: int = 640,
     starts = np.flatnonzero(outside & ~np.r_[False, outside[:-1]])
     ends = np.flatnonzero(outside & ~np.r_[outside[1:], False])
     for first, last in zip(starts, ends, strict=True):
-        parts.append(f'<rect class="outside" x="{x(first):.1f}" y="{pad_t}" '
-                     f'width="{max(1.0, x(last) - x(first)):.1f}" height="{inner_h}" '
-                     f'fill="#888" opacity="0.25"><title>frames {first}–{last}: outside the '
-                     "model's domain</title></rect>")  # fmt: skip
+        parts.append(
+            f'<rect class="outside" x="{x(first):.1f}" y="{pad_t}" '
+            f'width="{max(1.0, x(last) - x(first)):.1f}" height="{inner_h}" '
+            f'fill="#888" opacity="0.25"><title>frames {first}–{last}: outside the '
+            "model's domain</title></rect>"
+        )
     for event in detection.events:
-        parts.append(f'<rect x="{x(event.start_frame):.1f}" y="{pad_t}" '
-                     f'width="{max(1.0, x(event.end_frame) - x(event.start_frame)):.1f}" '
-                     f'height="{inner_h}" fill="#f4a3a3" opacity="0.55"><title>{event.class_name}'
-                     f' {event.start_frame}–{event.end_frame}, peak {event.peak_probability:.0%}'
-                     '</title></rect>')  # fmt: skip
+        parts.append(
+            f'<rect x="{x(event.start_frame):.1f}" y="{pad_t}" '
+            f'width="{max(1.0, x(event.end_frame) - x(event.start_frame)):.1f}" '
+            f'height="{inner_h}" fill="#f4a3a3" opacity="0.55"><title>{event.class_name}'
+            f" {event.start_frame}–{event.end_frame}, peak {event.peak_probability:.0%}"
+            "</title></rect>"
+        )
     span_width = max(1.0, x(span[1]) - x(span[0]))
-    parts.append(f'<rect x="{x(span[0]):.1f}" y="{pad_t}" width="{span_width:.1f}" '
-                 f'height="{inner_h}" fill="none" stroke="#1f4fb4" stroke-width="2">'
-                 f'<title>explained clip {span[0]}–{span[1]}</title></rect>')  # fmt: skip
+    parts.append(
+        f'<rect x="{x(span[0]):.1f}" y="{pad_t}" width="{span_width:.1f}" '
+        f'height="{inner_h}" fill="none" stroke="#1f4fb4" stroke-width="2">'
+        f"<title>explained clip {span[0]}–{span[1]}</title></rect>"
+    )
     on = detection.settings.get("on", 0.5)
-    parts += [f'<line x1="{pad_l}" x2="{width - pad_r}" y1="{y(on):.1f}" y2="{y(on):.1f}" '
-              'stroke="#c00" stroke-dasharray="4 3" stroke-width="0.8"/>',
-              f'<polyline fill="none" stroke="#222" stroke-width="1.5" points="{points}"/>',
-              f'<text x="4" y="{y(1) + 8:.1f}" font-size="10">1</text>',
-              f'<text x="4" y="{y(0):.1f}" font-size="10">0</text>',
-              f'<text x="{pad_l}" y="{height - 4}" font-size="10">frame 0</text>',
-              f'<text x="{width - pad_r}" y="{height - 4}" font-size="10" text-anchor="end">'
-              f'{frames - 1}</text>', "</svg>"]  # fmt: skip
+    parts += [
+        f'<line x1="{pad_l}" x2="{width - pad_r}" y1="{y(on):.1f}" y2="{y(on):.1f}" '
+        'stroke="#c00" stroke-dasharray="4 3" stroke-width="0.8"/>',
+        f'<polyline fill="none" stroke="#222" stroke-width="1.5" points="{points}"/>',
+        f'<text x="4" y="{y(1) + 8:.1f}" font-size="10">1</text>',
+        f'<text x="4" y="{y(0):.1f}" font-size="10">0</text>',
+        f'<text x="{pad_l}" y="{height - 4}" font-size="10">frame 0</text>',
+        f'<text x="{width - pad_r}" y="{height - 4}" font-size="10" text-anchor="end">'
+        f"{frames - 1}</text>",
+        "</svg>",
+    ]
     return "\n".join(parts)
 
 
@@ -195,9 +214,11 @@ def domain_banner(check: Mapping[str, Any], detection: Detection | None) -> dict
         return {"level": "note", "text": "Domain not checked: " + check.get("note", "")}
     lines = []
     if check["verdict"] == "outside":
-        lines.append(f"This clip is outside the model's training domain (domain score "
-                     f"{check['score']:.2f}; 1 = threshold): the scene is unlike anything the "
-                     "model was trained on, so its prediction and these maps are not reliable.")
+        lines.append(
+            f"This clip is outside the model's training domain (domain score "
+            f"{check['score']:.2f}; 1 = threshold): the scene is unlike anything the "
+            "model was trained on, so its prediction and these maps are not reliable."
+        )
     video = verdict_line(detection.domain) if detection is not None else None
     if video:
         lines.append(f"Over the whole video, {video}.")
@@ -237,19 +258,23 @@ def write_report(
         title=f"{name.capitalize()}: {probability:.0%} — {Path(audit['source']['path']).name}",
         predicted=name,
         probability=probability,
-        probabilities=sorted(zip(e.class_names, e.probabilities[0].tolist(), strict=True),
-                             key=lambda p: -p[1]),
+        probabilities=sorted(
+            zip(e.class_names, e.probabilities[0].tolist(), strict=True), key=lambda p: -p[1]
+        ),
         target=e.target_names[0],
         frames=(int(clip.indices[0]), int(clip.indices[-1])),
         fps=audit["source"]["fps"],
         timeline=timeline_svg(detection, (int(clip.indices[0]), int(clip.indices[-1])))
-        if detection is not None else None,
+        if detection is not None
+        else None,
         importance=importance,
         legend=legend,
         player=json.dumps(player_data(clip, settings)),
         viewer=VIEWER.read_text(encoding="utf-8"),
-        methods=[(m, a.display_name, METHODS[m].description if m in METHODS else "")
-                 for m, a in e.maps.items()],
+        methods=[
+            (m, a.display_name, METHODS[m].description if m in METHODS else "")
+            for m, a in e.maps.items()
+        ],
         views=VIEWS,
         view=settings.view,
         quality=quality,
@@ -266,12 +291,15 @@ def write_report(
             ("Target", f"{e.target} → {e.target_names[0]}"),
             ("Normalisation", e.normalisation),
             ("Domain check", domain_row(clip.domain)),
-            ("Frame fit", f"{audit['preprocessing']['fit']}: the picture fills "
-                          f"{audit['preprocessing']['picture_share']:.0%} of the model's frame"),
+            (
+                "Frame fit",
+                f"{audit['preprocessing']['fit']}: the picture fills "
+                f"{audit['preprocessing']['picture_share']:.0%} of the model's frame",
+            ),
             ("Raw attribution off the picture", off_picture_row(e)),
             ("Versions", ", ".join(f"{k} {v}" for k, v in manifest["versions"].items())),
         ],
-    )  # fmt: skip
+    )
     with atomic_path(path) as tmp:
         tmp.write_text(page, encoding="utf-8")
     return path

@@ -291,8 +291,12 @@ def train(
                     "stopped_early": stopped_early,
                     "history": [asdict(h) for h in history],
                 }
-                save_model(model, out / "last", metadata=info,
-                           extra_files=writers(optimizer, scheduler, progress_state))  # fmt: skip
+                save_model(
+                    model,
+                    out / "last",
+                    metadata=info,
+                    extra_files=writers(optimizer, scheduler, progress_state),
+                )
                 _write_history(out / "history.json", history, best_epoch)
             if progress is not None:
                 progress("epoch", epoch + 1, config.epochs, asdict(result))

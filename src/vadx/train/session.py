@@ -70,14 +70,21 @@ def train_from_path(
     """
     out = Path(out)
     device = distributed.init()
-    asked = {"data": data, "val": val, "preset": preset_name, "start_from": start_from,
-             "backbone_weights": backbone_weights, **(model_changes or {}),
-             **(train_changes or {})}  # fmt: skip
+    asked = {
+        "data": data,
+        "val": val,
+        "preset": preset_name,
+        "start_from": start_from,
+        "backbone_weights": backbone_weights,
+        **(model_changes or {}),
+        **(train_changes or {}),
+    }
     if resume:
         run = _recorded_run(out)
         _check_resumed_settings(out, run, asked, override)
         config = TrainConfig(**run["train"]).replace(
-            **{k: v for k, v in (train_changes or {}).items() if k in OVERRIDABLE})  # fmt: skip
+            **{k: v for k, v in (train_changes or {}).items() if k in OVERRIDABLE}
+        )
         data = data if override else run["data"]
         val = val if val is not None and override else run.get("val_data")
         model_config = CRNNConfig.from_dict(run["model"])
@@ -102,13 +109,20 @@ def train_from_path(
         model = load_model(out / "last", device=device)
     else:
         normal = model_config.normal_class if resume else normal_class
-        model = _new_model(model_config, model_changes, found, normal, config.seed, start_from,
-                           backbone_weights).to(device)  # fmt: skip
+        model = _new_model(
+            model_config, model_changes, found, normal, config.seed, start_from, backbone_weights
+        ).to(device)
     mc = model.config
 
     def dataset(samples, augment):
-        return VideoDataset.for_model(mc, samples, found, seed=config.seed, skip_bad=skip_bad,
-                                      augment=Augment() if augment else None)  # fmt: skip
+        return VideoDataset.for_model(
+            mc,
+            samples,
+            found,
+            seed=config.seed,
+            skip_bad=skip_bad,
+            augment=Augment() if augment else None,
+        )
 
     train_set = dataset(train_samples, config.augment)
     val_set = dataset(val_samples, False)
@@ -124,14 +138,17 @@ def train_from_path(
     }
     if distributed.rank() == 0:
         _remove_unfinished_run(out)
-        document = {"train": config.to_dict(), "model": mc.to_dict(),
-                    "preset": preset_name or "cpu",
-                    "start_from": None if start_from is None else str(start_from),
-                    "backbone_weights": backbone_weights, **metadata}  # fmt: skip
+        document = {
+            "train": config.to_dict(),
+            "model": mc.to_dict(),
+            "preset": preset_name or "cpu",
+            "start_from": None if start_from is None else str(start_from),
+            "backbone_weights": backbone_weights,
+            **metadata,
+        }
         write_json(out / RUN_FILE, document)
     try:
-        result = train(model, train_set, val_set, out, config, from_checkpoint, progress,
-                       metadata)  # fmt: skip
+        result = train(model, train_set, val_set, out, config, from_checkpoint, progress, metadata)
         if distributed.rank() == 0:
             add_domain_statistics(result.best, train_set, val_set, progress)
         return result
@@ -160,8 +177,9 @@ def _new_model(
             )
     else:
         normal = normal_class if normal_class in found else None
-        model = CRNN(model_config.replace(class_names=found, normal_class=normal,
-                                          **(model_changes or {})))  # fmt: skip
+        model = CRNN(
+            model_config.replace(class_names=found, normal_class=normal, **(model_changes or {}))
+        )
     if backbone_weights is not None:
         load_backbone_weights(model.backbone, backbone_weights, progress=True)
     elif start_from is None and model.config.freeze != "none":
@@ -201,9 +219,11 @@ def resumed_differences(run: dict[str, Any], asked: dict[str, Any]) -> dict[str,
     not given) that differs from what the ``run`` (its :data:`RUN_FILE`) records (a run
     recorded before vadx recorded a setting is not compared on it)."""
     model = CRNNConfig.from_dict(run["model"])
-    recorded = {**run["train"], "val": run.get("val_data"),
-                **{k: run[k] for k in ("preset", "start_from", "data", "backbone_weights")
-                   if k in run}}  # fmt: skip
+    recorded = {
+        **run["train"],
+        "val": run.get("val_data"),
+        **{k: run[k] for k in ("preset", "start_from", "data", "backbone_weights") if k in run},
+    }
     differences = {}
     for key, value in asked.items():
         if value is None or not (key in _MODEL_SETTINGS or key in recorded):
@@ -222,8 +242,9 @@ def _same_path(old: Any, new: Any) -> bool:
 def _check_resumed_settings(out: Path, run: dict, asked: dict, override: bool) -> None:
     differences = resumed_differences(run, asked)
     fixed = {k: v for k, v in differences.items() if k not in OVERRIDABLE}
-    listed = "; ".join(f"{_option(k)} {new} (the run: {old})"
-                       for k, (old, new) in differences.items())  # fmt: skip
+    listed = "; ".join(
+        f"{_option(k)} {new} (the run: {old})" for k, (old, new) in differences.items()
+    )
     if fixed:
         raise InputError(
             f"cannot resume {out} with other {', '.join(map(_option, fixed))}: the run's "
@@ -238,8 +259,13 @@ def _check_resumed_settings(out: Path, run: dict, asked: dict, override: bool) -
 
 
 def _option(setting: str) -> str:
-    names = {"backbone_weights": "weights", "num_frames": "frames", "frame_size": "size",
-             "backbone_args": "width", "data": "DATA"}  # fmt: skip
+    names = {
+        "backbone_weights": "weights",
+        "num_frames": "frames",
+        "frame_size": "size",
+        "backbone_args": "width",
+        "data": "DATA",
+    }
     name = names.get(setting, setting)
     return name if name == "DATA" else "--" + name.replace("_", "-")
 
@@ -260,8 +286,11 @@ def _refuse_a_run_with_checkpoints(out: Path) -> None:
             f"{out} already holds a training run; use --resume to continue it or choose "
             "another --out"
         )
-    other = sorted(p.name for p in out.iterdir() if not _left_by_a_run(p.name)) if (
-        out.is_dir()) else []  # fmt: skip
+    other = (
+        sorted(p.name for p in out.iterdir() if not _left_by_a_run(p.name))
+        if (out.is_dir())
+        else []
+    )
     if other:
         raise InputError(
             f"{out} is not empty and holds no training run ({', '.join(other[:3])}"
@@ -287,6 +316,9 @@ def add_domain_statistics(
         return
     model = load_model(checkpoint)
     plain = replace(train_set, augment=None, check=False)
-    report = None if progress is None else (lambda what, done, total: progress(
-        f"domain statistics: {what}", done, total, {}))  # fmt: skip
+    report = (
+        None
+        if progress is None
+        else (lambda what, done, total: progress(f"domain statistics: {what}", done, total, {}))
+    )
     save_domain(checkpoint, calibrate(model, plain, val_set, progress=report))

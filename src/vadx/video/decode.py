@@ -41,9 +41,24 @@ from vadx.errors import VadxError
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
 #: extensions of video files picked up when scanning folders
 VIDEO_EXTENSIONS = frozenset(
-    {".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts",
-     ".mts", ".3gp", ".ogv", ".gif"}
-)  # fmt: skip
+    {
+        ".mp4",
+        ".avi",
+        ".mkv",
+        ".webm",
+        ".mov",
+        ".m4v",
+        ".mpg",
+        ".mpeg",
+        ".wmv",
+        ".flv",
+        ".ts",
+        ".mts",
+        ".3gp",
+        ".ogv",
+        ".gif",
+    }
+)
 
 
 class VideoError(VadxError):
@@ -235,8 +250,9 @@ class _Packet:
 
     @staticmethod
     def of(packet: av.Packet) -> _Packet:
-        return _Packet(packet.pts, packet.dts, packet.pos, packet.size, packet.is_keyframe,
-                       packet.is_discard)  # fmt: skip
+        return _Packet(
+            packet.pts, packet.dts, packet.pos, packet.size, packet.is_keyframe, packet.is_discard
+        )
 
 
 @dataclass(frozen=True)
@@ -413,8 +429,9 @@ class _AVFile(_Backend):
             first = self._frame(0)
         except VideoError:
             return False
-        self.index = replace(index, dimensions=(first.width, first.height),
-                             rotation=_rotation(first))  # fmt: skip
+        self.index = replace(
+            index, dimensions=(first.width, first.height), rotation=_rotation(first)
+        )
         self._describe()  # (and go on decoding from the first frame)
         return True
 
@@ -448,8 +465,9 @@ class _AVFile(_Backend):
             if not packets:
                 raise VideoError(f"{self.path} has no video frames")
             why = f": {self._error}" if self._error else ""
-            raise VideoError(f"{self.path} has no frame FFmpeg can decode "
-                             f"({len(packets)} video packets{why})")  # fmt: skip
+            raise VideoError(
+                f"{self.path} has no frame FFmpeg can decode ({len(packets)} video packets{why})"
+            )
         labels = np.array([label for label, _ in frames], dtype=np.int64)
         # a frame's time is that of the packet it was decoded from
         pts = [packets[label].pts if 0 <= label < len(packets) else None for label in labels]
@@ -478,9 +496,18 @@ class _AVFile(_Backend):
             )
         self._stop()
         sizes = np.array([p.size for p in packets], dtype=np.int64)
-        return _Index(labels, timestamps, field, keys, sizes, restarts,
-                      (first.width, first.height), _rotation(first), decoded=True,
-                      discarded=sum(p.discard for p in packets))  # fmt: skip
+        return _Index(
+            labels,
+            timestamps,
+            field,
+            keys,
+            sizes,
+            restarts,
+            (first.width, first.height),
+            _rotation(first),
+            decoded=True,
+            discarded=sum(p.discard for p in packets),
+        )
 
     def _use(self, index: _Index) -> None:
         self._stop()
@@ -555,8 +582,11 @@ class _AVFile(_Backend):
         if self._position == target and self._last is not None:
             return self._last
         while True:
-            restart = self._restarts[bisect.bisect_right(self._restarts, target) - 1] if (
-                self._restarts and self._restarts[0] <= target) else 0  # fmt: skip
+            restart = (
+                self._restarts[bisect.bisect_right(self._restarts, target) - 1]
+                if (self._restarts and self._restarts[0] <= target)
+                else 0
+            )
             if self._frames is None or self._position >= target or self._position + 1 < restart:
                 self._stop()
                 self._frames = self._decode_from(restart)
@@ -571,11 +601,14 @@ class _AVFile(_Backend):
                     continue
                 why = f": {self._error}" if self._error else ""
                 if isinstance(err, _Mismatch):
-                    raise VideoError(f"{self.path}: frame {err.args[0]} could not be "
-                                     f"decoded{why}") from None  # fmt: skip
+                    raise VideoError(
+                        f"{self.path}: frame {err.args[0]} could not be decoded{why}"
+                    ) from None
                 total = len(self.index.labels)
-                raise VideoError(f"{self.path} is truncated or damaged: frame {target} of "
-                                 f"{total} could not be decoded{why}") from None  # fmt: skip
+                raise VideoError(
+                    f"{self.path} is truncated or damaged: frame {target} of "
+                    f"{total} could not be decoded{why}"
+                ) from None
 
     def _stop(self) -> None:
         if self._frames is not None:

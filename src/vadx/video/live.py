@@ -119,8 +119,7 @@ class LiveSource:
                     failures = 0
                     self.stats.frames += 1
                     session = self.stats.connections - 1
-                    yield LiveFrame(self.stats.frames - 1, time.monotonic(), data, session,
-                                    seconds)  # fmt: skip
+                    yield LiveFrame(self.stats.frames - 1, time.monotonic(), data, session, seconds)
                     if self._closed:
                         return
             except (SourceError, av.error.FFmpegError, OSError) as err:

@@ -49,8 +49,10 @@ class Geometry:
     def content_size(self) -> tuple[int, int]:
         """``(H, W)`` the whole source occupies on the model frame, at least 1 px each (a
         2000×4 frame letter-boxed into 112² is a line, not nothing)."""
-        return (max(1, round(self.source_size[0] * self.scale_y)),
-                max(1, round(self.source_size[1] * self.scale_x)))  # fmt: skip
+        return (
+            max(1, round(self.source_size[0] * self.scale_y)),
+            max(1, round(self.source_size[1] * self.scale_x)),
+        )
 
     def picture(self) -> np.ndarray:
         """``(H, W)`` bool of the model frame: True where it shows the source, False on the
@@ -58,8 +60,10 @@ class Geometry:
         height, width = self.size
         content_h, content_w = self.content_size
         mask = np.zeros((height, width), bool)
-        mask[max(self.top, 0) : max(self.top + content_h, 0),
-             max(self.left, 0) : max(self.left + content_w, 0)] = True  # fmt: skip
+        mask[
+            max(self.top, 0) : max(self.top + content_h, 0),
+            max(self.left, 0) : max(self.left + content_w, 0),
+        ] = True
         return mask
 
     def to_source(self, maps: np.ndarray) -> np.ndarray:
@@ -187,17 +191,24 @@ def apply_augmentation(
             warped = frame
         else:
             warped = cv2.warpAffine(
-                frame, matrix, (width, height), flags=cv2.INTER_LINEAR,
+                frame,
+                matrix,
+                (width, height),
+                flags=cv2.INTER_LINEAR,
                 borderMode=cv2.BORDER_REPLICATE,
-            )  # fmt: skip
+            )
         out[t] = np.clip(warped.astype(np.float32) * draw.brightness, 0, 255).astype(np.uint8)
         if out_masks is not None:
             mask = masks[t].astype(np.uint8)
             if not identity:
                 mask = cv2.warpAffine(
-                    mask, matrix, (width, height), flags=cv2.INTER_NEAREST,
-                    borderMode=cv2.BORDER_CONSTANT, borderValue=0,
-                )  # fmt: skip
+                    mask,
+                    matrix,
+                    (width, height),
+                    flags=cv2.INTER_NEAREST,
+                    borderMode=cv2.BORDER_CONSTANT,
+                    borderValue=0,
+                )
             out_masks[t] = mask > 0
     return out, out_masks
 

@@ -32,8 +32,9 @@ from vadx.video.encode import write_mp4, write_png
 from vadx.watch.engine import Alert
 
 #: what an alert gets by default: LayerCAM, frame Shapley values, the reference's contour view
-ALERT_SETTINGS = ExplainSettings(methods=("layercam",), temporal=("frame_shapley",),
-                                 view="contour", timeline=False)  # fmt: skip
+ALERT_SETTINGS = ExplainSettings(
+    methods=("layercam",), temporal=("frame_shapley",), view="contour", timeline=False
+)
 
 
 @dataclass
@@ -74,13 +75,13 @@ class AlertExplainer:
         self._jobs = context.Queue(capacity)
         self._results = context.Queue()
         self._process = context.Process(
-            target=_serve, name="vadx-explainer", daemon=True,
-            args=(model, self.folder, settings, mp4, niceness,
-                  self._jobs, self._results),
-        )  # fmt: skip
+            target=_serve,
+            name="vadx-explainer",
+            daemon=True,
+            args=(model, self.folder, settings, mp4, niceness, self._jobs, self._results),
+        )
         self._process.start()
-        self._collector = threading.Thread(target=self._collect, name="vadx-explained",
-                                           daemon=True)  # fmt: skip
+        self._collector = threading.Thread(target=self._collect, name="vadx-explained", daemon=True)
         self._collector.start()
 
     def submit(self, number: int, alert: Alert, record: dict[str, Any]) -> bool:
@@ -88,8 +89,14 @@ class AlertExplainer:
         if alert.clip is None:
             self.stats.skipped += 1
             return False
-        job = (number, alert.clip, alert.clip_frames, alert.clip_fps, alert.event.class_name,
-               record)  # fmt: skip
+        job = (
+            number,
+            alert.clip,
+            alert.clip_frames,
+            alert.clip_fps,
+            alert.event.class_name,
+            record,
+        )
         try:
             self._jobs.put_nowait(job)
         except queue.Full:
@@ -163,9 +170,18 @@ def _serve(model, folder, settings, mp4, niceness, jobs, results) -> None:
         number, clip, frames, fps, class_name, record = job
         began = time.perf_counter()
         try:
-            out = write_alert(model, folder, settings, mp4=mp4, number=number, clip=clip,
-                              frames=frames, fps=fps, class_name=class_name,
-                              record=record)  # fmt: skip
+            out = write_alert(
+                model,
+                folder,
+                settings,
+                mp4=mp4,
+                number=number,
+                clip=clip,
+                frames=frames,
+                fps=fps,
+                class_name=class_name,
+                record=record,
+            )
         except Exception as err:  # an explanation must never take detection down
             results.put(("failed", number, f"{type(err).__name__}: {err}", 0.0))
             continue
@@ -193,8 +209,10 @@ def write_alert(
     first = next(iter(explanation.maps))
     views = rendered(explained, first, settings.view, settings)
     curves = {f.display_name: f.scores[0] for f in explanation.temporal.values()}
-    title = (f"event {number}: {class_name} · {explanation.maps[first].display_name} · "
-             f"frames {frames[0]}–{frames[-1]}")  # fmt: skip
+    title = (
+        f"event {number}: {class_name} · {explanation.maps[first].display_name} · "
+        f"frames {frames[0]}–{frames[-1]}"
+    )
     write_png(out / "strip.png", frame_strip(views, curves, frames, title))
     if mp4:
         for method in explanation.maps:

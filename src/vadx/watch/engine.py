@@ -142,8 +142,10 @@ class WindowPlan:
     def needed(self, index: int) -> bool:
         """Whether a regular window (start a multiple of ``stride``) uses frame ``index``."""
         first = max(0, -(-(index - self.span + 1) // self.stride))
-        return any((index - m * self.stride) % self.step == 0
-                   for m in range(first, index // self.stride + 1))  # fmt: skip
+        return any(
+            (index - m * self.stride) % self.step == 0
+            for m in range(first, index // self.stride + 1)
+        )
 
 
 class SegmentTracker:
@@ -176,9 +178,10 @@ class SegmentTracker:
         self.final = 0  # frames whose probabilities are final
         self.emitted = 0  # frames smoothed and fed to the tracks
         self.values: dict[int, np.ndarray] = {}  # final [anomaly, p_0, …] kept for smoothing
-        self.tracks = [(column, EventTracker(names, normal, config, None if column is None
-                                             else [column]))
-                       for column in tracks(names, normal, config.per_class)]  # fmt: skip
+        self.tracks = [
+            (column, EventTracker(names, normal, config, None if column is None else [column]))
+            for column in tracks(names, normal, config.per_class)
+        ]
 
     def add_window(
         self, start: int, probabilities: np.ndarray, domain_score: float | None = None
@@ -201,11 +204,16 @@ class SegmentTracker:
                 # a frame no window covers scores 0, like spread_over_frames
                 domain = self.domain_totals.pop(i, 0.0) / max(self.counts.get(i, 0), 1)
                 self.outside[i] = domain > 1 if self.checked else None
-            rows = np.stack([self.totals.pop(i, self.zeros) / max(self.counts.pop(i, 0), 1)
-                             for i in range(self.final, final)])  # fmt: skip
+            rows = np.stack(
+                [
+                    self.totals.pop(i, self.zeros) / max(self.counts.pop(i, 0), 1)
+                    for i in range(self.final, final)
+                ]
+            )
             scores = anomaly_score(rows, self.names, self.normal)
-            for index, value in zip(range(self.final, final), np.column_stack([scores, rows]),
-                                    strict=True):  # fmt: skip
+            for index, value in zip(
+                range(self.final, final), np.column_stack([scores, rows]), strict=True
+            ):
                 self.values[index] = value
         self.final = max(self.final, final)
         width = self.config.smooth
@@ -222,8 +230,10 @@ class SegmentTracker:
             outside = self.outside.pop(index, None)
             for column, tracker in self.tracks:
                 score = smoothed[0] if column is None else smoothed[column + 1]
-                updates += [(column, u) for u in tracker.update(
-                    index, float(score), row, self.times(index), outside)]  # fmt: skip
+                updates += [
+                    (column, u)
+                    for u in tracker.update(index, float(score), row, self.times(index), outside)
+                ]
             self.values.pop(index - left, None)
         self.emitted = max(self.emitted, last)
         if ended:
@@ -276,10 +286,17 @@ class StreamDetector:
     def settings(self) -> dict[str, int | float | bool]:
         """The detection settings in effect (those of ``vadx detect``'s ``events.json``)."""
         config = self.config
-        return {"stride": self.plan.stride, "step": self.plan.step, "window": self.plan.length,
-                "smooth": config.smooth, "on": config.on, "off": config.off,
-                "min_frames": config.min_frames, "per_class": config.per_class,
-                "domain": config.domain}  # fmt: skip
+        return {
+            "stride": self.plan.stride,
+            "step": self.plan.step,
+            "window": self.plan.length,
+            "smooth": config.smooth,
+            "on": config.on,
+            "off": config.off,
+            "min_frames": config.min_frames,
+            "per_class": config.per_class,
+            "domain": config.domain,
+        }
 
     def _new_segment(self) -> None:
         self.infos: dict[int, FrameInfo] = {}
@@ -346,8 +363,9 @@ class StreamDetector:
         if self.received >= span:
             tail = self.received - span
             if self.next_start - self.plan.stride + span < self.received:  # end not covered
-                self._compute_features([int(i) for i in self.plan.indices(tail)
-                                        if int(i) not in self.features])  # fmt: skip
+                self._compute_features(
+                    [int(i) for i in self.plan.indices(tail) if int(i) not in self.features]
+                )
                 self._decide([tail])
             alerts += self._advance(self.received, ended=reason)
         self._new_segment()
@@ -371,9 +389,9 @@ class StreamDetector:
     def _decide(self, starts: list[int]) -> None:
         if not starts:
             return
-        features = torch.stack([
-            torch.stack([self.features[int(i)] for i in self.plan.indices(s)]) for s in starts
-        ])  # fmt: skip
+        features = torch.stack(
+            [torch.stack([self.features[int(i)] for i in self.plan.indices(s)]) for s in starts]
+        )
         with eval_mode(self.model), torch.no_grad():
             probabilities = self.model.forward_features(features).softmax(-1).cpu().numpy()
         decided = time.monotonic()
@@ -386,8 +404,15 @@ class StreamDetector:
             self.tracker.add_window(start, row, domain)
             self.window_rows.append((start, row))
             end = start + self.plan.span - 1
-            decision = Decision(self.windows_decided, self.infos[start], self.infos[end],
-                                row, score, decided, domain)  # fmt: skip
+            decision = Decision(
+                self.windows_decided,
+                self.infos[start],
+                self.infos[end],
+                row,
+                score,
+                decided,
+                domain,
+            )
             self.windows_decided += 1
             if self.on_decision is not None:
                 self.on_decision(decision)
@@ -451,8 +476,12 @@ class StreamDetector:
         infos = [self.infos[i] for i in best[1]]
         elapsed = infos[-1].time - infos[0].time
         fps = (len(infos) - 1) / elapsed if elapsed > 0 else 25.0 / self.plan.step
-        return replace(alert, clip=np.stack([self.recent[i] for i in best[1]]),
-                       clip_frames=tuple(i.number for i in infos), clip_fps=fps)  # fmt: skip
+        return replace(
+            alert,
+            clip=np.stack([self.recent[i] for i in best[1]]),
+            clip_frames=tuple(i.number for i in infos),
+            clip_fps=fps,
+        )
 
     def _forget(self, final: int) -> None:
         """Drop what no window, smoothing or explanation will use again (the last span

@@ -55,7 +55,9 @@ class LiveMetrics:
                 "frames_dropped": dropped,
                 "queue_depth": depth,
                 "windows": self.windows_decided,
-                "domain": None if self.domain_score is None else {
+                "domain": None
+                if self.domain_score is None
+                else {
                     "windows_outside": self.windows_outside,
                     "latest_score": round(self.domain_score, 3),
                 },

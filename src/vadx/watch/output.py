@@ -61,8 +61,9 @@ class LiveView:
                 return
             elapsed = seconds - self._first[1]
             fps = 1.0 / elapsed if elapsed > 0 else 25.0
-            self._writer = Mp4Writer(self.path, fps, self._first[0].shape[:2],
-                                     reproducible=False).__enter__()  # fmt: skip
+            self._writer = Mp4Writer(
+                self.path, fps, self._first[0].shape[:2], reproducible=False
+            ).__enter__()
             self._writer.write(self._first[0])
         if frame.shape[:2] != self._writer.size:  # the camera came back resized
             height, width = self._writer.size
@@ -77,8 +78,9 @@ class LiveView:
             frame, sequence = self._latest, self.sequence
         if frame is None:
             return sequence, None
-        ok, data = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR),
-                                [cv2.IMWRITE_JPEG_QUALITY, 80])  # fmt: skip
+        ok, data = cv2.imencode(
+            ".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 80]
+        )
         return sequence, data.tobytes() if ok else None
 
     def close(self) -> None:
@@ -86,8 +88,9 @@ class LiveView:
         with self._changed:
             self._changed.notify_all()
         if self._writer is None and self._first is not None:  # a single frame
-            self._writer = Mp4Writer(self.path, 25.0, self._first[0].shape[:2],
-                                     reproducible=False).__enter__()  # fmt: skip
+            self._writer = Mp4Writer(
+                self.path, 25.0, self._first[0].shape[:2], reproducible=False
+            ).__enter__()
             self._writer.write(self._first[0])
         if self._writer is not None:
             self._writer.__exit__(None, None, None)
@@ -148,21 +151,27 @@ class MjpegServer:
                         sequence, data = server.view.latest_jpeg(sequence, timeout=1.0)
                         if data is None:
                             continue
-                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\n"
-                                         + f"Content-Length: {len(data)}\r\n\r\n".encode()
-                                         + data + b"\r\n")  # fmt: skip
+                        self.wfile.write(
+                            b"--frame\r\nContent-Type: image/jpeg\r\n"
+                            + f"Content-Length: {len(data)}\r\n\r\n".encode()
+                            + data
+                            + b"\r\n"
+                        )
                 except (BrokenPipeError, ConnectionResetError):
                     return  # the browser went away
 
         try:
             self.httpd = ThreadingHTTPServer((host, port), Handler)
         except OSError as err:
-            raise VadxError(f"cannot serve the live view on {host}:{port}: {err.strerror or err}; "
-                            "choose another --mjpeg port") from err  # fmt: skip
+            raise VadxError(
+                f"cannot serve the live view on {host}:{port}: {err.strerror or err}; "
+                "choose another --mjpeg port"
+            ) from err
         self.httpd.daemon_threads = True
         self.address = self.httpd.server_address
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="vadx-mjpeg",
-                                       daemon=True)  # fmt: skip
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, name="vadx-mjpeg", daemon=True
+        )
 
     @property
     def url(self) -> str:

@@ -171,8 +171,9 @@ class Watch:
         else:
             self._open.pop(number, None)
             window = self._windows.pop(number, ())
-        record = event_record(alert, number, window_frames=[window[0], window[-1]]
-                              if window else None)  # fmt: skip
+        record = event_record(
+            alert, number, window_frames=[window[0], window[-1]] if window else None
+        )
         self._write(record)
         if self.webhook is not None:
             self.webhook.submit(record)
@@ -182,8 +183,12 @@ class Watch:
             self.on_alert(alert, record)
 
     def _explained(self, number: int, folder: Path, record: dict[str, Any]) -> None:
-        done = {"id": number, "state": "explained", "class": record["class"],
-                "explanation": str(folder.relative_to(self.out))}  # fmt: skip
+        done = {
+            "id": number,
+            "state": "explained",
+            "class": record["class"],
+            "explanation": str(folder.relative_to(self.out)),
+        }
         self._write(done)
         if self.webhook is not None:
             self.webhook.submit(done)
@@ -197,14 +202,18 @@ class Watch:
         """The live metrics now (also served at ``/metrics``)."""
         queue = self.queue.stats
         extra: dict[str, Any] = {
-            "cnn_frames": self.detector.cnn_frames, "open_events": sorted(self._open),
+            "cnn_frames": self.detector.cnn_frames,
+            "open_events": sorted(self._open),
             "reconnections": max(0, self.source.stats.connections - 1),
             "source_error": self.source.stats.last_error,
-        }  # fmt: skip
+        }
         if self.explainer is not None:
             explained = self.explainer.stats
-            extra["explanations"] = {"done": explained.explained, "skipped": explained.skipped,
-                                     "failed": explained.failed}  # fmt: skip
+            extra["explanations"] = {
+                "done": explained.explained,
+                "skipped": explained.skipped,
+                "failed": explained.failed,
+            }
         if self.webhook is not None:
             extra["webhook"] = asdict(self.webhook.stats)
         if self.config.pace:  # how late the capture thread released frames (a camera's clock)
@@ -255,9 +264,16 @@ class Watch:
         return self._summary(ended, time.monotonic() - began)
 
     def _process(self, frames: list) -> None:
-        infos = [FrameInfo(f.number, f.time, f.captured, time.time() - (time.monotonic()
-                                                                         - f.captured),
-                           f.session) for f in frames]  # fmt: skip
+        infos = [
+            FrameInfo(
+                f.number,
+                f.time,
+                f.captured,
+                time.time() - (time.monotonic() - f.captured),
+                f.session,
+            )
+            for f in frames
+        ]
         self.detector.push_many([f.data for f in frames], infos)
         self.metrics.frames_done(len(frames))
         if self.view is not None:
@@ -297,12 +313,16 @@ class Watch:
         metrics = self.snapshot()
         write_json(self.out / "metrics.json", metrics)
         summary = {
-            "source": str(self.source.source), "model": self.model_id,
-            "vadx_version": __version__, "ended": ended, "seconds": round(seconds, 2),
+            "source": str(self.source.source),
+            "model": self.model_id,
+            "vadx_version": __version__,
+            "ended": ended,
+            "seconds": round(seconds, 2),
             "source_error": None if self.capture.error is None else str(self.capture.error),
-            "settings": self.detector.settings, "metrics": metrics,
+            "settings": self.detector.settings,
+            "metrics": metrics,
             "events": [r for r in self.records if r["state"] == "ended"],
-        }  # fmt: skip
+        }
         write_json(self.out / "summary.json", summary)
         return summary
 

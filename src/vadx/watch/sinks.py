@@ -33,16 +33,22 @@ def event_record(alert: Alert, number: int, **extra: Any) -> dict[str, Any]:
     """The JSON record of an alert (``number`` is its id in the log)."""
     event = alert.event
     return {
-        "id": number, "state": alert.kind, "class": event.class_name,
-        "start_frame": event.start_frame, "end_frame": event.end_frame,
-        "start_time": round(event.start_time, 4), "end_time": round(event.end_time, 4),
-        "started_at": clock(alert.started_at), "ended_at": clock(alert.ended_at),
+        "id": number,
+        "state": alert.kind,
+        "class": event.class_name,
+        "start_frame": event.start_frame,
+        "end_frame": event.end_frame,
+        "start_time": round(event.start_time, 4),
+        "end_time": round(event.end_time, 4),
+        "started_at": clock(alert.started_at),
+        "ended_at": clock(alert.ended_at),
         "peak_probability": round(event.peak_probability, 5),
         "mean_probability": round(event.mean_probability, 5),
-        "session": alert.session, "reason": alert.reason,
+        "session": alert.session,
+        "reason": alert.reason,
         "out_of_domain": None if event.out_of_domain is None else round(event.out_of_domain, 4),
         **extra,
-    }  # fmt: skip
+    }
 
 
 class EventLog:
@@ -82,10 +88,22 @@ class EventLog:
         self._file.flush()
         os.fsync(self._file.fileno())
         if self._db is not None:
-            keys = ("id", "state", "class", "start_frame", "end_frame", "start_time",
-                    "end_time", "started_at", "ended_at", "peak_probability")  # fmt: skip
-            self._db.execute("INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                             [*(record.get(k) for k in keys), json.dumps(record)])  # fmt: skip
+            keys = (
+                "id",
+                "state",
+                "class",
+                "start_frame",
+                "end_frame",
+                "start_time",
+                "end_time",
+                "started_at",
+                "ended_at",
+                "peak_probability",
+            )
+            self._db.execute(
+                "INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                [*(record.get(k) for k in keys), json.dumps(record)],
+            )
             self._db.commit()
 
     def close(self) -> None:

@@ -27,12 +27,28 @@ from vadx.models.backbones.base import Backbone, load_matching_state_dict, regis
 
 #: VGG19 ("configuration E"): conv widths, "M" for a 2×2 max-pool.
 VGG19_LAYOUT: tuple[int | str, ...] = (
-    64, 64, "M",
-    128, 128, "M",
-    256, 256, 256, 256, "M",
-    512, 512, 512, 512, "M",
-    512, 512, 512, 512, "M",
-)  # fmt: skip
+    64,
+    64,
+    "M",
+    128,
+    128,
+    "M",
+    256,
+    256,
+    256,
+    256,
+    "M",
+    512,
+    512,
+    512,
+    512,
+    "M",
+    512,
+    512,
+    512,
+    512,
+    "M",
+)
 
 
 @register_backbone("vgg19")
