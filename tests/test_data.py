@@ -118,8 +118,8 @@ def test_temporal_annotations_become_labelled_windows(tmp_path):
         notes,
         tmp_path / "videos",
         CLASSES,
-        10,
-        10,
+        window=10,
+        stride=10,
         ambiguous="normal",
         class_map={"Fighting": "fight"},
     )
@@ -131,13 +131,13 @@ def test_temporal_annotation_errors(tmp_path):
     notes = tmp_path / "a.txt"
     notes.write_text("v.mkv Arson 3 9 -1 -1\n")
     with pytest.raises(InputError, match=r"a.txt:1: class 'Arson' is not one of .*class_map"):
-        temporal_samples(notes, tmp_path, CLASSES, 10, 10)
+        temporal_samples(notes, tmp_path, CLASSES, window=10, stride=10)
     notes.write_text("missing.mkv Fire 3 9\n")
     with pytest.raises(InputError, match="video missing.mkv not found"):
-        temporal_samples(notes, tmp_path, CLASSES, 10, 10)
+        temporal_samples(notes, tmp_path, CLASSES, window=10, stride=10)
     notes.write_text("v.mkv Fire 3\n")
     with pytest.raises(InputError, match="expected 'video class start end"):
-        temporal_samples(notes, tmp_path, CLASSES, 10, 10)
+        temporal_samples(notes, tmp_path, CLASSES, window=10, stride=10)
 
 
 @pytest.fixture
@@ -215,7 +215,7 @@ def test_loader_workers_give_the_same_batches_as_the_main_process(tree):
         assert torch.equal(a["clip"], b["clip"]) and torch.equal(a["label"], b["label"])
     dataset.set_epoch(1)  # a new epoch draws new augmentations
     assert not torch.equal(
-        next(iter(make_loader(dataset, 2, workers=0)))["clip"], single[0]["clip"]
+        next(iter(make_loader(dataset, batch_size=2, workers=0)))["clip"], single[0]["clip"]
     )
 
 

@@ -408,7 +408,8 @@ def train_command(
     }  # fmt: skip
     with _training_progress() as progress:
         result = train_from_path(
-            data, out, preset, model_changes, train_changes, start_from=start_from,
+            data, out, preset, model_changes=model_changes, train_changes=train_changes,
+            start_from=start_from,
             backbone_weights=weights, val=val, resume=resume, skip_bad=skip_bad,
             progress=progress, override=override,
         )  # fmt: skip
@@ -1046,8 +1047,9 @@ def explain_command(
     choice: str | int = window if window is not None else windows
     earlier = None if detection is None else read_detection(detection, loaded, video)
     with _progress("explaining") as advance:
-        summary = explain_video(loaded, video, out, settings, start, end, choice,
-                                DetectConfig(stride=stride, step=step),
+        summary = explain_video(loaded, video, out, settings, start=start, end=end,
+                                windows=choice,
+                                detect_config=DetectConfig(stride=stride, step=step),
                                 progress=lambda stage, d, t: advance(d, t, stage),
                                 detection=earlier)  # fmt: skip
     if not summary["clips"]:
@@ -1159,7 +1161,7 @@ def xai_eval_command(
     loaded = load_model(model)
     with _ranks() as rank, _progress("scoring") as advance:
         document = xai_eval(
-            loaded, data, out, split, methods=settings.methods, temporal=settings.temporal,
+            loaded, data, out, split=split, methods=settings.methods, temporal=settings.temporal,
             layer=layer, limit=limit, faithfulness_clips=faithfulness_clips,
             sanity_clips=sanity_clips, steps=steps, progress=lambda _, d, t: advance(d, t),
         )

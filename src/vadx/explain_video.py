@@ -202,6 +202,7 @@ def explain_video(
     source: str | Path,
     out: str | Path,
     settings: ExplainSettings | None = None,
+    *,
     start: int | None = None,
     end: int | None = None,
     windows: WindowChoice = "one",

@@ -263,6 +263,7 @@ def _init_worker(_: int) -> None:
 
 def make_loader(
     dataset: VideoDataset,
+    *,
     batch_size: int = 8,
     shuffle: bool = False,
     workers: int | None = None,

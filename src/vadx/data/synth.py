@@ -521,6 +521,7 @@ def render_clip(
     seed: int | tuple[int, ...],
     size: tuple[int, int] = (112, 112),
     num_frames: int = 40,
+    *,
     background: np.ndarray | None = None,
     include_anomaly: bool = True,
 ) -> SynthClip:
@@ -710,7 +711,7 @@ def _write_clips(
     clips = []
     for done, (split, kind, number) in enumerate(jobs, 1):
         seed = clip_seed(config.seed, kind, split, number)
-        clip = render_clip(kind, seed, config.size, config.num_frames, background)
+        clip = render_clip(kind, seed, config.size, config.num_frames, background=background)
         name = f"{kind}_{split}_{number:04d}"
         video = out / split / kind / f"{name}.mp4"
         write_mp4(video, clip.frames, fps=config.fps)
@@ -742,7 +743,7 @@ def preview(config: SynthConfig, background: np.ndarray | None = None, columns: 
             clip_seed(config.seed, kind, "train", 0),
             config.size,
             config.num_frames,
-            background,
+            background=background,
         )
         picks = np.linspace(0, config.num_frames - 1, columns).round().astype(int)
         tiles = []

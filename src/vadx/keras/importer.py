@@ -56,6 +56,7 @@ class KerasImport:
 
 def import_keras(
     path: str | os.PathLike[str],
+    *,
     classes: tuple[str, ...] | None = None,
     normal: str | None = "normal",
     preprocess: str = "caffe",

@@ -79,6 +79,7 @@ def xai_eval(
     model: CRNN,
     data: str | Path,
     out: str | Path,
+    *,
     split: str = "test",
     methods: Sequence[str] = DEFAULT_METHODS,
     temporal: Sequence[str] = DEFAULT_TEMPORAL,
@@ -217,7 +218,7 @@ def _score_clip(
         entry["scores"][name] = scores
     checks = None
     if sanity:
-        checks = cascading_randomisation(model, clip, methods, temporal, target, layer)
+        checks = cascading_randomisation(model, clip, methods, temporal, target=target, layer=layer)
         for name, result in checks["methods"].items():
             entry["scores"][name].update(
                 {

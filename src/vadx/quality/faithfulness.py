@@ -50,6 +50,7 @@ def spatial_curves(
     clip: torch.Tensor,
     maps: np.ndarray,
     target: int,
+    *,
     baseline: str = "blur",
     steps: int = 10,
     seed: int = 0,

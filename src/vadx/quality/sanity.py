@@ -94,6 +94,7 @@ def cascading_randomisation(
     clip: torch.Tensor,
     methods: Sequence[str],
     temporal: Sequence[str] = (),
+    *,
     target: int | None = None,
     layer: str | None = None,
     seed: int = 0,

@@ -204,8 +204,8 @@ class Server:
                 path,
                 out,
                 _explain_settings(p),
-                p["start"],
-                p["end"],
+                start=p["start"],
+                end=p["end"],
                 progress=progress,
                 detection=found,
             )

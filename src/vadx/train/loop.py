@@ -176,6 +176,7 @@ def train(
     val_set: VideoDataset,
     out: str | Path,
     config: TrainConfig | None = None,
+    *,
     resume: bool = False,
     progress: Progress | None = None,
     metadata: dict[str, Any] | None = None,

@@ -46,6 +46,7 @@ def train_from_path(
     data: str | Path,
     out: str | Path,
     preset_name: str | None = None,
+    *,
     model_changes: dict[str, Any] | None = None,
     train_changes: dict[str, Any] | None = None,
     classes: tuple[str, ...] | None = None,
@@ -148,7 +149,16 @@ def train_from_path(
         }
         write_json(out / RUN_FILE, document)
     try:
-        result = train(model, train_set, val_set, out, config, from_checkpoint, progress, metadata)
+        result = train(
+            model,
+            train_set,
+            val_set,
+            out,
+            config,
+            resume=from_checkpoint,
+            progress=progress,
+            metadata=metadata,
+        )
         if distributed.rank() == 0:
             add_domain_statistics(result.best, train_set, val_set, progress)
         return result
