@@ -135,8 +135,9 @@ def explain_command(
     choice: str | int = window if window is not None else windows
     earlier = None if detection is None else read_detection(detection, loaded, video)
     with progress_bar("explaining") as advance:
-        summary = explain_video(loaded, video, out, settings, start, end, choice,
-                                DetectConfig(stride=stride, step=step),
+        summary = explain_video(loaded, video, out, settings, start=start, end=end,
+                                windows=choice,
+                                detect_config=DetectConfig(stride=stride, step=step),
                                 progress=lambda stage, d, t: advance(d, t, stage),
                                 detection=earlier)  # fmt: skip
     if not summary["clips"]:
@@ -242,7 +243,7 @@ def xai_eval_command(
     loaded = load_model(model)
     with ranks() as rank, progress_bar("scoring") as advance:
         document = xai_eval(
-            loaded, data, out, split, methods=settings.methods, temporal=settings.temporal,
+            loaded, data, out, split=split, methods=settings.methods, temporal=settings.temporal,
             layer=layer, limit=limit, faithfulness_clips=faithfulness_clips,
             sanity_clips=sanity_clips, steps=steps, progress=lambda _, d, t: advance(d, t),
         )

@@ -121,7 +121,8 @@ def train_command(
     }  # fmt: skip
     with training_progress() as progress:
         result = train_from_path(
-            data, out, preset, model_changes, train_changes, start_from=start_from,
+            data, out, preset, model_changes=model_changes, train_changes=train_changes,
+            start_from=start_from,
             backbone_weights=weights, val=val, resume=resume, skip_bad=skip_bad,
             progress=progress, override=override,
         )  # fmt: skip
