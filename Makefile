@@ -29,8 +29,7 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "note: install Debian's chromium (apt-get install chromium) for the report's browser test"; fi; }
 
-test: $(STAMP) browser
-	$(VENV)/bin/ruff check src tests benchmarks
+test: $(STAMP) browser lint
 	$(PY) -m pytest -q
 
 lint: $(STAMP)

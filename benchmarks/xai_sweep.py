@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from vadx.data.dataset import VideoDataset
+from vadx.data.splits import load_samples
 from vadx.data.synth import SynthConfig, generate
 from vadx.evaluate import classification_metrics, predict
 from vadx.explain import explain
@@ -35,7 +36,6 @@ from vadx.files import write_json
 from vadx.models.checkpoint import load_model
 from vadx.quality.evaluate import localisation_scores
 from vadx.quality.localisation import pointing_game, temporal_auroc
-from vadx.train.data import load_samples
 from vadx.train.session import train_from_path
 
 LAYERS = ("head", "block15", "block10", "block7", "block4")

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from tests.conftest import long_video, tiny_checkpoint
 from vadx import distributed
-from vadx.batch import MARKER, gather_videos
+from vadx.batch import MARKER, gather_videos, is_batch
 from vadx.batch.index import INDEX_FILES, clock
 from vadx.errors import InputError
 from vadx.files import remove_leftovers, staged_folder
@@ -148,6 +148,36 @@ def test_inputs_that_are_refused_before_any_work(tmp_path, paths, message):
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match=message):
         gather_videos([tmp_path / p for p in paths])
+
+
+def test_what_makes_a_batch(archive, tmp_path, monkeypatch):
+    import cv2
+    import numpy as np
+
+    frames = tmp_path / "cam3"
+    frames.mkdir()
+    cv2.imwrite(str(frames / "000.png"), np.zeros((8, 8, 3), np.uint8))
+    one = archive / "cam1" / "a.mp4"
+    assert not is_batch([one]) and not is_batch([str(one)])  # a single video goes on alone
+    assert not is_batch([frames])  # a frame folder is one video
+    assert is_batch([archive / "cam1"])  # a folder of videos
+    assert is_batch([one, archive / "cam1" / "b.mp4"])
+    assert is_batch([], tmp_path / "list.txt") and is_batch([one], tmp_path / "list.txt")
+    monkeypatch.setenv("WORLD_SIZE", "2")  # one process of several under torchrun
+    assert is_batch([one])
+    with pytest.raises(InputError, match="give a VIDEO"):
+        is_batch([])
+
+
+def test_a_joined_block_gives_the_threads_back(monkeypatch):
+    import torch
+
+    before = torch.get_num_threads()
+    monkeypatch.setenv("VADX_THREADS", str(before + 1))
+    with pytest.raises(RuntimeError, match="boom"), distributed.joined() as rank:
+        assert rank == 0 and torch.get_num_threads() == before + 1  # one process joins nothing
+        raise RuntimeError("boom")
+    assert torch.get_num_threads() == before and distributed.world_size() == 1
 
 
 def test_a_frame_folder_and_a_video_inside_it_are_refused(archive, tmp_path):

@@ -113,6 +113,22 @@ def test_backbones_lists_the_registry(capsys):
     assert "vgg19" in out and "efficientnet_lite0" in out and "block5_conv4" in out
 
 
+def test_backbones_are_described_for_programs_too():
+    from vadx.summary import describe_backbones
+
+    described = {entry["name"]: entry for entry in describe_backbones()}
+    assert described["vgg19"] == {
+        "name": "vgg19",
+        "features": 512,
+        "parameters": 20_024_384,
+        "cam_layer": "block5_conv4",
+        "layercam_layer": "block4_conv4",
+        "weights": None,
+    }
+    assert described["efficientnet_lite0"]["weights"] == "imagenet"
+    assert set(described["conv_stack"].values()) == {"conv_stack", None}  # built from a layout
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -53,7 +53,7 @@ def test_frame_level_auc_over_annotated_long_videos(tmp_path, capsys):
 
     from tests.conftest import TINY, run_cli
     from vadx.data.synth import render_long
-    from vadx.evaluate import frame_level_auc
+    from vadx.evaluate import evaluate_frames
     from vadx.models import CRNN, save_model
     from vadx.video import write_mp4
 
@@ -64,9 +64,10 @@ def test_frame_level_auc_over_annotated_long_videos(tmp_path, capsys):
     notes.write_text(f"long.mp4 Fire {start} {end} -1 -1\n")
     torch.manual_seed(0)
     model = CRNN(TINY).eval()
-    result = frame_level_auc(model, notes, tmp_path / "videos")
+    result = evaluate_frames(model, notes, tmp_path / "videos", tmp_path / "frames")
     assert result["frames"] == 65 and result["anomalous_frames"] == end - start + 1
     assert 0 <= result["frame_roc_auc"] <= 1
+    assert json.loads((tmp_path / "frames" / "frame_metrics.json").read_text()) == result
     path = save_model(model, tmp_path / "model")
     argv = [
         "evaluate",
@@ -80,3 +81,28 @@ def test_frame_level_auc_over_annotated_long_videos(tmp_path, capsys):
     code, stdout, _ = run_cli(argv, capsys)
     assert code == 0 and "frame-level ROC-AUC" in stdout
     assert json.loads((tmp_path / "eval" / "frame_metrics.json").read_text())["frames"] == 65
+
+
+def test_clips_are_scored_on_the_test_split_unless_told(tmp_path):
+    import torch
+
+    from tests.conftest import TINY
+    from vadx.data.synth import SynthConfig, generate
+    from vadx.evaluate import evaluate_clips
+    from vadx.models import CRNN
+
+    data = tmp_path / "data"
+    generate(data, SynthConfig(clips=(1, 1, 2), num_frames=8, size=(48, 48), seed=3))
+    torch.manual_seed(0)
+    model = CRNN(TINY)
+    metrics = evaluate_clips(model, data, tmp_path / "test", batch_size=3, workers=0)
+    assert sum(row["support"] for row in metrics["per_class"].values()) == 8  # 2 clips a class
+    assert (
+        json.loads((tmp_path / "test" / "metrics.json").read_text())["accuracy"]
+        == (metrics["accuracy"])
+    )
+    rows = list(csv.reader((tmp_path / "test" / "predictions.csv").open()))[1:]
+    assert len(rows) == 8 and all(f"{data}/test/" in row[0] for row in rows)
+    metrics = evaluate_clips(model, data, tmp_path / "val", "val", workers=0)
+    assert sum(row["support"] for row in metrics["per_class"].values()) == 4
+    assert (tmp_path / "val" / "confusion.png").is_file()

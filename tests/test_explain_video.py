@@ -14,7 +14,13 @@ from PIL import Image
 from tests.conftest import TINY, long_video, run_cli, tiny_checkpoint
 from vadx.detect import DetectConfig, detect, read_detection
 from vadx.errors import InputError
-from vadx.explain_video import EXPORTS, ExplainSettings, compare_models, explain_video
+from vadx.explain_video import (
+    EXPORTS,
+    ExplainSettings,
+    compare_models,
+    explain_video,
+    model_names,
+)
 from vadx.models import load_model
 from vadx.models.weights import file_sha256
 from vadx.render.overlay import band_height
@@ -149,6 +155,15 @@ def test_compare_puts_models_side_by_side(assets, tmp_path):
     assert (tmp_path / "models" / "b" / "manifest.json").is_file()
     with pytest.raises(InputError, match="at least two models"):
         compare_models({"a": models["a"]}, video, tmp_path)
+
+
+def test_compared_models_are_named_by_their_folders_and_told_apart():
+    assert model_names([Path("runs/a/best"), Path("runs/b/best"), "m/vgg"]) == [
+        "a/best",
+        "b/best",
+        "vgg",
+    ]
+    assert model_names(["x/m", "y/m", "z/last", "z/best"]) == ["m #1", "m #2", "z/last", "z/best"]
 
 
 def test_cli_explain_and_compare(assets, tmp_path, capsys):

@@ -474,6 +474,21 @@ def test_the_command_refuses_what_cannot_work(tmp_path, capsys):
     assert code == 2 and "missing" in stderr
 
 
+def test_the_socket_is_bound_before_anything_loads():
+    from vadx.errors import VadxError
+    from vadx.serve import listening_socket
+
+    with listening_socket("127.0.0.1", 0) as first:
+        port = first.getsockname()[1]
+        first.listen()
+        with pytest.raises(VadxError, match=f"--port {port} on 127.0.0.1 is in use: stop"):
+            listening_socket("127.0.0.1", port)
+    with pytest.raises(VadxError, match="--port must be between 0 and 65535, got 70000"):
+        listening_socket("127.0.0.1", 70000)
+    with pytest.raises(VadxError, match="cannot listen on --host 192.0.2.1 --port 0: "):
+        listening_socket("192.0.2.1", 0)  # an address of no interface here (TEST-NET-1)
+
+
 def test_the_upload_limit_stops_reading_the_body():
     import asyncio
 

@@ -221,3 +221,20 @@ def test_a_frozen_backbone_needs_no_split_to_cache_features(synth, tmp_path, mon
         FAST.replace(epochs=1, cache_features=True),
     )
     assert len(result.history) == 1
+
+
+def test_the_sets_a_model_was_trained_on_are_found_again(synth, tmp_path):
+    from vadx.data.splits import training_samples
+    from vadx.models import save_model
+    from vadx.train.session import training_sets
+
+    model = new_model()  # no checkpoint: the defaults
+    train_set, val_set = training_sets(model, synth)  # the train/ and val/ splits
+    assert (len(train_set), len(val_set)) == (12, 8)
+    assert train_set.frame_size == (32, 32) and val_set.num_frames == 4  # as the model sees them
+    # no val/ split: the share the run held out, with the run's fraction and seed (default 0)
+    for run, seed in [({"val_fraction": 0.5, "seed": 7}, 7), ({"val_fraction": 0.5}, 0)]:
+        saved = save_model(model, tmp_path / str(seed), metadata={"train_config": run})
+        _, held_out = training_sets(load_model(saved), synth / "train")
+        _, expected, _ = training_samples(synth / "train", CLASSES, val_fraction=0.5, seed=seed)
+        assert [s.source for s in held_out.samples] == [s.source for s in expected]

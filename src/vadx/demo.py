@@ -20,11 +20,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from vadx.data.dataset import VideoDataset
-from vadx.data.layouts import folder_samples
 from vadx.data.synth import SynthConfig, generate, render_long
 from vadx.detect import DetectConfig, Event, detect, write_detection
-from vadx.evaluate import classification_metrics, predict, write_evaluation
+from vadx.evaluate import evaluate_clips
 from vadx.explain_video import explain_video
 from vadx.files import write_json
 from vadx.models.checkpoint import load_model
@@ -119,13 +117,7 @@ def run_demo(
     model = load_model(result.best)
     config = model.config
     say(f"3/7 evaluating {result.best} on the test split")
-    samples, classes = folder_samples(data, model.class_names, split="test")
-    test = VideoDataset.for_model(config, samples, classes)
-    probabilities, labels = predict(model, test)
-    metrics = classification_metrics(probabilities, labels, classes, config.normal_class)
-    write_evaluation(
-        out / "evaluation", metrics, probabilities, labels, [str(s.source) for s in test.samples]
-    )
+    metrics = evaluate_clips(model, data, out / "evaluation", split="test")
     say(f"4/7 rendering a {sum(n for _, n in settings.long_video)}-frame video with anomalies")
     long = render_long((settings.seed, 99), list(settings.long_video), size)
     video = write_mp4(out / "long_video.mp4", long.frames, fps=10)

@@ -13,9 +13,10 @@ RANK/WORLD_SIZE; :func:`init` joins the process group.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -57,6 +58,23 @@ def init(backend: str | None = None, timeout: timedelta | None = None) -> torch.
 def shutdown() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def joined(backend: str | None = None, timeout: timedelta | None = None) -> Iterator[int]:
+    """The ``with`` block as one rank of a torchrun launch: the process group joined (see
+    :func:`init`) and this process's threads sized to its part of the cores
+    (:func:`size_threads`); yields this process's rank (0 for one process, which joins
+    nothing). However the block ends, the group is left and the threads are as they were."""
+    threads = torch.get_num_threads()
+    init(backend=backend, timeout=timeout)
+    try:
+        size_threads()
+        yield rank()
+    finally:
+        shutdown()
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
 
 
 def wrap(module: nn.Module) -> nn.Module:

@@ -3,7 +3,9 @@
 Metrics come from scikit-learn: accuracy; precision, recall and F1 per class; macro and
 weighted F1; ROC-AUC one-vs-rest per class (and their macro mean when every class is present)
 and anomaly-vs-normal (score ``1 − p(normal)``); the confusion matrix. Written to
-``metrics.json``, ``predictions.csv`` and ``confusion.png``.
+``metrics.json``, ``predictions.csv`` and ``confusion.png`` (:func:`evaluate_clips`). Over
+annotated long videos (``--annotations``): the frame-level ROC-AUC of the anomaly score,
+written to ``frame_metrics.json`` (:func:`evaluate_frames`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,54 @@ from vadx.errors import InputError
 from vadx.files import staged_folder, write_json
 from vadx.models.crnn import CRNN
 from vadx.render.plots import png_bytes
+
+
+def evaluate_clips(
+    model: CRNN,
+    data: str | Path,
+    out: str | Path,
+    split: str | None = None,
+    *,
+    batch_size: int = 8,
+    workers: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """The metrics of ``model`` on the labelled clips of ``data`` — a list file, or a folder's
+    ``split`` (by default its test split where it has one, else all of it) — written to
+    ``out`` (:func:`write_evaluation`).
+
+    Under torchrun each rank predicts its share of the clips and returns the metrics of all;
+    rank 0 writes them.
+    """
+    from vadx.data.splits import load_samples, split_names
+
+    data = Path(data)
+    if split is None and data.is_dir():
+        split = split_names(data).get("test")
+    samples, classes = load_samples(data, model.class_names, split)
+    dataset = VideoDataset.for_model(model.config, samples, classes)
+    probabilities, labels = predict(model, dataset, batch_size, workers, progress)
+    metrics = classification_metrics(probabilities, labels, classes, model.config.normal_class)
+    if distributed.rank() == 0:
+        sources = [str(sample.source) for sample in dataset.samples]
+        write_evaluation(out, metrics, probabilities, labels, sources)
+    return metrics
+
+
+def evaluate_frames(
+    model: CRNN,
+    annotations: str | Path,
+    videos_root: str | Path,
+    out: str | Path,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
+    """:func:`frame_level_auc` of ``model`` over the annotated long videos, written to
+    ``out/frame_metrics.json`` (under torchrun: by rank 0)."""
+    result = frame_level_auc(model, annotations, videos_root, progress=progress)
+    if distributed.rank() == 0:
+        write_json(Path(out) / "frame_metrics.json", result)
+    return result
 
 
 def predict(

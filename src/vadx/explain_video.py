@@ -26,7 +26,7 @@ for each event, its most anomalous window, explaining the event's class).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -342,6 +342,17 @@ def jsonable_settings(settings: ExplainSettings) -> dict[str, Any]:
     return document
 
 
+def model_names(paths: Sequence[str | Path]) -> list[str]:
+    """Names for the models at ``paths`` in a comparison (the keys :func:`compare_models`
+    takes): each model by its folder's name, a run's ``best/`` or ``last/`` with its run's
+    (``run/best``), and a name given twice numbered by position (``a #1``, ``a #2``)."""
+    folders = [Path(p) for p in paths]
+    names = [
+        p.name if p.name not in ("best", "last") else f"{p.parent.name}/{p.name}" for p in folders
+    ]
+    return [name if names.count(name) == 1 else f"{name} #{k + 1}" for k, name in enumerate(names)]
+
+
 def compare_models(
     models: Mapping[str, CRNN],
     source: str | Path,
@@ -420,5 +431,6 @@ __all__ = [
     "explain_clip",
     "explain_frames",
     "explain_video",
+    "model_names",
     "write_clip",
 ]

@@ -1,4 +1,5 @@
-"""A model described for people (``vadx info``) and for programs (``vadx info --json``)."""
+"""A model described for people (``vadx info``) and for programs (``vadx info --json``); the
+registered backbones described (``vadx backbones``)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from vadx.models import CRNN
+from vadx.errors import VadxError
+from vadx.models import CRNN, available_backbones, build_backbone
 
 
 def describe_model(model: CRNN) -> dict[str, Any]:
@@ -33,6 +35,40 @@ def describe_model(model: CRNN) -> dict[str, Any]:
             "domain": info.domain,
         }
     return description
+
+
+def describe_backbones() -> list[dict[str, Any]]:
+    """Every registered per-frame CNN, by name: features per frame, parameters, the CAM
+    methods' default layer and LayerCAM's finer one, and ``imagenet`` where it ships
+    pretrained weights (else None). A backbone described layer by layer (``conv_stack``: an
+    imported Keras CNN) cannot be built bare: its entries but the name are None."""
+    described = []
+    for name in available_backbones():
+        try:
+            net = build_backbone(name)
+        except VadxError:
+            unknown = ("features", "parameters", "cam_layer", "layercam_layer", "weights")
+            described.append({"name": name, **dict.fromkeys(unknown)})
+            continue
+        described.append(
+            {
+                "name": name,
+                "features": net.out_channels,
+                "parameters": sum(p.numel() for p in net.parameters()),
+                "cam_layer": net.default_layer,
+                "layercam_layer": net.cam_layer(fine=True),
+                "weights": "imagenet" if _ships_weights(net) else None,
+            }
+        )
+    return described
+
+
+def _ships_weights(backbone: Any) -> bool:
+    try:
+        backbone.builtin_weights()
+    except VadxError:
+        return False
+    return True
 
 
 def render_description(description: dict[str, Any], console: Console) -> None:

@@ -1,7 +1,7 @@
 """Batch runs over video archives: many videos in one command, resumable, shared among the
 processes and machines of a torchrun launch, with one index over all of them."""
 
-from vadx.batch.inputs import Video, gather_videos
+from vadx.batch.inputs import Video, gather_videos, is_batch
 from vadx.batch.jobs import DetectJob, ExplainJob
 from vadx.batch.run import MARKER, BatchResult, run_batch
 
@@ -12,5 +12,6 @@ __all__ = [
     "ExplainJob",
     "Video",
     "gather_videos",
+    "is_batch",
     "run_batch",
 ]

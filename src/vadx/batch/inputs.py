@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from vadx import distributed
 from vadx.errors import InputError
 from vadx.video.decode import is_video_path
 
@@ -32,6 +33,20 @@ class Video:
     def weight(self) -> int:
         """What sharding balances: the file's size (1 for a missing file: it costs little)."""
         return self.size or 1
+
+
+def is_batch(
+    paths: Sequence[str | os.PathLike[str]], list_file: str | os.PathLike[str] | None = None
+) -> bool:
+    """Whether the inputs make a batch: several paths, a folder of videos (not a frame
+    folder), a list file, or one process of several under torchrun. A single video is not
+    one; no video at all is an error."""
+    if not paths and list_file is None:
+        raise InputError("give a VIDEO: a file, several, a folder of videos, or --list FILE")
+    if list_file is not None or len(paths) != 1 or distributed.launched():
+        return True
+    only = Path(paths[0])
+    return only.is_dir() and not is_video_path(only)
 
 
 def gather_videos(

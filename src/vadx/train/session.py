@@ -332,3 +332,22 @@ def add_domain_statistics(
         else (lambda what, done, total: progress(f"domain statistics: {what}", done, total, {}))
     )
     save_domain(checkpoint, calibrate(model, plain, val_set, progress=report))
+
+
+def training_sets(
+    model: CRNN, data: str | Path, val: str | Path | None = None
+) -> tuple[VideoDataset, VideoDataset]:
+    """The clips ``model`` was trained and validated on, as it sees them: ``data``'s training
+    clips, and ``val``'s — by default ``data``'s val/ split, else the share its training run
+    held out (that run's fraction and seed, read from the checkpoint; 20 % and 0 without)."""
+    checkpoint = model.checkpoint
+    saved = (checkpoint.metadata.get("train_config") if checkpoint else None) or {}
+    train_samples, val_samples, classes = training_samples(
+        data,
+        model.class_names,
+        val=val,
+        val_fraction=saved.get("val_fraction", 0.2),
+        seed=saved.get("seed", 0),
+    )
+    train_set = VideoDataset.for_model(model.config, train_samples, classes)
+    return train_set, VideoDataset.for_model(model.config, val_samples, classes)

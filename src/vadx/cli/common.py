@@ -1,0 +1,192 @@
+"""What the command modules share: the consoles, the arguments and options several commands
+take, progress bars, and the reading of options given as text. Nothing here imports torch:
+``vadx --help`` stays light."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.text import Text
+
+from vadx.catalogue import DEFAULT_METHODS, DEFAULT_TEMPORAL, METHOD_NAMES, TEMPORAL_NAMES
+from vadx.errors import VadxError
+
+console = Console()
+err_console = Console(stderr=True)
+
+ModelPath = Annotated[
+    Path, typer.Argument(help="Checkpoint directory (config.json + model.safetensors).")
+]
+VideosArgument = Annotated[
+    list[Path] | None,
+    typer.Argument(
+        help="A video file (or a folder of frames); several, or folders searched for videos, "
+        "make a batch.",
+        show_default=False,
+        metavar="VIDEO",
+    ),
+]
+ListOption = Annotated[
+    Path | None,
+    typer.Option("--list", help="A batch's videos: a file naming one per line (relative to it)."),
+]
+ForceOption = Annotated[
+    bool, typer.Option("--force", help="Batch: redo every video, even those already complete.")
+]
+StrideOption = Annotated[int | None, typer.Option(help="Frames between window starts.")]
+StepOption = Annotated[int | None, typer.Option(help="Frames between a window's frames.")]
+FIT = typer.Option(
+    help="How frames reach the model's size: pad (letter-box), crop (centre) or stretch "
+    "(aspect ignored, as the reference's Keras generator). Saved in the model."
+)
+FitOption = Annotated[str, FIT]
+
+# detection's, which watch shares
+SmoothOption = Annotated[int, typer.Option(help="Frames of score smoothing.")]
+OnOption = Annotated[float, typer.Option(help="Anomaly score that starts an event.")]
+OffOption = Annotated[float, typer.Option(help="Anomaly score that ends it.")]
+MinFramesOption = Annotated[int, typer.Option(help="Shortest event, in frames.")]
+DomainOption = Annotated[
+    str,
+    typer.Option(
+        help="Windows unlike the model's training data: flag them (events carry the flag), "
+        "suppress their alerts, or off (no check).",
+    ),
+]
+PerClassOption = Annotated[
+    bool, typer.Option(help="One hysteresis per anomaly class instead of one on the score.")
+]
+
+# the explanation's, which watch shares
+METHODS_DEFAULT, TEMPORAL_DEFAULT = ",".join(DEFAULT_METHODS), ",".join(DEFAULT_TEMPORAL)
+MethodsOption = Annotated[
+    str, typer.Option(help=f"Spatial methods, comma-separated ({', '.join(METHOD_NAMES)}).")
+]
+TemporalOption = Annotated[
+    str,
+    typer.Option(
+        help=f"Temporal estimators, comma-separated ({', '.join(TEMPORAL_NAMES)}); empty for none."
+    ),
+]
+ViewOption = Annotated[
+    str, typer.Option(help="heatmap, contour (the reference's) or contours (25/50/75 %).")
+]
+
+
+def say(prefix: str, style: str, text: str) -> None:
+    """One line on stderr: ``prefix`` (``error: ``, ``warning: ``) in ``style``, then ``text``."""
+    err_console.print(Text.assemble((prefix, style), text), soft_wrap=True)
+
+
+def say_domain(summary: dict, model, mode: str) -> None:
+    """Tell the operator, on stderr, when footage is outside the model's domain (or unchecked)."""
+    from vadx.domain import missing_note, verdict_line
+
+    if mode == "off":
+        return
+    if not summary.get("checked"):
+        err_console.print(f"note: {missing_note(model)}", soft_wrap=True)
+        return
+    line = verdict_line(summary)
+    if line is not None:
+        done = "their alerts were suppressed" if mode == "suppress" else "events there are flagged"
+        err_console.print(f"[bold yellow]warning:[/] {line}; {done}", soft_wrap=True)
+
+
+@contextlib.contextmanager
+def progress_bar(description: str):
+    """A progress bar on stderr (none where stderr is not a terminal: a log would get its
+    last frame as an empty bar); yields ``advance(done, total, stage=None)`` — the stage
+    (``frames``, a method's name, …) shown beside ``description``."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    columns = (description, BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    # under torchrun only rank 0 draws: the others' bars would overwrite it
+    hidden = not err_console.is_terminal or os.environ.get("RANK", "0") != "0"
+    with Progress(*columns, console=err_console, disable=hidden) as bar:
+        task = bar.add_task(description, total=None)
+
+        def advance(done: int, total: int, stage: str | None = None) -> None:
+            named = description if stage is None else f"{description}: {stage}"
+            bar.update(task, completed=done, total=total, description=named)
+
+        yield advance
+
+
+@contextlib.contextmanager
+def training_progress():
+    """Bars for epochs and for the steps of the current epoch, with loss and accuracy."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+    )
+    with Progress(*columns, console=err_console, disable=not err_console.is_terminal) as bars:
+        epochs = bars.add_task("epochs", total=None, info="")
+        steps = bars.add_task("train", total=None, info="")
+
+        def update(phase: str, done: int, total: int, info: dict) -> None:
+            if phase == "epoch":
+                text = (
+                    f"loss {info['train_loss']:.3f}  val acc {info['val_accuracy']:.1%}  "
+                    f"F1 {info['val_macro_f1']:.3f}  {info['clips_per_second']:.1f} clips/s"
+                )
+                bars.update(epochs, completed=done, total=total, info=text)
+            else:
+                text = f"loss {info['loss']:.3f} acc {info['accuracy']:.1%}" if info else ""
+                bars.update(steps, description=phase, completed=done, total=total, info=text)
+
+        yield update
+
+
+def ranks():
+    """Under torchrun, the ``with`` block joined to the other ranks (gloo: only Python objects
+    travel), this rank's threads sized to its part of the cores; yields this process's rank (0
+    for one process, which joins nothing)."""
+    from datetime import timedelta
+
+    from vadx import distributed
+
+    # ranks may end hours apart
+    return distributed.joined(backend="gloo", timeout=timedelta(days=30))
+
+
+def explain_settings(methods: str, temporal: str, target: str = "predicted", **options):
+    """The explanation settings of options given as text: comma-separated method and
+    estimator names, a target that is a class name or index; ``options`` as they are."""
+    from vadx.clip import ExplainSettings, parse_target
+
+    def names(text: str) -> tuple[str, ...]:
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+
+    return ExplainSettings(
+        methods=names(methods), temporal=names(temporal), target=parse_target(target), **options
+    )
+
+
+def at_least(option: str, value: int | None, minimum: int) -> None:
+    if value is not None and value < minimum:
+        raise VadxError(f"{option} must be at least {minimum}, got {value}")
+
+
+def int_list(option: str, text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError as err:
+        raise VadxError(f"{option} takes comma-separated integers, got {text!r}") from err
+
+
+def freeze_value(text: str) -> str | int:
+    if text in ("none", "all"):
+        return text
+    if text.isdigit():
+        return int(text)
+    raise VadxError(f"--freeze takes none, all or a number of trainable units, got {text!r}")

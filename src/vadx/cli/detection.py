@@ -1,0 +1,125 @@
+"""The command that finds anomalies over whole videos: detect (one video, or a batch)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from vadx.cli.batches import run_as_batch
+from vadx.cli.common import (
+    DomainOption,
+    ForceOption,
+    ListOption,
+    MinFramesOption,
+    ModelPath,
+    OffOption,
+    OnOption,
+    PerClassOption,
+    SmoothOption,
+    StepOption,
+    StrideOption,
+    VideosArgument,
+    console,
+    progress_bar,
+    say_domain,
+)
+from vadx.files import writable_path
+
+
+def detect_command(
+    model: ModelPath,
+    videos: VideosArgument = None,
+    out: Annotated[Path, typer.Option("--out", help="Where to write events, scores, video.")] = ...,  # type: ignore[assignment]
+    list_file: ListOption = None,
+    force: ForceOption = False,
+    stride: StrideOption = None,
+    step: StepOption = None,
+    smooth: SmoothOption = 5,
+    on: OnOption = 0.5,
+    off: OffOption = 0.35,
+    min_frames: MinFramesOption = 3,
+    per_class: PerClassOption = False,
+    domain: DomainOption = "flag",
+    annotate: Annotated[bool, typer.Option(help="Write annotated.mp4.")] = True,
+    runtime: Annotated[
+        str,
+        typer.Option(
+            help="Where the per-frame CNN runs: torch, or onnx (ONNX Runtime on the CPU, "
+            "1.1–1.4× faster for VGG19 on 2 cores; needs vadx[onnx])."
+        ),
+    ] = "torch",
+) -> None:
+    """Find anomalies over a whole video: events, per-frame scores, an annotated video.
+
+    Several videos, folders of videos or --list make a batch: one folder per video, one index.
+
+    A batch run again skips the videos already done; under torchrun its processes share them.
+    """
+    from vadx.batch import DetectJob, is_batch
+    from vadx.detect import DetectConfig, check_domain_mode, detect, write_detection
+    from vadx.models import load_model
+
+    config = DetectConfig(
+        stride=stride,
+        step=step,
+        smooth=smooth,
+        on=on,
+        off=off,
+        min_frames=min_frames,
+        per_class=per_class,
+        domain=domain,
+    )  # type: ignore[arg-type]
+    writable_path(out, "--out")
+    if is_batch(videos or [], list_file):
+        job = DetectJob(config, annotate=annotate, runtime=runtime)
+        run_as_batch(
+            model,
+            videos,
+            list_file,
+            out,
+            job,
+            force,
+            check=lambda loaded: check_domain_mode(loaded, domain),
+        )
+        return
+    video = videos[0]  # type: ignore[index]
+    loaded = load_model(model)
+    check_domain_mode(loaded, domain)
+    with progress_bar("detecting") as advance:
+        result = detect(
+            loaded, video, config, progress=lambda _, d, t: advance(d, t), runtime=runtime
+        )
+        write_detection(
+            out,
+            result,
+            video,
+            loaded.checkpoint.model_id,
+            annotate,
+            progress=lambda _, d, t: advance(d, t),
+        )
+    checked = result.domain["checked"]
+    table = Table(
+        "class",
+        "start",
+        "end",
+        "peak",
+        *(["in domain"] if checked else []),
+        title=f"{len(result.events)} event(s)",
+    )
+    for event in result.events:
+        familiar = [] if event.out_of_domain is None else [f"{1 - event.out_of_domain:.0%}"]
+        table.add_row(
+            event.class_name,
+            f"{event.start_time:.2f} s (frame {event.start_frame})",
+            f"{event.end_time:.2f} s (frame {event.end_frame})",
+            f"{event.peak_probability:.0%}",
+            *familiar,
+        )
+    console.print(table)
+    say_domain(result.domain, loaded, domain)
+    console.print(
+        f"wrote {out}/events.json, scores.csv, scores.png" + (", annotated.mp4" if annotate else "")
+    )

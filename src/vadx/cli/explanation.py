@@ -1,0 +1,320 @@
+"""The commands that explain decisions: explain (a clip, windows, or a batch), compare (models
+side by side) and xai-eval (the methods scored)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from vadx.cli.batches import run_as_batch
+from vadx.cli.common import (
+    METHODS_DEFAULT,
+    TEMPORAL_DEFAULT,
+    ForceOption,
+    ListOption,
+    MethodsOption,
+    ModelPath,
+    StepOption,
+    StrideOption,
+    TemporalOption,
+    VideosArgument,
+    ViewOption,
+    at_least,
+    console,
+    err_console,
+    explain_settings,
+    progress_bar,
+    ranks,
+)
+from vadx.errors import VadxError
+from vadx.files import writable_path
+
+StartOption = Annotated[int | None, typer.Option(help="First frame of the clip.")]
+EndOption = Annotated[int | None, typer.Option(help="Last frame of the clip.")]
+TargetOption = Annotated[
+    str, typer.Option(help="predicted, anomaly (most likely non-normal class), or a class.")
+]
+LayerOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Backbone layer of the CAM methods (default: the last conv block; "
+        "LayerCAM's: the last stride-8 layer, see vadx backbones)."
+    ),
+]
+WeightingOption = Annotated[str, typer.Option(help="Grad-CAM channel weights: frame or clip.")]
+NormalisationOption = Annotated[
+    str, typer.Option(help="Display maps scaled per clip (default), per frame, or none.")
+]
+ColormapOption = Annotated[str, typer.Option(help="jet, turbo, inferno, magma, viridis, hot.")]
+OpacityOption = Annotated[float, typer.Option(help="Heat-map opacity, 0–1.")]
+
+
+def explain_command(
+    model: ModelPath,
+    videos: VideosArgument = None,
+    out: Annotated[Path, typer.Option("--out", help="Where to write the explanation.")] = ...,  # type: ignore[assignment]
+    list_file: ListOption = None,
+    force: ForceOption = False,
+    start: StartOption = None,
+    end: EndOption = None,
+    window: Annotated[int | None, typer.Option(help="Explain this sliding window only.")] = None,
+    windows: Annotated[
+        str,
+        typer.Option(
+            help="one (the --start/--end span, default the whole video), all "
+            "(every sliding window) or flagged (the windows detection flags)."
+        ),
+    ] = "one",
+    methods: MethodsOption = METHODS_DEFAULT,
+    temporal: TemporalOption = TEMPORAL_DEFAULT,
+    target: TargetOption = "predicted",
+    layer: LayerOption = None,
+    weighting: WeightingOption = "frame",
+    normalisation: NormalisationOption = "clip",
+    view: ViewOption = "heatmap",
+    colormap: ColormapOption = "jet",
+    opacity: OpacityOption = 0.5,
+    stride: StrideOption = None,
+    step: StepOption = None,
+    timeline: Annotated[
+        bool, typer.Option(help="Detect over the whole video for the report's timeline.")
+    ] = True,
+    quality: Annotated[
+        bool, typer.Option(help="Score the maps (deletion/insertion vs random) in the report.")
+    ] = False,
+    frames: Annotated[
+        bool,
+        typer.Option(
+            "--frames",
+            help="Also write every frame as a PNG, per method (frames/METHOD/NNNNNN.png).",
+        ),
+    ] = False,
+    mp4: Annotated[bool, typer.Option("--mp4", help="Also write METHOD.mp4.")] = False,
+    gif: Annotated[bool, typer.Option("--gif", help="Also write METHOD.gif.")] = False,
+    sheets: Annotated[
+        bool,
+        typer.Option(
+            "--sheets", help="Also write contact sheets and the methods/views/strip figures (PNG)."
+        ),
+    ] = False,
+    everything: Annotated[
+        bool, typer.Option("--all", help="All of --frames, --mp4, --gif and --sheets.")
+    ] = False,
+    detection: Annotated[
+        Path | None,
+        typer.Option(
+            "--detection",
+            help="The --out folder of an earlier `vadx detect` of this video with "
+            "this model: its scores make the report's timeline and --windows, instead of detecting "
+            "the whole video again.",
+        ),
+    ] = None,
+) -> None:
+    """Explain a clip (or windows) of a video into report.html (every method, view and frame,
+    drawn in the browser) and the audit record; rendered pictures on request.
+
+    With --windows flagged, several videos, folders of videos or --list make a batch (as detect's).
+    """
+    from vadx.batch import ExplainJob, is_batch
+    from vadx.detect import DetectConfig, read_detection
+    from vadx.explain.targets import check_target
+    from vadx.explain_video import explain_video
+    from vadx.models import load_model
+
+    asked = {"frames": frames, "mp4": mp4, "gif": gif, "sheets": sheets}
+    exports = tuple(name for name, wanted in asked.items() if wanted or everything)
+    settings = explain_settings(
+        methods,
+        temporal,
+        target,
+        layer=layer,
+        weighting=weighting,
+        normalisation=normalisation,
+        view=view,
+        colormap=colormap,
+        opacity=opacity,
+        timeline=timeline,
+        quality=quality,
+        exports=exports,
+    )
+    writable_path(out, "--out")
+    if is_batch(videos or [], list_file):
+        if windows != "flagged" or window is not None or start is not None or end is not None:
+            raise VadxError(
+                "a batch explains the windows detection flags in each video: add --windows "
+                "flagged (--start/--end/--window choose a clip of one video)"
+            )
+        if detection is not None:
+            raise VadxError("--detection reuses the detection of one video; a batch detects each")
+        job = ExplainJob(settings, DetectConfig(stride=stride, step=step))
+        run_as_batch(
+            model,
+            videos,
+            list_file,
+            out,
+            job,
+            force,
+            check=lambda loaded: check_target(loaded, settings.target),
+        )
+        return
+    video = videos[0]  # type: ignore[index]
+    loaded = load_model(model)
+    check_target(loaded, settings.target)
+    choice: str | int = window if window is not None else windows
+    earlier = None if detection is None else read_detection(detection, loaded, video)
+    with progress_bar("explaining") as advance:
+        summary = explain_video(
+            loaded,
+            video,
+            out,
+            settings,
+            start=start,
+            end=end,
+            windows=choice,
+            detect_config=DetectConfig(stride=stride, step=step),
+            progress=lambda stage, d, t: advance(d, t, stage),
+            detection=earlier,
+        )
+    if not summary["clips"]:
+        console.print(f"{summary.get('note', 'nothing explained')}; wrote {out}/summary.json")
+        return
+    table = Table("frames", "predicted", "target", "domain score", "folder", title="explained")
+    for clip in summary["clips"]:
+        score = clip["domain"].get("score")
+        familiar = "-" if score is None else f"{score:.2f}"
+        table.add_row(
+            f"{clip['frames'][0]}–{clip['frames'][-1]}",
+            f"{clip['predicted']} {clip['probability']:.0%}",
+            clip["target"],
+            familiar,
+            Path(clip["folder"]).name,
+        )
+    console.print(table)
+    for clip in summary["clips"]:
+        console.print(f"report: {clip['report']}", soft_wrap=True)
+    _say_clip_domain(summary["clips"], loaded)
+
+
+def _say_clip_domain(clips: list[dict], model) -> None:
+    """Warn, on stderr, about explained clips outside the model's domain (or unchecked)."""
+    from vadx.domain import missing_note
+
+    if not all(clip["domain"].get("checked") for clip in clips):
+        err_console.print(f"note: {missing_note(model)}", soft_wrap=True)
+        return
+    outside = [clip for clip in clips if clip["domain"]["verdict"] == "outside"]
+    if outside:
+        err_console.print(
+            f"[bold yellow]warning:[/] {len(outside)} of {len(clips)} explained clip(s) are "
+            "outside the model's training domain (domain score > 1): their predictions and maps "
+            "are not reliable",
+            soft_wrap=True,
+        )
+
+
+def compare_command(
+    models_and_video: Annotated[
+        list[Path], typer.Argument(help="Two or more checkpoint directories, then the video.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the comparison.")],
+    start: StartOption = None,
+    end: EndOption = None,
+    method: Annotated[str, typer.Option(help="The spatial method shown.")] = "layercam",
+    temporal: TemporalOption = "frame_shapley",
+    target: TargetOption = "predicted",
+    layer: LayerOption = None,
+    view: ViewOption = "heatmap",
+    colormap: ColormapOption = "jet",
+    opacity: OpacityOption = 0.5,
+) -> None:
+    """The same clip explained by several models side by side, with their predictions."""
+    from vadx.explain.targets import check_target
+    from vadx.explain_video import compare_models, model_names
+    from vadx.models import load_model
+    from vadx.video import probe as probe_video
+
+    if len(models_and_video) < 3:
+        raise VadxError("compare takes at least two models and a video: MODEL_A MODEL_B VIDEO")
+    *paths, video = models_and_video
+    names = model_names(paths)
+    settings = explain_settings(
+        method,
+        temporal,
+        target,
+        layer=layer,
+        view=view,
+        colormap=colormap,
+        opacity=opacity,
+        timeline=False,
+    )
+    writable_path(out, "--out")
+    probe_video(video)  # a missing or unreadable video before the models load
+    loaded = {n: load_model(p) for n, p in zip(names, paths, strict=True)}
+    for model in loaded.values():
+        check_target(model, settings.target)
+    summary = compare_models(loaded, video, out, settings, start, end)
+    table = Table("model", "predicted", "target", title=f"{summary['method']} on {video}")
+    for entry in summary["models"]:
+        table.add_row(
+            entry["model"], f"{entry['predicted']} {entry['probability']:.0%}", entry["target"]
+        )
+    console.print(table)
+    console.print(f"wrote {out}/compare.png, compare.json")
+
+
+def xai_eval_command(
+    model: ModelPath,
+    data: Annotated[Path, typer.Argument(help="A dataset with ground-truth masks (vadx synth).")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the table and plot.")],
+    split: Annotated[str, typer.Option(help="Which split to score.")] = "test",
+    methods: MethodsOption = METHODS_DEFAULT,
+    temporal: TemporalOption = TEMPORAL_DEFAULT,
+    layer: LayerOption = None,
+    limit: Annotated[int | None, typer.Option(help="Score at most this many clips.")] = None,
+    faithfulness_clips: Annotated[
+        int, typer.Option(help="Clips that also get deletion/insertion curves (costly).")
+    ] = 8,
+    sanity_clips: Annotated[
+        int, typer.Option(help="Clips that also get the randomisation checks (costly).")
+    ] = 2,
+    steps: Annotated[int, typer.Option(help="Steps of the deletion/insertion curves.")] = 10,
+) -> None:
+    """Score explanation methods on a dataset: faithfulness, localisation, sanity checks."""
+    from vadx.models import load_model
+    from vadx.quality import xai_eval
+
+    settings = explain_settings(methods, temporal, layer=layer)  # the names, checked
+    for option, value, minimum in (
+        ("--limit", limit, 1),
+        ("--steps", steps, 1),
+        ("--faithfulness-clips", faithfulness_clips, 0),
+        ("--sanity-clips", sanity_clips, 0),
+    ):
+        at_least(option, value, minimum)
+    writable_path(out, "--out")
+    loaded = load_model(model)
+    with ranks() as rank, progress_bar("scoring") as advance:
+        document = xai_eval(
+            loaded,
+            data,
+            out,
+            split=split,
+            methods=settings.methods,
+            temporal=settings.temporal,
+            layer=layer,
+            limit=limit,
+            faithfulness_clips=faithfulness_clips,
+            sanity_clips=sanity_clips,
+            steps=steps,
+            progress=lambda _, d, t: advance(d, t),
+        )
+    if rank != 0:  # under torchrun: rank 0 writes and tells
+        return
+    console.print((out / "xai-eval.md").read_text(encoding="utf-8"), markup=False)
+    console.print(
+        f"{document['clips_scored']} clips scored; wrote {out}/xai-eval.json, "
+        "xai-eval.md, xai-eval.png"
+    )

@@ -1,0 +1,227 @@
+"""The commands that run on: watch (a live stream, or a file as one) and serve (a web page and
+HTTP API)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vadx.cli.common import (
+    DomainOption,
+    MethodsOption,
+    MinFramesOption,
+    ModelPath,
+    OffOption,
+    OnOption,
+    PerClassOption,
+    SmoothOption,
+    StepOption,
+    StrideOption,
+    TemporalOption,
+    ViewOption,
+    console,
+    err_console,
+    explain_settings,
+    say_domain,
+)
+from vadx.errors import VadxError
+from vadx.files import writable_path
+
+
+def watch_command(
+    model: ModelPath,
+    source: Annotated[
+        str,
+        typer.Argument(
+            help="A video file, a webcam index (0), or an rtsp://, http(s):// or tcp:// URL."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Where to write events, alerts, metrics.")],
+    stride: StrideOption = None,
+    step: StepOption = None,
+    smooth: SmoothOption = 5,
+    on: OnOption = 0.5,
+    off: OffOption = 0.35,
+    min_frames: MinFramesOption = 3,
+    per_class: PerClassOption = False,
+    domain: DomainOption = "flag",
+    queue: Annotated[
+        int,
+        typer.Option(
+            help="Frames the capture queue holds (a live source drops its oldest beyond)."
+        ),
+    ] = 64,
+    batch: Annotated[int, typer.Option(help="Most frames per CNN batch.")] = 16,
+    pace: Annotated[
+        bool, typer.Option(help="Read a file at its frame rate, like a camera.")
+    ] = False,
+    max_retries: Annotated[
+        int | None,
+        typer.Option(help="Failed reconnections in a row before giving up (default: never)."),
+    ] = None,
+    explain: Annotated[bool, typer.Option(help="Explain each alert's window.")] = True,
+    methods: MethodsOption = "layercam",
+    temporal: TemporalOption = "frame_shapley",
+    view: ViewOption = "contour",
+    explain_mp4: Annotated[bool, typer.Option(help="Also write each alert as MP4.")] = False,
+    annotate: Annotated[
+        Path | None, typer.Option(help="Write annotated frames to this MP4.")
+    ] = None,
+    mjpeg: Annotated[
+        int | None, typer.Option(help="Serve the live view (MJPEG) and /metrics on this port.")
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address of the MJPEG server.")] = "127.0.0.1",
+    webhook: Annotated[str | None, typer.Option(help="POST each event (JSON) to this URL.")] = None,
+    sqlite: Annotated[bool, typer.Option(help="Also keep events in events.sqlite.")] = False,
+    metrics_every: Annotated[float, typer.Option(help="Seconds between metrics lines.")] = 5.0,
+    max_frames: Annotated[int | None, typer.Option(help="Stop after this many frames.")] = None,
+    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+) -> None:
+    """Detect and explain anomalies on a live stream (or a file) as they happen.
+
+    Events go to OUT/events.jsonl the moment they start and end (fsynced);
+    each alert's window is explained into OUT/alerts/. Stop with Ctrl-C or
+    SIGTERM: open events are closed and everything is flushed.
+    """
+    import signal
+    import threading
+
+    from vadx.detect import DetectConfig, check_domain_mode
+    from vadx.models import load_model
+    from vadx.watch import WatchConfig, watch
+
+    settings = explain_settings(methods, temporal, view=view, timeline=False)
+    config = WatchConfig(
+        detect=DetectConfig(
+            stride=stride,
+            step=step,
+            smooth=smooth,
+            on=on,
+            off=off,
+            min_frames=min_frames,
+            per_class=per_class,
+            domain=domain,
+        ),  # type: ignore[arg-type]
+        queue_size=queue,
+        batch=batch,
+        pace=pace,
+        max_retries=max_retries,
+        explain=explain,
+        explain_settings=settings,
+        explain_mp4=explain_mp4,
+        annotate=annotate,
+        mjpeg=None if mjpeg is None else (host, mjpeg),
+        webhook=webhook,
+        sqlite=sqlite,
+        metrics_every=metrics_every,
+        max_frames=max_frames,
+        duration=duration,
+    )
+    writable_path(out, "--out")
+    if annotate is not None:
+        writable_path(annotate, "--annotate", folder=False)
+    loaded = load_model(model)
+    check_domain_mode(loaded, domain)
+    if loaded.domain is None:
+        say_domain({"checked": False}, loaded, domain)  # before watching: how to add it
+    stop = threading.Event()
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, lambda *_: stop.set())
+
+    def say_alert(alert, record) -> None:
+        if record["state"] == "started":
+            flag = " [yellow](outside the model's domain)[/]" if record["out_of_domain"] else ""
+            console.print(
+                f"[bold red]ALERT[/] {record['class']} from frame "
+                f"{record['start_frame']} ({record['started_at']}){flag}"
+            )
+        else:
+            console.print(
+                f"ended {record['class']}: frames {record['start_frame']}–"
+                f"{record['end_frame']}, peak {record['peak_probability']:.0%} "
+                f"({record['reason']})"
+            )
+
+    def say_metrics(m) -> None:
+        err_console.print(
+            f"capture {m['capture_fps']:.1f} fps · processed {m['processed_fps']:.1f} fps · "
+            f"latency p50 {_ms(m['latency_ms']['p50'])} · queue {m['queue_depth']} · "
+            f"dropped {m['frames_dropped']}"
+            + (
+                ""
+                if not m.get("domain")
+                else f" · outside domain {m['domain']['windows_outside']}/{m['windows']} windows"
+            )
+        )
+
+    if mjpeg is not None:
+        err_console.print(f"live view: http://{host}:{mjpeg}/")
+    summary = watch(
+        loaded,
+        int(source) if source.isdigit() else source,
+        out,
+        config,
+        stop=stop,
+        on_alert=say_alert,
+        on_metrics=say_metrics,
+    )
+    m = summary["metrics"]
+    console.print(
+        f"{summary['ended']} after {summary['seconds']:.1f} s: "
+        f"{m['frames_processed']} frames, {len(summary['events'])} event(s), "
+        f"{m['frames_dropped']} dropped; wrote {out}/events.jsonl, summary.json",
+        soft_wrap=True,
+    )
+    if summary["source_error"] is not None:
+        raise VadxError(f"the source failed for good: {summary['source_error']}")
+
+
+def serve_command(
+    models: Annotated[list[Path], typer.Argument(help="One or more checkpoint directories.")],
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    data_dir: Annotated[Path, typer.Option(help="Where uploads and results live.")] = Path(
+        "vadx-data"
+    ),
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="VADX_TOKEN", help="Require this API token (or set VADX_TOKEN)."),
+    ] = None,
+    max_upload_mb: Annotated[float, typer.Option(help="Largest upload accepted, MB.")] = 200.0,
+    workers: Annotated[int, typer.Option(help="Jobs run at the same time.")] = 1,
+) -> None:
+    """A web page and HTTP API to upload videos, detect, explain and review anomalies.
+
+    Open http://HOST:PORT/ in a browser; the API is documented at /docs.
+    Results persist in --data-dir and survive a restart.
+    """
+    import uvicorn
+
+    from vadx.serve import Server, create_app, listening_socket, load_models
+
+    if workers < 1 or max_upload_mb <= 0:
+        raise VadxError("--workers must be at least 1 and --max-upload-mb positive")
+    if host not in ("127.0.0.1", "localhost", "::1") and token is None:
+        err_console.print(
+            "warning: serving beyond this machine without --token: anyone who "
+            "can reach it can upload and read results"
+        )
+    writable_path(data_dir, "--data-dir")
+    with listening_socket(host, port) as listening:
+        server = Server(load_models(models), data_dir, token, int(max_upload_mb * 1e6), workers)
+        console.print(
+            f"vadx serving {', '.join(server.models)} on http://{host}:{port}/ "
+            f"(API docs: /docs, data: {data_dir})",
+            soft_wrap=True,
+        )
+        config = uvicorn.Config(create_app(server), host=host, port=port, log_level="warning")
+        try:
+            uvicorn.Server(config).run(sockets=[listening])
+        finally:
+            server.jobs.close()
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0f} ms"

@@ -1,0 +1,256 @@
+"""The commands that make and measure a model: train, evaluate, calibrate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from vadx.cli.common import (
+    FIT,
+    ModelPath,
+    at_least,
+    console,
+    freeze_value,
+    progress_bar,
+    ranks,
+    training_progress,
+)
+from vadx.errors import VadxError
+from vadx.files import writable_path
+
+
+def train_command(
+    data: Annotated[
+        Path,
+        typer.Argument(
+            help="Dataset: a folder (class folders, optionally "
+            "under train/ and val/) or a list file."
+        ),
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Run directory (best/, last/, history).")],
+    preset: Annotated[
+        str | None, typer.Option(help="cpu (transfer, default), cpu-scratch, or paper (GPU).")
+    ] = None,
+    val: Annotated[
+        Path | None,
+        typer.Option(help="Validation data (default: val/ split, else a stratified 20% of train)."),
+    ] = None,
+    start_from: Annotated[Path | None, typer.Option(help="Fine-tune this checkpoint.")] = None,
+    backbone: Annotated[str | None, typer.Option(help="Backbone (see `vadx backbones`).")] = None,
+    width: Annotated[float | None, typer.Option(help="VGG19 channel multiplier.")] = None,
+    weights: Annotated[
+        str | None, typer.Option(help="Backbone weights: file, URL or 'imagenet' (shipped ones).")
+    ] = None,
+    freeze: Annotated[str | None, typer.Option(help="none, all or N trainable units.")] = None,
+    frames: Annotated[int | None, typer.Option(help="Clip length T.")] = None,
+    size: Annotated[int | None, typer.Option(help="Frame side in pixels.")] = None,
+    pooling: Annotated[str | None, typer.Option(help="Per-frame pooling: avg or max.")] = None,
+    fit: Annotated[str | None, FIT] = None,
+    epochs: Annotated[int | None, typer.Option(help="Most epochs.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Clips per step.")] = None,
+    optimizer: Annotated[str | None, typer.Option(help="sgd or adamw.")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
+    schedule: Annotated[str | None, typer.Option(help="constant or cosine.")] = None,
+    patience: Annotated[int | None, typer.Option(help="Early-stopping patience (0: off).")] = None,
+    augment: Annotated[
+        bool | None,
+        typer.Option("--augment/--no-augment", help="Brightness/flip/zoom (preset decides)."),
+    ] = None,
+    cache_features: Annotated[
+        bool | None,
+        typer.Option(
+            "--cache-features/--no-cache-features",
+            help="Cache a frozen backbone's per-frame features (preset: cpu does).",
+        ),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of everything random.")] = None,
+    workers: Annotated[int | None, typer.Option(help="Decoding processes.")] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the run in --out, with its settings.")
+    ] = False,
+    override: Annotated[
+        bool,
+        typer.Option(
+            help="With --resume: change the settings a run may change (--epochs, --patience, "
+            "--lr, --batch-size, --workers, DATA, --val)."
+        ),
+    ] = False,
+    skip_bad: Annotated[bool, typer.Option(help="Leave out unreadable videos (counted).")] = (
+        False
+    ),
+) -> None:
+    """Train a CRNN on labelled videos; checkpoints each epoch, the best one kept.
+
+    --resume continues the run in --out (from its last epoch, or from the start if it was
+    stopped before its first checkpoint) with the run's settings; settings given again must
+    match them, or --override changes those that may change (see docs/training.md).
+    """
+    from vadx.train.session import train_from_path
+
+    if override and not resume:
+        raise VadxError("--override changes the settings of a resumed run: give it with --resume")
+    at_least("--workers", workers, 0)
+    writable_path(out, "--out")
+
+    model_changes = {
+        key: value
+        for key, value in {
+            "backbone": backbone,
+            "backbone_args": None if width is None else {"width": width},
+            "freeze": None if freeze is None else freeze_value(freeze),
+            "num_frames": frames,
+            "frame_size": None if size is None else (size, size),
+            "pooling": pooling,
+            "fit": fit,
+        }.items()
+        if value is not None
+    }
+    if backbone is not None and width is None:
+        model_changes["backbone_args"] = {}
+    train_changes = {
+        key: value
+        for key, value in {
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "optimizer": optimizer,
+            "lr": lr,
+            "schedule": schedule,
+            "patience": patience,
+            "augment": augment,
+            "seed": seed,
+            "workers": workers,
+            "cache_features": cache_features,
+        }.items()
+        if value is not None
+    }
+    with training_progress() as progress:
+        result = train_from_path(
+            data,
+            out,
+            preset,
+            model_changes=model_changes,
+            train_changes=train_changes,
+            start_from=start_from,
+            backbone_weights=weights,
+            val=val,
+            resume=resume,
+            skip_bad=skip_bad,
+            progress=progress,
+            override=override,
+        )
+    best = result.history[result.best_epoch] if result.history else None
+    console.print(
+        f"best epoch {result.best_epoch + 1}: val accuracy {best.val_accuracy:.1%}, macro-F1 "
+        f"{best.val_macro_f1:.3f}"
+        if best
+        else "no epoch ran"
+    )
+    console.print(f"best model: {result.best}\nresume with: vadx train {data} --out {out} --resume")
+
+
+def evaluate_command(
+    model: ModelPath,
+    data: Annotated[Path, typer.Argument(help="Labelled clips: a folder or a list file.")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the metrics.")],
+    split: Annotated[str | None, typer.Option(help="Split folder (default: test).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Clips per batch.")] = 8,
+    workers: Annotated[int | None, typer.Option(help="Decoding processes.")] = None,
+    annotations: Annotated[
+        Path | None,
+        typer.Option(
+            help="Temporal annotations of long videos under DATA (UCF-Crime style): "
+            "report the frame-level ROC-AUC of the anomaly score instead."
+        ),
+    ] = None,
+) -> None:
+    """Accuracy, per-class precision/recall/F1, ROC-AUC and the confusion matrix.
+
+    With --annotations: the frame-level ROC-AUC of the anomaly score over long videos.
+    """
+    from vadx.evaluate import evaluate_clips, evaluate_frames
+    from vadx.models import load_model
+
+    at_least("--batch-size", batch_size, 1)
+    at_least("--workers", workers, 0)
+    writable_path(out, "--out")
+    loaded = load_model(model)
+    if annotations is not None:
+        with ranks() as rank, progress_bar("videos") as advance:
+            result = evaluate_frames(loaded, annotations, data, out, progress=advance)
+        if rank != 0:  # under torchrun: rank 0 writes and tells
+            return
+        auc = result["frame_roc_auc"]
+        console.print(
+            f"frame-level ROC-AUC {'-' if auc is None else f'{auc:.3f}'} over {result['frames']} "
+            f"frames ({result['anomalous_frames']} anomalous); wrote {out}/frame_metrics.json"
+        )
+        return
+    with ranks() as rank, progress_bar("evaluating") as advance:
+        metrics = evaluate_clips(
+            loaded, data, out, split, batch_size=batch_size, workers=workers, progress=advance
+        )
+    if rank != 0:  # under torchrun: rank 0 writes and tells
+        return
+    table = Table("class", "precision", "recall", "F1", "ROC-AUC", "clips")
+    for name, row in metrics["per_class"].items():
+        auc = "-" if row["roc_auc"] is None else f"{row['roc_auc']:.3f}"
+        table.add_row(
+            name,
+            f"{row['precision']:.3f}",
+            f"{row['recall']:.3f}",
+            f"{row['f1']:.3f}",
+            auc,
+            str(row["support"]),
+        )
+    console.print(table)
+    console.print(
+        f"accuracy {metrics['accuracy']:.1%}, macro-F1 {metrics['macro_f1']:.3f}, weighted-F1 "
+        f"{metrics['weighted_f1']:.3f}; wrote {out}/metrics.json, confusion.png, predictions.csv"
+    )
+
+
+def calibrate_command(
+    model: ModelPath,
+    data: Annotated[
+        Path,
+        typer.Argument(help="The model's training data: a folder (train/ and val/) or list file."),
+    ],
+    val: Annotated[
+        Path | None,
+        typer.Option(help="Validation data (default: val/ split, else the training run's 20%)."),
+    ] = None,
+    percentile: Annotated[
+        float, typer.Option(help="Percentile of validation windows taken as the threshold.")
+    ] = 99.5,
+    batch_size: Annotated[int, typer.Option(help="Clips per batch.")] = 8,
+) -> None:
+    """Add domain statistics to a trained model, without retraining: then detect, watch,
+    explain and serve say when footage is unlike its training data."""
+    from vadx.domain import calibrate, save_domain
+    from vadx.models import load_model
+    from vadx.train.session import training_sets
+
+    at_least("--batch-size", batch_size, 1)
+    if not 0 < percentile <= 100:
+        raise VadxError(f"--percentile must be in (0, 100], got {percentile}")
+    loaded = load_model(model)
+    writable_path(loaded.checkpoint.path, "MODEL")  # the statistics are saved in it
+    sets = training_sets(loaded, data, val)
+    with progress_bar("calibrating") as advance:
+        stats = calibrate(
+            loaded,
+            *sets,
+            percentile=percentile,
+            progress=lambda _, d, t: advance(d, t),
+            batch_size=batch_size,
+        )
+    save_domain(model, stats)
+    console.print(
+        f"domain statistics of {stats.frames} training frames, threshold {stats.threshold:.2f} "
+        f"(the {percentile:g}th percentile of {stats.windows} validation windows) saved in "
+        f"{loaded.checkpoint.path}; the model id is unchanged ({loaded.checkpoint.model_id})",
+        soft_wrap=True,
+    )
