@@ -186,3 +186,53 @@ def test_probing_the_map_size_keeps_each_module_flag():
     before = flags(model)
     assert model.map_size == (1, 1)  # 32×32 frames through VGG19's five poolings
     assert flags(model) == before
+
+
+@pytest.mark.parametrize("entry_point", list(ENTRY_POINTS))
+def test_the_callers_random_stream_comes_back_where_it_was(entry_point, data, tmp_path):
+    model = training_with_frozen_units()
+    torch.manual_seed(1234)
+    state = torch.get_rng_state()
+    ENTRY_POINTS[entry_point](model, data, tmp_path / "out")
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_a_training_run_and_a_new_model_leave_the_random_stream_alone(data, tmp_path, capsys):
+    from tests.conftest import run_cli
+    from vadx.train.session import train_from_path
+
+    torch.manual_seed(1234)
+    state = torch.get_rng_state()
+    changes = {
+        "backbone_args": {"width": 0.0625},
+        "num_frames": 4,
+        "frame_size": (32, 32),
+        "rnn_hidden": 8,
+        "head_hidden": (8,),
+        "freeze": "none",
+    }
+    train_from_path(
+        data,
+        tmp_path / "run",
+        "cpu-scratch",
+        model_changes=changes,
+        train_changes={"epochs": 1, "workers": 0, "batch_size": 2},
+    )
+    assert torch.equal(torch.get_rng_state(), state)
+    code, _, err = run_cli(
+        [
+            "new-model",
+            str(tmp_path / "m"),
+            "--width",
+            "0.0625",
+            "--size",
+            "32",
+            "--frames",
+            "4",
+            "--seed",
+            "5",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    assert torch.equal(torch.get_rng_state(), state)

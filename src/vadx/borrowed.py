@@ -46,9 +46,17 @@ def eval_mode(model: nn.Module) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def seeded(seed: int) -> Iterator[None]:
-    """The global torch generators (CPU and every visible GPU) seeded with ``seed`` inside the
-    block, and back in their previous state after it."""
+def random_kept() -> Iterator[None]:
+    """The global torch generators (CPU and every visible GPU) back in their state after the
+    block, whatever it drew or seeded; also a decorator (``@random_kept()``)."""
     with torch.random.fork_rng():
+        yield
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """The global torch generators seeded with ``seed`` inside the block, and back in their
+    previous state after it."""
+    with random_kept():
         torch.manual_seed(seed)
         yield

@@ -82,8 +82,7 @@ def new_model(
     ] = False,
 ) -> None:
     """Create a model (reference settings by default) and save it as a checkpoint."""
-    import torch
-
+    from vadx.borrowed import seeded
     from vadx.models import CRNN, CRNNConfig, load_backbone_weights, save_model
     from vadx.models.checkpoint import is_checkpoint
 
@@ -109,8 +108,8 @@ def new_model(
         frame_size=(size, size),
         fit=fit,  # type: ignore[arg-type]
     )
-    torch.manual_seed(seed)
-    model = CRNN(config)
+    with seeded(seed):
+        model = CRNN(config)
     metadata: dict[str, object] = {"created_by": "vadx new-model", "seed": seed}
     if weights is not None:
         origin = load_backbone_weights(model.backbone, weights, sha256=sha256, progress=True)

@@ -26,7 +26,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampler, TensorDataset
 
 from vadx import distributed
-from vadx.borrowed import eval_mode, modes_kept
+from vadx.borrowed import eval_mode, modes_kept, random_kept
 from vadx.data.dataset import VideoDataset, collate_clips, make_loader
 from vadx.errors import ConfigError, InputError
 from vadx.files import write_json
@@ -170,6 +170,7 @@ def _device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+@random_kept()  # it seeds and restores the global generators: the caller's come back
 def train(
     model: CRNN,
     train_set: VideoDataset,

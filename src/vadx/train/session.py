@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from vadx import distributed
+from vadx.borrowed import random_kept
 from vadx.data.dataset import VideoDataset
 from vadx.data.splits import training_samples
 from vadx.domain import calibrate, save_domain
@@ -42,6 +43,7 @@ OVERRIDABLE = {
 }
 
 
+@random_kept()  # the run is seeded; the caller's generators come back as they were
 def train_from_path(
     data: str | Path,
     out: str | Path,
