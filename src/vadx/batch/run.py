@@ -16,6 +16,7 @@ fails is recorded with its error and the batch goes on.
 from __future__ import annotations
 
 import json
+import shutil
 import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from vadx import distributed
 from vadx._version import __version__
 from vadx.batch.index import write_index
 from vadx.batch.inputs import Video
+from vadx.detect import Detection
 from vadx.errors import InputError, VadxError
 from vadx.files import remove_leftovers, staged_folder, write_json
 from vadx.models.crnn import CRNN
@@ -195,8 +197,6 @@ def _process(
 
 
 def _remove(path: Path) -> None:
-    import shutil
-
     if path.is_dir():
         shutil.rmtree(path)
     else:
@@ -213,7 +213,9 @@ def error_text(err: BaseException) -> str:
     return f"{type(err).__name__}: {err}".strip().rstrip(":")
 
 
-def outcome(detection: Any, reports: Sequence[str | None] | None = None) -> dict[str, Any]:
+def outcome(
+    detection: Detection | None, reports: Sequence[str | None] | None = None
+) -> dict[str, Any]:
     """The record's fields about what was found in a video: its properties, events (each with
     the report explaining it, from ``reports``), domain verdict and score curve; empty ones
     for a failed video (``detection`` None)."""
@@ -262,7 +264,7 @@ def outcome(detection: Any, reports: Sequence[str | None] | None = None) -> dict
     }
 
 
-def score_curve(detection: Any, points: int = CURVE_POINTS) -> dict[str, list[float]]:
+def score_curve(detection: Detection, points: int = CURVE_POINTS) -> dict[str, list[float]]:
     """The smoothed anomaly score over time in at most ``points`` bins (each bin's maximum:
     a short peak stays visible), with each bin's share of frames outside the domain."""
     score = np.asarray(detection.smoothed_score, dtype=float)
