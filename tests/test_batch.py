@@ -521,3 +521,38 @@ def test_outputs_inside_the_archive_and_link_loops_are_not_taken_for_footage(arc
     (site / "cam1" / "loop").symlink_to(site, target_is_directory=True)
     videos = gather_videos([site], exclude=site / "results")
     assert [v.key for v in videos] == ["cam1/a.mp4", "cam1/b.mp4"]
+
+
+def test_sigterm_mid_batch_keeps_the_finished_videos_and_says_so(model, tmp_path):
+    source = tmp_path / "archive"
+    for k in range(4):
+        long_video(source / f"v{k}.mp4", k, [("normal", 60), ("fire", 60)], (72, 96))
+    out = tmp_path / "out"
+    command = [
+        sys.executable,
+        "-m",
+        "vadx",
+        "detect",
+        str(model),
+        str(source),
+        "--out",
+        str(out),
+        *QUICK,
+    ]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(HERE.parent)},
+    )
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not list(out.glob(f"videos/*/{MARKER}")):
+        time.sleep(0.01)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    finished = len(list(out.glob(f"videos/*/{MARKER}")))
+    assert process.returncode == 143 and 1 <= finished < 4, err
+    assert f"note: the {finished} video(s) finished before the stop are kept" in err
+    assert "run the same command again" in err and "Traceback" not in err
+    assert not [p for p in (out / "videos").iterdir() if p.name.startswith(".")]

@@ -7,6 +7,7 @@ import contextlib
 
 import typer
 
+from vadx.cli.boundary import Stopped
 from vadx.cli.common import console, err_console, ranks, say
 from vadx.errors import VadxError
 
@@ -25,10 +26,25 @@ def run_as_batch(model_path, videos, list_file, out, job, force, check=None) -> 
         world = distributed.world_size()
         who = f"rank {rank}: " if world > 1 else ""
         bars = world == 1 and err_console.is_terminal
+        finished: list[str] = []
+
+        def tell(record: dict, done: int, total: int) -> None:
+            finished.append(record["video"])
+            on_video(record, done, total)
+
         with _batch_progress(bars, who) as (progress, on_video):
-            result = run_batch(
-                loaded, found, out, job, force=force, progress=progress, on_video=on_video
-            )
+            try:
+                result = run_batch(
+                    loaded, found, out, job, force=force, progress=progress, on_video=tell
+                )
+            except Stopped:
+                err_console.print(
+                    f"note: {who}the {len(finished)} video(s) finished before the stop are kept "
+                    f"in {out}/videos; run the same command again to do the rest",
+                    soft_wrap=True,
+                    markup=False,
+                )
+                raise
     if rank != 0:
         if result.failed:
             raise typer.Exit(2)  # rank 0 says why
