@@ -238,3 +238,21 @@ def test_the_sets_a_model_was_trained_on_are_found_again(synth, tmp_path):
         _, held_out = training_sets(load_model(saved), synth / "train")
         _, expected, _ = training_samples(synth / "train", CLASSES, val_fraction=0.5, seed=seed)
         assert [s.source for s in held_out.samples] == [s.source for s in expected]
+
+
+def test_another_backbone_named_without_arguments_takes_its_defaults(synth, tmp_path):
+    """cpu-scratch's VGG19 arguments (a width, batch norm) are not EfficientNet-Lite0's: naming
+    that backbone alone, from the API as from the CLI, trains it with its own defaults."""
+    from vadx.train.session import train_from_path
+
+    small = {"num_frames": 4, "frame_size": (32, 32), "rnn_hidden": 8, "head_hidden": (8,)}
+    result = train_from_path(
+        synth,
+        tmp_path / "run",
+        "cpu-scratch",
+        model_changes={"backbone": "efficientnet_lite0", "freeze": "none", **small},
+        train_changes={"epochs": 1, "batch_size": 4, "workers": 0, "augment": False},
+    )
+    trained = load_model(result.best)
+    assert trained.config.backbone == "efficientnet_lite0"
+    assert trained.config.backbone_args == {}

@@ -108,8 +108,6 @@ def train_command(
         }.items()
         if value is not None
     }
-    if backbone is not None and width is None:
-        model_changes["backbone_args"] = {}
     train_changes = {
         key: value
         for key, value in {

@@ -97,6 +97,10 @@ def train_from_path(
     else:
         _refuse_a_run_with_checkpoints(out)
         model_config, config, preset_weights = preset(preset_name or "cpu", ("x", "y"), None)
+        if "backbone" in (model_changes or {}) and "backbone_args" not in model_changes:
+            # the preset's backbone arguments are its backbone's (a VGG width): a backbone
+            # named without its own arguments takes its defaults
+            model_changes = {**model_changes, "backbone_args": {}}
         config = config.replace(**(train_changes or {}))
         if (
             backbone_weights is None
