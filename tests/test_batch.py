@@ -363,35 +363,37 @@ def test_a_rerun_skips_complete_videos_and_redoes_only_what_changed(archive, mod
     assert (out / "videos" / "cam2" / "c.mp4" / "scores.csv").is_file()
 
 
-def test_kill_9_mid_batch_loses_only_the_video_in_progress(model, tmp_path):
-    source = tmp_path / "archive"
-    for k in range(6):  # long enough that the batch is caught between two videos
-        long_video(source / f"v{k}.mp4", k, [("normal", 60), ("fire", 60)], (72, 96))
-    straight = tmp_path / "straight"
-    assert _vadx(["detect", str(model), str(source), "--out", str(straight), *QUICK])[0] == 0
-    out = tmp_path / "out"
-    command = [
-        sys.executable,
-        "-m",
-        "vadx",
-        "detect",
-        str(model),
-        str(source),
-        "--out",
-        str(out),
-        *QUICK,
-    ]
+def slow_archive(folder: Path, videos: int) -> Path:
+    """Videos long enough that a batch over them is caught between two of them."""
+    for k in range(videos):
+        long_video(folder / f"v{k}.mp4", k, [("normal", 60), ("fire", 60)], (72, 96))
+    return folder
+
+
+def batch_after_its_first_video(model: Path, source: Path, out: Path) -> subprocess.Popen:
+    """A batch started in a process of its own, returned once its first video is finished."""
+    command = [sys.executable, "-m", "vadx", "detect", str(model), str(source), "--out", str(out)]
     process = subprocess.Popen(
-        command,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        [*command, *QUICK],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**os.environ, "PYTHONPATH": str(HERE.parent)},
     )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not list(out.glob(f"videos/*/{MARKER}")):
         time.sleep(0.01)
+    return process
+
+
+def test_kill_9_mid_batch_loses_only_the_video_in_progress(model, tmp_path):
+    source = slow_archive(tmp_path / "archive", 6)
+    straight = tmp_path / "straight"
+    assert _vadx(["detect", str(model), str(source), "--out", str(straight), *QUICK])[0] == 0
+    out = tmp_path / "out"
+    process = batch_after_its_first_video(model, source, out)
     process.send_signal(signal.SIGKILL)
-    process.wait()
+    process.communicate()
     finished = sorted(p.parent.name for p in out.glob(f"videos/*/{MARKER}"))
     assert 1 <= len(finished) < 6, "the batch was not caught mid-way"
     assert not (out / "index.html").exists()
@@ -524,31 +526,9 @@ def test_outputs_inside_the_archive_and_link_loops_are_not_taken_for_footage(arc
 
 
 def test_sigterm_mid_batch_keeps_the_finished_videos_and_says_so(model, tmp_path):
-    source = tmp_path / "archive"
-    for k in range(4):
-        long_video(source / f"v{k}.mp4", k, [("normal", 60), ("fire", 60)], (72, 96))
+    source = slow_archive(tmp_path / "archive", 4)
     out = tmp_path / "out"
-    command = [
-        sys.executable,
-        "-m",
-        "vadx",
-        "detect",
-        str(model),
-        str(source),
-        "--out",
-        str(out),
-        *QUICK,
-    ]
-    process = subprocess.Popen(
-        command,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONPATH": str(HERE.parent)},
-    )
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and not list(out.glob(f"videos/*/{MARKER}")):
-        time.sleep(0.01)
+    process = batch_after_its_first_video(model, source, out)
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=120)
     finished = len(list(out.glob(f"videos/*/{MARKER}")))
