@@ -126,3 +126,27 @@ def tiny_checkpoint(path, seed: int = 0, config: CRNNConfig = TINY):
 
     torch.manual_seed(seed)
     return save_model(CRNN(config), path)
+
+
+#: `vadx train` options of a tiny model that trains in seconds
+TINY_TRAIN_ARGS = [
+    "--backbone",
+    "vgg19",
+    "--width",
+    "0.0625",
+    "--frames",
+    "4",
+    "--size",
+    "32",
+    "--freeze",
+    "none",
+    "--no-cache-features",
+    "--batch-size",
+    "4",
+    "--workers",
+    "0",
+    "--patience",
+    "0",
+    "--seed",
+    "2",
+]

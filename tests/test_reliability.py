@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import TINY, run_cli
+from tests.conftest import TINY, TINY_TRAIN_ARGS, run_cli
 from tests.streams import free_port
 from tests.videos import make_video, numbered_frames
 from vadx.data.synth import SynthConfig, generate
@@ -30,27 +30,6 @@ from vadx.models import CRNN, load_model, save_model
 from vadx.video import write_mp4
 
 HERE = Path(__file__).parent
-TRAIN_ARGS = [
-    "--backbone",
-    "vgg19",
-    "--width",
-    "0.0625",
-    "--frames",
-    "4",
-    "--size",
-    "32",
-    "--freeze",
-    "none",
-    "--no-cache-features",
-    "--batch-size",
-    "4",
-    "--workers",
-    "0",
-    "--patience",
-    "0",
-    "--seed",
-    "2",
-]
 
 
 @pytest.fixture(scope="module")
@@ -634,7 +613,7 @@ main(sys.argv[2:])
 
 
 def test_a_run_killed_before_its_first_checkpoint_resumes_or_restarts(synth, tmp_path, capsys):
-    run = ["train", str(synth), *TRAIN_ARGS, "--epochs", "2"]
+    run = ["train", str(synth), *TINY_TRAIN_ARGS, "--epochs", "2"]
     marker = tmp_path / "training"
     process = _start(KILLED_BEFORE_THE_FIRST_CHECKPOINT, marker, *run, "--out", str(tmp_path / "a"))
     _wait_for(marker, process)
@@ -663,7 +642,7 @@ def test_resume_names_changed_settings_and_needs_override(synth, tmp_path, capsy
             str(data),
             "--out",
             out,
-            *TRAIN_ARGS,
+            *TINY_TRAIN_ARGS,
             "--epochs",
             "1",
             "--lr",

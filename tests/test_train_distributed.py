@@ -11,31 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.conftest import TINY_TRAIN_ARGS
 from tests.test_video_live import free_port
 from vadx.data.synth import SynthConfig, generate
 from vadx.models import load_model
 
-TINY_ARGS = [
-    "--backbone",
-    "vgg19",
-    "--width",
-    "0.0625",
-    "--frames",
-    "4",
-    "--size",
-    "32",
-    "--freeze",
-    "none",
-    "--no-cache-features",
-    "--batch-size",
-    "4",
-    "--workers",
-    "0",
-    "--patience",
-    "0",
-    "--seed",
-    "2",
-]
 HERE = Path(__file__).parent
 
 
@@ -81,11 +61,11 @@ def test_kill_9_then_resume_ends_where_an_uninterrupted_run_ends(synth, tmp_path
     if not Path(sys.executable).with_name("vadx").exists():
         pytest.skip("vadx is not installed as a console script here (make install does it)")
     epochs = ["--epochs", "4"]
-    command = _vadx("train", str(synth), "--out", str(tmp_path / "a"), *TINY_ARGS, *epochs)
+    command = _vadx("train", str(synth), "--out", str(tmp_path / "a"), *TINY_TRAIN_ARGS, *epochs)
     straight = subprocess.run(command, capture_output=True, text=True)
     assert straight.returncode == 0, straight.stderr[-2000:]
     process = subprocess.Popen(
-        _vadx("train", str(synth), "--out", str(tmp_path / "b"), *TINY_ARGS, *epochs),
+        _vadx("train", str(synth), "--out", str(tmp_path / "b"), *TINY_TRAIN_ARGS, *epochs),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -117,15 +97,18 @@ def test_cli_bad_input_for_train_evaluate_detect(synth, tmp_path, capsys):
     one_class = tmp_path / "one"
     shutil.copytree(synth / "train" / "fire", one_class / "fire")
     code, _, err = run_cli(
-        ["train", str(one_class), "--out", str(tmp_path / "r1"), *TINY_ARGS, "--epochs", "1"],
+        ["train", str(one_class), "--out", str(tmp_path / "r1"), *TINY_TRAIN_ARGS, "--epochs", "1"],
         capsys,
     )
     assert code == 2 and "at least two classes" in err
     code, _, err = run_cli(
-        ["train", str(synth), "--out", str(tmp_path / "r2"), *TINY_ARGS, "--epochs", "1"], capsys
+        ["train", str(synth), "--out", str(tmp_path / "r2"), *TINY_TRAIN_ARGS, "--epochs", "1"],
+        capsys,
     )
     assert code == 0, err
-    code, _, err = run_cli(["train", str(synth), "--out", str(tmp_path / "r2"), *TINY_ARGS], capsys)
+    code, _, err = run_cli(
+        ["train", str(synth), "--out", str(tmp_path / "r2"), *TINY_TRAIN_ARGS], capsys
+    )
     assert code == 2 and "already holds a training run; use --resume" in " ".join(err.split())
     short = write_mp4(tmp_path / "short.mp4", np.zeros((3, 32, 32, 3), np.uint8), fps=5)
     code, _, err = run_cli(

@@ -101,8 +101,7 @@ def gather_validation(
     world = world_size()
     if world == 1:
         return logits, labels
-    parts: list = [None] * world
-    dist.all_gather_object(parts, (logits, labels))
+    parts = gather((logits, labels))
     total = sum(len(p[1]) for p in parts)
     order_logits = torch.empty(total, logits.shape[1])
     order_labels = torch.empty(total, dtype=labels.dtype)

@@ -23,7 +23,7 @@ from vadx import distributed
 from vadx.borrowed import eval_mode
 from vadx.data.dataset import VideoDataset, make_loader
 from vadx.errors import InputError
-from vadx.files import staged_folder, write_json
+from vadx.files import footprint, staged_folder, write_json
 from vadx.models.crnn import CRNN
 from vadx.render.plots import png_bytes
 
@@ -213,9 +213,7 @@ def write_evaluation(
 
 def _size(path: str | Path) -> float:
     """What sharding balances for a video: its file's size (a frame folder's, its files')."""
-    path = Path(path)
-    files = [p for p in path.iterdir() if p.is_file()] if path.is_dir() else [path]
-    return float(sum(p.stat().st_size for p in files)) or 1.0
+    return float(footprint(path)[0]) or 1.0
 
 
 def frame_level_auc(

@@ -168,6 +168,14 @@ def _move_into(source: Path, target: Path, last: str | None = None) -> None:
             os.replace(entry, destination)
 
 
+def footprint(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """Bytes and latest modification time (ns) of a file, or of the files in a folder (a video
+    given as a folder of frames); OSError when it cannot be read."""
+    path = Path(path)
+    stats = [p.stat() for p in path.iterdir() if p.is_file()] if path.is_dir() else [path.stat()]
+    return sum(s.st_size for s in stats), max((s.st_mtime_ns for s in stats), default=0)
+
+
 def _nearest_folder(path: Path) -> Path:
     """``path`` or the nearest of its parents that exists (which may be a file)."""
     while not path.exists() and path != path.parent:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from vadx import distributed
 from vadx.errors import InputError
+from vadx.files import footprint
 from vadx.video.decode import is_video_path
 
 
@@ -138,13 +139,9 @@ def _video(path: Path, root: Path) -> Video:
     folder = Path(key).parent.as_posix()
     camera = root.name if folder == "." else folder
     try:
-        stats = (
-            [p.stat() for p in path.iterdir() if p.is_file()] if path.is_dir() else [path.stat()]
-        )
-        size = sum(s.st_size for s in stats)
-        mtime = max((s.st_mtime_ns for s in stats), default=0)
+        size, mtime = footprint(path)
     except OSError:
-        size = mtime = None
+        return Video(path, key, camera or "/", None, None)
     return Video(path, key, camera or "/", size, mtime)
 
 
