@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -9,7 +10,17 @@ import pytest
 from tests.conftest import run_cli
 from tests.videos import bikes_mp4
 from vadx.data import VideoDataset, folder_samples, read_masks
-from vadx.data.synth import SynthConfig, clip_seed, generate, load_background, render_clip
+from vadx.data.synth import (
+    SYNTH_CLASSES,
+    Intervention,
+    SceneSpec,
+    SynthConfig,
+    clip_seed,
+    generate,
+    load_background,
+    render_clip,
+    scene_specs,
+)
 from vadx.errors import InputError
 from vadx.video import VideoReader
 
@@ -157,3 +168,123 @@ def test_probe_cli(capsys):
     code, stdout, _ = run_cli(["probe", str(bikes_mp4()), "--json"], capsys)
     assert code == 0
     assert json.loads(stdout)["num_frames"] == 250
+
+
+# --------------------------------------------------------------------------- counterfactuals
+def _spec(kind, seed=(3, 1), scene_seed=None):
+    return SceneSpec(kind, seed, SIZE, FRAMES, scene_seed)
+
+
+@pytest.mark.parametrize("kind", SYNTH_CLASSES)
+def test_a_clip_drawn_again_without_change_equals_the_original(kind):
+    original = render_clip(kind, (3, 1), SIZE, FRAMES)
+    again = _spec(kind).render(Intervention())
+    for name in ("frames", "masks", "frame_labels", "ids"):
+        assert np.array_equal(getattr(original, name), getattr(again, name)), name
+    assert again.actors == original.actors and again.start == original.start
+
+
+def test_the_actors_are_named_and_own_their_pixels():
+    clip = render_clip("fight", (3, 1), SIZE, FRAMES)
+    assert clip.anomaly_actors == ("fighter-1", "fighter-2")
+    assert {"walker-1", "fighter-1", "fighter-2"} <= set(clip.actors)
+    owners = {o for owners in clip.actors.values() for o in owners}
+    assert set(np.unique(clip.ids)) <= owners | {0}
+    # the mask is the anomaly's actors' pixels from the anomaly's start on
+    anomaly = clip.actor_masks("fighter-1") | clip.actor_masks("fighter-2")
+    assert np.array_equal(clip.masks[clip.start :], anomaly[clip.start :])
+    with pytest.raises(InputError, match="no actor 'nobody'"):
+        clip.actor_masks("nobody")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_removing_an_actor_changes_its_pixels_only(seed):
+    spec = _spec("shooting", (seed, 5))
+    original = spec.render()
+    for name in original.actors:
+        without = spec.render(Intervention({name}))
+        changed = (original.frames != without.frames).any(-1)
+        own = original.actor_masks(name)
+        if name == "shadow":  # it darkens whatever it falls on, not only bare ground
+            assert changed.any()
+            continue
+        assert not (changed & ~own).any(), f"{name}: pixels changed outside the actor"
+        if own.sum() >= 20:
+            assert changed[own].mean() > 0.8, f"{name}: its pixels left unchanged"
+        assert not without.actor_masks(name).any(), name
+
+
+def test_removal_in_some_frames_leaves_the_others_as_they_were():
+    spec = _spec("shooting", (4, 4))
+    original, removed = spec.render(), spec.render(Intervention({"anomaly"}))
+    part = spec.render(Intervention({"anomaly"}, frames=(10, 15)))
+    assert np.array_equal(part.frames[:10], original.frames[:10])
+    assert np.array_equal(part.frames[15:], original.frames[15:])  # smoke and bullets go on
+    assert np.array_equal(part.frames[10:15], removed.frames[10:15])
+    assert not np.array_equal(original.frames[10:15], removed.frames[10:15])
+
+
+def test_the_context_redrawn_keeps_the_anomaly():
+    spec = _spec("fire", (2, 2))
+    original = spec.render()
+    redrawn = spec.render(Intervention(context_seed=(9, 9)))
+    assert redrawn.start == original.start
+    assert not np.array_equal(redrawn.frames, original.frames)
+    assert np.array_equal(
+        redrawn.frames, render_clip("fire", (2, 2), SIZE, FRAMES, scene_seed=(9, 9)).frames
+    )
+    # the fire is drawn identically; only what stands in front of it may hide parts of it
+    both = original.masks & redrawn.masks
+    assert both.sum() > 0.8 * min(original.masks.sum(), redrawn.masks.sum())
+    assert np.array_equal(original.ids[both], redrawn.ids[both])
+
+
+@pytest.mark.parametrize("shift", [-3, 4])
+def test_the_anomaly_shifted_in_time(shift):
+    spec = _spec("fight", (1, 1))
+    original, shifted = spec.render(), spec.render(Intervention(shift=shift))
+    assert shifted.start == original.start + shift
+    assert shifted.frame_labels.tolist() == [0] * shifted.start + [1] * (FRAMES - shifted.start)
+    huge = spec.render(Intervention(shift=10_000))
+    assert huge.start == FRAMES - 1
+
+
+def test_an_unknown_actor_is_refused():
+    with pytest.raises(InputError, match="no actor lamp-post in this clip; it has walker-1"):
+        _spec("fire").render(Intervention({"lamp-post"}))
+    with pytest.raises(InputError, match="first, stop"):
+        Intervention({"anomaly"}, frames=(5, 2))
+
+
+def test_in_the_controlled_family_only_the_anomaly_differs_between_classes(tmp_path):
+    config = SynthConfig(clips=(2, 0, 1), num_frames=FRAMES, size=SIZE, seed=5, family="controlled")
+    specs = scene_specs(generate(tmp_path / "data", config))
+    assert len(specs) == 12
+    by_clip = {}
+    for spec in specs.values():
+        by_clip.setdefault(spec.scene_seed, {})[spec.kind] = spec
+    assert len(by_clip) == 3
+    for group in by_clip.values():
+        normal = group["normal"].render().frames
+        for kind in ("fight", "shooting", "fire"):
+            clip = group[kind].render()
+            assert not np.array_equal(clip.frames, normal)
+            assert np.array_equal(group[kind].render(Intervention({"anomaly"})).frames, normal)
+    default = scene_specs(generate(tmp_path / "default", replace(config, family="default")))
+    assert all(spec.scene_seed is None for spec in default.values())
+    with pytest.raises(InputError, match="family must be one of default, controlled"):
+        SynthConfig(family="paired")
+
+
+def test_scene_specs_draw_the_written_clips_again(tmp_path):
+    config = SynthConfig(clips=(1, 0, 0), num_frames=FRAMES, size=SIZE, seed=2, classes=("fire",))
+    manifest = generate(tmp_path / "data", config)
+    ((video, spec),) = scene_specs(tmp_path / "data").items()
+    masks, _ = read_masks(video.with_name(video.stem + ".masks.npz"))
+    assert np.array_equal(spec.render().masks, masks)
+    (tmp_path / "other.json").write_text('{"generator": "something"}')
+    with pytest.raises(InputError, match="was not written by vadx synth"):
+        scene_specs(tmp_path / "other.json")
+    with pytest.raises(InputError, match="not a readable vadx synth manifest"):
+        scene_specs(tmp_path / "missing")
+    assert manifest.is_file()

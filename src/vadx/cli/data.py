@@ -28,6 +28,13 @@ def synth(
     background: Annotated[
         Path | None, typer.Option(help="A real video to paste the scenes onto.")
     ] = None,
+    family: Annotated[
+        str,
+        typer.Option(
+            help="default, or controlled: clip N of every class shares its whole scene, so "
+            "only the anomaly tells the classes apart (a fair test of explanations)."
+        ),
+    ] = "default",
 ) -> None:
     """Generate synthetic surveillance clips with pixel-exact anomaly masks."""
     from vadx.data.synth import SynthConfig, generate
@@ -44,6 +51,7 @@ def synth(
         seed=seed,
         background=None if background is None else str(background),
         classes=tuple(c.strip() for c in classes.split(",") if c.strip()),
+        family=family,
     )
     with progress_bar("rendering clips") as advance:
         manifest = generate(out, config, progress=advance)

@@ -281,8 +281,20 @@ def xai_eval_command(
         int, typer.Option(help="Clips that also get the randomisation checks (costly).")
     ] = 2,
     steps: Annotated[int, typer.Option(help="Steps of the deletion/insertion curves.")] = 10,
+    interventions: Annotated[
+        bool | None,
+        typer.Option(
+            "--interventions/--no-interventions",
+            help="Score against the ground truth of interventions: each clip drawn again "
+            "without each actor (needs a vadx synth dataset; default: whenever DATA is one).",
+        ),
+    ] = None,
+    max_set: Annotated[
+        int, typer.Option(help="Largest set of actors searched for one that flips a decision.")
+    ] = 2,
 ) -> None:
-    """Score explanation methods on a dataset: faithfulness, localisation, sanity checks."""
+    """Score explanation methods on a dataset: faithfulness, localisation, sanity checks and,
+    on synthetic scenes, ground truth from interventions on the scene."""
     from vadx.models import load_model
     from vadx.quality import xai_eval
 
@@ -292,6 +304,7 @@ def xai_eval_command(
         ("--steps", steps, 1),
         ("--faithfulness-clips", faithfulness_clips, 0),
         ("--sanity-clips", sanity_clips, 0),
+        ("--max-set", max_set, 1),
     ):
         at_least(option, value, minimum)
     writable_path(out, "--out")
@@ -309,6 +322,8 @@ def xai_eval_command(
             faithfulness_clips=faithfulness_clips,
             sanity_clips=sanity_clips,
             steps=steps,
+            interventions=interventions,
+            max_set=max_set,
             progress=lambda _, d, t: advance(d, t),
         )
     if rank != 0:  # under torchrun: rank 0 writes and tells

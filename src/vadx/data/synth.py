@@ -24,9 +24,10 @@ anti-aliasing so masks and pixels agree exactly before video compression.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -42,8 +43,16 @@ from vadx.video.encode import write_mp4, write_png
 
 SYNTH_CLASSES = ("fight", "shooting", "fire", "normal")
 SPLITS = ("train", "val", "test")
+#: scene families: ``default`` draws every clip's scene on its own; in ``controlled`` the clips
+#: of the four classes with the same split and number share one scene, so that only the anomaly
+#: tells the classes apart (:func:`scene_seed`)
+FAMILIES = ("default", "controlled")
 #: actor ids at or above this value belong to the anomaly
 ANOMALY_ID = 1000
+#: owner ids of the other actors in the id buffer (0 is the ground; walkers are 1…99)
+OBSTACLE_ID, LAMP_ID, SHADOW_ID = 100, 200, 300
+#: the name that stands for all of the anomaly's actors in :class:`Intervention`
+ANOMALY = "anomaly"
 
 
 @dataclass(frozen=True)
@@ -58,6 +67,9 @@ class SynthConfig:
         seed: everything is a function of this seed (and the clip's class, split and number).
         background: optional real video whose frames replace the textured ground.
         classes: which classes to generate (a subset of fight, shooting, fire, normal).
+        family: ``default``, or ``controlled``: the evidence-controlled family, where clip
+            ``n`` of every class in a split shares its whole scene (ground, walkers, obstacles,
+            distractors, light, noise) and only the anomaly differs (:func:`scene_seed`).
     """
 
     clips: tuple[int, int, int] = (40, 10, 10)
@@ -67,6 +79,7 @@ class SynthConfig:
     seed: int = 0
     background: str | None = None
     classes: tuple[str, ...] = SYNTH_CLASSES
+    family: str = "default"
 
     def __post_init__(self) -> None:
         if len(self.clips) != 3 or min(self.clips) < 0 or sum(self.clips) == 0:
@@ -77,6 +90,8 @@ class SynthConfig:
             raise InputError(f"frames must be at least 48×48, got {self.size}")
         if not self.fps > 0:
             raise InputError(f"fps must be positive, got {self.fps}")
+        if self.family not in FAMILIES:
+            raise InputError(f"family must be one of {', '.join(FAMILIES)}, got {self.family!r}")
         unknown = set(self.classes) - set(SYNTH_CLASSES)
         if unknown or not self.classes:
             raise InputError(
@@ -86,7 +101,15 @@ class SynthConfig:
 
 @dataclass
 class SynthClip:
-    """One rendered clip: frames uint8 ``(T, H, W, 3)``, masks bool ``(T, H, W)``, labels."""
+    """One rendered clip: frames uint8 ``(T, H, W, 3)``, masks bool ``(T, H, W)``, labels.
+
+    ``ids`` ``(T, H, W)`` says which actor each pixel shows (its owner id; 0 is the ground;
+    where the cloud shadow darkens bare ground, the shadow's), and ``actors`` names every actor
+    of the scene with its owner ids: ``walker-N``, ``runner``, ``pair-1``/``pair-2`` (two
+    friends walking together), ``obstacle-N``, ``lamp``, ``shadow``, and the anomaly's own:
+    ``fighter-1``/``fighter-2``, ``shooter`` or ``fire``. These are the names
+    :class:`Intervention` removes.
+    """
 
     kind: str
     frames: np.ndarray
@@ -94,34 +117,96 @@ class SynthClip:
     frame_labels: np.ndarray
     start: int | None
     details: dict = field(default_factory=dict)
+    ids: np.ndarray | None = None
+    actors: dict[str, tuple[int, ...]] = field(default_factory=dict)
+
+    @property
+    def anomaly_actors(self) -> tuple[str, ...]:
+        """The names of the anomaly's actors (none in a normal clip)."""
+        return tuple(n for n, owners in self.actors.items() if min(owners) >= ANOMALY_ID)
+
+    def actor_masks(self, name: str) -> np.ndarray:
+        """Where actor ``name`` is visible, bool ``(T, H, W)``."""
+        if self.ids is None or name not in self.actors:
+            raise InputError(f"no actor {name!r} in this clip; it has {', '.join(self.actors)}")
+        return np.isin(self.ids, self.actors[name])
+
+
+@dataclass(frozen=True)
+class Intervention:
+    """What to change when a scene is drawn again (:meth:`SceneSpec.render`): the ground truth
+    of explanations *for a model* comes from such counterfactual clips.
+
+    Every part of a scene draws from its own random stream, and an actor that is removed still
+    moves (and still draws its random numbers) where nobody sees it, so everything else in the
+    clip stays exactly as it was; ``Intervention()`` changes nothing.
+
+    Attributes:
+        remove: actor names (:attr:`SynthClip.actors`) not drawn: their pixels show what is
+            behind them; ``"anomaly"`` stands for all of the anomaly's actors.
+        frames: ``(first, stop)``: remove them in these frames only (source frames, ``stop``
+            excluded); every other frame equals the original's. None: in every frame.
+        context_seed: when set, everything but the anomaly — ground, walkers, obstacles,
+            distractors, light, noise — is drawn anew from this seed (the same distribution,
+            another draw); the anomaly stays as it was.
+        shift: frames by which the anomaly's start moves (kept inside the clip).
+    """
+
+    remove: frozenset[str] = frozenset()
+    frames: tuple[int, int] | None = None
+    context_seed: int | tuple[int, ...] | None = None
+    shift: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "remove", frozenset(self.remove))
+        if self.frames is not None and not 0 <= self.frames[0] <= self.frames[1]:
+            raise InputError(
+                f"frames must be (first, stop) with 0 ≤ first ≤ stop, got {self.frames}"
+            )
+
+    def removed_at(self, t: int) -> frozenset[str]:
+        """The actors removed in frame ``t``."""
+        if self.frames is None or self.frames[0] <= t < self.frames[1]:
+            return self.remove
+        return frozenset()
 
 
 # --------------------------------------------------------------------------- drawing
 class Canvas:
     """An RGB image and an id buffer drawn with the same rasteriser (no anti-aliasing)."""
 
-    def __init__(self, image: np.ndarray) -> None:
+    def __init__(self, image: np.ndarray, hidden: frozenset[int] = frozenset()) -> None:
         self.image = image
         self.ids = np.zeros(image.shape[:2], np.int32)
+        #: owners whose drawing is skipped: they still move and draw their random numbers
+        self.hidden = hidden
 
     def ellipse(self, centre, axes, angle, colour, owner, thickness=-1) -> None:
+        if owner in self.hidden:
+            return
         c = (round(centre[0]), round(centre[1]))
         a = (max(1, round(axes[0])), max(1, round(axes[1])))
         cv2.ellipse(self.image, c, a, float(angle), 0, 360, colour, thickness, cv2.LINE_8)
         cv2.ellipse(self.ids, c, a, float(angle), 0, 360, int(owner), thickness, cv2.LINE_8)
 
     def line(self, p, q, colour, owner, thickness=1) -> None:
+        if owner in self.hidden:
+            return
         p, q = (round(p[0]), round(p[1])), (round(q[0]), round(q[1]))
         t = max(1, round(thickness))
         cv2.line(self.image, p, q, colour, t, cv2.LINE_8)
         cv2.line(self.ids, p, q, int(owner), t, cv2.LINE_8)
 
     def polygon(self, points, colour, owner) -> None:
+        if owner in self.hidden:
+            return
         pts = np.round(np.asarray(points)).astype(np.int32)
         cv2.fillPoly(self.image, [pts], colour, cv2.LINE_8)
         cv2.fillPoly(self.ids, [pts], int(owner), cv2.LINE_8)
 
     def rectangle(self, p, q, colour, owner) -> None:
+        if owner in self.hidden:
+            return
         p, q = (round(p[0]), round(p[1])), (round(q[0]), round(q[1]))
         cv2.rectangle(self.image, p, q, colour, -1, cv2.LINE_8)
         cv2.rectangle(self.ids, p, q, int(owner), -1, cv2.LINE_8)
@@ -288,6 +373,10 @@ class Anomaly:
     def draw(self, canvas: Canvas, t: int, rng: np.random.Generator) -> None:
         raise NotImplementedError
 
+    def actors(self) -> dict[str, tuple[int, ...]]:
+        """The anomaly's actors by name, with their owner ids."""
+        return {type(self).__name__.lower(): (ANOMALY_ID,)}
+
 
 class Fight(Anomaly):
     """Two people meet at a point and fight: jerking, tilted bodies, flailing arms."""
@@ -310,6 +399,9 @@ class Fight(Anomaly):
 
     def depth(self):
         return float(self.meet[1])
+
+    def actors(self):
+        return {f"fighter-{k + 1}": (person.owner,) for k, person in enumerate(self.people)}
 
     def draw(self, canvas, t, rng):
         height = self.size[0]
@@ -394,6 +486,9 @@ class Shooting(Anomaly):
 
     def depth(self):
         return float(self.shooter.y)
+
+    def actors(self):
+        return {"shooter": (ANOMALY_ID,)}
 
     def draw(self, canvas, t, rng):
         height, width = self.size
@@ -515,6 +610,18 @@ class Scene:
             return 1.0 if t < self.light_at else 0.75
         return 1.0
 
+    def actors(self) -> dict[str, tuple[int, ...]]:
+        """Every actor of the scene by name, with its owner ids (see :class:`SynthClip`)."""
+        names = {50: "runner", 51: "pair-1", 52: "pair-2"}
+        actors = {names.get(p.owner, f"walker-{p.owner}"): (p.owner,) for p in self.walkers}
+        for number in range(len(self.obstacles)):
+            actors[f"obstacle-{number + 1}"] = (OBSTACLE_ID + number,)
+        if self.lamp is not None:
+            actors["lamp"] = (LAMP_ID,)
+        if self.shadow is not None:
+            actors["shadow"] = (SHADOW_ID,)
+        return actors
+
 
 def render_clip(
     kind: str,
@@ -524,23 +631,104 @@ def render_clip(
     *,
     background: np.ndarray | None = None,
     include_anomaly: bool = True,
+    scene_seed: int | tuple[int, ...] | None = None,
+    intervention: Intervention | None = None,
 ) -> SynthClip:
     """Render one clip of ``kind`` from ``seed``.
 
-    With ``include_anomaly=False`` the same scene is rendered without the anomaly's actors —
-    every other random draw is identical (each part has its own random stream), which is what
-    the tests use to check that masks cover exactly the pixels the anomaly changes.
+    ``scene_seed``, when given, draws everything but the anomaly from it instead of ``seed``
+    (the evidence-controlled family shares one scene among the classes). ``intervention``
+    draws the clip again with actors removed, the scene redrawn or the anomaly shifted in time
+    (:class:`Intervention`); ``include_anomaly=False`` is ``Intervention({"anomaly"})``: the
+    same scene without the anomaly's actors, every other pixel unchanged.
     """
     if kind not in SYNTH_CLASSES:
         raise InputError(
             f"unknown synthetic class {kind!r}; choose from {', '.join(SYNTH_CLASSES)}"
         )
+    intervention = intervention or Intervention()
+    if not include_anomaly:
+        intervention = replace(intervention, remove=intervention.remove | {ANOMALY})
     schedule = [(kind, 0, num_frames)] if kind in ANOMALIES else []
-    frames, masks, labels, events, details = _render(
-        seed, size, num_frames, background, schedule, include_anomaly
+    rendered = _render(seed, size, num_frames, background, schedule, intervention, scene_seed)
+    start = rendered.events[0][1] if rendered.events else None
+    return SynthClip(
+        kind,
+        rendered.frames,
+        rendered.masks,
+        (rendered.labels >= 0).astype(np.int64),
+        start,
+        rendered.details,
+        rendered.ids,
+        rendered.actors,
     )
-    start = events[0][1] if events else None
-    return SynthClip(kind, frames, masks, (labels >= 0).astype(np.int64), start, details)
+
+
+@dataclass(frozen=True)
+class SceneSpec:
+    """Everything that determines one synthetic clip: what :func:`render_clip` is given.
+
+    A dataset written by ``vadx synth`` records it for every clip (:func:`scene_specs`), so
+    the clip can be drawn again — as it was, or changed by an :class:`Intervention`.
+    """
+
+    kind: str
+    seed: tuple[int, ...]
+    size: tuple[int, int] = (112, 112)
+    num_frames: int = 40
+    scene_seed: tuple[int, ...] | None = None
+    background: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def render(self, intervention: Intervention | None = None) -> SynthClip:
+        """The clip, changed by ``intervention`` when given (equal to the original without)."""
+        return render_clip(
+            self.kind,
+            self.seed,
+            self.size,
+            self.num_frames,
+            background=self.background,
+            scene_seed=self.scene_seed,
+            intervention=intervention,
+        )
+
+
+def scene_specs(data: str | os.PathLike[str]) -> dict[Path, SceneSpec]:
+    """The :class:`SceneSpec` of every clip of a ``vadx synth`` dataset (its folder or its
+    ``manifest.json``), by the clip's resolved video path."""
+    path = Path(data)
+    manifest_path = path / "manifest.json" if path.is_dir() else path
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise InputError(f"{manifest_path}: not a readable vadx synth manifest ({err})") from err
+    if not isinstance(manifest, dict) or manifest.get("generator") != "vadx synth":
+        raise InputError(f"{manifest_path} was not written by vadx synth")
+    try:
+        config = SynthConfig(
+            **{
+                **manifest["config"],
+                "clips": tuple(manifest["config"]["clips"]),
+                "size": tuple(manifest["config"]["size"]),
+                "classes": tuple(manifest["config"]["classes"]),
+            }
+        )
+    except (KeyError, TypeError) as err:
+        raise InputError(f"{manifest_path}: its config is not vadx synth's ({err})") from err
+    background = None
+    if config.background is not None:
+        background = load_background(config.background, config.size)
+    specs = {}
+    for entry in manifest.get("clips", []):
+        scene = entry.get("scene_seed")
+        specs[(manifest_path.parent / entry["video"]).resolve()] = SceneSpec(
+            entry["class"],
+            tuple(entry["seed"]),
+            config.size,
+            config.num_frames,
+            None if scene is None else tuple(scene),
+            background,
+        )
+    return specs
 
 
 @dataclass
@@ -571,16 +759,32 @@ def render_long(
         if kind in ANOMALIES:
             placed.append((kind, offset, length))
         offset += length
-    frames, masks, labels, events, _ = _render(seed, size, offset, background, placed, True)
-    return SynthVideo(frames, masks, labels, events)
+    rendered = _render(seed, size, offset, background, placed)
+    return SynthVideo(rendered.frames, rendered.masks, rendered.labels, rendered.events)
 
 
-def _render(seed, size, num_frames, background, schedule, include_anomaly):
+@dataclass
+class _Rendered:
+    frames: np.ndarray
+    masks: np.ndarray
+    labels: np.ndarray
+    events: list[tuple[str, int, int]]
+    details: dict[str, Any]
+    ids: np.ndarray
+    actors: dict[str, tuple[int, ...]]
+
+
+def _render(
+    seed, size, num_frames, background, schedule, intervention=None, scene_seed=None
+) -> _Rendered:
     """The renderer behind :func:`render_clip` and :func:`render_long`."""
     height, width = size
-    scene_seed, walk_seed, anomaly_seed, draw_seed, noise_seed = np.random.SeedSequence(seed).spawn(
-        5
-    )
+    intervention = intervention or Intervention()
+    _, _, anomaly_seed, draw_seed, _ = np.random.SeedSequence(seed).spawn(5)
+    scene_seed = intervention.context_seed if intervention.context_seed is not None else scene_seed
+    scene_seed, walk_seed, _, _, noise_seed = np.random.SeedSequence(
+        seed if scene_seed is None else scene_seed
+    ).spawn(5)
     scene = Scene.random(np.random.default_rng(scene_seed), size, num_frames, background)
     walk_rng, noise_rng = np.random.default_rng(walk_seed), np.random.default_rng(noise_seed)
     draw_rng = np.random.default_rng(draw_seed)
@@ -589,45 +793,66 @@ def _render(seed, size, num_frames, background, schedule, include_anomaly):
         (kind, offset, length, ANOMALIES[kind](np.random.default_rng(s), size, length))
         for (kind, offset, length), s in zip(schedule, seeds, strict=True)
     ]
+    for _, _, length, anomaly in actors:
+        anomaly.start = int(np.clip(anomaly.start + intervention.shift, 1, length - 1))
+    names = scene.actors()
+    for _, _, _, anomaly in actors:
+        names.update(anomaly.actors())
+    anomaly_names = {n for n, owners in names.items() if min(owners) >= ANOMALY_ID}
+    unknown = intervention.remove - set(names) - {ANOMALY}
+    if unknown:
+        raise InputError(
+            f"no actor {', '.join(sorted(unknown))} in this clip; it has {', '.join(names)}"
+        )
     frames = np.empty((num_frames, height, width, 3), np.uint8)
     masks = np.zeros((num_frames, height, width), bool)
+    ids = np.zeros((num_frames, height, width), np.int32)
     labels = np.full(num_frames, -1, np.int64)
     for t in range(num_frames):
-        canvas = Canvas(scene.ground.frame(t))
+        removed = set(intervention.removed_at(t))
+        if ANOMALY in removed:
+            removed = (removed - {ANOMALY}) | anomaly_names
+        hidden = frozenset(owner for name in removed for owner in names[name])
+        canvas = Canvas(scene.ground.frame(t), hidden)
         # painter's order: whatever stands lower in the picture is nearer and drawn later
         layers: list[tuple[float, Callable[[], object]]] = []
         for person in scene.walkers:
             walk(person, width, height, walk_rng)
             layers.append((person.y, partial(_draw_walker, canvas, person, height)))
-        for x, y, w, h in scene.obstacles:
-            layers.append((y, partial(canvas.rectangle, (x, y - h), (x + w, y), OBSTACLE, -1)))
+        for number, (x, y, w, h) in enumerate(scene.obstacles):
+            owner = OBSTACLE_ID + number
+            rectangle = partial(canvas.rectangle, (x, y - h), (x + w, y), OBSTACLE, owner)
+            layers.append((y, rectangle))
         active = None
         for kind, offset, length, anomaly in actors:
             if offset <= t < offset + length:
                 active = (kind, t - offset, anomaly)
                 anomaly.advance(t - offset, draw_rng)
-                if include_anomaly:
-                    draw = partial(anomaly.draw, canvas, t - offset, draw_rng)
-                    layers.append((anomaly.depth(), draw))
+                # drawn even when hidden: its random numbers and its state (smoke, bullets)
+                # stay those of the original clip
+                layers.append(
+                    (anomaly.depth(), partial(anomaly.draw, canvas, t - offset, draw_rng))
+                )
         for _, draw in sorted(layers, key=lambda layer: layer[0]):
             draw()
         if scene.lamp is not None and t % scene.lamp[2] == 0:
             radius = max(2, width // 40)
-            canvas.ellipse(scene.lamp[:2], (radius, radius), 0, LAMP, 0)
+            canvas.ellipse(scene.lamp[:2], (radius, radius), 0, LAMP, LAMP_ID)
         image = canvas.image
-        if scene.shadow is not None:
+        if scene.shadow is not None and SHADOW_ID not in hidden:
             sx, sy, speed, radius = scene.shadow
             shade = np.ones((height, width), np.float32)
             centre = (round(sx + speed * t), round(sy))
             cv2.ellipse(shade, centre, (round(radius), round(radius / 2)), 0, 0, 360, 0.7, -1)
             image *= shade[..., None]
+            canvas.ids[(shade < 1) & (canvas.ids == 0)] = SHADOW_ID
         image *= scene.lighting(t, num_frames)
         image += noise_rng.normal(0, scene.noise_sigma, image.shape).astype(np.float32)
         frames[t] = np.clip(image, 0, 255).astype(np.uint8)
+        ids[t] = canvas.ids
         if active is not None and active[1] >= active[2].start:
             labels[t] = SYNTH_CLASSES.index(active[0])
-            if include_anomaly:
-                masks[t] = canvas.ids >= ANOMALY_ID
+            masks[t] = canvas.ids >= ANOMALY_ID
     events = [(kind, offset + a.start, offset + length - 1) for kind, offset, length, a in actors]
     details = {
         "light": scene.light,
@@ -635,7 +860,7 @@ def _render(seed, size, num_frames, background, schedule, include_anomaly):
         "lamp": scene.lamp is not None,
         "shadow": scene.shadow is not None,
     }
-    return frames, masks, labels, events, details
+    return _Rendered(frames, masks, labels, events, details, ids, names)
 
 
 def _draw_walker(canvas: Canvas, person: Person, height: int) -> None:
@@ -657,6 +882,15 @@ def load_background(path: str | os.PathLike[str], size: tuple[int, int], limit: 
 def clip_seed(seed: int, kind: str, split: str, number: int) -> tuple[int, int, int, int]:
     """The seed of one clip: independent of how many other clips are generated."""
     return (seed, SYNTH_CLASSES.index(kind), SPLITS.index(split), number)
+
+
+def scene_seed(config: SynthConfig, split: str, number: int) -> tuple[int, ...] | None:
+    """The seed of the scene around clip ``number`` of ``split``: None in the default family
+    (each clip's own seed draws its scene), shared by the clips of every class in the
+    evidence-controlled family — so they differ in their anomaly alone."""
+    if config.family == "default":
+        return None
+    return (config.seed, len(SYNTH_CLASSES), SPLITS.index(split), number)
 
 
 def generate(
@@ -711,7 +945,10 @@ def _write_clips(
     clips = []
     for done, (split, kind, number) in enumerate(jobs, 1):
         seed = clip_seed(config.seed, kind, split, number)
-        clip = render_clip(kind, seed, config.size, config.num_frames, background=background)
+        shared = scene_seed(config, split, number)
+        clip = render_clip(
+            kind, seed, config.size, config.num_frames, background=background, scene_seed=shared
+        )
         name = f"{kind}_{split}_{number:04d}"
         video = out / split / kind / f"{name}.mp4"
         write_mp4(video, clip.frames, fps=config.fps)
@@ -723,6 +960,7 @@ def _write_clips(
                 "split": split,
                 "class": kind,
                 "seed": list(seed),
+                "scene_seed": None if shared is None else list(shared),
                 "anomaly_start": clip.start,
                 "mask_area": clip.masks.reshape(len(clip.masks), -1).sum(1).tolist(),
                 "scene": clip.details,
@@ -744,6 +982,7 @@ def preview(config: SynthConfig, background: np.ndarray | None = None, columns: 
             config.size,
             config.num_frames,
             background=background,
+            scene_seed=scene_seed(config, "train", 0),
         )
         picks = np.linspace(0, config.num_frames - 1, columns).round().astype(int)
         tiles = []

@@ -9,7 +9,13 @@ explained logit is the clip's **true class** — "why is this a fight?" — and:
 * faithfulness on the first ``faithfulness_clips`` clips: spatial deletion/insertion AUC per
   spatial method and temporal deletion/insertion AUC per estimator, each beside its random
   ordering from the same run;
-* sanity on the first ``sanity_clips`` clips: cascading randomisation and the random-logit test.
+* sanity on the first ``sanity_clips`` clips: cascading randomisation and the random-logit test;
+* on a ``vadx synth`` dataset, ground truth about the model from interventions
+  (:mod:`vadx.quality.interventions`): each clip is drawn again without each of its actors and
+  without its anomaly in each frame, and every map and frame curve is scored against the logit
+  drops (the clip explained is then the rendered one, before video compression); the summary's
+  ``reliance`` says how often the model's decision rests on the anomaly and how often on other
+  actors.
 
 Writes ``xai-eval.json`` (every score per clip and the summary), ``xai-eval.md`` (the table,
 each metric with its direction and baseline) and ``xai-eval.png``.
@@ -23,15 +29,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from vadx import distributed
 from vadx.data.dataset import VideoDataset
 from vadx.data.splits import load_samples
+from vadx.data.synth import SceneSpec, scene_specs
 from vadx.errors import InputError
 from vadx.explain import DEFAULT_METHODS, DEFAULT_TEMPORAL, explain
 from vadx.files import atomic_path, staged_folder, write_json
 from vadx.models.crnn import CRNN
 from vadx.quality.faithfulness import auc, spatial_curves, temporal_curves
+from vadx.quality.interventions import (
+    GroundTruth,
+    actor_scores,
+    intervention_truth,
+    temporal_truth_scores,
+)
 from vadx.quality.localisation import (
     energy_pointing_game,
     mask_area,
@@ -88,13 +102,20 @@ def xai_eval(
     faithfulness_clips: int = 8,
     sanity_clips: int = 2,
     steps: int = 10,
+    interventions: bool | None = None,
+    max_set: int = 2,
     progress: ProgressFn | None = None,
 ) -> dict[str, Any]:
     """Run every metric for every method over ``data``'s ``split`` (module doc).
 
+    ``interventions``: score against the ground truth of interventions (True needs a
+    ``vadx synth`` dataset; None, the default, does it whenever ``data`` is one);
+    ``max_set``: the largest decisive set searched for.
+
     Under torchrun each rank scores its share of the clips; rank 0 writes the merged result
     (the others return only the clips).
     """
+    specs = _scene_specs(data, interventions)
     samples, classes = load_samples(data, model.class_names, split)
     config = model.config
     dataset = VideoDataset.for_model(config, samples, classes)
@@ -115,11 +136,12 @@ def xai_eval(
     scored = []
     for done, n in enumerate(mine, 1):
         item = dataset[chosen[n]]
+        source = dataset.samples[chosen[n]].source
         scored.append(
             _score_clip(
                 model,
                 item,
-                str(dataset.samples[chosen[n]].source),
+                str(source),
                 device,
                 methods=methods,
                 temporal=temporal,
@@ -127,6 +149,8 @@ def xai_eval(
                 faithfulness=n < faithfulness_clips,
                 sanity=n < sanity_clips,
                 steps=steps,
+                spec=None if specs is None else specs.get(Path(source).resolve()),
+                max_set=max_set,
             )
         )
         if progress is not None:
@@ -155,10 +179,15 @@ def xai_eval(
         "metrics": {k: vars(v) for k, v in METRICS.items()},
         "summary": summary,
         "sanity": sanity,
+        "interventions": specs is not None,
+        "reliance": reliance(clips) if specs is not None else None,
         "clips": clips,
     }
     with staged_folder(out, last="xai-eval.json") as staging:
-        (staging / "xai-eval.md").write_text(markdown_table(summary), encoding="utf-8")
+        table = markdown_table(summary)
+        if document["reliance"] is not None:
+            table = reliance_text(document["reliance"]) + "\n" + table
+        (staging / "xai-eval.md").write_text(table, encoding="utf-8")
         plot_summary(staging / "xai-eval.png", summary)
         write_json(staging / "xai-eval.json", document)
     return document
@@ -176,6 +205,8 @@ def _score_clip(
     faithfulness: bool,
     sanity: bool,
     steps: int,
+    spec: SceneSpec | None = None,
+    max_set: int = 2,
 ) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, str]]:
     """One clip's scores (with ``faithfulness`` curves and ``sanity`` checks when asked):
     its entry, its sanity checks (or None) and the layers the methods read."""
@@ -216,6 +247,11 @@ def _score_clip(
             curves = temporal_curves(model, clip, f.scores[0], target)
             scores.update(curve_scores(curves, "temporal_"))
         entry["scores"][name] = scores
+    if spec is not None:
+        truth = intervention_truth(model, spec, target, max_set=max_set)
+        entry["ground_truth"] = truth.record()
+        for name, scores in _truth_scores(model, truth, device, methods, temporal, layer).items():
+            entry["scores"][name].update(scores)
     checks = None
     if sanity:
         checks = cascading_randomisation(model, clip, methods, temporal, target=target, layer=layer)
@@ -229,6 +265,87 @@ def _score_clip(
             if result["randomisation_ssim"] is not None:
                 entry["scores"][name]["randomisation_ssim"] = result["randomisation_ssim"]
     return entry, checks, layers
+
+
+def _scene_specs(data: str | Path, interventions: bool | None) -> dict[Path, SceneSpec] | None:
+    """The scenes of a ``vadx synth`` dataset when interventions are asked for (or, with None,
+    possible)."""
+    if interventions is False:
+        return None
+    try:
+        return scene_specs(data)
+    except InputError as err:
+        if interventions:
+            raise InputError(
+                f"{data}: interventions need a dataset written by vadx synth ({err})"
+            ) from err
+        return None
+
+
+def _truth_scores(
+    model: CRNN,
+    truth: GroundTruth,
+    device: Any,
+    methods: Sequence[str],
+    temporal: Sequence[str],
+    layer: str | None,
+) -> dict[str, dict[str, float]]:
+    """Every method's scores against the interventions' ground truth, on the rendered clip."""
+    e = explain(
+        model,
+        truth.clip.clip[None].to(device),
+        truth.target,
+        methods=methods,
+        temporal=temporal,
+        layer=layer,
+        picture=torch.from_numpy(truth.clip.picture)[None],
+    )
+    scores = {name: actor_scores(a.display[0], truth) for name, a in e.maps.items()}
+    scores.update(
+        {name: temporal_truth_scores(f.scores[0], truth) for name, f in e.temporal.items()}
+    )
+    return scores
+
+
+def reliance(clips: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the model's decisions rest on, over the clips with ground truth: the share whose
+    decision flips when the anomaly is removed, the share where removing one other actor alone
+    flips it (and which kinds of actor), and how often a decisive set was found."""
+    truths = [c["ground_truth"] for c in clips if c.get("ground_truth")]
+    anomalous = [t for t in truths if t["anomaly_flips"] is not None]
+    kinds: dict[str, int] = {}
+    for t in truths:
+        for name in t["other_flips"]:
+            kind = name.rstrip("0123456789").rstrip("-")
+            kinds[kind] = kinds.get(kind, 0) + 1
+    share = lambda n, of: n / len(of) if of else None  # noqa: E731
+    return {
+        "clips": len(truths),
+        "anomaly_flips": share(sum(t["anomaly_flips"] for t in anomalous), anomalous),
+        "other_actor_flips": share(sum(bool(t["other_flips"]) for t in truths), truths),
+        "other_flips_by_kind": kinds,
+        "decisive_set_found": share(sum(t["decisive_set"] is not None for t in truths), truths),
+        "mean_anomaly_logit_drop": float(np.mean([t["anomaly_logit_drop"] for t in anomalous]))
+        if anomalous
+        else None,
+    }
+
+
+def reliance_text(found: dict[str, Any]) -> str:
+    """The reliance finding in words, for xai-eval.md."""
+
+    def percent(value: float | None) -> str:
+        return "n/a" if value is None else f"{100 * value:.0f} %"
+
+    kinds = ", ".join(f"{k} ({n})" for k, n in sorted(found["other_flips_by_kind"].items()))
+    return (
+        "### What the model's decisions rest on (interventions)\n\n"
+        f"Over {found['clips']} clips drawn again without each actor: removing the anomaly "
+        f"flips the decision in {percent(found['anomaly_flips'])}; removing one other actor "
+        f"alone flips it in {percent(found['other_actor_flips'])}"
+        + (f" ({kinds})" if kinds else "")
+        + ".\n"
+    )
 
 
 def summarise(
@@ -255,7 +372,7 @@ def summarise(
 def markdown_table(summary: dict[str, Any]) -> str:
     """One table per category: methods as rows, metrics as columns (``↑``/``↓`` directions)."""
     lines = []
-    for category in ("localisation", "faithfulness", "sanity"):
+    for category in ("localisation", "intervention", "faithfulness", "sanity"):
         metrics = [
             m
             for m in METRICS.values()

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class MetricInfo:
-    """A metric's name, category (``faithfulness``, ``localisation``, ``sanity``), direction,
+    """A metric's name, category (``faithfulness``, ``localisation``, ``intervention``,
+    ``sanity``), direction,
     the name of its baseline score (or ``""``) and a one-line description."""
 
     name: str
@@ -86,6 +87,38 @@ METRICS: dict[str, MetricInfo] = {
             True,
             "",
             "ROC-AUC of frame importance against the per-frame anomaly labels",
+        ),
+        MetricInfo(
+            "actor_rank_correlation",
+            "intervention",
+            True,
+            "",
+            "Spearman correlation of each actor's attribution mass with the logit drop when "
+            "the actor is removed from the scene (ground truth for this model)",
+        ),
+        MetricInfo(
+            "decisive_actor_first",
+            "intervention",
+            True,
+            "",
+            "share of clips whose most-attributed actor belongs to the smallest set of actors "
+            "whose removal flips the decision",
+        ),
+        MetricInfo(
+            "temporal_rank_correlation",
+            "intervention",
+            True,
+            "",
+            "Spearman correlation of frame importance with the logit drop when the anomaly is "
+            "removed from that frame only",
+        ),
+        MetricInfo(
+            "temporal_truth_auroc",
+            "intervention",
+            True,
+            "",
+            "ROC-AUC of frame importance against the frames whose anomaly-removal drops the "
+            "logit by at least half the largest drop",
         ),
         MetricInfo(
             "deletion_auc",
