@@ -59,16 +59,22 @@ def test_actor_drops_are_the_logit_differences_computed_by_hand():
     assert truth.probability == pytest.approx(1 / (1 + np.exp(-2 * original)), abs=1e-5)
 
 
-@pytest.mark.parametrize("segment", [1, 2, 4])
-def test_segment_drops_equal_clips_drawn_without_the_anomaly_in_those_frames(segment):
-    torch.manual_seed(3)
+def _tiny_crnn(seed: int, **options) -> CRNN:
+    torch.manual_seed(seed)
     model = CRNN(
         backbone_args={"width": 0.0625},
         rnn_hidden=6,
         head_hidden=(4,),
         num_frames=8,
         frame_size=SIZE,
-    ).eval()
+        **options,
+    )
+    return model.eval()
+
+
+@pytest.mark.parametrize("segment", [1, 2, 4])
+def test_segment_drops_equal_clips_drawn_without_the_anomaly_in_those_frames(segment):
+    model = _tiny_crnn(seed=3)
     truth = intervention_truth(model, SPEC, target=1, segment=segment)
     indices = even_indices(FRAMES, 8)
     expected = []
@@ -192,15 +198,7 @@ def test_xai_eval_scores_every_method_against_the_interventions(tmp_path, capsys
         clips=(0, 0, 2), num_frames=16, size=SIZE, seed=31, classes=("fire", "normal")
     )
     generate(tmp_path / "data", config)
-    torch.manual_seed(0)
-    model = CRNN(
-        backbone_args={"width": 0.0625},
-        rnn_hidden=6,
-        head_hidden=(4,),
-        num_frames=8,
-        frame_size=SIZE,
-        class_names=("fire", "normal"),
-    )
+    model = _tiny_crnn(seed=0, class_names=("fire", "normal"))
     save_model(model, tmp_path / "model")
     code, _, err = run_cli(
         [

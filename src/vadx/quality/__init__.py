@@ -3,6 +3,7 @@
 from vadx.quality.evaluate import localisation_scores, xai_eval
 from vadx.quality.faithfulness import auc, spatial_curves, temporal_curves
 from vadx.quality.localisation import (
+    cell_pointing_game,
     energy_pointing_game,
     mask_area,
     mask_auroc,
@@ -19,6 +20,7 @@ __all__ = [
     "MetricInfo",
     "auc",
     "cascading_randomisation",
+    "cell_pointing_game",
     "energy_pointing_game",
     "localisation_scores",
     "mask_area",

@@ -47,6 +47,7 @@ from vadx.quality.interventions import (
     temporal_truth_scores,
 )
 from vadx.quality.localisation import (
+    cell_pointing_game,
     energy_pointing_game,
     mask_area,
     mask_auroc,
@@ -63,12 +64,24 @@ ProgressFn = Callable[[str, int, int], None]
 
 
 def localisation_scores(
-    maps: np.ndarray, masks: np.ndarray, picture: np.ndarray | None = None
+    maps: np.ndarray,
+    masks: np.ndarray,
+    picture: np.ndarray | None = None,
+    raw: np.ndarray | None = None,
 ) -> dict[str, float]:
     """Mean localisation scores of one clip's maps over its anomalous frames; pixel-counting
-    scores count the ``picture``'s pixels only (not letter-box padding)."""
+    scores count the ``picture``'s pixels only (not letter-box padding). With the ``raw`` maps
+    ``(T, h, w)``, also the pointing game on their own cells (:func:`cell_pointing_game`)."""
+    cells = {}
+    if raw is not None:
+        scores, chance = cell_pointing_game(raw, masks, picture)
+        with np.errstate(all="ignore"):
+            cells = {
+                "pointing_game_cells": float(np.nanmean(scores)),
+                "pointing_game_cells_chance": float(np.nanmean(chance)),
+            }
     with np.errstate(all="ignore"):
-        return {
+        return cells | {
             "pointing_game": float(np.nanmean(pointing_game(maps, masks))),
             "pointing_game_tolerant": float(
                 np.nanmean(pointing_game(maps, masks, pointing_tolerance(masks.shape[-2:])))
@@ -232,7 +245,7 @@ def _score_clip(
     for name, a in e.maps.items():
         if "layer" in a.settings:
             layers[name] = a.settings["layer"]
-        scores = localisation_scores(a.display[0], masks, picture)
+        scores = localisation_scores(a.display[0], masks, picture, raw=a.raw[0])
         scores["off_picture_share"] = float(a.off_picture[0])
         if faithfulness:
             curves = spatial_curves(model, clip, a.display[0], target, steps=steps, picture=picture)
@@ -376,7 +389,9 @@ def markdown_table(summary: dict[str, Any]) -> str:
         metrics = [
             m
             for m in METRICS.values()
-            if m.category == category and not m.name.endswith("_random") and m.name != "mask_area"
+            if m.category == category
+            and not m.name.endswith(("_random", "_chance"))
+            and m.name != "mask_area"
         ]
         rows = [
             (name, scores)

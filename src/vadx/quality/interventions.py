@@ -168,21 +168,40 @@ class GroundTruth:
 
 
 class _Scorer:
-    """The model's logits and features on rendered clips, in batches, without gradients."""
+    """The model's logits and features on rendered clips, in batches, without gradients.
 
-    def __init__(self, model: ExplainableModel, batch_frames: int) -> None:
+    A removed actor changes only the frames it was seen in, so a variant's frames equal to
+    the original clip's take the original's features: the CNN runs on changed frames only.
+    """
+
+    def __init__(self, model: ExplainableModel, clip: torch.Tensor, batch_frames: int) -> None:
         self.model = model
         self.device = next(model.parameters()).device
         self.batch_frames = batch_frames
+        self.clip = clip
+        self.original = self._frames(clip)
+
+    def _frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """Features ``(N, F)`` of frames ``(N, 3, H, W)``."""
+        with torch.no_grad():
+            return torch.cat(
+                [
+                    frame_features(self.model, part[None].to(self.device))[0]
+                    for part in frames.split(self.batch_frames)
+                ]
+            )
 
     def features(self, clips: Sequence[torch.Tensor]) -> torch.Tensor:
-        per_pass = max(1, self.batch_frames // clips[0].shape[0])
-        parts = []
-        with torch.no_grad():
-            for start in range(0, len(clips), per_pass):
-                batch = torch.stack(list(clips[start : start + per_pass])).to(self.device)
-                parts.append(frame_features(self.model, batch))
-        return torch.cat(parts)
+        """Features ``(N, T, F)`` of clips ``(T, 3, H, W)`` that differ from the original
+        clip in some frames."""
+        changed = [(clip != self.clip).flatten(1).any(1) for clip in clips]
+        features = self.original.repeat(len(clips), 1, 1)
+        frames = [clip[mask] for clip, mask in zip(clips, changed, strict=True)]
+        if sum(len(f) for f in frames):
+            computed = self._frames(torch.cat(frames)).split([len(f) for f in frames])
+            for n, mask in enumerate(changed):
+                features[n, mask.to(features.device)] = computed[n]
+        return features
 
     def logits(self, features: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -214,10 +233,10 @@ def intervention_truth(
         raise InputError(f"segment and max_set must be ≥ 1, got {segment} and {max_set}")
     original = spec.render()
     seen = model_clip(model, original)
-    scorer = _Scorer(model, batch_frames)
     names = tuple(original.actors)
     anomaly = original.anomaly_actors
     with eval_mode(model):
+        scorer = _Scorer(model, seen.clip, batch_frames)
         variants = [seen.clip] + [
             model_clip(model, spec.render(Intervention({name}))).clip for name in names
         ]

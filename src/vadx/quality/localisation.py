@@ -50,6 +50,53 @@ def pointing_game(maps: np.ndarray, masks: np.ndarray, tolerance: float = 0.0) -
     return np.where(anomalous, (hits & ~flat_map).astype(np.float64), np.nan)
 
 
+def cell_pointing_game(
+    raw: np.ndarray, masks: np.ndarray, picture: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The pointing game on the cells the map really has: ``raw`` ``(T, h, w)`` at its own
+    resolution (a CAM's layer, 4×4 or 7×7; a gradient map's pixels), not the upsampled display
+    map, whose bilinear plateaus make ties that raster order breaks toward the top left.
+
+    A cell holds the anomaly when the mask ``(T, H, W)`` covers any pixel of its footprint in
+    the frame. **Ties:** when several cells share the frame's maximum magnitude, the frame
+    scores the share of them that hold the anomaly — the expected hit of a random tie-break; a
+    flat map misses. Cells wholly outside the ``picture`` (letter-box padding) are left out.
+
+    Returns the per-frame scores and, as their baseline, the share of the picture's cells that
+    hold the anomaly (what a randomly placed peak scores); NaN on frames without anomaly.
+
+    >>> raw = np.array([[[0.0, 2.0], [2.0, 1.0]]])  # a tie between two cells
+    >>> masks = np.zeros((1, 4, 4), bool); masks[0, 0, 3] = True  # in the top-right cell
+    >>> scores, chance = cell_pointing_game(raw, masks)
+    >>> scores.tolist(), chance.tolist()
+    ([0.5], [0.25])
+    """
+    raw = np.abs(np.asarray(raw, dtype=np.float64))
+    masks = np.asarray(masks, dtype=bool)
+    if raw.ndim != 3 or masks.ndim != 3 or len(raw) != len(masks):
+        raise InputError(
+            f"raw maps {raw.shape} and masks {masks.shape} must be (T, h, w), (T, H, W)"
+        )
+    (h, w), (height, width) = raw.shape[1:], masks.shape[1:]
+    inside = _picture(picture, (height, width))
+    rows = [slice(i * height // h, -(-(i + 1) * height // h)) for i in range(h)]
+    cols = [slice(j * width // w, -(-(j + 1) * width // w)) for j in range(w)]
+    holds = np.array([[[m[r, c].any() for c in cols] for r in rows] for m in masks])
+    real = np.array([[inside[r, c].any() for c in cols] for r in rows])
+    anomalous = masks.reshape(len(masks), -1).any(1)
+    scores = np.full(len(raw), np.nan)
+    for t in np.flatnonzero(anomalous):
+        values = np.where(real, raw[t], -np.inf)
+        peak = values.max()
+        top = (values == peak) & real
+        if peak <= values[real].min():  # flat
+            scores[t] = 0.0
+        else:
+            scores[t] = holds[t][top].mean()
+    chance = np.where(anomalous, holds[:, real].mean(1), np.nan)
+    return scores, chance
+
+
 def pointing_tolerance(size: tuple[int, ...] | list[int]) -> float:
     """The pointing game's customary tolerance for frames of ``size`` ``(H, W)``: 15 pixels on
     224-pixel images (Zhang et al. 2016, "Top-down Neural Attention by Excitation Backprop";

@@ -46,6 +46,22 @@ METRICS: dict[str, MetricInfo] = {
             "at 112), the original definition (Zhang et al. 2016)",
         ),
         MetricInfo(
+            "pointing_game_cells",
+            "localisation",
+            True,
+            "pointing_game_cells_chance",
+            "the pointing game on the map's own cells (a CAM's layer, not the upsampled "
+            "display): the peak cell holds anomaly pixels; tied peaks score the share of them "
+            "that do",
+        ),
+        MetricInfo(
+            "pointing_game_cells_chance",
+            "localisation",
+            True,
+            "",
+            "share of the cells that hold anomaly pixels: what a randomly placed peak scores",
+        ),
+        MetricInfo(
             "energy_pointing_game",
             "localisation",
             True,
