@@ -150,11 +150,13 @@ def _regions(count: int) -> np.ndarray:
 
 
 def test_actor_scores_by_hand():
-    # drops 3, 1, 0.0005 (below NO_EFFECT: 0), −1 and an invisible actor (left out)
+    # drops 3, 1, 0.0005 (below 5 % of 3: no evidence), −1 (against: no evidence) and an
+    # invisible actor (left out)
     truth = _truth([3, 1, 0.0005, -1, 0], _regions(5), decisive=("a",))
     maps = np.zeros((1, 2, 8))
-    maps[0, :, :4] = [2, 3, 1, 0]  # masses 4, 6, 2, 0 against drops 3, 1, 0, −1
-    # ranks 3 4 2 1 against 4 3 2 1: Σd² = 2, ρ = 1 − 6·2 / (4·15) = 0.8
+    maps[0, :, :4] = [2, 3, 1, 0]  # masses 4, 6, 2, 0 against evidence 3, 1, 0, 0
+    # mass ranks 3 4 2 1; the tie at 0 broken by the masses: truth ranks 4 3 2 1
+    # Σd² = 2, ρ = 1 − 6·2 / (4·15) = 0.8
     scores = actor_scores(maps, truth)
     assert scores == {"actor_rank_correlation": pytest.approx(0.8), "decisive_actor_first": 0.0}
     maps[0, :, :4] = [4, 3, 1, 0]
@@ -183,7 +185,9 @@ def test_temporal_truth_scores_by_hand():
     }
     reverse = temporal_truth_scores(-np.array([0, 0.1, 2, 4, 0.5, 3]), truth)
     assert reverse["temporal_truth_auroc"] == 0.0
-    assert reverse["temporal_rank_correlation"] == pytest.approx(-1.0)
+    # drops 0 and 0.1 are below 5 % of 4: tied at 0, broken as the scores rank them; score
+    # ranks 6 5 3 1 4 2 against truth ranks 2 1 4 6 3 5: Σd² = 68, ρ = 1 − 6·68 / (6·35)
+    assert reverse["temporal_rank_correlation"] == pytest.approx(1 - 68 / 35)
     # positives (frames 2, 3, 5) score 1, 1, 0; negatives (0, 1, 4) score 0, 0, 1: of the 9
     # pairs the positive wins 4, ties 4 (half each) and loses 1 → (4 + 2) / 9
     partial = temporal_truth_scores(np.array([0, 0, 1, 1, 1, 0]), truth)

@@ -23,15 +23,22 @@ Maps and frame curves are then scored against it (:func:`actor_scores`,
 :func:`temporal_truth_scores`):
 
 * ``actor_rank_correlation`` — Spearman correlation between each actor's attribution mass (the
-  sum of the display map over the actor's visible pixels, over the clip's frames) and its logit
-  drop. Drops smaller than :data:`NO_EFFECT` logits count as no effect (0, tied; ties take
-  their average rank); actors not visible in the model's frames are left out (their drop is
-  exactly 0 and no map can show them); a clip with fewer than 3 visible actors, or with equal
-  drops or equal masses everywhere, scores NaN (left out of means);
+  sum of the display map over the actor's visible pixels, over the clip's frames) and its
+  evidence, the logit drop (:func:`evidence`): display maps show evidence *for* the class, so
+  a drop below :data:`NO_EFFECT_SHARE` of the clip's largest one — an actor that does nothing,
+  or one that speaks against the class — counts as no evidence (0). **Ties:** actors tied in
+  the truth impose no order on the map: within a tie, they are ranked as the map ranks them
+  (:func:`truth_rank_correlation`), so the score measures only the orderings the interventions
+  establish and a map that orders those right scores 1; ties in the map take their average
+  rank. Actors not visible in the model's frames are left out (their drop is exactly 0 and no
+  map can show them); a clip with fewer than 3 visible actors, or no actor with evidence,
+  scores NaN (left out of means);
 * ``decisive_actor_first`` — 1 when the actor with the most mass belongs to the decisive set
   (or, when nothing flips the decision, is the actor with the largest drop); a tie for the most
   mass is a miss;
-* ``temporal_rank_correlation`` — Spearman between frame scores and per-frame drops;
+* ``temporal_rank_correlation`` — Spearman between frame scores and per-frame drops, with the
+  same rules (frames whose drop is below :data:`NO_EFFECT_SHARE` of the largest tied at 0,
+  ranked within the tie as the estimator ranks them);
 * ``temporal_truth_auroc`` — ROC-AUC of frame scores against the frames the interventions
   single out: those whose drop is at least :data:`SINGLED_OUT` of the largest (NaN when every
   frame or none is singled out, or when no removal lowers the logit).
@@ -45,7 +52,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from scipy.stats import spearmanr
+from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score
 
 from vadx.borrowed import eval_mode
@@ -57,6 +64,8 @@ from vadx.video.sampling import even_indices
 
 #: logit drops smaller than this (in absolute value) count as "no effect"
 NO_EFFECT = 1e-3
+#: a drop below this share of the clip's largest is no evidence (actors and frames alike)
+NO_EFFECT_SHARE = 0.05
 #: a frame is singled out when its drop is at least this share of the largest frame drop
 SINGLED_OUT = 0.5
 
@@ -338,10 +347,37 @@ def _batches(items: list, size: int) -> Iterator[list]:
         yield items[start : start + size]
 
 
-def _spearman(a: np.ndarray, b: np.ndarray) -> float:
-    if len(a) < 3 or np.ptp(a) == 0 or np.ptp(b) == 0:
+def evidence(drops: np.ndarray) -> np.ndarray:
+    """Logit drops as evidence for the class: 0 below :data:`NO_EFFECT_SHARE` of the largest
+    drop (and everywhere when no drop reaches :data:`NO_EFFECT`).
+
+    >>> evidence(np.array([4.0, 0.1, -2.0, 1.0])).tolist()
+    [4.0, 0.0, 0.0, 1.0]
+    """
+    drops = np.asarray(drops, dtype=np.float64)
+    top = drops.max(initial=0.0)
+    if top < NO_EFFECT:
+        return np.zeros_like(drops)
+    return np.where(drops >= NO_EFFECT_SHARE * top, drops, 0.0)
+
+
+def truth_rank_correlation(scores: np.ndarray, truth: np.ndarray) -> float:
+    """Spearman correlation of ``scores`` with ``truth`` where ties in the truth impose no
+    order: they are broken as the scores rank them (ties in the scores keep average ranks).
+    NaN with fewer than 3 items or a constant truth or constant scores.
+
+    >>> truth_rank_correlation(np.array([5.0, 1.0, 2.0, 0.5]), np.array([3.0, 0.0, 0.0, 0.0]))
+    1.0
+    >>> round(truth_rank_correlation(np.array([1.0, 5.0, 2.0, 0.5]), np.array([3, 0, 0, 0])), 6)
+    0.4
+    """
+    scores, truth = np.asarray(scores, np.float64), np.asarray(truth, np.float64)
+    if len(scores) < 3 or np.ptp(truth) == 0 or np.ptp(scores) == 0:
         return float("nan")
-    return float(spearmanr(a, b).statistic)
+    score_ranks = rankdata(scores)
+    truth_ranks = np.empty(len(truth))
+    truth_ranks[np.lexsort((score_ranks, truth))] = np.arange(1, len(truth) + 1)
+    return float(np.corrcoef(score_ranks, truth_ranks)[0, 1])
 
 
 def actor_masses(maps: np.ndarray, truth: GroundTruth) -> np.ndarray:
@@ -358,14 +394,14 @@ def actor_scores(maps: np.ndarray, truth: GroundTruth) -> dict[str, float]:
     (module doc): ``actor_rank_correlation`` and ``decisive_actor_first``."""
     mass = actor_masses(maps, truth)
     visible = truth.visible
-    drops = np.where(np.abs(truth.actor_logit_drop) < NO_EFFECT, 0.0, truth.actor_logit_drop)
+    drops = evidence(np.where(visible, truth.actor_logit_drop, 0.0))
     decisive = truth.decisive_actors
     first = float("nan")
     if decisive and mass[visible].size:
         top = np.flatnonzero(visible & (mass == mass[visible].max()))
         first = float(len(top) == 1 and truth.actors[int(top[0])] in decisive)
     return {
-        "actor_rank_correlation": _spearman(mass[visible], drops[visible]),
+        "actor_rank_correlation": truth_rank_correlation(mass[visible], drops[visible]),
         "decisive_actor_first": first,
     }
 
@@ -385,6 +421,6 @@ def temporal_truth_scores(scores: np.ndarray, truth: GroundTruth) -> dict[str, f
         if 0 < singled.sum() < len(singled):
             auroc = float(roc_auc_score(singled, scores))
     return {
-        "temporal_rank_correlation": _spearman(scores, drops),
+        "temporal_rank_correlation": truth_rank_correlation(scores, evidence(drops)),
         "temporal_truth_auroc": auroc,
     }
