@@ -123,15 +123,41 @@ def test_frame_shapley_by_hand_on_the_pointwise_model_with_its_default_black_bas
     clip = torch.rand(1, 4, 3, 4, 4, generator=torch.Generator().manual_seed(5))
     features = model.frame_features(clip)[0, :, 0].tolist()
     black = model.frame_features(baseline_clip(model, clip, "black"))[0, 0, 0].item()
-    method = FrameShapley(model, segments=4)
-    assert method.settings() == {"segments": 4, "baseline": "black"}
-    scores = method.attribute(clip, "fight")[0]
-    expected = [
-        HEAD_C * 0.5 ** (5 - t) * (math.tanh(GRU_A * f) - math.tanh(GRU_A * black))
-        for t, f in enumerate(features, start=1)
-    ]
-    torch.testing.assert_close(scores, torch.tensor(expected))
+    method = FrameShapley(model)
+    assert method.settings() == {
+        "segments": "one per frame",
+        "baseline": "black",
+        "permutations": "auto",
+        "seed": 0,
+    }
+    expected = torch.tensor(
+        [
+            HEAD_C * 0.5 ** (5 - t) * (math.tanh(GRU_A * f) - math.tanh(GRU_A * black))
+            for t, f in enumerate(features, start=1)
+        ]
+    )
+    assert method.orders(4) == 0  # 16 coalitions: exact
+    torch.testing.assert_close(method.attribute(clip, "fight")[0], expected)
+    # an additive model's marginal gains are the same in every order: sampling is exact too
+    sampled = FrameShapley(model, permutations=3).attribute(clip, "fight")[0]
+    torch.testing.assert_close(sampled, expected)
     assert DEFAULT_TEMPORAL[0] == "frame_shapley"
+
+
+def test_sampled_frame_shapley_is_efficient_and_near_the_exact_values(tiny_model, tiny_clip):
+    exact = FrameShapley(tiny_model, permutations=0).attribute(tiny_clip, 1)
+    sampled = FrameShapley(tiny_model, permutations=200, seed=1).attribute(tiny_clip, 1)
+    # every order's gains telescope to y(clip) − y(all baselines)
+    torch.testing.assert_close(sampled.sum(1), exact.sum(1), rtol=1e-4, atol=1e-5)
+    assert (sampled - exact).abs().max() <= 0.1 * exact.abs().max()
+    again = FrameShapley(tiny_model, permutations=200, seed=1).attribute(tiny_clip, 1)
+    assert torch.equal(sampled, again)
+    # 20 frames, one segment each: sampled by default (2^20 coalitions)
+    assert FrameShapley(tiny_model).orders(20) == FrameShapley.PERMUTATIONS
+    with pytest.raises(ConfigError, match="permutations must be ≥ 0"):
+        FrameShapley(tiny_model, permutations=-1)
+    with pytest.raises(ConfigError, match="or sample orders .permutations ≥ 1., got 20"):
+        FrameShapley(tiny_model, permutations=0).attribute(torch.zeros(1, 20, 3, 32, 32), 1)
 
 
 def test_frame_shapley_spreads_a_segment_value_over_its_frames(tiny_model, tiny_clip):
@@ -140,7 +166,7 @@ def test_frame_shapley_spreads_a_segment_value_over_its_frames(tiny_model, tiny_
     torch.testing.assert_close(out.raw[:, 0], out.extras["segment_values"][:, 0] / 2)
     torch.testing.assert_close(out.raw[:, 0], out.raw[:, 1])
     with pytest.raises(ConfigError, match="at most 12 segments"):
-        FrameShapley(tiny_model, segments=13)
+        FrameShapley(tiny_model, segments=13, permutations=0)
 
 
 def test_gradient_norm_and_gradcam_mass_by_hand():

@@ -1,7 +1,8 @@
 """Temporal importance: which frames made the model decide, by several named estimators.
 
 * ``frame_shapley`` (the default) — TimeSHAP-style Shapley values of contiguous segments of
-  frames (exact, over all ``2^segments`` coalitions in feature space), each frame given its
+  frames (exact, over all ``2^segments`` coalitions in feature space; or estimated from random
+  orders, ``permutations``, which affords one segment per frame), each frame given its
   segment's value divided by the segment's length. A missing segment is shown as ``black``
   frames by default (the camera recorded nothing). The values add up to
   ``y(clip) − y(all baselines)``.
@@ -115,45 +116,96 @@ class FrameOcclusion(_Temporal):
 
 
 class FrameShapley(_Temporal):
-    """Exact Shapley values of ``segments`` contiguous groups of frames (see module doc);
-    extras ``segment_values`` ``(B, n)`` and ``segments`` ``(n, 2)`` (first, last frame)."""
+    """Shapley values of ``segments`` contiguous groups of frames (see module doc); extras
+    ``segment_values`` ``(B, n)`` and ``segments`` ``(n, 2)`` (first, last frame).
+
+    ``segments``: groups of frames (default: one per frame). ``permutations``: exact over all
+    ``2^n`` coalitions when that costs no more than sampling would (``n ≤ 7``), else estimated
+    from :data:`PERMUTATIONS` random orders of the segments, each also taken in reverse
+    (antithetic pairs, Mitchell et al. 2022): ``2·permutations·(n + 1)`` sequences, so a value
+    per frame costs about twice what 8 exact segments do. An int forces sampling with that many
+    orders, ``0`` forces the exact values (at most :data:`MAX_SEGMENTS` segments). Either way
+    the values add up to ``y(clip) − y(all baselines)``; ``seed`` fixes the orders.
+    """
 
     name = "frame_shapley"
     display_name = "Frame Shapley"
     description = (
-        "Each group of frames' fair share of the decision, counting evidence spread over several "
-        "frames."
+        "Each frame's fair share of the decision, counting evidence spread over several frames."
     )
     MAX_SEGMENTS = 12
+    PERMUTATIONS = 12
 
-    def __init__(self, model: ExplainableModel, segments: int = 8, baseline: str = "black") -> None:
+    def __init__(
+        self,
+        model: ExplainableModel,
+        segments: int | None = None,
+        baseline: str = "black",
+        permutations: int | None = None,
+        seed: int = 0,
+    ) -> None:
         super().__init__(model)
-        check_positive("segments", segments)
-        if segments > self.MAX_SEGMENTS:
-            raise ConfigError(
-                f"frame_shapley enumerates 2^segments coalitions; use at most "
-                f"{self.MAX_SEGMENTS} segments, got {segments}"
-            )
+        if segments is not None:
+            check_positive("segments", segments)
+        if permutations is not None and permutations < 0:
+            raise ConfigError(f"permutations must be ≥ 0 (0: exact), got {permutations}")
+        if permutations == 0 and segments is not None:
+            self._check_exact(segments)
         check_choice("baseline", baseline, BASELINES)
         self.segments, self.baseline = segments, baseline
+        self.permutations, self.seed = permutations, seed
+
+    def _check_exact(self, n: int) -> None:
+        if n > self.MAX_SEGMENTS:
+            raise ConfigError(
+                f"exact frame_shapley enumerates 2^segments coalitions; use at most "
+                f"{self.MAX_SEGMENTS} segments, or sample orders (permutations ≥ 1), got {n}"
+            )
+
+    def orders(self, n: int) -> int:
+        """Random orders sampled for ``n`` segments (0: exact values)."""
+        if self.permutations is not None:
+            return self.permutations
+        return 0 if 2**n <= 2 * self.PERMUTATIONS * (n + 1) else self.PERMUTATIONS
 
     def settings(self) -> dict[str, Any]:
-        return {"segments": self.segments, "baseline": self.baseline}
+        return {
+            "segments": self.segments or "one per frame",
+            "baseline": self.baseline,
+            "permutations": "auto" if self.permutations is None else self.permutations,
+            "seed": self.seed,
+        }
 
     def compute(self, shared: Pass) -> Output:
         features = shared.features
         steps = features.shape[1]
-        groups = torch.tensor_split(torch.arange(steps), min(self.segments, steps))
+        groups = torch.tensor_split(torch.arange(steps), min(self.segments or steps, steps))
         n = len(groups)
         owner = torch.empty(steps, dtype=torch.long)
         for i, group in enumerate(groups):
             owner[group] = i
+        base = baseline_features(self.model, shared, self.baseline)
+        orders = self.orders(n)
+        if orders == 0:
+            self._check_exact(n)
+            phi = self._exact(features, base, owner, n, shared)
+        else:
+            phi = self._sampled(features, base, owner, n, shared, orders)
+        lengths = torch.tensor([len(g) for g in groups], dtype=phi.dtype, device=phi.device)
+        per_frame = (phi / lengths)[:, owner.to(phi.device)]
+        bounds = torch.tensor([[int(g[0]), int(g[-1])] for g in groups])
+        return Output(per_frame, {"segment_values": phi, "segments": bounds})
+
+    def _values(self, present, features, base, owner, shared) -> torch.Tensor:
+        """The explained logit ``(C, B)`` of each coalition ``present`` ``(C, n)``."""
+        keep = present[:, owner].bool().to(features.device)  # (C, T)
+        sequences = torch.where(keep[:, None, :, None], features.unsqueeze(0), base.unsqueeze(0))
+        return self.run_sequences(sequences, shared)
+
+    def _exact(self, features, base, owner, n, shared) -> torch.Tensor:
         coalitions = torch.arange(2**n)
         present = (coalitions[:, None] >> torch.arange(n)) & 1  # (2^n, n)
-        keep = present[:, owner].bool().to(features.device)  # (2^n, T)
-        base = baseline_features(self.model, shared, self.baseline)
-        sequences = torch.where(keep[:, None, :, None], features.unsqueeze(0), base.unsqueeze(0))
-        values = self.run_sequences(sequences, shared)  # (2^n, B)
+        values = self._values(present, features, base, owner, shared)  # (2^n, B)
         sizes = present.sum(1)
         weight = torch.tensor(
             [
@@ -168,10 +220,25 @@ class FrameShapley(_Temporal):
             without = present[:, i] == 0
             gain = values[coalitions[without] | (1 << i)] - values[coalitions[without]]
             phi[:, i] = (weight[without, None] * gain).sum(0)
-        lengths = torch.tensor([len(g) for g in groups], dtype=phi.dtype, device=phi.device)
-        per_frame = (phi / lengths)[:, owner.to(phi.device)]
-        bounds = torch.tensor([[int(g[0]), int(g[-1])] for g in groups])
-        return Output(per_frame, {"segment_values": phi, "segments": bounds})
+        return phi
+
+    def _sampled(self, features, base, owner, n, shared, count) -> torch.Tensor:
+        generator = torch.Generator().manual_seed(self.seed)
+        orders = [torch.randperm(n, generator=generator) for _ in range(count)]
+        orders += [order.flip(0) for order in orders]  # antithetic: each order reversed
+        prefixes = []
+        for order in orders:  # the coalitions of the first k players of the order, k = 0…n
+            present = torch.zeros(n + 1, n, dtype=torch.long)
+            for k in range(n):
+                present[k + 1 :, order[k]] = 1
+            prefixes.append(present)
+        values = self._values(torch.cat(prefixes), features, base, owner, shared)
+        values = values.view(len(orders), n + 1, -1)  # (orders, n + 1, B)
+        gains = values[:, 1:] - values[:, :-1]  # gain of the order's k-th player
+        phi = torch.zeros(features.shape[0], n, dtype=values.dtype, device=values.device)
+        for o, order in enumerate(orders):
+            phi[:, order.to(phi.device)] += gains[o].T
+        return phi / len(orders)
 
 
 class GradientNorm(_Temporal):
