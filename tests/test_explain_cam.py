@@ -67,6 +67,14 @@ def test_layercam_and_gradcam_plus_plus_by_hand():
     torch.testing.assert_close(
         LayerCAM(model, layer="relu").attribute(clip, target="fight")[0], g * activations
     )
+    # gated by the map at another layer: the geometric mean of both, each divided by its
+    # largest value over the clip (here the conv's map: before the ReLU, the same positive part)
+    single = (g * activations)[None]
+    gated = LayerCAM(model, layer="relu", gate="conv").attribute(clip, target="fight")
+    conv_map = LayerCAM(model, layer="conv", gate=None).attribute(clip, target="fight")
+    expected = (single / single.max() * conv_map / conv_map.max()).sqrt()
+    torch.testing.assert_close(gated, expected)
+    assert LayerCAM(model, layer="relu", gate="relu").gate is None  # no layer gates itself
     alpha = g**2 / (2 * g**2 + activations.sum((-2, -1), keepdim=True) * g**3 + 1e-7)
     weight = pixels * alpha * g  # Σ_ij over h·w equal terms
     torch.testing.assert_close(
@@ -149,6 +157,15 @@ def test_layercam_looks_at_the_last_stride_8_layer_unless_told_otherwise(tiny_mo
     assert GradCAM(tiny_model).layer == tiny_model.default_layer == "block5_conv4"
     assert LayerCAM(tiny_model).attribute(tiny_clip).shape == (2, 4, 4, 4)
     assert LayerCAM(tiny_model, layer="block5_conv4").attribute(tiny_clip).shape == (2, 4, 2, 2)
+    # by default gated by the last conv block; an explicit layer stands alone
+    assert LayerCAM(tiny_model).gate == "block5_conv4"
+    assert LayerCAM(tiny_model, layer="block4_conv4").gate is None
+    fine = LayerCAM(tiny_model, gate=None).attribute(tiny_clip, 0)
+    last = LayerCAM(tiny_model, layer="block5_conv4").attribute(tiny_clip, 0)
+    fine = fine / fine.flatten(1).amax(1)[:, None, None, None]
+    last = last / last.flatten(1).amax(1)[:, None, None, None]
+    slow = (fine * upsample(last, (4, 4)).clamp_min(0)).sqrt()
+    torch.testing.assert_close(LayerCAM(tiny_model).attribute(tiny_clip, 0), slow)
     lite = CRNN(TINY.replace(backbone="efficientnet_lite0", backbone_args={})).eval()
     assert lite.fine_layer == "block4" and LayerCAM(lite).layer == "block4"
     assert LayerCAM(lite).attribute(torch.randn(1, 2, 3, 64, 64)).shape == (1, 2, 8, 8)
