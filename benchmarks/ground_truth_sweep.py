@@ -66,9 +66,7 @@ def main() -> None:
     args = parser.parse_args()
     model = load_model(args.model)
     spatial = [parse(s) for s in args.spatial] if args.spatial else SPATIAL
-    temporal = (
-        [(m, o) for m, _, o in map(parse, args.temporal)] if args.temporal else TEMPORAL
-    )
+    temporal = [(m, o) for m, _, o in map(parse, args.temporal)] if args.temporal else TEMPORAL
     specs = [s for s in scene_specs(args.data).values() if s.kind in model.class_names]
     specs = [s for s in specs if s.kind != model.config.normal_class][: args.limit]
     scores: dict[str, list[dict[str, float]]] = {}

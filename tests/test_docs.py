@@ -71,3 +71,17 @@ def test_domain_doc_python_example_runs(tmp_path, monkeypatch):
     exec(compile(block, "docs/domain.md", "exec"), namespace)
     trained = load_model(tmp_path / "runs" / "ucf" / "best")
     assert trained.config.fit == "stretch" and trained.domain is not None
+
+
+def test_ground_truth_doc_python_example_runs():
+    """docs/ground-truth.md's counterfactual clips, as written."""
+    (block,) = re.findall(
+        r"```python\n(.*?)```", (ROOT / "docs" / "ground-truth.md").read_text(), re.S
+    )
+    namespace: dict = {}
+    exec(compile(block, "ground-truth.md", "exec"), namespace)
+    clip, without = namespace["clip"], namespace["without"]
+    assert set(clip.actors) >= {"walker-1", "fighter-1", "fighter-2"}
+    assert clip.actors["fighter-1"] == (1000,) and clip.actors["fighter-2"] == (1001,)
+    assert not without.actor_masks("fighter-1").any() and clip.actor_masks("fighter-1").any()
+    assert namespace["later"].start == clip.start + 5
