@@ -19,6 +19,7 @@ from tests.explain_models import COLOUR_WEIGHTS, pointwise_crnn, pointwise_outpu
 from vadx.data.synth import Intervention, SceneSpec, SynthConfig, generate
 from vadx.errors import InputError
 from vadx.models import CRNN, save_model
+from vadx.quality import xai_eval
 from vadx.quality.interventions import (
     GroundTruth,
     ModelClip,
@@ -254,3 +255,23 @@ def test_xai_eval_scores_every_method_against_the_interventions(tmp_path, capsys
     )
     assert code == 0, err
     assert json.loads((tmp_path / "off" / "xai-eval.json").read_text())["reliance"] is None
+
+
+def test_a_synth_dataset_that_cannot_be_drawn_again_is_scored_without_interventions(tmp_path):
+    config = SynthConfig(clips=(0, 0, 1), num_frames=16, size=SIZE, seed=3, classes=("fire",))
+    manifest = generate(tmp_path / "data", config)
+    document = json.loads(manifest.read_text())
+    document["config"]["background"] = str(tmp_path / "gone.mp4")  # moved away since
+    manifest.write_text(json.dumps(document))
+    model = _tiny_crnn(seed=0, class_names=("fire", "normal"))
+    settings = {
+        "methods": ["gradcam"],
+        "temporal": ["frame_occlusion"],
+        "faithfulness_clips": 0,
+        "sanity_clips": 0,
+    }
+    with pytest.warns(UserWarning, match="scored without interventions: .*gone.mp4"):
+        result = xai_eval(model, tmp_path / "data", tmp_path / "eval", **settings)
+    assert result["reliance"] is None and "ground_truth" not in result["clips"][0]
+    with pytest.raises(InputError, match="interventions need a dataset written by vadx synth"):
+        xai_eval(model, tmp_path / "data", tmp_path / "eval2", interventions=True, **settings)

@@ -171,7 +171,7 @@ def test_cascading_randomisation_leaves_the_model_alone_and_reports_each_stage(t
 
 def test_every_metric_declares_direction_and_category():
     for metric in METRICS.values():
-        assert metric.category in ("faithfulness", "localisation", "sanity")
+        assert metric.category in ("faithfulness", "localisation", "intervention", "sanity")
         assert metric.arrow in ("↑", "↓")
         assert not metric.baseline or metric.baseline in METRICS
     assert (

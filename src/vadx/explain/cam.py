@@ -125,8 +125,8 @@ class LayerCAM(_LayerMethod):
     name = "layercam"
     display_name = "LayerCAM"
     description = (
-        "Where the class's evidence lies, resolved at a finer layer and confirmed by the last "
-        "one: sharp regions."
+        "Grad-CAM at a finer layer, weighting each position by its own gradient and confirmed "
+        "by the last layer: sharper regions."
     )
     fine = True
 

@@ -24,6 +24,7 @@ each metric with its direction and baseline) and ``xai-eval.png``.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,7 @@ from vadx import distributed
 from vadx.data.dataset import VideoDataset
 from vadx.data.splits import load_samples
 from vadx.data.synth import SceneSpec, scene_specs
-from vadx.errors import InputError
+from vadx.errors import InputError, VadxError
 from vadx.explain import DEFAULT_METHODS, DEFAULT_TEMPORAL, explain
 from vadx.files import atomic_path, staged_folder, write_json
 from vadx.models.crnn import CRNN
@@ -287,11 +288,13 @@ def _scene_specs(data: str | Path, interventions: bool | None) -> dict[Path, Sce
         return None
     try:
         return scene_specs(data)
-    except InputError as err:
+    except VadxError as err:
         if interventions:
             raise InputError(
                 f"{data}: interventions need a dataset written by vadx synth ({err})"
             ) from err
+        if (Path(data) / "manifest.json").is_file():  # a synth dataset that cannot be redrawn
+            warnings.warn(f"scored without interventions: {err}", stacklevel=3)
         return None
 
 
