@@ -255,6 +255,50 @@ def test_xai_eval_scores_every_method_against_the_interventions(tmp_path, capsys
     )
     assert code == 0, err
     assert json.loads((tmp_path / "off" / "xai-eval.json").read_text())["reliance"] is None
+    # two models side by side against the same interventions, in one table
+    save_model(_tiny_crnn(seed=1, class_names=("fire", "normal"), rnn="lstm"), tmp_path / "lstm")
+    code, out, err = run_cli(
+        [
+            "compare",
+            str(tmp_path / "model"),
+            str(tmp_path / "lstm"),
+            "--ground-truth",
+            str(tmp_path / "data"),
+            "--out",
+            str(tmp_path / "cmp"),
+            "--method",
+            "gradcam,layercam",
+            "--temporal",
+            "frame_occlusion",
+        ],
+        capsys,
+    )
+    assert code == 0, err
+    table = json.loads((tmp_path / "cmp" / "compare-ground-truth.json").read_text())
+    assert [row["model"] for row in table["models"]] == ["model", "lstm"]
+    assert "LSTM 6" in table["models"][1]["architecture"]
+    for row in table["models"]:
+        own = json.loads((tmp_path / "cmp" / row["folder"] / "xai-eval.json").read_text())
+        assert row["reliance"] == own["reliance"] and row["clips"] == 2
+        assert row["scores"]["gradcam"]  # the tiny models move their logits too little for frames
+        for method, metrics in row["scores"].items():
+            for metric, value in metrics.items():
+                assert value == own["summary"][method][metric]["mean"]
+    markdown = (tmp_path / "cmp" / "compare-ground-truth.md").read_text()
+    assert markdown.count("\n") == 4 and "gradcam decisive_actor_first ↑" in markdown
+    assert "gradcam decisive_actor_first" in out
+    code, _, err = run_cli(
+        [
+            "compare",
+            str(tmp_path / "model"),
+            "--ground-truth",
+            str(tmp_path / "missing"),
+            "--out",
+            str(tmp_path / "cmp2"),
+        ],
+        capsys,
+    )
+    assert code == 2 and err.startswith("error:") and "vadx synth" in err
 
 
 def test_a_synth_dataset_that_cannot_be_drawn_again_is_scored_without_interventions(tmp_path):

@@ -229,13 +229,29 @@ def compare_command(
     view: ViewOption = "heatmap",
     colormap: ColormapOption = "jet",
     opacity: OpacityOption = 0.5,
+    ground_truth: Annotated[
+        Path | None,
+        typer.Option(
+            "--ground-truth",
+            help="A vadx synth dataset: instead of a video, score every model's explanations "
+            "against interventions on its test clips, in one table (no VIDEO then; --method "
+            "may list several methods, --temporal several estimators).",
+        ),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="With --ground-truth: score at most this many clips.")
+    ] = None,
 ) -> None:
-    """The same clip explained by several models side by side, with their predictions."""
+    """The same clip explained by several models side by side, with their predictions; or,
+    with --ground-truth, the models' explanations scored against interventions."""
     from vadx.explain.targets import check_target
     from vadx.explain_video import compare_models, model_names
     from vadx.models import load_model
     from vadx.video import probe as probe_video
 
+    if ground_truth is not None:
+        _compare_ground_truth(models_and_video, ground_truth, out, method, temporal, limit)
+        return
     if len(models_and_video) < 3:
         raise VadxError("compare takes at least two models and a video: MODEL_A MODEL_B VIDEO")
     *paths, video = models_and_video
@@ -263,6 +279,35 @@ def compare_command(
         )
     console.print(table)
     console.print(f"wrote {out}/compare.png, compare.json")
+
+
+def _compare_ground_truth(
+    paths: list[Path], data: Path, out: Path, method: str, temporal: str, limit: int | None
+) -> None:
+    """``vadx compare MODEL… --ground-truth DATA``: the table of vadx.quality.compare."""
+    from vadx.explain_video import model_names
+    from vadx.models import load_model
+    from vadx.quality.compare import compare_ground_truth
+
+    settings = explain_settings(method, temporal)  # the names, checked
+    if limit is not None:
+        at_least("--limit", limit, 1)
+    writable_path(out, "--out")
+    names = model_names(paths)
+    loaded = {n: load_model(p) for n, p in zip(names, paths, strict=True)}
+    with progress_bar("scoring") as advance:
+        result = compare_ground_truth(
+            loaded,
+            data,
+            out,
+            methods=settings.methods,
+            temporal=settings.temporal,
+            limit=limit,
+            progress=lambda _, d, t: advance(d, t),
+        )
+    console.print((out / "compare-ground-truth.md").read_text(encoding="utf-8"), markup=False)
+    clips = sum(row["clips"] for row in result["models"])
+    console.print(f"{clips} clips scored; wrote {out}/compare-ground-truth.md, .json, models/")
 
 
 def xai_eval_command(
