@@ -217,7 +217,11 @@ def _say_clip_domain(clips: list[dict], model) -> None:
 
 def compare_command(
     models_and_video: Annotated[
-        list[Path], typer.Argument(help="Two or more checkpoint directories, then the video.")
+        list[Path],
+        typer.Argument(
+            help="Two or more checkpoint directories, then the video (with --ground-truth: "
+            "one or more checkpoints, no video)."
+        ),
     ],
     out: Annotated[Path, typer.Option("--out", help="Where to write the comparison.")],
     start: StartOption = None,
