@@ -198,6 +198,30 @@ def test_temporal_truth_scores_by_hand():
         temporal_truth_scores(np.zeros(5), truth)
 
 
+def _xai_eval_cli(tmp_path, out: str, methods: str, capsys, *extra: str):
+    """``vadx xai-eval`` of tmp_path/model on tmp_path/data into tmp_path/out, frame occlusion
+    as the temporal estimator, no faithfulness curves or sanity checks."""
+    return run_cli(
+        [
+            "xai-eval",
+            str(tmp_path / "model"),
+            str(tmp_path / "data"),
+            "--out",
+            str(tmp_path / out),
+            "--methods",
+            methods,
+            "--temporal",
+            "frame_occlusion",
+            "--faithfulness-clips",
+            "0",
+            "--sanity-clips",
+            "0",
+            *extra,
+        ],
+        capsys,
+    )
+
+
 def test_xai_eval_scores_every_method_against_the_interventions(tmp_path, capsys):
     config = SynthConfig(
         clips=(0, 0, 2), num_frames=16, size=SIZE, seed=31, classes=("fire", "normal")
@@ -205,24 +229,7 @@ def test_xai_eval_scores_every_method_against_the_interventions(tmp_path, capsys
     generate(tmp_path / "data", config)
     model = _tiny_crnn(seed=0, class_names=("fire", "normal"))
     save_model(model, tmp_path / "model")
-    code, _, err = run_cli(
-        [
-            "xai-eval",
-            str(tmp_path / "model"),
-            str(tmp_path / "data"),
-            "--out",
-            str(tmp_path / "eval"),
-            "--methods",
-            "gradcam,layercam",
-            "--temporal",
-            "frame_occlusion",
-            "--faithfulness-clips",
-            "0",
-            "--sanity-clips",
-            "0",
-        ],
-        capsys,
-    )
+    code, _, err = _xai_eval_cli(tmp_path, "eval", "gradcam,layercam", capsys)
     assert code == 0, err
     document = json.loads((tmp_path / "eval" / "xai-eval.json").read_text())
     assert document["interventions"] is True
@@ -234,25 +241,7 @@ def test_xai_eval_scores_every_method_against_the_interventions(tmp_path, capsys
             assert {"actor_rank_correlation", "decisive_actor_first"} <= set(clip["scores"][method])
         assert "temporal_truth_auroc" in clip["scores"]["frame_occlusion"]
     assert "What the model's decisions rest on" in (tmp_path / "eval" / "xai-eval.md").read_text()
-    code, _, err = run_cli(
-        [
-            "xai-eval",
-            str(tmp_path / "model"),
-            str(tmp_path / "data"),
-            "--out",
-            str(tmp_path / "off"),
-            "--methods",
-            "gradcam",
-            "--temporal",
-            "frame_occlusion",
-            "--faithfulness-clips",
-            "0",
-            "--sanity-clips",
-            "0",
-            "--no-interventions",
-        ],
-        capsys,
-    )
+    code, _, err = _xai_eval_cli(tmp_path, "off", "gradcam", capsys, "--no-interventions")
     assert code == 0, err
     assert json.loads((tmp_path / "off" / "xai-eval.json").read_text())["reliance"] is None
     # two models side by side against the same interventions, in one table

@@ -781,11 +781,12 @@ def _render(
     height, width = size
     intervention = intervention or Intervention()
     _, _, anomaly_seed, draw_seed, _ = np.random.SeedSequence(seed).spawn(5)
-    scene_seed = intervention.context_seed if intervention.context_seed is not None else scene_seed
-    scene_seed, walk_seed, _, _, noise_seed = np.random.SeedSequence(
+    if intervention.context_seed is not None:
+        scene_seed = intervention.context_seed
+    layout_seed, walk_seed, _, _, noise_seed = np.random.SeedSequence(
         seed if scene_seed is None else scene_seed
     ).spawn(5)
-    scene = Scene.random(np.random.default_rng(scene_seed), size, num_frames, background)
+    scene = Scene.random(np.random.default_rng(layout_seed), size, num_frames, background)
     walk_rng, noise_rng = np.random.default_rng(walk_seed), np.random.default_rng(noise_seed)
     draw_rng = np.random.default_rng(draw_seed)
     seeds = [anomaly_seed] if len(schedule) == 1 else anomaly_seed.spawn(len(schedule))

@@ -30,7 +30,7 @@ import torch
 
 from vadx.explain.base import Method, Output, check_choice, check_positive
 from vadx.explain.gradients import guided_input_gradient, saliency_of
-from vadx.explain.normalise import upsample
+from vadx.explain.normalise import display, upsample
 from vadx.explain.passes import Need, Pass
 from vadx.explain.protocol import ExplainableModel
 
@@ -152,19 +152,13 @@ class LayerCAM(_LayerMethod):
         if self.gate is None:
             return Output(fine)
         coarse = layercam(shared.activations[self.gate], shared.gradients[self.gate])
-        coarse = upsample(_clip_normalised(coarse), fine.shape[-2:]).clamp_min(0)
-        return Output((_clip_normalised(fine) * coarse).sqrt())
+        coarse = upsample(display(coarse, "clip"), fine.shape[-2:]).clamp_min(0)
+        return Output((display(fine, "clip") * coarse).sqrt())
 
 
 def layercam(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor:
     """LayerCAM maps ``(B, T, h, w)`` from ``(B, T, C, h, w)`` activations and gradients."""
     return (gradients.relu() * activations).sum(2).relu()
-
-
-def _clip_normalised(maps: torch.Tensor) -> torch.Tensor:
-    """Maps ``(B, T, h, w)`` divided by each video's largest value (0 stays 0)."""
-    peak = maps.flatten(1).amax(1).clamp_min(torch.finfo(maps.dtype).tiny)
-    return maps / peak[:, None, None, None]
 
 
 class ActivationMap(_LayerMethod):

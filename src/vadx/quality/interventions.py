@@ -89,6 +89,11 @@ def model_clip(model: ExplainableModel, rendered: SynthClip) -> ModelClip:
     return ModelClip(frames_to_clip(frames, config.mean, config.std), indices, geometry.picture())
 
 
+def _clip_without(model: ExplainableModel, spec: SceneSpec, actors: set[str]) -> torch.Tensor:
+    """The model's clip ``(T, 3, H, W)`` of ``spec`` drawn without ``actors``."""
+    return model_clip(model, spec.render(Intervention(actors))).clip
+
+
 def actor_regions(model: ExplainableModel, rendered: SynthClip, indices: np.ndarray) -> np.ndarray:
     """Where each actor of ``rendered`` is visible in the model's frames, bool ``(A, T, H, W)``
     (actors in ``rendered.actors`` order)."""
@@ -246,11 +251,9 @@ def intervention_truth(
     anomaly = original.anomaly_actors
     with eval_mode(model):
         scorer = _Scorer(model, seen.clip, batch_frames)
-        variants = [seen.clip] + [
-            model_clip(model, spec.render(Intervention({name}))).clip for name in names
-        ]
+        variants = [seen.clip] + [_clip_without(model, spec, {name}) for name in names]
         if anomaly:
-            variants.append(model_clip(model, spec.render(Intervention({ANOMALY}))).clip)
+            variants.append(_clip_without(model, spec, {ANOMALY}))
         features = scorer.features(variants)
         logits = scorer.logits(features)
         predicted = int(logits[0].argmax())
@@ -331,10 +334,7 @@ def _decisive_set(
             key=lambda members: -float(drops[list(members)].sum()),
         )
         for batch in _batches(sets, 8):
-            clips = [
-                model_clip(model, spec.render(Intervention({names[k] for k in members}))).clip
-                for members in batch
-            ]
+            clips = [_clip_without(model, spec, {names[k] for k in members}) for members in batch]
             logits = scorer.logits(scorer.features(clips))
             for members, flipped in zip(batch, logits.argmax(1) != predicted, strict=True):
                 if flipped:
