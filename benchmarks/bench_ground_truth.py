@@ -32,6 +32,7 @@ SHOWN = (
     "pointing_game",
     "pointing_game_cells",
     "pointing_game_cells_chance",
+    "pointing_game_evidence",
     "temporal_auroc",
 )
 

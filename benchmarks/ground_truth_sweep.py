@@ -25,6 +25,7 @@ from vadx.explain import explain
 from vadx.files import write_json
 from vadx.models import load_model
 from vadx.quality.interventions import (
+    NO_EFFECT_SHARE,
     SINGLED_OUT,
     actor_scores,
     intervention_truth,
@@ -97,11 +98,14 @@ def main() -> None:
             cells, chance = cell_pointing_game(a.raw[0], masks)
             drops = truth.frame_logit_drop
             singled = drops >= SINGLED_OUT * drops.max()
+            evident = drops >= NO_EFFECT_SHARE * drops.max()
             with np.errstate(all="ignore"):
                 row = {
                     "pointing_game_cells": float(np.nanmean(cells)),
                     "pointing_game_cells_singled_out": float(np.nanmean(cells[singled])),
                     "pointing_game_cells_not_singled_out": float(np.nanmean(cells[~singled])),
+                    "pointing_game_cells_evidence": float(np.nanmean(cells[evident])),
+                    "evidence_frames": float(evident.mean()),
                     "pointing_game_cells_chance": float(np.nanmean(chance)),
                     "pointing_game": float(np.nanmean(pointing_game(a.display[0], masks))),
                     **actor_scores(a.display[0], truth),

@@ -24,6 +24,7 @@ from vadx.quality.interventions import (
     GroundTruth,
     ModelClip,
     actor_scores,
+    evidence_pointing_game,
     intervention_truth,
     model_clip,
     temporal_truth_scores,
@@ -177,6 +178,25 @@ def test_actor_scores_by_hand():
         actor_scores(np.ones((2, 2, 8)), truth)
 
 
+def test_the_pointing_game_counts_only_frames_where_the_anomaly_is_evidence():
+    # 4 frames of 2×8; the anomaly ("a") owns columns 0–1, a walker ("b") columns 4–5
+    regions = np.zeros((2, 4, 2, 8), bool)
+    regions[0, :, :, :2] = True
+    regions[1, :, :, 4:6] = True
+    regions[0, 3] = False  # frame 3 does not show the anomaly
+    # frame drops: frame 0 below 5 % of the largest (no evidence), 1 and 2 evidence, 3 unseen
+    truth = _truth([2, 0], regions, frame_drops=[0.01, 1.0, 2.0, 3.0])
+    raw = np.zeros((4, 2, 2))  # 2×2 cells: the anomaly lies in the left column of cells
+    raw[0, 0, 1] = 5  # frame 0 points away: not scored
+    raw[1, 1, 0] = 5  # a hit
+    raw[2, 0, 0] = raw[2, 0, 1] = 5  # a tie between a hit and a miss: 0.5
+    raw[3, 0, 1] = 5  # no anomaly in view: not scored
+    assert evidence_pointing_game(raw, truth) == {"pointing_game_evidence": pytest.approx(0.75)}
+    none = _truth([2, 0], regions, frame_drops=[0.0, 0.0, 0.0, 0.0])
+    assert np.isnan(evidence_pointing_game(raw, none)["pointing_game_evidence"])
+    assert evidence_pointing_game(raw, _truth([2, 0], regions)) == {}
+
+
 def test_temporal_truth_scores_by_hand():
     truth = _truth([1, 0, 0], _regions(3), frame_drops=[0, 0.1, 2, 4, 0.5, 3])
     # singled out: drops ≥ 2 (half of 4) → frames 2, 3, 5
@@ -238,7 +258,9 @@ def test_xai_eval_scores_every_method_against_the_interventions(tmp_path, capsys
         truth = clip["ground_truth"]
         assert set(truth["actors"]) >= {"fire"} and len(truth["frame_logit_drop"]) == 8
         for method in ("gradcam", "layercam"):
-            assert {"actor_rank_correlation", "decisive_actor_first"} <= set(clip["scores"][method])
+            scores = set(clip["scores"][method])
+            assert {"actor_rank_correlation", "decisive_actor_first"} <= scores
+            assert "pointing_game_evidence" in scores
         assert "temporal_truth_auroc" in clip["scores"]["frame_occlusion"]
     assert "What the model's decisions rest on" in (tmp_path / "eval" / "xai-eval.md").read_text()
     code, _, err = _xai_eval_cli(tmp_path, "off", "gradcam", capsys, "--no-interventions")

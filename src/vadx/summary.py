@@ -33,6 +33,7 @@ def describe_model(model: CRNN) -> dict[str, Any]:
             "torch_version": info.torch_version,
             "metadata": info.metadata,
             "domain": info.domain,
+            "explanation_layers": dict(model.explanation_layers),
         }
     return description
 
@@ -103,6 +104,7 @@ def render_description(description: dict[str, Any], console: Console) -> None:
                 f"torch {checkpoint['torch_version']}",
             ),
             ("domain check", _domain_row(checkpoint.get("domain"), checkpoint["path"])),
+            ("explanation layers", _layers_row(checkpoint.get("explanation_layers"))),
         ]
         origin = checkpoint["metadata"].get("imported_from")
         if origin:
@@ -143,6 +145,12 @@ def _head(arch: dict[str, Any], num_classes: int) -> str:
         }[layer["type"]]
         parts.append(f"{layer['type']} {detail}".strip())
     return " → ".join(parts)
+
+
+def _layers_row(chosen: dict[str, str] | None) -> str:
+    if not chosen:
+        return "the backbone's defaults (vadx choose-layer picks them by faithfulness)"
+    return ", ".join(f"{method} at {layer}" for method, layer in chosen.items()) + " (chosen)"
 
 
 def _domain_row(domain: dict[str, Any] | None, path: str) -> str:

@@ -72,6 +72,7 @@ COMMANDS = {
     "train": training.train_command,
     "evaluate": training.evaluate_command,
     "calibrate": training.calibrate_command,
+    "choose-layer": training.choose_layer_command,
     "detect": detection.detect_command,
     "watch": live.watch_command,
     "serve": live.serve_command,

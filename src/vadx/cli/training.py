@@ -1,4 +1,4 @@
-"""The commands that make and measure a model: train, evaluate, calibrate."""
+"""The commands that make and measure a model: train, evaluate, calibrate, choose-layer."""
 
 from __future__ import annotations
 
@@ -250,5 +250,73 @@ def calibrate_command(
         f"domain statistics of {stats.frames} training frames, threshold {stats.threshold:.2f} "
         f"(the {percentile:g}th percentile of {stats.windows} validation windows) saved in "
         f"{loaded.checkpoint.path}; the model id is unchanged ({loaded.checkpoint.model_id})",
+        soft_wrap=True,
+    )
+
+
+def choose_layer_command(
+    model: ModelPath,
+    data: Annotated[
+        Path,
+        typer.Argument(help="The model's data: a folder (train/ and val/) or list file."),
+    ],
+    method: Annotated[
+        str, typer.Option(help="CAM methods to choose a layer for, comma-separated.")
+    ] = "gradcam",
+    val: Annotated[
+        Path | None,
+        typer.Option(help="Held-out data (default: val/ split, else the training run's 20%)."),
+    ] = None,
+    layers: Annotated[
+        str | None,
+        typer.Option(
+            help="Candidate layers, comma-separated (default: each stage's last at "
+            "stride 8 or coarser)."
+        ),
+    ] = None,
+    clips: Annotated[int, typer.Option(help="Held-out anomalous clips to measure on.")] = 8,
+    steps: Annotated[int, typer.Option(help="Steps of each deletion curve.")] = 10,
+) -> None:
+    """Choose the layer each CAM method reads by faithfulness on held-out clips (the lowest
+    deletion area) and record it in the model: later explanations use it by default."""
+    from vadx.models import load_model
+    from vadx.quality.layers import choose_layer, held_out_clips, layer_methods, save_layers
+    from vadx.train.session import training_sets
+
+    at_least("--clips", clips, 1)
+    at_least("--steps", steps, 2)
+    methods = [m.strip() for m in method.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in layer_methods()]
+    if not methods or unknown:
+        raise VadxError(
+            f"--method {method!r}: a layer can be chosen for {', '.join(layer_methods())}"
+        )
+    candidates = [n.strip() for n in layers.split(",") if n.strip()] if layers else None
+    loaded = load_model(model)
+    writable_path(loaded.checkpoint.path, "MODEL")  # the choice is saved in it
+    _, held_out = training_sets(loaded, data, val)
+    picked = held_out_clips(held_out, loaded, clips)
+    choices = []
+    for name in methods:
+        with progress_bar(f"choosing {name}'s layer") as advance:
+            choices.append(
+                choose_layer(
+                    loaded,
+                    picked,
+                    name,
+                    candidates,
+                    steps,
+                    progress=lambda _, d, t: advance(d, t),
+                )
+            )
+    table = Table("method", "layer", "deletion area by layer (lower: more faithful)")
+    for choice in choices:
+        areas = ", ".join(f"{k} {v:.3f}" for k, v in choice.deletion_auc.items())
+        table.add_row(choice.method, choice.layer, areas)
+    console.print(table)
+    save_layers(model, choices)
+    console.print(
+        f"chosen on {len(picked)} held-out clips and saved in {loaded.checkpoint.path}; "
+        f"the model id is unchanged ({loaded.checkpoint.model_id})",
         soft_wrap=True,
     )

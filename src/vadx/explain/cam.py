@@ -45,15 +45,21 @@ def grad_cam(activations: torch.Tensor, gradients: torch.Tensor, weighting: str)
     return (weights * activations).sum(2).relu()
 
 
-class _LayerMethod(Method):
-    """A method that reads one backbone layer from the shared pass (default: the backbone's
-    last conv block, or its last layer at stride 8 for a ``fine`` method)."""
+class LayerMethod(Method):
+    """A method that reads one backbone layer from the shared pass. Default: the layer chosen
+    for this method by faithfulness and recorded in the model's checkpoint
+    (``model.explanation_layers``, see :mod:`vadx.quality.layers`), as if it had been given;
+    else the backbone's last conv block, or its last layer at stride 8 for a ``fine`` method."""
 
     uses_gradients = True
     fine = False
 
     def __init__(self, model: ExplainableModel, layer: str | None = None) -> None:
         super().__init__(model)
+        if layer is None:
+            layer = (getattr(model, "explanation_layers", None) or {}).get(self.name)
+        #: whether the layer was given (or chosen for the model), not the backbone's default
+        self.layer_given = layer is not None
         self.layer = self.resolve_layer(layer, self.fine)
 
     def need(self) -> Need:
@@ -63,7 +69,7 @@ class _LayerMethod(Method):
         return {"layer": self.layer}
 
 
-class GradCAM(_LayerMethod):
+class GradCAM(LayerMethod):
     """Grad-CAM of every frame with ``frame`` (default) or ``clip`` channel weighting."""
 
     name = "gradcam"
@@ -89,7 +95,7 @@ class GradCAM(_LayerMethod):
         )
 
 
-class GradCAMPlusPlus(_LayerMethod):
+class GradCAMPlusPlus(LayerMethod):
     """Grad-CAM++ of every frame (per-frame weights)."""
 
     name = "gradcam_plus_plus"
@@ -105,7 +111,7 @@ class GradCAMPlusPlus(_LayerMethod):
         return Output((weights * activations).sum(2).relu())
 
 
-class LayerCAM(_LayerMethod):
+class LayerCAM(LayerMethod):
     """LayerCAM of every frame: element-wise positive-gradient weighting, by default at the
     backbone's last layer at stride 8 (``model.fine_layer``), where its maps resolve objects
     of a few dozen pixels; Grad-CAM's channel-wide weights turn to noise at such layers
@@ -118,8 +124,8 @@ class LayerCAM(_LayerMethod):
     The last block says which part of the frame carries the class; the fine map resolves the
     object inside it. Measured against ground truth by intervention (``docs/ground-truth.md``):
     the fine map alone also lights up look-alikes the decision does not rest on (a walker in
-    flame-coloured clothes beside a fire). ``gate=None`` (or any explicit ``layer``) gives the
-    single-layer map; ``gate`` may name another layer.
+    flame-coloured clothes beside a fire). ``gate=None`` (or any explicit ``layer``, or one
+    chosen for the model) gives the single-layer map; ``gate`` may name another layer.
     """
 
     name = "layercam"
@@ -135,7 +141,7 @@ class LayerCAM(_LayerMethod):
     ) -> None:
         super().__init__(model, layer)
         if gate == "auto":
-            gate = None if layer is not None else self.resolve_layer(None, fine=False)
+            gate = None if self.layer_given else self.resolve_layer(None, fine=False)
         elif gate is not None:
             gate = self.resolve_layer(gate)
         self.gate = None if gate == self.layer else gate
@@ -161,7 +167,7 @@ def layercam(activations: torch.Tensor, gradients: torch.Tensor) -> torch.Tensor
     return (gradients.relu() * activations).sum(2).relu()
 
 
-class ActivationMap(_LayerMethod):
+class ActivationMap(LayerMethod):
     """The channel mean of a layer's maps; extras ``channels`` ``(B, k)`` — the ``top_k``
     channels with the largest mean activation over the clip — and their maps
     ``channel_maps`` ``(B, k, T, h, w)``."""

@@ -55,6 +55,8 @@ class CheckpointInfo:
     metadata: dict[str, Any] = field(default_factory=dict)
     #: the ``domain`` section of config.json (see :mod:`vadx.domain`), None if uncalibrated
     domain: dict[str, Any] | None = None
+    #: the ``explanation_layers`` section (see :mod:`vadx.quality.layers`), None if none chosen
+    explanation_layers: dict[str, Any] | None = None
 
     @property
     def model_id(self) -> str:
@@ -150,6 +152,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> CheckpointInfo:
             created=str(document["created"]),
             metadata=dict(document.get("metadata") or {}),
             domain=document.get("domain"),
+            explanation_layers=document.get("explanation_layers"),
         )
     except (KeyError, TypeError, ValueError) as err:
         detail = f"missing {err}" if isinstance(err, KeyError) else str(err)
@@ -192,7 +195,33 @@ def load_model(
     _load_state_exactly(model, state, weights)
     model.checkpoint = info
     model.domain = load_domain(info.path, info.domain, info.weights_sha256)
+    model.explanation_layers = _chosen_layers(model, info)
     return model.to(device).eval()
+
+
+def _chosen_layers(model: CRNN, info: CheckpointInfo) -> dict[str, str]:
+    """The layers chosen for the CAM methods (``vadx choose-layer``), checked against the
+    weights and the backbone."""
+    section = info.explanation_layers
+    if not section:
+        return {}
+    where = f"the explanation layers in {info.path / CONFIG_FILE}"
+    if not isinstance(section, dict) or not isinstance(section.get("methods"), dict):
+        raise CheckpointError(f"{where} are invalid: expected weights_sha256 and methods")
+    if section.get("weights_sha256") != info.weights_sha256:
+        raise CheckpointError(
+            f"{where} were chosen for other weights; choose them again: vadx choose-layer "
+            f"{info.path} DATA"
+        )
+    chosen = {}
+    for method, entry in section["methods"].items():
+        layer = entry.get("layer") if isinstance(entry, dict) else None
+        try:
+            model.backbone.get_layer(str(layer))
+        except ConfigError as err:
+            raise CheckpointError(f"{where}: {method}: {err}") from err
+        chosen[str(method)] = str(layer)
+    return chosen
 
 
 def _load_state_exactly(model: CRNN, state: dict[str, torch.Tensor], source: Path) -> None:

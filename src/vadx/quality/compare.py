@@ -22,7 +22,12 @@ from vadx.quality.evaluate import xai_eval
 from vadx.quality.metrics import METRICS
 
 #: the columns of the table, per spatial method and per temporal estimator
-SPATIAL_COLUMNS = ("actor_rank_correlation", "decisive_actor_first", "pointing_game_cells")
+SPATIAL_COLUMNS = (
+    "actor_rank_correlation",
+    "decisive_actor_first",
+    "pointing_game_cells",
+    "pointing_game_evidence",
+)
 TEMPORAL_COLUMNS = ("temporal_rank_correlation", "temporal_truth_auroc")
 
 

@@ -44,6 +44,7 @@ from vadx.quality.faithfulness import auc, spatial_curves, temporal_curves
 from vadx.quality.interventions import (
     GroundTruth,
     actor_scores,
+    evidence_pointing_game,
     intervention_truth,
     temporal_truth_scores,
 )
@@ -316,7 +317,10 @@ def _truth_scores(
         layer=layer,
         picture=torch.from_numpy(truth.clip.picture)[None],
     )
-    scores = {name: actor_scores(a.display[0], truth) for name, a in e.maps.items()}
+    scores = {
+        name: actor_scores(a.display[0], truth) | evidence_pointing_game(a.raw[0], truth)
+        for name, a in e.maps.items()
+    }
     scores.update(
         {name: temporal_truth_scores(f.scores[0], truth) for name, f in e.temporal.items()}
     )

@@ -56,11 +56,14 @@ def spatial_curves(
     seed: int = 0,
     batch_frames: int = 64,
     picture: np.ndarray | None = None,
+    kinds: tuple[str, ...] = ("deletion", "insertion"),
+    random: bool = True,
 ) -> dict[str, np.ndarray]:
     """Deletion and insertion curves (``steps + 1`` target probabilities) of one clip
     ``(1, T, 3, H, W)`` for its maps ``(T, H, W)``, with the random-order curves. Only the
     pixels of the ``picture`` ``(H, W)`` are removed or revealed (letter-box padding is not
-    evidence to remove); default: every pixel."""
+    evidence to remove); default: every pixel. ``kinds`` and ``random=False`` leave out curves
+    (their forward passes) that a caller does not read."""
     if clip.dim() != 5 or clip.shape[0] != 1:
         raise InputError(f"expected one clip (1, T, 3, H, W), got {tuple(clip.shape)}")
     steps_shape = (clip.shape[1], *clip.shape[3:])
@@ -77,8 +80,8 @@ def spatial_curves(
     inside = inside.reshape(-1)
     curves = {}
     with eval_mode(model):
-        for random in (False, True):
-            order = _pixel_order(maps, rng, random)
+        for shuffled in (False, True)[: 1 + random]:
+            order = _pixel_order(maps, rng, shuffled)
             order = torch.from_numpy(order[inside[order]]).to(clip.device)
             rank = torch.full((count,), count, dtype=torch.long, device=clip.device)
             rank[order] = torch.arange(len(order), device=clip.device)
@@ -87,9 +90,11 @@ def spatial_curves(
             chosen = torch.stack([(rank < c) for c in cut]).squeeze(1)  # (steps+1, T, 1, H, W)
             deleted = torch.where(chosen, base, clip)
             inserted = torch.where(chosen, clip, base)
-            suffix = "_random" if random else ""
-            curves["deletion" + suffix] = _probabilities(model, deleted, target, batch_frames)
-            curves["insertion" + suffix] = _probabilities(model, inserted, target, batch_frames)
+            suffix = "_random" if shuffled else ""
+            if "deletion" in kinds:
+                curves["deletion" + suffix] = _probabilities(model, deleted, target, batch_frames)
+            if "insertion" in kinds:
+                curves["insertion" + suffix] = _probabilities(model, inserted, target, batch_frames)
     return curves
 
 

@@ -20,7 +20,7 @@ Per clip (:func:`intervention_truth`):
   actor alone does.
 
 Maps and frame curves are then scored against it (:func:`actor_scores`,
-:func:`temporal_truth_scores`):
+:func:`evidence_pointing_game`, :func:`temporal_truth_scores`):
 
 * ``actor_rank_correlation`` — Spearman correlation between each actor's attribution mass (the
   sum of the display map over the actor's visible pixels, over the clip's frames) and its
@@ -36,6 +36,13 @@ Maps and frame curves are then scored against it (:func:`actor_scores`,
 * ``decisive_actor_first`` — 1 when the actor with the most mass belongs to the decisive set
   (or, when nothing flips the decision, is the actor with the largest drop); a tie for the most
   mass is a miss;
+* ``pointing_game_evidence`` — the pointing game on the map's own cells
+  (:func:`~vadx.quality.localisation.cell_pointing_game`, ties scored as the share of tied
+  cells that hit) in the frames where the anomaly is evidence for the decision: removing it
+  from that frame alone drops the logit by at least :data:`NO_EFFECT_SHARE` of the clip's
+  largest such drop. In the other anomalous frames the decision provably does not rest on the
+  anomaly (the model has not yet used it, or another frame carries it), so pointing there at
+  the anomaly is not "the right answer" and a map is not scored on them;
 * ``temporal_rank_correlation`` — Spearman between frame scores and per-frame drops, with the
   same rules (frames whose drop is below :data:`NO_EFFECT_SHARE` of the largest tied at 0,
   ranked within the tie as the estimator ranks them);
@@ -59,6 +66,7 @@ from vadx.borrowed import eval_mode
 from vadx.data.synth import ANOMALY, Intervention, SceneSpec, SynthClip
 from vadx.errors import InputError
 from vadx.explain.protocol import ExplainableModel, frame_features
+from vadx.quality.localisation import cell_pointing_game
 from vadx.video.preprocess import fit_frames, frames_to_clip
 from vadx.video.sampling import even_indices
 
@@ -404,6 +412,19 @@ def actor_scores(maps: np.ndarray, truth: GroundTruth) -> dict[str, float]:
         "actor_rank_correlation": truth_rank_correlation(mass[visible], drops[visible]),
         "decisive_actor_first": first,
     }
+
+
+def evidence_pointing_game(raw: np.ndarray, truth: GroundTruth) -> dict[str, float]:
+    """``pointing_game_evidence`` (module doc) of a map ``(T, h, w)`` at its own resolution;
+    NaN when no frame shows the anomaly as evidence, nothing without frame drops."""
+    if truth.frame_logit_drop is None:
+        return {}
+    anomaly = truth.regions[[truth.actors.index(a) for a in truth.anomaly_actors]].any(0)
+    frames = (evidence(truth.frame_logit_drop) > 0) & anomaly.any((1, 2))
+    if not frames.any():
+        return {"pointing_game_evidence": float("nan")}
+    hits, _ = cell_pointing_game(np.asarray(raw)[frames], anomaly[frames], truth.clip.picture)
+    return {"pointing_game_evidence": float(np.nanmean(hits))}
 
 
 def temporal_truth_scores(scores: np.ndarray, truth: GroundTruth) -> dict[str, float]:

@@ -121,6 +121,15 @@ METRICS: dict[str, MetricInfo] = {
             "whose removal flips the decision",
         ),
         MetricInfo(
+            "pointing_game_evidence",
+            "intervention",
+            True,
+            "pointing_game_cells_chance",
+            "the pointing game on the map's cells in the frames where the anomaly is evidence "
+            "for the decision: removing it from that frame alone drops the logit by at least "
+            "5 % of the clip's largest such drop",
+        ),
+        MetricInfo(
             "temporal_rank_correlation",
             "intervention",
             True,
