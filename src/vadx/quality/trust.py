@@ -1,0 +1,496 @@
+"""Can this map be trusted? A check of every explanation shown, on its own clip.
+
+vadx measures faithfulness and sanity in aggregate (``vadx xai-eval``); an operator looking at
+one map needs to know about *that* map. For each map and frame curve of one explained clip:
+
+* **faithfulness** — does the model's decision rest on what the map shows? The map's top
+  pixels (``fractions`` of the clip's pixels: 5, 10, 20 %) are replaced by a blurred copy
+  (deletion) or revealed on a blurred clip (insertion), and the explained class's probability
+  is compared with the same share of pixels taken in a random order. The **gain** is the mean
+  of the deletion and insertion advantages over random, as a share of what blurring the whole
+  clip changes: 0 = no better than random, 1 = the fractions shown carry the whole effect.
+  Frame curves: the same with whole frames, in feature space (``vadx.quality.faithfulness``).
+  Only the frames a removal changes go through the CNN again;
+* **agreement** — the median rank correlation between this map and each other map computed
+  (every map pooled to a common ``grid`` of cells per frame, over the clip), or between frame
+  curves;
+* **stability** — the map's rank correlation with itself on the clip with a little noise added
+  (``noise`` of the pixel range, ``perturbations`` draws) that leaves the prediction unchanged;
+* **confidence** of the model in the explained class, and the clip's **domain** check.
+
+Each check passes, is weak, or fails against :class:`TrustThresholds` (documented there,
+overridable); the checks combine into one :class:`Verdict` per map:
+
+* ``contradictory`` — the evidence contradicts the map: removing what it shows hurts the
+  decision no more than removing random pixels (faithfulness fails), or the other methods point
+  elsewhere (their median correlation with it is negative);
+* ``weak`` — nothing contradicts the map, but a check is weak: a small faithfulness gain, little
+  agreement, a map that changes under noise, a model that is not confident, footage unlike the
+  training data;
+* ``trustworthy`` — every check passes.
+
+Its ``reasons`` say why in words, and ``score`` (in ``[0, 1]``) orders maps for sorting.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.stats import spearmanr
+
+from vadx.borrowed import eval_mode
+from vadx.errors import InputError
+from vadx.explain.baselines import baseline_clip
+from vadx.explain.engine import METHODS, explain
+from vadx.explain.result import Explanation
+from vadx.models.crnn import CRNN
+from vadx.quality.faithfulness import auc
+
+Status = Literal["pass", "weak", "fail", "skipped"]
+VerdictName = Literal["trustworthy", "weak", "contradictory"]
+VERDICTS: tuple[VerdictName, ...] = ("trustworthy", "weak", "contradictory")
+#: a change of the explained probability smaller than this is no change
+NO_CHANGE = 1e-3
+INSENSITIVE = (
+    "the decision does not depend on the frames: blurring or blanking all of them leaves it as "
+    "it is, so no map can show why"
+)
+
+
+class _Insensitive(Exception):
+    """The explained probability does not move when the whole clip is removed."""
+
+
+@dataclass(frozen=True)
+class TrustThresholds:
+    """Where each check passes, is weak or fails (the defaults: ``docs/trust.md``).
+
+    Attributes:
+        faithful: the faithfulness gain a map needs to pass (at or below 0 it fails).
+        agreement: the median correlation with the other maps needed to pass (below 0: fails).
+        stable: the correlation with itself under noise needed to pass.
+        confident: the explained class's probability needed to pass.
+        fractions: shares of the clip's pixels removed or revealed by the faithfulness test.
+        perturbations, noise: the stability test's draws and their noise (standard deviation,
+            as a share of the pixel range [0, 1]).
+        grid: cells per frame side that maps are pooled to for agreement and stability.
+        seed: of the random orders and the noise.
+    """
+
+    faithful: float = 0.1
+    agreement: float = 0.3
+    stable: float = 0.5
+    confident: float = 0.6
+    fractions: tuple[float, ...] = (0.05, 0.1, 0.2)
+    perturbations: int = 2
+    noise: float = 0.02
+    grid: int = 7
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("faithful", "agreement", "stable", "confident", "noise"):
+            value = getattr(self, name)
+            if not np.isfinite(value) or not -1 <= value <= 1:
+                raise InputError(f"trust threshold {name} must be in [-1, 1], got {value}")
+        if not self.fractions or not all(0 < f < 1 for f in self.fractions):
+            raise InputError(f"fractions must lie in (0, 1), got {self.fractions}")
+        if self.perturbations < 0 or self.grid < 1:
+            raise InputError("perturbations must be ≥ 0 and grid ≥ 1")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One check of one map: its value, status and what it means in words."""
+
+    name: str
+    value: float | None
+    status: Status
+    reason: str
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The trust verdict on one map or frame curve (module doc)."""
+
+    method: str
+    verdict: VerdictName
+    score: float
+    checks: tuple[Check, ...] = field(default_factory=tuple)
+
+    @property
+    def reasons(self) -> list[str]:
+        """What makes the map weak or contradictory, in words (empty when trustworthy)."""
+        order = {"fail": 0, "weak": 1}
+        found = [c for c in self.checks if c.status in order]
+        return [c.reason for c in sorted(found, key=lambda c: order[c.status])]
+
+    def record(self) -> dict[str, Any]:
+        """JSON-ready: verdict, score, reasons and each check."""
+        return {
+            "verdict": self.verdict,
+            "score": round(self.score, 4),
+            "reasons": self.reasons,
+            "checks": {
+                c.name: {
+                    "value": None if c.value is None else round(float(c.value), 4),
+                    "status": c.status,
+                    "reason": c.reason,
+                }
+                for c in self.checks
+            },
+        }
+
+
+def trust_check(
+    model: CRNN,
+    explanation: Explanation,
+    domain: Mapping[str, Any] | None = None,
+    picture: np.ndarray | None = None,
+    thresholds: TrustThresholds | None = None,
+) -> dict[str, Verdict]:
+    """A :class:`Verdict` for every map and frame curve of ``explanation`` (one clip).
+
+    ``domain`` is the clip's domain check (:func:`vadx.domain.check_clip`); ``picture``
+    ``(H, W)`` the pixels that are frame, not letter-box padding (default: all)."""
+    limits = thresholds or TrustThresholds()
+    if explanation.clip.shape[0] != 1:
+        raise InputError("the trust check takes an explanation of one clip")
+    device = next(model.parameters()).device
+    clip = torch.from_numpy(np.array(explanation.clip)).to(device)
+    target = int(explanation.targets[0])
+    if target < 0:
+        target = int(explanation.probabilities[0].argmax())
+    probability = float(explanation.probabilities[0, target])
+    shared = [_confidence(probability, explanation.class_names[target], limits)]
+    shared.append(_domain(domain))
+    spatial = {name: a.display[0] for name, a in explanation.maps.items()}
+    try:
+        gains = _spatial_gains(model, clip, spatial, target, picture, limits)
+    except _Insensitive:
+        failed = Check("faithfulness", 0.0, "fail", INSENSITIVE)
+        names = [*spatial, *explanation.temporal]
+        return {name: _combine(name, (failed, *shared)) for name in names}
+    pooled = {name: _pool(m, limits.grid) for name, m in spatial.items()}
+    stability = _stability(model, clip, explanation, target, pooled, limits)
+    verdicts = {}
+    for name in spatial:
+        checks = (
+            _faithfulness(gains[name], "pixels", limits, spatial[name]),
+            _agreement(name, pooled, limits, "map"),
+            stability.get(name) or Check("stability", None, "skipped", "not measured"),
+            *shared,
+        )
+        verdicts[name] = _combine(name, checks)
+    curves = {name: f.scores[0] for name, f in explanation.temporal.items()}
+    frame_gains = _temporal_gains(model, clip, curves, target, limits) if curves else {}
+    for name in curves:
+        checks = (
+            _faithfulness(frame_gains[name], "frames", limits, curves[name]),
+            _agreement(name, curves, limits, "frame curve"),
+            *shared,
+        )
+        verdicts[name] = _combine(name, checks)
+    return verdicts
+
+
+# ------------------------------------------------------------------------------ the checks
+def _combine(method: str, checks: Sequence[Check]) -> Verdict:
+    statuses = {c.name: c.status for c in checks}
+    if statuses.get("faithfulness") == "fail" or statuses.get("agreement") == "fail":
+        verdict: VerdictName = "contradictory"
+    elif any(s in ("weak", "fail") for s in statuses.values()):
+        verdict = "weak"
+    else:
+        verdict = "trustworthy"
+    parts = [_part(c) for c in checks if c.status != "skipped" and c.value is not None]
+    score = float(np.mean(parts)) if parts else 0.0
+    return Verdict(method, verdict, score, tuple(checks))
+
+
+def _part(check: Check) -> float:
+    """A check's value mapped to [0, 1] for the verdict's score."""
+    value = float(check.value)  # type: ignore[arg-type]
+    if check.name in ("agreement", "stability"):
+        return (np.clip(value, -1, 1) + 1) / 2
+    if check.name == "domain":
+        return float(np.clip(2 - value, 0, 1))  # inside (≤ 1) → 1, twice the threshold → 0
+    return float(np.clip(value, 0, 1))
+
+
+def _faithfulness(
+    gain: float | None, unit: str, limits: TrustThresholds, values: np.ndarray
+) -> Check:
+    if np.ptp(values) == 0:
+        what = "map" if unit == "pixels" else "frame curve"
+        return Check("faithfulness", 0.0, "fail", f"the {what} is empty: it shows nothing")
+    if gain is None:
+        return Check(
+            "faithfulness",
+            None,
+            "skipped",
+            f"blurring every {unit[:-1]} leaves the decision as it is, so removing {unit} "
+            "cannot test the map",
+        )
+    shown = "what the map shows" if unit == "pixels" else "the frames the curve ranks first"
+    if gain <= 0:
+        return Check(
+            "faithfulness",
+            gain,
+            "fail",
+            f"removing {shown} changes the decision no more than removing random {unit} "
+            f"(gain {gain:.2f})",
+        )
+    if gain < limits.faithful:
+        return Check(
+            "faithfulness",
+            gain,
+            "weak",
+            f"removing {shown} changes the decision only a little more than random {unit} "
+            f"(gain {gain:.2f} < {limits.faithful:g})",
+        )
+    return Check("faithfulness", gain, "pass", f"the decision rests on {shown} (gain {gain:.2f})")
+
+
+def _agreement(
+    name: str, maps: Mapping[str, np.ndarray], limits: TrustThresholds, kind: str
+) -> Check:
+    others = [other for other in maps if other != name]
+    if not others:
+        return Check("agreement", None, "skipped", f"no other {kind} to compare with")
+    pairs = [(o, _rank_correlation(maps[name], maps[o])) for o in others]
+    pairs = [(o, v) for o, v in pairs if np.isfinite(v)]
+    if not pairs:
+        return Check("agreement", None, "skipped", f"the {kind}s are flat: no order to compare")
+    value = float(np.median([v for _, v in pairs]))
+    listed = ", ".join(f"{o} {v:+.2f}" for o, v in pairs)
+    if value < 0:
+        reason = f"the other methods point elsewhere (rank correlation {listed})"
+        return Check("agreement", value, "fail", reason)
+    if value < limits.agreement:
+        reason = f"the other methods agree little (median rank correlation {value:.2f}: {listed})"
+        return Check("agreement", value, "weak", reason)
+    return Check("agreement", value, "pass", f"the other methods agree ({listed})")
+
+
+def _confidence(probability: float, name: str, limits: TrustThresholds) -> Check:
+    if probability < limits.confident:
+        reason = (
+            f"the model is not confident: {name} at {probability:.0%} (< {limits.confident:.0%})"
+        )
+        return Check("confidence", probability, "weak", reason)
+    return Check("confidence", probability, "pass", f"{name} at {probability:.0%}")
+
+
+def _domain(domain: Mapping[str, Any] | None) -> Check:
+    if not domain or not domain.get("checked"):
+        return Check("domain", None, "skipped", "the model has no domain statistics")
+    score = domain.get("score")
+    value = None if score is None else float(score)
+    if domain.get("outside"):
+        reason = "the footage is unlike the model's training data (domain check: outside)"
+        return Check("domain", value, "weak", reason)
+    return Check("domain", value, "pass", "the footage is like the model's training data")
+
+
+# ----------------------------------------------------------------------------- measurements
+def _rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = np.ravel(a), np.ravel(b)
+    if np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(spearmanr(a, b).statistic)
+
+
+def _pool(maps: np.ndarray, grid: int) -> np.ndarray:
+    """``(T, H, W)`` display maps averaged into ``(T, grid, grid)`` cells."""
+    tensor = torch.from_numpy(np.array(maps, dtype=np.float32))[:, None]
+    return F.adaptive_avg_pool2d(tensor, grid)[:, 0].numpy()
+
+
+def _probabilities(
+    model: CRNN, clips: torch.Tensor, original: torch.Tensor, features: torch.Tensor, target: int
+) -> np.ndarray:
+    """The target's probability on each of ``clips`` ``(N, T, 3, H, W)``, running the CNN only
+    on the frames that differ from ``original`` ``(T, 3, H, W)`` (whose ``features`` are
+    ``(T, F)``)."""
+    changed = (clips != original).flatten(2).any(-1)  # (N, T)
+    batch = features.expand(len(clips), -1, -1).clone()
+    if changed.any():
+        frames = clips[changed]  # (K, 3, H, W)
+        new = torch.cat([model.frame_features(part[None])[0] for part in frames.split(32)])
+        batch[changed] = new
+    return model.forward_features(batch).softmax(1)[:, target].cpu().numpy()
+
+
+def _spatial_gains(
+    model: CRNN,
+    clip: torch.Tensor,
+    maps: Mapping[str, np.ndarray],
+    target: int,
+    picture: np.ndarray | None,
+    limits: TrustThresholds,
+) -> dict[str, float | None]:
+    """Each map's faithfulness gain (module doc), None when blurring changes nothing."""
+    rng = np.random.default_rng(limits.seed)
+    original = clip[0]
+    base = baseline_clip(model, clip, "blur")[0]
+    steps = (original.shape[0], *original.shape[2:])
+    inside = np.ones(steps, bool) if picture is None else np.broadcast_to(picture, steps)
+    pixels = np.flatnonzero(inside.ravel())
+    counts = [max(1, round(f * len(pixels))) for f in limits.fractions]
+
+    def masks(order: np.ndarray) -> torch.Tensor:
+        out = torch.zeros(len(counts), int(np.prod(steps)), dtype=torch.bool)
+        for row, count in enumerate(counts):
+            out[row, torch.from_numpy(order[:count])] = True
+        return out.view(len(counts), steps[0], 1, *steps[1:]).to(clip.device)
+
+    orders = {"random": rng.permutation(pixels)}
+    for name, m in maps.items():
+        values = np.asarray(m, dtype=np.float64).ravel()[pixels]
+        orders[name] = pixels[np.lexsort((rng.random(len(pixels)), -values))]
+    with eval_mode(model), torch.no_grad():
+        features = model.frame_features(clip)[0]
+        ends = _probabilities(model, torch.stack([original, base]), original, features, target)
+        span = float(ends[0] - ends[1])
+        if abs(span) < NO_CHANGE:
+            blank = baseline_clip(model, clip, "zeros")
+            if (
+                abs(ends[0] - _probabilities(model, blank, original, features, target)[0])
+                < NO_CHANGE
+            ):
+                raise _Insensitive
+            return dict.fromkeys(maps)
+        curves = {}
+        for name, order in orders.items():
+            chosen = masks(order)
+            deleted = torch.where(chosen, base, original)
+            inserted = torch.where(chosen, original, base)
+            both = _probabilities(model, torch.cat([deleted, inserted]), original, features, target)
+            curves[name] = (both[: len(counts)], both[len(counts) :])
+    random_deletion, random_insertion = curves.pop("random")
+    return {
+        name: float(
+            np.mean((random_deletion - deletion) + (insertion - random_insertion)) / 2 / span
+        )
+        for name, (deletion, insertion) in curves.items()
+    }
+
+
+def _temporal_gains(
+    model: CRNN,
+    clip: torch.Tensor,
+    curves: Mapping[str, np.ndarray],
+    target: int,
+    limits: TrustThresholds,
+) -> dict[str, float | None]:
+    """Each frame curve's faithfulness gain: its frames removed (replaced by the clip's mean
+    frame) or revealed most important first, against random frame orders, in feature space —
+    deletion and insertion areas as a share of the probability's whole change (module doc)."""
+    rng = np.random.default_rng(limits.seed)
+    steps = clip.shape[1]
+    with eval_mode(model), torch.no_grad():
+        features = model.frame_features(clip)[0]
+        mean = model.frame_features(clip.mean(1, keepdim=True))[0, 0]
+
+        def both(orders: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+            gone = torch.zeros(len(orders), steps + 1, steps, 1, dtype=torch.bool)
+            for row, order in enumerate(orders):
+                for k in range(1, steps + 1):
+                    gone[row, k:, order[k - 1]] = True
+            gone = gone.flatten(0, 1).to(clip.device)
+            deleted = torch.where(gone, mean, features)
+            inserted = torch.where(gone, features, mean)
+            p = model.forward_features(torch.cat([deleted, inserted])).softmax(1)[:, target]
+            p = p.cpu().numpy().reshape(2, len(orders), steps + 1)
+            return p[0], p[1]
+
+        random_deletion, random_insertion = both([rng.permutation(steps) for _ in range(8)])
+        names = list(curves)
+        orders = [
+            np.lexsort((rng.random(steps), -np.asarray(curves[n], dtype=np.float64))) for n in names
+        ]
+        deletion, insertion = both(orders) if orders else (np.zeros((0, steps + 1)),) * 2
+    span = float(random_deletion[0, 0] - random_deletion[0, -1])
+    if abs(span) < NO_CHANGE:
+        return dict.fromkeys(names)
+    base_deletion = np.mean([auc(c) for c in random_deletion])
+    base_insertion = np.mean([auc(c) for c in random_insertion])
+    return {
+        name: ((base_deletion - auc(d)) + (auc(i) - base_insertion)) / 2 / span
+        for name, d, i in zip(names, deletion, insertion, strict=True)
+    }
+
+
+def _stability(
+    model: CRNN,
+    clip: torch.Tensor,
+    explanation: Explanation,
+    target: int,
+    pooled: Mapping[str, np.ndarray],
+    limits: TrustThresholds,
+) -> dict[str, Check]:
+    """Each map's rank correlation with its own maps on noisy copies of the clip that keep the
+    prediction."""
+    if limits.perturbations == 0 or not pooled:
+        return {}
+    generator = torch.Generator(device="cpu").manual_seed(limits.seed)
+    std = torch.tensor(model.config.std, dtype=clip.dtype, device=clip.device)[:, None, None]
+    predicted = int(explanation.probabilities[0].argmax())
+    methods = list(pooled)
+    settings = {n: _constructor_settings(n, explanation.maps[n].settings) for n in methods}
+    scores: dict[str, list[float]] = {name: [] for name in methods}
+    kept = 0
+    for _ in range(limits.perturbations):
+        noise = torch.randn(clip.shape, generator=generator).to(clip.device)
+        noisy = clip + noise * (limits.noise / std)
+        e = explain(
+            model,
+            noisy,
+            target,
+            methods=methods,
+            temporal=[],
+            normalisation=explanation.normalisation,
+            options={n: given for n, given in settings.items() if given},
+        )
+        if int(e.probabilities[0].argmax()) != predicted:
+            continue
+        kept += 1
+        for name in methods:
+            again = _pool(e.maps[name].display[0], limits.grid)
+            scores[name].append(_rank_correlation(pooled[name], again))
+    found = {}
+    for name in methods:
+        if not kept:
+            reason = f"noise of {limits.noise:.0%} changes the decision itself"
+            found[name] = Check("stability", None, "weak", reason)
+            continue
+        value = float(np.nanmean(scores[name])) if not np.all(np.isnan(scores[name])) else 0.0
+        if value < limits.stable:
+            reason = (
+                f"the map changes under noise of {limits.noise:.0%} that leaves the decision "
+                f"as it is (rank correlation {value:.2f} < {limits.stable:g})"
+            )
+            found[name] = Check("stability", value, "weak", reason)
+        else:
+            found[name] = Check("stability", value, "pass", f"stable under noise ({value:.2f})")
+    return found
+
+
+def _constructor_settings(name: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings a method reports that its constructor takes: the same map again."""
+    accepted = inspect.signature(METHODS[name]).parameters
+    return {k: v for k, v in settings.items() if k in accepted and k != "model"}
+
+
+def verdict_counts(verdicts: Mapping[str, Verdict]) -> dict[str, int]:
+    """How many maps got each verdict."""
+    counts = dict.fromkeys(VERDICTS, 0)
+    for v in verdicts.values():
+        counts[v.verdict] += 1
+    return counts
