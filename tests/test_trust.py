@@ -12,7 +12,7 @@ from tests.explain_models import pointwise_crnn
 from vadx.errors import InputError
 from vadx.explain import explain
 from vadx.quality import trust as trust_module
-from vadx.quality.trust import TrustThresholds, trust_check
+from vadx.quality.trust import TrustSettings, trust_check
 
 STEPS, SIZE = 4, 8
 
@@ -44,14 +44,16 @@ def square():
     return model, clip, on
 
 
-def test_a_map_on_what_the_model_reads_passes_and_one_beside_it_is_contradicted(square):
+@pytest.mark.parametrize("space", ["features", "pixels"])
+def test_a_map_on_what_the_model_reads_passes_and_one_beside_it_is_contradicted(square, space):
     # the pointwise model's only evidence is the bright square (ReLU of a weighted colour sum,
     # averaged): blurring the square lowers the fight logit; blurring the dark pixels around
-    # it spreads the light and raises it
+    # it spreads the light and raises it. Its feature map has one cell per pixel, so removing
+    # cells (features) and pixels agree
     model, clip, on = square
     e = explain(model, clip, 0, methods=["saliency", "gradcam"], temporal=[])
     e = _with_maps(e, {"saliency": on, "gradcam": 1.0 - on})
-    verdicts = trust_check(model, e, thresholds=TrustThresholds(perturbations=0))
+    verdicts = trust_check(model, e, thresholds=TrustSettings(perturbations=0, space=space))
     on_square = {c.name: c for c in verdicts["saliency"].checks}
     beside = {c.name: c for c in verdicts["gradcam"].checks}
     assert on_square["faithfulness"].status == "pass" and on_square["faithfulness"].value > 0.1
@@ -70,7 +72,7 @@ def test_methods_that_agree_on_a_faithful_map_are_trustworthy(square):
     blurred = on.copy()
     blurred[:, 3, :3] = 0.5  # nearly the same map
     e = _with_maps(e, {"saliency": on, "gradcam": blurred})
-    verdicts = trust_check(model, e, thresholds=TrustThresholds(perturbations=0))
+    verdicts = trust_check(model, e, thresholds=TrustSettings(perturbations=0))
     for verdict in verdicts.values():
         assert verdict.verdict == "trustworthy", verdict.reasons
         assert verdict.reasons == [] and 0 < verdict.score <= 1
@@ -101,7 +103,7 @@ def test_an_empty_map_is_flagged(square):
     model, clip, on = square
     e = explain(model, clip, 0, methods=["saliency", "gradcam"], temporal=[])
     e = _with_maps(e, {"saliency": on, "gradcam": np.zeros_like(on)})
-    verdict = trust_check(model, e, thresholds=TrustThresholds(perturbations=0))["gradcam"]
+    verdict = trust_check(model, e, thresholds=TrustSettings(perturbations=0))["gradcam"]
     assert verdict.verdict == "contradictory"
     assert "empty" in verdict.reasons[0]
 
@@ -111,7 +113,7 @@ def test_confidence_and_the_domain_make_a_map_weak(square):
     e = explain(model, clip, 0, methods=["saliency"], temporal=[])
     e = _with_maps(e, {"saliency": on})
     probability = float(e.probabilities[0, 0])
-    strict = TrustThresholds(perturbations=0, confident=min(1.0, probability + 0.01))
+    strict = TrustSettings(perturbations=0, confident=min(1.0, probability + 0.01))
     outside = {"checked": True, "outside": True, "score": 1.7}
     verdict = trust_check(model, e, domain=outside, thresholds=strict)["saliency"]
     checks = {c.name: c for c in verdict.checks}
@@ -132,7 +134,7 @@ def test_a_frame_curve_ranking_the_frames_the_model_remembers_first_is_faithful(
     recency = np.arange(1.0, STEPS + 1)
     right = dataclasses.replace(e.temporal["gradient_norm"], scores=recency[None])
     wrong = dataclasses.replace(e.temporal["gradient_norm"], scores=-recency[None])
-    limits = TrustThresholds(perturbations=0)
+    limits = TrustSettings(perturbations=0)
     for curve, status in ((right, "pass"), (wrong, "fail")):
         e2 = dataclasses.replace(e, temporal={"gradient_norm": curve})
         check = {
@@ -145,11 +147,11 @@ def test_the_stability_check_reads_the_same_maps_again(square):
     model, clip, _ = square
     clip = clip + 0.3 * torch.randn(clip.shape, generator=torch.Generator().manual_seed(0))
     e = explain(model, clip, 0, methods=["saliency", "gradcam"], temporal=[])
-    calm = trust_check(model, e, thresholds=TrustThresholds(noise=0.001))
+    calm = trust_check(model, e, thresholds=TrustSettings(noise=0.001))
     for verdict in calm.values():
         stability = {c.name: c for c in verdict.checks}["stability"]
         assert stability.status == "pass" and stability.value > 0.9
-    shaken = trust_check(model, e, thresholds=TrustThresholds(noise=1.0, stable=0.99))
+    shaken = trust_check(model, e, thresholds=TrustSettings(noise=1.0, stable=0.99))
     saliency = {c.name: c for c in shaken["saliency"].checks}["stability"]
     assert saliency.status == "weak" and "changes under noise" in saliency.reason
 
@@ -161,7 +163,7 @@ def test_only_changed_frames_go_through_the_cnn_again_with_the_same_result(squar
     variants[2] = 0.0  # all of them
     with torch.no_grad():
         features = model.frame_features(clip)[0]
-        fast = trust_module._probabilities(model, variants, clip[0], features, 0)
+        fast = trust_module._frame_probabilities(model, variants, clip[0], features, 0)
         slow = model(variants).softmax(1)[:, 0].numpy()
     np.testing.assert_allclose(fast, slow, atol=1e-6)
 
@@ -169,9 +171,9 @@ def test_only_changed_frames_go_through_the_cnn_again_with_the_same_result(squar
 def test_bad_thresholds_and_batches_are_refused(square):
     model, clip, _ = square
     with pytest.raises(InputError, match="faithful must be in"):
-        TrustThresholds(faithful=float("nan"))
+        TrustSettings(faithful=float("nan"))
     with pytest.raises(InputError, match="fractions"):
-        TrustThresholds(fractions=(0.0, 0.5))
+        TrustSettings(fractions=(0.0, 0.5))
     e = explain(model, clip.repeat(2, 1, 1, 1, 1), 0, methods=["saliency"], temporal=[])
     with pytest.raises(InputError, match="one clip"):
         trust_check(model, e)

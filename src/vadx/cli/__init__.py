@@ -80,6 +80,7 @@ COMMANDS = {
     "compare": explanation.compare_command,
     "xai-eval": explanation.xai_eval_command,
     "synth": data.synth,
+    "import-boxes": data.import_boxes_command,
     "probe": data.probe,
     "demo": demo.demo,
 }

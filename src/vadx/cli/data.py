@@ -1,5 +1,5 @@
-"""The commands about footage: synth (a synthetic dataset with exact masks) and probe (what a
-video holds)."""
+"""The commands about footage: synth (a synthetic dataset with exact masks), import-boxes
+(annotated boxes as masks) and probe (what a video holds)."""
 
 from __future__ import annotations
 
@@ -75,3 +75,34 @@ def probe(
     for key, value in info.items():
         table.add_row(key, f"{value:.3f}" if isinstance(value, float) else str(value))
     console.print(table)
+
+
+def import_boxes_command(
+    annotations: Annotated[
+        Path,
+        typer.Argument(help="A CVAT for video 1.1 export (.xml) or a box CSV (.csv)."),
+    ],
+    video: Annotated[Path, typer.Argument(help="The video the boxes were drawn on.")],
+    labels: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated labels whose shapes make the masks (default: all)."),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Where to write the masks (default: <video stem>.masks.npz beside it)."),
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Replace masks that exist.")] = False,
+) -> None:
+    """Turn annotated boxes into the per-frame masks vadx reads beside a video: xai-eval then
+    scores how well the maps point at them (pointing game, energy, IoU)."""
+    from vadx.data.annotations import import_boxes, mask_sidecar
+
+    target = out if out is not None else mask_sidecar(video)
+    writable_path(target, "--out", folder=False)
+    names = None if labels is None else [n.strip() for n in labels.split(",") if n.strip()]
+    path, frame_labels = import_boxes(annotations, video, out, names, force)
+    console.print(
+        f"masks of {len(frame_labels)} frames ({int(frame_labels.sum())} with a shape) "
+        f"written to {path}",
+        soft_wrap=True,
+    )

@@ -1,0 +1,158 @@
+"""Does the trust verdict tell maps that match the ground truth from maps that don't?
+
+On a model and a ``vadx synth`` test set drawn with ``--seed`` (one no choice was made on), every
+anomalous clip is drawn as the model sees it, its ground truth measured by intervention
+(:mod:`vadx.quality.interventions`), explained with the default methods, and each map given its
+trust verdict (:mod:`vadx.quality.trust`). A map **matches** the ground truth when the actor it
+gives the most mass belongs to the decisive set and it ranks the actors like the interventions
+do (actor rank correlation ≥ ``--rank``). Reported: the ROC-AUC of the verdict's score (and of
+each check's value) against matching, the ROC curve, how the verdicts split matching and
+non-matching maps, and the check's cost as a ratio to the explanation's own time. Writes JSON.
+
+    python benchmarks/bench_trust.py RUN/best --seed 4711 --clips 8 --out benchmarks/results
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score, roc_curve
+
+from vadx import __version__
+from vadx.catalogue import DEFAULT_METHODS
+from vadx.data.synth import SynthConfig, generate, scene_specs
+from vadx.explain import explain
+from vadx.files import write_json
+from vadx.models import load_model
+from vadx.quality.interventions import actor_scores, intervention_truth
+from vadx.quality.trust import VERDICTS, TrustSettings, trust_check
+
+ORDINAL = {"trustworthy": 2, "weak": 1, "contradictory": 0}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", type=Path)
+    parser.add_argument("--seed", type=int, default=4711)
+    parser.add_argument("--clips", type=int, default=8, help="test clips per class")
+    parser.add_argument("--family", default="default")
+    parser.add_argument("--methods", default=",".join(DEFAULT_METHODS))
+    parser.add_argument("--space", default="features", choices=["features", "pixels"])
+    parser.add_argument("--rank", type=float, default=0.5)
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    parser.add_argument("--tag", default="")
+    args = parser.parse_args()
+    model = load_model(args.model)
+    methods = args.methods.split(",")
+    settings = TrustSettings(space=args.space)
+    rows, engine_s, trust_s = [], 0.0, 0.0
+    with tempfile.TemporaryDirectory() as work:
+        data = Path(work) / "data"
+        classes = tuple(
+            c for c in ("fight", "shooting", "fire", "normal") if c in model.class_names
+        )
+        generate(
+            data,
+            SynthConfig(
+                clips=(0, 0, args.clips),
+                num_frames=max(40, 2 * model.config.num_frames),
+                size=tuple(model.config.frame_size),
+                seed=args.seed,
+                family=args.family,
+                classes=classes,
+            ),
+        )
+        specs = [s for s in scene_specs(data).values() if s.kind != model.config.normal_class]
+        for n, spec in enumerate(specs, 1):
+            target = model.class_names.index(spec.kind)
+            truth = intervention_truth(model, spec, target)
+            clip = truth.clip.clip[None]
+            picture = truth.clip.picture
+            started = time.perf_counter()
+            e = explain(model, clip, target, methods=methods, temporal=[],
+                        picture=torch.from_numpy(picture)[None])  # fmt: skip
+            engine_s += time.perf_counter() - started
+            started = time.perf_counter()
+            verdicts = trust_check(model, e, picture=picture, thresholds=settings)
+            trust_s += time.perf_counter() - started
+            for method, a in e.maps.items():
+                scores = actor_scores(a.display[0], truth)
+                rank, first = scores["actor_rank_correlation"], scores["decisive_actor_first"]
+                if np.isnan(rank) or np.isnan(first):
+                    continue
+                v = verdicts[method]
+                rows.append(
+                    {
+                        "clip": n,
+                        "class": spec.kind,
+                        "method": method,
+                        "matches": bool(first == 1 and rank >= args.rank),
+                        "actor_rank_correlation": rank,
+                        "decisive_actor_first": first,
+                        "verdict": v.verdict,
+                        "score": v.score,
+                        "checks": {c.name: c.value for c in v.checks},
+                    }
+                )
+            print(f"{n}/{len(specs)} clips", flush=True)
+    matches = np.array([r["matches"] for r in rows])
+    result = {
+        "vadx": __version__,
+        "model": str(args.model),
+        "seed": args.seed,
+        "family": args.family,
+        "space": args.space,
+        "maps": len(rows),
+        "matching": int(matches.sum()),
+        "cost_ratio": trust_s / engine_s,
+        "seconds": {"engine": engine_s, "trust": trust_s},
+    }
+    if 0 < matches.sum() < len(matches):
+        score = np.array([r["score"] for r in rows])
+        fpr, tpr, _ = roc_curve(matches, score)
+        result["roc_auc_score"] = float(roc_auc_score(matches, score))
+        result["roc_auc_verdict"] = float(
+            roc_auc_score(matches, [ORDINAL[r["verdict"]] for r in rows])
+        )
+        result["roc_curve"] = {"fpr": fpr.round(4).tolist(), "tpr": tpr.round(4).tolist()}
+        result["roc_auc_by_check"] = {}
+        for check in rows[0]["checks"]:
+            values = np.array([r["checks"][check] for r in rows], dtype=float)
+            known = ~np.isnan(values)
+            if 0 < matches[known].sum() < known.sum():
+                result["roc_auc_by_check"][check] = float(
+                    roc_auc_score(matches[known], values[known])
+                )
+    result["verdicts"] = {
+        kind: {
+            "matching": int(sum(r["verdict"] == kind and r["matches"] for r in rows)),
+            "not_matching": int(sum(r["verdict"] == kind and not r["matches"] for r in rows)),
+        }
+        for kind in VERDICTS
+    }
+    result["by_method"] = {
+        m: {
+            "maps": sum(r["method"] == m for r in rows),
+            "matching": sum(r["method"] == m and r["matches"] for r in rows),
+            "trustworthy": sum(r["method"] == m and r["verdict"] == "trustworthy" for r in rows),
+        }
+        for m in methods
+    }
+    result["rows"] = rows
+    for key in ("maps", "matching", "roc_auc_score", "roc_auc_verdict", "roc_auc_by_check",
+                "verdicts", "by_method", "cost_ratio"):  # fmt: skip
+        print(key, result.get(key))
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"trust{args.tag}.json"
+    write_json(path, result)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    torch.set_grad_enabled(True)
+    main()
