@@ -4,13 +4,17 @@ vadx measures faithfulness and sanity in aggregate (``vadx xai-eval``); an opera
 one map needs to know about *that* map. For each map and frame curve of one explained clip:
 
 * **faithfulness** — does the model's decision rest on what the map shows? The map's top
-  pixels (``fractions`` of the clip's pixels: 5, 10, 20 %) are replaced by a blurred copy
-  (deletion) or revealed on a blurred clip (insertion), and the explained class's probability
-  is compared with the same share of pixels taken in a random order. The **gain** is the mean
-  of the deletion and insertion advantages over random, as a share of what blurring the whole
-  clip changes: 0 = no better than random, 1 = the fractions shown carry the whole effect.
-  Frame curves: the same with whole frames, in feature space (``vadx.quality.faithfulness``).
-  Only the frames a removal changes go through the CNN again;
+  share of the clip (``fractions``) is removed (deletion) or kept with everything else removed
+  (insertion), and the explained class's probability is compared with the same share taken in
+  random orders. The **gain** is the mean of the deletion and insertion advantages over random,
+  as a share of what removing everything changes: 0 = no better than random, 1 = the shares
+  shown carry the whole effect. Where: ``space="features"`` (default) — the cells of the
+  backbone's last feature map, what the sequence model reads (4×4 cells on 112-px frames for
+  EfficientNet-Lite0, 7×7 on 224 px for VGG19); a removed cell detects nothing (0) when the
+  features are rectified (ReLU), else takes the blurred clip's value; only the sequence model
+  runs again. ``space="pixels"`` — pixels replaced by a blurred copy, the CNN run again on every
+  changed frame: the curves of ``vadx xai-eval``, at several times the explanation's own cost.
+  Frame curves: the same with whole frames (replaced by the clip's mean frame), in feature space;
 * **agreement** — the median rank correlation between this map and each other map computed
   (every map pooled to a common ``grid`` of cells per frame, over the clip), or between frame
   curves;
@@ -18,7 +22,7 @@ one map needs to know about *that* map. For each map and frame curve of one expl
   (``noise`` of the pixel range, ``perturbations`` draws) that leaves the prediction unchanged;
 * **confidence** of the model in the explained class, and the clip's **domain** check.
 
-Each check passes, is weak, or fails against :class:`TrustThresholds` (documented there,
+Each check passes, is weak, or fails against :class:`TrustSettings` (documented there,
 overridable); the checks combine into one :class:`Verdict` per map:
 
 * ``contradictory`` — the evidence contradicts the map: removing what it shows hurts the
@@ -50,7 +54,6 @@ from vadx.explain.baselines import baseline_clip
 from vadx.explain.engine import METHODS, explain
 from vadx.explain.result import Explanation
 from vadx.models.crnn import CRNN
-from vadx.quality.faithfulness import auc
 
 Status = Literal["pass", "weak", "fail", "skipped"]
 VerdictName = Literal["trustworthy", "weak", "contradictory"]
@@ -63,12 +66,8 @@ INSENSITIVE = (
 )
 
 
-class _Insensitive(Exception):
-    """The explained probability does not move when the whole clip is removed."""
-
-
 @dataclass(frozen=True)
-class TrustThresholds:
+class TrustSettings:
     """Where each check passes, is weak or fails (the defaults: ``docs/trust.md``).
 
     Attributes:
@@ -80,6 +79,8 @@ class TrustThresholds:
         perturbations, noise: the stability test's draws and their noise (standard deviation,
             as a share of the pixel range [0, 1]).
         grid: cells per frame side that maps are pooled to for agreement and stability.
+        space: where the faithfulness test removes what a map shows: ``features`` (default)
+            or ``pixels`` (module doc).
         seed: of the random orders and the noise.
     """
 
@@ -88,9 +89,10 @@ class TrustThresholds:
     stable: float = 0.5
     confident: float = 0.6
     fractions: tuple[float, ...] = (0.05, 0.1, 0.2)
-    perturbations: int = 2
+    perturbations: int = 1
     noise: float = 0.02
     grid: int = 7
+    space: Literal["features", "pixels"] = "features"
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -102,6 +104,8 @@ class TrustThresholds:
             raise InputError(f"fractions must lie in (0, 1), got {self.fractions}")
         if self.perturbations < 0 or self.grid < 1:
             raise InputError("perturbations must be ≥ 0 and grid ≥ 1")
+        if self.space not in ("features", "pixels"):
+            raise InputError(f"space must be features or pixels, got {self.space!r}")
 
 
 @dataclass(frozen=True)
@@ -152,13 +156,13 @@ def trust_check(
     explanation: Explanation,
     domain: Mapping[str, Any] | None = None,
     picture: np.ndarray | None = None,
-    thresholds: TrustThresholds | None = None,
+    thresholds: TrustSettings | None = None,
 ) -> dict[str, Verdict]:
     """A :class:`Verdict` for every map and frame curve of ``explanation`` (one clip).
 
     ``domain`` is the clip's domain check (:func:`vadx.domain.check_clip`); ``picture``
     ``(H, W)`` the pixels that are frame, not letter-box padding (default: all)."""
-    limits = thresholds or TrustThresholds()
+    limits = thresholds or TrustSettings()
     if explanation.clip.shape[0] != 1:
         raise InputError("the trust check takes an explanation of one clip")
     device = next(model.parameters()).device
@@ -170,12 +174,30 @@ def trust_check(
     shared = [_confidence(probability, explanation.class_names[target], limits)]
     shared.append(_domain(domain))
     spatial = {name: a.display[0] for name, a in explanation.maps.items()}
-    try:
-        gains = _spatial_gains(model, clip, spatial, target, picture, limits)
-    except _Insensitive:
-        failed = Check("faithfulness", 0.0, "fail", INSENSITIVE)
-        names = [*spatial, *explanation.temporal]
-        return {name: _combine(name, (failed, *shared)) for name in names}
+    curves = {name: f.scores[0] for name, f in explanation.temporal.items()}
+    with eval_mode(model), torch.no_grad():
+        cells = model.frame_maps(clip)[0]
+        base = baseline_clip(model, clip, "blur")
+        # rectified features (ReLU, ReLU6): a removed cell detects nothing, 0; else the blurred
+        # clip's cell
+        rectified = limits.space == "features" and bool(cells.min() >= 0)
+        removed = torch.zeros_like(cells) if rectified else model.frame_maps(base)[0]
+        ends = _sequence_probabilities(model, torch.stack([cells, removed]), target)
+        span = float(ends[0] - ends[1])
+        if abs(span) < NO_CHANGE:
+            blank = model(baseline_clip(model, clip, "zeros")).softmax(1)[0, target]
+            if abs(ends[0] - float(blank)) < NO_CHANGE:
+                failed = Check("faithfulness", 0.0, "fail", INSENSITIVE)
+                return {name: _combine(name, (failed, *shared)) for name in [*spatial, *curves]}
+        gains: dict[str, float | None] = dict.fromkeys(spatial)
+        features = model.pool_maps(cells)
+        if abs(span) >= NO_CHANGE and limits.space == "features":
+            gains = _cell_gains(model, cells, removed, spatial, target, picture, span, limits)
+        elif abs(span) >= NO_CHANGE:
+            gains = _pixel_gains(
+                model, clip, base, features, spatial, target, picture, span, limits
+            )
+        frame_gains = _temporal_gains(model, clip, features, curves, target, limits)
     pooled = {name: _pool(m, limits.grid) for name, m in spatial.items()}
     stability = _stability(model, clip, explanation, target, pooled, limits)
     verdicts = {}
@@ -187,8 +209,6 @@ def trust_check(
             *shared,
         )
         verdicts[name] = _combine(name, checks)
-    curves = {name: f.scores[0] for name, f in explanation.temporal.items()}
-    frame_gains = _temporal_gains(model, clip, curves, target, limits) if curves else {}
     for name in curves:
         checks = (
             _faithfulness(frame_gains[name], "frames", limits, curves[name]),
@@ -224,7 +244,7 @@ def _part(check: Check) -> float:
 
 
 def _faithfulness(
-    gain: float | None, unit: str, limits: TrustThresholds, values: np.ndarray
+    gain: float | None, unit: str, limits: TrustSettings, values: np.ndarray
 ) -> Check:
     if np.ptp(values) == 0:
         what = "map" if unit == "pixels" else "frame curve"
@@ -258,7 +278,7 @@ def _faithfulness(
 
 
 def _agreement(
-    name: str, maps: Mapping[str, np.ndarray], limits: TrustThresholds, kind: str
+    name: str, maps: Mapping[str, np.ndarray], limits: TrustSettings, kind: str
 ) -> Check:
     others = [other for other in maps if other != name]
     if not others:
@@ -278,7 +298,7 @@ def _agreement(
     return Check("agreement", value, "pass", f"the other methods agree ({listed})")
 
 
-def _confidence(probability: float, name: str, limits: TrustThresholds) -> Check:
+def _confidence(probability: float, name: str, limits: TrustSettings) -> Check:
     if probability < limits.confident:
         reason = (
             f"the model is not confident: {name} at {probability:.0%} (< {limits.confident:.0%})"
@@ -312,7 +332,117 @@ def _pool(maps: np.ndarray, grid: int) -> np.ndarray:
     return F.adaptive_avg_pool2d(tensor, grid)[:, 0].numpy()
 
 
-def _probabilities(
+def _sequence_probabilities(model: CRNN, maps: torch.Tensor, target: int) -> np.ndarray:
+    """The target's probability for backbone maps ``(N, T, C, h, w)``: pooling, RNN, head."""
+    return model.forward_maps(maps).softmax(1)[:, target].cpu().numpy()
+
+
+def _gain(curves: Mapping[str, np.ndarray], fractions: int, span: float) -> dict[str, float]:
+    """Faithfulness gains from stacked probabilities — per order ``fractions`` deletions, then
+    as many insertions; the ``random*`` orders averaged into the baseline."""
+    random = np.mean([c for name, c in curves.items() if name.startswith("random")], axis=0)
+    deletion, insertion = slice(0, fractions), slice(fractions, None)
+    return {
+        name: float(
+            np.mean((random[deletion] - c[deletion]) + (c[insertion] - random[insertion]))
+            / 2
+            / span
+        )
+        for name, c in curves.items()
+        if not name.startswith("random")
+    }
+
+
+def _orders(
+    maps: Mapping[str, np.ndarray], eligible: np.ndarray, rng: np.random.Generator, randoms: int
+) -> dict[str, np.ndarray]:
+    """Flat indices of the ``eligible`` positions, most important first for each map (ties
+    broken at random), and ``randoms`` random orders (``random0``, …)."""
+    positions = np.flatnonzero(np.asarray(eligible).ravel())
+    orders = {f"random{k}": rng.permutation(positions) for k in range(randoms)}
+    for name, m in maps.items():
+        values = np.asarray(m, dtype=np.float64).ravel()[positions]
+        orders[name] = positions[np.lexsort((rng.random(len(positions)), -values))]
+    return orders
+
+
+def _chosen(
+    order: np.ndarray, counts: Sequence[int], shape: tuple[int, ...], device: torch.device
+) -> torch.Tensor:
+    """Bool ``(len(counts), *shape)``: the first ``count`` positions of ``order``, per row."""
+    out = torch.zeros(len(counts), int(np.prod(shape)), dtype=torch.bool)
+    for row, count in enumerate(counts):
+        out[row, torch.from_numpy(order[:count])] = True
+    return out.view(len(counts), *shape).to(device)
+
+
+def _cell_gains(
+    model: CRNN,
+    cells: torch.Tensor,
+    removed: torch.Tensor,
+    maps: Mapping[str, np.ndarray],
+    target: int,
+    picture: np.ndarray | None,
+    span: float,
+    limits: TrustSettings,
+) -> dict[str, float | None]:
+    """Faithfulness gains in the backbone's last feature map ``(T, C, h, w)``: each map pooled
+    to its cells, the top cells replaced by ``removed``'s (deletion) or kept on ``removed``
+    (insertion), against random cell orders; only the sequence model runs again."""
+    steps, _, height, width = cells.shape
+    rng = np.random.default_rng(limits.seed)
+    eligible = np.ones((steps, height, width), bool)
+    if picture is not None:
+        share = F.adaptive_avg_pool2d(
+            torch.from_numpy(np.array(picture, dtype=np.float32))[None, None], (height, width)
+        )[0, 0].numpy()
+        eligible &= share[None] >= 0.5
+    pooled = {
+        name: F.adaptive_avg_pool2d(
+            torch.from_numpy(np.array(m, dtype=np.float32))[:, None], (height, width)
+        )[:, 0].numpy()
+        for name, m in maps.items()
+    }
+    counts = [max(1, round(f * eligible.sum())) for f in limits.fractions]
+    curves = {}
+    for name, order in _orders(pooled, eligible, rng, randoms=4).items():
+        chosen = _chosen(order, counts, (steps, 1, height, width), cells.device)
+        deleted = torch.where(chosen, removed, cells)
+        inserted = torch.where(chosen, cells, removed)
+        curves[name] = _sequence_probabilities(model, torch.cat([deleted, inserted]), target)
+    return _gain(curves, len(counts), span)
+
+
+def _pixel_gains(
+    model: CRNN,
+    clip: torch.Tensor,
+    base: torch.Tensor,
+    features: torch.Tensor,
+    maps: Mapping[str, np.ndarray],
+    target: int,
+    picture: np.ndarray | None,
+    span: float,
+    limits: TrustSettings,
+) -> dict[str, float | None]:
+    """Faithfulness gains with the frames' pixels blurred or revealed on the blurred clip
+    (module doc); the CNN runs again only on the frames a removal changes."""
+    rng = np.random.default_rng(limits.seed)
+    original, base = clip[0], base[0]
+    steps = (original.shape[0], *original.shape[2:])
+    eligible = np.ones(steps, bool) if picture is None else np.broadcast_to(picture, steps)
+    counts = [max(1, round(f * eligible.sum())) for f in limits.fractions]
+    curves = {}
+    for name, order in _orders(maps, eligible, rng, randoms=1).items():
+        chosen = _chosen(order, counts, (steps[0], 1, *steps[1:]), clip.device)
+        deleted = torch.where(chosen, base, original)
+        inserted = torch.where(chosen, original, base)
+        curves[name] = _frame_probabilities(
+            model, torch.cat([deleted, inserted]), original, features, target
+        )
+    return _gain(curves, len(counts), span)
+
+
+def _frame_probabilities(
     model: CRNN, clips: torch.Tensor, original: torch.Tensor, features: torch.Tensor, target: int
 ) -> np.ndarray:
     """The target's probability on each of ``clips`` ``(N, T, 3, H, W)``, running the CNN only
@@ -327,104 +457,36 @@ def _probabilities(
     return model.forward_features(batch).softmax(1)[:, target].cpu().numpy()
 
 
-def _spatial_gains(
-    model: CRNN,
-    clip: torch.Tensor,
-    maps: Mapping[str, np.ndarray],
-    target: int,
-    picture: np.ndarray | None,
-    limits: TrustThresholds,
-) -> dict[str, float | None]:
-    """Each map's faithfulness gain (module doc), None when blurring changes nothing."""
-    rng = np.random.default_rng(limits.seed)
-    original = clip[0]
-    base = baseline_clip(model, clip, "blur")[0]
-    steps = (original.shape[0], *original.shape[2:])
-    inside = np.ones(steps, bool) if picture is None else np.broadcast_to(picture, steps)
-    pixels = np.flatnonzero(inside.ravel())
-    counts = [max(1, round(f * len(pixels))) for f in limits.fractions]
-
-    def masks(order: np.ndarray) -> torch.Tensor:
-        out = torch.zeros(len(counts), int(np.prod(steps)), dtype=torch.bool)
-        for row, count in enumerate(counts):
-            out[row, torch.from_numpy(order[:count])] = True
-        return out.view(len(counts), steps[0], 1, *steps[1:]).to(clip.device)
-
-    orders = {"random": rng.permutation(pixels)}
-    for name, m in maps.items():
-        values = np.asarray(m, dtype=np.float64).ravel()[pixels]
-        orders[name] = pixels[np.lexsort((rng.random(len(pixels)), -values))]
-    with eval_mode(model), torch.no_grad():
-        features = model.frame_features(clip)[0]
-        ends = _probabilities(model, torch.stack([original, base]), original, features, target)
-        span = float(ends[0] - ends[1])
-        if abs(span) < NO_CHANGE:
-            blank = baseline_clip(model, clip, "zeros")
-            if (
-                abs(ends[0] - _probabilities(model, blank, original, features, target)[0])
-                < NO_CHANGE
-            ):
-                raise _Insensitive
-            return dict.fromkeys(maps)
-        curves = {}
-        for name, order in orders.items():
-            chosen = masks(order)
-            deleted = torch.where(chosen, base, original)
-            inserted = torch.where(chosen, original, base)
-            both = _probabilities(model, torch.cat([deleted, inserted]), original, features, target)
-            curves[name] = (both[: len(counts)], both[len(counts) :])
-    random_deletion, random_insertion = curves.pop("random")
-    return {
-        name: float(
-            np.mean((random_deletion - deletion) + (insertion - random_insertion)) / 2 / span
-        )
-        for name, (deletion, insertion) in curves.items()
-    }
-
-
 def _temporal_gains(
     model: CRNN,
     clip: torch.Tensor,
+    features: torch.Tensor,
     curves: Mapping[str, np.ndarray],
     target: int,
-    limits: TrustThresholds,
+    limits: TrustSettings,
 ) -> dict[str, float | None]:
-    """Each frame curve's faithfulness gain: its frames removed (replaced by the clip's mean
-    frame) or revealed most important first, against random frame orders, in feature space —
-    deletion and insertion areas as a share of the probability's whole change (module doc)."""
+    """Each frame curve's faithfulness gain: its top ``fractions`` of the frames removed
+    (replaced by the clip's mean frame) or kept on the mean frame, against random frame orders,
+    in feature space, as a share of what replacing every frame changes (module doc)."""
+    if not curves:
+        return {}
     rng = np.random.default_rng(limits.seed)
     steps = clip.shape[1]
-    with eval_mode(model), torch.no_grad():
-        features = model.frame_features(clip)[0]
-        mean = model.frame_features(clip.mean(1, keepdim=True))[0, 0]
-
-        def both(orders: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-            gone = torch.zeros(len(orders), steps + 1, steps, 1, dtype=torch.bool)
-            for row, order in enumerate(orders):
-                for k in range(1, steps + 1):
-                    gone[row, k:, order[k - 1]] = True
-            gone = gone.flatten(0, 1).to(clip.device)
-            deleted = torch.where(gone, mean, features)
-            inserted = torch.where(gone, features, mean)
-            p = model.forward_features(torch.cat([deleted, inserted])).softmax(1)[:, target]
-            p = p.cpu().numpy().reshape(2, len(orders), steps + 1)
-            return p[0], p[1]
-
-        random_deletion, random_insertion = both([rng.permutation(steps) for _ in range(8)])
-        names = list(curves)
-        orders = [
-            np.lexsort((rng.random(steps), -np.asarray(curves[n], dtype=np.float64))) for n in names
-        ]
-        deletion, insertion = both(orders) if orders else (np.zeros((0, steps + 1)),) * 2
-    span = float(random_deletion[0, 0] - random_deletion[0, -1])
+    mean = model.frame_features(clip.mean(1, keepdim=True))[0, 0]
+    ends = model.forward_features(torch.stack([features, mean.expand_as(features)]))
+    ends = ends.softmax(1)[:, target].cpu().numpy()
+    span = float(ends[0] - ends[1])
     if abs(span) < NO_CHANGE:
-        return dict.fromkeys(names)
-    base_deletion = np.mean([auc(c) for c in random_deletion])
-    base_insertion = np.mean([auc(c) for c in random_insertion])
-    return {
-        name: ((base_deletion - auc(d)) + (auc(i) - base_insertion)) / 2 / span
-        for name, d, i in zip(names, deletion, insertion, strict=True)
-    }
+        return dict.fromkeys(curves)
+    counts = sorted({max(1, round(f * steps)) for f in limits.fractions})
+    orders = _orders(curves, np.ones(steps, bool), rng, randoms=4)
+    gone = torch.cat([_chosen(order, counts, (steps, 1), clip.device) for order in orders.values()])
+    deleted = torch.where(gone, mean, features)
+    inserted = torch.where(gone, features, mean)
+    p = model.forward_features(torch.cat([deleted, inserted])).softmax(1)[:, target]
+    p = p.cpu().numpy().reshape(2, len(orders), len(counts))
+    stacked = {name: np.concatenate([p[0, row], p[1, row]]) for row, name in enumerate(orders)}
+    return _gain(stacked, len(counts), span)
 
 
 def _stability(
@@ -433,7 +495,7 @@ def _stability(
     explanation: Explanation,
     target: int,
     pooled: Mapping[str, np.ndarray],
-    limits: TrustThresholds,
+    limits: TrustSettings,
 ) -> dict[str, Check]:
     """Each map's rank correlation with its own maps on noisy copies of the clip that keep the
     prediction."""
