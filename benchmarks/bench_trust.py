@@ -42,14 +42,18 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=8, help="test clips per class")
     parser.add_argument("--family", default="default")
     parser.add_argument("--methods", default=",".join(DEFAULT_METHODS))
-    parser.add_argument("--space", default="features", choices=["features", "pixels"])
+    parser.add_argument("--fractions", default=None, help="comma-separated shares, e.g. 0.01,0.02")
+    parser.add_argument("--no-insertion", action="store_true")
     parser.add_argument("--rank", type=float, default=0.5)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     parser.add_argument("--tag", default="")
     args = parser.parse_args()
     model = load_model(args.model)
     methods = args.methods.split(",")
-    settings = TrustSettings(space=args.space)
+    settings = TrustSettings(insertion=not args.no_insertion)
+    if args.fractions:
+        fractions = tuple(float(f) for f in args.fractions.split(","))
+        settings = TrustSettings(fractions=fractions, insertion=not args.no_insertion)
     rows, engine_s, trust_s = [], 0.0, 0.0
     with tempfile.TemporaryDirectory() as work:
         data = Path(work) / "data"
@@ -106,7 +110,7 @@ def main() -> None:
         "model": str(args.model),
         "seed": args.seed,
         "family": args.family,
-        "space": args.space,
+        "settings": {"fractions": settings.fractions, "insertion": settings.insertion},
         "maps": len(rows),
         "matching": int(matches.sum()),
         "cost_ratio": trust_s / engine_s,

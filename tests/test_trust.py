@@ -15,6 +15,9 @@ from vadx.quality import trust as trust_module
 from vadx.quality.trust import TrustSettings, trust_check
 
 STEPS, SIZE = 4, 8
+#: 8×8 frames have 256 pixels: the default shares (0.5–2 %) would remove 1–5 of them
+SHARES = (0.02, 0.05, 0.1)
+LIMITS = TrustSettings(perturbations=0, fractions=SHARES)
 
 
 def _bright_square_clip(model) -> torch.Tensor:
@@ -44,16 +47,14 @@ def square():
     return model, clip, on
 
 
-@pytest.mark.parametrize("space", ["features", "pixels"])
-def test_a_map_on_what_the_model_reads_passes_and_one_beside_it_is_contradicted(square, space):
+def test_a_map_on_what_the_model_reads_passes_and_one_beside_it_is_contradicted(square):
     # the pointwise model's only evidence is the bright square (ReLU of a weighted colour sum,
     # averaged): blurring the square lowers the fight logit; blurring the dark pixels around
-    # it spreads the light and raises it. Its feature map has one cell per pixel, so removing
-    # cells (features) and pixels agree
+    # it spreads the light and raises it
     model, clip, on = square
     e = explain(model, clip, 0, methods=["saliency", "gradcam"], temporal=[])
     e = _with_maps(e, {"saliency": on, "gradcam": 1.0 - on})
-    verdicts = trust_check(model, e, thresholds=TrustSettings(perturbations=0, space=space))
+    verdicts = trust_check(model, e, thresholds=LIMITS)
     on_square = {c.name: c for c in verdicts["saliency"].checks}
     beside = {c.name: c for c in verdicts["gradcam"].checks}
     assert on_square["faithfulness"].status == "pass" and on_square["faithfulness"].value > 0.1
@@ -72,7 +73,7 @@ def test_methods_that_agree_on_a_faithful_map_are_trustworthy(square):
     blurred = on.copy()
     blurred[:, 3, :3] = 0.5  # nearly the same map
     e = _with_maps(e, {"saliency": on, "gradcam": blurred})
-    verdicts = trust_check(model, e, thresholds=TrustSettings(perturbations=0))
+    verdicts = trust_check(model, e, thresholds=LIMITS)
     for verdict in verdicts.values():
         assert verdict.verdict == "trustworthy", verdict.reasons
         assert verdict.reasons == [] and 0 < verdict.score <= 1
@@ -103,7 +104,7 @@ def test_an_empty_map_is_flagged(square):
     model, clip, on = square
     e = explain(model, clip, 0, methods=["saliency", "gradcam"], temporal=[])
     e = _with_maps(e, {"saliency": on, "gradcam": np.zeros_like(on)})
-    verdict = trust_check(model, e, thresholds=TrustSettings(perturbations=0))["gradcam"]
+    verdict = trust_check(model, e, thresholds=LIMITS)["gradcam"]
     assert verdict.verdict == "contradictory"
     assert "empty" in verdict.reasons[0]
 
@@ -113,7 +114,9 @@ def test_confidence_and_the_domain_make_a_map_weak(square):
     e = explain(model, clip, 0, methods=["saliency"], temporal=[])
     e = _with_maps(e, {"saliency": on})
     probability = float(e.probabilities[0, 0])
-    strict = TrustSettings(perturbations=0, confident=min(1.0, probability + 0.01))
+    strict = TrustSettings(
+        perturbations=0, fractions=SHARES, confident=min(1.0, probability + 0.01)
+    )
     outside = {"checked": True, "outside": True, "score": 1.7}
     verdict = trust_check(model, e, domain=outside, thresholds=strict)["saliency"]
     checks = {c.name: c for c in verdict.checks}
@@ -123,7 +126,9 @@ def test_confidence_and_the_domain_make_a_map_weak(square):
     assert any("not confident" in r for r in verdict.reasons)
     assert any("unlike the model's training data" in r for r in verdict.reasons)
     inside = {"checked": True, "outside": False, "score": 0.4}
-    assert trust_check(model, e, domain=inside)["saliency"].verdict == "trustworthy"
+    assert trust_check(model, e, domain=inside, thresholds=LIMITS)["saliency"].verdict == (
+        "trustworthy"
+    )
 
 
 def test_a_frame_curve_ranking_the_frames_the_model_remembers_first_is_faithful(square):
@@ -134,7 +139,7 @@ def test_a_frame_curve_ranking_the_frames_the_model_remembers_first_is_faithful(
     recency = np.arange(1.0, STEPS + 1)
     right = dataclasses.replace(e.temporal["gradient_norm"], scores=recency[None])
     wrong = dataclasses.replace(e.temporal["gradient_norm"], scores=-recency[None])
-    limits = TrustSettings(perturbations=0)
+    limits = LIMITS
     for curve, status in ((right, "pass"), (wrong, "fail")):
         e2 = dataclasses.replace(e, temporal={"gradient_norm": curve})
         check = {
@@ -177,3 +182,20 @@ def test_bad_thresholds_and_batches_are_refused(square):
     e = explain(model, clip.repeat(2, 1, 1, 1, 1), 0, methods=["saliency"], temporal=[])
     with pytest.raises(InputError, match="one clip"):
         trust_check(model, e)
+
+
+def test_the_control_takes_as_many_pixels_in_the_same_frames_and_top_breaks_ties_at_random():
+    rng = np.random.default_rng(0)
+    chosen = torch.zeros(2, 5, 1, 6, 6, dtype=torch.bool)
+    chosen[0, 1, 0, :2, :3] = True  # 6 pixels in frame 1
+    chosen[1, 1, 0, :2, :3] = True
+    chosen[1, 4, 0, 5, :] = True  # and 6 in frame 4
+    eligible = np.ones((5, 6, 6), bool)
+    eligible[:, :, 0] = False  # a letter-box column
+    control = trust_module._same_frames_at_random(chosen, eligible, rng)
+    assert torch.equal(control.flatten(2).sum(-1), chosen.flatten(2).sum(-1))
+    assert not control[..., 0].any()  # never on the padding
+    values = np.array([3.0, 1.0, 3.0, 3.0, 0.0])
+    picks = {tuple(sorted(trust_module._top(values, 2, rng))) for _ in range(50)}
+    assert picks == {(0, 2), (0, 3), (2, 3)}  # two of the three tied maxima, each pair seen
+    assert sorted(trust_module._top(values, 4, rng)) == [0, 1, 2, 3]

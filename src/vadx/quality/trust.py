@@ -4,17 +4,16 @@ vadx measures faithfulness and sanity in aggregate (``vadx xai-eval``); an opera
 one map needs to know about *that* map. For each map and frame curve of one explained clip:
 
 * **faithfulness** — does the model's decision rest on what the map shows? The map's top
-  share of the clip (``fractions``) is removed (deletion) or kept with everything else removed
-  (insertion), and the explained class's probability is compared with the same share taken in
-  random orders. The **gain** is the mean of the deletion and insertion advantages over random,
-  as a share of what removing everything changes: 0 = no better than random, 1 = the shares
-  shown carry the whole effect. Where: ``space="features"`` (default) — the cells of the
-  backbone's last feature map, what the sequence model reads (4×4 cells on 112-px frames for
-  EfficientNet-Lite0, 7×7 on 224 px for VGG19); a removed cell detects nothing (0) when the
-  features are rectified (ReLU), else takes the blurred clip's value; only the sequence model
-  runs again. ``space="pixels"`` — pixels replaced by a blurred copy, the CNN run again on every
-  changed frame: the curves of ``vadx xai-eval``, at several times the explanation's own cost.
-  Frame curves: the same with whole frames (replaced by the clip's mean frame), in feature space;
+  pixels (``fractions`` of the clip's pixels: 0.5, 1, 2 %, ranked over the whole clip) are
+  replaced by a blurred copy (deletion) or revealed on the blurred clip (insertion), and the
+  explained class's probability is compared with a **control**: as many pixels at random
+  places *of the same frames*, so that the test asks where in a frame the map points, not
+  which frames it picks. The **gain** is the mean advantage over the control (the deletion
+  drop and the insertion rise), as a share of what blurring the whole clip changes: 0 = no
+  better than random, 1 = the pixels shown carry the whole effect. The CNN runs again only on
+  the frames a variant changes. Frame curves: their top frames (the same shares, at least
+  one) replaced by the clip's mean frame or revealed on it, against random frames, in feature
+  space;
 * **agreement** — the median rank correlation between this map and each other map computed
   (every map pooled to a common ``grid`` of cells per frame, over the clip), or between frame
   curves;
@@ -79,8 +78,7 @@ class TrustSettings:
         perturbations, noise: the stability test's draws and their noise (standard deviation,
             as a share of the pixel range [0, 1]).
         grid: cells per frame side that maps are pooled to for agreement and stability.
-        space: where the faithfulness test removes what a map shows: ``features`` (default)
-            or ``pixels`` (module doc).
+        insertion: run the insertion half of the faithfulness test (doubles its passes).
         seed: of the random orders and the noise.
     """
 
@@ -88,11 +86,11 @@ class TrustSettings:
     agreement: float = 0.3
     stable: float = 0.5
     confident: float = 0.6
-    fractions: tuple[float, ...] = (0.05, 0.1, 0.2)
+    fractions: tuple[float, ...] = (0.005, 0.01, 0.02)
     perturbations: int = 1
     noise: float = 0.02
     grid: int = 7
-    space: Literal["features", "pixels"] = "features"
+    insertion: bool = True
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -104,8 +102,6 @@ class TrustSettings:
             raise InputError(f"fractions must lie in (0, 1), got {self.fractions}")
         if self.perturbations < 0 or self.grid < 1:
             raise InputError("perturbations must be ≥ 0 and grid ≥ 1")
-        if self.space not in ("features", "pixels"):
-            raise InputError(f"space must be features or pixels, got {self.space!r}")
 
 
 @dataclass(frozen=True)
@@ -176,27 +172,21 @@ def trust_check(
     spatial = {name: a.display[0] for name, a in explanation.maps.items()}
     curves = {name: f.scores[0] for name, f in explanation.temporal.items()}
     with eval_mode(model), torch.no_grad():
-        cells = model.frame_maps(clip)[0]
+        features = model.frame_features(clip)[0]
         base = baseline_clip(model, clip, "blur")
-        # rectified features (ReLU, ReLU6): a removed cell detects nothing, 0; else the blurred
-        # clip's cell
-        rectified = limits.space == "features" and bool(cells.min() >= 0)
-        removed = torch.zeros_like(cells) if rectified else model.frame_maps(base)[0]
-        ends = _sequence_probabilities(model, torch.stack([cells, removed]), target)
+        base_features = model.frame_features(base)[0]
+        ends = model.forward_features(torch.stack([features, base_features])).softmax(1)
+        ends = ends[:, target].cpu().numpy()
         span = float(ends[0] - ends[1])
-        if abs(span) < NO_CHANGE:
+        gains: dict[str, float | None] = dict.fromkeys(spatial)
+        if abs(span) >= NO_CHANGE:
+            reference = _Reference(clip[0], features, base[0], base_features)
+            gains = _pixel_gains(model, reference, spatial, target, picture, span, limits)
+        else:
             blank = model(baseline_clip(model, clip, "zeros")).softmax(1)[0, target]
             if abs(ends[0] - float(blank)) < NO_CHANGE:
                 failed = Check("faithfulness", 0.0, "fail", INSENSITIVE)
                 return {name: _combine(name, (failed, *shared)) for name in [*spatial, *curves]}
-        gains: dict[str, float | None] = dict.fromkeys(spatial)
-        features = model.pool_maps(cells)
-        if abs(span) >= NO_CHANGE and limits.space == "features":
-            gains = _cell_gains(model, cells, removed, spatial, target, picture, span, limits)
-        elif abs(span) >= NO_CHANGE:
-            gains = _pixel_gains(
-                model, clip, base, features, spatial, target, picture, span, limits
-            )
         frame_gains = _temporal_gains(model, clip, features, curves, target, limits)
     pooled = {name: _pool(m, limits.grid) for name, m in spatial.items()}
     stability = _stability(model, clip, explanation, target, pooled, limits)
@@ -332,14 +322,20 @@ def _pool(maps: np.ndarray, grid: int) -> np.ndarray:
     return F.adaptive_avg_pool2d(tensor, grid)[:, 0].numpy()
 
 
-def _sequence_probabilities(model: CRNN, maps: torch.Tensor, target: int) -> np.ndarray:
-    """The target's probability for backbone maps ``(N, T, C, h, w)``: pooling, RNN, head."""
-    return model.forward_maps(maps).softmax(1)[:, target].cpu().numpy()
+@dataclass(frozen=True)
+class _Reference:
+    """The explained clip ``(T, 3, H, W)`` and its blurred copy, with their CNN features
+    ``(T, F)``: a variant runs the CNN only on the frames where it differs from one of them."""
+
+    clip: torch.Tensor
+    features: torch.Tensor
+    blurred: torch.Tensor
+    blurred_features: torch.Tensor
 
 
 def _gain(curves: Mapping[str, np.ndarray], fractions: int, span: float) -> dict[str, float]:
-    """Faithfulness gains from stacked probabilities — per order ``fractions`` deletions, then
-    as many insertions; the ``random*`` orders averaged into the baseline."""
+    """Frame curves' gains from stacked probabilities — per order ``fractions`` deletions, then
+    as many insertions; the ``random*`` orders averaged into the control."""
     random = np.mean([c for name, c in curves.items() if name.startswith("random")], axis=0)
     deletion, insertion = slice(0, fractions), slice(fractions, None)
     return {
@@ -353,93 +349,76 @@ def _gain(curves: Mapping[str, np.ndarray], fractions: int, span: float) -> dict
     }
 
 
-def _orders(
-    maps: Mapping[str, np.ndarray], eligible: np.ndarray, rng: np.random.Generator, randoms: int
-) -> dict[str, np.ndarray]:
-    """Flat indices of the ``eligible`` positions, most important first for each map (ties
-    broken at random), and ``randoms`` random orders (``random0``, …)."""
-    positions = np.flatnonzero(np.asarray(eligible).ravel())
-    orders = {f"random{k}": rng.permutation(positions) for k in range(randoms)}
-    for name, m in maps.items():
-        values = np.asarray(m, dtype=np.float64).ravel()[positions]
-        orders[name] = positions[np.lexsort((rng.random(len(positions)), -values))]
-    return orders
-
-
-def _chosen(
-    order: np.ndarray, counts: Sequence[int], shape: tuple[int, ...], device: torch.device
-) -> torch.Tensor:
-    """Bool ``(len(counts), *shape)``: the first ``count`` positions of ``order``, per row."""
-    out = torch.zeros(len(counts), int(np.prod(shape)), dtype=torch.bool)
-    for row, count in enumerate(counts):
-        out[row, torch.from_numpy(order[:count])] = True
-    return out.view(len(counts), *shape).to(device)
-
-
-def _cell_gains(
-    model: CRNN,
-    cells: torch.Tensor,
-    removed: torch.Tensor,
-    maps: Mapping[str, np.ndarray],
-    target: int,
-    picture: np.ndarray | None,
-    span: float,
-    limits: TrustSettings,
-) -> dict[str, float | None]:
-    """Faithfulness gains in the backbone's last feature map ``(T, C, h, w)``: each map pooled
-    to its cells, the top cells replaced by ``removed``'s (deletion) or kept on ``removed``
-    (insertion), against random cell orders; only the sequence model runs again."""
-    steps, _, height, width = cells.shape
-    rng = np.random.default_rng(limits.seed)
-    eligible = np.ones((steps, height, width), bool)
-    if picture is not None:
-        share = F.adaptive_avg_pool2d(
-            torch.from_numpy(np.array(picture, dtype=np.float32))[None, None], (height, width)
-        )[0, 0].numpy()
-        eligible &= share[None] >= 0.5
-    pooled = {
-        name: F.adaptive_avg_pool2d(
-            torch.from_numpy(np.array(m, dtype=np.float32))[:, None], (height, width)
-        )[:, 0].numpy()
-        for name, m in maps.items()
-    }
-    counts = [max(1, round(f * eligible.sum())) for f in limits.fractions]
-    curves = {}
-    for name, order in _orders(pooled, eligible, rng, randoms=4).items():
-        chosen = _chosen(order, counts, (steps, 1, height, width), cells.device)
-        deleted = torch.where(chosen, removed, cells)
-        inserted = torch.where(chosen, cells, removed)
-        curves[name] = _sequence_probabilities(model, torch.cat([deleted, inserted]), target)
-    return _gain(curves, len(counts), span)
+def _top(values: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of the ``count`` largest ``values``, ties at the edge broken at random."""
+    values = np.asarray(values, dtype=np.float64).ravel()
+    count = min(count, values.size)
+    edge = np.partition(values, values.size - count)[values.size - count]
+    above = np.flatnonzero(values > edge)
+    tied = rng.permutation(np.flatnonzero(values == edge))
+    return np.concatenate([above, tied[: count - len(above)]])
 
 
 def _pixel_gains(
     model: CRNN,
-    clip: torch.Tensor,
-    base: torch.Tensor,
-    features: torch.Tensor,
+    reference: _Reference,
     maps: Mapping[str, np.ndarray],
     target: int,
     picture: np.ndarray | None,
     span: float,
     limits: TrustSettings,
 ) -> dict[str, float | None]:
-    """Faithfulness gains with the frames' pixels blurred or revealed on the blurred clip
-    (module doc); the CNN runs again only on the frames a removal changes."""
+    """Each map's faithfulness gain (module doc): its top pixels blurred (deletion) or revealed
+    on the blurred clip (insertion), against as many pixels at random places of the same
+    frames."""
     rng = np.random.default_rng(limits.seed)
-    original, base = clip[0], base[0]
+    original = reference.clip
     steps = (original.shape[0], *original.shape[2:])
     eligible = np.ones(steps, bool) if picture is None else np.broadcast_to(picture, steps)
-    counts = [max(1, round(f * eligible.sum())) for f in limits.fractions]
-    curves = {}
-    for name, order in _orders(maps, eligible, rng, randoms=1).items():
-        chosen = _chosen(order, counts, (steps[0], 1, *steps[1:]), clip.device)
-        deleted = torch.where(chosen, base, original)
-        inserted = torch.where(chosen, original, base)
-        curves[name] = _frame_probabilities(
-            model, torch.cat([deleted, inserted]), original, features, target
-        )
-    return _gain(curves, len(counts), span)
+    positions = np.flatnonzero(eligible.ravel())
+    counts = [max(1, round(f * len(positions))) for f in limits.fractions]
+    shape = (steps[0], 1, *steps[1:])
+    gains = {}
+    for name, m in maps.items():
+        values = np.asarray(m, dtype=np.float64).ravel()[positions]
+        top = positions[_top(values, max(counts), rng)]
+        scores = np.asarray(m, dtype=np.float64).ravel()[top]
+        order = top[np.lexsort((rng.random(len(top)), -scores))]
+        chosen = torch.zeros(len(counts), int(np.prod(shape)), dtype=torch.bool)
+        for row, count in enumerate(counts):
+            chosen[row, torch.from_numpy(order[:count])] = True
+        chosen = chosen.view(len(counts), *shape).to(original.device)
+        both = torch.cat([chosen, _same_frames_at_random(chosen, eligible, rng)])
+        deleted = _frame_probabilities(
+            model, torch.where(both, reference.blurred, original), original,
+            reference.features, target,
+        )  # fmt: skip
+        k = len(counts)
+        advantage = deleted[k:] - deleted[:k]
+        if limits.insertion:
+            inserted = _frame_probabilities(
+                model, torch.where(both, original, reference.blurred), reference.blurred,
+                reference.blurred_features, target,
+            )  # fmt: skip
+            advantage = (advantage + inserted[:k] - inserted[k:]) / 2
+        gains[name] = float(np.mean(advantage) / span)
+    return gains
+
+
+def _same_frames_at_random(
+    chosen: torch.Tensor, eligible: np.ndarray, rng: np.random.Generator
+) -> torch.Tensor:
+    """As many pixels as ``chosen`` ``(K, T, 1, H, W)`` holds in each frame, at random eligible
+    places of that frame."""
+    control = torch.zeros_like(chosen)
+    counts = chosen.flatten(2).sum(-1).cpu().numpy()  # (K, T)
+    for t in np.flatnonzero(counts.any(0)):
+        places = np.flatnonzero(eligible[t].ravel())
+        shuffled = torch.from_numpy(places[rng.permutation(len(places))[: int(counts[:, t].max())]])
+        for row in range(chosen.shape[0]):
+            count = int(counts[row, t])
+            control[row, t, 0].view(-1)[shuffled[:count]] = True
+    return control
 
 
 def _frame_probabilities(
@@ -452,7 +431,7 @@ def _frame_probabilities(
     batch = features.expand(len(clips), -1, -1).clone()
     if changed.any():
         frames = clips[changed]  # (K, 3, H, W)
-        new = torch.cat([model.frame_features(part[None])[0] for part in frames.split(32)])
+        new = torch.cat([model.frame_features(part[None])[0] for part in frames.split(64)])
         batch[changed] = new
     return model.forward_features(batch).softmax(1)[:, target].cpu().numpy()
 
@@ -479,8 +458,14 @@ def _temporal_gains(
     if abs(span) < NO_CHANGE:
         return dict.fromkeys(curves)
     counts = sorted({max(1, round(f * steps)) for f in limits.fractions})
-    orders = _orders(curves, np.ones(steps, bool), rng, randoms=4)
-    gone = torch.cat([_chosen(order, counts, (steps, 1), clip.device) for order in orders.values()])
+    orders = {f"random{k}": rng.permutation(steps) for k in range(4)}
+    for name, values in curves.items():
+        orders[name] = np.lexsort((rng.random(steps), -np.asarray(values, dtype=np.float64)))
+    gone = torch.zeros(len(orders), len(counts), steps, 1, dtype=torch.bool)
+    for row, order in enumerate(orders.values()):
+        for column, count in enumerate(counts):
+            gone[row, column, torch.from_numpy(order[:count])] = True
+    gone = gone.flatten(0, 1).to(clip.device)
     deleted = torch.where(gone, mean, features)
     inserted = torch.where(gone, features, mean)
     p = model.forward_features(torch.cat([deleted, inserted])).softmax(1)[:, target]
