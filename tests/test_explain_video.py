@@ -227,6 +227,35 @@ def test_cli_explain_and_compare(assets, tmp_path, capsys):
     assert code == 2 and "at least two models" in err
 
 
+def test_cli_explain_trust_gives_every_map_a_verdict_in_manifest_summary_and_report(
+    assets, tmp_path, capsys
+):
+    root, video = assets
+    argv = ["explain", str(root / "a"), str(video), "--out", str(tmp_path / "t")]
+    code, _, err = run_cli(
+        [*argv, "--methods", "gradcam,saliency", "--temporal", "gradient_norm", "--trust"],
+        capsys,
+    )
+    assert code == 0, err
+    manifest = json.loads((tmp_path / "t" / "manifest.json").read_text())
+    trust = manifest["trust"]
+    assert set(trust) == {"gradcam", "saliency", "gradient_norm"}
+    for record in trust.values():
+        assert record["verdict"] in ("trustworthy", "weak", "contradictory")
+        assert set(record["checks"]) >= {"faithfulness", "confidence", "domain"}
+        assert (record["verdict"] == "trustworthy") == (record["reasons"] == [])
+    summary = json.loads((tmp_path / "t" / "summary.json").read_text())
+    assert summary["clips"][0]["trust"] == {m: r["verdict"] for m, r in trust.items()}
+    page = (tmp_path / "t" / "report.html").read_text()
+    assert 'id="trust"' in page and f'class="trust {trust["gradcam"]["verdict"]}"' in page
+    # off by default: nothing about trust anywhere
+    code, _, err = run_cli([*argv, "--methods", "gradcam", "--force"], capsys)
+    assert code == 0, err
+    assert "trust" not in json.loads((tmp_path / "t" / "manifest.json").read_text())
+    assert json.loads((tmp_path / "t" / "summary.json").read_text())["clips"][0]["trust"] is None
+    assert 'id="trust"' not in (tmp_path / "t" / "report.html").read_text()
+
+
 def test_an_earlier_detection_makes_the_timeline_and_the_flagged_windows(
     assets, tmp_path, capsys, monkeypatch
 ):

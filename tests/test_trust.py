@@ -117,7 +117,7 @@ def test_confidence_and_the_domain_make_a_map_weak(square):
     strict = TrustSettings(
         perturbations=0, fractions=SHARES, confident=min(1.0, probability + 0.01)
     )
-    outside = {"checked": True, "outside": True, "score": 1.7}
+    outside = {"checked": True, "verdict": "outside", "score": 1.7}
     verdict = trust_check(model, e, domain=outside, thresholds=strict)["saliency"]
     checks = {c.name: c for c in verdict.checks}
     assert verdict.verdict == "weak"
@@ -125,7 +125,7 @@ def test_confidence_and_the_domain_make_a_map_weak(square):
     assert checks["agreement"].status == "skipped"  # one map: nothing to compare with
     assert any("not confident" in r for r in verdict.reasons)
     assert any("unlike the model's training data" in r for r in verdict.reasons)
-    inside = {"checked": True, "outside": False, "score": 0.4}
+    inside = {"checked": True, "verdict": "inside", "score": 0.4}
     assert trust_check(model, e, domain=inside, thresholds=LIMITS)["saliency"].verdict == (
         "trustworthy"
     )

@@ -50,6 +50,9 @@ class ExplainSettings:
         timeline: run detection over the whole video for the report's anomaly-score timeline.
         quality: score the clip's explanations (deletion/insertion AUCs beside random orders,
             :mod:`vadx.quality.faithfulness`) and show them in the report.
+        trust: give every map and frame curve its trust verdict (trustworthy / weak /
+            contradictory, with reasons: :mod:`vadx.quality.trust`), in the manifest, the
+            summary and the report.
         exports: pictures to render besides the report, of :data:`EXPORTS`.
     """
 
@@ -65,6 +68,7 @@ class ExplainSettings:
     opacity: float = 0.5
     timeline: bool = True
     quality: bool = False
+    trust: bool = False
     exports: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:

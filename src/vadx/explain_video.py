@@ -84,9 +84,12 @@ def write_clip(
     extra = audit(clip, settings, model, source, source_sha256)
     if settings.quality:
         extra["quality"] = clip_quality(model, clip)
+    if settings.trust:
+        extra["trust"] = clip_trust(model, clip)
     e.save(out, extra)
     write_report(out / "report.html", clip, settings, extra, timeline, extra.get("quality"))
     name, probability = clip.predicted
+    trust = {m: v["verdict"] for m, v in extra["trust"].items()} if settings.trust else None
     return {
         "folder": str(out),
         "frames": [int(i) for i in clip.indices],
@@ -95,6 +98,7 @@ def write_clip(
         "target": e.target_names[0],
         "report": str(out / "report.html"),
         "domain": dict(clip.domain),
+        "trust": trust,
     }
 
 
@@ -153,6 +157,16 @@ def clip_quality(model: CRNN, clip: ClipExplanation) -> dict[str, dict[str, floa
         }
     )
     return scores
+
+
+def clip_trust(model: CRNN, clip: ClipExplanation) -> dict[str, dict[str, Any]]:
+    """The trust verdict of each map and frame curve of ``clip`` (:mod:`vadx.quality.trust`)."""
+    from vadx.quality.trust import trust_check
+
+    verdicts = trust_check(
+        model, clip.explanation, domain=clip.domain, picture=clip.geometry.picture()
+    )
+    return {name: verdict.record() for name, verdict in verdicts.items()}
 
 
 def audit(

@@ -85,6 +85,13 @@ def explain_command(
     quality: Annotated[
         bool, typer.Option(help="Score the maps (deletion/insertion vs random) in the report.")
     ] = False,
+    trust: Annotated[
+        bool,
+        typer.Option(
+            help="Give every map a trust verdict (trustworthy/weak/contradictory, with reasons) "
+            "in the report and manifest; about 3x the explanation's time."
+        ),
+    ] = False,
     frames: Annotated[
         bool,
         typer.Option(
@@ -138,6 +145,7 @@ def explain_command(
         opacity=opacity,
         timeline=timeline,
         quality=quality,
+        trust=trust,
         exports=exports,
     )
     writable_path(out, "--out")

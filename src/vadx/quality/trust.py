@@ -82,7 +82,7 @@ class TrustSettings:
         seed: of the random orders and the noise.
     """
 
-    faithful: float = 0.1
+    faithful: float = 0.03
     agreement: float = 0.3
     stable: float = 0.5
     confident: float = 0.6
@@ -254,7 +254,7 @@ def _faithfulness(
             gain,
             "fail",
             f"removing {shown} changes the decision no more than removing random {unit} "
-            f"(gain {gain:.2f})",
+            f"(gain {gain:.3f})",
         )
     if gain < limits.faithful:
         return Check(
@@ -262,9 +262,9 @@ def _faithfulness(
             gain,
             "weak",
             f"removing {shown} changes the decision only a little more than random {unit} "
-            f"(gain {gain:.2f} < {limits.faithful:g})",
+            f"(gain {gain:.3f} < {limits.faithful:g})",
         )
-    return Check("faithfulness", gain, "pass", f"the decision rests on {shown} (gain {gain:.2f})")
+    return Check("faithfulness", gain, "pass", f"the decision rests on {shown} (gain {gain:.3f})")
 
 
 def _agreement(
@@ -302,7 +302,7 @@ def _domain(domain: Mapping[str, Any] | None) -> Check:
         return Check("domain", None, "skipped", "the model has no domain statistics")
     score = domain.get("score")
     value = None if score is None else float(score)
-    if domain.get("outside"):
+    if domain.get("verdict") == "outside":
         reason = "the footage is unlike the model's training data (domain check: outside)"
         return Check("domain", value, "weak", reason)
     return Check("domain", value, "pass", "the footage is like the model's training data")

@@ -278,6 +278,7 @@ def write_report(
         views=VIEWS,
         view=settings.view,
         quality=quality,
+        trust=audit.get("trust"),
         domain=domain_banner(clip.domain, detection),
         manifest=json.dumps(manifest, indent=1),
         audit_rows=[
