@@ -66,6 +66,13 @@ def train_command(
             help="Cache a frozen backbone's per-frame features (preset: cpu does).",
         ),
     ] = None,
+    explanation_loss: Annotated[
+        str | None,
+        typer.Option(
+            help="Penalise attribution outside the clips' masks: cam=W (LayerCAM at the last "
+            "feature map) and/or input_gradient=W (Ross et al.; not with the feature cache).",
+        ),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of everything random.")] = None,
     workers: Annotated[int | None, typer.Option(help="Decoding processes.")] = None,
     resume: Annotated[
@@ -88,6 +95,7 @@ def train_command(
     stopped before its first checkpoint) with the run's settings; settings given again must
     match them, or --override changes those that may change (see docs/training.md).
     """
+    from vadx.train.config import ExplanationLoss
     from vadx.train.session import train_from_path
 
     if override and not resume:
@@ -121,6 +129,9 @@ def train_command(
             "seed": seed,
             "workers": workers,
             "cache_features": cache_features,
+            "explanation_loss": None
+            if explanation_loss is None
+            else ExplanationLoss.parse(explanation_loss).to_dict(),
         }.items()
         if value is not None
     }

@@ -19,11 +19,65 @@ settings:
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
 from vadx.errors import ConfigError
 from vadx.models.config import CRNNConfig, checked_replace
+
+#: the terms of the explanation loss (:mod:`vadx.train.explanation_loss`)
+TERMS = ("cam", "input_gradient")
+
+
+@dataclass(frozen=True)
+class ExplanationLoss:
+    """The weights of the explanation terms (:mod:`vadx.train.explanation_loss`); 0 leaves a
+    term out."""
+
+    cam: float = 0.0
+    input_gradient: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in TERMS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ConfigError(f"explanation loss weight {name} must be a number, got {value!r}")
+            if not math.isfinite(value) or value < 0:
+                raise ConfigError(
+                    f"explanation loss weight {name} must be finite and ≥ 0, got {value}"
+                )
+        if not any(getattr(self, name) for name in TERMS):
+            raise ConfigError(
+                "give the explanation loss a positive weight: cam=W, input_gradient=W"
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> ExplanationLoss:
+        """``"cam=1,input_gradient=0.001"``; a bare name weighs 1 (``"cam"``)."""
+        weights: dict[str, float] = {}
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            name, _, value = part.partition("=")
+            name = name.strip()
+            if name not in TERMS:
+                raise ConfigError(
+                    f"unknown explanation loss term {name!r}; choose from {', '.join(TERMS)}"
+                )
+            try:
+                weights[name] = float(value) if value.strip() else 1.0
+            except ValueError:
+                raise ConfigError(f"the weight of {name} must be a number, got {value!r}") from None
+        return cls(**weights)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ExplanationLoss:
+        unknown = set(data) - set(TERMS)
+        if unknown:
+            raise ConfigError(f"unknown explanation loss term(s) {sorted(unknown)}")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -49,6 +103,9 @@ class TrainConfig:
             augmentation.
         val_fraction: share of the training data held out for validation when the dataset has
             no validation split.
+        explanation_loss: weights of the terms that penalise attribution outside the clips'
+            masks, ``{"cam": 1.0, "input_gradient": 0.001}`` (:class:`ExplanationLoss`); None
+            (default): none.
     """
 
     epochs: int = 200
@@ -65,6 +122,7 @@ class TrainConfig:
     workers: int | None = None
     cache_features: bool = False
     val_fraction: float = 0.2
+    explanation_loss: dict[str, float] | None = None
 
     def __post_init__(self) -> None:
         checks = [
@@ -80,6 +138,15 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(f"{message} (training settings {self})")
+        if self.explanation_loss is not None:
+            ExplanationLoss.from_dict(dict(self.explanation_loss))  # raises on bad weights
+
+    @property
+    def explanation(self) -> ExplanationLoss | None:
+        """The explanation loss's weights, or None without one."""
+        if self.explanation_loss is None:
+            return None
+        return ExplanationLoss.from_dict(dict(self.explanation_loss))
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with ``changes`` applied (and validated)."""

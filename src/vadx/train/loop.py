@@ -32,7 +32,8 @@ from vadx.errors import ConfigError, InputError
 from vadx.files import write_json
 from vadx.models.checkpoint import load_model, save_model
 from vadx.models.crnn import CRNN, fold_time, unfold_time
-from vadx.train.config import TrainConfig
+from vadx.train.config import ExplanationLoss, TrainConfig
+from vadx.train.explanation_loss import cam_outside_share, input_gradient_penalty, mask_coverage
 from vadx.train.state import optimizer_from_files, read_trainer_state, writers
 
 Progress = Callable[[str, int, int, dict[str, float]], None]
@@ -51,6 +52,8 @@ class EpochResult:
     lr: float
     seconds: float
     clips_per_second: float
+    #: the explanation loss's mean over the epoch (weights applied), when trained with one
+    train_explanation_loss: float | None = None
 
 
 @dataclass(frozen=True)
@@ -76,22 +79,55 @@ def trainable_units(model: CRNN) -> int:
 
 class _Step(nn.Module):
     """What one training step runs: the whole CRNN; or, on cached inputs, the RNN + head on
-    per-frame features (frozen backbone), or the backbone's trainable units + RNN + head on
-    the frozen prefix's maps."""
+    per-frame features (frozen backbone; its maps when an explanation loss needs them), or the
+    backbone's trainable units + RNN + head on the frozen prefix's maps. With labels and masks
+    it also returns the explanation loss (:mod:`vadx.train.explanation_loss`)."""
 
-    def __init__(self, model: CRNN, cached: bool) -> None:
+    def __init__(
+        self, model: CRNN, cached: bool, explanation: ExplanationLoss | None = None
+    ) -> None:
         super().__init__()
-        self.model, self.cached = model, cached
+        self.model, self.cached, self.explanation = model, cached, explanation
         trainable = trainable_units(model) if cached else 0
         self.suffix = model.backbone.split(trainable)[1] if trainable else None
+        normal = model.config.normal_class
+        self.normal = model.class_names.index(normal) if normal is not None else -1
 
-    def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+    def maps(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The backbone's last feature maps ``(B, T, C, h, w)`` of a batch of inputs."""
         if not self.cached:
-            return self.model(inputs)
-        if self.suffix is None:  # a frozen backbone: the cache holds pooled features
-            return self.model.forward_features(inputs)
-        maps = unfold_time(self.suffix(fold_time(inputs)), *inputs.shape[:2])
-        return self.model.forward_maps(maps)
+            return self.model.frame_maps(inputs)
+        if self.suffix is None:  # cached for an explanation loss: the maps themselves
+            return inputs
+        return unfold_time(self.suffix(fold_time(inputs)), *inputs.shape[:2])
+
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        masks: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        if self.cached and self.suffix is None and self.explanation is None:
+            return self.model.forward_features(inputs), None  # the cache: pooled features
+        if self.explanation is None or labels is None or masks is None:
+            logits = (
+                self.model(inputs)
+                if not self.cached
+                else self.model.forward_maps(self.maps(inputs))
+            )
+            return logits, None
+        anomalous = labels != self.normal
+        loss = inputs.new_zeros(())
+        if self.explanation.input_gradient:  # the pixels: never cached
+            gradient_term, logits = input_gradient_penalty(self.model, inputs, masks, anomalous)
+            loss = loss + self.explanation.input_gradient * gradient_term
+        if self.explanation.cam:
+            coverage = masks if masks.is_floating_point() else mask_coverage(masks)
+            cam_term, logits = cam_outside_share(
+                self.maps(inputs), self.model.forward_maps, labels, coverage, anomalous
+            )
+            loss = loss + self.explanation.cam * cam_term
+        return logits, loss
 
 
 def class_weights(labels: np.ndarray, num_classes: int, names: tuple[str, ...]) -> torch.Tensor:
@@ -134,27 +170,38 @@ CACHE_LIMIT_BYTES = 8 * 2**30
 class _CachedFeatures:
     """What the frozen part of the backbone computes for every clip of a dataset, once: the
     pooled per-frame features of a frozen backbone, or the maps of the frozen prefix when the
-    backbone's last units train (:meth:`~vadx.models.Backbone.split`)."""
+    backbone's last units train (:meth:`~vadx.models.Backbone.split`). With ``masks`` (an
+    explanation loss) a frozen backbone's maps are kept unpooled, and each clip's mask coverage
+    (:func:`~vadx.train.explanation_loss.mask_coverage`; zeros for a clip without masks) is
+    kept beside them."""
 
-    def __init__(self, model: CRNN, dataset: VideoDataset, config: TrainConfig, progress):
+    def __init__(
+        self, model: CRNN, dataset: VideoDataset, config: TrainConfig, progress, masks: bool
+    ) -> None:
         loader = make_loader(dataset, batch_size=config.batch_size, workers=config.workers)
+        loader.collate_fn = _collate(masks)
         trainable = trainable_units(model)
         prefix = model.backbone.split(trainable)[0] if trainable else None
-        features, labels, done = [], [], 0
+        features, labels, coverage, done = [], [], [], 0
         with eval_mode(model), torch.no_grad():
             for batch in loader:
                 clip = batch["clip"].to(_device(model))
-                if prefix is None:
+                if prefix is None and not masks:
                     cached = model.frame_features(clip)
                 else:
-                    cached = unfold_time(prefix(fold_time(clip)), *clip.shape[:2])
+                    cached = model.frame_maps(clip) if prefix is None else None
+                    if cached is None:
+                        cached = unfold_time(prefix(fold_time(clip)), *clip.shape[:2])
                     _check_cache_size(cached, len(batch["label"]), len(dataset))
                 features.append(cached.cpu())
                 labels.append(batch["label"])
+                if masks:
+                    coverage.append(mask_coverage(batch["masks"]))
                 done += len(batch["label"])
                 if progress is not None:
                     progress("caching features", done, len(dataset), {})
-        self.data = TensorDataset(torch.cat(features), torch.cat(labels))
+        tensors = [torch.cat(features), torch.cat(labels)]
+        self.data = TensorDataset(*tensors, *([torch.cat(coverage)] if masks else []))
 
 
 def _check_cache_size(cached: torch.Tensor, clips: int, total: int) -> None:
@@ -237,12 +284,16 @@ def train(
         if start_epoch >= config.epochs or 0 < config.patience <= waited:
             return TrainResult(out / "best", last, history, best_epoch, state["stopped_early"])
     cached = config.cache_features
+    explanation = config.explanation
+    if explanation is not None:
+        _check_explanation_loss(explanation, train_set, cached)
     train_data: Dataset = train_set
     val_data: Dataset = val_set
     if cached:
-        train_data = _CachedFeatures(model, train_set, config, progress).data
-        val_data = _CachedFeatures(model, val_set, config, progress).data
-    step = distributed.wrap(_Step(model, cached))
+        masks = explanation is not None
+        train_data = _CachedFeatures(model, train_set, config, progress, masks).data
+        val_data = _CachedFeatures(model, val_set, config, progress, masks).data
+    step = distributed.wrap(_Step(model, cached, explanation))
     loss_fn = nn.CrossEntropyLoss(weight=weights.to(device))
     stopped_early = False
     extra = dict(metadata or {}, train_config=config.to_dict())
@@ -250,7 +301,7 @@ def train(
         for epoch in range(start_epoch, config.epochs):
             train_set.set_epoch(epoch)
             began = time.perf_counter()
-            train_loss, train_accuracy, seen = _run_epoch(
+            train_loss, train_accuracy, seen, explanation_loss = _run_epoch(
                 step, train_data, config, epoch, loss_fn, optimizer, progress, cached
             )
             train_seconds = time.perf_counter() - began
@@ -268,6 +319,7 @@ def train(
                 lr=lr,
                 seconds=time.perf_counter() - began,
                 clips_per_second=seen * world / max(train_seconds, 1e-9),
+                train_explanation_loss=explanation_loss,
             )
             history.append(result)
             score = (val_f1, val_loss)
@@ -342,25 +394,62 @@ def _loader(data: Dataset, config: TrainConfig, epoch: int, shuffle: bool, cache
         batch_size=config.batch_size,
         sampler=sampler,
         num_workers=workers,
-        collate_fn=collate_clips,
+        collate_fn=_collate(config.explanation_loss is not None),
         generator=generator,
     )
 
 
-def _unpack(batch, cached: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    return (batch[0], batch[1]) if cached else (batch["clip"], batch["label"])
+def _collate(masks: bool):
+    """Batch items; with ``masks`` every item gets one (all-false for a clip without), so that
+    a batch mixing clips with and without masks keeps them."""
+    return _collate_with_masks if masks else collate_clips
+
+
+def _collate_with_masks(items: list[dict[str, Any]]) -> dict[str, Any]:
+    for item in items:
+        if "masks" not in item:
+            clip = item["clip"]
+            item["masks"] = torch.zeros(clip.shape[0], *clip.shape[-2:], dtype=torch.bool)
+    return collate_clips(items)
+
+
+def _unpack(batch, cached: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    if cached:
+        return batch[0], batch[1], (batch[2] if len(batch) > 2 else None)
+    return batch["clip"], batch["label"], batch.get("masks")
+
+
+def _check_explanation_loss(explanation: ExplanationLoss, train_set: Dataset, cached: bool) -> None:
+    if cached and explanation.input_gradient:
+        raise ConfigError(
+            "the input_gradient term of the explanation loss needs the pixels: train without "
+            "--cache-features, or with the cam term alone"
+        )
+    samples = getattr(train_set, "samples", [])
+    if not any(getattr(sample, "masks", None) is not None for sample in samples):
+        raise InputError(
+            "the explanation loss needs masks, and none of the training clips has them: use "
+            "vadx synth data, or import annotated boxes with vadx import-boxes"
+        )
 
 
 def _run_epoch(step, data, config, epoch, loss_fn, optimizer, progress, cached):
     step.train()
     device = next(step.parameters()).device
-    total_loss, correct, seen = 0.0, 0, 0
+    total_loss, explained, correct, seen = 0.0, 0.0, 0, 0
+    with_masks = config.explanation_loss is not None
     loader = _loader(data, config, epoch, shuffle=True, cached=cached)
-    for inputs, labels in (_unpack(b, cached) for b in loader):
+    for inputs, labels, masks in (_unpack(b, cached) for b in loader):
         inputs, labels = inputs.to(device), labels.to(device)
         optimizer.zero_grad(set_to_none=True)
-        logits = step(inputs)
+        if with_masks and masks is not None:
+            logits, extra = step(inputs, labels, masks.to(device))
+        else:
+            logits, extra = step(inputs)
         loss = loss_fn(logits, labels)
+        if extra is not None:
+            loss = loss + extra
+            explained += extra.item() * len(labels)
         loss.backward()
         optimizer.step()
         total_loss += loss.item() * len(labels)
@@ -369,7 +458,8 @@ def _run_epoch(step, data, config, epoch, loss_fn, optimizer, progress, cached):
         if progress is not None:
             running = {"loss": total_loss / seen, "accuracy": correct / seen}
             progress("train", seen, len(loader.sampler), running)
-    return total_loss / max(seen, 1), correct / max(seen, 1), seen
+    explanation_loss = explained / max(seen, 1) if with_masks else None
+    return total_loss / max(seen, 1), correct / max(seen, 1), seen, explanation_loss
 
 
 def _validate(step, data, config, loss_fn, cached):
@@ -378,8 +468,9 @@ def _validate(step, data, config, loss_fn, cached):
     device = next(step.parameters()).device
     logits_all, labels_all = [], []
     with eval_mode(step), torch.no_grad():
-        for inputs, labels in (_unpack(b, cached) for b in _loader(data, config, 0, False, cached)):
-            logits_all.append(step(inputs.to(device)).cpu())
+        batches = (_unpack(b, cached) for b in _loader(data, config, 0, False, cached))
+        for inputs, labels, _ in batches:
+            logits_all.append(step(inputs.to(device))[0].cpu())
             labels_all.append(labels)
     logits, labels = distributed.gather_validation(torch.cat(logits_all), torch.cat(labels_all))
     logits, labels = logits[: len(data)], labels[: len(data)]  # DistributedSampler's padding
