@@ -26,7 +26,7 @@ def synth(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("mode", [[], ["prefix-cache"]])
+@pytest.mark.parametrize("mode", [[], ["prefix-cache"], ["explained"]])
 def test_ddp_with_two_cpu_processes(synth, tmp_path, mode):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent)}
     command = [
@@ -51,6 +51,8 @@ def test_ddp_with_two_cpu_processes(synth, tmp_path, mode):
     history = json.loads((run / "history.json").read_text())
     assert len(history["epochs"]) == 2  # written once, by rank 0
     assert history["epochs"][0]["clips_per_second"] > 0
+    if mode == ["explained"]:
+        assert history["epochs"][0]["train_explanation_loss"] > 0
 
 
 def _vadx(*args: str) -> list[str]:
