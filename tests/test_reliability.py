@@ -148,6 +148,26 @@ MATRIX = {
         ["calibrate", "/proc/vadx-model", "{folder}"],
         "no checkpoint at /proc/vadx-model",
     ),
+    "choose-layer-missing-model": (
+        ["choose-layer", "/proc/vadx-model", "{folder}"],
+        "no checkpoint at /proc/vadx-model",
+    ),
+    "choose-layer-clips-zero": (
+        ["choose-layer", "{model}", "{folder}", "--clips", "0"],
+        "--clips must be at least 1",
+    ),
+    "choose-layer-not-a-cam-method": (
+        ["choose-layer", "{model}", "{folder}", "--method", "saliency"],
+        "a layer can be chosen for gradcam",
+    ),
+    "import-boxes-not-annotations": (
+        ["import-boxes", "{text}", "{video}"],
+        "unknown annotation format .txt",
+    ),
+    "import-boxes-out-is-a-folder": (
+        ["import-boxes", "{text}", "{video}", "--out", "{folder}"],
+        "--out {folder} is a folder",
+    ),
     # inputs
     "train-given-a-video": (["train", "{video}", "--out", "{out}"], "is a video, not a dataset"),
     "evaluate-given-a-video": (
