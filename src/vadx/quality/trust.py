@@ -11,9 +11,9 @@ one map needs to know about *that* map. For each map and frame curve of one expl
   which frames it picks. The **gain** is the mean advantage over the control (the deletion
   drop and the insertion rise), as a share of what blurring the whole clip changes: 0 = no
   better than random, 1 = the pixels shown carry the whole effect. The CNN runs again only on
-  the frames a variant changes. Frame curves: their top frames (the same shares, at least
-  one) replaced by the clip's mean frame or revealed on it, against random frames, in feature
-  space;
+  the frames a variant changes. Frame curves: their top frames (``frame_fractions``: 10, 20,
+  30 % of the frames, at least one) replaced by the clip's mean frame or revealed on it, against
+  random frames, in feature space;
 * **agreement** — the median rank correlation between this map and each other map computed
   (every map pooled to a common ``grid`` of cells per frame, over the clip), or between frame
   curves;
@@ -75,6 +75,8 @@ class TrustSettings:
         stable: the correlation with itself under noise needed to pass.
         confident: the explained class's probability needed to pass.
         fractions: shares of the clip's pixels removed or revealed by the faithfulness test.
+        frame_fractions: shares of the clip's frames removed or revealed by a frame curve's
+            faithfulness test (at least one frame each).
         perturbations, noise: the stability test's draws and their noise (standard deviation,
             as a share of the pixel range [0, 1]).
         grid: cells per frame side that maps are pooled to for agreement and stability.
@@ -87,6 +89,7 @@ class TrustSettings:
     stable: float = 0.5
     confident: float = 0.6
     fractions: tuple[float, ...] = (0.005, 0.01, 0.02)
+    frame_fractions: tuple[float, ...] = (0.1, 0.2, 0.3)
     perturbations: int = 1
     noise: float = 0.02
     grid: int = 7
@@ -98,8 +101,10 @@ class TrustSettings:
             value = getattr(self, name)
             if not np.isfinite(value) or not -1 <= value <= 1:
                 raise InputError(f"trust threshold {name} must be in [-1, 1], got {value}")
-        if not self.fractions or not all(0 < f < 1 for f in self.fractions):
-            raise InputError(f"fractions must lie in (0, 1), got {self.fractions}")
+        for name in ("fractions", "frame_fractions"):
+            shares = getattr(self, name)
+            if not shares or not all(0 < f < 1 for f in shares):
+                raise InputError(f"{name} must lie in (0, 1), got {shares}")
         if self.perturbations < 0 or self.grid < 1:
             raise InputError("perturbations must be ≥ 0 and grid ≥ 1")
 
@@ -444,7 +449,7 @@ def _temporal_gains(
     target: int,
     limits: TrustSettings,
 ) -> dict[str, float | None]:
-    """Each frame curve's faithfulness gain: its top ``fractions`` of the frames removed
+    """Each frame curve's faithfulness gain: its top ``frame_fractions`` of the frames removed
     (replaced by the clip's mean frame) or kept on the mean frame, against random frame orders,
     in feature space, as a share of what replacing every frame changes (module doc)."""
     if not curves:
@@ -457,7 +462,7 @@ def _temporal_gains(
     span = float(ends[0] - ends[1])
     if abs(span) < NO_CHANGE:
         return dict.fromkeys(curves)
-    counts = sorted({max(1, round(f * steps)) for f in limits.fractions})
+    counts = sorted({max(1, round(f * steps)) for f in limits.frame_fractions})
     orders = {f"random{k}": rng.permutation(steps) for k in range(4)}
     for name, values in curves.items():
         orders[name] = np.lexsort((rng.random(steps), -np.asarray(values, dtype=np.float64)))
