@@ -85,3 +85,25 @@ def test_ground_truth_doc_python_example_runs():
     assert clip.actors["fighter-1"] == (1000,) and clip.actors["fighter-2"] == (1001,)
     assert not without.actor_masks("fighter-1").any() and clip.actor_masks("fighter-1").any()
     assert namespace["later"].start == clip.start + 5
+
+
+def test_trust_doc_python_example_runs(tmp_path, monkeypatch, tiny_model, tiny_clip):
+    """docs/trust.md's example, as written, on a tiny model and video."""
+    import json
+
+    import numpy as np
+
+    from vadx.explain import explain
+    from vadx.video import write_mp4
+
+    (block,) = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "trust.md").read_text(), re.S)
+    monkeypatch.chdir(tmp_path)
+    frames = np.random.default_rng(0).integers(0, 255, (12, 48, 48, 3), dtype=np.uint8)
+    write_mp4(tmp_path / "cam3.mp4", frames, fps=10)
+    namespace = {
+        "model": tiny_model,
+        "explanation": explain(tiny_model, tiny_clip[:1], methods=["layercam", "gradcam"]),
+    }
+    exec(compile(block, "docs/trust.md", "exec"), namespace)
+    assert namespace["verdicts"]["layercam"].verdict in ("trustworthy", "weak", "contradictory")
+    assert "trust" in json.loads((tmp_path / "expl" / "manifest.json").read_text())
