@@ -33,7 +33,7 @@ import torch
 
 from vadx._version import __version__
 from vadx.borrowed import eval_mode
-from vadx.errors import InputError
+from vadx.errors import InputError, NonFiniteError
 from vadx.files import staged_folder, write_json
 from vadx.models.crnn import CRNN
 from vadx.models.domain_stats import DOMAIN_MODES, DomainMode, domain_summary, missing_note
@@ -235,6 +235,7 @@ def detect(
     window_features = torch.from_numpy(np.stack([features[row_of[w.indices]] for w in windows]))
     with eval_mode(model), torch.no_grad():
         logits = torch.cat([model.forward_features(chunk) for chunk in window_features.split(256)])
+    check_finite_outputs(logits, windows, features, row_of)
     window_probabilities = logits.softmax(-1).numpy()
     frame_probabilities = spread_over_frames(windows, window_probabilities, info.num_frames)
     window_domain = frame_domain = None
@@ -318,6 +319,22 @@ def spread_over_frames(
         total[window.start : window.end + 1] += row
         count[window.start : window.end + 1] += 1
     return total / np.maximum(count, 1)[:, None]
+
+
+def check_finite_outputs(logits: torch.Tensor, windows, features: np.ndarray, row_of) -> None:
+    """Refuse NaN or infinite model outputs: a detector whose scores are NaN never alerts."""
+    bad = ~torch.isfinite(logits).all(1)
+    if not bool(bad.any()):
+        return
+    first = windows[int(bad.nonzero()[0, 0])]
+    in_features = not np.isfinite(features[row_of[first.indices]]).all()
+    where = "the CNN's features" if in_features else "the sequence model's outputs"
+    raise NonFiniteError(
+        f"the model produces non-finite outputs (first in the window of frames "
+        f"{first.indices[0]}–{first.indices[-1]}, in {where}): its scores would be NaN and it "
+        "would never alert; check the model's weights and preprocessing (vadx info MODEL), or "
+        "use another checkpoint"
+    )
 
 
 def anomaly_score(probabilities: np.ndarray, names: tuple[str, ...], normal: str | None):

@@ -21,6 +21,10 @@ class WeightsError(VadxError):
     """Pretrained weights cannot be found, read, verified or loaded."""
 
 
+class NonFiniteError(VadxError, ValueError):
+    """A model's weights or outputs hold NaN or infinite values."""
+
+
 class InputError(VadxError, ValueError):
     """A tensor given to a model does not have the expected layout."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -39,10 +40,29 @@ def _umask() -> int:
 
 
 def write_json(path: str | os.PathLike[str], document: Any, indent: int = 1) -> Path:
-    """Write ``document`` as JSON to ``path`` atomically; returns ``path``."""
+    """Write ``document`` as JSON to ``path`` atomically; returns ``path``. NaN and infinite
+    numbers, which JSON does not have, are written as ``null``."""
+    text = json.dumps(finite_json(document), indent=indent, allow_nan=False)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(document, indent=indent) + "\n", encoding="utf-8")
+        tmp.write_text(text + "\n", encoding="utf-8")
     return Path(path)
+
+
+def finite_json(document: Any) -> Any:
+    """``document`` with every NaN or infinite float (numpy's too) replaced by None.
+
+    >>> finite_json({"a": [1.0, float("nan")], "b": float("inf")})
+    {'a': [1.0, None], 'b': None}
+    """
+    if isinstance(document, float):
+        return document if math.isfinite(document) else None
+    if isinstance(document, dict):
+        return {key: finite_json(value) for key, value in document.items()}
+    if isinstance(document, list | tuple):
+        return [finite_json(value) for value in document]
+    if hasattr(document, "dtype") and getattr(document, "ndim", None) == 0:  # numpy scalars
+        return finite_json(document.item())
+    return document
 
 
 def write_safetensors(

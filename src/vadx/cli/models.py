@@ -21,6 +21,7 @@ def info(
     layers: Annotated[bool, typer.Option("--layers", help="List the hookable layers.")] = False,
 ) -> None:
     """Describe a saved model: architecture, parameters per part, classes, preprocessing."""
+    from vadx.files import finite_json
     from vadx.models import load_model
     from vadx.summary import describe_model
 
@@ -29,7 +30,7 @@ def info(
     if as_json:
         if layers:
             description["layers"] = loaded.layer_names()
-        typer.echo(json.dumps(description, indent=2))
+        typer.echo(json.dumps(finite_json(description), indent=2, allow_nan=False))
         return
     from vadx.summary import render_description
 

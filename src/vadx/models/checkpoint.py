@@ -78,6 +78,12 @@ def save_model(
     alone and raises :class:`CheckpointError`.
     """
     target = Path(path)
+    bad = non_finite_tensors(model.state_dict())
+    if bad:
+        raise CheckpointError(
+            f"refusing to save a model with NaN or infinite weights ({', '.join(bad[:3])}) to "
+            f"{target}"
+        )
     _refuse_to_clobber(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
@@ -230,7 +236,23 @@ def _load_state_exactly(model: CRNN, state: dict[str, torch.Tensor], source: Pat
         raise CheckpointError(
             f"{source} does not match the architecture in config.json: {problems}"
         )
+    bad = non_finite_tensors(state)
+    if bad:
+        raise CheckpointError(
+            f"{source} holds NaN or infinite weights ({', '.join(bad[:3])}"
+            f"{', …' if len(bad) > 3 else ''}): such a model gives no meaningful output; restore "
+            "another checkpoint or train again"
+        )
     model.load_state_dict(state, strict=True)
+
+
+def non_finite_tensors(tensors: Mapping[str, torch.Tensor]) -> list[str]:
+    """The names of the floating-point tensors that hold NaN or infinite values."""
+    return [
+        name
+        for name, tensor in tensors.items()
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all())
+    ]
 
 
 def _checkpoint_dir(path: Path) -> Path:

@@ -26,6 +26,10 @@ REFERENCE_CLASSES = ("fight", "shooting", "fire", "normal")
 Freeze = Literal["none", "all"] | int
 
 
+#: the smallest per-channel standard deviation the normalisation accepts
+MIN_STD = 1e-3
+
+
 @dataclass(frozen=True)
 class CRNNConfig:
     """Everything needed to rebuild a :class:`~vadx.models.CRNN` and feed it clips.
@@ -137,8 +141,11 @@ class CRNNConfig:
             value = getattr(self, name)
             if value is not None and (len(value) != 3 or not all(math.isfinite(v) for v in value)):
                 raise ConfigError(f"{name} must be three finite numbers (R, G, B), got {value!r}")
-        if self.std is not None and min(self.std) <= 0:
-            raise ConfigError(f"std must be positive, got {self.std!r}")
+        if self.std is not None and min(self.std) < MIN_STD:
+            raise ConfigError(
+                f"std must be at least {MIN_STD:g} (values in [0, 1]: a smaller one only blows "
+                f"up noise), got {self.std!r}"
+            )
 
     @property
     def num_classes(self) -> int:

@@ -129,7 +129,11 @@ class TrainConfig:
             (self.epochs >= 1, "epochs must be at least 1"),
             (self.batch_size >= 1, "batch_size must be at least 1"),
             (self.optimizer in ("sgd", "adamw"), "optimizer must be sgd or adamw"),
-            (self.lr > 0, "lr must be positive"),
+            (self.lr > 0 and math.isfinite(self.lr), "lr must be a positive finite number"),
+            (
+                math.isfinite(self.momentum) and math.isfinite(self.weight_decay),
+                "momentum and weight_decay must be finite",
+            ),
             (self.momentum >= 0 and self.weight_decay >= 0, "momentum and weight_decay ≥ 0"),
             (self.schedule in ("constant", "cosine"), "schedule must be constant or cosine"),
             (self.patience >= 0, "patience must be ≥ 0"),

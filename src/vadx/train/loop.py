@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampl
 from vadx import distributed
 from vadx.borrowed import eval_mode, modes_kept, random_kept
 from vadx.data.dataset import VideoDataset, collate_clips, make_loader
-from vadx.errors import ConfigError, InputError
+from vadx.errors import ConfigError, InputError, NonFiniteError
 from vadx.files import write_json
 from vadx.models.checkpoint import load_model, save_model
 from vadx.models.crnn import CRNN, fold_time, unfold_time
@@ -450,6 +450,12 @@ def _run_epoch(step, data, config, epoch, loss_fn, optimizer, progress, cached):
         if extra is not None:
             loss = loss + extra
             explained += extra.item() * len(labels)
+        if not bool(torch.isfinite(loss)):
+            raise NonFiniteError(
+                f"training diverged in epoch {epoch}: the loss became {loss.item()} after "
+                f"{seen} clips; nothing of this epoch was saved. Lower --lr (now {config.lr:g}), "
+                "or check the data and the starting weights"
+            )
         loss.backward()
         optimizer.step()
         total_loss += loss.item() * len(labels)
