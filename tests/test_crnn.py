@@ -190,7 +190,7 @@ def test_bad_features_are_refused(tiny_model):
         ({"frame_size": (32,)}, "frame_size"),
         ({"freeze": "some"}, "freeze must be"),
         ({"freeze": True}, "freeze must be"),
-        ({"std": (0.2, 0.0, 0.2)}, "std must be positive"),
+        ({"std": (0.2, 0.0, 0.2)}, "std must be at least 0.001"),
         ({"mean": (0.1, 0.2)}, "three finite numbers"),
         (
             {"backbone": "resnet"},
