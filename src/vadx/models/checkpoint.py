@@ -28,7 +28,7 @@ import torch
 
 from vadx._version import __version__
 from vadx.errors import CheckpointError, ConfigError
-from vadx.files import finite_json, write_safetensors
+from vadx.files import write_safetensors
 from vadx.models.config import CRNNConfig
 from vadx.models.crnn import CRNN
 from vadx.models.domain_stats import load_domain
@@ -316,6 +316,6 @@ def _fsync_dir(path: Path) -> None:
 
 def _json_ready(metadata: dict[str, Any]) -> dict[str, Any]:
     try:
-        return json.loads(json.dumps(finite_json(metadata), allow_nan=False))
+        return json.loads(json.dumps(metadata))
     except (TypeError, ValueError) as err:
         raise CheckpointError(f"metadata must be JSON-serialisable: {err}") from err
