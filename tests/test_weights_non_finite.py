@@ -1,8 +1,5 @@
-"""Models and numbers that are NaN or infinite: refused where they enter, never written.
-
-(Named to run last: with it early in the suite, the API contract test missed a link — see the
-closing note of issue 29; the cause is not yet known.)
-"""
+"""Models (their weights, their outputs) and numbers that are NaN or infinite: refused where
+they enter, never written."""
 
 from __future__ import annotations
 
