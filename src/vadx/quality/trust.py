@@ -45,7 +45,6 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy.stats import spearmanr
 
 from vadx.borrowed import eval_mode
 from vadx.errors import InputError
@@ -53,6 +52,7 @@ from vadx.explain.baselines import baseline_clip
 from vadx.explain.engine import METHODS, explain
 from vadx.explain.result import Explanation
 from vadx.models.crnn import CRNN
+from vadx.quality.sanity import rank_correlation
 
 Status = Literal["pass", "weak", "fail", "skipped"]
 VerdictName = Literal["trustworthy", "weak", "contradictory"]
@@ -315,10 +315,11 @@ def _domain(domain: Mapping[str, Any] | None) -> Check:
 
 # ----------------------------------------------------------------------------- measurements
 def _rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = np.ravel(a), np.ravel(b)
+    """:func:`~vadx.quality.sanity.rank_correlation`, but NaN (no order to compare) when a map
+    is flat, so that the checks leave it out."""
     if np.ptp(a) == 0 or np.ptp(b) == 0:
         return float("nan")
-    return float(spearmanr(a, b).statistic)
+    return rank_correlation(a, b)
 
 
 def _pool(maps: np.ndarray, grid: int) -> np.ndarray:
@@ -385,10 +386,9 @@ def _pixel_gains(
     shape = (steps[0], 1, *steps[1:])
     gains = {}
     for name, m in maps.items():
-        values = np.asarray(m, dtype=np.float64).ravel()[positions]
-        top = positions[_top(values, max(counts), rng)]
-        scores = np.asarray(m, dtype=np.float64).ravel()[top]
-        order = top[np.lexsort((rng.random(len(top)), -scores))]
+        flat = np.asarray(m, dtype=np.float64).ravel()
+        top = positions[_top(flat[positions], max(counts), rng)]
+        order = top[np.lexsort((rng.random(len(top)), -flat[top]))]
         chosen = torch.zeros(len(counts), int(np.prod(shape)), dtype=torch.bool)
         for row, count in enumerate(counts):
             chosen[row, torch.from_numpy(order[:count])] = True
