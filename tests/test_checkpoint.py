@@ -170,7 +170,7 @@ def _edit_config(path, edit):
         (lambda p: _edit_config(p, lambda d: d.pop("weights")), "missing 'weights'"),
         (
             lambda p: _edit_config(p, lambda d: d["model"]["architecture"].update(rnn_hidden="x")),
-            "rnn_hidden must be a positive integer",
+            "rnn_hidden must be an integer from 1 to 16,384",
         ),
     ],
 )

@@ -184,7 +184,7 @@ def test_bad_features_are_refused(tiny_model):
         ({"normal_class": "calm"}, "normal_class 'calm'"),
         ({"pooling": "sum"}, "pooling must be one of avg, max"),
         ({"rnn": "transformer"}, "rnn must be one of"),
-        ({"rnn_hidden": 0}, "rnn_hidden must be a positive integer"),
+        ({"rnn_hidden": 0}, "rnn_hidden must be an integer from 1 to 16,384"),
         ({"head_hidden": (8, -1)}, "head_hidden"),
         ({"dropout": 1.0}, r"dropout must be in \[0, 1\)"),
         ({"frame_size": (32,)}, "frame_size"),

@@ -154,7 +154,7 @@ MATRIX = {
     ),
     "choose-layer-clips-zero": (
         ["choose-layer", "{model}", "{folder}", "--clips", "0"],
-        "--clips must be at least 1",
+        "'--clips': must be an integer from 1 to 10,000, got '0'",
     ),
     "choose-layer-not-a-cam-method": (
         ["choose-layer", "{model}", "{folder}", "--method", "saliency"],
@@ -285,15 +285,15 @@ MATRIX = {
     # options, refused before any work
     "evaluate-batch-size-negative": (
         ["evaluate", "{model}", "{folder}", "--out", "{out}", "--batch-size", "-1"],
-        "--batch-size must be at least 1",
+        "'--batch-size': must be an integer from 1 to 4,096, got '-1'",
     ),
     "evaluate-workers-negative": (
         ["evaluate", "{model}", "{folder}", "--out", "{out}", "--workers", "-2"],
-        "--workers must be at least 0",
+        "'--workers': must be an integer from 0 to 256, got '-2'",
     ),
     "calibrate-batch-size-zero": (
         ["calibrate", "{model}", "{folder}", "--batch-size", "0"],
-        "--batch-size must be at least 1",
+        "'--batch-size': must be an integer from 1 to 4,096, got '0'",
     ),
     "explain-unknown-target": (
         ["explain", "{model}", "{video}", "--out", "{out}", "--target", "bogus"],
@@ -305,7 +305,7 @@ MATRIX = {
     ),
     "explain-opacity": (
         ["explain", "{model}", "{video}", "--out", "{out}", "--opacity", "3"],
-        "opacity must be between 0 and 1",
+        "'--opacity': must be a finite number from 0 to 1, got '3'",
     ),
     "explain-colormap": (
         ["explain", "{model}", "{video}", "--out", "{out}", "--colormap", "nope"],
@@ -371,17 +371,22 @@ MATRIX = {
         "domain 'suppress' needs domain statistics",
     ),
     "synth-clips": (["synth", "{out}", "--clips", "1,2"], "--clips takes three counts"),
+    # issue 29, item 8
+    "synth-classes-repeat": (
+        ["synth", "{out}", "--classes", "fight,fight"],
+        "classes must not repeat, got ('fight', 'fight')",
+    ),
     "train-workers-negative": (
         ["train", "{folder}", "--out", "{out}", "--workers", "-1"],
-        "--workers must be at least 0",
+        "'--workers': must be an integer from 0 to 256, got '-1'",
     ),
     "train-epochs-zero": (
         ["train", "{folder}", "--out", "{out}", "--epochs", "0"],
-        "epochs must be at least 1",
+        "'--epochs': must be an integer from 1 to 100,000, got '0'",
     ),
     "demo-epochs-zero": (
         ["demo", "--out", "{out}", "--epochs", "0"],
-        "--epochs must be at least 1",
+        "'--epochs': must be an integer from 1 to 100,000, got '0'",
     ),
     "demo-clips-zero": (
         ["demo", "--out", "{out}", "--clips", "0,0,0"],
@@ -389,20 +394,20 @@ MATRIX = {
     ),
     "watch-max-frames-zero": (
         ["watch", "{model}", "{video}", "--out", "{out}", "--max-frames", "0"],
-        "max frames must be at least 1",
+        "'--max-frames': must be an integer from 1 to 1,000,000,000",
     ),
     "watch-duration-negative": (
         ["watch", "{model}", "{video}", "--out", "{out}", "--duration", "-1"],
-        "duration must be positive",
+        "'--duration': must be a finite number from 0.001 to 1,000,000,000",
     ),
     "xai-eval-steps-zero": (
         ["xai-eval", "{model}", "{folder}", "--out", "{out}", "--steps", "0"],
-        "--steps must be at least 1",
+        "'--steps': must be an integer from 1 to 1,000, got '0'",
     ),
     "new-model-freeze": (["new-model", "{out}", "--freeze", "most"], "--freeze takes none, all"),
     "serve-port-range": (
         ["serve", "{model}", "--port", "70000", "--data-dir", "{out}"],
-        "--port must be between 0 and 65535",
+        "'--port': must be an integer from 1 to 65,535, got '70000'",
     ),
 }
 
@@ -649,6 +654,13 @@ def test_a_run_killed_before_its_first_checkpoint_resumes_or_restarts(synth, tmp
     assert [[e["epoch"] for e in h["epochs"]] for h in histories] == [[0, 1], [0, 1]]
     resumed, restarted = (load_model(tmp_path / r / "last").state_dict() for r in "ab")
     assert all(torch.equal(resumed[k], restarted[k]) for k in resumed)
+
+
+def test_a_frame_size_below_the_backbones_says_the_minimum(synth, tmp_path, capsys):
+    argv = ["train", str(synth), "--out", str(tmp_path / "r"), "--size", "2"]
+    code, _, err = run_cli([*argv, "--backbone", "efficientnet_lite0"], capsys)
+    assert_one_error_line(code, err, "frame_size (2, 2) is too small: efficientnet_lite0 needs")
+    assert "at least 32×32" in err and not (tmp_path / "r").exists()
 
 
 def test_resume_names_changed_settings_and_needs_override(synth, tmp_path, capsys):

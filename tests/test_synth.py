@@ -124,10 +124,10 @@ def test_real_background(tmp_path):
     ("changes", "message"),
     [
         ({"clips": (0, 0, 0)}, "three counts"),
-        ({"num_frames": 4}, "at least 8 frames"),
-        ({"size": (32, 32)}, "at least 48×48"),
+        ({"num_frames": 4}, "num_frames must be an integer from 8 to 100,000"),
+        ({"size": (32, 32)}, "size must be an integer from 48 to 4,096"),
         ({"classes": ("fight", "robbery")}, "classes must be among"),
-        ({"fps": 0}, "fps must be positive"),
+        ({"fps": 0}, "fps must be a finite number from 0.1 to 1,000"),
     ],
 )
 def test_bad_configs(changes, message):

@@ -22,7 +22,6 @@ event is on).
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -34,7 +33,7 @@ import torch
 from vadx._version import __version__
 from vadx.borrowed import eval_mode
 from vadx.errors import InputError, NonFiniteError
-from vadx.files import staged_folder, write_json
+from vadx.files import read_json, staged_folder, write_json
 from vadx.models.crnn import CRNN
 from vadx.models.domain_stats import DOMAIN_MODES, DomainMode, domain_summary, missing_note
 from vadx.models.weights import file_sha256
@@ -673,7 +672,7 @@ def read_detection(folder: str | Path, model: CRNN, source: str | Path) -> Detec
     settings; their probabilities are not on file (NaN), events carry their window."""
     folder = Path(folder)
     try:
-        document = json.loads((folder / "events.json").read_text(encoding="utf-8"))
+        document = read_json(folder / "events.json", InputError)
         with open(folder / "scores.csv", newline="", encoding="utf-8") as fh:
             rows = list(csv.DictReader(fh))
     except (OSError, ValueError) as err:

@@ -1,4 +1,5 @@
-"""Files that appear whole or not at all: every output of vadx goes through here."""
+"""Files that appear whole or not at all: every output of vadx goes through here; and the
+JSON files vadx reads back, read strictly (:func:`read_json`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from vadx.errors import OutputError
+from vadx.errors import OutputError, VadxError
 
 
 @contextlib.contextmanager
@@ -63,6 +64,40 @@ def finite_json(document: Any) -> Any:
     if hasattr(document, "dtype") and getattr(document, "ndim", None) == 0:  # numpy scalars
         return finite_json(document.item())
     return document
+
+
+def parse_json(text: str | bytes, where: str, error: type[Exception] = VadxError) -> Any:
+    """The JSON document in ``text`` (UTF-8 when bytes), as strict as the JSON standard: no
+    NaN or Infinity, no number that overflows a float (``1e400``), and no nesting deeper than
+    Python can walk. Anything else raises ``error`` naming ``where``."""
+
+    def refuse(constant: str) -> None:
+        raise error(f"{where} holds {constant}, which JSON does not have: a number must be finite")
+
+    def finite(literal: str) -> float:
+        number = float(literal)
+        if not math.isfinite(number):
+            raise error(f"{where} holds the number {literal[:40]}, too large for a float")
+        return number
+
+    try:
+        return json.loads(text, parse_constant=refuse, parse_float=finite)
+    except RecursionError:
+        raise error(f"{where} is nested too deeply to be a vadx file") from None
+    except UnicodeDecodeError as err:
+        raise error(f"{where} is not UTF-8 text: {err}") from err
+    except json.JSONDecodeError as err:
+        raise error(f"{where} is not valid JSON: {err}") from err
+
+
+def read_json(path: str | os.PathLike[str], error: type[Exception] = VadxError) -> Any:
+    """The JSON document in the file at ``path``, read as :func:`parse_json` does; a file
+    that cannot be read raises ``error`` too."""
+    try:
+        text = Path(path).read_bytes()
+    except OSError as err:
+        raise error(f"cannot read {path}: {err.strerror or err}") from err
+    return parse_json(text, str(path), error)
 
 
 def write_safetensors(

@@ -5,14 +5,17 @@ take, progress bars, and the reading of options given as text. Nothing here impo
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from pydantic_core import PydanticCustomError
 from rich.console import Console
 from rich.text import Text
 
+from vadx import limits
 from vadx.catalogue import DEFAULT_METHODS, DEFAULT_TEMPORAL, METHOD_NAMES, TEMPORAL_NAMES
 from vadx.errors import VadxError
 
@@ -38,8 +41,59 @@ ListOption = Annotated[
 ForceOption = Annotated[
     bool, typer.Option("--force", help="Batch: redo every video, even those already complete.")
 ]
-StrideOption = Annotated[int | None, typer.Option(help="Frames between window starts.")]
-StepOption = Annotated[int | None, typer.Option(help="Frames between a window's frames.")]
+
+
+class Between:
+    """The parser of a number option: an ``int`` or a finite ``float`` from ``low`` to
+    ``high``. Anything else is refused before any work, naming the option and the range:
+    ``Invalid value for '--fps': must be a finite number from 0.1 to 1000, got 'nan'``."""
+
+    def __init__(self, kind: type[int] | type[float], low: float, high: float) -> None:
+        self.kind, self.low, self.high = kind, low, high
+
+    def span(self) -> str:
+        return limits.show((self.low, self.high))
+
+    def describe(self) -> str:
+        return ("an integer" if self.kind is int else "a finite number") + f" from {self.span()}"
+
+    def __call__(self, value: Any) -> int | float | None:
+        if value is None or (isinstance(value, self.kind) and not isinstance(value, bool)):
+            number = value  # a default, or a value given in Python
+        else:
+            try:
+                number = self.kind(str(value).strip())
+            except ValueError:
+                number = None
+            if number is None:
+                self._refuse(value)
+        if number is not None and not (math.isfinite(number) and self.low <= number <= self.high):
+            self._refuse(value)
+        return number
+
+    def _refuse(self, value: Any) -> None:
+        text = repr(value if isinstance(value, str) else str(value))[:40]
+        raise PydanticCustomError(
+            "number", "must be {range}, got {value}", {"range": self.describe(), "value": text}
+        )
+
+
+def number(
+    help: str, low: float, high: float, *names: str, kind: type[int] | type[float] = int
+) -> Any:
+    """A number option (``kind``: int or float) that accepts ``low`` … ``high`` only, the
+    range said in its help."""
+    parser = Between(kind, low, high)
+    return typer.Option(*names, parser=parser, help=f"{help} ({parser.span()})")
+
+
+#: the largest frame count, frame index or window a number option takes
+MOST_FRAMES = 10**9
+#: seeds are 32-bit, as NumPy's and every worker's
+MOST_SEED = 2**32 - 1
+
+StrideOption = Annotated[int | None, number("Frames between window starts.", 1, MOST_FRAMES)]
+StepOption = Annotated[int | None, number("Frames between a window's frames.", 1, 10_000)]
 FIT = typer.Option(
     help="How frames reach the model's size: pad (letter-box), crop (centre) or stretch "
     "(aspect ignored, as the reference's Keras generator). Saved in the model."
@@ -47,10 +101,10 @@ FIT = typer.Option(
 FitOption = Annotated[str, FIT]
 
 # detection's, which watch shares
-SmoothOption = Annotated[int, typer.Option(help="Frames of score smoothing.")]
-OnOption = Annotated[float, typer.Option(help="Anomaly score that starts an event.")]
-OffOption = Annotated[float, typer.Option(help="Anomaly score that ends it.")]
-MinFramesOption = Annotated[int, typer.Option(help="Shortest event, in frames.")]
+SmoothOption = Annotated[int, number("Frames of score smoothing.", 1, 10_000)]
+OnOption = Annotated[float, number("Anomaly score that starts an event.", 0, 1, kind=float)]
+OffOption = Annotated[float, number("Anomaly score that ends it.", 0, 1, kind=float)]
+MinFramesOption = Annotated[int, number("Shortest event, in frames.", 1, MOST_FRAMES)]
 DomainOption = Annotated[
     str,
     typer.Option(
@@ -170,11 +224,6 @@ def explain_settings(methods: str, temporal: str, target: str = "predicted", **o
     return ExplainSettings(
         methods=names(methods), temporal=names(temporal), target=parse_target(target), **options
     )
-
-
-def at_least(option: str, value: int | None, minimum: int) -> None:
-    if value is not None and value < minimum:
-        raise VadxError(f"{option} must be at least {minimum}, got {value}")
 
 
 def int_list(option: str, text: str) -> tuple[int, ...]:

@@ -10,7 +10,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from vadx.cli.common import console, int_list, progress_bar
+from vadx import limits
+from vadx.cli.common import console, int_list, number, progress_bar
 from vadx.errors import VadxError
 from vadx.files import writable_path
 
@@ -18,10 +19,10 @@ from vadx.files import writable_path
 def synth(
     out: Annotated[Path, typer.Argument(help="Folder to write the dataset to.")],
     clips: Annotated[str, typer.Option(help="Clips per class in train,val,test.")] = "40,10,10",
-    frames: Annotated[int, typer.Option(help="Frames per clip.")] = 40,
-    size: Annotated[int, typer.Option(help="Frame side in pixels (square frames).")] = 112,
-    fps: Annotated[float, typer.Option(help="Frame rate of the videos.")] = 10.0,
-    seed: Annotated[int, typer.Option(help="Everything generated is a function of it.")] = 0,
+    frames: Annotated[int, number("Frames per clip.", *limits.SYNTH_FRAMES)] = 40,
+    size: Annotated[int, number("Frame side in pixels (square frames).", *limits.SYNTH_SIDE)] = 112,
+    fps: Annotated[float, number("Frame rate of the videos.", *limits.FPS, kind=float)] = 10.0,
+    seed: Annotated[int, number("Everything generated is a function of it.", *limits.SEED)] = 0,
     classes: Annotated[
         str, typer.Option(help="Comma-separated subset of fight,shooting,fire,normal.")
     ] = "fight,shooting,fire,normal",

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from vadx.cli.common import at_least, console, err_console, int_list, training_progress
+from vadx.cli.common import console, err_console, int_list, number, training_progress
 from vadx.errors import VadxError
 from vadx.files import writable_path
 
@@ -17,7 +17,7 @@ def demo(
     out: Annotated[Path, typer.Option(help="Where to write the demo's outputs.")] = Path(
         "demo-out"
     ),
-    epochs: Annotated[int | None, typer.Option(help="Training epochs (default: 25).")] = None,
+    epochs: Annotated[int | None, number("Training epochs (default: 25).", 1, 100_000)] = None,
     clips: Annotated[
         str | None,
         typer.Option(help="Clips per class in train,val,test (default: 96,24,32)."),
@@ -30,7 +30,6 @@ def demo(
     from vadx.demo import DemoSettings, run_demo
 
     writable_path(out, "--out")
-    at_least("--epochs", epochs, 1)
     settings = DemoSettings()
     if epochs is not None:
         settings = replace(settings, epochs=epochs)

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from vadx import limits
 from vadx.cli.batches import run_as_batch
 from vadx.cli.common import (
     METHODS_DEFAULT,
@@ -22,18 +23,18 @@ from vadx.cli.common import (
     TemporalOption,
     VideosArgument,
     ViewOption,
-    at_least,
     console,
     err_console,
     explain_settings,
+    number,
     progress_bar,
     ranks,
 )
 from vadx.errors import VadxError
 from vadx.files import writable_path
 
-StartOption = Annotated[int | None, typer.Option(help="First frame of the clip.")]
-EndOption = Annotated[int | None, typer.Option(help="Last frame of the clip.")]
+StartOption = Annotated[int | None, number("First frame of the clip.", *limits.FRAMES)]
+EndOption = Annotated[int | None, number("Last frame of the clip.", *limits.FRAMES)]
 TargetOption = Annotated[
     str, typer.Option(help="predicted, anomaly (most likely non-normal class), or a class.")
 ]
@@ -49,7 +50,7 @@ NormalisationOption = Annotated[
     str, typer.Option(help="Display maps scaled per clip (default), per frame, or none.")
 ]
 ColormapOption = Annotated[str, typer.Option(help="jet, turbo, inferno, magma, viridis, hot.")]
-OpacityOption = Annotated[float, typer.Option(help="Heat-map opacity, 0–1.")]
+OpacityOption = Annotated[float, number("Heat-map opacity.", 0, 1, kind=float)]
 
 
 def explain_command(
@@ -60,7 +61,9 @@ def explain_command(
     force: ForceOption = False,
     start: StartOption = None,
     end: EndOption = None,
-    window: Annotated[int | None, typer.Option(help="Explain this sliding window only.")] = None,
+    window: Annotated[
+        int | None, number("Explain this sliding window only.", *limits.FRAMES)
+    ] = None,
     windows: Annotated[
         str,
         typer.Option(
@@ -251,7 +254,8 @@ def compare_command(
         ),
     ] = None,
     limit: Annotated[
-        int | None, typer.Option(help="With --ground-truth: score at most this many clips.")
+        int | None,
+        number("With --ground-truth: score at most this many clips.", 1, limits.FRAMES[1]),
     ] = None,
 ) -> None:
     """The same clip explained by several models side by side, with their predictions; or,
@@ -302,8 +306,6 @@ def _compare_ground_truth(
     from vadx.quality.compare import compare_ground_truth
 
     settings = explain_settings(method, temporal)  # the names, checked
-    if limit is not None:
-        at_least("--limit", limit, 1)
     writable_path(out, "--out")
     names = model_names(paths)
     loaded = {n: load_model(p) for n, p in zip(names, paths, strict=True)}
@@ -330,14 +332,16 @@ def xai_eval_command(
     methods: MethodsOption = METHODS_DEFAULT,
     temporal: TemporalOption = TEMPORAL_DEFAULT,
     layer: LayerOption = None,
-    limit: Annotated[int | None, typer.Option(help="Score at most this many clips.")] = None,
+    limit: Annotated[
+        int | None, number("Score at most this many clips.", 1, limits.FRAMES[1])
+    ] = None,
     faithfulness_clips: Annotated[
-        int, typer.Option(help="Clips that also get deletion/insertion curves (costly).")
+        int, number("Clips that also get deletion/insertion curves (costly).", 0, 10_000)
     ] = 8,
     sanity_clips: Annotated[
-        int, typer.Option(help="Clips that also get the randomisation checks (costly).")
+        int, number("Clips that also get the randomisation checks (costly).", 0, 10_000)
     ] = 2,
-    steps: Annotated[int, typer.Option(help="Steps of the deletion/insertion curves.")] = 10,
+    steps: Annotated[int, number("Steps of the deletion/insertion curves.", 1, 1000)] = 10,
     interventions: Annotated[
         bool | None,
         typer.Option(
@@ -347,7 +351,7 @@ def xai_eval_command(
         ),
     ] = None,
     max_set: Annotated[
-        int, typer.Option(help="Largest set of actors searched for one that flips a decision.")
+        int, number("Largest set of actors searched for one that flips a decision.", 1, 8)
     ] = 2,
 ) -> None:
     """Score explanation methods on a dataset: faithfulness, localisation, sanity checks and,
@@ -356,14 +360,6 @@ def xai_eval_command(
     from vadx.quality import xai_eval
 
     settings = explain_settings(methods, temporal, layer=layer)  # the names, checked
-    for option, value, minimum in (
-        ("--limit", limit, 1),
-        ("--steps", steps, 1),
-        ("--faithfulness-clips", faithfulness_clips, 0),
-        ("--sanity-clips", sanity_clips, 0),
-        ("--max-set", max_set, 1),
-    ):
-        at_least(option, value, minimum)
     writable_path(out, "--out")
     loaded = load_model(model)
     with ranks() as rank, progress_bar("scoring") as advance:

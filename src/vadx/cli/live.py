@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from vadx import limits
 from vadx.cli.common import (
     DomainOption,
     MethodsOption,
@@ -24,6 +25,7 @@ from vadx.cli.common import (
     console,
     err_console,
     explain_settings,
+    number,
     say_domain,
 )
 from vadx.errors import VadxError
@@ -49,17 +51,17 @@ def watch_command(
     domain: DomainOption = "flag",
     queue: Annotated[
         int,
-        typer.Option(
-            help="Frames the capture queue holds (a live source drops its oldest beyond)."
+        number(
+            "Frames the capture queue holds (a live source drops its oldest beyond).", 1, 100_000
         ),
     ] = 64,
-    batch: Annotated[int, typer.Option(help="Most frames per CNN batch.")] = 16,
+    batch: Annotated[int, number("Most frames per CNN batch.", *limits.BATCH)] = 16,
     pace: Annotated[
         bool, typer.Option(help="Read a file at its frame rate, like a camera.")
     ] = False,
     max_retries: Annotated[
         int | None,
-        typer.Option(help="Failed reconnections in a row before giving up (default: never)."),
+        number("Failed reconnections in a row before giving up (default: never).", 0, 10**9),
     ] = None,
     explain: Annotated[bool, typer.Option(help="Explain each alert's window.")] = True,
     methods: MethodsOption = "layercam",
@@ -70,14 +72,21 @@ def watch_command(
         Path | None, typer.Option(help="Write annotated frames to this MP4.")
     ] = None,
     mjpeg: Annotated[
-        int | None, typer.Option(help="Serve the live view (MJPEG) and /metrics on this port.")
+        int | None,
+        number("Serve the live view (MJPEG) and /metrics on this port.", *limits.PORT),
     ] = None,
     host: Annotated[str, typer.Option(help="Address of the MJPEG server.")] = "127.0.0.1",
     webhook: Annotated[str | None, typer.Option(help="POST each event (JSON) to this URL.")] = None,
     sqlite: Annotated[bool, typer.Option(help="Also keep events in events.sqlite.")] = False,
-    metrics_every: Annotated[float, typer.Option(help="Seconds between metrics lines.")] = 5.0,
-    max_frames: Annotated[int | None, typer.Option(help="Stop after this many frames.")] = None,
-    duration: Annotated[float | None, typer.Option(help="Stop after this many seconds.")] = None,
+    metrics_every: Annotated[
+        float, number("Seconds between metrics lines.", 0.1, 86_400, kind=float)
+    ] = 5.0,
+    max_frames: Annotated[
+        int | None, number("Stop after this many frames.", 1, limits.FRAMES[1])
+    ] = None,
+    duration: Annotated[
+        float | None, number("Stop after this many seconds.", 0.001, 10**9, kind=float)
+    ] = None,
 ) -> None:
     """Detect and explain anomalies on a live stream (or a file) as they happen.
 
@@ -127,8 +136,8 @@ def watch_command(
     if loaded.domain is None:
         say_domain({"checked": False}, loaded, domain)  # before watching: how to add it
     stop = threading.Event()
-    for number in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(number, lambda *_: stop.set())
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
 
     def say_alert(alert, record) -> None:
         if record["state"] == "started":
@@ -181,7 +190,7 @@ def watch_command(
 def serve_command(
     models: Annotated[list[Path], typer.Argument(help="One or more checkpoint directories.")],
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[int, number("Port to listen on.", *limits.PORT)] = 8000,
     data_dir: Annotated[Path, typer.Option(help="Where uploads and results live.")] = Path(
         "vadx-data"
     ),
@@ -189,8 +198,10 @@ def serve_command(
         str | None,
         typer.Option(envvar="VADX_TOKEN", help="Require this API token (or set VADX_TOKEN)."),
     ] = None,
-    max_upload_mb: Annotated[float, typer.Option(help="Largest upload accepted, MB.")] = 200.0,
-    workers: Annotated[int, typer.Option(help="Jobs run at the same time.")] = 1,
+    max_upload_mb: Annotated[
+        float, number("Largest upload accepted, MB.", 0.001, 1_000_000, kind=float)
+    ] = 200.0,
+    workers: Annotated[int, number("Jobs run at the same time.", 1, 64)] = 1,
 ) -> None:
     """A web page and HTTP API to upload videos, detect, explain and review anomalies.
 
@@ -201,8 +212,6 @@ def serve_command(
 
     from vadx.serve import Server, create_app, listening_socket, load_models
 
-    if workers < 1 or max_upload_mb <= 0:
-        raise VadxError("--workers must be at least 1 and --max-upload-mb positive")
     if host not in ("127.0.0.1", "localhost", "::1") and token is None:
         err_console.print(
             "warning: serving beyond this machine without --token: anyone who "

@@ -10,7 +10,8 @@ import typer
 from rich import box
 from rich.table import Table
 
-from vadx.cli.common import FitOption, ModelPath, console, freeze_value, int_list
+from vadx import limits
+from vadx.cli.common import FitOption, ModelPath, console, freeze_value, int_list, number
 from vadx.errors import VadxError
 from vadx.files import writable_path
 
@@ -46,7 +47,7 @@ def new_model(
     out: Annotated[Path, typer.Argument(help="Checkpoint directory to write.")],
     backbone: Annotated[str, typer.Option(help="Per-frame CNN (see `vadx backbones`).")] = "vgg19",
     width: Annotated[
-        float | None, typer.Option(help="VGG19 channel multiplier (1.0 = reference).")
+        float | None, number("VGG19 channel multiplier (1.0 = reference).", 0.01, 8, kind=float)
     ] = None,
     classes: Annotated[str, typer.Option(help="Comma-separated class names.")] = (
         "fight,shooting,fire,normal"
@@ -56,12 +57,12 @@ def new_model(
     ] = "normal",
     pooling: Annotated[str, typer.Option(help="Per-frame global pooling: avg or max.")] = "avg",
     rnn: Annotated[str, typer.Option(help="gru or lstm.")] = "gru",
-    rnn_hidden: Annotated[int, typer.Option(help="Units of the recurrent layer.")] = 1024,
+    rnn_hidden: Annotated[int, number("Units of the recurrent layer.", *limits.UNITS)] = 1024,
     head: Annotated[str, typer.Option(help="Hidden widths of the MLP head, comma-separated.")] = (
         "1024,512,128"
     ),
-    frames: Annotated[int, typer.Option(help="Clip length T.")] = 20,
-    size: Annotated[int, typer.Option(help="Frame side in pixels (square frames).")] = 112,
+    frames: Annotated[int, number("Clip length T.", *limits.CLIP_FRAMES)] = 20,
+    size: Annotated[int, number("Frame side in pixels (square frames).", *limits.FRAME_SIDE)] = 112,
     fit: FitOption = "stretch",
     freeze: Annotated[
         str,
@@ -77,7 +78,7 @@ def new_model(
     sha256: Annotated[
         str | None, typer.Option(help="Expected sha256 (or prefix) of the weights file.")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the random initialisation.")] = 0,
+    seed: Annotated[int, number("Seed of the random initialisation.", *limits.SEED)] = 0,
     force: Annotated[
         bool, typer.Option(help="Replace the checkpoint already at OUT (its weights are lost).")
     ] = False,
@@ -149,7 +150,8 @@ def import_keras_command(
         typer.Option(help="The model config (model.to_json()) for a weights-only file."),
     ] = None,
     frames: Annotated[
-        int | None, typer.Option(help="Clip length, if the model does not fix it (default 20).")
+        int | None,
+        number("Clip length, if the model does not fix it (default 20).", *limits.CLIP_FRAMES),
     ] = None,
     fit: FitOption = "stretch",
 ) -> None:

@@ -8,12 +8,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from vadx import limits
 from vadx.cli.common import (
     FIT,
     ModelPath,
-    at_least,
     console,
     freeze_value,
+    number,
     progress_bar,
     ranks,
     training_progress,
@@ -40,21 +41,21 @@ def train_command(
     ] = None,
     start_from: Annotated[Path | None, typer.Option(help="Fine-tune this checkpoint.")] = None,
     backbone: Annotated[str | None, typer.Option(help="Backbone (see `vadx backbones`).")] = None,
-    width: Annotated[float | None, typer.Option(help="VGG19 channel multiplier.")] = None,
+    width: Annotated[float | None, number("VGG19 channel multiplier.", 0.01, 8, kind=float)] = None,
     weights: Annotated[
         str | None, typer.Option(help="Backbone weights: file, URL or 'imagenet' (shipped ones).")
     ] = None,
     freeze: Annotated[str | None, typer.Option(help="none, all or N trainable units.")] = None,
-    frames: Annotated[int | None, typer.Option(help="Clip length T.")] = None,
-    size: Annotated[int | None, typer.Option(help="Frame side in pixels.")] = None,
+    frames: Annotated[int | None, number("Clip length T.", *limits.CLIP_FRAMES)] = None,
+    size: Annotated[int | None, number("Frame side in pixels.", *limits.FRAME_SIDE)] = None,
     pooling: Annotated[str | None, typer.Option(help="Per-frame pooling: avg or max.")] = None,
     fit: Annotated[str | None, FIT] = None,
-    epochs: Annotated[int | None, typer.Option(help="Most epochs.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Clips per step.")] = None,
+    epochs: Annotated[int | None, number("Most epochs.", 1, 100_000)] = None,
+    batch_size: Annotated[int | None, number("Clips per step.", *limits.BATCH)] = None,
     optimizer: Annotated[str | None, typer.Option(help="sgd or adamw.")] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate.")] = None,
+    lr: Annotated[float | None, number("Learning rate.", 1e-12, 1000, kind=float)] = None,
     schedule: Annotated[str | None, typer.Option(help="constant or cosine.")] = None,
-    patience: Annotated[int | None, typer.Option(help="Early-stopping patience (0: off).")] = None,
+    patience: Annotated[int | None, number("Early-stopping patience (0: off).", 0, 100_000)] = None,
     augment: Annotated[
         bool | None,
         typer.Option("--augment/--no-augment", help="Brightness/flip/zoom (preset decides)."),
@@ -73,8 +74,8 @@ def train_command(
             "feature map) and/or input_gradient=W (Ross et al.; not with the feature cache).",
         ),
     ] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of everything random.")] = None,
-    workers: Annotated[int | None, typer.Option(help="Decoding processes.")] = None,
+    seed: Annotated[int | None, number("Seed of everything random.", *limits.SEED)] = None,
+    workers: Annotated[int | None, number("Decoding processes.", *limits.WORKERS)] = None,
     resume: Annotated[
         bool, typer.Option(help="Continue the run in --out, with its settings.")
     ] = False,
@@ -100,7 +101,6 @@ def train_command(
 
     if override and not resume:
         raise VadxError("--override changes the settings of a resumed run: give it with --resume")
-    at_least("--workers", workers, 0)
     writable_path(out, "--out")
 
     model_changes = {
@@ -165,8 +165,8 @@ def evaluate_command(
     data: Annotated[Path, typer.Argument(help="Labelled clips: a folder or a list file.")],
     out: Annotated[Path, typer.Option("--out", help="Where to write the metrics.")],
     split: Annotated[str | None, typer.Option(help="Split folder (default: test).")] = None,
-    batch_size: Annotated[int, typer.Option(help="Clips per batch.")] = 8,
-    workers: Annotated[int | None, typer.Option(help="Decoding processes.")] = None,
+    batch_size: Annotated[int, number("Clips per batch.", *limits.BATCH)] = 8,
+    workers: Annotated[int | None, number("Decoding processes.", *limits.WORKERS)] = None,
     annotations: Annotated[
         Path | None,
         typer.Option(
@@ -182,8 +182,6 @@ def evaluate_command(
     from vadx.evaluate import evaluate_clips, evaluate_frames
     from vadx.models import load_model
 
-    at_least("--batch-size", batch_size, 1)
-    at_least("--workers", workers, 0)
     writable_path(out, "--out")
     loaded = load_model(model)
     if annotations is not None:
@@ -232,9 +230,10 @@ def calibrate_command(
         typer.Option(help="Validation data (default: val/ split, else the training run's 20%)."),
     ] = None,
     percentile: Annotated[
-        float, typer.Option(help="Percentile of validation windows taken as the threshold.")
+        float,
+        number("Percentile of validation windows taken as the threshold.", 0.1, 100, kind=float),
     ] = 99.5,
-    batch_size: Annotated[int, typer.Option(help="Clips per batch.")] = 8,
+    batch_size: Annotated[int, number("Clips per batch.", *limits.BATCH)] = 8,
 ) -> None:
     """Add domain statistics to a trained model, without retraining: then detect, watch,
     explain and serve say when footage is unlike its training data."""
@@ -242,9 +241,6 @@ def calibrate_command(
     from vadx.models import load_model
     from vadx.train.session import training_sets
 
-    at_least("--batch-size", batch_size, 1)
-    if not 0 < percentile <= 100:
-        raise VadxError(f"--percentile must be in (0, 100], got {percentile}")
     loaded = load_model(model)
     writable_path(loaded.checkpoint.path, "MODEL")  # the statistics are saved in it
     sets = training_sets(loaded, data, val)
@@ -285,8 +281,8 @@ def choose_layer_command(
             "stride 8 or coarser)."
         ),
     ] = None,
-    clips: Annotated[int, typer.Option(help="Held-out anomalous clips to measure on.")] = 8,
-    steps: Annotated[int, typer.Option(help="Steps of each deletion curve.")] = 10,
+    clips: Annotated[int, number("Held-out anomalous clips to measure on.", 1, 10_000)] = 8,
+    steps: Annotated[int, number("Steps of each deletion curve.", 2, 1000)] = 10,
 ) -> None:
     """Choose the layer each CAM method reads by faithfulness on held-out clips (the lowest
     deletion area) and record it in the model: later explanations use it by default."""
@@ -294,8 +290,6 @@ def choose_layer_command(
     from vadx.quality.layers import choose_layer, held_out_clips, layer_methods, save_layers
     from vadx.train.session import training_sets
 
-    at_least("--clips", clips, 1)
-    at_least("--steps", steps, 2)
     methods = [m.strip() for m in method.split(",") if m.strip()]
     unknown = [m for m in methods if m not in layer_methods()]
     if not methods or unknown:

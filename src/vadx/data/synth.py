@@ -24,7 +24,6 @@ anti-aliasing so masks and pixels agree exactly before video compression.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -35,10 +34,12 @@ from typing import Any
 import cv2
 import numpy as np
 
+from vadx import limits
 from vadx._version import __version__
 from vadx.data.masks import write_masks
 from vadx.errors import InputError
-from vadx.files import staged_folder, write_json
+from vadx.files import read_json, staged_folder, write_json
+from vadx.limits import check_range
 from vadx.video.encode import write_mp4, write_png
 
 SYNTH_CLASSES = ("fight", "shooting", "fire", "normal")
@@ -84,12 +85,13 @@ class SynthConfig:
     def __post_init__(self) -> None:
         if len(self.clips) != 3 or min(self.clips) < 0 or sum(self.clips) == 0:
             raise InputError(f"clips must be three counts (train, val, test), got {self.clips}")
-        if self.num_frames < 8:
-            raise InputError(f"clips need at least 8 frames, got {self.num_frames}")
-        if min(self.size) < 48:
-            raise InputError(f"frames must be at least 48×48, got {self.size}")
-        if not self.fps > 0:
-            raise InputError(f"fps must be positive, got {self.fps}")
+        check_range("num_frames", self.num_frames, limits.SYNTH_FRAMES, InputError, integer=True)
+        for side in self.size:
+            check_range("size", side, limits.SYNTH_SIDE, InputError, integer=True)
+        check_range("fps", self.fps, limits.FPS, InputError)
+        check_range("seed", self.seed, limits.SEED, InputError, integer=True)
+        if len(set(self.classes)) != len(self.classes):
+            raise InputError(f"classes must not repeat, got {self.classes}")
         if self.family not in FAMILIES:
             raise InputError(f"family must be one of {', '.join(FAMILIES)}, got {self.family!r}")
         unknown = set(self.classes) - set(SYNTH_CLASSES)
@@ -698,7 +700,7 @@ def scene_specs(data: str | os.PathLike[str]) -> dict[Path, SceneSpec]:
     path = Path(data)
     manifest_path = path / "manifest.json" if path.is_dir() else path
     try:
-        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        manifest = read_json(manifest_path, InputError)
     except (OSError, ValueError) as err:
         raise InputError(f"{manifest_path}: not a readable vadx synth manifest ({err})") from err
     if not isinstance(manifest, dict) or manifest.get("generator") != "vadx synth":

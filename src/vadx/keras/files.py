@@ -19,7 +19,6 @@ Three forms are read (``describe_file`` says which one a path is):
 from __future__ import annotations
 
 import io
-import json
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from vadx.errors import ModelImportError
+from vadx.files import parse_json
 
 KERAS_CONFIG = "config.json"
 KERAS_WEIGHTS = "model.weights.h5"
@@ -127,10 +127,7 @@ def _override(config: dict[str, Any], config_path: str | Path | None) -> dict[st
 
 
 def _parse_json(text: bytes | str, where: str) -> dict[str, Any]:
-    try:
-        config = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as err:
-        raise ModelImportError(f"{where} is not valid JSON: {err}") from err
+    config = parse_json(text, where, ModelImportError)
     if isinstance(config, dict) and "class_name" not in config and "config" in config:
         config = config["config"]  # a wrapper such as {"config": {...}}
     if not isinstance(config, dict) or "class_name" not in config or "config" not in config:

@@ -28,7 +28,7 @@ import torch
 
 from vadx._version import __version__
 from vadx.errors import CheckpointError, ConfigError
-from vadx.files import write_safetensors
+from vadx.files import read_json, write_safetensors
 from vadx.models.config import CRNNConfig
 from vadx.models.crnn import CRNN
 from vadx.models.domain_stats import load_domain
@@ -126,12 +126,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> CheckpointInfo:
     """
     directory = _checkpoint_dir(Path(path))
     config_path = directory / CONFIG_FILE
-    try:
-        document = json.loads(config_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"{config_path} is not valid JSON: {err}") from err
-    except (OSError, UnicodeDecodeError) as err:
-        raise CheckpointError(f"cannot read {config_path}: {err}") from err
+    document = read_json(config_path, CheckpointError)
     if not isinstance(document, dict) or document.get("format") != FORMAT:
         raise CheckpointError(
             f"{config_path} is not a vadx checkpoint config (no format {FORMAT!r})"
@@ -284,8 +279,8 @@ def is_checkpoint(directory: str | os.PathLike[str]) -> bool:
     """Whether ``directory`` holds a vadx checkpoint (its config.json says so)."""
     directory = Path(directory)
     try:
-        document = json.loads((directory / CONFIG_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        document = read_json(directory / CONFIG_FILE, CheckpointError)
+    except CheckpointError:
         return False
     return isinstance(document, dict) and document.get("format") == FORMAT
 

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
+from vadx import limits
 from vadx.errors import ConfigError
 from vadx.models.head import check_head_layers, hidden_widths
 from vadx.models.rnn import RNN_KINDS
@@ -113,11 +114,11 @@ class CRNNConfig:
                 f"rnn_bidirectional must be true or false, got {self.rnn_bidirectional!r}"
             )
         _check_choice("fit", self.fit, ("pad", "crop", "stretch"))
-        _check_positive_int("rnn_hidden", self.rnn_hidden)
-        _check_positive_int("rnn_layers", self.rnn_layers)
-        _check_positive_int("num_frames", self.num_frames)
+        _check_int("rnn_hidden", self.rnn_hidden, limits.UNITS)
+        _check_int("rnn_layers", self.rnn_layers, limits.RNN_LAYERS)
+        _check_int("num_frames", self.num_frames, limits.CLIP_FRAMES)
         for width in self.head_hidden:
-            _check_positive_int("head_hidden entries", width)
+            _check_int("head_hidden entries", width, limits.UNITS)
         if not (isinstance(self.dropout, int | float) and 0 <= self.dropout < 1):
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if self.head_layers:
@@ -130,7 +131,7 @@ class CRNNConfig:
         if len(self.frame_size) != 2:
             raise ConfigError(f"frame_size must be (height, width), got {self.frame_size!r}")
         for side in self.frame_size:
-            _check_positive_int("frame_size", side)
+            _check_int("frame_size", side, limits.FRAME_SIDE)
         freeze = self.freeze
         if not (freeze in ("none", "all") or (_is_int(freeze) and freeze >= 0)):
             raise ConfigError(
@@ -245,9 +246,8 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _check_positive_int(name: str, value: object) -> None:
-    if not (_is_int(value) and value > 0):
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+def _check_int(name: str, value: object, span: limits.Span) -> None:
+    limits.check_range(name, value, span, integer=True)
 
 
 def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:

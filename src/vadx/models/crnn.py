@@ -55,6 +55,12 @@ class CRNN(nn.Module):
         super().__init__()
         config = (config or CRNNConfig()).replace(**overrides)
         self.backbone: Backbone = build_backbone(config.backbone, **config.backbone_args)
+        smallest = self.backbone.min_input_size
+        if min(config.frame_size) < smallest:
+            raise ConfigError(
+                f"frame_size {tuple(config.frame_size)} is too small: {config.backbone} needs "
+                f"frames of at least {smallest}×{smallest}"
+            )
         config = config.replace(
             mean=config.mean or self.backbone.input_mean,
             std=config.std or self.backbone.input_std,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import fields, replace
 from pathlib import Path
@@ -17,7 +16,7 @@ from vadx.data.dataset import VideoDataset
 from vadx.data.splits import training_samples
 from vadx.domain import calibrate, save_domain
 from vadx.errors import InputError
-from vadx.files import write_json
+from vadx.files import read_json, write_json
 from vadx.models.checkpoint import load_model
 from vadx.models.config import CRNNConfig
 from vadx.models.crnn import CRNN
@@ -217,7 +216,7 @@ def _recorded_run(out: Path) -> dict[str, Any]:
             "without --resume"
         )
     try:
-        run = json.loads(path.read_text(encoding="utf-8"))
+        run = read_json(path, InputError)
         TrainConfig(**run["train"])
         CRNNConfig.from_dict(run["model"])
         return run
