@@ -405,9 +405,13 @@ MATRIX = {
         "'--steps': must be an integer from 1 to 1,000, got '0'",
     ),
     "new-model-freeze": (["new-model", "{out}", "--freeze", "most"], "--freeze takes none, all"),
+    "serve-empty-token": (
+        ["serve", "{model}", "--token", "", "--port", "0", "--data-dir", "{out}"],
+        "the token is empty: every request would pass as authorised",
+    ),
     "serve-port-range": (
         ["serve", "{model}", "--port", "70000", "--data-dir", "{out}"],
-        "'--port': must be an integer from 1 to 65,535, got '70000'",
+        "'--port': must be an integer from 0 to 65,535, got '70000'",
     ),
 }
 

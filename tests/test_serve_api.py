@@ -494,7 +494,7 @@ def test_the_socket_is_bound_before_anything_loads():
 def test_the_upload_limit_stops_reading_the_body():
     import asyncio
 
-    from vadx.serve.app import UploadLimit
+    from vadx.serve.guard import Guard, Limits
 
     taken, seen, answer = [], [], []
 
@@ -512,8 +512,9 @@ def test_the_upload_limit_stops_reading_the_body():
         answer.append(message)
 
     scope = {"type": "http", "method": "POST", "path": "/api/videos", "headers": []}
-    asyncio.run(UploadLimit(app, limit=10_000)(scope, receive, send))
-    assert len(taken) == 11 and sum(seen) == 10_000  # one chunk past the limit, no more
+    guard = Guard(app, Limits(), token=None, upload_bytes=10_000)  # + 65,536 of multipart framing
+    asyncio.run(guard(scope, receive, send))
+    assert len(taken) == 76 and sum(seen) == 75_000  # one chunk past the limit, no more
     assert answer[0]["status"] == 413 and b"larger than the limit" in answer[1]["body"]
 
 

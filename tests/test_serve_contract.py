@@ -45,12 +45,39 @@ def clip(tmp_path_factory):
     return write_mp4(tmp_path_factory.mktemp("contract") / "clip.mp4", frames, fps=10).read_bytes()
 
 
-def fuzz(server: Server, clip: bytes, token: str | None, seed: int) -> dict:
+#: two independent configurations, each with its seeds (the first, then the next ones only
+#: while a required link is still unwalked): the suite's, and one written apart from it (issue
+#: 29) — other seeds, unique inputs, every generation mode, security parameters fuzzed too, a
+#: shorter but wider stateful phase
+CONFIGURATIONS = {
+    "suite": (
+        {
+            "generation": {"max-examples": 25, "database": "none"},
+            "phases": {"stateful": {"max-steps": 30, "generation": {"max-examples": 80}}},
+        },
+        (7, 8, 9),
+    ),
+    "independent": (
+        {
+            "generation": {
+                "mode": "all",
+                "max-examples": 20,
+                "database": "none",
+                "unique-inputs": True,
+                "with-security-parameters": True,
+            },
+            "phases": {"stateful": {"max-steps": 20, "generation": {"max-examples": 100}}},
+        },
+        (20261207, 4242, 31337),
+    ),
+}
+
+
+def fuzz(server: Server, clip: bytes, token: str | None, configuration: dict, seed: int) -> dict:
     """Run schemathesis on ``server``'s app; its findings, requests and links covered."""
     settings = {
+        **configuration,
         "seed": seed,
-        "generation": {"max-examples": 25, "database": "none"},
-        "phases": {"stateful": {"max-steps": 30, "generation": {"max-examples": 80}}},
         "checks": {"positive_data_acceptance": {"expected-statuses": REFUSALS}},
     }
     if token is not None:
@@ -114,12 +141,9 @@ def fuzz(server: Server, clip: bytes, token: str | None, seed: int) -> dict:
     }
 
 
-#: the fuzzer's seeds: the first, then the next ones only while a required link is still unwalked
-SEEDS = (7, 8, 9)
-
-
+@pytest.mark.parametrize("name", list(CONFIGURATIONS))
 @pytest.mark.parametrize("token", [None, "s3cret-token"], ids=["open", "token"])
-def test_the_api_keeps_its_documented_contract_under_fuzzing(tmp_path, clip, token):
+def test_the_api_keeps_its_documented_contract_under_fuzzing(tmp_path, clip, token, name):
     torch.manual_seed(0)
     server = Server({"tiny": CRNN(TINY)}, tmp_path, token=token, max_upload_bytes=1_000_000)
     # ids flow from responses to later requests, with the token too. Which links a run walks
@@ -129,8 +153,9 @@ def test_the_api_keeps_its_documented_contract_under_fuzzing(tmp_path, clip, tok
     required = CHAIN if token is None else {link for link in CHAIN if "/api/videos ->" in link}
     runs, links = [], Counter()
     try:
-        for seed in SEEDS:
-            runs.append(fuzz(server, clip, token, seed))
+        configuration, seeds = CONFIGURATIONS[name]
+        for seed in seeds:
+            runs.append(fuzz(server, clip, token, configuration, seed))
             links += runs[-1]["links"]
             if required <= set(links) and (token is not None or TO_FILES & set(links)):
                 break

@@ -34,9 +34,10 @@ WindowChoice = str | int
 
 
 def parse_target(text: str) -> str | int:
-    """A target as a person types it: a class index when it is ASCII digits ("²" is not),
-    else the name as it is (``predicted``, ``anomaly``, a class)."""
-    return int(text) if re.fullmatch(r"[0-9]+", text) else text
+    """A target as a person types it: a class index when it is at most 18 ASCII digits ("²"
+    is not one, and 4,300 digits are more than Python reads as an int), else the name as it
+    is (``predicted``, ``anomaly``, a class: an unknown one is refused by name later)."""
+    return int(text) if re.fullmatch(r"[0-9]{1,18}", text) else text
 
 
 @dataclass(frozen=True)

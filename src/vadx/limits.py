@@ -35,8 +35,8 @@ FRAMES: Span = (0, 10**9)
 BATCH: Span = (1, 4096)
 #: decoding processes
 WORKERS: Span = (0, 256)
-#: a TCP port to listen on
-PORT: Span = (1, 65_535)
+#: a TCP port to listen on (0: any free one)
+PORT: Span = (0, 65_535)
 
 
 def show(span: Span) -> str:

@@ -202,6 +202,16 @@ def serve_command(
         float, number("Largest upload accepted, MB.", 0.001, 1_000_000, kind=float)
     ] = 200.0,
     workers: Annotated[int, number("Jobs run at the same time.", 1, 64)] = 1,
+    max_queue: Annotated[
+        int, number("Most jobs queued or running; more get 429 (try later).", 1, 100_000)
+    ] = 32,
+    allowed_host: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Another host name clients reach the server by (repeatable); by default "
+            "only this machine's names and --host are answered (DNS rebinding).",
+        ),
+    ] = None,
 ) -> None:
     """A web page and HTTP API to upload videos, detect, explain and review anomalies.
 
@@ -211,6 +221,7 @@ def serve_command(
     import uvicorn
 
     from vadx.serve import Server, create_app, listening_socket, load_models
+    from vadx.serve.guard import Limits, allowed_hosts, uvicorn_config
 
     if host not in ("127.0.0.1", "localhost", "::1") and token is None:
         err_console.print(
@@ -219,13 +230,16 @@ def serve_command(
         )
     writable_path(data_dir, "--data-dir")
     with listening_socket(host, port) as listening:
-        server = Server(load_models(models), data_dir, token, int(max_upload_mb * 1e6), workers)
+        limits = Limits(hosts=allowed_hosts(host, tuple(allowed_host or ())), queue=max_queue)
+        server = Server(
+            load_models(models), data_dir, token, int(max_upload_mb * 1e6), workers, limits
+        )
         console.print(
             f"vadx serving {', '.join(server.models)} on http://{host}:{port}/ "
             f"(API docs: /docs, data: {data_dir})",
             soft_wrap=True,
         )
-        config = uvicorn.Config(create_app(server), host=host, port=port, log_level="warning")
+        config = uvicorn_config(create_app(server), host, port, limits)
         try:
             uvicorn.Server(config).run(sockets=[listening])
         finally:

@@ -48,7 +48,8 @@ from vadx.models.crnn import CRNN
 from vadx.models.domain_stats import missing_note, verdict_line
 from vadx.report import VIEWER
 from vadx.serve import schema
-from vadx.serve.jobs import FINISHED, Job, JobCancelled, JobFailed, JobStore
+from vadx.serve.guard import Guard, Limits, uvicorn_config
+from vadx.serve.jobs import FINISHED, Job, JobCancelled, JobFailed, JobStore, TooLate
 from vadx.serve.schema import ERRORS, JobRequest, errors, file_content, media_type
 from vadx.serve.storage import (
     ID,
@@ -101,10 +102,16 @@ class Server:
         token: str | None = None,
         max_upload_bytes: int = 200_000_000,
         workers: int = 1,
+        limits: Limits | None = None,
     ) -> None:
         if not models:
             raise VadxError("give at least one model to serve")
-        self.models, self.token = models, token
+        if token is not None and not token.strip():
+            raise VadxError(
+                "the token is empty: every request would pass as authorised; give a token "
+                "of at least one character, or none for a server on this machine only"
+            )
+        self.models, self.token, self.limits = models, token, limits or Limits()
         self.locks = {name: threading.Lock() for name in models}
         self.data = Path(data)
         self.videos = VideoStore(self.data, max_upload_bytes)
@@ -130,29 +137,33 @@ class Server:
             raise JobFailed(f"video {job.params['video']} was deleted before the job ran") from None
         try:
             yield
-        except VadxError as err:
-            video = self.videos.get(job.params["video"])
-            raise JobFailed(
-                api_message(str(err), self.videos.path(job.params["video"]), video["name"])
-            ) from err
         except (JobCancelled, JobFailed):
             raise
         except Exception as err:
-            LOG.exception("job %s (%s) failed", job.id, job.kind)
+            if job.params["video"] not in self.videos:  # its file went from under it
+                raise JobFailed(
+                    f"video {job.params['video']} was deleted while the job ran"
+                ) from err
+            if not isinstance(err, VadxError):
+                LOG.exception("job %s (%s) failed", job.id, job.kind)
+                raise JobFailed(
+                    "the job failed on an internal error; the server's log has the details"
+                ) from err
+            video = self.videos.get(job.params["video"])
             raise JobFailed(
-                "the job failed on an internal error; the server's log has the details"
+                api_message(str(err), self.videos.path(job.params["video"]), video["name"])
             ) from err
 
     def _detect(self, job: Job, out: Path, progress) -> dict[str, Any]:
         with self._client_errors(job):
             result = self._run_detect(job, out, progress)
-        self._redact(job, out)
+            self._redact(job, out)
         return result
 
     def _explain(self, job: Job, out: Path, progress) -> dict[str, Any]:
         with self._client_errors(job):
             result = self._run_explain(job, out, progress)
-        self._redact(job, out)
+            self._redact(job, out)
         return result
 
     def _redact(self, job: Job, out: Path) -> None:
@@ -218,6 +229,12 @@ class Server:
             "target": clip["target"],
             "report": "report.html",
         }
+
+
+def shown(message: str, most: int = 600) -> str:
+    """An error message as the API sends it: at most ``most`` characters, however much of
+    the client's own input it quotes."""
+    return message if len(message) <= most else message[: most - 1] + "…"
 
 
 def write_scores(path: Path, found: Detection) -> None:
@@ -287,6 +304,12 @@ def check_job(params: dict[str, Any], video: dict[str, Any], model: CRNN) -> Non
             raise VadxError(
                 f"frames {start}–{end} are not inside the video's {frames} frames "
                 f"(0–{frames - 1}); give 0 ≤ start ≤ end ≤ {frames - 1}"
+            )
+        clip = model.config.num_frames
+        if end - start + 1 < clip:
+            raise VadxError(
+                f"frames {start}–{end} are {end - start + 1}, fewer than the model's clip of "
+                f"{clip} frames; give end ≥ start + {clip - 1}"
             )
 
 
@@ -361,45 +384,6 @@ def _describe(name: str, model: CRNN) -> dict[str, Any]:
     }
 
 
-class UploadLimit:
-    """Stops reading an upload's body beyond ``limit`` bytes and answers 413, whatever the
-    client declared (a chunked body has no Content-Length): nothing past the limit is
-    spooled to disk."""
-
-    def __init__(self, app: Any, limit: int) -> None:
-        self.app, self.limit = app, limit
-
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST" or scope["path"] != "/api/videos":
-            await self.app(scope, receive, send)
-            return
-        state = {"seen": 0, "over": False, "answered": False}
-
-        async def limited() -> dict:
-            if state["over"]:
-                return {"type": "http.disconnect"}
-            message = await receive()
-            if message["type"] == "http.request":
-                state["seen"] += len(message.get("body", b""))
-                if state["seen"] > self.limit:
-                    state["over"] = True
-                    return {"type": "http.disconnect"}
-            return message
-
-        async def guarded(message: dict) -> None:
-            if not state["over"]:
-                await send(message)
-            elif not state["answered"]:  # replace whatever the app answers with a 413
-                state["answered"] = True
-                error = JSONResponse(
-                    {"error": f"the upload is larger than the limit of {self.limit / 1e6:.0f} MB"},
-                    413,
-                )
-                await error(scope, receive, send)
-
-        await self.app(scope, limited, guarded)
-
-
 DESCRIPTION = """Detect and explain anomalies in video.
 
 Upload a video (`POST /api/videos`), start a job on it (`POST /api/jobs`: `detect` or
@@ -426,7 +410,9 @@ def create_app(server: Server) -> FastAPI:
     )
     app.openapi = lambda: schema.openapi(app)  # type: ignore[method-assign]
     app.state.server = server
-    app.add_middleware(UploadLimit, limit=server.videos.max_bytes + 65536)  # + multipart framing
+    app.add_middleware(
+        Guard, limits=server.limits, token=server.token, upload_bytes=server.videos.max_bytes
+    )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
@@ -437,7 +423,7 @@ def create_app(server: Server) -> FastAPI:
                 405,
                 headers={"Allow": ", ".join(allow)},
             )
-        return JSONResponse({"error": str(err.detail)}, err.status_code, headers=err.headers)
+        return JSONResponse({"error": shown(str(err.detail))}, err.status_code, headers=err.headers)
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, err: Exception) -> JSONResponse:
@@ -469,7 +455,8 @@ def create_app(server: Server) -> FastAPI:
     ) -> Any:
         """A route of the API: the token required when set, its error statuses documented;
         ``file=(description, content)``: it answers with a file of one of those types."""
-        responses = errors(*auth, *statuses)
+        unsafe = (403,) if method in ("post", "put", "delete") else ()
+        responses = errors(*auth, *unsafe, *statuses)
         if file is not None:
             options["response_class"] = FileResponse
             responses[200] = {"description": file[0], "content": file[1]}
@@ -605,11 +592,30 @@ def create_app(server: Server) -> FastAPI:
         server.videos.delete(video_id)
         return Response(status_code=204)
 
-    @route("post", "/api/jobs", "submit", 400, 404, 422, status_code=202, response_model=schema.Job)
+    @route(
+        "post",
+        "/api/jobs",
+        "submit",
+        400,
+        404,
+        413,
+        422,
+        429,
+        status_code=202,
+        response_model=schema.Job,
+    )
     def submit(request: JobRequest) -> dict[str, Any]:
         """Start detection or an explanation in the background; poll ``/api/jobs/{job_id}``.
         A job that cannot succeed on this video and model is refused here (400), never
-        accepted and failed later."""
+        accepted and failed later; with too many jobs waiting, 429."""
+        waiting = sum(j.state not in FINISHED for j in server.jobs.jobs.values())
+        if waiting >= server.limits.queue:
+            raise HTTPException(
+                429,
+                f"{waiting} jobs are queued or running, the most this server takes; "
+                "try again later",
+                {"Retry-After": "10"},
+            )
         video = video_or_404(request.video)
         params = request.model_dump()
         params["model"] = server.model_name(request.model)
@@ -635,11 +641,13 @@ def create_app(server: Server) -> FastAPI:
 
     @route("post", "/api/jobs/{job_id}/cancel", "cancel", 404, 409, response_model=schema.Job)
     def cancel(job_id: str) -> dict[str, Any]:
-        """Cancel a queued or running job (409 once it has finished)."""
-        job = job_or_404(job_id)
-        if job.state in FINISHED:
-            raise HTTPException(409, f"job {job_id} has already finished ({job.state})")
-        return server.jobs.cancel(job_id).public()
+        """Cancel a queued or running job: once this answers 200, the job ends ``cancelled``
+        (409 when it had already finished: too late)."""
+        job_or_404(job_id)
+        try:
+            return server.jobs.cancel(job_id).public()
+        except TooLate as err:
+            raise HTTPException(409, str(err)) from None
 
     @route(
         "put",
@@ -716,10 +724,10 @@ def create_app(server: Server) -> FastAPI:
             raise missing
         try:
             path = (folder / name).resolve()
-        except (OSError, ValueError):
+            if not path.is_relative_to(folder) or not path.is_file() or path.name == "job.json":
+                raise missing
+        except (OSError, ValueError):  # a name too long for the file system, …
             raise missing from None
-        if not path.is_relative_to(folder) or not path.is_file() or path.name == "job.json":
-            raise missing
         download = path.name if name.endswith(".html") else None
         return FileResponse(
             path,
@@ -794,9 +802,7 @@ def serving(server: Server, host: str = "127.0.0.1", port: int = 0) -> Iterator[
     ``with`` block; yields the base URL. For tests, benchmarks and embedding."""
     import uvicorn
 
-    web = uvicorn.Server(
-        uvicorn.Config(create_app(server), host=host, port=port, log_level="warning")
-    )
+    web = uvicorn.Server(uvicorn_config(create_app(server), host, port, server.limits))
     thread = threading.Thread(target=web.run, name="vadx-serve", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

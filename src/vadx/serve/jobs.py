@@ -35,6 +35,10 @@ class JobCancelled(Exception):
     """Raised inside a job's progress report once the job was cancelled."""
 
 
+class TooLate(Exception):
+    """A job cannot be cancelled: it has finished."""
+
+
 @dataclass
 class Job:
     """A unit of background work (``kind``: ``detect`` or ``explain``)."""
@@ -71,6 +75,13 @@ def written(folder: Path) -> list[str]:
     )
 
 
+def _remove_contents(folder: Path) -> None:
+    """Remove what a cancelled job wrote (its ``job.json`` stays)."""
+    for path in folder.iterdir() if folder.is_dir() else ():
+        if path.name != "job.json":
+            shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+
+
 class JobStore:
     """Jobs of one data folder, run by ``runners[kind](job, folder, progress)``."""
 
@@ -103,12 +114,17 @@ class JobStore:
         return job
 
     def cancel(self, job_id: str) -> Job:
+        """Cancel a job: a queued one at once, a running one at its next progress report or
+        when its work returns, whichever comes first; either way it ends ``cancelled``.
+        :class:`TooLate` once it has finished."""
         job = self.jobs[job_id]
         with self._lock:
+            if job.state in FINISHED:
+                raise TooLate(f"job {job_id} has already finished ({job.state})")
             if job.state == "queued":
                 job.state, job.finished = "cancelled", time.time()
                 self._save(job)
-            elif job.state == "running":
+            else:
                 self._cancel.add(job_id)
         return job
 
@@ -156,11 +172,15 @@ class JobStore:
                 last_save[0] = time.monotonic()
 
         try:
-            job.result = self.runners[job.kind](job, self.folder(job.id), progress)
-            job.files = written(self.folder(job.id))
-            job.state, job.progress = "done", 1.0
+            result = self.runners[job.kind](job, self.folder(job.id), progress)
+            with self._lock:  # a cancel that answered before this point wins
+                if job.id in self._cancel:
+                    raise JobCancelled
+                job.result, job.files = result, written(self.folder(job.id))
+                job.state, job.progress = "done", 1.0
         except JobCancelled:
             job.state = "cancelled"
+            _remove_contents(self.folder(job.id))
         except JobFailed as err:  # already worded for the client
             job.state, job.error = "failed", str(err)
         except Exception as err:  # a job's failure is reported, never kills the server

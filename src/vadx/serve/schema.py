@@ -8,11 +8,12 @@ test suite).
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Literal, get_type_hints
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator
 
 from vadx.detect import DetectConfig, Event
 from vadx.explain import DEFAULT_METHODS, DEFAULT_TEMPORAL, METHODS, TEMPORAL
@@ -33,9 +34,12 @@ ERRORS = {
     "does not have, a window longer than the video, an empty upload) or its body cannot be "
     "read (not UTF-8 JSON)",
     401: "Missing or wrong API token: `Authorization: Bearer TOKEN` or `?token=TOKEN`",
+    403: "A browser page of another site may not change anything here (`Sec-Fetch-Site` or "
+    "`Origin` says so)",
     404: "No such video, job, model or file",
     409: "The job is in the wrong state: it has not finished (files) or has finished (cancel)",
-    413: "The upload is larger than the server's limit",
+    413: "The upload, or another request's body, is larger than the server's limit",
+    429: "Too many jobs are queued or running: try again after `Retry-After` seconds",
     415: "The upload is not a video vadx can analyse (its container or its frames)",
     422: "The request does not match this document: the field and the rule it breaks",
 }
@@ -47,6 +51,13 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 # ----------------------------------------------------------------------------- requests
+def _whole(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+#: request models are strict (``"yes"`` is no boolean, ``"3"`` no integer), but an integer is
+#: any number without a fraction, as JSON Schema says: ``3.0`` is the integer 3
+whole_numbers = functools.partial(field_validator, mode="before")
 #: detection's defaults: those of ``vadx detect`` (:class:`~vadx.detect.DetectConfig`)
 DETECT = DetectConfig()
 
@@ -55,7 +66,7 @@ class DetectSettings(BaseModel):
     """Detection settings (defaults: those of ``vadx detect``). Rules across fields: ``off ≤
     on``; one window — the model's clip length × ``step`` frames — must fit in the video."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     stride: int | None = Field(
         None, ge=1, description="frames between windows (default: a quarter of a window's span)"
     )
@@ -78,6 +89,8 @@ class DetectSettings(BaseModel):
         "their alerts (needs a calibrated model, else 400), or no check",
     )
 
+    _whole = whole_numbers("stride", "step", "smooth", "min_frames")(_whole)
+
 
 class JobRequest(BaseModel):
     """A job: ``detect`` a whole video, or ``explain`` the clip of frames ``start``…``end``
@@ -86,6 +99,7 @@ class JobRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
+        strict=True,
         json_schema_extra={
             "examples": [
                 {"kind": "detect", "video": "3f2a9c0d1b4e5f60"},
@@ -109,7 +123,9 @@ class JobRequest(BaseModel):
     )
     kind: Literal["detect", "explain"]
     video: str = Field(pattern=ID_PATTERN, description="an id from POST /api/videos")
-    model: str | None = Field(None, description="a name from /api/models (default: the first)")
+    model: str | None = Field(
+        None, max_length=200, description="a name from /api/models (default: the first)"
+    )
     detect: DetectSettings = Field(default_factory=DetectSettings)
     start: int | None = Field(None, ge=0, description="explain: first frame (default 0)")
     end: int | None = Field(
@@ -118,14 +134,17 @@ class JobRequest(BaseModel):
     methods: list[str] = Field(
         default_factory=lambda: list(DEFAULT_METHODS),
         min_length=1,
+        max_length=len(METHODS),
         description=f"explain: spatial methods, of {', '.join(METHODS)}",
     )
     temporal: list[str] = Field(
         default_factory=lambda: list(DEFAULT_TEMPORAL),
+        max_length=len(TEMPORAL),
         description=f"explain: temporal estimators, of {', '.join(TEMPORAL)}",
     )
     target: str = Field(
         "predicted",
+        max_length=200,
         description="explain: `predicted`, `anomaly`, one of the "
         "model's classes or a class index (ASCII digits)",
     )
@@ -137,11 +156,15 @@ class JobRequest(BaseModel):
         "contact sheets and figures",
     )
 
+    _whole = whole_numbers("start", "end")(_whole)
+
 
 class Review(BaseModel):
     """Whether a person has reviewed an event."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reviewed": True}]})
+    model_config = ConfigDict(
+        extra="forbid", strict=True, json_schema_extra={"examples": [{"reviewed": True}]}
+    )
     reviewed: bool
 
 
@@ -305,12 +328,10 @@ LINKS = {
         },
         "Explain": {
             "operationId": "submit",
-            "description": "explain its first frames",
+            "description": "explain it, one clip over the whole video",
             "requestBody": {
                 "kind": "explain",
                 "video": "$response.body#/id",
-                "start": 0,
-                "end": 8,
                 "methods": ["gradcam"],
                 "temporal": ["gradient_norm"],
             },

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import html
 import json
+import logging
 import re
 import shutil
 import threading
@@ -36,6 +37,7 @@ SIGNATURES = (
     (0, b"\x00\x00\x01\xba", "mpg"),  # MPEG program stream
 )
 ID = re.compile(r"^[0-9a-f]{16}$")
+LOG = logging.getLogger("vadx.serve")
 #: width of the events' thumbnails on the page
 THUMBNAIL_WIDTH = 160
 
@@ -68,6 +70,14 @@ class VideoStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
         self._copying = threading.Lock()
+        self.removed_partial = remove_partial_uploads(self.root)
+
+    def __contains__(self, video_id: object) -> bool:
+        try:
+            self.get(str(video_id))
+        except KeyError:
+            return False
+        return True
 
     def save(self, stream: BinaryIO, filename: str | None) -> dict[str, Any]:
         """Store an uploaded file; returns its record. Raises :class:`UploadError`."""
@@ -183,6 +193,20 @@ class VideoStore:
     def delete(self, video_id: str) -> None:
         self.get(video_id)
         shutil.rmtree(self.root / video_id)
+
+
+def remove_partial_uploads(root: Path) -> list[str]:
+    """Remove the folders of uploads a stopped server never finished (no ``video.json``: a
+    ``kill -9`` mid-upload); returns their names. A video is listed only once its record is
+    written, so nothing listed is removed."""
+    removed = []
+    for folder in sorted(root.iterdir()):
+        if folder.is_dir() and ID.match(folder.name) and not (folder / "video.json").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
+    if removed:
+        LOG.warning("removed %d unfinished upload(s): %s", len(removed), ", ".join(removed))
+    return removed
 
 
 def without_paths(message: str, path: Path, name: str) -> str:
