@@ -36,10 +36,9 @@ from vadx.errors import InputError, NonFiniteError
 from vadx.files import read_json, staged_folder, write_json
 from vadx.models.crnn import CRNN
 from vadx.models.domain_stats import DOMAIN_MODES, DomainMode, domain_summary, missing_note
-from vadx.models.weights import file_sha256
 from vadx.render.overlay import band_height, class_label, label_frame
 from vadx.render.plots import png_bytes
-from vadx.video.decode import VideoInfo, VideoReader
+from vadx.video.decode import VideoInfo, VideoReader, video_sha256
 from vadx.video.encode import Mp4Writer
 from vadx.video.preprocess import fit_frames, frames_to_clip
 from vadx.video.sampling import Window, sliding_windows
@@ -546,7 +545,7 @@ def write_detection_files(
         write_annotated(folder / "annotated.mp4", detection, source, progress)
     document = {
         "video": str(source),
-        "video_sha256": file_sha256(source),
+        "video_sha256": video_sha256(source),
         "video_info": asdict(detection.info),
         "model": model_id,
         "vadx_version": __version__,
@@ -686,7 +685,7 @@ def read_detection(folder: str | Path, model: CRNN, source: str | Path) -> Detec
             f"{folder} holds the detection of model {document.get('model')}, not "
             f"of this model ({model_id}); detect again with it"
         ) from None
-    if document.get("video_sha256") != file_sha256(source):
+    if document.get("video_sha256") != video_sha256(source):
         raise InputError(
             f"{folder} holds the detection of another video "
             f"({document.get('video')}), not of {source}"

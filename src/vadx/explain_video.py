@@ -49,11 +49,10 @@ from vadx.detect import DetectConfig, Detection, Event, detect, event_window
 from vadx.errors import InputError
 from vadx.files import staged_folder, write_json
 from vadx.models.crnn import CRNN
-from vadx.models.weights import file_sha256
 from vadx.render.figures import contact_sheet, frame_strip, grid
 from vadx.render.overlay import VIEWS, class_label, label_frame, render
 from vadx.report import write_report
-from vadx.video.decode import VideoInfo, VideoReader, probe
+from vadx.video.decode import VideoInfo, VideoReader, probe, video_sha256
 from vadx.video.encode import write_gif, write_mp4, write_png
 
 
@@ -240,7 +239,7 @@ def explain_video(
     out = Path(out)
     if windows == "one":  # a span outside the video is refused before any work
         clip_indices(probe(source), model.config.num_frames, start, end)
-    source_sha256 = file_sha256(source)
+    source_sha256 = video_sha256(source)
     if detection is None and (windows != "one" or settings.timeline):
         detection = detect(model, source, detect_config, progress)
     with staged_folder(out, last="summary.json") as staging:
@@ -275,7 +274,7 @@ def explain_into(
     """The files of :func:`explain_video`, written straight into ``folder`` (a staging folder
     of the caller's that will become ``named``, the path the summary gives), ``summary.json``
     last; ``detection`` is needed for any ``windows`` but ``"one"``. Returns the summary."""
-    source_sha256 = source_sha256 or file_sha256(source)
+    source_sha256 = source_sha256 or video_sha256(source)
     clips: list[dict[str, Any]] = []
     with VideoReader(source) as video:
         jobs = _jobs(model, video.info, windows, start, end, detection)
@@ -387,7 +386,7 @@ def compare_models(
         raise InputError("compare needs at least two models")
     out = Path(out)
     method = settings.methods[0]
-    source_sha256 = file_sha256(source)
+    source_sha256 = video_sha256(source)
     rows: list[tuple[str, np.ndarray]] = []
     entries = []
     with VideoReader(source) as video, staged_folder(out, last="compare.json") as staging:

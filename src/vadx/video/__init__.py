@@ -8,6 +8,7 @@ from vadx.video.decode import (
     probe,
     read_image,
     read_video,
+    video_sha256,
 )
 from vadx.video.encode import write_gif, write_mp4, write_png
 from vadx.video.live import LiveFrame, LiveSource, SourceError
@@ -43,6 +44,7 @@ __all__ = [
     "read_image",
     "read_video",
     "sliding_windows",
+    "video_sha256",
     "write_gif",
     "write_mp4",
     "write_png",

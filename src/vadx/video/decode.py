@@ -23,6 +23,7 @@ matrix (phone videos) is applied, as FFmpeg's players do.
 from __future__ import annotations
 
 import bisect
+import hashlib
 import os
 import threading
 import warnings
@@ -188,6 +189,26 @@ def read_video(source: str | os.PathLike[str], start: int = 0, stop: int | None 
     """All frames of ``source`` (or ``start`` … ``stop - 1``)."""
     with VideoReader(source) as reader:
         return reader.read_range(start, stop)
+
+
+def frame_files(folder: Path) -> list[Path]:
+    """The frames of a video given as a folder of images, in the order they play (by name)."""
+    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+
+
+def video_sha256(source: str | os.PathLike[str]) -> str:
+    """The sha256 of a video: its file's bytes, or for a folder of frames, each frame file's
+    name and bytes in play order (a renamed, added or changed frame changes it)."""
+    path = Path(source)
+    digest = hashlib.sha256()
+    files = frame_files(path) if path.is_dir() else [path]
+    for file in files:
+        if path.is_dir():
+            digest.update(file.name.encode("utf-8", "surrogateescape") + b"\0")
+        with open(file, "rb") as fh:
+            while chunk := fh.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()
 
 
 def is_video_path(path: Path) -> bool:
@@ -724,7 +745,7 @@ class _ImageFolder(_Backend):
     def __init__(self, folder: Path, fps: float) -> None:
         import cv2  # noqa: F401  (fail early if OpenCV is missing)
 
-        self.files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+        self.files = frame_files(folder)
         if not self.files:
             raise VideoError(
                 f"{folder} is a folder without frame images ({', '.join(sorted(IMAGE_EXTENSIONS))})"

@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 import av
 import numpy as np
 
-from vadx.video.decode import VideoError, frame_to_rgb
+from vadx.video.decode import VideoError, VideoReader, frame_to_rgb
 
 NETWORK_SCHEMES = frozenset({"rtsp", "rtsps", "rtmp", "http", "https", "tcp", "udp", "srt"})
 
@@ -145,6 +145,13 @@ class LiveSource:
         self.stats.connections += 1
         if isinstance(self.source, int) or str(self.source).isdigit():
             yield from self._camera(int(self.source))
+            return
+        if not self.live and Path(str(self.source)).is_dir():  # a folder of frames
+            with VideoReader(self.source) as folder:
+                for _, seconds, frame in folder:
+                    yield frame, seconds
+                    if self._closed:
+                        return
             return
         try:
             container = av.open(
