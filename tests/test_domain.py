@@ -286,7 +286,10 @@ def test_cli_calibrate_adds_statistics_and_detect_reports_them(trained, tmp_path
     for argv, message in [
         ([str(plain), video], "is a video, not a dataset"),
         ([str(plain), str(tmp_path / "missing")], "dataset not found"),
-        ([str(plain), str(root / "data"), "--percentile", "0"], "--percentile must be in"),
+        (
+            [str(plain), str(root / "data"), "--percentile", "0"],
+            "'--percentile': must be a finite number from 0.1 to 100",
+        ),
         ([str(tmp_path / "nothing"), str(root / "data")], "no checkpoint at"),
     ]:
         code, _, err = run_cli(["calibrate", *argv], capsys)

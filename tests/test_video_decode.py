@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import subprocess
 from fractions import Fraction
 
 import cv2
@@ -8,7 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.videos import bikes_mp4, frame_numbers, make_video, numbered_frames
+from tests.videos import (
+    bikes_mp4,
+    ffmpeg_decode,
+    ffmpeg_exe,
+    frame_numbers,
+    make_video,
+    numbered_frames,
+)
 from vadx.video import VideoError, VideoReader, probe, read_video
 from vadx.video.decode import TruncatedVideoWarning, apply_rotation
 
@@ -197,6 +205,60 @@ def test_truncated_stream_without_index(tmp_path):
         assert 5 < video.info.num_frames < 30
         assert (video.info.announced_frames, video.info.truncated) == (30, True)
         assert frame_numbers(video.read_range().data) == list(range(video.info.num_frames))
+
+
+def test_a_truncation_is_told_once_per_file(tmp_path):
+    import warnings
+
+    full = make_video(tmp_path / "full.mkv", numbered_frames(30), codec="ffv1")
+    cut = tmp_path / "once.mkv"
+    cut.write_bytes(full.read_bytes()[: int(full.stat().st_size * 0.6)])
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        probe(cut)  # as detect does: once to describe, once to read
+        with VideoReader(cut) as video:
+            assert video.info.truncated
+    assert len([w for w in said if w.category is TruncatedVideoWarning]) == 1
+
+
+def null_frame_avi(path, changed: int = 5, every: int = 15, seconds: int = 4):
+    """An AVI at 15 fps whose camera sent only the first ``changed`` frames of every
+    ``every``: the others are null frames (the AVI muxer's empty chunks); it ends with the
+    last frame sent (frame 49 of 60)."""
+    source = f"testsrc=size=64x48:rate=15:duration={seconds}"
+    subprocess.run(
+        [ffmpeg_exe(), "-v", "error", "-y", "-f", "lavfi", "-i", source, "-vf",
+         f"select='lt(mod(n\\,{every})\\,{changed})'", "-fps_mode", "passthrough",
+         "-c:v", "mpeg4", "-q:v", "2", str(path)],
+        check=True, timeout=120,
+    )  # fmt: skip
+    return path
+
+
+def test_null_frames_are_repeats_not_damage(tmp_path):
+    import warnings
+
+    path = null_frame_avi(tmp_path / "camera.avi")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no truncation warning
+        with VideoReader(path) as video:
+            info = video.info
+            frames = video.read_range().data
+            sequential = np.stack([frame for _, _, frame in video])
+    assert (info.num_frames, info.fps, info.truncated, info.null_frames) == (50, 15.0, False, 30)
+    assert not info.variable_frame_rate and info.duration == pytest.approx(50 / 15)
+    assert np.allclose(video.timestamps, np.arange(50) / 15)  # a window covers its seconds
+    assert np.array_equal(frames, sequential)
+    # the frames FFmpeg decodes (no null frame among them) at their slots, each null frame
+    # the frame before it
+    sent = ffmpeg_decode(path, 64, 48)
+    slots = [i for i in range(50) if i % 15 < 5]
+    assert len(sent) == len(slots) == 20
+    shown = np.searchsorted(slots, np.arange(50), side="right") - 1
+    # (OpenCV's chroma upsampling and swscale's differ at the test pattern's sharp edges)
+    assert np.abs(frames.astype(int) - sent[shown]).mean(axis=(1, 2, 3)).max() < 1
+    changed = [bool(np.any(frames[i] != frames[i - 1])) for i in range(1, 50)]
+    assert changed == [(i % 15) < 5 for i in range(1, 50)]
 
 
 def test_out_of_range_and_empty_requests(long_gop):

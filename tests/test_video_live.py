@@ -58,9 +58,15 @@ def test_back_off_doubles_up_to_the_cap_then_gives_up():
         backoff=(0.5, 2.0),
         sleep=delays.append,
     )
-    with pytest.raises(SourceError, match="failed 5 times in a row; last error: cannot open"):
+    with (
+        pytest.warns(
+            UserWarning, match=r"retrying in 0.5 s, then less and less often \(at most"
+        ) as said,
+        pytest.raises(SourceError, match="failed 5 times in a row; last error: cannot open"),
+    ):
         list(source.frames())
     assert delays == [0.5, 1.0, 2.0, 2.0]
+    assert len(said) == 1 and "every 2 s), 4 times" in str(said[0].message)  # once an outage
 
 
 def test_a_stalled_server_times_out_instead_of_hanging():

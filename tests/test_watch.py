@@ -212,7 +212,9 @@ def test_a_dead_webhook_is_counted_and_the_log_has_everything(assets, tmp_path):
     _, path, model, config, events = assets
     url = f"http://127.0.0.1:{free_port()}/nobody"
     settings = WatchConfig(detect=config, explain=False, webhook=url, webhook_retries=1)
-    summary = watch(model, str(path), tmp_path, settings)
+    with pytest.warns(UserWarning, match="did not take a record after") as said:
+        summary = watch(model, str(path), tmp_path, settings)
+    assert len([w for w in said if "webhook" in str(w.message)]) == 1  # said once, then counted
     assert ended(tmp_path) == as_tuples(events)
     stats = summary["metrics"]["webhook"]
     assert stats["failed"] == stats["retries"] == len(records(tmp_path))

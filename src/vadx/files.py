@@ -4,6 +4,7 @@ JSON files vadx reads back, read strictly (:func:`read_json`)."""
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import math
 import os
@@ -125,11 +126,18 @@ def writable_path(path: str | os.PathLike[str], option: str, folder: bool = True
     work starts, without creating anything: the path is not a file (or, for a file, not a
     folder), the nearest existing folder above it is a folder, and a file can be made there.
     """
-    path = Path(path)
+    given = Path(path)
+    if str(path) == "":
+        raise OutputError(f"{option} is empty: give a path")
+    path = followed(given)
     if folder and path.exists() and not path.is_dir():
-        raise OutputError(f"{option} {path} is a file, not a folder: choose another path")
+        raise OutputError(f"{option} {given} is a file, not a folder: choose another path")
     if not folder and path.is_dir():
-        raise OutputError(f"{option} {path} is a folder, not a file: choose another path")
+        raise OutputError(f"{option} {given} is a folder, not a file: choose another path")
+    if not folder and path.exists() and not path.is_file():
+        raise OutputError(
+            f"{option} {given} is not a regular file (a device, a pipe, …): choose a file path"
+        )
     existing = path if folder and path.is_dir() else _nearest_folder(path.parent)
     if not existing.is_dir():
         raise OutputError(
@@ -142,10 +150,74 @@ def writable_path(path: str | os.PathLike[str], option: str, folder: bool = True
         os.unlink(probe)
     except OSError as err:
         raise OutputError(
-            f"{option} {path} cannot be written ({err.strerror or err} in {existing}): choose "
+            f"{option} {given} cannot be written ({err.strerror or err} in {existing}): choose "
             "another path or make it writable"
         ) from err
-    return path
+    claim(path, option)
+    return given
+
+
+def followed(path: Path) -> Path:
+    """``path``, or where it points when it is a symbolic link (even one whose target does
+    not exist yet: the output is written there)."""
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
+def hidden_name(target: Path, suffix: str) -> str:
+    """``.<target's name><suffix>``, the target's name shortened so that the whole fits in
+    the 255 bytes a file name may have (staging folders, locks)."""
+    name = os.fsencode(target.name)[: 255 - len(STAGING_PREFIX) - len(suffix) - 8]
+    return f"{STAGING_PREFIX}{os.fsdecode(name)}{suffix}"
+
+
+#: the outputs this process has claimed: their lock files, open (a lock lives as long as it)
+_CLAIMS: dict[Path, int] = {}
+
+
+def claim(target: Path, option: str) -> None:
+    """Take this process's claim on the output ``target`` for as long as it runs (or until
+    :func:`release_claims`): a lock on ``.<name>.lock`` beside it. Another process that
+    holds it makes this an :class:`~vadx.errors.OutputError` naming it; a claim taken, the
+    staging folders a killed run left beside ``target`` are removed (nobody else is writing
+    it). Under torchrun only rank 0 claims: the ranks write one run together."""
+    import fcntl
+
+    target = Path(os.path.abspath(target))
+    if target in _CLAIMS or os.environ.get("RANK", "0") != "0":
+        return  # under torchrun, rank 0 claims for the whole run
+    lock = _nearest_folder(target.parent) / hidden_name(target, ".lock")
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise OutputError(
+                f"{option} {target} is being written by another vadx process (pid {holder}): "
+                "wait for it to finish or choose another path"
+            ) from None
+        try:
+            same = os.fstat(fd).st_ino == os.stat(lock).st_ino
+        except FileNotFoundError:  # its holder removed it as we opened it: take a new one
+            same = False
+        if same:
+            break
+        os.close(fd)
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, str(os.getpid()).encode(), 0)
+    _CLAIMS[target] = fd
+    remove_leftovers(target)
+
+
+def release_claims() -> None:
+    """Give up every claim of this process (removing its lock files)."""
+    for target, fd in list(_CLAIMS.items()):
+        lock = _nearest_folder(target.parent) / hidden_name(target, ".lock")
+        with contextlib.suppress(OSError):
+            os.unlink(lock)  # before unlocking: a waiter then locks a new file
+        os.close(fd)
+        del _CLAIMS[target]
 
 
 @contextlib.contextmanager
@@ -161,11 +233,9 @@ def staged_folder(
     command's outputs appear together or not at all. With ``replace`` an existing ``target``
     is replaced whole (nothing of it is kept) instead of receiving the new files.
     """
-    target = Path(target)
+    target = followed(Path(target))
     staging = Path(
-        tempfile.mkdtemp(
-            dir=_nearest_folder(target.parent), prefix=f"{STAGING_PREFIX}{target.name}.partial-"
-        )
+        tempfile.mkdtemp(dir=_nearest_folder(target.parent), prefix=hidden_name(target, PARTIAL))
     )
     try:
         yield staging
@@ -182,17 +252,17 @@ def staged_folder(
 
 
 #: staging folders are named ``.<target>.partial-<random>`` beside their target
-STAGING_PREFIX = "."
+STAGING_PREFIX, PARTIAL = ".", ".partial-"
 
 
 def remove_leftovers(target: str | os.PathLike[str]) -> list[Path]:
     """Remove the staging folders a killed process left beside ``target`` (SIGKILL and power
     loss give :func:`staged_folder` no chance to clean up); returns what was removed. Only
     the caller that owns ``target`` may call this: another process may be writing it."""
-    target = Path(target)
+    target = followed(Path(target))
     if not target.parent.is_dir():
         return []
-    pattern = f"{STAGING_PREFIX}{target.name}.partial-*"
+    pattern = glob.escape(hidden_name(target, PARTIAL)) + "*"
     found = sorted(p for p in target.parent.glob(pattern) if p.is_dir())
     for leftover in found:
         shutil.rmtree(leftover, ignore_errors=True)
@@ -203,9 +273,7 @@ def _replace_folder(source: Path, target: Path) -> None:
     """Put folder ``source`` where folder ``target`` is: ``target`` moves aside (a hidden
     staging name, so :func:`remove_leftovers` finds it if this process dies), ``source``
     takes its place, then the old one is deleted."""
-    aside = Path(
-        tempfile.mkdtemp(dir=target.parent, prefix=f"{STAGING_PREFIX}{target.name}.partial-")
-    )
+    aside = Path(tempfile.mkdtemp(dir=target.parent, prefix=hidden_name(target, PARTIAL)))
     os.replace(target, aside / "old")
     os.replace(source, target)
     shutil.rmtree(aside, ignore_errors=True)
@@ -221,6 +289,16 @@ def _move_into(source: Path, target: Path, last: str | None = None) -> None:
             _move_into(entry, destination)
         else:
             os.replace(entry, destination)
+
+
+def path_text(path: str | os.PathLike[str]) -> str:
+    """A path as text any UTF-8 file can hold: the bytes of a name that are not UTF-8 (a file
+    system allows them) shown as ``\\xNN``.
+
+    >>> path_text(b"caf\\xe9.mp4".decode("utf-8", "surrogateescape"))
+    'caf\\\\xe9.mp4'
+    """
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def footprint(path: str | os.PathLike[str]) -> tuple[int, int]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from vadx import distributed
 from vadx.errors import InputError
-from vadx.files import footprint
+from vadx.files import footprint, path_text
 from vadx.video.decode import is_video_path
 
 
@@ -93,6 +93,8 @@ def gather_videos(
 
 
 def _read_list(path: Path) -> list[Path]:
+    if path.exists() and not path.is_file():  # a FIFO with no writer would block for ever
+        raise InputError(f"--list {path} is not a regular file: give a file naming the videos")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
@@ -135,7 +137,7 @@ def _extensions_hint() -> str:
 
 
 def _video(path: Path, root: Path) -> Video:
-    key = path.relative_to(root).as_posix()
+    key = path_text(path.relative_to(root).as_posix())  # names its output folder too
     folder = Path(key).parent.as_posix()
     camera = root.name if folder == "." else folder
     try:

@@ -31,7 +31,7 @@ from vadx.batch.index import write_index
 from vadx.batch.inputs import Video
 from vadx.detect import Detection
 from vadx.errors import InputError, VadxError
-from vadx.files import remove_leftovers, staged_folder, write_json
+from vadx.files import path_text, remove_leftovers, staged_folder, write_json
 from vadx.models.crnn import CRNN
 
 #: the completion marker of a video's folder, written last
@@ -138,7 +138,7 @@ def _identity(video: Video, settings: dict[str, Any], model_id: str | None) -> d
         "format": FORMAT,
         "video": video.key,
         "camera": video.camera,
-        "source": str(video.path),
+        "source": path_text(video.path),
         "size": video.size,
         "mtime_ns": video.mtime_ns,
         "model": model_id,

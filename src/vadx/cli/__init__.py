@@ -14,6 +14,8 @@ and the printing of what the library did; what several share is in :mod:`vadx.cl
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import sys
 import traceback
@@ -23,9 +25,16 @@ import typer
 
 from vadx._version import __version__
 from vadx.cli import data, demo, detection, explanation, live, models, training
-from vadx.cli.boundary import Stopped, os_error_line, signals_stop_the_command, warnings_as_lines
+from vadx.cli.boundary import (
+    Stopped,
+    empty_path,
+    os_error_line,
+    signals_stop_the_command,
+    warnings_as_lines,
+)
 from vadx.cli.common import console, err_console, say
 from vadx.errors import VadxError
+from vadx.files import release_claims
 
 try:  # typer ≥ 0.29 carries its own click
     from typer._click.exceptions import ClickException, NoArgsIsHelpError
@@ -94,9 +103,14 @@ def main(argv: list[str] | None = None) -> None:
     ``error:`` line and status 2; SIGINT/SIGTERM stop the command, its unfinished outputs
     removed, with status 128 + the signal; anything else is a bug: its traceback, a line
     asking to report it, status 1."""
+    args = list(sys.argv[1:] if argv is None else argv)
     with signals_stop_the_command(), warnings_as_lines():
         try:
-            status = app(args=argv, prog_name="vadx", standalone_mode=False)
+            command = typer.main.get_command(app)
+            empty = empty_path(command, args)
+            if empty is not None:
+                raise VadxError(f"{empty} is empty: give a path")
+            status = command.main(args=args, prog_name="vadx", standalone_mode=False)
         except NoArgsIsHelpError as err:  # `vadx` alone: the help
             err.show()
             sys.exit(err.exit_code)
@@ -107,6 +121,10 @@ def main(argv: list[str] | None = None) -> None:
         except VadxError as err:
             say("error: ", "bold red", str(err))
             sys.exit(2)
+        except BrokenPipeError:  # `vadx … | head`: the reader has what it wanted
+            with contextlib.suppress(OSError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(0)
         except OSError as err:
             say("error: ", "bold red", os_error_line(err))
             sys.exit(2)
@@ -123,5 +141,7 @@ def main(argv: list[str] | None = None) -> None:
                 "please report it with the traceback above",
             )
             sys.exit(1)
+        finally:
+            release_claims()
         if isinstance(status, int) and status:  # --help and the like: click's own status
             sys.exit(status)

@@ -71,3 +71,43 @@ def os_error_line(err: OSError) -> str:
     reason = err.strerror or str(err) or type(err).__name__
     advice = _OS_ADVICE.get(err.errno) if paths else None
     return (f"{paths}: " if paths else "") + reason + (f"; {advice}" if advice else "")
+
+
+def empty_path(command, args: list[str]) -> str | None:
+    """The option or argument of ``vadx ARGS`` given an empty path (``--out ''``, an unset
+    shell variable), which the parser would read as the current folder; None if there is none.
+    ``command`` is the ``vadx`` click group."""
+    if "" not in args and not any(a.startswith("--") and a.endswith("=") for a in args):
+        return None
+    sub = getattr(command, "commands", {}).get(args[0]) if args else None
+    if sub is None:
+        return None
+
+    def is_path(param) -> bool:
+        return "Path" in str(getattr(getattr(param, "type_descriptor", None), "annotation", ""))
+
+    options = {o: p for p in sub.params if p.param_type_name == "option" for o in p.opts}
+    valued = {o: p for o, p in options.items() if not getattr(p, "is_flag", False)}
+    positional: list[str] = []
+    rest, index = args[1:], 0
+    while index < len(rest):
+        token = rest[index]
+        name, equals, value = token.partition("=")
+        if token.startswith("--") and equals and name in valued:
+            if value == "" and is_path(valued[name]):
+                return name
+        elif token in valued:
+            if index + 1 < len(rest) and rest[index + 1] == "" and is_path(valued[token]):
+                return token
+            index += 1
+        elif token == "" or not token.startswith("-"):
+            positional.append(token)
+        index += 1
+    arguments = [p for p in sub.params if p.param_type_name == "argument"]
+    for number, param in enumerate(arguments):
+        later = len(arguments) - number - 1
+        count = max(len(positional) - later, 0) if param.nargs == -1 else 1
+        taken, positional = positional[:count], positional[count:]
+        if "" in taken and is_path(param):
+            return (param.metavar or param.name or "an argument").upper()
+    return None

@@ -19,8 +19,18 @@ from vadx import limits
 from vadx.catalogue import DEFAULT_METHODS, DEFAULT_TEMPORAL, METHOD_NAMES, TEMPORAL_NAMES
 from vadx.errors import VadxError
 
-console = Console()
-err_console = Console(stderr=True)
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """``vadx … | head``: the reader closed the pipe, having what it wanted; not an error
+        (rich's own exits with status 1)."""
+        self.quiet = True
+        os.dup2(os.open(os.devnull, os.O_WRONLY), self.file.fileno())
+        raise SystemExit(0)
+
+
+console = _Console()
+err_console = _Console(stderr=True)
 
 ModelPath = Annotated[
     Path, typer.Argument(help="Checkpoint directory (config.json + model.safetensors).")

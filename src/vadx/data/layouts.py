@@ -197,7 +197,14 @@ def read_temporal_annotations(
     lookup = {k.lower(): v for k, v in (class_map or {}).items()}
     by_name: dict[str, Path] | None = None
     videos = []
-    for number, line in enumerate(annotations.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        text = annotations.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise InputError(
+            f"{annotations} is not a temporal annotation file (not UTF-8 text): give lines of "
+            "'video class start end [start end]'"
+        ) from None
+    for number, line in enumerate(text.splitlines(), 1):
         parts = line.split()
         if not parts or parts[0].startswith("#"):
             continue

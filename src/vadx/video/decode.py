@@ -90,6 +90,10 @@ class VideoInfo:
     #: fewer frames decode than the container announces: a truncated or damaged file, whose
     #: missing frames are missing from every output too
     truncated: bool = False
+    #: frames the container holds as empty packets, repeats of the frame before (an AVI
+    #: camera that sends only changed frames): read as that frame, so that frame ``i`` is at
+    #: ``i / fps`` seconds, as the container's time base says
+    null_frames: int = 0
 
 
 @dataclass(frozen=True)
@@ -120,7 +124,25 @@ class VideoReader:
             self._backend: _Backend = _ImageFolder(self.path, fps)
         else:
             self._backend = _AVFile(self.path)
-        self.info = self._backend.info
+        self._publish()
+
+    def _publish(self) -> None:
+        """What readers see: the backend's frames, or the container's with its null frames
+        (each the frame before it, at the container's frame rate)."""
+        backend, self._shown = self._backend, self._backend.shown
+        if self._shown is None:
+            self.info, self._timestamps = backend.info, backend.timestamps
+            return
+        count, fps = len(self._shown), backend.shown_fps
+        self._timestamps = np.arange(count, dtype=np.float64) / fps
+        self.info = replace(
+            backend.info,
+            num_frames=count,
+            fps=fps,
+            duration=count / fps,
+            variable_frame_rate=False,
+            null_frames=count - backend.info.num_frames,
+        )
 
     def __len__(self) -> int:
         return self.info.num_frames
@@ -137,7 +159,7 @@ class VideoReader:
     @property
     def timestamps(self) -> np.ndarray:
         """Presentation time of every frame, seconds from the first, ``(num_frames,)``."""
-        return self._backend.timestamps
+        return self._timestamps
 
     def read(self, indices: Sequence[int] | np.ndarray) -> Frames:
         """The frames at ``indices`` (any order, repeats allowed), decoded once each."""
@@ -150,9 +172,9 @@ class VideoReader:
                 f"frame index {int(bad[0])} is out of range for {self.path} "
                 f"({self.info.num_frames} frames)"
             )
-        unique = np.unique(wanted)
-        decoded = dict(self._backend.decode(unique.tolist()))
-        data = np.stack([decoded[int(i)] for i in wanted])
+        source = wanted if self._shown is None else self._shown[wanted]
+        decoded = dict(self._backend.decode(np.unique(source).tolist()))
+        data = np.stack([decoded[int(i)] for i in source])
         return Frames(data, wanted, self.timestamps[wanted])
 
     def read_range(self, start: int = 0, stop: int | None = None) -> Frames:
@@ -171,11 +193,19 @@ class VideoReader:
         decoder gives (damaged packets), its frames are listed anew by decoding, as FFmpeg counts
         them: ``info`` changes, and later readers of the file in this process use that list."""
         self._backend.verify()
-        self.info = self._backend.info
+        self._publish()
 
     def __iter__(self) -> Iterator[tuple[int, float, np.ndarray]]:
         """``(index, timestamp, frame)`` for every frame, decoded sequentially."""
-        for index, frame in self._backend.decode(range(self.info.num_frames)):
+        if self._shown is None:
+            for index, frame in self._backend.decode(range(self.info.num_frames)):
+                yield index, float(self.timestamps[index]), frame
+            return
+        decoded = self._backend.decode(range(self._backend.info.num_frames))
+        current, frame = -1, None
+        for index, source in enumerate(self._shown):
+            while current < source:
+                current, frame = next(decoded)
             yield index, float(self.timestamps[index]), frame
 
 
@@ -244,6 +274,10 @@ def apply_rotation(frame: np.ndarray, degrees: int) -> np.ndarray:
 class _Backend:
     info: VideoInfo
     timestamps: np.ndarray
+    #: where the container's frames include null frames: for each of them, the frame decoded
+    #: that it shows (None: every frame is decoded)
+    shown: np.ndarray | None = None
+    shown_fps: float = 0.0
 
     def decode(self, indices: Sequence[int]) -> Iterator[tuple[int, np.ndarray]]:
         raise NotImplementedError
@@ -312,6 +346,33 @@ _DECODED_INDEXES_KEPT = 64  # files listed by decoding, remembered by (path, siz
 _DECODED_INDEXES_LOCK = threading.Lock()
 
 
+#: the files whose truncation this process has told of already (by path, size, mtime)
+_TRUNCATION_SAID: set[tuple] = set()
+
+
+def _first_time(said: set[tuple], key: tuple) -> bool:
+    with _DECODED_INDEXES_LOCK:
+        first = key not in said
+        said.add(key)
+    return first
+
+
+def _null_frames(timestamps: np.ndarray, rate: float, announced: int) -> np.ndarray | None:
+    """Where the decoded frames sit on a grid of ``rate`` frames per second that the container's
+    ``announced`` frames fill, with gaps — the null frames (empty packets: repeats of the one
+    before) a camera that sends only changed frames leaves: for each of the ``announced``, the
+    decoded frame it shows. None when the frames are off that grid, have no gap (a file cut
+    short), or stop before its end by more than the longest gap (a file cut short too)."""
+    slots = timestamps * rate
+    grid = np.round(slots).astype(np.int64)
+    steps = np.diff(grid)
+    if len(grid) < 2 or grid[0] != 0 or not np.all(np.abs(slots - grid) < 0.01):
+        return None
+    if steps.min() < 1 or steps.max() < 2 or not 0 <= announced - 1 - grid[-1] < steps.max():
+        return None
+    return np.searchsorted(grid, np.arange(announced), side="right") - 1
+
+
 class _AVFile(_Backend):
     """A file FFmpeg reads. Frame ``i`` is the ``i``-th frame FFmpeg's decoder gives when it
     decodes the stream from the beginning, as ``ffmpeg -i FILE -fps_mode passthrough`` does.
@@ -347,7 +408,7 @@ class _AVFile(_Backend):
         except BaseException:
             self.close()
             raise
-        if self.info.truncated:
+        if self.info.truncated and _first_time(_TRUNCATION_SAID, self._key):
             warnings.warn(
                 f"{path} is truncated or damaged: decoding stopped at frame "
                 f"{self.info.num_frames}, the container announces {self.info.announced_frames} "
@@ -560,8 +621,12 @@ class _AVFile(_Backend):
         self.rotation = index.rotation
         said_frames, said_seconds = self._announced
         duration = float(self.timestamps[-1]) + step
+        self.shown = None
         if said_frames is not None:  # (an edit list hides some of the frames it counts)
             announced, short = said_frames, said_frames - index.discarded - count > 1
+            if short and rate:
+                self.shown = _null_frames(self.timestamps, float(rate), said_frames)
+                short, self.shown_fps = self.shown is None, float(rate)
         elif said_seconds is not None:  # (a variable frame rate: compare times, not frames)
             announced = round(said_seconds * fps)
             short = said_seconds - duration > 1.5 * (step or 1 / fps)

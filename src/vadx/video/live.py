@@ -14,6 +14,7 @@ runs this in a capture thread and drops the oldest frames when inference lags.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -139,6 +140,13 @@ class LiveSource:
                 ) from error
             delay = min(self.backoff[0] * 2 ** (failures - 1), self.backoff[1])
             self.stats.delays.append(delay)
+            if failures == 1:  # once per outage: the metrics count the attempts
+                limit = "until stopped" if self.max_retries is None else f"{self.max_retries} times"
+                warnings.warn(
+                    f"{self.source}: {error}; retrying in {delay:g} s, then less and less often "
+                    f"(at most every {self.backoff[1]:g} s), {limit}",
+                    stacklevel=1,
+                )
             self.sleep(delay)
 
     def _session(self) -> Iterator[tuple[np.ndarray, float]]:

@@ -16,6 +16,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+import warnings
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -183,3 +184,10 @@ class Webhook:
             except (urllib.error.URLError, OSError) as err:
                 self.stats.last_error = str(err)
         self.stats.failed += 1
+        if self.stats.failed == 1:  # once: every later failure is counted, not said
+            warnings.warn(
+                f"the webhook {self.url} did not take a record after {self.attempts} attempts "
+                f"({self.stats.last_error}); the log on disk has it, and failures are counted "
+                "in metrics.json (webhook.failed)",
+                stacklevel=1,
+            )
