@@ -139,7 +139,7 @@ def test_cli_choose_layer_records_the_choice_end_to_end(tmp_path, capsys):
     for bad, message in [
         (["--method", "saliency"], "a layer can be chosen for gradcam"),
         (["--layers", "nope"], "unknown layer 'nope'"),
-        (["--clips", "0"], "--clips must be at least 1"),
+        (["--clips", "0"], "'--clips': must be an integer from 1 to 10,000"),
     ]:
         code, _, err = run_cli([*argv, *bad], capsys)
         assert code == 2 and err.startswith("error: ") and message in err, err

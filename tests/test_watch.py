@@ -386,7 +386,7 @@ def test_cli(assets, tmp_path, capsys):
         ([str(tmp_path / "missing.mp4")], "video not found"),
         ([str(path), "--on", "0.2", "--off", "0.5"], "off ≤ on"),
         ([str(path), "--webhook", "ftp://x"], "http(s):// URL"),
-        ([str(path), "--queue", "0"], "at least 1"),
+        ([str(path), "--queue", "0"], "'--queue': must be an integer from 1 to 100,000"),
         ([str(path), "--methods", "nope"], "unknown method 'nope'"),
         ([str(path), "--domain", "suppress"], "needs domain statistics"),
         ([str(path), "--domain", "maybe"], "domain must be flag, suppress, off"),
