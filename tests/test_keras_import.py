@@ -318,7 +318,8 @@ def test_files_that_are_not_keras_models_are_refused_clearly(tmp_path):
         tmp_path / "missing.keras": "no Keras model at .*missing.keras: the file does not exist",
         tmp_path / "notes.txt": "neither a Keras archive .* nor an HDF5 file",
         tmp_path / "other.zip": "a zip but not a Keras archive",
-        tmp_path / "m.weights.h5": r"holds weights only: give the model's config too \(--config",
+        tmp_path
+        / "m.weights.h5": r"holds weights only: give the model's config too \(config model.json",
     }
     for path, message in cases.items():
         with pytest.raises(ModelImportError, match=message):

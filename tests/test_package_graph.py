@@ -5,6 +5,7 @@ top of a module, inside a function (lazy), and for type checking only."""
 from __future__ import annotations
 
 import ast
+import re
 from collections import defaultdict
 from pathlib import Path
 
@@ -117,3 +118,43 @@ def test_the_layers_name_every_package():
 def test_the_checks_find_a_circle_and_an_upward_import():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
     assert imports(SOURCE / "detect.py") >= {"vadx.models.crnn.CRNN"}
+
+
+def test_the_library_speaks_in_its_own_terms():
+    """No command-line option in the text of a library module (docstrings aside): errors name
+    the library's settings (``{step}``) and each edge words them — the CLI as ``--step``, the
+    API as ``detect.step`` (:meth:`vadx.errors.VadxError.worded`)."""
+    flag = re.compile(r"(?<![\w-])--[a-z][a-z-]*")
+    found = []
+    for name, path in modules().items():
+        if name.split(".")[1:2] == ["cli"]:
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
+        }
+        found += [
+            f"{name}:{node.lineno}: {match}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            if id(node) not in docstrings
+            for match in flag.findall(node.value)
+        ]
+    assert not found, found
+
+
+def test_the_architecture_page_lists_the_layers_in_their_order():
+    page = (SOURCE.parents[1] / "docs" / "architecture.md").read_text(encoding="utf-8")
+    table = page.split("## Layers, lowest first")[1].split("## ")[0]
+    listed = [
+        name
+        for row in table.splitlines()
+        if row.startswith("| `")
+        for name in re.findall(r"`(\w+)`", row.split("|")[1])
+    ]
+    assert listed == [layer for layer in LAYERS if layer not in ("_version", "__main__")]

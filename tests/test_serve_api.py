@@ -477,18 +477,21 @@ def test_the_command_refuses_what_cannot_work(tmp_path, capsys):
 
 
 def test_the_socket_is_bound_before_anything_loads():
+    from vadx.cli import option_name
     from vadx.errors import VadxError
     from vadx.serve import listening_socket
 
     with listening_socket("127.0.0.1", 0) as first:
         port = first.getsockname()[1]
         first.listen()
-        with pytest.raises(VadxError, match=f"--port {port} on 127.0.0.1 is in use: stop"):
+        with pytest.raises(VadxError, match=f"^port {port} on 127.0.0.1 is in use: stop") as err:
             listening_socket("127.0.0.1", port)
-    with pytest.raises(VadxError, match="--port must be between 0 and 65535, got 70000"):
+        assert err.value.worded(option_name).startswith(f"--port {port} on 127.0.0.1 is in use")
+    with pytest.raises(VadxError, match="port must be between 0 and 65535, got 70000"):
         listening_socket("127.0.0.1", 70000)
-    with pytest.raises(VadxError, match="cannot listen on --host 192.0.2.1 --port 0: "):
+    with pytest.raises(VadxError, match="cannot listen on host 192.0.2.1 port 0: ") as err:
         listening_socket("192.0.2.1", 0)  # an address of no interface here (TEST-NET-1)
+    assert "cannot listen on --host 192.0.2.1 --port 0: " in err.value.worded(option_name)
 
 
 def test_the_upload_limit_stops_reading_the_body():
@@ -550,8 +553,10 @@ def test_failed_jobs_speak_in_api_terms_without_server_paths(client, assets, tmp
     _, video, _ = assets
     record = upload(client, video, name="gate 3.mp4").json()
 
-    def failing(model, path, *args, **kwargs):  # as the library words a failure, for the CLI
-        raise InputError(f"{path} has 40 frames, fewer than one window; use a smaller --step")
+    def failing(model, path, *args, **kwargs):  # as the library words a failure: its names
+        raise InputError(
+            f"{path} has 40 frames, fewer than one window; use a smaller {{step}}", "step"
+        )
 
     monkeypatch.setattr("vadx.serve.app.detect", failing)
     request = {"kind": "detect", "video": record["id"]}

@@ -120,7 +120,9 @@ def clip_indices(info: VideoInfo, steps: int, start: int | None, end: int | None
     first = 0 if start is None else start
     last = info.num_frames - 1 if end is None else end
     if first > last:
-        raise InputError(f"--end {last} is before --start {first} (video {info.path})")
+        raise InputError(
+            f"{{end}} {last} is before {{start}} {first} (video {info.path})", "end", "start"
+        )
     if not 0 <= first <= last < info.num_frames:
         raise InputError(
             f"frame span {first}–{last} is not inside {info.path}: it has {info.num_frames} "

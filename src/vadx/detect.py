@@ -217,7 +217,8 @@ def detect(
         if info.num_frames < span:
             raise InputError(
                 f"{source} has {info.num_frames} frames, fewer than one window of the model "
-                f"({length} frames {step} apart = {span}): {_too_short_advice(info, length)}"
+                f"({length} frames {step} apart = {span}): {_too_short_advice(info, length)}",
+                "step",
             )
         windows = sliding_windows(info.num_frames, length, stride, step, video.timestamps)
         needed = np.unique(np.concatenate([w.indices for w in windows]))
@@ -296,7 +297,7 @@ def event_window(
 def _too_short_advice(info: VideoInfo, length: int) -> str:
     if info.num_frames < length:
         return f"the model needs a video of at least {length} frames"
-    return f"use a smaller --step (at most {(info.num_frames - 1) // max(length - 1, 1)})"
+    return f"use a smaller {{step}} (at most {(info.num_frames - 1) // max(length - 1, 1)})"
 
 
 def check_domain_mode(model: CRNN, mode: str, show_path: bool = True) -> None:
@@ -676,8 +677,9 @@ def read_detection(folder: str | Path, model: CRNN, source: str | Path) -> Detec
             rows = list(csv.DictReader(fh))
     except (OSError, ValueError) as err:
         raise InputError(
-            f"{folder} holds no detection vadx can read ({err}); give the --out "
-            "folder of a vadx detect run"
+            f"{folder} holds no detection vadx can read ({err}); give the {{out}} "
+            "folder of a vadx detect run",
+            "out",
         ) from None
     model_id = model.checkpoint.model_id if model.checkpoint is not None else None
     if document.get("model") != model_id:

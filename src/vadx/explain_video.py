@@ -235,7 +235,12 @@ def explain_video(
             f"windows must be one of {', '.join(WINDOWS)} or a window number; got {windows!r}"
         )
     if windows != "one" and (start is not None or end is not None):
-        raise InputError("--start/--end choose one clip; they cannot be combined with --windows")
+        raise InputError(
+            "{start}/{end} choose one clip; they cannot be combined with {windows}",
+            "start",
+            "end",
+            "windows",
+        )
     out = Path(out)
     if windows == "one":  # a span outside the video is refused before any work
         clip_indices(probe(source), model.config.num_frames, start, end)

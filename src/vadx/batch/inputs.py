@@ -43,7 +43,9 @@ def is_batch(
     folder), a list file, or one process of several under torchrun. A single video is not
     one; no video at all is an error."""
     if not paths and list_file is None:
-        raise InputError("give a VIDEO: a file, several, a folder of videos, or --list FILE")
+        raise InputError(
+            "give a {video}: a file, several, a folder of videos, or {list} FILE", "video", "list"
+        )
     if list_file is not None or len(paths) != 1 or distributed.launched():
         return True
     only = Path(paths[0])
@@ -68,7 +70,7 @@ def gather_videos(
     if list_file is not None:
         given += [(path, False) for path in _read_list(Path(list_file))]
     if not given:
-        raise InputError("no video given: name video files or folders, or --list FILE")
+        raise InputError("no video given: name video files or folders, or {list} FILE", "list")
     files: dict[Path, None] = {}
     roots: list[Path] = []
     for path, strict in given:
@@ -94,15 +96,17 @@ def gather_videos(
 
 def _read_list(path: Path) -> list[Path]:
     if path.exists() and not path.is_file():  # a FIFO with no writer would block for ever
-        raise InputError(f"--list {path} is not a regular file: give a file naming the videos")
+        raise InputError(
+            f"{{list}} {path} is not a regular file: give a file naming the videos", "list"
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"--list {path} cannot be read ({err})") from None
+        raise InputError(f"{{list}} {path} cannot be read ({err})", "list") from None
     lines = (line.strip() for line in text.splitlines())
     entries = [Path(line) for line in lines if line and not line.startswith("#")]
     if not entries:
-        raise InputError(f"--list {path} names no video (one path per line)")
+        raise InputError(f"{{list}} {path} names no video (one path per line)", "list")
     return [entry if entry.is_absolute() else path.parent / entry for entry in entries]
 
 

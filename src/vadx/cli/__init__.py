@@ -97,6 +97,15 @@ for _name, _command in COMMANDS.items():
     app.command(_name)(_command)
 
 
+#: the library's settings that are arguments, not options, on the command line
+ARGUMENTS = {"video": "VIDEO", "data": "DATA", "model": "MODEL"}
+
+
+def option_name(field: str) -> str:
+    """How the command line names a library setting: ``cache_features`` → ``--cache-features``."""
+    return ARGUMENTS.get(field) or "--" + field.replace("_", "-")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``vadx`` console script, and the one place failures become exit
     statuses: a failure vadx expects (its own errors, an OS error on a file) is one
@@ -119,7 +128,7 @@ def main(argv: list[str] | None = None) -> None:
             say("error: ", "bold red", f"{err.format_message()} (see {where} --help)")
             sys.exit(2)
         except VadxError as err:
-            say("error: ", "bold red", str(err))
+            say("error: ", "bold red", err.worded(option_name))
             sys.exit(2)
         except BrokenPipeError:  # `vadx … | head`: the reader has what it wanted
             with contextlib.suppress(OSError):

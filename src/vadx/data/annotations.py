@@ -290,7 +290,7 @@ def import_boxes(
     found = read_annotations(annotations)
     target = Path(out) if out is not None else mask_sidecar(video)
     if target.exists() and not force:
-        raise AnnotationError(f"{target} exists; give --force to replace it")
+        raise AnnotationError(f"{target} exists; give {{force}} to replace it", "force")
     info = probe(video)
     masks, frame_labels = found.masks(info.num_frames, info.height, info.width, labels)
     write_masks(target, masks, frame_labels)

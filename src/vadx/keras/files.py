@@ -109,8 +109,9 @@ def read_keras_file(path: str | Path, config_path: str | Path | None = None) -> 
         return KerasModelFile(_override(config, config_path), weights, "h5", str(path))
     if config_path is None:
         raise ModelImportError(
-            f"{path} holds weights only: give the model's config too (--config model.json, "
-            "from model.to_json() or a .keras archive's config.json)"
+            f"{path} holds weights only: give the model's config too ({{config}} model.json, "
+            "from model.to_json() or a .keras archive's config.json)",
+            "config",
         )
     return KerasModelFile(_override({}, config_path), weights, "weights", str(path))
 

@@ -94,13 +94,14 @@ def import_keras(
     names = classes or tuple(f"class_{k}" for k in range(found.num_classes))
     if len(names) != found.num_classes:
         raise ModelImportError(
-            f"--classes names {len(names)} classes but the model has {found.num_classes} "
+            f"{{classes}} names {len(names)} classes but the model has {found.num_classes} "
             f"outputs"
             + (
                 " (a one-unit sigmoid: two classes, 1 − p then p)"
                 if found.output == "sigmoid"
                 else ""
-            )
+            ),
+            "classes",
         )
     prep = PREPROCESSING[preprocess]
     base = CRNNConfig(

@@ -84,7 +84,7 @@ def docs_asset(name: str) -> bytes:
 
 #: the two ways to give the token (``vadx serve --token``); documented as security schemes
 BEARER = HTTPBearer(
-    auto_error=False, scheme_name="bearer", description="the server's token (`vadx serve --token`)"
+    auto_error=False, scheme_name="bearer", description="the token the server was started with"
 )
 QUERY_TOKEN = APIKeyQuery(
     name="token", auto_error=False, scheme_name="token", description="the token in the query"
@@ -151,7 +151,7 @@ class Server:
                 ) from err
             video = self.videos.get(job.params["video"])
             raise JobFailed(
-                api_message(str(err), self.videos.path(job.params["video"]), video["name"])
+                api_message(err, self.videos.path(job.params["video"]), video["name"])
             ) from err
 
     def _detect(self, job: Job, out: Path, progress) -> dict[str, Any]:
@@ -258,27 +258,19 @@ def write_scores(path: Path, found: Detection) -> None:
 
 
 #: command-line options named in library messages → the API fields that set the same thing
-API_FIELDS = {
-    "--step": "detect.step",
-    "--stride": "detect.stride",
-    "--start": "start",
-    "--end": "end",
-    "--domain": "detect.domain",
-    "--target": "target",
-}
+#: the request fields that set the library's settings, where their names differ
+API_FIELDS = {"step": "detect.step", "stride": "detect.stride", "domain": "detect.domain"}
 
 
-def api_terms(message: str) -> str:
-    """``message`` with command-line options replaced by the request fields that set them."""
-    for option, field in API_FIELDS.items():
-        message = re.sub(rf"{option}\b", field, message)
-    return message
+def api_words(err: VadxError) -> str:
+    """A library error as the API's client reads it: its settings named by request fields."""
+    return err.worded(lambda field: API_FIELDS.get(field, field))
 
 
-def api_message(message: str, path: Path, name: str) -> str:
-    """A library message for the API's client: the stored video's path replaced by its name,
-    command-line options by the request fields that set them."""
-    return api_terms(without_paths(message, path, name))
+def api_message(err: VadxError, path: Path, name: str) -> str:
+    """A library error for the API's client: settings named by request fields, the stored
+    video's path replaced by its name."""
+    return without_paths(api_words(err), path, name)
 
 
 def check_job(params: dict[str, Any], video: dict[str, Any], model: CRNN) -> None:
@@ -622,7 +614,7 @@ def create_app(server: Server) -> FastAPI:
         try:
             check_job(params, video, server.models[params["model"]])
         except VadxError as err:
-            raise HTTPException(400, api_terms(str(err))) from None
+            raise HTTPException(400, api_words(err)) from None
         return server.jobs.submit(request.kind, params).public()
 
     @route("get", "/api/jobs", "jobs", response_model=list[schema.Job])

@@ -209,7 +209,9 @@ def _check_cache_size(cached: torch.Tensor, clips: int, total: int) -> None:
     if size > CACHE_LIMIT_BYTES:
         raise ConfigError(
             f"caching the frozen prefix's maps would take {size / 2**30:.1f} GiB; train fewer "
-            "backbone units (a smaller --freeze N), smaller frames, or without --cache-features"
+            "backbone units (a smaller {freeze} N), smaller frames, or without {cache_features}",
+            "freeze",
+            "cache_features",
         )
 
 
@@ -423,7 +425,8 @@ def _check_explanation_loss(explanation: ExplanationLoss, train_set: Dataset, ca
     if cached and explanation.input_gradient:
         raise ConfigError(
             "the input_gradient term of the explanation loss needs the pixels: train without "
-            "--cache-features, or with the cam term alone"
+            "{cache_features}, or with the cam term alone",
+            "cache_features",
         )
     samples = getattr(train_set, "samples", [])
     if not any(getattr(sample, "masks", None) is not None for sample in samples):
@@ -453,8 +456,9 @@ def _run_epoch(step, data, config, epoch, loss_fn, optimizer, progress, cached):
         if not bool(torch.isfinite(loss)):
             raise NonFiniteError(
                 f"training diverged in epoch {epoch}: the loss became {loss.item()} after "
-                f"{seen} clips; nothing of this epoch was saved. Lower --lr (now {config.lr:g}), "
-                "or check the data and the starting weights"
+                f"{seen} clips; nothing of this epoch was saved. Lower {{lr}} (now {config.lr:g}), "
+                "or check the data and the starting weights",
+                "lr",
             )
         loss.backward()
         optimizer.step()

@@ -201,8 +201,12 @@ def _new_model(
         raise InputError(
             "the backbone is frozen but starts from random weights, so its frozen units "
             "would never learn: "
-            "give pretrained weights (--weights PATH|URL|imagenet) or train it "
-            "(--freeze none --no-cache-features, or --preset cpu-scratch)"
+            "give pretrained weights ({weights} PATH|URL|imagenet) or train it "
+            "({freeze} none {no_cache_features}, or {preset} cpu-scratch)",
+            "weights",
+            "freeze",
+            "no_cache_features",
+            "preset",
         )
     return model
 
@@ -213,7 +217,8 @@ def _recorded_run(out: Path) -> dict[str, Any]:
     if not path.is_file():
         raise InputError(
             f"nothing to resume: {out} holds no training run (no {RUN_FILE}); start one "
-            "without --resume"
+            "without {resume}",
+            "resume",
         )
     try:
         run = read_json(path, InputError)
@@ -222,7 +227,9 @@ def _recorded_run(out: Path) -> dict[str, Any]:
         return run
     except (ValueError, KeyError, TypeError) as err:
         raise InputError(
-            f"cannot resume {out}: {path} is damaged ({err}); start the run over in another --out"
+            f"cannot resume {out}: {path} is damaged ({err}); start the run over in another "
+            "{out}",
+            "out",
         ) from err
 
 
@@ -257,32 +264,38 @@ def _same_path(old: Any, new: Any) -> bool:
 def _check_resumed_settings(out: Path, run: dict, asked: dict, override: bool) -> None:
     differences = resumed_differences(run, asked)
     fixed = {k: v for k, v in differences.items() if k not in OVERRIDABLE}
+    named = [_field(k) for k in differences]
     listed = "; ".join(
-        f"{_option(k)} {new} (the run: {old})" for k, (old, new) in differences.items()
+        f"{{{_field(k)}}} {new} (the run: {old})" for k, (old, new) in differences.items()
     )
     if fixed:
         raise InputError(
-            f"cannot resume {out} with other {', '.join(map(_option, fixed))}: the run's "
-            f"checkpoints fix them ({listed}); leave them out, or start a new run in another "
-            f"--out (--start-from {out / 'last'} fine-tunes it)"
+            f"cannot resume {out} with other {', '.join('{' + _field(k) + '}' for k in fixed)}: "
+            f"the run's checkpoints fix them ({listed}); leave them out, or start a new run in "
+            f"another {{out}} ({{start_from}} {out / 'last'} fine-tunes it)",
+            *named,
+            "out",
+            "start_from",
         )
     if differences and not override:
         raise InputError(
-            f"--resume: settings differ from the run in {out}: {listed}; give --override to "
-            "change them, or leave them out"
+            f"{{resume}}: settings differ from the run in {out}: {listed}; give {{override}} "
+            "to change them, or leave them out",
+            *named,
+            "resume",
+            "override",
         )
 
 
-def _option(setting: str) -> str:
+def _field(setting: str) -> str:
+    """The name a run's setting goes by where people give it (the CLI's options)."""
     names = {
         "backbone_weights": "weights",
         "num_frames": "frames",
         "frame_size": "size",
         "backbone_args": "width",
-        "data": "DATA",
     }
-    name = names.get(setting, setting)
-    return name if name == "DATA" else "--" + name.replace("_", "-")
+    return names.get(setting, setting)
 
 
 #: what a run folder holds before its first checkpoint (and the staging of its files)
@@ -298,8 +311,10 @@ def _left_by_a_run(name: str) -> bool:
 def _refuse_a_run_with_checkpoints(out: Path) -> None:
     if (out / "last").is_dir():
         raise InputError(
-            f"{out} already holds a training run; use --resume to continue it or choose "
-            "another --out"
+            f"{out} already holds a training run; use {{resume}} to continue it or choose "
+            "another {out}",
+            "resume",
+            "out",
         )
     other = (
         sorted(p.name for p in out.iterdir() if not _left_by_a_run(p.name))
@@ -309,7 +324,8 @@ def _refuse_a_run_with_checkpoints(out: Path) -> None:
     if other:
         raise InputError(
             f"{out} is not empty and holds no training run ({', '.join(other[:3])}"
-            f"{', …' if len(other) > 3 else ''}): choose another --out"
+            f"{', …' if len(other) > 3 else ''}): choose another {{out}}",
+            "out",
         )
 
 

@@ -165,7 +165,8 @@ class MjpegServer:
         except OSError as err:
             raise VadxError(
                 f"cannot serve the live view on {host}:{port}: {err.strerror or err}; "
-                "choose another --mjpeg port"
+                "choose another {mjpeg} port",
+                "mjpeg",
             ) from err
         self.httpd.daemon_threads = True
         self.address = self.httpd.server_address
