@@ -165,7 +165,9 @@ def test_what_makes_a_batch(archive, tmp_path, monkeypatch):
     assert is_batch([], tmp_path / "list.txt") and is_batch([one], tmp_path / "list.txt")
     monkeypatch.setenv("WORLD_SIZE", "2")  # one process of several under torchrun
     assert is_batch([one])
-    with pytest.raises(InputError, match="give a video: a file, several, a folder of videos, or list FILE"):
+    with pytest.raises(
+        InputError, match="give a video: a file, several, a folder of videos, or list FILE"
+    ):
         is_batch([])
 
 

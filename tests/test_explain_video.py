@@ -134,7 +134,9 @@ def test_bad_requests_fail_before_any_work(assets, tmp_path):
     model = load_model(root / "a")
     with pytest.raises(InputError, match="frame span 30–90 is not inside .*: it has 42 frames"):
         explain_video(model, video, tmp_path, ExplainSettings(timeline=False), start=30, end=90)
-    with pytest.raises(InputError, match="start/end choose one clip; they cannot be combined with windows"):
+    with pytest.raises(
+        InputError, match="start/end choose one clip; they cannot be combined with windows"
+    ):
         explain_video(model, video, tmp_path, windows="all", start=3)
     with pytest.raises(InputError, match="window 99 does not exist"):
         explain_video(model, video, tmp_path, windows=99)

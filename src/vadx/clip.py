@@ -7,7 +7,7 @@ the other.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,12 +21,12 @@ from vadx.explain.base import check_choice
 from vadx.explain.cam import WEIGHTINGS
 from vadx.explain.normalise import NORMALISATIONS
 from vadx.models.crnn import CRNN
+from vadx.progress import ProgressFn
 from vadx.render.overlay import COLORMAPS, VIEWS
 from vadx.video.decode import VideoInfo, VideoReader
 from vadx.video.preprocess import Geometry, fit_frames, frames_to_clip
 from vadx.video.sampling import even_indices
 
-ProgressFn = Callable[[str, int, int], None]
 WINDOWS = ("one", "all", "flagged")
 #: the pictures :func:`write_clip` renders only when asked (module doc)
 EXPORTS = ("frames", "mp4", "gif", "sheets")
@@ -165,7 +165,7 @@ def explain_clip(
     ``indices``, playing at ``fps``)."""
     config = model.config
     fitted, geometry, _ = fit_frames(frames, config.frame_size, config.fit)
-    device = next(model.parameters()).device
+    device = model.device
     clip = frames_to_clip(fitted, config.mean, config.std)[None].to(device)
     e = explain(
         model,

@@ -35,62 +35,20 @@ from vadx.borrowed import eval_mode
 from vadx.errors import InputError, NonFiniteError
 from vadx.files import read_json, staged_folder, write_json
 from vadx.models.crnn import CRNN
-from vadx.models.domain_stats import DOMAIN_MODES, DomainMode, domain_summary, missing_note
+from vadx.models.domain_stats import domain_summary, missing_note
+from vadx.progress import ProgressFn
 from vadx.render.overlay import band_height, class_label, label_frame
 from vadx.render.plots import png_bytes
+from vadx.settings import DetectConfig
 from vadx.video.decode import VideoInfo, VideoReader, video_sha256
 from vadx.video.encode import Mp4Writer
 from vadx.video.preprocess import fit_frames, frames_to_clip
 from vadx.video.sampling import Window, sliding_windows
 
-ProgressFn = Callable[[str, int, int], None]
 #: normalised frames ``(N, 3, H, W)`` → per-frame features ``(N, F)``
 FrameEncoder = Callable[[torch.Tensor], np.ndarray]
 #: where the per-frame CNN of :func:`detect` runs
 RUNTIMES = ("torch", "onnx")
-
-
-@dataclass(frozen=True)
-class DetectConfig:
-    """Settings of :func:`detect`.
-
-    Attributes:
-        stride: frames between window starts (default: a quarter of a window's span,
-            rounded down to a multiple of ``step`` — see :func:`default_stride`).
-        step: frames between a window's frames (default: the training clips' spacing, from the
-            checkpoint; 1 if unknown).
-        smooth: frames of the centred moving average applied to the anomaly score.
-        on, off: hysteresis thresholds of the anomaly score (``on ≥ off``).
-        min_frames: shortest event kept.
-        batch_size: frames per CNN batch.
-        per_class: one hysteresis per anomaly class, on its own smoothed probability (events
-            of different classes may overlap), instead of one on the anomaly score.
-        domain: what the domain check (:mod:`vadx.domain`) does with windows outside the
-            model's training domain: ``"flag"`` them (events carry the flag), ``"suppress"``
-            their alerts (their frames score 0), or ``"off"`` (no check).
-    """
-
-    stride: int | None = None
-    step: int | None = None
-    smooth: int = 5
-    on: float = 0.5
-    off: float = 0.35
-    min_frames: int = 3
-    batch_size: int = 32
-    per_class: bool = False
-    domain: DomainMode = "flag"
-
-    def __post_init__(self) -> None:
-        if self.domain not in DOMAIN_MODES:
-            raise InputError(f"domain must be {', '.join(DOMAIN_MODES)}; got {self.domain!r}")
-        if not 0 <= self.off <= self.on <= 1:
-            raise InputError(f"thresholds need 0 ≤ off ≤ on ≤ 1, got on={self.on} off={self.off}")
-        for name in ("stride", "step"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise InputError(f"{name} must be at least 1, got {value}")
-        if self.smooth < 1 or self.min_frames < 1 or self.batch_size < 1:
-            raise InputError("smooth, min_frames and batch_size must be at least 1")
 
 
 @dataclass(frozen=True)
@@ -178,7 +136,7 @@ def frame_features(
     by ``model``, or by ``encode`` (normalised frames ``(N, 3, H, W)`` → ``(N, F)``, e.g.
     :class:`vadx.export.OnnxFrames`)."""
     config = model.config
-    device = next(model.parameters()).device
+    device = model.device
     rows = []
     with eval_mode(model), torch.no_grad():
         for start in range(0, len(indices), batch_size):
@@ -681,7 +639,7 @@ def read_detection(folder: str | Path, model: CRNN, source: str | Path) -> Detec
             "folder of a vadx detect run",
             "out",
         ) from None
-    model_id = model.checkpoint.model_id if model.checkpoint is not None else None
+    model_id = model.model_id
     if document.get("model") != model_id:
         raise InputError(
             f"{folder} holds the detection of model {document.get('model')}, not "

@@ -35,15 +35,14 @@ from vadx.borrowed import eval_mode
 from vadx.errors import InputError
 from vadx.models.domain_stats import (
     DOMAIN_FILE,
-    DOMAIN_MODES,
     PERCENTILE,
-    DomainMode,
     DomainStats,
     domain_summary,
     load_domain,
     missing_note,
     verdict_line,
 )
+from vadx.settings import DOMAIN_MODES, DomainMode
 
 __all__ = [
     "DOMAIN_FILE",
@@ -124,7 +123,7 @@ def clip_features(
     :class:`~vadx.data.VideoDataset`, as the model computes them in eval mode."""
     from vadx.data.dataset import make_loader
 
-    device = next(model.parameters()).device
+    device = model.device
     rows, labels, done = [], [], 0
     with eval_mode(model), torch.no_grad():
         for batch in make_loader(dataset, batch_size=batch_size):

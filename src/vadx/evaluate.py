@@ -88,7 +88,7 @@ def predict(
     Under torchrun each rank predicts its share of the clips and every rank gets them all,
     in dataset order.
     """
-    device = next(model.parameters()).device
+    device = model.device
     mine = distributed.share([1.0] * len(dataset))
     part = dataset if len(mine) == len(dataset) else Subset(dataset, mine)
     probabilities, labels, done = [], [], 0

@@ -142,7 +142,7 @@ def clip_quality(model: CRNN, clip: ClipExplanation) -> dict[str, dict[str, floa
     from vadx.quality.faithfulness import spatial_curves, temporal_curves
 
     e = clip.explanation
-    tensor = torch.from_numpy(np.array(e.clip)).to(next(model.parameters()).device)
+    tensor = torch.from_numpy(np.array(e.clip)).to(model.device)
     target = int(e.targets[0]) if e.targets[0] >= 0 else int(e.probabilities[0].argmax())
     picture = clip.geometry.picture()
     scores = {

@@ -88,7 +88,7 @@ class OnnxFrames:
             raise VadxError("the onnx runtime needs onnxruntime: pip install 'vadx[onnx]'") from err
         with tempfile.TemporaryDirectory() as folder, eval_mode(model):
             path = Path(folder) / "frames.onnx"
-            frames = torch.zeros(1, 3, *model.config.frame_size, device=_device(model))
+            frames = torch.zeros(1, 3, *model.config.frame_size, device=model.device)
             _export(_Frames(model).eval(), frames, path, ["frames"], ["features"], FRAME_AXES)
             self.session = onnxruntime.InferenceSession(
                 str(path), providers=["CPUExecutionProvider"]
@@ -96,10 +96,6 @@ class OnnxFrames:
 
     def __call__(self, frames: torch.Tensor) -> np.ndarray:
         return self.session.run(None, {"frames": frames.detach().cpu().numpy()})[0]
-
-
-def _device(model: CRNN) -> torch.device:
-    return next(model.parameters()).device
 
 
 def require_onnx() -> None:
@@ -133,7 +129,7 @@ def export_onnx(model: CRNN, out: str | os.PathLike[str]) -> dict[str, Path]:
     steps, height, width = config.num_frames, *config.frame_size
     fixed_steps = config.rnn == "gru_reset_before"
     time_axis = {} if fixed_steps else {1: "frames"}
-    device = _device(model)
+    device = model.device
     clip = torch.zeros(1, steps, 3, height, width, device=device)
     features = torch.zeros(1, steps, model.feature_size, device=device)
     outputs = ["logits", "probabilities"]
@@ -195,7 +191,7 @@ def _description(model: CRNN, fixed_steps: bool) -> dict[str, Any]:
     return {
         "format": "vadx.onnx",
         "vadx_version": __version__,
-        "model_id": model.checkpoint.model_id if model.checkpoint is not None else None,
+        "model_id": model.model_id,
         "model": config.to_dict(),
         "clip_length": "fixed" if fixed_steps else "dynamic",
         "input": (

@@ -14,10 +14,6 @@ from vadx.detect import DetectConfig, detect, write_detection_files
 from vadx.models.crnn import CRNN
 
 
-def _model_id(model: CRNN) -> str | None:
-    return model.checkpoint.model_id if model.checkpoint is not None else None
-
-
 @dataclass(frozen=True)
 class DetectJob:
     """``vadx detect``'s outputs for each video: events.json, scores.csv, scores.png and,
@@ -36,7 +32,7 @@ class DetectJob:
     ) -> dict[str, Any]:
         detection = detect(model, video.path, self.config, progress, runtime=self.runtime)
         write_detection_files(
-            folder, detection, video.path, _model_id(model), self.annotate, progress
+            folder, detection, video.path, model.model_id, self.annotate, progress
         )
         return outcome(detection)
 
@@ -62,7 +58,7 @@ class ExplainJob:
 
         detection = detect(model, video.path, self.config, progress)
         document = write_detection_files(
-            folder, detection, video.path, _model_id(model), annotate=False
+            folder, detection, video.path, model.model_id, annotate=False
         )
         summary = explain_into(
             folder,

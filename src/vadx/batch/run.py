@@ -33,6 +33,7 @@ from vadx.detect import Detection
 from vadx.errors import InputError, VadxError
 from vadx.files import path_text, remove_leftovers, staged_folder, write_json
 from vadx.models.crnn import CRNN
+from vadx.progress import ProgressFn
 
 #: the completion marker of a video's folder, written last
 MARKER = "batch.json"
@@ -40,8 +41,6 @@ MARKER = "batch.json"
 FORMAT = 1
 #: points of a video's score curve kept for the index's timeline
 CURVE_POINTS = 400
-
-ProgressFn = Callable[[str, int, int], None]
 
 
 class Job(Protocol):
@@ -97,7 +96,7 @@ def run_batch(
     """
     out = Path(out)
     settings = json.loads(json.dumps(job.settings()))  # as a marker holds them
-    model_id = model.checkpoint.model_id if model.checkpoint is not None else None
+    model_id = model.model_id
     finished = distributed.broadcast(
         None
         if distributed.rank()

@@ -18,6 +18,7 @@ from rich.text import Text
 from vadx import limits
 from vadx.catalogue import DEFAULT_METHODS, DEFAULT_TEMPORAL, METHOD_NAMES, TEMPORAL_NAMES
 from vadx.errors import VadxError
+from vadx.settings import DetectConfig
 
 
 class _Console(Console):
@@ -110,7 +111,8 @@ FIT = typer.Option(
 )
 FitOption = Annotated[str, FIT]
 
-# detection's, which watch shares
+# detection's, which watch shares; their defaults are DetectConfig's
+DETECT = DetectConfig()
 SmoothOption = Annotated[int, number("Frames of score smoothing.", 1, 10_000)]
 OnOption = Annotated[float, number("Anomaly score that starts an event.", 0, 1, kind=float)]
 OffOption = Annotated[float, number("Anomaly score that ends it.", 0, 1, kind=float)]

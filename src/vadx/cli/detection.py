@@ -10,6 +10,7 @@ from rich.table import Table
 
 from vadx.cli.batches import run_as_batch
 from vadx.cli.common import (
+    DETECT,
     DomainOption,
     ForceOption,
     ListOption,
@@ -37,12 +38,12 @@ def detect_command(
     force: ForceOption = False,
     stride: StrideOption = None,
     step: StepOption = None,
-    smooth: SmoothOption = 5,
-    on: OnOption = 0.5,
-    off: OffOption = 0.35,
-    min_frames: MinFramesOption = 3,
-    per_class: PerClassOption = False,
-    domain: DomainOption = "flag",
+    smooth: SmoothOption = DETECT.smooth,
+    on: OnOption = DETECT.on,
+    off: OffOption = DETECT.off,
+    min_frames: MinFramesOption = DETECT.min_frames,
+    per_class: PerClassOption = DETECT.per_class,
+    domain: DomainOption = DETECT.domain,
     annotate: Annotated[bool, typer.Option(help="Write annotated.mp4.")] = True,
     runtime: Annotated[
         str,

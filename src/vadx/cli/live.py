@@ -10,6 +10,7 @@ import typer
 
 from vadx import limits
 from vadx.cli.common import (
+    DETECT,
     DomainOption,
     MethodsOption,
     MinFramesOption,
@@ -43,12 +44,12 @@ def watch_command(
     out: Annotated[Path, typer.Option("--out", help="Where to write events, alerts, metrics.")],
     stride: StrideOption = None,
     step: StepOption = None,
-    smooth: SmoothOption = 5,
-    on: OnOption = 0.5,
-    off: OffOption = 0.35,
-    min_frames: MinFramesOption = 3,
-    per_class: PerClassOption = False,
-    domain: DomainOption = "flag",
+    smooth: SmoothOption = DETECT.smooth,
+    on: OnOption = DETECT.on,
+    off: OffOption = DETECT.off,
+    min_frames: MinFramesOption = DETECT.min_frames,
+    per_class: PerClassOption = DETECT.per_class,
+    domain: DomainOption = DETECT.domain,
     queue: Annotated[
         int,
         number(

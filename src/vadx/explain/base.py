@@ -17,7 +17,7 @@ guided backprop). The model is any :class:`~vadx.explain.protocol.ExplainableMod
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import Any, ClassVar, Literal, NamedTuple, overload
 
@@ -28,9 +28,9 @@ from vadx.errors import ConfigError
 from vadx.explain.passes import Need, Pass, run_pass
 from vadx.explain.protocol import ExplainableModel, check_explainable
 from vadx.explain.targets import TargetSpec
+from vadx.progress import ProgressFn
 
 #: called as progress(method name, units done, units in all) during long methods
-ProgressFn = Callable[[str, int, int], None]
 
 
 class Output(NamedTuple):

@@ -91,6 +91,16 @@ class CRNN(nn.Module):
 
     # ----------------------------------------------------------------- classes
     @property
+    def device(self) -> torch.device:
+        """Where the model's parameters are."""
+        return next(self.parameters()).device
+
+    @property
+    def model_id(self) -> str | None:
+        """Its checkpoint's model id (the hash of its weights); None for a model not saved."""
+        return self.checkpoint.model_id if self.checkpoint is not None else None
+
+    @property
     def class_names(self) -> tuple[str, ...]:
         return self.config.class_names
 

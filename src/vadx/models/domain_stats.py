@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -17,8 +17,6 @@ from vadx.errors import CheckpointError, InputError
 DOMAIN_FILE = "domain.safetensors"
 #: percentile of the validation windows' distances taken as the threshold
 PERCENTILE = 99.5
-DomainMode = Literal["flag", "suppress", "off"]
-DOMAIN_MODES = ("flag", "suppress", "off")
 
 
 @dataclass(frozen=True)

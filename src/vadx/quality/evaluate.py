@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from vadx.errors import InputError, VadxError
 from vadx.explain import DEFAULT_METHODS, DEFAULT_TEMPORAL, explain
 from vadx.files import atomic_path, staged_folder, write_json
 from vadx.models.crnn import CRNN
+from vadx.progress import ProgressFn
 from vadx.quality.faithfulness import auc, spatial_curves, temporal_curves
 from vadx.quality.interventions import (
     GroundTruth,
@@ -61,8 +62,6 @@ from vadx.quality.localisation import (
 from vadx.quality.metrics import METRICS
 from vadx.quality.sanity import cascading_randomisation
 from vadx.render.plots import png_bytes
-
-ProgressFn = Callable[[str, int, int], None]
 
 
 def localisation_scores(
@@ -142,7 +141,7 @@ def xai_eval(
             "masks (vadx synth writes them)"
         )
     chosen = chosen[:limit] if limit else chosen
-    device = next(model.parameters()).device
+    device = model.device
     # under torchrun: this rank's clips, balanced by their rough relative costs
     costs = [
         1.0 + 3.0 * (n < faithfulness_clips) + 6.0 * (n < sanity_clips) for n in range(len(chosen))

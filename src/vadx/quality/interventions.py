@@ -198,7 +198,7 @@ class _Scorer:
 
     def __init__(self, model: ExplainableModel, clip: torch.Tensor, batch_frames: int) -> None:
         self.model = model
-        self.device = next(model.parameters()).device
+        self.device = model.device
         self.batch_frames = batch_frames
         self.clip = clip
         self.original = self._frames(clip)

@@ -166,7 +166,7 @@ def trust_check(
     limits = thresholds or TrustSettings()
     if explanation.clip.shape[0] != 1:
         raise InputError("the trust check takes an explanation of one clip")
-    device = next(model.parameters()).device
+    device = model.device
     clip = torch.from_numpy(np.array(explanation.clip)).to(device)
     target = int(explanation.targets[0])
     if target < 0:

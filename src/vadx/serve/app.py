@@ -194,7 +194,7 @@ class Server:
         model, path = self.models[p["model"]], self.videos.path(p["video"])
         with self.locks[p["model"]]:
             found = self._detection(job, progress)
-        write_detection(out, found, path, _model_id(model), annotate=False)
+        write_detection(out, found, path, model.model_id, annotate=False)
         write_scores(out / "scores.json", found)
         return {
             "events": [e.__dict__ for e in found.events],
@@ -337,10 +337,6 @@ def domain_report(found: Detection, model: CRNN) -> dict[str, Any]:
     return {**found.domain, "message": verdict_line(found.domain)}
 
 
-def _model_id(model: CRNN) -> str | None:
-    return model.checkpoint.model_id if model.checkpoint is not None else None
-
-
 def methods_catalogue() -> list[dict[str, Any]]:
     """Every explanation method and temporal estimator, the defaults first (in their order):
     names, description, default or not."""
@@ -367,7 +363,7 @@ def _describe(name: str, model: CRNN) -> dict[str, Any]:
     c = model.config
     return {
         "name": name,
-        "id": _model_id(model),
+        "id": model.model_id,
         "backbone": c.backbone,
         "classes": list(model.class_names),
         "normal": c.normal_class,

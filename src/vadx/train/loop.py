@@ -216,7 +216,7 @@ def _check_cache_size(cached: torch.Tensor, clips: int, total: int) -> None:
 
 
 def _device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
+    return next(model.parameters()).device  # a CRNN, or DDP around one
 
 
 @random_kept()  # it seeds and restores the global generators: the caller's come back

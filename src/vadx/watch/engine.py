@@ -274,7 +274,7 @@ class StreamDetector:
         self.domain = model.domain if self.config.domain != "off" else None
         step, _, stride = window_spacing(model, self.config)
         self.plan = WindowPlan(model.config.num_frames, step, stride)
-        self.device = next(model.parameters()).device
+        self.device = model.device
         self.on_alert, self.on_decision = on_alert, on_decision
         self.keep_clips = keep_clips
         self.windows_decided = 0  # over all segments

@@ -155,7 +155,7 @@ class Watch:
         self._windows: dict[int, tuple[int, ...]] = {}  # open event → its explained window
         self._latest: Decision | None = None
         self._open: dict[int, str] = {}  # open event → its class
-        self.model_id = model.checkpoint.model_id if model.checkpoint else None
+        self.model_id = model.model_id
 
     # ------------------------------------------------------------------------ callbacks
     def _decision(self, decision: Decision) -> None:

@@ -1,0 +1,57 @@
+"""Settings that the command line shows as defaults, in a module without torch (``vadx
+--help`` stays light): each is the one home of its defaults — the CLI, the HTTP API's schema and
+the library all read them from here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from vadx.errors import InputError
+
+#: what detection does with windows outside the model's training domain (:mod:`vadx.domain`)
+DomainMode = Literal["flag", "suppress", "off"]
+DOMAIN_MODES: tuple[DomainMode, ...] = ("flag", "suppress", "off")
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    """Settings of :func:`detect`.
+
+    Attributes:
+        stride: frames between window starts (default: a quarter of a window's span,
+            rounded down to a multiple of ``step`` — see :func:`default_stride`).
+        step: frames between a window's frames (default: the training clips' spacing, from the
+            checkpoint; 1 if unknown).
+        smooth: frames of the centred moving average applied to the anomaly score.
+        on, off: hysteresis thresholds of the anomaly score (``on ≥ off``).
+        min_frames: shortest event kept.
+        batch_size: frames per CNN batch.
+        per_class: one hysteresis per anomaly class, on its own smoothed probability (events
+            of different classes may overlap), instead of one on the anomaly score.
+        domain: what the domain check (:mod:`vadx.domain`) does with windows outside the
+            model's training domain: ``"flag"`` them (events carry the flag), ``"suppress"``
+            their alerts (their frames score 0), or ``"off"`` (no check).
+    """
+
+    stride: int | None = None
+    step: int | None = None
+    smooth: int = 5
+    on: float = 0.5
+    off: float = 0.35
+    min_frames: int = 3
+    batch_size: int = 32
+    per_class: bool = False
+    domain: DomainMode = "flag"
+
+    def __post_init__(self) -> None:
+        if self.domain not in DOMAIN_MODES:
+            raise InputError(f"domain must be {', '.join(DOMAIN_MODES)}; got {self.domain!r}")
+        if not 0 <= self.off <= self.on <= 1:
+            raise InputError(f"thresholds need 0 ≤ off ≤ on ≤ 1, got on={self.on} off={self.off}")
+        for name in ("stride", "step"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise InputError(f"{name} must be at least 1, got {value}")
+        if self.smooth < 1 or self.min_frames < 1 or self.batch_size < 1:
+            raise InputError("smooth, min_frames and batch_size must be at least 1")
