@@ -5,8 +5,11 @@ take, progress bars, and the reading of options given as text. Nothing here impo
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -127,6 +130,45 @@ DomainOption = Annotated[
 PerClassOption = Annotated[
     bool, typer.Option(help="One hysteresis per anomaly class instead of one on the score.")
 ]
+
+#: detection's options as detect and watch take them: name → (annotation, default)
+DETECTION_OPTIONS = {
+    "stride": (StrideOption, None),
+    "step": (StepOption, None),
+    "smooth": (SmoothOption, DETECT.smooth),
+    "on": (OnOption, DETECT.on),
+    "off": (OffOption, DETECT.off),
+    "min_frames": (MinFramesOption, DETECT.min_frames),
+    "per_class": (PerClassOption, DETECT.per_class),
+    "domain": (DomainOption, DETECT.domain),
+}
+
+
+def with_detection_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``command`` with detection's options (:data:`DETECTION_OPTIONS`) in place of its
+    ``detection`` parameter, which receives them as one ``DetectConfig``: the options are
+    declared once, for every command that detects."""
+    signature = inspect.signature(command, eval_str=True)
+    parameters: list[inspect.Parameter] = []
+    for parameter in signature.parameters.values():
+        if parameter.name != "detection":
+            parameters.append(parameter)
+            continue
+        parameters += [
+            inspect.Parameter(name, parameter.kind, default=default, annotation=annotation)
+            for name, (annotation, default) in DETECTION_OPTIONS.items()
+        ]
+
+    @functools.wraps(command)
+    def wrapper(**given: Any) -> Any:
+        options = {name: given.pop(name) for name in DETECTION_OPTIONS}
+        return command(**given, detection=DetectConfig(**options))
+
+    wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
+    wrapper.__annotations__ = {p.name: p.annotation for p in parameters}
+    del wrapper.__wrapped__  # typer reads this signature, not the command's
+    return wrapper
+
 
 # the explanation's, which watch shares
 METHODS_DEFAULT, TEMPORAL_DEFAULT = ",".join(DEFAULT_METHODS), ",".join(DEFAULT_TEMPORAL)

@@ -11,39 +11,27 @@ from rich.table import Table
 from vadx.cli.batches import run_as_batch
 from vadx.cli.common import (
     DETECT,
-    DomainOption,
     ForceOption,
     ListOption,
-    MinFramesOption,
     ModelPath,
-    OffOption,
-    OnOption,
-    PerClassOption,
-    SmoothOption,
-    StepOption,
-    StrideOption,
     VideosArgument,
     console,
     progress_bar,
     say_domain,
+    with_detection_options,
 )
 from vadx.files import writable_path
+from vadx.settings import DetectConfig
 
 
+@with_detection_options
 def detect_command(
     model: ModelPath,
     videos: VideosArgument = None,
     out: Annotated[Path, typer.Option("--out", help="Where to write events, scores, video.")] = ...,  # type: ignore[assignment]
     list_file: ListOption = None,
     force: ForceOption = False,
-    stride: StrideOption = None,
-    step: StepOption = None,
-    smooth: SmoothOption = DETECT.smooth,
-    on: OnOption = DETECT.on,
-    off: OffOption = DETECT.off,
-    min_frames: MinFramesOption = DETECT.min_frames,
-    per_class: PerClassOption = DETECT.per_class,
-    domain: DomainOption = DETECT.domain,
+    detection: DetectConfig = DETECT,
     annotate: Annotated[bool, typer.Option(help="Write annotated.mp4.")] = True,
     runtime: Annotated[
         str,
@@ -60,19 +48,10 @@ def detect_command(
     A batch run again skips the videos already done; under torchrun its processes share them.
     """
     from vadx.batch import DetectJob, is_batch
-    from vadx.detect import DetectConfig, check_domain_mode, detect, write_detection
+    from vadx.detect import check_domain_mode, detect, write_detection
     from vadx.models import load_model
 
-    config = DetectConfig(
-        stride=stride,
-        step=step,
-        smooth=smooth,
-        on=on,
-        off=off,
-        min_frames=min_frames,
-        per_class=per_class,
-        domain=domain,
-    )  # type: ignore[arg-type]
+    config, domain = detection, detection.domain
     writable_path(out, "--out")
     if is_batch(videos or [], list_file):
         job = DetectJob(config, annotate=annotate, runtime=runtime)

@@ -11,16 +11,8 @@ import typer
 from vadx import limits
 from vadx.cli.common import (
     DETECT,
-    DomainOption,
     MethodsOption,
-    MinFramesOption,
     ModelPath,
-    OffOption,
-    OnOption,
-    PerClassOption,
-    SmoothOption,
-    StepOption,
-    StrideOption,
     TemporalOption,
     ViewOption,
     console,
@@ -28,11 +20,14 @@ from vadx.cli.common import (
     explain_settings,
     number,
     say_domain,
+    with_detection_options,
 )
 from vadx.errors import VadxError
 from vadx.files import writable_path
+from vadx.settings import DetectConfig
 
 
+@with_detection_options
 def watch_command(
     model: ModelPath,
     source: Annotated[
@@ -42,14 +37,7 @@ def watch_command(
         ),
     ],
     out: Annotated[Path, typer.Option("--out", help="Where to write events, alerts, metrics.")],
-    stride: StrideOption = None,
-    step: StepOption = None,
-    smooth: SmoothOption = DETECT.smooth,
-    on: OnOption = DETECT.on,
-    off: OffOption = DETECT.off,
-    min_frames: MinFramesOption = DETECT.min_frames,
-    per_class: PerClassOption = DETECT.per_class,
-    domain: DomainOption = DETECT.domain,
+    detection: DetectConfig = DETECT,
     queue: Annotated[
         int,
         number(
@@ -98,22 +86,13 @@ def watch_command(
     import signal
     import threading
 
-    from vadx.detect import DetectConfig, check_domain_mode
+    from vadx.detect import check_domain_mode
     from vadx.models import load_model
     from vadx.watch import WatchConfig, watch
 
     settings = explain_settings(methods, temporal, view=view, timeline=False)
     config = WatchConfig(
-        detect=DetectConfig(
-            stride=stride,
-            step=step,
-            smooth=smooth,
-            on=on,
-            off=off,
-            min_frames=min_frames,
-            per_class=per_class,
-            domain=domain,
-        ),  # type: ignore[arg-type]
+        detect=detection,
         queue_size=queue,
         batch=batch,
         pace=pace,
@@ -133,9 +112,9 @@ def watch_command(
     if annotate is not None:
         writable_path(annotate, "--annotate", folder=False)
     loaded = load_model(model)
-    check_domain_mode(loaded, domain)
+    check_domain_mode(loaded, detection.domain)
     if loaded.domain is None:
-        say_domain({"checked": False}, loaded, domain)  # before watching: how to add it
+        say_domain({"checked": False}, loaded, detection.domain)  # before watching: how to add it
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
