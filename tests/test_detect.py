@@ -15,8 +15,8 @@ from vadx.detect import (
     find_events,
     moving_average,
     spread_over_frames,
-    write_detection,
 )
+from vadx.detect.files import write_detection
 from vadx.errors import InputError
 from vadx.models import CRNN, CRNNConfig
 from vadx.video import VideoReader, fit_frames, frames_to_clip, sliding_windows, write_mp4

@@ -14,7 +14,8 @@ from tests.videos import bikes_mp4
 from vadx.data import VideoDataset
 from vadx.data.layouts import folder_samples
 from vadx.data.synth import SynthConfig, generate, render_long
-from vadx.detect import DetectConfig, detect, frame_features, write_detection
+from vadx.detect import DetectConfig, detect, frame_features
+from vadx.detect.files import write_detection
 from vadx.domain import (
     DOMAIN_FILE,
     domain_summary,

@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from tests.conftest import TINY, long_video, run_cli, tiny_checkpoint
-from vadx.detect import DetectConfig, detect, read_detection
+from vadx.detect import DetectConfig, detect
+from vadx.detect.files import read_detection
 from vadx.errors import InputError
 from vadx.explain_video import (
     EXPORTS,

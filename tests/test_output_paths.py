@@ -175,7 +175,7 @@ def test_what_a_killed_run_left_is_cleared_by_the_next(assets, tmp_path, capsys)
         f"""
         import os, signal, sys
         from vadx.cli import main
-        import vadx.detect as d
+        import vadx.detect.files as d
         real = d.write_detection_files
         def killed(*args, **kwargs):
             real(*args, **kwargs)

@@ -11,7 +11,8 @@ import torch
 
 from tests.conftest import TINY
 from vadx.data.synth import render_long
-from vadx.detect import detect, scores_png
+from vadx.detect import detect
+from vadx.detect.files import scores_png
 from vadx.evaluate import confusion_png
 from vadx.models import CRNN
 from vadx.quality.evaluate import plot_summary

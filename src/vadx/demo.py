@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from vadx.data.synth import SynthConfig, generate, render_long
-from vadx.detect import DetectConfig, Event, detect, write_detection
+from vadx.detect import DetectConfig, Event, detect
+from vadx.detect.files import write_detection
 from vadx.evaluate import evaluate_clips
 from vadx.explain_video import explain_video
 from vadx.files import write_json

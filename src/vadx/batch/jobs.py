@@ -10,7 +10,8 @@ from typing import Any
 from vadx.batch.inputs import Video
 from vadx.batch.run import ProgressFn, outcome
 from vadx.clip import ExplainSettings
-from vadx.detect import DetectConfig, detect, write_detection_files
+from vadx.detect import DetectConfig, detect
+from vadx.detect.files import write_detection_files
 from vadx.models.crnn import CRNN
 
 

@@ -48,7 +48,8 @@ def detect_command(
     A batch run again skips the videos already done; under torchrun its processes share them.
     """
     from vadx.batch import DetectJob, is_batch
-    from vadx.detect import check_domain_mode, detect, write_detection
+    from vadx.detect import check_domain_mode, detect
+    from vadx.detect.files import write_detection
     from vadx.models import load_model
 
     config, domain = detection, detection.domain

@@ -129,7 +129,8 @@ def explain_command(
     With --windows flagged, several videos, folders of videos or --list make a batch (as detect's).
     """
     from vadx.batch import ExplainJob, is_batch
-    from vadx.detect import DetectConfig, read_detection
+    from vadx.detect import DetectConfig
+    from vadx.detect.files import read_detection
     from vadx.explain.targets import check_target
     from vadx.explain_video import explain_video
     from vadx.models import load_model

@@ -30,14 +30,8 @@ from starlette.routing import Match
 
 from vadx._version import __version__
 from vadx.clip import ExplainSettings, parse_target
-from vadx.detect import (
-    DetectConfig,
-    Detection,
-    check_domain_mode,
-    detect,
-    window_spacing,
-    write_detection,
-)
+from vadx.detect import DetectConfig, Detection, check_domain_mode, detect, window_spacing
+from vadx.detect.files import write_detection
 from vadx.errors import VadxError
 from vadx.explain import DEFAULT_METHODS, DEFAULT_TEMPORAL, METHODS, TEMPORAL
 from vadx.explain.targets import check_target as check_model_target
