@@ -558,7 +558,7 @@ def test_failed_jobs_speak_in_api_terms_without_server_paths(client, assets, tmp
             f"{path} has 40 frames, fewer than one window; use a smaller {{step}}", "step"
         )
 
-    monkeypatch.setattr("vadx.serve.app.detect", failing)
+    monkeypatch.setattr("vadx.serve.runners.detect", failing)
     request = {"kind": "detect", "video": record["id"]}
     job = finished(client, client.post("/api/jobs", json=request).json())
     assert job["state"] == "failed"
@@ -632,7 +632,8 @@ def test_an_event_is_explained_by_the_window_vadx_flags_and_detection_runs_once(
     _, video, model = assets
     calls = []
     real = detect
-    monkeypatch.setattr("vadx.serve.app.detect", lambda *a, **k: calls.append(1) or real(*a, **k))
+    counted = lambda *a, **k: calls.append(1) or real(*a, **k)  # noqa: E731
+    monkeypatch.setattr("vadx.serve.runners.detect", counted)
     record = upload(client, video).json()
     settings = {"on": 0.0, "off": 0.0, "min_frames": 1}  # one event over the whole video
     request = {"kind": "detect", "video": record["id"], "detect": settings}

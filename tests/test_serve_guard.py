@@ -320,18 +320,18 @@ def test_an_upload_a_killed_server_never_finished_is_removed_on_restart(assets, 
 
 
 def test_a_video_deleted_while_its_job_runs_fails_the_job_in_api_terms(served, assets, monkeypatch):
-    import vadx.serve.app
+    import vadx.serve.runners
 
     client, _ = served
     started, release = threading.Event(), threading.Event()
-    real = vadx.serve.app.detect
+    real = vadx.serve.runners.detect
 
     def slow_detect(*args, **kwargs):
         started.set()
         release.wait(30)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(vadx.serve.app, "detect", slow_detect)
+    monkeypatch.setattr(vadx.serve.runners, "detect", slow_detect)
     video = upload(client, assets[0]).json()["id"]
     job = detect_job(client, video).json()
     assert started.wait(30)

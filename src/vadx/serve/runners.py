@@ -1,0 +1,185 @@
+"""What a job does: detect or explain one uploaded video with one served model, its failures
+worded for the API's client (request fields, the video's uploaded name, never a server path),
+and the detections kept for the explanations of the same video that follow."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from vadx.detect import DetectConfig, Detection, detect
+from vadx.detect.files import write_detection
+from vadx.errors import VadxError
+from vadx.explain_video import explain_video
+from vadx.files import write_json
+from vadx.models.crnn import CRNN
+from vadx.models.domain_stats import missing_note, verdict_line
+from vadx.serve.checks import explain_settings
+from vadx.serve.jobs import Job, JobCancelled, JobFailed
+from vadx.serve.storage import VideoStore, label, redact_paths, without_paths
+
+#: detections kept in memory for the explanations that follow them
+KEPT_DETECTIONS = 16
+LOG = logging.getLogger("vadx.serve")
+
+
+class Runners:
+    """The job runners of a server: ``detect`` and ``explain`` (:class:`~vadx.serve.jobs.JobStore`
+    calls them), over its ``models`` and ``videos``; one job at a time per model."""
+
+    def __init__(self, models: dict[str, CRNN], videos: VideoStore) -> None:
+        self.models, self.videos = models, videos
+        self.locks = {name: threading.Lock() for name in models}
+        #: recent detections by (video, model, settings), oldest first (see _detection)
+        self.detections: dict[tuple[str, str, str], Detection] = {}
+
+    @contextlib.contextmanager
+    def _client_errors(self, job: Job) -> Iterator[None]:
+        """A job's failure as the API's client should read it: no server path, API fields
+        instead of command-line options; anything unexpected logged here, not shown there."""
+        try:
+            self.videos.get(job.params["video"])
+        except KeyError:
+            raise JobFailed(f"video {job.params['video']} was deleted before the job ran") from None
+        try:
+            yield
+        except (JobCancelled, JobFailed):
+            raise
+        except Exception as err:
+            if job.params["video"] not in self.videos:  # its file went from under it
+                raise JobFailed(
+                    f"video {job.params['video']} was deleted while the job ran"
+                ) from err
+            if not isinstance(err, VadxError):
+                LOG.exception("job %s (%s) failed", job.id, job.kind)
+                raise JobFailed(
+                    "the job failed on an internal error; the server's log has the details"
+                ) from err
+            video = self.videos.get(job.params["video"])
+            raise JobFailed(
+                api_message(err, self.videos.path(job.params["video"]), video["name"])
+            ) from err
+
+    def detect(self, job: Job, out: Path, progress) -> dict[str, Any]:
+        with self._client_errors(job):
+            result = self._run_detect(job, out, progress)
+            self._redact(job, out)
+        return result
+
+    def explain(self, job: Job, out: Path, progress) -> dict[str, Any]:
+        with self._client_errors(job):
+            result = self._run_explain(job, out, progress)
+            self._redact(job, out)
+        return result
+
+    def _redact(self, job: Job, out: Path) -> None:
+        """Server paths in what a job wrote → names clients know: the video's uploaded name,
+        the model's served name, the job's folder as ``.``."""
+        p, model = job.params, self.models[job.params["model"]]
+        names = {self.videos.path(p["video"]): label(self.videos.get(p["video"])["name"]), out: "."}
+        if model.checkpoint is not None:
+            names[model.checkpoint.path] = label(p["model"])
+        redact_paths(out, names)
+
+    def _detection(self, job: Job, progress) -> Detection:
+        """The detection of the job's video with its model and settings: run once, then kept
+        (the last few) for the explanations of the same video."""
+        p = job.params
+        key = (p["video"], p["model"], json.dumps(p["detect"], sort_keys=True))
+        found = self.detections.pop(key, None)
+        if found is None:
+            model, path = self.models[p["model"]], self.videos.path(p["video"])
+            found = detect(model, path, DetectConfig(**p["detect"]), progress)
+        self.detections[key] = found
+        while len(self.detections) > KEPT_DETECTIONS:
+            self.detections.pop(next(iter(self.detections)))
+        return found
+
+    def _run_detect(self, job: Job, out: Path, progress) -> dict[str, Any]:
+        p = job.params
+        model, path = self.models[p["model"]], self.videos.path(p["video"])
+        with self.locks[p["model"]]:
+            found = self._detection(job, progress)
+        write_detection(out, found, path, model.model_id, annotate=False)
+        write_scores(out / "scores.json", found)
+        return {
+            "events": [e.__dict__ for e in found.events],
+            "frames": found.info.num_frames,
+            "fps": found.info.fps,
+            "windows": len(found.windows),
+            "settings": found.settings,
+            "domain": domain_report(found, model),
+        }
+
+    def _run_explain(self, job: Job, out: Path, progress) -> dict[str, Any]:
+        p = job.params
+        model, path = self.models[p["model"]], self.videos.path(p["video"])
+        with self.locks[p["model"]]:
+            found = self._detection(job, progress)  # the video's, when it was detected already
+            summary = explain_video(
+                model,
+                path,
+                out,
+                explain_settings(p),
+                start=p["start"],
+                end=p["end"],
+                progress=progress,
+                detection=found,
+            )
+        write_scores(out / "scores.json", found)  # the report's timeline, as a detection's
+        clip = summary["clips"][0]
+        return {
+            "frames": clip["frames"],
+            "predicted": clip["predicted"],
+            "probability": clip["probability"],
+            "target": clip["target"],
+            "report": "report.html",
+        }
+
+
+def write_scores(path: Path, found: Detection) -> None:
+    """A detection's per-frame scores as ``GET /api/jobs/{job_id}/scores`` serves them."""
+    domain = found.frame_domain
+    write_json(
+        path,
+        {
+            "classes": list(found.class_names),
+            "times": found.timestamps.round(4).tolist(),
+            "anomaly": found.smoothed_score.round(4).tolist(),
+            "probabilities": found.frame_probabilities.round(4).tolist(),
+            "on": found.settings["on"],
+            "off": found.settings["off"],
+            "window": found.settings["window"],
+            "step": found.settings["step"],
+            "domain": None if domain is None else domain.round(3).tolist(),
+        },
+        indent=0,
+    )
+
+
+#: the request fields that set the library's settings, where their names differ
+API_FIELDS = {"step": "detect.step", "stride": "detect.stride", "domain": "detect.domain"}
+
+
+def api_words(err: VadxError) -> str:
+    """A library error as the API's client reads it: its settings named by request fields."""
+    return err.worded(lambda field: API_FIELDS.get(field, field))
+
+
+def api_message(err: VadxError, path: Path, name: str) -> str:
+    """A library error for the API's client: settings named by request fields, the stored
+    video's path replaced by its name."""
+    return without_paths(api_words(err), path, name)
+
+
+def domain_report(found: Detection, model: CRNN) -> dict[str, Any]:
+    """The detection's domain verdict with the sentence the page shows (no server paths)."""
+    if not found.domain.get("checked"):
+        off = found.settings.get("domain") == "off"
+        return {**found.domain, "message": None if off else missing_note(model, False)}
+    return {**found.domain, "message": verdict_line(found.domain)}

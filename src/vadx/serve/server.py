@@ -1,0 +1,51 @@
+"""The state behind the app: the served models, the uploaded videos, the jobs and what runs
+them, and the limits on requests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import HTTPException
+
+from vadx.errors import VadxError
+from vadx.models.crnn import CRNN
+from vadx.serve.guard import Limits
+from vadx.serve.jobs import JobStore
+from vadx.serve.runners import Runners
+from vadx.serve.storage import VideoStore
+
+
+class Server:
+    """Models by name, videos, jobs (run by :class:`~vadx.serve.runners.Runners`), the token
+    and the request limits (:class:`~vadx.serve.guard.Limits`)."""
+
+    def __init__(
+        self,
+        models: dict[str, CRNN],
+        data: Path,
+        token: str | None = None,
+        max_upload_bytes: int = 200_000_000,
+        workers: int = 1,
+        limits: Limits | None = None,
+    ) -> None:
+        if not models:
+            raise VadxError("give at least one model to serve")
+        if token is not None and not token.strip():
+            raise VadxError(
+                "the token is empty: every request would pass as authorised; give a token "
+                "of at least one character, or none for a server on this machine only"
+            )
+        self.models, self.token, self.limits = models, token, limits or Limits()
+        self.data = Path(data)
+        self.videos = VideoStore(self.data, max_upload_bytes)
+        self.runners = Runners(models, self.videos)
+        run = {"detect": self.runners.detect, "explain": self.runners.explain}
+        self.jobs = JobStore(self.data, run, workers)
+
+    def model_name(self, name: str | None) -> str:
+        """A served model's name (``None``: the first); 404 for any other."""
+        if name is None:
+            return next(iter(self.models))
+        if name not in self.models:
+            raise HTTPException(404, f"no model {name!r}; served: {', '.join(self.models)}")
+        return name
