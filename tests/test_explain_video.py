@@ -54,8 +54,20 @@ def test_one_clip_writes_the_report_and_the_record_and_pictures_only_when_asked(
 
     settings = ExplainSettings(methods=("gradcam", "saliency"), view="contours", exports=EXPORTS)
     summary = explain_video(model, video, tmp_path, settings, start=5, end=35)
-    (clip,) = summary["clips"]
-    assert clip["frames"] == [5, 15, 25, 35]
+    (clip,) = summary.clips
+    assert clip.frames == [5, 15, 25, 35]
+    written = json.loads((tmp_path / "summary.json").read_text())
+    assert written == json.loads(json.dumps(summary.to_json()))
+    assert set(summary.to_json()["clips"][0]) == {  # the file's fields, as before the types
+        "folder",
+        "frames",
+        "predicted",
+        "probability",
+        "target",
+        "report",
+        "domain",
+        "trust",
+    }
     names = {p.name for p in tmp_path.iterdir()}
     band = band_height(80)  # the label under each frame
     for method in ("gradcam", "saliency"):
@@ -114,12 +126,12 @@ def test_flagged_windows_explain_each_event_and_none_says_so(assets, tmp_path):
         windows="flagged",
         detect_config=everything,
     )
-    assert len(summary["clips"]) == 1 and summary["clips"][0]["target"] != "normal"
+    assert len(summary.clips) == 1 and summary.clips[0].target != "normal"
     nothing = DetectConfig(on=1.0, off=1.0, min_frames=1000)
     summary = explain_video(
         model, video, tmp_path / "none", ExplainSettings(), windows="flagged", detect_config=nothing
     )
-    assert summary["clips"] == [] and "no window was flagged" in summary["note"]
+    assert summary.clips == [] and "no window was flagged" in summary.note
     one = explain_video(
         model,
         video,
@@ -127,7 +139,7 @@ def test_flagged_windows_explain_each_event_and_none_says_so(assets, tmp_path):
         ExplainSettings(methods=("gradcam",), temporal=(), timeline=False),
         windows=2,
     )
-    assert (tmp_path / "w" / one["clips"][0]["folder"].split("/")[-1] / "report.html").is_file()
+    assert (tmp_path / "w" / one.clips[0].folder.split("/")[-1] / "report.html").is_file()
 
 
 def test_bad_requests_fail_before_any_work(assets, tmp_path):
@@ -296,8 +308,8 @@ def test_an_earlier_detection_makes_the_timeline_and_the_flagged_windows(
         windows="flagged",
         detection=earlier,
     )
-    assert [c["frames"] for c in reused["clips"]] == [c["frames"] for c in fresh["clips"]]
-    report = (Path(reused["clips"][0]["report"])).read_text()
+    assert [c.frames for c in reused.clips] == [c.frames for c in fresh.clips]
+    report = (Path(reused.clips[0].report)).read_text()
     assert 'id="timeline"' in report  # the earlier detection's scores make the timeline
     np.testing.assert_allclose(
         earlier.smoothed_score,

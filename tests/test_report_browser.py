@@ -31,11 +31,11 @@ def explained(tmp_path_factory):
     segments = [("normal", 8), ("fire", 20), ("normal", 8)]
     video, _ = long_video(root / "clip.mp4", 5, segments, (72, 96))
     model = load_model(tiny_checkpoint(root / "model"))
-    (clip,) = explain_video(model, video, root / "out", SETTINGS)["clips"]
+    (clip,) = explain_video(model, video, root / "out", SETTINGS).clips
     with VideoReader(video) as reader:
-        frames = reader.read(clip["frames"]).data
-    here = explain_clip(model, frames, clip["frames"], 1.0, SETTINGS)
-    return clip["report"], here
+        frames = reader.read(clip.frames).data
+    here = explain_clip(model, frames, clip.frames, 1.0, SETTINGS)
+    return clip.report, here
 
 
 def drawn(page, method: str, view: str, frame: int) -> np.ndarray:

@@ -670,5 +670,5 @@ def test_an_event_is_explained_by_the_window_vadx_flags_and_detection_runs_once(
         windows="flagged",
         detect_config=DetectConfig(**settings),
     )
-    assert explained["result"]["frames"] == flagged["clips"][0]["frames"]
-    assert explained["result"]["target"] == flagged["clips"][0]["target"] == event["class_name"]
+    assert explained["result"]["frames"] == flagged.clips[0].frames
+    assert explained["result"]["target"] == flagged.clips[0].target == event["class_name"]

@@ -163,7 +163,7 @@ def run_demo(
             "detection": str(out / "detection"),
             "explanation": str(out / "explanation"),
         },
-        "reports": [clip["report"] for clip in explained["clips"]],
+        "reports": [clip.report for clip in explained.clips],
         "domain": domain,
     }
     write_json(out / "summary.json", summary)

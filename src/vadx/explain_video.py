@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,45 @@ from vadx.video.decode import VideoInfo, VideoReader, probe, video_sha256
 from vadx.video.encode import write_gif, write_mp4, write_png
 
 
+@dataclass(frozen=True)
+class ClipSummary:
+    """One explained clip, as ``summary.json`` lists it: its folder and report, its frames,
+    the prediction and target, the domain check and (with ``trust``) each map's verdict."""
+
+    folder: str
+    frames: list[int]
+    predicted: str
+    probability: float
+    target: str
+    report: str
+    domain: dict[str, Any]
+    trust: dict[str, str] | None = None
+
+    def moved(self, folder: Path) -> ClipSummary:
+        """The same clip once its folder is ``folder`` (staged folders move into place)."""
+        return replace(self, folder=str(folder), report=str(folder / "report.html"))
+
+
+@dataclass(frozen=True)
+class VideoSummary:
+    """What :func:`explain_video` explained in one video (its ``summary.json``): the clips,
+    the window mode and the settings — or, when nothing was to be explained, why (``note``)."""
+
+    source: str
+    clips: list[ClipSummary] = field(default_factory=list)
+    windows: str | int | None = None
+    settings: dict[str, Any] | None = None
+    note: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The document ``summary.json`` holds (unchanged since before this type)."""
+        document: dict[str, Any] = {"source": self.source}
+        if self.note is not None:
+            return {**document, "clips": [], "note": self.note}
+        clips = [asdict(clip) for clip in self.clips]
+        return {**document, "windows": self.windows, "settings": self.settings, "clips": clips}
+
+
 def rendered(clip: ClipExplanation, method: str, view: str, settings: ExplainSettings):
     """The clip's frames with ``method``'s map in ``view`` and the "Class: NN%" label."""
     name, probability = clip.predicted
@@ -76,7 +115,7 @@ def write_clip(
     source: VideoInfo,
     source_sha256: str,
     timeline: Detection | None = None,
-) -> dict[str, Any]:
+) -> ClipSummary:
     """Write the files of one explained clip into ``out`` (module doc); returns its summary."""
     e = clip.explanation
     write_exports(out, clip, settings)
@@ -89,16 +128,16 @@ def write_clip(
     write_report(out / "report.html", clip, settings, extra, timeline, extra.get("quality"))
     name, probability = clip.predicted
     trust = {m: v["verdict"] for m, v in extra["trust"].items()} if settings.trust else None
-    return {
-        "folder": str(out),
-        "frames": [int(i) for i in clip.indices],
-        "predicted": name,
-        "probability": round(probability, 4),
-        "target": e.target_names[0],
-        "report": str(out / "report.html"),
-        "domain": dict(clip.domain),
-        "trust": trust,
-    }
+    return ClipSummary(
+        folder=str(out),
+        frames=[int(i) for i in clip.indices],
+        predicted=name,
+        probability=round(probability, 4),
+        target=e.target_names[0],
+        report=str(out / "report.html"),
+        domain=dict(clip.domain),
+        trust=trust,
+    )
 
 
 def write_exports(out: Path, clip: ClipExplanation, settings: ExplainSettings) -> None:
@@ -222,7 +261,7 @@ def explain_video(
     detect_config: DetectConfig | None = None,
     progress: ProgressFn | None = None,
     detection: Detection | None = None,
-) -> dict[str, Any]:
+) -> VideoSummary:
     """Explain one span, every window (``"all"``), the flagged windows or window number
     ``windows`` (an int) of ``source`` into ``out``. A ``detection`` of ``source`` already at
     hand is reused instead of detecting again.
@@ -275,18 +314,18 @@ def explain_into(
     detection: Detection | None,
     progress: ProgressFn | None = None,
     source_sha256: str | None = None,
-) -> dict[str, Any]:
+) -> VideoSummary:
     """The files of :func:`explain_video`, written straight into ``folder`` (a staging folder
     of the caller's that will become ``named``, the path the summary gives), ``summary.json``
     last; ``detection`` is needed for any ``windows`` but ``"one"``. Returns the summary."""
     source_sha256 = source_sha256 or video_sha256(source)
-    clips: list[dict[str, Any]] = []
+    clips: list[ClipSummary] = []
     with VideoReader(source) as video:
         jobs = _jobs(model, video.info, windows, start, end, detection)
         if not jobs:
             say = "no window was flagged" if windows == "flagged" else "nothing to explain"
-            summary = {"source": str(source), "clips": [], "note": say}
-            write_json(folder / "summary.json", summary)
+            summary = VideoSummary(str(source), note=say)
+            write_json(folder / "summary.json", summary.to_json())
             return summary
         for number, (indices, target) in enumerate(jobs):
             name = (
@@ -298,22 +337,11 @@ def explain_into(
             written = write_clip(
                 folder / name, clip, settings, model, video.info, source_sha256, detection
             )
-            clips.append(
-                {
-                    **written,
-                    "folder": str(named / name),
-                    "report": str(named / name / "report.html"),
-                }
-            )
+            clips.append(written.moved(named / name))
             if progress is not None:
                 progress("explaining", number + 1, len(jobs))
-    summary = {
-        "source": str(source),
-        "windows": windows,
-        "settings": jsonable_settings(settings),
-        "clips": clips,
-    }
-    write_json(folder / "summary.json", summary)
+    summary = VideoSummary(str(source), clips, windows, jsonable_settings(settings))
+    write_json(folder / "summary.json", summary.to_json())
     return summary
 
 

@@ -74,5 +74,5 @@ class ExplainJob:
             progress,
             document["video_sha256"],
         )
-        reports = [Path(clip["report"]).relative_to(named).as_posix() for clip in summary["clips"]]
+        reports = [Path(clip.report).relative_to(named).as_posix() for clip in summary.clips]
         return outcome(detection, reports)

@@ -190,34 +190,34 @@ def explain_command(
             progress=lambda stage, d, t: advance(d, t, stage),
             detection=earlier,
         )
-    if not summary["clips"]:
-        console.print(f"{summary.get('note', 'nothing explained')}; wrote {out}/summary.json")
+    if not summary.clips:
+        console.print(f"{summary.note or 'nothing explained'}; wrote {out}/summary.json")
         return
     table = Table("frames", "predicted", "target", "domain score", "folder", title="explained")
-    for clip in summary["clips"]:
-        score = clip["domain"].get("score")
+    for clip in summary.clips:
+        score = clip.domain.get("score")
         familiar = "-" if score is None else f"{score:.2f}"
         table.add_row(
-            f"{clip['frames'][0]}–{clip['frames'][-1]}",
-            f"{clip['predicted']} {clip['probability']:.0%}",
-            clip["target"],
+            f"{clip.frames[0]}–{clip.frames[-1]}",
+            f"{clip.predicted} {clip.probability:.0%}",
+            clip.target,
             familiar,
-            Path(clip["folder"]).name,
+            Path(clip.folder).name,
         )
     console.print(table)
-    for clip in summary["clips"]:
-        console.print(f"report: {clip['report']}", soft_wrap=True)
-    _say_clip_domain(summary["clips"], loaded)
+    for clip in summary.clips:
+        console.print(f"report: {clip.report}", soft_wrap=True)
+    _say_clip_domain(summary.clips, loaded)
 
 
-def _say_clip_domain(clips: list[dict], model) -> None:
+def _say_clip_domain(clips: list, model) -> None:
     """Warn, on stderr, about explained clips outside the model's domain (or unchecked)."""
     from vadx.domain import missing_note
 
-    if not all(clip["domain"].get("checked") for clip in clips):
+    if not all(clip.domain.get("checked") for clip in clips):
         err_console.print(f"note: {missing_note(model)}", soft_wrap=True)
         return
-    outside = [clip for clip in clips if clip["domain"]["verdict"] == "outside"]
+    outside = [clip for clip in clips if clip.domain["verdict"] == "outside"]
     if outside:
         err_console.print(
             f"[bold yellow]warning:[/] {len(outside)} of {len(clips)} explained clip(s) are "

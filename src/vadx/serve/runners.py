@@ -132,12 +132,12 @@ class Runners:
                 detection=found,
             )
         write_scores(out / "scores.json", found)  # the report's timeline, as a detection's
-        clip = summary["clips"][0]
+        clip = summary.clips[0]
         return {
-            "frames": clip["frames"],
-            "predicted": clip["predicted"],
-            "probability": clip["probability"],
-            "target": clip["target"],
+            "frames": clip.frames,
+            "predicted": clip.predicted,
+            "probability": clip.probability,
+            "target": clip.target,
             "report": "report.html",
         }
 
