@@ -96,7 +96,7 @@ def test_cached_features_equal_recomputing_every_window(model, long_video):
         ).numpy()
     np.testing.assert_allclose(result.window_probabilities, naive, rtol=1e-4, atol=1e-6)
     assert result.frame_probabilities.shape == (42, 4)
-    assert result.windows[-1].end == 41 and result.settings["step"] == 2
+    assert result.windows[-1].end == 41 and result.settings.step == 2
 
 
 def test_outputs(model, long_video, tmp_path):

@@ -89,7 +89,7 @@ def test_detect_with_the_onnx_runtime_gives_the_same_scores(tmp_path, capsys):
     video = write_mp4(tmp_path / "v.mp4", numbered_frames(24, 48, 64, moving=True), fps=10)
     ours = detect(model, video)
     onnx_run = detect(model, video, runtime="onnx")
-    assert onnx_run.settings["runtime"] == "onnx" and ours.settings["runtime"] == "torch"
+    assert onnx_run.settings.runtime == "onnx" and ours.settings.runtime == "torch"
     assert np.abs(onnx_run.frame_probabilities - ours.frame_probabilities).max() <= TOLERANCE
     assert np.ptp(ours.frame_probabilities) > 0.001
     checkpoint = save_model(model, tmp_path / "model")

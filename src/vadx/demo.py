@@ -127,7 +127,7 @@ def run_demo(
     say(f"5/7 detecting anomalies in {video}")
     detection = detect(model, video, DetectConfig())
     write_detection(out / "detection", detection, video, model.checkpoint.model_id)
-    tolerance = (config.num_frames - 1) * detection.settings["step"] + 1
+    tolerance = (config.num_frames - 1) * detection.settings.step + 1
     matches = match_events(long.events, detection.events, tolerance)
     say(f"6/7 explaining each detected event's most anomalous window into {out / 'explanation'}")
     explained = explain_video(

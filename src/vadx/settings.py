@@ -4,8 +4,9 @@ the library all read them from here."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
 
 from vadx.errors import InputError
 
@@ -55,3 +56,39 @@ class DetectConfig:
                 raise InputError(f"{name} must be at least 1, got {value}")
         if self.smooth < 1 or self.min_frames < 1 or self.batch_size < 1:
             raise InputError("smooth, min_frames and batch_size must be at least 1")
+
+
+@dataclass(frozen=True)
+class DetectionSettings:
+    """The detection settings in effect for one video: a :class:`DetectConfig` with its
+    defaults resolved (``stride``, ``step``), the window's length in frames and where the CNN
+    ran — what ``events.json`` records under ``settings``."""
+
+    stride: int
+    step: int
+    smooth: int
+    on: float
+    off: float
+    min_frames: int
+    batch_size: int
+    per_class: bool
+    domain: DomainMode
+    window: int
+    runtime: str = "torch"
+
+    @classmethod
+    def resolved(
+        cls, config: DetectConfig, stride: int, step: int, window: int, runtime: str
+    ) -> DetectionSettings:
+        return cls(
+            **{**asdict(config), "stride": stride, "step": step}, window=window, runtime=runtime
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any]) -> DetectionSettings:
+        """The settings ``events.json`` records (older files lack ``runtime``: torch)."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in document.items() if k in known})

@@ -22,7 +22,7 @@ frame with "Fight: 98%", red while an event is on).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ from vadx.errors import InputError, NonFiniteError
 from vadx.models.crnn import CRNN
 from vadx.models.domain_stats import domain_summary, missing_note
 from vadx.progress import ProgressFn
-from vadx.settings import DetectConfig
+from vadx.settings import DetectConfig, DetectionSettings
 from vadx.video.decode import VideoInfo, VideoReader
 from vadx.video.preprocess import fit_frames, frames_to_clip
 from vadx.video.sampling import Window, sliding_windows
@@ -76,7 +76,7 @@ class Detection:
     smoothed_score: np.ndarray
     events: list[Event]
     timestamps: np.ndarray
-    settings: dict[str, Any] = field(default_factory=dict)
+    settings: DetectionSettings
     #: per window and per frame (mean over the windows covering it): distance to the training
     #: domain over its threshold (> 1: outside); None when unchecked
     window_domain: np.ndarray | None = None
@@ -205,13 +205,7 @@ def detect(
         replace(e, window=(int(w.indices[0]), int(w.indices[-1])))
         for e, w in zip(events, chosen, strict=True)
     ]
-    settings = {
-        **asdict(config),
-        "stride": stride,
-        "step": step,
-        "window": length,
-        "runtime": runtime,
-    }
+    settings = DetectionSettings.resolved(config, stride, step, length, runtime)
     threshold = None if window_domain is None else model.domain.threshold
     return Detection(
         info,

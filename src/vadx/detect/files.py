@@ -20,6 +20,7 @@ from vadx.models.crnn import CRNN
 from vadx.progress import ProgressFn
 from vadx.render.overlay import band_height, class_label, label_frame
 from vadx.render.plots import png_bytes
+from vadx.settings import DetectionSettings
 from vadx.video.decode import VideoInfo, VideoReader, video_sha256
 from vadx.video.encode import Mp4Writer
 from vadx.video.sampling import sliding_windows
@@ -61,7 +62,7 @@ def write_detection_files(
         "video_info": asdict(detection.info),
         "model": model_id,
         "vadx_version": __version__,
-        "settings": detection.settings,
+        "settings": detection.settings.to_json(),
         "classes": list(detection.class_names),
         "events": [asdict(e) for e in detection.events],
         "windows": len(detection.windows),
@@ -136,7 +137,7 @@ def scores_png(detection: Detection) -> bytes:
             lw=0,
             label="outside the model's domain",
         )
-    on, off = detection.settings["on"], detection.settings["off"]
+    on, off = detection.settings.on, detection.settings.off
     axes.axhline(on, color="red", ls="--", lw=0.8)
     axes.axhline(off, color="grey", ls=":", lw=0.8)
     axes.set_ylim(0, 1.08)
@@ -205,14 +206,14 @@ def read_detection(folder: str | Path, model: CRNN, source: str | Path) -> Detec
         )
     info = VideoInfo(**document["video_info"])
     names = tuple(document["classes"])
-    settings = document["settings"]
+    settings = DetectionSettings.from_json(document["settings"])
 
     def column(name: str) -> np.ndarray:
         return np.array([float(row[name]) for row in rows])
 
     timestamps = column("time")
     windows = sliding_windows(
-        info.num_frames, settings["window"], settings["stride"], settings["step"], timestamps
+        info.num_frames, settings.window, settings.stride, settings.step, timestamps
     )
     events = [
         Event(**{**e, "window": tuple(e["window"]) if e.get("window") else None})

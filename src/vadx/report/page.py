@@ -190,7 +190,7 @@ def timeline_svg(
         f'height="{inner_h}" fill="none" stroke="#1f4fb4" stroke-width="2">'
         f"<title>explained clip {span[0]}–{span[1]}</title></rect>"
     )
-    on = detection.settings.get("on", 0.5)
+    on = detection.settings.on
     parts += [
         f'<line x1="{pad_l}" x2="{width - pad_r}" y1="{y(on):.1f}" y2="{y(on):.1f}" '
         'stroke="#c00" stroke-dasharray="4 3" stroke-width="0.8"/>',

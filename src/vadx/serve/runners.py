@@ -112,7 +112,7 @@ class Runners:
             "frames": found.info.num_frames,
             "fps": found.info.fps,
             "windows": len(found.windows),
-            "settings": found.settings,
+            "settings": found.settings.to_json(),
             "domain": domain_report(found, model),
         }
 
@@ -152,10 +152,10 @@ def write_scores(path: Path, found: Detection) -> None:
             "times": found.timestamps.round(4).tolist(),
             "anomaly": found.smoothed_score.round(4).tolist(),
             "probabilities": found.frame_probabilities.round(4).tolist(),
-            "on": found.settings["on"],
-            "off": found.settings["off"],
-            "window": found.settings["window"],
-            "step": found.settings["step"],
+            "on": found.settings.on,
+            "off": found.settings.off,
+            "window": found.settings.window,
+            "step": found.settings.step,
             "domain": None if domain is None else domain.round(3).tolist(),
         },
         indent=0,
@@ -180,6 +180,6 @@ def api_message(err: VadxError, path: Path, name: str) -> str:
 def domain_report(found: Detection, model: CRNN) -> dict[str, Any]:
     """The detection's domain verdict with the sentence the page shows (no server paths)."""
     if not found.domain.get("checked"):
-        off = found.settings.get("domain") == "off"
+        off = found.settings.domain == "off"
         return {**found.domain, "message": None if off else missing_note(model, False)}
     return {**found.domain, "message": verdict_line(found.domain)}
