@@ -15,7 +15,7 @@ from vadx.serve.checks import check_job
 from vadx.serve.jobs import FINISHED, TooLate
 from vadx.serve.routing import Routes
 from vadx.serve.runners import api_words
-from vadx.serve.schema import JobRequest, file_content, media_type
+from vadx.serve.schema import JobParams, JobRequest, file_content, media_type
 
 SCORES = {"$ref": "#/components/schemas/Scores"}
 
@@ -50,19 +50,20 @@ def jobs_router(routes: Routes) -> APIRouter:
                 {"Retry-After": "10"},
             )
         video = video_or_404(request.video)
-        params = request.model_dump()
-        params["model"] = server.model_name(request.model)
+        params = JobParams.of({**request.model_dump(), "model": server.model_name(request.model)})
         try:
-            check_job(params, video, server.models[params["model"]])
+            check_job(params, video, server.models[params.model])
         except VadxError as err:
             raise HTTPException(400, api_words(err)) from None
-        return server.jobs.submit(request.kind, params).public()
+        return server.jobs.submit(request.kind, params.model_dump()).public()
 
     @route("get", "/api/jobs", "jobs", response_model=list[schema.Job])
     def jobs(video: str | None = None) -> list[dict[str, Any]]:
         """Every job (of one video with ``?video=ID``), newest first."""
         found = [
-            j for j in server.jobs.jobs.values() if video is None or j.params["video"] == video
+            j
+            for j in server.jobs.jobs.values()
+            if video is None or JobParams.of(j.params).video == video
         ]
         return [j.public() for j in sorted(found, key=lambda j: -j.created)]
 

@@ -7,17 +7,18 @@ from __future__ import annotations
 from typing import Any
 
 from vadx.clip import ExplainSettings, parse_target
-from vadx.detect import DetectConfig, check_domain_mode, window_spacing
+from vadx.detect import check_domain_mode, window_spacing
 from vadx.errors import VadxError
 from vadx.explain.targets import check_target as check_model_target
 from vadx.models.crnn import CRNN
+from vadx.serve.schema import JobParams
 
 
-def check_job(params: dict[str, Any], video: dict[str, Any], model: CRNN) -> None:
+def check_job(params: JobParams, video: dict[str, Any], model: CRNN) -> None:
     """Refuse, before it runs, a job that cannot succeed on ``video`` with ``model``: bad
     detection settings, a window longer than the video, an explanation's frames, target or
     method names. Raises :class:`VadxError` worded for the API's client."""
-    config = DetectConfig(**params["detect"])
+    config = params.detect_config()
     check_domain_mode(model, config.domain, show_path=False)
     step, span, _ = window_spacing(model, config)
     frames = video["num_frames"]
@@ -27,11 +28,11 @@ def check_job(params: dict[str, Any], video: dict[str, Any], model: CRNN) -> Non
             f"the video has {frames} frames, fewer than one window of the model "
             f"({model.config.num_frames} frames {step} apart = {span}); {fix}"
         )
-    if params["kind"] == "explain":
+    if params.kind == "explain":
         explain_settings(params)
-        check_target(params["target"], model)
-        start = params["start"] or 0
-        end = frames - 1 if params["end"] is None else params["end"]
+        check_target(params.target, model)
+        start = params.start or 0
+        end = frames - 1 if params.end is None else params.end
         if not start <= end <= frames - 1:
             raise VadxError(
                 f"frames {start}–{end} are not inside the video's {frames} frames "
@@ -45,14 +46,13 @@ def check_job(params: dict[str, Any], video: dict[str, Any], model: CRNN) -> Non
             )
 
 
-def explain_settings(params: dict[str, Any]) -> ExplainSettings:
-    target = params["target"]
+def explain_settings(params: JobParams) -> ExplainSettings:
     return ExplainSettings(
-        methods=tuple(params["methods"]),
-        temporal=tuple(params["temporal"]),
-        target=parse_target(target),
-        view=params["view"],
-        exports=tuple(params.get("exports", ())),  # jobs from before exports existed: none
+        methods=tuple(params.methods),
+        temporal=tuple(params.temporal),
+        target=parse_target(params.target),
+        view=params.view,
+        exports=tuple(params.exports),
     )
 
 

@@ -5,14 +5,13 @@ and the detections kept for the explanations of the same video that follow."""
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from vadx.detect import DetectConfig, Detection, detect
+from vadx.detect import Detection, detect
 from vadx.detect.files import write_detection
 from vadx.errors import VadxError
 from vadx.explain_video import explain_video
@@ -21,6 +20,7 @@ from vadx.models.crnn import CRNN
 from vadx.models.domain_stats import missing_note, verdict_line
 from vadx.serve.checks import explain_settings
 from vadx.serve.jobs import Job, JobCancelled, JobFailed
+from vadx.serve.schema import JobParams
 from vadx.serve.storage import VideoStore, label, redact_paths, without_paths
 
 #: detections kept in memory for the explanations that follow them
@@ -42,28 +42,23 @@ class Runners:
     def _client_errors(self, job: Job) -> Iterator[None]:
         """A job's failure as the API's client should read it: no server path, API fields
         instead of command-line options; anything unexpected logged here, not shown there."""
-        try:
-            self.videos.get(job.params["video"])
-        except KeyError:
-            raise JobFailed(f"video {job.params['video']} was deleted before the job ran") from None
+        video_id = JobParams.of(job.params).video
+        if video_id not in self.videos:
+            raise JobFailed(f"video {video_id} was deleted before the job ran")
         try:
             yield
         except (JobCancelled, JobFailed):
             raise
         except Exception as err:
-            if job.params["video"] not in self.videos:  # its file went from under it
-                raise JobFailed(
-                    f"video {job.params['video']} was deleted while the job ran"
-                ) from err
+            if video_id not in self.videos:  # its file went from under it
+                raise JobFailed(f"video {video_id} was deleted while the job ran") from err
             if not isinstance(err, VadxError):
                 LOG.exception("job %s (%s) failed", job.id, job.kind)
                 raise JobFailed(
                     "the job failed on an internal error; the server's log has the details"
                 ) from err
-            video = self.videos.get(job.params["video"])
-            raise JobFailed(
-                api_message(err, self.videos.path(job.params["video"]), video["name"])
-            ) from err
+            name = self.videos.get(video_id)["name"]
+            raise JobFailed(api_message(err, self.videos.path(video_id), name)) from err
 
     def detect(self, job: Job, out: Path, progress) -> dict[str, Any]:
         with self._client_errors(job):
@@ -80,30 +75,31 @@ class Runners:
     def _redact(self, job: Job, out: Path) -> None:
         """Server paths in what a job wrote → names clients know: the video's uploaded name,
         the model's served name, the job's folder as ``.``."""
-        p, model = job.params, self.models[job.params["model"]]
-        names = {self.videos.path(p["video"]): label(self.videos.get(p["video"])["name"]), out: "."}
+        p = JobParams.of(job.params)
+        model = self.models[p.model]
+        names = {self.videos.path(p.video): label(self.videos.get(p.video)["name"]), out: "."}
         if model.checkpoint is not None:
-            names[model.checkpoint.path] = label(p["model"])
+            names[model.checkpoint.path] = label(p.model)
         redact_paths(out, names)
 
     def _detection(self, job: Job, progress) -> Detection:
         """The detection of the job's video with its model and settings: run once, then kept
         (the last few) for the explanations of the same video."""
-        p = job.params
-        key = (p["video"], p["model"], json.dumps(p["detect"], sort_keys=True))
+        p = JobParams.of(job.params)
+        key = (p.video, p.model, p.detect.model_dump_json())
         found = self.detections.pop(key, None)
         if found is None:
-            model, path = self.models[p["model"]], self.videos.path(p["video"])
-            found = detect(model, path, DetectConfig(**p["detect"]), progress)
+            model, path = self.models[p.model], self.videos.path(p.video)
+            found = detect(model, path, p.detect_config(), progress)
         self.detections[key] = found
         while len(self.detections) > KEPT_DETECTIONS:
             self.detections.pop(next(iter(self.detections)))
         return found
 
     def _run_detect(self, job: Job, out: Path, progress) -> dict[str, Any]:
-        p = job.params
-        model, path = self.models[p["model"]], self.videos.path(p["video"])
-        with self.locks[p["model"]]:
+        p = JobParams.of(job.params)
+        model, path = self.models[p.model], self.videos.path(p.video)
+        with self.locks[p.model]:
             found = self._detection(job, progress)
         write_detection(out, found, path, model.model_id, annotate=False)
         write_scores(out / "scores.json", found)
@@ -117,17 +113,17 @@ class Runners:
         }
 
     def _run_explain(self, job: Job, out: Path, progress) -> dict[str, Any]:
-        p = job.params
-        model, path = self.models[p["model"]], self.videos.path(p["video"])
-        with self.locks[p["model"]]:
+        p = JobParams.of(job.params)
+        model, path = self.models[p.model], self.videos.path(p.video)
+        with self.locks[p.model]:
             found = self._detection(job, progress)  # the video's, when it was detected already
             summary = explain_video(
                 model,
                 path,
                 out,
                 explain_settings(p),
-                start=p["start"],
-                end=p["end"],
+                start=p.start,
+                end=p.end,
                 progress=progress,
                 detection=found,
             )

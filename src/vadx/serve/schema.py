@@ -236,10 +236,19 @@ class ExplainResult(BaseModel):
 
 
 class JobParams(JobRequest):
-    """A job's request as the server runs it."""
+    """A job's request as the server runs it (and keeps it, in ``job.json``)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra=None)
     model: str = Field(description="the model the job runs")  # type: ignore[assignment]
+
+    @classmethod
+    def of(cls, params: dict[str, Any]) -> JobParams:
+        """The parameters a job keeps as JSON (jobs from before a field existed: its default)."""
+        return cls.model_validate(params, strict=False)
+
+    def detect_config(self) -> DetectConfig:
+        """The detection settings, as :func:`vadx.detect.detect` takes them."""
+        return DetectConfig(**self.detect.model_dump())
 
 
 class Job(BaseModel):
