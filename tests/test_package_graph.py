@@ -14,10 +14,9 @@ SOURCE = Path(__file__).resolve().parents[1] / "src" / "vadx"
 #: vadx's packages and top-level modules, lowest first: each may import only those before it
 LAYERS = [
     "_version", "errors", "limits", "progress", "settings", "catalogue", "files", "borrowed",
-    "distributed",
-    "render", "video", "models", "export", "keras", "summary", "data", "explain", "detect",
-    "domain", "train", "evaluate", "quality", "clip", "report", "explain_video", "batch", "watch",
-    "demo", "serve", "cli", "__main__",
+    "distributed", "render", "video", "models", "export", "keras", "summary", "data", "explain",
+    "detect", "domain", "normality", "train", "evaluate", "quality", "clip", "report",
+    "explain_video", "batch", "watch", "demo", "serve", "cli", "__main__",
 ]  # fmt: skip
 
 

@@ -156,6 +156,14 @@ MATRIX = {
         ["choose-layer", "{model}", "{folder}", "--clips", "0"],
         "'--clips': must be an integer from 1 to 10,000, got '0'",
     ),
+    "learn-normal-missing-footage": (
+        ["learn-normal", "{model}", "{folder}/gone.mp4", "--out", "{out}"],
+        "video not found: {folder}/gone.mp4",
+    ),
+    "learn-normal-out-is-a-file": (
+        ["learn-normal", "{model}", "{video}", "--out", "{file}"],
+        "--out {file} is a file",
+    ),
     "choose-layer-not-a-cam-method": (
         ["choose-layer", "{model}", "{folder}", "--method", "saliency"],
         "a layer can be chosen for gradcam",

@@ -24,7 +24,7 @@ from typing import Annotated
 import typer
 
 from vadx._version import __version__
-from vadx.cli import data, demo, detection, explanation, live, models, training
+from vadx.cli import data, demo, detection, explanation, live, models, normal, training
 from vadx.cli.boundary import (
     Stopped,
     empty_path,
@@ -82,6 +82,7 @@ COMMANDS = {
     "evaluate": training.evaluate_command,
     "calibrate": training.calibrate_command,
     "choose-layer": training.choose_layer_command,
+    "learn-normal": normal.learn_normal_command,
     "detect": detection.detect_command,
     "watch": live.watch_command,
     "serve": live.serve_command,

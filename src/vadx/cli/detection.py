@@ -51,9 +51,13 @@ def detect_command(
     from vadx.detect import check_domain_mode, detect
     from vadx.detect.files import write_detection
     from vadx.models import load_model
+    from vadx.normality import is_normality
 
     config, domain = detection, detection.domain
     writable_path(out, "--out")
+    if is_normality(model):
+        _detect_unusual(model, videos or [], list_file, out, config, annotate)
+        return
     if is_batch(videos or [], list_file):
         job = DetectJob(config, annotate=annotate, runtime=runtime)
         run_as_batch(
@@ -101,6 +105,33 @@ def detect_command(
         )
     console.print(table)
     say_domain(result.domain, loaded, domain)
+    console.print(
+        f"wrote {out}/events.json, scores.csv, scores.png" + (", annotated.mp4" if annotate else "")
+    )
+
+
+def _detect_unusual(model, videos, list_file, out, config, annotate) -> None:
+    """Detection with a normality model (``vadx learn-normal``): what is unusual for the
+    camera, as events, scores and an annotated video."""
+    from vadx.detect.files import write_detection
+    from vadx.errors import InputError
+    from vadx.normality import detect_unusual, load_normality
+
+    if list_file is not None or len(videos) != 1 or Path(videos[0]).is_dir():
+        raise InputError("a normality model detects one video at a time (batches take classifiers)")
+    loaded = load_normality(model)
+    with progress_bar("detecting") as advance:
+        result = detect_unusual(loaded, videos[0], config, lambda _, d, t: advance(d, t))
+        write_detection(out, result, videos[0], loaded.model_id, annotate)
+    table = Table("class", "start", "end", "peak", title=f"{len(result.events)} event(s)")
+    for event in result.events:
+        table.add_row(
+            event.class_name,
+            f"{event.start_time:.1f} s",
+            f"{event.end_time:.1f} s",
+            f"{event.peak_probability:.0%}",
+        )
+    console.print(table)
     console.print(
         f"wrote {out}/events.json, scores.csv, scores.png" + (", annotated.mp4" if annotate else "")
     )

@@ -1,0 +1,146 @@
+"""Each camera's normal learnt without labels (issue 31, first part): the statistics against
+slow references, the calibration rule by hand, a normality model that finds a fight in a scene
+it only ever saw quiet, its checkpoint round trip, and the commands end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import TINY, run_cli, tiny_checkpoint
+from tests.test_reliability import assert_one_error_line
+from vadx.data.synth import render_long
+from vadx.errors import CheckpointError
+from vadx.models.backbones import build_backbone
+from vadx.normality import (
+    NormalityConfig,
+    count_events,
+    detect_unusual,
+    learn_normal,
+    load_normality,
+    mahalanobis,
+    save_normality,
+)
+from vadx.video import write_mp4
+
+SIZE = (64, 64)
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    """A street the model learns quiet (80 frames), then the same street with a fight."""
+    root = tmp_path_factory.mktemp("normal")
+    quiet = render_long(3, [("normal", 80)], SIZE)
+    mixed = render_long(3, [("normal", 30), ("fight", 40)], SIZE)
+    write_mp4(root / "quiet.mp4", quiet.frames, fps=10)
+    write_mp4(root / "mixed.mp4", mixed.frames, fps=10)
+    fight = mixed.masks.reshape(len(mixed.masks), -1).any(axis=1)
+    return root, fight
+
+
+@pytest.fixture(scope="module")
+def learnt(scene):
+    root, _ = scene
+    torch.manual_seed(0)
+    backbone = build_backbone("vgg19", **TINY.backbone_args)
+    config = NormalityConfig("vgg19", dict(TINY.backbone_args), frame_size=SIZE, channels=8)
+    return learn_normal(backbone, [root / "quiet.mp4"], config, holdout=0.25)
+
+
+def test_the_distance_is_mahalanobis_per_location():
+    generator = torch.Generator().manual_seed(1)
+    features = torch.randn(3, 5, 4, generator=generator)
+    mean = torch.randn(5, 4, generator=generator)
+    a = torch.randn(5, 4, 4, generator=generator)
+    precision = a @ a.transpose(1, 2) + torch.eye(4)
+    fast = mahalanobis(features, mean, precision)
+    for n in range(3):
+        for location in range(5):
+            d = (features[n, location] - mean[location]).double()
+            slow = float(torch.sqrt(d @ precision[location].double() @ d))
+            assert fast[n, location].item() == pytest.approx(slow, rel=1e-5)
+
+
+def test_events_are_counted_with_hysteresis():
+    scores = np.array([0, 5, 11, 9, 7.5, 6.9, 12, 3, 10, 10])
+    assert count_events(scores, 10) == 3  # 11 (held above 7) · 12 · 10 10
+    assert count_events(scores, 11.5) == 1
+    assert count_events(scores, 13) == 0
+
+
+def test_the_threshold_keeps_the_held_back_footage_within_its_alarm_rate(learnt):
+    c = learnt.calibration
+    assert c["held_back_seconds"] == pytest.approx(2.0)  # the last quarter of 8 s
+    assert c["held_back_alarms"] == 0  # 1 alarm/hour allows none in 2 s
+    assert learnt.threshold > c["held_back_max_score"]
+    assert learnt.grid == (8, 8) and learnt.mean.shape == (64, 8)
+
+
+def test_a_fight_in_a_street_learnt_quiet_is_unusual(scene, learnt):
+    root, fight = scene
+    scores, maps = learnt.scores(root / "mixed.mp4")
+    assert maps.shape == (70, 8, 8) and np.array_equal(scores, maps.reshape(70, -1).max(1))
+    assert scores[fight].mean() > 3 * scores[~fight].mean()
+    detection = detect_unusual(learnt, root / "mixed.mp4")
+    assert detection.class_names == ("unusual", "normal")
+    (event,) = detection.events
+    first, last = np.flatnonzero(fight)[[0, -1]]
+    assert first <= event.start_frame <= last and event.class_name == "unusual"
+    quiet = detect_unusual(learnt, root / "quiet.mp4")
+    assert quiet.events == []  # its own footage raises nothing
+
+
+def test_a_saved_model_gives_the_same_maps_and_refuses_a_changed_file(scene, learnt, tmp_path):
+    root, _ = scene
+    path = save_normality(learnt, tmp_path / "cam")
+    loaded = load_normality(path)
+    before, after = learnt.scores(root / "mixed.mp4")[1], loaded.scores(root / "mixed.mp4")[1]
+    assert np.abs(before - after).max() < 1e-4  # float32 sums in another order
+    document = json.loads((path / "config.json").read_text())
+    assert document["format"] == "vadx-normality" and document["footage"][0]["sha256"]
+    assert loaded.model_id == "sha256:" + document["weights"]["sha256"][:16]
+    weights = path / "normality.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-4] + b"xxxx")
+    with pytest.raises(CheckpointError, match="corrupt or was changed"):
+        load_normality(path)
+
+
+def test_learn_normal_and_detect_from_the_command_line(scene, tmp_path, capsys):
+    root, _ = scene
+    source = tiny_checkpoint(tmp_path / "classifier")  # its CNN and preprocessing
+    argv = ["learn-normal", str(source), str(root / "quiet.mp4"), "--out", str(tmp_path / "cam")]
+    code, out, err = run_cli([*argv, "--channels", "8", "--size", "64"], capsys)
+    assert code == 0, err
+    assert "threshold" in out and (tmp_path / "cam" / "normality.safetensors").is_file()
+    argv = ["detect", str(tmp_path / "cam"), str(root / "mixed.mp4"), "--out", str(tmp_path / "d")]
+    code, out, err = run_cli(argv, capsys)
+    assert code == 0, err
+    events = json.loads((tmp_path / "d" / "events.json").read_text())
+    assert [e["class_name"] for e in events["events"]] == ["unusual"]
+    assert events["settings"]["runtime"] == "normality"
+    code, _, err = run_cli([*argv[:3], str(root), "--out", str(tmp_path / "b")], capsys)
+    assert_one_error_line(code, err, "a normality model detects one video at a time")
+
+
+def test_a_backbone_without_weights_says_what_to_give(scene, tmp_path, capsys):
+    root, _ = scene
+    argv = ["learn-normal", "vgg19", str(root / "quiet.mp4"), "--out", str(tmp_path / "cam")]
+    code, _, err = run_cli(argv, capsys)
+    assert_one_error_line(code, err, "--weights are needed for vgg19")
+    assert not (tmp_path / "cam").exists()
+
+
+def test_the_docs_python_example_runs(scene, tmp_path, monkeypatch):
+    root, _ = scene
+    page = (Path(__file__).parents[1] / "docs" / "normality.md").read_text(encoding="utf-8")
+    block = page.split("```python\n")[1].split("```")[0]
+    for name in ("cam3-monday.mp4", "cam3-today.mp4"):
+        block = block.replace(name, str(root / "quiet.mp4"))
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(block, "docs/normality.md", "exec"), namespace)
+    assert namespace["maps"].shape == (80, 28, 28) and namespace["found"].events == []
