@@ -25,7 +25,7 @@ from vadx.normality import (
     mahalanobis,
     save_normality,
 )
-from vadx.video import write_mp4
+from vadx.video import VideoReader, write_mp4
 
 SIZE = (64, 64)
 
@@ -110,7 +110,7 @@ def test_a_saved_model_gives_the_same_maps_and_refuses_a_changed_file(scene, lea
 
 
 def test_learn_normal_and_detect_from_the_command_line(scene, tmp_path, capsys):
-    root, _ = scene
+    root, fight = scene
     source = tiny_checkpoint(tmp_path / "classifier")  # its CNN and preprocessing
     argv = ["learn-normal", str(source), str(root / "quiet.mp4"), "--out", str(tmp_path / "cam")]
     code, out, err = run_cli([*argv, "--channels", "8", "--size", "64"], capsys)
@@ -121,6 +121,14 @@ def test_learn_normal_and_detect_from_the_command_line(scene, tmp_path, capsys):
     assert code == 0, err
     events = json.loads((tmp_path / "d" / "events.json").read_text())
     assert [e["class_name"] for e in events["events"]] == ["unusual"]
+    with VideoReader(tmp_path / "d" / "unusual.mp4") as maps_video:  # the maps over the frames
+        assert maps_video.info.num_frames == 70 and maps_video.info.width == 64
+        shown = maps_video.read(np.arange(70)).data.astype(int)
+    with VideoReader(root / "mixed.mp4") as source:
+        plain = source.read(np.arange(70)).data.astype(int)
+    # how much of each frame the map colours (beyond the codec's noise of a few levels)
+    coloured = (np.abs(shown - plain).max(axis=3) > 40).mean(axis=(1, 2))
+    assert coloured[fight].mean() > 3 * coloured[~fight].mean()
     assert events["settings"]["runtime"] == "normality"
     code, _, err = run_cli([*argv[:3], str(root), "--out", str(tmp_path / "b")], capsys)
     assert_one_error_line(code, err, "a normality model detects one video at a time")

@@ -498,6 +498,16 @@ def detect_unusual(
     :func:`~vadx.detect.files.write_detection` writes like any other."""
     config = config or DetectConfig()
     scores, _ = model.scores(video, progress)
+    return detection_of(scores, model, video, config)
+
+
+def detection_of(
+    scores: np.ndarray,
+    model: NormalityModel,
+    video: str | os.PathLike[str],
+    config: DetectConfig,
+) -> Detection:
+    """The :class:`~vadx.detect.Detection` of ``video``'s frame ``scores`` (module doc)."""
     with VideoReader(video) as reader:
         info, timestamps = reader.info, reader.timestamps
     unusual = scores / (scores + model.threshold)
@@ -517,3 +527,34 @@ def detect_unusual(
         timestamps,
         DetectionSettings.resolved(config, 1, 1, 1, "normality"),
     )
+
+
+def write_map_video(
+    model: NormalityModel,
+    video: str | os.PathLike[str],
+    maps: np.ndarray,
+    target: str | os.PathLike[str],
+    opacity: float = 0.45,
+) -> Path:
+    """``video`` with each frame's anomaly map over it (``unusual.mp4``): a cell is full red
+    when it alone reaches the threshold, transparent where the camera's normal holds."""
+    import cv2
+
+    from vadx.render.overlay import colourise
+    from vadx.video.encode import Mp4Writer
+
+    height, width = model.config.frame_size
+    with VideoReader(video) as reader:
+        if len(maps) != reader.info.num_frames:
+            raise InputError(f"{len(maps)} maps for the {reader.info.num_frames} frames of {video}")
+        size = (reader.info.height, reader.info.width)
+        with Mp4Writer(target, reader.info.fps, size) as out:
+            for index, _, frame in reader:
+                fit = model.config.fit
+                _, geometry, _ = fit_frames(frame[None], (height, width), fit)  # type: ignore[arg-type]
+                fitted = cv2.resize(maps[index] / model.threshold, (width, height))
+                value = geometry.to_source(fitted)[0].clip(0, 1)
+                alpha = (opacity * value)[..., None]  # the map shows only where it is unusual
+                colour = colourise(value, "jet").astype(np.float32)
+                out.write((frame * (1 - alpha) + colour * alpha).round().astype(np.uint8))
+    return Path(target)

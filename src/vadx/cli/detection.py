@@ -115,14 +115,20 @@ def _detect_unusual(model, videos, list_file, out, config, annotate) -> None:
     camera, as events, scores and an annotated video."""
     from vadx.detect.files import write_detection
     from vadx.errors import InputError
-    from vadx.normality import detect_unusual, load_normality
+    from vadx.files import staged_folder
+    from vadx.normality import detection_of, load_normality, write_map_video
 
     if list_file is not None or len(videos) != 1 or Path(videos[0]).is_dir():
         raise InputError("a normality model detects one video at a time (batches take classifiers)")
     loaded = load_normality(model)
+    video = videos[0]
     with progress_bar("detecting") as advance:
-        result = detect_unusual(loaded, videos[0], config, lambda _, d, t: advance(d, t))
-        write_detection(out, result, videos[0], loaded.model_id, annotate)
+        scores, maps = loaded.scores(video, lambda _, d, t: advance(d, t))
+        result = detection_of(scores, loaded, video, config)
+        write_detection(out, result, video, loaded.model_id, annotate)
+        if annotate:  # where each frame is unusual: the map is the explanation
+            with staged_folder(out, last="unusual.mp4") as staging:
+                write_map_video(loaded, video, maps, staging / "unusual.mp4")
     table = Table("class", "start", "end", "peak", title=f"{len(result.events)} event(s)")
     for event in result.events:
         table.add_row(
