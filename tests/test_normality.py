@@ -130,8 +130,18 @@ def test_learn_normal_and_detect_from_the_command_line(scene, tmp_path, capsys):
     coloured = (np.abs(shown - plain).max(axis=3) > 40).mean(axis=(1, 2))
     assert coloured[fight].mean() > 3 * coloured[~fight].mean()
     assert events["settings"]["runtime"] == "normality"
-    code, _, err = run_cli([*argv[:3], str(root), "--out", str(tmp_path / "b")], capsys)
-    assert_one_error_line(code, err, "a normality model detects one video at a time")
+    archive = tmp_path / "archive"  # a camera's archive: a batch, one folder per video
+    archive.mkdir()
+    for name in ("quiet.mp4", "mixed.mp4"):
+        (archive / name).write_bytes((root / name).read_bytes())
+    batch = [*argv[:2], str(archive), "--out", str(tmp_path / "b")]
+    code, out, err = run_cli(batch, capsys)
+    assert code == 0, err
+    assert "2 processed now" in out and "1 event(s) in 1 video(s)" in out
+    for name in ("quiet.mp4", "mixed.mp4"):
+        assert (tmp_path / "b" / "videos" / name / "unusual.mp4").is_file()
+    code, out, err = run_cli(batch, capsys)  # again: nothing to redo
+    assert code == 0 and "0 processed now, 2 already complete" in out
 
 
 def test_a_backbone_without_weights_says_what_to_give(scene, tmp_path, capsys):

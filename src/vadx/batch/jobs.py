@@ -39,6 +39,34 @@ class DetectJob:
 
 
 @dataclass(frozen=True)
+class UnusualJob:
+    """``vadx detect``'s outputs with a normality model (:mod:`vadx.normality`) for each video:
+    events.json, scores.csv, scores.png and, with ``annotate``, annotated.mp4 and unusual.mp4
+    (each frame's anomaly map over it)."""
+
+    config: DetectConfig = field(default_factory=DetectConfig)
+    annotate: bool = True
+    command: str = "detect"
+
+    def settings(self) -> dict[str, Any]:
+        return {"detect": asdict(self.config), "annotate": self.annotate, "runtime": "normality"}
+
+    def run(
+        self, model: Any, video: Video, folder: Path, named: Path, progress: ProgressFn | None
+    ) -> dict[str, Any]:
+        from vadx.normality import detection_of, write_map_video
+
+        scores, maps = model.scores(video.path, progress)
+        detection = detection_of(scores, model, video.path, self.config)
+        write_detection_files(
+            folder, detection, video.path, model.model_id, self.annotate, progress
+        )
+        if self.annotate:
+            write_map_video(model, video.path, maps, folder / "unusual.mp4")
+        return outcome(detection)
+
+
+@dataclass(frozen=True)
 class ExplainJob:
     """The detection's files (without annotated.mp4) and, beside them, ``vadx explain
     --windows flagged``'s: summary.json and one folder with report.html per event."""

@@ -12,14 +12,15 @@ from vadx.cli.common import console, err_console, ranks, say
 from vadx.errors import VadxError
 
 
-def run_as_batch(model_path, videos, list_file, out, job, force, check=None) -> None:
-    """Run a batch (:mod:`vadx.batch`) and say what it did; under torchrun, as one rank."""
+def run_as_batch(model_path, videos, list_file, out, job, force, check=None, load=None) -> None:
+    """Run a batch (:mod:`vadx.batch`) and say what it did; under torchrun, as one rank.
+    ``load`` reads the model (default: a classifier's checkpoint)."""
     from vadx import distributed
     from vadx.batch import gather_videos, run_batch
     from vadx.models import load_model
 
     found = gather_videos(videos or [], None if list_file is None else str(list_file), out)
-    loaded = load_model(model_path)
+    loaded = (load or load_model)(model_path)
     if check is not None:
         check(loaded)
     with ranks() as rank:

@@ -55,8 +55,15 @@ def detect_command(
 
     config, domain = detection, detection.domain
     writable_path(out, "--out")
+    if is_normality(model) and is_batch(videos or [], list_file):
+        from vadx.batch.jobs import UnusualJob
+        from vadx.normality import load_normality
+
+        job = UnusualJob(config, annotate=annotate)
+        run_as_batch(model, videos, list_file, out, job, force, load=load_normality)
+        return
     if is_normality(model):
-        _detect_unusual(model, videos or [], list_file, out, config, annotate)
+        _detect_unusual(model, videos or [], out, config, annotate)
         return
     if is_batch(videos or [], list_file):
         job = DetectJob(config, annotate=annotate, runtime=runtime)
@@ -110,16 +117,13 @@ def detect_command(
     )
 
 
-def _detect_unusual(model, videos, list_file, out, config, annotate) -> None:
-    """Detection with a normality model (``vadx learn-normal``): what is unusual for the
-    camera, as events, scores and an annotated video."""
+def _detect_unusual(model, videos, out, config, annotate) -> None:
+    """Detection with a normality model (``vadx learn-normal``) on one video: what is unusual
+    for the camera, as events, scores, an annotated video and the maps over the frames."""
     from vadx.detect.files import write_detection
-    from vadx.errors import InputError
     from vadx.files import staged_folder
     from vadx.normality import detection_of, load_normality, write_map_video
 
-    if list_file is not None or len(videos) != 1 or Path(videos[0]).is_dir():
-        raise InputError("a normality model detects one video at a time (batches take classifiers)")
     loaded = load_normality(model)
     video = videos[0]
     with progress_bar("detecting") as advance:
