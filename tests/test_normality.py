@@ -116,6 +116,10 @@ def test_learn_normal_and_detect_from_the_command_line(scene, tmp_path, capsys):
     code, out, err = run_cli([*argv, "--channels", "8", "--size", "64"], capsys)
     assert code == 0, err
     assert "threshold" in out and (tmp_path / "cam" / "normality.safetensors").is_file()
+    code, out, err = run_cli(["info", str(tmp_path / "cam"), "--json"], capsys)
+    described = json.loads(out)
+    assert code == 0 and described["kind"] == "normality" and described["grid"] == [8, 8]
+    assert described["footage"][0]["path"].endswith("quiet.mp4")
     argv = ["detect", str(tmp_path / "cam"), str(root / "mixed.mp4"), "--out", str(tmp_path / "d")]
     code, out, err = run_cli(argv, capsys)
     assert code == 0, err

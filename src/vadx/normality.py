@@ -558,3 +558,22 @@ def write_map_video(
                 colour = colourise(value, "jet").astype(np.float32)
                 out.write((frame * (1 - alpha) + colour * alpha).round().astype(np.uint8))
     return Path(target)
+
+
+def describe_normality(model: NormalityModel) -> dict[str, Any]:
+    """What ``vadx info`` says of a normality model (JSON-ready)."""
+    c = model.config
+    return {
+        "kind": "normality",
+        "model_id": model.model_id,
+        "backbone": c.backbone,
+        "layer": c.layer or model.backbone.cam_layer(fine=True),
+        "frame_size": list(c.frame_size),
+        "fit": c.fit,
+        "grid": list(model.grid),
+        "channels": c.channels,
+        "motion": c.motion,
+        "threshold": round(model.threshold, 4),
+        "calibration": model.calibration,
+        "footage": model.footage,
+    }

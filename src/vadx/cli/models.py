@@ -21,11 +21,16 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
     layers: Annotated[bool, typer.Option("--layers", help="List the hookable layers.")] = False,
 ) -> None:
-    """Describe a saved model: architecture, parameters per part, classes, preprocessing."""
+    """Describe a saved model: architecture, parameters per part, classes, preprocessing (a
+    normality model: its grid, threshold, calibration and footage)."""
     from vadx.files import finite_json
     from vadx.models import load_model
+    from vadx.normality import is_normality
     from vadx.summary import describe_model
 
+    if is_normality(model):
+        _normality_info(model, as_json)
+        return
     loaded = load_model(model)
     description = describe_model(loaded)
     if as_json:
@@ -41,6 +46,30 @@ def info(
         for alias, canonical in loaded.layer_names().items():
             table.add_row(alias, canonical)
         console.print(table)
+
+
+def _normality_info(model: Path, as_json: bool) -> None:
+    from vadx.files import finite_json
+    from vadx.normality import describe_normality, load_normality
+
+    description = describe_normality(load_normality(model))
+    if as_json:
+        typer.echo(json.dumps(finite_json(description), indent=2, allow_nan=False))
+        return
+    c = description["calibration"]
+    table = Table(box=box.SIMPLE, show_header=False, title=f"normality model {model}")
+    for key in ("model_id", "backbone", "layer", "frame_size", "fit", "grid", "channels"):
+        table.add_row(key, str(description[key]))
+    table.add_row("motion", "yes" if description["motion"] else "no")
+    table.add_row("threshold", f"{description['threshold']:g}")
+    table.add_row(
+        "calibration",
+        f"{c.get('held_back_alarms')} alarm(s) in {c.get('held_back_seconds')} s held back "
+        f"(target {c.get('alarms_per_hour')}/hour)",
+    )
+    for video in description["footage"]:
+        table.add_row("footage", f"{video['path']} (sha256 {video['sha256'][:12]}…)")
+    console.print(table)
 
 
 def new_model(
