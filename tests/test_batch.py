@@ -440,6 +440,23 @@ def test_a_batch_explanation_links_every_event_to_its_report(archive, model, tmp
     summary = json.loads((out / "videos" / "a.mp4" / "summary.json").read_text())
     assert len(summary["clips"]) == sum(1 for r in rows if r["video"] == "a.mp4")
     assert not (out / "videos" / "a.mp4" / "annotated.mp4").exists()
+    assert all(row["trust"] == "" for row in rows)  # not asked for: not computed
+
+
+def test_a_batch_explanation_with_trust_gives_each_event_its_verdict(archive, model, tmp_path):
+    out = tmp_path / "out"
+    argv = ["explain", str(model), str(archive / "cam1"), "--out", str(out), "--windows"]
+    argv += ["flagged", "--methods", "gradcam", "--temporal", "", "--stride", "2", "--trust"]
+    code, _text, err = _vadx(argv)
+    assert code == 0, err
+    rows = read_csv(out / "events.csv")
+    verdicts = ("trustworthy", "weak", "contradictory")
+    assert rows and all(row["trust"] in verdicts for row in rows)
+    for row in rows:  # the worst of the clip's maps, as its manifest records them
+        manifest = json.loads((out / Path(row["report"]).parent / "manifest.json").read_text())
+        worst = min((r["verdict"] for r in manifest["trust"].values()), key=verdicts[::-1].index)
+        assert row["trust"] == worst
+    assert f"explanation {rows[0]['trust']}" in (out / "index.html").read_text()
     assert json.loads((out / "batch.json").read_text())["command"] == "explain"
 
 

@@ -672,3 +672,19 @@ def test_an_event_is_explained_by_the_window_vadx_flags_and_detection_runs_once(
     )
     assert explained["result"]["frames"] == flagged.clips[0].frames
     assert explained["result"]["target"] == flagged.clips[0].target == event["class_name"]
+
+
+def test_an_explanation_asked_with_trust_says_each_maps_verdict(client, assets):
+    _, video, _ = assets
+    record = upload(client, video).json()
+    request = {"kind": "explain", "video": record["id"], "methods": ["gradcam"]}
+    request |= {"temporal": ["gradient_norm"], "trust": True}
+    job = finished(client, client.post("/api/jobs", json=request).json())
+    assert job["state"] == "done", job["error"]
+    trust = job["result"]["trust"]
+    assert set(trust) == {"gradcam", "gradient_norm"}
+    assert set(trust.values()) <= {"trustworthy", "weak", "contradictory"}
+    manifest = client.get(f"/api/jobs/{job['id']}/files/manifest.json").json()
+    assert trust == {m: r["verdict"] for m, r in manifest["trust"].items()}
+    plain = finished(client, client.post("/api/jobs", json={**request, "trust": False}).json())
+    assert plain["result"]["trust"] is None

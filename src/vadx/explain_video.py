@@ -70,6 +70,14 @@ class ClipSummary:
     domain: dict[str, Any]
     trust: dict[str, str] | None = None
 
+    @property
+    def verdict(self) -> str | None:
+        """The clip's overall trust verdict: the worst of its maps' (None: not checked)."""
+        if not self.trust:
+            return None
+        order = ("contradictory", "weak", "trustworthy")
+        return min(self.trust.values(), key=order.index)
+
     def moved(self, folder: Path) -> ClipSummary:
         """The same clip once its folder is ``folder`` (staged folders move into place)."""
         return replace(self, folder=str(folder), report=str(folder / "report.html"))

@@ -39,6 +39,7 @@ EVENT_COLUMNS = (
     "peak",
     "mean",
     "out_of_domain",
+    "trust",
     "window_start",
     "window_end",
     "report",

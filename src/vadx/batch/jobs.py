@@ -103,4 +103,4 @@ class ExplainJob:
             document["video_sha256"],
         )
         reports = [Path(clip.report).relative_to(named).as_posix() for clip in summary.clips]
-        return outcome(detection, reports)
+        return outcome(detection, reports, [clip.verdict for clip in summary.clips])

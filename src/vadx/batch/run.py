@@ -213,7 +213,9 @@ def error_text(err: BaseException) -> str:
 
 
 def outcome(
-    detection: Detection | None, reports: Sequence[str | None] | None = None
+    detection: Detection | None,
+    reports: Sequence[str | None] | None = None,
+    trust: Sequence[str | None] | None = None,
 ) -> dict[str, Any]:
     """The record's fields about what was found in a video: its properties, events (each with
     the report explaining it, from ``reports``), domain verdict and score curve; empty ones
@@ -232,7 +234,7 @@ def outcome(
             "curve": None,
         }
     info = detection.info
-    reports = list(reports or [])
+    reports, trust = list(reports or []), list(trust or [])
     events = [
         {
             "event": k,
@@ -246,6 +248,7 @@ def outcome(
             "out_of_domain": None if e.out_of_domain is None else round(e.out_of_domain, 4),
             "window": list(e.window) if e.window else None,
             "report": reports[k] if k < len(reports) else None,
+            "trust": trust[k] if k < len(trust) else None,
         }
         for k, e in enumerate(detection.events)
     ]

@@ -52,6 +52,7 @@ def explain_settings(params: JobParams) -> ExplainSettings:
         temporal=tuple(params.temporal),
         target=parse_target(params.target),
         view=params.view,
+        trust=params.trust,
         exports=tuple(params.exports),
     )
 

@@ -135,6 +135,7 @@ class Runners:
             "probability": clip.probability,
             "target": clip.target,
             "report": "report.html",
+            "trust": clip.trust,
         }
 
 

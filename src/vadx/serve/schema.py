@@ -149,6 +149,11 @@ class JobRequest(BaseModel):
         "model's classes or a class index (ASCII digits)",
     )
     view: Literal["heatmap", "contour", "contours"] = "heatmap"
+    trust: bool = Field(
+        False,
+        description="explain: give every map and frame curve its trust verdict (trustworthy, "
+        "weak, contradictory; about 3.4× the explanation's time), shown in the report too",
+    )
     exports: list[Literal["frames", "mp4", "gif", "sheets"]] = Field(
         default_factory=list,
         description="explain: pictures to render besides report.html (which draws every "
@@ -233,6 +238,9 @@ class ExplainResult(BaseModel):
     probability: float
     target: str
     report: str = Field(description="the report's file name, under files/")
+    trust: dict[str, str] | None = Field(
+        None, description="each map's and curve's trust verdict, by method (when asked)"
+    )
 
 
 class JobParams(JobRequest):
