@@ -501,6 +501,27 @@ def detect_unusual(
     return detection_of(scores, model, video, config)
 
 
+def write_unusual(
+    folder: str | os.PathLike[str],
+    model: NormalityModel,
+    video: str | os.PathLike[str],
+    config: DetectConfig | None = None,
+    annotate: bool = True,
+    progress: ProgressFn | None = None,
+) -> Detection:
+    """``vadx detect``'s files with a normality model, straight into ``folder`` (a staging
+    folder of the caller's): with ``annotate``, ``unusual.mp4`` (:func:`write_map_video`), then
+    the detection's files, ``events.json`` last. Returns the detection."""
+    from vadx.detect.files import write_detection_files
+
+    scores, maps = model.scores(video, progress)
+    detection = detection_of(scores, model, video, config or DetectConfig())
+    if annotate:
+        write_map_video(model, video, maps, Path(folder) / "unusual.mp4")
+    write_detection_files(folder, detection, video, model.model_id, annotate, progress)
+    return detection
+
+
 def detection_of(
     scores: np.ndarray,
     model: NormalityModel,

@@ -54,16 +54,10 @@ class UnusualJob:
     def run(
         self, model: Any, video: Video, folder: Path, named: Path, progress: ProgressFn | None
     ) -> dict[str, Any]:
-        from vadx.normality import detection_of, write_map_video
+        from vadx.normality import write_unusual
 
-        scores, maps = model.scores(video.path, progress)
-        detection = detection_of(scores, model, video.path, self.config)
-        write_detection_files(
-            folder, detection, video.path, model.model_id, self.annotate, progress
-        )
-        if self.annotate:
-            write_map_video(model, video.path, maps, folder / "unusual.mp4")
-        return outcome(detection)
+        found = write_unusual(folder, model, video.path, self.config, self.annotate, progress)
+        return outcome(found)
 
 
 @dataclass(frozen=True)

@@ -55,14 +55,15 @@ def detect_command(
 
     config, domain = detection, detection.domain
     writable_path(out, "--out")
-    if is_normality(model) and is_batch(videos or [], list_file):
+    normality = is_normality(model)  # a model of the camera's normal (vadx learn-normal)
+    if normality and is_batch(videos or [], list_file):
         from vadx.batch.jobs import UnusualJob
         from vadx.normality import load_normality
 
         job = UnusualJob(config, annotate=annotate)
         run_as_batch(model, videos, list_file, out, job, force, load=load_normality)
         return
-    if is_normality(model):
+    if normality:
         _detect_unusual(model, videos or [], out, config, annotate)
         return
     if is_batch(videos or [], list_file):
@@ -120,19 +121,16 @@ def detect_command(
 def _detect_unusual(model, videos, out, config, annotate) -> None:
     """Detection with a normality model (``vadx learn-normal``) on one video: what is unusual
     for the camera, as events, scores, an annotated video and the maps over the frames."""
-    from vadx.detect.files import write_detection
     from vadx.files import staged_folder
-    from vadx.normality import detection_of, load_normality, write_map_video
+    from vadx.normality import load_normality, write_unusual
 
     loaded = load_normality(model)
-    video = videos[0]
-    with progress_bar("detecting") as advance:
-        scores, maps = loaded.scores(video, lambda _, d, t: advance(d, t))
-        result = detection_of(scores, loaded, video, config)
-        write_detection(out, result, video, loaded.model_id, annotate)
-        if annotate:  # where each frame is unusual: the map is the explanation
-            with staged_folder(out, last="unusual.mp4") as staging:
-                write_map_video(loaded, video, maps, staging / "unusual.mp4")
+    with (
+        progress_bar("detecting") as advance,
+        staged_folder(out, last="events.json") as staging,  # all the files, or none
+    ):
+        progress = lambda _, d, t: advance(d, t)  # noqa: E731
+        result = write_unusual(staging, loaded, videos[0], config, annotate, progress)
     table = Table("class", "start", "end", "peak", title=f"{len(result.events)} event(s)")
     for event in result.events:
         table.add_row(
@@ -142,6 +140,6 @@ def _detect_unusual(model, videos, out, config, annotate) -> None:
             f"{event.peak_probability:.0%}",
         )
     console.print(table)
-    console.print(
-        f"wrote {out}/events.json, scores.csv, scores.png" + (", annotated.mp4" if annotate else "")
-    )
+    written = "events.json, scores.csv, scores.png"
+    written += ", annotated.mp4, unusual.mp4 (the maps)" if annotate else ""
+    console.print(f"wrote {out}/{written}", soft_wrap=True)

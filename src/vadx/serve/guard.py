@@ -164,8 +164,7 @@ class Guard:
             query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
             bearer = headers.get("authorization", "")
             given = [*query.get("token", []), bearer[7:] if bearer[:7].lower() == "bearer " else ""]
-            expected = self.token.encode()
-            if not any(hmac.compare_digest(g.encode(), expected) for g in given):
+            if not token_matches(given, self.token):
                 message = "Missing or wrong API token: Authorization: Bearer TOKEN or ?token=TOKEN"
                 return 401, message, {"www-authenticate": "Bearer"}
         return None
@@ -174,6 +173,12 @@ class Guard:
     def _fail(state: dict, status: int, message: str) -> dict:
         state["failed"] = (status, message, {})
         return {"type": "http.disconnect"}
+
+
+def token_matches(given: list[str], token: str) -> bool:
+    """Whether one of the tokens ``given`` is ``token`` (compared in constant time)."""
+    expected = token.encode()
+    return any(hmac.compare_digest(g.encode(), expected) for g in given)
 
 
 def _cross_origin(headers: dict[str, str]) -> bool:
