@@ -137,7 +137,7 @@ def test_flagged_windows_explain_each_event_and_none_says_so(assets, tmp_path):
         video,
         tmp_path / "w",
         ExplainSettings(methods=("gradcam",), temporal=(), timeline=False),
-        windows=2,
+        window=2,
     )
     assert (tmp_path / "w" / one.clips[0].folder.split("/")[-1] / "report.html").is_file()
 
@@ -152,7 +152,7 @@ def test_bad_requests_fail_before_any_work(assets, tmp_path):
     ):
         explain_video(model, video, tmp_path, windows="all", start=3)
     with pytest.raises(InputError, match="window 99 does not exist"):
-        explain_video(model, video, tmp_path, windows=99)
+        explain_video(model, video, tmp_path, window=99)
     with pytest.raises(InputError, match="unknown view 'x-ray'"):
         ExplainSettings(view="x-ray")
     with pytest.raises(InputError, match="unknown temporal estimator 'attention'"):
@@ -163,8 +163,8 @@ def test_compare_puts_models_side_by_side(assets, tmp_path):
     root, video = assets
     models = {"a": load_model(root / "a"), "b": load_model(root / "b")}
     summary = compare_models(models, video, tmp_path, ExplainSettings(methods=("gradcam",)))
-    assert [m["model"] for m in summary["models"]] == ["a", "b"]
-    assert summary["models"][0]["probabilities"] != summary["models"][1]["probabilities"]
+    assert [m.model for m in summary.models] == ["a", "b"]
+    assert summary.models[0].probabilities != summary.models[1].probabilities
     image = np.asarray(Image.open(tmp_path / "compare.png"))
     assert image.shape[0] > 3 * 112  # frame row + two model rows
     assert (tmp_path / "models" / "b" / "manifest.json").is_file()
