@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -353,3 +354,54 @@ def test_an_earlier_detection_makes_the_timeline_and_the_flagged_windows(
             capsys,
         )
         assert code == 2 and why in err and err.count("error:") == 1, err
+
+
+def test_a_request_names_one_window_apart_from_the_window_mode(tmp_path):
+    from vadx.explain_video import ExplainRequest
+
+    assert ExplainRequest("v.mp4").is_span and ExplainRequest("v.mp4").needs_detection
+    lean = ExplainRequest("v.mp4", ExplainSettings(timeline=False))
+    assert not lean.needs_detection
+    one = ExplainRequest("v.mp4", ExplainSettings(timeline=False), window=3)
+    assert not one.is_span and one.needs_detection
+    with pytest.raises(InputError, match="start/end choose one clip"):
+        ExplainRequest("v.mp4", window=3, end=9)
+    with pytest.raises(InputError, match="give window number 3 as window"):
+        ExplainRequest("v.mp4", windows=3)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="windows must be one of one, all, flagged"):
+        ExplainRequest("v.mp4", windows="some")  # type: ignore[arg-type]
+
+
+def test_the_manifest_entries_of_a_clip_keep_their_order_and_optional_parts(assets):
+    from vadx.clip import explain_clip
+    from vadx.explain_video import ClipAudit, SourceRecord
+
+    root, video = assets
+    model = load_model(root / "a")
+    with VideoReader(video) as reader:
+        frames = reader.read([0, 1, 2, 3]).data
+        source = SourceRecord.of(reader.info, "abc")
+    clip = explain_clip(model, frames, [0, 1, 2, 3], 10.0, ExplainSettings(methods=("gradcam",)))
+    audit = ClipAudit.of(clip, ExplainSettings(), model, source)
+    document = audit.to_json()
+    assert list(document) == [
+        "source",
+        "clip_frames",
+        "clip_fps",
+        "model_checkpoint",
+        "render",
+        "preprocessing",
+        "domain",
+    ]
+    assert document["source"] == {
+        "path": str(video),
+        "sha256": "abc",
+        "frames": 42,
+        "fps": 10.0,
+        "size": [60, 80],
+        "announced_frames": reader.info.announced_frames,
+        "truncated": False,
+    }
+    assert list(document["model_checkpoint"]) == ["path", "id", "weights_sha256", "created"]
+    scored = replace(audit, quality={"gradcam": {"deletion_auc": 0.5}}).to_json()
+    assert list(scored)[-1] == "quality" and "trust" not in scored
