@@ -70,31 +70,25 @@ class ExplainJob:
     command: str = "explain"
 
     def settings(self) -> dict[str, Any]:
-        from vadx.explain_video import jsonable_settings
-
-        return {"detect": asdict(self.config), "explain": jsonable_settings(self.explain)}
+        return {"detect": asdict(self.config), "explain": self.explain.to_json()}
 
     def run(
         self, model: CRNN, video: Video, folder: Path, named: Path, progress: ProgressFn | None
     ) -> dict[str, Any]:
-        from vadx.explain_video import explain_into
+        from vadx.explain_video import ExplainRequest, explain_into
 
         detection = detect(model, video.path, self.config, progress)
         document = write_detection_files(
             folder, detection, video.path, model.model_id, annotate=False
         )
-        summary = explain_into(
-            folder,
-            named,
-            model,
+        request = ExplainRequest(
             video.path,
             self.explain,
-            None,
-            None,
-            "flagged",
-            detection,
-            progress,
-            document["video_sha256"],
+            windows="flagged",
+            detection=detection,
+            source_sha256=document["video_sha256"],
+            progress=progress,
         )
+        summary = explain_into(folder, named, model, request)
         reports = [Path(clip.report).relative_to(named).as_posix() for clip in summary.clips]
         return outcome(detection, reports, [clip.verdict for clip in summary.clips])
