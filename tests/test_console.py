@@ -247,7 +247,10 @@ def wait_for(condition, seconds: float = 60.0) -> None:
 def test_one_analysis_thread_for_all_cameras(street, model):
     fire, fight = street
     hub = CameraHub(
-        [camera("a", fire, DetectConfig(), loop=True), camera("b", fight, DetectConfig(), loop=True)],
+        [
+            camera("a", fire, DetectConfig(), loop=True),
+            camera("b", fight, DetectConfig(), loop=True),
+        ],
         load=lambda path: model,
     ).start()
     try:

@@ -56,6 +56,8 @@ CLASSES = ("unusual", "normal")
 BATCH = 16
 #: added to every covariance's diagonal (PaDiM's 0.01), in the projected units
 RIDGE = 0.01
+#: the calibrated threshold's margin over the boundary found, relative
+MARGIN = 1e-3
 
 
 @dataclass(frozen=True)
@@ -367,6 +369,7 @@ def unusual_track(
     """The one rule detection and calibration share (module doc): ``scores`` read at
     ``threshold``, smoothed and searched for events with ``config``'s on, off and shortest
     event."""
+    scores = np.asarray(scores, np.float64)  # as calibration computed them
     unusual = scores / (scores + threshold)
     probabilities = np.stack([unusual, 1 - unusual], axis=1)
     smoothed = moving_average(unusual, config.smooth)
@@ -388,7 +391,9 @@ def calibrate(
 
     Every frame's ``p(unusual)`` falls as the threshold rises, so the alarms fall too (up to
     events merging): the search walks a geometric grid down from a threshold no frame reaches
-    until the rate is broken, then halves the last step 20 times."""
+    until the rate is broken, then halves the last step 20 times. The boundary found is raised
+    by ``MARGIN``: CNN batches of other sizes move scores by a few parts in a million, which
+    must not raise an alarm exactly at it."""
     held: list[tuple[np.ndarray, np.ndarray]] = []
     seconds = 0.0
     for path in footage:
@@ -426,6 +431,7 @@ def calibrate(
         for _ in range(20):
             middle = (good + bad) / 2
             good, bad = (middle, bad) if alarms(middle) <= allowed else (good, middle)
+    good *= 1 + MARGIN
     found = alarms(good)
     return good, {
         "alarms_per_hour": alarms_per_hour,
