@@ -79,8 +79,8 @@ def test_the_log_continues_numbering_after_a_torn_line(tmp_path):
 def test_a_failing_explanation_is_counted_not_raised(tiny_model, tmp_path):
     explainer = AlertExplainer(tiny_model, tmp_path)
     broken = alert(clip=np.zeros((2, 8, 8), np.uint8))  # not RGB frames
-    assert explainer.submit(1, broken, {})
-    assert not explainer.submit(2, alert(clip=None), {})  # nothing kept to explain
+    assert explainer.submit(1, broken, event_record(broken, 1))
+    assert not explainer.submit(2, alert(clip=None), event_record(alert(), 2))  # nothing kept
     explainer.close()
     assert explainer.stats.failed == 1 and explainer.stats.skipped == 1
     assert explainer.stats.explained == 0 and "frames" in explainer.stats.last_error
@@ -88,11 +88,11 @@ def test_a_failing_explanation_is_counted_not_raised(tiny_model, tmp_path):
 
 def test_metrics_rates_and_latency_percentiles():
     metrics = LiveMetrics()
-    assert metrics.snapshot(0, 0, 0)["latency_ms"] == {"p50": None, "p95": None, "max": None}
+    assert metrics.snapshot(0, 0, 0).latency_ms == {"p50": None, "p95": None, "max": None}
     for latency in (0.01, 0.02, 0.03, 0.04, 0.05):
         metrics.decision(latency)
     metrics.frames_done(10)
     snap = metrics.snapshot(12, 2, 1)
-    assert snap["latency_ms"] == {"p50": 30.0, "p95": 48.0, "max": 50.0}
-    assert snap["frames_processed"] == 10 and snap["frames_dropped"] == 2
-    assert snap["capture_fps"] > 0 and snap["windows"] == 5 and snap["queue_depth"] == 1
+    assert snap.latency_ms == {"p50": 30.0, "p95": 48.0, "max": 50.0}
+    assert snap.frames_processed == 10 and snap.frames_dropped == 2
+    assert snap.capture_fps > 0 and snap.windows == 5 and snap.queue_depth == 1
