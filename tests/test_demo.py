@@ -15,9 +15,9 @@ def test_match_events():
     true = [("fight", 50, 99), ("fire", 150, 199), ("shooting", 250, 299)]
     found = [event("fight", 45, 110), event("fire", 120, 240), event("fight", 260, 280)]
     matches = match_events(true, found, tolerance=20)
-    assert [m["found"] for m in matches] == [True, True, False]
-    assert matches[0]["start_error"] == -5 and matches[0]["end_error"] == 11
-    assert matches[0]["within_tolerance"] and not matches[1]["within_tolerance"]
+    assert [m.found for m in matches] == [True, True, False]
+    assert matches[0].start_error == -5 and matches[0].end_error == 11
+    assert matches[0].within_tolerance and not matches[1].within_tolerance
 
 
 def test_demo_end_to_end_small(tmp_path, capsys):

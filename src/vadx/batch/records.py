@@ -16,23 +16,14 @@ from vadx.detect import DetectConfig
 class JobSettings:
     """Every setting of a batch's job that changes its outputs (a marker with others is
     redone): detection's, and ``annotate`` and ``runtime`` (detection jobs) or ``explain``
-    (the explanation's settings as JSON, explanation jobs); None: not a setting of the job."""
+    (the explanation's settings as JSON, explanation jobs); None: not a setting of the job.
+    Markers and ``batch.json`` hold them as JSON, the job's own settings only, in this
+    order (:func:`vadx.batch.run.run_batch`)."""
 
     detect: DetectConfig
     annotate: bool | None = None
     runtime: str | None = None
     explain: dict[str, Any] | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """The settings as markers and ``batch.json`` hold them (the job's own only)."""
-        document: dict[str, Any] = {"detect": asdict(self.detect)}
-        if self.annotate is not None:
-            document["annotate"] = self.annotate
-        if self.runtime is not None:
-            document["runtime"] = self.runtime
-        if self.explain is not None:
-            document["explain"] = self.explain
-        return document
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ import json
 import shutil
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -98,7 +98,8 @@ def run_batch(
     total)`` is called after each of this rank's videos.
     """
     out = Path(out)
-    settings = json.loads(json.dumps(job.settings().to_json()))  # as a marker holds them
+    chosen = asdict(job.settings())  # the job's own settings, as a marker holds them:
+    settings = json.loads(json.dumps({k: v for k, v in chosen.items() if v is not None}))
     model_id = model.model_id
     finished = distributed.broadcast(
         None
