@@ -141,8 +141,8 @@ class VideoRecord:
 
     @classmethod
     def from_json(cls, document: dict[str, Any]) -> VideoRecord:
-        """The record a marker holds (:meth:`to_json`); KeyError, TypeError or ValueError
-        when it is not one."""
+        """The record a marker holds (:meth:`to_json`); KeyError, TypeError, ValueError or
+        AttributeError when it is not one."""
         events = tuple(
             BatchEvent(
                 event=e["event"],

@@ -156,7 +156,7 @@ def _finished(
     settings; else None (to be done)."""
     try:
         record = VideoRecord.from_json(json.loads((folder / MARKER).read_text(encoding="utf-8")))
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # not a marker
         return None
     if record.status != "ok" or record.identity != _identity(video, settings, model_id):
         return None
