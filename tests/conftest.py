@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -150,3 +151,44 @@ TINY_TRAIN_ARGS = [
     "--seed",
     "2",
 ]
+
+
+@pytest.fixture(scope="module")
+def streets(tmp_path_factory):
+    """Two recorded streets, as frame folders at 25 fps: a fire, and a fight (the console's
+    tests)."""
+    from vadx.data.synth import render_long
+    from vadx.video import write_png
+
+    root = tmp_path_factory.mktemp("streets")
+    fire = render_long(1, [("normal", 12), ("fire", 20), ("normal", 10)], (48, 48)).frames
+    fight = render_long(2, [("normal", 10), ("fight", 24), ("normal", 10)], (48, 48)).frames
+    for name, frames in (("fire", fire), ("fight", fight)):
+        (root / name).mkdir()
+        for t, frame in enumerate(frames):
+            write_png(root / name / f"{t:05d}.png", frame)
+    return root / "fire", root / "fight"
+
+
+@pytest.fixture(scope="module")
+def stretched(streets):
+    """An untrained model stretched so that its events happen (as the watch engine's tests)."""
+    from vadx.detect import DetectConfig, detect
+
+    torch.manual_seed(0)
+    model = CRNN(
+        CRNNConfig(
+            backbone_args={"width": 0.0625},
+            num_frames=4,
+            frame_size=(32, 32),
+            rnn_hidden=16,
+            head_hidden=(8,),
+        )
+    ).eval()
+    logits = np.log(detect(model, streets[0], DetectConfig(on=1.0, off=0.0)).window_probabilities)
+    last = model.head[-1]
+    with torch.no_grad():
+        last.bias -= torch.from_numpy(logits.mean(0)).float()
+        last.weight.mul_(300)
+        last.bias.mul_(300)
+    return model

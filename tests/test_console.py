@@ -8,17 +8,13 @@ import threading
 import time
 from dataclasses import replace
 
-import numpy as np
 import pytest
-import torch
 
-from tests.test_watch_engine import TINY, as_tuples, assert_same_events, frame_folder, thresholds
+from tests.test_watch_engine import as_tuples, assert_same_events, thresholds
 from vadx.console.cameras import CameraConfig, camera_from, read_cameras
 from vadx.console.engine import CameraHub
-from vadx.data.synth import render_long
 from vadx.detect import DetectConfig, detect
 from vadx.errors import ConfigError, InputError
-from vadx.models import CRNN
 
 
 # --------------------------------------------------------------------------- the YAML file
@@ -37,8 +33,9 @@ def test_a_cameras_file_is_read_with_its_paths_taken_from_its_folder(tmp_path):
         "    enabled: false\n"
         "  webcam:\n"
         "    source: 0\n"
-        "    model: models/street\n"
+        "    model: street\n"  # not a folder there: a served model's name
     )
+    (tmp_path / "models" / "street").mkdir(parents=True)
     front, bay, webcam = read_cameras(tmp_path / "cameras.yaml")
     assert (front.name, front.source, front.model) == (
         "front-door",
@@ -49,7 +46,13 @@ def test_a_cameras_file_is_read_with_its_paths_taken_from_its_folder(tmp_path):
     assert front.detection == expected
     assert not front.is_file and bay.is_file and not webcam.is_file
     assert bay.source == str(tmp_path / "recordings/bay.mp4") and bay.model == "/srv/models/street"
-    assert (bay.loop, bay.enabled, bay.pace, webcam.source) == (True, False, True, 0)
+    assert (bay.loop, bay.enabled, bay.pace, webcam.source, webcam.model) == (
+        True,
+        False,
+        True,
+        0,
+        "street",
+    )
 
 
 @pytest.mark.parametrize(
@@ -113,29 +116,6 @@ def test_a_bad_cameras_file_is_one_line(tmp_path, text, message):
 
 
 # ------------------------------------------------------------------------------ the engine
-@pytest.fixture(scope="module")
-def street(tmp_path_factory):
-    """Two recorded streets, as frame folders at 25 fps: a fire, and a fight."""
-    root = tmp_path_factory.mktemp("streets")
-    fire = render_long(1, [("normal", 12), ("fire", 20), ("normal", 10)], (48, 48)).frames
-    fight = render_long(2, [("normal", 10), ("fight", 24), ("normal", 10)], (48, 48)).frames
-    return frame_folder(root / "fire", fire), frame_folder(root / "fight", fight)
-
-
-@pytest.fixture(scope="module")
-def model(street):
-    """An untrained model stretched so that its events happen (as the watch engine's tests)."""
-    torch.manual_seed(0)
-    model = CRNN(TINY).eval()
-    logits = np.log(detect(model, street[0], DetectConfig(on=1.0, off=0.0)).window_probabilities)
-    last = model.head[-1]
-    with torch.no_grad():
-        last.bias -= torch.from_numpy(logits.mean(0)).float()
-        last.weight.mul_(300)
-        last.bias.mul_(300)
-    return model
-
-
 def camera(name, source, config, **settings) -> CameraConfig:
     detect_settings = {
         k: getattr(config, k) for k in ("stride", "step", "smooth", "on", "off", "min_frames")
@@ -151,8 +131,9 @@ def camera(name, source, config, **settings) -> CameraConfig:
 
 
 def test_every_camera_gets_the_events_of_detect_with_one_cnn_batch_across_cameras(
-    street, model, tmp_path
+    streets, stretched, tmp_path
 ):
+    street, model = streets, stretched
     fire, fight = street
     config = thresholds(model, fire, DetectConfig(stride=2, step=1, domain="off"), 0.3, 0.7)
     loads, alerts = [], []
@@ -189,7 +170,8 @@ def test_every_camera_gets_the_events_of_detect_with_one_cnn_batch_across_camera
     hub.close()
 
 
-def test_cameras_are_added_changed_and_removed_while_the_hub_runs(street, model):
+def test_cameras_are_added_changed_and_removed_while_the_hub_runs(streets, stretched):
+    street, model = streets, stretched
     fire, fight = street
     config = thresholds(model, fire, DetectConfig(stride=2, step=1, domain="off"), 0.3, 0.7)
     alerts = []
@@ -222,7 +204,8 @@ def test_cameras_are_added_changed_and_removed_while_the_hub_runs(street, model)
     assert {s.state for s in hub.status() if s.name == "bay"} == {"stopped"}
 
 
-def test_a_camera_faster_than_the_analysis_drops_its_oldest_frames(street, model):
+def test_a_camera_faster_than_the_analysis_drops_its_oldest_frames(streets, stretched):
+    street, model = streets, stretched
     fire, _ = street
     paced = camera("door", fire, DetectConfig(), pace=True, loop=True)
     hub = CameraHub([paced], load=lambda path: model, queue_size=2)
@@ -244,7 +227,8 @@ def wait_for(condition, seconds: float = 60.0) -> None:
         time.sleep(0.02)
 
 
-def test_one_analysis_thread_for_all_cameras(street, model):
+def test_one_analysis_thread_for_all_cameras(streets, stretched):
+    street, model = streets, stretched
     fire, fight = street
     hub = CameraHub(
         [

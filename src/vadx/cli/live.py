@@ -197,11 +197,44 @@ def serve_command(
             "only this machine's names and --host are answered (DNS rebinding).",
         ),
     ] = None,
+    cameras: Annotated[
+        Path | None,
+        typer.Option(
+            help="Live cameras to watch, declared in a YAML file (see docs/console.md): one "
+            "engine for all, their events in the database and at /api/events.",
+            show_default=False,
+        ),
+    ] = None,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            help="The cameras' events in this database (a SQLAlchemy URL, e.g. "
+            "postgresql+psycopg://user@host/vadx); default: SQLite in --data-dir.",
+            show_default=False,
+        ),
+    ] = None,
+    mqtt: Annotated[
+        str | None,
+        typer.Option(
+            help="Publish the cameras' events to this MQTT broker: HOST[:PORT] or "
+            "mqtt://[USER[:PASSWORD]@]HOST[:PORT] (topics vadx/…).",
+            show_default=False,
+        ),
+    ] = None,
+    keep_days: Annotated[
+        float | None,
+        number("Delete the cameras' events older than this, days.", 0.001, 36_500, kind=float),
+    ] = None,
+    keep_gb: Annotated[
+        float | None,
+        number("Delete the oldest events while their clips take more, GB.", 0.001, 1e6, kind=float),
+    ] = None,
 ) -> None:
     """A web page and HTTP API to upload videos, detect, explain and review anomalies.
 
     Open http://HOST:PORT/ in a browser; the API is documented at /docs.
-    Results persist in --data-dir and survive a restart.
+    Results persist in --data-dir and survive a restart. With --cameras it also watches
+    live cameras in one engine.
     """
     import uvicorn
 
@@ -214,21 +247,57 @@ def serve_command(
             "can reach it can upload and read results"
         )
     writable_path(data_dir, "--data-dir")
+    if cameras is None and (database or mqtt or keep_days or keep_gb):
+        raise typer.BadParameter("--database, --mqtt, --keep-days and --keep-gb need --cameras")
+    declared = _read_cameras(cameras)
     with listening_socket(host, port) as listening:
         limits = Limits(hosts=allowed_hosts(host, tuple(allowed_host or ())), queue=max_queue)
         server = Server(
             load_models(models), data_dir, token, int(max_upload_mb * 1e6), workers, limits
         )
+        if declared is not None:
+            server.console = _console(server, declared, database, mqtt, keep_days, keep_gb)
         console.print(
             f"vadx serving {', '.join(server.models)} on http://{host}:{port}/ "
-            f"(API docs: /docs, data: {data_dir})",
+            f"(API docs: /docs, data: {data_dir})"
+            + (f", {len(declared)} camera(s)" if declared is not None else ""),
             soft_wrap=True,
         )
         config = uvicorn_config(create_app(server), host, port, limits)
         try:
+            if server.console is not None:
+                server.console.start()
             uvicorn.Server(config).run(sockets=[listening])
         finally:
+            if server.console is not None:
+                server.console.close()
             server.jobs.close()
+
+
+def _read_cameras(path: Path | None):
+    """The cameras the YAML file declares (None: no console)."""
+    if path is None:
+        return None
+    from vadx.console.cameras import read_cameras
+
+    return read_cameras(path)
+
+
+def _console(server, declared, database, mqtt, keep_days, keep_gb):
+    """The console of ``vadx serve --cameras``: its models are the served ones when a camera
+    names one, else loaded once from the camera's checkpoint path."""
+    from vadx.console.mqtt import MqttSettings
+    from vadx.console.service import Console, Retention
+    from vadx.models import load_model
+
+    return Console(
+        declared,
+        server.data / "console",
+        database=database,
+        mqtt=None if mqtt is None else MqttSettings.parse(mqtt),
+        retention=Retention(keep_days, None if keep_gb is None else int(keep_gb * 1e9)),
+        load=lambda ref: server.models[ref] if ref in server.models else load_model(ref),
+    )
 
 
 def _ms(value: float | None) -> str:

@@ -124,7 +124,8 @@ def camera_from(name: str, document: Any, where: str = "camera") -> CameraConfig
 
 def read_cameras(path: str | os.PathLike[str]) -> list[CameraConfig]:
     """The cameras declared in the YAML file ``path`` (module doc), in the file's order;
-    relative sources and models are taken from the file's folder."""
+    relative sources and models are taken from the file's folder (a model that is not there
+    is a name: ``vadx serve`` gives the served model of that name)."""
     import yaml
 
     path = Path(path)
@@ -176,8 +177,8 @@ def _loader():
 def _resolved(camera: CameraConfig, folder: Path) -> dict[str, Any]:
     """Relative paths of ``camera`` made relative to ``folder`` (the YAML file's)."""
     update: dict[str, Any] = {}
-    if not Path(camera.model).is_absolute():
-        update["model"] = str(folder / camera.model)
+    if not Path(camera.model).is_absolute() and (folder / camera.model).exists():
+        update["model"] = str(folder / camera.model)  # else a served model's name
     if camera.is_file and isinstance(camera.source, str) and not Path(camera.source).is_absolute():
         update["source"] = str(folder / camera.source)
     return update

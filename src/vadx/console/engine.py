@@ -15,6 +15,7 @@ so its events are exactly those ``vadx detect`` finds in the frames it analysed.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -32,6 +33,7 @@ from vadx.video.live import LiveFrame, LiveSource
 from vadx.watch.capture import Capture, FrameQueue
 from vadx.watch.engine import Alert, FrameInfo, StreamDetector
 
+LOG = logging.getLogger("vadx.console")
 #: ``on_alert(camera name, alert)``: an event started or ended on a camera
 CameraAlertFn = Callable[[str, Alert], None]
 #: seconds over which a camera's analysed frame rate is measured
@@ -99,6 +101,8 @@ class CameraHub:
         queue_size: frames each camera's queue holds before it drops the oldest.
         max_retries: consecutive failed attempts before a live camera is given up (None:
             never; it keeps reconnecting with back-off).
+        keep_clips: a started event's alert carries the window that decided it (its frames,
+            to keep as the event's clip and to explain).
         open_timeout, read_timeout: seconds a network source may take to open and per read.
     """
 
@@ -113,6 +117,7 @@ class CameraHub:
         max_retries: int | None = None,
         open_timeout: float = 10.0,
         read_timeout: float = 5.0,
+        keep_clips: bool = False,
     ) -> None:
         if batch_size < 1 or queue_size < 1:
             raise InputError("batch_size and queue_size must be at least 1")
@@ -120,11 +125,13 @@ class CameraHub:
         self.on_alert = on_alert
         self.batch_size, self.queue_size = batch_size, queue_size
         self.max_retries = max_retries
+        self.keep_clips = keep_clips
         self.timeouts = (open_timeout, read_timeout)
         self.models: dict[str, CRNN] = {}  # one copy per checkpoint path
         self._cameras: dict[str, _Camera | None] = {}  # None: declared, disabled
         self._configs: dict[str, CameraConfig] = {}
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the cameras' tables
+        self._analysis = threading.RLock()  # a camera's detector, used by one thread at a time
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.cnn_batches: list[int] = []  # frames per CNN call, over all cameras (recent)
@@ -146,6 +153,13 @@ class CameraHub:
                 raise InputError(f"no camera {name!r}; the cameras are: {known}")
             return self._configs[name]
 
+    def model_id(self, name: str) -> str:
+        """The id of the model watching camera ``name`` (empty for a disabled camera)."""
+        with self._lock:
+            self.config(name)
+            camera = self._cameras[name]
+        return "" if camera is None else str(camera.detector.model.model_id or "")
+
     def add(self, camera: CameraConfig) -> None:
         """Start running ``camera`` (at the next round, if the hub runs); its model is loaded
         unless another camera already uses it."""
@@ -160,32 +174,32 @@ class CameraHub:
 
     def remove(self, name: str) -> list[Alert]:
         """Stop camera ``name`` and forget it; its open events end (returned, and given to
-        ``on_alert``)."""
+        ``on_alert`` while the camera is still known)."""
         with self._lock:
             self.config(name)
-            camera = self._cameras.pop(name)
-            del self._configs[name]
+            camera = self._cameras[name]
         alerts = [] if camera is None else self._stop_camera(camera, "camera removed")
+        with self._lock:
+            self._cameras.pop(name, None)
+            self._configs.pop(name, None)
         self._forget_unused_models()
         return alerts
 
     def change(self, camera: CameraConfig) -> list[Alert]:
         """Run camera ``camera.name`` with new settings: its open events end, it starts
         afresh (a new model is loaded if it names one)."""
-        with self._lock:
-            self.config(camera.name)
-            previous = self._configs[camera.name]
-            alerts = self.remove(camera.name)
-            try:
-                self.add(camera)
-            except Exception:
-                self.add(previous)  # the old settings keep running when the new ones fail
-                raise
+        previous = self.config(camera.name)
+        alerts = self.remove(camera.name)
+        try:
+            self.add(camera)
+        except Exception:
+            self.add(previous)  # the old settings keep running when the new ones fail
+            raise
         return alerts
 
     def _open(self, config: CameraConfig) -> _Camera:
         model = self._model(config.model)
-        detector = StreamDetector(model, config.detection)
+        detector = StreamDetector(model, config.detection, keep_clips=self.keep_clips)
         retries = 0 if config.is_file else self.max_retries
         source = LiveSource(
             config.source, *self.timeouts, max_retries=retries, loop=config.loop and config.is_file
@@ -226,14 +240,18 @@ class CameraHub:
         if self._thread is not None:
             self._thread.join(timeout)
         with self._lock:
-            for camera in self._cameras.values():
-                if camera is not None and not camera.stopped:
-                    self._stop_camera(camera, "stopped")
+            cameras = [c for c in self._cameras.values() if c is not None and not c.stopped]
+        for camera in cameras:
+            self._stop_camera(camera, "stopped")
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            if self.step() == 0:
-                self._stop.wait(0.01)
+            try:
+                if self.step() == 0:
+                    self._stop.wait(0.01)
+            except Exception:  # logged; the other cameras go on
+                LOG.exception("an analysis round failed")
+                self._stop.wait(1.0)
 
     def run_to_end(self, timeout: float | None = None) -> None:
         """Analyse in the calling thread until every enabled camera's source has ended or
@@ -251,6 +269,10 @@ class CameraHub:
 
     def step(self) -> int:
         """One analysis round over every camera; returns the frames it took."""
+        with self._analysis:
+            return self._step()
+
+    def _step(self) -> int:
         with self._lock:
             cameras = [c for c in self._running() if c is not None and not c.ended]
         if not cameras:
@@ -322,16 +344,20 @@ class CameraHub:
             if alert.kind == "started":
                 camera.events += 1
             if self.on_alert is not None:
-                self.on_alert(camera.config.name, alert)
+                try:
+                    self.on_alert(camera.config.name, alert)
+                except Exception:  # a failing consumer never stops the cameras
+                    LOG.exception("camera %s: handling an alert failed", camera.config.name)
 
     def _stop_camera(self, camera: _Camera, reason: str) -> list[Alert]:
         camera.capture.close()
-        camera.stopped = True
-        if camera.ended:
-            return []
-        camera.ended = True
-        alerts = camera.detector.end_segment(reason)
-        self._give(camera, alerts)
+        with self._analysis:  # not in the middle of a round that uses its detector
+            camera.stopped = True
+            if camera.ended:
+                return []
+            camera.ended = True
+            alerts = camera.detector.end_segment(reason)
+            self._give(camera, alerts)
         return alerts
 
     def _running(self) -> list[_Camera | None]:

@@ -192,6 +192,11 @@ class EventStore:
                 self._open[key] = int(row_id)
         return self.event(int(row_id))
 
+    def open_event(self, camera: str, alert_id: int) -> StoredEvent | None:
+        """The stored row of an event the engine still has open (None: no such event)."""
+        row_id = self._open.get((camera, int(alert_id)))
+        return None if row_id is None else self.event(row_id)
+
     def set_clip(self, event_id: int, clip: str) -> None:
         """Record the kept clip's folder (relative to the store's folder) of an event."""
         with self.engine.begin() as db:

@@ -106,12 +106,12 @@ def create_app(server: Server) -> FastAPI:
         return JSONResponse({"error": "; ".join(parts) or "invalid request"}, 422)
 
     routes = Routes(server)
-    for router in (
-        meta_router(routes),
-        videos_router(routes),
-        jobs_router(routes),
-        pages_router(),
-    ):
+    routers = [meta_router(routes), videos_router(routes), jobs_router(routes), pages_router()]
+    if server.console is not None:  # the live cameras' API
+        from vadx.serve.api_console import console_router
+
+        routers.insert(3, console_router(routes, server.console))
+    for router in routers:
         app.include_router(router)
     return app
 

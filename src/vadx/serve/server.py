@@ -4,6 +4,7 @@ them, and the limits on requests."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastapi import HTTPException
 
@@ -14,10 +15,14 @@ from vadx.serve.jobs import JobStore
 from vadx.serve.runners import Runners
 from vadx.serve.storage import VideoStore
 
+if TYPE_CHECKING:
+    from vadx.console.service import Console
+
 
 class Server:
-    """Models by name, videos, jobs (run by :class:`~vadx.serve.runners.Runners`), the token
-    and the request limits (:class:`~vadx.serve.guard.Limits`)."""
+    """Models by name, videos, jobs (run by :class:`~vadx.serve.runners.Runners`), the token,
+    the request limits (:class:`~vadx.serve.guard.Limits`) and, when given, the console of
+    live cameras (:class:`~vadx.console.service.Console`)."""
 
     def __init__(
         self,
@@ -27,6 +32,7 @@ class Server:
         max_upload_bytes: int = 200_000_000,
         workers: int = 1,
         limits: Limits | None = None,
+        console: Console | None = None,
     ) -> None:
         if not models:
             raise VadxError("give at least one model to serve")
@@ -41,6 +47,8 @@ class Server:
         self.runners = Runners(models, self.videos)
         run = {"detect": self.runners.detect, "explain": self.runners.explain}
         self.jobs = JobStore(self.data, run, workers)
+        #: the operators' console (live cameras), when the server runs one
+        self.console = console
 
     def model_name(self, name: str | None) -> str:
         """A served model's name (``None``: the first); 404 for any other."""

@@ -1,0 +1,222 @@
+"""The console as one service (:class:`Console`): the cameras' engine
+(:class:`~vadx.console.engine.CameraHub`), their events in the database
+(:class:`~vadx.console.store.EventStore`) with a short clip each, MQTT out
+(:class:`~vadx.console.mqtt.MqttPublisher`), live listeners (the page's Server-Sent Events),
+and retention. ``vadx serve --cameras cameras.yaml`` runs one beside the upload API.
+
+Cameras come from the YAML file, then from the database: a camera added or changed through the
+API is kept there and runs again after a restart (it overrides the file's camera of the same
+name); one removed through the API is gone until the file or the API declares it again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from vadx.console.cameras import CameraConfig
+from vadx.console.engine import CameraHub, CameraStatus
+from vadx.console.mqtt import MqttPublisher, MqttSettings
+from vadx.console.store import EventStore, StoredEvent
+from vadx.files import staged_folder
+from vadx.models.crnn import CRNN
+from vadx.watch.engine import Alert
+
+#: seconds between retention passes and between status messages
+RETENTION_EVERY, STATUS_EVERY = 600.0, 5.0
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long events and their clips are kept: ``days`` (None: no age limit) and
+    ``max_bytes`` of clips in all (None: no size limit); the oldest ended events go first."""
+
+    days: float | None = None
+    max_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class LiveMessage:
+    """What a live listener receives: ``kind`` ``new`` / ``update`` / ``end`` with the
+    ``event``, or ``status`` with every camera's ``cameras``."""
+
+    kind: str
+    event: StoredEvent | None = None
+    cameras: tuple[CameraStatus, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        """The message as the page receives it."""
+        if self.event is not None:
+            return {"type": self.kind, "event": self.event.to_json()}
+        return {"type": self.kind, "cameras": [asdict(c) for c in self.cameras]}
+
+
+class Console:
+    """Many live cameras, one engine, events in a database and on MQTT (module doc).
+
+    Args:
+        cameras: the cameras the YAML file declares.
+        folder: the data folder: the SQLite database and the events' clips.
+        database: a SQLAlchemy URL instead of SQLite in ``folder``.
+        mqtt: the broker to publish to (None: no MQTT).
+        retention: how long events are kept.
+        load: reads a model from a checkpoint path (tests give their own).
+        batch_size, queue_size, max_retries: those of the engine.
+    """
+
+    def __init__(
+        self,
+        cameras: Sequence[CameraConfig],
+        folder: str | Path,
+        *,
+        database: str | None = None,
+        mqtt: MqttSettings | None = None,
+        retention: Retention | None = None,
+        load: Callable[[str], CRNN] | None = None,
+        batch_size: int = 32,
+        queue_size: int = 64,
+        max_retries: int | None = None,
+    ) -> None:
+        self.store = EventStore(folder, database)
+        self.retention = retention or Retention()
+        declared = {c.name: c for c in cameras}
+        declared.update({c.name: c for c in self.store.cameras()})
+        self._listeners: list[queue.Queue[LiveMessage]] = []
+        self._listeners_lock = threading.Lock()
+        self._clips = ThreadPoolExecutor(1, thread_name_prefix="vadx-clips")
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.publisher = MqttPublisher(mqtt) if mqtt is not None else None
+        try:
+            self.hub = CameraHub(
+                declared.values(),
+                load=load,
+                on_alert=self._alert,
+                batch_size=batch_size,
+                queue_size=queue_size,
+                max_retries=max_retries,
+                keep_clips=True,
+            )
+        except Exception:
+            self._close_outputs()
+            raise
+
+    # ------------------------------------------------------------------------ cameras
+    def add_camera(self, camera: CameraConfig) -> None:
+        """Run a new camera, and keep it for restarts."""
+        self.hub.add(camera)
+        self.store.save_camera(camera)
+
+    def change_camera(self, camera: CameraConfig) -> None:
+        """Run camera ``camera.name`` with new settings, and keep them for restarts."""
+        self.hub.change(camera)
+        self.store.save_camera(camera)
+
+    def remove_camera(self, name: str) -> None:
+        """Stop camera ``name`` (its open events end) and forget it."""
+        self.hub.remove(name)
+        self.store.forget_camera(name)
+        if self.publisher is not None:
+            self.publisher.anomaly(name, False)
+
+    # ------------------------------------------------------------------------- events
+    def _alert(self, camera: str, alert: Alert) -> None:
+        before = self.store.open_event(camera, alert.id) if alert.kind == "ended" else None
+        stored = self.store.record(camera, alert, self.hub.model_id(camera))
+        self._tell("new" if alert.kind == "started" else "end", stored, before)
+        if alert.kind == "started" and alert.clip is not None:
+            self._clips.submit(self._keep_clip, stored, alert.clip, alert.clip_fps)
+
+    def _keep_clip(self, event: StoredEvent, frames: Any, fps: float) -> None:
+        """The event's window as ``clip.mp4`` and its middle frame as ``thumb.jpg``."""
+        from vadx.video.encode import write_mp4, write_png
+
+        folder = self.store.clip_folder(event.id)
+        with staged_folder(folder, last="clip.mp4", replace=True) as staging:
+            write_png(staging / "thumb.png", frames[len(frames) // 2])
+            write_mp4(staging / "clip.mp4", frames, fps=max(fps, 1.0))
+        self.store.set_clip(event.id, folder.relative_to(self.store.folder).as_posix())
+        self._tell("update", self.store.event(event.id), event)
+
+    def _tell(self, kind: str, event: StoredEvent, before: StoredEvent | None) -> None:
+        if self.publisher is not None:
+            self.publisher.event(
+                kind, event.to_json(), None if before is None else before.to_json()
+            )
+            if kind != "update":
+                self.publisher.anomaly(event.camera, event.state == "active")
+        self._broadcast(LiveMessage(kind, event))
+
+    # ----------------------------------------------------------------- live listeners
+    @contextlib.contextmanager
+    def listen(self, size: int = 256) -> Iterator[queue.Queue[LiveMessage]]:
+        """A queue of :class:`LiveMessage` for the ``with`` block (a full queue drops the
+        listener's oldest message: a slow page never holds up the cameras)."""
+        inbox: queue.Queue[LiveMessage] = queue.Queue(size)
+        with self._listeners_lock:
+            self._listeners.append(inbox)
+        try:
+            yield inbox
+        finally:
+            with self._listeners_lock:
+                self._listeners.remove(inbox)
+
+    def _broadcast(self, message: LiveMessage) -> None:
+        with self._listeners_lock:
+            listeners = list(self._listeners)
+        for inbox in listeners:
+            while True:
+                try:
+                    inbox.put_nowait(message)
+                    break
+                except queue.Full:
+                    with contextlib.suppress(queue.Empty):
+                        inbox.get_nowait()
+
+    # ------------------------------------------------------------------------ running
+    def start(self) -> Console:
+        """Start the cameras, and the thread that prunes and reports their status."""
+        self.hub.start()
+        self._thread = threading.Thread(target=self._housekeeping, name="vadx-console")
+        self._thread.daemon = True
+        self._thread.start()
+        return self
+
+    def prune(self) -> list[int]:
+        """Apply :attr:`retention` now; returns the events deleted."""
+        if self.retention.days is None and self.retention.max_bytes is None:
+            return []
+        return self.store.prune(days=self.retention.days, max_bytes=self.retention.max_bytes)
+
+    def _housekeeping(self) -> None:
+        next_prune = 0.0
+        while not self._stop.wait(STATUS_EVERY if next_prune else 0):
+            statuses = tuple(self.hub.status())
+            if self.publisher is not None:
+                for status in statuses:
+                    self.publisher.status(status.name, status)
+            self._broadcast(LiveMessage("status", cameras=statuses))
+            if time.monotonic() >= next_prune:
+                self.prune()
+                next_prune = time.monotonic() + RETENTION_EVERY
+
+    def close(self) -> None:
+        """Stop the cameras (open events end and are stored), then the outputs."""
+        self._stop.set()
+        self.hub.close()
+        if self._thread is not None:
+            self._thread.join(10)
+        self._clips.shutdown(wait=True)
+        self._close_outputs()
+
+    def _close_outputs(self) -> None:
+        if self.publisher is not None:
+            self.publisher.close()
+        self.store.close()

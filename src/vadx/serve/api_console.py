@@ -1,0 +1,279 @@
+"""The console's API (``vadx serve --cameras cameras.yaml``): the cameras with their live
+status (list, add, change, remove), their events (filter, review, the kept clip and
+thumbnail), and ``/api/live``, Server-Sent Events of every new, updated and ended event and
+of the cameras' status. Served only when the server runs a console."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import queue
+from dataclasses import asdict
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import Path as PathParameter
+from fastapi.responses import FileResponse, Response, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from vadx.console.cameras import NAME_PATTERN, CameraConfig, camera_from
+from vadx.console.engine import CameraStatus
+from vadx.console.service import Console
+from vadx.console.store import StoredEvent
+from vadx.errors import VadxError
+from vadx.serve.routing import Routes
+from vadx.serve.schema import MediaDoc, file_content
+
+#: seconds between keep-alive comments on an idle live stream
+KEEP_ALIVE = 15.0
+CLIP_FILES = {"clip.mp4": "video/mp4", "thumb.png": "image/png"}
+EVENT_STREAM = {"text/event-stream": MediaDoc(schema={"type": "string"})}
+
+
+EventId = Annotated[int, PathParameter(ge=1, le=2**62)]
+
+
+class CameraSettings(BaseModel):
+    """A camera's settings as the API takes them (those of the cameras' YAML file; ``model``
+    is a served model's name or a model another camera uses)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    source: str | int
+    model: str = Field(min_length=1)
+    detect: dict[str, int | float | bool] = Field(default_factory=dict)
+    domain: Literal["flag", "suppress", "off"] = "flag"
+    enabled: bool = True
+    loop: bool = False
+    pace: bool = True
+
+
+class NewCamera(CameraSettings):
+    """A camera to add: its name and settings."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+
+
+class CameraLive(BaseModel):
+    """A camera's live status (see ``vadx.console.engine.CameraStatus``)."""
+
+    state: str
+    connected: bool
+    fps: float
+    frames: int
+    dropped: int
+    last_frame_at: float | None
+    reconnects: int
+    error: str | None
+    events: int
+
+
+class Camera(BaseModel):
+    """A camera: its name, its settings and its live status."""
+
+    name: str
+    settings: CameraSettings
+    status: CameraLive
+
+
+class ConsoleEvent(BaseModel):
+    """A camera's event as the database holds it."""
+
+    id: int
+    camera: str
+    class_name: str
+    state: Literal["active", "ended"]
+    start_frame: int
+    end_frame: int
+    start_time: float
+    end_time: float
+    started_at: float
+    ended_at: float
+    peak_probability: float
+    mean_probability: float
+    out_of_domain: float | None
+    session: int
+    reason: str | None
+    model_id: str
+    clip: str | None
+    reviewed: bool
+    reviewed_at: float | None
+
+
+class EventReview(BaseModel):
+    """The review state to set."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    reviewed: bool
+
+
+def console_router(routes: Routes, console: Console) -> APIRouter:
+    router = APIRouter()
+    route = functools.partial(routes.add, router)
+    served = routes.server.models
+
+    def camera_view(name: str) -> Camera:
+        config = console.hub.config(name)
+        status = next(s for s in console.hub.status() if s.name == name)
+        settings = config.model_dump(exclude={"name"})
+        return Camera(name=name, settings=CameraSettings(**settings), status=_live(status))
+
+    def checked(name: str, settings: CameraSettings) -> CameraConfig:
+        document = settings.model_dump()
+        known = {c.model for c in (console.hub.config(n) for n in console.hub.names)}
+        if document["model"] not in served and document["model"] not in known:
+            choices = ", ".join([*served, *sorted(known)])
+            raise HTTPException(422, f"model: give a served model's name or one in use: {choices}")
+        try:
+            return camera_from(name, document, "camera")
+        except VadxError as err:
+            raise HTTPException(422, str(err).removeprefix("camera.")) from None
+
+    def exists(name: str) -> None:
+        if name not in console.hub.names:
+            raise HTTPException(404, f"no camera {name!r}")
+
+    @route("get", "/api/cameras", "cameras", response_model=list[Camera])
+    def cameras() -> list[Camera]:
+        """Every camera with its settings and live status (connected, analysed frames per
+        second, dropped frames, last frame, reconnections, last error)."""
+        return [camera_view(name) for name in console.hub.names]
+
+    @route("post", "/api/cameras", "add_camera", 409, 422, status_code=201, response_model=Camera)
+    def add_camera(camera: NewCamera) -> Camera:
+        """Add a camera; it starts at once and is kept for restarts. 409 if the name is
+        taken."""
+        if camera.name in console.hub.names:
+            raise HTTPException(409, f"there is already a camera {camera.name!r}")
+        config = checked(camera.name, CameraSettings(**camera.model_dump(exclude={"name"})))
+        _run(console.add_camera, config)
+        return camera_view(camera.name)
+
+    @route("get", "/api/cameras/{name}", "camera", 404, response_model=Camera)
+    def camera(name: str) -> Camera:
+        """One camera with its settings and live status."""
+        exists(name)
+        return camera_view(name)
+
+    @route("put", "/api/cameras/{name}", "change_camera", 404, 422, response_model=Camera)
+    def change_camera(name: str, settings: CameraSettings) -> Camera:
+        """Run a camera with new settings (its open events end first); kept for restarts."""
+        exists(name)
+        _run(console.change_camera, checked(name, settings))
+        return camera_view(name)
+
+    @route("delete", "/api/cameras/{name}", "remove_camera", 404, status_code=204)
+    def remove_camera(name: str) -> Response:
+        """Stop a camera and forget it (its open events end; its events stay)."""
+        exists(name)
+        _run(console.remove_camera, name)
+        return Response(status_code=204)
+
+    @route("get", "/api/events", "console_events", response_model=list[ConsoleEvent])
+    def events(
+        camera: str | None = None,
+        class_name: Annotated[str | None, Query(alias="class")] = None,
+        reviewed: bool | None = None,
+        since: Annotated[float | None, Query(ge=0, le=1e11)] = None,
+        until: Annotated[float | None, Query(ge=0, le=1e11)] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+    ) -> list[ConsoleEvent]:
+        """The cameras' events, newest first: by camera, class, review state and start time
+        (``since`` ≤ start < ``until``, seconds since 1970); ``before``: ids below it (the
+        next page)."""
+        found = console.store.events(
+            camera=camera,
+            class_name=class_name,
+            reviewed=reviewed,
+            since=since,
+            until=until,
+            limit=limit,
+            before_id=before,
+        )
+        return [_event(e) for e in found]
+
+    @route("get", "/api/events/{event_id}", "console_event", 404, response_model=ConsoleEvent)
+    def event(event_id: EventId) -> ConsoleEvent:
+        """One event."""
+        return _event(_stored(console, event_id))
+
+    @route(
+        "post",
+        "/api/events/{event_id}/review",
+        "review_console_event",
+        404,
+        422,
+        response_model=ConsoleEvent,
+    )
+    def review(event_id: EventId, body: EventReview) -> ConsoleEvent:
+        """Mark an event reviewed, or not."""
+        _stored(console, event_id)
+        return _event(console.store.review(event_id, body.reviewed))
+
+    @route(
+        "get",
+        "/api/events/{event_id}/{name}",
+        "console_event_file",
+        404,
+        file=("The event's kept clip or its thumbnail", file_content(CLIP_FILES)),
+    )
+    def event_file(event_id: EventId, name: Literal["clip.mp4", "thumb.png"]) -> FileResponse:
+        """The event's clip (``clip.mp4``: the window that decided it) or ``thumb.png``."""
+        stored = _stored(console, event_id)
+        path = console.store.clip_folder(stored.id) / name
+        if stored.clip is None or not path.is_file():
+            raise HTTPException(404, f"event {event_id} has no {name} (yet)")
+        return FileResponse(path, media_type=CLIP_FILES[name])
+
+    @route(
+        "get",
+        "/api/live",
+        "live",
+        file=("Server-Sent Events: new, update, end and status", EVENT_STREAM),
+    )
+    async def live(request: Request) -> StreamingResponse:
+        """Server-Sent Events: each camera event as it is ``new``, ``update``d (its clip
+        kept) and ``end``s, and every few seconds the cameras' ``status``; a comment line
+        keeps an idle connection open."""
+        return StreamingResponse(_stream(console, request), media_type="text/event-stream")
+
+    return router
+
+
+async def _stream(console: Console, request: Request):
+    with console.listen() as inbox:
+        yield ": vadx live events\n\n"
+        while not await request.is_disconnected():
+            try:
+                message = await asyncio.to_thread(inbox.get, True, 1.0)
+            except queue.Empty:
+                yield ": keep-alive\n\n"
+                continue
+            data = json.dumps(message.to_json())
+            yield f"event: {message.kind}\ndata: {data}\n\n"
+
+
+def _run(action: Any, *args: Any) -> None:
+    """A console change, its library errors as 422 (a model that cannot load, a source…)."""
+    try:
+        action(*args)
+    except VadxError as err:
+        raise HTTPException(422, str(err)) from None
+
+
+def _stored(console: Console, event_id: int) -> StoredEvent:
+    try:
+        return console.store.event(event_id)
+    except VadxError:
+        raise HTTPException(404, f"no event {event_id}") from None
+
+
+def _event(event: StoredEvent) -> ConsoleEvent:
+    return ConsoleEvent(**asdict(event))
+
+
+def _live(status: CameraStatus) -> CameraLive:
+    return CameraLive(**{k: v for k, v in asdict(status).items() if k != "name"})

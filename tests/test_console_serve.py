@@ -1,0 +1,224 @@
+"""The console in ``vadx serve`` (issue 30): cameras managed through the API with their live
+status, their events stored, reviewed and played back, live events as Server-Sent Events, and
+every event on MQTT through Debian's mosquitto broker, which the test starts."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import threading
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.conftest import run_cli
+from tests.test_console import camera, wait_for
+from tests.test_console_store import free_port
+from tests.test_watch_engine import as_tuples, thresholds
+from vadx.console.mqtt import MqttSettings
+from vadx.console.service import Console
+from vadx.detect import DetectConfig, detect
+from vadx.serve import Server, create_app
+from vadx.video import VideoReader
+
+
+@pytest.fixture(scope="module")
+def settings(streets, stretched):
+    street, model = streets, stretched
+    return thresholds(model, street[0], DetectConfig(stride=2, step=1, domain="off"), 0.3, 0.7)
+
+
+def served(tmp_path, model, cameras, **options):
+    """A server of ``model`` (as ``street``) with a console of ``cameras``."""
+    server = Server({"street": model}, tmp_path / "data")
+    server.console = Console(
+        cameras,
+        server.data / "console",
+        load=lambda ref: server.models[ref],
+        **options,
+    )
+    return server
+
+
+def test_cameras_and_their_events_through_the_api(streets, stretched, settings, tmp_path):
+    street, model = streets, stretched
+    fire, fight = street
+    door = camera("door", fire, settings).model_copy(update={"model": "street"})
+    server = served(tmp_path, model, [door])
+    client = TestClient(create_app(server))
+    console = server.console.start()
+    try:
+        wait_for(lambda: console.hub.status()[0].state == "ended")
+        (listed,) = client.get("/api/cameras").json()
+        assert listed["name"] == "door" and listed["settings"]["model"] == "street"
+        assert listed["status"]["state"] == "ended" and listed["status"]["frames"] == 42
+        # its events: those of detect on the same frames, stored with their clips
+        wait_for(lambda: all(e.clip for e in console.store.events()))
+        events = client.get("/api/events", params={"camera": "door"}).json()
+        expected = detect(model, fire, settings).events
+        found = sorted(
+            (console.store.event(e["id"]).start_frame, e["id"]) for e in events
+        )  # oldest first
+        assert len(events) == len(expected) and all(e["state"] == "ended" for e in events)
+        stored = [console.store.event(i) for _, i in found]
+        assert [(e.start_frame, e.end_frame, e.class_name) for e in stored] == [
+            t[:3] for t in as_tuples(expected)
+        ]
+        first = events[-1]["id"]
+        clip = client.get(f"/api/events/{first}/clip.mp4")
+        assert clip.status_code == 200 and clip.headers["content-type"] == "video/mp4"
+        (tmp_path / "clip.mp4").write_bytes(clip.content)
+        with VideoReader(tmp_path / "clip.mp4") as video:  # the window that decided it
+            assert video.info.num_frames == model.config.num_frames
+        assert client.get(f"/api/events/{first}/thumb.png").content[:4] == b"\x89PNG"
+        # review, and filters
+        reviewed = client.post(f"/api/events/{first}/review", json={"reviewed": True}).json()
+        assert reviewed["reviewed"] and reviewed["reviewed_at"]
+        assert [e["id"] for e in client.get("/api/events?reviewed=true").json()] == [first]
+        assert client.get("/api/events?camera=nobody").json() == []
+        assert client.get("/api/events/999999").status_code == 404
+        assert client.post(f"/api/events/{first}/review", json={"reviewed": 1}).status_code == 422
+        # cameras at runtime: add (a served model), refuse, change, remove
+        new = {"name": "bay", "source": str(fight), "model": "street", "pace": False}
+        added = client.post("/api/cameras", json=new)
+        assert added.status_code == 201 and added.json()["status"]["state"] in (
+            "starting",
+            "running",
+            "ended",
+        )
+        assert client.post("/api/cameras", json=new).status_code == 409
+        other = {**new, "name": "yard", "model": "/nowhere"}
+        refused = client.post("/api/cameras", json=other)
+        assert refused.status_code == 422 and "served model's name" in refused.json()["error"]
+        bad = client.post("/api/cameras", json={**new, "name": "yard", "detect": {"on": 2}})
+        assert bad.status_code == 422 and "detect: on must be" in bad.json()["error"]
+        changed = client.put(
+            "/api/cameras/bay",
+            json={"source": str(fight), "model": "street", "enabled": False},
+        )
+        assert changed.status_code == 200, changed.json()
+        assert changed.json()["status"]["state"] == "disabled"
+        assert client.delete("/api/cameras/bay").status_code == 204
+        assert client.get("/api/cameras/bay").status_code == 404
+        assert [c["name"] for c in client.get("/api/cameras").json()] == ["door"]
+        assert "/api/cameras" in client.get("/openapi.json").json()["paths"]
+    finally:
+        console.close()
+        server.jobs.close()
+
+
+def test_live_events_arrive_as_server_sent_events(streets, stretched, settings, tmp_path):
+    street, model = streets, stretched
+    fire, _ = street
+    looped = camera("door", fire, settings, loop=True).model_copy(update={"model": "street"})
+    server = served(tmp_path, model, [looped])
+    client = TestClient(create_app(server))
+    seen: list[str] = []
+    with client.stream("GET", "/api/live") as stream:
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        server.console.start()
+        try:
+            kinds = set()
+            for line in stream.iter_lines():
+                seen.append(line)
+                if line.startswith("event: "):
+                    kinds.add(line.removeprefix("event: "))
+                if {"new", "update", "end", "status"} <= kinds and not line:
+                    break  # the last kind's message has ended
+        finally:
+            server.console.close()
+    data = [json.loads(x.removeprefix("data: ")) for x in seen if x.startswith("data: ")]
+    new = next(d for d in data if d["type"] == "new")
+    assert new["event"]["camera"] == "door" and new["event"]["state"] == "active"
+    update = next(d for d in data if d["type"] == "update")
+    assert update["event"]["id"] == new["event"]["id"] and update["event"]["clip"]
+    status = next(d for d in data if d["type"] == "status")
+    assert status["cameras"][0]["name"] == "door"
+    server.jobs.close()
+
+
+@pytest.fixture
+def broker(tmp_path):
+    """Debian's mosquitto on a free loopback port, for one test."""
+    binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    port = free_port()
+    config = tmp_path / "mosquitto.conf"
+    config.write_text(f"listener {port} 127.0.0.1\nallow_anonymous true\n")
+    process = subprocess.Popen(
+        [binary, "-c", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_for(lambda: _reachable(port), 20)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def _reachable(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_every_event_goes_out_on_mqtt(streets, stretched, settings, tmp_path, broker):
+    street, model = streets, stretched
+    import paho.mqtt.client as mqtt
+
+    fire, _ = street
+    received: list[tuple[str, bytes, bool]] = []
+    subscribed = threading.Event()
+    listener = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-listener")
+    listener.on_connect = lambda c, *_: c.subscribe("vadx/#", qos=1)
+    listener.on_subscribe = lambda *_: subscribed.set()
+    listener.on_message = lambda c, u, m: received.append((m.topic, m.payload, m.retain))
+    listener.connect("127.0.0.1", broker)
+    listener.loop_start()
+    try:
+        assert subscribed.wait(20)
+        door = camera("door", fire, settings).model_copy(update={"model": "street"})
+        server = served(tmp_path, model, [door], mqtt=MqttSettings.parse(f"127.0.0.1:{broker}"))
+        console = server.console.start()
+        wait_for(lambda: console.hub.status()[0].state == "ended")
+        wait_for(lambda: all(e.clip for e in console.store.events()))
+        expected = detect(model, fire, settings).events
+        wait_for(lambda: sum(t == "vadx/events" for t, _, _ in received) >= 3 * len(expected))
+        console.close()
+        wait_for(lambda: ("vadx/available", b"offline") in [(t, p) for t, p, _ in received])
+    finally:
+        listener.loop_stop()
+        listener.disconnect()
+        server.jobs.close()
+    topics = [t for t, _, _ in received]
+    assert topics[0] == "vadx/available" and received[0][1] == b"online"
+    messages = [json.loads(p) for t, p, _ in received if t == "vadx/events"]
+    by_kind = {k: [m for m in messages if m["type"] == k] for k in ("new", "update", "end")}
+    assert [len(by_kind[k]) for k in by_kind] == [len(expected)] * 3
+    ended = sorted(by_kind["end"], key=lambda m: m["after"]["start_frame"])
+    for message in ended:  # before: the event as it was while it lasted
+        assert message["before"]["state"] == "active" and message["after"]["state"] == "ended"
+        assert message["after"]["camera"] == "door"
+    for message in by_kind["update"]:  # the clip kept (written beside detection, in its thread)
+        assert message["after"]["clip"] and message["before"]["clip"] is None
+    assert [(m["after"]["start_frame"], m["after"]["end_frame"]) for m in ended] == [
+        (e.start_frame, e.end_frame) for e in expected
+    ]
+    anomaly = [p for t, p, _ in received if t == "vadx/door/anomaly"]
+    assert anomaly[: 2 * len(expected)] == [b"ON", b"OFF"] * len(expected)
+    status = [json.loads(p) for t, p, _ in received if t == "vadx/door/status"]
+    assert status and status[-1]["name"] == "door"
+
+
+def test_the_console_flags_need_cameras_and_a_good_file(tmp_path, capsys):
+    from tests.conftest import tiny_checkpoint
+
+    checkpoint = tiny_checkpoint(tmp_path / "m")
+    code, _, err = run_cli(["serve", str(checkpoint), "--mqtt", "localhost"], capsys)
+    assert code == 2 and "need --cameras" in err
+    (tmp_path / "cameras.yaml").write_text("cameras: {door: {source: x}}\n")
+    argv = ["serve", str(checkpoint), "--cameras", str(tmp_path / "cameras.yaml")]
+    code, _, err = run_cli(argv, capsys)
+    assert code == 2 and err.count("\n") == 1
+    assert "cameras.door.model: missing" in err
