@@ -121,7 +121,7 @@ def main() -> None:
                 "size": list(config.frame_size),
                 "parameters": sum(p.numel() for p in model.parameters()),
             },
-            "test_accuracy": accuracy["accuracy"],
+            "test_accuracy": accuracy.accuracy,
             "reliance": document["reliance"],
             "scores": {
                 method: {m: summary[method][m]["mean"] for m in metrics if m in summary[method]}

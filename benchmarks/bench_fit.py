@@ -101,8 +101,8 @@ def measure(model, data: Path, clips: int) -> dict:
             for name, (r, _) in found.items():
                 real_raw[name].append(r)
     return {
-        "test_accuracy": metrics["accuracy"],
-        "test_macro_f1": metrics["macro_f1"],
+        "test_accuracy": metrics.accuracy,
+        "test_macro_f1": metrics.macro_f1,
         "off_picture_raw_test": {m: float(np.mean(v)) for m, v in raw.items()},
         "off_picture_displayed_test": {m: float(np.max(v)) for m, v in shown.items()},
         "off_picture_raw_real": {m: float(np.mean(v)) for m, v in real_raw.items()},

@@ -102,7 +102,7 @@ def score(
                 temporal_auroc(e.temporal[method].scores[0], frame_labels),
             )
     summary = {k: round(float(np.nanmean(v["v"])), 4) for k, v in sorted(rows.items())}
-    return {"accuracy": metrics["accuracy"], "clips": len(chosen[:limit]), "scores": summary}
+    return {"accuracy": metrics.accuracy, "clips": len(chosen[:limit]), "scores": summary}
 
 
 def main() -> None:

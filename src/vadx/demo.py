@@ -144,8 +144,8 @@ def run_demo(
         write_detection(out / "real-footage", found, real, model.checkpoint.model_id)
         domain["real_video"] = {"path": str(real), **found.domain, "events": len(found.events)}
     summary = {
-        "test_accuracy": metrics["accuracy"],
-        "test_macro_f1": metrics["macro_f1"],
+        "test_accuracy": metrics.accuracy,
+        "test_macro_f1": metrics.macro_f1,
         "best_epoch": result.best_epoch,
         "epochs_run": len(result.history),
         "train_clips_per_second": result.history[-1].clips_per_second if result.history else None,
