@@ -79,13 +79,13 @@ def measure(model, data: Path, clips: int) -> dict:
         item = test[index]
         sample = test.samples[index]
         with VideoReader(sample.source) as video:
-            frames = video.read(item["frame_indices"].numpy()).data
+            frames = video.read(item.frame_indices.numpy()).data
         _, geometry, _ = fit_frames(frames, model.config.frame_size, model.config.fit)
-        found, e = shares(model, item["clip"][None], geometry.picture())
+        found, e = shares(model, item.clip[None], geometry.picture())
         for name, (r, s) in found.items():
             raw[name].append(r)
             shown[name].append(s)
-        for name, hit in pointing(e, item["masks"].numpy()).items():
+        for name, hit in pointing(e, item.masks.numpy()).items():
             points[name].append(hit)
     real_raw = {m: [] for m in METHODS}
     with VideoReader(bikes_mp4()) as video:

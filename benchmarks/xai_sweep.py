@@ -73,8 +73,8 @@ def score(
 
     for index in chosen[:limit]:
         item = dataset[index]
-        clip, target = item["clip"][None].to(device), int(item["label"])
-        masks, kind = item["masks"].numpy(), model.class_names[target]
+        clip, target = item.clip[None].to(device), int(item.label)
+        masks, kind = item.masks.numpy(), model.class_names[target]
         for layer, weighting in itertools.product(layers, weightings):
             e = explain(
                 model, clip, target, methods=methods, temporal=(), layer=layer, weighting=weighting
@@ -89,7 +89,7 @@ def score(
                     add(f"{key}/{name}", kind, scores[name])
                 last = pointing_game(maps[-4:], masks[-4:])
                 add(f"{key}/pointing_game_last4", kind, float(np.nanmean(last)))
-        frame_labels = item["frame_labels"].numpy()
+        frame_labels = item.frame_labels.numpy()
         if frame_labels.min() == frame_labels.max():
             continue
         for name, (method, options) in TEMPORAL.items():

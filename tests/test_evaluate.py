@@ -100,9 +100,8 @@ def test_clips_are_scored_on_the_test_split_unless_told(tmp_path):
     model = CRNN(TINY)
     metrics = evaluate_clips(model, data, tmp_path / "test", batch_size=3, workers=0)
     assert sum(row.support for row in metrics.per_class.values()) == 8  # 2 clips a class
-    assert (
-        json.loads((tmp_path / "test" / "metrics.json").read_text())["accuracy"]
-        == (metrics.accuracy)
+    assert json.loads((tmp_path / "test" / "metrics.json").read_text())["accuracy"] == (
+        metrics.accuracy
     )
     rows = list(csv.reader((tmp_path / "test" / "predictions.csv").open()))[1:]
     assert len(rows) == 8 and all(f"{data}/test/" in row[0] for row in rows)

@@ -158,15 +158,15 @@ def test_cascading_randomisation_leaves_the_model_alone_and_reports_each_stage(t
     )
     for key, value in model.state_dict().items():
         assert torch.equal(value, before[key]), key
-    stages = [s["stage"] for s in result["methods"]["gradcam"]["stages"]]
+    stages = [s["stage"] for s in result.methods["gradcam"].stages]
     assert stages[:3] == ["head", "rnn", "backbone.features.34"]  # last conv first
     assert stages[-1] == "backbone.features.0"
     assert len(stages) == 2 + 16
     for name in ("gradcam", "saliency", "frame_occlusion"):
-        entry = result["methods"][name]
-        assert -1 <= entry["randomisation_rank_correlation"] <= 1
-        assert entry["passed"] == (abs(entry["randomisation_rank_correlation"]) < 0.5)
-    assert result["random_logit_target"] != 1
+        entry = result.methods[name]
+        assert -1 <= entry.randomisation_rank_correlation <= 1
+        assert entry.passed == (abs(entry.randomisation_rank_correlation) < 0.5)
+    assert result.random_logit_target != 1
 
 
 def test_every_metric_declares_direction_and_category():
@@ -240,10 +240,10 @@ def test_random_logit_compares_signed_frame_scores():
     model = pointwise_crnn()
     clip = torch.rand(1, 4, 3, 4, 4, generator=torch.Generator().manual_seed(4))
     result = cascading_randomisation(model, clip, [], ["frame_occlusion"], target=0)
-    assert result["random_logit_target"] == 1
-    entry = result["methods"]["frame_occlusion"]
-    assert entry["random_logit_rank_correlation"] == pytest.approx(-1.0)
-    assert all(-1 <= s["rank_correlation"] <= 1 for s in entry["stages"])
+    assert result.random_logit_target == 1
+    entry = result.methods["frame_occlusion"]
+    assert entry.random_logit_rank_correlation == pytest.approx(-1.0)
+    assert all(-1 <= s["rank_correlation"] <= 1 for s in entry.stages)
 
 
 def test_pointing_game_tolerance_counts_a_peak_near_the_mask():

@@ -127,8 +127,8 @@ def clip_features(
     rows, labels, done = [], [], 0
     with eval_mode(model), torch.no_grad():
         for batch in make_loader(dataset, batch_size=batch_size):
-            rows.append(model.frame_features(batch["clip"].to(device)).cpu().numpy())
-            labels.append(np.asarray(batch["label"]))
+            rows.append(model.frame_features(batch.clip.to(device)).cpu().numpy())
+            labels.append(np.asarray(batch.label))
             done += len(labels[-1])
             if progress is not None:
                 progress(done, len(dataset))

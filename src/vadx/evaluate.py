@@ -146,9 +146,9 @@ def predict(
     probabilities, labels, done = [], [], 0
     with eval_mode(model), torch.no_grad():
         for batch in make_loader(part, batch_size=batch_size, workers=workers):
-            probabilities += list(model(batch["clip"].to(device)).softmax(-1).cpu().numpy())
-            labels += list(batch["label"].numpy())
-            done += len(batch["label"])
+            probabilities += list(model(batch.clip.to(device)).softmax(-1).cpu().numpy())
+            labels += list(batch.label.numpy())
+            done += len(batch.label)
             if progress is not None:
                 progress(done, len(part))
     probabilities = distributed.in_order(mine, probabilities)

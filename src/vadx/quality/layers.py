@@ -148,7 +148,7 @@ def held_out_clips(dataset: Any, model: CRNN, limit: int) -> list[tuple[torch.Te
     clips = []
     for i in picked[:limit]:
         item = dataset[i]
-        clips.append((item["clip"][None], int(item["label"])))
+        clips.append((item.clip[None], int(item.label)))
     return clips
 
 
