@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -227,7 +227,7 @@ def save_domain(checkpoint: str | Path, stats: DomainStats) -> Path:
     )
     document = json.loads((info.path / CONFIG_FILE).read_text(encoding="utf-8"))
     document["domain"] = {
-        **stats.describe(),
+        **asdict(stats.describe()),
         "file": DOMAIN_FILE,
         "sha256": file_sha256(target),
         "weights_sha256": info.weights_sha256,

@@ -212,7 +212,7 @@ def clip_trust(model: CRNN, clip: ClipExplanation) -> dict[str, dict[str, Any]]:
     verdicts = trust_check(
         model, clip.explanation, domain=clip.domain, picture=clip.geometry.picture()
     )
-    return {name: verdict.record() for name, verdict in verdicts.items()}
+    return {name: asdict(verdict.record()) for name, verdict in verdicts.items()}
 
 
 def audit(

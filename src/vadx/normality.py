@@ -324,9 +324,10 @@ def learn_normal(
     ]
     seen = torch.cat(distances)
     model.appearance = torch.stack([seen.mean(0), seen.std(0).clamp(min=1e-3)])
-    model.threshold, model.calibration = calibrate(
+    model.threshold, calibration = calibrate(
         model, footage, holdout, alarms_per_hour, smooth, progress
     )
+    model.calibration = asdict(calibration)
     model.footage = [
         {"path": str(p), "sha256": video_sha256(p), "holdout": holdout} for p in footage
     ]
@@ -357,6 +358,21 @@ def count_events(smoothed: np.ndarray, threshold: float) -> int:
     return events
 
 
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """What :func:`calibrate` measured (``dataclasses.asdict`` is the checkpoint's
+    ``calibration``): the false-alarm rate asked for, the seconds held back, the alarms they
+    raise at the threshold and their rate per hour (None without footage), the highest score
+    held back, and the smoothing in frames."""
+
+    alarms_per_hour: float
+    held_back_seconds: float
+    held_back_alarms: int
+    measured_alarms_per_hour: float | None
+    held_back_max_score: float
+    smooth: int
+
+
 def calibrate(
     model: NormalityModel,
     footage: Sequence[str | os.PathLike[str]],
@@ -364,7 +380,7 @@ def calibrate(
     alarms_per_hour: float,
     smooth: int,
     progress: ProgressFn | None = None,
-) -> tuple[float, dict[str, Any]]:
+) -> tuple[float, Calibration]:
     """The lowest threshold at which the held-back footage raises at most ``alarms_per_hour``
     false alarms per hour (it is all normal), with what was measured."""
     runs, seconds = [], 0.0
@@ -391,14 +407,14 @@ def calibrate(
             break
         threshold = float(value)
     alarms = sum(count_events(run, threshold) for run in runs)
-    return threshold, {
-        "alarms_per_hour": alarms_per_hour,
-        "held_back_seconds": round(seconds, 2),
-        "held_back_alarms": alarms,
-        "measured_alarms_per_hour": round(alarms / hours, 3) if hours else None,
-        "held_back_max_score": round(float(peaks[0]), 4),
-        "smooth": smooth,
-    }
+    return threshold, Calibration(
+        alarms_per_hour=alarms_per_hour,
+        held_back_seconds=round(seconds, 2),
+        held_back_alarms=alarms,
+        measured_alarms_per_hour=round(alarms / hours, 3) if hours else None,
+        held_back_max_score=round(float(peaks[0]), 4),
+        smooth=smooth,
+    )
 
 
 # ------------------------------------------------------------------------ checkpoints
@@ -581,20 +597,40 @@ def write_map_video(
     return Path(target)
 
 
-def describe_normality(model: NormalityModel) -> dict[str, Any]:
-    """What ``vadx info`` says of a normality model (JSON-ready)."""
+@dataclass(frozen=True, slots=True)
+class NormalityDescription:
+    """What ``vadx info`` says of a normality model (``dataclasses.asdict`` is its
+    ``--json``): its kind, id, backbone and layer, frame size and fit, grid of cells,
+    channels, whether it learnt motion, threshold, calibration and footage."""
+
+    kind: str
+    model_id: str | None
+    backbone: str
+    layer: str
+    frame_size: list[int]
+    fit: str
+    grid: list[int]
+    channels: int
+    motion: bool
+    threshold: float
+    calibration: dict[str, Any]
+    footage: list[dict[str, Any]]
+
+
+def describe_normality(model: NormalityModel) -> NormalityDescription:
+    """What ``vadx info`` says of a normality model."""
     c = model.config
-    return {
-        "kind": "normality",
-        "model_id": model.model_id,
-        "backbone": c.backbone,
-        "layer": c.layer or model.backbone.cam_layer(fine=True),
-        "frame_size": list(c.frame_size),
-        "fit": c.fit,
-        "grid": list(model.grid),
-        "channels": c.channels,
-        "motion": c.motion,
-        "threshold": round(model.threshold, 4),
-        "calibration": model.calibration,
-        "footage": model.footage,
-    }
+    return NormalityDescription(
+        kind="normality",
+        model_id=model.model_id,
+        backbone=c.backbone,
+        layer=c.layer or model.backbone.cam_layer(fine=True),
+        frame_size=list(c.frame_size),
+        fit=c.fit,
+        grid=list(model.grid),
+        channels=c.channels,
+        motion=c.motion,
+        threshold=round(model.threshold, 4),
+        calibration=model.calibration,
+        footage=model.footage,
+    )

@@ -19,6 +19,21 @@ DOMAIN_FILE = "domain.safetensors"
 PERCENTILE = 99.5
 
 
+@dataclass(frozen=True, slots=True)
+class DomainDescription:
+    """:class:`DomainStats` described (``dataclasses.asdict`` is the checkpoint's
+    ``config.json`` ``domain`` section, beside the file's name and checksums)."""
+
+    method: str
+    classes: int
+    feature_size: int
+    threshold: float
+    percentile: float
+    frames: int
+    windows: int
+    calibration: dict[str, float]
+
+
 @dataclass(frozen=True)
 class DomainStats:
     """A class-conditional Gaussian of the training frames' features and its threshold.
@@ -62,18 +77,18 @@ class DomainStats:
         """Domain scores: window distances over the threshold (> 1: outside the domain)."""
         return np.asarray(window_distances, np.float64) / self.threshold
 
-    def describe(self) -> dict[str, Any]:
-        """JSON-ready summary (the checkpoint's ``config.json`` ``domain`` section)."""
-        return {
-            "method": "class-conditional Gaussian, tied Ledoit-Wolf covariance, Mahalanobis",
-            "classes": len(self.means),
-            "feature_size": self.feature_size,
-            "threshold": self.threshold,
-            "percentile": self.percentile,
-            "frames": self.frames,
-            "windows": self.windows,
-            "calibration": dict(self.calibration),
-        }
+    def describe(self) -> DomainDescription:
+        """What the statistics are (the checkpoint's ``config.json`` ``domain`` section)."""
+        return DomainDescription(
+            method="class-conditional Gaussian, tied Ledoit-Wolf covariance, Mahalanobis",
+            classes=len(self.means),
+            feature_size=self.feature_size,
+            threshold=self.threshold,
+            percentile=self.percentile,
+            frames=self.frames,
+            windows=self.windows,
+            calibration=dict(self.calibration),
+        )
 
 
 # ----------------------------------------------------------------------------- checkpoint

@@ -81,18 +81,6 @@ class ClipScores:
     scores: dict[str, Scores]
     ground_truth: TruthRecord | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        """The clip's entry (``class``; ``ground_truth`` only where there is one)."""
-        entry: dict[str, Any] = {
-            "source": self.source,
-            "class": self.class_name,
-            "predicted": self.predicted,
-            "scores": self.scores,
-        }
-        if self.ground_truth is not None:
-            entry["ground_truth"] = asdict(self.ground_truth)
-        return entry
-
 
 @dataclass(frozen=True, slots=True)
 class MetricSummary:
@@ -180,7 +168,16 @@ class XaiEval:
             "sanity": [asdict(checks) for checks in self.sanity],
             "interventions": self.interventions,
             "reliance": None if self.reliance is None else asdict(self.reliance),
-            "clips": [clip.to_json() for clip in self.clips],
+            "clips": [  # "class"; "ground_truth" only where there is one
+                {
+                    "source": clip.source,
+                    "class": clip.class_name,
+                    "predicted": clip.predicted,
+                    "scores": clip.scores,
+                }
+                | ({} if clip.ground_truth is None else {"ground_truth": asdict(clip.ground_truth)})
+                for clip in self.clips
+            ],
         }
 
 

@@ -273,18 +273,18 @@ def train(
         saved = load_model(last, device=device)
         model.load_state_dict(saved.state_dict())
         tensors, state = read_trainer_state(last)
-        optimizer_from_files(optimizer, tensors, state["optimizer"])
-        if scheduler is not None and state["scheduler"] is not None:
-            scheduler.load_state_dict(state["scheduler"])
+        optimizer_from_files(optimizer, tensors, state.optimizer)
+        if scheduler is not None and state.scheduler is not None:
+            scheduler.load_state_dict(state.scheduler)
         before = saved.checkpoint.metadata.get("train_config") or {}
         _apply_changed_settings(optimizer, scheduler, before.get("lr", config.lr), config)
         torch.set_rng_state(tensors["rng.torch"])
-        history = [EpochResult(**entry) for entry in state["history"]]
-        start_epoch = state["epoch"] + 1
-        best_score, best_epoch = tuple(state["best_score"]), state["best_epoch"]
-        waited = state["waited"]
+        history = [EpochResult(**entry) for entry in state.history]
+        start_epoch = state.epoch + 1
+        best_score, best_epoch = state.best_score, state.best_epoch
+        waited = state.waited
         if start_epoch >= config.epochs or 0 < config.patience <= waited:
-            return TrainResult(out / "best", last, history, best_epoch, state["stopped_early"])
+            return TrainResult(out / "best", last, history, best_epoch, state.stopped_early)
     cached = config.cache_features
     explanation = config.explanation
     if explanation is not None:
