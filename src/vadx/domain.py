@@ -26,7 +26,7 @@ import json
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 import numpy as np
 import torch
@@ -135,7 +135,30 @@ def clip_features(
     return np.concatenate(rows), np.concatenate(labels)
 
 
-def check_clip(model: Any, clip: torch.Tensor) -> dict[str, Any]:
+class UncheckedClip(TypedDict):
+    """The domain check of a clip whose model has no domain statistics, and what to do."""
+
+    checked: Literal[False]
+    verdict: Literal["unchecked"]
+    note: str
+
+
+class ClipDomain(TypedDict):
+    """The domain check of one clip: ``inside`` or ``outside`` the training domain, its
+    domain score (> 1: outside) and the threshold of the window distances."""
+
+    checked: Literal[True]
+    verdict: str
+    score: float
+    threshold: float
+
+
+#: :func:`check_clip`'s result, as the explanation's files and the report hold it
+#: (TypedDicts, not dataclasses: those files and the API carry it as this JSON)
+ClipDomainCheck = UncheckedClip | ClipDomain
+
+
+def check_clip(model: Any, clip: torch.Tensor) -> ClipDomainCheck:
     """The domain check of one clip ``(1, T, 3, H, W)``: its domain score (> 1: outside the
     model's training domain), or why it was not checked. Costs one CNN forward of the clip."""
     stats: DomainStats | None = model.domain

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 import numpy as np
 import torch
@@ -137,7 +137,35 @@ def missing_note(model: Any, show_path: bool = True) -> str:
 
 
 # ----------------------------------------------------------------------------- windows
-def domain_summary(scores: np.ndarray | None, threshold: float | None) -> dict[str, Any]:
+class UncheckedWindows(TypedDict):
+    """The domain check of footage that was not checked (the model has no statistics, or the
+    check is off)."""
+
+    checked: Literal[False]
+    verdict: Literal["unchecked"]
+
+
+class WindowsDomain(TypedDict):
+    """The domain check of a set of windows: the threshold, how many windows lie outside and
+    their share, the median and largest domain score (None without windows) and a verdict
+    (``inside``, ``partly outside`` or ``outside``)."""
+
+    checked: Literal[True]
+    verdict: str
+    threshold: float
+    windows: int
+    windows_outside: int
+    share_outside: float
+    median_score: float | None
+    max_score: float | None
+
+
+#: :func:`domain_summary`'s verdict, as ``events.json`` and the API hold it (TypedDicts, not
+#: dataclasses: detection's files, reports and servers read it as that JSON)
+DomainSummary = UncheckedWindows | WindowsDomain
+
+
+def domain_summary(scores: np.ndarray | None, threshold: float | None) -> DomainSummary:
     """What the domain check says about a set of windows (``scores``: domain scores, None when
     unchecked): how many lie outside, and a plain verdict."""
     if scores is None or threshold is None:
@@ -158,7 +186,7 @@ def domain_summary(scores: np.ndarray | None, threshold: float | None) -> dict[s
     }
 
 
-def verdict_line(summary: dict[str, Any]) -> str | None:
+def verdict_line(summary: DomainSummary) -> str | None:
     """One sentence for an operator, or None when the footage is inside the domain."""
     if not summary.get("checked") or summary["verdict"] == "inside":
         return None
