@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= demo-out
 
-.PHONY: install browser demo test lint bench clean
+.PHONY: install browser services demo test lint bench clean
 
 install: $(STAMP)
 
@@ -29,7 +29,14 @@ browser:
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	  else echo "note: install Debian's chromium (apt-get install chromium) for the report's browser test"; fi; }
 
-test: $(STAMP) browser lint
+# The console's tests start Debian's PostgreSQL server and mosquitto MQTT broker themselves.
+services:
+	@{ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v mosquitto >/dev/null 2>&1; } || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql mosquitto >/dev/null; \
+	  else echo "note: install Debian's postgresql and mosquitto (apt-get install postgresql mosquitto) for the console's tests"; fi; }
+
+test: $(STAMP) browser services lint
 	$(PY) -m pytest -q
 
 lint: $(STAMP)

@@ -150,13 +150,13 @@ def paced_run(model, path, out, config, explain=False, queue=16) -> dict:
         detect=config, pace=True, queue_size=queue, explain=explain, metrics_every=3600
     )
     summary = watch(model, str(path), out, settings)
-    m = summary["metrics"]
+    m = summary.metrics.to_json()  # as metrics.json holds them
     return {
         "dropped": m["frames_dropped"],
         "processed": m["frames_processed"],
         "latency_ms": m["latency_ms"],
         "capture_late_ms": m["capture_late_ms"],
-        "events": len(summary["events"]),
+        "events": len(summary.events),
         "explanations": m.get("explanations"),
     }
 

@@ -22,8 +22,9 @@ from tests.conftest import long_video, tiny_checkpoint
 from vadx import distributed
 from vadx.batch import MARKER, gather_videos, is_batch
 from vadx.batch.index import INDEX_FILES, clock
+from vadx.batch.records import VideoRecord
 from vadx.errors import InputError
-from vadx.files import remove_leftovers, staged_folder
+from vadx.files import remove_leftovers, staged_folder, write_json
 
 HERE = Path(__file__).parent
 #: a batch's options that keep it short
@@ -327,6 +328,22 @@ def test_the_index_lists_what_each_video_found(batch):
     assert counts["failed_videos"] == ["cam2/broken.mp4"] and counts["command"] == "detect"
     events_per_video = {r["video"]: r["events"] for r in read_csv(out / "videos.csv")}
     assert sum(int(n) for n in events_per_video.values()) == len(rows)
+
+
+def test_a_marker_read_back_is_the_same_record_and_writes_the_same_bytes(batch, tmp_path):
+    out = batch[0]
+    markers = sorted((out / "videos").rglob(MARKER))
+    assert len(markers) == 5
+    for marker in markers:
+        record = VideoRecord.from_json(json.loads(marker.read_text()))
+        write_json(tmp_path / MARKER, record.to_json())
+        assert (tmp_path / MARKER).read_bytes() == marker.read_bytes()
+    document = json.loads(markers[0].read_text())
+    with pytest.raises(KeyError):  # a renamed field is no record
+        VideoRecord.from_json({("state" if k == "status" else k): v for k, v in document.items()})
+    crashed = VideoRecord(record.identity, "failed", "boom", traceback="Traceback (…)")
+    assert list(crashed.to_json())[-3:] == ["curve", "traceback", "files"]
+    assert VideoRecord.from_json(crashed.to_json()) == crashed
 
 
 def test_a_rerun_skips_complete_videos_and_redoes_only_what_changed(archive, model, tmp_path):

@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 
 from tests.conftest import run_cli
-from vadx.demo import match_events
+from vadx.demo import DemoSummary, RealFootage, match_events
 from vadx.detect import Event
 
 
@@ -15,9 +15,43 @@ def test_match_events():
     true = [("fight", 50, 99), ("fire", 150, 199), ("shooting", 250, 299)]
     found = [event("fight", 45, 110), event("fire", 120, 240), event("fight", 260, 280)]
     matches = match_events(true, found, tolerance=20)
-    assert [m["found"] for m in matches] == [True, True, False]
-    assert matches[0]["start_error"] == -5 and matches[0]["end_error"] == 11
-    assert matches[0]["within_tolerance"] and not matches[1]["within_tolerance"]
+    assert [m.found for m in matches] == [True, True, False]
+    assert matches[0].start_error == -5 and matches[0].end_error == 11
+    assert matches[0].within_tolerance and not matches[1].within_tolerance
+
+
+def test_the_summary_is_written_as_summary_json_has_always_held_it():
+    true = [("fight", 50, 99), ("fire", 150, 199)]
+    found = [event("fight", 45, 110)]
+    summary = DemoSummary(
+        test_accuracy=0.75,
+        test_macro_f1=0.5,
+        best_epoch=2,
+        epochs_run=3,
+        train_clips_per_second=None,
+        true_events=2,
+        detected_events=found,
+        matches=match_events(true, found, tolerance=20),
+        window_frames=20,
+        paths={"data": "d"},
+        reports=["r/report.html"],
+        synthetic_domain={"checked": False},
+        real_footage=RealFootage("bikes.mp4", {"checked": True, "share_outside": 1.0}, 0),
+    )
+    assert (summary.events_found, summary.events_within_a_window) == (1, 1)
+    assert json.dumps(summary.to_json()) == (
+        '{"test_accuracy": 0.75, "test_macro_f1": 0.5, "best_epoch": 2, "epochs_run": 3, '
+        '"train_clips_per_second": null, "true_events": 2, "detected_events": [{"start_frame": '
+        '45, "end_frame": 110, "start_time": 4.5, "end_time": 11.0, "class_name": "fight", '
+        '"peak_probability": 0.9, "mean_probability": 0.8, "out_of_domain": null, "window": '
+        'null}], "matches": [{"class": "fight", "start": 50, "end": 99, "found": true, '
+        '"detected_start": 45, "detected_end": 110, "start_error": -5, "end_error": 11, '
+        '"within_tolerance": true}, {"class": "fire", "start": 150, "end": 199, "found": false}]'
+        ', "events_found": 1, "events_within_a_window": 1, "window_frames": 20, "paths": '
+        '{"data": "d"}, "reports": ["r/report.html"], "domain": {"model_knows": "synthetic '
+        'scenes only (vadx synth)", "synthetic_video": {"checked": false}, "real_video": '
+        '{"path": "bikes.mp4", "checked": true, "share_outside": 1.0, "events": 0}}}'
+    )
 
 
 def test_demo_end_to_end_small(tmp_path, capsys):

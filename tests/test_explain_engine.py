@@ -298,3 +298,18 @@ def test_on_host_keeps_the_structure_of_typed_records():
     assert isinstance(out, Output) and host[1:] == (None, "text")
     assert not out.raw.requires_grad and out.raw.device.type == "cpu"
     assert torch.equal(out.raw, raw.detach()) and out.extras["delta"].tolist() == [0, 1]
+
+
+def test_the_settings_come_as_keywords_or_as_one_object(tiny_model, tiny_clip):
+    from vadx.clip import ExplainSettings
+    from vadx.explain import MethodChoices
+
+    keywords = {"methods": ("gradcam",), "temporal": ("gradient_norm",), "weighting": "clip"}
+    by_keywords = explain(tiny_model, tiny_clip, 1, **keywords)
+    for settings in (MethodChoices(**keywords), ExplainSettings(**keywords)):
+        by_object = explain(tiny_model, tiny_clip, 1, settings=settings)
+        assert list(by_object.maps) == ["gradcam"] and list(by_object.temporal) == ["gradient_norm"]
+        assert by_object["gradcam"].settings["weighting"] == "clip"
+        np.testing.assert_array_equal(by_object["gradcam"].raw, by_keywords["gradcam"].raw)
+    with pytest.raises(ConfigError, match="as keywords or as one settings object"):
+        explain(tiny_model, tiny_clip, settings=MethodChoices(), methods=("saliency",))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -137,7 +138,7 @@ def test_flagged_windows_explain_each_event_and_none_says_so(assets, tmp_path):
         video,
         tmp_path / "w",
         ExplainSettings(methods=("gradcam",), temporal=(), timeline=False),
-        windows=2,
+        window=2,
     )
     assert (tmp_path / "w" / one.clips[0].folder.split("/")[-1] / "report.html").is_file()
 
@@ -152,7 +153,7 @@ def test_bad_requests_fail_before_any_work(assets, tmp_path):
     ):
         explain_video(model, video, tmp_path, windows="all", start=3)
     with pytest.raises(InputError, match="window 99 does not exist"):
-        explain_video(model, video, tmp_path, windows=99)
+        explain_video(model, video, tmp_path, window=99)
     with pytest.raises(InputError, match="unknown view 'x-ray'"):
         ExplainSettings(view="x-ray")
     with pytest.raises(InputError, match="unknown temporal estimator 'attention'"):
@@ -163,8 +164,8 @@ def test_compare_puts_models_side_by_side(assets, tmp_path):
     root, video = assets
     models = {"a": load_model(root / "a"), "b": load_model(root / "b")}
     summary = compare_models(models, video, tmp_path, ExplainSettings(methods=("gradcam",)))
-    assert [m["model"] for m in summary["models"]] == ["a", "b"]
-    assert summary["models"][0]["probabilities"] != summary["models"][1]["probabilities"]
+    assert [m.model for m in summary.models] == ["a", "b"]
+    assert summary.models[0].probabilities != summary.models[1].probabilities
     image = np.asarray(Image.open(tmp_path / "compare.png"))
     assert image.shape[0] > 3 * 112  # frame row + two model rows
     assert (tmp_path / "models" / "b" / "manifest.json").is_file()
@@ -353,3 +354,54 @@ def test_an_earlier_detection_makes_the_timeline_and_the_flagged_windows(
             capsys,
         )
         assert code == 2 and why in err and err.count("error:") == 1, err
+
+
+def test_a_request_names_one_window_apart_from_the_window_mode(tmp_path):
+    from vadx.explain_video import ExplainRequest
+
+    assert ExplainRequest("v.mp4").is_span and ExplainRequest("v.mp4").needs_detection
+    lean = ExplainRequest("v.mp4", ExplainSettings(timeline=False))
+    assert not lean.needs_detection
+    one = ExplainRequest("v.mp4", ExplainSettings(timeline=False), window=3)
+    assert not one.is_span and one.needs_detection
+    with pytest.raises(InputError, match="start/end choose one clip"):
+        ExplainRequest("v.mp4", window=3, end=9)
+    with pytest.raises(InputError, match="give window number 3 as window"):
+        ExplainRequest("v.mp4", windows=3)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match="windows must be one of one, all, flagged"):
+        ExplainRequest("v.mp4", windows="some")  # type: ignore[arg-type]
+
+
+def test_the_manifest_entries_of_a_clip_keep_their_order_and_optional_parts(assets):
+    from vadx.clip import explain_clip
+    from vadx.explain_video import ClipAudit, SourceRecord
+
+    root, video = assets
+    model = load_model(root / "a")
+    with VideoReader(video) as reader:
+        frames = reader.read([0, 1, 2, 3]).data
+        source = SourceRecord.of(reader.info, "abc")
+    clip = explain_clip(model, frames, [0, 1, 2, 3], 10.0, ExplainSettings(methods=("gradcam",)))
+    audit = ClipAudit.of(clip, ExplainSettings(), model, source)
+    document = audit.to_json()
+    assert list(document) == [
+        "source",
+        "clip_frames",
+        "clip_fps",
+        "model_checkpoint",
+        "render",
+        "preprocessing",
+        "domain",
+    ]
+    assert document["source"] == {
+        "path": str(video),
+        "sha256": "abc",
+        "frames": 42,
+        "fps": 10.0,
+        "size": [60, 80],
+        "announced_frames": reader.info.announced_frames,
+        "truncated": False,
+    }
+    assert list(document["model_checkpoint"]) == ["path", "id", "weights_sha256", "created"]
+    scored = replace(audit, quality={"gradcam": {"deletion_auc": 0.5}}).to_json()
+    assert list(scored)[-1] == "quality" and "trust" not in scored

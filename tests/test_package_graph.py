@@ -16,7 +16,7 @@ LAYERS = [
     "_version", "errors", "limits", "progress", "settings", "catalogue", "files", "borrowed",
     "distributed", "render", "video", "models", "export", "keras", "summary", "data", "explain",
     "detect", "domain", "normality", "train", "evaluate", "quality", "clip", "report",
-    "explain_video", "batch", "watch", "demo", "serve", "cli", "__main__",
+    "explain_video", "batch", "watch", "console", "demo", "serve", "cli", "__main__",
 ]  # fmt: skip
 
 

@@ -415,6 +415,28 @@ def test_a_failing_job_reports_why(tmp_path):
     store.close()
 
 
+def test_a_job_keeps_its_typed_result_through_job_json():
+    from vadx.serve.jobs import Job
+    from vadx.serve.schema import ExplainResult, JobParams
+
+    params = JobParams.of({"kind": "explain", "video": "0123456789abcdef", "model": "tiny"})
+    result = ExplainResult(
+        frames=[0, 2], predicted="fight", probability=0.5, target="fight", report="report.html"
+    )
+    job = Job("fedcba9876543210", "explain", params.model_dump(), state="done", result=result)
+    document = json.loads(json.dumps(job.to_json()))
+    assert document["result"] == {
+        "frames": [0, 2],
+        "predicted": "fight",
+        "probability": 0.5,
+        "target": "fight",
+        "report": "report.html",
+        "trust": None,
+    }
+    assert Job.from_json(document) == job
+    assert job.public().result == result and job.public().params == params
+
+
 def test_signatures():
     from vadx.serve.storage import container_of
 

@@ -88,8 +88,8 @@ def test_a_file_gives_the_events_of_detect_and_explains_each_alert(assets, tmp_p
     settings = WatchConfig(detect=config, sqlite=True, annotate=out / "annotated.mp4")
     summary = watch(model, str(path), out, settings, on_alert=lambda a, r: alerts.append(r))
     assert ended(out) == as_tuples(events)
-    assert summary["ended"] == "source ended" and summary["metrics"]["frames_dropped"] == 0
-    assert summary["metrics"]["frames_processed"] == 42 and len(summary["events"]) == len(events)
+    assert summary.ended == "source ended" and summary.metrics.live.frames_dropped == 0
+    assert summary.metrics.live.frames_processed == 42 and len(summary.events) == len(events)
     log = records(out)
     for record in (r for r in log if r["state"] == "started"):
         number = record["id"]
@@ -102,7 +102,7 @@ def test_a_file_gives_the_events_of_detect_and_explains_each_alert(assets, tmp_p
         first, last = record["window_frames"]
         assert manifest["clip_frames"] == list(range(first, last + 1))
         assert (folder / "strip.png").stat().st_size > 1000
-    assert [r["state"] for r in alerts] == [r["state"] for r in log if r["state"] != "explained"]
+    assert [r.state for r in alerts] == [r["state"] for r in log if r["state"] != "explained"]
     import sqlite3
 
     with sqlite3.connect(out / "events.sqlite") as db:
@@ -132,7 +132,7 @@ def test_a_tcp_stream_that_dies_and_comes_back_loses_and_repeats_no_event(assets
 
     run.detector.push_many = recording
     result = {}
-    thread = threading.Thread(target=lambda: result.update(run.run()))
+    thread = threading.Thread(target=lambda: result.update(summary=run.run()))
     with tcp_server(path, port, realtime=True) as first:
         thread.start()
         deadline = time.monotonic() + 30
@@ -143,8 +143,8 @@ def test_a_tcp_stream_that_dies_and_comes_back_loses_and_repeats_no_event(assets
     with tcp_server(path, port):  # and comes back, serving the file from its start
         thread.join(60)
     assert not thread.is_alive()
-    metrics = result["metrics"]
-    assert metrics["frames_dropped"] == 0 and metrics["reconnections"] >= 1
+    metrics = result["summary"].metrics
+    assert metrics.live.frames_dropped == 0 and metrics.reconnections >= 1
     received = len(sessions[0])
     assert 25 <= received < 42 and len(sessions[1]) == 42
     with VideoReader(path) as video:
@@ -163,7 +163,7 @@ def test_a_tcp_stream_that_dies_and_comes_back_loses_and_repeats_no_event(assets
     assert sorted(ids) == sorted(r["id"] for r in log if r["state"] == "ended")
     last_before = [r for r in log if r["state"] == "ended" and r["session"] == 0]
     assert all(r["reason"] in ("score", "source reconnected") for r in last_before)
-    assert result["ended"].startswith("source failed")
+    assert result["summary"].ended.startswith("source failed")
 
 
 def test_restarting_on_the_same_folder_appends_and_numbers_on(assets, tmp_path):
@@ -204,8 +204,8 @@ def test_the_webhook_gets_every_record_despite_failures(assets, tmp_path):
     delivered = Receiver.calls[2:]  # the first one was refused twice, then accepted
     assert delivered == records(tmp_path)
     assert Receiver.calls[0] == Receiver.calls[1] == Receiver.calls[2]
-    stats = summary["metrics"]["webhook"]
-    assert stats["sent"] == len(delivered) and stats["retries"] == 2 and stats["failed"] == 0
+    stats = summary.metrics.webhook
+    assert stats.sent == len(delivered) and stats.retries == 2 and stats.failed == 0
 
 
 def test_a_dead_webhook_is_counted_and_the_log_has_everything(assets, tmp_path):
@@ -216,9 +216,9 @@ def test_a_dead_webhook_is_counted_and_the_log_has_everything(assets, tmp_path):
         summary = watch(model, str(path), tmp_path, settings)
     assert len([w for w in said if "webhook" in str(w.message)]) == 1  # said once, then counted
     assert ended(tmp_path) == as_tuples(events)
-    stats = summary["metrics"]["webhook"]
-    assert stats["failed"] == stats["retries"] == len(records(tmp_path))
-    assert "Connection refused" in stats["last_error"]
+    stats = summary.metrics.webhook
+    assert stats.failed == stats.retries == len(records(tmp_path))
+    assert "Connection refused" in stats.last_error
 
 
 class Hanging(BaseHTTPRequestHandler):
@@ -264,7 +264,7 @@ def test_live_view_and_metrics_over_http(assets, tmp_path):
     result = {}
     settings = WatchConfig(detect=config, pace=True, explain=False, mjpeg=("127.0.0.1", port))
     thread = threading.Thread(
-        target=lambda: result.update(watch(model, str(path), tmp_path, settings, stop=stop))
+        target=lambda: result.update(summary=watch(model, str(path), tmp_path, settings, stop=stop))
     )
     thread.start()
     try:
@@ -285,7 +285,8 @@ def test_live_view_and_metrics_over_http(assets, tmp_path):
     finally:
         stop.set()
         thread.join(30)
-    assert result["ended"] == "stopped" and 0 < result["metrics"]["frames_processed"] < 42
+    summary = result["summary"]
+    assert summary.ended == "stopped" and 0 < summary.metrics.live.frames_processed < 42
 
 
 def test_sigterm_closes_the_open_event_and_flushes(assets, tmp_path):
@@ -349,8 +350,8 @@ def test_events_and_metrics_say_which_windows_are_outside_the_domain(assets, tmp
     assert [r["out_of_domain"] for r in log] == pytest.approx(
         [round(e.out_of_domain, 4) for e in offline.events]
     )
-    assert summary["metrics"]["domain"]["windows_outside"] == offline.domain["windows_outside"]
-    assert summary["settings"]["domain"] == "flag"
+    assert summary.metrics.live.domain.windows_outside == offline.domain["windows_outside"]
+    assert summary.settings["domain"] == "flag"
 
 
 def test_cli(assets, tmp_path, capsys):
@@ -405,9 +406,9 @@ def test_a_live_source_that_outruns_detection_drops_its_oldest_frames(assets, tm
     fast = write_mp4(root / "fast.mp4", frames, fps=1000)  # 42 frames in 42 ms, like a burst
     settings = WatchConfig(detect=config, pace=True, queue_size=2, batch=1, explain=False)
     summary = watch(model, str(fast), tmp_path, settings)
-    m = summary["metrics"]
-    assert m["frames_dropped"] > 0 and m["frames_dropped"] + m["frames_processed"] == 42
-    assert m["frames_captured"] == 42
+    m = summary.metrics.live
+    assert m.frames_dropped > 0 and m.frames_dropped + m.frames_processed == 42
+    assert m.frames_captured == 42
     log = records(tmp_path)
     assert sorted(r["id"] for r in log if r["state"] == "started") == sorted(
         r["id"] for r in log if r["state"] == "ended"

@@ -14,8 +14,9 @@ from vadx.video.live import LiveFrame
 from vadx.watch.alerts import AlertExplainer
 from vadx.watch.capture import FrameQueue
 from vadx.watch.engine import Alert
-from vadx.watch.metrics import LiveMetrics
-from vadx.watch.sinks import EventLog, event_record
+from vadx.watch.metrics import DomainMetrics, LiveMetrics, MetricsSnapshot
+from vadx.watch.runner import WatchMetrics
+from vadx.watch.sinks import EventLog, ExplainedRecord, WebhookStats, event_record
 
 
 def frame(number: int, session: int = 0) -> LiveFrame:
@@ -79,8 +80,8 @@ def test_the_log_continues_numbering_after_a_torn_line(tmp_path):
 def test_a_failing_explanation_is_counted_not_raised(tiny_model, tmp_path):
     explainer = AlertExplainer(tiny_model, tmp_path)
     broken = alert(clip=np.zeros((2, 8, 8), np.uint8))  # not RGB frames
-    assert explainer.submit(1, broken, {})
-    assert not explainer.submit(2, alert(clip=None), {})  # nothing kept to explain
+    assert explainer.submit(1, broken, event_record(broken, 1))
+    assert not explainer.submit(2, alert(clip=None), event_record(alert(), 2))  # nothing kept
     explainer.close()
     assert explainer.stats.failed == 1 and explainer.stats.skipped == 1
     assert explainer.stats.explained == 0 and "frames" in explainer.stats.last_error
@@ -88,11 +89,66 @@ def test_a_failing_explanation_is_counted_not_raised(tiny_model, tmp_path):
 
 def test_metrics_rates_and_latency_percentiles():
     metrics = LiveMetrics()
-    assert metrics.snapshot(0, 0, 0)["latency_ms"] == {"p50": None, "p95": None, "max": None}
+    assert metrics.snapshot(0, 0, 0).latency_ms == {"p50": None, "p95": None, "max": None}
     for latency in (0.01, 0.02, 0.03, 0.04, 0.05):
         metrics.decision(latency)
     metrics.frames_done(10)
     snap = metrics.snapshot(12, 2, 1)
-    assert snap["latency_ms"] == {"p50": 30.0, "p95": 48.0, "max": 50.0}
-    assert snap["frames_processed"] == 10 and snap["frames_dropped"] == 2
-    assert snap["capture_fps"] > 0 and snap["windows"] == 5 and snap["queue_depth"] == 1
+    assert snap.latency_ms == {"p50": 30.0, "p95": 48.0, "max": 50.0}
+    assert snap.frames_processed == 10 and snap.frames_dropped == 2
+    assert snap.capture_fps > 0 and snap.windows == 5 and snap.queue_depth == 1
+
+
+def test_records_are_written_as_the_log_has_always_held_them(tmp_path):
+    log = EventLog(tmp_path, sqlite=True)
+    log.write(event_record(alert(), 1, (10, 11)))
+    log.write(ExplainedRecord(1, "fire", "alerts/event-000001"))
+    log.close()
+    lines = (tmp_path / "events.jsonl").read_text().splitlines()
+    assert lines == [
+        '{"id": 1, "state": "started", "class": "fire", "start_frame": 10, "end_frame": 12, '
+        '"start_time": 1.0, "end_time": 1.2, "started_at": "2023-11-14T22:13:20.000+00:00", '
+        '"ended_at": "2023-11-14T22:13:20.200+00:00", "peak_probability": 0.9, '
+        '"mean_probability": 0.8, "session": 0, "reason": null, "out_of_domain": null, '
+        '"window_frames": [10, 11]}',
+        '{"id": 1, "state": "explained", "class": "fire", "explanation": "alerts/event-000001"}',
+    ]
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "events.sqlite") as db:
+        rows = db.execute("SELECT id, state, class, start_frame, record FROM events").fetchall()
+    assert rows == [(1, "started", "fire", 10, lines[0]), (1, "explained", "fire", None, lines[1])]
+
+
+def test_metrics_are_written_with_the_keys_that_apply():
+    live = MetricsSnapshot(1.5, 10.0, 9.5, 20, 19, 1, 2, 4, DomainMetrics(1, 0.8), {"p50": 1.0})
+    plain = WatchMetrics(live, 19, [3], 0, None).to_json()
+    assert list(plain) == [
+        "uptime_s",
+        "capture_fps",
+        "processed_fps",
+        "frames_captured",
+        "frames_processed",
+        "frames_dropped",
+        "queue_depth",
+        "windows",
+        "domain",
+        "latency_ms",
+        "cnn_frames",
+        "open_events",
+        "reconnections",
+        "source_error",
+    ]
+    assert plain["domain"] == {"windows_outside": 1, "latest_score": 0.8}
+    full = WatchMetrics(
+        live, 19, [], 1, "gone", (2, 1, 0), WebhookStats(sent=3), {"p50": 2.0}
+    ).to_json()
+    assert list(full)[-3:] == ["explanations", "webhook", "capture_late_ms"]
+    assert full["explanations"] == {"done": 2, "skipped": 1, "failed": 0}
+    assert full["webhook"] == {
+        "sent": 3,
+        "failed": 0,
+        "retries": 0,
+        "dropped": 0,
+        "last_error": None,
+    }

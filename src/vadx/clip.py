@@ -1,36 +1,49 @@
 """The clip layer: what to explain and how to draw it (:class:`ExplainSettings`), and one
-explained clip of a video (:class:`ClipExplanation`, made by :func:`explain_clip`) — the data
-that :mod:`vadx.explain_video` writes and :mod:`vadx.report` draws, neither depending on
-the other.
+explained clip of a video (:class:`ClipExplanation`, made by :func:`explain_clip`, drawn on its
+frames by :func:`rendered`) — the data that :mod:`vadx.explain_video` writes and
+:mod:`vadx.report` draws, neither depending on the other.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
+from vadx.catalogue import NORMALISATIONS, WEIGHTINGS, Normalisation, Weighting
 from vadx.domain import check_clip
 from vadx.errors import InputError
 from vadx.explain import DEFAULT_METHODS, DEFAULT_TEMPORAL, METHODS, TEMPORAL, Explanation, explain
 from vadx.explain.base import check_choice
-from vadx.explain.cam import WEIGHTINGS
-from vadx.explain.normalise import NORMALISATIONS
+from vadx.explain.engine import MethodOptions
 from vadx.models.crnn import CRNN
 from vadx.progress import ProgressFn
-from vadx.render.overlay import COLORMAPS, VIEWS
+from vadx.render.overlay import COLORMAPS, VIEWS, class_label, label_frame, render
+from vadx.settings import EXPORTS, WINDOW_MODES, Export, WindowMode
 from vadx.video.decode import VideoInfo, VideoReader
 from vadx.video.preprocess import Geometry, fit_frames, frames_to_clip
 from vadx.video.sampling import even_indices
 
-WINDOWS = ("one", "all", "flagged")
-#: the pictures :func:`write_clip` renders only when asked (module doc)
-EXPORTS = ("frames", "mp4", "gif", "sheets")
-WindowChoice = str | int
+#: the window modes of :func:`vadx.explain_video.explain_video` (its ``windows``)
+WINDOWS = WINDOW_MODES
+__all__ = [
+    "EXPORTS",
+    "WINDOWS",
+    "ClipExplanation",
+    "ExplainSettings",
+    "Export",
+    "ProgressFn",
+    "WindowMode",
+    "clip_indices",
+    "explain_clip",
+    "explain_frames",
+    "parse_target",
+    "rendered",
+]
 
 
 def parse_target(text: str) -> str | int:
@@ -61,16 +74,16 @@ class ExplainSettings:
     temporal: tuple[str, ...] = DEFAULT_TEMPORAL
     target: str | int | None = None
     layer: str | None = None
-    weighting: str = "frame"
-    normalisation: str = "clip"
-    options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    weighting: Weighting = "frame"
+    normalisation: Normalisation = "clip"
+    options: MethodOptions = field(default_factory=dict)
     view: str = "heatmap"
     colormap: str = "jet"
     opacity: float = 0.5
     timeline: bool = True
     quality: bool = False
     trust: bool = False
-    exports: tuple[str, ...] = ()
+    exports: tuple[Export, ...] = ()
 
     def __post_init__(self) -> None:
         if self.view not in VIEWS:
@@ -94,6 +107,13 @@ class ExplainSettings:
                 if name not in known:
                     raise InputError(f"unknown {kind} {name!r}; choose from {', '.join(known)}")
 
+    def to_json(self) -> dict[str, Any]:
+        """The settings as the files record them (``summary.json``, a batch's settings):
+        every field by name, each method's options as a plain mapping."""
+        document = asdict(self)
+        document["options"] = {k: dict(v) for k, v in self.options.items()}
+        return document
+
 
 @dataclass(frozen=True)
 class ClipExplanation:
@@ -110,6 +130,7 @@ class ClipExplanation:
 
     @property
     def predicted(self) -> tuple[str, float]:
+        """The clip's most probable class and its probability."""
         e = self.explanation
         best = int(e.probabilities[0].argmax())
         return e.class_names[best], float(e.probabilities[0, best])
@@ -171,16 +192,26 @@ def explain_clip(
         model,
         clip,
         target if target is not None else settings.target,
-        methods=settings.methods,
-        temporal=settings.temporal,
-        layer=settings.layer,
-        weighting=settings.weighting,
-        normalisation=settings.normalisation,
-        options=settings.options,
+        settings=settings,
         progress=progress,
         picture=torch.from_numpy(geometry.picture())[None],
     )
     maps = {name: geometry.to_source(a.display[0]) for name, a in e.maps.items()}
     return ClipExplanation(
         e, np.asarray(indices), frames, maps, geometry, fps, check_clip(model, clip)
+    )
+
+
+def rendered(
+    clip: ClipExplanation, method: str, view: str, settings: ExplainSettings
+) -> np.ndarray:
+    """The clip's frames with ``method``'s map in ``view`` (in ``settings``' colours) and the
+    "Class: NN%" label under each: ``(T, h + band, w, 3)`` uint8."""
+    name, probability = clip.predicted
+    text = class_label(name, probability)
+    return np.stack(
+        [
+            label_frame(render(frame, value, view, settings.colormap, settings.opacity), text)
+            for frame, value in zip(clip.frames, clip.maps[method], strict=True)
+        ]
     )

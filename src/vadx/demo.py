@@ -53,9 +53,116 @@ class DemoSettings:
     long_video: tuple[tuple[str, int], ...] = tuple(LONG_VIDEO)
 
 
+#: what the demo model has seen, as its summary says
+MODEL_KNOWS = "synthetic scenes only (vadx synth)"
+
+
+@dataclass(frozen=True, slots=True)
+class EventMatch:
+    """A true event of the demo's video (``class_name``, frames ``start``–``end``) and the
+    detected event of its class that overlaps it most, if one does (``found``): its frames,
+    how far each boundary is off, and whether both are within the tolerance."""
+
+    class_name: str
+    start: int
+    end: int
+    found: bool
+    detected_start: int | None = None
+    detected_end: int | None = None
+    start_error: int | None = None
+    end_error: int | None = None
+    within_tolerance: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RealFootage:
+    """The domain check on real footage: the video, the detection's domain verdict and how
+    many events it found there."""
+
+    path: str
+    domain: dict[str, Any]
+    events: int
+
+
+@dataclass(frozen=True, slots=True)
+class DemoSummary:
+    """What the demo did (``summary.json``): the model's test metrics and training, the
+    long video's true and detected events and how they match (within ``window_frames``), the
+    paths written, the explanations' reports, and the domain checks."""
+
+    test_accuracy: float
+    test_macro_f1: float
+    best_epoch: int
+    epochs_run: int
+    train_clips_per_second: float | None
+    true_events: int
+    detected_events: list[Event]
+    matches: list[EventMatch]
+    window_frames: int
+    paths: dict[str, str]
+    reports: list[str]
+    #: the detection's domain verdict on the synthetic video
+    synthetic_domain: dict[str, Any]
+    #: None: no real footage installed
+    real_footage: RealFootage | None
+
+    @property
+    def events_found(self) -> int:
+        """How many true events a detected event matches."""
+        return sum(m.found for m in self.matches)
+
+    @property
+    def events_within_a_window(self) -> int:
+        """How many true events were found with both boundaries within the tolerance."""
+        return sum(bool(m.within_tolerance) for m in self.matches)
+
+    def to_json(self) -> dict[str, Any]:
+        """The summary as ``summary.json`` holds it."""
+        matches = []
+        for m in self.matches:
+            match: dict[str, Any] = {
+                "class": m.class_name,
+                "start": m.start,
+                "end": m.end,
+                "found": m.found,
+            }
+            if m.found:
+                match.update(
+                    detected_start=m.detected_start,
+                    detected_end=m.detected_end,
+                    start_error=m.start_error,
+                    end_error=m.end_error,
+                    within_tolerance=m.within_tolerance,
+                )
+            matches.append(match)
+        domain: dict[str, Any] = {
+            "model_knows": MODEL_KNOWS,
+            "synthetic_video": self.synthetic_domain,
+        }
+        if self.real_footage is not None:
+            real = self.real_footage
+            domain["real_video"] = {"path": real.path, **real.domain, "events": real.events}
+        return {
+            "test_accuracy": self.test_accuracy,
+            "test_macro_f1": self.test_macro_f1,
+            "best_epoch": self.best_epoch,
+            "epochs_run": self.epochs_run,
+            "train_clips_per_second": self.train_clips_per_second,
+            "true_events": self.true_events,
+            "detected_events": [asdict(e) for e in self.detected_events],
+            "matches": matches,
+            "events_found": self.events_found,
+            "events_within_a_window": self.events_within_a_window,
+            "window_frames": self.window_frames,
+            "paths": self.paths,
+            "reports": self.reports,
+            "domain": domain,
+        }
+
+
 def match_events(
     true: list[tuple[str, int, int]], found: list[Event], tolerance: int
-) -> list[dict[str, Any]]:
+) -> list[EventMatch]:
     """For each true event, the detected event of the same class that overlaps it most, and
     whether both boundaries are within ``tolerance`` frames."""
     matches = []
@@ -66,14 +173,15 @@ def match_events(
             if e.class_name == kind and e.start_frame <= end and e.end_frame >= start
         ]
         best = max(candidates, key=lambda c: c[0])[1] if candidates else None
-        entry: dict[str, Any] = {
-            "class": kind,
-            "start": start,
-            "end": end,
-            "found": best is not None,
-        }
-        if best is not None:
-            entry.update(
+        if best is None:
+            matches.append(EventMatch(kind, start, end, found=False))
+            continue
+        matches.append(
+            EventMatch(
+                kind,
+                start,
+                end,
+                found=True,
                 detected_start=best.start_frame,
                 detected_end=best.end_frame,
                 start_error=best.start_frame - start,
@@ -81,7 +189,7 @@ def match_events(
                 within_tolerance=abs(best.start_frame - start) <= tolerance
                 and abs(best.end_frame - end) <= tolerance,
             )
-        matches.append(entry)
+        )
     return matches
 
 
@@ -90,7 +198,7 @@ def run_demo(
     settings: DemoSettings | None = None,
     say: Callable[[str], None] = print,
     progress: Callable[..., Any] | None = None,
-) -> dict[str, Any]:
+) -> DemoSummary:
     """Run the demo into ``out`` and return (and write) its ``summary.json``."""
     settings = settings or DemoSettings()
     out = Path(out)
@@ -135,27 +243,22 @@ def run_demo(
     )
     real = real_footage()
     say(f"7/7 checking the model's domain on real footage ({real or 'none installed'})")
-    domain = {
-        "model_knows": "synthetic scenes only (vadx synth)",
-        "synthetic_video": detection.domain,
-    }
+    real_footage_check = None
     if real is not None:
         found = detect(model, real, DetectConfig())
         write_detection(out / "real-footage", found, real, model.checkpoint.model_id)
-        domain["real_video"] = {"path": str(real), **found.domain, "events": len(found.events)}
-    summary = {
-        "test_accuracy": metrics.accuracy,
-        "test_macro_f1": metrics.macro_f1,
-        "best_epoch": result.best_epoch,
-        "epochs_run": len(result.history),
-        "train_clips_per_second": result.history[-1].clips_per_second if result.history else None,
-        "true_events": len(long.events),
-        "detected_events": [asdict(e) for e in detection.events],
-        "matches": matches,
-        "events_found": sum(m["found"] for m in matches),
-        "events_within_a_window": sum(bool(m.get("within_tolerance")) for m in matches),
-        "window_frames": tolerance,
-        "paths": {
+        real_footage_check = RealFootage(str(real), found.domain, len(found.events))
+    summary = DemoSummary(
+        test_accuracy=metrics.accuracy,
+        test_macro_f1=metrics.macro_f1,
+        best_epoch=result.best_epoch,
+        epochs_run=len(result.history),
+        train_clips_per_second=result.history[-1].clips_per_second if result.history else None,
+        true_events=len(long.events),
+        detected_events=list(detection.events),
+        matches=matches,
+        window_frames=tolerance,
+        paths={
             "data": str(data),
             "model": str(result.best),
             "evaluation": str(out / "evaluation"),
@@ -163,10 +266,11 @@ def run_demo(
             "detection": str(out / "detection"),
             "explanation": str(out / "explanation"),
         },
-        "reports": [clip.report for clip in explained.clips],
-        "domain": domain,
-    }
-    write_json(out / "summary.json", summary)
+        reports=[clip.report for clip in explained.clips],
+        synthetic_domain=detection.domain,
+        real_footage=real_footage_check,
+    )
+    write_json(out / "summary.json", summary.to_json())
     return summary
 
 

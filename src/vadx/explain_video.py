@@ -18,9 +18,14 @@ and, only when asked (``exports``), pictures rendered here with "Class: NN%" und
   ``views.png`` (the three views of the first method) and ``strip.png`` (the frames above
   the temporal-importance curves).
 
-Clips: one span (``start``/``end``, default the whole video), every sliding window of
-``vadx detect`` (``windows="all"``), or the windows ``vadx detect`` flagged (``"flagged"``:
-for each event, its most anomalous window, explaining the event's class).
+Clips: one span (``start``/``end``, default the whole video), one sliding window of ``vadx
+detect`` by its number (``window``), every one (``windows="all"``), or the windows ``vadx
+detect`` flagged (``"flagged"``: for each event, its most anomalous window, explaining the
+event's class).
+
+The data flows one way: an :class:`ExplainRequest` says what to explain, :func:`plan_clips`
+turns it into clips, :func:`vadx.clip.explain_frames` explains each, :mod:`vadx.quality` scores
+it when asked, and :func:`write_clip` writes its files (the report by :mod:`vadx.report`).
 """
 
 from __future__ import annotations
@@ -32,7 +37,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from vadx.clip import (
     EXPORTS,
@@ -40,20 +44,92 @@ from vadx.clip import (
     ClipExplanation,
     ExplainSettings,
     ProgressFn,
-    WindowChoice,
+    WindowMode,
     clip_indices,
     explain_clip,
     explain_frames,
+    rendered,
 )
 from vadx.detect import DetectConfig, Detection, Event, detect, event_window
 from vadx.errors import InputError
 from vadx.files import staged_folder, write_json
 from vadx.models.crnn import CRNN
+from vadx.quality.explained import QualityScores, clip_quality
+from vadx.quality.trust import Verdict, trust_check
 from vadx.render.figures import contact_sheet, frame_strip, grid
-from vadx.render.overlay import VIEWS, class_label, label_frame, render
+from vadx.render.overlay import VIEWS, class_label
 from vadx.report import write_report
 from vadx.video.decode import VideoInfo, VideoReader, probe, video_sha256
 from vadx.video.encode import write_gif, write_mp4, write_png
+
+
+@dataclass(frozen=True)
+class ExplainRequest:
+    """What :func:`explain_into` explains in one video, and how.
+
+    Attributes:
+        source: the video (file or frame folder).
+        settings: what to explain and how to draw it.
+        start, end: the one clip's span (default: the whole video); only with ``windows``
+            ``"one"`` and no ``window``.
+        windows: ``"one"`` (the span), ``"all"`` (every sliding window of the detection) or
+            ``"flagged"`` (each event's most anomalous window, for the event's class).
+        window: one sliding window of the detection by its number, instead.
+        detection: the video's detection, needed for ``window`` and any ``windows`` but
+            ``"one"`` (and for the report's timeline).
+        source_sha256: the video's sha256, when the caller has it already.
+        progress: called as ``progress("explaining", clips done, clips in all)``.
+    """
+
+    source: str | Path
+    settings: ExplainSettings = field(default_factory=ExplainSettings)
+    start: int | None = None
+    end: int | None = None
+    windows: WindowMode = "one"
+    window: int | None = None
+    detection: Detection | None = None
+    source_sha256: str | None = None
+    progress: ProgressFn | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.windows, int):
+            raise InputError(
+                f"windows is one of {', '.join(WINDOWS)}; give window number {self.windows} as "
+                "{window}",
+                "window",
+            )
+        if self.windows not in WINDOWS:
+            raise InputError(
+                f"windows must be one of {', '.join(WINDOWS)} or a window number; "
+                f"got {self.windows!r}"
+            )
+        if not self.is_span and (self.start is not None or self.end is not None):
+            raise InputError(
+                "{start}/{end} choose one clip; they cannot be combined with {windows}",
+                "start",
+                "end",
+                "windows",
+            )
+
+    @property
+    def is_span(self) -> bool:
+        """Whether one span of frames is explained (no window of a detection)."""
+        return self.windows == "one" and self.window is None
+
+    @property
+    def needs_detection(self) -> bool:
+        """Whether the request reads the video's detection (windows, or the timeline)."""
+        return not self.is_span or self.settings.timeline
+
+
+@dataclass(frozen=True, slots=True)
+class ClipJob:
+    """One clip :func:`explain_into` explains: its frames, the class it explains (None: the
+    settings' target) and its folder under the output (``""``: the output itself)."""
+
+    indices: np.ndarray
+    target: str | None
+    folder: str
 
 
 @dataclass(frozen=True)
@@ -86,13 +162,15 @@ class ClipSummary:
 @dataclass(frozen=True)
 class VideoSummary:
     """What :func:`explain_video` explained in one video (its ``summary.json``): the clips,
-    the window mode and the settings — or, when nothing was to be explained, why (``note``)."""
+    the window mode (or the window's number) and the settings — or, when nothing was to be
+    explained, why (``note``)."""
 
     source: str
     clips: list[ClipSummary] = field(default_factory=list)
-    windows: str | int | None = None
-    settings: dict[str, Any] | None = None
+    windows: WindowMode | None = None
+    settings: ExplainSettings | None = None
     note: str | None = None
+    window: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The document ``summary.json`` holds (unchanged since before this type)."""
@@ -100,19 +178,131 @@ class VideoSummary:
         if self.note is not None:
             return {**document, "clips": [], "note": self.note}
         clips = [asdict(clip) for clip in self.clips]
-        return {**document, "windows": self.windows, "settings": self.settings, "clips": clips}
+        windows = self.window if self.window is not None else self.windows
+        settings = None if self.settings is None else self.settings.to_json()
+        return {**document, "windows": windows, "settings": settings, "clips": clips}
 
 
-def rendered(clip: ClipExplanation, method: str, view: str, settings: ExplainSettings):
-    """The clip's frames with ``method``'s map in ``view`` and the "Class: NN%" label."""
-    name, probability = clip.predicted
-    text = class_label(name, probability)
-    return np.stack(
-        [
-            label_frame(render(frame, value, view, settings.colormap, settings.opacity), text)
-            for frame, value in zip(clip.frames, clip.maps[method], strict=True)
-        ]
-    )
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """The explained video, as the manifest records it (``source``)."""
+
+    path: str
+    sha256: str
+    frames: int
+    fps: float
+    size: tuple[int, int]
+    announced_frames: int | None
+    truncated: bool
+
+    @classmethod
+    def of(cls, info: VideoInfo, sha256: str) -> SourceRecord:
+        """The record of the video ``info`` describes, whose bytes hash to ``sha256``."""
+        return cls(
+            path=info.path,
+            sha256=sha256,
+            frames=info.num_frames,
+            fps=info.fps,
+            size=(info.height, info.width),
+            announced_frames=info.announced_frames,
+            truncated=info.truncated,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointRecord:
+    """The checkpoint the explained model was loaded from (``model_checkpoint``)."""
+
+    path: str
+    id: str
+    weights_sha256: str
+    created: str
+
+
+@dataclass(frozen=True, slots=True)
+class RenderRecord:
+    """How the maps were drawn (``render``)."""
+
+    view: str
+    colormap: str
+    opacity: float
+
+
+@dataclass(frozen=True, slots=True)
+class PreprocessingRecord:
+    """How the frames were fitted to the model (``preprocessing``): the model's fit and the
+    share of the model's frame that shows the video."""
+
+    fit: str
+    picture_share: float
+
+
+@dataclass(frozen=True)
+class ClipAudit:
+    """What a clip's manifest adds to its explanation's own record: the source, the clip, the
+    model's checkpoint, how it was drawn and fitted, the domain check and, when asked, the
+    quality scores and trust verdicts."""
+
+    source: SourceRecord
+    clip_frames: list[int]
+    clip_fps: float
+    model_checkpoint: CheckpointRecord | None
+    render: RenderRecord
+    preprocessing: PreprocessingRecord
+    domain: Mapping[str, Any]
+    quality: QualityScores | None = None
+    trust: Mapping[str, Verdict] | None = None
+
+    @classmethod
+    def of(
+        cls,
+        clip: ClipExplanation,
+        settings: ExplainSettings,
+        model: CRNN,
+        source: SourceRecord,
+    ) -> ClipAudit:
+        """The record of ``clip`` of ``source``, explained by ``model`` with ``settings``."""
+        info = model.checkpoint
+        return cls(
+            source=source,
+            clip_frames=[int(i) for i in clip.indices],
+            clip_fps=clip.fps,
+            model_checkpoint=None
+            if info is None
+            else CheckpointRecord(
+                path=str(info.path),
+                id=info.model_id,
+                weights_sha256=info.weights_sha256,
+                created=info.created,
+            ),
+            render=RenderRecord(settings.view, settings.colormap, settings.opacity),
+            preprocessing=PreprocessingRecord(
+                fit=model.config.fit, picture_share=float(clip.geometry.picture().mean())
+            ),
+            domain=clip.domain,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """The entries the manifest adds (the report shows them too), in the manifest's order;
+        ``quality`` and ``trust`` only when they were computed."""
+        document: dict[str, Any] = {
+            "source": {**asdict(self.source), "size": list(self.source.size)},
+            "clip_frames": list(self.clip_frames),
+            "clip_fps": self.clip_fps,
+            "model_checkpoint": None
+            if self.model_checkpoint is None
+            else asdict(self.model_checkpoint),
+            "render": asdict(self.render),
+            "preprocessing": asdict(self.preprocessing),
+            "domain": dict(self.domain),
+        }
+        if self.quality is not None:
+            document["quality"] = self.quality
+        if self.trust is not None:
+            document["trust"] = {
+                name: asdict(verdict.record()) for name, verdict in self.trust.items()
+            }
+        return document
 
 
 def write_clip(
@@ -120,22 +310,26 @@ def write_clip(
     clip: ClipExplanation,
     settings: ExplainSettings,
     model: CRNN,
-    source: VideoInfo,
-    source_sha256: str,
+    source: SourceRecord,
     timeline: Detection | None = None,
 ) -> ClipSummary:
-    """Write the files of one explained clip into ``out`` (module doc); returns its summary."""
+    """Write the files of one explained clip of ``source`` into ``out`` (module doc), the
+    report with the anomaly-score ``timeline`` when given; returns the clip's summary."""
     e = clip.explanation
     write_exports(out, clip, settings)
-    extra = audit(clip, settings, model, source, source_sha256)
-    if settings.quality:
-        extra["quality"] = clip_quality(model, clip)
-    if settings.trust:
-        extra["trust"] = clip_trust(model, clip)
-    e.save(out, extra)
-    write_report(out / "report.html", clip, settings, extra, timeline, extra.get("quality"))
+    picture = clip.geometry.picture()
+    audit = replace(
+        ClipAudit.of(clip, settings, model, source),
+        quality=clip_quality(model, e, picture) if settings.quality else None,
+        trust=trust_check(model, e, domain=clip.domain, picture=picture)
+        if settings.trust
+        else None,
+    )
+    document = audit.to_json()
+    e.save(out, document)
+    write_report(out / "report.html", clip, settings, document, timeline, audit.quality)
     name, probability = clip.predicted
-    trust = {m: v["verdict"] for m, v in extra["trust"].items()} if settings.trust else None
+    trust = None if audit.trust is None else {m: v.verdict for m, v in audit.trust.items()}
     return ClipSummary(
         folder=str(out),
         frames=[int(i) for i in clip.indices],
@@ -182,81 +376,6 @@ def write_exports(out: Path, clip: ClipExplanation, settings: ExplainSettings) -
             write_png(out / "strip.png", frame_strip(views[first], curves, clip.indices, title))
 
 
-def clip_quality(model: CRNN, clip: ClipExplanation) -> dict[str, dict[str, float]]:
-    """Deletion/insertion AUCs of each map and frame-importance curve of ``clip``, each with
-    its random-order baseline (lower deletion and higher insertion than random = faithful)."""
-    from vadx.quality.evaluate import curve_scores
-    from vadx.quality.faithfulness import spatial_curves, temporal_curves
-
-    e = clip.explanation
-    tensor = torch.from_numpy(np.array(e.clip)).to(model.device)
-    target = int(e.targets[0]) if e.targets[0] >= 0 else int(e.probabilities[0].argmax())
-    picture = clip.geometry.picture()
-    scores = {
-        name: curve_scores(spatial_curves(model, tensor, a.display[0], target, picture=picture))
-        for name, a in e.maps.items()
-    }
-    scores.update(
-        {
-            name: curve_scores(temporal_curves(model, tensor, f.scores[0], target), "temporal_")
-            for name, f in e.temporal.items()
-        }
-    )
-    return scores
-
-
-def clip_trust(model: CRNN, clip: ClipExplanation) -> dict[str, dict[str, Any]]:
-    """The trust verdict of each map and frame curve of ``clip`` (:mod:`vadx.quality.trust`)."""
-    from vadx.quality.trust import trust_check
-
-    verdicts = trust_check(
-        model, clip.explanation, domain=clip.domain, picture=clip.geometry.picture()
-    )
-    return {name: asdict(verdict.record()) for name, verdict in verdicts.items()}
-
-
-def audit(
-    clip: ClipExplanation,
-    settings: ExplainSettings,
-    model: CRNN,
-    source: VideoInfo,
-    source_sha256: str,
-) -> dict[str, Any]:
-    """What the manifest adds to the explanation's own record: the source and the model."""
-    info = model.checkpoint
-    return {
-        "source": {
-            "path": source.path,
-            "sha256": source_sha256,
-            "frames": source.num_frames,
-            "fps": source.fps,
-            "size": [source.height, source.width],
-            "announced_frames": source.announced_frames,
-            "truncated": source.truncated,
-        },
-        "clip_frames": [int(i) for i in clip.indices],
-        "clip_fps": clip.fps,
-        "model_checkpoint": None
-        if info is None
-        else {
-            "path": str(info.path),
-            "id": info.model_id,
-            "weights_sha256": info.weights_sha256,
-            "created": info.created,
-        },
-        "render": {
-            "view": settings.view,
-            "colormap": settings.colormap,
-            "opacity": settings.opacity,
-        },
-        "preprocessing": {
-            "fit": model.config.fit,
-            "picture_share": float(clip.geometry.picture().mean()),
-        },
-        "domain": dict(clip.domain),
-    }
-
-
 def explain_video(
     model: CRNN,
     source: str | Path,
@@ -265,117 +384,99 @@ def explain_video(
     *,
     start: int | None = None,
     end: int | None = None,
-    windows: WindowChoice = "one",
+    windows: WindowMode = "one",
+    window: int | None = None,
     detect_config: DetectConfig | None = None,
     progress: ProgressFn | None = None,
     detection: Detection | None = None,
 ) -> VideoSummary:
-    """Explain one span, every window (``"all"``), the flagged windows or window number
-    ``windows`` (an int) of ``source`` into ``out``. A ``detection`` of ``source`` already at
-    hand is reused instead of detecting again.
+    """Explain one span, window number ``window``, every window (``windows="all"``) or the
+    flagged windows of ``source`` into ``out`` (:class:`ExplainRequest`). A ``detection`` of
+    ``source`` already at hand is reused instead of detecting again.
 
     Returns (and writes as ``summary.json``) the list of explained clips.
     """
-    settings = settings or ExplainSettings()
-    if not isinstance(windows, int) and windows not in WINDOWS:
-        raise InputError(
-            f"windows must be one of {', '.join(WINDOWS)} or a window number; got {windows!r}"
-        )
-    if windows != "one" and (start is not None or end is not None):
-        raise InputError(
-            "{start}/{end} choose one clip; they cannot be combined with {windows}",
-            "start",
-            "end",
-            "windows",
-        )
-    out = Path(out)
-    if windows == "one":  # a span outside the video is refused before any work
-        clip_indices(probe(source), model.config.num_frames, start, end)
+    request = ExplainRequest(
+        source,
+        settings or ExplainSettings(),
+        start=start,
+        end=end,
+        windows=windows,
+        window=window,
+        progress=progress,
+    )
+    # a span outside the video is refused before any work
+    plan = plan_clips(model, probe(source), request) if request.is_span else None
     source_sha256 = video_sha256(source)
-    if detection is None and (windows != "one" or settings.timeline):
+    if detection is None and request.needs_detection:
         detection = detect(model, source, detect_config, progress)
+    request = replace(request, detection=detection, source_sha256=source_sha256)
+    out = Path(out)
     with staged_folder(out, last="summary.json") as staging:
-        return explain_into(
-            staging,
-            out,
-            model,
-            source,
-            settings,
-            start,
-            end,
-            windows,
-            detection,
-            progress,
-            source_sha256,
-        )
+        return explain_into(staging, out, model, request, plan)
 
 
 def explain_into(
     folder: Path,
     named: Path,
     model: CRNN,
-    source: str | Path,
-    settings: ExplainSettings,
-    start: int | None,
-    end: int | None,
-    windows: WindowChoice,
-    detection: Detection | None,
-    progress: ProgressFn | None = None,
-    source_sha256: str | None = None,
+    request: ExplainRequest,
+    plan: list[ClipJob] | None = None,
 ) -> VideoSummary:
     """The files of :func:`explain_video`, written straight into ``folder`` (a staging folder
     of the caller's that will become ``named``, the path the summary gives), ``summary.json``
-    last; ``detection`` is needed for any ``windows`` but ``"one"``. Returns the summary."""
-    source_sha256 = source_sha256 or video_sha256(source)
+    last; ``plan``: the clips, when the caller planned them already (:func:`plan_clips`).
+    Returns the summary."""
+    settings = request.settings
+    source_sha256 = request.source_sha256 or video_sha256(request.source)
     clips: list[ClipSummary] = []
-    with VideoReader(source) as video:
-        jobs = _jobs(model, video.info, windows, start, end, detection)
-        if not jobs:
-            say = "no window was flagged" if windows == "flagged" else "nothing to explain"
-            summary = VideoSummary(str(source), note=say)
+    with VideoReader(request.source) as video:
+        plan = plan_clips(model, video.info, request) if plan is None else plan
+        if not plan:
+            say = "no window was flagged" if request.windows == "flagged" else "nothing to explain"
+            summary = VideoSummary(str(request.source), note=say)
             write_json(folder / "summary.json", summary.to_json())
             return summary
-        for number, (indices, target) in enumerate(jobs):
-            name = (
-                ""
-                if len(jobs) == 1 and windows == "one"
-                else (f"window-{number:04d}-f{indices[0]:06d}-f{indices[-1]:06d}")
-            )
-            clip = explain_frames(model, video, indices, settings, target)
+        source = SourceRecord.of(video.info, source_sha256)
+        for number, job in enumerate(plan):
+            clip = explain_frames(model, video, job.indices, settings, job.target)
             written = write_clip(
-                folder / name, clip, settings, model, video.info, source_sha256, detection
+                folder / job.folder, clip, settings, model, source, request.detection
             )
-            clips.append(written.moved(named / name))
-            if progress is not None:
-                progress("explaining", number + 1, len(jobs))
-    summary = VideoSummary(str(source), clips, windows, jsonable_settings(settings))
+            clips.append(written.moved(named / job.folder))
+            if request.progress is not None:
+                request.progress("explaining", number + 1, len(plan))
+    summary = VideoSummary(
+        str(request.source), clips, request.windows, settings, window=request.window
+    )
     write_json(folder / "summary.json", summary.to_json())
     return summary
 
 
-def _jobs(
-    model: CRNN,
-    info: VideoInfo,
-    windows: WindowChoice,
-    start: int | None,
-    end: int | None,
-    detection: Detection | None,
-) -> list[tuple[np.ndarray, str | None]]:
-    """(frame indices, target override) of each clip to explain."""
-    steps = model.config.num_frames
-    if windows == "one":
-        return [(clip_indices(info, steps, start, end), None)]
-    assert detection is not None
-    if isinstance(windows, int):
-        if not 0 <= windows < len(detection.windows):
+def plan_clips(model: CRNN, info: VideoInfo, request: ExplainRequest) -> list[ClipJob]:
+    """The clips ``request`` asks for in the video ``info`` describes, each with the class it
+    explains and its folder; refuses a span outside the video or a window that does not
+    exist."""
+    if request.is_span:
+        indices = clip_indices(info, model.config.num_frames, request.start, request.end)
+        return [ClipJob(indices, None, "")]
+    detection = request.detection
+    assert detection is not None, "windows are read from the video's detection"
+    if request.window is not None:
+        if not 0 <= request.window < len(detection.windows):
             raise InputError(
-                f"window {windows} does not exist: the video has {len(detection.windows)} "
-                f"windows (0–{len(detection.windows) - 1}) at this stride"
+                f"window {request.window} does not exist: the video has "
+                f"{len(detection.windows)} windows (0–{len(detection.windows) - 1}) at this stride"
             )
-        return [(detection.windows[windows].indices, None)]
-    if windows == "all":
-        return [(w.indices, None) for w in detection.windows]
-    return [(_event_indices(detection, event), event.class_name) for event in detection.events]
+        chosen = [(detection.windows[request.window].indices, None)]
+    elif request.windows == "all":
+        chosen = [(w.indices, None) for w in detection.windows]
+    else:
+        chosen = [(_event_indices(detection, e), e.class_name) for e in detection.events]
+    return [
+        ClipJob(indices, target, f"window-{number:04d}-f{indices[0]:06d}-f{indices[-1]:06d}")
+        for number, (indices, target) in enumerate(chosen)
+    ]
 
 
 def _event_indices(detection: Detection, event: Event) -> np.ndarray:
@@ -390,12 +491,6 @@ def _event_indices(detection: Detection, event: Event) -> np.ndarray:
     return event_window(d.windows, d.window_probabilities, d.class_names, event).indices
 
 
-def jsonable_settings(settings: ExplainSettings) -> dict[str, Any]:
-    document = asdict(settings)
-    document["options"] = {k: dict(v) for k, v in settings.options.items()}
-    return document
-
-
 def model_names(paths: Sequence[str | Path]) -> list[str]:
     """Names for the models at ``paths`` in a comparison (the keys :func:`compare_models`
     takes): each model by its folder's name, a run's ``best/`` or ``last/`` with its run's
@@ -407,6 +502,37 @@ def model_names(paths: Sequence[str | Path]) -> list[str]:
     return [name if names.count(name) == 1 else f"{name} #{k + 1}" for k, name in enumerate(names)]
 
 
+@dataclass(frozen=True, slots=True)
+class ComparedModel:
+    """One model of a comparison: its explanation's folder, the clip's frames, its prediction
+    (and every class's probability), the explained class and each frame curve."""
+
+    model: str
+    folder: str
+    frames: list[int]
+    predicted: str
+    probability: float
+    probabilities: dict[str, float]
+    target: str
+    frame_importance: dict[str, list[float]]
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """What :func:`compare_models` found (its ``compare.json``): the source, the method and
+    view shown, and each model's row."""
+
+    source: str
+    source_sha256: str
+    method: str
+    view: str
+    models: list[ComparedModel]
+
+    def to_json(self) -> dict[str, Any]:
+        """The document ``compare.json`` holds."""
+        return asdict(self)
+
+
 def compare_models(
     models: Mapping[str, CRNN],
     source: str | Path,
@@ -414,7 +540,7 @@ def compare_models(
     settings: ExplainSettings | None = None,
     start: int | None = None,
     end: int | None = None,
-) -> dict[str, Any]:
+) -> Comparison:
     """The same span of ``source`` explained by several models, side by side.
 
     Each model samples its own clip (its clip length) from the span and is explained with the
@@ -429,8 +555,9 @@ def compare_models(
     method = settings.methods[0]
     source_sha256 = video_sha256(source)
     rows: list[tuple[str, np.ndarray]] = []
-    entries = []
+    entries: list[ComparedModel] = []
     with VideoReader(source) as video, staged_folder(out, last="compare.json") as staging:
+        record = SourceRecord.of(video.info, source_sha256)
         for name, model in models.items():
             indices = clip_indices(video.info, model.config.num_frames, start, end)
             clip = explain_frames(model, video, indices, settings)
@@ -445,46 +572,50 @@ def compare_models(
                 )
             )
             folder = Path("models") / re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
-            e.save(staging / folder, audit(clip, settings, model, video.info, source_sha256))
+            e.save(staging / folder, ClipAudit.of(clip, settings, model, record).to_json())
             entries.append(
-                {
-                    "model": name,
-                    "folder": str(out / folder),
-                    "frames": [int(i) for i in indices],
-                    "predicted": predicted,
-                    "probability": round(probability, 4),
-                    "probabilities": dict(
+                ComparedModel(
+                    model=name,
+                    folder=str(out / folder),
+                    frames=[int(i) for i in indices],
+                    predicted=predicted,
+                    probability=round(probability, 4),
+                    probabilities=dict(
                         zip(e.class_names, e.probabilities[0].round(4).tolist(), strict=True)
                     ),
-                    "target": e.target_names[0],
-                    "frame_importance": {
+                    target=e.target_names[0],
+                    frame_importance={
                         k: f.scores[0].round(6).tolist() for k, f in e.temporal.items()
                     },
-                }
+                )
             )
-        first_frames = entries[0]["frames"]
+        first_frames = entries[0].frames
         write_png(staging / "compare.png", grid(rows, [str(i) for i in first_frames]))
-        summary = {
-            "source": str(source),
-            "source_sha256": source_sha256,
-            "method": method,
-            "view": settings.view,
-            "models": entries,
-        }
-        write_json(staging / "compare.json", summary)
+        summary = Comparison(str(source), source_sha256, method, settings.view, entries)
+        write_json(staging / "compare.json", summary.to_json())
     return summary
 
 
 __all__ = [
     "EXPORTS",
     "WINDOWS",
+    "ClipAudit",
     "ClipExplanation",
+    "ClipJob",
+    "ClipSummary",
+    "ComparedModel",
+    "Comparison",
+    "ExplainRequest",
     "ExplainSettings",
+    "VideoSummary",
     "clip_indices",
     "compare_models",
     "explain_clip",
     "explain_frames",
+    "explain_into",
     "explain_video",
     "model_names",
+    "plan_clips",
+    "rendered",
     "write_clip",
 ]

@@ -37,7 +37,7 @@ import torch
 from safetensors.torch import load_file
 
 from vadx._version import __version__
-from vadx.detect import Detection, all_events, moving_average
+from vadx.detect import Detection, Event, all_events, moving_average
 from vadx.errors import CheckpointError, ConfigError, InputError
 from vadx.files import read_json, staged_folder, write_json, write_safetensors
 from vadx.models.backbones import Backbone, build_backbone
@@ -56,6 +56,8 @@ CLASSES = ("unusual", "normal")
 BATCH = 16
 #: added to every covariance's diagonal (PaDiM's 0.01), in the projected units
 RIDGE = 0.01
+#: the calibrated threshold's margin over the boundary found, relative
+MARGIN = 1e-3
 
 
 @dataclass(frozen=True)
@@ -205,15 +207,18 @@ def _layer_maps(backbone: Backbone, config: NormalityConfig, clip: torch.Tensor)
     return found[-1].float()
 
 
-def _batches(video: str | os.PathLike[str], start: float = 0.0, stop: float = 1.0):
+def _batches(
+    video: str | os.PathLike[str], start: float = 0.0, stop: float = 1.0, with_start: bool = False
+):
     """Consecutive frames of ``video`` in batches: those from ``start`` to ``stop`` (shares of
-    its length); yields (frames, total, done)."""
+    its length); yields (frames, total, done), and the batch's first frame ``with_start``."""
     with VideoReader(video) as reader:
         count = reader.info.num_frames
         first, last = int(count * start), max(int(count * start) + 1, int(count * stop))
         for begin in range(first, last, BATCH):
             end = min(begin + BATCH, last)
-            yield reader.read(np.arange(begin, end)).data, last - first, end - first
+            frames = reader.read(np.arange(begin, end)).data
+            yield (frames, last - first, end - first) + ((begin,) if with_start else ())
 
 
 # ------------------------------------------------------------------------------ learning
@@ -270,12 +275,13 @@ def learn_normal(
     *,
     holdout: float = 0.2,
     alarms_per_hour: float = 1.0,
-    smooth: int = 5,
+    detection: DetectConfig | None = None,
     progress: ProgressFn | None = None,
 ) -> NormalityModel:
     """Fit the normality model of the scene in ``footage`` (assumed normal: no labels), the
     last ``holdout`` of each video held back to calibrate the threshold at
-    ``alarms_per_hour`` false alarms per hour of that footage."""
+    ``alarms_per_hour`` false alarms per hour of that footage, counted as detection with
+    ``detection`` (default: :class:`~vadx.settings.DetectConfig`'s) would raise them."""
     if not footage:
         raise InputError("give footage of the scene: at least one video of ordinary activity")
     if not 0 < holdout < 1:
@@ -325,7 +331,7 @@ def learn_normal(
     seen = torch.cat(distances)
     model.appearance = torch.stack([seen.mean(0), seen.std(0).clamp(min=1e-3)])
     model.threshold, calibration = calibrate(
-        model, footage, holdout, alarms_per_hour, smooth, progress
+        model, footage, holdout, alarms_per_hour, detection or DetectConfig(), progress
     )
     model.calibration = asdict(calibration)
     model.footage = [
@@ -346,16 +352,30 @@ def _fitting(footage, holdout: float, progress: ProgressFn | None, stage: str):
 
 
 # ---------------------------------------------------------------------------- calibration
-def count_events(smoothed: np.ndarray, threshold: float) -> int:
-    """Runs of frames whose smoothed score is at or above ``threshold`` (hysteresis off at
-    70 % of it, as detection's default off/on)."""
-    events, inside = 0, False
-    for value in smoothed:
-        if not inside and value >= threshold:
-            events, inside = events + 1, True
-        elif inside and value < 0.7 * threshold:
-            inside = False
-    return events
+@dataclass(frozen=True)
+class UnusualTrack:
+    """Frame scores read against a threshold, as detection reads them: ``unusual`` =
+    ``s / (s + threshold)`` per frame, ``probabilities`` its (unusual, normal) columns,
+    ``smoothed`` its moving average and ``events`` what the hysteresis finds in it."""
+
+    unusual: np.ndarray
+    probabilities: np.ndarray
+    smoothed: np.ndarray
+    events: list[Event]
+
+
+def unusual_track(
+    scores: np.ndarray, threshold: float, timestamps: np.ndarray, config: DetectConfig
+) -> UnusualTrack:
+    """The one rule detection and calibration share (module doc): ``scores`` read at
+    ``threshold``, smoothed and searched for events with ``config``'s on, off and shortest
+    event."""
+    scores = np.asarray(scores, np.float64)  # as calibration computed them
+    unusual = scores / (scores + threshold)
+    probabilities = np.stack([unusual, 1 - unusual], axis=1)
+    smoothed = moving_average(unusual, config.smooth)
+    events = all_events(probabilities, smoothed, CLASSES, "normal", timestamps, config)
+    return UnusualTrack(unusual, probabilities, smoothed, events)
 
 
 @dataclass(frozen=True, slots=True)
@@ -363,7 +383,8 @@ class Calibration:
     """What :func:`calibrate` measured (``dataclasses.asdict`` is the checkpoint's
     ``calibration``): the false-alarm rate asked for, the seconds held back, the alarms they
     raise at the threshold and their rate per hour (None without footage), the highest score
-    held back, and the smoothing in frames."""
+    held back, and the detection settings the threshold was calibrated with
+    (:data:`CALIBRATED_SETTINGS`)."""
 
     alarms_per_hour: float
     held_back_seconds: float
@@ -371,6 +392,9 @@ class Calibration:
     measured_alarms_per_hour: float | None
     held_back_max_score: float
     smooth: int
+    on: float
+    off: float
+    min_frames: int
 
 
 def calibrate(
@@ -378,43 +402,85 @@ def calibrate(
     footage: Sequence[str | os.PathLike[str]],
     holdout: float,
     alarms_per_hour: float,
-    smooth: int,
+    detection: DetectConfig,
     progress: ProgressFn | None = None,
 ) -> tuple[float, Calibration]:
-    """The lowest threshold at which the held-back footage raises at most ``alarms_per_hour``
-    false alarms per hour (it is all normal), with what was measured."""
-    runs, seconds = [], 0.0
+    """The lowest threshold at which the held-back footage (all normal) raises at most
+    ``alarms_per_hour`` false alarms per hour *as detection with ``detection`` would raise
+    them* (:func:`unusual_track`), with what was measured.
+
+    Every frame's ``p(unusual)`` falls as the threshold rises, so the alarms fall too (up to
+    events merging): the search walks a geometric grid down from a threshold no frame reaches
+    until the rate is broken, then halves the last step 20 times. The boundary found is raised
+    by ``MARGIN``: CNN batches of other sizes move scores by a few parts in a million, which
+    must not raise an alarm exactly at it."""
+    held: list[tuple[np.ndarray, np.ndarray]] = []
+    seconds = 0.0
     for path in footage:
         with VideoReader(path) as reader:
-            fps = reader.info.fps
-        scores = []
+            fps, timestamps = reader.info.fps, reader.timestamps
+        scores, first = [], None
         previous = None
-        for frames, total, done in _batches(path, 1.0 - holdout, 1.0):
+        for frames, total, done, begin in _batches(path, 1.0 - holdout, 1.0, with_start=True):
+            first = begin if first is None else first
             maps = model.maps(frames, previous)
             previous = frames[-1]
             scores.append(maps.reshape(len(maps), -1).max(axis=1))
             if progress is not None:
                 progress(f"calibrating {Path(path).name}", done, total)
-        values = np.concatenate(scores)
-        runs.append(moving_average(values, smooth))
+        values = np.concatenate(scores).astype(np.float64)
+        held.append((values, np.asarray(timestamps[first : first + len(values)])))
         seconds += len(values) / fps
     hours = seconds / 3600
     allowed = int(alarms_per_hour * hours)
-    peaks = np.unique(np.concatenate(runs))[::-1]
-    threshold = float(peaks[0]) * 1.05 + 1e-6  # above everything held back: no alarm at all
-    for value in peaks:  # lower it while the alarms stay within the rate
-        if sum(count_events(run, float(value)) for run in runs) > allowed:
+
+    def alarms(threshold: float) -> int:
+        return sum(len(unusual_track(v, threshold, t, detection).events) for v, t in held)
+
+    highest = float(max(v.max() for v, _ in held))
+    # above this no frame's p(unusual), smoothed or not, reaches the "on" level
+    good = max(highest, 1e-6) * (1 - detection.on) / max(detection.on, 1e-6) * 1.05 + 1e-6
+    bad = None
+    for _ in range(60):  # down by 10 % a step, to a thousandth of the start
+        lower = good * 0.9
+        if alarms(lower) > allowed:
+            bad = lower
             break
-        threshold = float(value)
-    alarms = sum(count_events(run, threshold) for run in runs)
-    return threshold, Calibration(
+        good = lower
+    if bad is not None:
+        for _ in range(20):
+            middle = (good + bad) / 2
+            good, bad = (middle, bad) if alarms(middle) <= allowed else (good, middle)
+    good *= 1 + MARGIN
+    found = alarms(good)
+    return good, Calibration(
         alarms_per_hour=alarms_per_hour,
         held_back_seconds=round(seconds, 2),
-        held_back_alarms=alarms,
-        measured_alarms_per_hour=round(alarms / hours, 3) if hours else None,
-        held_back_max_score=round(float(peaks[0]), 4),
-        smooth=smooth,
+        held_back_alarms=found,
+        measured_alarms_per_hour=round(found / hours, 3) if hours else None,
+        held_back_max_score=round(highest, 4),
+        smooth=detection.smooth,
+        on=detection.on,
+        off=detection.off,
+        min_frames=detection.min_frames,
     )
+
+
+#: the detection settings the threshold's calibration depends on
+CALIBRATED_SETTINGS = ("smooth", "on", "off", "min_frames")
+
+
+def calibration_mismatch(model: str | os.PathLike[str], config: DetectConfig) -> dict[str, float]:
+    """The settings of ``config`` that differ from those the threshold of the normality model
+    saved at ``model`` was calibrated with (name → the calibrated value): with them the
+    false-alarm rate is no longer the one measured. Empty for models calibrated before the
+    settings were recorded."""
+    calibrated = read_json(Path(model) / CONFIG_FILE, CheckpointError).get("calibration", {})
+    return {
+        name: calibrated[name]
+        for name in CALIBRATED_SETTINGS
+        if name in calibrated and calibrated[name] != getattr(config, name)
+    }
 
 
 # ------------------------------------------------------------------------ checkpoints
@@ -547,20 +613,17 @@ def detection_of(
     """The :class:`~vadx.detect.Detection` of ``video``'s frame ``scores`` (module doc)."""
     with VideoReader(video) as reader:
         info, timestamps = reader.info, reader.timestamps
-    unusual = scores / (scores + model.threshold)
-    probabilities = np.stack([unusual, 1 - unusual], axis=1)
-    smoothed = moving_average(unusual, config.smooth)
-    events = all_events(probabilities, smoothed, CLASSES, "normal", timestamps, config)
+    track = unusual_track(scores, model.threshold, timestamps, config)
     windows = [Window(i, np.array([i]), float(t), float(t)) for i, t in enumerate(timestamps)]
     return Detection(
         info,
         CLASSES,
         windows,
-        probabilities,
-        probabilities,
-        unusual,
-        smoothed,
-        events,
+        track.probabilities,
+        track.probabilities,
+        track.unusual,
+        track.smoothed,
+        track.events,
         timestamps,
         DetectionSettings.resolved(config, 1, 1, 1, "normality"),
     )

@@ -92,3 +92,12 @@ class DetectionSettings:
         """The settings ``events.json`` records (older files lack ``runtime``: torch)."""
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in document.items() if k in known})
+
+
+#: which clips of a video ``vadx explain`` explains: one span, every sliding window, or the
+#: windows detection flagged
+WindowMode = Literal["one", "all", "flagged"]
+WINDOW_MODES: tuple[WindowMode, ...] = ("one", "all", "flagged")
+#: the pictures an explanation renders only when asked, besides its report
+Export = Literal["frames", "mp4", "gif", "sheets"]
+EXPORTS: tuple[Export, ...] = ("frames", "mp4", "gif", "sheets")

@@ -18,12 +18,14 @@ import csv
 import io
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import jinja2
 
+from vadx.batch.records import BatchEvent, VideoRecord
 from vadx.files import atomic_path, write_json
 
 TEMPLATE = Path(__file__).with_name("index.html.j2")
@@ -67,62 +69,88 @@ VIDEO_COLUMNS = (
 INDEX_FILES = ("events.csv", "events.jsonl", "videos.csv", "batch.json", "index.html")
 
 
-def folder_of(record: dict[str, Any]) -> str:
+def folder_of(record: VideoRecord) -> str:
     """A video's output folder, relative to the batch's folder."""
-    return f"videos/{record['video']}"
+    return f"videos/{record.video}"
 
 
-def event_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every event of every video (key order, then time), as events.csv/jsonl hold them."""
+def event_rows(records: Sequence[VideoRecord]) -> list[tuple[object, ...]]:
+    """Every event of every video (key order, then time), as events.csv/jsonl hold them: one
+    cell per column of :data:`EVENT_COLUMNS`."""
     rows = []
     for record in records:
-        for event in record["events"]:
-            row = {
-                "video": record["video"],
-                "camera": record["camera"],
-                **event,
-                "folder": folder_of(record),
-            }
-            if event.get("report"):
-                row["report"] = f"{folder_of(record)}/{event['report']}"
-            if event.get("window"):
-                row["window_start"], row["window_end"] = event["window"]
-            rows.append({column: row.get(column) for column in EVENT_COLUMNS})
+        folder = folder_of(record)
+        for e in record.events:
+            window_start, window_end = e.window if e.window else (None, None)
+            rows.append(
+                (
+                    record.video,
+                    record.identity.camera,
+                    e.event,
+                    e.class_name,
+                    e.start_frame,
+                    e.end_frame,
+                    e.start_time,
+                    e.end_time,
+                    e.peak,
+                    e.mean,
+                    e.out_of_domain,
+                    e.trust,
+                    window_start,
+                    window_end,
+                    f"{folder}/{e.report}" if e.report else e.report,
+                    folder,
+                )
+            )
     return rows
 
 
-def video_rows(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per video, as videos.csv holds it."""
+def video_rows(records: Sequence[VideoRecord]) -> list[tuple[object, ...]]:
+    """One row per video, as videos.csv holds it: one cell per column of
+    :data:`VIDEO_COLUMNS`."""
     rows = []
     for record in records:
-        domain = record.get("domain") or {}
-        peaks = [e["peak"] for e in record["events"]]
+        o = record.outcome
+        domain = o.domain or {}
         share = domain.get("share_outside")
-        row = {
-            **record,
-            "events": len(record["events"]),
-            "peak": max(peaks, default=None),
-            "domain": domain.get("verdict"),
-            "outside_share": None if share is None else round(share, 4),
-            "folder": folder_of(record),
-        }
-        rows.append({column: row.get(column) for column in VIDEO_COLUMNS})
+        rows.append(
+            (
+                record.video,
+                record.identity.camera,
+                record.status,
+                record.error,
+                o.frames,
+                o.fps,
+                o.duration,
+                o.width,
+                o.height,
+                o.codec,
+                o.truncated,
+                len(o.events),
+                max((e.peak for e in o.events), default=None),
+                domain.get("verdict"),
+                None if share is None else round(share, 4),
+                folder_of(record),
+                record.identity.source,
+            )
+        )
     return rows
 
 
-def write_index(out: Path, records: Sequence[dict[str, Any]], meta: dict[str, Any]) -> None:
+def write_index(out: Path, records: Sequence[VideoRecord], meta: dict[str, Any]) -> None:
     """Write the index files of the module doc into ``out`` (each atomically, the page last)."""
     events, videos = event_rows(records), video_rows(records)
     _write_csv(out / "events.csv", EVENT_COLUMNS, events)
     with atomic_path(out / "events.jsonl") as tmp:
-        tmp.write_text("".join(json.dumps(row) + "\n" for row in events), encoding="utf-8")
+        lines = [json.dumps(dict(zip(EVENT_COLUMNS, row, strict=True))) + "\n" for row in events]
+        tmp.write_text("".join(lines), encoding="utf-8")
     _write_csv(out / "videos.csv", VIDEO_COLUMNS, videos)
-    failed = [r["video"] for r in records if r["status"] != "ok"]
+    failed = [r.video for r in records if r.status != "ok"]
     counts = {
         "videos": len(records),
         "failed": len(failed),
         "events": len(events),
-        "videos_with_events": sum(1 for r in records if r["events"]),
+        "videos_with_events": sum(1 for r in records if r.events),
     }
     write_json(out / "batch.json", {**meta, **counts, "failed_videos": failed})
     page = (
@@ -139,12 +167,12 @@ def write_index(out: Path, records: Sequence[dict[str, Any]], meta: dict[str, An
         tmp.write_text(page, encoding="utf-8")
 
 
-def _write_csv(path: Path, columns: Sequence[str], rows: list[dict[str, Any]]) -> None:
+def _write_csv(path: Path, columns: Sequence[str], rows: list[tuple[object, ...]]) -> None:
     text = io.StringIO()
-    writer = csv.DictWriter(text, columns, lineterminator="\n")
-    writer.writeheader()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(columns)
     for row in rows:
-        writer.writerow({k: _cell(v) for k, v in row.items()})
+        writer.writerow([_cell(v) for v in row])
     with atomic_path(path) as tmp:
         tmp.write_text(text.getvalue(), encoding="utf-8")
 
@@ -175,54 +203,75 @@ def _href(path: str) -> str:
     return quote(path, safe="/#=.-_~")
 
 
-def _video_view(record: dict[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class EventView:
+    """What the page shows of one event: the event, its link and its place on the timeline
+    (x and width in the 1000-unit-wide drawing)."""
+
+    event: BatchEvent
+    href: str
+    x: float
+    width: float
+
+
+@dataclass(frozen=True, slots=True)
+class VideoView:
+    """What the page shows of one video: its record, links and timeline (SVG coordinates)."""
+
+    record: VideoRecord
+    folder_href: str
+    events: tuple[EventView, ...]
+    #: (name, href) of each of the video's files the page links to
+    links: list[tuple[str, str]]
+    #: the score curve's polyline points
+    line: str
+    #: (x, width) of each run of bins mostly outside the model's domain
+    outside: list[tuple[float, float]]
+    peak: float | None
+    classes: list[str]
+    #: the detection's threshold, drawn as a line (None: not a setting of the batch)
+    settings_on: float | None
+
+
+def _video_view(record: VideoRecord) -> VideoView:
     """What the page shows of one video: its row, links and timeline (SVG coordinates)."""
     folder = folder_of(record)
-    files = set(record.get("files", []))
-    duration = record.get("duration") or 0.0
+    files = set(record.files)
+    duration = record.outcome.duration or 0.0
     events = []
-    for event in record["events"]:
-        if event.get("report"):
-            href = f"{folder}/{event['report']}"
+    for event in record.events:
+        if event.report:
+            href = f"{folder}/{event.report}"
         elif "annotated.mp4" in files:
-            href = f"{folder}/annotated.mp4#t={event['start_time']:.2f}"
+            href = f"{folder}/annotated.mp4#t={event.start_time:.2f}"
         else:
             href = f"{folder}/scores.png"
-        events.append(
-            {
-                **event,
-                "href": _href(href),
-                "x": _x(event["start_time"], duration),
-                "width": max(
-                    _x(event["end_time"], duration) - _x(event["start_time"], duration), 0.4
-                ),
-            }
-        )
+        start = _x(event.start_time, duration)
+        width = max(_x(event.end_time, duration) - start, 0.4)
+        events.append(EventView(event, _href(href), start, width))
     links = [
         (name, _href(f"{folder}/{name}"))
         for name in ("scores.png", "annotated.mp4", "events.json", "summary.json")
         if name in files
     ]
-    curve = record.get("curve") or {"time": [], "score": [], "outside": []}
+    curve = record.outcome.curve or {"time": [], "score": [], "outside": []}
     line = " ".join(
         f"{_x(t, duration):.1f},{(1 - s) * 40 + 2:.1f}"
         for t, s in zip(curve["time"], curve["score"], strict=True)
     )
     starts = [_x(t, duration) for t in curve["time"]]
     shaded = _runs([o > 0.5 for o in curve["outside"]], [*starts, 1000.0])
-    peaks = [e["peak"] for e in record["events"]]
-    classes = sorted({e["class"] for e in record["events"]})
-    return {
-        **record,
-        "folder_href": _href(folder + "/"),
-        "events": events,
-        "links": links,
-        "line": line,
-        "outside": shaded,
-        "peak": max(peaks, default=None),
-        "classes": classes,
-        "settings_on": (record.get("settings") or {}).get("detect", {}).get("on"),
-    }
+    return VideoView(
+        record=record,
+        folder_href=_href(folder + "/"),
+        events=tuple(events),
+        links=links,
+        line=line,
+        outside=shaded,
+        peak=max((e.peak for e in record.events), default=None),
+        classes=sorted({e.class_name for e in record.events}),
+        settings_on=(record.identity.settings or {}).get("detect", {}).get("on"),
+    )
 
 
 def _runs(flags: list[bool], edges: list[float]) -> list[tuple[float, float]]:

@@ -3,11 +3,12 @@ explain the flagged windows (``vadx explain --windows flagged`` on many videos).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from vadx.batch.inputs import Video
+from vadx.batch.records import JobSettings, VideoOutcome
 from vadx.batch.run import ProgressFn, outcome
 from vadx.clip import ExplainSettings
 from vadx.detect import DetectConfig, detect
@@ -25,12 +26,14 @@ class DetectJob:
     runtime: str = "torch"
     command: str = "detect"
 
-    def settings(self) -> dict[str, Any]:
-        return {"detect": asdict(self.config), "annotate": self.annotate, "runtime": self.runtime}
+    def settings(self) -> JobSettings:
+        """Every setting that changes the outputs."""
+        return JobSettings(self.config, annotate=self.annotate, runtime=self.runtime)
 
     def run(
         self, model: CRNN, video: Video, folder: Path, named: Path, progress: ProgressFn | None
-    ) -> dict[str, Any]:
+    ) -> VideoOutcome:
+        """Detect events in ``video`` and write the detection's files into ``folder``."""
         detection = detect(model, video.path, self.config, progress, runtime=self.runtime)
         write_detection_files(
             folder, detection, video.path, model.model_id, self.annotate, progress
@@ -48,12 +51,14 @@ class UnusualJob:
     annotate: bool = True
     command: str = "detect"
 
-    def settings(self) -> dict[str, Any]:
-        return {"detect": asdict(self.config), "annotate": self.annotate, "runtime": "normality"}
+    def settings(self) -> JobSettings:
+        """Every setting that changes the outputs."""
+        return JobSettings(self.config, annotate=self.annotate, runtime="normality")
 
     def run(
         self, model: Any, video: Video, folder: Path, named: Path, progress: ProgressFn | None
-    ) -> dict[str, Any]:
+    ) -> VideoOutcome:
+        """Detect what is unusual in ``video`` and write its files into ``folder``."""
         from vadx.normality import write_unusual
 
         found = write_unusual(folder, model, video.path, self.config, self.annotate, progress)
@@ -69,32 +74,29 @@ class ExplainJob:
     config: DetectConfig = field(default_factory=DetectConfig)
     command: str = "explain"
 
-    def settings(self) -> dict[str, Any]:
-        from vadx.explain_video import jsonable_settings
-
-        return {"detect": asdict(self.config), "explain": jsonable_settings(self.explain)}
+    def settings(self) -> JobSettings:
+        """Every setting that changes the outputs."""
+        return JobSettings(self.config, explain=self.explain.to_json())
 
     def run(
         self, model: CRNN, video: Video, folder: Path, named: Path, progress: ProgressFn | None
-    ) -> dict[str, Any]:
-        from vadx.explain_video import explain_into
+    ) -> VideoOutcome:
+        """Detect events in ``video``, write the detection's files into ``folder`` and explain
+        each flagged window there (``named``: the folder ``folder`` becomes)."""
+        from vadx.explain_video import ExplainRequest, explain_into
 
         detection = detect(model, video.path, self.config, progress)
-        document = write_detection_files(
+        sha256 = write_detection_files(
             folder, detection, video.path, model.model_id, annotate=False
         )
-        summary = explain_into(
-            folder,
-            named,
-            model,
+        request = ExplainRequest(
             video.path,
             self.explain,
-            None,
-            None,
-            "flagged",
-            detection,
-            progress,
-            document["video_sha256"],
+            windows="flagged",
+            detection=detection,
+            source_sha256=sha256,
+            progress=progress,
         )
+        summary = explain_into(folder, named, model, request)
         reports = [Path(clip.report).relative_to(named).as_posix() for clip in summary.clips]
         return outcome(detection, reports, [clip.verdict for clip in summary.clips])

@@ -19,7 +19,7 @@ import json
 import shutil
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -29,6 +29,7 @@ from vadx import distributed
 from vadx._version import __version__
 from vadx.batch.index import write_index
 from vadx.batch.inputs import Video
+from vadx.batch.records import BatchEvent, JobSettings, VideoIdentity, VideoOutcome, VideoRecord
 from vadx.detect import Detection
 from vadx.errors import InputError, VadxError
 from vadx.files import path_text, remove_leftovers, staged_folder, write_json
@@ -49,15 +50,15 @@ class Job(Protocol):
     #: the command, as the index names it ("detect", "explain")
     command: str
 
-    def settings(self) -> dict[str, Any]:
+    def settings(self) -> JobSettings:
         """Every setting that changes the outputs (a marker with others is redone)."""
         ...
 
     def run(
         self, model: CRNN, video: Video, folder: Path, named: Path, progress: ProgressFn | None
-    ) -> dict[str, Any]:
+    ) -> VideoOutcome:
         """Write ``video``'s outputs into ``folder`` (a staging folder that becomes
-        ``named``); return the record's fields of :func:`outcome`."""
+        ``named``); return what was found (:func:`outcome`)."""
         ...
 
 
@@ -66,17 +67,19 @@ class BatchResult:
     """What a batch did: every video's record in key order, and what this run did (over all
     ranks): the videos processed, and those skipped as complete."""
 
-    records: list[dict[str, Any]]
+    records: list[VideoRecord]
     processed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
 
     @property
-    def failed(self) -> list[dict[str, Any]]:
-        return [r for r in self.records if r["status"] != "ok"]
+    def failed(self) -> list[VideoRecord]:
+        """The records of the videos that failed."""
+        return [r for r in self.records if r.status != "ok"]
 
     @property
     def events(self) -> int:
-        return sum(len(r["events"]) for r in self.records)
+        """How many events the batch's videos have."""
+        return sum(len(r.events) for r in self.records)
 
 
 def run_batch(
@@ -87,7 +90,7 @@ def run_batch(
     *,
     force: bool = False,
     progress: ProgressFn | None = None,
-    on_video: Callable[[dict[str, Any], int, int], None] | None = None,
+    on_video: Callable[[VideoRecord, int, int], None] | None = None,
 ) -> BatchResult:
     """Run ``job`` over ``videos`` into ``out`` (module doc) and write the index.
 
@@ -95,7 +98,8 @@ def run_batch(
     total)`` is called after each of this rank's videos.
     """
     out = Path(out)
-    settings = json.loads(json.dumps(job.settings()))  # as a marker holds them
+    chosen = asdict(job.settings())  # the job's own settings, as a marker holds them:
+    settings = json.loads(json.dumps({k: v for k, v in chosen.items() if v is not None}))
     model_id = model.model_id
     finished = distributed.broadcast(
         None
@@ -104,7 +108,7 @@ def run_batch(
     )
     pending = [i for i, record in enumerate(finished) if record is None]
     mine = [pending[j] for j in distributed.share([videos[i].weight for i in pending])]
-    done: dict[int, dict[str, Any]] = {}
+    done: dict[int, VideoRecord] = {}
     for n, index in enumerate(mine, 1):
         video = videos[index]
         done[index] = _process(model, video, _folder(out, video), job, settings, model_id, progress)
@@ -132,32 +136,31 @@ def _folder(out: Path, video: Video) -> Path:
     return out / "videos" / video.key
 
 
-def _identity(video: Video, settings: dict[str, Any], model_id: str | None) -> dict[str, Any]:
-    return {
-        "format": FORMAT,
-        "video": video.key,
-        "camera": video.camera,
-        "source": path_text(video.path),
-        "size": video.size,
-        "mtime_ns": video.mtime_ns,
-        "model": model_id,
-        "settings": settings,
-    }
+def _identity(video: Video, settings: dict[str, Any], model_id: str | None) -> VideoIdentity:
+    return VideoIdentity(
+        format=FORMAT,
+        video=video.key,
+        camera=video.camera,
+        source=path_text(video.path),
+        size=video.size,
+        mtime_ns=video.mtime_ns,
+        model=model_id,
+        settings=settings,
+    )
 
 
 def _finished(
     video: Video, folder: Path, settings: dict[str, Any], model_id: str | None
-) -> dict[str, Any] | None:
+) -> VideoRecord | None:
     """The record of ``video``'s folder if it is complete and of this file, model and
     settings; else None (to be done)."""
     try:
-        record = json.loads((folder / MARKER).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        record = VideoRecord.from_json(json.loads((folder / MARKER).read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # not a marker
         return None
-    identity = _identity(video, settings, model_id)
-    if record.get("status") != "ok" or any(record.get(k) != v for k, v in identity.items()):
+    if record.status != "ok" or record.identity != _identity(video, settings, model_id):
         return None
-    if not all((folder / name).is_file() for name in record.get("files", [])):
+    if not all((folder / name).is_file() for name in record.files):
         return None
     return record
 
@@ -170,29 +173,26 @@ def _process(
     settings: dict[str, Any],
     model_id: str | None,
     progress: ProgressFn | None,
-) -> dict[str, Any]:
+) -> VideoRecord:
     """Do ``job`` on ``video`` into ``folder``, from scratch; its record (also on disk)."""
     remove_leftovers(folder)  # of a run killed while writing it
     with staged_folder(folder, last=MARKER, replace=True) as staging:
-        record = _identity(video, settings, model_id)
+        identity = _identity(video, settings, model_id)
         try:
             if video.size is None:
                 raise InputError(f"video not found: {video.path}")
-            record.update(
-                status="ok", error=None, **job.run(model, video, staging, folder, progress)
-            )
+            found = job.run(model, video, staging, folder, progress)
+            status, error, trace = "ok", None, None
         except Exception as err:  # one bad video never stops the batch
             for entry in staging.iterdir():  # half-written outputs of the failed video
                 _remove(entry)
-            record.update(status="failed", error=error_text(err), **outcome(None))
-            if not isinstance(err, VadxError | OSError):
-                record["traceback"] = traceback.format_exc()
-        record["files"] = sorted(
-            p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file()
-        )
-        record = json.loads(json.dumps(record))  # as a re-run reads it back
-        write_json(staging / MARKER, record)
-    return record
+            found, status, error = outcome(None), "failed", error_text(err)
+            trace = None if isinstance(err, VadxError | OSError) else traceback.format_exc()
+        files = sorted(p.relative_to(staging).as_posix() for p in staging.rglob("*") if p.is_file())
+        record = VideoRecord(identity, status, error, found, tuple(files), trace)
+        document = json.loads(json.dumps(record.to_json()))
+        write_json(staging / MARKER, document)
+    return VideoRecord.from_json(document)  # as a re-run reads it back
 
 
 def _remove(path: Path) -> None:
@@ -216,54 +216,43 @@ def outcome(
     detection: Detection | None,
     reports: Sequence[str | None] | None = None,
     trust: Sequence[str | None] | None = None,
-) -> dict[str, Any]:
-    """The record's fields about what was found in a video: its properties, events (each with
-    the report explaining it, from ``reports``), domain verdict and score curve; empty ones
-    for a failed video (``detection`` None)."""
+) -> VideoOutcome:
+    """What was found in a video: its properties, events (each with the report explaining
+    it, from ``reports``, and that explanation's verdict, from ``trust``), domain verdict and
+    score curve; empty for a failed video (``detection`` None)."""
     if detection is None:
-        return {
-            "frames": None,
-            "fps": None,
-            "duration": None,
-            "width": None,
-            "height": None,
-            "codec": None,
-            "truncated": None,
-            "domain": None,
-            "events": [],
-            "curve": None,
-        }
+        return VideoOutcome()
     info = detection.info
     reports, trust = list(reports or []), list(trust or [])
-    events = [
-        {
-            "event": k,
-            "class": e.class_name,
-            "start_frame": e.start_frame,
-            "end_frame": e.end_frame,
-            "start_time": round(e.start_time, 4),
-            "end_time": round(e.end_time, 4),
-            "peak": round(e.peak_probability, 4),
-            "mean": round(e.mean_probability, 4),
-            "out_of_domain": None if e.out_of_domain is None else round(e.out_of_domain, 4),
-            "window": list(e.window) if e.window else None,
-            "report": reports[k] if k < len(reports) else None,
-            "trust": trust[k] if k < len(trust) else None,
-        }
+    events = tuple(
+        BatchEvent(
+            event=k,
+            class_name=e.class_name,
+            start_frame=e.start_frame,
+            end_frame=e.end_frame,
+            start_time=round(e.start_time, 4),
+            end_time=round(e.end_time, 4),
+            peak=round(e.peak_probability, 4),
+            mean=round(e.mean_probability, 4),
+            out_of_domain=None if e.out_of_domain is None else round(e.out_of_domain, 4),
+            window=(e.window[0], e.window[1]) if e.window else None,
+            report=reports[k] if k < len(reports) else None,
+            trust=trust[k] if k < len(trust) else None,
+        )
         for k, e in enumerate(detection.events)
-    ]
-    return {
-        "frames": info.num_frames,
-        "fps": round(info.fps, 4),
-        "duration": round(info.duration, 4),
-        "width": info.width,
-        "height": info.height,
-        "codec": info.codec,
-        "truncated": info.truncated,
-        "domain": detection.domain,
-        "events": events,
-        "curve": score_curve(detection),
-    }
+    )
+    return VideoOutcome(
+        frames=info.num_frames,
+        fps=round(info.fps, 4),
+        duration=round(info.duration, 4),
+        width=info.width,
+        height=info.height,
+        codec=info.codec,
+        truncated=info.truncated,
+        domain=detection.domain,
+        events=events,
+        curve=score_curve(detection),
+    )
 
 
 def score_curve(detection: Detection, points: int = CURVE_POINTS) -> dict[str, list[float]]:

@@ -4,12 +4,16 @@ or lines while it runs, a summary after."""
 from __future__ import annotations
 
 import contextlib
+from typing import TYPE_CHECKING
 
 import typer
 
 from vadx.cli.boundary import Stopped
 from vadx.cli.common import console, err_console, ranks, say
 from vadx.errors import VadxError
+
+if TYPE_CHECKING:
+    from vadx.batch.records import VideoRecord
 
 
 def run_as_batch(model_path, videos, list_file, out, job, force, check=None, load=None) -> None:
@@ -29,8 +33,8 @@ def run_as_batch(model_path, videos, list_file, out, job, force, check=None, loa
         bars = world == 1 and err_console.is_terminal
         finished: list[str] = []
 
-        def tell(record: dict, done: int, total: int) -> None:
-            finished.append(record["video"])
+        def tell(record: VideoRecord, done: int, total: int) -> None:
+            finished.append(record.video)
             on_video(record, done, total)
 
         with _batch_progress(bars, who) as (progress, on_video):
@@ -51,7 +55,7 @@ def run_as_batch(model_path, videos, list_file, out, job, force, check=None, loa
             raise typer.Exit(2)  # rank 0 says why
         return
     failed = result.failed
-    with_events = sum(1 for r in result.records if r["events"])
+    with_events = sum(1 for r in result.records if r.events)
     console.print(
         f"{len(result.records)} video(s): {len(result.processed)} processed now"
         f"{f' by {world} processes' if world > 1 else ''}, {len(result.skipped)} already complete "
@@ -60,7 +64,7 @@ def run_as_batch(model_path, videos, list_file, out, job, force, check=None, loa
     )
     console.print(f"wrote {out}/index.html, events.csv, events.jsonl, videos.csv", soft_wrap=True)
     if failed:
-        names = ", ".join(r["video"] for r in failed[:3]) + (", …" if len(failed) > 3 else "")
+        names = ", ".join(r.video for r in failed[:3]) + (", …" if len(failed) > 3 else "")
         raise VadxError(
             f"{len(failed)} of {len(result.records)} videos failed ({names}): "
             f"their errors are in {out}/videos.csv; fix them and run again to "
@@ -82,13 +86,13 @@ def _batch_progress(bars: bool, who: str):
         def progress(name: str, done: int, total: int) -> None:
             bar.update(stage, completed=done, total=total, description=f"  {name}")
 
-        def on_video(record: dict, done: int, total: int) -> None:
-            name = record["video"]
+        def on_video(record: VideoRecord, done: int, total: int) -> None:
+            name = record.video
             bar.update(videos, completed=done, total=total, description=f"videos ({name})")
-            if record["status"] != "ok":
-                say("warning: ", "bold yellow", f"{who}{name} failed: {record['error']}")
+            if record.status != "ok":
+                say("warning: ", "bold yellow", f"{who}{name} failed: {record.error}")
             elif not bars:
-                events = len(record["events"])
+                events = len(record.events)
                 err_console.print(
                     f"{who}{done}/{total} {name}: {events} event(s)",
                     soft_wrap=True,

@@ -46,30 +46,30 @@ def demo(
         )
     console.rule("vadx demo")
     console.print(
-        f"test accuracy {summary['test_accuracy']:.1%} (macro-F1 {summary['test_macro_f1']:.3f}) "
-        f"after {summary['epochs_run']} epochs"
+        f"test accuracy {summary.test_accuracy:.1%} (macro-F1 {summary.test_macro_f1:.3f}) "
+        f"after {summary.epochs_run} epochs"
     )
-    for match in summary["matches"]:
-        if match["found"]:
+    for match in summary.matches:
+        if match.found:
             console.print(
-                f"  {match['class']:<9} frames {match['start']}–{match['end']}: found at "
-                f"{match['detected_start']}–{match['detected_end']}"
-                + ("" if match["within_tolerance"] else " (boundaries off by more than a window)")
+                f"  {match.class_name:<9} frames {match.start}–{match.end}: found at "
+                f"{match.detected_start}–{match.detected_end}"
+                + ("" if match.within_tolerance else " (boundaries off by more than a window)")
             )
         else:
-            console.print(f"  {match['class']:<9} frames {match['start']}–{match['end']}: missed")
-    extra = len(summary["detected_events"]) - summary["events_found"]
+            console.print(f"  {match.class_name:<9} frames {match.start}–{match.end}: missed")
+    extra = len(summary.detected_events) - summary.events_found
     console.print(f"  {max(extra, 0)} other detected event(s)")
-    for name, path in summary["paths"].items():
+    for name, path in summary.paths.items():
         console.print(f"{name:>11}: {path}")
-    for report in summary["reports"]:
+    for report in summary.reports:
         console.print(f"     report: {report}", soft_wrap=True)
     console.print(f"    summary: {out / 'summary.json'}")
-    real = summary["domain"].get("real_video")
+    real = summary.real_footage
     said = (
-        f" On real street footage ({Path(real['path']).name}) the domain check flags "
-        f"{real['share_outside']:.0%} of the windows as outside its domain."
-        if real and real.get("checked")
+        f" On real street footage ({Path(real.path).name}) the domain check flags "
+        f"{real.domain['share_outside']:.0%} of the windows as outside its domain."
+        if real and real.domain.get("checked")
         else ""
     )
     console.print(

@@ -16,6 +16,7 @@ from vadx.cli.common import (
     ModelPath,
     VideosArgument,
     console,
+    err_console,
     progress_bar,
     say_domain,
     with_detection_options,
@@ -56,6 +57,8 @@ def detect_command(
     config, domain = detection, detection.domain
     writable_path(out, "--out")
     normality = is_normality(model)  # a model of the camera's normal (vadx learn-normal)
+    if normality:
+        _note_calibration(model, config)
     if normality and is_batch(videos or [], list_file):
         from vadx.batch.jobs import UnusualJob
         from vadx.normality import load_normality
@@ -116,6 +119,21 @@ def detect_command(
     console.print(
         f"wrote {out}/events.json, scores.csv, scores.png" + (", annotated.mp4" if annotate else "")
     )
+
+
+def _note_calibration(model: str, config: DetectConfig) -> None:
+    """A note when detection's settings are not those the normality model's threshold was
+    calibrated with."""
+    from vadx.cli import option_name
+    from vadx.normality import calibration_mismatch
+
+    if differ := calibration_mismatch(model, config):
+        calibrated = ", ".join(f"{option_name(k)} {v:g}" for k, v in differ.items())
+        err_console.print(
+            f"note: the model's threshold was calibrated with {calibrated}: with other "
+            "settings its false-alarm rate is not the one measured",
+            soft_wrap=True,
+        )
 
 
 def _detect_unusual(model, videos, out, config, annotate) -> None:

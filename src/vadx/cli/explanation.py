@@ -4,7 +4,7 @@ side by side) and xai-eval (the methods scored)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, cast
 
 import typer
 from rich.table import Table
@@ -32,6 +32,7 @@ from vadx.cli.common import (
 )
 from vadx.errors import VadxError
 from vadx.files import writable_path
+from vadx.settings import WindowMode
 
 StartOption = Annotated[int | None, number("First frame of the clip.", *limits.FRAMES)]
 EndOption = Annotated[int | None, number("Last frame of the clip.", *limits.FRAMES)]
@@ -175,7 +176,6 @@ def explain_command(
     video = videos[0]  # type: ignore[index]
     loaded = load_model(model)
     check_target(loaded, settings.target)
-    choice: str | int = window if window is not None else windows
     earlier = None if detection is None else read_detection(detection, loaded, video)
     with progress_bar("explaining") as advance:
         summary = explain_video(
@@ -185,7 +185,9 @@ def explain_command(
             settings,
             start=start,
             end=end,
-            windows=choice,
+            # --window chooses the clip, --windows is not read then; the library checks the mode
+            windows=cast(WindowMode, windows if window is None else "one"),
+            window=window,
             detect_config=DetectConfig(stride=stride, step=step),
             progress=lambda stage, d, t: advance(d, t, stage),
             detection=earlier,
@@ -289,11 +291,9 @@ def compare_command(
     for model in loaded.values():
         check_target(model, settings.target)
     summary = compare_models(loaded, video, out, settings, start, end)
-    table = Table("model", "predicted", "target", title=f"{summary['method']} on {video}")
-    for entry in summary["models"]:
-        table.add_row(
-            entry["model"], f"{entry['predicted']} {entry['probability']:.0%}", entry["target"]
-        )
+    table = Table("model", "predicted", "target", title=f"{summary.method} on {video}")
+    for entry in summary.models:
+        table.add_row(entry.model, f"{entry.predicted} {entry.probability:.0%}", entry.target)
     console.print(table)
     console.print(f"wrote {out}/compare.png, compare.json")
 

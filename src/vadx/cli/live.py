@@ -4,7 +4,7 @@ HTTP API)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -25,6 +25,10 @@ from vadx.cli.common import (
 from vadx.errors import VadxError
 from vadx.files import writable_path
 from vadx.settings import DetectConfig
+
+if TYPE_CHECKING:
+    from vadx.watch.runner import WatchMetrics
+    from vadx.watch.sinks import EventRecord
 
 
 @with_detection_options
@@ -119,29 +123,30 @@ def watch_command(
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
 
-    def say_alert(alert, record) -> None:
-        if record["state"] == "started":
-            flag = " [yellow](outside the model's domain)[/]" if record["out_of_domain"] else ""
+    def say_alert(alert, record: EventRecord) -> None:
+        if record.state == "started":
+            flag = " [yellow](outside the model's domain)[/]" if record.out_of_domain else ""
             console.print(
-                f"[bold red]ALERT[/] {record['class']} from frame "
-                f"{record['start_frame']} ({record['started_at']}){flag}"
+                f"[bold red]ALERT[/] {record.class_name} from frame "
+                f"{record.start_frame} ({record.started_at}){flag}"
             )
         else:
             console.print(
-                f"ended {record['class']}: frames {record['start_frame']}–"
-                f"{record['end_frame']}, peak {record['peak_probability']:.0%} "
-                f"({record['reason']})"
+                f"ended {record.class_name}: frames {record.start_frame}–"
+                f"{record.end_frame}, peak {record.peak_probability:.0%} "
+                f"({record.reason})"
             )
 
-    def say_metrics(m) -> None:
+    def say_metrics(metrics: WatchMetrics) -> None:
+        m = metrics.live
         err_console.print(
-            f"capture {m['capture_fps']:.1f} fps · processed {m['processed_fps']:.1f} fps · "
-            f"latency p50 {_ms(m['latency_ms']['p50'])} · queue {m['queue_depth']} · "
-            f"dropped {m['frames_dropped']}"
+            f"capture {m.capture_fps:.1f} fps · processed {m.processed_fps:.1f} fps · "
+            f"latency p50 {_ms(m.latency_ms['p50'])} · queue {m.queue_depth} · "
+            f"dropped {m.frames_dropped}"
             + (
                 ""
-                if not m.get("domain")
-                else f" · outside domain {m['domain']['windows_outside']}/{m['windows']} windows"
+                if m.domain is None
+                else f" · outside domain {m.domain.windows_outside}/{m.windows} windows"
             )
         )
 
@@ -156,15 +161,15 @@ def watch_command(
         on_alert=say_alert,
         on_metrics=say_metrics,
     )
-    m = summary["metrics"]
+    m = summary.metrics.live
     console.print(
-        f"{summary['ended']} after {summary['seconds']:.1f} s: "
-        f"{m['frames_processed']} frames, {len(summary['events'])} event(s), "
-        f"{m['frames_dropped']} dropped; wrote {out}/events.jsonl, summary.json",
+        f"{summary.ended} after {summary.seconds:.1f} s: "
+        f"{m.frames_processed} frames, {len(summary.events)} event(s), "
+        f"{m.frames_dropped} dropped; wrote {out}/events.jsonl, summary.json",
         soft_wrap=True,
     )
-    if summary["source_error"] is not None:
-        raise VadxError(f"the source failed for good: {summary['source_error']}")
+    if summary.source_error is not None:
+        raise VadxError(f"the source failed for good: {summary.source_error}")
 
 
 def serve_command(

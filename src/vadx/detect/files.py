@@ -8,7 +8,6 @@ from __future__ import annotations
 import csv
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -49,16 +48,18 @@ def write_detection_files(
     model_id: str | None = None,
     annotate: bool = True,
     progress: ProgressFn | None = None,
-) -> dict[str, Any]:
+) -> str:
     """The files of :func:`write_detection`, written straight into ``folder`` (a staging
-    folder of the caller's), ``events.json`` last; returns its document."""
+    folder of the caller's), ``events.json`` last; returns the video's SHA-256 (as
+    ``events.json`` records it)."""
     _write_scores_csv(folder / "scores.csv", detection)
     (folder / "scores.png").write_bytes(scores_png(detection))
     if annotate:
         write_annotated(folder / "annotated.mp4", detection, source, progress)
+    sha256 = video_sha256(source)
     document = {
         "video": str(source),
-        "video_sha256": video_sha256(source),
+        "video_sha256": sha256,
         "video_info": asdict(detection.info),
         "model": model_id,
         "vadx_version": __version__,
@@ -69,7 +70,7 @@ def write_detection_files(
         "domain": detection.domain,
     }
     write_json(folder / "events.json", document)
-    return document
+    return sha256
 
 
 def _write_scores_csv(path: Path, detection: Detection) -> None:

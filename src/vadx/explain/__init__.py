@@ -6,7 +6,7 @@ and returns an immutable :class:`Explanation`; each method is also a class with 
 a :class:`~vadx.models.CRNN` or any other with the stages of :class:`ExplainableModel`.
 """
 
-from vadx.explain.base import Method, Output
+from vadx.explain.base import Method, MethodSettings, Output, SettingValue
 from vadx.explain.cam import (
     ActivationMap,
     GradCAM,
@@ -15,7 +15,15 @@ from vadx.explain.cam import (
     LayerCAM,
     grad_cam,
 )
-from vadx.explain.engine import DEFAULT_METHODS, DEFAULT_TEMPORAL, METHODS, TEMPORAL, explain
+from vadx.explain.engine import (
+    DEFAULT_METHODS,
+    DEFAULT_TEMPORAL,
+    METHODS,
+    TEMPORAL,
+    EngineSettings,
+    MethodChoices,
+    explain,
+)
 from vadx.explain.gradients import (
     GradientXInput,
     GuidedBackprop,
@@ -38,6 +46,7 @@ __all__ = [
     "TEMPORAL",
     "ActivationMap",
     "Attribution",
+    "EngineSettings",
     "ExplainableModel",
     "Explanation",
     "FrameImportance",
@@ -53,10 +62,13 @@ __all__ = [
     "IntegratedGradients",
     "LayerCAM",
     "Method",
+    "MethodChoices",
+    "MethodSettings",
     "Occlusion",
     "Output",
     "ResolvedTarget",
     "Saliency",
+    "SettingValue",
     "SmoothGrad",
     "display",
     "explain",

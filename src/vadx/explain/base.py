@@ -19,18 +19,26 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from types import MappingProxyType
-from typing import Any, ClassVar, Literal, NamedTuple, overload
+from typing import ClassVar, Literal, NamedTuple, overload
 
 import torch
 
 from vadx.borrowed import eval_mode
+from vadx.catalogue import MethodKind
 from vadx.errors import ConfigError
 from vadx.explain.passes import Need, Pass, run_pass
 from vadx.explain.protocol import ExplainableModel, check_explainable
 from vadx.explain.targets import TargetSpec
 from vadx.progress import ProgressFn
 
-#: called as progress(method name, units done, units in all) during long methods
+#: one value of a method's settings table, as the manifest records it: the JSON scalars the
+#: methods use (a layer's name, a count, a noise level, a flag, None for "the default")
+SettingValue = str | int | float | bool | None
+#: a method's settings by name (:meth:`Method.settings`), e.g. ``{"layer": "block4_conv4"}``
+MethodSettings = Mapping[str, SettingValue]
+#: a value given to a method's constructor through ``explain(options=...)``: a setting, or a
+#: tensor (Integrated Gradients' ``baseline``)
+OptionValue = SettingValue | torch.Tensor
 
 
 class Output(NamedTuple):
@@ -55,7 +63,7 @@ class Method:
     name: ClassVar[str] = ""
     display_name: ClassVar[str] = ""
     description: ClassVar[str] = ""
-    kind: ClassVar[Literal["spatial", "temporal"]] = "spatial"
+    kind: ClassVar[MethodKind] = "spatial"
     signed: ClassVar[bool] = False
 
     def __init__(self, model: ExplainableModel) -> None:
@@ -72,8 +80,9 @@ class Method:
         """Attributions from the shared pass (and any passes of its own)."""
         raise NotImplementedError
 
-    def settings(self) -> dict[str, Any]:
-        """Every setting that changes the result, for the manifest."""
+    def settings(self) -> dict[str, SettingValue]:
+        """Every setting that changes the result, for the manifest: a table by name, since
+        each method has its own."""
         return {}
 
     @overload
@@ -125,5 +134,6 @@ def check_positive(name: str, value: int | float, integer: bool = True) -> None:
 
 
 def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    """Raise :class:`ConfigError` unless ``value`` is one of ``choices``."""
     if value not in choices:
         raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")

@@ -24,20 +24,19 @@ Maps are not normalised here: a frame the model ignored keeps a small map.
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
-from vadx.explain.base import Method, Output, check_choice, check_positive
+from vadx.catalogue import WEIGHTINGS, Weighting
+from vadx.explain.base import Method, Output, SettingValue, check_choice, check_positive
 from vadx.explain.gradients import guided_input_gradient, saliency_of
 from vadx.explain.normalise import display, upsample
 from vadx.explain.passes import Need, Pass
 from vadx.explain.protocol import ExplainableModel
 
-WEIGHTINGS = ("frame", "clip")
 
-
-def grad_cam(activations: torch.Tensor, gradients: torch.Tensor, weighting: str) -> torch.Tensor:
+def grad_cam(
+    activations: torch.Tensor, gradients: torch.Tensor, weighting: Weighting
+) -> torch.Tensor:
     """Grad-CAM maps ``(B, T, h, w)`` from ``(B, T, C, h, w)`` activations and gradients."""
     check_choice("weighting", weighting, WEIGHTINGS)
     axes = (-2, -1) if weighting == "frame" else (1, -2, -1)
@@ -65,7 +64,7 @@ class LayerMethod(Method):
     def need(self) -> Need:
         return Need(layers=frozenset({self.layer}), layer_grads=self.uses_gradients)
 
-    def settings(self) -> dict[str, Any]:
+    def settings(self) -> dict[str, SettingValue]:
         return {"layer": self.layer}
 
 
@@ -80,13 +79,13 @@ class GradCAM(LayerMethod):
     )
 
     def __init__(
-        self, model: ExplainableModel, layer: str | None = None, weighting: str = "frame"
+        self, model: ExplainableModel, layer: str | None = None, weighting: Weighting = "frame"
     ) -> None:
         super().__init__(model, layer)
         check_choice("weighting", weighting, WEIGHTINGS)
         self.weighting = weighting
 
-    def settings(self) -> dict[str, Any]:
+    def settings(self) -> dict[str, SettingValue]:
         return {"layer": self.layer, "weighting": self.weighting}
 
     def compute(self, shared: Pass) -> Output:
@@ -150,7 +149,7 @@ class LayerCAM(LayerMethod):
         layers = {self.layer} | ({self.gate} if self.gate else set())
         return Need(layers=frozenset(layers), layer_grads=True)
 
-    def settings(self) -> dict[str, Any]:
+    def settings(self) -> dict[str, SettingValue]:
         return {"layer": self.layer, "gate": self.gate}
 
     def compute(self, shared: Pass) -> Output:
@@ -184,7 +183,7 @@ class ActivationMap(LayerMethod):
         check_positive("top_k", top_k)
         self.top_k = top_k
 
-    def settings(self) -> dict[str, Any]:
+    def settings(self) -> dict[str, SettingValue]:
         return {"layer": self.layer, "top_k": self.top_k}
 
     def compute(self, shared: Pass) -> Output:

@@ -21,15 +21,22 @@ from __future__ import annotations
 import inspect
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Protocol
 
+import numpy as np
 import torch
 
 from vadx.borrowed import eval_mode
-from vadx.catalogue import DEFAULT_METHODS, DEFAULT_TEMPORAL
+from vadx.catalogue import (
+    DEFAULT_METHODS,
+    DEFAULT_TEMPORAL,
+    MethodKind,
+    Normalisation,
+    Weighting,
+)
 from vadx.errors import ConfigError
-from vadx.explain.base import Method, Output, ProgressFn, check_choice
+from vadx.explain.base import Method, OptionValue, Output, ProgressFn, check_choice
 from vadx.explain.cam import (
     ActivationMap,
     GradCAM,
@@ -69,8 +76,58 @@ REGISTERED: tuple[type[Method], ...] = (
 METHODS: dict[str, type[Method]] = {cls.name: cls for cls in REGISTERED if cls.kind == "spatial"}
 #: temporal-importance estimators (frame scores) by name
 TEMPORAL: dict[str, type[Method]] = {cls.name: cls for cls in REGISTERED if cls.kind == "temporal"}
-_REGISTRIES = {"spatial": METHODS, "temporal": TEMPORAL}
-_KIND_NAMES = {"spatial": "method", "temporal": "temporal estimator"}
+_REGISTRIES: dict[MethodKind, dict[str, type[Method]]] = {"spatial": METHODS, "temporal": TEMPORAL}
+_KIND_NAMES: dict[MethodKind, str] = {"spatial": "method", "temporal": "temporal estimator"}
+#: per-method settings: the keyword arguments of each method's constructor, by method name
+MethodOptions = Mapping[str, Mapping[str, OptionValue]]
+
+
+class EngineSettings(Protocol):
+    """The settings :func:`explain` reads from a settings object, by attribute: any object
+    that has them will do, e.g. :class:`vadx.clip.ExplainSettings` (which has more)."""
+
+    @property
+    def methods(self) -> Sequence[str]:
+        """Spatial methods, names from :data:`METHODS`."""
+        ...
+
+    @property
+    def temporal(self) -> Sequence[str]:
+        """Temporal-importance estimators, names from :data:`TEMPORAL`."""
+        ...
+
+    @property
+    def layer(self) -> str | None:
+        """Backbone layer of the CAM methods and activation maps (None: each one's default)."""
+        ...
+
+    @property
+    def weighting(self) -> Weighting:
+        """Grad-CAM's channel weights."""
+        ...
+
+    @property
+    def normalisation(self) -> Normalisation:
+        """How the display maps are scaled."""
+        ...
+
+    @property
+    def options(self) -> MethodOptions:
+        """Per-method settings."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class MethodChoices:
+    """:class:`EngineSettings` as a record of their own: what :func:`explain` makes of its
+    keyword arguments (the defaults are :func:`explain`'s)."""
+
+    methods: Sequence[str] = DEFAULT_METHODS
+    temporal: Sequence[str] = DEFAULT_TEMPORAL
+    layer: str | None = None
+    weighting: Weighting = "frame"
+    normalisation: Normalisation = "clip"
+    options: MethodOptions = field(default_factory=dict)
 
 
 def explain(
@@ -78,12 +135,13 @@ def explain(
     clip: torch.Tensor,
     target: TargetSpec = None,
     *,
+    settings: EngineSettings | None = None,
     methods: Sequence[str] = DEFAULT_METHODS,
     temporal: Sequence[str] = DEFAULT_TEMPORAL,
     layer: str | None = None,
-    weighting: str = "frame",
-    normalisation: str = "clip",
-    options: Mapping[str, Mapping[str, Any]] | None = None,
+    weighting: Weighting = "frame",
+    normalisation: Normalisation = "clip",
+    options: MethodOptions | None = None,
     progress: ProgressFn | None = None,
     picture: torch.Tensor | None = None,
 ) -> Explanation:
@@ -101,6 +159,8 @@ def explain(
             last conv block); ``weighting`` of Grad-CAM: ``frame`` or ``clip``.
         normalisation: of the display maps: ``clip`` (default), ``frame`` or ``none``.
         options: per-method settings, e.g. ``{"integrated_gradients": {"steps": 64}}``.
+        settings: the six settings above as one object (:class:`EngineSettings`, e.g. a
+            :class:`vadx.clip.ExplainSettings`), instead of as keywords; not both.
         progress: called as ``progress(method, done, total)`` by long methods.
         picture: ``(B, H, W)`` or ``(H, W)``, 1 where the clip's frames show the video and 0
             on the padding preprocessing added (:meth:`vadx.video.Geometry.picture`): display
@@ -108,10 +168,16 @@ def explain(
             there (``Attribution.off_picture``).
     """
     check_explainable(model)
+    given = MethodChoices(methods, temporal, layer, weighting, normalisation, options or {})
+    if settings is None:
+        settings = given
+    elif given != MethodChoices():
+        raise ConfigError("give explain() its settings as keywords or as one settings object")
+    normalisation = settings.normalisation
     check_choice("normalisation", normalisation, NORMALISATIONS)
-    options = options or {}
-    instances = _build(model, methods, "spatial", layer, weighting, options)
-    instances.update(_build(model, temporal, "temporal", layer, weighting, options))
+    options = settings.options
+    instances = _build(model, settings.methods, "spatial", settings)
+    instances.update(_build(model, settings.temporal, "temporal", settings))
     unused = set(options) - set(instances)
     if unused:
         raise ConfigError(f"options given for methods not requested: {', '.join(sorted(unused))}")
@@ -197,7 +263,7 @@ class _Shown:
     def of(
         cls,
         raw: torch.Tensor,
-        normalisation: str,
+        normalisation: Normalisation,
         size: Sequence[int],
         signed: bool,
         picture: torch.Tensor | None,
@@ -234,17 +300,15 @@ def _frame_importance(name: str, method: Method, output: Output) -> FrameImporta
     )
 
 
-def _frozen_arrays(tensors: Mapping[str, torch.Tensor]) -> Mapping[str, Any]:
+def _frozen_arrays(tensors: Mapping[str, torch.Tensor]) -> Mapping[str, np.ndarray]:
     return frozen_mapping({key: frozen_array(tensor) for key, tensor in tensors.items()})
 
 
 def _build(
     model: ExplainableModel,
     names: Sequence[str],
-    kind: str,
-    layer: str | None,
-    weighting: str,
-    options: Mapping[str, Mapping[str, Any]],
+    kind: MethodKind,
+    settings: EngineSettings,
 ) -> dict[str, Method]:
     """The requested methods of ``kind`` (``spatial`` or ``temporal``), with their settings."""
     if isinstance(names, str):
@@ -260,10 +324,10 @@ def _build(
         accepted = inspect.signature(cls).parameters
         kwargs = {
             key: value
-            for key, value in (("layer", layer), ("weighting", weighting))
+            for key, value in (("layer", settings.layer), ("weighting", settings.weighting))
             if key in accepted
         }
-        given = dict(options.get(name, {}))
+        given = dict(settings.options.get(name, {}))
         unknown = set(given) - set(accepted) - {"model"}
         if unknown:
             settable = ", ".join(p for p in accepted if p != "model") or "none"

@@ -21,13 +21,11 @@ in passes of at most ``batch_frames`` frames, so memory is bounded whatever ``sa
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 
 from vadx.errors import ConfigError
-from vadx.explain.base import Method, Output, check_choice, check_positive
+from vadx.explain.base import Method, Output, SettingValue, check_choice, check_positive
 from vadx.explain.baselines import BASELINES, baseline_clip
 from vadx.explain.hooks import guided_relus
 from vadx.explain.passes import Need, Pass, run_pass
@@ -107,7 +105,7 @@ class SmoothGrad(_Batched):
         check_positive("noise", noise, integer=False)
         self.samples, self.noise, self.seed = samples, noise, seed
 
-    def settings(self) -> dict[str, Any]:
+    def settings(self) -> dict[str, SettingValue]:
         return {"samples": self.samples, "noise": self.noise, "seed": self.seed}
 
     def compute(self, shared: Pass) -> Output:
@@ -149,7 +147,7 @@ class IntegratedGradients(_Batched):
             check_choice("baseline", baseline, BASELINES)
         self.steps, self.baseline = steps, baseline
 
-    def settings(self) -> dict[str, Any]:
+    def settings(self) -> dict[str, SettingValue]:
         baseline = "tensor" if isinstance(self.baseline, torch.Tensor) else self.baseline
         return {"steps": self.steps, "baseline": baseline, "quadrature": "gauss-legendre"}
 

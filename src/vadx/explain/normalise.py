@@ -26,9 +26,8 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
+from vadx.catalogue import NORMALISATIONS, Normalisation
 from vadx.explain.base import check_choice
-
-NORMALISATIONS = ("clip", "frame", "none")
 
 
 def upsample(maps: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
@@ -51,7 +50,7 @@ def magnitude(
 
 def display(
     maps: torch.Tensor,
-    normalisation: str = "clip",
+    normalisation: Normalisation = "clip",
     *,
     size: Sequence[int] | None = None,
     signed: bool = False,

@@ -11,11 +11,9 @@ patches that cover it (signed: negative where hiding a patch *raised* the logit)
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
-from vadx.explain.base import Method, Output, check_positive
+from vadx.explain.base import Method, Output, SettingValue, check_positive
 from vadx.explain.baselines import baseline_clip
 from vadx.explain.gradients import BATCH_FRAMES
 from vadx.explain.passes import Pass
@@ -67,7 +65,7 @@ class Occlusion(Method):
         patch = self.patch or max(1, min(height, width) // 8)
         return min(patch, height, width), self.stride or max(1, patch // 2)
 
-    def settings(self) -> dict[str, Any]:
+    def settings(self) -> dict[str, SettingValue]:
         return {"patch": self.patch, "stride": self.stride, "baseline": self.baseline}
 
     def compute(self, shared: Pass) -> Output:

@@ -21,12 +21,15 @@ True
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import torch
 from torch import nn
 
 from vadx.errors import ConfigError
+
+#: a value as JSON holds it: what a model's configuration is made of in the manifest
+JsonValue = str | int | float | bool | None | Sequence["JsonValue"] | Mapping[str, "JsonValue"]
 
 
 @runtime_checkable
@@ -55,8 +58,9 @@ class ModelConfig(Protocol):
     mean: Sequence[float]
     std: Sequence[float]
 
-    def to_dict(self) -> Mapping[str, Any]:
-        """The configuration as JSON-ready data, for the manifest."""
+    def to_dict(self) -> Mapping[str, JsonValue]:
+        """The configuration as JSON-ready data, for the manifest (where it is written as it
+        is: its fields are the model's own)."""
         ...
 
 

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 
 from vadx._version import __version__
+from vadx.explain.base import MethodSettings
+from vadx.explain.protocol import JsonValue
 from vadx.files import atomic_path, write_json
 
 
@@ -69,7 +71,12 @@ def _map_tensors(tree: Any, function: Callable[[torch.Tensor], Any]) -> Any:
     return tree
 
 
-def frozen_mapping(items: Mapping[str, Any]) -> Mapping[str, Any]:
+Key = TypeVar("Key")
+Value = TypeVar("Value")
+
+
+def frozen_mapping(items: Mapping[Key, Value]) -> Mapping[Key, Value]:
+    """A read-only copy of ``items`` (later changes to ``items`` do not show through)."""
     return MappingProxyType(dict(items))
 
 
@@ -95,7 +102,7 @@ class Attribution:
     display: np.ndarray
     frame_scores: np.ndarray
     signed: bool
-    settings: Mapping[str, Any]
+    settings: MethodSettings
     extras: Mapping[str, np.ndarray] = field(default_factory=dict)
     off_picture: np.ndarray | None = None
 
@@ -116,7 +123,7 @@ class FrameImportance:
     display_name: str
     scores: np.ndarray
     signed: bool
-    settings: Mapping[str, Any]
+    settings: MethodSettings
     extras: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -152,7 +159,7 @@ class Explanation:
     normalisation: str
     clip: np.ndarray
     seconds: Mapping[str, float]
-    model: Mapping[str, Any]
+    model: Mapping[str, JsonValue]
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     def __getitem__(self, name: str) -> Attribution | FrameImportance:

@@ -35,12 +35,11 @@ Why Shapley values of segments are the default:
 from __future__ import annotations
 
 import math
-from typing import Any
 
 import torch
 
 from vadx.errors import ConfigError
-from vadx.explain.base import Method, Output, check_choice, check_positive
+from vadx.explain.base import Method, Output, SettingValue, check_choice, check_positive
 from vadx.explain.baselines import BASELINES, baseline_clip
 from vadx.explain.cam import grad_cam
 from vadx.explain.passes import Need, Pass
@@ -94,7 +93,7 @@ class FrameOcclusion(_Temporal):
         check_choice("baseline", baseline, FRAME_BASELINES)
         self.baseline = baseline
 
-    def settings(self) -> dict[str, Any]:
+    def settings(self) -> dict[str, SettingValue]:
         return {"baseline": self.baseline}
 
     def compute(self, shared: Pass) -> Output:
@@ -168,7 +167,7 @@ class FrameShapley(_Temporal):
             return self.permutations
         return 0 if 2**n <= 2 * self.PERMUTATIONS * (n + 1) else self.PERMUTATIONS
 
-    def settings(self) -> dict[str, Any]:
+    def settings(self) -> dict[str, SettingValue]:
         return {
             "segments": self.segments or "one per frame",
             "baseline": self.baseline,
@@ -275,7 +274,7 @@ class GradCAMMass(_Temporal):
     def need(self) -> Need:
         return Need(layers=frozenset({self.layer}), layer_grads=True)
 
-    def settings(self) -> dict[str, Any]:
+    def settings(self) -> dict[str, SettingValue]:
         return {"layer": self.layer, "weighting": "frame"}
 
     def compute(self, shared: Pass) -> Output:

@@ -4,7 +4,6 @@ review a detection's events, delete, and read what a job wrote."""
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse, Response
@@ -15,9 +14,16 @@ from vadx.serve.checks import check_job
 from vadx.serve.jobs import FINISHED, TooLate
 from vadx.serve.routing import Routes
 from vadx.serve.runners import api_words
-from vadx.serve.schema import JobParams, JobRequest, file_content, media_type
+from vadx.serve.schema import (
+    DetectResult,
+    JobParams,
+    JobRequest,
+    MediaDoc,
+    file_content,
+    media_type,
+)
 
-SCORES = {"$ref": "#/components/schemas/Scores"}
+SCORES = MediaDoc(schema={"$ref": "#/components/schemas/Scores"})
 
 
 def jobs_router(routes: Routes) -> APIRouter:
@@ -37,7 +43,7 @@ def jobs_router(routes: Routes) -> APIRouter:
         status_code=202,
         response_model=schema.Job,
     )
-    def submit(request: JobRequest) -> dict[str, Any]:
+    def submit(request: JobRequest) -> schema.Job:
         """Start detection or an explanation in the background; poll ``/api/jobs/{job_id}``.
         A job that cannot succeed on this video and model is refused here (400), never
         accepted and failed later; with too many jobs waiting, 429."""
@@ -58,7 +64,7 @@ def jobs_router(routes: Routes) -> APIRouter:
         return server.jobs.submit(request.kind, params.model_dump()).public()
 
     @route("get", "/api/jobs", "jobs", response_model=list[schema.Job])
-    def jobs(video: str | None = None) -> list[dict[str, Any]]:
+    def jobs(video: str | None = None) -> list[schema.Job]:
         """Every job (of one video with ``?video=ID``), newest first."""
         found = [
             j
@@ -68,13 +74,13 @@ def jobs_router(routes: Routes) -> APIRouter:
         return [j.public() for j in sorted(found, key=lambda j: -j.created)]
 
     @route("get", "/api/jobs/{job_id}", "job", 404, response_model=schema.Job)
-    def job(job_id: str) -> dict[str, Any]:
+    def job(job_id: str) -> schema.Job:
         """A job's state (queued, running, done, failed, cancelled), progress and result; once
         done, the files it wrote."""
         return job_or_404(job_id).public()
 
     @route("post", "/api/jobs/{job_id}/cancel", "cancel", 404, 409, response_model=schema.Job)
-    def cancel(job_id: str) -> dict[str, Any]:
+    def cancel(job_id: str) -> schema.Job:
         """Cancel a queued or running job: once this answers 200, the job ends ``cancelled``
         (409 when it had already finished: too late)."""
         job_or_404(job_id)
@@ -93,13 +99,13 @@ def jobs_router(routes: Routes) -> APIRouter:
         422,
         response_model=schema.Job,
     )
-    def review_event(job_id: str, event: int, review: schema.Review) -> dict[str, Any]:
+    def review_event(job_id: str, event: int, review: schema.Review) -> schema.Job:
         """Mark a detection's event (its index in ``result.events``) reviewed, or not: kept
         with the job, for everyone who opens it."""
         job = job_or_404(job_id)
         if job.state != "done":
             raise HTTPException(409, f"job {job_id} is {job.state}, it has no events yet")
-        events = (job.result or {}).get("events", [])
+        events = job.result.events if isinstance(job.result, DetectResult) else []
         if job.kind != "detect" or not 0 <= event < len(events):
             raise HTTPException(404, f"job {job_id} has no event {event} ({len(events)} event(s))")
         return server.jobs.review(job_id, event, review.reviewed).public()
@@ -131,7 +137,7 @@ def jobs_router(routes: Routes) -> APIRouter:
         "scores",
         404,
         409,
-        file=("A detection's per-frame scores", {"application/json": {"schema": SCORES}}),
+        file=("A detection's per-frame scores", {"application/json": SCORES}),
     )
     def scores(job_id: str) -> FileResponse:
         """A detection's per-frame times, smoothed anomaly score, class probabilities and

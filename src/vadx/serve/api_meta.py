@@ -4,7 +4,6 @@ methods a job may name."""
 from __future__ import annotations
 
 import functools
-from typing import Any
 
 from fastapi import APIRouter
 
@@ -21,33 +20,33 @@ def meta_router(routes: Routes) -> APIRouter:
     server, guarded = routes.server, routes.guarded
 
     @router.get("/api/health", operation_id="health", response_model=schema.Health)
-    def health() -> dict[str, Any]:
+    def health() -> schema.Health:
         """Liveness, version, models, and how many jobs are in each state (no token needed)."""
         states: dict[str, int] = {}
         for job in server.jobs.jobs.values():
             states[job.state] = states.get(job.state, 0) + 1
-        return {
-            "status": "ok",
-            "version": __version__,
-            "models": list(server.models),
-            "jobs": states,
-            "token_required": guarded,
-        }
+        return schema.Health(
+            status="ok",
+            version=__version__,
+            models=list(server.models),
+            jobs=states,
+            token_required=guarded,
+        )
 
     @route("get", "/api/models", "models", response_model=list[schema.ModelInfo])
-    def models() -> list[dict[str, Any]]:
+    def models() -> list[schema.ModelInfo]:
         """The served models: classes, clip length, frame size."""
         return [_describe(name, model) for name, model in server.models.items()]
 
     @route("get", "/api/methods", "methods", response_model=list[schema.MethodInfo])
-    def methods() -> list[dict[str, Any]]:
+    def methods() -> list[schema.MethodInfo]:
         """The explanation methods (spatial) and estimators (temporal) a request may name."""
         return methods_catalogue()
 
     return router
 
 
-def methods_catalogue() -> list[dict[str, Any]]:
+def methods_catalogue() -> list[schema.MethodInfo]:
     """Every explanation method and temporal estimator, the defaults first (in their order):
     names, description, default or not."""
     catalogue = []
@@ -58,25 +57,25 @@ def methods_catalogue() -> list[dict[str, Any]]:
         for name in [*defaults, *(n for n in registry if n not in defaults)]:
             cls = registry[name]
             catalogue.append(
-                {
-                    "name": name,
-                    "display_name": cls.display_name,
-                    "kind": kind,
-                    "description": cls.description,
-                    "default": name in defaults,
-                }
+                schema.MethodInfo(
+                    name=name,
+                    display_name=cls.display_name,
+                    kind=kind,
+                    description=cls.description,
+                    default=name in defaults,
+                )
             )
     return catalogue
 
 
-def _describe(name: str, model: CRNN) -> dict[str, Any]:
+def _describe(name: str, model: CRNN) -> schema.ModelInfo:
     c = model.config
-    return {
-        "name": name,
-        "id": model.model_id,
-        "backbone": c.backbone,
-        "classes": list(model.class_names),
-        "normal": c.normal_class,
-        "frames": c.num_frames,
-        "frame_size": list(c.frame_size),
-    }
+    return schema.ModelInfo(
+        name=name,
+        id=model.model_id,
+        backbone=c.backbone,
+        classes=list(model.class_names),
+        normal=c.normal_class,
+        frames=c.num_frames,
+        frame_size=list(c.frame_size),
+    )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, File, HTTPException, Request, UploadFile
 from fastapi.responses import FileResponse, Response
@@ -30,7 +30,7 @@ def videos_router(routes: Routes) -> APIRouter:
         status_code=201,
         response_model=schema.Video,
     )
-    def upload(request: Request, file: Annotated[UploadFile, File()]) -> dict[str, Any]:
+    def upload(request: Request, file: Annotated[UploadFile, File()]) -> schema.Video:
         """Upload a video (multipart field ``file``; MP4/MOV, MKV/WebM, AVI, MPEG-PS/TS). It is
         checked by its content — every frame must decode as detection will read it — and
         refused with 415 otherwise; the file name is kept for display only."""
@@ -46,12 +46,12 @@ def videos_router(routes: Routes) -> APIRouter:
             raise HTTPException(err.status, str(err)) from None
 
     @route("get", "/api/videos", "videos", response_model=list[schema.Video])
-    def videos() -> list[dict[str, Any]]:
+    def videos() -> list[schema.Video]:
         """Every uploaded video."""
         return server.videos.all()
 
     @route("get", "/api/videos/{video_id}", "video", 404, response_model=schema.Video)
-    def video(video_id: str) -> dict[str, Any]:
+    def video(video_id: str) -> schema.Video:
         """One video: name, size, frames, fps, codec, sha256."""
         return video_or_404(video_id)
 
@@ -92,9 +92,9 @@ def videos_router(routes: Routes) -> APIRouter:
     def video_frame(video_id: str, frame: int) -> Response:
         """One frame of the video as a small JPEG (the events' thumbnails)."""
         record = video_or_404(video_id)
-        if not 0 <= frame < record["num_frames"]:
+        if not 0 <= frame < record.num_frames:
             raise HTTPException(
-                404, f"video {video_id} has no frame {frame} (0–{record['num_frames'] - 1})"
+                404, f"video {video_id} has no frame {frame} (0–{record.num_frames - 1})"
             )
         return Response(server.videos.thumbnail(video_id, frame), media_type="image/jpeg")
 

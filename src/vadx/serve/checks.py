@@ -4,24 +4,22 @@ names — each worded for the API's client."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from vadx.clip import ExplainSettings, parse_target
 from vadx.detect import check_domain_mode, window_spacing
 from vadx.errors import VadxError
 from vadx.explain.targets import check_target as check_model_target
 from vadx.models.crnn import CRNN
-from vadx.serve.schema import JobParams
+from vadx.serve.schema import JobParams, Video
 
 
-def check_job(params: JobParams, video: dict[str, Any], model: CRNN) -> None:
+def check_job(params: JobParams, video: Video, model: CRNN) -> None:
     """Refuse, before it runs, a job that cannot succeed on ``video`` with ``model``: bad
     detection settings, a window longer than the video, an explanation's frames, target or
     method names. Raises :class:`VadxError` worded for the API's client."""
     config = params.detect_config()
     check_domain_mode(model, config.domain, show_path=False)
     step, span, _ = window_spacing(model, config)
-    frames = video["num_frames"]
+    frames = video.num_frames
     if frames < span:
         fix = "choose a smaller detect.step" if step > 1 else "upload a longer video"
         raise VadxError(

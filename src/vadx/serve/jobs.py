@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from vadx.files import write_json
+from vadx.serve import schema
+from vadx.serve.schema import DetectResult, ExplainResult
 
 STATES = ("queued", "running", "done", "failed", "cancelled")
 FINISHED = ("done", "failed", "cancelled")
@@ -50,7 +52,7 @@ class Job:
     progress: float = 0.0
     stage: str = ""
     error: str | None = None
-    result: dict[str, Any] | None = None
+    result: Result | None = None
     #: what the job wrote (paths under its folder), once done
     files: list[str] = field(default_factory=list)
     #: a detection's events marked reviewed: the event's index → when (seconds since the epoch)
@@ -59,11 +61,32 @@ class Job:
     started: float | None = None
     finished: float | None = None
 
-    def public(self) -> dict[str, Any]:
-        return asdict(self)
+    def to_json(self) -> dict[str, Any]:
+        """The job as ``job.json`` keeps it."""
+        document = asdict(self)
+        document["result"] = None if self.result is None else self.result.model_dump()
+        return document
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> Job:
+        """A job as :meth:`to_json` wrote it."""
+        job = cls(**{**document, "result": None})
+        if document.get("result") is not None:
+            job.result = RESULTS[job.kind].model_validate(document["result"])
+        return job
+
+    def public(self) -> schema.Job:
+        """The job as the API answers with it."""
+        return schema.Job.model_validate(self.to_json())
 
 
-Runner = Callable[[Job, Path, Callable[[str, int, int], None]], dict[str, Any]]
+#: what a job of each kind finds
+Result = DetectResult | ExplainResult
+RESULTS: dict[str, type[DetectResult] | type[ExplainResult]] = {
+    "detect": DetectResult,
+    "explain": ExplainResult,
+}
+Runner = Callable[[Job, Path, Callable[[str, int, int], None]], Result]
 
 
 def written(folder: Path) -> list[str]:
@@ -94,7 +117,7 @@ class JobStore:
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vadx-job")
         for path in sorted(self.root.glob("*/job.json")):
-            job = Job(**json.loads(path.read_text(encoding="utf-8")))
+            job = Job.from_json(json.loads(path.read_text(encoding="utf-8")))
             self.jobs[job.id] = job
         for job in sorted(self.jobs.values(), key=lambda j: j.created):
             if job.state not in FINISHED:  # interrupted by a stop: run it again
@@ -153,7 +176,7 @@ class JobStore:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _save(self, job: Job) -> None:
-        write_json(self.folder(job.id) / "job.json", job.public())
+        write_json(self.folder(job.id) / "job.json", job.to_json())
 
     def _run(self, job: Job) -> None:
         with self._lock:

@@ -13,7 +13,7 @@ from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBear
 
 from vadx.serve.guard import token_matches
 from vadx.serve.jobs import Job
-from vadx.serve.schema import ERRORS, errors
+from vadx.serve.schema import ERRORS, MediaDoc, ResponseDoc, Video, errors
 
 if TYPE_CHECKING:
     from vadx.serve.server import Server
@@ -55,7 +55,7 @@ class Routes:
         path: str,
         name: str,
         *statuses: int,
-        file: tuple | None = None,
+        file: tuple[str, dict[str, MediaDoc]] | None = None,
         **options: Any,
     ) -> Any:
         """A route on ``router``: the token required when set, its error statuses documented
@@ -65,19 +65,21 @@ class Routes:
         responses = errors(*self._auth, *unsafe, *statuses)
         if file is not None:
             options["response_class"] = FileResponse
-            responses[200] = {"description": file[0], "content": file[1]}
+            responses[200] = ResponseDoc(description=file[0], content=file[1])
         add = getattr(router, method)
         return add(
             path, operation_id=name, dependencies=self._dependencies, responses=responses, **options
         )
 
-    def video_or_404(self, video_id: str) -> dict[str, Any]:
+    def video_or_404(self, video_id: str) -> Video:
+        """The record of video ``video_id``, else 404."""
         try:
             return self.server.videos.get(video_id)
         except KeyError:
             raise HTTPException(404, f"no video {video_id!r}") from None
 
     def job_or_404(self, job_id: str) -> Job:
+        """Job ``job_id``, else 404."""
         job = self.server.jobs.jobs.get(job_id) if JOB_ID.match(job_id) else None
         if job is None:
             raise HTTPException(404, f"no job {job_id!r}")

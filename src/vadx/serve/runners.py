@@ -9,7 +9,6 @@ import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 from vadx.detect import Detection, detect
 from vadx.detect.files import write_detection
@@ -20,7 +19,7 @@ from vadx.models.crnn import CRNN
 from vadx.models.domain_stats import missing_note, verdict_line
 from vadx.serve.checks import explain_settings
 from vadx.serve.jobs import Job, JobCancelled, JobFailed
-from vadx.serve.schema import JobParams
+from vadx.serve.schema import DetectResult, ExplainResult, JobParams
 from vadx.serve.storage import VideoStore, label, redact_paths, without_paths
 
 #: detections kept in memory for the explanations that follow them
@@ -57,16 +56,20 @@ class Runners:
                 raise JobFailed(
                     "the job failed on an internal error; the server's log has the details"
                 ) from err
-            name = self.videos.get(video_id)["name"]
+            name = self.videos.get(video_id).name
             raise JobFailed(api_message(err, self.videos.path(video_id), name)) from err
 
-    def detect(self, job: Job, out: Path, progress) -> dict[str, Any]:
+    def detect(self, job: Job, out: Path, progress) -> DetectResult:
+        """Run detection job ``job`` into ``out``; what it found (failures worded for the
+        client)."""
         with self._client_errors(job):
             result = self._run_detect(job, out, progress)
             self._redact(job, out)
         return result
 
-    def explain(self, job: Job, out: Path, progress) -> dict[str, Any]:
+    def explain(self, job: Job, out: Path, progress) -> ExplainResult:
+        """Run explanation job ``job`` into ``out``; what it found (failures worded for the
+        client)."""
         with self._client_errors(job):
             result = self._run_explain(job, out, progress)
             self._redact(job, out)
@@ -77,7 +80,7 @@ class Runners:
         the model's served name, the job's folder as ``.``."""
         p = JobParams.of(job.params)
         model = self.models[p.model]
-        names = {self.videos.path(p.video): label(self.videos.get(p.video)["name"]), out: "."}
+        names = {self.videos.path(p.video): label(self.videos.get(p.video).name), out: "."}
         if model.checkpoint is not None:
             names[model.checkpoint.path] = label(p.model)
         redact_paths(out, names)
@@ -96,23 +99,23 @@ class Runners:
             self.detections.pop(next(iter(self.detections)))
         return found
 
-    def _run_detect(self, job: Job, out: Path, progress) -> dict[str, Any]:
+    def _run_detect(self, job: Job, out: Path, progress) -> DetectResult:
         p = JobParams.of(job.params)
         model, path = self.models[p.model], self.videos.path(p.video)
         with self.locks[p.model]:
             found = self._detection(job, progress)
         write_detection(out, found, path, model.model_id, annotate=False)
         write_scores(out / "scores.json", found)
-        return {
-            "events": [e.__dict__ for e in found.events],
-            "frames": found.info.num_frames,
-            "fps": found.info.fps,
-            "windows": len(found.windows),
-            "settings": found.settings.to_json(),
-            "domain": domain_report(found, model),
-        }
+        return DetectResult(
+            events=found.events,
+            frames=found.info.num_frames,
+            fps=found.info.fps,
+            windows=len(found.windows),
+            settings=found.settings.to_json(),
+            domain={**found.domain, "message": domain_message(found, model)},
+        )
 
-    def _run_explain(self, job: Job, out: Path, progress) -> dict[str, Any]:
+    def _run_explain(self, job: Job, out: Path, progress) -> ExplainResult:
         p = JobParams.of(job.params)
         model, path = self.models[p.model], self.videos.path(p.video)
         with self.locks[p.model]:
@@ -129,14 +132,14 @@ class Runners:
             )
         write_scores(out / "scores.json", found)  # the report's timeline, as a detection's
         clip = summary.clips[0]
-        return {
-            "frames": clip.frames,
-            "predicted": clip.predicted,
-            "probability": clip.probability,
-            "target": clip.target,
-            "report": "report.html",
-            "trust": clip.trust,
-        }
+        return ExplainResult(
+            frames=clip.frames,
+            predicted=clip.predicted,
+            probability=clip.probability,
+            target=clip.target,
+            report="report.html",
+            trust=clip.trust,
+        )
 
 
 def write_scores(path: Path, found: Detection) -> None:
@@ -174,9 +177,9 @@ def api_message(err: VadxError, path: Path, name: str) -> str:
     return without_paths(api_words(err), path, name)
 
 
-def domain_report(found: Detection, model: CRNN) -> dict[str, Any]:
-    """The detection's domain verdict with the sentence the page shows (no server paths)."""
+def domain_message(found: Detection, model: CRNN) -> str | None:
+    """The sentence the page shows about the detection's domain verdict (no server paths;
+    None when the check was turned off)."""
     if not found.domain.get("checked"):
-        off = found.settings.domain == "off"
-        return {**found.domain, "message": None if off else missing_note(model, False)}
-    return {**found.domain, "message": verdict_line(found.domain)}
+        return None if found.settings.domain == "off" else missing_note(model, False)
+    return verdict_line(found.domain)

@@ -9,7 +9,7 @@ test suite).
 from __future__ import annotations
 
 import functools
-from typing import Any, Literal, get_type_hints
+from typing import Any, Literal, TypedDict, get_type_hints
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
@@ -45,7 +45,30 @@ ERRORS = {
 }
 
 
-def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+class MediaDoc(TypedDict):
+    """An OpenAPI media type entry: the JSON schema of a body of that type."""
+
+    schema: dict[str, str]
+
+
+class ResponseDoc(TypedDict, total=False):
+    """A route's ``responses=`` entry of one status: its body's model or its content by media
+    type, and what it means."""
+
+    model: type[BaseModel]
+    description: str
+    content: dict[str, MediaDoc]
+
+
+class LinkDoc(TypedDict):
+    """An OpenAPI link: the operation that takes values of a response, and which."""
+
+    operationId: str
+    description: str
+    parameters: dict[str, str]
+
+
+def errors(*codes: int) -> dict[int | str, ResponseDoc]:
     """The ``responses=`` entries of error statuses ``codes``."""
     return {code: {"model": ApiError, "description": ERRORS[code]} for code in codes}
 
@@ -320,15 +343,15 @@ def media_type(name: str, types: dict[str, str] = MEDIA_TYPES) -> str:
     return types.get(suffix, "application/octet-stream")
 
 
-def file_content(types: dict[str, str]) -> dict[str, Any]:
+def file_content(types: dict[str, str]) -> dict[str, MediaDoc]:
     """An OpenAPI ``content`` entry: any of ``types`` (JSON files: any JSON; others: bytes)."""
     media = sorted(set(types.values()) | {"application/octet-stream"})
     binary = {"type": "string", "format": "binary"}
-    return {m: {"schema": {} if m == "application/json" else binary} for m in media}
+    return {m: MediaDoc(schema={} if m == "application/json" else binary) for m in media}
 
 
-def _link(operation: str, description: str, **parameters: str) -> dict[str, Any]:
-    return {"operationId": operation, "description": description, "parameters": parameters}
+def _link(operation: str, description: str, **parameters: str) -> LinkDoc:
+    return LinkDoc(operationId=operation, description=description, parameters=parameters)
 
 
 #: OpenAPI links: which response values later requests take (stateful clients and fuzzers)

@@ -21,11 +21,12 @@ import threading
 import uuid
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import cv2
 
 from vadx.files import atomic_path, write_json
+from vadx.serve.schema import Video
 from vadx.video.decode import VideoError, VideoReader
 from vadx.video.encode import Mp4Writer
 
@@ -79,7 +80,7 @@ class VideoStore:
             return False
         return True
 
-    def save(self, stream: BinaryIO, filename: str | None) -> dict[str, Any]:
+    def save(self, stream: BinaryIO, filename: str | None) -> Video:
         """Store an uploaded file; returns its record. Raises :class:`UploadError`."""
         video_id = uuid.uuid4().hex[:16]
         folder = self.root / video_id
@@ -124,34 +125,35 @@ class VideoStore:
             shutil.rmtree(folder, ignore_errors=True)
             raise
         info.pop("path", None)
-        record = {
-            "id": video_id,
-            "name": _display_name(filename),
-            "bytes": size,
-            "sha256": digest.hexdigest(),
-            "file": path.name,
+        record = Video(
+            id=video_id,
+            name=_display_name(filename),
+            bytes=size,
+            sha256=digest.hexdigest(),
+            file=path.name,
             **info,
-        }
-        write_json(folder / "video.json", record)
+        )
+        write_json(folder / "video.json", record.model_dump())
         return record
 
-    def get(self, video_id: str) -> dict[str, Any]:
+    def get(self, video_id: str) -> Video:
         """The record of video ``video_id``; KeyError if there is none."""
         if not ID.match(video_id):
             raise KeyError(video_id)
         path = self.root / video_id / "video.json"
         if not path.exists():
             raise KeyError(video_id)
-        return json.loads(path.read_text(encoding="utf-8"))
+        return _read_record(path)
 
     def path(self, video_id: str) -> Path:
-        return self.root / video_id / self.get(video_id)["file"]
+        """Where video ``video_id``'s file is stored; KeyError if there is none."""
+        return self.root / video_id / self.get(video_id).file
 
     def playable(self, video_id: str) -> Path:
         """The video as a browser plays it: the upload itself when it is H.264 in MP4, else
         an H.264 copy made on first use (``play.mp4``, every frame as vadx reads it)."""
         record, path = self.get(video_id), self.path(video_id)
-        if record["file"] == "video.mp4" and record["codec"] == "h264":
+        if record.file == "video.mp4" and record.codec == "h264":
             return path
         copy = path.with_name("play.mp4")
         with self._copying:
@@ -184,15 +186,19 @@ class VideoStore:
         assert ok
         return encoded.tobytes()
 
-    def all(self) -> list[dict[str, Any]]:
-        records = [
-            json.loads(p.read_text(encoding="utf-8")) for p in self.root.glob("*/video.json")
-        ]
-        return sorted(records, key=lambda r: r["id"])
+    def all(self) -> list[Video]:
+        """Every stored video, by id."""
+        records = [_read_record(p) for p in self.root.glob("*/video.json")]
+        return sorted(records, key=lambda r: r.id)
 
     def delete(self, video_id: str) -> None:
         self.get(video_id)
         shutil.rmtree(self.root / video_id)
+
+
+def _read_record(path: Path) -> Video:
+    """A video's record as ``video.json`` keeps it."""
+    return Video.model_validate(json.loads(path.read_text(encoding="utf-8")))
 
 
 def remove_partial_uploads(root: Path) -> list[str]:

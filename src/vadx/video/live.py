@@ -81,6 +81,7 @@ class LiveSource:
         backoff: first and largest delay between attempts, seconds; doubles each failure and
             resets after a frame arrives.
         options: FFmpeg options (e.g. ``{"rtsp_transport": "tcp"}``, the default for RTSP).
+        loop: a file starts again at its end, as a new session (as after a reconnection).
     """
 
     def __init__(
@@ -92,8 +93,10 @@ class LiveSource:
         backoff: tuple[float, float] = (0.5, 30.0),
         options: dict[str, str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        loop: bool = False,
     ) -> None:
         self.source = source
+        self.loop = loop
         self.live = is_live(source)
         if not self.live and not Path(str(source)).exists():
             raise SourceError(f"video not found: {source}")
@@ -128,6 +131,8 @@ class LiveSource:
                     raise SourceError(f"{self.source}: {err}") from err
                 error: Exception = err
             else:
+                if not self.live and self.loop and self.stats.frames:
+                    continue  # a looped file starts again: the next session
                 if not self.live:
                     return  # a file ended
                 error = SourceError(f"{self.source} ended")

@@ -30,6 +30,7 @@ from vadx.models.crnn import CRNN
 from vadx.render.figures import frame_strip
 from vadx.video.encode import write_mp4, write_png
 from vadx.watch.engine import Alert
+from vadx.watch.sinks import EventRecord
 
 #: what an alert gets by default: LayerCAM, frame Shapley values, the reference's contour view
 ALERT_SETTINGS = ExplainSettings(
@@ -63,13 +64,13 @@ class AlertExplainer:
         *,
         mp4: bool = False,
         capacity: int = 4,
-        done: Callable[[int, Path, dict[str, Any]], None] | None = None,
+        done: Callable[[int, Path, EventRecord], None] | None = None,
         niceness: int = 10,
     ) -> None:
         self.folder = Path(folder)
         self.done = done
         self.stats = ExplainerStats()
-        self._records: dict[int, dict[str, Any]] = {}
+        self._records: dict[int, EventRecord] = {}
         self.ready = threading.Event()
         context = multiprocessing.get_context("spawn")  # no fork of a threaded torch process
         self._jobs = context.Queue(capacity)
@@ -84,8 +85,8 @@ class AlertExplainer:
         self._collector = threading.Thread(target=self._collect, name="vadx-explained", daemon=True)
         self._collector.start()
 
-    def submit(self, number: int, alert: Alert, record: dict[str, Any]) -> bool:
-        """Queue ``alert`` (logged as ``number``); False when it was skipped."""
+    def submit(self, number: int, alert: Alert, record: EventRecord) -> bool:
+        """Queue ``alert`` (logged as ``number``, as ``record``); False when it was skipped."""
         if alert.clip is None:
             self.stats.skipped += 1
             return False
@@ -95,14 +96,15 @@ class AlertExplainer:
             alert.clip_frames,
             alert.clip_fps,
             alert.event.class_name,
-            record,
+            record.to_json(),  # for the explanation's manifest
         )
+        self._records[number] = record  # before its result can come back
         try:
             self._jobs.put_nowait(job)
         except queue.Full:
+            del self._records[number]
             self.stats.skipped += 1
             return False
-        self._records[number] = record
         return True
 
     def wait_ready(self, timeout: float = 120.0) -> bool:
@@ -140,14 +142,14 @@ class AlertExplainer:
             if kind == "ready":
                 self.ready.set()
                 continue
-            record = self._records.pop(number, {})
+            record = self._records.pop(number, None)
             if kind == "failed":
                 self.stats.failed += 1
                 self.stats.last_error = value
                 continue
             self.stats.explained += 1
             self.stats.seconds.append(seconds)
-            if self.done is not None:
+            if self.done is not None and record is not None:
                 try:
                     self.done(number, Path(value), record)
                 except Exception as err:  # a callback must not stop the collector

@@ -328,6 +328,14 @@ class StreamDetector:
 
     def push_many(self, frames: Sequence[np.ndarray], infos: Sequence[FrameInfo]) -> list[Alert]:
         """Feed frames in order (the CNN runs on them as one batch)."""
+        self._compute_features(self.stage(frames, infos))
+        return self.settle()
+
+    def stage(self, frames: Sequence[np.ndarray], infos: Sequence[FrameInfo]) -> list[int]:
+        """The first half of :meth:`push_many`, for an engine that runs one CNN batch over
+        several streams (:class:`vadx.console.engine.CameraHub`): take the frames in order and
+        return the indices of those whose features the windows need. Give them with
+        :meth:`take_features` (the CNN's input is :meth:`cnn_input`), then :meth:`settle`."""
         if len(frames) != len(infos):
             raise InputError(f"{len(frames)} frames but {len(infos)} frame infos")
         if not frames:
@@ -344,7 +352,26 @@ class StreamDetector:
                 self.recent[index] = frame
             if self.plan.needed(index):
                 wanted.append(index)
-        self._compute_features(wanted)
+        return wanted
+
+    def cnn_input(self, indices: Sequence[int]) -> torch.Tensor:
+        """The staged frames ``indices`` as the CNN takes them: ``(N, 3, H, W)``, normalised."""
+        frames = np.stack([self.fitted[i] for i in indices])
+        return frames_to_clip(frames, self.model.config.mean, self.model.config.std)
+
+    def take_features(self, indices: Sequence[int], rows: torch.Tensor) -> None:
+        """The CNN's features ``(N, F)`` of the staged frames ``indices``."""
+        if len(indices) != len(rows):
+            raise InputError(f"{len(rows)} feature rows for {len(indices)} frames")
+        self.features.update(zip(indices, rows, strict=True))
+        if self.domain is not None:
+            distances = self.domain.frame_distances(rows.cpu()).tolist()
+            self.distances.update(zip(indices, distances, strict=True))
+        self.cnn_frames += len(indices)
+
+    def settle(self) -> list[Alert]:
+        """The second half of :meth:`push_many`: decide the windows the staged frames
+        complete (their features given) and return the alerts they cause."""
         starts = []
         while self.next_start + self.plan.span <= self.received:
             starts.append(self.next_start)
@@ -376,15 +403,9 @@ class StreamDetector:
         batch = self.config.batch_size
         for first in range(0, len(indices), batch):
             chunk = indices[first : first + batch]
-            frames = np.stack([self.fitted[i] for i in chunk])
-            clip = frames_to_clip(frames, self.model.config.mean, self.model.config.std)
             with eval_mode(self.model), torch.no_grad():
-                rows = self.model.frame_features(clip[None].to(self.device))[0]
-            self.features.update(zip(chunk, rows, strict=True))
-            if self.domain is not None:
-                distances = self.domain.frame_distances(rows.cpu()).tolist()
-                self.distances.update(zip(chunk, distances, strict=True))
-            self.cnn_frames += len(chunk)
+                rows = self.model.frame_features(self.cnn_input(chunk)[None].to(self.device))[0]
+            self.take_features(chunk, rows)
 
     def _decide(self, starts: list[int]) -> None:
         if not starts:

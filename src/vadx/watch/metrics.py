@@ -6,9 +6,35 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
+
+
+@dataclass(frozen=True, slots=True)
+class DomainMetrics:
+    """How many windows were outside the model's domain, and the latest window's score."""
+
+    windows_outside: int
+    latest_score: float
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSnapshot:
+    """A watch's metrics at one moment: rates since the previous snapshot, totals since the
+    start, the queue, and decision latencies (milliseconds: p50, p95, max)."""
+
+    uptime_s: float
+    capture_fps: float
+    processed_fps: float
+    frames_captured: int
+    frames_processed: int
+    frames_dropped: int
+    queue_depth: int
+    windows: int
+    #: None: the model has no domain statistics (or no window was decided yet)
+    domain: DomainMetrics | None
+    latency_ms: dict[str, float | None]
 
 
 class LiveMetrics:
@@ -24,7 +50,7 @@ class LiveMetrics:
         self.latencies: deque[float] = deque(maxlen=window)
         self._mark = (self.started, 0, 0)  # time, captured, processed at the last snapshot
         self._lock = threading.Lock()
-        self.last: dict[str, Any] = {}
+        self.last: MetricsSnapshot | None = None
 
     def frames_done(self, count: int) -> None:
         with self._lock:
@@ -38,7 +64,7 @@ class LiveMetrics:
                 self.domain_score = domain_score
                 self.windows_outside += domain_score > 1
 
-    def snapshot(self, captured: int, dropped: int, depth: int, **extra: Any) -> dict[str, Any]:
+    def snapshot(self, captured: int, dropped: int, depth: int) -> MetricsSnapshot:
         """Metrics now (``captured``: frames the source delivered, ``dropped`` of them by the
         queue, ``depth``: frames waiting)."""
         now = time.monotonic()
@@ -46,24 +72,20 @@ class LiveMetrics:
             then, captured_then, processed_then = self._mark
             elapsed = max(now - then, 1e-9)
             self._mark = (now, captured, self.processed)
-            self.last = {
-                "uptime_s": round(now - self.started, 2),
-                "capture_fps": round((captured - captured_then) / elapsed, 2),
-                "processed_fps": round((self.processed - processed_then) / elapsed, 2),
-                "frames_captured": captured,
-                "frames_processed": self.processed,
-                "frames_dropped": dropped,
-                "queue_depth": depth,
-                "windows": self.windows_decided,
-                "domain": None
+            self.last = MetricsSnapshot(
+                uptime_s=round(now - self.started, 2),
+                capture_fps=round((captured - captured_then) / elapsed, 2),
+                processed_fps=round((self.processed - processed_then) / elapsed, 2),
+                frames_captured=captured,
+                frames_processed=self.processed,
+                frames_dropped=dropped,
+                queue_depth=depth,
+                windows=self.windows_decided,
+                domain=None
                 if self.domain_score is None
-                else {
-                    "windows_outside": self.windows_outside,
-                    "latest_score": round(self.domain_score, 3),
-                },
-                "latency_ms": percentiles_ms(self.latencies),
-                **extra,
-            }
+                else DomainMetrics(self.windows_outside, round(self.domain_score, 3)),
+                latency_ms=percentiles_ms(self.latencies),
+            )
             return self.last
 
 

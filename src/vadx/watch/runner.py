@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +29,85 @@ from vadx.files import write_json
 from vadx.models.crnn import CRNN
 from vadx.render.overlay import class_label
 from vadx.video.live import LiveSource
-from vadx.watch.alerts import ALERT_SETTINGS, AlertExplainer
+from vadx.watch.alerts import ALERT_SETTINGS, AlertExplainer, ExplainerStats
 from vadx.watch.capture import Capture, FrameQueue
 from vadx.watch.engine import Alert, Decision, FrameInfo, StreamDetector
-from vadx.watch.metrics import LiveMetrics, percentiles_ms
+from vadx.watch.metrics import LiveMetrics, MetricsSnapshot, percentiles_ms
 from vadx.watch.output import LiveView, MjpegServer
-from vadx.watch.sinks import EventLog, Webhook, event_record
+from vadx.watch.sinks import (
+    EventLog,
+    EventRecord,
+    ExplainedRecord,
+    LogRecord,
+    Webhook,
+    WebhookStats,
+    event_record,
+)
 
-MetricsFn = Callable[[dict[str, Any]], None]
+
+@dataclass(frozen=True, slots=True)
+class WatchMetrics:
+    """A watch's live metrics (:meth:`Watch.snapshot`): the counters' snapshot, the CNN's
+    frames, the open events, the source's reconnections and last error; the explanations'
+    counts, the webhook's and how late a paced capture released frames when they apply."""
+
+    live: MetricsSnapshot
+    cnn_frames: int
+    open_events: list[int]
+    reconnections: int
+    source_error: str | None
+    #: (done, skipped, failed) explanations; None: the watch explains nothing
+    explanations: tuple[int, int, int] | None = None
+    webhook: WebhookStats | None = None
+    capture_late_ms: dict[str, float | None] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The metrics as ``metrics.json`` and ``/metrics`` hold them."""
+        live = self.live
+        document: dict[str, Any] = {
+            "uptime_s": live.uptime_s,
+            "capture_fps": live.capture_fps,
+            "processed_fps": live.processed_fps,
+            "frames_captured": live.frames_captured,
+            "frames_processed": live.frames_processed,
+            "frames_dropped": live.frames_dropped,
+            "queue_depth": live.queue_depth,
+            "windows": live.windows,
+            "domain": None if live.domain is None else asdict(live.domain),
+            "latency_ms": live.latency_ms,
+            "cnn_frames": self.cnn_frames,
+            "open_events": self.open_events,
+            "reconnections": self.reconnections,
+            "source_error": self.source_error,
+        }
+        if self.explanations is not None:
+            done, skipped, failed = self.explanations
+            document["explanations"] = {"done": done, "skipped": skipped, "failed": failed}
+        if self.webhook is not None:
+            document["webhook"] = asdict(self.webhook)
+        if self.capture_late_ms is not None:
+            document["capture_late_ms"] = self.capture_late_ms
+        return document
+
+
+@dataclass(frozen=True, slots=True)
+class WatchSummary:
+    """What a watch did (``summary.json``): its source, model and settings, why it ended and
+    after how long, the source's last error, the final metrics and the events that ended."""
+
+    source: str
+    model: str | None
+    vadx_version: str
+    ended: str
+    seconds: float
+    source_error: str | None
+    #: the detection's settings (:attr:`~vadx.watch.engine.StreamDetector.settings`)
+    settings: dict[str, int | float | bool]
+    metrics: WatchMetrics
+    events: list[EventRecord]
+
+
+MetricsFn = Callable[[WatchMetrics], None]
 
 
 @dataclass(frozen=True)
@@ -108,7 +179,7 @@ class Watch:
         out: str | Path,
         config: WatchConfig | None = None,
         *,
-        on_alert: Callable[[Alert, dict[str, Any]], None] | None = None,
+        on_alert: Callable[[Alert, EventRecord], None] | None = None,
         on_metrics: MetricsFn | None = None,
         stop: threading.Event | None = None,
     ) -> None:
@@ -140,7 +211,7 @@ class Watch:
         self.server = None
         if config.mjpeg is not None:
             assert self.view is not None
-            self.server = MjpegServer(self.view, self.snapshot, *config.mjpeg)
+            self.server = MjpegServer(self.view, lambda: self.snapshot().to_json(), *config.mjpeg)
         # last: a worker process, once everything that can refuse to start has started
         self.explainer: AlertExplainer | None = None
         if config.explain:
@@ -151,7 +222,7 @@ class Watch:
                 mp4=config.explain_mp4,
                 done=self._explained,
             )
-        self.records: list[dict[str, Any]] = []
+        self.records: list[LogRecord] = []
         self._windows: dict[int, tuple[int, ...]] = {}  # open event → its explained window
         self._latest: Decision | None = None
         self._open: dict[int, str] = {}  # open event → its class
@@ -171,9 +242,7 @@ class Watch:
         else:
             self._open.pop(number, None)
             window = self._windows.pop(number, ())
-        record = event_record(
-            alert, number, window_frames=[window[0], window[-1]] if window else None
-        )
+        record = event_record(alert, number, (window[0], window[-1]) if window else None)
         self._write(record)
         if self.webhook is not None:
             self.webhook.submit(record)
@@ -182,46 +251,38 @@ class Watch:
         if self.on_alert is not None:
             self.on_alert(alert, record)
 
-    def _explained(self, number: int, folder: Path, record: dict[str, Any]) -> None:
-        done = {
-            "id": number,
-            "state": "explained",
-            "class": record["class"],
-            "explanation": str(folder.relative_to(self.out)),
-        }
+    def _explained(self, number: int, folder: Path, record: EventRecord) -> None:
+        done = ExplainedRecord(number, record.class_name, str(folder.relative_to(self.out)))
         self._write(done)
         if self.webhook is not None:
             self.webhook.submit(done)
 
-    def _write(self, record: dict[str, Any]) -> None:
+    def _write(self, record: LogRecord) -> None:
         with self._log_lock:
             self.log.write(record)
             self.records.append(record)
 
-    def snapshot(self) -> dict[str, Any]:
+    def snapshot(self) -> WatchMetrics:
         """The live metrics now (also served at ``/metrics``)."""
         queue = self.queue.stats
-        extra: dict[str, Any] = {
-            "cnn_frames": self.detector.cnn_frames,
-            "open_events": sorted(self._open),
-            "reconnections": max(0, self.source.stats.connections - 1),
-            "source_error": self.source.stats.last_error,
-        }
-        if self.explainer is not None:
-            explained = self.explainer.stats
-            extra["explanations"] = {
-                "done": explained.explained,
-                "skipped": explained.skipped,
-                "failed": explained.failed,
-            }
-        if self.webhook is not None:
-            extra["webhook"] = asdict(self.webhook.stats)
-        if self.config.pace:  # how late the capture thread released frames (a camera's clock)
-            extra["capture_late_ms"] = percentiles_ms(self.capture.late)
-        return self.metrics.snapshot(queue.put, queue.dropped, len(self.queue), **extra)
+        live = self.metrics.snapshot(queue.put, queue.dropped, len(self.queue))
+        explained: ExplainerStats | None = None if self.explainer is None else self.explainer.stats
+        return WatchMetrics(
+            live=live,
+            cnn_frames=self.detector.cnn_frames,
+            open_events=sorted(self._open),
+            reconnections=max(0, self.source.stats.connections - 1),
+            source_error=self.source.stats.last_error,
+            explanations=None
+            if explained is None
+            else (explained.explained, explained.skipped, explained.failed),
+            webhook=None if self.webhook is None else replace(self.webhook.stats),
+            # how late the capture thread released frames (a camera's clock)
+            capture_late_ms=percentiles_ms(self.capture.late) if self.config.pace else None,
+        )
 
     # ------------------------------------------------------------------------ the loop
-    def run(self) -> dict[str, Any]:
+    def run(self) -> WatchSummary:
         """Watch until the source ends, fails for good, or :attr:`stop` is set."""
         config = self.config
         began = time.monotonic()
@@ -294,7 +355,7 @@ class Watch:
 
     def _report(self) -> None:
         metrics = self.snapshot()
-        write_json(self.out / "metrics.json", metrics)
+        write_json(self.out / "metrics.json", metrics.to_json())
         if self.on_metrics is not None:
             self.on_metrics(metrics)
 
@@ -309,21 +370,34 @@ class Watch:
             self.server.close()
         self.log.close()
 
-    def _summary(self, ended: str, seconds: float) -> dict[str, Any]:
+    def _summary(self, ended: str, seconds: float) -> WatchSummary:
         metrics = self.snapshot()
-        write_json(self.out / "metrics.json", metrics)
-        summary = {
-            "source": str(self.source.source),
-            "model": self.model_id,
-            "vadx_version": __version__,
-            "ended": ended,
-            "seconds": round(seconds, 2),
-            "source_error": None if self.capture.error is None else str(self.capture.error),
-            "settings": self.detector.settings,
-            "metrics": metrics,
-            "events": [r for r in self.records if r["state"] == "ended"],
-        }
-        write_json(self.out / "summary.json", summary)
+        write_json(self.out / "metrics.json", metrics.to_json())
+        summary = WatchSummary(
+            source=str(self.source.source),
+            model=self.model_id,
+            vadx_version=__version__,
+            ended=ended,
+            seconds=round(seconds, 2),
+            source_error=None if self.capture.error is None else str(self.capture.error),
+            settings=self.detector.settings,
+            metrics=metrics,
+            events=[r for r in self.records if isinstance(r, EventRecord) and r.state == "ended"],
+        )
+        write_json(  # the summary as summary.json holds it
+            self.out / "summary.json",
+            {
+                "source": summary.source,
+                "model": summary.model,
+                "vadx_version": summary.vadx_version,
+                "ended": summary.ended,
+                "seconds": summary.seconds,
+                "source_error": summary.source_error,
+                "settings": summary.settings,
+                "metrics": summary.metrics.to_json(),
+                "events": [event.to_json() for event in summary.events],
+            },
+        )
         return summary
 
 
@@ -342,9 +416,9 @@ def watch(
     config: WatchConfig | None = None,
     *,
     stop: threading.Event | None = None,
-    on_alert: Callable[[Alert, dict[str, Any]], None] | None = None,
+    on_alert: Callable[[Alert, EventRecord], None] | None = None,
     on_metrics: MetricsFn | None = None,
-) -> dict[str, Any]:
+) -> WatchSummary:
     """Watch ``source`` (a file, a camera index, or an rtsp/http(s)/tcp URL) with ``model``
     until it ends, fails for good or ``stop`` is set; returns (and writes) the summary."""
     return Watch(

@@ -30,26 +30,96 @@ def clock(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
 
 
-def event_record(alert: Alert, number: int, **extra: Any) -> dict[str, Any]:
-    """The JSON record of an alert (``number`` is its id in the log)."""
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """An alert as the log, the webhook and ``on_alert`` get it: the event (``state``
+    ``started`` or ``ended``) with its id in the log, wall-clock times, source session, why it
+    ended, its share outside the model's domain and the first and last frame of the window
+    that explains it."""
+
+    id: int
+    state: str
+    class_name: str
+    start_frame: int
+    end_frame: int
+    start_time: float
+    end_time: float
+    started_at: str
+    ended_at: str
+    peak_probability: float
+    mean_probability: float
+    session: int
+    reason: str | None
+    out_of_domain: float | None
+    window_frames: tuple[int, int] | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as a line of ``events.jsonl`` (and the webhook's body) holds it."""
+        return {
+            "id": self.id,
+            "state": self.state,
+            "class": self.class_name,
+            "start_frame": self.start_frame,
+            "end_frame": self.end_frame,
+            "start_time": self.start_time,
+            "end_time": self.end_time,
+            "started_at": self.started_at,
+            "ended_at": self.ended_at,
+            "peak_probability": self.peak_probability,
+            "mean_probability": self.mean_probability,
+            "session": self.session,
+            "reason": self.reason,
+            "out_of_domain": self.out_of_domain,
+            "window_frames": None if self.window_frames is None else list(self.window_frames),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ExplainedRecord:
+    """An event's explanation finished (``state`` ``explained``): its folder, relative to
+    the watch's output folder."""
+
+    id: int
+    class_name: str
+    explanation: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as a line of ``events.jsonl`` (and the webhook's body) holds it."""
+        return {
+            "id": self.id,
+            "state": "explained",
+            "class": self.class_name,
+            "explanation": self.explanation,
+        }
+
+
+#: what the log and the webhook take
+LogRecord = EventRecord | ExplainedRecord
+
+
+def event_record(
+    alert: Alert, number: int, window_frames: tuple[int, int] | None = None
+) -> EventRecord:
+    """The record of an alert (``number`` is its id in the log; ``window_frames``: the first
+    and last frame of the window that explains it)."""
     event = alert.event
-    return {
-        "id": number,
-        "state": alert.kind,
-        "class": event.class_name,
-        "start_frame": event.start_frame,
-        "end_frame": event.end_frame,
-        "start_time": round(event.start_time, 4),
-        "end_time": round(event.end_time, 4),
-        "started_at": clock(alert.started_at),
-        "ended_at": clock(alert.ended_at),
-        "peak_probability": round(event.peak_probability, 5),
-        "mean_probability": round(event.mean_probability, 5),
-        "session": alert.session,
-        "reason": alert.reason,
-        "out_of_domain": None if event.out_of_domain is None else round(event.out_of_domain, 4),
-        **extra,
-    }
+    return EventRecord(
+        id=number,
+        state=alert.kind,
+        class_name=event.class_name,
+        start_frame=event.start_frame,
+        end_frame=event.end_frame,
+        start_time=round(event.start_time, 4),
+        end_time=round(event.end_time, 4),
+        started_at=clock(alert.started_at),
+        ended_at=clock(alert.ended_at),
+        peak_probability=round(event.peak_probability, 5),
+        mean_probability=round(event.mean_probability, 5),
+        session=alert.session,
+        reason=alert.reason,
+        out_of_domain=None if event.out_of_domain is None else round(event.out_of_domain, 4),
+        window_frames=window_frames,
+    )
 
 
 class EventLog:
@@ -83,9 +153,10 @@ class EventLog:
                 continue  # a line torn by a crash mid-write: skip it, keep the rest
         return last
 
-    def write(self, record: dict[str, Any]) -> None:
+    def write(self, record: LogRecord) -> None:
         """Append ``record`` durably."""
-        self._file.write(json.dumps(record) + "\n")
+        document = record.to_json()
+        self._file.write(json.dumps(document) + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())
         if self._db is not None:
@@ -103,7 +174,7 @@ class EventLog:
             )
             self._db.execute(
                 "INSERT INTO events VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                [*(record.get(k) for k in keys), json.dumps(record)],
+                [*(document.get(k) for k in keys), json.dumps(document)],
             )
             self._db.commit()
 
@@ -143,11 +214,12 @@ class Webhook:
         self.url, self.attempts, self.backoff, self.timeout = url, attempts, backoff, timeout
         self.token = token
         self.stats = WebhookStats()
-        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue(capacity)
+        self._queue: queue.Queue[LogRecord | None] = queue.Queue(capacity)
         self._thread = threading.Thread(target=self._run, name="vadx-webhook", daemon=True)
         self._thread.start()
 
-    def submit(self, record: dict[str, Any]) -> None:
+    def submit(self, record: LogRecord) -> None:
+        """Queue ``record`` to be sent (counted as dropped when too many wait)."""
         try:
             self._queue.put_nowait(record)
         except queue.Full:
@@ -165,8 +237,8 @@ class Webhook:
         while (record := self._queue.get()) is not None:
             self._send(record)
 
-    def _send(self, record: dict[str, Any]) -> None:
-        body = json.dumps(record).encode()
+    def _send(self, record: LogRecord) -> None:
+        body = json.dumps(record.to_json()).encode()
         headers = {"Content-Type": "application/json", "User-Agent": "vadx-watch"}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"

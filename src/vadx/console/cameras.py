@@ -1,0 +1,209 @@
+"""The cameras of a site, declared in one YAML file, as Frigate's operators declare theirs::
+
+    cameras:
+      front-door:
+        source: rtsp://10.0.0.5/stream1       # rtsp://, http(s)://, tcp://, a file, a webcam index
+        model: models/street                  # a vadx checkpoint
+        detect: {on: 0.6, smooth: 5}          # vadx detect's settings; the rest default
+        domain: flag                          # flag, suppress or off
+      loading-bay:
+        source: recordings/bay.mp4
+        loop: true                            # a file played again and again
+        pace: true                            # at its own frame rate, like a camera (default)
+        model: models/street
+        enabled: false
+
+Everything is checked when the file is read: an unknown key, a bad camera name, a number out of
+range or a missing model is one :class:`~vadx.errors.ConfigError` naming the file and the place
+(``cameras.yaml: cameras.front-door.detect.on: …``). Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from vadx import limits
+from vadx.errors import ConfigError, InputError
+from vadx.settings import DOMAIN_MODES, DetectConfig, DomainMode
+
+#: camera names: what topics, folders and URLs are made of
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
+#: the detection settings a camera may set (those of ``vadx detect``)
+DETECT_FIELDS = ("stride", "step", "smooth", "on", "off", "min_frames", "per_class")
+
+
+class CameraConfig(BaseModel):
+    """One camera: where its frames come from, which model watches it and how.
+
+    Attributes:
+        name: letters, digits, ``-`` and ``_`` (at most 64; it names the camera's topic and
+            folder).
+        source: a URL (``rtsp://``, ``http(s)://``, ``tcp://``, …), a video file or a webcam
+            index.
+        model: a vadx checkpoint folder; cameras that name the same one share one copy.
+        detect: ``vadx detect``'s settings (``stride``, ``step``, ``smooth``, ``on``, ``off``,
+            ``min_frames``, ``per_class``); those not given take detect's defaults.
+        domain: what the domain check does with unfamiliar scenes: ``flag``, ``suppress``,
+            ``off``.
+        enabled: a disabled camera is declared but not read.
+        loop: a file starts again at its end (a new session, as a reconnection is).
+        pace: a file is read at its own frame rate, like a camera (frames may then drop when
+            analysis lags); ``False`` reads it as fast as analysis goes, dropping nothing.
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    name: str = Field(pattern=NAME_PATTERN)
+    source: str | int
+    model: str = Field(min_length=1)
+    detect: dict[str, int | float | bool] = Field(default_factory=dict)
+    domain: DomainMode = "flag"
+    enabled: bool = True
+    loop: bool = False
+    pace: bool = True
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, value: str | int) -> str | int:
+        if isinstance(value, int) and not 0 <= value <= 63:
+            raise ValueError(f"a webcam index is 0 to 63, got {value}")
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("is empty: give a URL, a video file or a webcam index")
+        return value
+
+    @field_validator("detect")
+    @classmethod
+    def _detect(cls, value: dict[str, Any]) -> dict[str, Any]:
+        unknown = sorted(set(value) - set(DETECT_FIELDS))
+        if unknown:
+            raise ValueError(f"unknown setting {unknown[0]!r}; known: {', '.join(DETECT_FIELDS)}")
+        for name, number in value.items():
+            if name == "per_class":
+                if not isinstance(number, bool):
+                    raise ValueError(f"per_class must be true or false, got {number!r}")
+            elif name in ("on", "off"):
+                limits.check_range(name, number, (0, 1), ValueError)
+            else:  # frame counts
+                limits.check_range(name, number, (1, limits.FRAMES[1]), ValueError, integer=True)
+        try:
+            DetectConfig(**value)
+        except InputError as error:
+            raise ValueError(str(error)) from None
+        return value
+
+    @property
+    def detection(self) -> DetectConfig:
+        """The camera's :class:`~vadx.settings.DetectConfig` (its domain mode included)."""
+        return DetectConfig(**self.detect, domain=self.domain)  # type: ignore[arg-type]
+
+    @property
+    def is_file(self) -> bool:
+        """Whether the source is a video file (or frame folder) rather than a live stream."""
+        from vadx.video.live import is_live
+
+        return not is_live(self.source)
+
+
+def camera_from(name: str, document: Any, where: str = "camera") -> CameraConfig:
+    """A :class:`CameraConfig` from its JSON/YAML ``document`` (without its name), or a
+    :class:`~vadx.errors.ConfigError` that names ``where`` and the place of each fault."""
+    if not isinstance(document, dict):
+        raise ConfigError(f"{where}: a camera is a mapping of settings, got {_kind(document)}")
+    try:
+        return CameraConfig(name=name, **document)
+    except ValidationError as error:
+        raise ConfigError(_first_fault(error, where)) from None
+    except TypeError as error:  # a key that is not a string
+        raise ConfigError(f"{where}: {error}") from None
+
+
+def read_cameras(path: str | os.PathLike[str]) -> list[CameraConfig]:
+    """The cameras declared in the YAML file ``path`` (module doc), in the file's order;
+    relative sources and models are taken from the file's folder."""
+    import yaml
+
+    path = Path(path)
+    try:
+        document = yaml.load(path.read_text(encoding="utf-8"), _loader())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file: give the cameras' YAML file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a text file: give the cameras' YAML file") from None
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        place = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        problem = getattr(error, "problem", None) or "not YAML"
+        raise ConfigError(f"{path}: not valid YAML{place}: {problem}") from None
+    if not isinstance(document, dict) or set(document) != {"cameras"}:
+        extra = sorted(set(document) - {"cameras"}) if isinstance(document, dict) else []
+        detail = f"unknown key {extra[0]!r}" if extra else "it has no 'cameras' mapping"
+        raise ConfigError(f"{path}: {detail}: the file holds 'cameras:', a camera per name")
+    cameras = document["cameras"]
+    if not isinstance(cameras, dict) or not cameras:
+        raise ConfigError(f"{path}: cameras: give at least one camera, as name: settings")
+    found = []
+    for name, settings in cameras.items():
+        camera = camera_from(str(name), settings, f"{path}: cameras.{name}")
+        found.append(camera.model_copy(update=_resolved(camera, path.parent)))
+    return found
+
+
+def _loader():
+    """YAML's safe loader with YAML 1.2's booleans: only ``true``/``false``. In YAML 1.1 ``on``,
+    ``off``, ``yes`` and ``no`` are booleans too, and ``detect: {on: 0.6}`` would set
+    ``True``."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    boolean = "tag:yaml.org,2002:bool"
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, regex) for tag, regex in resolvers if tag != boolean]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    Loader.add_implicit_resolver(
+        boolean, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+    )
+    return Loader
+
+
+def _resolved(camera: CameraConfig, folder: Path) -> dict[str, Any]:
+    """Relative paths of ``camera`` made relative to ``folder`` (the YAML file's)."""
+    update: dict[str, Any] = {}
+    if not Path(camera.model).is_absolute():
+        update["model"] = str(folder / camera.model)
+    if camera.is_file and isinstance(camera.source, str) and not Path(camera.source).is_absolute():
+        update["source"] = str(folder / camera.source)
+    return update
+
+
+def _first_fault(error: ValidationError, where: str) -> str:
+    """pydantic's first error as one line: ``where.place: message``."""
+    fault = error.errors()[0]
+    location = fault["loc"][:1] if fault["loc"][:1] == ("source",) else fault["loc"]
+    place = ".".join(str(p) for p in location)  # a union's member names left out
+    message = fault["msg"].removeprefix("Value error, ")
+    if fault["type"] == "missing":
+        message = "missing: every camera needs a source and a model (a vadx checkpoint)"
+    elif location == ("source",) and not fault["type"].startswith("value_error"):
+        message = "give a URL, a video file or a webcam index"
+    elif fault["type"] == "extra_forbidden":
+        known = ", ".join(n for n in CameraConfig.model_fields if n != "name")
+        message = f"unknown setting; a camera has {known}"
+    elif fault["type"] == "literal_error" and fault["loc"][-1] == "domain":
+        message = f"must be {', '.join(DOMAIN_MODES)}"
+    elif fault["type"] == "string_pattern_mismatch":
+        message = "a camera's name is letters, digits, '-' and '_' (at most 64)"
+    got = fault.get("input")
+    shown = "" if isinstance(got, dict) or fault["type"] == "missing" else f" (got {got!r})"
+    return f"{where}.{place}: {message}{shown}" if place else f"{where}: {message}{shown}"
+
+
+def _kind(value: Any) -> str:
+    return "nothing" if value is None else type(value).__name__

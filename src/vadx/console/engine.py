@@ -1,0 +1,393 @@
+"""One analysis engine for every camera of a site: :class:`CameraHub`.
+
+Each camera has its own capture thread (:class:`~vadx.watch.capture.Capture`) filling its own
+bounded queue: a live camera's queue drops its **oldest** frames when analysis lags, and
+counts them, so a slow or dead camera never holds up another. One analysis thread takes the
+waiting frames of every camera in turn (at most ``batch_size`` in all per round, shared
+fairly), and runs the CNN **once per model over the frames of every camera** that model
+watches: cameras that name the same checkpoint share one copy of it. Each camera keeps its
+own windows, recurrent pass and event tracker (a :class:`~vadx.watch.engine.StreamDetector`),
+so its events are exactly those ``vadx detect`` finds in the frames it analysed.
+
+>>> hub = CameraHub(read_cameras("cameras.yaml"), on_alert=print)       # doctest: +SKIP
+>>> hub.start(); ...; hub.close()                                        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from vadx.borrowed import eval_mode
+from vadx.console.cameras import CameraConfig
+from vadx.errors import InputError
+from vadx.models.crnn import CRNN
+from vadx.video.live import LiveFrame, LiveSource
+from vadx.watch.capture import Capture, FrameQueue
+from vadx.watch.engine import Alert, FrameInfo, StreamDetector
+
+#: ``on_alert(camera name, alert)``: an event started or ended on a camera
+CameraAlertFn = Callable[[str, Alert], None]
+#: seconds over which a camera's analysed frame rate is measured
+RATE_WINDOW = 10.0
+
+
+@dataclass(frozen=True)
+class CameraStatus:
+    """A camera's live status, as the console shows it.
+
+    Attributes:
+        name: the camera's name.
+        state: ``disabled``, ``starting`` (no frame yet), ``running``, ``reconnecting`` (its
+            stream failed; retrying), ``ended`` (a file read to its end), ``failed`` (the source
+            gave up: see ``error``) or ``stopped``.
+        connected: frames arrived within the last ``RATE_WINDOW`` seconds.
+        fps: frames analysed per second over the last ``RATE_WINDOW`` seconds.
+        frames: frames analysed since the camera was added.
+        dropped: frames its queue dropped (oldest first) because analysis lagged.
+        last_frame_at: wall-clock time (``time.time()``) of the last frame analysed.
+        reconnects: connections after the first (for a looped file: passes after the first).
+        error: the last error of its source, if any.
+        events: events started on it since it was added.
+    """
+
+    name: str
+    state: str
+    connected: bool
+    fps: float
+    frames: int
+    dropped: int
+    last_frame_at: float | None
+    reconnects: int
+    error: str | None
+    events: int
+
+
+@dataclass
+class _Camera:
+    """A camera the hub runs: its settings, source, queue, capture and detector."""
+
+    config: CameraConfig
+    detector: StreamDetector
+    source: LiveSource
+    queue: FrameQueue
+    capture: Capture
+    session: int = 0
+    frames: int = 0
+    events: int = 0
+    last_frame_at: float | None = None
+    ended: bool = False
+    stopped: bool = False
+    recent: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
+
+
+class CameraHub:
+    """Every camera's analysis in one engine (module doc).
+
+    Args:
+        cameras: the cameras to run (disabled ones are kept, not read).
+        load: reads a model from a checkpoint path (default :func:`vadx.models.load_model`);
+            each path is read once, whatever the number of cameras naming it.
+        on_alert: called with the camera's name and each :class:`~vadx.watch.engine.Alert`.
+        batch_size: frames per analysis round, over all cameras.
+        queue_size: frames each camera's queue holds before it drops the oldest.
+        max_retries: consecutive failed attempts before a live camera is given up (None:
+            never; it keeps reconnecting with back-off).
+        open_timeout, read_timeout: seconds a network source may take to open and per read.
+    """
+
+    def __init__(
+        self,
+        cameras: Iterable[CameraConfig] = (),
+        *,
+        load: Callable[[str], CRNN] | None = None,
+        on_alert: CameraAlertFn | None = None,
+        batch_size: int = 32,
+        queue_size: int = 64,
+        max_retries: int | None = None,
+        open_timeout: float = 10.0,
+        read_timeout: float = 5.0,
+    ) -> None:
+        if batch_size < 1 or queue_size < 1:
+            raise InputError("batch_size and queue_size must be at least 1")
+        self._load = load or _load_model
+        self.on_alert = on_alert
+        self.batch_size, self.queue_size = batch_size, queue_size
+        self.max_retries = max_retries
+        self.timeouts = (open_timeout, read_timeout)
+        self.models: dict[str, CRNN] = {}  # one copy per checkpoint path
+        self._cameras: dict[str, _Camera | None] = {}  # None: declared, disabled
+        self._configs: dict[str, CameraConfig] = {}
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.cnn_batches: list[int] = []  # frames per CNN call, over all cameras (recent)
+        for camera in cameras:
+            self.add(camera)
+
+    # --------------------------------------------------------------------- the cameras
+    @property
+    def names(self) -> list[str]:
+        """The cameras' names, in the order they were added."""
+        with self._lock:
+            return list(self._configs)
+
+    def config(self, name: str) -> CameraConfig:
+        """The settings of camera ``name``."""
+        with self._lock:
+            if name not in self._configs:
+                known = ", ".join(self._configs) or "none"
+                raise InputError(f"no camera {name!r}; the cameras are: {known}")
+            return self._configs[name]
+
+    def add(self, camera: CameraConfig) -> None:
+        """Start running ``camera`` (at the next round, if the hub runs); its model is loaded
+        unless another camera already uses it."""
+        with self._lock:
+            if camera.name in self._configs:
+                raise InputError(f"there is already a camera {camera.name!r}: change it instead")
+            self._cameras[camera.name] = self._open(camera) if camera.enabled else None
+            self._configs[camera.name] = camera
+            running = self._cameras[camera.name]
+            if running is not None and self._thread is not None:
+                running.capture.start()
+
+    def remove(self, name: str) -> list[Alert]:
+        """Stop camera ``name`` and forget it; its open events end (returned, and given to
+        ``on_alert``)."""
+        with self._lock:
+            self.config(name)
+            camera = self._cameras.pop(name)
+            del self._configs[name]
+        alerts = [] if camera is None else self._stop_camera(camera, "camera removed")
+        self._forget_unused_models()
+        return alerts
+
+    def change(self, camera: CameraConfig) -> list[Alert]:
+        """Run camera ``camera.name`` with new settings: its open events end, it starts
+        afresh (a new model is loaded if it names one)."""
+        with self._lock:
+            self.config(camera.name)
+            previous = self._configs[camera.name]
+            alerts = self.remove(camera.name)
+            try:
+                self.add(camera)
+            except Exception:
+                self.add(previous)  # the old settings keep running when the new ones fail
+                raise
+        return alerts
+
+    def _open(self, config: CameraConfig) -> _Camera:
+        model = self._model(config.model)
+        detector = StreamDetector(model, config.detection)
+        retries = 0 if config.is_file else self.max_retries
+        source = LiveSource(
+            config.source, *self.timeouts, max_retries=retries, loop=config.loop and config.is_file
+        )
+        drop = source.live or (config.is_file and config.pace)
+        queue = FrameQueue(self.queue_size, drop_oldest=drop)
+        capture = Capture(source, queue, pace=config.is_file and config.pace)
+        capture.thread.name = f"vadx-capture-{config.name}"
+        return _Camera(config, detector, source, queue, capture)
+
+    def _model(self, path: str) -> CRNN:
+        key = str(Path(path).resolve()) if not str(path).startswith(("http:", "https:")) else path
+        if key not in self.models:
+            self.models[key] = self._load(path).eval()
+        return self.models[key]
+
+    def _forget_unused_models(self) -> None:
+        with self._lock:
+            used = {id(c.detector.model) for c in self._cameras.values() if c is not None}
+            self.models = {k: m for k, m in self.models.items() if id(m) in used}
+
+    # ------------------------------------------------------------------------ running
+    def start(self) -> CameraHub:
+        """Start every enabled camera's capture and the analysis thread."""
+        if self._thread is not None:
+            raise InputError("the hub is already running")
+        with self._lock:
+            for camera in self._cameras.values():
+                if camera is not None:
+                    camera.capture.start()
+            self._thread = threading.Thread(target=self._run, name="vadx-hub", daemon=True)
+            self._thread.start()
+        return self
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Stop every camera (their open events end) and the analysis thread."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        with self._lock:
+            for camera in self._cameras.values():
+                if camera is not None and not camera.stopped:
+                    self._stop_camera(camera, "stopped")
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if self.step() == 0:
+                self._stop.wait(0.01)
+
+    def run_to_end(self, timeout: float | None = None) -> None:
+        """Analyse in the calling thread until every enabled camera's source has ended or
+        failed (files that are not looped), or ``timeout`` seconds (for files and tests)."""
+        began = time.monotonic()
+        with self._lock:
+            for camera in self._cameras.values():
+                if camera is not None and not camera.capture.thread.is_alive():
+                    camera.capture.start()
+        while any(c is not None and not c.ended for c in self._running()):
+            if timeout is not None and time.monotonic() - began > timeout:
+                break
+            if self.step() == 0:
+                time.sleep(0.005)
+
+    def step(self) -> int:
+        """One analysis round over every camera; returns the frames it took."""
+        with self._lock:
+            cameras = [c for c in self._running() if c is not None and not c.ended]
+        if not cameras:
+            return 0
+        share = max(1, self.batch_size // len(cameras))
+        staged: list[tuple[_Camera, list[int]]] = []
+        taken = 0
+        for camera in cameras:
+            frames = camera.queue.get_many(share, timeout=0)
+            if frames is None:  # the source ended or failed: the last windows, open events end
+                camera.ended = True
+                reason = "source failed" if camera.capture.error else "stream ended"
+                self._give(camera, camera.detector.end_segment(reason))
+                continue
+            taken += len(frames)
+            if frames and all(f.session == camera.session for f in frames):
+                staged.append((camera, frames))  # batched with the other cameras' frames
+                continue
+            for first, last in _sessions(frames):  # a reconnection: in order, on its own
+                if frames[first].session != camera.session:
+                    self._give(camera, camera.detector.end_segment("source reconnected"))
+                    camera.session = frames[first].session
+                self._analyse([(camera, frames[first:last])])
+        if staged:
+            self._analyse(staged)
+        return taken
+
+    def _analyse(self, batches: list[tuple[_Camera, list[LiveFrame]]]) -> None:
+        """Stage each camera's frames, run each model's CNN once over all of them, give each
+        camera its features, then decide its windows."""
+        wanted = []
+        now = time.time()
+        for camera, frames in batches:
+            infos = [
+                FrameInfo(
+                    f.number, f.time, f.captured, now - (time.monotonic() - f.captured), f.session
+                )
+                for f in frames
+            ]
+            wanted.append(camera.detector.stage([f.data for f in frames], infos))
+            camera.frames += len(frames)
+            camera.last_frame_at = infos[-1].wall if infos else camera.last_frame_at
+            camera.recent.extend([time.monotonic()] * len(frames))
+        by_model: dict[int, list[int]] = {}
+        for k, (camera, _) in enumerate(batches):
+            if wanted[k]:
+                by_model.setdefault(id(camera.detector.model), []).append(k)
+        for members in by_model.values():
+            model = batches[members[0]][0].detector.model
+            inputs = torch.cat([batches[k][0].detector.cnn_input(wanted[k]) for k in members])
+            rows = []
+            for first in range(0, len(inputs), self.batch_size):
+                chunk = inputs[first : first + self.batch_size]
+                with eval_mode(model), torch.no_grad():
+                    rows.append(model.frame_features(chunk[None].to(model.device))[0])
+                self.cnn_batches.append(len(chunk))
+            features = torch.cat(rows)
+            offset = 0
+            for k in members:
+                count = len(wanted[k])
+                batches[k][0].detector.take_features(wanted[k], features[offset : offset + count])
+                offset += count
+        del self.cnn_batches[:-1000]
+        for camera, _ in batches:
+            self._give(camera, camera.detector.settle())
+
+    def _give(self, camera: _Camera, alerts: list[Alert]) -> None:
+        for alert in alerts:
+            if alert.kind == "started":
+                camera.events += 1
+            if self.on_alert is not None:
+                self.on_alert(camera.config.name, alert)
+
+    def _stop_camera(self, camera: _Camera, reason: str) -> list[Alert]:
+        camera.capture.close()
+        camera.stopped = True
+        if camera.ended:
+            return []
+        camera.ended = True
+        alerts = camera.detector.end_segment(reason)
+        self._give(camera, alerts)
+        return alerts
+
+    def _running(self) -> list[_Camera | None]:
+        return list(self._cameras.values())
+
+    # ------------------------------------------------------------------------- status
+    def status(self) -> list[CameraStatus]:
+        """Every camera's :class:`CameraStatus`, in the order they were added."""
+        with self._lock:
+            return [self._status(name, self._cameras[name]) for name in self._configs]
+
+    def _status(self, name: str, camera: _Camera | None) -> CameraStatus:
+        if camera is None:
+            return CameraStatus(name, "disabled", False, 0.0, 0, 0, None, 0, None, 0)
+        now = time.monotonic()
+        recent = [t for t in camera.recent if now - t <= RATE_WINDOW]
+        stats = camera.source.stats
+        error = str(camera.capture.error) if camera.capture.error else stats.last_error
+        if camera.stopped:
+            state = "stopped"
+        elif camera.capture.error is not None:
+            state = "failed"
+        elif camera.ended:
+            state = "ended"
+        elif stats.failures and camera.capture.thread.is_alive() and not recent:
+            state = "reconnecting"
+        elif camera.frames == 0:
+            state = "starting"
+        else:
+            state = "running"
+        span = min(RATE_WINDOW, now - recent[0]) if len(recent) > 1 else 0.0
+        return CameraStatus(
+            name=name,
+            state=state,
+            connected=bool(recent) and state == "running",
+            fps=round(len(recent) / span, 2) if span > 0 else 0.0,
+            frames=camera.frames,
+            dropped=camera.queue.stats.dropped,
+            last_frame_at=camera.last_frame_at,
+            reconnects=max(0, stats.connections - 1),
+            error=error,
+            events=camera.events,
+        )
+
+
+def _sessions(frames: list[LiveFrame]) -> list[tuple[int, int]]:
+    """``(first, stop)`` of each run of frames from one session."""
+    runs, first = [], 0
+    for k in range(1, len(frames) + 1):
+        if k == len(frames) or frames[k].session != frames[first].session:
+            runs.append((first, k))
+            first = k
+    return runs
+
+
+def _load_model(path: str) -> CRNN:
+    from vadx.models import load_model
+
+    return load_model(path)

@@ -1,0 +1,366 @@
+"""Events in a real database: :class:`EventStore`.
+
+SQLite by default — one file, ``vadx.sqlite`` in the data folder, in WAL mode with full
+synchronous writes (an event acknowledged is an event on disk) — or any SQLAlchemy URL
+(``postgresql+psycopg://user@host/vadx`` for sites that outgrow one file). The schema is
+created and upgraded by Alembic migrations (``vadx/console/migrations``) when the store
+opens, so a newer vadx opens an older database and brings it up to date.
+
+Tables:
+
+* ``events`` — every camera's events: class, frames and times, scores, the domain flag, the
+  session, why it ended, the model, its kept clip, and the review state;
+* ``cameras`` — cameras added or changed at runtime (the YAML file declares the others).
+
+Each event is kept with a short clip (``events/<id>/clip.mp4`` and ``thumb.jpg`` under the
+store's folder). Retention (:meth:`EventStore.prune`) deletes the oldest ended events by age
+and by the clips' total size: the row goes first (in its own transaction), then the files,
+so no row ever points at missing files; files a crash left without a row are removed when
+the store opens.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from vadx.console.cameras import CameraConfig, camera_from
+from vadx.errors import InputError
+
+#: the folder of the migrations (Alembic's script location)
+MIGRATIONS = Path(__file__).with_name("migrations")
+#: the kept clips, under the store's folder
+EVENTS_FOLDER = "events"
+
+_metadata = sa.MetaData()
+CAMERAS = sa.Table(
+    "cameras",
+    _metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("config", sa.Text, nullable=False),
+    sa.Column("added_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
+EVENTS = sa.Table(
+    "events",
+    _metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("camera", sa.String(64), nullable=False),
+    sa.Column("class_name", sa.String(128), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("start_frame", sa.Integer, nullable=False),
+    sa.Column("end_frame", sa.Integer, nullable=False),
+    sa.Column("start_time", sa.Float, nullable=False),
+    sa.Column("end_time", sa.Float, nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("ended_at", sa.Float, nullable=False),
+    sa.Column("peak_probability", sa.Float, nullable=False),
+    sa.Column("mean_probability", sa.Float, nullable=False),
+    sa.Column("out_of_domain", sa.Float, nullable=True),
+    sa.Column("session", sa.Integer, nullable=False),
+    sa.Column("reason", sa.String(256), nullable=True),
+    sa.Column("model_id", sa.String(128), nullable=False),
+    sa.Column("clip", sa.String(512), nullable=True),
+    sa.Column("reviewed", sa.Boolean, nullable=False),
+    sa.Column("reviewed_at", sa.Float, nullable=True),
+)
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """One event as the store holds it (``state``: ``active`` while it lasts, then
+    ``ended``; times ``*_at`` are wall-clock seconds, ``*_time`` the stream's)."""
+
+    id: int
+    camera: str
+    class_name: str
+    state: str
+    start_frame: int
+    end_frame: int
+    start_time: float
+    end_time: float
+    started_at: float
+    ended_at: float
+    peak_probability: float
+    mean_probability: float
+    out_of_domain: float | None
+    session: int
+    reason: str | None
+    model_id: str
+    clip: str | None
+    reviewed: bool
+    reviewed_at: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The event as the API and MQTT messages carry it."""
+        return asdict(self)
+
+
+def sqlite_url(folder: str | Path) -> str:
+    """The default database: ``vadx.sqlite`` in ``folder``."""
+    return f"sqlite:///{Path(folder).resolve() / 'vadx.sqlite'}"
+
+
+def upgrade(engine: sa.Engine) -> str:
+    """Bring the database of ``engine`` to the newest schema; returns its revision."""
+    from alembic import command
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+    with engine.connect() as connection:
+        return str(MigrationContext.configure(connection).get_current_revision())
+
+
+class EventStore:
+    """The console's events and runtime cameras in one database (module doc).
+
+    Args:
+        folder: where kept clips go (``events/<id>/``), and the SQLite file by default.
+        url: a SQLAlchemy URL (default :func:`sqlite_url` of ``folder``).
+    """
+
+    def __init__(self, folder: str | Path, url: str | None = None) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.url = url or sqlite_url(self.folder)
+        sqlite = self.url.startswith("sqlite")
+        try:
+            self.engine = sa.create_engine(
+                self.url, connect_args={"check_same_thread": False} if sqlite else {}
+            )
+        except (sa.exc.ArgumentError, ImportError) as error:
+            raise InputError(f"cannot use the database {_shown(self.url)}: {error}") from None
+        if sqlite:
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        try:
+            self.revision = upgrade(self.engine)
+        except sa.exc.OperationalError as error:
+            raise InputError(f"cannot open the database {_shown(self.url)}: {error.orig}") from None
+        self._lock = threading.Lock()
+        self._open: dict[tuple[str, int], int] = {}  # (camera, engine's alert id) → row id
+        self.interrupted = self._end_interrupted()
+        self.orphans = self._remove_orphan_clips()
+
+    def close(self) -> None:
+        """Release the database's connections."""
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------------- events
+    def record(self, camera: str, alert: Any, model_id: str) -> StoredEvent:
+        """Store an alert of :class:`~vadx.console.engine.CameraHub` (an event ``started``:
+        a new row, ``active``; ``ended``: that row, ``ended``); returns the row."""
+        event = alert.event
+        values = {
+            "camera": camera,
+            "class_name": event.class_name,
+            "state": "active" if alert.kind == "started" else "ended",
+            "start_frame": int(event.start_frame),
+            "end_frame": int(event.end_frame),
+            "start_time": float(event.start_time),
+            "end_time": float(event.end_time),
+            "started_at": float(alert.started_at),
+            "ended_at": float(alert.ended_at),
+            "peak_probability": float(event.peak_probability),
+            "mean_probability": float(event.mean_probability),
+            "out_of_domain": None if event.out_of_domain is None else float(event.out_of_domain),
+            "session": int(alert.session),
+            "reason": alert.reason,
+            "model_id": model_id,
+        }
+        key = (camera, int(alert.id))
+        with self._lock, self.engine.begin() as db:
+            row_id = self._open.pop(key, None) if alert.kind == "ended" else None
+            if row_id is None:
+                row_id = db.execute(
+                    sa.insert(EVENTS).values(**values, reviewed=False)
+                ).inserted_primary_key[0]
+            else:
+                db.execute(sa.update(EVENTS).where(EVENTS.c.id == row_id).values(**values))
+            if alert.kind == "started":
+                self._open[key] = int(row_id)
+        return self.event(int(row_id))
+
+    def set_clip(self, event_id: int, clip: str) -> None:
+        """Record the kept clip's folder (relative to the store's folder) of an event."""
+        with self.engine.begin() as db:
+            db.execute(sa.update(EVENTS).where(EVENTS.c.id == event_id).values(clip=clip))
+
+    def clip_folder(self, event_id: int) -> Path:
+        """Where an event's clip and thumbnail are kept."""
+        return self.folder / EVENTS_FOLDER / str(int(event_id))
+
+    def event(self, event_id: int) -> StoredEvent:
+        """The event ``event_id`` (:class:`~vadx.errors.InputError` if there is none)."""
+        with self.engine.connect() as db:
+            row = db.execute(sa.select(EVENTS).where(EVENTS.c.id == event_id)).first()
+        if row is None:
+            raise InputError(f"no event {event_id}")
+        return _stored(row)
+
+    def events(
+        self,
+        *,
+        camera: str | None = None,
+        class_name: str | None = None,
+        reviewed: bool | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        limit: int = 100,
+        before_id: int | None = None,
+    ) -> list[StoredEvent]:
+        """Events, newest first, filtered by camera, class, review state and start time
+        (``since`` ≤ ``started_at`` < ``until``); ``before_id`` pages on."""
+        query = sa.select(EVENTS).order_by(EVENTS.c.started_at.desc(), EVENTS.c.id.desc())
+        for column, value in (
+            (EVENTS.c.camera, camera),
+            (EVENTS.c.class_name, class_name),
+            (EVENTS.c.reviewed, reviewed),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        if since is not None:
+            query = query.where(EVENTS.c.started_at >= since)
+        if until is not None:
+            query = query.where(EVENTS.c.started_at < until)
+        if before_id is not None:
+            query = query.where(EVENTS.c.id < before_id)
+        with self.engine.connect() as db:
+            return [_stored(row) for row in db.execute(query.limit(limit))]
+
+    def review(self, event_id: int, reviewed: bool = True) -> StoredEvent:
+        """Mark an event reviewed (or not); returns it."""
+        self.event(event_id)
+        with self.engine.begin() as db:
+            db.execute(
+                sa.update(EVENTS)
+                .where(EVENTS.c.id == event_id)
+                .values(reviewed=reviewed, reviewed_at=time.time() if reviewed else None)
+            )
+        return self.event(event_id)
+
+    # ------------------------------------------------------------------------ cameras
+    def save_camera(self, camera: CameraConfig) -> None:
+        """Keep a camera added or changed at runtime, so that a restart runs it again."""
+        now = time.time()
+        document = json.dumps(camera.model_dump(exclude={"name"}), sort_keys=True)
+        with self.engine.begin() as db:
+            found = db.execute(sa.select(CAMERAS.c.name).where(CAMERAS.c.name == camera.name))
+            if found.first() is None:
+                db.execute(
+                    sa.insert(CAMERAS).values(
+                        name=camera.name, config=document, added_at=now, updated_at=now
+                    )
+                )
+            else:
+                db.execute(
+                    sa.update(CAMERAS)
+                    .where(CAMERAS.c.name == camera.name)
+                    .values(config=document, updated_at=now)
+                )
+
+    def forget_camera(self, name: str) -> None:
+        """Forget a runtime camera (its events stay)."""
+        with self.engine.begin() as db:
+            db.execute(sa.delete(CAMERAS).where(CAMERAS.c.name == name))
+
+    def cameras(self) -> list[CameraConfig]:
+        """The cameras added or changed at runtime, in the order they were first added."""
+        with self.engine.connect() as db:
+            rows = db.execute(sa.select(CAMERAS).order_by(CAMERAS.c.added_at)).all()
+        return [
+            camera_from(row.name, json.loads(row.config), f"database camera {row.name}")
+            for row in rows
+        ]
+
+    # ---------------------------------------------------------------------- retention
+    def prune(
+        self, *, days: float | None = None, max_bytes: int | None = None, now: float | None = None
+    ) -> list[int]:
+        """Delete the oldest ended events older than ``days``, then more of the oldest while
+        the kept clips take more than ``max_bytes``; returns the ids deleted. Each row goes
+        before its files (module doc)."""
+        now = time.time() if now is None else now
+        deleted: list[int] = []
+        query = (
+            sa.select(EVENTS.c.id, EVENTS.c.started_at)
+            .where(EVENTS.c.state == "ended")
+            .order_by(EVENTS.c.started_at, EVENTS.c.id)
+        )
+        with self.engine.connect() as db:
+            ended = db.execute(query).all()
+        sizes = {row.id: _folder_bytes(self.clip_folder(row.id)) for row in ended}
+        total = sum(_folder_bytes(p) for p in self._clip_folders())
+        for row in ended:
+            too_old = days is not None and row.started_at < now - days * 86400
+            too_big = max_bytes is not None and total > max_bytes
+            if not (too_old or too_big):
+                break
+            self._delete(row.id)
+            deleted.append(row.id)
+            total -= sizes[row.id]
+        return deleted
+
+    def _delete(self, event_id: int) -> None:
+        with self.engine.begin() as db:
+            db.execute(sa.delete(EVENTS).where(EVENTS.c.id == event_id))
+        shutil.rmtree(self.clip_folder(event_id), ignore_errors=True)
+
+    def _clip_folders(self) -> list[Path]:
+        root = self.folder / EVENTS_FOLDER
+        return [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
+
+    def _remove_orphan_clips(self) -> list[Path]:
+        """Clip folders with no event row (a crash between a row's deletion and its files')."""
+        with self.engine.connect() as db:
+            ids = {str(i) for i in db.execute(sa.select(EVENTS.c.id)).scalars()}
+        orphans = [p for p in self._clip_folders() if p.name not in ids]
+        for path in orphans:
+            shutil.rmtree(path, ignore_errors=True)
+        return orphans
+
+    def _end_interrupted(self) -> int:
+        """Events left active by a vadx that stopped without ending them: ended now, with
+        the reason."""
+        with self.engine.begin() as db:
+            return db.execute(
+                sa.update(EVENTS)
+                .where(EVENTS.c.state == "active")
+                .values(state="ended", reason="vadx stopped while the event lasted")
+            ).rowcount
+
+
+def _stored(row: sa.Row) -> StoredEvent:
+    values = row._asdict()
+    values["reviewed"] = bool(values["reviewed"])
+    return StoredEvent(**values)
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.close()
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
+
+
+def _shown(url: str) -> str:
+    """A URL without its password."""
+    try:
+        return sa.engine.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return "(not a database URL)"

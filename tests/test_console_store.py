@@ -1,0 +1,191 @@
+"""The console's event store (issue 30): events and runtime cameras in SQLite (WAL) and in a
+real PostgreSQL server the tests start, schema by Alembic migrations, review state, retention
+by age and size with nothing left half-deleted, and events a stopped vadx left open."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from vadx.console.cameras import CameraConfig
+from vadx.console.store import EventStore, upgrade
+from vadx.detect import Event
+from vadx.errors import InputError
+from vadx.watch.engine import Alert
+
+POSTGRES_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
+
+
+def alert(number, kind, start=10, end=20, at=1000.0, name="fire", reason=None) -> Alert:
+    event = Event(start, end, start / 25, end / 25, name, 0.9, 0.7, 0.25 if kind else None)
+    return Alert(number, kind, event, at, at + (end - start) / 25, 0, reason)
+
+
+def fill(store: EventStore) -> None:
+    """door: a fire (ended) and a fight (still on); bay: a fire, ended at 2000 s."""
+    store.record("door", alert(1, "started", at=1000.0), "sha256:a")
+    store.record("door", alert(1, "ended", end=40, at=1000.0, reason="score"), "sha256:a")
+    store.record("door", alert(2, "started", 50, 60, at=1500.0, name="fight"), "sha256:a")
+    store.record("bay", alert(1, "started", at=2000.0), "sha256:b")
+    store.record("bay", alert(1, "ended", end=30, at=2000.0, reason="stream ended"), "sha256:b")
+
+
+def check_events(store: EventStore) -> None:
+    events = store.events()
+    assert [(e.camera, e.class_name, e.state) for e in events] == [
+        ("bay", "fire", "ended"),
+        ("door", "fight", "active"),
+        ("door", "fire", "ended"),
+    ]  # newest first
+    fire = events[2]
+    assert (fire.start_frame, fire.end_frame, fire.reason, fire.model_id) == (
+        10,
+        40,
+        "score",
+        "sha256:a",
+    )
+    assert fire.started_at == 1000.0 and fire.ended_at == pytest.approx(1001.2)
+    assert fire.out_of_domain == 0.25 and fire.reviewed is False
+    assert [e.id for e in store.events(camera="door")] == [events[1].id, fire.id]
+    assert [e.camera for e in store.events(class_name="fire")] == ["bay", "door"]
+    assert [e.id for e in store.events(since=1500, until=2000)] == [events[1].id]
+    assert [e.id for e in store.events(limit=1, before_id=events[0].id)] == [events[1].id]
+    reviewed = store.review(fire.id)
+    assert reviewed.reviewed and reviewed.reviewed_at is not None
+    assert [e.id for e in store.events(reviewed=True)] == [fire.id]
+    assert store.review(fire.id, False).reviewed_at is None
+    with pytest.raises(InputError, match="no event 999"):
+        store.review(999)
+
+
+def test_events_are_stored_found_and_reviewed(tmp_path):
+    store = EventStore(tmp_path)
+    assert store.revision == "0001" and store.url.endswith("vadx.sqlite")
+    fill(store)
+    check_events(store)
+    database = sqlite3.connect(tmp_path / "vadx.sqlite")
+    assert database.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert database.execute("SELECT version_num FROM alembic_version").fetchone() == ("0001",)
+    store.close()
+
+
+def test_a_restart_ends_the_events_left_open_and_keeps_the_rest(tmp_path):
+    store = EventStore(tmp_path)
+    fill(store)
+    store.close()
+    again = EventStore(tmp_path)  # as after a crash: the fight never ended
+    assert again.interrupted == 1 and again.revision == "0001"
+    fight = again.events(class_name="fight")[0]
+    assert fight.state == "ended" and fight.reason == "vadx stopped while the event lasted"
+    assert len(again.events()) == 3
+
+
+def test_retention_deletes_the_oldest_rows_before_their_files(tmp_path):
+    store = EventStore(tmp_path)
+    fill(store)
+    ids = {e.camera + e.class_name: e.id for e in store.events()}
+    for event_id, size in ((ids["doorfire"], 3000), (ids["bayfire"], 2000)):
+        folder = store.clip_folder(event_id)
+        folder.mkdir(parents=True)
+        (folder / "clip.mp4").write_bytes(b"x" * size)
+        store.set_clip(event_id, f"events/{event_id}")
+    assert store.event(ids["doorfire"]).clip == f"events/{ids['doorfire']}"
+    # nothing old enough, and within 6000 bytes: nothing goes
+    assert store.prune(days=1, max_bytes=6000, now=2000 + 3600) == []
+    # 5000 bytes over a cap of 2500: the oldest ended event goes, then the size holds
+    assert store.prune(max_bytes=2500) == [ids["doorfire"]]
+    assert not store.clip_folder(ids["doorfire"]).exists()
+    # by age: older than a day at now; the active fight is never pruned
+    assert store.prune(days=1, now=2000 + 86400 + 1) == [ids["bayfire"]]
+    assert [e.class_name for e in store.events()] == ["fight"]
+    # a crash between a row's deletion and its files': the files go when the store opens
+    orphan = store.clip_folder(12345)
+    orphan.mkdir(parents=True)
+    store.close()
+    assert EventStore(tmp_path).orphans == [orphan] and not orphan.exists()
+
+
+def test_runtime_cameras_survive_a_restart(tmp_path):
+    store = EventStore(tmp_path)
+    door = CameraConfig(name="door", source="rtsp://x/1", model="/m", detect={"on": 0.7})
+    store.save_camera(door)
+    store.save_camera(CameraConfig(name="bay", source="/v.mp4", model="/m", loop=True))
+    store.save_camera(door.model_copy(update={"enabled": False}))  # changed in place
+    store.close()
+    again = EventStore(tmp_path)
+    assert [(c.name, c.enabled) for c in again.cameras()] == [("door", False), ("bay", True)]
+    assert again.cameras()[0].detection.on == 0.7
+    again.forget_camera("door")
+    assert [c.name for c in again.cameras()] == ["bay"]
+
+
+def test_a_bad_database_url_is_one_clear_error(tmp_path):
+    with pytest.raises(InputError, match="cannot use the database"):
+        EventStore(tmp_path, "nosuchdb://x")
+    with pytest.raises(
+        InputError, match=r"cannot open the database postgresql\+psycopg://u:\*\*\*"
+    ):
+        EventStore(tmp_path, "postgresql+psycopg://u:secret@127.0.0.1:1/none")
+
+
+@pytest.fixture(scope="module")
+def postgres():
+    """A PostgreSQL server of Debian's package, on a Unix socket in a temporary folder (of
+    its own under /tmp: as root, the server runs as the ``postgres`` user, who cannot enter
+    pytest's private folders)."""
+    if POSTGRES_BIN is None:
+        pytest.fail("PostgreSQL is not installed: make services installs it")
+    root = Path(tempfile.mkdtemp(prefix="vadx-pg-"))
+    data, sockets = root / "data", root / "run"
+    sockets.mkdir()
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if as_postgres:
+        shutil.chown(root, "postgres")
+        shutil.chown(sockets, "postgres")
+    port = free_port()
+    run = lambda *argv: subprocess.run(  # noqa: E731
+        [*as_postgres, *argv], check=True, capture_output=True, timeout=120
+    )
+    run(str(POSTGRES_BIN / "initdb"), "-D", str(data), "-U", "vadx", "--auth=trust")
+    options = f"-k {sockets} -p {port} -c listen_addresses='' -c fsync=off"
+    log = str(root / "server.log")  # the server's output: not our pipes, which it would hold
+    run(str(POSTGRES_BIN / "pg_ctl"), "-D", str(data), "-o", options, "-l", log, "-w", "start")
+    try:
+        run(
+            str(POSTGRES_BIN / "createdb"),
+            "-h",
+            str(sockets),
+            "-p",
+            str(port),
+            "-U",
+            "vadx",
+            "vadx",
+        )
+        yield f"postgresql+psycopg://vadx@/vadx?host={sockets}&port={port}"
+    finally:
+        run(str(POSTGRES_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_the_same_store_on_a_real_postgresql_server(postgres, tmp_path):
+    store = EventStore(tmp_path, postgres)
+    assert store.revision == "0001" and not (tmp_path / "vadx.sqlite").exists()
+    fill(store)
+    check_events(store)
+    assert upgrade(store.engine) == "0001"  # again: nothing to do
+    store.close()
+    again = EventStore(tmp_path, postgres)
+    assert again.interrupted == 1 and len(again.events()) == 3
+    again.close()
