@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from vadx import __version__
@@ -109,7 +110,7 @@ def main() -> None:
             sanity_clips=0,
             interventions=True,
         )
-        summary = document["summary"]
+        summary = document.summary
         results["variants"][name] = {
             "checkpoint": str(checkpoint),
             "architecture": {
@@ -121,10 +122,10 @@ def main() -> None:
                 "size": list(config.frame_size),
                 "parameters": sum(p.numel() for p in model.parameters()),
             },
-            "test_accuracy": accuracy["accuracy"],
-            "reliance": document["reliance"],
+            "test_accuracy": accuracy.accuracy,
+            "reliance": None if document.reliance is None else asdict(document.reliance),
             "scores": {
-                method: {m: summary[method][m]["mean"] for m in metrics if m in summary[method]}
+                method: {m: summary[method].mean(m) for m in metrics if m in summary[method]}
                 for method, metrics in SHOWN.items()
             },
             "seconds": {"train": trained, "xai_eval": time.perf_counter() - started},

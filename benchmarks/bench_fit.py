@@ -79,13 +79,13 @@ def measure(model, data: Path, clips: int) -> dict:
         item = test[index]
         sample = test.samples[index]
         with VideoReader(sample.source) as video:
-            frames = video.read(item["frame_indices"].numpy()).data
+            frames = video.read(item.frame_indices.numpy()).data
         _, geometry, _ = fit_frames(frames, model.config.frame_size, model.config.fit)
-        found, e = shares(model, item["clip"][None], geometry.picture())
+        found, e = shares(model, item.clip[None], geometry.picture())
         for name, (r, s) in found.items():
             raw[name].append(r)
             shown[name].append(s)
-        for name, hit in pointing(e, item["masks"].numpy()).items():
+        for name, hit in pointing(e, item.masks.numpy()).items():
             points[name].append(hit)
     real_raw = {m: [] for m in METHODS}
     with VideoReader(bikes_mp4()) as video:
@@ -101,8 +101,8 @@ def measure(model, data: Path, clips: int) -> dict:
             for name, (r, _) in found.items():
                 real_raw[name].append(r)
     return {
-        "test_accuracy": metrics["accuracy"],
-        "test_macro_f1": metrics["macro_f1"],
+        "test_accuracy": metrics.accuracy,
+        "test_macro_f1": metrics.macro_f1,
         "off_picture_raw_test": {m: float(np.mean(v)) for m, v in raw.items()},
         "off_picture_displayed_test": {m: float(np.max(v)) for m, v in shown.items()},
         "off_picture_raw_real": {m: float(np.mean(v)) for m, v in real_raw.items()},

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 from vadx import __version__
@@ -100,15 +101,14 @@ def main() -> None:
                         interventions=with_truth,
                     )
                     seconds["with" if with_truth else "without"] = time.perf_counter() - started
-                summary = documents[True]["summary"]
+                found = documents[True]
+                summary = found.summary
                 entry["families"][family] = {
-                    "clips_scored": documents[True]["clips_scored"],
-                    "layers": documents[True]["layers"],
-                    "reliance": documents[True]["reliance"],
+                    "clips_scored": found.clips_scored,
+                    "layers": found.layers,
+                    "reliance": None if found.reliance is None else asdict(found.reliance),
                     "scores": {
-                        method: {
-                            m: summary[method][m]["mean"] for m in SHOWN if m in summary[method]
-                        }
+                        method: {m: summary[method].mean(m) for m in SHOWN if m in summary[method]}
                         for method in summary
                     },
                     "seconds": seconds,

@@ -55,8 +55,8 @@ def hand_written_epoch(model, data, batch_size):
         shuffle=True,
         num_workers=2,
         collate_fn=lambda items: (
-            torch.stack([i["clip"] for i in items]),
-            torch.tensor([i["label"] for i in items]),
+            torch.stack([i.clip for i in items]),
+            torch.tensor([i.label for i in items]),
         ),
     )
     optimizer = make_optimizer(model, TrainConfig(momentum=0.9))

@@ -73,8 +73,8 @@ def score(
 
     for index in chosen[:limit]:
         item = dataset[index]
-        clip, target = item["clip"][None].to(device), int(item["label"])
-        masks, kind = item["masks"].numpy(), model.class_names[target]
+        clip, target = item.clip[None].to(device), int(item.label)
+        masks, kind = item.masks.numpy(), model.class_names[target]
         for layer, weighting in itertools.product(layers, weightings):
             e = explain(
                 model, clip, target, methods=methods, temporal=(), layer=layer, weighting=weighting
@@ -89,7 +89,7 @@ def score(
                     add(f"{key}/{name}", kind, scores[name])
                 last = pointing_game(maps[-4:], masks[-4:])
                 add(f"{key}/pointing_game_last4", kind, float(np.nanmean(last)))
-        frame_labels = item["frame_labels"].numpy()
+        frame_labels = item.frame_labels.numpy()
         if frame_labels.min() == frame_labels.max():
             continue
         for name, (method, options) in TEMPORAL.items():
@@ -102,7 +102,7 @@ def score(
                 temporal_auroc(e.temporal[method].scores[0], frame_labels),
             )
     summary = {k: round(float(np.nanmean(v["v"])), 4) for k, v in sorted(rows.items())}
-    return {"accuracy": metrics["accuracy"], "clips": len(chosen[:limit]), "scores": summary}
+    return {"accuracy": metrics.accuracy, "clips": len(chosen[:limit]), "scores": summary}
 
 
 def main() -> None:

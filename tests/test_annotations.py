@@ -70,7 +70,7 @@ def test_a_box_csv_becomes_masks_and_a_dataset_reads_them(tmp_path, video):
     dataset = VideoDataset([VideoSample(video, 0, masks=path)], ("fight", "normal"),
                            num_frames=3, frame_size=(48, 64))  # fmt: skip
     item = dataset[0]
-    assert item["masks"].shape == (3, 48, 64)
+    assert item.masks.shape == (3, 48, 64)
 
 
 @pytest.mark.parametrize(

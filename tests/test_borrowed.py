@@ -75,7 +75,7 @@ def run_evaluate(model: CRNN, data: Path, out: Path) -> None:
 
 
 def run_explain(model: CRNN, data: Path, out: Path) -> None:
-    explain(model, split(model, data, "test")[0]["clip"][None], methods=["gradcam"])
+    explain(model, split(model, data, "test")[0].clip[None], methods=["gradcam"])
 
 
 def run_xai_eval(model: CRNN, data: Path, out: Path) -> None:
@@ -98,7 +98,7 @@ def run_training(model: CRNN, data: Path, out: Path) -> None:
 
 def run_domain_check(model: CRNN, data: Path, out: Path) -> None:
     model.domain = calibrate(model, split(model, data, "train"), split(model, data, "val"))
-    assert check_clip(model, split(model, data, "test")[0]["clip"][None])["checked"]
+    assert check_clip(model, split(model, data, "test")[0].clip[None])["checked"]
 
 
 ENTRY_POINTS: dict[str, Callable[[CRNN, Path, Path], None]] = {
@@ -174,8 +174,8 @@ def test_cascading_randomisation_leaves_the_global_random_stream_alone(tiny_mode
     first = cascading_randomisation(tiny_model, clip, ["gradcam"], target=0, seed=3)
     assert torch.equal(torch.rand(3), expected)
     again = cascading_randomisation(tiny_model, clip, ["gradcam"], target=0, seed=3)
-    stages = [s["rank_correlation"] for s in first["methods"]["gradcam"]["stages"]]
-    assert stages == [s["rank_correlation"] for s in again["methods"]["gradcam"]["stages"]]
+    stages = [s["rank_correlation"] for s in first.methods["gradcam"].stages]
+    assert stages == [s["rank_correlation"] for s in again.methods["gradcam"].stages]
     assert len(stages) == 2 + len(tiny_model.backbone.freeze_units())
     assert np.isfinite(stages).all()
 

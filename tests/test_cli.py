@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import pytest
@@ -116,7 +117,7 @@ def test_backbones_lists_the_registry(capsys):
 def test_backbones_are_described_for_programs_too():
     from vadx.summary import describe_backbones
 
-    described = {entry["name"]: entry for entry in describe_backbones()}
+    described = {entry.name: asdict(entry) for entry in describe_backbones()}
     assert described["vgg19"] == {
         "name": "vgg19",
         "features": 512,

@@ -166,22 +166,22 @@ def test_frame_mask_layout(ucsd):
     assert samples[1].frame_labels == (0, 0, 1, 1)
     dataset = VideoDataset(samples, CLASSES, num_frames=4, frame_size=(24, 36))
     item = dataset[1]
-    assert item["masks"].shape == (4, 24, 36)
-    assert item["masks"][2:, 5:15, 20:30].all() and not item["masks"][:2].any()
-    assert item["frame_labels"].tolist() == [0, 0, 1, 1]
+    assert item.masks.shape == (4, 24, 36)
+    assert item.masks[2:, 5:15, 20:30].all() and not item.masks[:2].any()
+    assert item.frame_labels.tolist() == [0, 0, 1, 1]
 
 
 def test_items_are_the_evenly_sampled_frames(tree):
     samples, classes = folder_samples(tree, split="train")
     dataset = VideoDataset(samples, classes, num_frames=5, frame_size=(32, 32), mean=MEAN, std=STD)
     item = dataset[1]  # x1.mkv, 30 frames
-    assert item["frame_indices"].tolist() == [0, 7, 14, 22, 29]
-    assert item["clip"].shape == (5, 3, 32, 32) and item["label"] == 1
-    frames = clip_to_frames(item["clip"], MEAN, STD)
+    assert item.frame_indices.tolist() == [0, 7, 14, 22, 29]
+    assert item.clip.shape == (5, 3, 32, 32) and item.label == 1
+    frames = clip_to_frames(item.clip, MEAN, STD)
     assert frame_numbers(frames) == [0, 7, 14, 22, 29]
     fight = dataset[0]
-    assert fight["masks"].shape == (5, 32, 32)
-    assert fight["frame_labels"].tolist() == [0, 0, 1, 1, 1]  # frames 0, 5, 10, 14, 19
+    assert fight.masks.shape == (5, 32, 32)
+    assert fight.frame_labels.tolist() == [0, 0, 1, 1, 1]  # frames 0, 5, 10, 14, 19
 
 
 def test_explicit_range_and_letterbox(tmp_path):
@@ -189,16 +189,16 @@ def test_explicit_range_and_letterbox(tmp_path):
     sample = VideoSample(source=path, label=3, start=10, stop=30)
     dataset = VideoDataset([sample], CLASSES, num_frames=3, frame_size=(16, 32))
     assert dataset.frame_indices(0).tolist() == [10, 20, 29]
-    assert dataset[0]["clip"].shape == (3, 3, 16, 32)
+    assert dataset[0].clip.shape == (3, 3, 16, 32)
 
 
 def test_collate_keeps_masks_only_when_all_items_have_them(tree):
     samples, classes = folder_samples(tree, split="train")
     dataset = VideoDataset(samples, classes, num_frames=4, frame_size=(32, 32))
     batch = collate_clips([dataset[0], dataset[1]])
-    assert batch["clip"].shape == (2, 4, 3, 32, 32)
-    assert batch["label"].tolist() == [0, 1] and "masks" not in batch
-    assert collate_clips([dataset[0], dataset[0]])["masks"].shape == (2, 4, 32, 32)
+    assert batch.clip.shape == (2, 4, 3, 32, 32)
+    assert batch.label.tolist() == [0, 1] and batch.masks is None
+    assert collate_clips([dataset[0], dataset[0]]).masks.shape == (2, 4, 32, 32)
 
 
 def test_loader_workers_give_the_same_batches_as_the_main_process(tree):
@@ -212,10 +212,10 @@ def test_loader_workers_give_the_same_batches_as_the_main_process(tree):
     single = list(make_loader(dataset, batch_size=2, workers=0))
     parallel = list(make_loader(dataset, batch_size=2, workers=2))
     for a, b in zip(single, parallel, strict=True):
-        assert torch.equal(a["clip"], b["clip"]) and torch.equal(a["label"], b["label"])
+        assert torch.equal(a.clip, b.clip) and torch.equal(a.label, b.label)
     dataset.set_epoch(1)  # a new epoch draws new augmentations
     assert not torch.equal(
-        next(iter(make_loader(dataset, batch_size=2, workers=0)))["clip"], single[0]["clip"]
+        next(iter(make_loader(dataset, batch_size=2, workers=0))).clip, single[0].clip
     )
 
 

@@ -302,13 +302,13 @@ def test_dataset_items_say_where_the_picture_is(trained):
     root, _, _ = trained
     samples, classes = folder_samples(root / "data", None, "val")  # 64×48 frames
     letterboxed = VideoDataset(samples, classes, num_frames=4, frame_size=(32, 32), fit="pad")
-    picture = letterboxed[0]["picture"].numpy()
+    picture = letterboxed[0].picture.numpy()
     assert picture.shape == (32, 32) and picture[4:28].all() and not picture[:4].any()
     assert not picture[28:].any()
     stretched = VideoDataset(samples, classes, num_frames=4, frame_size=(32, 32), fit="stretch")
-    assert stretched[0]["picture"].all()
+    assert stretched[0].picture.all()
     augmented = VideoDataset(samples, classes, num_frames=4, frame_size=(32, 32), augment=Augment())
-    assert "picture" not in augmented[0]
+    assert augmented[0].picture is None
 
 
 def test_display_maps_stay_on_the_picture():

@@ -327,6 +327,8 @@ def test_a_synth_dataset_that_cannot_be_drawn_again_is_scored_without_interventi
     }
     with pytest.warns(UserWarning, match="scored without interventions: .*gone.mp4"):
         result = xai_eval(model, tmp_path / "data", tmp_path / "eval", **settings)
-    assert result["reliance"] is None and "ground_truth" not in result["clips"][0]
+    assert result.reliance is None and result.clips[0].ground_truth is None
+    written = json.loads((tmp_path / "eval" / "xai-eval.json").read_text())
+    assert "ground_truth" not in written["clips"][0]
     with pytest.raises(InputError, match="interventions need a dataset written by vadx synth"):
         xai_eval(model, tmp_path / "data", tmp_path / "eval2", interventions=True, **settings)

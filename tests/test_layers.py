@@ -52,7 +52,7 @@ def test_the_layer_with_the_lowest_mean_deletion_area_is_chosen(tiny_model, clip
         reference[name] = float(np.mean(areas))
     assert choice.deletion_auc == pytest.approx(reference, abs=1e-6)
     assert choice.layer == min(reference, key=reference.get)
-    assert choice.clips == 2 and choice.describe()["criterion"] == "deletion_auc"
+    assert choice.clips == 2 and choice.describe().criterion == "deletion_auc"
 
 
 def test_bad_requests_are_refused(tiny_model, clips):

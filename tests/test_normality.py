@@ -98,10 +98,10 @@ def test_the_threshold_is_calibrated_as_detection_raises_alarms(tmp_path, spike,
     held_back = [0] * 8 + [100] * spike + [0] * (12 - spike)
     footage = grey_footage(tmp_path / "street", [0] * 20 + held_back)
     threshold, measured = calibrate(ScoresAsGrey(), [footage], 0.5, 1.0, config)
-    assert measured["held_back_alarms"] == 0 and measured["held_back_seconds"] == 0.8
-    assert {k: measured[k] for k in ("smooth", "on", "off", "min_frames")} == {
-        "smooth": config.smooth, "on": config.on, "off": config.off, "min_frames": config.min_frames
-    }  # fmt: skip
+    assert measured.held_back_alarms == 0 and measured.held_back_seconds == 0.8
+    assert (measured.smooth, measured.on, measured.off, measured.min_frames) == (
+        config.smooth, config.on, config.off, config.min_frames
+    )  # fmt: skip
     if expected is None:  # the lowest threshold searched: the spike never holds it up
         assert threshold < 1
     else:

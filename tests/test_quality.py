@@ -158,15 +158,15 @@ def test_cascading_randomisation_leaves_the_model_alone_and_reports_each_stage(t
     )
     for key, value in model.state_dict().items():
         assert torch.equal(value, before[key]), key
-    stages = [s["stage"] for s in result["methods"]["gradcam"]["stages"]]
+    stages = [s["stage"] for s in result.methods["gradcam"].stages]
     assert stages[:3] == ["head", "rnn", "backbone.features.34"]  # last conv first
     assert stages[-1] == "backbone.features.0"
     assert len(stages) == 2 + 16
     for name in ("gradcam", "saliency", "frame_occlusion"):
-        entry = result["methods"][name]
-        assert -1 <= entry["randomisation_rank_correlation"] <= 1
-        assert entry["passed"] == (abs(entry["randomisation_rank_correlation"]) < 0.5)
-    assert result["random_logit_target"] != 1
+        entry = result.methods[name]
+        assert -1 <= entry.randomisation_rank_correlation <= 1
+        assert entry.passed == (abs(entry.randomisation_rank_correlation) < 0.5)
+    assert result.random_logit_target != 1
 
 
 def test_every_metric_declares_direction_and_category():
@@ -240,10 +240,10 @@ def test_random_logit_compares_signed_frame_scores():
     model = pointwise_crnn()
     clip = torch.rand(1, 4, 3, 4, 4, generator=torch.Generator().manual_seed(4))
     result = cascading_randomisation(model, clip, [], ["frame_occlusion"], target=0)
-    assert result["random_logit_target"] == 1
-    entry = result["methods"]["frame_occlusion"]
-    assert entry["random_logit_rank_correlation"] == pytest.approx(-1.0)
-    assert all(-1 <= s["rank_correlation"] <= 1 for s in entry["stages"])
+    assert result.random_logit_target == 1
+    entry = result.methods["frame_occlusion"]
+    assert entry.random_logit_rank_correlation == pytest.approx(-1.0)
+    assert all(-1 <= s["rank_correlation"] <= 1 for s in entry.stages)
 
 
 def test_pointing_game_tolerance_counts_a_peak_near_the_mask():
@@ -261,3 +261,69 @@ def test_pointing_game_tolerance_counts_a_peak_near_the_mask():
     assert pointing_tolerance((112, 112)) == 7.5 and pointing_tolerance((224, 160)) == 15
     with pytest.raises(InputError, match="tolerance"):
         pointing_game(maps, masks, tolerance=-1)
+
+
+def test_xai_eval_document_keeps_its_keys_and_flattens_the_summary():
+    from vadx.quality.evaluate import ClipScores, MethodSummary, MetricSummary, XaiEval
+    from vadx.quality.sanity import MethodSanity, SanityChecks
+
+    checks = SanityChecks(
+        target=1,
+        random_logit_target=0,
+        methods={
+            "gradcam": MethodSanity(
+                stages=[{"stage": "head", "rank_correlation": 0.9}],
+                randomisation_rank_correlation=0.9,
+                randomisation_ssim=None,
+                random_logit_rank_correlation=0.1,
+                passed=False,
+            )
+        },
+    )
+    result = XaiEval(
+        data="d",
+        split="test",
+        methods=["gradcam"],
+        temporal=["frame_occlusion"],
+        layers={"gradcam": "block5_conv4"},
+        model=None,
+        clips_scored=1,
+        faithfulness_clips=0,
+        sanity_clips=1,
+        steps=4,
+        summary={
+            "gradcam": MethodSummary(
+                {"pointing_game": MetricSummary(mean=0.5, std=0.0, n=1)},
+                randomisation_passed=False,
+            ),
+            "frame_occlusion": MethodSummary({"temporal_auroc": MetricSummary(1.0, 0.0, 1)}),
+        },
+        sanity=[checks],
+        interventions=False,
+        reliance=None,
+        clips=[ClipScores("a.mp4", "fight", 1, {"gradcam": {"pointing_game": 0.5}})],
+    )
+    document = result.to_json()
+    assert list(document) == [
+        "data", "split", "methods", "temporal", "layers", "model", "clips_scored",
+        "faithfulness_clips", "sanity_clips", "steps", "metrics", "summary", "sanity",
+        "interventions", "reliance", "clips",
+    ]  # fmt: skip
+    assert document["summary"] == {
+        "gradcam": {
+            "pointing_game": {"mean": 0.5, "std": 0.0, "n": 1},
+            "randomisation_passed": False,
+        },
+        "frame_occlusion": {"temporal_auroc": {"mean": 1.0, "std": 0.0, "n": 1}},
+    }
+    assert document["clips"] == [
+        {
+            "source": "a.mp4",
+            "class": "fight",
+            "predicted": 1,
+            "scores": {"gradcam": {"pointing_game": 0.5}},
+        }
+    ]  # no ground_truth without interventions
+    assert document["sanity"][0]["methods"]["gradcam"]["passed"] is False
+    assert "randomisation_passed" not in result.summary["gradcam"].metrics
+    assert result.summary["gradcam"].mean("pointing_game") == 0.5

@@ -99,7 +99,7 @@ def test_generated_dataset_is_deterministic_and_loads(tmp_path):
     assert error < 6  # H.264 at crf 18 on noisy frames
     dataset = VideoDataset(samples, classes, num_frames=8, frame_size=SIZE)
     item = dataset[0]
-    assert item["masks"].shape == (8, *SIZE) and item["frame_labels"].shape == (8,)
+    assert item.masks.shape == (8, *SIZE) and item.frame_labels.shape == (8,)
 
 
 def test_other_seed_other_dataset(tmp_path):

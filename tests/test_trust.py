@@ -78,12 +78,15 @@ def test_methods_that_agree_on_a_faithful_map_are_trustworthy(square):
         assert verdict.verdict == "trustworthy", verdict.reasons
         assert verdict.reasons == [] and 0 < verdict.score <= 1
     record = verdicts["saliency"].record()
-    assert record["verdict"] == "trustworthy"
-    assert set(record["checks"]) == {
+    assert record.verdict == "trustworthy"
+    assert set(record.checks) == {
         "faithfulness", "agreement", "stability", "confidence", "domain",
     }  # fmt: skip
-    assert record["checks"]["stability"]["status"] == "skipped"
-    assert record["checks"]["domain"]["status"] == "skipped"  # no domain statistics
+    assert record.checks["stability"].status == "skipped"
+    assert record.checks["domain"].status == "skipped"  # no domain statistics
+    written = dataclasses.asdict(record)  # the JSON: keys in this order
+    assert list(written) == ["verdict", "score", "reasons", "checks"]
+    assert list(written["checks"]["domain"]) == ["value", "status", "reason"]
 
 
 def test_a_model_that_ignores_its_input_is_flagged(square):

@@ -249,8 +249,8 @@ def run_demo(
         write_detection(out / "real-footage", found, real, model.checkpoint.model_id)
         real_footage_check = RealFootage(str(real), found.domain, len(found.events))
     summary = DemoSummary(
-        test_accuracy=metrics["accuracy"],
-        test_macro_f1=metrics["macro_f1"],
+        test_accuracy=metrics.accuracy,
+        test_macro_f1=metrics.macro_f1,
         best_epoch=result.best_epoch,
         epochs_run=len(result.history),
         train_clips_per_second=result.history[-1].clips_per_second if result.history else None,

@@ -24,9 +24,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 import numpy as np
 import torch
@@ -127,15 +127,38 @@ def clip_features(
     rows, labels, done = [], [], 0
     with eval_mode(model), torch.no_grad():
         for batch in make_loader(dataset, batch_size=batch_size):
-            rows.append(model.frame_features(batch["clip"].to(device)).cpu().numpy())
-            labels.append(np.asarray(batch["label"]))
+            rows.append(model.frame_features(batch.clip.to(device)).cpu().numpy())
+            labels.append(np.asarray(batch.label))
             done += len(labels[-1])
             if progress is not None:
                 progress(done, len(dataset))
     return np.concatenate(rows), np.concatenate(labels)
 
 
-def check_clip(model: Any, clip: torch.Tensor) -> dict[str, Any]:
+class UncheckedClip(TypedDict):
+    """The domain check of a clip whose model has no domain statistics, and what to do."""
+
+    checked: Literal[False]
+    verdict: Literal["unchecked"]
+    note: str
+
+
+class ClipDomain(TypedDict):
+    """The domain check of one clip: ``inside`` or ``outside`` the training domain, its
+    domain score (> 1: outside) and the threshold of the window distances."""
+
+    checked: Literal[True]
+    verdict: str
+    score: float
+    threshold: float
+
+
+#: :func:`check_clip`'s result, as the explanation's files and the report hold it
+#: (TypedDicts, not dataclasses: those files and the API carry it as this JSON)
+ClipDomainCheck = UncheckedClip | ClipDomain
+
+
+def check_clip(model: Any, clip: torch.Tensor) -> ClipDomainCheck:
     """The domain check of one clip ``(1, T, 3, H, W)``: its domain score (> 1: outside the
     model's training domain), or why it was not checked. Costs one CNN forward of the clip."""
     stats: DomainStats | None = model.domain
@@ -227,7 +250,7 @@ def save_domain(checkpoint: str | Path, stats: DomainStats) -> Path:
     )
     document = json.loads((info.path / CONFIG_FILE).read_text(encoding="utf-8"))
     document["domain"] = {
-        **stats.describe(),
+        **asdict(stats.describe()),
         "file": DOMAIN_FILE,
         "sha256": file_sha256(target),
         "weights_sha256": info.weights_sha256,

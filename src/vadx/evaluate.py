@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,57 @@ from vadx.models.crnn import CRNN
 from vadx.render.plots import png_bytes
 
 
+@dataclass(frozen=True, slots=True)
+class ClassMetrics:
+    """One class's scores: precision, recall, F1, its clips (``support``) and its one-vs-rest
+    ROC-AUC (None when only one kind of clip is present)."""
+
+    precision: float
+    recall: float
+    f1: float
+    support: int
+    roc_auc: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClipMetrics:
+    """Every metric of the module docstring over labelled clips (``metrics.json``).
+
+    ``anomaly_vs_normal_roc_auc`` is ``absent`` when the model has no normal class (the file
+    then has no such key), None when the clips hold one kind only."""
+
+    clips: int
+    accuracy: float
+    macro_f1: float
+    weighted_f1: float
+    roc_auc_ovr_macro: float | None
+    per_class: dict[str, ClassMetrics]
+    confusion_matrix: list[list[int]]
+    class_names: list[str]
+    has_normal_class: bool = False
+    anomaly_vs_normal_roc_auc: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """``metrics.json``'s document."""
+        document = asdict(self)
+        del document["has_normal_class"]
+        if not self.has_normal_class:
+            del document["anomaly_vs_normal_roc_auc"]
+        return document
+
+
+@dataclass(frozen=True, slots=True)
+class FrameMetrics:
+    """The frame-level ROC-AUC of the anomaly score over annotated long videos
+    (``frame_metrics.json``, its fields in order): over all frames, and per video (None where
+    a video holds one kind of frame only)."""
+
+    frame_roc_auc: float | None
+    frames: int
+    anomalous_frames: int
+    per_video: dict[str, float | None]
+
+
 def evaluate_clips(
     model: CRNN,
     data: str | Path,
@@ -37,7 +89,7 @@ def evaluate_clips(
     batch_size: int = 8,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> dict[str, Any]:
+) -> ClipMetrics:
     """The metrics of ``model`` on the labelled clips of ``data`` — a list file, or a folder's
     ``split`` (by default its test split where it has one, else all of it) — written to
     ``out`` (:func:`write_evaluation`).
@@ -67,12 +119,12 @@ def evaluate_frames(
     out: str | Path,
     *,
     progress: Callable[[int, int], None] | None = None,
-) -> dict[str, Any]:
+) -> FrameMetrics:
     """:func:`frame_level_auc` of ``model`` over the annotated long videos, written to
     ``out/frame_metrics.json`` (under torchrun: by rank 0)."""
     result = frame_level_auc(model, annotations, videos_root, progress=progress)
     if distributed.rank() == 0:
-        write_json(Path(out) / "frame_metrics.json", result)
+        write_json(Path(out) / "frame_metrics.json", asdict(result))
     return result
 
 
@@ -94,9 +146,9 @@ def predict(
     probabilities, labels, done = [], [], 0
     with eval_mode(model), torch.no_grad():
         for batch in make_loader(part, batch_size=batch_size, workers=workers):
-            probabilities += list(model(batch["clip"].to(device)).softmax(-1).cpu().numpy())
-            labels += list(batch["label"].numpy())
-            done += len(batch["label"])
+            probabilities += list(model(batch.clip.to(device)).softmax(-1).cpu().numpy())
+            labels += list(batch.label.numpy())
+            done += len(batch.label)
             if progress is not None:
                 progress(done, len(part))
     probabilities = distributed.in_order(mine, probabilities)
@@ -110,8 +162,8 @@ def classification_metrics(
     labels: np.ndarray,
     class_names: tuple[str, ...],
     normal_class: str | None,
-) -> dict[str, Any]:
-    """Every metric of the module docstring, as a JSON-ready dict."""
+) -> ClipMetrics:
+    """Every metric of the module docstring."""
     from sklearn.metrics import (
         accuracy_score,
         confusion_matrix,
@@ -126,30 +178,32 @@ def classification_metrics(
         labels, predictions, labels=classes, zero_division=0
     )
     per_class = {
-        name: {
-            "precision": float(precision[k]),
-            "recall": float(recall[k]),
-            "f1": float(f1[k]),
-            "support": int(support[k]),
-            "roc_auc": _auc(labels == k, probabilities[:, k]),
-        }
+        name: ClassMetrics(
+            precision=float(precision[k]),
+            recall=float(recall[k]),
+            f1=float(f1[k]),
+            support=int(support[k]),
+            roc_auc=_auc(labels == k, probabilities[:, k]),
+        )
         for k, name in enumerate(class_names)
     }
-    aucs = [v["roc_auc"] for v in per_class.values()]
-    metrics: dict[str, Any] = {
-        "clips": len(labels),
-        "accuracy": float(accuracy_score(labels, predictions)),
-        "macro_f1": _f1(labels, predictions, classes, "macro"),
-        "weighted_f1": _f1(labels, predictions, classes, "weighted"),
-        "roc_auc_ovr_macro": None if None in aucs else float(np.mean(aucs)),
-        "per_class": per_class,
-        "confusion_matrix": confusion_matrix(labels, predictions, labels=classes).tolist(),
-        "class_names": list(class_names),
-    }
+    aucs = [v.roc_auc for v in per_class.values()]
+    anomaly_auc = None
     if normal_class in class_names:
         normal = class_names.index(normal_class)
-        metrics["anomaly_vs_normal_roc_auc"] = _auc(labels != normal, 1 - probabilities[:, normal])
-    return metrics
+        anomaly_auc = _auc(labels != normal, 1 - probabilities[:, normal])
+    return ClipMetrics(
+        clips=len(labels),
+        accuracy=float(accuracy_score(labels, predictions)),
+        macro_f1=_f1(labels, predictions, classes, "macro"),
+        weighted_f1=_f1(labels, predictions, classes, "weighted"),
+        roc_auc_ovr_macro=None if None in aucs else float(np.mean(aucs)),
+        per_class=per_class,
+        confusion_matrix=confusion_matrix(labels, predictions, labels=classes).tolist(),
+        class_names=list(class_names),
+        has_normal_class=normal_class in class_names,
+        anomaly_vs_normal_roc_auc=anomaly_auc,
+    )
 
 
 def _f1(labels: np.ndarray, predictions: np.ndarray, classes: list[int], average: str) -> float:
@@ -188,14 +242,14 @@ def confusion_png(matrix: np.ndarray, class_names: list[str]) -> bytes:
 
 def write_evaluation(
     out: str | Path,
-    metrics: dict[str, Any],
+    metrics: ClipMetrics,
     probabilities: np.ndarray,
     labels: np.ndarray,
     sources: list[str],
 ) -> Path:
     """Write ``metrics.json``, ``predictions.csv`` and ``confusion.png`` into ``out``: all
     of them or none (``metrics.json`` last)."""
-    names = metrics["class_names"]
+    names = metrics.class_names
     with staged_folder(out, last="metrics.json") as staging:
         with open(staging / "predictions.csv", "w", newline="") as fh:
             writer = csv.writer(fh)
@@ -205,9 +259,9 @@ def write_evaluation(
                     [source, names[label], names[int(row.argmax())], *[f"{p:.6f}" for p in row]]
                 )
         (staging / "confusion.png").write_bytes(
-            confusion_png(np.array(metrics["confusion_matrix"]), names)
+            confusion_png(np.array(metrics.confusion_matrix), names)
         )
-        write_json(staging / "metrics.json", metrics)
+        write_json(staging / "metrics.json", metrics.to_json())
     return Path(out) / "metrics.json"
 
 
@@ -223,7 +277,7 @@ def frame_level_auc(
     class_map: dict[str, str] | None = None,
     config: Any = None,
     progress: Callable[[int, int], None] | None = None,
-) -> dict[str, Any]:
+) -> FrameMetrics:
     """ROC-AUC of the per-frame anomaly score (``vadx detect``'s) against annotated frames.
 
     Over all frames of all annotated long videos, and per video where both kinds of frame
@@ -247,9 +301,9 @@ def frame_level_auc(
     scores = distributed.in_order(mine, smoothed)
     truths = [video.anomalous for video in videos]
     per_video = {str(v.source): _auc(v.anomalous, s) for v, s in zip(videos, scores, strict=True)}
-    return {
-        "frame_roc_auc": _auc(np.concatenate(truths), np.concatenate(scores)),
-        "frames": int(sum(len(t) for t in truths)),
-        "anomalous_frames": int(sum(t.sum() for t in truths)),
-        "per_video": per_video,
-    }
+    return FrameMetrics(
+        frame_roc_auc=_auc(np.concatenate(truths), np.concatenate(scores)),
+        frames=int(sum(len(t) for t in truths)),
+        anomalous_frames=int(sum(t.sum() for t in truths)),
+        per_video=per_video,
+    )

@@ -299,7 +299,9 @@ class ClipAudit:
         if self.quality is not None:
             document["quality"] = self.quality
         if self.trust is not None:
-            document["trust"] = {name: verdict.record() for name, verdict in self.trust.items()}
+            document["trust"] = {
+                name: asdict(verdict.record()) for name, verdict in self.trust.items()
+            }
         return document
 
 

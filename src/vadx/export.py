@@ -23,6 +23,7 @@ import json
 import os
 import tempfile
 import warnings
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -148,8 +149,8 @@ def export_onnx(model: CRNN, out: str | os.PathLike[str]) -> dict[str, Path]:
     ]
     description = _description(model, fixed_steps)
     metadata = {
-        "vadx.config": json.dumps(description["model"]),
-        "vadx.model_id": description["model_id"] or "",
+        "vadx.config": json.dumps(description.model),
+        "vadx.model_id": description.model_id or "",
         "vadx.version": __version__,
     }
     with eval_mode(model):
@@ -158,7 +159,7 @@ def export_onnx(model: CRNN, out: str | os.PathLike[str]) -> dict[str, Path]:
             _export(module.eval(), example, paths[name], inputs, names, {**per_clip, **axes})
             _add_metadata(paths[name], {**metadata, "vadx.graph": name})
     graph_files = {name: paths[name].name for name, *_ in graphs}
-    write_json(paths["json"], {**description, "graphs": graph_files})
+    write_json(paths["json"], {**asdict(description), "graphs": graph_files})
     return paths
 
 
@@ -186,20 +187,34 @@ def _export(
         )
 
 
-def _description(model: CRNN, fixed_steps: bool) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class OnnxDescription:
+    """The ONNX export described (``dataclasses.asdict`` is its JSON file, with the graphs'
+    files beside): the format, vadx's version, the model's id and configuration, whether the
+    clip length is fixed, and the input the graphs expect, in words."""
+
+    format: str
+    vadx_version: str
+    model_id: str | None
+    model: dict[str, Any]
+    clip_length: str
+    input: str
+
+
+def _description(model: CRNN, fixed_steps: bool) -> OnnxDescription:
     config = model.config
-    return {
-        "format": "vadx.onnx",
-        "vadx_version": __version__,
-        "model_id": model.model_id,
-        "model": config.to_dict(),
-        "clip_length": "fixed" if fixed_steps else "dynamic",
-        "input": (
+    return OnnxDescription(
+        format="vadx.onnx",
+        vadx_version=__version__,
+        model_id=model.model_id,
+        model=config.to_dict(),
+        clip_length="fixed" if fixed_steps else "dynamic",
+        input=(
             f"RGB frames of {config.frame_size[0]}×{config.frame_size[1]} (fit: {config.fit}), "
             f"values in [0, 1], minus mean {list(config.mean or ())}, over std "
             f"{list(config.std or ())}; channels first"
         ),
-    }
+    )
 
 
 def _add_metadata(path: Path, metadata: dict[str, str]) -> None:

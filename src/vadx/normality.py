@@ -330,9 +330,10 @@ def learn_normal(
     ]
     seen = torch.cat(distances)
     model.appearance = torch.stack([seen.mean(0), seen.std(0).clamp(min=1e-3)])
-    model.threshold, model.calibration = calibrate(
+    model.threshold, calibration = calibrate(
         model, footage, holdout, alarms_per_hour, detection or DetectConfig(), progress
     )
+    model.calibration = asdict(calibration)
     model.footage = [
         {"path": str(p), "sha256": video_sha256(p), "holdout": holdout} for p in footage
     ]
@@ -377,6 +378,25 @@ def unusual_track(
     return UnusualTrack(unusual, probabilities, smoothed, events)
 
 
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """What :func:`calibrate` measured (``dataclasses.asdict`` is the checkpoint's
+    ``calibration``): the false-alarm rate asked for, the seconds held back, the alarms they
+    raise at the threshold and their rate per hour (None without footage), the highest score
+    held back, and the detection settings the threshold was calibrated with
+    (:data:`CALIBRATED_SETTINGS`)."""
+
+    alarms_per_hour: float
+    held_back_seconds: float
+    held_back_alarms: int
+    measured_alarms_per_hour: float | None
+    held_back_max_score: float
+    smooth: int
+    on: float
+    off: float
+    min_frames: int
+
+
 def calibrate(
     model: NormalityModel,
     footage: Sequence[str | os.PathLike[str]],
@@ -384,7 +404,7 @@ def calibrate(
     alarms_per_hour: float,
     detection: DetectConfig,
     progress: ProgressFn | None = None,
-) -> tuple[float, dict[str, Any]]:
+) -> tuple[float, Calibration]:
     """The lowest threshold at which the held-back footage (all normal) raises at most
     ``alarms_per_hour`` false alarms per hour *as detection with ``detection`` would raise
     them* (:func:`unusual_track`), with what was measured.
@@ -433,17 +453,17 @@ def calibrate(
             good, bad = (middle, bad) if alarms(middle) <= allowed else (good, middle)
     good *= 1 + MARGIN
     found = alarms(good)
-    return good, {
-        "alarms_per_hour": alarms_per_hour,
-        "held_back_seconds": round(seconds, 2),
-        "held_back_alarms": found,
-        "measured_alarms_per_hour": round(found / hours, 3) if hours else None,
-        "held_back_max_score": round(highest, 4),
-        "smooth": detection.smooth,
-        "on": detection.on,
-        "off": detection.off,
-        "min_frames": detection.min_frames,
-    }
+    return good, Calibration(
+        alarms_per_hour=alarms_per_hour,
+        held_back_seconds=round(seconds, 2),
+        held_back_alarms=found,
+        measured_alarms_per_hour=round(found / hours, 3) if hours else None,
+        held_back_max_score=round(highest, 4),
+        smooth=detection.smooth,
+        on=detection.on,
+        off=detection.off,
+        min_frames=detection.min_frames,
+    )
 
 
 #: the detection settings the threshold's calibration depends on
@@ -640,20 +660,40 @@ def write_map_video(
     return Path(target)
 
 
-def describe_normality(model: NormalityModel) -> dict[str, Any]:
-    """What ``vadx info`` says of a normality model (JSON-ready)."""
+@dataclass(frozen=True, slots=True)
+class NormalityDescription:
+    """What ``vadx info`` says of a normality model (``dataclasses.asdict`` is its
+    ``--json``): its kind, id, backbone and layer, frame size and fit, grid of cells,
+    channels, whether it learnt motion, threshold, calibration and footage."""
+
+    kind: str
+    model_id: str | None
+    backbone: str
+    layer: str
+    frame_size: list[int]
+    fit: str
+    grid: list[int]
+    channels: int
+    motion: bool
+    threshold: float
+    calibration: dict[str, Any]
+    footage: list[dict[str, Any]]
+
+
+def describe_normality(model: NormalityModel) -> NormalityDescription:
+    """What ``vadx info`` says of a normality model."""
     c = model.config
-    return {
-        "kind": "normality",
-        "model_id": model.model_id,
-        "backbone": c.backbone,
-        "layer": c.layer or model.backbone.cam_layer(fine=True),
-        "frame_size": list(c.frame_size),
-        "fit": c.fit,
-        "grid": list(model.grid),
-        "channels": c.channels,
-        "motion": c.motion,
-        "threshold": round(model.threshold, 4),
-        "calibration": model.calibration,
-        "footage": model.footage,
-    }
+    return NormalityDescription(
+        kind="normality",
+        model_id=model.model_id,
+        backbone=c.backbone,
+        layer=c.layer or model.backbone.cam_layer(fine=True),
+        frame_size=list(c.frame_size),
+        fit=c.fit,
+        grid=list(model.grid),
+        channels=c.channels,
+        motion=c.motion,
+        threshold=round(model.threshold, 4),
+        calibration=model.calibration,
+        footage=model.footage,
+    )

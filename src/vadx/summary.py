@@ -3,6 +3,7 @@ registered backbones described (``vadx backbones``)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
@@ -12,33 +13,77 @@ from vadx.errors import VadxError
 from vadx.models import CRNN, available_backbones, build_backbone
 
 
-def describe_model(model: CRNN) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class CheckpointDescription:
+    """Where a model was saved from: its folder, id and weights' checksum, when and by which
+    vadx and torch, its metadata, its domain statistics' and explanation layers' sections."""
+
+    path: str
+    model_id: str
+    weights_sha256: str
+    created: str
+    vadx_version: str
+    torch_version: str
+    metadata: dict[str, Any]
+    domain: dict[str, Any] | None
+    explanation_layers: dict[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelDescription:
+    """A model described (``vadx info --json``: ``dataclasses.asdict``, without
+    ``checkpoint`` for a model never saved): its configuration (``config.json``'s ``model``),
+    features per frame, CAM layers, parameter counts per part, and its checkpoint."""
+
+    model: dict[str, Any]
+    feature_size: int
+    default_layer: str
+    fine_layer: str
+    parameters: dict[str, dict[str, int]]
+    checkpoint: CheckpointDescription | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BackboneDescription:
+    """A registered per-frame CNN (``vadx backbones``): features per frame, parameters, the
+    CAM methods' default layer and LayerCAM's finer one, and ``imagenet`` where it ships
+    pretrained weights; all but the name None for a backbone that cannot be built bare."""
+
+    name: str
+    features: int | None = None
+    parameters: int | None = None
+    cam_layer: str | None = None
+    layercam_layer: str | None = None
+    weights: str | None = None
+
+
+def describe_model(model: CRNN) -> ModelDescription:
     """Architecture, parameter counts per part, classes, preprocessing and provenance."""
-    config = model.config
-    description: dict[str, Any] = {
-        "model": config.to_dict(),
-        "feature_size": model.feature_size,
-        "default_layer": model.default_layer,
-        "fine_layer": model.fine_layer,
-        "parameters": model.parameter_counts(),
-    }
     info = model.checkpoint
+    checkpoint = None
     if info is not None:
-        description["checkpoint"] = {
-            "path": str(info.path),
-            "model_id": info.model_id,
-            "weights_sha256": info.weights_sha256,
-            "created": info.created,
-            "vadx_version": info.vadx_version,
-            "torch_version": info.torch_version,
-            "metadata": info.metadata,
-            "domain": info.domain,
-            "explanation_layers": dict(model.explanation_layers),
-        }
-    return description
+        checkpoint = CheckpointDescription(
+            path=str(info.path),
+            model_id=info.model_id,
+            weights_sha256=info.weights_sha256,
+            created=info.created,
+            vadx_version=info.vadx_version,
+            torch_version=info.torch_version,
+            metadata=info.metadata,
+            domain=info.domain,
+            explanation_layers=dict(model.explanation_layers),
+        )
+    return ModelDescription(
+        model=model.config.to_dict(),
+        feature_size=model.feature_size,
+        default_layer=model.default_layer,
+        fine_layer=model.fine_layer,
+        parameters=model.parameter_counts(),
+        checkpoint=checkpoint,
+    )
 
 
-def describe_backbones() -> list[dict[str, Any]]:
+def describe_backbones() -> list[BackboneDescription]:
     """Every registered per-frame CNN, by name: features per frame, parameters, the CAM
     methods' default layer and LayerCAM's finer one, and ``imagenet`` where it ships
     pretrained weights (else None). A backbone described layer by layer (``conv_stack``: an
@@ -48,18 +93,17 @@ def describe_backbones() -> list[dict[str, Any]]:
         try:
             net = build_backbone(name)
         except VadxError:
-            unknown = ("features", "parameters", "cam_layer", "layercam_layer", "weights")
-            described.append({"name": name, **dict.fromkeys(unknown)})
+            described.append(BackboneDescription(name))
             continue
         described.append(
-            {
-                "name": name,
-                "features": net.out_channels,
-                "parameters": sum(p.numel() for p in net.parameters()),
-                "cam_layer": net.default_layer,
-                "layercam_layer": net.cam_layer(fine=True),
-                "weights": "imagenet" if _ships_weights(net) else None,
-            }
+            BackboneDescription(
+                name=name,
+                features=net.out_channels,
+                parameters=sum(p.numel() for p in net.parameters()),
+                cam_layer=net.default_layer,
+                layercam_layer=net.cam_layer(fine=True),
+                weights="imagenet" if _ships_weights(net) else None,
+            )
         )
     return described
 
@@ -72,15 +116,15 @@ def _ships_weights(backbone: Any) -> bool:
     return True
 
 
-def render_description(description: dict[str, Any], console: Console) -> None:
+def render_description(description: ModelDescription, console: Console) -> None:
     """Print :func:`describe_model`'s output as tables."""
-    model = description["model"]
+    model = description.model
     arch, classes, prep = model["architecture"], model["classes"], model["preprocessing"]
     pooling = "flatten" if arch["pooling"] == "flatten" else f"global {arch['pooling']}"
     bidirectional = ", bidirectional" if arch.get("rnn_bidirectional") else ""
     rows = [
         ("backbone", f"{_backbone(arch)}, per frame (TimeDistributed), freeze={arch['freeze']}"),
-        ("pooling", f"{pooling} → {description['feature_size']} features / frame"),
+        ("pooling", f"{pooling} → {description.feature_size} features / frame"),
         ("rnn", f"{arch['rnn'].upper()} {arch['rnn_layers']}×{arch['rnn_hidden']}{bidirectional}"),
         ("head", _head(arch, len(classes["names"]))),
         ("classes", ", ".join(classes["names"]) + f"  (normal: {classes['normal']})"),
@@ -90,23 +134,23 @@ def render_description(description: dict[str, Any], console: Console) -> None:
             f"fit: {prep['fit']}",
         ),
         ("normalisation", f"mean {prep['mean']}, std {prep['std']} on values in [0, 1]"),
-        ("default CAM layer", description["default_layer"]),
-        ("LayerCAM layer (stride 8)", description["fine_layer"]),
+        ("default CAM layer", description.default_layer),
+        ("LayerCAM layer (stride 8)", description.fine_layer),
     ]
-    checkpoint = description.get("checkpoint")
+    checkpoint = description.checkpoint
     if checkpoint:
         rows += [
-            ("checkpoint", checkpoint["path"]),
-            ("model id", checkpoint["model_id"]),
+            ("checkpoint", checkpoint.path),
+            ("model id", checkpoint.model_id),
             (
                 "saved",
-                f"{checkpoint['created']} by vadx {checkpoint['vadx_version']}, "
-                f"torch {checkpoint['torch_version']}",
+                f"{checkpoint.created} by vadx {checkpoint.vadx_version}, "
+                f"torch {checkpoint.torch_version}",
             ),
-            ("domain check", _domain_row(checkpoint.get("domain"), checkpoint["path"])),
-            ("explanation layers", _layers_row(checkpoint.get("explanation_layers"))),
+            ("domain check", _domain_row(checkpoint.domain, checkpoint.path)),
+            ("explanation layers", _layers_row(checkpoint.explanation_layers)),
         ]
-        origin = checkpoint["metadata"].get("imported_from")
+        origin = checkpoint.metadata.get("imported_from")
         if origin:
             source = f"{origin['framework']} {origin['file']} ({origin['output']} output)"
             rows.append(("imported from", f"{source}; frames: {origin['preprocess_description']}"))
@@ -115,7 +159,7 @@ def render_description(description: dict[str, Any], console: Console) -> None:
         table.add_row(key, value)
     console.print(table)
     params = Table("part", "parameters", "trainable", title="Parameters", title_justify="left")
-    for part, counts in description["parameters"].items():
+    for part, counts in description.parameters.items():
         params.add_row(part, f"{counts['total']:,}", f"{counts['trainable']:,}")
     console.print(params)
 

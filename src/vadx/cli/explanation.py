@@ -321,7 +321,7 @@ def _compare_ground_truth(
             progress=lambda _, d, t: advance(d, t),
         )
     console.print((out / "compare-ground-truth.md").read_text(encoding="utf-8"), markup=False)
-    clips = sum(row["clips"] for row in result["models"])
+    clips = sum(row.clips for row in result.models)
     console.print(f"{clips} clips scored; wrote {out}/compare-ground-truth.md, .json, models/")
 
 
@@ -384,6 +384,6 @@ def xai_eval_command(
         return
     console.print((out / "xai-eval.md").read_text(encoding="utf-8"), markup=False)
     console.print(
-        f"{document['clips_scored']} clips scored; wrote {out}/xai-eval.json, "
+        f"{document.clips_scored} clips scored; wrote {out}/xai-eval.json, "
         "xai-eval.md, xai-eval.png"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -34,9 +35,12 @@ def info(
     loaded = load_model(model)
     description = describe_model(loaded)
     if as_json:
+        document = asdict(description)
+        if description.checkpoint is None:  # a model never saved has no such section
+            del document["checkpoint"]
         if layers:
-            description["layers"] = loaded.layer_names()
-        typer.echo(json.dumps(finite_json(description), indent=2, allow_nan=False))
+            document["layers"] = loaded.layer_names()
+        typer.echo(json.dumps(finite_json(document), indent=2, allow_nan=False))
         return
     from vadx.summary import render_description
 
@@ -54,20 +58,29 @@ def _normality_info(model: Path, as_json: bool) -> None:
 
     description = describe_normality(load_normality(model))
     if as_json:
-        typer.echo(json.dumps(finite_json(description), indent=2, allow_nan=False))
+        typer.echo(json.dumps(finite_json(asdict(description)), indent=2, allow_nan=False))
         return
-    c = description["calibration"]
+    c = description.calibration
     table = Table(box=box.SIMPLE, show_header=False, title=f"normality model {model}")
-    for key in ("model_id", "backbone", "layer", "frame_size", "fit", "grid", "channels"):
-        table.add_row(key, str(description[key]))
-    table.add_row("motion", "yes" if description["motion"] else "no")
-    table.add_row("threshold", f"{description['threshold']:g}")
+    rows = {
+        "model_id": description.model_id,
+        "backbone": description.backbone,
+        "layer": description.layer,
+        "frame_size": description.frame_size,
+        "fit": description.fit,
+        "grid": description.grid,
+        "channels": description.channels,
+    }
+    for key, value in rows.items():
+        table.add_row(key, str(value))
+    table.add_row("motion", "yes" if description.motion else "no")
+    table.add_row("threshold", f"{description.threshold:g}")
     table.add_row(
         "calibration",
         f"{c.get('held_back_alarms')} alarm(s) in {c.get('held_back_seconds')} s held back "
         f"(target {c.get('alarms_per_hour')}/hour)",
     )
-    for video in description["footage"]:
+    for video in description.footage:
         table.add_row("footage", f"{video['path']} (sha256 {video['sha256'][:12]}…)")
     console.print(table)
 
@@ -244,11 +257,14 @@ def backbones() -> None:
     for heading in ("name", "features", "parameters", "CAM layer", "LayerCAM", "weights"):
         table.add_column(heading, no_wrap=True)
     for backbone in describe_backbones():
-        features, params = backbone["features"], backbone["parameters"]
+        features, params = backbone.features, backbone.parameters
         table.add_row(
-            backbone["name"],
+            backbone.name,
             "-" if features is None else str(features),
             "-" if params is None else f"{params:,}",
-            *(backbone[key] or "-" for key in ("cam_layer", "layercam_layer", "weights")),
+            *(
+                value or "-"
+                for value in (backbone.cam_layer, backbone.layercam_layer, backbone.weights)
+            ),
         )
     console.print(table)

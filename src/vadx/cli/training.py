@@ -189,10 +189,10 @@ def evaluate_command(
             result = evaluate_frames(loaded, annotations, data, out, progress=advance)
         if rank != 0:  # under torchrun: rank 0 writes and tells
             return
-        auc = result["frame_roc_auc"]
+        auc = result.frame_roc_auc
         console.print(
-            f"frame-level ROC-AUC {'-' if auc is None else f'{auc:.3f}'} over {result['frames']} "
-            f"frames ({result['anomalous_frames']} anomalous); wrote {out}/frame_metrics.json"
+            f"frame-level ROC-AUC {'-' if auc is None else f'{auc:.3f}'} over {result.frames} "
+            f"frames ({result.anomalous_frames} anomalous); wrote {out}/frame_metrics.json"
         )
         return
     with ranks() as rank, progress_bar("evaluating") as advance:
@@ -202,20 +202,20 @@ def evaluate_command(
     if rank != 0:  # under torchrun: rank 0 writes and tells
         return
     table = Table("class", "precision", "recall", "F1", "ROC-AUC", "clips")
-    for name, row in metrics["per_class"].items():
-        auc = "-" if row["roc_auc"] is None else f"{row['roc_auc']:.3f}"
+    for name, row in metrics.per_class.items():
+        auc = "-" if row.roc_auc is None else f"{row.roc_auc:.3f}"
         table.add_row(
             name,
-            f"{row['precision']:.3f}",
-            f"{row['recall']:.3f}",
-            f"{row['f1']:.3f}",
+            f"{row.precision:.3f}",
+            f"{row.recall:.3f}",
+            f"{row.f1:.3f}",
             auc,
-            str(row["support"]),
+            str(row.support),
         )
     console.print(table)
     console.print(
-        f"accuracy {metrics['accuracy']:.1%}, macro-F1 {metrics['macro_f1']:.3f}, weighted-F1 "
-        f"{metrics['weighted_f1']:.3f}; wrote {out}/metrics.json, confusion.png, predictions.csv"
+        f"accuracy {metrics.accuracy:.1%}, macro-F1 {metrics.macro_f1:.3f}, weighted-F1 "
+        f"{metrics.weighted_f1:.3f}; wrote {out}/metrics.json, confusion.png, predictions.csv"
     )
 
 

@@ -1,6 +1,13 @@
 """Datasets: one Dataset for every layout, ground-truth masks, synthetic scenes."""
 
-from vadx.data.dataset import VideoDataset, VideoSample, collate_clips, make_loader
+from vadx.data.dataset import (
+    ClipBatch,
+    ClipItem,
+    VideoDataset,
+    VideoSample,
+    collate_clips,
+    make_loader,
+)
 from vadx.data.layouts import (
     available_splits,
     folder_samples,
@@ -12,6 +19,8 @@ from vadx.data.layouts import (
 from vadx.data.masks import MaskError, read_masks, write_masks
 
 __all__ = [
+    "ClipBatch",
+    "ClipItem",
     "MaskError",
     "VideoDataset",
     "VideoSample",

@@ -205,7 +205,7 @@ class VideoDataset(Dataset):
         stop = num_frames if sample.stop is None else sample.stop
         return even_indices(num_frames, self.num_frames, start=sample.start, stop=stop)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, index: int) -> ClipItem:
         sample = self.samples[index]
         with VideoReader(sample.source, fps=sample.fps) as video:
             indices = self._sampled(sample, video.info.num_frames)
@@ -227,31 +227,68 @@ class VideoDataset(Dataset):
         if self.augment is not None:
             rng = np.random.default_rng([self.seed, self.epoch, index])
             frames, masks = self.augment(frames, rng, masks)
-        item: dict[str, Any] = {
-            "clip": frames_to_clip(frames, self.mean, self.std),
-            "label": sample.label,
-            "frame_indices": torch.from_numpy(indices),
-            "index": index,
-        }
-        if masks is not None:
-            item["masks"] = torch.from_numpy(masks)
-        if self.augment is None:
-            item["picture"] = torch.from_numpy(geometry.picture())
-        if frame_labels is not None:
-            item["frame_labels"] = torch.from_numpy(np.asarray(frame_labels, dtype=np.int64))
-        return item
+        return ClipItem(
+            clip=frames_to_clip(frames, self.mean, self.std),
+            label=sample.label,
+            frame_indices=torch.from_numpy(indices),
+            index=index,
+            masks=None if masks is None else torch.from_numpy(masks),
+            picture=torch.from_numpy(geometry.picture()) if self.augment is None else None,
+            frame_labels=None
+            if frame_labels is None
+            else torch.from_numpy(np.asarray(frame_labels, dtype=np.int64)),
+        )
 
 
-def collate_clips(items: list[dict[str, Any]]) -> dict[str, Any]:
-    """Batch items: ``clip (B, T, 3, H, W)``, ``label (B,)`` …; masks and frame labels only
-    when every item has them."""
-    batch: dict[str, Any] = {}
-    for key in items[0]:
-        if not all(key in item for item in items):
-            continue
-        values = [item[key] for item in items]
-        batch[key] = torch.stack(values) if torch.is_tensor(values[0]) else torch.tensor(values)
-    return batch
+@dataclass(frozen=True, slots=True)
+class ClipItem:
+    """One clip of a :class:`VideoDataset`: the clip ``(T, 3, H, W)``, its class index, the
+    source frames it samples ``(T,)`` and its index in the dataset; its masks ``(T, H, W)``
+    and frame labels ``(T,)`` where the sample has them, and its picture mask ``(H, W)`` (the
+    frame without letter-box padding) where the dataset does not augment."""
+
+    clip: torch.Tensor
+    label: int
+    frame_indices: torch.Tensor
+    index: int
+    masks: torch.Tensor | None = None
+    picture: torch.Tensor | None = None
+    frame_labels: torch.Tensor | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClipBatch:
+    """Clips batched by :func:`collate_clips`: ``clip (B, T, 3, H, W)``, ``label (B,)``,
+    ``frame_indices (B, T)``, ``index (B,)``; masks, pictures and frame labels only when every
+    clip of the batch has them (else None)."""
+
+    clip: torch.Tensor
+    label: torch.Tensor
+    frame_indices: torch.Tensor
+    index: torch.Tensor
+    masks: torch.Tensor | None = None
+    picture: torch.Tensor | None = None
+    frame_labels: torch.Tensor | None = None
+
+
+def _stacked(values: list[torch.Tensor | None]) -> torch.Tensor | None:
+    """The tensors stacked, or None when any is missing."""
+    present = [value for value in values if value is not None]
+    return torch.stack(present) if len(present) == len(values) else None
+
+
+def collate_clips(items: list[ClipItem]) -> ClipBatch:
+    """Batch items: ``clip (B, T, 3, H, W)``, ``label (B,)`` …; masks, pictures and frame
+    labels only when every item has them."""
+    return ClipBatch(
+        clip=torch.stack([item.clip for item in items]),
+        label=torch.tensor([item.label for item in items]),
+        frame_indices=torch.stack([item.frame_indices for item in items]),
+        index=torch.tensor([item.index for item in items]),
+        masks=_stacked([item.masks for item in items]),
+        picture=_stacked([item.picture for item in items]),
+        frame_labels=_stacked([item.frame_labels for item in items]),
+    )
 
 
 def _init_worker(_: int) -> None:

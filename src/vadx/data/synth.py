@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import cv2
 import numpy as np
@@ -936,16 +936,34 @@ def generate(
     return out / "manifest.json"
 
 
+#: one clip of ``manifest.json``: its files, split, class, seeds, anomaly start, the mask's
+#: area per frame and what the scene holds (a TypedDict: "class" is not a Python name)
+ManifestClip = TypedDict(
+    "ManifestClip",
+    {
+        "video": str,
+        "masks": str,
+        "split": str,
+        "class": str,
+        "seed": list[int],
+        "scene_seed": list[int] | None,
+        "anomaly_start": int | None,
+        "mask_area": list[int],
+        "scene": dict[str, Any],
+    },
+)
+
+
 def _write_clips(
     out: Path,
     jobs: list[tuple[str, str, int]],
     config: SynthConfig,
     background: np.ndarray | None,
     progress: Callable[[int, int], None] | None,
-) -> list[dict[str, Any]]:
+) -> list[ManifestClip]:
     """Render and write the clips of ``jobs`` (split, class, number) into ``out``; returns
     their manifest entries."""
-    clips = []
+    clips: list[ManifestClip] = []
     for done, (split, kind, number) in enumerate(jobs, 1):
         seed = clip_seed(config.seed, kind, split, number)
         shared = scene_seed(config, split, number)

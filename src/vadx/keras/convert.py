@@ -23,7 +23,7 @@ into the first convolution, so vadx feeds RGB as everywhere else.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, NotRequired, TypedDict
 
 import numpy as np
 import torch
@@ -60,6 +60,69 @@ SUPPORTED = (
     + ", ".join(HEAD_LAYERS)
     + "; output softmax or sigmoid"
 )
+
+
+class ConvSpec(TypedDict):
+    """A convolution of a ``conv_stack`` (:mod:`vadx.models.backbones.stack`; as in
+    ``config.json``)."""
+
+    type: Literal["conv"]
+    name: str
+    filters: int
+    kernel: list[int]
+    strides: list[int]
+    padding: str
+    dilation: list[int]
+    bias: bool
+    activation: str
+
+
+class MaxPoolSpec(TypedDict):
+    """A max-pooling of a ``conv_stack``."""
+
+    type: Literal["maxpool"]
+    name: str
+    pool: list[int]
+    strides: list[int]
+    padding: str
+
+
+class BatchNormSpec(TypedDict):
+    """A batch-norm of a ``conv_stack`` (named) or of a head (``head_layers``)."""
+
+    type: Literal["batchnorm"]
+    name: NotRequired[str]
+    epsilon: float
+
+
+class ActivationSpec(TypedDict):
+    """An activation layer of a ``conv_stack`` (named) or of a head."""
+
+    type: Literal["activation"]
+    name: NotRequired[str]
+    activation: str
+
+
+class DropoutSpec(TypedDict):
+    """A dropout of a ``conv_stack`` (named) or of a head."""
+
+    type: Literal["dropout"]
+    name: NotRequired[str]
+    rate: float
+
+
+class DenseSpec(TypedDict):
+    """A dense layer of a head (``head_layers``)."""
+
+    type: Literal["dense"]
+    units: int
+    activation: str
+
+
+#: a per-frame layer of a ``conv_stack`` backbone, as its ``backbone_args["layers"]`` hold it
+FrameLayerSpec = ConvSpec | MaxPoolSpec | BatchNormSpec | ActivationSpec | DropoutSpec
+#: a layer of an explicit head, as ``head_layers`` hold it
+HeadLayerSpec = DenseSpec | DropoutSpec | BatchNormSpec | ActivationSpec
 
 
 @dataclass
@@ -177,7 +240,7 @@ def _check_channels_last(layer: Layer) -> None:
         raise unsupported(layer, f"batch-norm over axis {axis}, not the last")
 
 
-def _backbone(layers: list[Layer]) -> tuple[str, dict[str, Any]]:
+def _backbone(layers: list[Layer]) -> tuple[str, dict[str, list[FrameLayerSpec]]]:
     specs = [_conv_spec(layer) for layer in layers]
     if not any(spec["type"] == "conv" for spec in specs):
         raise ModelImportError(f"the per-frame CNN has no Conv2D. Supported: {SUPPORTED}")
@@ -186,7 +249,7 @@ def _backbone(layers: list[Layer]) -> tuple[str, dict[str, Any]]:
     return "conv_stack", {"layers": specs}
 
 
-def _conv_spec(layer: Layer) -> dict[str, Any]:
+def _conv_spec(layer: Layer) -> FrameLayerSpec:
     c, name = layer.config, layer.name
     if layer.kind == "Conv2D":
         if c.get("groups", 1) != 1:
@@ -234,7 +297,7 @@ def _activation(layer: Layer) -> str:
     return str(name)
 
 
-def _is_vgg19(specs: list[dict[str, Any]]) -> bool:
+def _is_vgg19(specs: list[FrameLayerSpec]) -> bool:
     expected: list[dict[str, Any]] = []
     for spec in VGG19_LAYOUT:
         if spec == "M":
@@ -299,9 +362,9 @@ def _rnn(layers: list[Layer]) -> tuple[str, int, bool]:
     return kinds.pop()
 
 
-def _head(layers: list[Layer]) -> tuple[list[int], float, list[dict[str, Any]], str]:
+def _head(layers: list[Layer]) -> tuple[list[int], float, list[HeadLayerSpec], str]:
     """``(dense widths, dropout, explicit layers, output activation)``."""
-    specs: list[dict[str, Any]] = []
+    specs: list[HeadLayerSpec] = []
     output = None
     for position, layer in enumerate(layers):
         c = layer.config
@@ -338,7 +401,7 @@ def _head(layers: list[Layer]) -> tuple[list[int], float, list[dict[str, Any]], 
     return widths, (rates.pop() if len(rates) == 1 else 0.0), specs, output or "softmax"
 
 
-def _is_standard(specs: list[dict[str, Any]]) -> bool:
+def _is_standard(specs: list[HeadLayerSpec]) -> bool:
     """Whether ``specs`` is vadx's standard head: (Dense relu → Dropout r)* → Dense."""
     hidden = specs[:-1]
     rates = [spec.get("rate") for spec in hidden if spec["type"] == "dropout"]

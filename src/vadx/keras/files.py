@@ -23,7 +23,7 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import numpy as np
 
@@ -34,11 +34,22 @@ KERAS_CONFIG = "config.json"
 KERAS_WEIGHTS = "model.weights.h5"
 
 
+class KerasObject(TypedDict):
+    """A serialised Keras object (a model, a layer) as Keras' JSON holds it: its class and its
+    ``config``, whose settings are each class's own (Keras' format, read as it is, not vadx's);
+    a layer of a functional model also says what feeds it (``inbound_nodes``)."""
+
+    class_name: str
+    config: dict[str, Any]
+    name: NotRequired[str]
+    inbound_nodes: NotRequired[list[Any]]
+
+
 @dataclass
 class KerasModelFile:
     """A Keras model read from disk: its config (``{"class_name", "config"}``) and weights."""
 
-    config: dict[str, Any]
+    config: KerasObject
     weights: KerasWeights
     format: str
     source: str
@@ -113,11 +124,12 @@ def read_keras_file(path: str | Path, config_path: str | Path | None = None) -> 
             "from model.to_json() or a .keras archive's config.json)",
             "config",
         )
-    return KerasModelFile(_override({}, config_path), weights, "weights", str(path))
+    return KerasModelFile(_override(None, config_path), weights, "weights", str(path))
 
 
-def _override(config: dict[str, Any], config_path: str | Path | None) -> dict[str, Any]:
-    if config_path is None:
+def _override(config: KerasObject | None, config_path: str | Path | None) -> KerasObject:
+    """The model config of the file given apart (``config_path``), else ``config``."""
+    if config_path is None and config is not None:
         return config
     config_path = Path(config_path)
     try:
@@ -127,7 +139,7 @@ def _override(config: dict[str, Any], config_path: str | Path | None) -> dict[st
     return _parse_json(text, str(config_path))
 
 
-def _parse_json(text: bytes | str, where: str) -> dict[str, Any]:
+def _parse_json(text: bytes | str, where: str) -> KerasObject:
     config = parse_json(text, where, ModelImportError)
     if isinstance(config, dict) and "class_name" not in config and "config" in config:
         config = config["config"]  # a wrapper such as {"config": {...}}

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vadx.errors import ModelImportError
+from vadx.keras.files import KerasObject
 
 MODEL_CLASSES = ("Sequential", "Functional", "Model")
 
@@ -48,7 +49,7 @@ class Chain:
     input_shape: tuple[int | None, ...]
 
 
-def read_chain(model_config: dict[str, Any]) -> Chain:
+def read_chain(model_config: KerasObject) -> Chain:
     """Unfold ``model_config`` (``{"class_name", "config"}`` of the whole model)."""
     if model_config.get("class_name") not in MODEL_CLASSES:
         raise ModelImportError(
@@ -67,7 +68,7 @@ def read_chain(model_config: dict[str, Any]) -> Chain:
     return Chain(layers, shape)
 
 
-def _unfold(model_config: dict[str, Any], top: str | None, per_frame: bool) -> Iterator[Layer]:
+def _unfold(model_config: KerasObject, top: str | None, per_frame: bool) -> Iterator[Layer]:
     for entry in _chain_order(model_config):
         kind, config = entry["class_name"], entry.get("config", {})
         name = config.get("name", kind)
@@ -87,7 +88,7 @@ def _unfold(model_config: dict[str, Any], top: str | None, per_frame: bool) -> I
             yield Layer(kind, config, top or name, per_frame)
 
 
-def _chain_order(model_config: dict[str, Any]) -> list[dict[str, Any]]:
+def _chain_order(model_config: KerasObject) -> list[KerasObject]:
     """The layers of a Sequential, or of a Functional model that is one chain."""
     layers = model_config.get("config", {}).get("layers", [])
     if model_config["class_name"] == "Sequential":
@@ -106,7 +107,7 @@ def _chain_order(model_config: dict[str, Any]) -> list[dict[str, Any]]:
     return layers
 
 
-def _inbound_names(entry: dict[str, Any]) -> list[str]:
+def _inbound_names(entry: KerasObject) -> list[str]:
     """Names of the layers feeding ``entry`` (Keras 3 and tf.keras 2 dialects)."""
     names = []
     for node in entry.get("inbound_nodes", []):
@@ -120,7 +121,7 @@ def _inbound_names(entry: dict[str, Any]) -> list[str]:
     return names
 
 
-def _input_shape(model_config: dict[str, Any]) -> tuple[int | None, ...] | None:
+def _input_shape(model_config: KerasObject) -> tuple[int | None, ...] | None:
     """The model's input shape without the batch axis."""
     config = model_config.get("config", {})
     candidates = [config.get("build_input_shape")]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 import numpy as np
 import torch
@@ -17,6 +17,21 @@ from vadx.errors import CheckpointError, InputError
 DOMAIN_FILE = "domain.safetensors"
 #: percentile of the validation windows' distances taken as the threshold
 PERCENTILE = 99.5
+
+
+@dataclass(frozen=True, slots=True)
+class DomainDescription:
+    """:class:`DomainStats` described (``dataclasses.asdict`` is the checkpoint's
+    ``config.json`` ``domain`` section, beside the file's name and checksums)."""
+
+    method: str
+    classes: int
+    feature_size: int
+    threshold: float
+    percentile: float
+    frames: int
+    windows: int
+    calibration: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -62,18 +77,18 @@ class DomainStats:
         """Domain scores: window distances over the threshold (> 1: outside the domain)."""
         return np.asarray(window_distances, np.float64) / self.threshold
 
-    def describe(self) -> dict[str, Any]:
-        """JSON-ready summary (the checkpoint's ``config.json`` ``domain`` section)."""
-        return {
-            "method": "class-conditional Gaussian, tied Ledoit-Wolf covariance, Mahalanobis",
-            "classes": len(self.means),
-            "feature_size": self.feature_size,
-            "threshold": self.threshold,
-            "percentile": self.percentile,
-            "frames": self.frames,
-            "windows": self.windows,
-            "calibration": dict(self.calibration),
-        }
+    def describe(self) -> DomainDescription:
+        """What the statistics are (the checkpoint's ``config.json`` ``domain`` section)."""
+        return DomainDescription(
+            method="class-conditional Gaussian, tied Ledoit-Wolf covariance, Mahalanobis",
+            classes=len(self.means),
+            feature_size=self.feature_size,
+            threshold=self.threshold,
+            percentile=self.percentile,
+            frames=self.frames,
+            windows=self.windows,
+            calibration=dict(self.calibration),
+        )
 
 
 # ----------------------------------------------------------------------------- checkpoint
@@ -122,7 +137,35 @@ def missing_note(model: Any, show_path: bool = True) -> str:
 
 
 # ----------------------------------------------------------------------------- windows
-def domain_summary(scores: np.ndarray | None, threshold: float | None) -> dict[str, Any]:
+class UncheckedWindows(TypedDict):
+    """The domain check of footage that was not checked (the model has no statistics, or the
+    check is off)."""
+
+    checked: Literal[False]
+    verdict: Literal["unchecked"]
+
+
+class WindowsDomain(TypedDict):
+    """The domain check of a set of windows: the threshold, how many windows lie outside and
+    their share, the median and largest domain score (None without windows) and a verdict
+    (``inside``, ``partly outside`` or ``outside``)."""
+
+    checked: Literal[True]
+    verdict: str
+    threshold: float
+    windows: int
+    windows_outside: int
+    share_outside: float
+    median_score: float | None
+    max_score: float | None
+
+
+#: :func:`domain_summary`'s verdict, as ``events.json`` and the API hold it (TypedDicts, not
+#: dataclasses: detection's files, reports and servers read it as that JSON)
+DomainSummary = UncheckedWindows | WindowsDomain
+
+
+def domain_summary(scores: np.ndarray | None, threshold: float | None) -> DomainSummary:
     """What the domain check says about a set of windows (``scores``: domain scores, None when
     unchecked): how many lie outside, and a plain verdict."""
     if scores is None or threshold is None:
@@ -143,7 +186,7 @@ def domain_summary(scores: np.ndarray | None, threshold: float | None) -> dict[s
     }
 
 
-def verdict_line(summary: dict[str, Any]) -> str | None:
+def verdict_line(summary: DomainSummary) -> str | None:
     """One sentence for an operator, or None when the footage is inside the domain."""
     if not summary.get("checked") or summary["verdict"] == "inside":
         return None

@@ -11,14 +11,14 @@ folder is kept beside the table.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
 
 from vadx.catalogue import DEFAULT_METHODS, DEFAULT_TEMPORAL
 from vadx.errors import InputError
 from vadx.files import staged_folder, write_json
 from vadx.models.crnn import CRNN
-from vadx.quality.evaluate import xai_eval
+from vadx.quality.evaluate import Reliance, xai_eval
 from vadx.quality.metrics import METRICS
 
 #: the columns of the table, per spatial method and per temporal estimator
@@ -29,6 +29,33 @@ SPATIAL_COLUMNS = (
     "pointing_game_evidence",
 )
 TEMPORAL_COLUMNS = ("temporal_rank_correlation", "temporal_truth_auroc")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRow:
+    """One model of the comparison: its name, its xai-eval folder (relative to the output),
+    its architecture in words, its model id, the clips scored, what its decisions rest on,
+    and each method's mean scores of the table's columns."""
+
+    model: str
+    folder: str
+    architecture: str
+    model_id: str | None
+    clips: int
+    reliance: Reliance | None
+    scores: dict[str, dict[str, float]]
+
+
+@dataclass(frozen=True, slots=True)
+class GroundTruthComparison:
+    """:func:`compare_ground_truth`'s result (``dataclasses.asdict`` is
+    ``compare-ground-truth.json``)."""
+
+    data: str
+    split: str
+    methods: list[str]
+    temporal: list[str]
+    models: list[ModelRow]
 
 
 def describe(model: CRNN) -> str:
@@ -53,7 +80,7 @@ def compare_ground_truth(
     split: str = "test",
     limit: int | None = None,
     progress: Callable[[str, int, int], None] | None = None,
-) -> dict[str, Any]:
+) -> GroundTruthComparison:
     """Score every model against the interventions on ``data`` (a ``vadx synth`` dataset) and
     write ``compare-ground-truth.json`` and ``.md`` (the table) into ``out``, with each model's
     xai-eval folder under ``out/models/``."""
@@ -76,36 +103,36 @@ def compare_ground_truth(
                 interventions=True,
                 progress=progress,
             )
-            summary = document["summary"]
+            summary = document.summary
             scores = {
                 method: {
-                    metric: summary[method][metric]["mean"]
+                    metric: summary[method].mean(metric)
                     for metric in (SPATIAL_COLUMNS if method in methods else TEMPORAL_COLUMNS)
-                    if metric in summary.get(method, {})
+                    if method in summary and metric in summary[method]
                 }
                 for method in (*methods, *temporal)
             }
             rows.append(
-                {
-                    "model": name,
-                    "folder": f"models/{number:02d}",
-                    "architecture": describe(model),
-                    "model_id": getattr(getattr(model, "checkpoint", None), "model_id", None),
-                    "clips": document["clips_scored"],
-                    "reliance": document["reliance"],
-                    "scores": scores,
-                }
+                ModelRow(
+                    model=name,
+                    folder=f"models/{number:02d}",
+                    architecture=describe(model),
+                    model_id=getattr(getattr(model, "checkpoint", None), "model_id", None),
+                    clips=document.clips_scored,
+                    reliance=document.reliance,
+                    scores=scores,
+                )
             )
         table = markdown(rows, methods, temporal)
         (staging / "compare-ground-truth.md").write_text(table, encoding="utf-8")
-        result = {
-            "data": str(data),
-            "split": split,
-            "methods": list(methods),
-            "temporal": list(temporal),
-            "models": rows,
-        }
-        write_json(staging / "compare-ground-truth.json", result)
+        result = GroundTruthComparison(
+            data=str(data),
+            split=split,
+            methods=list(methods),
+            temporal=list(temporal),
+            models=rows,
+        )
+        write_json(staging / "compare-ground-truth.json", asdict(result))
     return result
 
 
@@ -113,7 +140,7 @@ def _cell(value: float | None) -> str:
     return "" if value is None else f"{value:.3f}"
 
 
-def markdown(rows: list[dict[str, Any]], methods: Sequence[str], temporal: Sequence[str]) -> str:
+def markdown(rows: list[ModelRow], methods: Sequence[str], temporal: Sequence[str]) -> str:
     """The comparison as a table: one row per model."""
     columns = [(m, c) for m in methods for c in SPATIAL_COLUMNS] + [
         (t, c) for t in temporal for c in TEMPORAL_COLUMNS
@@ -122,14 +149,14 @@ def markdown(rows: list[dict[str, Any]], methods: Sequence[str], temporal: Seque
     header += [f"{m} {c} {METRICS[c].arrow}" for m, c in columns]
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for row in rows:
-        reliance = row["reliance"] or {}
+        reliance = row.reliance
         cells = [
-            row["model"],
-            row["architecture"],
-            str(row["clips"]),
-            _cell(reliance.get("anomaly_flips")),
-            _cell(reliance.get("other_actor_flips")),
+            row.model,
+            row.architecture,
+            str(row.clips),
+            _cell(None if reliance is None else reliance.anomaly_flips),
+            _cell(None if reliance is None else reliance.other_actor_flips),
         ]
-        cells += [_cell(row["scores"].get(m, {}).get(c)) for m, c in columns]
+        cells += [_cell(row.scores.get(m, {}).get(c)) for m, c in columns]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

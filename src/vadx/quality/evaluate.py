@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ import numpy as np
 import torch
 
 from vadx import distributed
-from vadx.data.dataset import VideoDataset
+from vadx.data.dataset import ClipItem, VideoDataset
 from vadx.data.splits import load_samples
 from vadx.data.synth import SceneSpec, scene_specs
 from vadx.errors import InputError, VadxError
@@ -44,6 +45,7 @@ from vadx.progress import ProgressFn
 from vadx.quality.faithfulness import auc, spatial_curves, temporal_curves
 from vadx.quality.interventions import (
     GroundTruth,
+    TruthRecord,
     actor_scores,
     evidence_pointing_game,
     intervention_truth,
@@ -60,8 +62,123 @@ from vadx.quality.localisation import (
     temporal_auroc,
 )
 from vadx.quality.metrics import METRICS
-from vadx.quality.sanity import cascading_randomisation
+from vadx.quality.sanity import SanityChecks, cascading_randomisation
 from vadx.render.plots import png_bytes
+
+#: a method's scores on one clip, by metric (:data:`vadx.quality.metrics.METRICS`)
+Scores = dict[str, float | None]
+
+
+@dataclass(frozen=True, slots=True)
+class ClipScores:
+    """One clip's entry in ``xai-eval.json``: its file, its class (the logit explained), the
+    predicted class index, every method's scores, and what the interventions showed (None
+    without them)."""
+
+    source: str
+    class_name: str
+    predicted: int
+    scores: dict[str, Scores]
+    ground_truth: TruthRecord | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MetricSummary:
+    """A metric over the clips: its mean, standard deviation and count (NaN and None left
+    out)."""
+
+    mean: float
+    std: float
+    n: int
+
+
+@dataclass(frozen=True, slots=True)
+class MethodSummary:
+    """A method's metrics over the clips, and whether it passed every sanity check it had
+    (None: it had none)."""
+
+    metrics: dict[str, MetricSummary]
+    randomisation_passed: bool | None = None
+
+    def __contains__(self, metric: str) -> bool:
+        return metric in self.metrics
+
+    def mean(self, metric: str) -> float:
+        """The mean of ``metric`` over the clips."""
+        return self.metrics[metric].mean
+
+
+@dataclass(frozen=True, slots=True)
+class Reliance:
+    """What the model's decisions rest on, over the clips with ground truth (:func:`reliance`):
+    shares are None where no clip counts."""
+
+    clips: int
+    anomaly_flips: float | None
+    other_actor_flips: float | None
+    other_flips_by_kind: dict[str, int]
+    decisive_set_found: float | None
+    mean_anomaly_logit_drop: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class XaiEval:
+    """What :func:`xai_eval` found (``xai-eval.json``, :meth:`to_json`). Under torchrun the
+    ranks other than 0 hold only their clips (``summary`` empty)."""
+
+    data: str
+    split: str
+    methods: list[str]
+    temporal: list[str]
+    layers: dict[str, str]
+    model: str | None
+    clips_scored: int
+    faithfulness_clips: int
+    sanity_clips: int
+    steps: int
+    summary: dict[str, MethodSummary]
+    sanity: list[SanityChecks]
+    interventions: bool
+    reliance: Reliance | None
+    clips: list[ClipScores] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """``xai-eval.json``'s document."""
+        return {
+            "data": self.data,
+            "split": self.split,
+            "methods": list(self.methods),
+            "temporal": list(self.temporal),
+            "layers": self.layers,
+            "model": self.model,
+            "clips_scored": self.clips_scored,
+            "faithfulness_clips": self.faithfulness_clips,
+            "sanity_clips": self.sanity_clips,
+            "steps": self.steps,
+            "metrics": {k: vars(v) for k, v in METRICS.items()},
+            "summary": {
+                name: {m: asdict(s) for m, s in method.metrics.items()}
+                | (
+                    {}
+                    if method.randomisation_passed is None
+                    else {"randomisation_passed": method.randomisation_passed}
+                )
+                for name, method in self.summary.items()
+            },
+            "sanity": [asdict(checks) for checks in self.sanity],
+            "interventions": self.interventions,
+            "reliance": None if self.reliance is None else asdict(self.reliance),
+            "clips": [  # "class"; "ground_truth" only where there is one
+                {
+                    "source": clip.source,
+                    "class": clip.class_name,
+                    "predicted": clip.predicted,
+                    "scores": clip.scores,
+                }
+                | ({} if clip.ground_truth is None else {"ground_truth": asdict(clip.ground_truth)})
+                for clip in self.clips
+            ],
+        }
 
 
 def localisation_scores(
@@ -119,7 +236,7 @@ def xai_eval(
     interventions: bool | None = None,
     max_set: int = 2,
     progress: ProgressFn | None = None,
-) -> dict[str, Any]:
+) -> XaiEval:
     """Run every metric for every method over ``data``'s ``split`` (module doc).
 
     ``interventions``: score against the ground truth of interventions (True needs a
@@ -175,41 +292,39 @@ def xai_eval(
     layers: dict[str, str] = {}
     for _, _, used in scored:
         layers.update(used)
-    if distributed.rank() != 0:  # rank 0 writes what every rank computed
-        return {"clips_scored": len(clips), "clips": clips}
-    summary = summarise(clips, [*methods, *temporal], sanity)
-    out = Path(out)
-    document = {
-        "data": str(data),
-        "split": split,
-        "methods": list(methods),
-        "temporal": list(temporal),
-        "layers": layers,
-        "model": getattr(model.checkpoint, "model_id", None),
-        "clips_scored": len(clips),
-        "faithfulness_clips": min(faithfulness_clips, len(clips)),
-        "sanity_clips": min(sanity_clips, len(clips)),
-        "steps": steps,
-        "metrics": {k: vars(v) for k, v in METRICS.items()},
-        "summary": summary,
-        "sanity": sanity,
-        "interventions": specs is not None,
-        "reliance": reliance(clips) if specs is not None else None,
-        "clips": clips,
-    }
-    with staged_folder(out, last="xai-eval.json") as staging:
-        table = markdown_table(summary)
-        if document["reliance"] is not None:
-            table = reliance_text(document["reliance"]) + "\n" + table
+    last = distributed.rank() != 0  # rank 0 writes what every rank computed
+    result = XaiEval(
+        data=str(data),
+        split=split,
+        methods=list(methods),
+        temporal=list(temporal),
+        layers=layers,
+        model=getattr(model.checkpoint, "model_id", None),
+        clips_scored=len(clips),
+        faithfulness_clips=min(faithfulness_clips, len(clips)),
+        sanity_clips=min(sanity_clips, len(clips)),
+        steps=steps,
+        summary={} if last else summarise(clips, [*methods, *temporal], sanity),
+        sanity=sanity,
+        interventions=specs is not None,
+        reliance=reliance(clips) if specs is not None else None,
+        clips=clips,
+    )
+    if last:
+        return result
+    with staged_folder(Path(out), last="xai-eval.json") as staging:
+        table = markdown_table(result.summary)
+        if result.reliance is not None:
+            table = reliance_text(result.reliance) + "\n" + table
         (staging / "xai-eval.md").write_text(table, encoding="utf-8")
-        plot_summary(staging / "xai-eval.png", summary)
-        write_json(staging / "xai-eval.json", document)
-    return document
+        plot_summary(staging / "xai-eval.png", result.summary)
+        write_json(staging / "xai-eval.json", result.to_json())
+    return result
 
 
 def _score_clip(
     model: CRNN,
-    item: dict[str, Any],
+    item: ClipItem,
     source: str,
     device: Any,
     *,
@@ -221,12 +336,13 @@ def _score_clip(
     steps: int,
     spec: SceneSpec | None = None,
     max_set: int = 2,
-) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, str]]:
+) -> tuple[ClipScores, SanityChecks | None, dict[str, str]]:
     """One clip's scores (with ``faithfulness`` curves and ``sanity`` checks when asked):
     its entry, its sanity checks (or None) and the layers the methods read."""
-    clip = item["clip"][None].to(device)
-    target = int(item["label"])
-    masks, picture = item["masks"].numpy(), item["picture"].numpy()
+    assert item.masks is not None and item.picture is not None  # chosen for their masks
+    clip = item.clip[None].to(device)
+    target = int(item.label)
+    masks, picture = item.masks.numpy(), item.picture.numpy()
     e = explain(
         model,
         clip,
@@ -234,25 +350,20 @@ def _score_clip(
         methods=methods,
         temporal=temporal,
         layer=layer,
-        picture=item["picture"][None],
+        picture=item.picture[None],
     )
-    entry: dict[str, Any] = {
-        "source": source,
-        "class": model.class_names[target],
-        "predicted": e.predicted[0],
-        "scores": {},
-    }
+    all_scores: dict[str, Scores] = {}
     layers = {}
     for name, a in e.maps.items():
         if "layer" in a.settings:
             layers[name] = a.settings["layer"]
-        scores = localisation_scores(a.display[0], masks, picture, raw=a.raw[0])
+        scores: Scores = {**localisation_scores(a.display[0], masks, picture, raw=a.raw[0])}
         scores["off_picture_share"] = float(a.off_picture[0])
         if faithfulness:
             curves = spatial_curves(model, clip, a.display[0], target, steps=steps, picture=picture)
             scores.update(curve_scores(curves))
-        entry["scores"][name] = scores
-    labels = item.get("frame_labels")
+        all_scores[name] = scores
+    labels = item.frame_labels
     for name, f in e.temporal.items():
         scores = {}
         if labels is not None:
@@ -260,24 +371,30 @@ def _score_clip(
         if faithfulness:
             curves = temporal_curves(model, clip, f.scores[0], target)
             scores.update(curve_scores(curves, "temporal_"))
-        entry["scores"][name] = scores
+        all_scores[name] = scores
+    truth_record = None
     if spec is not None:
         truth = intervention_truth(model, spec, target, max_set=max_set)
-        entry["ground_truth"] = truth.record()
-        for name, scores in _truth_scores(model, truth, device, methods, temporal, layer).items():
-            entry["scores"][name].update(scores)
+        truth_record = truth.record()
+        for name, found in _truth_scores(model, truth, device, methods, temporal, layer).items():
+            all_scores[name].update(found)
     checks = None
     if sanity:
         checks = cascading_randomisation(model, clip, methods, temporal, target=target, layer=layer)
-        for name, result in checks["methods"].items():
-            entry["scores"][name].update(
-                {
-                    k: result[k]
-                    for k in ("randomisation_rank_correlation", "random_logit_rank_correlation")
-                }
+        for name, result in checks.methods.items():
+            all_scores[name]["randomisation_rank_correlation"] = (
+                result.randomisation_rank_correlation
             )
-            if result["randomisation_ssim"] is not None:
-                entry["scores"][name]["randomisation_ssim"] = result["randomisation_ssim"]
+            all_scores[name]["random_logit_rank_correlation"] = result.random_logit_rank_correlation
+            if result.randomisation_ssim is not None:
+                all_scores[name]["randomisation_ssim"] = result.randomisation_ssim
+    entry = ClipScores(
+        source=source,
+        class_name=model.class_names[target],
+        predicted=e.predicted[0],
+        scores=all_scores,
+        ground_truth=truth_record,
+    )
     return entry, checks, layers
 
 
@@ -326,69 +443,70 @@ def _truth_scores(
     return scores
 
 
-def reliance(clips: list[dict[str, Any]]) -> dict[str, Any]:
+def reliance(clips: list[ClipScores]) -> Reliance:
     """What the model's decisions rest on, over the clips with ground truth: the share whose
     decision flips when the anomaly is removed, the share where removing one other actor alone
     flips it (and which kinds of actor), and how often a decisive set was found."""
-    truths = [c["ground_truth"] for c in clips if c.get("ground_truth")]
-    anomalous = [t for t in truths if t["anomaly_flips"] is not None]
+    truths = [c.ground_truth for c in clips if c.ground_truth is not None]
+    anomalous = [t for t in truths if t.anomaly_flips is not None]
     kinds: dict[str, int] = {}
     for t in truths:
-        for name in t["other_flips"]:
+        for name in t.other_flips:
             kind = name.rstrip("0123456789").rstrip("-")
             kinds[kind] = kinds.get(kind, 0) + 1
     share = lambda n, of: n / len(of) if of else None  # noqa: E731
-    return {
-        "clips": len(truths),
-        "anomaly_flips": share(sum(t["anomaly_flips"] for t in anomalous), anomalous),
-        "other_actor_flips": share(sum(bool(t["other_flips"]) for t in truths), truths),
-        "other_flips_by_kind": kinds,
-        "decisive_set_found": share(sum(t["decisive_set"] is not None for t in truths), truths),
-        "mean_anomaly_logit_drop": float(np.mean([t["anomaly_logit_drop"] for t in anomalous]))
+    return Reliance(
+        clips=len(truths),
+        anomaly_flips=share(sum(bool(t.anomaly_flips) for t in anomalous), anomalous),
+        other_actor_flips=share(sum(bool(t.other_flips) for t in truths), truths),
+        other_flips_by_kind=kinds,
+        decisive_set_found=share(sum(t.decisive_set is not None for t in truths), truths),
+        mean_anomaly_logit_drop=float(np.mean([t.anomaly_logit_drop for t in anomalous]))
         if anomalous
         else None,
-    }
+    )
 
 
-def reliance_text(found: dict[str, Any]) -> str:
+def reliance_text(found: Reliance) -> str:
     """The reliance finding in words, for xai-eval.md."""
 
     def percent(value: float | None) -> str:
         return "n/a" if value is None else f"{100 * value:.0f} %"
 
-    kinds = ", ".join(f"{k} ({n})" for k, n in sorted(found["other_flips_by_kind"].items()))
+    kinds = ", ".join(f"{k} ({n})" for k, n in sorted(found.other_flips_by_kind.items()))
     return (
         "### What the model's decisions rest on (interventions)\n\n"
-        f"Over {found['clips']} clips drawn again without each actor: removing the anomaly "
-        f"flips the decision in {percent(found['anomaly_flips'])}; removing one other actor "
-        f"alone flips it in {percent(found['other_actor_flips'])}"
+        f"Over {found.clips} clips drawn again without each actor: removing the anomaly "
+        f"flips the decision in {percent(found.anomaly_flips)}; removing one other actor "
+        f"alone flips it in {percent(found.other_actor_flips)}"
         + (f" ({kinds})" if kinds else "")
         + ".\n"
     )
 
 
 def summarise(
-    clips: list[dict[str, Any]], names: Sequence[str], sanity: list[dict[str, Any]]
-) -> dict[str, Any]:
+    clips: list[ClipScores], names: Sequence[str], sanity: list[SanityChecks]
+) -> dict[str, MethodSummary]:
     """Mean, standard deviation and count of every metric of every method; sanity verdicts."""
-    summary: dict[str, Any] = {}
+    summary: dict[str, MethodSummary] = {}
     for name in names:
         metrics: dict[str, list[float]] = {}
         for clip in clips:
-            for metric, value in clip["scores"].get(name, {}).items():
+            for metric, value in clip.scores.get(name, {}).items():
                 if value is not None and not math.isnan(value):
                     metrics.setdefault(metric, []).append(value)
-        summary[name] = {
-            m: {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v)}
-            for m, v in metrics.items()
-        }
-        verdicts = [s["methods"][name]["passed"] for s in sanity if name in s["methods"]]
-        if verdicts:
-            summary[name]["randomisation_passed"] = all(verdicts)
+        verdicts = [s.methods[name].passed for s in sanity if name in s.methods]
+        summary[name] = MethodSummary(
+            metrics={
+                m: MetricSummary(mean=float(np.mean(v)), std=float(np.std(v)), n=len(v))
+                for m, v in metrics.items()
+            },
+            randomisation_passed=all(verdicts) if verdicts else None,
+        )
     return summary
 
 
-def markdown_table(summary: dict[str, Any]) -> str:
+def markdown_table(summary: dict[str, MethodSummary]) -> str:
     """One table per category: methods as rows, metrics as columns (``↑``/``↓`` directions)."""
     lines = []
     for category in ("localisation", "intervention", "faithfulness", "sanity"):
@@ -419,14 +537,14 @@ def markdown_table(summary: dict[str, Any]) -> str:
                 if m.name not in scores:
                     cells.append("")
                     continue
-                cell = f"{scores[m.name]['mean']:.3f}"
+                cell = f"{scores.mean(m.name):.3f}"
                 if m.baseline and m.baseline in scores:
-                    cell += f" (baseline {scores[m.baseline]['mean']:.3f})"
+                    cell += f" (baseline {scores.mean(m.baseline):.3f})"
                 cells.append(cell)
-            if category == "sanity" and "randomisation_passed" in scores:
+            if category == "sanity" and scores.randomisation_passed is not None:
                 cells[-1] += " — " + (
                     "depends on the model"
-                    if scores["randomisation_passed"]
+                    if scores.randomisation_passed
                     else "**does not change: flagged**"
                 )
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
@@ -434,7 +552,7 @@ def markdown_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot_summary(path: Path, summary: dict[str, Any]) -> None:
+def plot_summary(path: Path, summary: dict[str, MethodSummary]) -> None:
     """Bars of each method's main scores, with their baselines as marks."""
     from matplotlib.figure import Figure
 
@@ -453,12 +571,12 @@ def plot_summary(path: Path, summary: dict[str, Any]) -> None:
     axes = figure.subplots(1, len(shown), squeeze=False)
     for ax, metric in zip(axes[0], shown, strict=True):
         names = [n for n, s in summary.items() if metric in s]
-        values = [summary[n][metric]["mean"] for n in names]
+        values = [summary[n].mean(metric) for n in names]
         ax.bar(range(len(names)), values, color="#4a78c2")
         baseline = METRICS[metric].baseline
         for i, n in enumerate(names):
             if baseline and baseline in summary[n]:
-                ax.plot([i - 0.4, i + 0.4], [summary[n][baseline]["mean"]] * 2, color="#c23b3b")
+                ax.plot([i - 0.4, i + 0.4], [summary[n].mean(baseline)] * 2, color="#c23b3b")
         ax.set_xticks(range(len(names)), names, rotation=40, ha="right", fontsize=7)
         ax.set_title(f"{metric} {METRICS[metric].arrow}", fontsize=8)
         ax.set_ylim(0, 1.02)

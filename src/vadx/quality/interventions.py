@@ -115,6 +115,37 @@ def actor_regions(model: ExplainableModel, rendered: SynthClip, indices: np.ndar
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ActorEffect:
+    """What removing one actor did: the drops of the explained logit and probability, whether
+    the decision changed, whether the model's frames show the actor, and whether it is part
+    of the anomaly."""
+
+    logit_drop: float
+    probability_drop: float
+    flips: bool
+    visible: bool
+    anomaly: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TruthRecord:
+    """:class:`GroundTruth` for the record (``dataclasses.asdict`` is its JSON, the
+    ``ground_truth`` of a clip in ``xai-eval.json``): no arrays but the per-actor and
+    per-frame drops."""
+
+    target: int
+    predicted: int
+    logit: float
+    probability: float
+    actors: dict[str, ActorEffect]
+    anomaly_logit_drop: float | None
+    anomaly_flips: bool | None
+    other_flips: list[str]
+    decisive_set: list[str] | None
+    frame_logit_drop: list[float] | None
+
+
 @dataclass(frozen=True)
 class GroundTruth:
     """What the interventions on one clip showed (module doc).
@@ -162,31 +193,31 @@ class GroundTruth:
             if flips and name not in self.anomaly_actors
         )
 
-    def record(self) -> dict[str, object]:
-        """A JSON-ready summary (no arrays but the per-actor and per-frame drops)."""
-        return {
-            "target": self.target,
-            "predicted": self.predicted,
-            "logit": self.logit,
-            "probability": self.probability,
-            "actors": {
-                name: {
-                    "logit_drop": float(self.actor_logit_drop[k]),
-                    "probability_drop": float(self.actor_probability_drop[k]),
-                    "flips": bool(self.actor_flips[k]),
-                    "visible": bool(self.visible[k]),
-                    "anomaly": name in self.anomaly_actors,
-                }
+    def record(self) -> TruthRecord:
+        """A summary for the record (no arrays but the per-actor and per-frame drops)."""
+        return TruthRecord(
+            target=self.target,
+            predicted=self.predicted,
+            logit=self.logit,
+            probability=self.probability,
+            actors={
+                name: ActorEffect(
+                    logit_drop=float(self.actor_logit_drop[k]),
+                    probability_drop=float(self.actor_probability_drop[k]),
+                    flips=bool(self.actor_flips[k]),
+                    visible=bool(self.visible[k]),
+                    anomaly=name in self.anomaly_actors,
+                )
                 for k, name in enumerate(self.actors)
             },
-            "anomaly_logit_drop": self.anomaly_logit_drop,
-            "anomaly_flips": self.anomaly_flips,
-            "other_flips": list(self.other_flips),
-            "decisive_set": None if self.decisive_set is None else list(self.decisive_set),
-            "frame_logit_drop": None
+            anomaly_logit_drop=self.anomaly_logit_drop,
+            anomaly_flips=self.anomaly_flips,
+            other_flips=list(self.other_flips),
+            decisive_set=None if self.decisive_set is None else list(self.decisive_set),
+            frame_logit_drop=None
             if self.frame_logit_drop is None
             else [float(v) for v in self.frame_logit_drop],
-        }
+        )
 
 
 class _Scorer:

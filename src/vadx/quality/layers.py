@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,19 @@ SECTION = "explanation_layers"
 MIN_STRIDE = 8
 
 
+@dataclass(frozen=True, slots=True)
+class LayerRecord:
+    """A :class:`LayerChoice` for the record (``dataclasses.asdict`` is the checkpoint's
+    ``explanation_layers`` entry): the layer, the criterion it was chosen by, each
+    candidate's score (rounded), the clips and the steps of the curves."""
+
+    layer: str
+    criterion: str
+    deletion_auc: dict[str, float]
+    clips: int
+    steps: int
+
+
 @dataclass(frozen=True)
 class LayerChoice:
     """The layer chosen for ``method``: ``deletion_auc`` holds each candidate's mean deletion
@@ -56,15 +69,15 @@ class LayerChoice:
     clips: int
     steps: int
 
-    def describe(self) -> dict[str, Any]:
-        """JSON-ready record (the checkpoint's ``explanation_layers`` entry)."""
-        return {
-            "layer": self.layer,
-            "criterion": "deletion_auc",
-            "deletion_auc": {k: round(v, 6) for k, v in self.deletion_auc.items()},
-            "clips": self.clips,
-            "steps": self.steps,
-        }
+    def describe(self) -> LayerRecord:
+        """The choice for the record (the checkpoint's ``explanation_layers`` entry)."""
+        return LayerRecord(
+            layer=self.layer,
+            criterion="deletion_auc",
+            deletion_auc={k: round(v, 6) for k, v in self.deletion_auc.items()},
+            clips=self.clips,
+            steps=self.steps,
+        )
 
 
 def layer_methods() -> tuple[str, ...]:
@@ -148,13 +161,13 @@ def held_out_clips(dataset: Any, model: CRNN, limit: int) -> list[tuple[torch.Te
     clips = []
     for i in picked[:limit]:
         item = dataset[i]
-        clips.append((item["clip"][None], int(item["label"])))
+        clips.append((item.clip[None], int(item.label)))
     return clips
 
 
-def save_layers(checkpoint: str | Path, choices: Iterable[LayerChoice]) -> dict[str, Any]:
+def save_layers(checkpoint: str | Path, choices: Iterable[LayerChoice]) -> Path:
     """Record ``choices`` in the checkpoint's ``config.json`` (atomically; other methods'
-    earlier choices are kept); returns the whole section. The weights and the model id do not
+    earlier choices are kept); returns its path. The weights and the model id do not
     change."""
     from vadx.files import write_json
     from vadx.models.checkpoint import CONFIG_FILE, read_checkpoint
@@ -166,8 +179,6 @@ def save_layers(checkpoint: str | Path, choices: Iterable[LayerChoice]) -> dict[
     if section.get("weights_sha256") != info.weights_sha256:
         section = {}  # chosen for other weights: start again
     methods = dict(section.get("methods") or {})
-    methods.update({choice.method: choice.describe() for choice in choices})
-    section = {"weights_sha256": info.weights_sha256, "methods": methods}
-    document[SECTION] = section
-    write_json(path, document, indent=2)
-    return section
+    methods.update({choice.method: asdict(choice.describe()) for choice in choices})
+    document[SECTION] = {"weights_sha256": info.weights_sha256, "methods": methods}
+    return write_json(path, document, indent=2)

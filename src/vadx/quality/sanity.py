@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -32,6 +32,29 @@ from vadx.models.crnn import CRNN
 
 #: below this rank correlation after full randomisation, a method "depends on the model"
 PASS_BELOW = 0.5
+
+
+@dataclass(frozen=True, slots=True)
+class MethodSanity:
+    """One method's sanity checks: its maps' similarity to the trained model's after each
+    stage of the cascade (``stage``, ``rank_correlation``, and ``ssim`` for spatial maps),
+    the similarity after the last stage, the random-logit correlation and the verdict."""
+
+    stages: list[dict[str, float | str]]
+    randomisation_rank_correlation: float
+    randomisation_ssim: float | None
+    random_logit_rank_correlation: float
+    passed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SanityChecks:
+    """:func:`cascading_randomisation`'s findings (``dataclasses.asdict`` is their JSON): the
+    class explained, the other class of the random-logit test, and each method's checks."""
+
+    target: int
+    random_logit_target: int
+    methods: dict[str, MethodSanity]
 
 
 def ssim(a: np.ndarray, b: np.ndarray) -> float:
@@ -98,7 +121,7 @@ def cascading_randomisation(
     target: int | None = None,
     layer: str | None = None,
     seed: int = 0,
-) -> dict[str, Any]:
+) -> SanityChecks:
     """Per method, the rank correlation and SSIM with the trained model's maps after each
     stage of the cascade; ``passed`` when the fully random model's maps correlate below
     :data:`PASS_BELOW`. Also the random-logit correlation."""
@@ -127,11 +150,12 @@ def cascading_randomisation(
     result = {}
     for name, entries in stages.items():
         final = entries[-1]
-        result[name] = {
-            "stages": entries,
-            "randomisation_rank_correlation": final["rank_correlation"],
-            "randomisation_ssim": final.get("ssim"),
-            "random_logit_rank_correlation": rank_correlation(reference[name], flipped[name]),
-            "passed": abs(float(final["rank_correlation"])) < PASS_BELOW,
-        }
-    return {"target": target, "random_logit_target": other_target, "methods": result}
+        ssim_final = final.get("ssim")
+        result[name] = MethodSanity(
+            stages=entries,
+            randomisation_rank_correlation=float(final["rank_correlation"]),
+            randomisation_ssim=None if ssim_final is None else float(ssim_final),
+            random_logit_rank_correlation=rank_correlation(reference[name], flipped[name]),
+            passed=abs(float(final["rank_correlation"])) < PASS_BELOW,
+        )
+    return SanityChecks(target=target, random_logit_target=other_target, methods=result)

@@ -40,7 +40,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import torch
@@ -119,6 +119,27 @@ class Check:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class CheckRecord:
+    """One check of a verdict for the record: its value (rounded; None when not measured),
+    its status and its reason."""
+
+    value: float | None
+    status: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictRecord:
+    """A :class:`Verdict` for the record (``dataclasses.asdict`` is its JSON): the verdict, its
+    score (rounded), the reasons and each check by name."""
+
+    verdict: str
+    score: float
+    reasons: list[str]
+    checks: dict[str, CheckRecord]
+
+
 @dataclass(frozen=True)
 class Verdict:
     """The trust verdict on one map or frame curve (module doc)."""
@@ -135,21 +156,21 @@ class Verdict:
         found = [c for c in self.checks if c.status in order]
         return [c.reason for c in sorted(found, key=lambda c: order[c.status])]
 
-    def record(self) -> dict[str, Any]:
-        """JSON-ready: verdict, score, reasons and each check."""
-        return {
-            "verdict": self.verdict,
-            "score": round(self.score, 4),
-            "reasons": self.reasons,
-            "checks": {
-                c.name: {
-                    "value": None if c.value is None else round(float(c.value), 4),
-                    "status": c.status,
-                    "reason": c.reason,
-                }
+    def record(self) -> VerdictRecord:
+        """For the record: verdict, score, reasons and each check."""
+        return VerdictRecord(
+            verdict=self.verdict,
+            score=round(self.score, 4),
+            reasons=self.reasons,
+            checks={
+                c.name: CheckRecord(
+                    value=None if c.value is None else round(float(c.value), 4),
+                    status=c.status,
+                    reason=c.reason,
+                )
                 for c in self.checks
             },
-        }
+        )
 
 
 def trust_check(
@@ -534,7 +555,10 @@ def _stability(
     return found
 
 
-def _constructor_settings(name: str, settings: Mapping[str, Any]) -> dict[str, Any]:
+_Value = TypeVar("_Value")
+
+
+def _constructor_settings(name: str, settings: Mapping[str, _Value]) -> dict[str, _Value]:
     """The settings a method reports that its constructor takes: the same map again."""
     accepted = inspect.signature(METHODS[name]).parameters
     return {k: v for k, v in settings.items() if k in accepted and k != "model"}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler, SequentialSampl
 
 from vadx import distributed
 from vadx.borrowed import eval_mode, modes_kept, random_kept
-from vadx.data.dataset import VideoDataset, collate_clips, make_loader
+from vadx.data.dataset import ClipBatch, ClipItem, VideoDataset, collate_clips, make_loader
 from vadx.errors import ConfigError, InputError, NonFiniteError
 from vadx.files import write_json
 from vadx.models.checkpoint import load_model, save_model
@@ -185,19 +185,19 @@ class _CachedFeatures:
         features, labels, coverage, done = [], [], [], 0
         with eval_mode(model), torch.no_grad():
             for batch in loader:
-                clip = batch["clip"].to(_device(model))
+                clip = batch.clip.to(_device(model))
                 if prefix is None and not masks:
                     cached = model.frame_features(clip)
                 else:
                     cached = model.frame_maps(clip) if prefix is None else None
                     if cached is None:
                         cached = unfold_time(prefix(fold_time(clip)), *clip.shape[:2])
-                    _check_cache_size(cached, len(batch["label"]), len(dataset))
+                    _check_cache_size(cached, len(batch.label), len(dataset))
                 features.append(cached.cpu())
-                labels.append(batch["label"])
+                labels.append(batch.label)
                 if masks:
-                    coverage.append(mask_coverage(batch["masks"]))
-                done += len(batch["label"])
+                    coverage.append(mask_coverage(batch.masks))
+                done += len(batch.label)
                 if progress is not None:
                     progress("caching features", done, len(dataset), {})
         tensors = [torch.cat(features), torch.cat(labels)]
@@ -273,18 +273,18 @@ def train(
         saved = load_model(last, device=device)
         model.load_state_dict(saved.state_dict())
         tensors, state = read_trainer_state(last)
-        optimizer_from_files(optimizer, tensors, state["optimizer"])
-        if scheduler is not None and state["scheduler"] is not None:
-            scheduler.load_state_dict(state["scheduler"])
+        optimizer_from_files(optimizer, tensors, state.optimizer)
+        if scheduler is not None and state.scheduler is not None:
+            scheduler.load_state_dict(state.scheduler)
         before = saved.checkpoint.metadata.get("train_config") or {}
         _apply_changed_settings(optimizer, scheduler, before.get("lr", config.lr), config)
         torch.set_rng_state(tensors["rng.torch"])
-        history = [EpochResult(**entry) for entry in state["history"]]
-        start_epoch = state["epoch"] + 1
-        best_score, best_epoch = tuple(state["best_score"]), state["best_epoch"]
-        waited = state["waited"]
+        history = [EpochResult(**entry) for entry in state.history]
+        start_epoch = state.epoch + 1
+        best_score, best_epoch = state.best_score, state.best_epoch
+        waited = state.waited
         if start_epoch >= config.epochs or 0 < config.patience <= waited:
-            return TrainResult(out / "best", last, history, best_epoch, state["stopped_early"])
+            return TrainResult(out / "best", last, history, best_epoch, state.stopped_early)
     cached = config.cache_features
     explanation = config.explanation
     if explanation is not None:
@@ -407,18 +407,24 @@ def _collate(masks: bool):
     return _collate_with_masks if masks else collate_clips
 
 
-def _collate_with_masks(items: list[dict[str, Any]]) -> dict[str, Any]:
-    for item in items:
-        if "masks" not in item:
-            clip = item["clip"]
-            item["masks"] = torch.zeros(clip.shape[0], *clip.shape[-2:], dtype=torch.bool)
-    return collate_clips(items)
+def _collate_with_masks(items: list[ClipItem]) -> ClipBatch:
+    return collate_clips(
+        [
+            item
+            if item.masks is not None
+            else replace(
+                item,
+                masks=torch.zeros(item.clip.shape[0], *item.clip.shape[-2:], dtype=torch.bool),
+            )
+            for item in items
+        ]
+    )
 
 
 def _unpack(batch, cached: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
     if cached:
         return batch[0], batch[1], (batch[2] if len(batch) > 2 else None)
-    return batch["clip"], batch["label"], batch.get("masks")
+    return batch.clip, batch.label, batch.masks
 
 
 def _check_explanation_loss(explanation: ExplanationLoss, train_set: Dataset, cached: bool) -> None:

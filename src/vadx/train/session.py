@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -84,15 +84,16 @@ def train_from_path(
     if resume:
         run = _recorded_run(out)
         _check_resumed_settings(out, run, asked, override)
-        config = TrainConfig(**run["train"]).replace(
+        config = run.train.replace(
             **{k: v for k, v in (train_changes or {}).items() if k in OVERRIDABLE}
         )
-        data = data if override else run["data"]
-        val = val if val is not None and override else run.get("val_data")
-        model_config = CRNNConfig.from_dict(run["model"])
+        data = data if override else run.recorded["data"]
+        val = val if val is not None and override else run.val_data
+        model_config = run.model
         classes, normal_class, model_changes = model_config.class_names, None, None
-        start_from, backbone_weights = run.get("start_from"), run.get("backbone_weights")
-        preset_name = run.get("preset")
+        start_from = run.recorded.get("start_from")
+        backbone_weights = run.recorded.get("backbone_weights")
+        preset_name = run.recorded.get("preset")
     else:
         _refuse_a_run_with_checkpoints(out)
         model_config, config, preset_weights = preset(preset_name or "cpu", ("x", "y"), None)
@@ -211,7 +212,24 @@ def _new_model(
     return model
 
 
-def _recorded_run(out: Path) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class RecordedRun:
+    """A training run as its :data:`RUN_FILE` records it: its settings, its model's, its
+    validation data, and ``recorded``: its training settings, dataset, preset, starting
+    checkpoint and backbone weights as the file holds them (a run recorded before vadx
+    recorded a setting lacks it), which a resumed run's settings are compared with."""
+
+    train: TrainConfig
+    model: CRNNConfig
+    val_data: str | None
+    recorded: dict[str, Any]
+
+
+#: the settings of a run that :class:`RecordedRun` keeps as recorded
+_RECORDED = ("preset", "start_from", "data", "backbone_weights")
+
+
+def _recorded_run(out: Path) -> RecordedRun:
     """The run ``out`` records in :data:`RUN_FILE`, or InputError where there is none."""
     path = out / RUN_FILE
     if not path.is_file():
@@ -222,9 +240,12 @@ def _recorded_run(out: Path) -> dict[str, Any]:
         )
     try:
         run = read_json(path, InputError)
-        TrainConfig(**run["train"])
-        CRNNConfig.from_dict(run["model"])
-        return run
+        return RecordedRun(
+            train=TrainConfig(**run["train"]),
+            model=CRNNConfig.from_dict(run["model"]),
+            val_data=run.get("val_data"),
+            recorded={**run["train"], **{k: run[k] for k in _RECORDED if k in run}},
+        )
     except (ValueError, KeyError, TypeError) as err:
         raise InputError(
             f"cannot resume {out}: {path} is damaged ({err}); start the run over in another "
@@ -236,16 +257,12 @@ def _recorded_run(out: Path) -> dict[str, Any]:
 _MODEL_SETTINGS = frozenset(f.name for f in fields(CRNNConfig))
 
 
-def resumed_differences(run: dict[str, Any], asked: dict[str, Any]) -> dict[str, tuple]:
+def resumed_differences(run: RecordedRun, asked: dict[str, Any]) -> dict[str, tuple]:
     """``{setting: (the run's value, the value asked)}`` for every setting ``asked`` (None:
     not given) that differs from what the ``run`` (its :data:`RUN_FILE`) records (a run
     recorded before vadx recorded a setting is not compared on it)."""
-    model = CRNNConfig.from_dict(run["model"])
-    recorded = {
-        **run["train"],
-        "val": run.get("val_data"),
-        **{k: run[k] for k in ("preset", "start_from", "data", "backbone_weights") if k in run},
-    }
+    model = run.model
+    recorded = {**run.recorded, "val": run.val_data}
     differences = {}
     for key, value in asked.items():
         if value is None or not (key in _MODEL_SETTINGS or key in recorded):
@@ -261,7 +278,9 @@ def _same_path(old: Any, new: Any) -> bool:
     return old is not None and Path(old).resolve() == Path(new).resolve()
 
 
-def _check_resumed_settings(out: Path, run: dict, asked: dict, override: bool) -> None:
+def _check_resumed_settings(
+    out: Path, run: RecordedRun, asked: dict[str, Any], override: bool
+) -> None:
     differences = resumed_differences(run, asked)
     fixed = {k: v for k, v in differences.items() if k not in OVERRIDABLE}
     named = [_field(k) for k in differences]

@@ -8,6 +8,8 @@ Tensors (optimizer buffers, the RNG state) go to ``trainer.safetensors``; everyt
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +51,7 @@ def optimizer_from_files(
 
 def writers(
     optimizer: torch.optim.Optimizer, scheduler: Any, progress: dict[str, Any]
-) -> dict[str, Any]:
+) -> dict[str, Callable[[Path], None]]:
     """``save_model`` extra-file writers for the trainer state."""
     tensors, optimizer_doc = optimizer_to_files(optimizer)
     tensors["rng.torch"] = torch.get_rng_state()
@@ -68,8 +70,25 @@ def writers(
     return {TENSORS_FILE: write_tensors, STATE_FILE: write_state}
 
 
-def read_trainer_state(directory: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """The tensors and JSON of a trainer state saved in ``directory``."""
+@dataclass(frozen=True, slots=True)
+class TrainerState:
+    """A trainer state as ``trainer.json`` holds it: the optimizer's hyper-parameters and
+    scalars and the scheduler's state (torch's own formats), the last epoch done, the best
+    score ``(F1, loss)`` and its epoch, the epochs waited without improvement, whether the run
+    stopped early, and each epoch's metrics."""
+
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any] | None
+    epoch: int
+    best_score: tuple[float, float]
+    best_epoch: int
+    waited: int
+    stopped_early: bool
+    history: list[dict[str, float]]
+
+
+def read_trainer_state(directory: Path) -> tuple[dict[str, torch.Tensor], TrainerState]:
+    """The tensors and the state of a trainer saved in ``directory``."""
     tensors_path, state_path = directory / TENSORS_FILE, directory / STATE_FILE
     if not (tensors_path.is_file() and state_path.is_file()):
         raise CheckpointError(
@@ -77,6 +96,18 @@ def read_trainer_state(directory: Path) -> tuple[dict[str, torch.Tensor], dict[s
             "'last' checkpoint of a vadx training run, so it cannot be resumed"
         )
     try:
-        return load_file(str(tensors_path)), json.loads(state_path.read_text(encoding="utf-8"))
+        tensors = load_file(str(tensors_path))
+        document = json.loads(state_path.read_text(encoding="utf-8"))
+        state = TrainerState(
+            optimizer=document["optimizer"],
+            scheduler=document["scheduler"],
+            epoch=document["epoch"],
+            best_score=tuple(document["best_score"]),
+            best_epoch=document["best_epoch"],
+            waited=document["waited"],
+            stopped_early=document["stopped_early"],
+            history=document["history"],
+        )
     except (OSError, ValueError) as err:
         raise CheckpointError(f"cannot read the trainer state in {directory}: {err}") from err
+    return tensors, state
