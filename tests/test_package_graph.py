@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -158,3 +159,42 @@ def test_the_architecture_page_lists_the_layers_in_their_order():
         for name in re.findall(r"`(\w+)`", row.split("|")[1])
     ]
     assert listed == [layer for layer in LAYERS if layer not in ("_version", "__main__")]
+
+
+#: the only functions that may return a JSON-shaped mapping besides the records' serialisers
+#: (``to_json``/``to_dict``): each builds a document as it is written or answered
+JSON_DOCUMENTS = {
+    "explain/result.py:manifest",  # manifest.json
+    "models/checkpoint.py:_json_ready",  # a checkpoint's free-form metadata
+    "report/page.py:player_data",  # the JSON inside report.html
+    "serve/schema.py:openapi",  # the OpenAPI document
+}
+
+
+def json_shaped_returns() -> list[str]:
+    """``path:function`` of each function whose return annotation is a string-keyed mapping of
+    anything (``dict``/``Mapping``/``MutableMapping`` of ``Any`` or ``object``)."""
+    shape = re.compile(r"\b(dict|Dict|Mapping|MutableMapping)\[str, *(Any|object)\]")
+    found = []
+    for path in sorted(SOURCE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            returns = getattr(node, "returns", None)
+            if returns is not None and shape.search(ast.unparse(returns)):
+                found.append(f"{path.relative_to(SOURCE).as_posix()}:{node.name}")
+    return found
+
+
+def test_results_are_typed_and_serialised_at_the_edge():
+    loose = [
+        name
+        for name in json_shaped_returns()
+        if name.rsplit(":", 1)[1] not in ("to_json", "to_dict") and name not in JSON_DOCUMENTS
+    ]
+    assert loose == [], "return a record (a dataclass or model) and serialise it where written"
+    assert len(json_shaped_returns()) <= 21  # 85 before issue 28
+
+
+def test_the_typed_results_check_finds_a_loose_dict(tmp_path, monkeypatch):
+    (tmp_path / "loose.py").write_text("def summary() -> dict[str, Any]:\n    return {}\n")
+    monkeypatch.setattr(sys.modules[__name__], "SOURCE", tmp_path)
+    assert json_shaped_returns() == ["loose.py:summary"]

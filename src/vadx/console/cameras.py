@@ -78,7 +78,7 @@ class CameraConfig(BaseModel):
 
     @field_validator("detect")
     @classmethod
-    def _detect(cls, value: dict[str, Any]) -> dict[str, Any]:
+    def _detect(cls, value: dict[str, int | float | bool]) -> dict[str, int | float | bool]:
         unknown = sorted(set(value) - set(DETECT_FIELDS))
         if unknown:
             raise ValueError(f"unknown setting {unknown[0]!r}; known: {', '.join(DETECT_FIELDS)}")
@@ -150,7 +150,7 @@ def read_cameras(path: str | os.PathLike[str]) -> list[CameraConfig]:
     found = []
     for name, settings in cameras.items():
         camera = camera_from(str(name), settings, f"{path}: cameras.{name}")
-        found.append(camera.model_copy(update=_resolved(camera, path.parent)))
+        found.append(_resolved(camera, path.parent))
     return found
 
 
@@ -174,14 +174,14 @@ def _loader():
     return Loader
 
 
-def _resolved(camera: CameraConfig, folder: Path) -> dict[str, Any]:
-    """Relative paths of ``camera`` made relative to ``folder`` (the YAML file's)."""
-    update: dict[str, Any] = {}
-    if not Path(camera.model).is_absolute() and (folder / camera.model).exists():
-        update["model"] = str(folder / camera.model)  # else a served model's name
-    if camera.is_file and isinstance(camera.source, str) and not Path(camera.source).is_absolute():
-        update["source"] = str(folder / camera.source)
-    return update
+def _resolved(camera: CameraConfig, folder: Path) -> CameraConfig:
+    """``camera`` with its relative paths taken from ``folder`` (the YAML file's)."""
+    model, source = camera.model, camera.source
+    if not Path(model).is_absolute() and (folder / model).exists():
+        model = str(folder / model)  # else a served model's name
+    if camera.is_file and isinstance(source, str) and not Path(source).is_absolute():
+        source = str(folder / source)
+    return camera.model_copy(update={"model": model, "source": source})
 
 
 def _first_fault(error: ValidationError, where: str) -> str:
