@@ -28,10 +28,10 @@ from pathlib import Path
 
 from vadx import __version__
 from vadx.data.synth import SynthConfig, generate
-from vadx.evaluate import evaluate_clips
 from vadx.files import write_json
 from vadx.models import load_model
 from vadx.quality import xai_eval
+from vadx.train.evaluate import evaluate_clips
 from vadx.train.session import train_from_path
 
 VARIANTS = {

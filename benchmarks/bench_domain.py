@@ -1,4 +1,5 @@
-"""How well a model's domain check (``vadx.domain``) tells its training domain from other footage.
+"""How well a model's domain check (``vadx.detect.domain``) tells its training domain from
+other footage.
 
 Every set of windows goes through ``vadx.detect.detect`` (what a user runs), and each window's
 domain score is compared with those of the in-domain windows (the synthetic test split):
@@ -192,7 +193,7 @@ def unseen_class(data: Path, unseen: str, work: Path, epochs: int) -> dict:
 def cost(model, video: Path, repeats: int) -> dict:
     """End to end (``detect`` with and without the check, alternated) and the check alone
     (its distances for every frame vs the CNN features it reuses, on the same frames)."""
-    from vadx.detect import frame_features
+    from vadx.detect import video_features
 
     times = {"off": [], "flag": [], "cnn": [], "check": []}
     with VideoReader(video) as reader:
@@ -203,7 +204,7 @@ def cost(model, video: Path, repeats: int) -> dict:
                 detect(model, video, DetectConfig(domain=mode))
                 times[mode].append(time.perf_counter() - began)
             began = time.perf_counter()
-            features = frame_features(model, reader, frames)
+            features = video_features(model, reader, frames)
             times["cnn"].append(time.perf_counter() - began)
             began = time.perf_counter()
             model.domain.frame_distances(features)

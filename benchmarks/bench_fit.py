@@ -27,10 +27,10 @@ import torch
 from vadx import __version__
 from vadx.data import VideoDataset, folder_samples
 from vadx.data.synth import SynthConfig, generate
-from vadx.evaluate import classification_metrics, predict
 from vadx.explain import explain
 from vadx.files import write_json
 from vadx.models import load_model
+from vadx.train.evaluate import classification_metrics, predict
 from vadx.train.session import train_from_path
 from vadx.video import VideoReader, fit_frames, frames_to_clip
 from vadx.video.sampling import even_indices

@@ -41,9 +41,9 @@ import torch
 
 from vadx import __version__
 from vadx.explain import explain
-from vadx.export import export_onnx
 from vadx.files import write_json
 from vadx.keras import import_keras
+from vadx.models.export import export_onnx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' Keras reference
 from tests.keras_models import randomise, vgg19_gru

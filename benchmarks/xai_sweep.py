@@ -30,12 +30,12 @@ import torch
 from vadx.data.dataset import VideoDataset
 from vadx.data.splits import load_samples
 from vadx.data.synth import SynthConfig, generate
-from vadx.evaluate import classification_metrics, predict
 from vadx.explain import explain
 from vadx.files import write_json
 from vadx.models.checkpoint import load_model
-from vadx.quality.evaluate import localisation_scores
 from vadx.quality.localisation import pointing_game, temporal_auroc
+from vadx.quality.xai_eval import localisation_scores
+from vadx.train.evaluate import classification_metrics, predict
 from vadx.train.session import train_from_path
 
 LAYERS = ("head", "block15", "block10", "block7", "block4")

@@ -99,7 +99,7 @@ def half_outside_domain(model: CRNN, frames):
 
     import numpy as np
 
-    from vadx.domain import fit_domain
+    from vadx.detect.domain import fit_domain
     from vadx.video import fit_frames, frames_to_clip
 
     fitted = fit_frames(frames, model.config.frame_size, model.config.fit)[0]

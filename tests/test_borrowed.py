@@ -16,12 +16,12 @@ from vadx.borrowed import eval_mode, modes_kept, seeded
 from vadx.data import VideoDataset, folder_samples
 from vadx.data.synth import SynthConfig, generate
 from vadx.detect import detect
-from vadx.domain import calibrate, check_clip
-from vadx.evaluate import predict
+from vadx.detect.domain import calibrate, check_clip
 from vadx.explain import explain
 from vadx.models import CRNN
 from vadx.quality import cascading_randomisation, xai_eval
 from vadx.train import TrainConfig, train
+from vadx.train.evaluate import predict
 from vadx.video import VideoReader
 from vadx.watch import FrameInfo, StreamDetector
 
@@ -128,7 +128,7 @@ def test_the_callers_model_comes_back_in_the_modes_it_went_in(
 
 def test_onnx_export_gives_the_modes_back(tmp_path):
     pytest.importorskip("onnx")
-    from vadx.export import OnnxFrames, export_onnx
+    from vadx.models.export import OnnxFrames, export_onnx
 
     model = training_with_frozen_units()
     before = flags(model)

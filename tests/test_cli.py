@@ -115,7 +115,7 @@ def test_backbones_lists_the_registry(capsys):
 
 
 def test_backbones_are_described_for_programs_too():
-    from vadx.summary import describe_backbones
+    from vadx.models.summary import describe_backbones
 
     described = {entry.name: asdict(entry) for entry in describe_backbones()}
     assert described["vgg19"] == {

@@ -1,4 +1,4 @@
-"""The domain check (vadx.domain) and the model's own preprocessing on every path."""
+"""The domain check (vadx.detect.domain) and the model's own preprocessing on every path."""
 
 from __future__ import annotations
 
@@ -14,18 +14,18 @@ from tests.videos import bikes_mp4
 from vadx.data import VideoDataset
 from vadx.data.layouts import folder_samples
 from vadx.data.synth import SynthConfig, generate, render_long
-from vadx.detect import DetectConfig, detect, frame_features
-from vadx.detect.files import write_detection
-from vadx.domain import (
+from vadx.detect import DetectConfig, detect, video_features
+from vadx.detect.domain import (
     DOMAIN_FILE,
     domain_summary,
     fit_domain,
     save_domain,
     verdict_line,
 )
+from vadx.detect.files import write_detection
 from vadx.errors import CheckpointError, InputError
 from vadx.explain import explain
-from vadx.explain_video import ExplainSettings, explain_video
+from vadx.explanations.video import ExplainSettings, explain_video
 from vadx.models import CRNN, CRNNConfig, load_model, save_model
 from vadx.train.session import train_from_path
 from vadx.video import Augment, VideoReader, fit_frames, frames_to_clip, write_mp4
@@ -211,7 +211,7 @@ def test_detection_and_explanation_see_frames_as_training_did(trained, tmp_path)
     model = load_model(best)
     with VideoReader(bikes_mp4()) as video:
         indices = np.arange(0, 40, 10)
-        got = frame_features(model, video, indices)
+        got = video_features(model, video, indices)
         frames = video.read(indices).data
     assert frames.shape[1] != frames.shape[2]  # not square: pad and stretch differ
     for fit, equal in (("stretch", True), ("pad", False)):

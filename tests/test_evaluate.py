@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from vadx.errors import InputError
-from vadx.evaluate import classification_metrics, write_evaluation
+from vadx.train.evaluate import classification_metrics, write_evaluation
 
 PROBS = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.3, 0.7]])
 LABELS = np.array([0, 0, 1, 1])
@@ -54,8 +54,8 @@ def test_frame_level_auc_over_annotated_long_videos(tmp_path, capsys):
 
     from tests.conftest import TINY, run_cli
     from vadx.data.synth import render_long
-    from vadx.evaluate import evaluate_frames
     from vadx.models import CRNN, save_model
+    from vadx.train.evaluate import evaluate_frames
     from vadx.video import write_mp4
 
     video = render_long(2, [("normal", 20), ("fire", 30), ("normal", 15)], (48, 48))
@@ -91,8 +91,8 @@ def test_clips_are_scored_on_the_test_split_unless_told(tmp_path):
 
     from tests.conftest import TINY
     from vadx.data.synth import SynthConfig, generate
-    from vadx.evaluate import evaluate_clips
     from vadx.models import CRNN
+    from vadx.train.evaluate import evaluate_clips
 
     data = tmp_path / "data"
     generate(data, SynthConfig(clips=(1, 1, 2), num_frames=8, size=(48, 48), seed=3))

@@ -301,8 +301,8 @@ def test_on_host_keeps_the_structure_of_typed_records():
 
 
 def test_the_settings_come_as_keywords_or_as_one_object(tiny_model, tiny_clip):
-    from vadx.clip import ExplainSettings
     from vadx.explain import MethodChoices
+    from vadx.explanations.clip import ExplainSettings
 
     keywords = {"methods": ("gradcam",), "temporal": ("gradient_norm",), "weighting": "clip"}
     by_keywords = explain(tiny_model, tiny_clip, 1, **keywords)

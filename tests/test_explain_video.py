@@ -16,7 +16,7 @@ from tests.conftest import TINY, long_video, run_cli, tiny_checkpoint
 from vadx.detect import DetectConfig, detect
 from vadx.detect.files import read_detection
 from vadx.errors import InputError
-from vadx.explain_video import (
+from vadx.explanations.video import (
     EXPORTS,
     ExplainSettings,
     compare_models,
@@ -299,7 +299,7 @@ def test_an_earlier_detection_makes_the_timeline_and_the_flagged_windows(
         windows="flagged",
         detect_config=DetectConfig(on=0, off=0, min_frames=1),
     )
-    monkeypatch.setattr("vadx.explain_video.detect", None)  # no detection may run again
+    monkeypatch.setattr("vadx.explanations.video.detect", None)  # no detection may run again
     earlier = read_detection(tmp_path / "d", model, video)
     reused = explain_video(
         model,
@@ -357,7 +357,7 @@ def test_an_earlier_detection_makes_the_timeline_and_the_flagged_windows(
 
 
 def test_a_request_names_one_window_apart_from_the_window_mode(tmp_path):
-    from vadx.explain_video import ExplainRequest
+    from vadx.explanations.video import ExplainRequest
 
     assert ExplainRequest("v.mp4").is_span and ExplainRequest("v.mp4").needs_detection
     lean = ExplainRequest("v.mp4", ExplainSettings(timeline=False))
@@ -373,8 +373,8 @@ def test_a_request_names_one_window_apart_from_the_window_mode(tmp_path):
 
 
 def test_the_manifest_entries_of_a_clip_keep_their_order_and_optional_parts(assets):
-    from vadx.clip import explain_clip
-    from vadx.explain_video import ClipAudit, SourceRecord
+    from vadx.explanations.clip import explain_clip
+    from vadx.explanations.video import ClipAudit, SourceRecord
 
     root, video = assets
     model = load_model(root / "a")

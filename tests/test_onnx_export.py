@@ -9,8 +9,8 @@ import pytest
 import torch
 
 from tests.conftest import IMPORTED_SHAPE, TINY, run_cli
-from vadx.export import export_onnx, graph_paths
 from vadx.models import CRNN, save_model
+from vadx.models.export import export_onnx, graph_paths
 
 ort = pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")

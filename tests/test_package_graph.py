@@ -15,9 +15,9 @@ SOURCE = Path(__file__).resolve().parents[1] / "src" / "vadx"
 #: vadx's packages and top-level modules, lowest first: each may import only those before it
 LAYERS = [
     "_version", "errors", "limits", "progress", "settings", "catalogue", "files", "borrowed",
-    "distributed", "render", "video", "models", "export", "keras", "summary", "data", "explain",
-    "detect", "domain", "normality", "train", "evaluate", "quality", "clip", "report",
-    "explain_video", "batch", "watch", "console", "demo", "serve", "cli", "__main__",
+    "distributed", "render", "video", "models", "keras", "data", "explain", "detect",
+    "normality", "train", "quality", "explanations", "batch", "watch", "console", "demo",
+    "serve", "cli", "__main__",
 ]  # fmt: skip
 
 
@@ -166,7 +166,7 @@ def test_the_architecture_page_lists_the_layers_in_their_order():
 JSON_DOCUMENTS = {
     "explain/result.py:manifest",  # manifest.json
     "models/checkpoint.py:_json_ready",  # a checkpoint's free-form metadata
-    "report/page.py:player_data",  # the JSON inside report.html
+    "explanations/report/page.py:player_data",  # the JSON inside report.html
     "serve/schema.py:openapi",  # the OpenAPI document
 }
 

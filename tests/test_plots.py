@@ -13,11 +13,11 @@ from tests.conftest import TINY
 from vadx.data.synth import render_long
 from vadx.detect import detect
 from vadx.detect.files import scores_png
-from vadx.evaluate import confusion_png
 from vadx.models import CRNN
-from vadx.quality.evaluate import plot_summary
+from vadx.quality.xai_eval import plot_summary
 from vadx.render.figures import frame_strip
 from vadx.render.plots import png_bytes
+from vadx.train.evaluate import confusion_png
 from vadx.video import write_mp4
 
 

@@ -264,8 +264,8 @@ def test_pointing_game_tolerance_counts_a_peak_near_the_mask():
 
 
 def test_xai_eval_document_keeps_its_keys_and_flattens_the_summary():
-    from vadx.quality.evaluate import ClipScores, MethodSummary, MetricSummary, XaiEval
     from vadx.quality.sanity import MethodSanity, SanityChecks
+    from vadx.quality.xai_eval import ClipScores, MethodSummary, MetricSummary, XaiEval
 
     checks = SanityChecks(
         target=1,

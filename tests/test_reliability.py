@@ -445,13 +445,13 @@ def assert_one_error_line(code: int, err: str, names: str) -> None:
 def no_work(monkeypatch):
     """Fail loudly where a command starts its real work (the CNN over frames, explaining)."""
     import vadx.detect
-    import vadx.explain_video
+    import vadx.explanations.video
 
     def work(*args, **kwargs):
         raise AssertionError("work started before the failure was found")
 
     monkeypatch.setattr(vadx.detect, "frame_features", work)
-    monkeypatch.setattr(vadx.explain_video, "explain_frames", work)
+    monkeypatch.setattr(vadx.explanations.video, "explain_frames", work)
 
 
 @pytest.mark.parametrize("case", list(MATRIX))

@@ -13,7 +13,7 @@ import pytest
 
 from tests.conftest import long_video, tiny_checkpoint
 from vadx.explain import DEFAULT_TEMPORAL
-from vadx.explain_video import ExplainSettings, explain_clip, explain_video
+from vadx.explanations.video import ExplainSettings, explain_clip, explain_video
 from vadx.models import load_model
 from vadx.render.overlay import render
 from vadx.video.decode import VideoReader

@@ -17,13 +17,13 @@ from fastapi.testclient import TestClient
 from tests.conftest import TINY, half_outside_domain, long_video, tiny_checkpoint
 from tests.videos import ffmpeg_decode, ffmpeg_transcode, zero_packets
 from vadx.detect import DetectConfig, detect
-from vadx.domain import verdict_line
+from vadx.detect.domain import verdict_line
 from vadx.errors import InputError
 from vadx.explain import DEFAULT_METHODS, DEFAULT_TEMPORAL, METHODS, TEMPORAL
-from vadx.explain_video import ExplainSettings, explain_video
+from vadx.explanations.video import ExplainSettings, explain_video
 from vadx.models import load_model, save_model
 from vadx.serve import Server, create_app
-from vadx.serve.jobs import JobStore
+from vadx.serve.job_store import JobStore
 from vadx.serve.storage import label
 from vadx.video import VideoReader
 from vadx.video.decode import TruncatedVideoWarning
@@ -416,7 +416,7 @@ def test_a_failing_job_reports_why(tmp_path):
 
 
 def test_a_job_keeps_its_typed_result_through_job_json():
-    from vadx.serve.jobs import Job
+    from vadx.serve.job_store import Job
     from vadx.serve.schema import ExplainResult, JobParams
 
     params = JobParams.of({"kind": "explain", "video": "0123456789abcdef", "model": "tiny"})

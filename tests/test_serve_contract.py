@@ -20,7 +20,7 @@ from tests.conftest import TINY
 from vadx.data.synth import render_long
 from vadx.models import CRNN
 from vadx.serve import Server, create_app
-from vadx.serve.jobs import FINISHED
+from vadx.serve.job_store import FINISHED
 from vadx.video import write_mp4
 
 #: the chain a client walks: upload → detect / explain → poll the job → read what it wrote

@@ -23,7 +23,7 @@ from tests.conftest import half_outside_domain, run_cli
 from tests.streams import free_port, http_server, tcp_server
 from vadx.data.synth import render_long
 from vadx.detect import DetectConfig, detect
-from vadx.domain import save_domain
+from vadx.detect.domain import save_domain
 from vadx.models import CRNN, CRNNConfig, load_model, save_model
 from vadx.video import VideoReader, write_mp4, write_png
 from vadx.watch import Watch, WatchConfig, watch

@@ -23,10 +23,10 @@ from typing import Any
 from vadx.data.synth import SynthConfig, generate, render_long
 from vadx.detect import DetectConfig, Event, detect
 from vadx.detect.files import write_detection
-from vadx.evaluate import evaluate_clips
-from vadx.explain_video import explain_video
+from vadx.explanations.video import explain_video
 from vadx.files import write_json
 from vadx.models.checkpoint import load_model
+from vadx.train.evaluate import evaluate_clips
 from vadx.train.session import train_from_path
 from vadx.video.encode import write_mp4
 

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from vadx.errors import InputError
 
-#: what detection does with windows outside the model's training domain (:mod:`vadx.domain`)
+#: what detection does with windows outside the model's training domain (:mod:`vadx.detect.domain`)
 DomainMode = Literal["flag", "suppress", "off"]
 DOMAIN_MODES: tuple[DomainMode, ...] = ("flag", "suppress", "off")
 
@@ -30,7 +30,7 @@ class DetectConfig:
         batch_size: frames per CNN batch.
         per_class: one hysteresis per anomaly class, on its own smoothed probability (events
             of different classes may overlap), instead of one on the anomaly score.
-        domain: what the domain check (:mod:`vadx.domain`) does with windows outside the
+        domain: what the domain check (:mod:`vadx.detect.domain`) does with windows outside the
             model's training domain: ``"flag"`` them (events carry the flag), ``"suppress"``
             their alerts (their frames score 0), or ``"off"`` (no check).
     """

@@ -10,9 +10,9 @@ from typing import Any
 from vadx.batch.inputs import Video
 from vadx.batch.records import JobSettings, VideoOutcome
 from vadx.batch.run import ProgressFn, outcome
-from vadx.clip import ExplainSettings
 from vadx.detect import DetectConfig, detect
 from vadx.detect.files import write_detection_files
+from vadx.explanations.clip import ExplainSettings
 from vadx.models.crnn import CRNN
 
 
@@ -83,7 +83,7 @@ class ExplainJob:
     ) -> VideoOutcome:
         """Detect events in ``video``, write the detection's files into ``folder`` and explain
         each flagged window there (``named``: the folder ``folder`` becomes)."""
-        from vadx.explain_video import ExplainRequest, explain_into
+        from vadx.explanations.video import ExplainRequest, explain_into
 
         detection = detect(model, video.path, self.config, progress)
         sha256 = write_detection_files(

@@ -193,7 +193,7 @@ def say(prefix: str, style: str, text: str) -> None:
 
 def say_domain(summary: dict, model, mode: str) -> None:
     """Tell the operator, on stderr, when footage is outside the model's domain (or unchecked)."""
-    from vadx.domain import missing_note, verdict_line
+    from vadx.detect.domain import missing_note, verdict_line
 
     if mode == "off":
         return
@@ -270,7 +270,7 @@ def ranks():
 def explain_settings(methods: str, temporal: str, target: str = "predicted", **options):
     """The explanation settings of options given as text: comma-separated method and
     estimator names, a target that is a class name or index; ``options`` as they are."""
-    from vadx.clip import ExplainSettings, parse_target
+    from vadx.explanations.clip import ExplainSettings, parse_target
 
     def names(text: str) -> tuple[str, ...]:
         return tuple(part.strip() for part in text.split(",") if part.strip())

@@ -133,7 +133,7 @@ def explain_command(
     from vadx.detect import DetectConfig
     from vadx.detect.files import read_detection
     from vadx.explain.targets import check_target
-    from vadx.explain_video import explain_video
+    from vadx.explanations.video import explain_video
     from vadx.models import load_model
 
     asked = {"frames": frames, "mp4": mp4, "gif": gif, "sheets": sheets}
@@ -214,7 +214,7 @@ def explain_command(
 
 def _say_clip_domain(clips: list, model) -> None:
     """Warn, on stderr, about explained clips outside the model's domain (or unchecked)."""
-    from vadx.domain import missing_note
+    from vadx.detect.domain import missing_note
 
     if not all(clip.domain.get("checked") for clip in clips):
         err_console.print(f"note: {missing_note(model)}", soft_wrap=True)
@@ -264,7 +264,7 @@ def compare_command(
     """The same clip explained by several models side by side, with their predictions; or,
     with --ground-truth, the models' explanations scored against interventions."""
     from vadx.explain.targets import check_target
-    from vadx.explain_video import compare_models, model_names
+    from vadx.explanations.video import compare_models, model_names
     from vadx.models import load_model
     from vadx.video import probe as probe_video
 
@@ -302,7 +302,7 @@ def _compare_ground_truth(
     paths: list[Path], data: Path, out: Path, method: str, temporal: str, limit: int | None
 ) -> None:
     """``vadx compare MODEL… --ground-truth DATA``: the table of vadx.quality.compare."""
-    from vadx.explain_video import model_names
+    from vadx.explanations.video import model_names
     from vadx.models import load_model
     from vadx.quality.compare import compare_ground_truth
 

@@ -26,8 +26,8 @@ def info(
     normality model: its grid, threshold, calibration and footage)."""
     from vadx.files import finite_json
     from vadx.models import load_model
+    from vadx.models.summary import describe_model
     from vadx.normality import is_normality
-    from vadx.summary import describe_model
 
     if is_normality(model):
         _normality_info(model, as_json)
@@ -42,7 +42,7 @@ def info(
             document["layers"] = loaded.layer_names()
         typer.echo(json.dumps(finite_json(document), indent=2, allow_nan=False))
         return
-    from vadx.summary import render_description
+    from vadx.models.summary import render_description
 
     render_description(description, console)
     if layers:
@@ -238,8 +238,8 @@ def export_command(
     ],
 ) -> None:
     """Export a model to ONNX: whole, and split for streaming (CNN per frame, RNN per window)."""
-    from vadx.export import export_onnx
     from vadx.models import load_model
+    from vadx.models.export import export_onnx
 
     writable_path(onnx, "--onnx", folder=False)
     paths = export_onnx(load_model(model), onnx)
@@ -251,7 +251,7 @@ def export_command(
 
 def backbones() -> None:
     """List the registered per-frame CNNs."""
-    from vadx.summary import describe_backbones
+    from vadx.models.summary import describe_backbones
 
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)  # fits 80 columns
     for heading in ("name", "features", "parameters", "CAM layer", "LayerCAM", "weights"):

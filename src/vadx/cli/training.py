@@ -179,8 +179,8 @@ def evaluate_command(
 
     With --annotations: the frame-level ROC-AUC of the anomaly score over long videos.
     """
-    from vadx.evaluate import evaluate_clips, evaluate_frames
     from vadx.models import load_model
+    from vadx.train.evaluate import evaluate_clips, evaluate_frames
 
     writable_path(out, "--out")
     loaded = load_model(model)
@@ -237,7 +237,7 @@ def calibrate_command(
 ) -> None:
     """Add domain statistics to a trained model, without retraining: then detect, watch,
     explain and serve say when footage is unlike its training data."""
-    from vadx.domain import calibrate, save_domain
+    from vadx.detect.domain import calibrate, save_domain
     from vadx.models import load_model
     from vadx.train.session import training_sets
 

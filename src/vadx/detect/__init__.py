@@ -8,7 +8,7 @@ mean over the windows that span it; the anomaly score ``1 − p(normal)`` is smo
 are found with hysteresis: one starts where the score reaches ``on`` and ends where it falls
 below ``off``. An event's class is the anomaly class most probable over its frames.
 
-Every window also gets a domain score (:mod:`vadx.domain`): its distance to the model's
+Every window also gets a domain score (:mod:`vadx.detect.domain`): its distance to the model's
 training data in feature space over the calibrated threshold; above 1 the footage is unlike
 anything the model was trained on, and its probabilities mean little. ``DetectConfig.domain``
 flags such windows (default), suppresses their alerts, or skips the check.
@@ -81,7 +81,7 @@ class Detection:
     #: domain over its threshold (> 1: outside); None when unchecked
     window_domain: np.ndarray | None = None
     frame_domain: np.ndarray | None = None
-    #: :func:`vadx.domain.domain_summary` of the windows
+    #: :func:`vadx.detect.domain.domain_summary` of the windows
     domain: dict[str, Any] = field(default_factory=lambda: {"checked": False})
 
     @property
@@ -118,7 +118,7 @@ def window_spacing(model: CRNN, config: DetectConfig) -> tuple[int, int, int]:
     return step, span, config.stride or default_stride(span, step)
 
 
-def frame_features(
+def video_features(
     model: CRNN,
     video: VideoReader,
     indices: np.ndarray,
@@ -128,7 +128,7 @@ def frame_features(
 ) -> np.ndarray:
     """Per-frame CNN features ``(len(indices), F)`` of the given frames, each computed once —
     by ``model``, or by ``encode`` (normalised frames ``(N, 3, H, W)`` → ``(N, F)``, e.g.
-    :class:`vadx.export.OnnxFrames`)."""
+    :class:`vadx.models.export.OnnxFrames`)."""
     config = model.config
     device = model.device
     rows = []
@@ -155,8 +155,8 @@ def detect(
 ) -> Detection:
     """Detect anomalies over the whole video ``source`` (see the module docstring).
 
-    ``runtime="onnx"`` runs the per-frame CNN in ONNX Runtime (:class:`vadx.export.OnnxFrames`,
-    on the CPU), the RNN and head in PyTorch.
+    ``runtime="onnx"`` runs the per-frame CNN in ONNX Runtime
+    (:class:`vadx.models.export.OnnxFrames`, on the CPU), the RNN and head in PyTorch.
     """
     config = config or DetectConfig()
     if runtime not in RUNTIMES:
@@ -176,10 +176,10 @@ def detect(
         needed = np.unique(np.concatenate([w.indices for w in windows]))
         encode = None
         if runtime == "onnx":
-            from vadx.export import OnnxFrames
+            from vadx.models.export import OnnxFrames
 
             encode = OnnxFrames(model)
-        features = frame_features(model, video, needed, config.batch_size, progress, encode)
+        features = video_features(model, video, needed, config.batch_size, progress, encode)
         timestamps = video.timestamps.copy()
     row_of = np.full(info.num_frames, -1)
     row_of[needed] = np.arange(len(needed))

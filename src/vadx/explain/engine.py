@@ -84,7 +84,7 @@ MethodOptions = Mapping[str, Mapping[str, OptionValue]]
 
 class EngineSettings(Protocol):
     """The settings :func:`explain` reads from a settings object, by attribute: any object
-    that has them will do, e.g. :class:`vadx.clip.ExplainSettings` (which has more)."""
+    that has them will do, e.g. :class:`vadx.explanations.clip.ExplainSettings` (which has more)."""
 
     @property
     def methods(self) -> Sequence[str]:
@@ -160,7 +160,7 @@ def explain(
         normalisation: of the display maps: ``clip`` (default), ``frame`` or ``none``.
         options: per-method settings, e.g. ``{"integrated_gradients": {"steps": 64}}``.
         settings: the six settings above as one object (:class:`EngineSettings`, e.g. a
-            :class:`vadx.clip.ExplainSettings`), instead of as keywords; not both.
+            :class:`vadx.explanations.clip.ExplainSettings`), instead of as keywords; not both.
         progress: called as ``progress(method, done, total)`` by long methods.
         picture: ``(B, H, W)`` or ``(H, W)``, 1 where the clip's frames show the video and 0
             on the padding preprocessing added (:meth:`vadx.video.Geometry.picture`): display

@@ -17,7 +17,7 @@ from vadx.explain.base import Method, Output, SettingValue, check_positive
 from vadx.explain.baselines import baseline_clip
 from vadx.explain.gradients import BATCH_FRAMES
 from vadx.explain.passes import Pass
-from vadx.explain.protocol import ExplainableModel, frame_features
+from vadx.explain.protocol import ExplainableModel, features_of
 
 
 def patch_starts(side: int, patch: int, stride: int) -> list[int]:
@@ -94,7 +94,7 @@ class Occlusion(Method):
                     cut = (slice(None), slice(y, y + patch), slice(x, x + patch))
                     hidden[row][cut] = base[videos[row], frames[row]][cut]
                 sequences = features[videos].clone()
-                new = frame_features(self.model, hidden.unsqueeze(1))[:, 0]
+                new = features_of(self.model, hidden.unsqueeze(1))[:, 0]
                 sequences[torch.arange(len(index)), frames] = new
                 logits = self.model.forward_features(sequences)
                 drop = shared.scores[videos] - shared.target.scores(logits, videos)

@@ -104,14 +104,14 @@ class ExplainableModel(Protocol):
 PARTS: dict[str, type] = {"backbone": LayeredBackbone, "config": ModelConfig}
 
 
-def frame_features(model: ExplainableModel, clip: torch.Tensor) -> torch.Tensor:
+def features_of(model: ExplainableModel, clip: torch.Tensor) -> torch.Tensor:
     """Per-frame features ``(B, T, F)`` of clips ``(B, T, 3, H, W)``: the first two stages."""
     return model.pool_maps(model.frame_maps(clip))
 
 
 def logits_of(model: ExplainableModel, clip: torch.Tensor) -> torch.Tensor:
     """Logits ``(B, K)`` of clips ``(B, T, 3, H, W)``: the three stages in turn."""
-    return model.forward_features(frame_features(model, clip))
+    return model.forward_features(features_of(model, clip))
 
 
 def check_explainable(model: object) -> None:

@@ -43,7 +43,7 @@ from vadx.explain.base import Method, Output, SettingValue, check_choice, check_
 from vadx.explain.baselines import BASELINES, baseline_clip
 from vadx.explain.cam import grad_cam
 from vadx.explain.passes import Need, Pass
-from vadx.explain.protocol import ExplainableModel, frame_features
+from vadx.explain.protocol import ExplainableModel, features_of
 
 #: most feature sequences per RNN batch
 BATCH_SEQUENCES = 512
@@ -61,8 +61,8 @@ def baseline_features(model: ExplainableModel, shared: Pass, kind: str) -> torch
     base = baseline_clip(model, shared.clip, kind)
     with torch.no_grad():
         if kind == "blur":
-            return frame_features(model, base)
-        return frame_features(model, base[:, :1]).expand_as(features)
+            return features_of(model, base)
+        return features_of(model, base[:, :1]).expand_as(features)
 
 
 class _Temporal(Method):

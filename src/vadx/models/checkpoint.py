@@ -53,7 +53,7 @@ class CheckpointInfo:
     torch_version: str
     created: str
     metadata: dict[str, Any] = field(default_factory=dict)
-    #: the ``domain`` section of config.json (see :mod:`vadx.domain`), None if uncalibrated
+    #: the ``domain`` section of config.json (see :mod:`vadx.detect.domain`), None if uncalibrated
     domain: dict[str, Any] | None = None
     #: the ``explanation_layers`` section (see :mod:`vadx.quality.layers`), None if none chosen
     explanation_layers: dict[str, Any] | None = None
@@ -169,7 +169,7 @@ def load_model(
     The weights' sha256 is checked against ``config.json`` (``verify=False`` skips it, for very
     large files), then every tensor's name and shape against the architecture. The returned
     model carries the :class:`CheckpointInfo` as ``model.checkpoint`` and its domain
-    statistics (:class:`~vadx.domain.DomainStats`, or None) as ``model.domain``.
+    statistics (:class:`~vadx.detect.domain.DomainStats`, or None) as ``model.domain``.
     """
     from safetensors import SafetensorError
     from safetensors.torch import load_file

@@ -83,7 +83,7 @@ class CRNN(nn.Module):
         )
         #: the CheckpointInfo of a model from :func:`vadx.load_model`, else None
         self.checkpoint: Any = None
-        self.domain: Any = None  # DomainStats from the checkpoint (vadx.domain)
+        self.domain: Any = None  # DomainStats from the checkpoint (vadx.detect.domain)
         #: CAM method name → layer chosen by faithfulness (vadx.quality.layers), from the checkpoint
         self.explanation_layers: dict[str, str] = {}
         self._frozen_modules: list[nn.Module] = []

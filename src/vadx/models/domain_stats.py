@@ -1,6 +1,7 @@
 """A model's domain statistics, part of its checkpoint (``domain.safetensors``): what they
 are (:class:`DomainStats`), how they are read, and what they say about footage — the verdicts
-detection, the reports and the servers give. Fitting and calibrating them is :mod:`vadx.domain`.
+detection, the reports and the servers give. Fitting and calibrating them is
+:mod:`vadx.detect.domain`.
 """
 
 from __future__ import annotations

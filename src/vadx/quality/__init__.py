@@ -1,6 +1,5 @@
 """Explanation quality: faithfulness, localisation against ground truth, sanity checks."""
 
-from vadx.quality.evaluate import localisation_scores, xai_eval
 from vadx.quality.faithfulness import auc, spatial_curves, temporal_curves
 from vadx.quality.localisation import (
     cell_pointing_game,
@@ -14,6 +13,7 @@ from vadx.quality.localisation import (
 )
 from vadx.quality.metrics import METRICS, MetricInfo
 from vadx.quality.sanity import cascading_randomisation, rank_correlation, ssim
+from vadx.quality.xai_eval import localisation_scores, xai_eval
 
 __all__ = [
     "METRICS",

@@ -18,8 +18,8 @@ from vadx.catalogue import DEFAULT_METHODS, DEFAULT_TEMPORAL
 from vadx.errors import InputError
 from vadx.files import staged_folder, write_json
 from vadx.models.crnn import CRNN
-from vadx.quality.evaluate import Reliance, xai_eval
 from vadx.quality.metrics import METRICS
+from vadx.quality.xai_eval import Reliance, xai_eval
 
 #: the columns of the table, per spatial method and per temporal estimator
 SPATIAL_COLUMNS = (

@@ -12,8 +12,8 @@ import torch
 
 from vadx.explain import Explanation
 from vadx.models.crnn import CRNN
-from vadx.quality.evaluate import curve_scores
 from vadx.quality.faithfulness import spatial_curves, temporal_curves
+from vadx.quality.xai_eval import curve_scores
 
 #: each map's or frame curve's scores by name (``deletion_auc``, ``insertion_auc_random``, …)
 QualityScores = dict[str, dict[str, float]]

@@ -65,7 +65,7 @@ from sklearn.metrics import roc_auc_score
 from vadx.borrowed import eval_mode
 from vadx.data.synth import ANOMALY, Intervention, SceneSpec, SynthClip
 from vadx.errors import InputError
-from vadx.explain.protocol import ExplainableModel, frame_features
+from vadx.explain.protocol import ExplainableModel, features_of
 from vadx.quality.localisation import cell_pointing_game
 from vadx.video.preprocess import fit_frames, frames_to_clip
 from vadx.video.sampling import even_indices
@@ -239,7 +239,7 @@ class _Scorer:
         with torch.no_grad():
             return torch.cat(
                 [
-                    frame_features(self.model, part[None].to(self.device))[0]
+                    features_of(self.model, part[None].to(self.device))[0]
                     for part in frames.split(self.batch_frames)
                 ]
             )

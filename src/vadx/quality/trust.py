@@ -182,7 +182,7 @@ def trust_check(
 ) -> dict[str, Verdict]:
     """A :class:`Verdict` for every map and frame curve of ``explanation`` (one clip).
 
-    ``domain`` is the clip's domain check (:func:`vadx.domain.check_clip`); ``picture``
+    ``domain`` is the clip's domain check (:func:`vadx.detect.domain.check_clip`); ``picture``
     ``(H, W)`` the pixels that are frame, not letter-box padding (default: all)."""
     limits = thresholds or TrustSettings()
     if explanation.clip.shape[0] != 1:

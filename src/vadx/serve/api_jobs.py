@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse, Response
 from vadx.errors import VadxError
 from vadx.serve import schema
 from vadx.serve.checks import check_job
-from vadx.serve.jobs import FINISHED, TooLate
+from vadx.serve.job_store import FINISHED, TooLate
 from vadx.serve.routing import Routes
 from vadx.serve.runners import api_words
 from vadx.serve.schema import (

@@ -4,10 +4,10 @@ names — each worded for the API's client."""
 
 from __future__ import annotations
 
-from vadx.clip import ExplainSettings, parse_target
 from vadx.detect import check_domain_mode, window_spacing
 from vadx.errors import VadxError
 from vadx.explain.targets import check_target as check_model_target
+from vadx.explanations.clip import ExplainSettings, parse_target
 from vadx.models.crnn import CRNN
 from vadx.serve.schema import JobParams, Video
 

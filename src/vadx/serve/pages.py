@@ -13,7 +13,7 @@ from fastapi import APIRouter, HTTPException
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, Response
 
-from vadx.report import VIEWER
+from vadx.explanations.report import VIEWER
 
 #: Swagger UI's and ReDoc's files, from the fastapi-offline package (no CDN: /docs and /redoc
 #: work offline)

@@ -12,7 +12,7 @@ from fastapi.responses import FileResponse
 from fastapi.security import APIKeyQuery, HTTPAuthorizationCredentials, HTTPBearer
 
 from vadx.serve.guard import token_matches
-from vadx.serve.jobs import Job
+from vadx.serve.job_store import Job
 from vadx.serve.schema import ERRORS, MediaDoc, ResponseDoc, Video, errors
 
 if TYPE_CHECKING:

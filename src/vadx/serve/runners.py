@@ -13,12 +13,12 @@ from pathlib import Path
 from vadx.detect import Detection, detect
 from vadx.detect.files import write_detection
 from vadx.errors import VadxError
-from vadx.explain_video import explain_video
+from vadx.explanations.video import explain_video
 from vadx.files import write_json
 from vadx.models.crnn import CRNN
 from vadx.models.domain_stats import missing_note, verdict_line
 from vadx.serve.checks import explain_settings
-from vadx.serve.jobs import Job, JobCancelled, JobFailed
+from vadx.serve.job_store import Job, JobCancelled, JobFailed
 from vadx.serve.schema import DetectResult, ExplainResult, JobParams
 from vadx.serve.storage import VideoStore, label, redact_paths, without_paths
 
@@ -28,8 +28,9 @@ LOG = logging.getLogger("vadx.serve")
 
 
 class Runners:
-    """The job runners of a server: ``detect`` and ``explain`` (:class:`~vadx.serve.jobs.JobStore`
-    calls them), over its ``models`` and ``videos``; one job at a time per model."""
+    """The job runners of a server: ``detect`` and ``explain``
+    (:class:`~vadx.serve.job_store.JobStore` calls them), over its ``models`` and ``videos``;
+    one job at a time per model."""
 
     def __init__(self, models: dict[str, CRNN], videos: VideoStore) -> None:
         self.models, self.videos = models, videos

@@ -11,7 +11,7 @@ from fastapi import HTTPException
 from vadx.errors import VadxError
 from vadx.models.crnn import CRNN
 from vadx.serve.guard import Limits
-from vadx.serve.jobs import JobStore
+from vadx.serve.job_store import JobStore
 from vadx.serve.runners import Runners
 from vadx.serve.storage import VideoStore
 

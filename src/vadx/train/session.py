@@ -14,7 +14,7 @@ from vadx import distributed
 from vadx.borrowed import random_kept
 from vadx.data.dataset import VideoDataset
 from vadx.data.splits import training_samples
-from vadx.domain import calibrate, save_domain
+from vadx.detect.domain import calibrate, save_domain
 from vadx.errors import InputError
 from vadx.files import read_json, write_json
 from vadx.models.checkpoint import load_model
@@ -360,7 +360,7 @@ def _remove_unfinished_run(out: Path) -> None:
 def add_domain_statistics(
     checkpoint: Path, train_set: VideoDataset, val_set: VideoDataset, progress=None
 ) -> None:
-    """Fit the domain check (:mod:`vadx.domain`) of the trained model on its training clips,
+    """Fit the domain check (:mod:`vadx.detect.domain`) of the trained model on its training clips,
     un-augmented, and calibrate it on the validation clips; stored in the checkpoint."""
     if len(val_set) == 0 or not checkpoint.is_dir():
         return

@@ -24,8 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from vadx.clip import ExplainSettings, explain_clip
-from vadx.explain_video import rendered
+from vadx.explanations.clip import ExplainSettings, explain_clip, rendered
 from vadx.models.crnn import CRNN
 from vadx.render.figures import frame_strip
 from vadx.video.encode import write_mp4, write_png

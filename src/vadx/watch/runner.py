@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from vadx._version import __version__
-from vadx.clip import ExplainSettings
 from vadx.detect import DetectConfig
 from vadx.errors import InputError
+from vadx.explanations.clip import ExplainSettings
 from vadx.files import write_json
 from vadx.models.crnn import CRNN
 from vadx.render.overlay import class_label

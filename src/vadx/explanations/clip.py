@@ -1,7 +1,7 @@
 """The clip layer: what to explain and how to draw it (:class:`ExplainSettings`), and one
 explained clip of a video (:class:`ClipExplanation`, made by :func:`explain_clip`, drawn on its
-frames by :func:`rendered`) — the data that :mod:`vadx.explain_video` writes and
-:mod:`vadx.report` draws, neither depending on the other.
+frames by :func:`rendered`) — the data that :mod:`vadx.explanations.video` writes and
+:mod:`vadx.explanations.report` draws, neither depending on the other.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from vadx.catalogue import NORMALISATIONS, WEIGHTINGS, Normalisation, Weighting
-from vadx.domain import check_clip
+from vadx.detect.domain import check_clip
 from vadx.errors import InputError
 from vadx.explain import DEFAULT_METHODS, DEFAULT_TEMPORAL, METHODS, TEMPORAL, Explanation, explain
 from vadx.explain.base import check_choice
@@ -28,7 +28,7 @@ from vadx.video.decode import VideoInfo, VideoReader
 from vadx.video.preprocess import Geometry, fit_frames, frames_to_clip
 from vadx.video.sampling import even_indices
 
-#: the window modes of :func:`vadx.explain_video.explain_video` (its ``windows``)
+#: the window modes of :func:`vadx.explanations.video.explain_video` (its ``windows``)
 WINDOWS = WINDOW_MODES
 __all__ = [
     "EXPORTS",
@@ -125,7 +125,7 @@ class ClipExplanation:
     maps: dict[str, np.ndarray]  # method → (T, h, w) display maps on the source frames
     geometry: Geometry
     fps: float
-    #: the clip's domain check (:func:`vadx.domain.check_clip`)
+    #: the clip's domain check (:func:`vadx.detect.domain.check_clip`)
     domain: Mapping[str, Any] = field(default_factory=lambda: {"checked": False})
 
     @property

@@ -5,7 +5,7 @@ span), explained by :func:`vadx.explain.explain`, and its maps are brought back 
 source frames. For each clip a folder holds:
 
 * ``report.html`` — one self-contained page that carries each frame once and each method's
-  raw maps (8-bit), and draws every view in the browser (see :mod:`vadx.report`);
+  raw maps (8-bit), and draws every view in the browser (see :mod:`vadx.explanations.report`);
 * ``explanation.npz`` and ``manifest.json`` — every array, every setting, the model's and the
   input's sha256, versions: the audit record;
 
@@ -24,8 +24,9 @@ detect`` flagged (``"flagged"``: for each event, its most anomalous window, expl
 event's class).
 
 The data flows one way: an :class:`ExplainRequest` says what to explain, :func:`plan_clips`
-turns it into clips, :func:`vadx.clip.explain_frames` explains each, :mod:`vadx.quality` scores
-it when asked, and :func:`write_clip` writes its files (the report by :mod:`vadx.report`).
+turns it into clips, :func:`vadx.explanations.clip.explain_frames` explains each,
+:mod:`vadx.quality` scores it when asked, and :func:`write_clip` writes its files (the report
+by :mod:`vadx.explanations.report`).
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ from typing import Any
 
 import numpy as np
 
-from vadx.clip import (
+from vadx.detect import DetectConfig, Detection, Event, detect, event_window
+from vadx.errors import InputError
+from vadx.explanations.clip import (
     EXPORTS,
     WINDOWS,
     ClipExplanation,
@@ -50,15 +53,13 @@ from vadx.clip import (
     explain_frames,
     rendered,
 )
-from vadx.detect import DetectConfig, Detection, Event, detect, event_window
-from vadx.errors import InputError
+from vadx.explanations.report import write_report
 from vadx.files import staged_folder, write_json
 from vadx.models.crnn import CRNN
 from vadx.quality.explained import QualityScores, clip_quality
 from vadx.quality.trust import Verdict, trust_check
 from vadx.render.figures import contact_sheet, frame_strip, grid
 from vadx.render.overlay import VIEWS, class_label
-from vadx.report import write_report
 from vadx.video.decode import VideoInfo, VideoReader, probe, video_sha256
 from vadx.video.encode import write_gif, write_mp4, write_png
 

@@ -204,7 +204,7 @@ def window_features(
 ) -> list[np.ndarray]:
     """Features ``(T, F)`` of each window :func:`vadx.detect.detect` would cut from each
     sample's frame range (its explicit frames, when it has them), each frame computed once."""
-    from vadx.detect import DetectConfig, frame_features, window_spacing
+    from vadx.detect import DetectConfig, video_features, window_spacing
     from vadx.video.decode import VideoReader
     from vadx.video.sampling import even_indices, sliding_windows
 
@@ -225,7 +225,7 @@ def window_features(
                         for w in sliding_windows(stop - sample.start, length, stride, step)
                     ]
                 needed = np.unique(np.concatenate(windows))
-                features = frame_features(model, video, needed, batch_size * length)
+                features = video_features(model, video, needed, batch_size * length)
             rows += [features[np.searchsorted(needed, window)] for window in windows]
             if progress is not None:
                 progress(done, len(samples))

@@ -27,8 +27,8 @@ from vadx.files import atomic_path
 from vadx.render.overlay import CONTOUR_COLOUR, CONTOUR_LEVELS, VIEWS, colourise, line_width
 
 if TYPE_CHECKING:
-    from vadx.clip import ClipExplanation, ExplainSettings
     from vadx.detect import Detection
+    from vadx.explanations.clip import ClipExplanation, ExplainSettings
 
 #: widest picture in the report's player (frames are scaled down to it)
 PLAYER_WIDTH = 480
