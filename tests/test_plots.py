@@ -14,7 +14,7 @@ from vadx.data.synth import render_long
 from vadx.detect import detect
 from vadx.detect.files import scores_png
 from vadx.models import CRNN
-from vadx.quality.xai_eval import plot_summary
+from vadx.quality.xai_eval import MethodSummary, MetricSummary, plot_summary
 from vadx.render.figures import frame_strip
 from vadx.render.plots import png_bytes
 from vadx.train.evaluate import confusion_png
@@ -54,8 +54,10 @@ def test_the_library_plots_leave_the_backend_and_pyplot_alone(svg_backend, tmp_p
     frames = np.random.default_rng(0).integers(0, 255, (5, 40, 60, 3), dtype=np.uint8)
     curves = {"frame_occlusion": np.array([0.1, -0.2, 0.4, 0.0, 0.3])}
     summary = {
-        "gradcam": {"pointing_game": {"mean": 0.5}, "deletion_auc": {"mean": 0.2}},
-        "saliency": {"pointing_game": {"mean": 0.7}},
+        "gradcam": MethodSummary(
+            {"pointing_game": MetricSummary(0.5, 0.1, 4), "deletion_auc": MetricSummary(0.2, 0, 4)}
+        ),
+        "saliency": MethodSummary({"pointing_game": MetricSummary(0.7, 0.1, 4)}),
     }
     plot_summary(tmp_path / "summary.png", summary)
     sizes = {

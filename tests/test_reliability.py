@@ -450,7 +450,7 @@ def no_work(monkeypatch):
     def work(*args, **kwargs):
         raise AssertionError("work started before the failure was found")
 
-    monkeypatch.setattr(vadx.detect, "frame_features", work)
+    monkeypatch.setattr(vadx.detect, "video_features", work)
     monkeypatch.setattr(vadx.explanations.video, "explain_frames", work)
 
 
