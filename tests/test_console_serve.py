@@ -222,3 +222,22 @@ def test_the_console_flags_need_cameras_and_a_good_file(tmp_path, capsys):
     code, _, err = run_cli(argv, capsys)
     assert code == 2 and err.count("\n") == 1
     assert "cameras.door.model: missing" in err
+
+
+def test_the_docs_python_example_runs(streets, tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    from tests.conftest import tiny_checkpoint
+
+    tiny_checkpoint(tmp_path / "models" / "street")
+    (tmp_path / "cameras.yaml").write_text(
+        f"cameras:\n  door:\n    source: {streets[0]}\n    model: models/street\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    page = (Path(__file__).parents[1] / "docs" / "console.md").read_text()
+    (block,) = re.findall(r"```python\n(.*?)```", page, re.S)
+    namespace: dict = {}
+    exec(compile(block, "docs/console.md", "exec"), namespace)
+    assert namespace["message"].kind in ("status", "new")  # whichever comes first
+    assert (tmp_path / "vadx-data" / "console" / "vadx.sqlite").is_file()
