@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from tests.conftest import run_cli
+from tests.streams import free_port
 from tests.test_console import camera, wait_for
-from tests.test_console_store import free_port
 from tests.test_watch_engine import as_tuples, thresholds
 from vadx.console.mqtt import MqttSettings
 from vadx.console.service import Console

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import sqlite3
 import subprocess
 import tempfile
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.streams import free_port
 from vadx.console.cameras import CameraConfig
 from vadx.console.store import EventStore, upgrade
 from vadx.detect import Event
@@ -171,12 +171,6 @@ def postgres():
         yield f"postgresql+psycopg://vadx@/vadx?host={sockets}&port={port}"
     finally:
         run(str(POSTGRES_BIN / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_the_same_store_on_a_real_postgresql_server(postgres, tmp_path):

@@ -130,3 +130,17 @@ def test_reads_an_http_stream(clip):
         with pytest.raises(SourceError, match="ended"):  # a live source should not end
             frames.extend(source.frames())
     assert frame_numbers(np.stack([f.data for f in frames])) == list(range(20))
+
+
+def test_closing_a_source_that_waits_to_reconnect_stops_it_at_once():
+    """A camera that is down waits up to 30 s between attempts; closing it (the console
+    removing it, the server stopping) must not wait that out."""
+    source = LiveSource(f"tcp://127.0.0.1:{free_port()}", max_retries=None, backoff=(30, 30))
+    reader = threading.Thread(target=lambda: list(source.frames()), daemon=True)
+    with pytest.warns(UserWarning, match="retrying in 30 s"):
+        reader.start()
+        while not source.stats.delays:  # it failed once and now waits 30 s
+            reader.join(0.01)
+    source.close()
+    reader.join(10)
+    assert not reader.is_alive() and source.stats.failures == 1

@@ -290,13 +290,23 @@ def _console(server, declared, database, mqtt, keep_days, keep_gb):
     from vadx.console.service import Console, Retention
     from vadx.models import load_model
 
+    def load(ref: str):
+        if ref in server.models:
+            return server.models[ref]
+        if not Path(ref).exists():
+            raise VadxError(
+                f"a camera's model {ref!r} is neither a served model "
+                f"({', '.join(server.models)}) nor a checkpoint folder"
+            )
+        return load_model(ref)
+
     return Console(
         declared,
         server.data / "console",
         database=database,
         mqtt=None if mqtt is None else MqttSettings.parse(mqtt),
         retention=Retention(keep_days, None if keep_gb is None else int(keep_gb * 1e9)),
-        load=lambda ref: server.models[ref] if ref in server.models else load_model(ref),
+        load=load,
     )
 
 

@@ -9,7 +9,6 @@ import asyncio
 import functools
 import json
 import queue
-from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
@@ -55,50 +54,12 @@ class NewCamera(CameraSettings):
     name: str = Field(pattern=NAME_PATTERN)
 
 
-class CameraLive(BaseModel):
-    """A camera's live status (see ``vadx.console.engine.CameraStatus``)."""
-
-    state: str
-    connected: bool
-    fps: float
-    frames: int
-    dropped: int
-    last_frame_at: float | None
-    reconnects: int
-    error: str | None
-    events: int
-
-
 class Camera(BaseModel):
     """A camera: its name, its settings and its live status."""
 
     name: str
     settings: CameraSettings
-    status: CameraLive
-
-
-class ConsoleEvent(BaseModel):
-    """A camera's event as the database holds it."""
-
-    id: int
-    camera: str
-    class_name: str
-    state: Literal["active", "ended"]
-    start_frame: int
-    end_frame: int
-    start_time: float
-    end_time: float
-    started_at: float
-    ended_at: float
-    peak_probability: float
-    mean_probability: float
-    out_of_domain: float | None
-    session: int
-    reason: str | None
-    model_id: str
-    clip: str | None
-    reviewed: bool
-    reviewed_at: float | None
+    status: CameraStatus
 
 
 class EventReview(BaseModel):
@@ -118,7 +79,7 @@ def console_router(routes: Routes, console: Console) -> APIRouter:
         config = console.hub.config(name)
         status = next(s for s in console.hub.status() if s.name == name)
         settings = config.model_dump(exclude={"name"})
-        return Camera(name=name, settings=CameraSettings(**settings), status=_live(status))
+        return Camera(name=name, settings=CameraSettings(**settings), status=status)
 
     def checked(name: str, settings: CameraSettings) -> CameraConfig:
         document = settings.model_dump()
@@ -171,7 +132,7 @@ def console_router(routes: Routes, console: Console) -> APIRouter:
         _run(console.remove_camera, name)
         return Response(status_code=204)
 
-    @route("get", "/api/events", "console_events", response_model=list[ConsoleEvent])
+    @route("get", "/api/events", "console_events", response_model=list[StoredEvent])
     def events(
         camera: str | None = None,
         class_name: Annotated[str | None, Query(alias="class")] = None,
@@ -180,7 +141,7 @@ def console_router(routes: Routes, console: Console) -> APIRouter:
         until: Annotated[float | None, Query(ge=0, le=1e11)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
-    ) -> list[ConsoleEvent]:
+    ) -> list[StoredEvent]:
         """The cameras' events, newest first: by camera, class, review state and start time
         (``since`` ≤ start < ``until``, seconds since 1970); ``before``: ids below it (the
         next page)."""
@@ -193,12 +154,12 @@ def console_router(routes: Routes, console: Console) -> APIRouter:
             limit=limit,
             before_id=before,
         )
-        return [_event(e) for e in found]
+        return found
 
-    @route("get", "/api/events/{event_id}", "console_event", 404, response_model=ConsoleEvent)
-    def event(event_id: EventId) -> ConsoleEvent:
+    @route("get", "/api/events/{event_id}", "console_event", 404, response_model=StoredEvent)
+    def event(event_id: EventId) -> StoredEvent:
         """One event."""
-        return _event(_stored(console, event_id))
+        return _stored(console, event_id)
 
     @route(
         "post",
@@ -206,12 +167,12 @@ def console_router(routes: Routes, console: Console) -> APIRouter:
         "review_console_event",
         404,
         422,
-        response_model=ConsoleEvent,
+        response_model=StoredEvent,
     )
-    def review(event_id: EventId, body: EventReview) -> ConsoleEvent:
+    def review(event_id: EventId, body: EventReview) -> StoredEvent:
         """Mark an event reviewed, or not."""
         _stored(console, event_id)
-        return _event(console.store.review(event_id, body.reviewed))
+        return console.store.review(event_id, body.reviewed)
 
     @route(
         "get",
@@ -269,11 +230,3 @@ def _stored(console: Console, event_id: int) -> StoredEvent:
         return console.store.event(event_id)
     except VadxError:
         raise HTTPException(404, f"no event {event_id}") from None
-
-
-def _event(event: StoredEvent) -> ConsoleEvent:
-    return ConsoleEvent(**asdict(event))
-
-
-def _live(status: CameraStatus) -> CameraLive:
-    return CameraLive(**{k: v for k, v in asdict(status).items() if k != "name"})

@@ -13,6 +13,7 @@ runs this in a capture thread and drops the oldest frames when inference lags.
 
 from __future__ import annotations
 
+import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -92,7 +93,7 @@ class LiveSource:
         max_retries: int | None = 5,
         backoff: tuple[float, float] = (0.5, 30.0),
         options: dict[str, str] | None = None,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] | None = None,
         loop: bool = False,
     ) -> None:
         self.source = source
@@ -106,13 +107,17 @@ class LiveSource:
         self.options = dict(options or {})
         if str(source).lower().startswith("rtsp"):
             self.options.setdefault("rtsp_transport", "tcp")
-        self.sleep = sleep
+        self._closing = threading.Event()
+        #: waits between attempts (default: until the delay passes or :meth:`close` is called)
+        self.sleep = sleep or self._closing.wait
         self.stats = SourceStats()
         self._closed = False
 
     def close(self) -> None:
-        """Stop after the current read (safe from another thread)."""
+        """Stop after the current read, or at once while waiting to reconnect (safe from
+        another thread)."""
         self._closed = True
+        self._closing.set()
 
     def frames(self) -> Iterator[LiveFrame]:
         """Yield frames until the file ends, :meth:`close` is called, or retries run out."""
