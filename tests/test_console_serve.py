@@ -54,7 +54,7 @@ def test_cameras_and_their_events_through_the_api(streets, stretched, settings, 
         assert listed["name"] == "door" and listed["settings"]["model"] == "street"
         assert listed["status"]["state"] == "ended" and listed["status"]["frames"] == 42
         # its events: those of detect on the same frames, stored with their clips
-        wait_for(lambda: all(e.clip for e in console.store.events()))
+        wait_for(lambda: all(e.footage for e in console.store.events()))
         events = client.get("/api/events", params={"camera": "door"}).json()
         expected = detect(model, fire, settings).events
         found = sorted(
@@ -132,7 +132,7 @@ def test_live_events_arrive_as_server_sent_events(streets, stretched, settings, 
     new = next(d for d in data if d["type"] == "new")
     assert new["event"]["camera"] == "door" and new["event"]["state"] == "active"
     update = next(d for d in data if d["type"] == "update")
-    assert update["event"]["id"] == new["event"]["id"] and update["event"]["clip"]
+    assert update["event"]["id"] == new["event"]["id"] and update["event"]["footage"]
     status = next(d for d in data if d["type"] == "status")
     assert status["cameras"][0]["name"] == "door"
     server.jobs.close()
@@ -182,7 +182,7 @@ def test_every_event_goes_out_on_mqtt(streets, stretched, settings, tmp_path, br
         server = served(tmp_path, model, [door], mqtt=MqttSettings.parse(f"127.0.0.1:{broker}"))
         console = server.console.start()
         wait_for(lambda: console.hub.status()[0].state == "ended")
-        wait_for(lambda: all(e.clip for e in console.store.events()))
+        wait_for(lambda: all(e.footage for e in console.store.events()))
         expected = detect(model, fire, settings).events
         wait_for(lambda: sum(t == "vadx/events" for t, _, _ in received) >= 3 * len(expected))
         console.close()
@@ -201,7 +201,7 @@ def test_every_event_goes_out_on_mqtt(streets, stretched, settings, tmp_path, br
         assert message["before"]["state"] == "active" and message["after"]["state"] == "ended"
         assert message["after"]["camera"] == "door"
     for message in by_kind["update"]:  # the clip kept (written beside detection, in its thread)
-        assert message["after"]["clip"] and message["before"]["clip"] is None
+        assert message["after"]["footage"] and message["before"]["footage"] is None
     assert [(m["after"]["start_frame"], m["after"]["end_frame"]) for m in ended] == [
         (e.start_frame, e.end_frame) for e in expected
     ]

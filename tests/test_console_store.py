@@ -92,21 +92,21 @@ def test_retention_deletes_the_oldest_rows_before_their_files(tmp_path):
     fill(store)
     ids = {e.camera + e.class_name: e.id for e in store.events()}
     for event_id, size in ((ids["doorfire"], 3000), (ids["bayfire"], 2000)):
-        folder = store.clip_folder(event_id)
+        folder = store.footage_folder(event_id)
         folder.mkdir(parents=True)
         (folder / "clip.mp4").write_bytes(b"x" * size)
-        store.set_clip(event_id, f"events/{event_id}")
-    assert store.event(ids["doorfire"]).clip == f"events/{ids['doorfire']}"
+        store.set_footage(event_id, f"events/{event_id}")
+    assert store.event(ids["doorfire"]).footage == f"events/{ids['doorfire']}"
     # nothing old enough, and within 6000 bytes: nothing goes
     assert store.prune(days=1, max_bytes=6000, now=2000 + 3600) == []
     # 5000 bytes over a cap of 2500: the oldest ended event goes, then the size holds
     assert store.prune(max_bytes=2500) == [ids["doorfire"]]
-    assert not store.clip_folder(ids["doorfire"]).exists()
+    assert not store.footage_folder(ids["doorfire"]).exists()
     # by age: older than a day at now; the active fight is never pruned
     assert store.prune(days=1, now=2000 + 86400 + 1) == [ids["bayfire"]]
     assert [e.class_name for e in store.events()] == ["fight"]
     # a crash between a row's deletion and its files': the files go when the store opens
-    orphan = store.clip_folder(12345)
+    orphan = store.footage_folder(12345)
     orphan.mkdir(parents=True)
     store.close()
     assert EventStore(tmp_path).orphans == [orphan] and not orphan.exists()

@@ -216,11 +216,11 @@ def test_a_started_event_carries_its_most_probable_window(model, frames):
         detector.push(frame, FrameInfo.now(100 + t, t / FPS))
     detector.end_segment()
     started = next(a for a in alerts if a.kind == "started")
-    assert started.clip is not None and started.clip.shape == (4, 48, 48, 3)
-    first = started.clip_frames[0] - 100
-    np.testing.assert_array_equal(started.clip, frames[first : first + 4])
-    assert started.clip_frames == tuple(range(100 + first, 104 + first))
-    assert started.clip_fps == pytest.approx(FPS)
+    assert started.window is not None and started.window.shape == (4, 48, 48, 3)
+    first = started.window_frames[0] - 100
+    np.testing.assert_array_equal(started.window, frames[first : first + 4])
+    assert started.window_frames == tuple(range(100 + first, 104 + first))
+    assert started.window_fps == pytest.approx(FPS)
     assert started.event.start_frame == 100  # source numbers, not segment indices
 
 

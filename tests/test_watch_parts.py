@@ -54,9 +54,9 @@ def test_a_file_queue_waits_for_room_and_loses_nothing():
         FrameQueue(0, drop_oldest=True)
 
 
-def alert(kind: str = "started", clip=None) -> Alert:
+def alert(kind: str = "started", window=None) -> Alert:
     event = Event(10, 12, 1.0, 1.2, "fire", 0.9, 0.8)
-    return Alert(1, kind, event, 1_700_000_000.0, 1_700_000_000.2, 0, None, clip, (10, 11), 10.0)
+    return Alert(1, kind, event, 1_700_000_000.0, 1_700_000_000.2, 0, None, window, (10, 11), 10.0)
 
 
 def test_the_log_continues_numbering_after_a_torn_line(tmp_path):
@@ -79,9 +79,9 @@ def test_the_log_continues_numbering_after_a_torn_line(tmp_path):
 
 def test_a_failing_explanation_is_counted_not_raised(tiny_model, tmp_path):
     explainer = AlertExplainer(tiny_model, tmp_path)
-    broken = alert(clip=np.zeros((2, 8, 8), np.uint8))  # not RGB frames
+    broken = alert(window=np.zeros((2, 8, 8), np.uint8))  # not RGB frames
     assert explainer.submit(1, broken, event_record(broken, 1))
-    assert not explainer.submit(2, alert(clip=None), event_record(alert(), 2))  # nothing kept
+    assert not explainer.submit(2, alert(window=None), event_record(alert(), 2))  # nothing kept
     explainer.close()
     assert explainer.stats.failed == 1 and explainer.stats.skipped == 1
     assert explainer.stats.explained == 0 and "frames" in explainer.stats.last_error

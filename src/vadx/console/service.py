@@ -131,18 +131,18 @@ class Console:
         before = self.store.open_event(camera, alert.id) if alert.kind == "ended" else None
         stored = self.store.record(camera, alert, self.hub.model_id(camera))
         self._tell("new" if alert.kind == "started" else "end", stored, before)
-        if alert.kind == "started" and alert.clip is not None:
-            self._clips.submit(self._keep_clip, stored, alert.clip, alert.clip_fps)
+        if alert.kind == "started" and alert.window is not None:
+            self._clips.submit(self._keep_footage, stored, alert.window, alert.window_fps)
 
-    def _keep_clip(self, event: StoredEvent, frames: Any, fps: float) -> None:
+    def _keep_footage(self, event: StoredEvent, frames: Any, fps: float) -> None:
         """The event's window as ``clip.mp4`` and its middle frame as ``thumb.jpg``."""
         from vadx.video.encode import write_mp4, write_png
 
-        folder = self.store.clip_folder(event.id)
+        folder = self.store.footage_folder(event.id)
         with staged_folder(folder, last="clip.mp4", replace=True) as staging:
             write_png(staging / "thumb.png", frames[len(frames) // 2])
             write_mp4(staging / "clip.mp4", frames, fps=max(fps, 1.0))
-        self.store.set_clip(event.id, folder.relative_to(self.store.folder).as_posix())
+        self.store.set_footage(event.id, folder.relative_to(self.store.folder).as_posix())
         self._tell("update", self.store.event(event.id), event)
 
     def _tell(self, kind: str, event: StoredEvent, before: StoredEvent | None) -> None:

@@ -67,7 +67,7 @@ EVENTS = sa.Table(
     sa.Column("session", sa.Integer, nullable=False),
     sa.Column("reason", sa.String(256), nullable=True),
     sa.Column("model_id", sa.String(128), nullable=False),
-    sa.Column("clip", sa.String(512), nullable=True),
+    sa.Column("footage", sa.String(512), nullable=True),
     sa.Column("reviewed", sa.Boolean, nullable=False),
     sa.Column("reviewed_at", sa.Float, nullable=True),
 )
@@ -94,7 +94,7 @@ class StoredEvent:
     session: int
     reason: str | None
     model_id: str
-    clip: str | None
+    footage: str | None
     reviewed: bool
     reviewed_at: float | None
 
@@ -197,13 +197,14 @@ class EventStore:
         row_id = self._open.get((camera, int(alert_id)))
         return None if row_id is None else self.event(row_id)
 
-    def set_clip(self, event_id: int, clip: str) -> None:
-        """Record the kept clip's folder (relative to the store's folder) of an event."""
+    def set_footage(self, event_id: int, folder: str) -> None:
+        """Record the folder (relative to the store's) of an event's kept footage: its
+        ``clip.mp4`` and ``thumb.png``."""
         with self.engine.begin() as db:
-            db.execute(sa.update(EVENTS).where(EVENTS.c.id == event_id).values(clip=clip))
+            db.execute(sa.update(EVENTS).where(EVENTS.c.id == event_id).values(footage=folder))
 
-    def clip_folder(self, event_id: int) -> Path:
-        """Where an event's clip and thumbnail are kept."""
+    def footage_folder(self, event_id: int) -> Path:
+        """Where an event's footage (clip and thumbnail) is kept."""
         return self.folder / EVENTS_FOLDER / str(int(event_id))
 
     def event(self, event_id: int) -> StoredEvent:
@@ -305,8 +306,8 @@ class EventStore:
         )
         with self.engine.connect() as db:
             ended = db.execute(query).all()
-        sizes = {row.id: _folder_bytes(self.clip_folder(row.id)) for row in ended}
-        total = sum(_folder_bytes(p) for p in self._clip_folders())
+        sizes = {row.id: _folder_bytes(self.footage_folder(row.id)) for row in ended}
+        total = sum(_folder_bytes(p) for p in self._footage_folders())
         for row in ended:
             too_old = days is not None and row.started_at < now - days * 86400
             too_big = max_bytes is not None and total > max_bytes
@@ -320,9 +321,9 @@ class EventStore:
     def _delete(self, event_id: int) -> None:
         with self.engine.begin() as db:
             db.execute(sa.delete(EVENTS).where(EVENTS.c.id == event_id))
-        shutil.rmtree(self.clip_folder(event_id), ignore_errors=True)
+        shutil.rmtree(self.footage_folder(event_id), ignore_errors=True)
 
-    def _clip_folders(self) -> list[Path]:
+    def _footage_folders(self) -> list[Path]:
         root = self.folder / EVENTS_FOLDER
         return [p for p in root.iterdir() if p.is_dir()] if root.is_dir() else []
 
@@ -330,7 +331,7 @@ class EventStore:
         """Clip folders with no event row (a crash between a row's deletion and its files')."""
         with self.engine.connect() as db:
             ids = {str(i) for i in db.execute(sa.select(EVENTS.c.id)).scalars()}
-        orphans = [p for p in self._clip_folders() if p.name not in ids]
+        orphans = [p for p in self._footage_folders() if p.name not in ids]
         for path in orphans:
             shutil.rmtree(path, ignore_errors=True)
         return orphans

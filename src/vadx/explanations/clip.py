@@ -203,15 +203,15 @@ def explain_clip(
 
 
 def rendered(
-    clip: ClipExplanation, method: str, view: str, settings: ExplainSettings
+    explained: ClipExplanation, method: str, view: str, settings: ExplainSettings
 ) -> np.ndarray:
     """The clip's frames with ``method``'s map in ``view`` (in ``settings``' colours) and the
     "Class: NN%" label under each: ``(T, h + band, w, 3)`` uint8."""
-    name, probability = clip.predicted
+    name, probability = explained.predicted
     text = class_label(name, probability)
     return np.stack(
         [
             label_frame(render(frame, value, view, settings.colormap, settings.opacity), text)
-            for frame, value in zip(clip.frames, clip.maps[method], strict=True)
+            for frame, value in zip(explained.frames, explained.maps[method], strict=True)
         ]
     )

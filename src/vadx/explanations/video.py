@@ -257,7 +257,7 @@ class ClipAudit:
     @classmethod
     def of(
         cls,
-        clip: ClipExplanation,
+        explained: ClipExplanation,
         settings: ExplainSettings,
         model: CRNN,
         source: SourceRecord,
@@ -266,8 +266,8 @@ class ClipAudit:
         info = model.checkpoint
         return cls(
             source=source,
-            clip_frames=[int(i) for i in clip.indices],
-            clip_fps=clip.fps,
+            clip_frames=[int(i) for i in explained.indices],
+            clip_fps=explained.fps,
             model_checkpoint=None
             if info is None
             else CheckpointRecord(
@@ -278,9 +278,9 @@ class ClipAudit:
             ),
             render=RenderRecord(settings.view, settings.colormap, settings.opacity),
             preprocessing=PreprocessingRecord(
-                fit=model.config.fit, picture_share=float(clip.geometry.picture().mean())
+                fit=model.config.fit, picture_share=float(explained.geometry.picture().mean())
             ),
-            domain=clip.domain,
+            domain=explained.domain,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -308,7 +308,7 @@ class ClipAudit:
 
 def write_clip(
     out: Path,
-    clip: ClipExplanation,
+    explained: ClipExplanation,
     settings: ExplainSettings,
     model: CRNN,
     source: SourceRecord,
@@ -316,57 +316,62 @@ def write_clip(
 ) -> ClipSummary:
     """Write the files of one explained clip of ``source`` into ``out`` (module doc), the
     report with the anomaly-score ``timeline`` when given; returns the clip's summary."""
-    e = clip.explanation
-    write_exports(out, clip, settings)
-    picture = clip.geometry.picture()
+    e = explained.explanation
+    write_exports(out, explained, settings)
+    picture = explained.geometry.picture()
     audit = replace(
-        ClipAudit.of(clip, settings, model, source),
+        ClipAudit.of(explained, settings, model, source),
         quality=clip_quality(model, e, picture) if settings.quality else None,
-        trust=trust_check(model, e, domain=clip.domain, picture=picture)
+        trust=trust_check(model, e, domain=explained.domain, picture=picture)
         if settings.trust
         else None,
     )
     document = audit.to_json()
     e.save(out, document)
-    write_report(out / "report.html", clip, settings, document, timeline, audit.quality)
-    name, probability = clip.predicted
+    write_report(out / "report.html", explained, settings, document, timeline, audit.quality)
+    name, probability = explained.predicted
     trust = None if audit.trust is None else {m: v.verdict for m, v in audit.trust.items()}
     return ClipSummary(
         folder=str(out),
-        frames=[int(i) for i in clip.indices],
+        frames=[int(i) for i in explained.indices],
         predicted=name,
         probability=round(probability, 4),
         target=e.target_names[0],
         report=str(out / "report.html"),
-        domain=dict(clip.domain),
+        domain=dict(explained.domain),
         trust=trust,
     )
 
 
-def write_exports(out: Path, clip: ClipExplanation, settings: ExplainSettings) -> None:
+def write_exports(out: Path, explained: ClipExplanation, settings: ExplainSettings) -> None:
     """The pictures of ``settings.exports`` (module doc), rendered here."""
     exports = set(settings.exports)
     if not exports:
         return
-    e = clip.explanation
-    numbers = [f"frame {i}" for i in clip.indices]
-    views = {m: rendered(clip, m, settings.view, settings) for m in e.maps}
+    e = explained.explanation
+    numbers = [f"frame {i}" for i in explained.indices]
+    views = {m: rendered(explained, m, settings.view, settings) for m in e.maps}
     for method, frames in views.items():
         if "frames" in exports:
-            for index, frame in zip(clip.indices, frames, strict=True):
+            for index, frame in zip(explained.indices, frames, strict=True):
                 write_png(out / "frames" / method / f"{index:06d}.png", frame)
         if "mp4" in exports:
-            write_mp4(out / f"{method}.mp4", frames, fps=clip.fps)
+            write_mp4(out / f"{method}.mp4", frames, fps=explained.fps)
         if "gif" in exports:
-            write_gif(out / f"{method}.gif", frames, fps=clip.fps)
+            write_gif(out / f"{method}.gif", frames, fps=explained.fps)
         if "sheets" in exports:
             write_png(out / f"{method}-sheet.png", contact_sheet(frames, numbers))
     if "sheets" in exports:
         first = next(iter(e.maps))
-        columns = [str(i) for i in clip.indices]
-        rows = [("frame", clip.frames)] + [(e.maps[m].display_name, views[m]) for m in e.maps]
+        columns = [str(i) for i in explained.indices]
+        rows = [("frame", explained.frames)] + [(e.maps[m].display_name, views[m]) for m in e.maps]
         view_rows = [
-            (view, views[first] if view == settings.view else rendered(clip, first, view, settings))
+            (
+                view,
+                views[first]
+                if view == settings.view
+                else rendered(explained, first, view, settings),
+            )
             for view in VIEWS
         ]
         write_png(out / "methods.png", grid(rows, columns))
@@ -374,7 +379,9 @@ def write_exports(out: Path, clip: ClipExplanation, settings: ExplainSettings) -
         curves = {f.display_name: f.scores[0] for f in e.temporal.values()}
         if curves:
             title = f"{e.maps[first].display_name} · target {e.target_names[0]}"
-            write_png(out / "strip.png", frame_strip(views[first], curves, clip.indices, title))
+            write_png(
+                out / "strip.png", frame_strip(views[first], curves, explained.indices, title)
+            )
 
 
 def explain_video(
@@ -440,9 +447,9 @@ def explain_into(
             return summary
         source = SourceRecord.of(video.info, source_sha256)
         for number, job in enumerate(plan):
-            clip = explain_frames(model, video, job.indices, settings, job.target)
+            explained = explain_frames(model, video, job.indices, settings, job.target)
             written = write_clip(
-                folder / job.folder, clip, settings, model, source, request.detection
+                folder / job.folder, explained, settings, model, source, request.detection
             )
             clips.append(written.moved(named / job.folder))
             if request.progress is not None:
@@ -561,19 +568,19 @@ def compare_models(
         record = SourceRecord.of(video.info, source_sha256)
         for name, model in models.items():
             indices = clip_indices(video.info, model.config.num_frames, start, end)
-            clip = explain_frames(model, video, indices, settings)
-            e = clip.explanation
-            predicted, probability = clip.predicted
+            explained = explain_frames(model, video, indices, settings)
+            e = explained.explanation
+            predicted, probability = explained.predicted
             if not rows:
-                rows.append(("frame", clip.frames))
+                rows.append(("frame", explained.frames))
             rows.append(
                 (
                     f"{name}: {class_label(predicted, probability)}",
-                    rendered(clip, method, settings.view, settings),
+                    rendered(explained, method, settings.view, settings),
                 )
             )
             folder = Path("models") / re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_")
-            e.save(staging / folder, ClipAudit.of(clip, settings, model, record).to_json())
+            e.save(staging / folder, ClipAudit.of(explained, settings, model, record).to_json())
             entries.append(
                 ComparedModel(
                     model=name,

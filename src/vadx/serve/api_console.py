@@ -184,8 +184,8 @@ def console_router(routes: Routes, console: Console) -> APIRouter:
     def event_file(event_id: EventId, name: Literal["clip.mp4", "thumb.png"]) -> FileResponse:
         """The event's clip (``clip.mp4``: the window that decided it) or ``thumb.png``."""
         stored = _stored(console, event_id)
-        path = console.store.clip_folder(stored.id) / name
-        if stored.clip is None or not path.is_file():
+        path = console.store.footage_folder(stored.id) / name
+        if stored.footage is None or not path.is_file():
             raise HTTPException(404, f"event {event_id} has no {name} (yet)")
         return FileResponse(path, media_type=CLIP_FILES[name])
 

@@ -86,14 +86,14 @@ class AlertExplainer:
 
     def submit(self, number: int, alert: Alert, record: EventRecord) -> bool:
         """Queue ``alert`` (logged as ``number``, as ``record``); False when it was skipped."""
-        if alert.clip is None:
+        if alert.window is None:
             self.stats.skipped += 1
             return False
         job = (
             number,
-            alert.clip,
-            alert.clip_frames,
-            alert.clip_fps,
+            alert.window,
+            alert.window_frames,
+            alert.window_fps,
             alert.event.class_name,
             record.to_json(),  # for the explanation's manifest
         )
@@ -168,7 +168,7 @@ def _serve(model, folder, settings, mp4, niceness, jobs, results) -> None:
     model.eval()
     results.put(("ready", 0, "", 0.0))
     while (job := jobs.get()) is not None:
-        number, clip, frames, fps, class_name, record = job
+        number, window, frames, fps, class_name, record = job
         began = time.perf_counter()
         try:
             out = write_alert(
@@ -177,7 +177,7 @@ def _serve(model, folder, settings, mp4, niceness, jobs, results) -> None:
                 settings,
                 mp4=mp4,
                 number=number,
-                clip=clip,
+                window=window,
                 frames=frames,
                 fps=fps,
                 class_name=class_name,
@@ -197,15 +197,16 @@ def write_alert(
     *,
     mp4: bool,
     number: int,
-    clip: np.ndarray,
+    window: np.ndarray,
     frames: tuple[int, ...],
     fps: float,
     class_name: str,
     record: dict[str, Any],
 ) -> Path:
-    """Explain an alert's ``clip`` for ``class_name`` into ``folder/alerts/event-NNNNNN``."""
+    """Explain an alert's ``window`` (uint8 frames) for ``class_name`` into
+    ``folder/alerts/event-NNNNNN``."""
     out = folder / "alerts" / f"event-{number:06d}"
-    explained = explain_clip(model, clip, frames, fps, settings, target=class_name)
+    explained = explain_clip(model, window, frames, fps, settings, target=class_name)
     explanation = explained.explanation
     first = next(iter(explanation.maps))
     views = rendered(explained, first, settings.view, settings)

@@ -105,9 +105,9 @@ class Alert:
         session: the source session the event happened in.
         reason: why it ended: ``"score"`` (fell below ``off``) or the reason given to
             :meth:`StreamDetector.end_segment` (the stream ended, broke, or was stopped).
-        clip, clip_frames, clip_fps: for ``started``, the window of the event most probable
-            for its class (uint8 frames, their numbers, their rate), to explain; None when not
-            kept.
+        window, window_frames, window_fps: for ``started``, the window of the event most
+            probable for its class (uint8 frames, their numbers, their rate), to explain and to
+            keep; None when not kept.
     """
 
     id: int
@@ -117,9 +117,9 @@ class Alert:
     ended_at: float
     session: int
     reason: str | None = None
-    clip: np.ndarray | None = None
-    clip_frames: tuple[int, ...] = ()
-    clip_fps: float = 0.0
+    window: np.ndarray | None = None
+    window_frames: tuple[int, ...] = ()
+    window_fps: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -476,10 +476,10 @@ class StreamDetector:
             reason,
         )
         if update.kind == "started" and self.keep_clips:
-            alert = self._with_clip(alert, event)
+            alert = self._with_window(alert, event)
         return alert
 
-    def _with_clip(self, alert: Alert, event: Event) -> Alert:
+    def _with_window(self, alert: Alert, event: Event) -> Alert:
         """``alert`` with the kept window overlapping ``event`` (segment indices) most
         probable for its class."""
         column = self.model.class_names.index(event.class_name)
@@ -499,9 +499,9 @@ class StreamDetector:
         fps = (len(infos) - 1) / elapsed if elapsed > 0 else 25.0 / self.plan.step
         return replace(
             alert,
-            clip=np.stack([self.recent[i] for i in best[1]]),
-            clip_frames=tuple(i.number for i in infos),
-            clip_fps=fps,
+            window=np.stack([self.recent[i] for i in best[1]]),
+            window_frames=tuple(i.number for i in infos),
+            window_fps=fps,
         )
 
     def _forget(self, final: int) -> None:

@@ -237,8 +237,8 @@ class Watch:
         number = self.log.first_id + alert.id - 1
         if alert.kind == "started":
             self._open[number] = alert.event.class_name
-            self._windows[number] = alert.clip_frames
-            window = alert.clip_frames
+            self._windows[number] = alert.window_frames
+            window = alert.window_frames
         else:
             self._open.pop(number, None)
             window = self._windows.pop(number, ())

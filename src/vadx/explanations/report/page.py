@@ -63,15 +63,17 @@ def map_atlas(display: np.ndarray) -> np.ndarray:
     return np.round(values * 255).astype(np.uint8).reshape(-1, values.shape[-1])
 
 
-def player_data(clip: ClipExplanation, settings: ExplainSettings) -> dict[str, Any]:
+def player_data(explained: ClipExplanation, settings: ExplainSettings) -> dict[str, Any]:
     """What the report's player draws from: each frame once (JPEG at display size), each
     method's raw display maps (8-bit, at the model's input size) with where the source frame
     lies in them, and the colour table; heat map, contour and contours are drawn in the
     browser for the selected method, view, opacity and frame."""
-    e = clip.explanation
-    height, width = display_size(clip.frames[0])
-    frames = [cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in clip.frames]
-    g = clip.geometry
+    e = explained.explanation
+    height, width = display_size(explained.frames[0])
+    frames = [
+        cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in explained.frames
+    ]
+    g = explained.geometry
     box = [g.top, g.left, round(g.source_size[0] * g.scale_y), round(g.source_size[1] * g.scale_x)]
     methods = {
         name: {"label": a.display_name, "maps": data_uri(map_atlas(a.display[0]), "png")}
@@ -83,7 +85,7 @@ def player_data(clip: ClipExplanation, settings: ExplainSettings) -> dict[str, A
         "size": [height, width],
         "map_size": list(g.size),
         "box": box,  # top, left, height, width of the source frame in the maps
-        "numbers": [int(i) for i in clip.indices],
+        "numbers": [int(i) for i in explained.indices],
         "methods": methods,
         "lut": lut.ravel().tolist(),
         "levels": list(CONTOUR_LEVELS),
@@ -91,16 +93,16 @@ def player_data(clip: ClipExplanation, settings: ExplainSettings) -> dict[str, A
         "line": line_width(frames[0]),
         "view": settings.view,
         "opacity": settings.opacity,
-        "fps": clip.fps,
+        "fps": explained.fps,
     }
 
 
 def importance_svg(
-    clip: ClipExplanation, width: int = 640, height: int = 170
+    explained: ClipExplanation, width: int = 640, height: int = 170
 ) -> tuple[str, list[tuple[str, str]]]:
     """Inline SVG: one polyline per temporal estimator (each ÷ its largest magnitude)."""
-    e = clip.explanation
-    steps = len(clip.indices)
+    e = explained.explanation
+    steps = len(explained.indices)
     pad_l, pad_r, pad_t, pad_b = 34, 10, 10, 22
     inner_w, inner_h = width - pad_l - pad_r, height - pad_t - pad_b
 
@@ -133,7 +135,7 @@ def importance_svg(
     for t in range(0, steps, max(1, steps // 10)):
         parts.append(
             f'<text x="{x(t):.1f}" y="{height - 6}" font-size="10" '
-            f'text-anchor="middle">{clip.indices[t]}</text>'
+            f'text-anchor="middle">{explained.indices[t]}</text>'
         )
     parts += [
         f'<text x="4" y="{y(1) + 4:.1f}" font-size="10">+1</text>',
@@ -241,17 +243,17 @@ def off_picture_row(e: Any) -> str:
 
 def write_report(
     path: Path,
-    clip: ClipExplanation,
+    explained: ClipExplanation,
     settings: ExplainSettings,
     audit: Mapping[str, Any],
     detection: Detection | None = None,
     quality: Mapping[str, Mapping[str, float]] | None = None,
 ) -> Path:
     """Write the self-contained report of ``clip`` to ``path`` (module doc)."""
-    e = clip.explanation
+    e = explained.explanation
     checkpoint = audit.get("model_checkpoint") or {}
-    importance, legend = importance_svg(clip)
-    name, probability = clip.predicted
+    importance, legend = importance_svg(explained)
+    name, probability = explained.predicted
     manifest = {**e.manifest(), **audit}
     environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     page = environment.from_string(TEMPLATE.read_text(encoding="utf-8")).render(
@@ -262,14 +264,14 @@ def write_report(
             zip(e.class_names, e.probabilities[0].tolist(), strict=True), key=lambda p: -p[1]
         ),
         target=e.target_names[0],
-        frames=(int(clip.indices[0]), int(clip.indices[-1])),
+        frames=(int(explained.indices[0]), int(explained.indices[-1])),
         fps=audit["source"]["fps"],
-        timeline=timeline_svg(detection, (int(clip.indices[0]), int(clip.indices[-1])))
+        timeline=timeline_svg(detection, (int(explained.indices[0]), int(explained.indices[-1])))
         if detection is not None
         else None,
         importance=importance,
         legend=legend,
-        player=json.dumps(player_data(clip, settings)),
+        player=json.dumps(player_data(explained, settings)),
         viewer=VIEWER.read_text(encoding="utf-8"),
         methods=[
             (m, a.display_name, METHODS[m].description if m in METHODS else "")
@@ -279,7 +281,7 @@ def write_report(
         view=settings.view,
         quality=quality,
         trust=audit.get("trust"),
-        domain=domain_banner(clip.domain, detection),
+        domain=domain_banner(explained.domain, detection),
         manifest=json.dumps(manifest, indent=1),
         audit_rows=[
             ("Model", checkpoint.get("id", "not from a checkpoint")),
@@ -291,7 +293,7 @@ def write_report(
             ("Explained", e.created),
             ("Target", f"{e.target} → {e.target_names[0]}"),
             ("Normalisation", e.normalisation),
-            ("Domain check", domain_row(clip.domain)),
+            ("Domain check", domain_row(explained.domain)),
             (
                 "Frame fit",
                 f"{audit['preprocessing']['fit']}: the picture fills "

@@ -42,7 +42,7 @@ def upgrade() -> None:
         sa.Column("session", sa.Integer, nullable=False),
         sa.Column("reason", sa.String(256), nullable=True),
         sa.Column("model_id", sa.String(128), nullable=False),
-        sa.Column("clip", sa.String(512), nullable=True),
+        sa.Column("footage", sa.String(512), nullable=True),
         sa.Column("reviewed", sa.Boolean, nullable=False, server_default=sa.false()),
         sa.Column("reviewed_at", sa.Float, nullable=True),
     )
