@@ -53,6 +53,9 @@ def test_cameras_and_their_events_through_the_api(streets, stretched, settings, 
         (listed,) = client.get("/api/cameras").json()
         assert listed["name"] == "door" and listed["settings"]["model"] == "street"
         assert listed["status"]["state"] == "ended" and listed["status"]["frames"] == 42
+        frame = client.get("/api/cameras/door/frame.jpg")  # the grid's picture: its last frame
+        assert frame.status_code == 200 and frame.content[:2] == b"\xff\xd8"
+        assert frame.headers["cache-control"] == "no-store"
         # its events: those of detect on the same frames, stored with their clips
         wait_for(lambda: all(e.footage for e in console.store.events()))
         events = client.get("/api/events", params={"camera": "door"}).json()
@@ -99,6 +102,7 @@ def test_cameras_and_their_events_through_the_api(streets, stretched, settings, 
         )
         assert changed.status_code == 200, changed.json()
         assert changed.json()["status"]["state"] == "disabled"
+        assert client.get("/api/cameras/bay/frame.jpg").status_code == 404  # disabled: none
         assert client.delete("/api/cameras/bay").status_code == 204
         assert client.get("/api/cameras/bay").status_code == 404
         assert [c["name"] for c in client.get("/api/cameras").json()] == ["door"]

@@ -72,6 +72,7 @@ def test_review_an_anomaly_end_to_end_in_the_browser(served):
     with browsing(url, accept_downloads=True) as (page, errors, outside):
         page.goto(url)
         page.wait_for_selector("#model option", state="attached")
+        assert page.locator("#cameras-link").is_hidden()  # a server without cameras
         assert page.locator("#methods input:checked").count() == len(DEFAULT_METHODS)
         assert "Grad-CAM++" in page.text_content("#methods")  # named as people name them
         assert "sharper" in page.get_attribute("#methods label:has(input[value=layercam])", "title")

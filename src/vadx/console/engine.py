@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from vadx.borrowed import eval_mode
@@ -86,6 +87,7 @@ class _Camera:
     last_frame_at: float | None = None
     ended: bool = False
     stopped: bool = False
+    latest: np.ndarray | None = None  # the last frame analysed, uint8 RGB
     recent: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
 
 
@@ -314,6 +316,7 @@ class CameraHub:
             ]
             wanted.append(camera.detector.stage([f.data for f in frames], infos))
             camera.frames += len(frames)
+            camera.latest = frames[-1].data if frames else camera.latest
             camera.last_frame_at = infos[-1].wall if infos else camera.last_frame_at
             camera.recent.extend([time.monotonic()] * len(frames))
         by_model: dict[int, list[int]] = {}
@@ -362,6 +365,13 @@ class CameraHub:
 
     def _running(self) -> list[_Camera | None]:
         return list(self._cameras.values())
+
+    def latest_frame(self, name: str) -> np.ndarray | None:
+        """The last frame analysed of camera ``name`` (uint8 RGB; None: none yet)."""
+        with self._lock:
+            self.config(name)
+            camera = self._cameras[name]
+        return None if camera is None else camera.latest
 
     # ------------------------------------------------------------------------- status
     def status(self) -> list[CameraStatus]:

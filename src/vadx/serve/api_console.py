@@ -27,6 +27,7 @@ from vadx.serve.schema import MediaDoc, file_content
 #: seconds between keep-alive comments on an idle live stream
 KEEP_ALIVE = 15.0
 CLIP_FILES = {"clip.mp4": "video/mp4", "thumb.png": "image/png"}
+FRAME_DOC = MediaDoc(schema={"type": "string", "format": "binary"})
 EVENT_STREAM = {"text/event-stream": MediaDoc(schema={"type": "string"})}
 
 
@@ -117,6 +118,24 @@ def console_router(routes: Routes, console: Console) -> APIRouter:
         """One camera with its settings and live status."""
         exists(name)
         return camera_view(name)
+
+    @route(
+        "get",
+        "/api/cameras/{name}/frame.jpg",
+        "camera_frame",
+        404,
+        file=("The camera's last analysed frame", {"image/jpeg": FRAME_DOC}),
+    )
+    def camera_frame(name: str) -> Response:
+        """The camera's last analysed frame as a JPEG (at most 640 pixels wide): the live
+        grid's picture. 404 until a frame has been analysed."""
+        exists(name)
+        frame = console.hub.latest_frame(name)
+        if frame is None:
+            raise HTTPException(404, f"camera {name!r} has no frame yet")
+        return Response(
+            _jpeg(frame), media_type="image/jpeg", headers={"Cache-Control": "no-store"}
+        )
 
     @route("put", "/api/cameras/{name}", "change_camera", 404, 422, response_model=Camera)
     def change_camera(name: str, settings: CameraSettings) -> Camera:
@@ -230,3 +249,16 @@ def _stored(console: Console, event_id: int) -> StoredEvent:
         return console.store.event(event_id)
     except VadxError:
         raise HTTPException(404, f"no event {event_id}") from None
+
+
+def _jpeg(frame: Any, width: int = 640, quality: int = 80) -> bytes:
+    """An RGB frame as JPEG bytes, scaled down to ``width`` when wider."""
+    import cv2
+
+    if frame.shape[1] > width:
+        height = round(frame.shape[0] * width / frame.shape[1])
+        frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+    ok, data = cv2.imencode(".jpg", frame[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise HTTPException(500, "the frame could not be encoded")
+    return data.tobytes()

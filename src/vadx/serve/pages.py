@@ -68,6 +68,11 @@ def pages_router() -> APIRouter:
     def page() -> HTMLResponse:
         return HTMLResponse(_static("index.html"))
 
+    @router.get("/console", include_in_schema=False)
+    def console_page() -> HTMLResponse:
+        """The live cameras (``vadx serve --cameras``): grid, events, review."""
+        return HTMLResponse(_static("console.html"))
+
     @router.get("/static/{name}", include_in_schema=False)
     def static(name: str) -> Response:
         kinds = {".js": "text/javascript", ".css": "text/css"}

@@ -407,6 +407,8 @@
       });
       if (!token()) { say($("status"), "this server needs its API token", true); return; }
     }
+    // the live cameras' console, when this server watches cameras (vadx serve --cameras)
+    if ((await api("openapi.json")).paths["/api/cameras"]) $("cameras-link").hidden = false;
     // detection's defaults, as the API documents them (those of vadx detect)
     const defaults = (await api("openapi.json")).components.schemas.DetectSettings.properties;
     [["on", "on"], ["off", "off"], ["min-frames", "min_frames"], ["smooth", "smooth"]].forEach(

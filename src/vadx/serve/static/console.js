@@ -1,0 +1,253 @@
+// vadx console: every camera live, their events as they happen, one review workflow.
+"use strict";
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const state = { cameras: [], events: new Map(), order: [], current: null, alarms: new Set() };
+
+  function token() { return sessionStorage.getItem("vadx-token") || ""; }
+  function withToken(url) {
+    return token() ? url + (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token()) : url;
+  }
+  async function api(path, options) {
+    const opts = Object.assign({ headers: {} }, options || {});
+    if (token()) opts.headers.Authorization = "Bearer " + token();
+    if (opts.body && typeof opts.body !== "string") {
+      opts.body = JSON.stringify(opts.body);
+      opts.headers["Content-Type"] = "application/json";
+    }
+    const response = await fetch(path, opts);
+    const body = response.status === 204 ? null : await response.json();
+    if (!response.ok) throw new Error(body && body.error ? body.error : response.statusText);
+    return body;
+  }
+  function say(text, error) {
+    $("status").textContent = text;
+    $("status").classList.toggle("error", !!error);
+  }
+  function cell(text) { const td = document.createElement("td"); td.textContent = text; return td; }
+  const when = (seconds) => new Date(seconds * 1000).toLocaleString();
+
+  // ------------------------------------------------------------------ cameras
+  function tile(camera) {
+    let box = document.querySelector(`.tile[data-name="${CSS.escape(camera.name)}"]`);
+    if (!box) {
+      box = document.createElement("div");
+      box.className = "tile";
+      box.dataset.name = camera.name;
+      box.innerHTML = '<img alt=""><div class="strip"></div><div class="caption"><b></b><span class="numbers"></span><span class="state"></span></div><div class="error"></div>';
+      box.querySelector("b").textContent = camera.name;
+      box.addEventListener("click", () => { $("f-camera").value = camera.name; loadEvents(); });
+      $("grid").appendChild(box);
+    }
+    const s = camera.status;
+    box.querySelector(".state").textContent = s.state;
+    box.querySelector(".state").className = "state " + s.state;
+    box.querySelector(".numbers").textContent =
+      `${s.fps.toFixed(1)} fps · ${s.dropped} dropped · ${s.events} event(s)`;
+    box.querySelector(".error").textContent = s.error && s.state !== "running" ? s.error : "";
+    box.classList.toggle("alarm", state.alarms.has(camera.name));
+    if (s.frames > 0) {
+      box.querySelector("img").src = withToken(`api/cameras/${encodeURIComponent(camera.name)}/frame.jpg?n=${s.frames}`);
+    }
+    strip(box, camera.name);
+  }
+  function strip(box, name) {  // the camera's last hour: a cell per minute, red with an event
+    const cells = 60, now = Date.now() / 1000, bar = box.querySelector(".strip");
+    bar.replaceChildren();
+    const on = new Array(cells).fill(false);
+    for (const event of state.events.values()) {
+      if (event.camera !== name) continue;
+      for (let k = 0; k < cells; k++) {
+        const start = now - (cells - k) * 60, end = start + 60;
+        if (event.started_at < end && event.ended_at >= start) on[k] = true;
+      }
+    }
+    for (const value of on) {
+      const span = document.createElement("span");
+      if (value) span.className = "on";
+      bar.appendChild(span);
+    }
+  }
+  async function loadCameras() {
+    state.cameras = await api("api/cameras");
+    const select = $("f-camera"), chosen = select.value;
+    select.replaceChildren(new Option("all", ""));
+    for (const camera of state.cameras) select.appendChild(new Option(camera.name, camera.name));
+    select.value = chosen;
+    for (const camera of state.cameras) tile(camera);
+  }
+
+  // ------------------------------------------------------------------- events
+  function filters() {
+    const query = new URLSearchParams({ limit: "200" });
+    if ($("f-camera").value) query.set("camera", $("f-camera").value);
+    if ($("f-class").value) query.set("class", $("f-class").value);
+    if ($("f-reviewed").value) query.set("reviewed", $("f-reviewed").value);
+    if ($("f-since").value) query.set("since", String(new Date($("f-since").value).getTime() / 1000));
+    if ($("f-until").value) query.set("until", String(new Date($("f-until").value).getTime() / 1000));
+    return query;
+  }
+  function shown(event) {  // whether an event that arrives live passes the filters
+    const f = filters();
+    return (!f.get("camera") || f.get("camera") === event.camera)
+      && (!f.get("class") || f.get("class") === event.class_name)
+      && (!f.get("reviewed") || String(event.reviewed) === f.get("reviewed"))
+      && (!f.get("since") || event.started_at >= Number(f.get("since")))
+      && (!f.get("until") || event.started_at < Number(f.get("until")));
+  }
+  async function loadEvents() {
+    const events = await api("api/events?" + filters().toString());
+    state.events = new Map(events.map((e) => [e.id, e]));
+    state.order = events.map((e) => e.id);
+    render();
+  }
+  function row(event) {
+    const tr = document.createElement("tr");
+    tr.dataset.id = event.id;
+    const thumb = document.createElement("td");
+    if (event.footage) {
+      const img = document.createElement("img");
+      img.alt = `event ${event.id}`;
+      img.src = withToken(`api/events/${event.id}/thumb.png`);
+      thumb.appendChild(img);
+    }
+    const unfamiliar = event.out_of_domain !== null && event.out_of_domain > 0.5;
+    tr.append(thumb, cell(event.camera), cell(event.class_name),
+      cell(`${Math.round(event.peak_probability * 100)}%`),
+      cell(event.out_of_domain === null ? "—" : unfamiliar ? "unfamiliar" : "familiar"),
+      cell(when(event.started_at)), cell(event.state === "active" ? "now" : "ended"));
+    const box = document.createElement("input");
+    box.type = "checkbox";
+    box.checked = event.reviewed;
+    box.title = "reviewed";
+    box.addEventListener("click", (e) => { e.stopPropagation(); review(event.id, box.checked); });
+    const td = document.createElement("td");
+    td.appendChild(box);
+    tr.appendChild(td);
+    tr.classList.toggle("active", event.state === "active");
+    tr.classList.toggle("unfamiliar", unfamiliar);
+    tr.classList.toggle("current", event.id === state.current);
+    tr.addEventListener("click", () => select(event.id));
+    return tr;
+  }
+  function render() {
+    const body = $("events").querySelector("tbody");
+    body.replaceChildren(...state.order.map((id) => row(state.events.get(id))));
+    const classes = new Set([...state.events.values()].map((e) => e.class_name));
+    const select = $("f-class"), chosen = select.value;
+    select.replaceChildren(new Option("all", ""), ...[...classes].sort().map((c) => new Option(c, c)));
+    if (chosen && !classes.has(chosen)) select.appendChild(new Option(chosen, chosen));
+    select.value = chosen;
+    exportLinks();
+    for (const camera of state.cameras) {
+      const box = document.querySelector(`.tile[data-name="${CSS.escape(camera.name)}"]`);
+      if (box) strip(box, camera.name);
+    }
+  }
+  function exportLinks() {
+    const events = state.order.map((id) => state.events.get(id));
+    const columns = ["id", "camera", "class_name", "state", "start_frame", "end_frame", "started_at",
+      "ended_at", "peak_probability", "mean_probability", "out_of_domain", "reviewed", "reason"];
+    const quote = (v) => (v === null || v === undefined ? "" : /[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v));
+    const csv = [columns.join(","), ...events.map((e) => columns.map((c) => quote(e[c])).join(","))].join("\n");
+    $("export-csv").href = URL.createObjectURL(new Blob([csv + "\n"], { type: "text/csv" }));
+    $("export-json").href = URL.createObjectURL(new Blob([JSON.stringify(events, null, 1)], { type: "application/json" }));
+  }
+  function select(id) {
+    state.current = id;
+    const event = state.events.get(id);
+    for (const tr of $("events").querySelectorAll("tbody tr")) {
+      tr.classList.toggle("current", Number(tr.dataset.id) === id);
+    }
+    const current = $("events").querySelector("tbody tr.current");
+    if (current) current.scrollIntoView({ block: "nearest" });
+    $("playback").hidden = false;
+    $("clip-caption").textContent =
+      `${event.camera} · ${event.class_name} · ${Math.round(event.peak_probability * 100)}% · ${when(event.started_at)}`;
+    if (event.footage) {
+      $("clip").src = withToken(`api/events/${id}/clip.mp4`);
+      $("clip").play().catch(() => {});
+    } else {
+      $("clip").removeAttribute("src");
+      $("clip-caption").textContent += " · its clip is being written";
+    }
+  }
+  async function review(id, reviewed) {
+    try {
+      const event = await api(`api/events/${id}/review`, { method: "POST", body: { reviewed } });
+      state.events.set(id, event);
+      render();
+    } catch (err) { say(String(err.message || err), true); }
+  }
+  function arrived(message) {
+    const event = message.event, known = state.events.has(event.id);
+    if (event.state === "active") state.alarms.add(event.camera); else state.alarms.delete(event.camera);
+    if (!known && !shown(event)) return;
+    state.events.set(event.id, event);
+    if (!known) state.order.unshift(event.id);
+    render();
+    if (!known) {
+      const tr = $("events").querySelector(`tbody tr[data-id="${event.id}"]`);
+      if (tr) tr.classList.add("fresh");
+    }
+    if (event.id === state.current && message.type === "update") select(event.id);
+  }
+
+  // --------------------------------------------------------------------- live
+  function live() {
+    const source = new EventSource(withToken("api/live"));
+    source.onopen = () => { $("live-state").textContent = "live"; $("live-state").classList.add("on"); };
+    source.onerror = () => { $("live-state").textContent = "reconnecting…"; $("live-state").classList.remove("on"); };
+    for (const kind of ["new", "update", "end"]) {
+      source.addEventListener(kind, (e) => arrived(JSON.parse(e.data)));
+    }
+    source.addEventListener("status", (e) => {
+      const statuses = JSON.parse(e.data).cameras;
+      for (const s of statuses) {
+        const camera = state.cameras.find((c) => c.name === s.name);
+        if (camera) { camera.status = s; tile(camera); }
+      }
+      if (statuses.length !== state.cameras.length) loadCameras();
+    });
+  }
+
+  document.addEventListener("keydown", (e) => {
+    if (e.target.matches("input, select, textarea")) return;
+    const position = state.order.indexOf(state.current);
+    if (e.key === "j" || e.key === "k") {
+      const next = position + (e.key === "j" ? 1 : -1);
+      if (state.order.length) select(state.order[Math.max(0, Math.min(state.order.length - 1, next))]);
+    } else if (e.key === "r" && state.current !== null) {
+      review(state.current, !state.events.get(state.current).reviewed);
+    } else if (e.key === " " && state.current !== null) {
+      e.preventDefault();
+      const video = $("clip");
+      if (video.paused) video.play().catch(() => {}); else video.pause();
+    }
+  });
+  for (const id of ["f-camera", "f-class", "f-reviewed", "f-since", "f-until"]) {
+    $(id).addEventListener("change", () => loadEvents().catch((err) => say(String(err.message || err), true)));
+  }
+
+  async function start() {
+    const health = await api("api/health");
+    if (health.token_required) {
+      $("token-box").hidden = false;
+      $("token").value = token();
+      $("token").addEventListener("change", function () {
+        sessionStorage.setItem("vadx-token", $("token").value);
+        location.reload();
+      });
+      if (!token()) { say("this server needs its API token", true); return; }
+    }
+    try {
+      await loadCameras();
+    } catch (err) {
+      say("this server watches no cameras: start it with vadx serve MODEL --cameras cameras.yaml", true);
+      return;
+    }
+    await loadEvents();
+    live();
+  }
+  start().catch((err) => say(String(err.message || err), true));
+})();

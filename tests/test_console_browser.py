@@ -1,0 +1,83 @@
+"""The console page (``/console``) in headless Chromium: the camera grid with live pictures
+and states, events arriving live, filters, review with the keyboard, clip playback, export;
+no console errors and no request leaving the server."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.test_console import camera
+from tests.test_serve_browser import CHROMIUM, browsing, wait_until
+from tests.test_watch_engine import thresholds
+from vadx.detect import DetectConfig
+
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+#: the page's event rows, whether a row's review box is ticked, the export link
+ROWS = "[...document.querySelectorAll('#events tbody tr')]"
+CHECKED = "tr.querySelector('input').checked"
+EXPORT = "document.querySelector('#export-json')"
+
+
+def tile(name: str, part: str) -> str:
+    return f"document.querySelector('.tile[data-name={name}] {part}')"
+
+
+def test_the_console_page_shows_the_cameras_and_reviews_their_events(streets, stretched, tmp_path):
+    from vadx.console.service import Console
+    from vadx.serve import Server, serving
+
+    fire, fight = streets
+    settings = thresholds(stretched, fire, DetectConfig(stride=2, step=1, domain="off"), 0.3, 0.7)
+    cameras = [
+        camera("door", fire, settings, loop=True, pace=True).model_copy(update={"model": "m"}),
+        camera("bay", fight, settings, loop=True, pace=True).model_copy(update={"model": "m"}),
+        camera("gate", tmp_path / "missing.mp4", settings).model_copy(
+            update={"model": "m", "enabled": False}
+        ),
+    ]
+    server = Server({"m": stretched}, tmp_path / "data")
+    server.console = Console(cameras, server.data / "console", load=lambda ref: server.models[ref])
+    server.console.start()
+    try:
+        with serving(server) as url, browsing(url) as (page, errors, outside):
+            page.goto(url)  # the uploads' page leads to the cameras
+            page.click("#cameras-link")
+            page.wait_for_url(url + "console")
+            page.wait_for_selector(".tile[data-name=door] img[src]")
+            assert page.locator(".tile").count() == 3
+            wait_until(
+                page,
+                "document.querySelector('.tile[data-name=gate] .state').textContent === 'disabled'",
+            )
+            wait_until(page, "document.querySelector('.tile[data-name=door] img').naturalWidth > 0")
+            wait_until(page, "document.querySelector('#live-state').textContent === 'live'")
+            # events arrive live, with their thumbnails once their footage is kept
+            wait_until(page, "document.querySelectorAll('#events tbody tr img').length >= 2", 60)
+            rows = page.locator("#events tbody tr")
+            first_id = int(rows.first.get_attribute("data-id"))
+            # the keyboard: J selects and plays, R marks reviewed (on the server too)
+            page.keyboard.press("j")
+            wait_until(page, "document.querySelector('#clip').src.includes('clip.mp4')")
+            wait_until(page, "document.querySelector('#clip').readyState >= 1")
+            selected = int(page.locator("#events tbody tr.current").get_attribute("data-id"))
+            page.keyboard.press("r")
+            wait_until(page, "document.querySelector('#events tbody tr.current input').checked")
+            reviewed = server.console.store.event(selected)
+            assert (reviewed.reviewed and selected in (first_id, first_id - 1)) or reviewed.reviewed
+            # filters: one camera, then the reviewed ones
+            page.select_option("#f-camera", "bay")
+            wait_until(page, f"{ROWS}.every(tr => tr.children[1].textContent === 'bay')")
+            page.select_option("#f-camera", "")
+            page.select_option("#f-reviewed", "true")
+            wait_until(page, f"{ROWS}.length >= 1 && {ROWS}.every(tr => {CHECKED})")
+            assert selected in page.evaluate(f"{ROWS}.map(tr => +tr.dataset.id)")
+            exported = page.evaluate(f"fetch({EXPORT}.href).then(r => r.text())")
+            assert [e["id"] for e in json.loads(exported) if e["reviewed"]] == [
+                e["id"] for e in json.loads(exported)
+            ]
+            assert errors == [] and outside == []
+    finally:
+        server.console.close()
+        server.jobs.close()
