@@ -4,18 +4,7 @@
   const $ = (id) => document.getElementById(id);
   const state = { video: null, detection: null, scores: null, model: null };
 
-  function token() { return sessionStorage.getItem("vadx-token") || ""; }
-  function withToken(url) {
-    return token() ? url + (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token()) : url;
-  }
-  async function api(path, options) {
-    const opts = Object.assign({ headers: {} }, options || {});
-    if (token()) opts.headers.Authorization = "Bearer " + token();
-    const response = await fetch(path, opts);
-    const body = response.status === 204 ? null : await response.json();
-    if (!response.ok) throw new Error(body && body.error ? body.error : response.statusText);
-    return body;
-  }
+  const { token, withToken, api } = window.vadx;
   function say(element, text, error) {
     element.textContent = text;
     element.classList.toggle("error", !!error);
@@ -407,10 +396,11 @@
       });
       if (!token()) { say($("status"), "this server needs its API token", true); return; }
     }
+    const openapi = await api("openapi.json");
     // the live cameras' console, when this server watches cameras (vadx serve --cameras)
-    if ((await api("openapi.json")).paths["/api/cameras"]) $("cameras-link").hidden = false;
+    if (openapi.paths["/api/cameras"]) $("cameras-link").hidden = false;
     // detection's defaults, as the API documents them (those of vadx detect)
-    const defaults = (await api("openapi.json")).components.schemas.DetectSettings.properties;
+    const defaults = openapi.components.schemas.DetectSettings.properties;
     [["on", "on"], ["off", "off"], ["min-frames", "min_frames"], ["smooth", "smooth"]].forEach(
       ([id, field]) => { $(id).value = defaults[field].default; });
     const models = await api("api/models");

@@ -4,22 +4,7 @@
   const $ = (id) => document.getElementById(id);
   const state = { cameras: [], events: new Map(), order: [], current: null, alarms: new Set() };
 
-  function token() { return sessionStorage.getItem("vadx-token") || ""; }
-  function withToken(url) {
-    return token() ? url + (url.includes("?") ? "&" : "?") + "token=" + encodeURIComponent(token()) : url;
-  }
-  async function api(path, options) {
-    const opts = Object.assign({ headers: {} }, options || {});
-    if (token()) opts.headers.Authorization = "Bearer " + token();
-    if (opts.body && typeof opts.body !== "string") {
-      opts.body = JSON.stringify(opts.body);
-      opts.headers["Content-Type"] = "application/json";
-    }
-    const response = await fetch(path, opts);
-    const body = response.status === 204 ? null : await response.json();
-    if (!response.ok) throw new Error(body && body.error ? body.error : response.statusText);
-    return body;
-  }
+  const { token, withToken, api } = window.vadx;
   function say(text, error) {
     $("status").textContent = text;
     $("status").classList.toggle("error", !!error);
