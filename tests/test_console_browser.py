@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from tests.test_console import camera
+from tests.test_console import camera, wait_for
 from tests.test_serve_browser import CHROMIUM, browsing, wait_until
 from tests.test_watch_engine import thresholds
 from vadx.detect import DetectConfig
@@ -77,6 +77,17 @@ def test_the_console_page_shows_the_cameras_and_reviews_their_events(streets, st
             assert [e["id"] for e in json.loads(exported) if e["reviewed"]] == [
                 e["id"] for e in json.loads(exported)
             ]
+            # an explained event plays its explanation: the map over its window, the curves
+            page.select_option("#f-reviewed", "")
+            store = server.console.store
+            wait_for(lambda: any(e.explanation for e in store.events()), 120)
+            explained = next(e for e in store.events() if e.explanation)
+            wait_until(page, f"{ROWS}.some(tr => +tr.dataset.id === {explained.id})")
+            page.click(f"#events tbody tr[data-id='{explained.id}'] td:nth-child(2)")
+            wait_until(page, "document.querySelector('#clip').src.includes('explanation.mp4')")
+            wait_until(page, "document.querySelector('#strip').naturalWidth > 0")
+            page.click("#show-window")
+            wait_until(page, "document.querySelector('#clip').src.includes('clip.mp4')")
             assert errors == [] and outside == []
     finally:
         server.console.close()

@@ -30,13 +30,14 @@ def settings(streets, stretched):
 
 
 def served(tmp_path, model, cameras, **options):
-    """A server of ``model`` (as ``street``) with a console of ``cameras``."""
+    """A server of ``model`` (as ``street``) with a console of ``cameras`` (events not
+    explained unless ``explain=True``)."""
     server = Server({"street": model}, tmp_path / "data")
     server.console = Console(
         cameras,
         server.data / "console",
         load=lambda ref: server.models[ref],
-        **options,
+        **{"explain": False, **options},
     )
     return server
 
@@ -245,3 +246,30 @@ def test_the_docs_python_example_runs(streets, tmp_path, monkeypatch):
     exec(compile(block, "docs/console.md", "exec"), namespace)
     assert namespace["message"].kind in ("status", "new")  # whichever comes first
     assert (tmp_path / "vadx-data" / "console" / "vadx.sqlite").is_file()
+
+
+def test_each_event_is_explained_as_it_starts(streets, stretched, settings, tmp_path):
+    street, model = streets, stretched
+    door = camera("door", street[0], settings).model_copy(update={"model": "street"})
+    server = served(tmp_path, model, [door], explain=True)
+    client = TestClient(create_app(server))
+    console = server.console.start()
+    try:
+        wait_for(lambda: console.hub.status()[0].state == "ended")
+        wait_for(lambda: all(e.explanation for e in console.store.events()), 120)
+        event = console.store.events()[-1]
+        assert event.explanation == f"events/{event.id}/explanation"
+        folder = console.store.folder / event.explanation
+        manifest = json.loads((folder / "manifest.json").read_text())
+        # the event as it started: its class so far is the one explained
+        assert (manifest["event"]["id"], manifest["event"]["state"]) == (event.id, "started")
+        video = client.get(f"/api/events/{event.id}/explanation.mp4")
+        assert video.status_code == 200 and video.headers["content-type"] == "video/mp4"
+        (tmp_path / "explained.mp4").write_bytes(video.content)
+        with VideoReader(tmp_path / "explained.mp4") as reader:  # the window, the map over it
+            assert reader.info.num_frames == model.config.num_frames
+        strip = client.get(f"/api/events/{event.id}/explanation.png")
+        assert strip.status_code == 200 and strip.content[:4] == b"\x89PNG"
+    finally:
+        console.close()
+        server.jobs.close()

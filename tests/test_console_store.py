@@ -67,12 +67,12 @@ def check_events(store: EventStore) -> None:
 
 def test_events_are_stored_found_and_reviewed(tmp_path):
     store = EventStore(tmp_path)
-    assert store.revision == "0001" and store.url.endswith("vadx.sqlite")
+    assert store.revision == "0002" and store.url.endswith("vadx.sqlite")
     fill(store)
     check_events(store)
     database = sqlite3.connect(tmp_path / "vadx.sqlite")
     assert database.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-    assert database.execute("SELECT version_num FROM alembic_version").fetchone() == ("0001",)
+    assert database.execute("SELECT version_num FROM alembic_version").fetchone() == ("0002",)
     store.close()
 
 
@@ -81,7 +81,7 @@ def test_a_restart_ends_the_events_left_open_and_keeps_the_rest(tmp_path):
     fill(store)
     store.close()
     again = EventStore(tmp_path)  # as after a crash: the fight never ended
-    assert again.interrupted == 1 and again.revision == "0001"
+    assert again.interrupted == 1 and again.revision == "0002"
     fight = again.events(class_name="fight")[0]
     assert fight.state == "ended" and fight.reason == "vadx stopped while the event lasted"
     assert len(again.events()) == 3
@@ -175,11 +175,36 @@ def postgres():
 
 def test_the_same_store_on_a_real_postgresql_server(postgres, tmp_path):
     store = EventStore(tmp_path, postgres)
-    assert store.revision == "0001" and not (tmp_path / "vadx.sqlite").exists()
+    assert store.revision == "0002" and not (tmp_path / "vadx.sqlite").exists()
     fill(store)
     check_events(store)
-    assert upgrade(store.engine) == "0001"  # again: nothing to do
+    assert upgrade(store.engine) == "0002"  # again: nothing to do
     store.close()
     again = EventStore(tmp_path, postgres)
     assert again.interrupted == 1 and len(again.events()) == 3
     again.close()
+
+
+def test_an_older_database_is_brought_up_to_date_with_its_events(tmp_path):
+    import sqlalchemy as sa
+
+    from vadx.console.store import sqlite_url
+
+    engine = sa.create_engine(sqlite_url(tmp_path))
+    assert upgrade(engine, "0001") == "0001"  # as the first console release left it
+    with engine.begin() as db:
+        db.execute(
+            sa.text(
+                "INSERT INTO events (camera, class_name, state, start_frame, end_frame, "
+                "start_time, end_time, started_at, ended_at, peak_probability, "
+                "mean_probability, session, model_id, reviewed) VALUES ('door', 'fire', "
+                "'ended', 1, 9, 0.04, 0.36, 100.0, 100.3, 0.9, 0.7, 0, 'sha256:a', 1)"
+            )
+        )
+    engine.dispose()
+    store = EventStore(tmp_path)
+    assert store.revision == "0002"
+    (event,) = store.events()
+    assert (event.camera, event.reviewed, event.explanation) == ("door", True, None)
+    store.set_explanation(event.id, f"events/{event.id}/explanation")
+    assert store.event(event.id).explanation == f"events/{event.id}/explanation"

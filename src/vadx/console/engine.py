@@ -155,6 +155,15 @@ class CameraHub:
                 raise InputError(f"no camera {name!r}; the cameras are: {known}")
             return self._configs[name]
 
+    def model(self, name: str) -> CRNN:
+        """The model watching camera ``name`` (an enabled one)."""
+        with self._lock:
+            self.config(name)
+            camera = self._cameras[name]
+        if camera is None:
+            raise InputError(f"camera {name!r} is disabled")
+        return camera.detector.model
+
     def model_id(self, name: str) -> str:
         """The id of the model watching camera ``name`` (empty for a disabled camera)."""
         with self._lock:

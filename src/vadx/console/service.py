@@ -17,18 +17,22 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from vadx.console.cameras import CameraConfig
 from vadx.console.engine import CameraHub, CameraStatus
 from vadx.console.mqtt import MqttPublisher, MqttSettings
-from vadx.console.store import EventStore, StoredEvent
-from vadx.files import staged_folder
+from vadx.console.store import EVENTS_FOLDER, EventStore, StoredEvent
+from vadx.explanations.clip import ExplainSettings
 from vadx.models.crnn import CRNN
+from vadx.watch.alerts import ALERT_SETTINGS, AlertExplainer
 from vadx.watch.engine import Alert
+from vadx.watch.sinks import event_record
 
+#: how each event is explained: ``vadx watch``'s alert settings, the map drawn as a heat map
+EXPLAIN_SETTINGS: ExplainSettings = replace(ALERT_SETTINGS, view="heatmap")
 #: seconds between retention passes and between status messages
 RETENTION_EVERY, STATUS_EVERY = 600.0, 5.0
 
@@ -67,6 +71,9 @@ class Console:
         database: a SQLAlchemy URL instead of SQLite in ``folder``.
         mqtt: the broker to publish to (None: no MQTT).
         retention: how long events are kept.
+        explain: explain each event's window as it starts (in a worker process per model, as
+            ``vadx watch`` explains its alerts): LayerCAM over the frames, frame Shapley values,
+            ``explanation/`` beside the event's footage with ``strip.png`` and the map's video.
         load: reads a model from a checkpoint path (tests give their own).
         batch_size, queue_size, max_retries: those of the engine.
     """
@@ -79,6 +86,7 @@ class Console:
         database: str | None = None,
         mqtt: MqttSettings | None = None,
         retention: Retention | None = None,
+        explain: bool = True,
         load: Callable[[str], CRNN] | None = None,
         batch_size: int = 32,
         queue_size: int = 64,
@@ -86,6 +94,8 @@ class Console:
     ) -> None:
         self.store = EventStore(folder, database)
         self.retention = retention or Retention()
+        self.explain = explain
+        self._explainers: dict[int, AlertExplainer] = {}  # one worker per model
         declared = {c.name: c for c in cameras}
         declared.update({c.name: c for c in self.store.cameras()})
         self._listeners: list[queue.Queue[LiveMessage]] = []
@@ -133,17 +143,40 @@ class Console:
         self._tell("new" if alert.kind == "started" else "end", stored, before)
         if alert.kind == "started" and alert.window is not None:
             self._clips.submit(self._keep_footage, stored, alert.window, alert.window_fps)
+            if self.explain:
+                window = (alert.window_frames[0], alert.window_frames[-1])
+                record = event_record(alert, stored.id, window_frames=window)
+                self._explainer(camera).submit(stored.id, alert, record)
+
+    def _explainer(self, camera: str) -> AlertExplainer:
+        model = self.hub.model(camera)
+        if id(model) not in self._explainers:
+            self._explainers[id(model)] = AlertExplainer(
+                model,
+                self.store.folder,
+                EXPLAIN_SETTINGS,
+                mp4=True,
+                done=self._explained,
+                layout=EVENTS_FOLDER + "/{number}/explanation",
+            )
+        return self._explainers[id(model)]
+
+    def _explained(self, event_id: int, folder: Path, record: Any) -> None:
+        before = self.store.event(event_id)
+        self.store.set_explanation(event_id, folder.relative_to(self.store.folder).as_posix())
+        self._tell("update", self.store.event(event_id), before)
 
     def _keep_footage(self, event: StoredEvent, frames: Any, fps: float) -> None:
         """The event's window as ``clip.mp4`` and its middle frame as ``thumb.jpg``."""
         from vadx.video.encode import write_mp4, write_png
 
         folder = self.store.footage_folder(event.id)
-        with staged_folder(folder, last="clip.mp4", replace=True) as staging:
-            write_png(staging / "thumb.png", frames[len(frames) // 2])
-            write_mp4(staging / "clip.mp4", frames, fps=max(fps, 1.0))
+        folder.mkdir(parents=True, exist_ok=True)  # each file appears whole (atomic writes)
+        write_png(folder / "thumb.png", frames[len(frames) // 2])
+        write_mp4(folder / "clip.mp4", frames, fps=max(fps, 1.0))
+        before = self.store.event(event.id)
         self.store.set_footage(event.id, folder.relative_to(self.store.folder).as_posix())
-        self._tell("update", self.store.event(event.id), event)
+        self._tell("update", self.store.event(event.id), before)
 
     def _tell(self, kind: str, event: StoredEvent, before: StoredEvent | None) -> None:
         if self.publisher is not None:
@@ -214,6 +247,8 @@ class Console:
         if self._thread is not None:
             self._thread.join(10)
         self._clips.shutdown(wait=True)
+        for explainer in self._explainers.values():
+            explainer.close(timeout=30)
         self._close_outputs()
 
     def _close_outputs(self) -> None:

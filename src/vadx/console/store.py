@@ -9,7 +9,7 @@ opens, so a newer vadx opens an older database and brings it up to date.
 Tables:
 
 * ``events`` — every camera's events: class, frames and times, scores, the domain flag, the
-  session, why it ended, the model, its kept clip, and the review state;
+  session, why it ended, the model, its kept footage and explanation, and the review state;
 * ``cameras`` — cameras added or changed at runtime (the YAML file declares the others).
 
 Each event is kept with a short clip (``events/<id>/clip.mp4`` and ``thumb.jpg`` under the
@@ -70,6 +70,7 @@ EVENTS = sa.Table(
     sa.Column("footage", sa.String(512), nullable=True),
     sa.Column("reviewed", sa.Boolean, nullable=False),
     sa.Column("reviewed_at", sa.Float, nullable=True),
+    sa.Column("explanation", sa.String(512), nullable=True),
 )
 
 
@@ -97,6 +98,7 @@ class StoredEvent:
     footage: str | None
     reviewed: bool
     reviewed_at: float | None
+    explanation: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The event as the API and MQTT messages carry it."""
@@ -108,8 +110,9 @@ def sqlite_url(folder: str | Path) -> str:
     return f"sqlite:///{Path(folder).resolve() / 'vadx.sqlite'}"
 
 
-def upgrade(engine: sa.Engine) -> str:
-    """Bring the database of ``engine`` to the newest schema; returns its revision."""
+def upgrade(engine: sa.Engine, revision: str = "head") -> str:
+    """Bring the database of ``engine`` to the newest schema (or to ``revision``); returns
+    its revision."""
     from alembic import command
     from alembic.config import Config
     from alembic.runtime.migration import MigrationContext
@@ -118,7 +121,7 @@ def upgrade(engine: sa.Engine) -> str:
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
     with engine.connect() as connection:
         return str(MigrationContext.configure(connection).get_current_revision())
 
@@ -202,6 +205,11 @@ class EventStore:
         ``clip.mp4`` and ``thumb.png``."""
         with self.engine.begin() as db:
             db.execute(sa.update(EVENTS).where(EVENTS.c.id == event_id).values(footage=folder))
+
+    def set_explanation(self, event_id: int, folder: str) -> None:
+        """Record the folder (relative to the store's) of an event's explanation."""
+        with self.engine.begin() as db:
+            db.execute(sa.update(EVENTS).where(EVENTS.c.id == event_id).values(explanation=folder))
 
     def footage_folder(self, event_id: int) -> Path:
         """Where an event's footage (clip and thumbnail) is kept."""

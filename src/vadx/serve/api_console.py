@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vadx.console.cameras import NAME_PATTERN, CameraConfig, camera_from
 from vadx.console.engine import CameraStatus
-from vadx.console.service import Console
+from vadx.console.service import EXPLAIN_SETTINGS, Console
 from vadx.console.store import StoredEvent
 from vadx.errors import VadxError
 from vadx.serve.routing import Routes
@@ -26,7 +26,20 @@ from vadx.serve.schema import MediaDoc, file_content
 
 #: seconds between keep-alive comments on an idle live stream
 KEEP_ALIVE = 15.0
-CLIP_FILES = {"clip.mp4": "video/mp4", "thumb.png": "image/png"}
+CLIP_FILES = {
+    "clip.mp4": "video/mp4",
+    "thumb.png": "image/png",
+    "explanation.mp4": "video/mp4",
+    "explanation.png": "image/png",
+}
+EventFile = Literal["clip.mp4", "thumb.png", "explanation.mp4", "explanation.png"]
+#: each file's name in its folder (the footage's or the explanation's)
+EVENT_FILES = {
+    "clip.mp4": "clip.mp4",
+    "thumb.png": "thumb.png",
+    "explanation.mp4": f"{EXPLAIN_SETTINGS.methods[0]}.mp4",
+    "explanation.png": "strip.png",
+}
 FRAME_DOC = MediaDoc(schema={"type": "string", "format": "binary"})
 EVENT_STREAM = {"text/event-stream": MediaDoc(schema={"type": "string"})}
 
@@ -198,13 +211,19 @@ def console_router(routes: Routes, console: Console) -> APIRouter:
         "/api/events/{event_id}/{name}",
         "console_event_file",
         404,
-        file=("The event's kept clip or its thumbnail", file_content(CLIP_FILES)),
+        file=(
+            "The event's kept window, its thumbnail or its explanation",
+            file_content(CLIP_FILES),
+        ),
     )
-    def event_file(event_id: EventId, name: Literal["clip.mp4", "thumb.png"]) -> FileResponse:
-        """The event's clip (``clip.mp4``: the window that decided it) or ``thumb.png``."""
+    def event_file(event_id: EventId, name: EventFile) -> FileResponse:
+        """The event's kept window (``clip.mp4``, ``thumb.png``) or, once explained, its
+        explanation: ``explanation.mp4`` (the window with the map over it) and
+        ``explanation.png`` (the frames above the frame importance curves)."""
         stored = _stored(console, event_id)
-        path = console.store.footage_folder(stored.id) / name
-        if stored.footage is None or not path.is_file():
+        kept = stored.explanation if name.startswith("explanation") else stored.footage
+        path = console.store.folder / (kept or "none") / EVENT_FILES[name]
+        if kept is None or not path.is_file():
             raise HTTPException(404, f"event {event_id} has no {name} (yet)")
         return FileResponse(path, media_type=CLIP_FILES[name])
 

@@ -31,6 +31,8 @@ from vadx.video.encode import write_mp4, write_png
 from vadx.watch.engine import Alert
 from vadx.watch.sinks import EventRecord
 
+#: where ``vadx watch`` puts each alert's explanation, under its output folder
+ALERT_LAYOUT = "alerts/event-{number:06d}"
 #: what an alert gets by default: LayerCAM, frame Shapley values, the reference's contour view
 ALERT_SETTINGS = ExplainSettings(
     methods=("layercam",), temporal=("frame_shapley",), view="contour", timeline=False
@@ -53,6 +55,8 @@ class AlertExplainer:
     Args:
         niceness: added to the worker's scheduling niceness (POSIX), so capture and detection
             get the CPU first.
+        layout: where each alert's explanation goes under ``folder`` (``{number}``: the alert's
+            number).
     """
 
     def __init__(
@@ -65,6 +69,7 @@ class AlertExplainer:
         capacity: int = 4,
         done: Callable[[int, Path, EventRecord], None] | None = None,
         niceness: int = 10,
+        layout: str = ALERT_LAYOUT,
     ) -> None:
         self.folder = Path(folder)
         self.done = done
@@ -78,7 +83,7 @@ class AlertExplainer:
             target=_serve,
             name="vadx-explainer",
             daemon=True,
-            args=(model, self.folder, settings, mp4, niceness, self._jobs, self._results),
+            args=(model, self.folder, settings, mp4, niceness, layout, self._jobs, self._results),
         )
         self._process.start()
         self._collector = threading.Thread(target=self._collect, name="vadx-explained", daemon=True)
@@ -155,7 +160,7 @@ class AlertExplainer:
                     self.stats.last_error = f"{type(err).__name__}: {err}"
 
 
-def _serve(model, folder, settings, mp4, niceness, jobs, results) -> None:
+def _serve(model, folder, settings, mp4, niceness, layout, jobs, results) -> None:
     """The worker process: explain jobs until ``None``."""
     import signal
 
@@ -177,6 +182,7 @@ def _serve(model, folder, settings, mp4, niceness, jobs, results) -> None:
                 settings,
                 mp4=mp4,
                 number=number,
+                layout=layout,
                 window=window,
                 frames=frames,
                 fps=fps,
@@ -197,6 +203,7 @@ def write_alert(
     *,
     mp4: bool,
     number: int,
+    layout: str = ALERT_LAYOUT,
     window: np.ndarray,
     frames: tuple[int, ...],
     fps: float,
@@ -204,8 +211,8 @@ def write_alert(
     record: dict[str, Any],
 ) -> Path:
     """Explain an alert's ``window`` (uint8 frames) for ``class_name`` into
-    ``folder/alerts/event-NNNNNN``."""
-    out = folder / "alerts" / f"event-{number:06d}"
+    ``folder/layout`` (by default ``folder/alerts/event-NNNNNN``)."""
+    out = folder / layout.format(number=number)
     explained = explain_clip(model, window, frames, fps, settings, target=class_name)
     explanation = explained.explanation
     first = next(iter(explanation.maps))

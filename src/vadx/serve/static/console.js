@@ -149,13 +149,24 @@
     $("playback").hidden = false;
     $("clip-caption").textContent =
       `${event.camera} · ${event.class_name} · ${Math.round(event.peak_probability * 100)}% · ${when(event.started_at)}`;
-    if (event.footage) {
-      $("clip").src = withToken(`api/events/${id}/clip.mp4`);
-      $("clip").play().catch(() => {});
-    } else {
+    $("show-explanation").disabled = !event.explanation;
+    $("show-window").disabled = !event.footage;
+    play(event, event.explanation ? "explanation" : "window");
+  }
+  function play(event, view) {  // the explanation (the map over the window) or the plain window
+    const explained = view === "explanation" && event.explanation;
+    const file = explained ? "explanation.mp4" : event.footage ? "clip.mp4" : null;
+    $("show-explanation").classList.toggle("on", !!explained);
+    $("show-window").classList.toggle("on", !explained && !!event.footage);
+    $("strip").hidden = !event.explanation;
+    if (event.explanation) $("strip").src = withToken(`api/events/${event.id}/explanation.png`);
+    if (!file) {
       $("clip").removeAttribute("src");
-      $("clip-caption").textContent += " · its clip is being written";
+      $("clip-caption").textContent += " · its window is being written";
+      return;
     }
+    $("clip").src = withToken(`api/events/${event.id}/${file}`);
+    $("clip").play().catch(() => {});
   }
   async function review(id, reviewed) {
     try {
@@ -210,6 +221,8 @@
       if (video.paused) video.play().catch(() => {}); else video.pause();
     }
   });
+  $("show-explanation").addEventListener("click", () => play(state.events.get(state.current), "explanation"));
+  $("show-window").addEventListener("click", () => play(state.events.get(state.current), "window"));
   for (const id of ["f-camera", "f-class", "f-reviewed", "f-since", "f-until"]) {
     $(id).addEventListener("change", () => loadEvents().catch((err) => say(String(err.message || err), true)));
   }
