@@ -75,7 +75,8 @@ class Console:
             ``vadx watch`` explains its alerts): LayerCAM over the frames, frame Shapley values,
             ``explanation/`` beside the event's footage with ``strip.png`` and the map's video.
         load: reads a model from a checkpoint path (tests give their own).
-        batch_size, queue_size, max_retries: those of the engine.
+        batch_size, queue_size, max_retries, open_timeout, read_timeout: those of the engine
+            (:class:`~vadx.console.engine.CameraHub`).
     """
 
     def __init__(
@@ -91,6 +92,8 @@ class Console:
         batch_size: int = 32,
         queue_size: int = 64,
         max_retries: int | None = None,
+        open_timeout: float = 10.0,
+        read_timeout: float = 5.0,
     ) -> None:
         self.store = EventStore(folder, database)
         self.retention = retention or Retention()
@@ -112,6 +115,8 @@ class Console:
                 batch_size=batch_size,
                 queue_size=queue_size,
                 max_retries=max_retries,
+                open_timeout=open_timeout,
+                read_timeout=read_timeout,
                 keep_clips=True,
             )
         except Exception:

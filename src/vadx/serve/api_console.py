@@ -100,11 +100,11 @@ def console_router(routes: Routes, console: Console) -> APIRouter:
         known = {c.model for c in (console.hub.config(n) for n in console.hub.names)}
         if document["model"] not in served and document["model"] not in known:
             choices = ", ".join([*served, *sorted(known)])
-            raise HTTPException(422, f"model: give a served model's name or one in use: {choices}")
+            raise HTTPException(400, f"model: give a served model's name or one in use: {choices}")
         try:
             return camera_from(name, document, "camera")
-        except VadxError as err:
-            raise HTTPException(422, str(err).removeprefix("camera.")) from None
+        except VadxError as err:  # a rule the schema cannot state (off ≤ on, a known setting)
+            raise HTTPException(400, str(err).removeprefix("camera.")) from None
 
     def exists(name: str) -> None:
         if name not in console.hub.names:
@@ -116,7 +116,9 @@ def console_router(routes: Routes, console: Console) -> APIRouter:
         second, dropped frames, last frame, reconnections, last error)."""
         return [camera_view(name) for name in console.hub.names]
 
-    @route("post", "/api/cameras", "add_camera", 409, 422, status_code=201, response_model=Camera)
+    @route(
+        "post", "/api/cameras", "add_camera", 400, 409, 422, status_code=201, response_model=Camera
+    )
     def add_camera(camera: NewCamera) -> Camera:
         """Add a camera; it starts at once and is kept for restarts. 409 if the name is
         taken."""
@@ -141,16 +143,15 @@ def console_router(routes: Routes, console: Console) -> APIRouter:
     )
     def camera_frame(name: str) -> Response:
         """The camera's last analysed frame as a JPEG (at most 640 pixels wide): the live
-        grid's picture. 404 until a frame has been analysed."""
+        grid's picture. Until the camera has delivered a frame (or while it is disabled), a
+        grey picture with ``X-Vadx-Frame: none``."""
         exists(name)
         frame = console.hub.latest_frame(name)
-        if frame is None:
-            raise HTTPException(404, f"camera {name!r} has no frame yet")
-        return Response(
-            _jpeg(frame), media_type="image/jpeg", headers={"Cache-Control": "no-store"}
-        )
+        headers = {"Cache-Control": "no-store", "X-Vadx-Frame": "none" if frame is None else "live"}
+        picture = _jpeg(frame) if frame is not None else _placeholder()
+        return Response(picture, media_type="image/jpeg", headers=headers)
 
-    @route("put", "/api/cameras/{name}", "change_camera", 404, 422, response_model=Camera)
+    @route("put", "/api/cameras/{name}", "change_camera", 400, 404, 422, response_model=Camera)
     def change_camera(name: str, settings: CameraSettings) -> Camera:
         """Run a camera with new settings (its open events end first); kept for restarts."""
         exists(name)
@@ -164,7 +165,7 @@ def console_router(routes: Routes, console: Console) -> APIRouter:
         _run(console.remove_camera, name)
         return Response(status_code=204)
 
-    @route("get", "/api/events", "console_events", response_model=list[StoredEvent])
+    @route("get", "/api/events", "console_events", 422, response_model=list[StoredEvent])
     def events(
         camera: str | None = None,
         class_name: Annotated[str | None, Query(alias="class")] = None,
@@ -188,7 +189,7 @@ def console_router(routes: Routes, console: Console) -> APIRouter:
         )
         return found
 
-    @route("get", "/api/events/{event_id}", "console_event", 404, response_model=StoredEvent)
+    @route("get", "/api/events/{event_id}", "console_event", 404, 422, response_model=StoredEvent)
     def event(event_id: EventId) -> StoredEvent:
         """One event."""
         return _stored(console, event_id)
@@ -197,6 +198,7 @@ def console_router(routes: Routes, console: Console) -> APIRouter:
         "post",
         "/api/events/{event_id}/review",
         "review_console_event",
+        400,
         404,
         422,
         response_model=StoredEvent,
@@ -208,9 +210,10 @@ def console_router(routes: Routes, console: Console) -> APIRouter:
 
     @route(
         "get",
-        "/api/events/{event_id}/{name}",
+        "/api/events/{event_id}/files/{name}",
         "console_event_file",
         404,
+        422,
         file=(
             "The event's kept window, its thumbnail or its explanation",
             file_content(CLIP_FILES),
@@ -256,11 +259,12 @@ async def _stream(console: Console, request: Request):
 
 
 def _run(action: Any, *args: Any) -> None:
-    """A console change, its library errors as 422 (a model that cannot load, a source…)."""
+    """A console change, its library errors as 400 (a model that cannot load, a source that
+    does not exist…)."""
     try:
         action(*args)
     except VadxError as err:
-        raise HTTPException(422, str(err)) from None
+        raise HTTPException(400, str(err)) from None
 
 
 def _stored(console: Console, event_id: int) -> StoredEvent:
@@ -281,3 +285,11 @@ def _jpeg(frame: Any, width: int = 640, quality: int = 80) -> bytes:
     if not ok:
         raise HTTPException(500, "the frame could not be encoded")
     return data.tobytes()
+
+
+@functools.cache
+def _placeholder() -> bytes:
+    """A grey 16:9 picture for a camera without a frame yet."""
+    import numpy as np
+
+    return _jpeg(np.full((180, 320, 3), 64, np.uint8))

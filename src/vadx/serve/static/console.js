@@ -93,7 +93,7 @@
     if (event.footage) {
       const img = document.createElement("img");
       img.alt = `event ${event.id}`;
-      img.src = withToken(`api/events/${event.id}/thumb.png`);
+      img.src = withToken(`api/events/${event.id}/files/thumb.png`);
       thumb.appendChild(img);
     }
     const unfamiliar = event.out_of_domain !== null && event.out_of_domain > 0.5;
@@ -159,13 +159,13 @@
     $("show-explanation").classList.toggle("on", !!explained);
     $("show-window").classList.toggle("on", !explained && !!event.footage);
     $("strip").hidden = !event.explanation;
-    if (event.explanation) $("strip").src = withToken(`api/events/${event.id}/explanation.png`);
+    if (event.explanation) $("strip").src = withToken(`api/events/${event.id}/files/explanation.png`);
     if (!file) {
       $("clip").removeAttribute("src");
       $("clip-caption").textContent += " · its window is being written";
       return;
     }
-    $("clip").src = withToken(`api/events/${event.id}/${file}`);
+    $("clip").src = withToken(`api/events/${event.id}/files/${file}`);
     $("clip").play().catch(() => {});
   }
   async function review(id, reviewed) {
