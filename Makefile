@@ -59,6 +59,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_batch.py $(DEMO_OUT)/run/best --out benchmarks/results
 	$(PY) benchmarks/bench_ground_truth.py $(DEMO_OUT)/run/best --out benchmarks/results --tag=-demo
 	$(PY) benchmarks/bench_normality.py --out benchmarks/results
+	$(PY) benchmarks/bench_console.py --model $(DEMO_OUT)/run/best --out benchmarks/results
 	$(PY) benchmarks/bench_trust.py $(DEMO_OUT)/run/best --seed 4711 --out benchmarks/results --tag=-demo
 
 clean:

@@ -3,11 +3,12 @@
 Each camera has its own capture thread (:class:`~vadx.watch.capture.Capture`) filling its own
 bounded queue: a live camera's queue drops its **oldest** frames when analysis lags, and
 counts them, so a slow or dead camera never holds up another. One analysis thread takes the
-waiting frames of every camera in turn (at most ``batch_size`` in all per round, shared
-fairly), and runs the CNN **once per model over the frames of every camera** that model
-watches: cameras that name the same checkpoint share one copy of it. Each camera keeps its
-own windows, recurrent pass and event tracker (a :class:`~vadx.watch.engine.StreamDetector`),
-so its events are exactly those ``vadx detect`` finds in the frames it analysed.
+waiting frames of every camera in turn (at most ``batch_size`` from each per round), and
+runs the CNN **once per model over the frames of every camera** that model watches (in calls
+of ``batch_size`` frames): cameras that name the same checkpoint share one copy of it. Each
+camera keeps its own windows, recurrent pass and event tracker (a
+:class:`~vadx.watch.engine.StreamDetector`), so its events are exactly those ``vadx detect``
+finds in the frames it analysed.
 
 >>> hub = CameraHub(read_cameras("cameras.yaml"), on_alert=print)       # doctest: +SKIP
 >>> hub.start(); ...; hub.close()                                        # doctest: +SKIP
@@ -99,7 +100,9 @@ class CameraHub:
         load: reads a model from a checkpoint path (default :func:`vadx.models.load_model`);
             each path is read once, whatever the number of cameras naming it.
         on_alert: called with the camera's name and each :class:`~vadx.watch.engine.Alert`.
-        batch_size: frames per analysis round, over all cameras.
+        batch_size: frames per CNN call, over all cameras (and the most each camera gives a
+            round). On a CPU, 8–16 frames per call cost no more per frame than 32, and often
+            less (benchmarks/bench_console.py); on a GPU, larger batches pay.
         queue_size: frames each camera's queue holds before it drops the oldest.
         max_retries: consecutive failed attempts before a live camera is given up (None:
             never; it keeps reconnecting with back-off).
@@ -114,7 +117,7 @@ class CameraHub:
         *,
         load: Callable[[str], CRNN] | None = None,
         on_alert: CameraAlertFn | None = None,
-        batch_size: int = 32,
+        batch_size: int = 16,
         queue_size: int = 64,
         max_retries: int | None = None,
         open_timeout: float = 10.0,
@@ -270,7 +273,7 @@ class CameraHub:
         began = time.monotonic()
         with self._lock:
             for camera in self._cameras.values():
-                if camera is not None and not camera.capture.thread.is_alive():
+                if camera is not None and camera.capture.thread.ident is None:  # not started
                     camera.capture.start()
         while any(c is not None and not c.ended for c in self._running()):
             if timeout is not None and time.monotonic() - began > timeout:
@@ -288,7 +291,7 @@ class CameraHub:
             cameras = [c for c in self._running() if c is not None and not c.ended]
         if not cameras:
             return 0
-        share = max(1, self.batch_size // len(cameras))
+        share = self.batch_size
         staged: list[tuple[_Camera, list[int]]] = []
         taken = 0
         for camera in cameras:

@@ -89,7 +89,7 @@ class Console:
         retention: Retention | None = None,
         explain: bool = True,
         load: Callable[[str], CRNN] | None = None,
-        batch_size: int = 32,
+        batch_size: int = 16,
         queue_size: int = 64,
         max_retries: int | None = None,
         open_timeout: float = 10.0,
