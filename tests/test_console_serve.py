@@ -19,6 +19,7 @@ from tests.test_watch_engine import as_tuples, thresholds
 from vadx.console.mqtt import MqttSettings
 from vadx.console.service import Console
 from vadx.detect import DetectConfig, detect
+from vadx.quality.trust import VERDICTS, worst_verdict
 from vadx.serve import Server, create_app
 from vadx.video import VideoReader
 
@@ -200,7 +201,8 @@ def test_every_event_goes_out_on_mqtt(streets, stretched, settings, tmp_path, br
         listener.disconnect()
         server.jobs.close()
     topics = [t for t, _, _ in received]
-    assert topics[0] == "vadx/available" and received[0][1] == b"online"
+    announced = [(t, p) for t, p, _ in received].index(("vadx/available", b"online"))
+    assert announced < topics.index("vadx/events")  # online before the first event
     messages = [json.loads(p) for t, p, _ in received if t == "vadx/events"]
     by_kind = {k: [m for m in messages if m["type"] == k] for k in ("new", "update", "end")}
     assert [len(by_kind[k]) for k in by_kind] == [len(expected)] * 3
@@ -254,7 +256,7 @@ def test_the_docs_python_example_runs(streets, tmp_path, monkeypatch):
 def test_each_event_is_explained_as_it_starts(streets, stretched, settings, tmp_path):
     street, model = streets, stretched
     door = camera("door", street[0], settings).model_copy(update={"model": "street"})
-    server = served(tmp_path, model, [door], explain=True)
+    server = served(tmp_path, model, [door], explain=True, trust=True)
     client = TestClient(create_app(server))
     console = server.console.start()
     try:
@@ -264,6 +266,9 @@ def test_each_event_is_explained_as_it_starts(streets, stretched, settings, tmp_
         assert event.explanation == f"events/{event.id}/explanation"
         folder = console.store.folder / event.explanation
         manifest = json.loads((folder / "manifest.json").read_text())
+        assert event.trust in VERDICTS  # its explanation's worst verdict (docs/trust.md)
+        assert set(manifest["trust"]) == {"layercam", "frame_shapley"}
+        assert event.trust == worst_verdict(v["verdict"] for v in manifest["trust"].values())
         # the event as it started: its class so far is the one explained
         assert (manifest["event"]["id"], manifest["event"]["state"]) == (event.id, "started")
         video = client.get(f"/api/events/{event.id}/files/explanation.mp4")

@@ -67,12 +67,12 @@ def check_events(store: EventStore) -> None:
 
 def test_events_are_stored_found_and_reviewed(tmp_path):
     store = EventStore(tmp_path)
-    assert store.revision == "0002" and store.url.endswith("vadx.sqlite")
+    assert store.revision == "0003" and store.url.endswith("vadx.sqlite")
     fill(store)
     check_events(store)
     database = sqlite3.connect(tmp_path / "vadx.sqlite")
     assert database.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-    assert database.execute("SELECT version_num FROM alembic_version").fetchone() == ("0002",)
+    assert database.execute("SELECT version_num FROM alembic_version").fetchone() == ("0003",)
     store.close()
 
 
@@ -81,7 +81,7 @@ def test_a_restart_ends_the_events_left_open_and_keeps_the_rest(tmp_path):
     fill(store)
     store.close()
     again = EventStore(tmp_path)  # as after a crash: the fight never ended
-    assert again.interrupted == 1 and again.revision == "0002"
+    assert again.interrupted == 1 and again.revision == "0003"
     fight = again.events(class_name="fight")[0]
     assert fight.state == "ended" and fight.reason == "vadx stopped while the event lasted"
     assert len(again.events()) == 3
@@ -175,10 +175,10 @@ def postgres():
 
 def test_the_same_store_on_a_real_postgresql_server(postgres, tmp_path):
     store = EventStore(tmp_path, postgres)
-    assert store.revision == "0002" and not (tmp_path / "vadx.sqlite").exists()
+    assert store.revision == "0003" and not (tmp_path / "vadx.sqlite").exists()
     fill(store)
     check_events(store)
-    assert upgrade(store.engine) == "0002"  # again: nothing to do
+    assert upgrade(store.engine) == "0003"  # again: nothing to do
     store.close()
     again = EventStore(tmp_path, postgres)
     assert again.interrupted == 1 and len(again.events()) == 3
@@ -203,8 +203,9 @@ def test_an_older_database_is_brought_up_to_date_with_its_events(tmp_path):
         )
     engine.dispose()
     store = EventStore(tmp_path)
-    assert store.revision == "0002"
+    assert store.revision == "0003"  # through 0002 and 0003
     (event,) = store.events()
     assert (event.camera, event.reviewed, event.explanation) == ("door", True, None)
-    store.set_explanation(event.id, f"events/{event.id}/explanation")
-    assert store.event(event.id).explanation == f"events/{event.id}/explanation"
+    store.set_explanation(event.id, f"events/{event.id}/explanation", "weak")
+    kept = store.event(event.id)
+    assert (kept.explanation, kept.trust) == (f"events/{event.id}/explanation", "weak")

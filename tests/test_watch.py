@@ -102,6 +102,7 @@ def test_a_file_gives_the_events_of_detect_and_explains_each_alert(assets, tmp_p
         first, last = record["window_frames"]
         assert manifest["clip_frames"] == list(range(first, last + 1))
         assert (folder / "strip.png").stat().st_size > 1000
+        assert "trust" not in explained and "trust" not in manifest  # not asked for
     assert [r.state for r in alerts] == [r["state"] for r in log if r["state"] != "explained"]
     import sqlite3
 
@@ -413,3 +414,24 @@ def test_a_live_source_that_outruns_detection_drops_its_oldest_frames(assets, tm
     assert sorted(r["id"] for r in log if r["state"] == "started") == sorted(
         r["id"] for r in log if r["state"] == "ended"
     )
+
+
+def test_with_trust_each_alert_explanation_gets_its_verdict(assets, tmp_path, capsys):
+    """``vadx watch --trust``: each explained alert's manifest holds every map's and curve's
+    verdict, and its ``explained`` record the worst of them (issue 27)."""
+    from vadx.quality.trust import VERDICTS, worst_verdict
+
+    root, path, _, config, events = assets
+    out = tmp_path / "w"
+    argv = ["watch", str(root / "model"), str(path), "--out", str(out), "--trust"]
+    argv += ["--on", str(config.on), "--off", str(config.off), "--stride", str(config.stride)]
+    argv += ["--step", str(config.step), "--min-frames", str(config.min_frames)]
+    code, _, err = run_cli(argv, capsys)
+    assert code == 0, err
+    explained = [r for r in records(out) if r["state"] == "explained"]
+    assert len(explained) == len(events)
+    for record in explained:
+        manifest = json.loads((out / record["explanation"] / "manifest.json").read_text())
+        verdicts = [v["verdict"] for v in manifest["trust"].values()]
+        assert set(manifest["trust"]) == {"layercam", "frame_shapley"}
+        assert set(verdicts) <= set(VERDICTS) and record["trust"] == worst_verdict(verdicts)

@@ -61,6 +61,13 @@ def watch_command(
     temporal: TemporalOption = "frame_shapley",
     view: ViewOption = "contour",
     explain_mp4: Annotated[bool, typer.Option(help="Also write each alert as MP4.")] = False,
+    trust: Annotated[
+        bool,
+        typer.Option(
+            help="Give each alert's explanation a trust verdict (trustworthy / weak / "
+            "contradictory, docs/trust.md): in its manifest and events.jsonl."
+        ),
+    ] = False,
     annotate: Annotated[
         Path | None, typer.Option(help="Write annotated frames to this MP4.")
     ] = None,
@@ -94,7 +101,7 @@ def watch_command(
     from vadx.models import load_model
     from vadx.watch import WatchConfig, watch
 
-    settings = explain_settings(methods, temporal, view=view, timeline=False)
+    settings = explain_settings(methods, temporal, view=view, timeline=False, trust=trust)
     config = WatchConfig(
         detect=detection,
         queue_size=queue,
@@ -229,6 +236,12 @@ def serve_command(
         float | None,
         number("Delete the oldest events while their clips take more, GB.", 0.001, 1e6, kind=float),
     ] = None,
+    trust: Annotated[
+        bool,
+        typer.Option(
+            help="Give each camera event's explanation a trust verdict (docs/trust.md).",
+        ),
+    ] = False,
 ) -> None:
     """A web page and HTTP API to upload videos, detect, explain and review anomalies.
 
@@ -247,8 +260,10 @@ def serve_command(
             "can reach it can upload and read results"
         )
     writable_path(data_dir, "--data-dir")
-    if cameras is None and (database or mqtt or keep_days or keep_gb):
-        raise typer.BadParameter("--database, --mqtt, --keep-days and --keep-gb need --cameras")
+    if cameras is None and (database or mqtt or keep_days or keep_gb or trust):
+        raise typer.BadParameter(
+            "--database, --mqtt, --keep-days, --keep-gb and --trust need --cameras"
+        )
     declared = _read_cameras(cameras)
     with listening_socket(host, port) as listening:
         limits = Limits(hosts=allowed_hosts(host, tuple(allowed_host or ())), queue=max_queue)
@@ -256,7 +271,7 @@ def serve_command(
             load_models(models), data_dir, token, int(max_upload_mb * 1e6), workers, limits
         )
         if declared is not None:
-            server.console = _console(server, declared, database, mqtt, keep_days, keep_gb)
+            server.console = _console(server, declared, database, mqtt, keep_days, keep_gb, trust)
         console.print(
             f"vadx serving {', '.join(server.models)} on http://{host}:{port}/ "
             f"(API docs: /docs, data: {data_dir})"
@@ -283,7 +298,7 @@ def _read_cameras(path: Path | None):
     return read_cameras(path)
 
 
-def _console(server, declared, database, mqtt, keep_days, keep_gb):
+def _console(server, declared, database, mqtt, keep_days, keep_gb, trust):
     """The console of ``vadx serve --cameras``: its models are the served ones when a camera
     names one, else loaded once from the camera's checkpoint path."""
     from vadx.console.mqtt import MqttSettings
@@ -306,6 +321,7 @@ def _console(server, declared, database, mqtt, keep_days, keep_gb):
         database=database,
         mqtt=None if mqtt is None else MqttSettings.parse(mqtt),
         retention=Retention(keep_days, None if keep_gb is None else int(keep_gb * 1e9)),
+        trust=trust,
         load=load,
     )
 

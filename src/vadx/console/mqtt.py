@@ -87,6 +87,8 @@ class MqttPublisher:
         client.on_disconnect = lambda *_: self.connected.clear()
         self.client = client
         client.connect_async(settings.host, settings.port, keepalive=30)
+        # the first message queued, so the first sent; again on every reconnection (on_connect)
+        client.publish(self.topic("available"), "online", qos=1, retain=True)
         client.loop_start()
 
     def topic(self, *levels: str) -> str:

@@ -27,7 +27,7 @@ from vadx.console.mqtt import MqttPublisher, MqttSettings
 from vadx.console.store import EVENTS_FOLDER, EventStore, StoredEvent
 from vadx.explanations.clip import ExplainSettings
 from vadx.models.crnn import CRNN
-from vadx.watch.alerts import ALERT_SETTINGS, AlertExplainer
+from vadx.watch.alerts import ALERT_SETTINGS, AlertExplainer, alert_verdict
 from vadx.watch.engine import Alert
 from vadx.watch.sinks import event_record
 
@@ -74,6 +74,8 @@ class Console:
         explain: explain each event's window as it starts (in a worker process per model, as
             ``vadx watch`` explains its alerts): LayerCAM over the frames, frame Shapley values,
             ``explanation/`` beside the event's footage with ``strip.png`` and the map's video.
+        trust: give each explanation a trust verdict (docs/trust.md), which costs about as
+            much again as the explanation.
         load: reads a model from a checkpoint path (tests give their own).
         batch_size, queue_size, max_retries, open_timeout, read_timeout: those of the engine
             (:class:`~vadx.console.engine.CameraHub`).
@@ -88,6 +90,7 @@ class Console:
         mqtt: MqttSettings | None = None,
         retention: Retention | None = None,
         explain: bool = True,
+        trust: bool = False,
         load: Callable[[str], CRNN] | None = None,
         batch_size: int = 16,
         queue_size: int = 64,
@@ -98,6 +101,7 @@ class Console:
         self.store = EventStore(folder, database)
         self.retention = retention or Retention()
         self.explain = explain
+        self.explain_settings = replace(EXPLAIN_SETTINGS, trust=trust)
         self._explainers: dict[int, AlertExplainer] = {}  # one worker per model
         declared = {c.name: c for c in cameras}
         declared.update({c.name: c for c in self.store.cameras()})
@@ -159,7 +163,7 @@ class Console:
             self._explainers[id(model)] = AlertExplainer(
                 model,
                 self.store.folder,
-                EXPLAIN_SETTINGS,
+                self.explain_settings,
                 mp4=True,
                 done=self._explained,
                 layout=EVENTS_FOLDER + "/{number}/explanation",
@@ -168,7 +172,9 @@ class Console:
 
     def _explained(self, event_id: int, folder: Path, record: Any) -> None:
         before = self.store.event(event_id)
-        self.store.set_explanation(event_id, folder.relative_to(self.store.folder).as_posix())
+        trust = alert_verdict(folder) if self.explain_settings.trust else None
+        relative = folder.relative_to(self.store.folder).as_posix()
+        self.store.set_explanation(event_id, relative, trust)
         self._tell("update", self.store.event(event_id), before)
 
     def _keep_footage(self, event: StoredEvent, frames: Any, fps: float) -> None:

@@ -71,6 +71,7 @@ EVENTS = sa.Table(
     sa.Column("reviewed", sa.Boolean, nullable=False),
     sa.Column("reviewed_at", sa.Float, nullable=True),
     sa.Column("explanation", sa.String(512), nullable=True),
+    sa.Column("trust", sa.String(16), nullable=True),
 )
 
 
@@ -99,6 +100,7 @@ class StoredEvent:
     reviewed: bool
     reviewed_at: float | None
     explanation: str | None = None
+    trust: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The event as the API and MQTT messages carry it."""

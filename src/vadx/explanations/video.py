@@ -57,7 +57,7 @@ from vadx.explanations.report import write_report
 from vadx.files import staged_folder, write_json
 from vadx.models.crnn import CRNN
 from vadx.quality.explained import QualityScores, clip_quality
-from vadx.quality.trust import Verdict, trust_check
+from vadx.quality.trust import Verdict, trust_check, worst_verdict
 from vadx.render.figures import contact_sheet, frame_strip, grid
 from vadx.render.overlay import VIEWS, class_label
 from vadx.video.decode import VideoInfo, VideoReader, probe, video_sha256
@@ -150,10 +150,7 @@ class ClipSummary:
     @property
     def verdict(self) -> str | None:
         """The clip's overall trust verdict: the worst of its maps' (None: not checked)."""
-        if not self.trust:
-            return None
-        order = ("contradictory", "weak", "trustworthy")
-        return min(self.trust.values(), key=order.index)
+        return worst_verdict(self.trust.values()) if self.trust else None
 
     def moved(self, folder: Path) -> ClipSummary:
         """The same clip once its folder is ``folder`` (staged folders move into place)."""

@@ -38,7 +38,7 @@ Its ``reasons`` say why in words, and ``score`` (in ``[0, 1]``) orders maps for 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -57,6 +57,15 @@ from vadx.quality.sanity import rank_correlation
 Status = Literal["pass", "weak", "fail", "skipped"]
 VerdictName = Literal["trustworthy", "weak", "contradictory"]
 VERDICTS: tuple[VerdictName, ...] = ("trustworthy", "weak", "contradictory")
+
+
+def worst_verdict(verdicts: Iterable[str]) -> str | None:
+    """The worst of ``verdicts`` (a clip's overall verdict is its worst map's); None if there
+    are none."""
+    found = list(verdicts)
+    return max(found, key=VERDICTS.index) if found else None
+
+
 #: a change of the explained probability smaller than this is no change
 NO_CHANGE = 1e-3
 INSENSITIVE = (

@@ -18,7 +18,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -227,5 +227,26 @@ def write_alert(
         for method in explanation.maps:
             shown = rendered(explained, method, settings.view, settings)
             write_mp4(out / f"{method}.mp4", shown, explained.fps)
-    explanation.save(out, {"event": record, "clip_frames": list(frames), "clip_fps": explained.fps})
+    extra: dict[str, Any] = {
+        "event": record,
+        "clip_frames": list(frames),
+        "clip_fps": explained.fps,
+    }
+    if settings.trust:  # each map's and curve's verdict on this window (docs/trust.md)
+        from vadx.quality.trust import trust_check
+
+        verdicts = trust_check(
+            model, explanation, domain=explained.domain, picture=explained.geometry.picture()
+        )
+        extra["trust"] = {name: asdict(v.record()) for name, v in verdicts.items()}
+    explanation.save(out, extra)
     return out
+
+
+def alert_verdict(folder: Path) -> str | None:
+    """The worst trust verdict of an alert's explanation in ``folder`` (None: not checked)."""
+    from vadx.files import read_json
+    from vadx.quality.trust import worst_verdict
+
+    checked = read_json(folder / "manifest.json").get("trust") or {}
+    return worst_verdict(v["verdict"] for v in checked.values())

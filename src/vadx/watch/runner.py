@@ -29,7 +29,7 @@ from vadx.files import write_json
 from vadx.models.crnn import CRNN
 from vadx.render.overlay import class_label
 from vadx.video.live import LiveSource
-from vadx.watch.alerts import ALERT_SETTINGS, AlertExplainer, ExplainerStats
+from vadx.watch.alerts import ALERT_SETTINGS, AlertExplainer, ExplainerStats, alert_verdict
 from vadx.watch.capture import Capture, FrameQueue
 from vadx.watch.engine import Alert, Decision, FrameInfo, StreamDetector
 from vadx.watch.metrics import LiveMetrics, MetricsSnapshot, percentiles_ms
@@ -252,7 +252,10 @@ class Watch:
             self.on_alert(alert, record)
 
     def _explained(self, number: int, folder: Path, record: EventRecord) -> None:
-        done = ExplainedRecord(number, record.class_name, str(folder.relative_to(self.out)))
+        trust = alert_verdict(folder) if self.config.explain_settings.trust else None
+        done = ExplainedRecord(
+            number, record.class_name, str(folder.relative_to(self.out)), trust=trust
+        )
         self._write(done)
         if self.webhook is not None:
             self.webhook.submit(done)

@@ -77,20 +77,22 @@ class EventRecord:
 @dataclass(frozen=True, slots=True)
 class ExplainedRecord:
     """An event's explanation finished (``state`` ``explained``): its folder, relative to
-    the watch's output folder."""
+    the watch's output folder, and (when checked) its worst trust verdict."""
 
     id: int
     class_name: str
     explanation: str
+    trust: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The record as a line of ``events.jsonl`` (and the webhook's body) holds it."""
-        return {
+        document = {
             "id": self.id,
             "state": "explained",
             "class": self.class_name,
             "explanation": self.explanation,
         }
+        return document if self.trust is None else {**document, "trust": self.trust}
 
 
 #: what the log and the webhook take

@@ -149,6 +149,8 @@
     $("playback").hidden = false;
     $("clip-caption").textContent =
       `${event.camera} · ${event.class_name} · ${Math.round(event.peak_probability * 100)}% · ${when(event.started_at)}`;
+    if (event.trust) $("clip-caption").textContent += ` · explanation ${event.trust}`;
+    $("show-explanation").title = event.trust ? `trust verdict: ${event.trust} (docs/trust.md)` : "";
     $("show-explanation").disabled = !event.explanation;
     $("show-window").disabled = !event.footage;
     play(event, event.explanation ? "explanation" : "window");
