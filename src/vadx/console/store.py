@@ -208,10 +208,15 @@ class EventStore:
         with self.engine.begin() as db:
             db.execute(sa.update(EVENTS).where(EVENTS.c.id == event_id).values(footage=folder))
 
-    def set_explanation(self, event_id: int, folder: str) -> None:
-        """Record the folder (relative to the store's) of an event's explanation."""
+    def set_explanation(self, event_id: int, folder: str, trust: str | None = None) -> None:
+        """Record the folder (relative to the store's) of an event's explanation, and its
+        worst trust verdict when it was checked."""
         with self.engine.begin() as db:
-            db.execute(sa.update(EVENTS).where(EVENTS.c.id == event_id).values(explanation=folder))
+            db.execute(
+                sa.update(EVENTS)
+                .where(EVENTS.c.id == event_id)
+                .values(explanation=folder, trust=trust)
+            )
 
     def footage_folder(self, event_id: int) -> Path:
         """Where an event's footage (clip and thumbnail) is kept."""

@@ -17,6 +17,7 @@ import os
 import queue
 import threading
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -147,9 +148,10 @@ class AlertExplainer:
                 self.ready.set()
                 continue
             record = self._records.pop(number, None)
-            if kind == "failed":
+            if kind == "failed":  # counted, and said: an operator must see it
                 self.stats.failed += 1
                 self.stats.last_error = value
+                warnings.warn(f"explaining alert {number} failed: {value}", stacklevel=1)
                 continue
             self.stats.explained += 1
             self.stats.seconds.append(seconds)
