@@ -100,6 +100,10 @@ def test_each_fault_in_a_camera_is_one_line_naming_its_place(document, message):
         ("cameras: {}\n", "cameras: give at least one camera, as name: settings"),
         ("- 1\n", "it has no 'cameras' mapping"),
         ("cameras: {a: {source: x, model: m, enabled: yes}}\n", "enabled: Input should be a valid"),
+        (
+            "cameras:\n  a: {source: x, model: m}\n  a: {source: y, model: m}\n",
+            "'a' is given twice",
+        ),
         ("cameras:\n  bad name: {source: x, model: m}\n", "name is letters, digits, '-' and '_'"),
     ],
 )

@@ -155,9 +155,9 @@ def read_cameras(path: str | os.PathLike[str]) -> list[CameraConfig]:
 
 
 def _loader():
-    """YAML's safe loader with YAML 1.2's booleans: only ``true``/``false``. In YAML 1.1 ``on``,
-    ``off``, ``yes`` and ``no`` are booleans too, and ``detect: {on: 0.6}`` would set
-    ``True``."""
+    """YAML's safe loader with YAML 1.2's booleans — only ``true``/``false``; in YAML 1.1
+    ``on``, ``off``, ``yes`` and ``no`` are booleans too, and ``detect: {on: 0.6}`` would set
+    ``True`` — and no key given twice (YAML would keep the last: a camera silently lost)."""
     import yaml
 
     class Loader(yaml.SafeLoader):
@@ -171,6 +171,20 @@ def _loader():
     Loader.add_implicit_resolver(
         boolean, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
     )
+
+    def unique_keys(loader, node, deep=False):  # YAML keeps the last of two same keys: refuse
+        seen = set()
+        for key_node, _ in node.value:
+            key = loader.construct_object(key_node, deep=deep)
+            if key in seen:
+                mark = key_node.start_mark
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"{key!r} is given twice", mark
+                )
+            seen.add(key)
+        return loader.construct_mapping(node, deep)
+
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, unique_keys)
     return Loader
 
 

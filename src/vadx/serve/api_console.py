@@ -246,16 +246,23 @@ def console_router(routes: Routes, console: Console) -> APIRouter:
 
 
 async def _stream(console: Console, request: Request):
+    """The listener's messages as Server-Sent Events, polled without a thread per client (so
+    that many open pages never wait on each other), a comment every ``KEEP_ALIVE`` seconds."""
     with console.listen() as inbox:
         yield ": vadx live events\n\n"
+        quiet = 0.0
         while not await request.is_disconnected():
             try:
-                message = await asyncio.to_thread(inbox.get, True, 1.0)
+                message = inbox.get_nowait()
             except queue.Empty:
-                yield ": keep-alive\n\n"
+                await asyncio.sleep(0.1)
+                quiet += 0.1
+                if quiet >= KEEP_ALIVE:
+                    quiet = 0.0
+                    yield ": keep-alive\n\n"
                 continue
-            data = json.dumps(message.to_json())
-            yield f"event: {message.kind}\ndata: {data}\n\n"
+            quiet = 0.0
+            yield f"event: {message.kind}\ndata: {json.dumps(message.to_json())}\n\n"
 
 
 def _run(action: Any, *args: Any) -> None:
