@@ -212,3 +212,64 @@ def test_the_docs_python_example_runs(scene, tmp_path, monkeypatch):
     namespace: dict = {}
     exec(compile(block, "docs/normality.md", "exec"), namespace)
     assert namespace["maps"].shape == (80, 28, 28) and namespace["found"].events == []
+
+
+def test_a_live_stream_and_a_console_camera_find_the_events_of_detect(scene, learnt):
+    """The normality model live (issue 31): frames pushed in chunks to an UnusualStream, and
+    a console camera, give the events of detect_unusual on the same video."""
+    from vadx.console.cameras import CameraConfig
+    from vadx.console.engine import CameraHub
+    from vadx.watch import FrameInfo
+    from vadx.watch.unusual import UnusualStream
+
+    root, _ = scene
+    video = root / "mixed.mp4"
+    expected = [
+        (e.start_frame, e.end_frame, e.class_name) for e in detect_unusual(learnt, video).events
+    ]
+    assert expected  # the fight
+    with VideoReader(video) as reader:
+        frames = reader.read(np.arange(reader.info.num_frames)).data
+        times = reader.timestamps
+    alerts = []
+    stream = UnusualStream(learnt, on_alert=alerts.append, keep_clips=True)
+    for first in range(0, len(frames), 7):  # chunks of 7, as a capture delivers them
+        chunk = range(first, min(first + 7, len(frames)))
+        stream.push_many([frames[i] for i in chunk], [FrameInfo.now(i, times[i]) for i in chunk])
+    stream.end_segment()
+    ended = [
+        (a.event.start_frame, a.event.end_frame, a.event.class_name)
+        for a in alerts
+        if a.kind == "ended"
+    ]
+    assert ended == expected
+    started = next(a for a in alerts if a.kind == "started")
+    assert started.window is not None and started.window_frames[0] == expected[0][0]
+    found = []
+    camera = CameraConfig(name="street", source=str(video), model="normal", pace=False)
+    hub = CameraHub(
+        [camera],
+        load=lambda _: learnt,
+        on_alert=lambda name, a: found.append(a) if a.kind == "ended" else None,
+    )
+    hub.run_to_end(timeout=60)
+    hub.close()
+    assert spans(a.event for a in found) == expected
+
+
+def spans(events) -> list[tuple[int, int, str]]:
+    return [(e.start_frame, e.end_frame, e.class_name) for e in events]
+
+
+def test_vadx_watch_takes_a_normality_model(scene, learnt, tmp_path, capsys):
+    root, _ = scene
+    model = save_normality(learnt, tmp_path / "cam")
+    out = tmp_path / "w"
+    code, _, err = run_cli(
+        ["watch", str(model), str(root / "mixed.mp4"), "--out", str(out)], capsys
+    )
+    assert code == 0, err
+    lines = [json.loads(x) for x in (out / "events.jsonl").read_text().splitlines()]
+    ended = [(r["start_frame"], r["end_frame"], r["class"]) for r in lines if r["state"] == "ended"]
+    assert ended == spans(detect_unusual(learnt, root / "mixed.mp4").events)
+    assert not (out / "alerts").exists()  # its maps are the explanation: nothing to explain

@@ -96,9 +96,11 @@ def watch_command(
     """
     import signal
     import threading
+    from dataclasses import replace
 
     from vadx.detect import check_domain_mode
     from vadx.models import load_model
+    from vadx.normality import is_normality, load_normality
     from vadx.watch import WatchConfig, watch
 
     settings = explain_settings(methods, temporal, view=view, timeline=False, trust=trust)
@@ -122,10 +124,14 @@ def watch_command(
     writable_path(out, "--out")
     if annotate is not None:
         writable_path(annotate, "--annotate", folder=False)
-    loaded = load_model(model)
-    check_domain_mode(loaded, detection.domain)
-    if loaded.domain is None:
-        say_domain({"checked": False}, loaded, detection.domain)  # before watching: how to add it
+    if is_normality(model):  # the camera's own normal: its maps are the explanation
+        loaded = load_normality(model)
+        config = replace(config, explain=False)
+    else:
+        loaded = load_model(model)
+        check_domain_mode(loaded, detection.domain)
+        if loaded.domain is None:  # before watching: how to add it
+            say_domain({"checked": False}, loaded, detection.domain)
     stop = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
@@ -304,6 +310,7 @@ def _console(server, declared, database, mqtt, keep_days, keep_gb, trust):
     from vadx.console.mqtt import MqttSettings
     from vadx.console.service import Console, Retention
     from vadx.models import load_model
+    from vadx.normality import is_normality, load_normality
 
     def load(ref: str):
         if ref in server.models:
@@ -313,7 +320,7 @@ def _console(server, declared, database, mqtt, keep_days, keep_gb, trust):
                 f"a camera's model {ref!r} is neither a served model "
                 f"({', '.join(server.models)}) nor a checkpoint folder"
             )
-        return load_model(ref)
+        return load_normality(ref) if is_normality(ref) else load_model(ref)
 
     return Console(
         declared,

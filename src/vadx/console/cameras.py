@@ -178,9 +178,7 @@ def _loader():
             key = loader.construct_object(key_node, deep=deep)
             if key in seen:
                 mark = key_node.start_mark
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"{key!r} is given twice", mark
-                )
+                raise yaml.constructor.ConstructorError(None, None, f"{key!r} is given twice", mark)
             seen.add(key)
         return loader.construct_mapping(node, deep)
 

@@ -31,9 +31,11 @@ from vadx.borrowed import eval_mode
 from vadx.console.cameras import CameraConfig
 from vadx.errors import InputError
 from vadx.models.crnn import CRNN
+from vadx.normality import NormalityModel
 from vadx.video.live import LiveFrame, LiveSource
 from vadx.watch.capture import Capture, FrameQueue
 from vadx.watch.engine import Alert, FrameInfo, StreamDetector
+from vadx.watch.unusual import UnusualStream
 
 LOG = logging.getLogger("vadx.console")
 #: ``on_alert(camera name, alert)``: an event started or ended on a camera
@@ -97,8 +99,10 @@ class CameraHub:
 
     Args:
         cameras: the cameras to run (disabled ones are kept, not read).
-        load: reads a model from a checkpoint path (default :func:`vadx.models.load_model`);
-            each path is read once, whatever the number of cameras naming it.
+        load: reads a model from a checkpoint path (default: a classifier by
+            :func:`vadx.models.load_model`, a camera's normality model by
+            :func:`vadx.normality.load_normality`); each path is read once, whatever the
+            number of cameras naming it.
         on_alert: called with the camera's name and each :class:`~vadx.watch.engine.Alert`.
         batch_size: frames per CNN call, over all cameras (and the most each camera gives a
             round). On a CPU, 8–16 frames per call cost no more per frame than 32, and often
@@ -158,7 +162,7 @@ class CameraHub:
                 raise InputError(f"no camera {name!r}; the cameras are: {known}")
             return self._configs[name]
 
-    def model(self, name: str) -> CRNN:
+    def model(self, name: str) -> CRNN | NormalityModel:
         """The model watching camera ``name`` (an enabled one)."""
         with self._lock:
             self.config(name)
@@ -213,7 +217,12 @@ class CameraHub:
 
     def _open(self, config: CameraConfig) -> _Camera:
         model = self._model(config.model)
-        detector = StreamDetector(model, config.detection, keep_clips=self.keep_clips)
+        if isinstance(model, NormalityModel):  # the camera's own normal (vadx learn-normal)
+            detector: StreamDetector = UnusualStream(
+                model, config.detection, keep_clips=self.keep_clips
+            )
+        else:
+            detector = StreamDetector(model, config.detection, keep_clips=self.keep_clips)
         retries = 0 if config.is_file else self.max_retries
         source = LiveSource(
             config.source, *self.timeouts, max_retries=retries, loop=config.loop and config.is_file
@@ -227,7 +236,8 @@ class CameraHub:
     def _model(self, path: str) -> CRNN:
         key = str(Path(path).resolve()) if not str(path).startswith(("http:", "https:")) else path
         if key not in self.models:
-            self.models[key] = self._load(path).eval()
+            loaded = self._load(path)
+            self.models[key] = loaded.eval() if isinstance(loaded, CRNN) else loaded
         return self.models[key]
 
     def _forget_unused_models(self) -> None:
@@ -435,7 +445,8 @@ def _sessions(frames: list[LiveFrame]) -> list[tuple[int, int]]:
     return runs
 
 
-def _load_model(path: str) -> CRNN:
+def _load_model(path: str) -> CRNN | NormalityModel:
     from vadx.models import load_model
+    from vadx.normality import is_normality, load_normality
 
-    return load_model(path)
+    return load_normality(path) if is_normality(path) else load_model(path)

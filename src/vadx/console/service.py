@@ -152,7 +152,7 @@ class Console:
         self._tell("new" if alert.kind == "started" else "end", stored, before)
         if alert.kind == "started" and alert.window is not None:
             self._clips.submit(self._keep_footage, stored, alert.window, alert.window_fps)
-            if self.explain:
+            if self.explain and isinstance(self.hub.model(camera), CRNN):  # a classifier's
                 window = (alert.window_frames[0], alert.window_frames[-1])
                 record = event_record(alert, stored.id, window_frames=window)
                 self._explainer(camera).submit(stored.id, alert, record)

@@ -268,6 +268,7 @@ class StreamDetector:
         keep_clips: bool = False,
     ) -> None:
         self.model = model
+        self.class_names = model.class_names
         self.config = config or DetectConfig()
         check_domain_mode(model, self.config.domain)
         #: the domain check in use (None: the model has none, or it is off)

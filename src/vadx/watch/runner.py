@@ -27,6 +27,7 @@ from vadx.errors import InputError
 from vadx.explanations.clip import ExplainSettings
 from vadx.files import write_json
 from vadx.models.crnn import CRNN
+from vadx.normality import NormalityModel
 from vadx.render.overlay import class_label
 from vadx.video.live import LiveSource
 from vadx.watch.alerts import ALERT_SETTINGS, AlertExplainer, ExplainerStats, alert_verdict
@@ -43,6 +44,7 @@ from vadx.watch.sinks import (
     WebhookStats,
     event_record,
 )
+from vadx.watch.unusual import UnusualStream
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,7 +176,7 @@ class Watch:
 
     def __init__(
         self,
-        model: CRNN,
+        model: CRNN | NormalityModel,
         source: str | int,
         out: str | Path,
         config: WatchConfig | None = None,
@@ -193,8 +195,9 @@ class Watch:
         self.queue = FrameQueue(config.queue_size, drop_oldest=self.source.live or config.pace)
         self.capture = Capture(self.source, self.queue, config.pace)
         self.metrics = LiveMetrics()
-        self.detector = StreamDetector(
-            model,
+        stream = UnusualStream if isinstance(model, NormalityModel) else StreamDetector
+        self.detector = stream(
+            model,  # type: ignore[arg-type]
             config.detect,
             on_alert=self._alert,
             on_decision=self._decision,
@@ -214,7 +217,7 @@ class Watch:
             self.server = MjpegServer(self.view, lambda: self.snapshot().to_json(), *config.mjpeg)
         # last: a worker process, once everything that can refuse to start has started
         self.explainer: AlertExplainer | None = None
-        if config.explain:
+        if config.explain and isinstance(model, CRNN):  # a normality model's maps explain
             self.explainer = AlertExplainer(
                 model,
                 self.out,
@@ -349,7 +352,7 @@ class Watch:
         """The live view's label: the open event's class, else the latest window's best."""
         if self._latest is None:
             return "Starting: first window"
-        names = self.detector.model.class_names
+        names = self.detector.class_names
         row = self._latest.probabilities
         best = next(reversed(self._open.values()), None) or names[int(row.argmax())]
         text = class_label(best, float(row[names.index(best)]))
@@ -413,7 +416,7 @@ def _sessions(batch: list) -> list[tuple[int, int]]:
 
 
 def watch(
-    model: CRNN,
+    model: CRNN | NormalityModel,
     source: str | int,
     out: str | Path,
     config: WatchConfig | None = None,

@@ -1,0 +1,140 @@
+"""Live detection with a camera's normality model (``vadx learn-normal``): :class:`UnusualStream`.
+
+Each frame's anomaly map and score come from the normality model as the frame arrives (its
+motion statistics read the frame before it); ``p(unusual) = s / (s + threshold)`` per frame,
+then the same smoothing, hysteresis, shortest event and alerts as a classifier's stream
+(:class:`~vadx.watch.engine.StreamDetector`), so the events equal
+:func:`vadx.normality.detect_unusual`'s on the same frames. The windows are single frames.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
+import torch
+
+from vadx.detect import Event
+from vadx.errors import InputError
+from vadx.normality import CLASSES, NormalityModel
+from vadx.settings import DetectConfig
+from vadx.watch.engine import (
+    Alert,
+    AlertFn,
+    Decision,
+    DecisionFn,
+    FrameInfo,
+    SegmentTracker,
+    StreamDetector,
+    WindowPlan,
+)
+
+
+class UnusualStream(StreamDetector):
+    """:class:`~vadx.watch.engine.StreamDetector`'s contract with a normality model (module
+    doc); ``config.domain`` does not apply (the model is the camera's own normal)."""
+
+    def __init__(
+        self,
+        model: NormalityModel,
+        config: DetectConfig | None = None,
+        *,
+        on_alert: AlertFn | None = None,
+        on_decision: DecisionFn | None = None,
+        keep_clips: bool = False,
+    ) -> None:
+        self.model = model  # type: ignore[assignment]
+        self.config = config or DetectConfig()
+        self.domain = None
+        self.plan = WindowPlan(1, 1, 1)
+        self.device = torch.device("cpu")
+        self.on_alert, self.on_decision = on_alert, on_decision
+        self.keep_clips = keep_clips
+        self.windows_decided = 0
+        self.cnn_frames = 0
+        self.alerts = 0
+        self.class_names = CLASSES
+        self._new_segment()
+
+    def _new_segment(self) -> None:
+        self.infos: dict[int, FrameInfo] = {}
+        self.tracker = SegmentTracker(
+            CLASSES,
+            "normal",
+            self.config,
+            span=1,
+            times=lambda index: self.infos[index].time,
+            checked=False,
+        )
+        self.received = 0
+        self.next_start = 0
+        self.features: dict[int, torch.Tensor] = {}
+        self.distances: dict[int, float] = {}
+        self.fitted: dict[int, np.ndarray] = {}
+        self.recent: dict[int, np.ndarray] = {}
+        self.scores: dict[int, float] = {}
+        self.previous: np.ndarray | None = None  # the frame before the next, for motion
+        self.window_rows = deque(maxlen=self._keep())
+        self._open = {}
+
+    def stage(self, frames: Sequence[np.ndarray], infos: Sequence[FrameInfo]) -> list[int]:
+        """Take the frames and compute their maps at once (the model's own CNN: nothing for
+        an engine to batch); returns no index."""
+        if len(frames) != len(infos):
+            raise InputError(f"{len(frames)} frames but {len(infos)} frame infos")
+        if not frames:
+            return []
+        first = self.received
+        for frame, info in zip(frames, infos, strict=True):
+            self.infos[self.received] = info
+            if self.keep_clips:
+                self.recent[self.received] = frame
+            self.received += 1
+        stacked = np.stack(frames)
+        maps = self.model.maps(stacked, self.previous)
+        self.previous = stacked[-1]
+        values = maps.reshape(len(maps), -1).max(axis=1).astype(np.float64)
+        self.scores.update(zip(range(first, self.received), values.tolist(), strict=True))
+        self.cnn_frames += len(frames)
+        return []
+
+    def _compute_features(self, indices: list[int]) -> None:
+        """Nothing: :meth:`stage` computed the maps."""
+
+    def _decide(self, starts: list[int]) -> None:
+        decided = time.monotonic()
+        for start in starts:
+            score = self.scores.pop(start)
+            unusual = score / (score + self.model.threshold)
+            row = np.array([unusual, 1 - unusual])
+            self.tracker.add_window(start, row, None)
+            self.window_rows.append((start, row))
+            decision = Decision(
+                self.windows_decided, self.infos[start], self.infos[start], row, unusual, decided
+            )
+            self.windows_decided += 1
+            if self.on_decision is not None:
+                self.on_decision(decision)
+
+    def _with_window(self, alert: Alert, event: Event) -> Alert:
+        """The kept frames around the event's start (the stream's windows are single frames:
+        the event's first frames, as many as a normality map's motion needs, at least 8)."""
+        frames = [i for i in range(event.start_frame, event.end_frame + 1) if i in self.recent]
+        if not frames:
+            return alert
+        frames = frames[:8]
+        infos = [self.infos[i] for i in frames]
+        elapsed = infos[-1].time - infos[0].time
+        fps = (len(infos) - 1) / elapsed if elapsed > 0 else 25.0
+        return replace(
+            alert,
+            window=np.stack([self.recent[i] for i in frames]),
+            window_frames=tuple(i.number for i in infos),
+            window_fps=fps,
+        )
+
+
+__all__ = ["UnusualStream"]
