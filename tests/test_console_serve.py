@@ -281,3 +281,15 @@ def test_each_event_is_explained_as_it_starts(streets, stretched, settings, tmp_
     finally:
         console.close()
         server.jobs.close()
+
+
+def test_an_unreachable_broker_is_said_once_and_holds_up_nothing():
+    from tests.streams import free_port
+    from vadx.console.mqtt import MqttPublisher
+
+    with pytest.warns(UserWarning, match=r"the MQTT broker 127\.0\.0\.1:\d+ cannot be reached"):
+        publisher = MqttPublisher(MqttSettings.parse(f"127.0.0.1:{free_port()}"))
+        publisher.event("new", {"id": 1})  # queued, not blocking
+        wait_for(lambda: publisher._said_down, 20)
+    assert not publisher.connected.is_set()
+    publisher.close(timeout=1)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -85,6 +86,8 @@ class MqttPublisher:
         client.reconnect_delay_set(1, 30)
         client.on_connect = self._on_connect
         client.on_disconnect = lambda *_: self.connected.clear()
+        client.on_connect_fail = self._on_connect_fail
+        self._said_down = False  # one warning per outage
         self.client = client
         client.connect_async(settings.host, settings.port, keepalive=30)
         # the first message queued, so the first sent; again on every reconnection (on_connect)
@@ -96,9 +99,24 @@ class MqttPublisher:
         return "/".join([self.settings.prefix, *levels])
 
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        if not getattr(reason, "is_failure", False):
-            client.publish(self.topic("available"), "online", qos=1, retain=True)
-            self.connected.set()
+        if getattr(reason, "is_failure", False):
+            self._on_connect_fail(client, userdata, reason)
+            return
+        client.publish(self.topic("available"), "online", qos=1, retain=True)
+        self.connected.set()
+        self._said_down = False
+
+    def _on_connect_fail(self, client: Any, userdata: Any, reason: Any = None) -> None:
+        """Say once per outage that the broker cannot be reached (messages wait meanwhile)."""
+        if not self._said_down:
+            self._said_down = True
+            where = f"{self.settings.host}:{self.settings.port}"
+            detail = f" ({reason})" if reason is not None else ""
+            warnings.warn(
+                f"the MQTT broker {where} cannot be reached{detail}; messages wait (at most "
+                f"{self.settings.queue}) and the connection is retried every 1 to 30 s",
+                stacklevel=1,
+            )
 
     def event(self, kind: str, after: dict[str, Any], before: dict[str, Any] | None = None) -> None:
         """An event is ``new``, changed (``update``) or over (``end``): ``vadx/events``, and
