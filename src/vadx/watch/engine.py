@@ -268,7 +268,7 @@ class StreamDetector:
         keep_clips: bool = False,
     ) -> None:
         self.model = model
-        self.class_names = model.class_names
+        self.class_names, self.normal_class = model.class_names, model.config.normal_class
         self.config = config or DetectConfig()
         check_domain_mode(model, self.config.domain)
         #: the domain check in use (None: the model has none, or it is off)
@@ -302,8 +302,8 @@ class StreamDetector:
     def _new_segment(self) -> None:
         self.infos: dict[int, FrameInfo] = {}
         self.tracker = SegmentTracker(
-            self.model.class_names,
-            self.model.config.normal_class,
+            self.class_names,
+            self.normal_class,
             self.config,
             span=self.plan.span,
             times=lambda index: self.infos[index].time,
@@ -418,9 +418,7 @@ class StreamDetector:
             probabilities = self.model.forward_features(features).softmax(-1).cpu().numpy()
         decided = time.monotonic()
         probabilities = probabilities.astype(np.float64)
-        scores = anomaly_score(
-            probabilities, self.model.class_names, self.model.config.normal_class
-        )
+        scores = anomaly_score(probabilities, self.class_names, self.normal_class)
         for start, row, score in zip(starts, probabilities, scores.tolist(), strict=True):
             domain = self._domain_score(start)
             self.tracker.add_window(start, row, domain)
@@ -483,7 +481,7 @@ class StreamDetector:
     def _with_window(self, alert: Alert, event: Event) -> Alert:
         """``alert`` with the kept window overlapping ``event`` (segment indices) most
         probable for its class."""
-        column = self.model.class_names.index(event.class_name)
+        column = self.class_names.index(event.class_name)
         best = None
         for start, row in self.window_rows:
             indices = [int(i) for i in self.plan.indices(start)]

@@ -10,7 +10,6 @@ then the same smoothing, hysteresis, shortest event and alerts as a classifier's
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -27,7 +26,6 @@ from vadx.watch.engine import (
     Decision,
     DecisionFn,
     FrameInfo,
-    SegmentTracker,
     StreamDetector,
     WindowPlan,
 )
@@ -56,29 +54,13 @@ class UnusualStream(StreamDetector):
         self.windows_decided = 0
         self.cnn_frames = 0
         self.alerts = 0
-        self.class_names = CLASSES
+        self.class_names, self.normal_class = CLASSES, "normal"
         self._new_segment()
 
     def _new_segment(self) -> None:
-        self.infos: dict[int, FrameInfo] = {}
-        self.tracker = SegmentTracker(
-            CLASSES,
-            "normal",
-            self.config,
-            span=1,
-            times=lambda index: self.infos[index].time,
-            checked=False,
-        )
-        self.received = 0
-        self.next_start = 0
-        self.features: dict[int, torch.Tensor] = {}
-        self.distances: dict[int, float] = {}
-        self.fitted: dict[int, np.ndarray] = {}
-        self.recent: dict[int, np.ndarray] = {}
-        self.scores: dict[int, float] = {}
+        super()._new_segment()
+        self.scores: dict[int, float] = {}  # frame → its map's largest cell, until decided
         self.previous: np.ndarray | None = None  # the frame before the next, for motion
-        self.window_rows = deque(maxlen=self._keep())
-        self._open = {}
 
     def stage(self, frames: Sequence[np.ndarray], infos: Sequence[FrameInfo]) -> list[int]:
         """Take the frames and compute their maps at once (the model's own CNN: nothing for
