@@ -170,9 +170,9 @@ def streets(tmp_path_factory):
     return root / "fire", root / "fight"
 
 
-@pytest.fixture(scope="module")
-def stretched(streets):
-    """An untrained model stretched so that its events happen (as the watch engine's tests)."""
+def stretched_model(video) -> CRNN:
+    """An untrained tiny model whose probabilities move from window to window on ``video``:
+    its logits centred on the video's mean, then stretched 300× (untrained, they barely vary)."""
     from vadx.detect import DetectConfig, detect
 
     torch.manual_seed(0)
@@ -185,10 +185,16 @@ def stretched(streets):
             head_hidden=(8,),
         )
     ).eval()
-    logits = np.log(detect(model, streets[0], DetectConfig(on=1.0, off=0.0)).window_probabilities)
+    logits = np.log(detect(model, video, DetectConfig(on=1.0, off=0.0)).window_probabilities)
     last = model.head[-1]
     with torch.no_grad():
         last.bias -= torch.from_numpy(logits.mean(0)).float()
         last.weight.mul_(300)
         last.bias.mul_(300)
     return model
+
+
+@pytest.fixture(scope="module")
+def stretched(streets):
+    """The stretched model (:func:`stretched_model`) of the fire street: events do happen."""
+    return stretched_model(streets[0])

@@ -6,11 +6,10 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import half_outside_domain
+from tests.conftest import half_outside_domain, stretched_model
 from vadx.data.synth import render_long
 from vadx.detect import DetectConfig, detect, moving_average
 from vadx.errors import InputError
@@ -48,17 +47,9 @@ def folder(frames, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def model(folder):
-    """An untrained model whose probabilities move from window to window: its logits centred
-    on the video's mean, then stretched 300× (untrained, they barely vary)."""
-    torch.manual_seed(0)
-    model = CRNN(TINY).eval()
-    logits = np.log(detect(model, folder, DetectConfig(on=1.0, off=0.0)).window_probabilities)
-    last = model.head[-1]
-    with torch.no_grad():
-        last.bias -= torch.from_numpy(logits.mean(0)).float()
-        last.weight.mul_(300)
-        last.bias.mul_(300)
-    return model
+    """An untrained model whose probabilities move from window to window
+    (:func:`tests.conftest.stretched_model`)."""
+    return stretched_model(folder)
 
 
 def thresholds(model, folder, config, low, high):
