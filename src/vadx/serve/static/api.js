@@ -17,5 +17,18 @@ window.vadx = (function () {
     if (!response.ok) throw new Error(body && body.error ? body.error : response.statusText);
     return body;
   }
-  return { token, withToken, api };
+  // the token box of a page: shown when the server asks for a token; ``changed`` runs when the
+  // user gives one. Returns whether the page can go on (no token needed, or one is given).
+  function tokenBox(health, changed) {
+    if (!health.token_required) return true;
+    const box = document.getElementById("token-box"), input = document.getElementById("token");
+    box.hidden = false;
+    input.value = token();
+    input.addEventListener("change", function () {
+      sessionStorage.setItem("vadx-token", input.value);
+      changed();
+    });
+    return !!token();
+  }
+  return { token, withToken, api, tokenBox };
 })();

@@ -4,7 +4,7 @@
   const $ = (id) => document.getElementById(id);
   const state = { video: null, detection: null, scores: null, model: null };
 
-  const { token, withToken, api } = window.vadx;
+  const { token, withToken, api, tokenBox } = window.vadx;
   function say(element, text, error) {
     element.textContent = text;
     element.classList.toggle("error", !!error);
@@ -387,15 +387,7 @@
 
   async function start() {
     const health = await api("api/health");
-    if (health.token_required) {
-      $("token-box").hidden = false;
-      $("token").value = token();
-      $("token").addEventListener("change", function () {
-        sessionStorage.setItem("vadx-token", $("token").value);
-        start();
-      });
-      if (!token()) { say($("status"), "this server needs its API token", true); return; }
-    }
+    if (!tokenBox(health, start)) { say($("status"), "this server needs its API token", true); return; }
     const openapi = await api("openapi.json");
     // the live cameras' console, when this server watches cameras (vadx serve --cameras)
     if (openapi.paths["/api/cameras"]) $("cameras-link").hidden = false;

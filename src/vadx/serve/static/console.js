@@ -4,7 +4,7 @@
   const $ = (id) => document.getElementById(id);
   const state = { cameras: [], events: new Map(), order: [], current: null, alarms: new Set() };
 
-  const { token, withToken, api } = window.vadx;
+  const { withToken, api, tokenBox } = window.vadx;
   function say(text, error) {
     $("status").textContent = text;
     $("status").classList.toggle("error", !!error);
@@ -231,15 +231,7 @@
 
   async function start() {
     const health = await api("api/health");
-    if (health.token_required) {
-      $("token-box").hidden = false;
-      $("token").value = token();
-      $("token").addEventListener("change", function () {
-        sessionStorage.setItem("vadx-token", $("token").value);
-        location.reload();
-      });
-      if (!token()) { say("this server needs its API token", true); return; }
-    }
+    if (!tokenBox(health, () => location.reload())) { say("this server needs its API token", true); return; }
     try {
       await loadCameras();
     } catch (err) {
