@@ -293,3 +293,88 @@ def test_an_unreachable_broker_is_said_once_and_holds_up_nothing():
         wait_for(lambda: publisher._said_down, 20)
     assert not publisher.connected.is_set()
     publisher.close(timeout=1)
+
+
+def test_upload_jobs_and_their_events_share_the_console_database(streets, stretched, tmp_path):
+    """Uploads and live events in one store and one review workflow: a detection job's events
+    join the cameras' in /api/events (source ``upload``) with a clip cut from the upload, a
+    review on either page is one review, a deleted job takes its events with it, and a
+    restart catches up with jobs that changed while no console ran."""
+    from vadx.video import read_video, write_mp4
+
+    fire, _ = streets
+    video = write_mp4(tmp_path / "fire.mp4", read_video(fire).data, fps=25)
+    config = thresholds(stretched, video, DetectConfig(stride=2, step=1, domain="off"), 0.3, 0.7)
+    detect_settings = {"stride": 2, "step": 1, "on": config.on, "off": config.off, "domain": "off"}
+    expected = detect(stretched, video, config).events
+    assert expected  # the thresholds make events happen
+
+    server = served(tmp_path, stretched, [])
+    client = TestClient(create_app(server))
+    console = server.console.start()
+    try:
+        with open(video, "rb") as fh:
+            uploaded = client.post("/api/videos", files={"file": ("door-fire.mp4", fh)}).json()
+        job = client.post(
+            "/api/jobs", json={"kind": "detect", "video": uploaded["id"], "detect": detect_settings}
+        ).json()
+        wait_for(lambda: client.get(f"/api/jobs/{job['id']}").json()["state"] == "done", 120)
+        (kept,) = console.store.jobs()
+        assert (kept.id, kept.kind, kept.video_name, kept.state) == (
+            job["id"],
+            "detect",
+            "door-fire.mp4",
+            "done",
+        )
+        # its events, in the console's list, as the job found them
+        wait_for(lambda: all(e.footage for e in console.store.events(source="upload")), 60)
+        listed = client.get("/api/events", params={"source": "upload"}).json()
+        assert client.get("/api/events", params={"source": "camera"}).json() == []
+        assert sorted((e["job_event"], e["start_frame"], e["end_frame"]) for e in listed) == [
+            (i, e.start_frame, e.end_frame) for i, e in enumerate(expected)
+        ]
+        assert {(e["source"], e["camera"], e["job_id"], e["state"]) for e in listed} == {
+            ("upload", "door-fire.mp4", job["id"], "ended")
+        }
+        # each with a clip cut from the upload: the event and 2 s around it (25 fps)
+        first = next(e for e in listed if e["job_event"] == 0)
+        clip = client.get(f"/api/events/{first['id']}/files/clip.mp4")
+        assert clip.status_code == 200
+        (tmp_path / "cut.mp4").write_bytes(clip.content)
+        with VideoReader(tmp_path / "cut.mp4") as cut, VideoReader(video) as whole:
+            start = max(expected[0].start_frame - 50, 0)
+            stop = min(expected[0].end_frame + 51, whole.info.num_frames)
+            assert cut.info.num_frames == stop - start
+        # one review: in the console, it is the job's; on the uploads' page, the console's
+        reviewed = client.post(f"/api/events/{first['id']}/review", json={"reviewed": True})
+        assert reviewed.json()["reviewed"] is True
+        assert list(client.get(f"/api/jobs/{job['id']}").json()["reviews"]) == ["0"]
+        client.put(f"/api/jobs/{job['id']}/events/0/review", json={"reviewed": False})
+        assert client.get(f"/api/events/{first['id']}").json()["reviewed"] is False
+        client.put(f"/api/jobs/{job['id']}/events/0/review", json={"reviewed": True})
+        assert client.get(f"/api/events/{first['id']}").json()["reviewed"] is True
+    finally:
+        console.close()
+        server.jobs.close()
+    # a restart: the job's review undone and a second job run while no console watched
+    again = Server({"street": stretched}, tmp_path / "data")
+    client = TestClient(create_app(again))
+    client.put(f"/api/jobs/{job['id']}/events/0/review", json={"reviewed": False})
+    other = client.post("/api/jobs", json={"kind": "detect", "video": uploaded["id"]}).json()
+    wait_for(lambda: client.get(f"/api/jobs/{other['id']}").json()["state"] == "done", 120)
+    again.console = Console([], again.data / "console", load=lambda ref: again.models[ref])
+    try:
+        store = again.console.store
+        assert [j.id for j in store.jobs()] == sorted(
+            [job["id"], other["id"]], key=lambda i: again.jobs.jobs[i].created
+        )
+        assert store.event(first["id"]).reviewed is False
+        # deleting a job deletes its events and their clips
+        assert client.delete(f"/api/jobs/{job['id']}").status_code == 204
+        assert store.events(job_id=job["id"]) == []
+        assert {e.job_id for e in store.events(source="upload")} <= {other["id"]}
+        assert not store.footage_folder(first["id"]).exists()
+        assert job["id"] not in {j.id for j in store.jobs()}
+    finally:
+        again.console.close()
+        again.jobs.close()

@@ -20,6 +20,8 @@ from vadx.detect import Event
 from vadx.errors import InputError
 from vadx.watch.engine import Alert
 
+#: the newest schema (the last migration)
+HEAD = "0004"
 POSTGRES_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
 
 
@@ -67,12 +69,12 @@ def check_events(store: EventStore) -> None:
 
 def test_events_are_stored_found_and_reviewed(tmp_path):
     store = EventStore(tmp_path)
-    assert store.revision == "0003" and store.url.endswith("vadx.sqlite")
+    assert store.revision == HEAD and store.url.endswith("vadx.sqlite")
     fill(store)
     check_events(store)
     database = sqlite3.connect(tmp_path / "vadx.sqlite")
     assert database.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-    assert database.execute("SELECT version_num FROM alembic_version").fetchone() == ("0003",)
+    assert database.execute("SELECT version_num FROM alembic_version").fetchone() == (HEAD,)
     store.close()
 
 
@@ -81,7 +83,7 @@ def test_a_restart_ends_the_events_left_open_and_keeps_the_rest(tmp_path):
     fill(store)
     store.close()
     again = EventStore(tmp_path)  # as after a crash: the fight never ended
-    assert again.interrupted == 1 and again.revision == "0003"
+    assert again.interrupted == 1 and again.revision == HEAD
     fight = again.events(class_name="fight")[0]
     assert fight.state == "ended" and fight.reason == "vadx stopped while the event lasted"
     assert len(again.events()) == 3
@@ -110,6 +112,46 @@ def test_retention_deletes_the_oldest_rows_before_their_files(tmp_path):
     orphan.mkdir(parents=True)
     store.close()
     assert EventStore(tmp_path).orphans == [orphan] and not orphan.exists()
+
+
+def test_upload_jobs_keep_their_events_beside_the_cameras_and_out_of_retention(tmp_path):
+    from vadx.console.store import StoredJob
+
+    store = EventStore(tmp_path)
+    fill(store)
+    job = StoredJob("a1", "detect", "v1", "lobby.mp4", "m", "running", 0.5, None, 10.0, 11.0, None)
+    assert store.save_job(job) == [] and store.jobs() == [job]
+    done = StoredJob("a1", "detect", "v1", "lobby.mp4", "m", "done", 1.0, None, 10.0, 11.0, 12.0)
+    found = [alert(1, "started", 5, 9).event, alert(2, "started", 30, 44, name="fight").event]
+    events = store.save_job(done, found, model_id="sha256:m", reviews={1: 50.0})
+    assert store.jobs() == [done]
+    assert sorted((e.job_event, e.start_frame, e.class_name, e.reviewed) for e in events) == [
+        (0, 5, "fire", False),
+        (1, 30, "fight", True),
+    ]
+    upload = {e.job_event: e for e in events}
+    assert (upload[1].camera, upload[1].source, upload[1].state, upload[1].reviewed_at) == (
+        "lobby.mp4",
+        "upload",
+        "ended",
+        50.0,
+    )
+    assert (upload[1].started_at, upload[1].model_id, upload[1].job_id) == (12.0, "sha256:m", "a1")
+    # saved again (a review undone): the same rows, no copies
+    again = store.save_job(done, found, model_id="sha256:m", reviews={})
+    assert sorted(e.id for e in again) == sorted(e.id for e in events)
+    assert not any(e.reviewed for e in again) and len(store.events()) == 5
+    assert {e.source for e in store.events(source="camera")} == {"camera"}
+    assert len(store.events(source="camera")) == 3 and len(store.events(source="upload")) == 2
+    # retention leaves uploads to their jobs: neither deleted nor counted
+    folder = store.footage_folder(upload[0].id)
+    folder.mkdir(parents=True)
+    (folder / "clip.mp4").write_bytes(b"x" * 9000)
+    ended = [e.id for e in reversed(store.events(source="camera")) if e.state == "ended"]
+    assert len(ended) == 2 and store.prune(days=0.001, max_bytes=100, now=10**6) == ended
+    assert len(store.events(source="upload")) == 2 and folder.exists()
+    store.forget_job("a1")
+    assert store.events(source="upload") == [] and store.jobs() == [] and not folder.exists()
 
 
 def test_runtime_cameras_survive_a_restart(tmp_path):
@@ -175,10 +217,10 @@ def postgres():
 
 def test_the_same_store_on_a_real_postgresql_server(postgres, tmp_path):
     store = EventStore(tmp_path, postgres)
-    assert store.revision == "0003" and not (tmp_path / "vadx.sqlite").exists()
+    assert store.revision == HEAD and not (tmp_path / "vadx.sqlite").exists()
     fill(store)
     check_events(store)
-    assert upgrade(store.engine) == "0003"  # again: nothing to do
+    assert upgrade(store.engine) == HEAD  # again: nothing to do
     store.close()
     again = EventStore(tmp_path, postgres)
     assert again.interrupted == 1 and len(again.events()) == 3
@@ -203,9 +245,10 @@ def test_an_older_database_is_brought_up_to_date_with_its_events(tmp_path):
         )
     engine.dispose()
     store = EventStore(tmp_path)
-    assert store.revision == "0003"  # through 0002 and 0003
+    assert store.revision == HEAD  # through every later migration
     (event,) = store.events()
     assert (event.camera, event.reviewed, event.explanation) == ("door", True, None)
     store.set_explanation(event.id, f"events/{event.id}/explanation", "weak")
     kept = store.event(event.id)
     assert (kept.explanation, kept.trust) == (f"events/{event.id}/explanation", "weak")
+    assert (kept.source, kept.job_id, kept.job_event, store.jobs()) == ("camera", None, None, [])

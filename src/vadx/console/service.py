@@ -15,11 +15,14 @@ import contextlib
 import queue
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from vadx.console.cameras import CameraConfig
 from vadx.console.engine import CameraHub, CameraStatus
@@ -189,8 +192,31 @@ class Console:
         self.store.set_footage(event.id, folder.relative_to(self.store.folder).as_posix())
         self._tell("update", self.store.event(event.id), before)
 
+    def keep_footage(
+        self, event: StoredEvent, read: Callable[[], tuple[np.ndarray, float]]
+    ) -> None:
+        """Keep footage for ``event`` from ``read()`` (its uint8 frames and their rate), on
+        the clip thread: ``clip.mp4`` and ``thumb.png``, then an ``update``."""
+
+        def keep() -> None:
+            try:
+                frames, fps = read()
+            except Exception as error:
+                warnings.warn(
+                    f"event {event.id}: its footage could not be read: {error}", stacklevel=1
+                )
+                return
+            self._keep_footage(event, frames, fps)
+
+        self._clips.submit(keep)
+
+    def tell(self, kind: str, event: StoredEvent) -> None:
+        """Tell listeners of ``event`` (``new``, ``update`` or ``end``): the page's live
+        listeners, and MQTT for a camera's event (an upload's is not the site's news)."""
+        self._tell(kind, event, None)
+
     def _tell(self, kind: str, event: StoredEvent, before: StoredEvent | None) -> None:
-        if self.publisher is not None:
+        if self.publisher is not None and event.source == "camera":
             self.publisher.event(
                 kind, event.to_json(), None if before is None else before.to_json()
             )

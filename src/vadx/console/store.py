@@ -10,7 +10,10 @@ Tables:
 
 * ``events`` — every camera's events: class, frames and times, scores, the domain flag, the
   session, why it ended, the model, its kept footage and explanation, and the review state;
-* ``cameras`` — cameras added or changed at runtime (the YAML file declares the others).
+* ``cameras`` — cameras added or changed at runtime (the YAML file declares the others);
+* ``jobs`` — the upload jobs of ``vadx serve`` (:meth:`EventStore.save_job`), whose detected
+  events join the cameras' in ``events`` (with their job and their index in its result), so
+  uploads and live events share one list and one review workflow.
 
 Each event is kept with a short clip (``events/<id>/clip.mp4`` and ``thumb.jpg`` under the
 store's folder). Retention (:meth:`EventStore.prune`) deletes the oldest ended events by age
@@ -25,14 +28,18 @@ import json
 import shutil
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 
 from vadx.console.cameras import CameraConfig, camera_from
 from vadx.errors import InputError
+
+if TYPE_CHECKING:
+    from vadx.detect import Event
 
 #: the folder of the migrations (Alembic's script location)
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -72,7 +79,26 @@ EVENTS = sa.Table(
     sa.Column("reviewed_at", sa.Float, nullable=True),
     sa.Column("explanation", sa.String(512), nullable=True),
     sa.Column("trust", sa.String(16), nullable=True),
+    sa.Column("job_id", sa.String(32), nullable=True),
+    sa.Column("job_event", sa.Integer, nullable=True),
 )
+JOBS = sa.Table(
+    "jobs",
+    _metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("video", sa.String(32), nullable=False),
+    sa.Column("video_name", sa.String(256), nullable=False),
+    sa.Column("model", sa.String(128), nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("progress", sa.Float, nullable=False),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("created", sa.Float, nullable=False),
+    sa.Column("started", sa.Float, nullable=True),
+    sa.Column("finished", sa.Float, nullable=True),
+)
+#: where an event comes from: a live camera, or an uploaded video's detection job
+Source = Literal["camera", "upload"]
 
 
 @dataclass(frozen=True)
@@ -101,10 +127,33 @@ class StoredEvent:
     reviewed_at: float | None
     explanation: str | None = None
     trust: str | None = None
+    #: an upload's event: its detection job, and its index in the job's ``result.events``
+    job_id: str | None = None
+    job_event: int | None = None
+    #: ``camera`` (a live event) or ``upload`` (found by an upload's detection job)
+    source: Source = "camera"
 
     def to_json(self) -> dict[str, Any]:
         """The event as the API and MQTT messages carry it."""
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class StoredJob:
+    """An upload job as the store mirrors it (``vadx.serve``'s ``job.json`` stays the
+    record; times are wall-clock seconds)."""
+
+    id: str
+    kind: str
+    video: str
+    video_name: str
+    model: str
+    state: str
+    progress: float
+    error: str | None
+    created: float
+    started: float | None
+    finished: float | None
 
 
 def sqlite_url(folder: str | Path) -> str:
@@ -168,18 +217,11 @@ class EventStore:
         a new row, ``active``; ``ended``: that row, ``ended``); returns the row."""
         event = alert.event
         values = {
+            **_event_values(event),
             "camera": camera,
-            "class_name": event.class_name,
             "state": "active" if alert.kind == "started" else "ended",
-            "start_frame": int(event.start_frame),
-            "end_frame": int(event.end_frame),
-            "start_time": float(event.start_time),
-            "end_time": float(event.end_time),
             "started_at": float(alert.started_at),
             "ended_at": float(alert.ended_at),
-            "peak_probability": float(event.peak_probability),
-            "mean_probability": float(event.mean_probability),
-            "out_of_domain": None if event.out_of_domain is None else float(event.out_of_domain),
             "session": int(alert.session),
             "reason": alert.reason,
             "model_id": model_id,
@@ -240,17 +282,24 @@ class EventStore:
         until: float | None = None,
         limit: int = 100,
         before_id: int | None = None,
+        source: Source | None = None,
+        job_id: str | None = None,
     ) -> list[StoredEvent]:
-        """Events, newest first, filtered by camera, class, review state and start time
-        (``since`` ≤ ``started_at`` < ``until``); ``before_id`` pages on."""
+        """Events, newest first, filtered by camera (for an upload's: the video's name),
+        class, review state, start time (``since`` ≤ ``started_at`` < ``until``), source
+        (live cameras or uploads) and upload job; ``before_id`` pages on."""
         query = sa.select(EVENTS).order_by(EVENTS.c.started_at.desc(), EVENTS.c.id.desc())
         for column, value in (
             (EVENTS.c.camera, camera),
             (EVENTS.c.class_name, class_name),
             (EVENTS.c.reviewed, reviewed),
+            (EVENTS.c.job_id, job_id),
         ):
             if value is not None:
                 query = query.where(column == value)
+        if source is not None:
+            uploaded = EVENTS.c.job_id.is_not(None)
+            query = query.where(uploaded if source == "upload" else sa.not_(uploaded))
         if since is not None:
             query = query.where(EVENTS.c.started_at >= since)
         if until is not None:
@@ -270,6 +319,71 @@ class EventStore:
                 .values(reviewed=reviewed, reviewed_at=time.time() if reviewed else None)
             )
         return self.event(event_id)
+
+    # ---------------------------------------------------------------------- upload jobs
+    def save_job(
+        self,
+        job: StoredJob,
+        events: Sequence[Event] = (),
+        *,
+        model_id: str = "",
+        reviews: Mapping[int, float] | None = None,
+    ) -> list[StoredEvent]:
+        """Keep upload job ``job`` and, once it has them, its detected ``events`` (in the
+        order of its result; each an ``ended`` event of ``camera`` = the video's name), with
+        their review state: ``reviews`` maps an event's index to when it was marked reviewed.
+        Saving again updates the rows in place. Returns the job's events."""
+        reviews = reviews or {}
+        row = {k: v for k, v in asdict(job).items() if k != "id"}
+        found_at = job.finished or job.created
+        with self._lock, self.engine.begin() as db:
+            if db.execute(sa.select(JOBS.c.id).where(JOBS.c.id == job.id)).first() is None:
+                db.execute(sa.insert(JOBS).values(id=job.id, **row))
+            else:
+                db.execute(sa.update(JOBS).where(JOBS.c.id == job.id).values(**row))
+            known = dict(
+                db.execute(
+                    sa.select(EVENTS.c.job_event, EVENTS.c.id).where(EVENTS.c.job_id == job.id)
+                ).all()
+            )
+            for index, event in enumerate(events):
+                reviewed_at = reviews.get(index)
+                review = {"reviewed": reviewed_at is not None, "reviewed_at": reviewed_at}
+                if index in known:
+                    db.execute(sa.update(EVENTS).where(EVENTS.c.id == known[index]).values(review))
+                    continue
+                db.execute(
+                    sa.insert(EVENTS).values(
+                        **_event_values(event),
+                        **review,
+                        camera=job.video_name[:64],
+                        state="ended",
+                        started_at=found_at,
+                        ended_at=found_at,
+                        session=0,
+                        reason="found in an upload",
+                        model_id=model_id,
+                        job_id=job.id,
+                        job_event=index,
+                    )
+                )
+        return self.events(job_id=job.id, limit=max(len(events), 1) + len(known))
+
+    def forget_job(self, job_id: str) -> None:
+        """Forget an upload job and its events (their rows first, then their footage)."""
+        with self._lock, self.engine.begin() as db:
+            ids = db.execute(sa.select(EVENTS.c.id).where(EVENTS.c.job_id == job_id)).scalars()
+            ids = list(ids)
+            db.execute(sa.delete(EVENTS).where(EVENTS.c.job_id == job_id))
+            db.execute(sa.delete(JOBS).where(JOBS.c.id == job_id))
+        for event_id in ids:
+            shutil.rmtree(self.footage_folder(event_id), ignore_errors=True)
+
+    def jobs(self) -> list[StoredJob]:
+        """The upload jobs kept, oldest first."""
+        with self.engine.connect() as db:
+            rows = db.execute(sa.select(JOBS).order_by(JOBS.c.created, JOBS.c.id)).all()
+        return [StoredJob(**row._asdict()) for row in rows]
 
     # ------------------------------------------------------------------------ cameras
     def save_camera(self, camera: CameraConfig) -> None:
@@ -311,18 +425,26 @@ class EventStore:
     ) -> list[int]:
         """Delete the oldest ended events older than ``days``, then more of the oldest while
         the kept clips take more than ``max_bytes``; returns the ids deleted. Each row goes
-        before its files (module doc)."""
+        before its files (module doc). Uploads' events go with their job
+        (:meth:`forget_job`), so they are neither deleted nor counted here."""
         now = time.time() if now is None else now
         deleted: list[int] = []
         query = (
             sa.select(EVENTS.c.id, EVENTS.c.started_at)
-            .where(EVENTS.c.state == "ended")
+            .where(EVENTS.c.state == "ended", EVENTS.c.job_id.is_(None))
             .order_by(EVENTS.c.started_at, EVENTS.c.id)
         )
         with self.engine.connect() as db:
             ended = db.execute(query).all()
         sizes = {row.id: _folder_bytes(self.footage_folder(row.id)) for row in ended}
-        total = sum(_folder_bytes(p) for p in self._footage_folders())
+        with self.engine.connect() as db:  # an upload's clips go with its job, not here
+            uploads = {
+                str(i)
+                for i in db.execute(
+                    sa.select(EVENTS.c.id).where(EVENTS.c.job_id.is_not(None))
+                ).scalars()
+            }
+        total = sum(_folder_bytes(p) for p in self._footage_folders() if p.name not in uploads)
         for row in ended:
             too_old = days is not None and row.started_at < now - days * 86400
             too_big = max_bytes is not None and total > max_bytes
@@ -362,9 +484,24 @@ class EventStore:
             ).rowcount
 
 
+def _event_values(event: Event) -> dict[str, Any]:
+    """An event's own columns: class, frames, times and scores."""
+    return {
+        "class_name": event.class_name,
+        "start_frame": int(event.start_frame),
+        "end_frame": int(event.end_frame),
+        "start_time": float(event.start_time),
+        "end_time": float(event.end_time),
+        "peak_probability": float(event.peak_probability),
+        "mean_probability": float(event.mean_probability),
+        "out_of_domain": None if event.out_of_domain is None else float(event.out_of_domain),
+    }
+
+
 def _stored(row: sa.Row) -> StoredEvent:
     values = row._asdict()
     values["reviewed"] = bool(values["reviewed"])
+    values["source"] = "camera" if values["job_id"] is None else "upload"
     return StoredEvent(**values)
 
 

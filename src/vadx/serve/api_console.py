@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from vadx.console.cameras import NAME_PATTERN, CameraConfig, camera_from
 from vadx.console.engine import CameraStatus
 from vadx.console.service import EXPLAIN_SETTINGS, Console
-from vadx.console.store import StoredEvent
+from vadx.console.store import Source, StoredEvent
 from vadx.errors import VadxError
 from vadx.serve.routing import Routes
 from vadx.serve.schema import MediaDoc, file_content
@@ -174,10 +174,12 @@ def console_router(routes: Routes, console: Console) -> APIRouter:
         until: Annotated[float | None, Query(ge=0, le=1e11)] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+        source: Source | None = None,
     ) -> list[StoredEvent]:
-        """The cameras' events, newest first: by camera, class, review state and start time
-        (``since`` ≤ start < ``until``, seconds since 1970); ``before``: ids below it (the
-        next page)."""
+        """The events of the cameras and of the uploads' detections, newest first: by
+        camera (an upload's: its video's name), class, review state, start time (``since``
+        ≤ start < ``until``, seconds since 1970; an upload's: when its job found it) and
+        source (``camera`` or ``upload``); ``before``: ids below it (the next page)."""
         found = console.store.events(
             camera=camera,
             class_name=class_name,
@@ -186,6 +188,7 @@ def console_router(routes: Routes, console: Console) -> APIRouter:
             until=until,
             limit=limit,
             before_id=before,
+            source=source,
         )
         return found
 
@@ -204,8 +207,12 @@ def console_router(routes: Routes, console: Console) -> APIRouter:
         response_model=StoredEvent,
     )
     def review(event_id: EventId, body: EventReview) -> StoredEvent:
-        """Mark an event reviewed, or not."""
-        _stored(console, event_id)
+        """Mark an event reviewed, or not (an upload's through its job: the uploads' page
+        shows it reviewed too)."""
+        stored = _stored(console, event_id)
+        mirror = routes.server.mirror
+        if stored.source == "upload" and mirror is not None:
+            return mirror.review(stored, body.reviewed)
         return console.store.review(event_id, body.reviewed)
 
     @route(

@@ -11,6 +11,7 @@ were queued or running when it stopped.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import threading
 import time
@@ -19,7 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from vadx.files import write_json
 from vadx.serve import schema
@@ -87,6 +88,16 @@ RESULTS: dict[str, type[DetectResult] | type[ExplainResult]] = {
     "explain": ExplainResult,
 }
 Runner = Callable[[Job, Path, Callable[[str, int, int], None]], Result]
+LOG = logging.getLogger("vadx.serve")
+
+
+class JobWatcher(Protocol):
+    """Told of every job written (``saved``) and every job deleted (``deleted``), e.g. to
+    mirror the jobs elsewhere (:class:`~vadx.serve.job_mirror.JobMirror`)."""
+
+    def saved(self, job: Job) -> None: ...
+
+    def deleted(self, job_id: str) -> None: ...
 
 
 def written(folder: Path) -> list[str]:
@@ -113,6 +124,8 @@ class JobStore:
         self.root.mkdir(parents=True, exist_ok=True)
         self.runners = runners
         self.jobs: dict[str, Job] = {}
+        #: told of each job saved or deleted (their failures are logged, never the job's)
+        self.watchers: list[JobWatcher] = []
         self._cancel: set[str] = set()
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vadx-job")
@@ -170,6 +183,7 @@ class JobStore:
                 raise ValueError(f"job {job_id} is {job.state}")
             del self.jobs[job_id]
         shutil.rmtree(self.folder(job_id), ignore_errors=True)
+        self._tell("deleted", job_id)
 
     def close(self) -> None:
         """Stop taking jobs; running ones finish (queued ones run again after a restart)."""
@@ -177,6 +191,14 @@ class JobStore:
 
     def _save(self, job: Job) -> None:
         write_json(self.folder(job.id) / "job.json", job.to_json())
+        self._tell("saved", job)
+
+    def _tell(self, what: str, subject: Any) -> None:
+        for watcher in list(self.watchers):
+            try:
+                getattr(watcher, what)(subject)
+            except Exception:  # a mirror's failure never fails the job
+                LOG.exception("a job watcher failed on %s", what)
 
     def _run(self, job: Job) -> None:
         with self._lock:

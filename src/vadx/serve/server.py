@@ -11,6 +11,7 @@ from fastapi import HTTPException
 from vadx.errors import VadxError
 from vadx.models.crnn import CRNN
 from vadx.serve.guard import Limits
+from vadx.serve.job_mirror import JobMirror
 from vadx.serve.job_store import JobStore
 from vadx.serve.runners import Runners
 from vadx.serve.storage import VideoStore
@@ -47,8 +48,24 @@ class Server:
         self.runners = Runners(models, self.videos)
         run = {"detect": self.runners.detect, "explain": self.runners.explain}
         self.jobs = JobStore(self.data, run, workers)
-        #: the operators' console (live cameras), when the server runs one
+        #: the upload jobs in the console's database, when the server runs a console
+        self.mirror: JobMirror | None = None
         self.console = console
+
+    @property
+    def console(self) -> Console | None:
+        """The operators' console (live cameras), when the server runs one; setting it
+        mirrors the upload jobs into its database (:class:`~vadx.serve.job_mirror.JobMirror`)."""
+        return self._console
+
+    @console.setter
+    def console(self, console: Console | None) -> None:
+        if self.mirror is not None:
+            self.jobs.watchers.remove(self.mirror)
+        self._console = console
+        self.mirror = None
+        if console is not None:
+            self.mirror = JobMirror(self.jobs, console, self.videos, self.models)
 
     def model_name(self, name: str | None) -> str:
         """A served model's name (``None``: the first); 404 for any other."""
