@@ -18,6 +18,7 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is n
 ROWS = "[...document.querySelectorAll('#events tbody tr')]"
 CHECKED = "tr.querySelector('input').checked"
 EXPORT = "document.querySelector('#export-json')"
+UPLOADED = "tr.children[1].classList.contains('upload')"
 
 
 def tile(name: str, part: str) -> str:
@@ -42,6 +43,7 @@ def test_the_console_page_shows_the_cameras_and_reviews_their_events(streets, st
     server.console.start()
     try:
         with serving(server) as url, browsing(url) as (page, errors, outside):
+            detect_upload(url, fire, stretched, tmp_path)
             page.goto(url)  # the uploads' page leads to the cameras
             page.click("#cameras-link")
             page.wait_for_url(url + "console")
@@ -69,6 +71,11 @@ def test_the_console_page_shows_the_cameras_and_reviews_their_events(streets, st
             # filters: one camera, then the reviewed ones
             page.select_option("#f-camera", "bay")
             wait_until(page, f"{ROWS}.every(tr => tr.children[1].textContent === 'bay')")
+            # an upload's events are in the same list, with their own filter
+            page.select_option("#f-camera", "source:upload")
+            wait_until(page, f"{ROWS}.length >= 1 && {ROWS}.every(tr => {UPLOADED})")
+            page.select_option("#f-camera", "source:camera")
+            wait_until(page, f"{ROWS}.length >= 1 && !{ROWS}.some(tr => {UPLOADED})")
             page.select_option("#f-camera", "")
             page.select_option("#f-reviewed", "true")
             wait_until(page, f"{ROWS}.length >= 1 && {ROWS}.every(tr => {CHECKED})")
@@ -92,3 +99,18 @@ def test_the_console_page_shows_the_cameras_and_reviews_their_events(streets, st
     finally:
         server.console.close()
         server.jobs.close()
+
+
+def detect_upload(url: str, frames, model, tmp_path) -> None:
+    """Upload ``frames`` as a video and detect its events (thresholds that find some)."""
+    import httpx
+
+    from vadx.video import read_video, write_mp4
+
+    video = write_mp4(tmp_path / "upload.mp4", read_video(frames).data, fps=25)
+    config = thresholds(model, video, DetectConfig(stride=2, step=1, domain="off"), 0.3, 0.7)
+    with open(video, "rb") as fh:
+        uploaded = httpx.post(url + "api/videos", files={"file": ("lobby.mp4", fh)}).json()
+    settings = {"stride": 2, "step": 1, "on": config.on, "off": config.off, "domain": "off"}
+    request = {"kind": "detect", "video": uploaded["id"], "detect": settings}
+    assert httpx.post(url + "api/jobs", json=request).status_code == 202

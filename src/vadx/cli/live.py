@@ -221,8 +221,10 @@ def serve_command(
     database: Annotated[
         str | None,
         typer.Option(
-            help="The cameras' events in this database (a SQLAlchemy URL, e.g. "
-            "postgresql+psycopg://user@host/vadx); default: SQLite in --data-dir.",
+            help="The cameras' events and the upload jobs in this database (a SQLAlchemy "
+            "URL, e.g. postgresql+psycopg://user@host/vadx; default with --cameras: SQLite in "
+            "--data-dir). Without --cameras: a console of uploads only, cameras added later "
+            "through the API.",
             show_default=False,
         ),
     ] = None,
@@ -266,11 +268,11 @@ def serve_command(
             "can reach it can upload and read results"
         )
     writable_path(data_dir, "--data-dir")
-    if cameras is None and (database or mqtt or keep_days or keep_gb or trust):
+    if cameras is None and database is None and (mqtt or keep_days or keep_gb or trust):
         raise typer.BadParameter(
-            "--database, --mqtt, --keep-days, --keep-gb and --trust need --cameras"
+            "--mqtt, --keep-days, --keep-gb and --trust need --cameras (or --database)"
         )
-    declared = _read_cameras(cameras)
+    declared = [] if cameras is None and database is not None else _read_cameras(cameras)
     with listening_socket(host, port) as listening:
         limits = Limits(hosts=allowed_hosts(host, tuple(allowed_host or ())), queue=max_queue)
         server = Server(

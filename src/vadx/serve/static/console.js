@@ -2,6 +2,7 @@
 "use strict";
 (function () {
   const $ = (id) => document.getElementById(id);
+  const SOURCE = "source:";  // the camera filter's values that pick a source, not a camera
   const state = { cameras: [], events: new Map(), order: [], current: null, alarms: new Set() };
 
   const { withToken, api, tokenBox } = window.vadx;
@@ -56,7 +57,8 @@
   async function loadCameras() {
     state.cameras = await api("api/cameras");
     const select = $("f-camera"), chosen = select.value;
-    select.replaceChildren(new Option("all", ""));
+    select.replaceChildren(new Option("all", ""), new Option("all cameras", SOURCE + "camera"),
+      new Option("uploads", SOURCE + "upload"));
     for (const camera of state.cameras) select.appendChild(new Option(camera.name, camera.name));
     select.value = chosen;
     for (const camera of state.cameras) tile(camera);
@@ -65,7 +67,9 @@
   // ------------------------------------------------------------------- events
   function filters() {
     const query = new URLSearchParams({ limit: "200" });
-    if ($("f-camera").value) query.set("camera", $("f-camera").value);
+    const camera = $("f-camera").value;  // a camera's name, or a source: its cameras or uploads
+    if (camera.startsWith(SOURCE)) query.set("source", camera.slice(SOURCE.length));
+    else if (camera) { query.set("camera", camera); query.set("source", "camera"); }
     if ($("f-class").value) query.set("class", $("f-class").value);
     if ($("f-reviewed").value) query.set("reviewed", $("f-reviewed").value);
     if ($("f-since").value) query.set("since", String(new Date($("f-since").value).getTime() / 1000));
@@ -75,6 +79,7 @@
   function shown(event) {  // whether an event that arrives live passes the filters
     const f = filters();
     return (!f.get("camera") || f.get("camera") === event.camera)
+      && (!f.get("source") || f.get("source") === event.source)
       && (!f.get("class") || f.get("class") === event.class_name)
       && (!f.get("reviewed") || String(event.reviewed) === f.get("reviewed"))
       && (!f.get("since") || event.started_at >= Number(f.get("since")))
@@ -97,7 +102,9 @@
       thumb.appendChild(img);
     }
     const unfamiliar = event.out_of_domain !== null && event.out_of_domain > 0.5;
-    tr.append(thumb, cell(event.camera), cell(event.class_name),
+    const where = cell(event.camera);
+    if (event.source === "upload") { where.classList.add("upload"); where.title = "an uploaded video"; }
+    tr.append(thumb, where, cell(event.class_name),
       cell(`${Math.round(event.peak_probability * 100)}%`),
       cell(event.out_of_domain === null ? "—" : unfamiliar ? "unfamiliar" : "familiar"),
       cell(when(event.started_at)), cell(event.state === "active" ? "now" : "ended"));
