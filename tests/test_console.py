@@ -248,3 +248,32 @@ def test_one_analysis_thread_for_all_cameras(streets, stretched):
         assert {"vadx-capture-a", "vadx-capture-b"} <= set(names)
     finally:
         hub.close()
+
+
+def test_the_cnn_in_onnx_runtime_gives_the_events_of_detect(streets, stretched):
+    """``runtime="onnx"``: the cameras' per-frame CNN in ONNX Runtime, exported once per
+    model, batched across cameras as in PyTorch; the events are detect's."""
+    pytest.importorskip("onnxruntime")
+    fire, fight = streets
+    config = thresholds(stretched, fire, DetectConfig(stride=2, step=1, domain="off"), 0.3, 0.7)
+    alerts = []
+    hub = CameraHub(
+        [camera("door", fire, config), camera("bay", fight, config)],
+        load=lambda _: stretched,
+        on_alert=lambda name, alert: alerts.append((name, alert)),
+        runtime="onnx",
+    )
+    assert list(hub._encoders) == [id(stretched)]  # one graph for both cameras
+    hub.run_to_end(timeout=120)
+    for name, video in (("door", fire), ("bay", fight)):
+        ended = [a.event for n, a in alerts if n == name and a.kind == "ended"]
+        expected = detect(stretched, video, config).events
+        assert expected
+        assert_same_events(as_tuples(ended), as_tuples(expected))
+    hub.remove("door")
+    assert list(hub._encoders) == [id(stretched)]  # bay still uses it
+    hub.remove("bay")
+    assert hub._encoders == {} and hub.models == {}  # forgotten with its last camera
+    hub.close()
+    with pytest.raises(InputError, match="runtime must be torch or onnx"):
+        CameraHub(runtime="tensorrt")

@@ -13,6 +13,9 @@ from vadx.errors import InputError
 #: what detection does with windows outside the model's training domain (:mod:`vadx.detect.domain`)
 DomainMode = Literal["flag", "suppress", "off"]
 DOMAIN_MODES: tuple[DomainMode, ...] = ("flag", "suppress", "off")
+#: where the per-frame CNN runs: PyTorch, or ONNX Runtime on the CPU (``vadx[onnx]``)
+Runtime = Literal["torch", "onnx"]
+RUNTIMES: tuple[Runtime, ...] = ("torch", "onnx")
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,8 @@ def detect_command(
         str,
         typer.Option(
             help="Where the per-frame CNN runs: torch, or onnx (ONNX Runtime on the CPU, "
-            "1.1–1.4× faster for VGG19 on 2 cores; needs vadx[onnx])."
+            "1.1–1.4× faster for VGG19 on 2 cores; needs the onnx extra: "
+            "pip install vadx\\[onnx])."
         ),
     ] = "torch",
 ) -> None:

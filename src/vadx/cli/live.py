@@ -24,7 +24,7 @@ from vadx.cli.common import (
 )
 from vadx.errors import VadxError
 from vadx.files import writable_path
-from vadx.settings import DetectConfig
+from vadx.settings import RUNTIMES, DetectConfig
 
 if TYPE_CHECKING:
     from vadx.watch.runner import WatchMetrics
@@ -250,6 +250,13 @@ def serve_command(
             help="Give each camera event's explanation a trust verdict (docs/trust.md).",
         ),
     ] = False,
+    runtime: Annotated[
+        str,
+        typer.Option(
+            help="Where the cameras' per-frame CNN runs: torch, or onnx (ONNX Runtime on the "
+            "CPU, see docs/console.md; needs the onnx extra: pip install vadx\\[onnx]).",
+        ),
+    ] = "torch",
 ) -> None:
     """A web page and HTTP API to upload videos, detect, explain and review anomalies.
 
@@ -268,9 +275,12 @@ def serve_command(
             "can reach it can upload and read results"
         )
     writable_path(data_dir, "--data-dir")
-    if cameras is None and database is None and (mqtt or keep_days or keep_gb or trust):
+    if runtime not in RUNTIMES:
+        raise typer.BadParameter(f"--runtime is {' or '.join(RUNTIMES)}, not {runtime!r}")
+    console_only = mqtt or keep_days or keep_gb or trust or runtime != "torch"
+    if cameras is None and database is None and console_only:
         raise typer.BadParameter(
-            "--mqtt, --keep-days, --keep-gb and --trust need --cameras (or --database)"
+            "--mqtt, --keep-days, --keep-gb, --trust and --runtime need --cameras (or --database)"
         )
     declared = [] if cameras is None and database is not None else _read_cameras(cameras)
     with listening_socket(host, port) as listening:
@@ -279,7 +289,9 @@ def serve_command(
             load_models(models), data_dir, token, int(max_upload_mb * 1e6), workers, limits
         )
         if declared is not None:
-            server.console = _console(server, declared, database, mqtt, keep_days, keep_gb, trust)
+            server.console = _console(
+                server, declared, database, mqtt, keep_days, keep_gb, trust, runtime
+            )
         console.print(
             f"vadx serving {', '.join(server.models)} on http://{host}:{port}/ "
             f"(API docs: /docs, data: {data_dir})"
@@ -306,7 +318,7 @@ def _read_cameras(path: Path | None):
     return read_cameras(path)
 
 
-def _console(server, declared, database, mqtt, keep_days, keep_gb, trust):
+def _console(server, declared, database, mqtt, keep_days, keep_gb, trust, runtime):
     """The console of ``vadx serve --cameras``: its models are the served ones when a camera
     names one, else loaded once from the camera's checkpoint path."""
     from vadx.console.mqtt import MqttSettings
@@ -332,6 +344,7 @@ def _console(server, declared, database, mqtt, keep_days, keep_gb, trust):
         retention=Retention(keep_days, None if keep_gb is None else int(keep_gb * 1e9)),
         trust=trust,
         load=load,
+        runtime=runtime,
     )
 
 

@@ -32,6 +32,7 @@ from vadx.console.cameras import CameraConfig
 from vadx.errors import InputError
 from vadx.models.crnn import CRNN
 from vadx.normality import NormalityModel
+from vadx.settings import RUNTIMES, Runtime
 from vadx.video.live import LiveFrame, LiveSource
 from vadx.watch.capture import Capture, FrameQueue
 from vadx.watch.engine import Alert, FrameInfo, StreamDetector
@@ -113,6 +114,10 @@ class CameraHub:
         keep_clips: a started event's alert carries the window that decided it (its frames,
             to keep as the event's clip and to explain).
         open_timeout, read_timeout: seconds a network source may take to open and per read.
+        runtime: where the classifiers' per-frame CNN runs: ``torch``, or ``onnx`` (ONNX
+            Runtime on the CPU, as ``vadx detect --runtime onnx``; needs ``vadx[onnx]``): the
+            graph is exported once per model when it loads. The RNN, the head, normality
+            models and explanations stay in PyTorch.
     """
 
     def __init__(
@@ -127,9 +132,15 @@ class CameraHub:
         open_timeout: float = 10.0,
         read_timeout: float = 5.0,
         keep_clips: bool = False,
+        runtime: Runtime = "torch",
     ) -> None:
         if batch_size < 1 or queue_size < 1:
             raise InputError("batch_size and queue_size must be at least 1")
+        if runtime not in RUNTIMES:
+            raise InputError(f"runtime must be {' or '.join(RUNTIMES)}, got {runtime!r}")
+        self.runtime = runtime
+        #: the ONNX Runtime CNN of each classifier (by id), with ``runtime="onnx"``
+        self._encoders: dict[int, Callable[[torch.Tensor], np.ndarray]] = {}
         self._load = load or _load_model
         self.on_alert = on_alert
         self.batch_size, self.queue_size = batch_size, queue_size
@@ -237,13 +248,20 @@ class CameraHub:
         key = str(Path(path).resolve()) if not str(path).startswith(("http:", "https:")) else path
         if key not in self.models:
             loaded = self._load(path)
-            self.models[key] = loaded.eval() if isinstance(loaded, CRNN) else loaded
+            if isinstance(loaded, CRNN):
+                loaded.eval()
+                if self.runtime == "onnx":
+                    from vadx.models.export import OnnxFrames
+
+                    self._encoders[id(loaded)] = OnnxFrames(loaded)
+            self.models[key] = loaded
         return self.models[key]
 
     def _forget_unused_models(self) -> None:
         with self._lock:
             used = {id(c.detector.model) for c in self._cameras.values() if c is not None}
             self.models = {k: m for k, m in self.models.items() if id(m) in used}
+            self._encoders = {k: e for k, e in self._encoders.items() if k in used}
 
     # ------------------------------------------------------------------------ running
     def start(self) -> CameraHub:
@@ -347,12 +365,16 @@ class CameraHub:
                 by_model.setdefault(id(camera.detector.model), []).append(k)
         for members in by_model.values():
             model = batches[members[0]][0].detector.model
+            encoder = self._encoders.get(id(model))
             inputs = torch.cat([batches[k][0].detector.cnn_input(wanted[k]) for k in members])
             rows = []
             for first in range(0, len(inputs), self.batch_size):
                 chunk = inputs[first : first + self.batch_size]
-                with eval_mode(model), torch.no_grad():
-                    rows.append(model.frame_features(chunk[None].to(model.device))[0])
+                if encoder is not None:
+                    rows.append(torch.from_numpy(encoder(chunk)))
+                else:
+                    with eval_mode(model), torch.no_grad():
+                        rows.append(model.frame_features(chunk[None].to(model.device))[0])
                 self.cnn_batches.append(len(chunk))
             features = torch.cat(rows)
             offset = 0

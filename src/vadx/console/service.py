@@ -30,6 +30,7 @@ from vadx.console.mqtt import MqttPublisher, MqttSettings
 from vadx.console.store import EVENTS_FOLDER, EventStore, StoredEvent
 from vadx.explanations.clip import ExplainSettings
 from vadx.models.crnn import CRNN
+from vadx.settings import Runtime
 from vadx.watch.alerts import ALERT_SETTINGS, AlertExplainer, alert_verdict
 from vadx.watch.engine import Alert
 from vadx.watch.sinks import event_record
@@ -80,8 +81,8 @@ class Console:
         trust: give each explanation a trust verdict (docs/trust.md), which costs about as
             much again as the explanation.
         load: reads a model from a checkpoint path (tests give their own).
-        batch_size, queue_size, max_retries, open_timeout, read_timeout: those of the engine
-            (:class:`~vadx.console.engine.CameraHub`).
+        batch_size, queue_size, max_retries, open_timeout, read_timeout, runtime: those of
+            the engine (:class:`~vadx.console.engine.CameraHub`).
     """
 
     def __init__(
@@ -100,6 +101,7 @@ class Console:
         max_retries: int | None = None,
         open_timeout: float = 10.0,
         read_timeout: float = 5.0,
+        runtime: Runtime = "torch",
     ) -> None:
         self.store = EventStore(folder, database)
         self.retention = retention or Retention()
@@ -125,6 +127,7 @@ class Console:
                 open_timeout=open_timeout,
                 read_timeout=read_timeout,
                 keep_clips=True,
+                runtime=runtime,
             )
         except Exception:
             self._close_outputs()

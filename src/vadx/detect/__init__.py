@@ -34,7 +34,7 @@ from vadx.errors import InputError, NonFiniteError
 from vadx.models.crnn import CRNN
 from vadx.models.domain_stats import domain_summary, missing_note
 from vadx.progress import ProgressFn
-from vadx.settings import DetectConfig, DetectionSettings
+from vadx.settings import RUNTIMES, DetectConfig, DetectionSettings, Runtime
 from vadx.video.decode import VideoInfo, VideoReader
 from vadx.video.preprocess import fit_frames, frames_to_clip
 from vadx.video.sampling import Window, sliding_windows
@@ -42,7 +42,6 @@ from vadx.video.sampling import Window, sliding_windows
 #: normalised frames ``(N, 3, H, W)`` → per-frame features ``(N, F)``
 FrameEncoder = Callable[[torch.Tensor], np.ndarray]
 #: where the per-frame CNN of :func:`detect` runs
-RUNTIMES = ("torch", "onnx")
 
 
 @dataclass(frozen=True)
@@ -151,7 +150,7 @@ def detect(
     source: str | Path,
     config: DetectConfig | None = None,
     progress: ProgressFn | None = None,
-    runtime: str = "torch",
+    runtime: Runtime = "torch",
 ) -> Detection:
     """Detect anomalies over the whole video ``source`` (see the module docstring).
 
