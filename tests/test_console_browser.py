@@ -54,6 +54,8 @@ def test_the_console_page_shows_the_cameras_and_reviews_their_events(streets, st
                 "document.querySelector('.tile[data-name=gate] .state').textContent === 'disabled'",
             )
             wait_until(page, "document.querySelector('.tile[data-name=door] img').naturalWidth > 0")
+            shown = page.evaluate(tile("door", "img") + ".src")  # a new picture every second
+            wait_until(page, f"{tile('door', 'img')}.src !== {json.dumps(shown)}", 10)
             wait_until(page, "document.querySelector('#live-state').textContent === 'live'")
             # events arrive live, with their thumbnails once their footage is kept
             wait_until(page, "document.querySelectorAll('#events tbody tr img').length >= 2", 60)
@@ -63,7 +65,9 @@ def test_the_console_page_shows_the_cameras_and_reviews_their_events(streets, st
             page.keyboard.press("j")
             # the newest event plays its window, or its explanation if that is ready already;
             # one whose footage is still being written starts playing when it is kept
-            wait_until(page, "/(clip|explanation)[.]mp4/.test(document.querySelector('#clip').src)", 90)
+            wait_until(
+                page, "/(clip|explanation)[.]mp4/.test(document.querySelector('#clip').src)", 90
+            )
             wait_until(page, "document.querySelector('#clip').readyState >= 1")
             selected = int(page.locator("#events tbody tr.current").get_attribute("data-id"))
             page.keyboard.press("r")

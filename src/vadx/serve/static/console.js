@@ -2,6 +2,7 @@
 "use strict";
 (function () {
   const $ = (id) => document.getElementById(id);
+  const PICTURE_EVERY_MS = 1000;  // how often the grid asks for each camera's last frame
   const SOURCE = "source:";  // the camera filter's values that pick a source, not a camera
   const state = { cameras: [], events: new Map(), order: [], current: null, alarms: new Set() };
 
@@ -32,10 +33,21 @@
       `${s.fps.toFixed(1)} fps · ${s.dropped} dropped · ${s.events} event(s)`;
     box.querySelector(".error").textContent = s.error && s.state !== "running" ? s.error : "";
     box.classList.toggle("alarm", state.alarms.has(camera.name));
-    if (s.frames > 0) {
-      box.querySelector("img").src = withToken(`api/cameras/${encodeURIComponent(camera.name)}/frame.jpg?n=${s.frames}`);
-    }
+    if (s.frames > 0 && !box.querySelector("img").src) picture(box, camera.name);
     strip(box, camera.name);
+  }
+  function picture(box, name) {
+    box.querySelector("img").src = withToken(`api/cameras/${encodeURIComponent(name)}/frame.jpg?t=${Date.now()}`);
+  }
+  function refreshPictures() {  // each running camera's last frame, every second the page is seen
+    if (document.visibilityState === "visible") {
+      for (const camera of state.cameras) {
+        if (!camera.status || camera.status.frames === 0 || camera.status.state !== "running") continue;
+        const box = document.querySelector(`.tile[data-name="${CSS.escape(camera.name)}"]`);
+        if (box && box.querySelector("img").complete) picture(box, camera.name);  // none pending
+      }
+    }
+    setTimeout(refreshPictures, PICTURE_EVERY_MS);
   }
   function strip(box, name) {  // the camera's last hour: a cell per minute, red with an event
     const cells = 60, now = Date.now() / 1000, bar = box.querySelector(".strip");
@@ -247,6 +259,7 @@
     }
     await loadEvents();
     live();
+    refreshPictures();
   }
   start().catch((err) => say(String(err.message || err), true));
 })();
