@@ -5,6 +5,7 @@ it only ever saw quiet, its checkpoint round trip, and the commands end to end."
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +15,7 @@ import torch
 from tests.conftest import TINY, run_cli, tiny_checkpoint
 from tests.test_reliability import assert_one_error_line
 from vadx.data.synth import render_long
+from vadx.detect import Event
 from vadx.errors import CheckpointError
 from vadx.models.backbones import build_backbone
 from vadx.normality import (
@@ -273,3 +275,48 @@ def test_vadx_watch_takes_a_normality_model(scene, learnt, tmp_path, capsys):
     ended = [(r["start_frame"], r["end_frame"], r["class"]) for r in lines if r["state"] == "ended"]
     assert ended == spans(detect_unusual(learnt, root / "mixed.mp4").events)
     assert not (out / "alerts").exists()  # its maps are the explanation: nothing to explain
+
+
+def test_vadx_serve_takes_a_normality_model(scene, learnt, tmp_path):
+    """The uploads' API with a camera's normal: described as such, its detection gives the
+    events of detect_unusual and draws its maps over the video (unusual.mp4), and an explain
+    job is refused with the reason."""
+    from fastapi.testclient import TestClient
+
+    from vadx.serve import Server, create_app, load_models
+
+    root, _ = scene
+    saved = save_normality(learnt, tmp_path / "street-normal")
+    server = Server(load_models([saved]), tmp_path / "data")
+    client = TestClient(create_app(server))
+    try:
+        (described,) = client.get("/api/models").json()
+        assert (described["name"], described["kind"], described["frames"]) == (
+            "street-normal",
+            "normality",
+            1,
+        )
+        assert described["classes"] == ["unusual", "normal"] and described["normal"] == "normal"
+        with open(root / "mixed.mp4", "rb") as fh:
+            video = client.post("/api/videos", files={"file": ("mixed.mp4", fh)}).json()
+        job = client.post("/api/jobs", json={"kind": "detect", "video": video["id"]}).json()
+        deadline = time.monotonic() + 60
+        while job["state"] in ("queued", "running") and time.monotonic() < deadline:
+            time.sleep(0.05)
+            job = client.get(f"/api/jobs/{job['id']}").json()
+        assert job["state"] == "done", job
+        expected = detect_unusual(learnt, root / "mixed.mp4").events
+        assert expected and spans(Event(**e) for e in job["result"]["events"]) == spans(expected)
+        assert "unusual.mp4" in job["files"] and job["result"]["domain"]["message"] is None
+        drawn = client.get(f"/api/jobs/{job['id']}/files/unusual.mp4")
+        assert drawn.status_code == 200
+        (tmp_path / "unusual.mp4").write_bytes(drawn.content)
+        with VideoReader(tmp_path / "unusual.mp4") as reader, VideoReader(root / "mixed.mp4") as v:
+            assert reader.info.num_frames == v.info.num_frames
+        refused = client.post(
+            "/api/jobs", json={"kind": "explain", "video": video["id"], "start": 0, "end": 30}
+        )
+        assert refused.status_code == 400 and set(refused.json()) == {"error"}
+        assert "normality model: its anomaly maps come with its detection" in refused.text
+    finally:
+        server.jobs.close()

@@ -4,14 +4,19 @@ methods a job may name."""
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter
 
 from vadx._version import __version__
 from vadx.explain import DEFAULT_METHODS, DEFAULT_TEMPORAL, METHODS, TEMPORAL
-from vadx.models.crnn import CRNN
+from vadx.normality import CLASSES as NORMALITY_CLASSES
+from vadx.normality import NormalityModel
 from vadx.serve import schema
 from vadx.serve.routing import Routes
+
+if TYPE_CHECKING:
+    from vadx.serve.server import ServedModel
 
 
 def meta_router(routes: Routes) -> APIRouter:
@@ -35,7 +40,8 @@ def meta_router(routes: Routes) -> APIRouter:
 
     @route("get", "/api/models", "models", response_model=list[schema.ModelInfo])
     def models() -> list[schema.ModelInfo]:
-        """The served models: classes, clip length, frame size."""
+        """The served models: kind (classifier or normality), classes, clip length, frame
+        size."""
         return [_describe(name, model) for name, model in server.models.items()]
 
     @route("get", "/api/methods", "methods", response_model=list[schema.MethodInfo])
@@ -68,11 +74,23 @@ def methods_catalogue() -> list[schema.MethodInfo]:
     return catalogue
 
 
-def _describe(name: str, model: CRNN) -> schema.ModelInfo:
+def _describe(name: str, model: ServedModel) -> schema.ModelInfo:
     c = model.config
+    if isinstance(model, NormalityModel):
+        return schema.ModelInfo(
+            name=name,
+            id=model.model_id,
+            kind="normality",
+            backbone=c.backbone,
+            classes=list(NORMALITY_CLASSES),
+            normal=NORMALITY_CLASSES[1],
+            frames=1,
+            frame_size=list(c.frame_size),
+        )
     return schema.ModelInfo(
         name=name,
         id=model.model_id,
+        kind="classifier",
         backbone=c.backbone,
         classes=list(model.class_names),
         normal=c.normal_class,

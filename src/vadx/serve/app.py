@@ -25,7 +25,6 @@ from starlette.routing import Match
 from vadx._version import __version__
 from vadx.errors import VadxError
 from vadx.models import load_model
-from vadx.models.crnn import CRNN
 from vadx.serve import schema
 from vadx.serve.api_jobs import jobs_router
 from vadx.serve.api_meta import meta_router
@@ -34,7 +33,7 @@ from vadx.serve.guard import Guard, uvicorn_config
 from vadx.serve.pages import pages_router
 from vadx.serve.routing import Routes
 from vadx.serve.schema import JobRequest
-from vadx.serve.server import Server
+from vadx.serve.server import ServedModel, Server
 from vadx.serve.storage import ID
 
 LOG = logging.getLogger("vadx.serve")
@@ -116,14 +115,17 @@ def create_app(server: Server) -> FastAPI:
     return app
 
 
-def load_models(paths: list[Path]) -> dict[str, CRNN]:
-    """Checkpoints by name (the folder's name; ``run/best`` → ``run-best`` when needed)."""
-    models: dict[str, CRNN] = {}
+def load_models(paths: list[Path]) -> dict[str, ServedModel]:
+    """Checkpoints by name (the folder's name; ``run/best`` → ``run-best`` when needed):
+    classifiers, and normality models (``vadx learn-normal``)."""
+    from vadx.normality import is_normality, load_normality
+
+    models: dict[str, ServedModel] = {}
     for path in paths:
         name = path.name if path.name not in ("best", "last") else f"{path.parent.name}-{path.name}"
         while name in models:
             name += "+"
-        models[name] = load_model(path)
+        models[name] = load_normality(path) if is_normality(path) else load_model(path)
     return models
 
 

@@ -4,19 +4,33 @@ names — each worded for the API's client."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from vadx.detect import check_domain_mode, window_spacing
 from vadx.errors import VadxError
 from vadx.explain.targets import check_target as check_model_target
 from vadx.explanations.clip import ExplainSettings, parse_target
 from vadx.models.crnn import CRNN
+from vadx.normality import NormalityModel
 from vadx.serve.schema import JobParams, Video
 
+if TYPE_CHECKING:
+    from vadx.serve.server import ServedModel
 
-def check_job(params: JobParams, video: Video, model: CRNN) -> None:
+
+def check_job(params: JobParams, video: Video, model: ServedModel) -> None:
     """Refuse, before it runs, a job that cannot succeed on ``video`` with ``model``: bad
     detection settings, a window longer than the video, an explanation's frames, target or
-    method names. Raises :class:`VadxError` worded for the API's client."""
+    method names, an explanation of a normality model. Raises :class:`VadxError` worded for
+    the API's client."""
     config = params.detect_config()
+    if isinstance(model, NormalityModel):
+        if params.kind == "explain":
+            raise VadxError(
+                f"model {params.model!r} is a normality model: its anomaly maps come with its "
+                "detection (the detect job's unusual.mp4), not from an explain job"
+            )
+        return  # frame by frame: any video, any detection settings the schema allows
     check_domain_mode(model, config.domain, show_path=False)
     step, span, _ = window_spacing(model, config)
     frames = video.num_frames

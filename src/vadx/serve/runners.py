@@ -9,18 +9,22 @@ import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from vadx.detect import Detection, detect
 from vadx.detect.files import write_detection
 from vadx.errors import VadxError
 from vadx.explanations.video import explain_video
 from vadx.files import write_json
-from vadx.models.crnn import CRNN
 from vadx.models.domain_stats import missing_note, verdict_line
+from vadx.normality import NormalityModel, detection_of, write_map_video
 from vadx.serve.checks import explain_settings
 from vadx.serve.job_store import Job, JobCancelled, JobFailed
 from vadx.serve.schema import DetectResult, ExplainResult, JobParams
 from vadx.serve.storage import VideoStore, label, redact_paths, without_paths
+
+if TYPE_CHECKING:
+    from vadx.serve.server import ServedModel
 
 #: detections kept in memory for the explanations that follow them
 KEPT_DETECTIONS = 16
@@ -32,7 +36,7 @@ class Runners:
     (:class:`~vadx.serve.job_store.JobStore` calls them), over its ``models`` and ``videos``;
     one job at a time per model."""
 
-    def __init__(self, models: dict[str, CRNN], videos: VideoStore) -> None:
+    def __init__(self, models: dict[str, ServedModel], videos: VideoStore) -> None:
         self.models, self.videos = models, videos
         self.locks = {name: threading.Lock() for name in models}
         #: recent detections by (video, model, settings), oldest first (see _detection)
@@ -82,8 +86,12 @@ class Runners:
         p = JobParams.of(job.params)
         model = self.models[p.model]
         names = {self.videos.path(p.video): label(self.videos.get(p.video).name), out: "."}
-        if model.checkpoint is not None:
-            names[model.checkpoint.path] = label(p.model)
+        if isinstance(model, NormalityModel):
+            checkpoint = model.path
+        else:
+            checkpoint = None if model.checkpoint is None else model.checkpoint.path
+        if checkpoint is not None:
+            names[checkpoint] = label(p.model)
         redact_paths(out, names)
 
     def _detection(self, job: Job, progress) -> Detection:
@@ -104,7 +112,12 @@ class Runners:
         p = JobParams.of(job.params)
         model, path = self.models[p.model], self.videos.path(p.video)
         with self.locks[p.model]:
-            found = self._detection(job, progress)
+            if isinstance(model, NormalityModel):  # its maps over the video: its explanation
+                scores, maps = model.scores(path, progress)
+                found = detection_of(scores, model, path, p.detect_config())
+                write_map_video(model, path, maps, out / "unusual.mp4")
+            else:
+                found = self._detection(job, progress)
         write_detection(out, found, path, model.model_id, annotate=False)
         write_scores(out / "scores.json", found)
         return DetectResult(
@@ -178,9 +191,12 @@ def api_message(err: VadxError, path: Path, name: str) -> str:
     return without_paths(api_words(err), path, name)
 
 
-def domain_message(found: Detection, model: CRNN) -> str | None:
+def domain_message(found: Detection, model: ServedModel) -> str | None:
     """The sentence the page shows about the detection's domain verdict (no server paths;
-    None when the check was turned off)."""
+    None when the check was turned off, or for a normality model, which has none: what is
+    unfamiliar is what it finds)."""
+    if isinstance(model, NormalityModel):
+        return None
     if not found.domain.get("checked"):
         return None if found.settings.domain == "off" else missing_note(model, False)
     return verdict_line(found.domain)

@@ -208,10 +208,15 @@ class Health(BaseModel):
 class ModelInfo(BaseModel):
     name: str
     id: str | None = Field(description="the checkpoint's model id (hash of its weights)")
+    kind: Literal["classifier", "normality"] = Field(
+        description="classifier: trained on labelled clips, explained by explain jobs; "
+        "normality: one camera's normal (vadx learn-normal), whose detection draws its "
+        "anomaly map over the video (unusual.mp4) and takes no explain job"
+    )
     backbone: str
     classes: list[str]
     normal: str | None = Field(description="the class meaning no anomaly")
-    frames: int = Field(description="frames per clip")
+    frames: int = Field(description="frames per clip (1 for a normality model: frame by frame)")
     frame_size: list[int] = Field(description="height, width")
 
 

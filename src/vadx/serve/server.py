@@ -10,6 +10,7 @@ from fastapi import HTTPException
 
 from vadx.errors import VadxError
 from vadx.models.crnn import CRNN
+from vadx.normality import NormalityModel
 from vadx.serve.guard import Limits
 from vadx.serve.job_mirror import JobMirror
 from vadx.serve.job_store import JobStore
@@ -20,6 +21,10 @@ if TYPE_CHECKING:
     from vadx.console.service import Console
 
 
+#: a model the server serves: a classifier, or a camera's normal (``vadx learn-normal``)
+ServedModel = CRNN | NormalityModel
+
+
 class Server:
     """Models by name, videos, jobs (run by :class:`~vadx.serve.runners.Runners`), the token,
     the request limits (:class:`~vadx.serve.guard.Limits`) and, when given, the console of
@@ -27,7 +32,7 @@ class Server:
 
     def __init__(
         self,
-        models: dict[str, CRNN],
+        models: dict[str, ServedModel],
         data: Path,
         token: str | None = None,
         max_upload_bytes: int = 200_000_000,
