@@ -67,12 +67,12 @@ def check_events(store: EventStore) -> None:
 
 def test_events_are_stored_found_and_reviewed(tmp_path):
     store = EventStore(tmp_path)
-    assert store.revision == "0003" and store.url.endswith("vadx.sqlite")
+    assert store.revision == "0004" and store.url.endswith("vadx.sqlite")
     fill(store)
     check_events(store)
     database = sqlite3.connect(tmp_path / "vadx.sqlite")
     assert database.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-    assert database.execute("SELECT version_num FROM alembic_version").fetchone() == ("0003",)
+    assert database.execute("SELECT version_num FROM alembic_version").fetchone() == ("0004",)
     store.close()
 
 
@@ -81,7 +81,7 @@ def test_a_restart_ends_the_events_left_open_and_keeps_the_rest(tmp_path):
     fill(store)
     store.close()
     again = EventStore(tmp_path)  # as after a crash: the fight never ended
-    assert again.interrupted == 1 and again.revision == "0003"
+    assert again.interrupted == 1 and again.revision == "0004"
     fight = again.events(class_name="fight")[0]
     assert fight.state == "ended" and fight.reason == "vadx stopped while the event lasted"
     assert len(again.events()) == 3
@@ -175,10 +175,10 @@ def postgres():
 
 def test_the_same_store_on_a_real_postgresql_server(postgres, tmp_path):
     store = EventStore(tmp_path, postgres)
-    assert store.revision == "0003" and not (tmp_path / "vadx.sqlite").exists()
+    assert store.revision == "0004" and not (tmp_path / "vadx.sqlite").exists()
     fill(store)
     check_events(store)
-    assert upgrade(store.engine) == "0003"  # again: nothing to do
+    assert upgrade(store.engine) == "0004"  # again: nothing to do
     store.close()
     again = EventStore(tmp_path, postgres)
     assert again.interrupted == 1 and len(again.events()) == 3
@@ -203,9 +203,41 @@ def test_an_older_database_is_brought_up_to_date_with_its_events(tmp_path):
         )
     engine.dispose()
     store = EventStore(tmp_path)
-    assert store.revision == "0003"  # through 0002 and 0003
+    assert store.revision == "0004"  # through 0002, 0003 and 0004
     (event,) = store.events()
     assert (event.camera, event.reviewed, event.explanation) == ("door", True, None)
     store.set_explanation(event.id, f"events/{event.id}/explanation", "weak")
     kept = store.event(event.id)
     assert (kept.explanation, kept.trust) == (f"events/{event.id}/explanation", "weak")
+    assert (kept.clip_start_frame, kept.clip_end_time) == (None, None)
+
+
+def test_a_database_of_the_last_release_learns_what_each_clip_covers(tmp_path):
+    import sqlalchemy as sa
+
+    from vadx.console.store import sqlite_url
+
+    engine = sa.create_engine(sqlite_url(tmp_path))
+    assert upgrade(engine, "0003") == "0003"  # clips were the window, their span not recorded
+    with engine.begin() as db:
+        db.execute(
+            sa.text(
+                "INSERT INTO events (camera, class_name, state, start_frame, end_frame, "
+                "start_time, end_time, started_at, ended_at, peak_probability, "
+                "mean_probability, session, model_id, reviewed, footage) VALUES ('door', "
+                "'fire', 'ended', 10, 40, 0.4, 1.6, 100.0, 101.2, 0.9, 0.7, 0, 'sha256:a', 0, "
+                "'events/1')"
+            )
+        )
+    engine.dispose()
+    store = EventStore(tmp_path)
+    assert store.revision == "0004"
+    (event,) = store.events()
+    assert event.footage == "events/1" and event.to_json()["clip_start_frame"] is None
+    assert (event.clip_end_frame, event.clip_start_time, event.clip_end_time) == (None,) * 3
+    # 3 s before to 3 s after, at 25 fps
+    store.set_footage(event.id, "events/1", clip_frames=(0, 115), clip_times=(0.0, 4.6))
+    kept = store.event(event.id)
+    assert (kept.clip_start_frame, kept.clip_end_frame) == (0, 115)
+    assert (kept.clip_start_time, kept.clip_end_time) == (0.0, 4.6)
+    store.close()

@@ -9,14 +9,15 @@ opens, so a newer vadx opens an older database and brings it up to date.
 Tables:
 
 * ``events`` — every camera's events: class, frames and times, scores, the domain flag, the
-  session, why it ended, the model, its kept footage and explanation, and the review state;
+  session, why it ended, the model, its kept footage (and the frames and times its clip
+  covers) and explanation, and the review state;
 * ``cameras`` — cameras added or changed at runtime (the YAML file declares the others).
 
-Each event is kept with a short clip (``events/<id>/clip.mp4`` and ``thumb.jpg`` under the
-store's folder). Retention (:meth:`EventStore.prune`) deletes the oldest ended events by age
-and by the clips' total size: the row goes first (in its own transaction), then the files,
-so no row ever points at missing files; files a crash left without a row are removed when
-the store opens.
+Each event is kept with a clip (``events/<id>/clip.mp4`` and ``thumb.png`` under the store's
+folder): first the window that decided it, then the seconds around it. Retention
+(:meth:`EventStore.prune`) deletes the oldest ended events by age and by the clips' total
+size: the row goes first (in its own transaction), then the files, so no row ever points at
+missing files; files a crash left without a row are removed when the store opens.
 """
 
 from __future__ import annotations
@@ -72,13 +73,22 @@ EVENTS = sa.Table(
     sa.Column("reviewed_at", sa.Float, nullable=True),
     sa.Column("explanation", sa.String(512), nullable=True),
     sa.Column("trust", sa.String(16), nullable=True),
+    sa.Column("clip_start_frame", sa.Integer, nullable=True),
+    sa.Column("clip_end_frame", sa.Integer, nullable=True),
+    sa.Column("clip_start_time", sa.Float, nullable=True),
+    sa.Column("clip_end_time", sa.Float, nullable=True),
 )
 
 
 @dataclass(frozen=True)
 class StoredEvent:
     """One event as the store holds it (``state``: ``active`` while it lasts, then
-    ``ended``; times ``*_at`` are wall-clock seconds, ``*_time`` the stream's)."""
+    ``ended``; times ``*_at`` are wall-clock seconds, ``*_time`` the stream's).
+
+    ``clip_*`` say what its ``clip.mp4`` covers, in the same frames and seconds as the event:
+    first the window that decided it, then (the event ended) from ``pre_capture`` seconds
+    before ``start_time`` to ``post_capture`` after ``end_time``, less where the stream had
+    less or ``max_seconds`` cut it. None while nothing is kept."""
 
     id: int
     camera: str
@@ -101,6 +111,10 @@ class StoredEvent:
     reviewed_at: float | None
     explanation: str | None = None
     trust: str | None = None
+    clip_start_frame: int | None = None
+    clip_end_frame: int | None = None
+    clip_start_time: float | None = None
+    clip_end_time: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The event as the API and MQTT messages carry it."""
@@ -202,11 +216,29 @@ class EventStore:
         row_id = self._open.get((camera, int(alert_id)))
         return None if row_id is None else self.event(row_id)
 
-    def set_footage(self, event_id: int, folder: str) -> None:
+    def set_footage(
+        self,
+        event_id: int,
+        folder: str,
+        clip_frames: tuple[int, int] | None = None,
+        clip_times: tuple[float, float] | None = None,
+    ) -> None:
         """Record the folder (relative to the store's) of an event's kept footage: its
-        ``clip.mp4`` and ``thumb.png``."""
+        ``clip.mp4`` and ``thumb.png``; and what the clip covers: its first and last frames and
+        stream times."""
+        frames, times = clip_frames or (None, None), clip_times or (None, None)
         with self.engine.begin() as db:
-            db.execute(sa.update(EVENTS).where(EVENTS.c.id == event_id).values(footage=folder))
+            db.execute(
+                sa.update(EVENTS)
+                .where(EVENTS.c.id == event_id)
+                .values(
+                    footage=folder,
+                    clip_start_frame=frames[0],
+                    clip_end_frame=frames[1],
+                    clip_start_time=times[0],
+                    clip_end_time=times[1],
+                )
+            )
 
     def set_explanation(self, event_id: int, folder: str, trust: str | None = None) -> None:
         """Record the folder (relative to the store's) of an event's explanation, and its
