@@ -14,7 +14,7 @@ import pytest
 
 from tests.test_console import camera, wait_for
 from tests.test_watch_engine import thresholds
-from vadx.console.cameras import ClipSettings, camera_from
+from vadx.console.cameras import FootageSettings, camera_from
 from vadx.console.engine import CameraHub
 from vadx.console.footage import MOST_FPS, FootageRecorder, KeptFrame
 from vadx.console.service import Console
@@ -28,32 +28,39 @@ FPS = 25
 
 
 # ------------------------------------------------------------------------------ settings
-def test_clip_settings_default_to_three_seconds_each_side_within_a_minute():
+def test_footage_defaults_to_three_seconds_each_side_within_a_minute():
     door = camera_from("door", {"source": "a.mp4", "model": "m"})
-    assert door.clip == ClipSettings(pre_capture=3.0, post_capture=3.0, max_seconds=60.0)
-    bay = camera_from("bay", {"source": "a.mp4", "model": "m", "clip": {"pre_capture": 5}})
-    assert (bay.clip.pre_capture, bay.clip.post_capture, bay.clip.max_seconds) == (5, 3, 60)
+    assert door.footage == FootageSettings(pre_capture=3.0, post_capture=3.0, max_seconds=60.0)
+    bay = camera_from("bay", {"source": "a.mp4", "model": "m", "footage": {"pre_capture": 5}})
+    kept = bay.footage
+    assert (kept.pre_capture, kept.post_capture, kept.max_seconds) == (5, 3, 60)
 
 
 @pytest.mark.parametrize(
-    ("clip", "message"),
+    ("footage", "message"),
     [
-        ({"pre_capture": 61}, "x.clip.pre_capture: Input should be less than or equal to 60"),
-        ({"post_capture": -1}, "x.clip.post_capture: Input should be greater than or equal to 0"),
-        ({"max_seconds": 601}, "x.clip.max_seconds: Input should be less than or equal to 600"),
-        ({"max_seconds": float("nan")}, "x.clip.max_seconds: Input should be less than or equal"),
-        ({"max_seconds": True}, "x.clip.max_seconds: Input should be a valid number"),
+        ({"pre_capture": 61}, "x.footage.pre_capture: Input should be less than or equal to 60"),
+        (
+            {"post_capture": -1},
+            "x.footage.post_capture: Input should be greater than or equal to 0",
+        ),
+        ({"max_seconds": 601}, "x.footage.max_seconds: Input should be less than or equal to 600"),
+        (
+            {"max_seconds": float("nan")},
+            "x.footage.max_seconds: Input should be less than or equal",
+        ),
+        ({"max_seconds": True}, "x.footage.max_seconds: Input should be a valid number"),
         (
             {"pre_capture": 30, "post_capture": 30},
-            "x.clip: pre_capture + post_capture (60 s) must be less than max_seconds (60 s)",
+            "x.footage: pre_capture + post_capture (60 s) must be less than max_seconds (60 s)",
         ),
-        ({"pre": 1}, "x.clip.pre: a clip's settings are pre_capture, post_capture, max_seconds"),
-        (5, "x.clip: a clip's settings are pre_capture, post_capture, max_seconds (seconds)"),
+        ({"pre": 1}, "x.footage.pre: footage takes pre_capture, post_capture, max_seconds"),
+        (5, "x.footage: footage takes pre_capture, post_capture, max_seconds (seconds)"),
     ],
 )
-def test_each_fault_in_a_clip_setting_is_one_line_naming_its_place(clip, message):
+def test_each_fault_in_a_footage_setting_is_one_line_naming_its_place(footage, message):
     with pytest.raises(ConfigError) as caught:
-        camera_from("x", {"source": "a", "model": "m", "clip": clip}, "f: cameras.x")
+        camera_from("x", {"source": "a", "model": "m", "footage": footage}, "f: cameras.x")
     assert message in str(caught.value) and "\n" not in str(caught.value)
 
 
@@ -76,19 +83,19 @@ def numbers(clip) -> list[int]:
 
 
 def test_the_ring_buffer_holds_the_lag_and_the_pre_roll_and_no_more():
-    recorder = FootageRecorder(ClipSettings(pre_capture=2, post_capture=1), lag=30)
+    recorder = FootageRecorder(FootageSettings(pre_capture=2, post_capture=1), lag=30)
     assert recorder.add(frames(0, 1000)) == []
     # the newest frame, the 30 before it, and 2 s (50 frames) before those
     assert [f.info.number for f in recorder.ring] == list(range(1000 - 81, 1000))
     assert recorder.frames_held == 81
     # a clock that stalls (every frame at 0 s): the ring stops at 60 frames a second of pre-roll
-    stalled = FootageRecorder(ClipSettings(pre_capture=2, post_capture=1), lag=30)
+    stalled = FootageRecorder(FootageSettings(pre_capture=2, post_capture=1), lag=30)
     stalled.add(frames(0, 1000, clock=lambda n: 0.0))
     assert len(stalled.ring) == 30 + 1 + 2 * MOST_FPS
 
 
 def test_a_clip_runs_from_pre_capture_before_the_event_to_post_capture_after_it():
-    recorder = FootageRecorder(ClipSettings(pre_capture=1, post_capture=0.4), lag=40)
+    recorder = FootageRecorder(FootageSettings(pre_capture=1, post_capture=0.4), lag=40)
     recorder.add(frames(0, 130))
     assert recorder.started(alert(1, "started", 100, 103)) == []  # announced at frame 129
     recorder.add(frames(130, 160))
@@ -101,13 +108,13 @@ def test_a_clip_runs_from_pre_capture_before_the_event_to_post_capture_after_it(
 
 
 def test_an_event_announced_after_its_post_roll_is_there_is_handed_over_at_once():
-    recorder = FootageRecorder(ClipSettings(pre_capture=0.2, post_capture=0.2), lag=40)
+    recorder = FootageRecorder(FootageSettings(pre_capture=0.2, post_capture=0.2), lag=40)
     recorder.add(frames(0, 40))
     recorder.started(alert(1, "started", 10, 12))
     (clip,) = recorder.ended(alert(1, "ended", 10, 20))  # frames to 39 analysed already
     assert numbers(clip) == list(range(5, 26))
     # post_capture 0: the clip ends with the event
-    recorder = FootageRecorder(ClipSettings(pre_capture=0, post_capture=0), lag=40)
+    recorder = FootageRecorder(FootageSettings(pre_capture=0, post_capture=0), lag=40)
     recorder.add(frames(0, 40))
     recorder.started(alert(2, "started", 10, 12))
     (clip,) = recorder.ended(alert(2, "ended", 10, 20))
@@ -115,7 +122,9 @@ def test_an_event_announced_after_its_post_roll_is_there_is_handed_over_at_once(
 
 
 def test_a_long_event_is_cut_at_max_seconds_and_handed_over_while_it_lasts():
-    recorder = FootageRecorder(ClipSettings(pre_capture=1, post_capture=1, max_seconds=4), lag=40)
+    recorder = FootageRecorder(
+        FootageSettings(pre_capture=1, post_capture=1, max_seconds=4), lag=40
+    )
     recorder.add(frames(0, 130))
     recorder.started(alert(1, "started", 100, 103))
     (clip,) = recorder.add(frames(130, 300))  # the event goes on
@@ -124,7 +133,7 @@ def test_a_long_event_is_cut_at_max_seconds_and_handed_over_while_it_lasts():
 
 
 def test_what_is_collecting_is_handed_over_when_the_stream_stops():
-    recorder = FootageRecorder(ClipSettings(pre_capture=1, post_capture=5), lag=40)
+    recorder = FootageRecorder(FootageSettings(pre_capture=1, post_capture=5), lag=40)
     recorder.add(frames(0, 130))
     recorder.started(alert(1, "started", 100, 103))
     recorder.add(frames(130, 160))
@@ -137,7 +146,7 @@ def test_what_is_collecting_is_handed_over_when_the_stream_stops():
 
 
 def test_overlapping_clips_share_frames_and_memory_stays_bounded():
-    settings = ClipSettings(pre_capture=1, post_capture=1, max_seconds=4)
+    settings = FootageSettings(pre_capture=1, post_capture=1, max_seconds=4)
     recorder = FootageRecorder(settings, lag=40)
     bound = recorder.lag + 1 + settings.max_seconds * FPS
     most, most_clips = 0, 0
@@ -157,7 +166,7 @@ def settings(streets, stretched):
     return thresholds(stretched, streets[0], DetectConfig(stride=2, step=1, domain="off"), 0.3, 0.7)
 
 
-def expected_numbers(event, clip: ClipSettings, total: int) -> list[int]:
+def expected_numbers(event, clip: FootageSettings, total: int) -> list[int]:
     """The frames a clip should hold: those ``pre_capture`` before the event to
     ``post_capture`` after it at 25 fps, clipped by the file (``total`` frames) and cut at
     ``max_seconds``."""
@@ -172,16 +181,16 @@ def test_each_camera_hands_over_its_events_clips_at_the_analysed_rate(
 ):
     fire, _ = streets
     clips = {
-        "short": ClipSettings(pre_capture=0.2, post_capture=0.2),  # 5 frames each side
-        "long": ClipSettings(pre_capture=1, post_capture=1),  # past the file's ends
+        "short": FootageSettings(pre_capture=0.2, post_capture=0.2),  # 5 frames each side
+        "long": FootageSettings(pre_capture=1, post_capture=1),  # past the file's ends
     }
-    cameras = [camera(n, fire, settings, pace=pace, clip=c) for n, c in clips.items()]
+    cameras = [camera(n, fire, settings, pace=pace, footage=c) for n, c in clips.items()]
     alerts, kept = [], []
     hub = CameraHub(
         cameras,
         load=lambda path: stretched,
         on_alert=lambda name, a: alerts.append((name, a)),
-        on_clip=lambda name, clip: kept.append((name, clip)),
+        on_footage=lambda name, clip: kept.append((name, clip)),
     )
     hub.run_to_end(timeout=120)
     hub.close()
@@ -200,11 +209,11 @@ def test_each_camera_hands_over_its_events_clips_at_the_analysed_rate(
 
 def test_a_long_event_is_cut_at_max_seconds(streets, stretched, settings):
     fire, _ = streets
-    capped = ClipSettings(pre_capture=0.2, post_capture=0.2, max_seconds=1)
+    capped = FootageSettings(pre_capture=0.2, post_capture=0.2, max_seconds=1)
     always = replace(settings, on=0.0, off=0.0)  # every window passes: one event, all along
-    held = camera("door", fire, always, pace=False, clip=capped)
+    held = camera("door", fire, always, pace=False, footage=capped)
     kept = []
-    hub = CameraHub([held], load=lambda p: stretched, on_clip=lambda n, c: kept.append(c))
+    hub = CameraHub([held], load=lambda p: stretched, on_footage=lambda n, c: kept.append(c))
     hub.run_to_end(timeout=120)
     hub.close()
     (clip,) = kept  # one event over the whole file
@@ -222,20 +231,20 @@ def test_the_window_is_written_first_then_replaced_by_the_whole_clip(
     streets, stretched, settings, tmp_path
 ):
     fire, _ = streets
-    clip = ClipSettings(pre_capture=0.2, post_capture=0.2)
-    door = camera("door", fire, settings, clip=clip)
+    clip = FootageSettings(pre_capture=0.2, post_capture=0.2)
+    door = camera("door", fire, settings, footage=clip)
     console = Console([door], tmp_path / "console", load=lambda p: stretched, explain=False)
     windows = tmp_path / "windows"
     windows.mkdir()
-    keep_clip = console._keep_clip
+    replace_footage = console._replace_footage
 
     def keep_after_a_look(event_id, kept):  # the file as it was before the clip replaced it
         shutil.copy(
             console.store.footage_folder(event_id) / "clip.mp4", windows / f"{event_id}.mp4"
         )
-        keep_clip(event_id, kept)
+        replace_footage(event_id, kept)
 
-    console._keep_clip = keep_after_a_look
+    console._replace_footage = keep_after_a_look
     with console.listen() as inbox:
         console.start()
         wait_for(lambda: console.hub.status()[0].state == "ended")
@@ -251,15 +260,15 @@ def test_the_window_is_written_first_then_replaced_by_the_whole_clip(
     for event in events:
         updates = [m.event for m in messages if m.kind == "update" and m.event.id == event.id]
         first, final = updates  # the window, then the whole clip
-        assert first.clip_end_frame - first.clip_start_frame + 1 == window
+        assert first.footage_end_frame - first.footage_start_frame + 1 == window
         assert first.footage == f"events/{event.id}"
         assert decoded(windows / f"{event.id}.mp4") == window
         expected = expected_numbers(event, clip, 42)
-        assert (final.clip_start_frame, final.clip_end_frame) == (expected[0], expected[-1])
-        assert (final.clip_start_time, final.clip_end_time) == pytest.approx(
+        assert (final.footage_start_frame, final.footage_end_frame) == (expected[0], expected[-1])
+        assert (final.footage_start_time, final.footage_end_time) == pytest.approx(
             (expected[0] / FPS, expected[-1] / FPS)
         )
-        assert (event.clip_start_frame, event.clip_end_frame) == (expected[0], expected[-1])
+        assert (event.footage_start_frame, event.footage_end_frame) == (expected[0], expected[-1])
         assert decoded(tmp_path / "console" / event.footage / "clip.mp4") == len(expected)
         assert (tmp_path / "console" / event.footage / "thumb.png").is_file()
     store.close()
@@ -269,8 +278,8 @@ def test_removing_a_camera_or_closing_the_console_keeps_the_clip_it_was_collecti
     streets, stretched, settings, tmp_path
 ):
     fire, _ = streets
-    clip = ClipSettings(pre_capture=0.2, post_capture=5)  # past the file's end
-    cameras = [camera(name, fire, settings, clip=clip) for name in ("door", "bay")]
+    clip = FootageSettings(pre_capture=0.2, post_capture=5)  # past the file's end
+    cameras = [camera(name, fire, settings, footage=clip) for name in ("door", "bay")]
     console = Console(
         cameras, tmp_path / "console", load=lambda p: stretched, explain=False, batch_size=4
     )
@@ -289,8 +298,8 @@ def test_removing_a_camera_or_closing_the_console_keeps_the_clip_it_was_collecti
     console.close()
     store = EventStore(tmp_path / "console")
     for event in store.events():
-        assert event.clip_end_frame == analysed[event.camera] - 1  # every frame it had
-        assert event.clip_start_frame == max(0, event.start_frame - 5)
-        frames_kept = event.clip_end_frame - event.clip_start_frame + 1
+        assert event.footage_end_frame == analysed[event.camera] - 1  # every frame it had
+        assert event.footage_start_frame == max(0, event.start_frame - 5)
+        frames_kept = event.footage_end_frame - event.footage_start_frame + 1
         assert decoded(tmp_path / "console" / event.footage / "clip.mp4") == frames_kept
     store.close()

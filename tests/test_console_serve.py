@@ -55,6 +55,8 @@ def test_cameras_and_their_events_through_the_api(streets, stretched, settings, 
         (listed,) = client.get("/api/cameras").json()
         assert listed["name"] == "door" and listed["settings"]["model"] == "street"
         assert listed["status"]["state"] == "ended" and listed["status"]["frames"] == 42
+        clip = {"pre_capture": 3.0, "post_capture": 3.0, "max_seconds": 60.0}  # the defaults
+        assert listed["settings"]["footage"] == clip
         frame = client.get("/api/cameras/door/frame.jpg")  # the grid's picture: its last frame
         assert frame.status_code == 200 and frame.content[:2] == b"\xff\xd8"
         assert (
@@ -79,7 +81,7 @@ def test_cameras_and_their_events_through_the_api(streets, stretched, settings, 
         (tmp_path / "clip.mp4").write_bytes(clip.content)
         with VideoReader(tmp_path / "clip.mp4") as video:  # the seconds around the event
             assert video.info.num_frames == 42
-        assert (events[-1]["clip_start_time"], events[-1]["clip_end_time"]) == (0.0, 41 / 25)
+        assert (events[-1]["footage_start_time"], events[-1]["footage_end_time"]) == (0.0, 41 / 25)
         assert client.get(f"/api/events/{first}/files/thumb.png").content[:4] == b"\x89PNG"
         # review, and filters
         reviewed = client.post(f"/api/events/{first}/review", json={"reviewed": True}).json()
@@ -102,6 +104,12 @@ def test_cameras_and_their_events_through_the_api(streets, stretched, settings, 
         assert refused.status_code == 400 and "served model's name" in refused.json()["error"]
         bad = client.post("/api/cameras", json={**new, "name": "yard", "detect": {"on": 2}})
         assert bad.status_code == 400 and "detect: on must be" in bad.json()["error"]
+        tight = {**new, "name": "yard", "footage": {"pre_capture": 30, "post_capture": 30}}
+        bad = client.post("/api/cameras", json=tight)
+        assert (
+            bad.status_code == 400
+            and "footage: pre_capture + post_capture (60 s) must be less" in (bad.json()["error"])
+        )
         changed = client.put(
             "/api/cameras/bay",
             json={"source": str(fight), "model": "street", "enabled": False},
@@ -121,7 +129,7 @@ def test_cameras_and_their_events_through_the_api(streets, stretched, settings, 
 
 def whole_file(event) -> bool:
     """Whether the event's clip is the whole 42-frame street (its window came first)."""
-    return (event.clip_start_frame, event.clip_end_frame) == (0, 41)
+    return (event.footage_start_frame, event.footage_end_frame) == (0, 41)
 
 
 def test_live_events_arrive_as_server_sent_events(streets, stretched, settings, tmp_path):
@@ -223,10 +231,12 @@ def test_every_event_goes_out_on_mqtt(streets, stretched, settings, tmp_path, br
     assert len(windows) == len(expected) and all(m["after"]["footage"] for m in windows)
     span = model.config.num_frames - 1
     assert all(
-        m["after"]["clip_end_frame"] - m["after"]["clip_start_frame"] == span for m in windows
+        m["after"]["footage_end_frame"] - m["after"]["footage_start_frame"] == span for m in windows
     )
     clips = [m["after"] for m in by_kind["update"] if m["before"]["footage"] is not None]
-    assert [(m["clip_start_frame"], m["clip_end_frame"]) for m in clips] == [(0, 41)] * len(clips)
+    assert [(m["footage_start_frame"], m["footage_end_frame"]) for m in clips] == [(0, 41)] * len(
+        clips
+    )
     assert [(m["after"]["start_frame"], m["after"]["end_frame"]) for m in ended] == [
         (e.start_frame, e.end_frame) for e in expected
     ]

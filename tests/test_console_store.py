@@ -209,7 +209,7 @@ def test_an_older_database_is_brought_up_to_date_with_its_events(tmp_path):
     store.set_explanation(event.id, f"events/{event.id}/explanation", "weak")
     kept = store.event(event.id)
     assert (kept.explanation, kept.trust) == (f"events/{event.id}/explanation", "weak")
-    assert (kept.clip_start_frame, kept.clip_end_time) == (None, None)
+    assert (kept.footage_start_frame, kept.footage_end_time) == (None, None)
 
 
 def test_a_database_of_the_last_release_learns_what_each_clip_covers(tmp_path):
@@ -233,11 +233,13 @@ def test_a_database_of_the_last_release_learns_what_each_clip_covers(tmp_path):
     store = EventStore(tmp_path)
     assert store.revision == "0004"
     (event,) = store.events()
-    assert event.footage == "events/1" and event.to_json()["clip_start_frame"] is None
-    assert (event.clip_end_frame, event.clip_start_time, event.clip_end_time) == (None,) * 3
+    assert event.footage == "events/1" and event.to_json()["footage_start_frame"] is None
+    assert (event.footage_end_frame, event.footage_start_time, event.footage_end_time) == (
+        None,
+    ) * 3
     # 3 s before to 3 s after, at 25 fps
-    store.set_footage(event.id, "events/1", clip_frames=(0, 115), clip_times=(0.0, 4.6))
+    store.set_footage(event.id, "events/1", frames=(0, 115), times=(0.0, 4.6))
     kept = store.event(event.id)
-    assert (kept.clip_start_frame, kept.clip_end_frame) == (0, 115)
-    assert (kept.clip_start_time, kept.clip_end_time) == (0.0, 4.6)
+    assert (kept.footage_start_frame, kept.footage_end_frame) == (0, 115)
+    assert (kept.footage_start_time, kept.footage_end_time) == (0.0, 4.6)
     store.close()

@@ -11,7 +11,7 @@
         loop: true                            # a file played again and again
         pace: true                            # at its own frame rate, like a camera (default)
         model: models/street
-        clip: {pre_capture: 5, post_capture: 5}   # seconds kept around each event
+        footage: {pre_capture: 5, post_capture: 5}   # seconds kept around each event
         enabled: false
 
 Everything is checked when the file is read: an unknown key, a bad camera name, a number out of
@@ -26,7 +26,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from vadx import limits
 from vadx.errors import ConfigError, InputError
@@ -36,33 +36,25 @@ from vadx.settings import DOMAIN_MODES, DetectConfig, DomainMode
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 #: the detection settings a camera may set (those of ``vadx detect``)
 DETECT_FIELDS = ("stride", "step", "smooth", "on", "off", "min_frames", "per_class")
-#: seconds of footage an event's clip may keep before its start and after its end (each)
+#: seconds of footage kept before an event's start and after its end (each)
 ROLL_SECONDS = (0.0, 60.0)
-#: seconds a kept clip may last at most, everything included
-CLIP_SECONDS = (1.0, 600.0)
+#: seconds an event's footage may last at most, everything included
+FOOTAGE_SECONDS = (1.0, 600.0)
 
 
-class ClipSettings(BaseModel):
-    """What an event's clip keeps, as Frigate's ``pre_capture`` / ``post_capture``: the
-    ``pre_capture`` seconds before the event starts, the event, and the ``post_capture`` seconds
-    after it ends; never more than ``max_seconds`` in all (the clip is cut there: a long event
-    cannot fill the memory). The seconds are the stream's.
+class FootageSettings(BaseModel):
+    """What is kept of each event (its ``clip.mp4``), as Frigate's ``pre_capture`` /
+    ``post_capture``: the ``pre_capture`` seconds before the event starts, the event, and the
+    ``post_capture`` seconds after it ends; never more than ``max_seconds`` in all (it is cut
+    there: a long event cannot fill the memory). The seconds are the stream's. A camera also
+    checks that ``pre_capture + post_capture < max_seconds`` (:class:`CameraConfig`).
     """
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     pre_capture: float = Field(3.0, ge=ROLL_SECONDS[0], le=ROLL_SECONDS[1])
     post_capture: float = Field(3.0, ge=ROLL_SECONDS[0], le=ROLL_SECONDS[1])
-    max_seconds: float = Field(60.0, ge=CLIP_SECONDS[0], le=CLIP_SECONDS[1])
-
-    @model_validator(mode="after")
-    def _room_for_the_event(self) -> ClipSettings:
-        if self.pre_capture + self.post_capture >= self.max_seconds:
-            raise ValueError(
-                f"pre_capture + post_capture ({self.pre_capture + self.post_capture:g} s) must be "
-                f"less than max_seconds ({self.max_seconds:g} s): the event itself needs room"
-            )
-        return self
+    max_seconds: float = Field(60.0, ge=FOOTAGE_SECONDS[0], le=FOOTAGE_SECONDS[1])
 
 
 class CameraConfig(BaseModel):
@@ -82,7 +74,7 @@ class CameraConfig(BaseModel):
         loop: a file starts again at its end (a new session, as a reconnection is).
         pace: a file is read at its own frame rate, like a camera (frames may then drop when
             analysis lags); ``False`` reads it as fast as analysis goes, dropping nothing.
-        clip: the seconds of footage kept around each event (:class:`ClipSettings`).
+        footage: the seconds kept around each event (:class:`FootageSettings`).
     """
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
@@ -95,7 +87,7 @@ class CameraConfig(BaseModel):
     enabled: bool = True
     loop: bool = False
     pace: bool = True
-    clip: ClipSettings = Field(default_factory=ClipSettings)
+    footage: FootageSettings = Field(default_factory=FootageSettings)
 
     @field_validator("source")
     @classmethod
@@ -125,6 +117,17 @@ class CameraConfig(BaseModel):
         except InputError as error:
             raise ValueError(str(error)) from None
         return value
+
+    @field_validator("footage")
+    @classmethod
+    def _room_for_the_event(cls, footage: FootageSettings) -> FootageSettings:
+        rolls = footage.pre_capture + footage.post_capture
+        if rolls >= footage.max_seconds:
+            raise ValueError(
+                f"pre_capture + post_capture ({rolls:g} s) must be less than max_seconds "
+                f"({footage.max_seconds:g} s): the event itself needs room"
+            )
+        return footage
 
     @property
     def detection(self) -> DetectConfig:
@@ -236,8 +239,8 @@ def _first_fault(error: ValidationError, where: str) -> str:
         message = "missing: every camera needs a source and a model (a vadx checkpoint)"
     elif location == ("source",) and not fault["type"].startswith("value_error"):
         message = "give a URL, a video file or a webcam index"
-    elif location[:1] == ("clip",) and fault["type"] in ("extra_forbidden", "model_type"):
-        message = f"a clip's settings are {', '.join(ClipSettings.model_fields)} (seconds)"
+    elif location[:1] == ("footage",) and fault["type"] in ("extra_forbidden", "model_type"):
+        message = f"footage takes {', '.join(FootageSettings.model_fields)} (seconds)"
     elif fault["type"] == "extra_forbidden":
         known = ", ".join(n for n in CameraConfig.model_fields if n != "name")
         message = f"unknown setting; a camera has {known}"

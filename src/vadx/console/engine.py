@@ -10,9 +10,9 @@ camera keeps its own windows, recurrent pass and event tracker (a
 :class:`~vadx.watch.engine.StreamDetector`), so its events are exactly those ``vadx detect``
 finds in the frames it analysed.
 
-With ``on_clip``, each camera also keeps the footage around its events
+With ``on_footage``, each camera also keeps the footage around its events
 (:class:`~vadx.console.footage.FootageRecorder`): the seconds before an event starts, the event
-and the seconds after it ends, handed over as one :class:`~vadx.console.footage.EventClip` once
+and the seconds after it ends, handed over as one :class:`~vadx.console.footage.EventFootage` once
 complete, or with what there is when the camera stops or its stream ends.
 
 >>> hub = CameraHub(read_cameras("cameras.yaml"), on_alert=print)       # doctest: +SKIP
@@ -34,7 +34,7 @@ import torch
 
 from vadx.borrowed import eval_mode
 from vadx.console.cameras import CameraConfig
-from vadx.console.footage import EventClip, FootageRecorder, KeptFrame
+from vadx.console.footage import EventFootage, FootageRecorder, KeptFrame
 from vadx.errors import InputError
 from vadx.models.crnn import CRNN
 from vadx.normality import NormalityModel
@@ -46,8 +46,8 @@ from vadx.watch.unusual import UnusualStream
 LOG = logging.getLogger("vadx.console")
 #: ``on_alert(camera name, alert)``: an event started or ended on a camera
 CameraAlertFn = Callable[[str, Alert], None]
-#: ``on_clip(camera name, clip)``: the footage around an event, complete or cut short
-CameraClipFn = Callable[[str, EventClip], None]
+#: ``on_footage(camera name, footage)``: the footage around an event, complete or cut short
+CameraFootageFn = Callable[[str, EventFootage], None]
 #: seconds over which a camera's analysed frame rate is measured
 RATE_WINDOW = 10.0
 
@@ -92,7 +92,7 @@ class _Camera:
     source: LiveSource
     queue: FrameQueue
     capture: Capture
-    footage: FootageRecorder | None = None  # with the hub's on_clip
+    footage: FootageRecorder | None = None  # with the hub's on_footage
     session: int = 0
     frames: int = 0
     events: int = 0
@@ -113,8 +113,8 @@ class CameraHub:
             :func:`vadx.normality.load_normality`); each path is read once, whatever the
             number of cameras naming it.
         on_alert: called with the camera's name and each :class:`~vadx.watch.engine.Alert`.
-        on_clip: called with the camera's name and each
-            :class:`~vadx.console.footage.EventClip` (None: no footage is kept around events).
+        on_footage: called with the camera's name and each
+            :class:`~vadx.console.footage.EventFootage` (None: no footage is kept around events).
         batch_size: frames per CNN call, over all cameras (and the most each camera gives a
             round). On a CPU, 8–16 frames per call cost no more per frame than 32, and often
             less (benchmarks/bench_console.py); on a GPU, larger batches pay.
@@ -132,7 +132,7 @@ class CameraHub:
         *,
         load: Callable[[str], CRNN] | None = None,
         on_alert: CameraAlertFn | None = None,
-        on_clip: CameraClipFn | None = None,
+        on_footage: CameraFootageFn | None = None,
         batch_size: int = 16,
         queue_size: int = 64,
         max_retries: int | None = None,
@@ -143,7 +143,7 @@ class CameraHub:
         if batch_size < 1 or queue_size < 1:
             raise InputError("batch_size and queue_size must be at least 1")
         self._load = load or _load_model
-        self.on_alert, self.on_clip = on_alert, on_clip
+        self.on_alert, self.on_footage = on_alert, on_footage
         self.batch_size, self.queue_size = batch_size, queue_size
         self.max_retries = max_retries
         self.keep_clips = keep_clips
@@ -244,8 +244,8 @@ class CameraHub:
         capture = Capture(source, queue, pace=config.is_file and config.pace)
         capture.thread.name = f"vadx-capture-{config.name}"
         footage = None
-        if self.on_clip is not None:  # an event is announced a round of frames after its start
-            footage = FootageRecorder(config.clip, detector.history + self.batch_size)
+        if self.on_footage is not None:  # an event is announced a round of frames after its start
+            footage = FootageRecorder(config.footage, detector.history + self.batch_size)
         return _Camera(config, detector, source, queue, capture, footage)
 
     def _model(self, path: str) -> CRNN:
@@ -391,20 +391,20 @@ class CameraHub:
                     self.on_alert(camera.config.name, alert)
                 except Exception:  # a failing consumer never stops the cameras
                     LOG.exception("camera %s: handling an alert failed", camera.config.name)
-            if camera.footage is not None:  # after on_alert: the event is known before its clip
-                footage = camera.footage
-                clips = footage.started(alert) if alert.kind == "started" else footage.ended(alert)
-                self._hand(camera, clips)
+            if camera.footage is not None:  # after on_alert: the event is known first
+                recorder = camera.footage
+                kept = recorder.started(alert) if alert.kind == "started" else recorder.ended(alert)
+                self._hand(camera, kept)
 
-    def _hand(self, camera: _Camera, clips: list[EventClip]) -> None:
-        for clip in clips:
+    def _hand(self, camera: _Camera, kept: list[EventFootage]) -> None:
+        for footage in kept:
             try:
-                self.on_clip(camera.config.name, clip)  # type: ignore[misc]
+                self.on_footage(camera.config.name, footage)  # type: ignore[misc]
             except Exception:  # a failing consumer never stops the cameras
-                LOG.exception("camera %s: handling an event's clip failed", camera.config.name)
+                LOG.exception("camera %s: handling an event's footage failed", camera.config.name)
 
     def _end_segment(self, camera: _Camera, reason: str) -> list[Alert]:
-        """The camera's stream ended, broke or stops: its open events end, and the clips
+        """The camera's stream ended, broke or stops: its open events end, and the footage
         still collecting are handed over with what they have."""
         alerts = camera.detector.end_segment(reason)
         self._give(camera, alerts)

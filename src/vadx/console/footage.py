@@ -2,7 +2,7 @@
 
 As Frigate's ``pre_capture`` / ``post_capture``, an event's clip runs from ``pre_capture``
 seconds before the event starts to ``post_capture`` seconds after it ends, never longer than
-``max_seconds`` (:class:`~vadx.console.cameras.ClipSettings`). The frames are those the engine
+``max_seconds`` (:class:`~vadx.console.cameras.FootageSettings`). The frames are those the engine
 analysed, at their analysed size (a live camera's dropped frames are not in it), each with its
 number and times.
 
@@ -12,7 +12,7 @@ number and times.
 * When an event **starts**, its clip takes the ring's frames from ``pre_capture`` seconds before
   the event's first frame, then every frame that follows.
 * When it **ends**, its clip keeps collecting the ``post_capture`` seconds after its last frame,
-  then is handed over (:class:`EventClip`). A clip that reaches ``max_seconds`` is handed over
+  then is handed over (:class:`EventFootage`). A clip that reaches ``max_seconds`` is handed over
   at once, cut there. When the stream ends, breaks or is stopped, :meth:`FootageRecorder.flush`
   hands over every clip with what it has.
 
@@ -23,7 +23,7 @@ whose clock stalls cannot make them grow). Every clip's frames lie within the la
 ``max_seconds``, so a camera holds at most ``lag + 1 + max_seconds × r`` frames of
 ``H × W × 3`` bytes however many events overlap.
 
->>> recorder = FootageRecorder(ClipSettings(pre_capture=1, post_capture=1), lag=40)
+>>> recorder = FootageRecorder(FootageSettings(pre_capture=1, post_capture=1), lag=40)
 >>> ring = [KeptFrame(np.zeros((2, 2, 3), np.uint8), FrameInfo(n, n / 25, 0.0, 0.0)) for n in
 ...         range(100)]
 >>> recorder.add(ring)
@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vadx.console.cameras import ClipSettings
+from vadx.console.cameras import FootageSettings
 from vadx.watch.engine import Alert, FrameInfo
 
 #: frames per second of footage kept at most (a clock that stalls cannot grow a clip forever)
@@ -58,7 +58,7 @@ class KeptFrame:
 
 
 @dataclass(frozen=True)
-class EventClip:
+class EventFootage:
     """The footage kept around one event.
 
     Attributes:
@@ -104,12 +104,12 @@ class FootageRecorder:
     """A camera's ring buffer and its events' clips in the making (module doc).
 
     Args:
-        settings: the camera's :class:`~vadx.console.cameras.ClipSettings`.
+        settings: the camera's :class:`~vadx.console.cameras.FootageSettings`.
         lag: the most frames between an event's first frame and the newest frame analysed
             when it is announced (the detector's history plus the frames of one round).
     """
 
-    def __init__(self, settings: ClipSettings, lag: int) -> None:
+    def __init__(self, settings: FootageSettings, lag: int) -> None:
         self.settings = settings
         self.lag = lag
         self.ring: deque[KeptFrame] = deque(
@@ -126,7 +126,7 @@ class FootageRecorder:
             held.update(id(f.data) for f in pending.frames)
         return len(held)
 
-    def add(self, frames: list[KeptFrame]) -> list[EventClip]:
+    def add(self, frames: list[KeptFrame]) -> list[EventFootage]:
         """Frames just analysed, in order; returns the clips they complete."""
         done = []
         for frame in frames:
@@ -137,7 +137,7 @@ class FootageRecorder:
         self._trim_ring()
         return done
 
-    def started(self, alert: Alert) -> list[EventClip]:
+    def started(self, alert: Alert) -> list[EventFootage]:
         """An event started: its clip begins ``pre_capture`` seconds before its first frame
         (returned at once only if that already fills ``max_seconds``)."""
         since = alert.event.start_time - self.settings.pre_capture - TOLERANCE
@@ -148,7 +148,7 @@ class FootageRecorder:
                 return [self._hand_over(pending)]
         return []
 
-    def ended(self, alert: Alert) -> list[EventClip]:
+    def ended(self, alert: Alert) -> list[EventFootage]:
         """An event ended: its clip keeps ``post_capture`` seconds more (returned once they
         are there: at once if the frames analysed already reach that far)."""
         pending = self._pending.get(alert.id)
@@ -162,7 +162,7 @@ class FootageRecorder:
             return [self._hand_over(pending)]
         return []
 
-    def flush(self, reason: str) -> list[EventClip]:
+    def flush(self, reason: str) -> list[EventFootage]:
         """The stream ended, broke or was stopped (``reason``): every clip with what it has;
         the ring starts afresh (frames of another session are no pre-roll)."""
         for pending in self._pending.values():
@@ -191,9 +191,9 @@ class FootageRecorder:
             return True
         return False
 
-    def _hand_over(self, pending: _Pending) -> EventClip:
+    def _hand_over(self, pending: _Pending) -> EventFootage:
         del self._pending[pending.alert_id]
-        return EventClip(pending.alert_id, tuple(pending.frames), pending.cut or "")
+        return EventFootage(pending.alert_id, tuple(pending.frames), pending.cut or "")
 
     def _trim_ring(self) -> None:
         """Keep the newest frame, the ``lag`` before it and the ``pre_capture`` seconds before

@@ -24,7 +24,7 @@ from typing import Any
 
 from vadx.console.cameras import CameraConfig
 from vadx.console.engine import CameraHub, CameraStatus
-from vadx.console.footage import EventClip
+from vadx.console.footage import EventFootage
 from vadx.console.mqtt import MqttPublisher, MqttSettings
 from vadx.console.store import EVENTS_FOLDER, EventStore, StoredEvent
 from vadx.explanations.clip import ExplainSettings
@@ -119,7 +119,7 @@ class Console:
                 declared.values(),
                 load=load,
                 on_alert=self._alert,
-                on_clip=self._clip,
+                on_footage=self._footage,
                 batch_size=batch_size,
                 queue_size=queue_size,
                 max_retries=max_retries,
@@ -155,7 +155,7 @@ class Console:
         stored = self.store.record(camera, alert, self.hub.model_id(camera))
         self._tell("new" if alert.kind == "started" else "end", stored, before)
         if alert.kind == "started":
-            self._rows[(camera, alert.id)] = stored.id  # for its clip, which comes later
+            self._rows[(camera, alert.id)] = stored.id  # for its footage, which comes later
         if alert.kind == "started" and alert.window is not None:
             covers = _covers(alert.window_frames, alert.window_times)
             self._clips.submit(self._keep_footage, stored, alert.window, alert.window_fps, covers)
@@ -196,33 +196,35 @@ class Console:
         self.store.set_footage(event.id, folder.relative_to(self.store.folder).as_posix(), **covers)
         self._tell("update", self.store.event(event.id), before)
 
-    def _clip(self, camera: str, clip: EventClip) -> None:
-        event_id = self._rows.pop((camera, clip.alert_id), None)
-        if event_id is not None and clip.frames:
-            self._clips.submit(self._keep_clip, event_id, clip)  # after the window's write
+    def _footage(self, camera: str, footage: EventFootage) -> None:
+        event_id = self._rows.pop((camera, footage.alert_id), None)
+        if event_id is not None and footage.frames:
+            self._clips.submit(self._replace_footage, event_id, footage)  # after the window's
 
-    def _keep_clip(self, event_id: int, clip: EventClip) -> None:
-        """The event's whole clip (``pre_capture`` before it to ``post_capture`` after it) in
-        place of its window, frame by frame (no second copy of the frames); the file is
-        replaced whole, so a page playing it never reads half a file."""
+    def _replace_footage(self, event_id: int, footage: EventFootage) -> None:
+        """The footage around the event (``pre_capture`` before it to ``post_capture`` after
+        it) as its ``clip.mp4``, in place of its window, encoded frame by frame (no second copy
+        of the frames); the file is replaced whole, so a page playing it never reads half a
+        file."""
         from vadx.video.encode import Mp4Writer, write_png
 
         try:
             folder = self.store.footage_folder(event_id)
             folder.mkdir(parents=True, exist_ok=True)
             if not (folder / "thumb.png").is_file():  # no window was kept
-                write_png(folder / "thumb.png", clip.frames[len(clip.frames) // 2].data)
-            with Mp4Writer(folder / "clip.mp4", clip.fps, clip.frames[0].data.shape[:2]) as mp4:
-                for frame in clip.frames:
+                write_png(folder / "thumb.png", footage.frames[len(footage.frames) // 2].data)
+            size = footage.frames[0].data.shape[:2]
+            with Mp4Writer(folder / "clip.mp4", footage.fps, size) as mp4:
+                for frame in footage.frames:
                     mp4.write(frame.data)
             before = self.store.event(event_id)
-            covers = _covers(clip.numbers, clip.times)
+            covers = _covers(footage.numbers, footage.times)
             self.store.set_footage(
                 event_id, folder.relative_to(self.store.folder).as_posix(), **covers
             )
             self._tell("update", self.store.event(event_id), before)
         except Exception as error:  # the window stays; the cameras go on
-            warnings.warn(f"event {event_id}: its clip could not be kept: {error}", stacklevel=1)
+            warnings.warn(f"event {event_id}: its footage could not be kept: {error}", stacklevel=1)
 
     def _tell(self, kind: str, event: StoredEvent, before: StoredEvent | None) -> None:
         if self.publisher is not None:
@@ -304,11 +306,11 @@ class Console:
 
 
 def _covers(frames: Sequence[int], times: Sequence[float]) -> dict[str, Any]:
-    """What a clip covers, as the store records it: its first and last frames and times
+    """What a clip.mp4 covers, as the store records it: its first and last frames and times
     (nothing when they are not known)."""
     if not frames or not times:
         return {}
     return {
-        "clip_frames": (int(frames[0]), int(frames[-1])),
-        "clip_times": (float(times[0]), float(times[-1])),
+        "frames": (int(frames[0]), int(frames[-1])),
+        "times": (float(times[0]), float(times[-1])),
     }

@@ -73,10 +73,10 @@ EVENTS = sa.Table(
     sa.Column("reviewed_at", sa.Float, nullable=True),
     sa.Column("explanation", sa.String(512), nullable=True),
     sa.Column("trust", sa.String(16), nullable=True),
-    sa.Column("clip_start_frame", sa.Integer, nullable=True),
-    sa.Column("clip_end_frame", sa.Integer, nullable=True),
-    sa.Column("clip_start_time", sa.Float, nullable=True),
-    sa.Column("clip_end_time", sa.Float, nullable=True),
+    sa.Column("footage_start_frame", sa.Integer, nullable=True),
+    sa.Column("footage_end_frame", sa.Integer, nullable=True),
+    sa.Column("footage_start_time", sa.Float, nullable=True),
+    sa.Column("footage_end_time", sa.Float, nullable=True),
 )
 
 
@@ -85,7 +85,7 @@ class StoredEvent:
     """One event as the store holds it (``state``: ``active`` while it lasts, then
     ``ended``; times ``*_at`` are wall-clock seconds, ``*_time`` the stream's).
 
-    ``clip_*`` say what its ``clip.mp4`` covers, in the same frames and seconds as the event:
+    ``footage_*`` say what its ``clip.mp4`` covers, in the same frames and seconds as the event:
     first the window that decided it, then (the event ended) from ``pre_capture`` seconds
     before ``start_time`` to ``post_capture`` after ``end_time``, less where the stream had
     less or ``max_seconds`` cut it. None while nothing is kept."""
@@ -111,10 +111,10 @@ class StoredEvent:
     reviewed_at: float | None
     explanation: str | None = None
     trust: str | None = None
-    clip_start_frame: int | None = None
-    clip_end_frame: int | None = None
-    clip_start_time: float | None = None
-    clip_end_time: float | None = None
+    footage_start_frame: int | None = None
+    footage_end_frame: int | None = None
+    footage_start_time: float | None = None
+    footage_end_time: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The event as the API and MQTT messages carry it."""
@@ -220,23 +220,23 @@ class EventStore:
         self,
         event_id: int,
         folder: str,
-        clip_frames: tuple[int, int] | None = None,
-        clip_times: tuple[float, float] | None = None,
+        frames: tuple[int, int] | None = None,
+        times: tuple[float, float] | None = None,
     ) -> None:
         """Record the folder (relative to the store's) of an event's kept footage: its
         ``clip.mp4`` and ``thumb.png``; and what the clip covers: its first and last frames and
         stream times."""
-        frames, times = clip_frames or (None, None), clip_times or (None, None)
+        frames, times = frames or (None, None), times or (None, None)
         with self.engine.begin() as db:
             db.execute(
                 sa.update(EVENTS)
                 .where(EVENTS.c.id == event_id)
                 .values(
                     footage=folder,
-                    clip_start_frame=frames[0],
-                    clip_end_frame=frames[1],
-                    clip_start_time=times[0],
-                    clip_end_time=times[1],
+                    footage_start_frame=frames[0],
+                    footage_end_frame=frames[1],
+                    footage_start_time=times[0],
+                    footage_end_time=times[1],
                 )
             )
 

@@ -16,7 +16,7 @@ from fastapi import Path as PathParameter
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from vadx.console.cameras import NAME_PATTERN, CameraConfig, ClipSettings, camera_from
+from vadx.console.cameras import NAME_PATTERN, CameraConfig, FootageSettings, camera_from
 from vadx.console.engine import CameraStatus
 from vadx.console.service import EXPLAIN_SETTINGS, Console
 from vadx.console.store import StoredEvent
@@ -60,7 +60,7 @@ class CameraSettings(BaseModel):
     enabled: bool = True
     loop: bool = False
     pace: bool = True
-    clip: ClipSettings = Field(default_factory=ClipSettings)
+    footage: FootageSettings = Field(default_factory=FootageSettings)
 
 
 class NewCamera(CameraSettings):
@@ -104,7 +104,8 @@ def console_router(routes: Routes, console: Console) -> APIRouter:
             raise HTTPException(400, f"model: give a served model's name or one in use: {choices}")
         try:
             return camera_from(name, document, "camera")
-        except VadxError as err:  # a rule the schema cannot state (off ≤ on, a known setting)
+        except VadxError as err:  # a rule the schema cannot state (off ≤ on, a known setting,
+            # pre_capture + post_capture < max_seconds)
             raise HTTPException(400, str(err).removeprefix("camera.")) from None
 
     def exists(name: str) -> None:
@@ -222,7 +223,7 @@ def console_router(routes: Routes, console: Console) -> APIRouter:
     )
     def event_file(event_id: EventId, name: EventFile) -> FileResponse:
         """The event's clip (``clip.mp4``: the window that decided it, replaced by the seconds
-        around the event once they are there, as its ``clip_*`` say), ``thumb.png`` or, once
+        around the event once they are there, as its ``footage_*`` say), ``thumb.png`` or, once
         explained, its explanation: ``explanation.mp4`` (the window with the map over it) and
         ``explanation.png`` (the frames above the frame importance curves)."""
         stored = _stored(console, event_id)

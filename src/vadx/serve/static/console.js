@@ -12,11 +12,11 @@
   function cell(text) { const td = document.createElement("td"); td.textContent = text; return td; }
   const when = (seconds) => new Date(seconds * 1000).toLocaleString();
   function covers(event) {  // what the kept clip shows around the event (the stream's seconds)
-    if (event.clip_start_time === null || event.clip_end_time === null) return "";
+    if (event.footage_start_time == null || event.footage_end_time == null) return "";
     const side = (seconds, outside, inside) =>
       `${Math.abs(seconds).toFixed(1)} s ${seconds >= 0 ? outside : inside}`;
-    return `clip: ${side(event.start_time - event.clip_start_time, "before", "into it")} to ` +
-      side(event.clip_end_time - event.end_time, "after", "before its end");
+    return `clip: ${side(event.start_time - event.footage_start_time, "before", "into it")} to ` +
+      side(event.footage_end_time - event.end_time, "after", "before its end");
   }
 
   // ------------------------------------------------------------------ cameras
@@ -176,7 +176,7 @@
       return;
     }
     // the window's clip is replaced by the seconds around the event: a new name for each
-    const version = explained ? "" : `?v=${event.clip_start_frame}-${event.clip_end_frame}`;
+    const version = explained ? "" : `?v=${event.footage_start_frame}-${event.footage_end_frame}`;
     $("clip").src = withToken(`api/events/${event.id}/files/${file}${version}`);
     $("clip").play().catch(() => {});
   }

@@ -17,10 +17,10 @@ branch_labels = None
 depends_on = None
 
 COLUMNS = (
-    ("clip_start_frame", sa.Integer),
-    ("clip_end_frame", sa.Integer),
-    ("clip_start_time", sa.Float),
-    ("clip_end_time", sa.Float),
+    ("footage_start_frame", sa.Integer),
+    ("footage_end_frame", sa.Integer),
+    ("footage_start_time", sa.Float),
+    ("footage_end_time", sa.Float),
 )
 
 
