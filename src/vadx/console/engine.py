@@ -244,7 +244,7 @@ class CameraHub:
         capture = Capture(source, queue, pace=config.is_file and config.pace)
         capture.thread.name = f"vadx-capture-{config.name}"
         footage = None
-        if self.on_footage is not None:  # an event is announced a round of frames after its start
+        if self.on_footage is not None:  # announced up to a history and a round after it starts
             footage = FootageRecorder(config.footage, detector.history + self.batch_size)
         return _Camera(config, detector, source, queue, capture, footage)
 
@@ -405,7 +405,7 @@ class CameraHub:
 
     def _end_segment(self, camera: _Camera, reason: str) -> list[Alert]:
         """The camera's stream ended, broke or stops: its open events end, and the footage
-        still collecting are handed over with what they have."""
+        still collecting is handed over with what it has."""
         alerts = camera.detector.end_segment(reason)
         self._give(camera, alerts)
         if camera.footage is not None:
