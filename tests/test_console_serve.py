@@ -55,13 +55,16 @@ def test_cameras_and_their_events_through_the_api(streets, stretched, settings, 
         (listed,) = client.get("/api/cameras").json()
         assert listed["name"] == "door" and listed["settings"]["model"] == "street"
         assert listed["status"]["state"] == "ended" and listed["status"]["frames"] == 42
+        clip = {"pre_capture": 3.0, "post_capture": 3.0, "max_seconds": 20.0}  # the defaults
+        assert listed["settings"]["footage"] == clip
         frame = client.get("/api/cameras/door/frame.jpg")  # the grid's picture: its last frame
         assert frame.status_code == 200 and frame.content[:2] == b"\xff\xd8"
         assert (
             frame.headers["cache-control"] == "no-store" and frame.headers["x-vadx-frame"] == "live"
         )
-        # its events: those of detect on the same frames, stored with their clips
-        wait_for(lambda: all(e.footage for e in console.store.events()))
+        # its events: those of detect on the same frames, stored with their clips: 3 s
+        # before and after each (the default), here the whole file of 42 frames
+        wait_for(lambda: all(whole_file(e) for e in console.store.events()))
         events = client.get("/api/events", params={"camera": "door"}).json()
         expected = detect(model, fire, settings).events
         found = sorted(
@@ -76,8 +79,9 @@ def test_cameras_and_their_events_through_the_api(streets, stretched, settings, 
         clip = client.get(f"/api/events/{first}/files/clip.mp4")
         assert clip.status_code == 200 and clip.headers["content-type"] == "video/mp4"
         (tmp_path / "clip.mp4").write_bytes(clip.content)
-        with VideoReader(tmp_path / "clip.mp4") as video:  # the window that decided it
-            assert video.info.num_frames == model.config.num_frames
+        with VideoReader(tmp_path / "clip.mp4") as video:  # the seconds around the event
+            assert video.info.num_frames == 42
+        assert (events[-1]["footage_start_time"], events[-1]["footage_end_time"]) == (0.0, 41 / 25)
         assert client.get(f"/api/events/{first}/files/thumb.png").content[:4] == b"\x89PNG"
         # review, and filters
         reviewed = client.post(f"/api/events/{first}/review", json={"reviewed": True}).json()
@@ -100,6 +104,12 @@ def test_cameras_and_their_events_through_the_api(streets, stretched, settings, 
         assert refused.status_code == 400 and "served model's name" in refused.json()["error"]
         bad = client.post("/api/cameras", json={**new, "name": "yard", "detect": {"on": 2}})
         assert bad.status_code == 400 and "detect: on must be" in bad.json()["error"]
+        tight = {**new, "name": "yard", "footage": {"pre_capture": 30, "post_capture": 30}}
+        bad = client.post("/api/cameras", json=tight)
+        assert (
+            bad.status_code == 400
+            and "footage: pre_capture + post_capture (60 s) must be less" in (bad.json()["error"])
+        )
         changed = client.put(
             "/api/cameras/bay",
             json={"source": str(fight), "model": "street", "enabled": False},
@@ -115,6 +125,11 @@ def test_cameras_and_their_events_through_the_api(streets, stretched, settings, 
     finally:
         console.close()
         server.jobs.close()
+
+
+def whole_file(event) -> bool:
+    """Whether the event's clip is the whole 42-frame street (its window came first)."""
+    return (event.footage_start_frame, event.footage_end_frame) == (0, 41)
 
 
 def test_live_events_arrive_as_server_sent_events(streets, stretched, settings, tmp_path):
@@ -191,9 +206,9 @@ def test_every_event_goes_out_on_mqtt(streets, stretched, settings, tmp_path, br
         server = served(tmp_path, model, [door], mqtt=MqttSettings.parse(f"127.0.0.1:{broker}"))
         console = server.console.start()
         wait_for(lambda: console.hub.status()[0].state == "ended")
-        wait_for(lambda: all(e.footage for e in console.store.events()))
+        wait_for(lambda: all(whole_file(e) for e in console.store.events()))
         expected = detect(model, fire, settings).events
-        wait_for(lambda: sum(t == "vadx/events" for t, _, _ in received) >= 3 * len(expected))
+        wait_for(lambda: sum(t == "vadx/events" for t, _, _ in received) >= 4 * len(expected))
         console.close()
         wait_for(lambda: ("vadx/available", b"offline") in [(t, p) for t, p, _ in received])
     finally:
@@ -205,13 +220,23 @@ def test_every_event_goes_out_on_mqtt(streets, stretched, settings, tmp_path, br
     assert announced < topics.index("vadx/events")  # online before the first event
     messages = [json.loads(p) for t, p, _ in received if t == "vadx/events"]
     by_kind = {k: [m for m in messages if m["type"] == k] for k in ("new", "update", "end")}
-    assert [len(by_kind[k]) for k in by_kind] == [len(expected)] * 3
+    assert [len(by_kind[k]) for k in by_kind] == [len(expected), 2 * len(expected), len(expected)]
     ended = sorted(by_kind["end"], key=lambda m: m["after"]["start_frame"])
     for message in ended:  # before: the event as it was while it lasted
         assert message["before"]["state"] == "active" and message["after"]["state"] == "ended"
         assert message["after"]["camera"] == "door"
-    for message in by_kind["update"]:  # the clip kept (written beside detection, in its thread)
-        assert message["after"]["footage"] and message["before"]["footage"] is None
+    # the clip kept (written beside detection, in its thread): first the window, then the
+    # seconds around the event in its place
+    windows = [m for m in by_kind["update"] if m["before"]["footage"] is None]
+    assert len(windows) == len(expected) and all(m["after"]["footage"] for m in windows)
+    span = model.config.num_frames - 1
+    assert all(
+        m["after"]["footage_end_frame"] - m["after"]["footage_start_frame"] == span for m in windows
+    )
+    clips = [m["after"] for m in by_kind["update"] if m["before"]["footage"] is not None]
+    assert [(m["footage_start_frame"], m["footage_end_frame"]) for m in clips] == [(0, 41)] * len(
+        clips
+    )
     assert [(m["after"]["start_frame"], m["after"]["end_frame"]) for m in ended] == [
         (e.start_frame, e.end_frame) for e in expected
     ]

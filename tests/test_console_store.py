@@ -21,7 +21,7 @@ from vadx.errors import InputError
 from vadx.watch.engine import Alert
 
 #: the newest schema (the last migration)
-HEAD = "0004"
+HEAD = "0005"
 POSTGRES_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
 
 
@@ -252,3 +252,37 @@ def test_an_older_database_is_brought_up_to_date_with_its_events(tmp_path):
     kept = store.event(event.id)
     assert (kept.explanation, kept.trust) == (f"events/{event.id}/explanation", "weak")
     assert (kept.source, kept.job_id, kept.job_event, store.jobs()) == ("camera", None, None, [])
+    assert (kept.footage_start_frame, kept.footage_end_time) == (None, None)
+
+
+def test_a_database_of_the_last_release_learns_what_each_clip_covers(tmp_path):
+    import sqlalchemy as sa
+
+    from vadx.console.store import sqlite_url
+
+    engine = sa.create_engine(sqlite_url(tmp_path))
+    assert upgrade(engine, "0003") == "0003"  # clips were the window, their span not recorded
+    with engine.begin() as db:
+        db.execute(
+            sa.text(
+                "INSERT INTO events (camera, class_name, state, start_frame, end_frame, "
+                "start_time, end_time, started_at, ended_at, peak_probability, "
+                "mean_probability, session, model_id, reviewed, footage) VALUES ('door', "
+                "'fire', 'ended', 10, 40, 0.4, 1.6, 100.0, 101.2, 0.9, 0.7, 0, 'sha256:a', 0, "
+                "'events/1')"
+            )
+        )
+    engine.dispose()
+    store = EventStore(tmp_path)
+    assert store.revision == HEAD
+    (event,) = store.events()
+    assert event.footage == "events/1" and event.to_json()["footage_start_frame"] is None
+    assert (event.footage_end_frame, event.footage_start_time, event.footage_end_time) == (
+        None,
+    ) * 3
+    # 3 s before to 3 s after, at 25 fps
+    store.set_footage(event.id, "events/1", frames=(0, 115), times=(0.0, 4.6))
+    kept = store.event(event.id)
+    assert (kept.footage_start_frame, kept.footage_end_frame) == (0, 115)
+    assert (kept.footage_start_time, kept.footage_end_time) == (0.0, 4.6)
+    store.close()

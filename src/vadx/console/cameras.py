@@ -11,6 +11,7 @@
         loop: true                            # a file played again and again
         pace: true                            # at its own frame rate, like a camera (default)
         model: models/street
+        footage: {pre_capture: 5, post_capture: 5}   # seconds kept around each event
         enabled: false
 
 Everything is checked when the file is read: an unknown key, a bad camera name, a number out of
@@ -35,6 +36,25 @@ from vadx.settings import DOMAIN_MODES, DetectConfig, DomainMode
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$"
 #: the detection settings a camera may set (those of ``vadx detect``)
 DETECT_FIELDS = ("stride", "step", "smooth", "on", "off", "min_frames", "per_class")
+#: seconds of footage kept before an event's start and after its end (each)
+ROLL_SECONDS = (0.0, 60.0)
+#: seconds an event's footage may last at most, everything included
+FOOTAGE_SECONDS = (1.0, 600.0)
+
+
+class FootageSettings(BaseModel):
+    """What is kept of each event (its ``clip.mp4``), as Frigate's ``pre_capture`` /
+    ``post_capture``: the ``pre_capture`` seconds before the event starts, the event, and the
+    ``post_capture`` seconds after it ends; never more than ``max_seconds`` in all (it is cut
+    there: a long event cannot fill the memory). The seconds are the stream's. A camera also
+    checks that ``pre_capture + post_capture < max_seconds`` (:class:`CameraConfig`).
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    pre_capture: float = Field(3.0, ge=ROLL_SECONDS[0], le=ROLL_SECONDS[1])
+    post_capture: float = Field(3.0, ge=ROLL_SECONDS[0], le=ROLL_SECONDS[1])
+    max_seconds: float = Field(20.0, ge=FOOTAGE_SECONDS[0], le=FOOTAGE_SECONDS[1])
 
 
 class CameraConfig(BaseModel):
@@ -54,6 +74,7 @@ class CameraConfig(BaseModel):
         loop: a file starts again at its end (a new session, as a reconnection is).
         pace: a file is read at its own frame rate, like a camera (frames may then drop when
             analysis lags); ``False`` reads it as fast as analysis goes, dropping nothing.
+        footage: the seconds kept around each event (:class:`FootageSettings`).
     """
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
@@ -66,6 +87,7 @@ class CameraConfig(BaseModel):
     enabled: bool = True
     loop: bool = False
     pace: bool = True
+    footage: FootageSettings = Field(default_factory=FootageSettings)
 
     @field_validator("source")
     @classmethod
@@ -95,6 +117,17 @@ class CameraConfig(BaseModel):
         except InputError as error:
             raise ValueError(str(error)) from None
         return value
+
+    @field_validator("footage")
+    @classmethod
+    def _room_for_the_event(cls, footage: FootageSettings) -> FootageSettings:
+        rolls = footage.pre_capture + footage.post_capture
+        if rolls >= footage.max_seconds:
+            raise ValueError(
+                f"pre_capture + post_capture ({rolls:g} s) must be less than max_seconds "
+                f"({footage.max_seconds:g} s): the event itself needs room"
+            )
+        return footage
 
     @property
     def detection(self) -> DetectConfig:
@@ -206,6 +239,8 @@ def _first_fault(error: ValidationError, where: str) -> str:
         message = "missing: every camera needs a source and a model (a vadx checkpoint)"
     elif location == ("source",) and not fault["type"].startswith("value_error"):
         message = "give a URL, a video file or a webcam index"
+    elif location[:1] == ("footage",) and fault["type"] in ("extra_forbidden", "model_type"):
+        message = f"footage takes {', '.join(FootageSettings.model_fields)} (seconds)"
     elif fault["type"] == "extra_forbidden":
         known = ", ".join(n for n in CameraConfig.model_fields if n != "name")
         message = f"unknown setting; a camera has {known}"

@@ -10,6 +10,11 @@ camera keeps its own windows, recurrent pass and event tracker (a
 :class:`~vadx.watch.engine.StreamDetector`), so its events are exactly those ``vadx detect``
 finds in the frames it analysed.
 
+With ``on_footage``, each camera also keeps the footage around its events
+(:class:`~vadx.console.footage.FootageRecorder`): the seconds before an event starts, the event
+and the seconds after it ends, handed over as one :class:`~vadx.console.footage.EventFootage` once
+complete, or with what there is when the camera stops or its stream ends.
+
 >>> hub = CameraHub(read_cameras("cameras.yaml"), on_alert=print)       # doctest: +SKIP
 >>> hub.start(); ...; hub.close()                                        # doctest: +SKIP
 """
@@ -29,6 +34,7 @@ import torch
 
 from vadx.borrowed import eval_mode
 from vadx.console.cameras import CameraConfig
+from vadx.console.footage import EventFootage, FootageRecorder, KeptFrame
 from vadx.errors import InputError
 from vadx.models.crnn import CRNN
 from vadx.normality import NormalityModel
@@ -41,6 +47,8 @@ from vadx.watch.unusual import UnusualStream
 LOG = logging.getLogger("vadx.console")
 #: ``on_alert(camera name, alert)``: an event started or ended on a camera
 CameraAlertFn = Callable[[str, Alert], None]
+#: ``on_footage(camera name, footage)``: the footage around an event, complete or cut short
+CameraFootageFn = Callable[[str, EventFootage], None]
 #: seconds over which a camera's analysed frame rate is measured
 RATE_WINDOW = 10.0
 
@@ -85,6 +93,7 @@ class _Camera:
     source: LiveSource
     queue: FrameQueue
     capture: Capture
+    footage: FootageRecorder | None = None  # with the hub's on_footage
     session: int = 0
     frames: int = 0
     events: int = 0
@@ -105,6 +114,8 @@ class CameraHub:
             :func:`vadx.normality.load_normality`); each path is read once, whatever the
             number of cameras naming it.
         on_alert: called with the camera's name and each :class:`~vadx.watch.engine.Alert`.
+        on_footage: called with the camera's name and each
+            :class:`~vadx.console.footage.EventFootage` (None: no footage is kept around events).
         batch_size: frames per CNN call, over all cameras (and the most each camera gives a
             round). On a CPU, 8–16 frames per call cost no more per frame than 32, and often
             less (benchmarks/bench_console.py); on a GPU, larger batches pay.
@@ -126,6 +137,7 @@ class CameraHub:
         *,
         load: Callable[[str], CRNN] | None = None,
         on_alert: CameraAlertFn | None = None,
+        on_footage: CameraFootageFn | None = None,
         batch_size: int = 16,
         queue_size: int = 64,
         max_retries: int | None = None,
@@ -142,7 +154,7 @@ class CameraHub:
         #: the ONNX Runtime CNN of each classifier (by id), with ``runtime="onnx"``
         self._encoders: dict[int, Callable[[torch.Tensor], np.ndarray]] = {}
         self._load = load or _load_model
-        self.on_alert = on_alert
+        self.on_alert, self.on_footage = on_alert, on_footage
         self.batch_size, self.queue_size = batch_size, queue_size
         self.max_retries = max_retries
         self.keep_clips = keep_clips
@@ -242,7 +254,10 @@ class CameraHub:
         queue = FrameQueue(self.queue_size, drop_oldest=drop)
         capture = Capture(source, queue, pace=config.is_file and config.pace)
         capture.thread.name = f"vadx-capture-{config.name}"
-        return _Camera(config, detector, source, queue, capture)
+        footage = None
+        if self.on_footage is not None:  # announced up to a history and a round after it starts
+            footage = FootageRecorder(config.footage, detector.history + self.batch_size)
+        return _Camera(config, detector, source, queue, capture, footage)
 
     def _model(self, path: str) -> CRNN:
         key = str(Path(path).resolve()) if not str(path).startswith(("http:", "https:")) else path
@@ -327,7 +342,7 @@ class CameraHub:
             if frames is None:  # the source ended or failed: the last windows, open events end
                 camera.ended = True
                 reason = "source failed" if camera.capture.error else "stream ended"
-                self._give(camera, camera.detector.end_segment(reason))
+                self._end_segment(camera, reason)
                 continue
             taken += len(frames)
             if frames and all(f.session == camera.session for f in frames):
@@ -335,7 +350,7 @@ class CameraHub:
                 continue
             for first, last in _sessions(frames):  # a reconnection: in order, on its own
                 if frames[first].session != camera.session:
-                    self._give(camera, camera.detector.end_segment("source reconnected"))
+                    self._end_segment(camera, "source reconnected")
                     camera.session = frames[first].session
                 self._analyse([(camera, frames[first:last])])
         if staged:
@@ -355,6 +370,9 @@ class CameraHub:
                 for f in frames
             ]
             wanted.append(camera.detector.stage([f.data for f in frames], infos))
+            if camera.footage is not None:
+                kept = [KeptFrame(f.data, info) for f, info in zip(frames, infos, strict=True)]
+                self._hand(camera, camera.footage.add(kept))
             camera.frames += len(frames)
             camera.latest = frames[-1].data if frames else camera.latest
             camera.last_frame_at = infos[-1].wall if infos else camera.last_frame_at
@@ -395,6 +413,26 @@ class CameraHub:
                     self.on_alert(camera.config.name, alert)
                 except Exception:  # a failing consumer never stops the cameras
                     LOG.exception("camera %s: handling an alert failed", camera.config.name)
+            if camera.footage is not None:  # after on_alert: the event is known first
+                recorder = camera.footage
+                kept = recorder.started(alert) if alert.kind == "started" else recorder.ended(alert)
+                self._hand(camera, kept)
+
+    def _hand(self, camera: _Camera, kept: list[EventFootage]) -> None:
+        for footage in kept:
+            try:
+                self.on_footage(camera.config.name, footage)  # type: ignore[misc]
+            except Exception:  # a failing consumer never stops the cameras
+                LOG.exception("camera %s: handling an event's footage failed", camera.config.name)
+
+    def _end_segment(self, camera: _Camera, reason: str) -> list[Alert]:
+        """The camera's stream ended, broke or stops: its open events end, and the footage
+        still collecting is handed over with what it has."""
+        alerts = camera.detector.end_segment(reason)
+        self._give(camera, alerts)
+        if camera.footage is not None:
+            self._hand(camera, camera.footage.flush(reason))
+        return alerts
 
     def _stop_camera(self, camera: _Camera, reason: str) -> list[Alert]:
         camera.capture.close()
@@ -403,9 +441,7 @@ class CameraHub:
             if camera.ended:
                 return []
             camera.ended = True
-            alerts = camera.detector.end_segment(reason)
-            self._give(camera, alerts)
-        return alerts
+            return self._end_segment(camera, reason)
 
     def _running(self) -> list[_Camera | None]:
         return list(self._cameras.values())

@@ -1,6 +1,6 @@
 """The console as one service (:class:`Console`): the cameras' engine
 (:class:`~vadx.console.engine.CameraHub`), their events in the database
-(:class:`~vadx.console.store.EventStore`) with a short clip each, MQTT out
+(:class:`~vadx.console.store.EventStore`) with a clip each, MQTT out
 (:class:`~vadx.console.mqtt.MqttPublisher`), live listeners (the page's Server-Sent Events),
 and retention. ``vadx serve --cameras cameras.yaml`` runs one beside the upload API.
 
@@ -26,6 +26,7 @@ import numpy as np
 
 from vadx.console.cameras import CameraConfig
 from vadx.console.engine import CameraHub, CameraStatus
+from vadx.console.footage import EventFootage
 from vadx.console.mqtt import MqttPublisher, MqttSettings
 from vadx.console.store import EVENTS_FOLDER, EventStore, StoredEvent
 from vadx.explanations.clip import ExplainSettings
@@ -112,7 +113,8 @@ class Console:
         declared.update({c.name: c for c in self.store.cameras()})
         self._listeners: list[queue.Queue[LiveMessage]] = []
         self._listeners_lock = threading.Lock()
-        self._clips = ThreadPoolExecutor(1, thread_name_prefix="vadx-clips")
+        self._clips = ThreadPoolExecutor(1, thread_name_prefix="vadx-clips")  # in order
+        self._rows: dict[tuple[str, int], int] = {}  # (camera, engine's alert id) → event id
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.publisher = MqttPublisher(mqtt) if mqtt is not None else None
@@ -121,6 +123,7 @@ class Console:
                 declared.values(),
                 load=load,
                 on_alert=self._alert,
+                on_footage=self._footage,
                 batch_size=batch_size,
                 queue_size=queue_size,
                 max_retries=max_retries,
@@ -156,8 +159,11 @@ class Console:
         before = self.store.open_event(camera, alert.id) if alert.kind == "ended" else None
         stored = self.store.record(camera, alert, self.hub.model_id(camera))
         self._tell("new" if alert.kind == "started" else "end", stored, before)
+        if alert.kind == "started":
+            self._rows[(camera, alert.id)] = stored.id  # for its footage, which comes later
         if alert.kind == "started" and alert.window is not None:
-            self._clips.submit(self._keep_footage, stored, alert.window, alert.window_fps)
+            covers = _covers(alert.window_frames, alert.window_times)
+            self._clips.submit(self._keep_footage, stored, alert.window, alert.window_fps, covers)
             if self.explain and isinstance(self.hub.model(camera), CRNN):  # a classifier's
                 window = (alert.window_frames[0], alert.window_frames[-1])
                 record = event_record(alert, stored.id, window_frames=window)
@@ -183,7 +189,7 @@ class Console:
         self.store.set_explanation(event_id, relative, trust)
         self._tell("update", self.store.event(event_id), before)
 
-    def _keep_footage(self, event: StoredEvent, frames: Any, fps: float) -> None:
+    def _keep_footage(self, event: StoredEvent, frames: Any, fps: float, covers: dict) -> None:
         """The event's window as ``clip.mp4`` and its middle frame as ``thumb.jpg``."""
         from vadx.video.encode import write_mp4, write_png
 
@@ -192,24 +198,26 @@ class Console:
         write_png(folder / "thumb.png", frames[len(frames) // 2])
         write_mp4(folder / "clip.mp4", frames, fps=max(fps, 1.0))
         before = self.store.event(event.id)
-        self.store.set_footage(event.id, folder.relative_to(self.store.folder).as_posix())
+        self.store.set_footage(event.id, folder.relative_to(self.store.folder).as_posix(), **covers)
         self._tell("update", self.store.event(event.id), before)
 
     def keep_footage(
-        self, event: StoredEvent, read: Callable[[], tuple[np.ndarray, float]]
+        self, event: StoredEvent, read: Callable[[], tuple[np.ndarray, float, np.ndarray]]
     ) -> None:
-        """Keep footage for ``event`` from ``read()`` (its uint8 frames and their rate), on
-        the clip thread: ``clip.mp4`` and ``thumb.png``, then an ``update``."""
+        """Keep footage for ``event`` from ``read()`` (uint8 frames, their rate and their
+        numbers in the event's video), on the clip thread: ``clip.mp4`` and ``thumb.png``,
+        what it covers, then an ``update``."""
 
         def keep() -> None:
             try:
-                frames, fps = read()
+                frames, fps, numbers = read()
             except Exception as error:
                 warnings.warn(
                     f"event {event.id}: its footage could not be read: {error}", stacklevel=1
                 )
                 return
-            self._keep_footage(event, frames, fps)
+            covers = _covers(list(numbers), [n / fps for n in numbers])
+            self._keep_footage(event, frames, fps, covers)
 
         self._clips.submit(keep)
 
@@ -217,6 +225,36 @@ class Console:
         """Tell listeners of ``event`` (``new``, ``update`` or ``end``): the page's live
         listeners, and MQTT for a camera's event (an upload's is not the site's news)."""
         self._tell(kind, event, None)
+
+    def _footage(self, camera: str, footage: EventFootage) -> None:
+        event_id = self._rows.pop((camera, footage.alert_id), None)
+        if event_id is not None and footage.frames:
+            self._clips.submit(self._replace_footage, event_id, footage)  # after the window's
+
+    def _replace_footage(self, event_id: int, footage: EventFootage) -> None:
+        """The footage around the event (``pre_capture`` before it to ``post_capture`` after
+        it) as its ``clip.mp4``, in place of its window, encoded frame by frame (no second copy
+        of the frames); the file is replaced whole, so a page playing it never reads half a
+        file."""
+        from vadx.video.encode import Mp4Writer, write_png
+
+        try:
+            folder = self.store.footage_folder(event_id)
+            folder.mkdir(parents=True, exist_ok=True)
+            if not (folder / "thumb.png").is_file():  # no window was kept
+                write_png(folder / "thumb.png", footage.frames[len(footage.frames) // 2].data)
+            size = footage.frames[0].data.shape[:2]
+            with Mp4Writer(folder / "clip.mp4", footage.fps, size) as mp4:
+                for frame in footage.frames:
+                    mp4.write(frame.data)
+            before = self.store.event(event_id)
+            covers = _covers(footage.numbers, footage.times)
+            self.store.set_footage(
+                event_id, folder.relative_to(self.store.folder).as_posix(), **covers
+            )
+            self._tell("update", self.store.event(event_id), before)
+        except Exception as error:  # the window stays; the cameras go on
+            warnings.warn(f"event {event_id}: its footage could not be kept: {error}", stacklevel=1)
 
     def _tell(self, kind: str, event: StoredEvent, before: StoredEvent | None) -> None:
         if self.publisher is not None and event.source == "camera":
@@ -295,3 +333,14 @@ class Console:
         if self.publisher is not None:
             self.publisher.close()
         self.store.close()
+
+
+def _covers(frames: Sequence[int], times: Sequence[float]) -> dict[str, Any]:
+    """What a clip.mp4 covers, as the store records it: its first and last frames and times
+    (nothing when they are not known)."""
+    if not frames or not times:
+        return {}
+    return {
+        "frames": (int(frames[0]), int(frames[-1])),
+        "times": (float(times[0]), float(times[-1])),
+    }

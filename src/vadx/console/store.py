@@ -9,17 +9,18 @@ opens, so a newer vadx opens an older database and brings it up to date.
 Tables:
 
 * ``events`` — every camera's events: class, frames and times, scores, the domain flag, the
-  session, why it ended, the model, its kept footage and explanation, and the review state;
+  session, why it ended, the model, its kept footage (and the frames and times its clip
+  covers) and explanation, and the review state;
 * ``cameras`` — cameras added or changed at runtime (the YAML file declares the others);
 * ``jobs`` — the upload jobs of ``vadx serve`` (:meth:`EventStore.save_job`), whose detected
   events join the cameras' in ``events`` (with their job and their index in its result), so
   uploads and live events share one list and one review workflow.
 
-Each event is kept with a short clip (``events/<id>/clip.mp4`` and ``thumb.jpg`` under the
-store's folder). Retention (:meth:`EventStore.prune`) deletes the oldest ended events by age
-and by the clips' total size: the row goes first (in its own transaction), then the files,
-so no row ever points at missing files; files a crash left without a row are removed when
-the store opens.
+Each event is kept with a clip (``events/<id>/clip.mp4`` and ``thumb.png`` under the store's
+folder): first the window that decided it, then the seconds around it. Retention
+(:meth:`EventStore.prune`) deletes the oldest ended events by age and by the clips' total
+size: the row goes first (in its own transaction), then the files, so no row ever points at
+missing files; files a crash left without a row are removed when the store opens.
 """
 
 from __future__ import annotations
@@ -81,6 +82,10 @@ EVENTS = sa.Table(
     sa.Column("trust", sa.String(16), nullable=True),
     sa.Column("job_id", sa.String(32), nullable=True),
     sa.Column("job_event", sa.Integer, nullable=True),
+    sa.Column("footage_start_frame", sa.Integer, nullable=True),
+    sa.Column("footage_end_frame", sa.Integer, nullable=True),
+    sa.Column("footage_start_time", sa.Float, nullable=True),
+    sa.Column("footage_end_time", sa.Float, nullable=True),
 )
 JOBS = sa.Table(
     "jobs",
@@ -104,7 +109,12 @@ Source = Literal["camera", "upload"]
 @dataclass(frozen=True)
 class StoredEvent:
     """One event as the store holds it (``state``: ``active`` while it lasts, then
-    ``ended``; times ``*_at`` are wall-clock seconds, ``*_time`` the stream's)."""
+    ``ended``; times ``*_at`` are wall-clock seconds, ``*_time`` the stream's).
+
+    ``footage_*`` say what its ``clip.mp4`` covers, in the same frames and seconds as the event:
+    first the window that decided it, then (the event ended) from ``pre_capture`` seconds
+    before ``start_time`` to ``post_capture`` after ``end_time``, less where the stream had
+    less or ``max_seconds`` cut it. None while nothing is kept."""
 
     id: int
     camera: str
@@ -132,6 +142,10 @@ class StoredEvent:
     job_event: int | None = None
     #: ``camera`` (a live event) or ``upload`` (found by an upload's detection job)
     source: Source = "camera"
+    footage_start_frame: int | None = None
+    footage_end_frame: int | None = None
+    footage_start_time: float | None = None
+    footage_end_time: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The event as the API and MQTT messages carry it."""
@@ -244,11 +258,29 @@ class EventStore:
         row_id = self._open.get((camera, int(alert_id)))
         return None if row_id is None else self.event(row_id)
 
-    def set_footage(self, event_id: int, folder: str) -> None:
+    def set_footage(
+        self,
+        event_id: int,
+        folder: str,
+        frames: tuple[int, int] | None = None,
+        times: tuple[float, float] | None = None,
+    ) -> None:
         """Record the folder (relative to the store's) of an event's kept footage: its
-        ``clip.mp4`` and ``thumb.png``."""
+        ``clip.mp4`` and ``thumb.png``; and what the clip covers: its first and last frames and
+        stream times."""
+        frames, times = frames or (None, None), times or (None, None)
         with self.engine.begin() as db:
-            db.execute(sa.update(EVENTS).where(EVENTS.c.id == event_id).values(footage=folder))
+            db.execute(
+                sa.update(EVENTS)
+                .where(EVENTS.c.id == event_id)
+                .values(
+                    footage=folder,
+                    footage_start_frame=frames[0],
+                    footage_end_frame=frames[1],
+                    footage_start_time=times[0],
+                    footage_end_time=times[1],
+                )
+            )
 
     def set_explanation(self, event_id: int, folder: str, trust: str | None = None) -> None:
         """Record the folder (relative to the store's) of an event's explanation, and its

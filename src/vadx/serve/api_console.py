@@ -16,7 +16,7 @@ from fastapi import Path as PathParameter
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from vadx.console.cameras import NAME_PATTERN, CameraConfig, camera_from
+from vadx.console.cameras import NAME_PATTERN, CameraConfig, FootageSettings, camera_from
 from vadx.console.engine import CameraStatus
 from vadx.console.service import EXPLAIN_SETTINGS, Console
 from vadx.console.store import Source, StoredEvent
@@ -60,6 +60,7 @@ class CameraSettings(BaseModel):
     enabled: bool = True
     loop: bool = False
     pace: bool = True
+    footage: FootageSettings = Field(default_factory=FootageSettings)
 
 
 class NewCamera(CameraSettings):
@@ -103,7 +104,8 @@ def console_router(routes: Routes, console: Console) -> APIRouter:
             raise HTTPException(400, f"model: give a served model's name or one in use: {choices}")
         try:
             return camera_from(name, document, "camera")
-        except VadxError as err:  # a rule the schema cannot state (off ≤ on, a known setting)
+        except VadxError as err:  # a rule the schema cannot state (off ≤ on, a known setting,
+            # pre_capture + post_capture < max_seconds)
             raise HTTPException(400, str(err).removeprefix("camera.")) from None
 
     def exists(name: str) -> None:
@@ -222,13 +224,14 @@ def console_router(routes: Routes, console: Console) -> APIRouter:
         404,
         422,
         file=(
-            "The event's kept window, its thumbnail or its explanation",
+            "The event's clip, its thumbnail or its explanation",
             file_content(CLIP_FILES),
         ),
     )
     def event_file(event_id: EventId, name: EventFile) -> FileResponse:
-        """The event's kept window (``clip.mp4``, ``thumb.png``) or, once explained, its
-        explanation: ``explanation.mp4`` (the window with the map over it) and
+        """The event's clip (``clip.mp4``: the window that decided it, replaced by the seconds
+        around the event once they are there, as its ``footage_*`` say), ``thumb.png`` or, once
+        explained, its explanation: ``explanation.mp4`` (the window with the map over it) and
         ``explanation.png`` (the frames above the frame importance curves)."""
         stored = _stored(console, event_id)
         kept = stored.explanation if name.startswith("explanation") else stored.footage

@@ -120,7 +120,7 @@ class JobMirror:
             self._cutting.add(event.id)
         source = result.events[event.job_event]
 
-        def cut() -> tuple[np.ndarray, float]:
+        def cut() -> tuple[np.ndarray, float, np.ndarray]:
             try:
                 return event_clip(path, source, result.fps)
             finally:
@@ -130,9 +130,9 @@ class JobMirror:
         self.console.keep_footage(event, cut)
 
 
-def event_clip(path: Path, event: Event, fps: float) -> tuple[np.ndarray, float]:
-    """The frames around ``event`` in the video at ``path`` (module constants), and their
-    rate."""
+def event_clip(path: Path, event: Event, fps: float) -> tuple[np.ndarray, float, np.ndarray]:
+    """The frames around ``event`` in the video at ``path`` (module constants), their rate
+    and their numbers."""
     margin = round(CLIP_MARGIN * fps)
     start = max(event.start_frame - margin, 0)
     stop = min(event.end_frame + 1 + margin, start + max(round(CLIP_SECONDS * fps), 1))
@@ -141,7 +141,7 @@ def event_clip(path: Path, event: Event, fps: float) -> tuple[np.ndarray, float]
         stop = min(stop, reader.info.num_frames)
         for first in range(start, stop, 32):
             chunks.append(_shrunk(reader.read_range(first, min(first + 32, stop)).data))
-    return np.concatenate(chunks), fps
+    return np.concatenate(chunks), fps, np.arange(start, stop)
 
 
 def _shrunk(frames: np.ndarray) -> np.ndarray:

@@ -105,9 +105,9 @@ class Alert:
         session: the source session the event happened in.
         reason: why it ended: ``"score"`` (fell below ``off``) or the reason given to
             :meth:`StreamDetector.end_segment` (the stream ended, broke, or was stopped).
-        window, window_frames, window_fps: for ``started``, the window of the event most
-            probable for its class (uint8 frames, their numbers, their rate), to explain and to
-            keep; None when not kept.
+        window, window_frames, window_times, window_fps: for ``started``, the window of the
+            event most probable for its class (uint8 frames, their numbers, their stream times,
+            their rate), to explain and to keep; None when not kept.
     """
 
     id: int
@@ -119,6 +119,7 @@ class Alert:
     reason: str | None = None
     window: np.ndarray | None = None
     window_frames: tuple[int, ...] = ()
+    window_times: tuple[float, ...] = ()
     window_fps: float = 0.0
 
 
@@ -315,11 +316,13 @@ class StreamDetector:
         self.distances: dict[int, float] = {}  # frame → distance to the training domain
         self.fitted: dict[int, np.ndarray] = {}
         self.recent: dict[int, np.ndarray] = {}
-        self.window_rows: deque[tuple[int, np.ndarray]] = deque(maxlen=self._keep())
+        self.window_rows: deque[tuple[int, np.ndarray]] = deque(maxlen=self.history)
         self._open: dict[int | None, tuple[int, FrameInfo]] = {}
 
-    def _keep(self) -> int:
-        """Frames to keep for explanations: a started event's windows reach this far back."""
+    @property
+    def history(self) -> int:
+        """Frames kept for explanations: a started event's windows reach this far back, and an
+        event starts at most this many frames before the frame that announces it."""
         return 3 * self.plan.span + self.plan.stride + self.config.smooth + self.config.min_frames
 
     # ------------------------------------------------------------------------- feeding
@@ -500,6 +503,7 @@ class StreamDetector:
             alert,
             window=np.stack([self.recent[i] for i in best[1]]),
             window_frames=tuple(i.number for i in infos),
+            window_times=tuple(i.time for i in infos),
             window_fps=fps,
         )
 
@@ -512,7 +516,7 @@ class StreamDetector:
             self.distances.pop(index, None)
         for index in [i for i in self.fitted if i < features_from]:
             del self.fitted[index]
-        history = self.received - self._keep()
+        history = self.received - self.history
         for store in (self.infos, self.recent):
             for index in [i for i in store if i < history]:
                 del store[index]

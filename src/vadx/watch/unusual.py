@@ -115,6 +115,7 @@ class UnusualStream(StreamDetector):
             alert,
             window=np.stack([self.recent[i] for i in frames]),
             window_frames=tuple(i.number for i in infos),
+            window_times=tuple(i.time for i in infos),
             window_fps=fps,
         )
 

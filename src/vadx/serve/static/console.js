@@ -13,6 +13,13 @@
   }
   function cell(text) { const td = document.createElement("td"); td.textContent = text; return td; }
   const when = (seconds) => new Date(seconds * 1000).toLocaleString();
+  function covers(event) {  // what the kept clip shows around the event (the stream's seconds)
+    if (event.footage_start_time == null || event.footage_end_time == null) return "";
+    const side = (seconds, outside, inside) =>
+      `${Math.abs(seconds).toFixed(1)} s ${seconds >= 0 ? outside : inside}`;
+    return `clip: ${side(event.start_time - event.footage_start_time, "before", "into it")} to ` +
+      side(event.footage_end_time - event.end_time, "after", "before its end");
+  }
 
   // ------------------------------------------------------------------ cameras
   function tile(camera) {
@@ -169,12 +176,13 @@
     $("clip-caption").textContent =
       `${event.camera} · ${event.class_name} · ${Math.round(event.peak_probability * 100)}% · ${when(event.started_at)}`;
     if (event.trust) $("clip-caption").textContent += ` · explanation ${event.trust}`;
+    if (covers(event)) $("clip-caption").textContent += ` · ${covers(event)}`;
     $("show-explanation").title = event.trust ? `trust verdict: ${event.trust} (docs/trust.md)` : "";
     $("show-explanation").disabled = !event.explanation;
     $("show-window").disabled = !event.footage;
     play(event, event.explanation ? "explanation" : "window");
   }
-  function play(event, view) {  // the explanation (the map over the window) or the plain window
+  function play(event, view) {  // the explanation (the map over the window) or the kept clip
     const explained = view === "explanation" && event.explanation;
     const file = explained ? "explanation.mp4" : event.footage ? "clip.mp4" : null;
     $("show-explanation").classList.toggle("on", !!explained);
@@ -183,10 +191,12 @@
     if (event.explanation) $("strip").src = withToken(`api/events/${event.id}/files/explanation.png`);
     if (!file) {
       $("clip").removeAttribute("src");
-      $("clip-caption").textContent += " · its window is being written";
+      $("clip-caption").textContent += " · its clip is being written";
       return;
     }
-    $("clip").src = withToken(`api/events/${event.id}/files/${file}`);
+    // the window's clip is replaced by the seconds around the event: a new name for each
+    const version = explained ? "" : `?v=${event.footage_start_frame}-${event.footage_end_frame}`;
+    $("clip").src = withToken(`api/events/${event.id}/files/${file}${version}`);
     $("clip").play().catch(() => {});
   }
   async function review(id, reviewed) {
