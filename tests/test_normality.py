@@ -320,3 +320,33 @@ def test_vadx_serve_takes_a_normality_model(scene, learnt, tmp_path):
         assert "normality model: its anomaly maps come with its detection" in refused.text
     finally:
         server.jobs.close()
+
+
+def test_the_uploads_page_plays_a_normality_models_map_over_the_video(scene, learnt, tmp_path):
+    """In Chromium: with a camera's normal, the detection plays unusual.mp4 (the map over the
+    video) with a note saying so, and offers no explanation job."""
+    from tests.test_serve_browser import CHROMIUM, browsing, wait_until
+    from vadx.serve import Server, load_models, serving
+
+    if CHROMIUM is None:
+        pytest.skip("Debian's chromium is not installed")
+    root, _ = scene
+    server = Server(load_models([save_normality(learnt, tmp_path / "street")]), tmp_path / "d")
+    try:
+        with serving(server) as url, browsing(url) as (page, errors, outside):
+            page.goto(url)
+            page.wait_for_selector("#model option", state="attached")
+            assert "a camera's normal" in page.text_content("#model option")
+            page.set_input_files("#file", str(root / "mixed.mp4"))
+            page.click("#upload")
+            page.wait_for_selector("#timeline-section:not([hidden])", timeout=60_000)
+            wait_until(page, "document.querySelector('#player').src.includes('unusual.mp4')")
+            wait_until(page, "document.querySelector('#player').readyState >= 1")
+            assert page.locator("#map-note").is_visible()
+            assert page.locator("#explain-here").is_hidden()
+            rows = page.locator("#events tbody tr")
+            assert rows.count() == len(detect_unusual(learnt, root / "mixed.mp4").events) >= 1
+            assert page.locator("#events tbody tr button").count() == 0
+            assert errors == [] and outside == []
+    finally:
+        server.jobs.close()

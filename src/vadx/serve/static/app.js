@@ -2,7 +2,7 @@
 "use strict";
 (function () {
   const $ = (id) => document.getElementById(id);
-  const state = { video: null, detection: null, scores: null, model: null };
+  const state = { video: null, detection: null, scores: null, model: null, kinds: {} };
 
   const { token, withToken, api, tokenBox } = window.vadx;
   function say(element, text, error) {
@@ -78,7 +78,13 @@
     say($("status"), state.video.name + ": " + job.result.frames + " frames, " +
       events.length + " event(s)");
     $("video-name").textContent = "— " + state.video.name;
-    $("player").src = withToken("api/videos/" + state.video.id + "/play");
+    // a camera's normal (vadx learn-normal) explains by construction: its anomaly map is drawn
+    // over the video it plays; a classifier's windows are explained on request
+    const normality = (state.kinds[job.params.model] === "normality") && job.files.includes("unusual.mp4");
+    $("player").src = withToken(normality ? "api/jobs/" + job.id + "/files/unusual.mp4"
+      : "api/videos/" + state.video.id + "/play");
+    $("explain-here").hidden = normality;
+    $("map-note").hidden = !normality;
     drawTimeline();
     drawTimeAxis();
     showDomain(job.result.domain);
@@ -110,7 +116,8 @@
         } catch (err) { reviewed.checked = !reviewed.checked; say($("status"), err.message, true); }
       });
       // the event's most anomalous window, chosen by the server's rule (vadx explain --windows flagged)
-      row.querySelector("button").addEventListener("click", () => explainSpan(e.window[0], e.window[1], e.class_name));
+      if (normality) row.querySelector("button").remove();  // its map plays in the video
+      else row.querySelector("button").addEventListener("click", () => explainSpan(e.window[0], e.window[1], e.class_name));
       row.addEventListener("click", function (click) {  // jump to the event
         if (click.target.closest("button, input")) return;
         seek(e.start_frame);
@@ -400,7 +407,9 @@
     models.forEach(function (m) {
       const option = document.createElement("option");
       option.value = m.name;
-      option.textContent = m.name + " (" + m.classes.join(", ") + ")";
+      option.textContent = m.name + (m.kind === "normality" ? " (a camera's normal: what is unusual there)"
+        : " (" + m.classes.join(", ") + ")");
+      state.kinds[m.name] = m.kind;
       $("model").appendChild(option);
     });
     state.model = models[0].name;
