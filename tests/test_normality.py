@@ -350,3 +350,39 @@ def test_the_uploads_page_plays_a_normality_models_map_over_the_video(scene, lea
             assert errors == [] and outside == []
     finally:
         server.jobs.close()
+
+
+def test_learn_normal_records_a_live_camera_then_learns(scene, tmp_path, capsys):
+    """`vadx learn-normal SOURCE tcp://… --record-minutes M`: the stream's packets copied for
+    M minutes into a file kept beside the model (its fingerprint recorded), then learnt from
+    as any footage; a live source without a duration, and a stream that ends too soon, are one
+    error line each."""
+    from tests.streams import free_port, tcp_server
+    from vadx.video import video_sha256
+
+    root, _ = scene
+    source = tiny_checkpoint(tmp_path / "classifier")
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    out = tmp_path / "cam"
+    argv = ["learn-normal", str(source), url, "--out", str(out), "--channels", "8", "--size", "64"]
+    code, _, err = run_cli(argv, capsys)  # no duration: nothing is opened
+    assert code == 2 and "give --record-minutes" in err and err.count("\n") == 1
+    with tcp_server(root / "quiet.mp4", port, realtime=True):  # 8 s of street at 10 fps
+        code, printed, err = run_cli([*argv, "--record-minutes", "0.08"], capsys)
+    assert code == 0, err
+    (recorded,) = (tmp_path / "cam-footage").iterdir()
+    assert recorded.suffix == ".mkv" and f"recorded 0.08 min of {url}" in printed
+    with VideoReader(recorded) as reader:  # 4.8 s: 48 frames at the camera's 10 fps, as sent
+        # (less the last few that needed a later frame to decode: the cut is on a packet)
+        assert reader.info.fps == pytest.approx(10, rel=0.05) and 44 <= reader.info.num_frames <= 48
+    model = load_normality(out)
+    assert model.footage[0]["path"] == str(recorded)
+    assert model.footage[0]["sha256"] == video_sha256(recorded)
+    assert np.isfinite(model.threshold)
+    port = free_port()  # a stream shorter than the stretch asked
+    late = [*argv[:2], f"tcp://127.0.0.1:{port}", *argv[3:], "--record-minutes", "1"]
+    with tcp_server(root / "quiet.mp4", port):  # as fast as it goes: 8 s of stream, then ends
+        code, _, err = run_cli([*late, "--recordings", str(tmp_path / "late")], capsys)
+    assert code == 2 and err.count("\n") == 1 and "ended after 7.9 s of the 60 s asked" in err
+    assert list((tmp_path / "late").iterdir()) == []  # nothing half-written

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -22,9 +24,11 @@ def learn_normal_command(
         ),
     ],
     footage: Annotated[
-        list[Path],
+        list[str],
         typer.Argument(
-            help="Videos of the camera's ordinary activity (no labels).", show_default=False
+            help="Videos of the camera's ordinary activity (no labels), or the camera itself "
+            "(rtsp://, http(s)://, tcp://…) with --record-minutes.",
+            show_default=False,
         ),
     ],
     out: Annotated[Path, typer.Option("--out", help="Where to save the normality model.")],
@@ -47,12 +51,30 @@ def learn_normal_command(
         str | None, typer.Option(help="The backbone's weights: a file, a URL or 'imagenet'.")
     ] = None,
     seed: Annotated[int, number("Seed of the feature projection.", *limits.SEED)] = 0,
+    record_minutes: Annotated[
+        float | None,
+        number(
+            "Minutes to record of each live source given as footage (its packets copied "
+            "as they come, kept in --recordings), then learnt from.",
+            0.01,
+            7 * 24 * 60,
+            kind=float,
+        ),
+    ] = None,
+    recordings: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where recordings of live sources go (default: OUT-footage beside --out).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Learn a camera's normal from its own footage, without labels: then `vadx detect
     MODEL VIDEO` finds what is unusual for this camera, each frame's map showing where."""
     from vadx.normality import learn_normal, save_normality, source_backbone
 
     writable_path(out, "--out")
+    footage = _recorded(footage, record_minutes, recordings or out.with_name(out.name + "-footage"))
     frame_size = None if size is None else (size, size)
     backbone, config = source_backbone(
         source, weights, frame_size, channels=channels, motion=motion, seed=seed
@@ -74,3 +96,31 @@ def learn_normal_command(
         f"{c['held_back_seconds']:.0f} s held back); saved {out}",
         soft_wrap=True,
     )
+
+
+def _recorded(footage: list[str], minutes: float | None, folder: Path) -> list[Path]:
+    """The footage as files: each live source recorded for ``minutes`` into ``folder``."""
+    from vadx.video.live import is_live
+    from vadx.video.record import record_stream
+
+    live = [source for source in footage if is_live(source)]
+    if live and minutes is None:
+        raise typer.BadParameter(
+            f"{live[0]} is a live source: give --record-minutes to record it, then learn"
+        )
+    if not live:
+        return [Path(source) for source in footage]
+    writable_path(folder, "--recordings")
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for source in footage:
+        if not is_live(source):
+            files.append(Path(source))
+            continue
+        name = re.sub(r"[^A-Za-z0-9]+", "-", source.split("://", 1)[-1]).strip("-")[:60]
+        target = folder / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.mkv"
+        with progress_bar(f"recording {source}") as advance:
+            record_stream(source, target, minutes * 60, progress=lambda _, d, t: advance(d, t))
+        console.print(f"recorded {minutes:g} min of {source} in {target}", soft_wrap=True)
+        files.append(target)
+    return files
