@@ -386,3 +386,79 @@ def test_learn_normal_records_a_live_camera_then_learns(scene, tmp_path, capsys)
         code, _, err = run_cli([*late, "--recordings", str(tmp_path / "late")], capsys)
     assert code == 2 and err.count("\n") == 1 and "ended after 7.9 s of the 60 s asked" in err
     assert list((tmp_path / "late").iterdir()) == []  # nothing half-written
+
+
+def test_explain_draws_a_normality_models_own_maps_in_the_report(scene, learnt, tmp_path, capsys):
+    """`vadx explain CAMERA_MODEL VIDEO`: report.html with the model's own maps (threshold
+    units) in the classifier's player, the frames' scores as the curve; drawn in Chromium as
+    vadx.render.overlay draws them."""
+    import cv2
+
+    from tests.test_report_browser import CHROMIUM, drawn
+    from vadx.render.overlay import render
+
+    root, _ = scene
+    saved = save_normality(learnt, tmp_path / "street")
+    out = tmp_path / "explained"
+    code, printed, err = run_cli(
+        ["explain", str(saved), str(root / "mixed.mp4"), "--out", str(out)], capsys
+    )
+    assert code == 0, err
+    (event,) = detect_unusual(learnt, root / "mixed.mp4").events
+    kept = np.load(out / "maps.npz")
+    frames = kept["frames"]
+    # the event's frames (at most 64), with the most unusual one
+    assert frames[0] >= event.start_frame and frames[-1] <= event.end_frame
+    assert len(frames) == min(64, event.end_frame - event.start_frame + 1)
+    scores, maps = learnt.scores(root / "mixed.mp4")
+    np.testing.assert_allclose(kept["maps"], maps[frames] / learnt.threshold, atol=1e-6)
+    np.testing.assert_allclose(kept["scores"], scores[frames] / learnt.threshold, atol=1e-6)
+    peak = int(frames[np.argmax(kept["scores"])])
+    assert f"most unusual frame {peak}" in printed and "report.html" in printed
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["kind"] == "normality" and manifest["peak"]["frame"] == peak
+    code, _, err = run_cli(
+        [
+            "explain",
+            str(saved),
+            str(root / "mixed.mp4"),
+            "--out",
+            str(tmp_path / "x"),
+            "--start",
+            "90",
+        ],
+        capsys,
+    )
+    assert code == 2 and "not inside the video's 70 frames" in err and err.count("\n") == 1
+    if CHROMIUM is None:
+        return
+    from playwright.sync_api import sync_playwright
+
+    with VideoReader(root / "mixed.mp4") as reader:
+        source = reader.read(frames).data
+    t = int(np.argmax(kept["scores"]))
+    height, width = source.shape[1:3]
+    shown = cv2.resize(kept["maps"][t], (width, height)).clip(0, 1)  # (stretch: frame = grid)
+    expected = render(
+        source[t],
+        cv2.resize(cv2.resize(kept["maps"][t], (64, 64)), (width, height)).clip(0, 1),
+        "heatmap",
+    )
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"file://{out / 'report.html'}")
+            assert page.text_content("#verdict").strip().startswith("Unusual")
+            assert page.locator("#importance polyline").count() == 1
+            page.fill("#scrub", str(t))
+            page.dispatch_event("#scrub", "input")
+            canvas = drawn(page, "unusual", "heatmap", t).astype(int)
+            assert canvas.shape == expected.shape
+            difference = np.abs(canvas - expected.astype(int)).max(-1)
+            assert np.mean(difference) < 8 and shown.max() > 0.5  # a map to see, drawn right
+            assert errors == []
+        finally:
+            browser.close()

@@ -154,6 +154,11 @@ def explain_command(
         exports=exports,
     )
     writable_path(out, "--out")
+    from vadx.normality import is_normality
+
+    if is_normality(model):  # a camera's normal: its own maps, no method to run
+        _explain_unusual(model, videos, list_file, out, start, end, settings)
+        return
     if is_batch(videos or [], list_file):
         if windows != "flagged" or window is not None or start is not None or end is not None:
             raise VadxError(
@@ -386,4 +391,34 @@ def xai_eval_command(
     console.print(
         f"{document.clips_scored} clips scored; wrote {out}/xai-eval.json, "
         "xai-eval.md, xai-eval.png"
+    )
+
+
+def _explain_unusual(model, videos, list_file, out, start, end, settings) -> None:
+    """``vadx explain CAMERA_MODEL VIDEO``: the report of the normality model's own maps."""
+    from vadx.batch import is_batch
+    from vadx.explanations.unusual import explain_unusual
+    from vadx.normality import load_normality
+
+    if is_batch(videos or [], list_file):
+        raise VadxError(
+            "a normality model's maps of many videos: vadx detect MODEL ARCHIVE --out DIR "
+            "draws them (unusual.mp4 per video); vadx explain takes one video"
+        )
+    loaded = load_normality(model)
+    with progress_bar("mapping") as advance:
+        done = explain_unusual(
+            loaded,
+            videos[0],
+            out,
+            start=start,
+            end=end,
+            settings=settings,
+            progress=lambda stage, d, t: advance(d, t, stage),
+        )
+    console.print(
+        f"frames {done.frames[0]}–{done.frames[1]}: most unusual frame {done.peak_frame} "
+        f"(score {done.peak_score:.2f} × the threshold), {done.events} event(s) in the video; "
+        f"wrote {out}/{done.report}",
+        soft_wrap=True,
     )

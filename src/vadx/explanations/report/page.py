@@ -29,6 +29,7 @@ from vadx.render.overlay import CONTOUR_COLOUR, CONTOUR_LEVELS, VIEWS, colourise
 if TYPE_CHECKING:
     from vadx.detect import Detection
     from vadx.explanations.clip import ClipExplanation, ExplainSettings
+    from vadx.video.preprocess import Geometry
 
 #: widest picture in the report's player (frames are scaled down to it)
 PLAYER_WIDTH = 480
@@ -69,31 +70,45 @@ def player_data(explained: ClipExplanation, settings: ExplainSettings) -> dict[s
     lies in them, and the colour table; heat map, contour and contours are drawn in the
     browser for the selected method, view, opacity and frame."""
     e = explained.explanation
-    height, width = display_size(explained.frames[0])
-    frames = [
-        cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in explained.frames
-    ]
-    g = explained.geometry
+    methods = {name: (a.display_name, a.display[0]) for name, a in e.maps.items()}
+    return player_payload(
+        explained.frames, explained.indices, explained.fps, explained.geometry, methods, settings
+    )
+
+
+def player_payload(
+    source_frames: Any,
+    numbers: Any,
+    fps: float,
+    geometry: Geometry,
+    methods: Mapping[str, tuple[str, np.ndarray]],
+    settings: ExplainSettings,
+) -> dict[str, Any]:
+    """:func:`player_data` from its parts: the source frames and their numbers, the
+    :class:`~vadx.video.preprocess.Geometry` of the model's frame, and each method's label
+    and display maps ``(T, H, W)`` in [0, 1] on the model's frame."""
+    height, width = display_size(source_frames[0])
+    frames = [cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in source_frames]
+    g = geometry
     box = [g.top, g.left, round(g.source_size[0] * g.scale_y), round(g.source_size[1] * g.scale_x)]
-    methods = {
-        name: {"label": a.display_name, "maps": data_uri(map_atlas(a.display[0]), "png")}
-        for name, a in e.maps.items()
-    }
     lut = colourise(np.arange(256, dtype=np.float32)[None] / 255, settings.colormap)[0]
     return {
         "frames": [data_uri(f) for f in frames],
         "size": [height, width],
         "map_size": list(g.size),
         "box": box,  # top, left, height, width of the source frame in the maps
-        "numbers": [int(i) for i in explained.indices],
-        "methods": methods,
+        "numbers": [int(i) for i in numbers],
+        "methods": {
+            name: {"label": label, "maps": data_uri(map_atlas(display), "png")}
+            for name, (label, display) in methods.items()
+        },
         "lut": lut.ravel().tolist(),
         "levels": list(CONTOUR_LEVELS),
         "contour": CONTOUR_COLOUR,
         "line": line_width(frames[0]),
         "view": settings.view,
         "opacity": settings.opacity,
-        "fps": explained.fps,
+        "fps": fps,
     }
 
 
@@ -101,8 +116,24 @@ def importance_svg(
     explained: ClipExplanation, width: int = 640, height: int = 170
 ) -> tuple[str, list[tuple[str, str]]]:
     """Inline SVG: one polyline per temporal estimator (each ÷ its largest magnitude)."""
-    e = explained.explanation
-    steps = len(explained.indices)
+    curves = []
+    for f in explained.explanation.temporal.values():
+        scores = np.asarray(f.scores[0], np.float64)
+        curves.append((f.display_name, scores / (np.abs(scores).max() or 1.0)))
+    return curves_svg(curves, explained.indices, width, height)
+
+
+def curves_svg(
+    curves: list[tuple[str, np.ndarray]],
+    numbers: Any,
+    width: int = 640,
+    height: int = 170,
+    bottom: float = -1.0,
+    marks: tuple[str, str] = ("+1", "−1"),
+) -> tuple[str, list[tuple[str, str]]]:
+    """Inline SVG of named curves over a clip's frames (values from ``bottom`` to 1, a line
+    at 0 and a marker the player moves), and its legend."""
+    steps = len(numbers)
     pad_l, pad_r, pad_t, pad_b = 34, 10, 10, 22
     inner_w, inner_h = width - pad_l - pad_r, height - pad_t - pad_b
 
@@ -110,7 +141,7 @@ def importance_svg(
         return pad_l + (t + 0.5) * inner_w / steps
 
     def y(v: float) -> float:
-        return pad_t + (1 - (v + 1) / 2) * inner_h
+        return pad_t + (1 - (v - bottom) / (1 - bottom)) * inner_h
 
     colours = ["#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e"]
     parts = [
@@ -122,24 +153,22 @@ def importance_svg(
         f'y2="{pad_t + inner_h}" stroke="#444" stroke-dasharray="3 3"/>',
     ]
     legend = []
-    for k, f in enumerate(e.temporal.values()):
-        scores = np.asarray(f.scores[0], np.float64)
-        peak = np.abs(scores).max() or 1.0
-        points = " ".join(f"{x(t):.1f},{y(v / peak):.1f}" for t, v in enumerate(scores))
+    for k, (name, values) in enumerate(curves):
+        points = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in enumerate(values))
         colour = colours[k % len(colours)]
         parts.append(
             f'<polyline fill="none" stroke="{colour}" stroke-width="1.8" '
-            f'points="{points}"><title>{f.display_name}</title></polyline>'
+            f'points="{points}"><title>{name}</title></polyline>'
         )
-        legend.append((f.display_name, colour))
+        legend.append((name, colour))
     for t in range(0, steps, max(1, steps // 10)):
         parts.append(
             f'<text x="{x(t):.1f}" y="{height - 6}" font-size="10" '
-            f'text-anchor="middle">{explained.indices[t]}</text>'
+            f'text-anchor="middle">{numbers[t]}</text>'
         )
     parts += [
-        f'<text x="4" y="{y(1) + 4:.1f}" font-size="10">+1</text>',
-        f'<text x="4" y="{y(-1):.1f}" font-size="10">−1</text>',
+        f'<text x="4" y="{y(1) + 4:.1f}" font-size="10">{marks[0]}</text>',
+        f'<text x="4" y="{y(bottom):.1f}" font-size="10">{marks[1]}</text>',
         "</svg>",
     ]
     return "\n".join(parts), legend
