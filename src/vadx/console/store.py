@@ -158,6 +158,16 @@ class EventStore:
             raise InputError(f"cannot open the database {_shown(self.url)}: {error.orig}") from None
         self.orphans = self._remove_orphan_clips()
 
+    @property
+    def database(self) -> str:
+        """The database as messages name it: the SQLite file, or the URL without its
+        password."""
+        return (
+            self.url.removeprefix("sqlite:///")
+            if self.url.startswith("sqlite:///")
+            else _shown(self.url)
+        )
+
     def close(self) -> None:
         """Release the database's connections."""
         self.engine.dispose()

@@ -1,0 +1,147 @@
+"""The console's faults (issue 30, item 6): a full disk stops the recording with a clear status
+while the cameras go on, the events wait in memory and are stored when writing works again."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import warnings
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tests.test_console import camera, wait_for
+from tests.test_console_serve import served
+from tests.test_console_store import disk_full
+from tests.test_watch_engine import thresholds
+from vadx.console import recording
+from vadx.console.recording import Recording, RecordingStatus
+from vadx.detect import DetectConfig
+from vadx.serve import create_app
+from vadx.video import encode
+
+NO_SPACE = os.strerror(errno.ENOSPC)
+
+
+@contextlib.contextmanager
+def no_space_for_files(target):
+    """``atomic_path`` on a full disk: creating the file fails."""
+    raise OSError(errno.ENOSPC, NO_SPACE, str(target))
+    yield  # pragma: no cover
+
+
+@pytest.fixture
+def quick_retries(monkeypatch):
+    """Failed writes tried again every 0.1–0.2 s, statuses every 0.2 s (not 1–30 s, 5 s)."""
+    monkeypatch.setattr(recording, "RETRY_FIRST", 0.1)
+    monkeypatch.setattr(recording, "RETRY_MOST", 0.2)
+    monkeypatch.setattr("vadx.console.service.STATUS_EVERY", 0.2)
+
+
+def said(caught, text: str) -> list[str]:
+    return [str(w.message) for w in caught if text in str(w.message)]
+
+
+def test_a_full_disk_stops_the_recording_and_the_cameras_go_on(
+    streets, stretched, tmp_path, monkeypatch, quick_retries
+):
+    fire, fight = streets
+    settings = thresholds(stretched, fire, DetectConfig(stride=2, step=1, domain="off"), 0.3, 0.7)
+    looped = {"loop": True, "pace": True}
+    cameras = [
+        camera(name, street, settings, **looped).model_copy(update={"model": "street"})
+        for name, street in (("door", fire), ("bay", fight))
+    ]
+    server = served(tmp_path, stretched, cameras)
+    console, client = server.console, TestClient(create_app(server))
+    store, hub = console.store, console.hub
+
+    def stored(camera: str | None = None) -> list:
+        return store.events(camera=camera, limit=1000)
+
+    def detected() -> int:  # events the cameras started, stored or not
+        return sum(s.events for s in hub.status())
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")  # as the command line shows warnings
+        console.start()
+        try:
+            wait_for(lambda: any(e.footage for e in stored()), 30)
+            assert (
+                console.recording.status.state == "recording" and not console.recording.status.lost
+            )
+            assert client.get("/api/health").json()["recording"] == "recording"
+
+            # 1. no room for files: the clips wait, the events' rows do not
+            monkeypatch.setattr(encode, "atomic_path", no_space_for_files)
+            wait_for(lambda: console.recording.status.state == "stopped", 30)
+            status = client.get("/api/recording").json()
+            assert status["reason"].startswith(f"disk full — {store.folder / 'events'}")
+            assert status["reason"].endswith(f": {NO_SPACE}") and status["since"] > 0
+            before = {name: len(stored(name)) for name in ("door", "bay")}
+            wait_for(lambda: all(len(stored(n)) > before[n] + 1 for n in before), 30)
+            assert all(s.state == "running" for s in hub.status())  # both cameras go on
+            assert console.recording.status.waiting >= 2  # their clips, in memory
+            assert client.get("/api/health").json()["recording"] == "stopped"
+            with client.stream("GET", "/api/live") as live:  # the page is told
+                data = next(x for x in live.iter_lines() if '"type": "status"' in x)
+            assert '"state": "stopped"' in data and "disk full" in data
+            monkeypatch.undo()
+            wait_for(lambda: console.recording.status.state == "recording", 30)
+            wait_for(lambda: all(e.footage for e in stored()), 30)  # the clips that waited
+            assert all((store.folder / e.footage / "clip.mp4").is_file() for e in stored())
+
+            # 2. the database full: the rows wait in memory, detection goes on
+            with disk_full(store.engine):
+                wait_for(lambda: console.recording.status.state == "stopped", 30)
+                reason = console.recording.status.reason
+                assert reason == f"disk full — {store.database}: database or disk is full"
+                rows, started = len(stored()), detected()
+                wait_for(lambda: detected() >= started + 2, 30)  # both cameras still analysed
+                assert len(stored()) == rows and console.recording.status.waiting >= 2
+                review = client.post(f"/api/events/{rows}/review", json={"reviewed": True})
+                assert review.status_code == 503 and "disk full" in review.json()["error"]
+                new = {"name": "yard", "source": str(fire), "model": "street"}
+                assert client.post("/api/cameras", json=new).status_code == 503
+                assert hub.names == ["door", "bay"]  # not kept, so not run either
+            wait_for(lambda: console.recording.status.state == "recording", 30)
+            wait_for(lambda: len(stored()) == detected(), 30)  # every event that waited
+        finally:
+            console.close()
+            server.jobs.close()
+    assert len(said(caught, "recording stopped: disk full")) == 2  # once per outage
+    assert len(said(caught, "recording resumed after")) == 2
+    assert console.recording.status.lost == 0
+    ids = [e.id for e in stored()]
+    assert len(ids) == len(set(ids)) == detected()
+    assert all(e.state == "ended" and e.footage for e in stored())
+
+
+def test_writes_wait_within_bounds_and_what_cannot_be_stored_is_said(monkeypatch, quick_retries):
+    monkeypatch.setattr(recording, "MOST_WAITING", 3)
+    state = Recording("vadx.sqlite")
+    writer = state.writer("clips")
+    full, done = [True], []
+
+    def write(number: int) -> None:
+        if full[0]:
+            raise OSError(errno.EDQUOT, os.strerror(errno.EDQUOT), f"/data/{number}.mp4")
+        done.append(number)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        assert [writer.submit(lambda n=n: write(n)) for n in range(4)] == [True] * 3 + [False]
+        wait_for(lambda: state.status.state == "stopped")
+        assert state.status.reason == "disk full — /data/0.mp4: " + os.strerror(errno.EDQUOT)
+        assert (state.status.waiting, state.status.lost) == (3, 1)
+        full[0] = False
+        wait_for(lambda: state.status == RecordingStatus(lost=1))
+        assert done == [0, 1, 2]  # in order, once writing works again
+        full[0] = True
+        writer.submit(lambda: write(9))
+        state.close(timeout=0.3)  # still failing: lost, and said
+    assert done == [0, 1, 2] and state.status.lost == 2
+    assert said(caught, "recording stopped: disk full") and said(caught, "recording resumed")
+    (lost,) = said(caught, "were not stored before vadx stopped")
+    assert lost.startswith("1 write(s)") and "(disk full — /data/9.mp4: Disk quota" in lost
