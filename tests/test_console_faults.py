@@ -145,3 +145,25 @@ def test_writes_wait_within_bounds_and_what_cannot_be_stored_is_said(monkeypatch
     assert said(caught, "recording stopped: disk full") and said(caught, "recording resumed")
     (lost,) = said(caught, "were not stored before vadx stopped")
     assert lost.startswith("1 write(s)") and "(disk full — /data/9.mp4: Disk quota" in lost
+
+
+def test_retention_the_database_refuses_is_tried_again_and_the_statuses_go_on(
+    tmp_path, quick_retries
+):
+    from tests.test_console_store import alert
+    from vadx.console.service import Console, Retention
+
+    console = Console([], tmp_path, retention=Retention(days=1), explain=False)
+    old = console.store.record("door", alert(1, "started", at=1000.0), "sha256:a")
+    console.store.record("door", alert(1, "ended", at=1000.0), "sha256:a")  # from 1970: pruned
+    with warnings.catch_warnings(record=True), console.listen() as inbox:
+        with disk_full(console.store.engine):
+            console.start()
+            wait_for(lambda: console.recording.status.state == "stopped")
+            reason = console.recording.status.reason
+            assert reason == f"disk full — {console.store.database}: database or disk is full"
+            states = [inbox.get(timeout=5).recording.state for _ in range(4)]
+            assert states[1:] == ["stopped"] * 3  # the housekeeping thread lives on
+        wait_for(lambda: console.recording.status.state == "recording")
+        assert console.store.events() == [] and old.id  # the old event pruned after all
+        console.close()
