@@ -1,12 +1,19 @@
 """The console's faults (issue 30, item 6): a full disk stops the recording with a clear status
-while the cameras go on, the events wait in memory and are stored when writing works again."""
+while the cameras go on, the events wait in memory and are stored when writing works again;
+and a server killed (SIGKILL) during an event ends it as interrupted at its next start, with
+every event recorded before still there."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
+import signal
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -167,3 +174,105 @@ def test_retention_the_database_refuses_is_tried_again_and_the_statuses_go_on(
         wait_for(lambda: console.recording.status.state == "recording")
         assert console.store.events() == [] and old.id  # the old event pruned after all
         console.close()
+
+
+# ------------------------------------------------------------------------ kill -9 mid-event
+def _children(pid: int) -> set[int]:
+    """The processes ``pid`` started (its explainer worker, multiprocessing's tracker)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        found.update(int(p) for p in task.read_text().split())
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"  # a zombie has exited
+
+
+def test_a_server_killed_during_an_event_ends_it_as_interrupted_at_its_next_start(
+    streets, stretched, tmp_path
+):
+    import httpx
+
+    from tests.streams import free_port
+    from vadx.models import save_model
+
+    fire, _ = streets
+    save_model(stretched, tmp_path / "street")
+    settings = thresholds(stretched, fire, DetectConfig(stride=2, step=1, domain="off"), 0.3, 0.7)
+    door = camera("door", fire, settings, loop=True, pace=True)  # a camera, in real time
+    document = {"door": {**door.model_dump(exclude={"name"}), "model": "street"}}
+    (tmp_path / "cameras.yaml").write_text(json.dumps({"cameras": document}))  # YAML 1.2
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/api/"
+    command = [sys.executable, "-m", "vadx", "serve", str(tmp_path / "street"), "--port", str(port)]
+    command += ["--cameras", str(tmp_path / "cameras.yaml"), "--data-dir", str(tmp_path / "data")]
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(Path(__file__).parents[1] / "src"),
+    }
+
+    logs: list = []
+
+    def serve(number: int) -> subprocess.Popen:
+        logs.append(open(tmp_path / f"serve-{number}.log", "w"))  # noqa: SIM115 (closed below)
+        return subprocess.Popen(command, stdout=logs[-1], stderr=subprocess.STDOUT, env=env)
+
+    def settled(event: dict, *changing: str) -> dict:  # without what may change meanwhile
+        return {k: v for k, v in event.items() if k not in ("explanation", "trust", *changing)}
+
+    def answer(path: str):
+        try:
+            return httpx.get(url + path, timeout=5).json()
+        except httpx.TransportError:
+            return None
+
+    def events() -> list[dict]:
+        return answer("events?limit=1000") or []
+
+    def fresh_event() -> bool:  # one just started (the last look had none): it lasts 0.8 s
+        nonlocal seen
+        previous, seen = seen, events()
+        started = bool(seen) and seen[0]["state"] == "active"
+        return started and bool(previous) and previous[0]["id"] != seen[0]["id"]
+
+    first, second, seen = serve(1), None, []
+    try:
+        # events ended with their clips, then one going on: kill the server in its middle
+        wait_for(lambda: any(e["footage"] and e["state"] == "ended" for e in events()), 60)
+        wait_for(fresh_event, 30)
+        workers = _children(first.pid)  # its explainer process, multiprocessing's tracker
+        first.kill()  # SIGKILL: no exit handler runs
+        first.wait(10)
+        killed, kept = seen[0], [e for e in seen if e["state"] == "ended"]
+        assert workers and kept and all(e["footage"] for e in kept)
+
+        second = serve(2)  # on the same data folder
+        wait_for(lambda: answer("health") is not None, 60)
+        after = {e["id"]: e for e in events()}
+        interrupted = after[killed["id"]]
+        assert interrupted["state"] == "ended"
+        assert interrupted["reason"] == "vadx stopped while the event lasted"
+        lasting = ("state", "reason", "footage")  # its clip may have been kept meanwhile
+        assert settled(interrupted, *lasting) == settled(killed, *lasting)
+        for event in kept:  # every event recorded before, as it was, with its files
+            assert settled(after[event["id"]]) == settled(event)
+            clip = httpx.get(f"{url}events/{event['id']}/files/clip.mp4", timeout=5)
+            assert clip.status_code == 200 and len(clip.content) > 1000
+        # and it serves again: the camera runs, its new events are stored
+        wait_for(lambda: max(e["id"] for e in events()) > max(after), 30)
+        # the killed server's explainer ends with its job in hand: no orphan is left behind
+        wait_for(lambda: not any(_alive(p) for p in workers), 20)
+        assert answer("cameras")[0]["status"]["state"] == "running"
+    finally:
+        for process in (first, second):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGINT)
+                process.wait(60)
+        for log in logs:
+            log.close()

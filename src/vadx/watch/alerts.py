@@ -182,7 +182,7 @@ def _serve(model, folder, settings, mp4, niceness, layout, jobs, results) -> Non
         os.nice(niceness)
     model.eval()
     results.put(("ready", 0, "", 0.0))
-    while (job := jobs.get()) is not None:
+    while (job := _next_job(jobs)) is not None:
         number, window, frames, fps, class_name, record = job
         began = time.perf_counter()
         try:
@@ -208,6 +208,16 @@ def _serve(model, folder, settings, mp4, niceness, layout, jobs, results) -> Non
             continue
         results.put(("done", number, str(out), time.perf_counter() - began))
     results.put(None)
+
+
+def _next_job(jobs: Any) -> Any:
+    """The next job; None when told to stop, or when the parent died (a SIGKILL runs none of
+    its cleanup: the worker must not outlive it)."""
+    parent = multiprocessing.parent_process()
+    while parent is None or parent.is_alive():
+        with contextlib.suppress(queue.Empty):
+            return jobs.get(timeout=1.0)
+    return None
 
 
 def _error_text(error: BaseException | str) -> str:
