@@ -81,6 +81,7 @@ def test_a_full_disk_stops_the_recording_and_the_cameras_go_on(
             assert client.get("/api/health").json()["recording"] == "recording"
 
             # 1. no room for files: the clips wait, the events' rows do not
+            atomic_path = encode.atomic_path
             monkeypatch.setattr(encode, "atomic_path", no_space_for_files)
             wait_for(lambda: console.recording.status.state == "stopped", 30)
             status = client.get("/api/recording").json()
@@ -94,7 +95,7 @@ def test_a_full_disk_stops_the_recording_and_the_cameras_go_on(
             with client.stream("GET", "/api/live") as live:  # the page is told
                 data = next(x for x in live.iter_lines() if '"type": "status"' in x)
             assert '"state": "stopped"' in data and "disk full" in data
-            monkeypatch.undo()
+            monkeypatch.setattr(encode, "atomic_path", atomic_path)  # room again
             wait_for(lambda: console.recording.status.state == "recording", 30)
             wait_for(lambda: all(e.footage for e in stored()), 30)  # the clips that waited
             assert all((store.folder / e.footage / "clip.mp4").is_file() for e in stored())

@@ -151,10 +151,10 @@ class Recording:
             resumed = not self._failing
             since = self._since or time.time()
         if resumed:
-            waiting = sum(len(w) for w in self.writers)
+            lost = f"; {self._lost} write(s) lost so far" if self._lost else ""
             say_outage(
-                f"recording resumed after {time.time() - since:.0f} s: the {waiting} write(s) "
-                f"that waited are being stored; {self._lost} lost so far"
+                f"recording resumed after {time.time() - since:.0f} s: writing works again, "
+                f"and what waited in memory is being stored in its order{lost}"
             )
 
     def lose(self, count: int = 1) -> None:
