@@ -177,6 +177,34 @@ def test_retention_the_database_refuses_is_tried_again_and_the_statuses_go_on(
         console.close()
 
 
+def test_what_fails_after_an_event_is_stored_does_not_store_it_again(
+    streets, stretched, tmp_path, monkeypatch, quick_retries
+):
+    from vadx.console import service
+
+    def no_more_processes(*args, **kwargs):
+        raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))  # fork: resource unavailable
+
+    monkeypatch.setattr(service, "AlertExplainer", no_more_processes)
+    fire, _ = streets
+    settings = thresholds(stretched, fire, DetectConfig(stride=2, step=1, domain="off"), 0.3, 0.7)
+    door = camera("door", fire, settings).model_copy(update={"model": "street"})
+    server = served(tmp_path, stretched, [door], explain=True)
+    console = server.console.start()
+    try:
+        wait_for(lambda: console.hub.status()[0].state == "ended")
+        wait_for(
+            lambda: all(e.footage for e in console.store.events()) and not len(console._events)
+        )
+        events = console.store.events()
+        assert len(events) == console.hub.status()[0].events >= 1  # each stored once
+        assert all(e.state == "ended" for e in events)
+        assert console.recording.status.state == "recording"  # not the disk: no outage
+    finally:
+        console.close()
+        server.jobs.close()
+
+
 # ------------------------------------------------------------------------ kill -9 mid-event
 def _children(pid: int) -> set[int]:
     """The processes ``pid`` started (its explainer worker, multiprocessing's tracker)."""

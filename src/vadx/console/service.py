@@ -193,16 +193,19 @@ class Console:
         (the clips' writer) and explain it."""
         before = self.store.open_event(camera, alert.id) if alert.kind == "ended" else None
         stored = self.store.record(camera, alert, model_id)
-        self._tell("new" if alert.kind == "started" else "end", stored, before)
-        if alert.kind == "started" and alert.window is not None:
-            footage = functools.partial(
-                self._keep_footage, stored.id, alert.window, alert.window_fps
-            )
-            self._clips.submit(footage, alert.window.nbytes)
-            if self.explain and isinstance(model, CRNN):  # a classifier's
-                window = (alert.window_frames[0], alert.window_frames[-1])
-                record = event_record(alert, stored.id, window_frames=window)
-                self._explainer(model).submit(stored.id, alert, record)
+        try:  # stored: a failure from here on must not make the writer store it again
+            self._tell("new" if alert.kind == "started" else "end", stored, before)
+            if alert.kind == "started" and alert.window is not None:
+                footage = functools.partial(
+                    self._keep_footage, stored.id, alert.window, alert.window_fps
+                )
+                self._clips.submit(footage, alert.window.nbytes)
+                if self.explain and isinstance(model, CRNN):  # a classifier's
+                    window = (alert.window_frames[0], alert.window_frames[-1])
+                    record = event_record(alert, stored.id, window_frames=window)
+                    self._explainer(model).submit(stored.id, alert, record)
+        except Exception:
+            LOG.exception("event %d (camera %s): after it was stored", stored.id, camera)
 
     def _explainer(self, model: CRNN) -> AlertExplainer:
         if id(model) not in self._explainers:
