@@ -121,14 +121,16 @@ def test_the_page_says_when_a_full_disk_stops_the_recording(
             wait_until(page, "document.querySelector('#live-state').textContent === 'live'")
             assert page.evaluate(f"{line}.hidden")
             atomic_path = encode.atomic_path
-            monkeypatch.setattr(encode, "atomic_path", no_space_for_files)  # the disk fills
-            wait_until(page, f"!{line}.hidden", 30)
-            text = page.evaluate(f"{line}.textContent")
-            assert text.startswith("Recording stopped since ") and "disk full — " in text
-            assert NO_SPACE in text and "The cameras are still watched" in text
-            assert page.evaluate(f"getComputedStyle({line}).backgroundColor") == "rgb(187, 0, 0)"
-            monkeypatch.setattr(encode, "atomic_path", atomic_path)  # room again
-            wait_until(page, f"{line}.hidden", 30)
+            with pytest.warns(UserWarning, match="recording (stopped|resumed)"):  # the log too
+                monkeypatch.setattr(encode, "atomic_path", no_space_for_files)  # the disk fills
+                wait_until(page, f"!{line}.hidden", 30)
+                text = page.evaluate(f"{line}.textContent")
+                assert text.startswith("Recording stopped since ") and "disk full — " in text
+                assert NO_SPACE in text and "The cameras are still watched" in text
+                background = page.evaluate(f"getComputedStyle({line}).backgroundColor")
+                assert background == "rgb(187, 0, 0)"
+                monkeypatch.setattr(encode, "atomic_path", atomic_path)  # room again
+                wait_until(page, f"{line}.hidden", 30)
             assert errors == [] and outside == []
     finally:
         server.console.close()

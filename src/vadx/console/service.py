@@ -119,6 +119,7 @@ class Console:
         self.explain = explain
         self.explain_settings = replace(EXPLAIN_SETTINGS, trust=trust)
         self._explainers: dict[int, AlertExplainer] = {}  # one worker per model
+        self._explainers_closed = False  # an event stored later (closing) is not explained
         declared = {c.name: c for c in cameras}
         declared.update({c.name: c for c in self.store.cameras()})
         self._listeners: list[queue.Queue[LiveMessage]] = []
@@ -200,7 +201,7 @@ class Console:
                     self._keep_footage, stored.id, alert.window, alert.window_fps
                 )
                 self._clips.submit(footage, alert.window.nbytes)
-                if self.explain and isinstance(model, CRNN):  # a classifier's
+                if self.explain and not self._explainers_closed and isinstance(model, CRNN):
                     window = (alert.window_frames[0], alert.window_frames[-1])
                     record = event_record(alert, stored.id, window_frames=window)
                     self._explainer(model).submit(stored.id, alert, record)
@@ -337,7 +338,8 @@ class Console:
         if self._thread is not None:
             self._thread.join(10)
         self.recording.flush(CLOSE_TIMEOUT)  # every started event's explanation asked for
-        for explainer in self._explainers.values():
+        self._explainers_closed = True
+        for explainer in list(self._explainers.values()):
             explainer.close(timeout=30)
         self.recording.close(CLOSE_TIMEOUT)
         self._close_outputs()
