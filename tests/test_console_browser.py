@@ -120,3 +120,46 @@ def detect_upload(url: str, frames, model, tmp_path) -> None:
     settings = {"stride": 2, "step": 1, "on": config.on, "off": config.off, "domain": "off"}
     request = {"kind": "detect", "video": uploaded["id"], "detect": settings}
     assert httpx.post(url + "api/jobs", json=request).status_code == 202
+
+
+def test_the_page_says_when_a_full_disk_stops_the_recording(
+    streets, stretched, tmp_path, monkeypatch
+):
+    from tests.test_console_faults import NO_SPACE, no_space_for_files
+    from vadx.console import recording
+    from vadx.console.service import Console
+    from vadx.serve import Server, serving
+    from vadx.video import encode
+
+    monkeypatch.setattr(recording, "RETRY_FIRST", 0.1)
+    monkeypatch.setattr(recording, "RETRY_MOST", 0.2)
+    monkeypatch.setattr("vadx.console.service.STATUS_EVERY", 0.3)
+    fire, _ = streets
+    settings = thresholds(stretched, fire, DetectConfig(stride=2, step=1, domain="off"), 0.3, 0.7)
+    door = camera("door", fire, settings, loop=True, pace=True).model_copy(update={"model": "m"})
+    server = Server({"m": stretched}, tmp_path / "data")
+    server.console = Console(
+        [door], server.data / "console", load=lambda ref: server.models[ref], explain=False
+    )
+    server.console.start()
+    line = "document.querySelector('#recording')"
+    try:
+        with serving(server) as url, browsing(url) as (page, errors, outside):
+            page.goto(url + "console")
+            wait_until(page, "document.querySelector('#live-state').textContent === 'live'")
+            assert page.evaluate(f"{line}.hidden")
+            atomic_path = encode.atomic_path
+            with pytest.warns(UserWarning, match="recording (stopped|resumed)"):  # the log too
+                monkeypatch.setattr(encode, "atomic_path", no_space_for_files)  # the disk fills
+                wait_until(page, f"!{line}.hidden", 30)
+                text = page.evaluate(f"{line}.textContent")
+                assert text.startswith("Recording stopped since ") and "disk full — " in text
+                assert NO_SPACE in text and "The cameras are still watched" in text
+                background = page.evaluate(f"getComputedStyle({line}).backgroundColor")
+                assert background == "rgb(187, 0, 0)"
+                monkeypatch.setattr(encode, "atomic_path", atomic_path)  # room again
+                wait_until(page, f"{line}.hidden", 30)
+            assert errors == [] and outside == []
+    finally:
+        server.console.close()
+        server.jobs.close()

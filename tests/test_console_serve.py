@@ -403,3 +403,22 @@ def test_upload_jobs_and_their_events_share_the_console_database(streets, stretc
     finally:
         again.console.close()
         again.jobs.close()
+
+
+def test_a_second_outage_of_the_broker_is_said_again():
+    import warnings
+
+    from tests.streams import free_port
+    from vadx.console.mqtt import MqttPublisher
+
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("default")  # as the command line shows warnings
+        publisher = MqttPublisher(MqttSettings.parse(f"127.0.0.1:{free_port()}"))
+        try:
+            for _ in range(2):  # an outage, the broker back (on_connect), another outage
+                publisher._said_down = False
+                publisher._on_connect_fail(publisher.client, None, "refused")
+        finally:
+            publisher.close(timeout=1)
+    lines = [str(w.message) for w in said if "cannot be reached (refused)" in str(w.message)]
+    assert len(lines) == 2

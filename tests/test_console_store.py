@@ -4,6 +4,7 @@ by age and size with nothing left half-deleted, and events a stopped vadx left o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
@@ -12,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from tests.streams import free_port
 from vadx.console.cameras import CameraConfig
@@ -166,6 +168,56 @@ def test_runtime_cameras_survive_a_restart(tmp_path):
     assert again.cameras()[0].detection.on == 0.7
     again.forget_camera("door")
     assert [c.name for c in again.cameras()] == ["bay"]
+
+
+def full_disk(cursor, statement, parameters, context) -> None:
+    """A ``do_execute`` listener: every write fails as SQLite's writes fail on a full disk."""
+    if statement.lstrip().upper().startswith(("INSERT", "UPDATE", "DELETE")):
+        raise sqlite3.OperationalError("database or disk is full")
+
+
+@contextlib.contextmanager
+def disk_full(engine: sa.Engine):
+    """Every write to ``engine``'s database fails (:func:`full_disk`) in the block."""
+    sa.event.listen(engine, "do_execute", full_disk)
+    try:
+        yield
+    finally:
+        sa.event.remove(engine, "do_execute", full_disk)
+
+
+def test_a_write_that_failed_changes_nothing_and_can_be_tried_again(tmp_path):
+    store = EventStore(tmp_path)
+    first = store.record("door", alert(1, "started"), "sha256:a")
+    for attempt in (alert(1, "ended", end=30, reason="score"), alert(2, "started", 40, 50)):
+        with disk_full(store.engine), pytest.raises(sa.exc.OperationalError, match="disk is full"):
+            store.record("door", attempt, "sha256:a")
+    # tried again: the event that lasted ends (its own row), the new one starts
+    ended = store.record("door", alert(1, "ended", end=30, reason="score"), "sha256:a")
+    started = store.record("door", alert(2, "started", 40, 50), "sha256:a")
+    assert (ended.id, ended.state, ended.end_frame) == (first.id, "ended", 30)
+    assert [(e.id, e.state) for e in store.events()] == [
+        (started.id, "active"),
+        (first.id, "ended"),
+    ]
+
+
+def test_a_database_that_cannot_be_written_at_start_is_one_clear_error(tmp_path):
+    store = EventStore(tmp_path)
+    store.record("door", alert(1, "started"), "sha256:a")  # left open: ended at the next start
+    store.close()
+    original = sa.create_engine
+
+    def create_engine(*args, **kwargs):
+        engine = original(*args, **kwargs)
+        sa.event.listen(engine, "do_execute", full_disk)
+        return engine
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sa, "create_engine", create_engine)
+        with pytest.raises(InputError, match=r"cannot open the database .*disk is full"):
+            EventStore(tmp_path)
+    assert EventStore(tmp_path).interrupted == 1  # room again: it opens, and ends the event
 
 
 def test_a_bad_database_url_is_one_clear_error(tmp_path):

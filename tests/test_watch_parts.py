@@ -88,6 +88,26 @@ def test_a_failing_explanation_is_counted_and_said_not_raised(tiny_model, tmp_pa
     assert explainer.stats.explained == 0 and "frames" in explainer.stats.last_error
 
 
+def test_an_explanation_the_disk_refuses_goes_to_the_caller_not_a_warning(
+    tiny_model, tmp_path, recwarn
+):
+    import errno
+
+    (tmp_path / "a-file").write_text("")  # where explanations go is no folder: ENOTDIR
+    refused: list = []
+    explainer = AlertExplainer(
+        tiny_model, tmp_path / "a-file", unwritten=lambda *given: refused.append(given)
+    )
+    window = np.zeros((2, 32, 32, 3), np.uint8)
+    assert explainer.submit(1, alert(window=window), event_record(alert(), 1))
+    explainer.close()
+    ((number, error),) = refused  # the caller says it (the console: its recording status)
+    assert number == 1 and isinstance(error, OSError) and error.errno == errno.ENOTDIR
+    assert str(tmp_path / "a-file") in error.filename
+    assert explainer.stats.failed == 1 and "Not a directory" in explainer.stats.last_error
+    assert not [w for w in recwarn if "explaining alert" in str(w.message)]
+
+
 def test_metrics_rates_and_latency_percentiles():
     metrics = LiveMetrics()
     assert metrics.snapshot(0, 0, 0).latency_ms == {"p50": None, "p95": None, "max": None}

@@ -27,11 +27,11 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 from urllib.parse import urlparse
 
+from vadx.console.recording import say_outage
 from vadx.errors import ConfigError
 
 
@@ -112,10 +112,9 @@ class MqttPublisher:
             self._said_down = True
             where = f"{self.settings.host}:{self.settings.port}"
             detail = f" ({reason})" if reason is not None else ""
-            warnings.warn(
+            say_outage(
                 f"the MQTT broker {where} cannot be reached{detail}; messages wait (at most "
-                f"{self.settings.queue}) and the connection is retried every 1 to 30 s",
-                stacklevel=1,
+                f"{self.settings.queue}) and the connection is retried every 1 to 30 s"
             )
 
     def event(self, kind: str, after: dict[str, Any], before: dict[str, Any] | None = None) -> None:

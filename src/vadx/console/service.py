@@ -4,6 +4,11 @@
 (:class:`~vadx.console.mqtt.MqttPublisher`), live listeners (the page's Server-Sent Events),
 and retention. ``vadx serve --cameras cameras.yaml`` runs one beside the upload API.
 
+Detection never waits on the disk: each event's row, clip and explanation are written by
+writer threads (:mod:`vadx.console.recording`), in order, and a full disk or a database that
+cannot be written stops the recording with a clear status (:attr:`Console.recording`) while
+the cameras go on; the events wait in memory and are stored when writing works again.
+
 Cameras come from the YAML file, then from the database: a camera added or changed through the
 API is kept there and runs again after a restart (it overrides the file's camera of the same
 name); one removed through the API is gone until the file or the API declares it again.
@@ -12,12 +17,13 @@ name); one removed through the API is gone until the file or the API declares it
 from __future__ import annotations
 
 import contextlib
+import functools
+import logging
 import queue
 import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -28,6 +34,7 @@ from vadx.console.cameras import CameraConfig
 from vadx.console.engine import CameraHub, CameraStatus
 from vadx.console.footage import EventFootage
 from vadx.console.mqtt import MqttPublisher, MqttSettings
+from vadx.console.recording import STORAGE_ERRORS, Recording, RecordingStatus
 from vadx.console.store import EVENTS_FOLDER, EventStore, StoredEvent
 from vadx.explanations.clip import ExplainSettings
 from vadx.models.crnn import CRNN
@@ -36,10 +43,13 @@ from vadx.watch.alerts import ALERT_SETTINGS, AlertExplainer, alert_verdict
 from vadx.watch.engine import Alert
 from vadx.watch.sinks import event_record
 
+LOG = logging.getLogger("vadx.console")
 #: how each event is explained: ``vadx watch``'s alert settings, the map drawn as a heat map
 EXPLAIN_SETTINGS: ExplainSettings = replace(ALERT_SETTINGS, view="heatmap")
 #: seconds between retention passes and between status messages
 RETENTION_EVERY, STATUS_EVERY = 600.0, 5.0
+#: seconds the console tries to store what waits when it closes
+CLOSE_TIMEOUT = 10.0
 
 
 @dataclass(frozen=True)
@@ -54,17 +64,23 @@ class Retention:
 @dataclass(frozen=True)
 class LiveMessage:
     """What a live listener receives: ``kind`` ``new`` / ``update`` / ``end`` with the
-    ``event``, or ``status`` with every camera's ``cameras``."""
+    ``event``, or ``status`` with every camera's ``cameras`` and the ``recording``."""
 
     kind: str
     event: StoredEvent | None = None
     cameras: tuple[CameraStatus, ...] = ()
+    recording: RecordingStatus | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The message as the page receives it."""
         if self.event is not None:
             return {"type": self.kind, "event": self.event.to_json()}
-        return {"type": self.kind, "cameras": [asdict(c) for c in self.cameras]}
+        recording = None if self.recording is None else asdict(self.recording)
+        return {
+            "type": self.kind,
+            "cameras": [asdict(c) for c in self.cameras],
+            "recording": recording,
+        }
 
 
 class Console:
@@ -109,12 +125,16 @@ class Console:
         self.explain = explain
         self.explain_settings = replace(EXPLAIN_SETTINGS, trust=trust)
         self._explainers: dict[int, AlertExplainer] = {}  # one worker per model
+        self._explainers_closed = False  # an event stored later (closing) is not explained
         declared = {c.name: c for c in cameras}
         declared.update({c.name: c for c in self.store.cameras()})
         self._listeners: list[queue.Queue[LiveMessage]] = []
         self._listeners_lock = threading.Lock()
-        self._clips = ThreadPoolExecutor(1, thread_name_prefix="vadx-clips")  # in order
         self._rows: dict[tuple[str, int], int] = {}  # (camera, engine's alert id) → event id
+        #: whether events are stored, and why not (a full disk…): module doc
+        self.recording = Recording(self.store.database)
+        self._events = self.recording.writer("events")  # rows, in order
+        self._clips = self.recording.writer("clips")  # each event's clip and thumbnail
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.publisher = MqttPublisher(mqtt) if mqtt is not None else None
@@ -133,44 +153,74 @@ class Console:
                 runtime=runtime,
             )
         except Exception:
+            self.recording.close(0)
             self._close_outputs()
             raise
 
     # ------------------------------------------------------------------------ cameras
     def add_camera(self, camera: CameraConfig) -> None:
-        """Run a new camera, and keep it for restarts."""
+        """Run a new camera, and keep it for restarts (one that cannot be kept, the disk
+        full…, does not run either)."""
         self.hub.add(camera)
-        self.store.save_camera(camera)
+        try:
+            self.store.save_camera(camera)
+        except STORAGE_ERRORS:
+            self.hub.remove(camera.name)
+            raise
 
     def change_camera(self, camera: CameraConfig) -> None:
-        """Run camera ``camera.name`` with new settings, and keep them for restarts."""
+        """Run camera ``camera.name`` with new settings, and keep them for restarts (settings
+        that cannot be kept are not run either)."""
+        previous = self.hub.config(camera.name)
         self.hub.change(camera)
-        self.store.save_camera(camera)
+        try:
+            self.store.save_camera(camera)
+        except STORAGE_ERRORS:
+            self.hub.change(previous)
+            raise
 
     def remove_camera(self, name: str) -> None:
-        """Stop camera ``name`` (its open events end) and forget it."""
-        self.hub.remove(name)
+        """Forget camera ``name`` and stop it (its open events end)."""
         self.store.forget_camera(name)
+        self.hub.remove(name)
         if self.publisher is not None:
             self.publisher.anomaly(name, False)
 
     # ------------------------------------------------------------------------- events
     def _alert(self, camera: str, alert: Alert) -> None:
-        before = self.store.open_event(camera, alert.id) if alert.kind == "ended" else None
-        stored = self.store.record(camera, alert, self.hub.model_id(camera))
-        self._tell("new" if alert.kind == "started" else "end", stored, before)
-        if alert.kind == "started":
-            self._rows[(camera, alert.id)] = stored.id  # for its footage, which comes later
-        if alert.kind == "started" and alert.window is not None:
-            covers = _covers(alert.window_frames, alert.window_times)
-            self._clips.submit(self._keep_footage, stored, alert.window, alert.window_fps, covers)
-            if self.explain and isinstance(self.hub.model(camera), CRNN):  # a classifier's
-                window = (alert.window_frames[0], alert.window_frames[-1])
-                record = event_record(alert, stored.id, window_frames=window)
-                self._explainer(camera).submit(stored.id, alert, record)
-
-    def _explainer(self, camera: str) -> AlertExplainer:
+        """An event started or ended (on the analysis thread): its row waits for the events'
+        writer, so that detection never waits on the disk."""
         model = self.hub.model(camera)
+        store = functools.partial(self._store, camera, self.hub.model_id(camera), model)
+        if alert.window is not None:
+            if self._events.submit(functools.partial(store, alert), alert.window.nbytes):
+                return
+            alert = replace(alert, window=None)  # memory holds no more: kept without its clip
+        self._events.submit(functools.partial(store, alert))
+
+    def _store(self, camera: str, model_id: str, model: Any, alert: Alert) -> None:
+        """Store an alert (the events' writer), tell the listeners, then keep its window
+        (the clips' writer) and explain it."""
+        before = self.store.open_event(camera, alert.id) if alert.kind == "ended" else None
+        stored = self.store.record(camera, alert, model_id)
+        try:  # stored: a failure from here on must not make the writer store it again
+            if alert.kind == "started":
+                self._rows[(camera, alert.id)] = stored.id  # for its footage, which comes later
+            self._tell("new" if alert.kind == "started" else "end", stored, before)
+            if alert.kind == "started" and alert.window is not None:
+                covers = _covers(alert.window_frames, alert.window_times)
+                footage = functools.partial(
+                    self._keep_footage, stored.id, alert.window, alert.window_fps, covers
+                )
+                self._clips.submit(footage, alert.window.nbytes)
+                if self.explain and not self._explainers_closed and isinstance(model, CRNN):
+                    window = (alert.window_frames[0], alert.window_frames[-1])
+                    record = event_record(alert, stored.id, window_frames=window)
+                    self._explainer(model).submit(stored.id, alert, record)
+        except Exception:
+            LOG.exception("event %d (camera %s): after it was stored", stored.id, camera)
+
+    def _explainer(self, model: CRNN) -> AlertExplainer:
         if id(model) not in self._explainers:
             self._explainers[id(model)] = AlertExplainer(
                 model,
@@ -178,28 +228,39 @@ class Console:
                 self.explain_settings,
                 mp4=True,
                 done=self._explained,
+                unwritten=self._unexplained,
                 layout=EVENTS_FOLDER + "/{number}/explanation",
             )
         return self._explainers[id(model)]
 
     def _explained(self, event_id: int, folder: Path, record: Any) -> None:
+        self.recording.worked("explanations")
+        self._events.submit(functools.partial(self._store_explanation, event_id, folder))
+
+    def _unexplained(self, event_id: int, error: OSError) -> None:
+        """An explanation the worker could not write (the disk full…): given up, and the
+        recording's status says why."""
+        self.recording.failed("explanations", error)
+        self.recording.lose()
+
+    def _store_explanation(self, event_id: int, folder: Path) -> None:
         before = self.store.event(event_id)
         trust = alert_verdict(folder) if self.explain_settings.trust else None
         relative = folder.relative_to(self.store.folder).as_posix()
         self.store.set_explanation(event_id, relative, trust)
         self._tell("update", self.store.event(event_id), before)
 
-    def _keep_footage(self, event: StoredEvent, frames: Any, fps: float, covers: dict) -> None:
-        """The event's window as ``clip.mp4`` and its middle frame as ``thumb.jpg``."""
+    def _keep_footage(self, event_id: int, frames: Any, fps: float, covers: dict) -> None:
+        """The event's window as ``clip.mp4`` and its middle frame as ``thumb.png``."""
         from vadx.video.encode import write_mp4, write_png
 
-        folder = self.store.footage_folder(event.id)
+        folder = self.store.footage_folder(event_id)
         folder.mkdir(parents=True, exist_ok=True)  # each file appears whole (atomic writes)
         write_png(folder / "thumb.png", frames[len(frames) // 2])
         write_mp4(folder / "clip.mp4", frames, fps=max(fps, 1.0))
-        before = self.store.event(event.id)
-        self.store.set_footage(event.id, folder.relative_to(self.store.folder).as_posix(), **covers)
-        self._tell("update", self.store.event(event.id), before)
+        before = self.store.event(event_id)
+        self.store.set_footage(event_id, folder.relative_to(self.store.folder).as_posix(), **covers)
+        self._tell("update", self.store.event(event_id), before)
 
     def keep_footage(
         self, event: StoredEvent, read: Callable[[], tuple[np.ndarray, float, np.ndarray]]
@@ -217,7 +278,7 @@ class Console:
                 )
                 return
             covers = _covers(list(numbers), [n / fps for n in numbers])
-            self._keep_footage(event, frames, fps, covers)
+            self._keep_footage(event.id, frames, fps, covers)
 
         self._clips.submit(keep)
 
@@ -227,9 +288,18 @@ class Console:
         self._tell(kind, event, None)
 
     def _footage(self, camera: str, footage: EventFootage) -> None:
+        """An event's footage is complete (on the analysis thread): once its row is stored
+        (the events' writer keeps the order), it replaces the event's window."""
+        if footage.frames:
+            nbytes = sum(f.data.nbytes for f in footage.frames)
+            self._events.submit(functools.partial(self._queue_footage, camera, footage), nbytes)
+
+    def _queue_footage(self, camera: str, footage: EventFootage) -> None:
         event_id = self._rows.pop((camera, footage.alert_id), None)
-        if event_id is not None and footage.frames:
-            self._clips.submit(self._replace_footage, event_id, footage)  # after the window's
+        if event_id is not None:
+            nbytes = sum(f.data.nbytes for f in footage.frames)
+            replace_it = functools.partial(self._replace_footage, event_id, footage)
+            self._clips.submit(replace_it, nbytes)  # after the window's
 
     def _replace_footage(self, event_id: int, footage: EventFootage) -> None:
         """The footage around the event (``pre_capture`` before it to ``post_capture`` after
@@ -238,23 +308,18 @@ class Console:
         file."""
         from vadx.video.encode import Mp4Writer, write_png
 
-        try:
-            folder = self.store.footage_folder(event_id)
-            folder.mkdir(parents=True, exist_ok=True)
-            if not (folder / "thumb.png").is_file():  # no window was kept
-                write_png(folder / "thumb.png", footage.frames[len(footage.frames) // 2].data)
-            size = footage.frames[0].data.shape[:2]
-            with Mp4Writer(folder / "clip.mp4", footage.fps, size) as mp4:
-                for frame in footage.frames:
-                    mp4.write(frame.data)
-            before = self.store.event(event_id)
-            covers = _covers(footage.numbers, footage.times)
-            self.store.set_footage(
-                event_id, folder.relative_to(self.store.folder).as_posix(), **covers
-            )
-            self._tell("update", self.store.event(event_id), before)
-        except Exception as error:  # the window stays; the cameras go on
-            warnings.warn(f"event {event_id}: its footage could not be kept: {error}", stacklevel=1)
+        folder = self.store.footage_folder(event_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        if not (folder / "thumb.png").is_file():  # no window was kept
+            write_png(folder / "thumb.png", footage.frames[len(footage.frames) // 2].data)
+        size = footage.frames[0].data.shape[:2]
+        with Mp4Writer(folder / "clip.mp4", footage.fps, size) as mp4:  # the window stays if not
+            for frame in footage.frames:
+                mp4.write(frame.data)
+        before = self.store.event(event_id)
+        covers = _covers(footage.numbers, footage.times)
+        self.store.set_footage(event_id, folder.relative_to(self.store.folder).as_posix(), **covers)
+        self._tell("update", self.store.event(event_id), before)
 
     def _tell(self, kind: str, event: StoredEvent, before: StoredEvent | None) -> None:
         if self.publisher is not None and event.source == "camera":
@@ -309,24 +374,45 @@ class Console:
     def _housekeeping(self) -> None:
         next_prune = 0.0
         while not self._stop.wait(STATUS_EVERY if next_prune else 0):
-            statuses = tuple(self.hub.status())
-            if self.publisher is not None:
-                for status in statuses:
-                    self.publisher.status(status.name, status)
-            self._broadcast(LiveMessage("status", cameras=statuses))
-            if time.monotonic() >= next_prune:
-                self.prune()
-                next_prune = time.monotonic() + RETENTION_EVERY
+            try:
+                self._report()
+                if time.monotonic() >= next_prune and self._prune():
+                    next_prune = time.monotonic() + RETENTION_EVERY
+            except Exception:  # logged; the status goes on
+                LOG.exception("the console's housekeeping failed")
+
+    def _report(self) -> None:
+        """Every camera's status and the recording's, to MQTT and the live listeners."""
+        statuses = tuple(self.hub.status())
+        if self.publisher is not None:
+            for status in statuses:
+                self.publisher.status(status.name, status)
+        self._broadcast(LiveMessage("status", cameras=statuses, recording=self.recording.status))
+
+    def _prune(self) -> bool:
+        """Retention; False when the database could not be written (the recording stops,
+        said once, and retention is tried again at the next status)."""
+        try:
+            self.prune()
+        except STORAGE_ERRORS as err:
+            self.recording.failed("retention", err)
+            return False
+        self.recording.worked("retention")
+        return True
 
     def close(self) -> None:
-        """Stop the cameras (open events end and are stored), then the outputs."""
+        """Stop the cameras (open events end and are stored), then the outputs. Writes that
+        cannot be stored within :data:`CLOSE_TIMEOUT` seconds (the disk full) are lost, and
+        said."""
         self._stop.set()
         self.hub.close()
         if self._thread is not None:
             self._thread.join(10)
-        self._clips.shutdown(wait=True)
-        for explainer in self._explainers.values():
+        self.recording.flush(CLOSE_TIMEOUT)  # every started event's explanation asked for
+        self._explainers_closed = True
+        for explainer in list(self._explainers.values()):
             explainer.close(timeout=30)
+        self.recording.close(CLOSE_TIMEOUT)
         self._close_outputs()
 
     def _close_outputs(self) -> None:

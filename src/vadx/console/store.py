@@ -212,14 +212,24 @@ class EventStore:
             raise InputError(f"cannot use the database {_shown(self.url)}: {error}") from None
         if sqlite:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
-        try:
-            self.revision = upgrade(self.engine)
-        except sa.exc.OperationalError as error:
-            raise InputError(f"cannot open the database {_shown(self.url)}: {error.orig}") from None
         self._lock = threading.Lock()
         self._open: dict[tuple[str, int], int] = {}  # (camera, engine's alert id) → row id
-        self.interrupted = self._end_interrupted()
+        try:
+            self.revision = upgrade(self.engine)
+            self.interrupted = self._end_interrupted()
+        except sa.exc.OperationalError as error:  # a server away, a full disk, a read-only file
+            raise InputError(f"cannot open the database {_shown(self.url)}: {error.orig}") from None
         self.orphans = self._remove_orphan_clips()
+
+    @property
+    def database(self) -> str:
+        """The database as messages name it: the SQLite file, or the URL without its
+        password."""
+        return (
+            self.url.removeprefix("sqlite:///")
+            if self.url.startswith("sqlite:///")
+            else _shown(self.url)
+        )
 
     def close(self) -> None:
         """Release the database's connections."""
@@ -228,7 +238,8 @@ class EventStore:
     # ------------------------------------------------------------------------- events
     def record(self, camera: str, alert: Any, model_id: str) -> StoredEvent:
         """Store an alert of :class:`~vadx.console.engine.CameraHub` (an event ``started``:
-        a new row, ``active``; ``ended``: that row, ``ended``); returns the row."""
+        a new row, ``active``; ``ended``: that row, ``ended``); returns the row. All or
+        nothing: after a failed write (a full disk…) the same alert can be stored again."""
         event = alert.event
         values = {
             **_event_values(event),
@@ -241,17 +252,22 @@ class EventStore:
             "model_id": model_id,
         }
         key = (camera, int(alert.id))
-        with self._lock, self.engine.begin() as db:
-            row_id = self._open.pop(key, None) if alert.kind == "ended" else None
-            if row_id is None:
-                row_id = db.execute(
-                    sa.insert(EVENTS).values(**values, reviewed=False)
-                ).inserted_primary_key[0]
-            else:
-                db.execute(sa.update(EVENTS).where(EVENTS.c.id == row_id).values(**values))
+        with self._lock:
+            with self.engine.begin() as db:
+                row_id = self._open.get(key) if alert.kind == "ended" else None
+                if row_id is None:
+                    row_id = db.execute(
+                        sa.insert(EVENTS).values(**values, reviewed=False)
+                    ).inserted_primary_key[0]
+                else:
+                    db.execute(sa.update(EVENTS).where(EVENTS.c.id == row_id).values(**values))
+                stored = _stored(db.execute(sa.select(EVENTS).where(EVENTS.c.id == row_id)).one())
+            # only once committed: a write that failed leaves the event as it was
             if alert.kind == "started":
-                self._open[key] = int(row_id)
-        return self.event(int(row_id))
+                self._open[key] = stored.id
+            else:
+                self._open.pop(key, None)
+        return stored
 
     def open_event(self, camera: str, alert_id: int) -> StoredEvent | None:
         """The stored row of an event the engine still has open (None: no such event)."""

@@ -1,7 +1,9 @@
 """The console's API (``vadx serve --cameras cameras.yaml``): the cameras with their live
 status (list, add, change, remove), their events (filter, review, the kept clip and
-thumbnail), and ``/api/live``, Server-Sent Events of every new, updated and ended event and
-of the cameras' status. Served only when the server runs a console."""
+thumbnail), whether the events are being stored (``/api/recording``), and ``/api/live``,
+Server-Sent Events of every new, updated and ended event and of the cameras' and the
+recording's status. Served only when the server runs a console. A change the database cannot
+take now (the disk full) is a 503 that says why."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import json
 import queue
 from typing import Annotated, Any, Literal
 
+import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi import Path as PathParameter
 from fastapi.responses import FileResponse, Response, StreamingResponse
@@ -18,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from vadx.console.cameras import NAME_PATTERN, CameraConfig, FootageSettings, camera_from
 from vadx.console.engine import CameraStatus
+from vadx.console.recording import RecordingStatus, describe
 from vadx.console.service import EXPLAIN_SETTINGS, Console
 from vadx.console.store import Source, StoredEvent
 from vadx.errors import VadxError
@@ -118,8 +122,27 @@ def console_router(routes: Routes, console: Console) -> APIRouter:
         second, dropped frames, last frame, reconnections, last error)."""
         return [camera_view(name) for name in console.hub.names]
 
+    def run(action: Any, *args: Any) -> Any:
+        """A console change: library errors as 400 (a model that cannot load, a source that
+        does not exist…), a database that cannot be written now as 503."""
+        try:
+            return action(*args)
+        except VadxError as err:
+            raise HTTPException(400, str(err)) from None
+        except sa.exc.OperationalError as err:
+            why = describe(err, console.store.database)
+            raise HTTPException(503, f"the change cannot be stored now: {why}") from None
+
     @route(
-        "post", "/api/cameras", "add_camera", 400, 409, 422, status_code=201, response_model=Camera
+        "post",
+        "/api/cameras",
+        "add_camera",
+        400,
+        409,
+        422,
+        503,
+        status_code=201,
+        response_model=Camera,
     )
     def add_camera(camera: NewCamera) -> Camera:
         """Add a camera; it starts at once and is kept for restarts. 409 if the name is
@@ -127,7 +150,7 @@ def console_router(routes: Routes, console: Console) -> APIRouter:
         if camera.name in console.hub.names:
             raise HTTPException(409, f"there is already a camera {camera.name!r}")
         config = checked(camera.name, CameraSettings(**camera.model_dump(exclude={"name"})))
-        _run(console.add_camera, config)
+        run(console.add_camera, config)
         return camera_view(camera.name)
 
     @route("get", "/api/cameras/{name}", "camera", 404, response_model=Camera)
@@ -153,18 +176,18 @@ def console_router(routes: Routes, console: Console) -> APIRouter:
         picture = _jpeg(frame) if frame is not None else _placeholder()
         return Response(picture, media_type="image/jpeg", headers=headers)
 
-    @route("put", "/api/cameras/{name}", "change_camera", 400, 404, 422, response_model=Camera)
+    @route("put", "/api/cameras/{name}", "change_camera", 400, 404, 422, 503, response_model=Camera)
     def change_camera(name: str, settings: CameraSettings) -> Camera:
         """Run a camera with new settings (its open events end first); kept for restarts."""
         exists(name)
-        _run(console.change_camera, checked(name, settings))
+        run(console.change_camera, checked(name, settings))
         return camera_view(name)
 
-    @route("delete", "/api/cameras/{name}", "remove_camera", 404, status_code=204)
+    @route("delete", "/api/cameras/{name}", "remove_camera", 404, 503, status_code=204)
     def remove_camera(name: str) -> Response:
         """Stop a camera and forget it (its open events end; its events stay)."""
         exists(name)
-        _run(console.remove_camera, name)
+        run(console.remove_camera, name)
         return Response(status_code=204)
 
     @route("get", "/api/events", "console_events", 422, response_model=list[StoredEvent])
@@ -206,6 +229,7 @@ def console_router(routes: Routes, console: Console) -> APIRouter:
         400,
         404,
         422,
+        503,
         response_model=StoredEvent,
     )
     def review(event_id: EventId, body: EventReview) -> StoredEvent:
@@ -214,8 +238,16 @@ def console_router(routes: Routes, console: Console) -> APIRouter:
         stored = _stored(console, event_id)
         mirror = routes.server.mirror
         if stored.source == "upload" and mirror is not None:
-            return mirror.review(stored, body.reviewed)
-        return console.store.review(event_id, body.reviewed)
+            return run(mirror.review, stored, body.reviewed)
+        return run(console.store.review, event_id, body.reviewed)
+
+    @route("get", "/api/recording", "recording", response_model=RecordingStatus)
+    def recording() -> RecordingStatus:
+        """Whether the cameras' events are being stored: ``recording``, or ``stopped`` while
+        the disk or the database cannot take them, with the ``reason`` (``disk full —
+        PATH: No space left on device``); the writes ``waiting`` in memory, which are stored
+        when writing works again; and those ``lost``."""
+        return console.recording.status
 
     @route(
         "get",
@@ -273,15 +305,6 @@ async def _stream(console: Console, request: Request):
                 continue
             quiet = 0.0
             yield f"event: {message.kind}\ndata: {json.dumps(message.to_json())}\n\n"
-
-
-def _run(action: Any, *args: Any) -> None:
-    """A console change, its library errors as 400 (a model that cannot load, a source that
-    does not exist…)."""
-    try:
-        action(*args)
-    except VadxError as err:
-        raise HTTPException(400, str(err)) from None
 
 
 def _stored(console: Console, event_id: int) -> StoredEvent:

@@ -26,7 +26,8 @@ def meta_router(routes: Routes) -> APIRouter:
 
     @router.get("/api/health", operation_id="health", response_model=schema.Health)
     def health() -> schema.Health:
-        """Liveness, version, models, and how many jobs are in each state (no token needed)."""
+        """Liveness, version, models, how many jobs are in each state, and whether the cameras'
+        events are being stored (no token needed)."""
         states: dict[str, int] = {}
         for job in server.jobs.jobs.values():
             states[job.state] = states.get(job.state, 0) + 1
@@ -36,6 +37,7 @@ def meta_router(routes: Routes) -> APIRouter:
             models=list(server.models),
             jobs=states,
             token_required=guarded,
+            recording=None if server.console is None else server.console.recording.status.state,
         )
 
     @route("get", "/api/models", "models", response_model=list[schema.ModelInfo])

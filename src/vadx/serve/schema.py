@@ -42,6 +42,8 @@ ERRORS = {
     429: "Too many jobs are queued or running: try again after `Retry-After` seconds",
     415: "The upload is not a video vadx can analyse (its container or its frames)",
     422: "The request does not match this document: the field and the rule it breaks",
+    503: "The cameras' database cannot be written now (the disk is full, the database server "
+    "is away): nothing was changed; try again later (`GET /api/recording` says why)",
 }
 
 
@@ -203,6 +205,11 @@ class Health(BaseModel):
     models: list[str]
     jobs: dict[str, int] = Field(description="how many jobs are in each state")
     token_required: bool
+    recording: Literal["recording", "stopped"] | None = Field(
+        None,
+        description="whether the cameras' events are stored (`GET /api/recording` says why "
+        "not); null when the server watches no cameras",
+    )
 
 
 class ModelInfo(BaseModel):

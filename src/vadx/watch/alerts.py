@@ -54,6 +54,9 @@ class AlertExplainer:
     a collector thread) with each finished explanation.
 
     Args:
+        unwritten: called (from the collector thread) with the alert's number and the error
+            when an explanation could not be written (an :class:`OSError`: the disk full…),
+            instead of a warning line.
         niceness: added to the worker's scheduling niceness (POSIX), so capture and detection
             get the CPU first.
         layout: where each alert's explanation goes under ``folder`` (``{number}``: the alert's
@@ -69,11 +72,13 @@ class AlertExplainer:
         mp4: bool = False,
         capacity: int = 4,
         done: Callable[[int, Path, EventRecord], None] | None = None,
+        unwritten: Callable[[int, OSError], None] | None = None,
         niceness: int = 10,
         layout: str = ALERT_LAYOUT,
     ) -> None:
         self.folder = Path(folder)
         self.done = done
+        self.unwritten = unwritten
         self.stats = ExplainerStats()
         self._records: dict[int, EventRecord] = {}
         self.ready = threading.Event()
@@ -150,8 +155,11 @@ class AlertExplainer:
             record = self._records.pop(number, None)
             if kind == "failed":  # counted, and said: an operator must see it
                 self.stats.failed += 1
-                self.stats.last_error = value
-                warnings.warn(f"explaining alert {number} failed: {value}", stacklevel=1)
+                self.stats.last_error = text = _error_text(value)
+                if isinstance(value, OSError) and self.unwritten is not None:
+                    self.unwritten(number, value)
+                else:
+                    warnings.warn(f"explaining alert {number} failed: {text}", stacklevel=1)
                 continue
             self.stats.explained += 1
             self.stats.seconds.append(seconds)
@@ -174,7 +182,7 @@ def _serve(model, folder, settings, mp4, niceness, layout, jobs, results) -> Non
         os.nice(niceness)
     model.eval()
     results.put(("ready", 0, "", 0.0))
-    while (job := jobs.get()) is not None:
+    while (job := _next_job(jobs)) is not None:
         number, window, frames, fps, class_name, record = job
         began = time.perf_counter()
         try:
@@ -191,11 +199,29 @@ def _serve(model, folder, settings, mp4, niceness, layout, jobs, results) -> Non
                 class_name=class_name,
                 record=record,
             )
+        except OSError as err:  # the disk (full, read-only…): the parent decides how to say it
+            plain = OSError(err.errno, err.strerror, err.filename)  # a library's may not pickle
+            results.put(("failed", number, plain if err.errno else _error_text(err), 0.0))
+            continue
         except Exception as err:  # an explanation must never take detection down
-            results.put(("failed", number, f"{type(err).__name__}: {err}", 0.0))
+            results.put(("failed", number, _error_text(err), 0.0))
             continue
         results.put(("done", number, str(out), time.perf_counter() - began))
     results.put(None)
+
+
+def _next_job(jobs: Any) -> Any:
+    """The next job; None when told to stop, or when the parent died (a SIGKILL runs none of
+    its cleanup: the worker must not outlive it)."""
+    parent = multiprocessing.parent_process()
+    while parent is None or parent.is_alive():
+        with contextlib.suppress(queue.Empty):
+            return jobs.get(timeout=1.0)
+    return None
+
+
+def _error_text(error: BaseException | str) -> str:
+    return error if isinstance(error, str) else f"{type(error).__name__}: {error}"
 
 
 def write_alert(

@@ -220,6 +220,17 @@
     if (event.id === state.current && message.type === "update") select(event.id);
   }
 
+  // ---------------------------------------------------------------- recording
+  function recording(status) {  // a full disk stops the recording: said until it resumes
+    const line = $("recording");
+    line.hidden = !status || status.state !== "stopped";
+    if (line.hidden) return;
+    const since = status.since ? ` since ${new Date(status.since * 1000).toLocaleTimeString()}` : "";
+    line.textContent = `Recording stopped${since}: ${status.reason}. The cameras are still watched; `
+      + `${status.waiting} write(s) of events and clips wait in memory and are stored when writing works again`
+      + (status.lost ? `; ${status.lost} lost` : "") + ".";
+  }
+
   // --------------------------------------------------------------------- live
   function live() {
     const source = new EventSource(withToken("api/live"));
@@ -229,7 +240,8 @@
       source.addEventListener(kind, (e) => arrived(JSON.parse(e.data)));
     }
     source.addEventListener("status", (e) => {
-      const statuses = JSON.parse(e.data).cameras;
+      const message = JSON.parse(e.data), statuses = message.cameras;
+      recording(message.recording);
       for (const s of statuses) {
         const camera = state.cameras.find((c) => c.name === s.name);
         if (camera) { camera.status = s; tile(camera); }
@@ -267,6 +279,7 @@
       say("this server watches no cameras: start it with vadx serve MODEL --cameras cameras.yaml", true);
       return;
     }
+    recording(await api("api/recording"));
     await loadEvents();
     live();
     refreshPictures();
