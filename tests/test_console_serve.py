@@ -422,3 +422,48 @@ def test_a_second_outage_of_the_broker_is_said_again():
             publisher.close(timeout=1)
     lines = [str(w.message) for w in said if "cannot be reached (refused)" in str(w.message)]
     assert len(lines) == 2
+
+
+def test_an_event_whose_explanation_failed_says_why(streets, stretched, settings, tmp_path):
+    """An explanation the worker fails on (here: a layer the model does not have) is kept
+    with its event (``explanation_error``, in the API and the page's caption), not only in
+    the log."""
+    from dataclasses import replace
+
+    street, model = streets, stretched
+    door = camera("door", street[0], settings).model_copy(update={"model": "street"})
+    server = served(tmp_path, model, [door], explain=True)
+    console = server.console
+    console.explain_settings = replace(console.explain_settings, layer="no-such-layer")
+    client = TestClient(create_app(server))
+    with pytest.warns(UserWarning, match="explaining alert .* failed"):
+        console.start()
+        try:
+            wait_for(lambda: console.hub.status()[0].state == "ended")
+            wait_for(lambda: all(e.explanation_error for e in console.store.events()), 120)
+        finally:
+            console.close()
+            server.jobs.close()
+    events = client.get("/api/events").json()
+    assert events and all(e["explanation"] is None for e in events)
+    assert all("no-such-layer" in e["explanation_error"] for e in events), events
+
+
+def test_an_event_the_busy_explainer_skips_says_so(
+    streets, stretched, settings, tmp_path, monkeypatch
+):
+    from vadx.console.service import EXPLAIN_QUEUE
+    from vadx.watch.alerts import AlertExplainer
+
+    monkeypatch.setattr(AlertExplainer, "submit", lambda *_: False)  # its queue full
+    door = camera("door", streets[0], settings).model_copy(update={"model": "street"})
+    server = served(tmp_path, stretched, [door], explain=True)
+    console = server.console.start()
+    try:
+        wait_for(lambda: console.hub.status()[0].state == "ended")
+        wait_for(lambda: all(e.explanation_error for e in console.store.events()), 60)
+    finally:
+        console.close()
+        server.jobs.close()
+    reasons = {e.explanation_error for e in console.store.events()}
+    assert reasons == {f"not explained: the explainer was busy with {EXPLAIN_QUEUE} others"}

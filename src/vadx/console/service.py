@@ -50,6 +50,9 @@ EXPLAIN_SETTINGS: ExplainSettings = replace(ALERT_SETTINGS, view="heatmap")
 RETENTION_EVERY, STATUS_EVERY = 600.0, 5.0
 #: seconds the console tries to store what waits when it closes
 CLOSE_TIMEOUT = 10.0
+#: windows waiting to be explained, per model; an event that finds them all taken is not
+#: explained, and says so (``explanation_error``)
+EXPLAIN_QUEUE = 4
 
 
 @dataclass(frozen=True)
@@ -216,7 +219,9 @@ class Console:
                 if self.explain and not self._explainers_closed and isinstance(model, CRNN):
                     window = (alert.window_frames[0], alert.window_frames[-1])
                     record = event_record(alert, stored.id, window_frames=window)
-                    self._explainer(model).submit(stored.id, alert, record)
+                    if not self._explainer(model).submit(stored.id, alert, record):
+                        busy = f"not explained: the explainer was busy with {EXPLAIN_QUEUE} others"
+                        self._store_explanation_error(stored.id, busy)
         except Exception:
             LOG.exception("event %d (camera %s): after it was stored", stored.id, camera)
 
@@ -229,6 +234,8 @@ class Console:
                 mp4=True,
                 done=self._explained,
                 unwritten=self._unexplained,
+                failed=self._explanation_failed,
+                capacity=EXPLAIN_QUEUE,
                 layout=EVENTS_FOLDER + "/{number}/explanation",
             )
         return self._explainers[id(model)]
@@ -242,6 +249,16 @@ class Console:
         recording's status says why."""
         self.recording.failed("explanations", error)
         self.recording.lose()
+        self._explanation_failed(event_id, f"its explanation could not be written: {error}")
+
+    def _explanation_failed(self, event_id: int, reason: str) -> None:
+        """Explaining an event failed (the collector thread): why, kept with the event."""
+        self._events.submit(functools.partial(self._store_explanation_error, event_id, reason))
+
+    def _store_explanation_error(self, event_id: int, reason: str) -> None:
+        before = self.store.event(event_id)
+        self.store.set_explanation_error(event_id, reason)
+        self._tell("update", self.store.event(event_id), before)
 
     def _store_explanation(self, event_id: int, folder: Path) -> None:
         before = self.store.event(event_id)

@@ -86,6 +86,7 @@ EVENTS = sa.Table(
     sa.Column("footage_end_frame", sa.Integer, nullable=True),
     sa.Column("footage_start_time", sa.Float, nullable=True),
     sa.Column("footage_end_time", sa.Float, nullable=True),
+    sa.Column("explanation_error", sa.String(512), nullable=True),
 )
 JOBS = sa.Table(
     "jobs",
@@ -146,6 +147,8 @@ class StoredEvent:
     footage_end_frame: int | None = None
     footage_start_time: float | None = None
     footage_end_time: float | None = None
+    #: why it has no explanation: the explainer failed on it, or was busy with others
+    explanation_error: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The event as the API and MQTT messages carry it."""
@@ -306,6 +309,15 @@ class EventStore:
                 sa.update(EVENTS)
                 .where(EVENTS.c.id == event_id)
                 .values(explanation=folder, trust=trust)
+            )
+
+    def set_explanation_error(self, event_id: int, reason: str) -> None:
+        """Record why an event has no explanation (at most 512 characters)."""
+        with self.engine.begin() as db:
+            db.execute(
+                sa.update(EVENTS)
+                .where(EVENTS.c.id == event_id)
+                .values(explanation_error=reason[:512])
             )
 
     def footage_folder(self, event_id: int) -> Path:

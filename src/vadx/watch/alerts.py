@@ -57,6 +57,8 @@ class AlertExplainer:
         unwritten: called (from the collector thread) with the alert's number and the error
             when an explanation could not be written (an :class:`OSError`: the disk full…),
             instead of a warning line.
+        failed: called (from the collector thread) with the alert's number and why, when
+            explaining it failed otherwise (besides the warning line).
         niceness: added to the worker's scheduling niceness (POSIX), so capture and detection
             get the CPU first.
         layout: where each alert's explanation goes under ``folder`` (``{number}``: the alert's
@@ -73,12 +75,14 @@ class AlertExplainer:
         capacity: int = 4,
         done: Callable[[int, Path, EventRecord], None] | None = None,
         unwritten: Callable[[int, OSError], None] | None = None,
+        failed: Callable[[int, str], None] | None = None,
         niceness: int = 10,
         layout: str = ALERT_LAYOUT,
     ) -> None:
         self.folder = Path(folder)
         self.done = done
         self.unwritten = unwritten
+        self.failed = failed
         self.stats = ExplainerStats()
         self._records: dict[int, EventRecord] = {}
         self.ready = threading.Event()
@@ -160,6 +164,11 @@ class AlertExplainer:
                     self.unwritten(number, value)
                 else:
                     warnings.warn(f"explaining alert {number} failed: {text}", stacklevel=1)
+                    if self.failed is not None:
+                        try:
+                            self.failed(number, text)
+                        except Exception as err:  # a callback must not stop the collector
+                            self.stats.last_error = f"{type(err).__name__}: {err}"
                 continue
             self.stats.explained += 1
             self.stats.seconds.append(seconds)

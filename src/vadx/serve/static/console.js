@@ -176,8 +176,10 @@
     $("clip-caption").textContent =
       `${event.camera} · ${event.class_name} · ${Math.round(event.peak_probability * 100)}% · ${when(event.started_at)}`;
     if (event.trust) $("clip-caption").textContent += ` · explanation ${event.trust}`;
+    if (event.explanation_error) $("clip-caption").textContent += ` · ${event.explanation_error}`;
     if (covers(event)) $("clip-caption").textContent += ` · ${covers(event)}`;
-    $("show-explanation").title = event.trust ? `trust verdict: ${event.trust} (docs/trust.md)` : "";
+    $("show-explanation").title = event.trust ? `trust verdict: ${event.trust} (docs/trust.md)`
+      : event.explanation_error || "";
     $("show-explanation").disabled = !event.explanation;
     $("show-window").disabled = !event.footage;
     play(event, event.explanation ? "explanation" : "window");
