@@ -166,7 +166,7 @@ def test_the_architecture_page_lists_the_layers_in_their_order():
 JSON_DOCUMENTS = {
     "explain/result.py:manifest",  # manifest.json
     "models/checkpoint.py:_json_ready",  # a checkpoint's free-form metadata
-    "explanations/report/page.py:player_data",  # the JSON inside report.html
+    "explanations/report/page.py:player_payload",  # the JSON inside report.html
     "serve/schema.py:openapi",  # the OpenAPI document
 }
 

@@ -438,7 +438,9 @@ class Console:
         self.store.close()
 
 
-def _covers(frames: Sequence[int], times: Sequence[float]) -> dict[str, Any]:
+def _covers(
+    frames: Sequence[int], times: Sequence[float]
+) -> dict[str, tuple[int, int] | tuple[float, float]]:
     """What a clip.mp4 covers, as the store records it: its first and last frames and times
     (nothing when they are not known)."""
     if not frames or not times:

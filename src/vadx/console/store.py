@@ -544,7 +544,7 @@ class EventStore:
             ).rowcount
 
 
-def _event_values(event: Event) -> dict[str, Any]:
+def _event_values(event: Event) -> dict[str, str | int | float | None]:
     """An event's own columns: class, frames, times and scores."""
     return {
         "class_name": event.class_name,

@@ -62,9 +62,6 @@ class UnusualExplanation:
     events: int
     report: str
 
-    def to_json(self) -> dict[str, object]:
-        return asdict(self)
-
 
 def explain_unusual(
     model: NormalityModel,
@@ -133,8 +130,9 @@ def _span(
         if not 0 <= first <= last < count:
             raise InputError(
                 f"frames {first}–{last} are not inside the video's {count} frames "
-                f"(0–{count - 1}): give 0 ≤ --start ≤ --end ≤ {count - 1}",
+                f"(0–{count - 1}): give 0 ≤ {{start}} ≤ {{end}} ≤ {count - 1}",
                 "start",
+                "end",
             )
         return first, last
     if detection.events:

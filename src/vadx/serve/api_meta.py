@@ -4,7 +4,6 @@ methods a job may name."""
 from __future__ import annotations
 
 import functools
-from typing import TYPE_CHECKING
 
 from fastapi import APIRouter
 
@@ -14,9 +13,7 @@ from vadx.normality import CLASSES as NORMALITY_CLASSES
 from vadx.normality import NormalityModel
 from vadx.serve import schema
 from vadx.serve.routing import Routes
-
-if TYPE_CHECKING:
-    from vadx.serve.server import ServedModel
+from vadx.serve.served import ServedModel
 
 
 def meta_router(routes: Routes) -> APIRouter:

@@ -14,7 +14,6 @@ import logging
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -24,7 +23,6 @@ from starlette.routing import Match
 
 from vadx._version import __version__
 from vadx.errors import VadxError
-from vadx.models import load_model
 from vadx.serve import schema
 from vadx.serve.api_jobs import jobs_router
 from vadx.serve.api_meta import meta_router
@@ -33,7 +31,8 @@ from vadx.serve.guard import Guard, uvicorn_config
 from vadx.serve.pages import pages_router
 from vadx.serve.routing import Routes
 from vadx.serve.schema import JobRequest
-from vadx.serve.server import ServedModel, Server
+from vadx.serve.served import load_models
+from vadx.serve.server import Server
 from vadx.serve.storage import ID
 
 LOG = logging.getLogger("vadx.serve")
@@ -113,20 +112,6 @@ def create_app(server: Server) -> FastAPI:
     for router in routers:
         app.include_router(router)
     return app
-
-
-def load_models(paths: list[Path]) -> dict[str, ServedModel]:
-    """Checkpoints by name (the folder's name; ``run/best`` → ``run-best`` when needed):
-    classifiers, and normality models (``vadx learn-normal``)."""
-    from vadx.normality import is_normality, load_normality
-
-    models: dict[str, ServedModel] = {}
-    for path in paths:
-        name = path.name if path.name not in ("best", "last") else f"{path.parent.name}-{path.name}"
-        while name in models:
-            name += "+"
-        models[name] = load_normality(path) if is_normality(path) else load_model(path)
-    return models
 
 
 @contextlib.contextmanager

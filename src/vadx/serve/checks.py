@@ -4,8 +4,6 @@ names — each worded for the API's client."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from vadx.detect import check_domain_mode, window_spacing
 from vadx.errors import VadxError
 from vadx.explain.targets import check_target as check_model_target
@@ -13,9 +11,7 @@ from vadx.explanations.clip import ExplainSettings, parse_target
 from vadx.models.crnn import CRNN
 from vadx.normality import NormalityModel
 from vadx.serve.schema import JobParams, Video
-
-if TYPE_CHECKING:
-    from vadx.serve.server import ServedModel
+from vadx.serve.served import ServedModel
 
 
 def check_job(params: JobParams, video: Video, model: ServedModel) -> None:

@@ -9,7 +9,6 @@ import logging
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from vadx.detect import Detection, detect
 from vadx.detect.files import write_detection
@@ -21,10 +20,8 @@ from vadx.normality import NormalityModel, detection_of, write_map_video
 from vadx.serve.checks import explain_settings
 from vadx.serve.job_store import Job, JobCancelled, JobFailed
 from vadx.serve.schema import DetectResult, ExplainResult, JobParams
+from vadx.serve.served import ServedModel
 from vadx.serve.storage import VideoStore, label, redact_paths, without_paths
-
-if TYPE_CHECKING:
-    from vadx.serve.server import ServedModel
 
 #: detections kept in memory for the explanations that follow them
 KEPT_DETECTIONS = 16

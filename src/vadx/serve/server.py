@@ -9,20 +9,15 @@ from typing import TYPE_CHECKING
 from fastapi import HTTPException
 
 from vadx.errors import VadxError
-from vadx.models.crnn import CRNN
-from vadx.normality import NormalityModel
 from vadx.serve.guard import Limits
 from vadx.serve.job_mirror import JobMirror
 from vadx.serve.job_store import JobStore
 from vadx.serve.runners import Runners
+from vadx.serve.served import ServedModel
 from vadx.serve.storage import VideoStore
 
 if TYPE_CHECKING:
     from vadx.console.service import Console
-
-
-#: a model the server serves: a classifier, or a camera's normal (``vadx learn-normal``)
-ServedModel = CRNN | NormalityModel
 
 
 class Server:

@@ -64,18 +64,6 @@ def map_atlas(display: np.ndarray) -> np.ndarray:
     return np.round(values * 255).astype(np.uint8).reshape(-1, values.shape[-1])
 
 
-def player_data(explained: ClipExplanation, settings: ExplainSettings) -> dict[str, Any]:
-    """What the report's player draws from: each frame once (JPEG at display size), each
-    method's raw display maps (8-bit, at the model's input size) with where the source frame
-    lies in them, and the colour table; heat map, contour and contours are drawn in the
-    browser for the selected method, view, opacity and frame."""
-    e = explained.explanation
-    methods = {name: (a.display_name, a.display[0]) for name, a in e.maps.items()}
-    return player_payload(
-        explained.frames, explained.indices, explained.fps, explained.geometry, methods, settings
-    )
-
-
 def player_payload(
     source_frames: Any,
     numbers: Any,
@@ -84,9 +72,11 @@ def player_payload(
     methods: Mapping[str, tuple[str, np.ndarray]],
     settings: ExplainSettings,
 ) -> dict[str, Any]:
-    """:func:`player_data` from its parts: the source frames and their numbers, the
-    :class:`~vadx.video.preprocess.Geometry` of the model's frame, and each method's label
-    and display maps ``(T, H, W)`` in [0, 1] on the model's frame."""
+    """What the report's player draws from (the JSON inside report.html): each frame once
+    (JPEG at display size), each method's raw display maps (8-bit, at the model's input
+    size: ``methods`` gives each one's label and maps ``(T, H, W)`` in [0, 1]) with where the
+    source frame lies in them (``geometry``), and the colour table; heat map, contour and
+    contours are drawn in the browser for the selected method, view, opacity and frame."""
     height, width = display_size(source_frames[0])
     frames = [cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in source_frames]
     g = geometry
@@ -300,7 +290,16 @@ def write_report(
         else None,
         importance=importance,
         legend=legend,
-        player=json.dumps(player_data(explained, settings)),
+        player=json.dumps(
+            player_payload(
+                explained.frames,
+                explained.indices,
+                explained.fps,
+                explained.geometry,
+                {name: (a.display_name, a.display[0]) for name, a in e.maps.items()},
+                settings,
+            )
+        ),
         viewer=VIEWER.read_text(encoding="utf-8"),
         methods=[
             (m, a.display_name, METHODS[m].description if m in METHODS else "")
