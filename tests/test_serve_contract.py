@@ -218,4 +218,4 @@ def test_the_console_api_keeps_its_documented_contract_under_fuzzing(tmp_path, c
         server.jobs.close()
     assert not run["errors"], [getattr(e, "info", e) for e in run["errors"]]
     assert not run["findings"], "\n\n".join(run["findings"])
-    assert len(run["operations"]) == 18 + 10, run  # the uploads' and the console's
+    assert len(run["operations"]) == 18 + 11, run  # the uploads' and the console's
