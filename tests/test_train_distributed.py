@@ -26,8 +26,14 @@ def synth(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("mode", [[], ["prefix-cache"], ["explained"]])
-def test_ddp_with_two_cpu_processes(synth, tmp_path, mode):
+MODES = ["plain", "prefix-cache", "explained"]
+
+
+@pytest.fixture(scope="module")
+def ddp_runs(synth, tmp_path_factory):
+    """One torchrun launch of 2 CPU processes that trains once per mode (tests/ddp_script.py):
+    the launch's exit status and stderr, and the folder of the runs (one per mode)."""
+    runs = tmp_path_factory.mktemp("ddp")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent)}
     command = [
         sys.executable,
@@ -39,19 +45,25 @@ def test_ddp_with_two_cpu_processes(synth, tmp_path, mode):
         str(free_port()),
         str(HERE / "ddp_script.py"),
         str(synth),
-        str(tmp_path / "run"),
-        *mode,
+        str(runs),
+        *MODES,
     ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    run = tmp_path / "run"
+    return done.returncode, done.stderr, runs
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_ddp_with_two_cpu_processes(ddp_runs, mode):
+    code, stderr, runs = ddp_runs
+    assert code == 0, stderr[-3000:]
+    run = runs / mode
     digests = {(run / f"rank{r}.sha256").read_text() for r in (0, 1)}
     assert len(digests) == 1  # DDP kept both replicas identical
     assert (run / "rank1.epochs").read_text() == "2"
     history = json.loads((run / "history.json").read_text())
     assert len(history["epochs"]) == 2  # written once, by rank 0
     assert history["epochs"][0]["clips_per_second"] > 0
-    if mode == ["explained"]:
+    if mode == "explained":
         assert history["epochs"][0]["train_explanation_loss"] > 0
 
 
