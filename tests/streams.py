@@ -20,11 +20,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def listening(port: int) -> bool:
-    """Whether a socket listens on ``port`` (read from /proc, so nothing connects to it)."""
+def serving(port: int) -> bool:
+    """Whether a socket listens on ``port``, or has taken a client on it: ffmpeg's
+    ``listen=1`` stops listening once it accepts, and a client that keeps retrying can connect
+    between two looks (read from /proc, so nothing connects to it)."""
     with open("/proc/net/tcp") as table:
         rows = [line.split() for line in table.readlines()[1:]]
-    return any(int(row[1].split(":")[1], 16) == port and row[3] == "0A" for row in rows)
+    # 0A: LISTEN, 01: ESTABLISHED
+    return any(int(row[1].split(":")[1], 16) == port and row[3] in ("0A", "01") for row in rows)
 
 
 @contextlib.contextmanager
@@ -58,8 +61,9 @@ def tcp_server(path, port, realtime=False):
     process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not listening(port):
-            time.sleep(0.05)  # wait until it listens, without connecting (it serves one client)
+        # wait until it listens, without connecting (it serves one client)
+        while time.monotonic() < deadline and process.poll() is None and not serving(port):
+            time.sleep(0.05)
         yield process
     finally:
         process.kill()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import TINY_TRAIN_ARGS
+from tests.conftest import TINY_TRAIN_ARGS, run_cli
 from tests.test_video_live import free_port
 from vadx.data.synth import SynthConfig, generate
 from vadx.models import load_model
@@ -26,8 +26,14 @@ def synth(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize("mode", [[], ["prefix-cache"], ["explained"]])
-def test_ddp_with_two_cpu_processes(synth, tmp_path, mode):
+MODES = ["plain", "prefix-cache", "explained"]
+
+
+@pytest.fixture(scope="module")
+def ddp_runs(synth, tmp_path_factory):
+    """One torchrun launch of 2 CPU processes that trains once per mode (tests/ddp_script.py):
+    the launch's exit status and stderr, and the folder of the runs (one per mode)."""
+    runs = tmp_path_factory.mktemp("ddp")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(HERE.parent)}
     command = [
         sys.executable,
@@ -39,19 +45,25 @@ def test_ddp_with_two_cpu_processes(synth, tmp_path, mode):
         str(free_port()),
         str(HERE / "ddp_script.py"),
         str(synth),
-        str(tmp_path / "run"),
-        *mode,
+        str(runs),
+        *MODES,
     ]
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    run = tmp_path / "run"
+    return done.returncode, done.stderr, runs
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_ddp_with_two_cpu_processes(ddp_runs, mode):
+    code, stderr, runs = ddp_runs
+    assert code == 0, stderr[-3000:]
+    run = runs / mode
     digests = {(run / f"rank{r}.sha256").read_text() for r in (0, 1)}
     assert len(digests) == 1  # DDP kept both replicas identical
     assert (run / "rank1.epochs").read_text() == "2"
     history = json.loads((run / "history.json").read_text())
     assert len(history["epochs"]) == 2  # written once, by rank 0
     assert history["epochs"][0]["clips_per_second"] > 0
-    if mode == ["explained"]:
+    if mode == "explained":
         assert history["epochs"][0]["train_explanation_loss"] > 0
 
 
@@ -59,13 +71,15 @@ def _vadx(*args: str) -> list[str]:
     return [str(Path(sys.executable).parent / "vadx"), *args]
 
 
-def test_kill_9_then_resume_ends_where_an_uninterrupted_run_ends(synth, tmp_path):
+def test_kill_9_then_resume_ends_where_an_uninterrupted_run_ends(synth, tmp_path, capsys):
     if not Path(sys.executable).with_name("vadx").exists():
         pytest.skip("vadx is not installed as a console script here (make install does it)")
     epochs = ["--epochs", "4"]
-    command = _vadx("train", str(synth), "--out", str(tmp_path / "a"), *TINY_TRAIN_ARGS, *epochs)
-    straight = subprocess.run(command, capture_output=True, text=True)
-    assert straight.returncode == 0, straight.stderr[-2000:]
+    # the uninterrupted run in this process (the same command; a run is seeded and trains
+    # alike in any process with the same number of threads), the others in their own
+    argv = ["train", str(synth), "--out", str(tmp_path / "a"), *TINY_TRAIN_ARGS, *epochs]
+    code, _, err = run_cli(argv, capsys)
+    assert code == 0, err[-2000:]
     process = subprocess.Popen(
         _vadx("train", str(synth), "--out", str(tmp_path / "b"), *TINY_TRAIN_ARGS, *epochs),
         stdout=subprocess.DEVNULL,
@@ -93,7 +107,6 @@ def test_cli_bad_input_for_train_evaluate_detect(synth, tmp_path, capsys):
 
     import numpy as np
 
-    from tests.conftest import run_cli
     from vadx.video import write_mp4
 
     one_class = tmp_path / "one"

@@ -400,8 +400,15 @@ def test_a_file_listed_by_decoding_is_decoded_once(made, monkeypatch):
 
 
 REOPEN_UNDER_LOAD = """
-import random, sys
-from vadx.video import VideoReader
+import random, sys, types
+from pathlib import Path
+import vadx
+# the decoder alone: vadx.video's __init__ also imports the preprocessing, and so torch (2 s
+# of start-up in each of the processes, none of it used here)
+package = types.ModuleType("vadx.video")
+package.__path__ = [str(Path(vadx.__file__).parent / "video")]
+sys.modules["vadx.video"] = package
+from vadx.video.decode import VideoReader
 for rep in range(int(sys.argv[2])):
     with VideoReader(sys.argv[1]) as video:
         order = list(range(video.info.num_frames))

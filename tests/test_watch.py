@@ -192,7 +192,19 @@ class Receiver(BaseHTTPRequestHandler):
         pass
 
 
-def test_the_webhook_gets_every_record_despite_failures(assets, tmp_path):
+@pytest.fixture
+def quick_retries(monkeypatch):
+    """Webhook retries 10 ms apart instead of 0.5 s, 1 s, …: what is counted and delivered
+    does not depend on how long a retry waits."""
+    from functools import partial
+
+    import vadx.watch.runner
+    from vadx.watch.sinks import Webhook
+
+    monkeypatch.setattr(vadx.watch.runner, "Webhook", partial(Webhook, backoff=0.01))
+
+
+def test_the_webhook_gets_every_record_despite_failures(assets, tmp_path, quick_retries):
     _, path, model, config, _ = assets
     Receiver.calls = []
     with http_server(Receiver) as base:
@@ -209,7 +221,7 @@ def test_the_webhook_gets_every_record_despite_failures(assets, tmp_path):
     assert stats.sent == len(delivered) and stats.retries == 2 and stats.failed == 0
 
 
-def test_a_dead_webhook_is_counted_and_the_log_has_everything(assets, tmp_path):
+def test_a_dead_webhook_is_counted_and_the_log_has_everything(assets, tmp_path, quick_retries):
     _, path, model, config, events = assets
     url = f"http://127.0.0.1:{free_port()}/nobody"
     settings = WatchConfig(detect=config, explain=False, webhook=url, webhook_retries=1)
