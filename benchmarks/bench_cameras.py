@@ -49,6 +49,8 @@ from vadx.video import write_mp4
 DEMO_MODEL = Path("demo-out/run/best")
 SCENE = [("normal", 40), ("fight", 50), ("normal", 40), ("fire", 40), ("normal", 30)]
 FPS = 10
+#: seconds from a frame to its alert, at the 95th percentile, that a camera count must keep
+LATENCY = 1.0
 REFERENCE = CRNNConfig(backbone="vgg19", class_names=("fight", "fire", "normal", "shooting"))
 
 
@@ -164,8 +166,16 @@ def curve(
 
 
 def held(rows: list[dict]) -> int:
-    """The most cameras a run analysed at 10 fps without drops (≤ 1 %)."""
-    return max([r["cameras"] for r in rows if r["dropped_share"] <= 0.01], default=0)
+    """The most cameras a run analysed at 10 fps: every camera connected, no drops (≤ 1 %)
+    and the alerts' p95 latency within :data:`LATENCY` seconds (the issue's target)."""
+    kept = [
+        r["cameras"]
+        for r in rows
+        if r["dropped_share"] <= 0.01
+        and r["connected"] == r["cameras"]
+        and (r["latency_p95_s"] is None or r["latency_p95_s"] <= LATENCY)
+    ]
+    return max(kept, default=0)
 
 
 def cnn_rates(model: CRNN, frames: int = 32) -> dict:
@@ -307,6 +317,7 @@ def main() -> None:
     result["cameras_held_at_10fps"] = {
         key: held(result[key]) for key in result if key.startswith(("demo_", "reference_"))
     }
+    result["held_means"] = "every camera connected, ≤ 1 % dropped, p95 frame-to-alert latency ≤ 1 s"
     args.out.mkdir(parents=True, exist_ok=True)
     path = write_json(args.out / "cameras-10fps.json", result)
     print(path.read_text())
