@@ -415,6 +415,8 @@ def test_explain_draws_a_normality_models_own_maps_in_the_report(scene, learnt, 
     np.testing.assert_allclose(kept["scores"], scores[frames] / learnt.threshold, atol=1e-6)
     peak = int(frames[np.argmax(kept["scores"])])
     assert f"most unusual frame {peak}" in printed and "report.html" in printed
+    page = (out / "report.html").read_text()
+    assert "these are the scores detection read" in page and "Frame Shapley" not in page
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["kind"] == "normality" and manifest["peak"]["frame"] == peak
     code, _, err = run_cli(

@@ -183,6 +183,11 @@ def _write_report(
         fps=fps,
         timeline=timeline_svg(detection, (int(numbers[0]), int(numbers[-1]))),
         importance=importance,
+        importance_note=(
+            "Each frame's score is its map's largest cell, in units of the threshold (at 1 a "
+            "frame alone is unusual), divided here by the clip's largest. Nothing is "
+            "estimated: these are the scores detection read."
+        ),
         legend=legend,
         player=json.dumps(player),
         viewer=VIEWER.read_text(encoding="utf-8"),

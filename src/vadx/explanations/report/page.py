@@ -31,6 +31,13 @@ if TYPE_CHECKING:
     from vadx.explanations.clip import ClipExplanation, ExplainSettings
     from vadx.video.preprocess import Geometry
 
+#: what the report says under a classifier's temporal curves
+IMPORTANCE_NOTE = (
+    "Each curve is divided by its largest magnitude. Frame Shapley (each segment's share of "
+    "the logit, against black frames) credits evidence that several frames carry; frame "
+    "occlusion (the logit drop without that one frame) misses it; gradient curves fade "
+    "toward early frames in recurrent models."
+)
 #: widest picture in the report's player (frames are scaled down to it)
 PLAYER_WIDTH = 480
 JPEG_QUALITY = 85
@@ -289,6 +296,7 @@ def write_report(
         if detection is not None
         else None,
         importance=importance,
+        importance_note=IMPORTANCE_NOTE,
         legend=legend,
         player=json.dumps(
             player_payload(
