@@ -309,12 +309,12 @@ class Console:
         (the events' writer keeps the order), it replaces the event's window."""
         if footage.frames:
             nbytes = sum(f.data.nbytes for f in footage.frames)
-            self._events.submit(functools.partial(self._queue_footage, camera, footage), nbytes)
+            queue_it = functools.partial(self._queue_footage, camera, footage, nbytes)
+            self._events.submit(queue_it, nbytes)
 
-    def _queue_footage(self, camera: str, footage: EventFootage) -> None:
+    def _queue_footage(self, camera: str, footage: EventFootage, nbytes: int) -> None:
         event_id = self._rows.pop((camera, footage.alert_id), None)
         if event_id is not None:
-            nbytes = sum(f.data.nbytes for f in footage.frames)
             replace_it = functools.partial(self._replace_footage, event_id, footage)
             self._clips.submit(replace_it, nbytes)  # after the window's
 

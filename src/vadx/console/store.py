@@ -427,7 +427,7 @@ class EventStore:
                         job_event=index,
                     )
                 )
-        return self.events(job_id=job.id, limit=max(len(events), 1) + len(known))
+        return self.events(job_id=job.id, limit=max(len(events), len(known), 1))
 
     def forget_job(self, job_id: str) -> None:
         """Forget an upload job and its events (their rows first, then their footage)."""

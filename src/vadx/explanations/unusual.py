@@ -19,7 +19,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import cv2
-import jinja2
 import numpy as np
 
 from vadx._version import __version__
@@ -27,16 +26,14 @@ from vadx.detect import DetectConfig, Detection
 from vadx.errors import InputError
 from vadx.explanations.clip import ExplainSettings
 from vadx.explanations.report.page import (
-    TEMPLATE,
-    VIEWER,
     curves_svg,
     player_payload,
+    render_report,
     timeline_svg,
 )
 from vadx.files import atomic_path, write_json
 from vadx.normality import NormalityModel, detection_of
 from vadx.progress import ProgressFn
-from vadx.render.overlay import VIEWS
 from vadx.video.decode import VideoReader, video_sha256
 from vadx.video.preprocess import fit_frames
 
@@ -161,17 +158,16 @@ def _write_report(
 ) -> Path:
     peak = float(clip_scores.max())
     probability = peak / (peak + 1.0)  # p(unusual) = s / (s + threshold), as detection has it
-    top = float(clip_scores.max() or 1.0)
+    name = "unusual" if peak >= 1 else "normal"
     importance, legend = curves_svg(
-        [("frame score ÷ threshold (÷ its largest here)", clip_scores / max(top, 1e-9))],
+        [("frame score ÷ threshold (÷ its largest here)", clip_scores / max(peak, 1e-9))],
         [int(n) for n in numbers],
         bottom=0.0,
-        marks=(f"{top:.2f}", "0"),
+        marks=(f"{peak:.2f}", "0"),
     )
     player = player_payload(frames, numbers, fps, geometry, {METHOD: (LABEL, display)}, settings)
-    environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    name = "unusual" if peak >= 1 else "normal"
-    page = environment.from_string(TEMPLATE.read_text(encoding="utf-8")).render(
+    return render_report(
+        path,
         title=f"{name.capitalize()} for this camera — {Path(manifest['source']['path']).name}",
         predicted=name,
         probability=probability if name == "unusual" else 1 - probability,
@@ -190,9 +186,7 @@ def _write_report(
         ),
         legend=legend,
         player=json.dumps(player),
-        viewer=VIEWER.read_text(encoding="utf-8"),
         methods=[(METHOD, LABEL, DESCRIPTION)],
-        views=VIEWS,
         view=settings.view,
         quality=None,
         trust=None,
@@ -209,6 +203,3 @@ def _write_report(
             ("Versions", ", ".join(f"{k} {v}" for k, v in manifest["versions"].items())),
         ],
     )
-    with atomic_path(path) as tmp:
-        tmp.write_text(page, encoding="utf-8")
-    return path

@@ -92,10 +92,8 @@ class JobMirror:
             reviews={int(k): v for k, v in job.reviews.items()},
         )
         for event in stored:
-            if event.job_event not in known and not quiet:
-                self.console.tell("new", event)
-            elif event.job_event in known and not quiet:
-                self.console.tell("update", event)
+            if not quiet:
+                self.console.tell("update" if event.job_event in known else "new", event)
             if event.footage is None and result is not None:
                 self._keep_footage(event, params.video, result)
 

@@ -281,8 +281,8 @@ def write_report(
     importance, legend = importance_svg(explained)
     name, probability = explained.predicted
     manifest = {**e.manifest(), **audit}
-    environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
-    page = environment.from_string(TEMPLATE.read_text(encoding="utf-8")).render(
+    return render_report(
+        path,
         title=f"{name.capitalize()}: {probability:.0%} — {Path(audit['source']['path']).name}",
         predicted=name,
         probability=probability,
@@ -308,12 +308,10 @@ def write_report(
                 settings,
             )
         ),
-        viewer=VIEWER.read_text(encoding="utf-8"),
         methods=[
             (m, a.display_name, METHODS[m].description if m in METHODS else "")
             for m, a in e.maps.items()
         ],
-        views=VIEWS,
         view=settings.view,
         quality=quality,
         trust=audit.get("trust"),
@@ -338,6 +336,15 @@ def write_report(
             ("Raw attribution off the picture", off_picture_row(e)),
             ("Versions", ", ".join(f"{k} {v}" for k, v in manifest["versions"].items())),
         ],
+    )
+
+
+def render_report(path: Path, **fields: Any) -> Path:
+    """Render ``report.html`` (the template's ``fields``; the viewer and the views are the
+    same for every report) to ``path``, atomically."""
+    environment = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    page = environment.from_string(TEMPLATE.read_text(encoding="utf-8")).render(
+        viewer=VIEWER.read_text(encoding="utf-8"), views=VIEWS, **fields
     )
     with atomic_path(path) as tmp:
         tmp.write_text(page, encoding="utf-8")
