@@ -1,0 +1,80 @@
+"""Each camera's normal, learnt from its own footage without labels: ``vadx learn-normal``.
+
+A **normality model** holds, for every location of a CNN feature map (a grid over the frame),
+what the camera usually shows there:
+
+- *appearance*: a Gaussian of the location's features, projected to ``channels`` dimensions by
+  a fixed random projection (PaDiM, Defard et al. 2021): the Mahalanobis distance of a new
+  frame's features to it says how unusual the location looks;
+- *motion*: the mean and spread of the location's frame-to-frame change (mean absolute
+  difference of grey levels over the cell), so that a fight where people usually walk is
+  unusual even when every single frame looks ordinary.
+
+Both are turned into standard units against the footage itself (how far the training frames
+are from their own Gaussians), and a frame's **anomaly map** is, per cell, the larger of the
+two: the map *is* the explanation, by construction. The frame's score is the map's largest
+cell; detection smooths it over frames and finds events with the usual hysteresis, on the
+score ``s / (s + threshold)`` (0.5 at the threshold). The threshold is calibrated on footage
+held back from fitting (the last share of each file), at the rate of false alarms per hour
+the operator accepts.
+
+A normality model is a checkpoint like a classifier's: ``config.json`` (format
+``vadx-normality``, the settings, the calibration, the footage's sha256) and
+``normality.safetensors`` (the backbone's weights, the projection, the statistics).
+"""
+
+from vadx.normality.calibrate import (
+    CALIBRATED_SETTINGS,
+    MARGIN,
+    Calibration,
+    UnusualTrack,
+    calibrate,
+    calibration_mismatch,
+    unusual_track,
+)
+from vadx.normality.checkpoint import (
+    NormalityDescription,
+    describe_normality,
+    is_normality,
+    load_normality,
+    save_normality,
+)
+from vadx.normality.detection import detect_unusual, detection_of, write_map_video, write_unusual
+from vadx.normality.learn import learn_normal, source_backbone
+from vadx.normality.model import (
+    CLASSES,
+    CONFIG_FILE,
+    FORMAT,
+    WEIGHTS_FILE,
+    NormalityConfig,
+    NormalityModel,
+    mahalanobis,
+)
+
+__all__ = [
+    "CALIBRATED_SETTINGS",
+    "CLASSES",
+    "CONFIG_FILE",
+    "FORMAT",
+    "MARGIN",
+    "WEIGHTS_FILE",
+    "Calibration",
+    "NormalityConfig",
+    "NormalityDescription",
+    "NormalityModel",
+    "UnusualTrack",
+    "calibrate",
+    "calibration_mismatch",
+    "describe_normality",
+    "detect_unusual",
+    "detection_of",
+    "is_normality",
+    "learn_normal",
+    "load_normality",
+    "mahalanobis",
+    "save_normality",
+    "source_backbone",
+    "unusual_track",
+    "write_map_video",
+    "write_unusual",
+]

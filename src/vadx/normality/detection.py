@@ -1,0 +1,111 @@
+"""Detection with a normality model: its events, as a classifier's, and the video with each
+frame's anomaly map over it (``unusual.mp4``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from vadx.detect import Detection
+from vadx.errors import InputError
+from vadx.normality.calibrate import unusual_track
+from vadx.normality.model import CLASSES, NormalityModel
+from vadx.progress import ProgressFn
+from vadx.settings import DetectConfig, DetectionSettings
+from vadx.video.decode import VideoReader
+from vadx.video.preprocess import fit_frames
+from vadx.video.sampling import Window
+
+
+def detect_unusual(
+    model: NormalityModel,
+    video: str | os.PathLike[str],
+    config: DetectConfig | None = None,
+    progress: ProgressFn | None = None,
+) -> Detection:
+    """Detection with a normality model: per frame, ``p(unusual) = s / (s + threshold)`` of its
+    score ``s`` (0.5 at the threshold), smoothed, and events found as a classifier's are (on,
+    off, shortest event of ``config``); a :class:`~vadx.detect.Detection` that
+    :func:`~vadx.detect.files.write_detection` writes like any other."""
+    config = config or DetectConfig()
+    scores, _ = model.scores(video, progress)
+    return detection_of(scores, model, video, config)
+
+
+def write_unusual(
+    folder: str | os.PathLike[str],
+    model: NormalityModel,
+    video: str | os.PathLike[str],
+    config: DetectConfig | None = None,
+    annotate: bool = True,
+    progress: ProgressFn | None = None,
+) -> Detection:
+    """``vadx detect``'s files with a normality model, straight into ``folder`` (a staging
+    folder of the caller's): with ``annotate``, ``unusual.mp4`` (:func:`write_map_video`), then
+    the detection's files, ``events.json`` last. Returns the detection."""
+    from vadx.detect.files import write_detection_files
+
+    scores, maps = model.scores(video, progress)
+    detection = detection_of(scores, model, video, config or DetectConfig())
+    if annotate:
+        write_map_video(model, video, maps, Path(folder) / "unusual.mp4")
+    write_detection_files(folder, detection, video, model.model_id, annotate, progress)
+    return detection
+
+
+def detection_of(
+    scores: np.ndarray,
+    model: NormalityModel,
+    video: str | os.PathLike[str],
+    config: DetectConfig,
+) -> Detection:
+    """The :class:`~vadx.detect.Detection` of ``video``'s frame ``scores`` (module doc)."""
+    with VideoReader(video) as reader:
+        info, timestamps = reader.info, reader.timestamps
+    track = unusual_track(scores, model.threshold, timestamps, config)
+    windows = [Window(i, np.array([i]), float(t), float(t)) for i, t in enumerate(timestamps)]
+    return Detection(
+        info,
+        CLASSES,
+        windows,
+        track.probabilities,
+        track.probabilities,
+        track.unusual,
+        track.smoothed,
+        track.events,
+        timestamps,
+        DetectionSettings.resolved(config, 1, 1, 1, "normality"),
+    )
+
+
+def write_map_video(
+    model: NormalityModel,
+    video: str | os.PathLike[str],
+    maps: np.ndarray,
+    target: str | os.PathLike[str],
+    opacity: float = 0.45,
+) -> Path:
+    """``video`` with each frame's anomaly map over it (``unusual.mp4``): a cell is full red
+    when it alone reaches the threshold, transparent where the camera's normal holds."""
+    import cv2
+
+    from vadx.render.overlay import colourise
+    from vadx.video.encode import Mp4Writer
+
+    height, width = model.config.frame_size
+    with VideoReader(video) as reader:
+        if len(maps) != reader.info.num_frames:
+            raise InputError(f"{len(maps)} maps for the {reader.info.num_frames} frames of {video}")
+        size = (reader.info.height, reader.info.width)
+        with Mp4Writer(target, reader.info.fps, size) as out:
+            for index, _, frame in reader:
+                fit = model.config.fit
+                _, geometry, _ = fit_frames(frame[None], (height, width), fit)  # type: ignore[arg-type]
+                fitted = cv2.resize(maps[index] / model.threshold, (width, height))
+                value = geometry.to_source(fitted)[0].clip(0, 1)
+                alpha = (opacity * value)[..., None]  # the map shows only where it is unusual
+                colour = colourise(value, "jet").astype(np.float32)
+                out.write((frame * (1 - alpha) + colour * alpha).round().astype(np.uint8))
+    return Path(target)

@@ -1,0 +1,188 @@
+"""A normality model: its settings, its statistics, and the anomaly maps of frames (the
+package's doc)."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from vadx.errors import ConfigError
+from vadx.models.backbones import Backbone
+from vadx.progress import ProgressFn
+from vadx.video.decode import VideoReader
+from vadx.video.preprocess import fit_frames, frames_to_clip
+
+FORMAT, FORMAT_VERSION = "vadx-normality", 1
+CONFIG_FILE, WEIGHTS_FILE = "config.json", "normality.safetensors"
+#: the classes a normality model's detections have
+CLASSES = ("unusual", "normal")
+#: frames per CNN batch
+BATCH = 16
+
+
+@dataclass(frozen=True)
+class NormalityConfig:
+    """How a normality model sees the scene.
+
+    Attributes:
+        backbone, backbone_args: the per-frame CNN (its weights come with the model).
+        layer: the feature map read (default: the backbone's last layer at stride 8).
+        frame_size: ``(height, width)`` frames are brought to (``fit``).
+        fit: ``stretch``, ``pad`` or ``crop``, as a classifier's.
+        mean, std: the backbone's input normalisation.
+        channels: dimensions the features are projected to (PaDiM's random selection).
+        motion: model the frame-to-frame change per location too.
+        seed: of the projection.
+    """
+
+    backbone: str = "efficientnet_lite0"
+    backbone_args: dict[str, Any] = field(default_factory=dict)
+    layer: str | None = None
+    frame_size: tuple[int, int] = (224, 224)
+    fit: str = "stretch"
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
+    channels: int = 64
+    motion: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.channels <= 512:
+            raise ConfigError(f"channels must be from 1 to 512, got {self.channels}")
+        if self.fit not in ("stretch", "pad", "crop"):
+            raise ConfigError(f"fit must be stretch, pad or crop, got {self.fit!r}")
+
+
+@dataclass
+class NormalityModel:
+    """A scene's normal (module doc). ``maps`` gives frames' anomaly maps in standard units,
+    ``threshold`` the score above which a frame is unusual."""
+
+    config: NormalityConfig
+    backbone: Backbone
+    projection: torch.Tensor  # (C, d)
+    mean: torch.Tensor  # (L, d)
+    precision: torch.Tensor  # (L, d, d)
+    appearance: torch.Tensor  # (2, L): mean and std of the training frames' distances
+    motion: torch.Tensor  # (2, L): mean and std of the training frames' change
+    grid: tuple[int, int]
+    threshold: float = math.inf
+    calibration: dict[str, Any] = field(default_factory=dict)
+    footage: list[dict[str, Any]] = field(default_factory=list)
+    path: Path | None = None
+    model_id: str | None = None
+
+    # ------------------------------------------------------------------------------ maps
+    def features(self, frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Projected features ``(N, L, d)`` and grey cells ``(N, L)`` of uint8 frames."""
+        return _features(self.backbone, self.config, self.projection, frames, self.grid)
+
+    def maps(self, frames: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
+        """Anomaly maps ``(N, h, w)`` of consecutive uint8 frames ``(N, H, W, 3)`` in standard
+        units; ``previous``: the frame before the first (none: its motion counts as usual)."""
+        features, grey = self.features(frames)
+        return self.maps_of(features, grey, previous_grey=self._grey(previous))
+
+    def maps_of(
+        self, features: torch.Tensor, grey: torch.Tensor, previous_grey: torch.Tensor | None
+    ) -> np.ndarray:
+        distance = mahalanobis(features, self.mean, self.precision)
+        unusual = (distance - self.appearance[0]) / self.appearance[1]
+        if self.config.motion:
+            change = grey_changes(grey, previous_grey)
+            moved = (change - self.motion[0]) / self.motion[1]
+            unusual = torch.maximum(unusual, moved)
+        return unusual.clamp(min=0).reshape(-1, *self.grid).numpy()
+
+    def _grey(self, frame: np.ndarray | None) -> torch.Tensor | None:
+        if frame is None:
+            return None
+        return _features(
+            self.backbone, self.config, self.projection, frame[None], self.grid, cnn=False
+        )[1]
+
+    def scores(self, video: str | os.PathLike[str], progress: ProgressFn | None = None):
+        """Per frame of ``video``: its score (the map's largest cell) and its map."""
+        scores, maps = [], []
+        for batch_maps in self.video_maps(video, progress):
+            maps.append(batch_maps)
+            scores.append(batch_maps.reshape(len(batch_maps), -1).max(axis=1))
+        return np.concatenate(scores), np.concatenate(maps)
+
+    def video_maps(
+        self, video: str | os.PathLike[str], progress: ProgressFn | None = None
+    ) -> Iterator[np.ndarray]:
+        previous = None
+        for frames, total, done in frame_batches(video):
+            maps = self.maps(frames, previous)
+            previous = frames[-1]
+            if progress is not None:
+                progress("frames", done, total)
+            yield maps
+
+
+def mahalanobis(features: torch.Tensor, mean: torch.Tensor, precision: torch.Tensor):
+    """Per location, ``sqrt((x - μ)ᵀ Σ⁻¹ (x - μ))`` of features ``(N, L, d)``: ``(N, L)``."""
+    centred = features - mean
+    return torch.einsum("nld,lde,nle->nl", centred, precision, centred).clamp(min=0).sqrt()
+
+
+def grey_changes(grey: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:
+    """Per frame and cell, the mean absolute change of grey level since the frame before."""
+    before = torch.cat([grey[:1] if previous is None else previous, grey[:-1]])
+    return (grey - before).abs()
+
+
+def _features(
+    backbone: Backbone,
+    config: NormalityConfig,
+    projection: torch.Tensor,
+    frames: np.ndarray,
+    grid: tuple[int, int] | None,
+    cnn: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    fitted, _, _ = fit_frames(frames, config.frame_size, config.fit)  # type: ignore[arg-type]
+    clip = frames_to_clip(fitted, config.mean, config.std)
+    grey = torch.from_numpy(fitted.astype(np.float32).mean(axis=3) / 255)[:, None]
+    features = torch.zeros(0)
+    if cnn:
+        with torch.no_grad():
+            maps = layer_maps(backbone, config, clip)
+        grid = grid or tuple(maps.shape[-2:])  # type: ignore[assignment]
+        projected = torch.einsum("nchw,cd->nhwd", maps, projection)
+        features = projected.reshape(len(frames), -1, projection.shape[1])
+    assert grid is not None
+    cells = torch.nn.functional.adaptive_avg_pool2d(grey, grid).reshape(len(frames), -1)
+    return features, cells
+
+
+def layer_maps(backbone: Backbone, config: NormalityConfig, clip: torch.Tensor) -> torch.Tensor:
+    layer = backbone.get_layer(config.layer or backbone.cam_layer(fine=True))
+    found: list[torch.Tensor] = []
+    hook = layer.register_forward_hook(lambda _m, _i, output: found.append(output))
+    try:
+        backbone(clip)
+    finally:
+        hook.remove()
+    return found[-1].float()
+
+
+def frame_batches(
+    video: str | os.PathLike[str], start: float = 0.0, stop: float = 1.0, with_start: bool = False
+):
+    """Consecutive frames of ``video`` in batches: those from ``start`` to ``stop`` (shares of
+    its length); yields (frames, total, done), and the batch's first frame ``with_start``."""
+    with VideoReader(video) as reader:
+        count = reader.info.num_frames
+        first, last = int(count * start), max(int(count * start) + 1, int(count * stop))
+        for begin in range(first, last, BATCH):
+            end = min(begin + BATCH, last)
+            frames = reader.read(np.arange(begin, end)).data
+            yield (frames, last - first, end - first) + ((begin,) if with_start else ())
