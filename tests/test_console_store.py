@@ -23,7 +23,7 @@ from vadx.errors import InputError
 from vadx.watch.engine import Alert
 
 #: the newest schema (the last migration)
-HEAD = "0006"
+HEAD = "0007"
 POSTGRES_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
 
 

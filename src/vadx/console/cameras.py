@@ -4,6 +4,7 @@
       front-door:
         source: rtsp://10.0.0.5/stream1       # rtsp://, http(s)://, tcp://, a file, a webcam index
         model: models/street                  # a vadx checkpoint
+        normal: models/front-door-normal      # beside it, the camera's normal (learn-normal)
         detect: {on: 0.6, smooth: 5}          # vadx detect's settings; the rest default
         domain: flag                          # flag, suppress or off
       loading-bay:
@@ -40,6 +41,8 @@ DETECT_FIELDS = ("stride", "step", "smooth", "on", "off", "min_frames", "per_cla
 ROLL_SECONDS = (0.0, 60.0)
 #: seconds an event's footage may last at most, everything included
 FOOTAGE_SECONDS = (1.0, 600.0)
+#: the format in a normality model's config.json (``vadx.normality.FORMAT``, read without torch)
+NORMALITY_FORMAT = "vadx-normality"
 
 
 class FootageSettings(BaseModel):
@@ -66,6 +69,9 @@ class CameraConfig(BaseModel):
         source: a URL (``rtsp://``, ``http(s)://``, ``tcp://``, …), a video file or a webcam
             index.
         model: a vadx checkpoint folder; cameras that name the same one share one copy.
+        normal: a normality model of this camera (``vadx learn-normal``) run beside ``model``
+            (a classifier) on the same frames: a second signal, "unusual for this camera",
+            with its own events.
         detect: ``vadx detect``'s settings (``stride``, ``step``, ``smooth``, ``on``, ``off``,
             ``min_frames``, ``per_class``); those not given take detect's defaults.
         domain: what the domain check does with unfamiliar scenes: ``flag``, ``suppress``,
@@ -82,6 +88,7 @@ class CameraConfig(BaseModel):
     name: str = Field(pattern=NAME_PATTERN)
     source: str | int
     model: str = Field(min_length=1)
+    normal: str | None = Field(None, min_length=1)
     detect: dict[str, int | float | bool] = Field(default_factory=dict)
     domain: DomainMode = "flag"
     enabled: bool = True
@@ -184,7 +191,39 @@ def read_cameras(path: str | os.PathLike[str]) -> list[CameraConfig]:
     for name, settings in cameras.items():
         camera = camera_from(str(name), settings, f"{path}: cameras.{name}")
         found.append(_resolved(camera, path.parent))
+        _check_normal(found[-1], f"{path}: cameras.{name}")
     return found
+
+
+def _check_normal(camera: CameraConfig, where: str) -> None:
+    """A camera's ``normal`` beside its model: a normality model, beside a classifier (models
+    given by name, not path, are checked when they load)."""
+    if camera.normal is None:
+        return
+    if model_kind(camera.normal) == "classifier":
+        raise ConfigError(
+            f"{where}.normal: {camera.normal} is a classifier: give a normality model of this "
+            "camera (vadx learn-normal)"
+        )
+    if model_kind(camera.model) == "normality":
+        raise ConfigError(
+            f"{where}.normal: the camera's model {camera.model} is a normality model already: "
+            "normal goes beside a classifier"
+        )
+
+
+def model_kind(path: str) -> str | None:
+    """``normality`` or ``classifier`` for a checkpoint folder, by its config.json (None:
+    not a folder with one, e.g. a served model's name)."""
+    import json
+
+    config = Path(path) / "config.json"
+    try:
+        document = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    normality = isinstance(document, dict) and document.get("format") == NORMALITY_FORMAT
+    return "normality" if normality else "classifier"
 
 
 def _loader():
@@ -221,12 +260,14 @@ def _loader():
 
 def _resolved(camera: CameraConfig, folder: Path) -> CameraConfig:
     """``camera`` with its relative paths taken from ``folder`` (the YAML file's)."""
-    model, source = camera.model, camera.source
+    model, normal, source = camera.model, camera.normal, camera.source
     if not Path(model).is_absolute() and (folder / model).exists():
         model = str(folder / model)  # else a served model's name
+    if normal is not None and not Path(normal).is_absolute() and (folder / normal).exists():
+        normal = str(folder / normal)
     if camera.is_file and isinstance(source, str) and not Path(source).is_absolute():
         source = str(folder / source)
-    return camera.model_copy(update={"model": model, "source": source})
+    return camera.model_copy(update={"model": model, "normal": normal, "source": source})
 
 
 def _first_fault(error: ValidationError, where: str) -> str:

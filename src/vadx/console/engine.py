@@ -10,6 +10,12 @@ camera keeps its own windows, recurrent pass and event tracker (a
 :class:`~vadx.watch.engine.StreamDetector`), so its events are exactly those ``vadx detect``
 finds in the frames it analysed.
 
+A camera can also have its own normal **beside** its classifier (``normal:`` in the YAML, a
+model of ``vadx learn-normal``): two signals, "looks like a fight" and "unusual for this
+camera", from the same decoded frames. Each has its own event tracker; their events share one
+numbering (an alert's :attr:`~vadx.watch.engine.Alert.signal` says which raised it) and one
+footage recorder, whose frames carry their anomaly maps.
+
 With ``on_footage``, each camera also keeps the footage around its events
 (:class:`~vadx.console.footage.FootageRecorder`): the seconds before an event starts, the event
 and the seconds after it ends, handed over as one :class:`~vadx.console.footage.EventFootage` once
@@ -21,6 +27,7 @@ complete, or with what there is when the camera stops or its stream ends.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -70,6 +77,9 @@ class CameraStatus:
         reconnects: connections after the first (for a looped file: passes after the first).
         error: the last error of its source, if any.
         events: events started on it since it was added.
+        scores: the latest anomaly score of each signal that watches it: ``classifier``
+            (``1 - p(normal)`` of its last window) and ``normality`` (``p(unusual)`` of its
+            last frame); a signal without a decision yet is not there.
     """
 
     name: str
@@ -82,6 +92,7 @@ class CameraStatus:
     reconnects: int
     error: str | None
     events: int
+    scores: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -94,6 +105,7 @@ class _Camera:
     queue: FrameQueue
     capture: Capture
     footage: FootageRecorder | None = None  # with the hub's on_footage
+    beside: UnusualStream | None = None  # the camera's normal beside its classifier
     session: int = 0
     frames: int = 0
     events: int = 0
@@ -102,6 +114,18 @@ class _Camera:
     stopped: bool = False
     latest: np.ndarray | None = None  # the last frame analysed, uint8 RGB
     recent: deque[float] = field(default_factory=lambda: deque(maxlen=4096))
+
+    @property
+    def detectors(self) -> list[StreamDetector]:
+        """Its detectors: the model's, and the normal's beside it."""
+        return [self.detector] if self.beside is None else [self.detector, self.beside]
+
+    @property
+    def unusual(self) -> UnusualStream | None:
+        """The detector that draws anomaly maps, if any: the normal's."""
+        if self.beside is not None:
+            return self.beside
+        return self.detector if isinstance(self.detector, UnusualStream) else None
 
 
 class CameraHub:
@@ -185,21 +209,27 @@ class CameraHub:
                 raise InputError(f"no camera {name!r}; the cameras are: {known}")
             return self._configs[name]
 
-    def model(self, name: str) -> CRNN | NormalityModel:
-        """The model watching camera ``name`` (an enabled one)."""
+    def model(self, name: str, signal: str | None = None) -> CRNN | NormalityModel:
+        """The model watching camera ``name`` (an enabled one); with ``signal``
+        ``normality``, the camera's normal (beside its classifier, or its only model)."""
         with self._lock:
             self.config(name)
             camera = self._cameras[name]
         if camera is None:
             raise InputError(f"camera {name!r} is disabled")
+        if signal == "normality" and camera.beside is not None:
+            return camera.beside.model
         return camera.detector.model
 
-    def model_id(self, name: str) -> str:
-        """The id of the model watching camera ``name`` (empty for a disabled camera)."""
+    def model_id(self, name: str, signal: str | None = None) -> str:
+        """The id of the model of ``signal`` watching camera ``name`` (:meth:`model`;
+        empty for a disabled camera)."""
         with self._lock:
             self.config(name)
             camera = self._cameras[name]
-        return "" if camera is None else str(camera.detector.model.model_id or "")
+        if camera is None:
+            return ""
+        return str(self.model(name, signal).model_id or "")
 
     def add(self, camera: CameraConfig) -> None:
         """Start running ``camera`` (at the next round, if the hub runs); its model is loaded
@@ -240,12 +270,29 @@ class CameraHub:
 
     def _open(self, config: CameraConfig) -> _Camera:
         model = self._model(config.model)
+        ids = itertools.count(1)  # one numbering for the events of both signals
         if isinstance(model, NormalityModel):  # the camera's own normal (vadx learn-normal)
             detector: StreamDetector = UnusualStream(
-                model, config.detection, keep_clips=self.keep_clips
+                model, config.detection, keep_clips=self.keep_clips, ids=ids
             )
         else:
-            detector = StreamDetector(model, config.detection, keep_clips=self.keep_clips)
+            detector = StreamDetector(model, config.detection, keep_clips=self.keep_clips, ids=ids)
+        beside = None
+        if config.normal is not None:
+            normal = self._model(config.normal)
+            if not isinstance(normal, NormalityModel):
+                self._forget_unused_models()
+                raise InputError(
+                    f"camera {config.name!r}: normal {config.normal!r} is not a camera's "
+                    "normality model (vadx learn-normal)"
+                )
+            if isinstance(model, NormalityModel):
+                self._forget_unused_models()
+                raise InputError(
+                    f"camera {config.name!r}: its model {config.model!r} is a normality model "
+                    "already: normal goes beside a classifier"
+                )
+            beside = UnusualStream(normal, config.detection, keep_clips=self.keep_clips, ids=ids)
         retries = 0 if config.is_file else self.max_retries
         source = LiveSource(
             config.source, *self.timeouts, max_retries=retries, loop=config.loop and config.is_file
@@ -256,10 +303,11 @@ class CameraHub:
         capture.thread.name = f"vadx-capture-{config.name}"
         footage = None
         if self.on_footage is not None:  # announced up to a history and a round after it starts
-            footage = FootageRecorder(config.footage, detector.history + self.batch_size)
-        return _Camera(config, detector, source, queue, capture, footage)
+            history = max(d.history for d in [detector, *([beside] if beside else [])])
+            footage = FootageRecorder(config.footage, history + self.batch_size)
+        return _Camera(config, detector, source, queue, capture, footage, beside)
 
-    def _model(self, path: str) -> CRNN:
+    def _model(self, path: str) -> CRNN | NormalityModel:
         key = str(Path(path).resolve()) if not str(path).startswith(("http:", "https:")) else path
         if key not in self.models:
             loaded = self._load(path)
@@ -274,7 +322,9 @@ class CameraHub:
 
     def _forget_unused_models(self) -> None:
         with self._lock:
-            used = {id(c.detector.model) for c in self._cameras.values() if c is not None}
+            used = {
+                id(d.model) for c in self._cameras.values() if c is not None for d in c.detectors
+            }
             self.models = {k: m for k, m in self.models.items() if id(m) in used}
             self._encoders = {k: e for k, e in self._encoders.items() if k in used}
 
@@ -370,8 +420,15 @@ class CameraHub:
                 for f in frames
             ]
             wanted.append(camera.detector.stage([f.data for f in frames], infos))
+            if camera.beside is not None:  # the normal's maps: its own CNN, at once
+                camera.beside.stage([f.data for f in frames], infos)
             if camera.footage is not None:
-                kept = [KeptFrame(f.data, info) for f, info in zip(frames, infos, strict=True)]
+                unusual = camera.unusual
+                maps = [None] * len(frames) if unusual is None else list(unusual.staged_maps)
+                kept = [
+                    KeptFrame(f.data, info, kept_map)
+                    for f, info, kept_map in zip(frames, infos, maps, strict=True)
+                ]
                 self._hand(camera, camera.footage.add(kept))
             camera.frames += len(frames)
             camera.latest = frames[-1].data if frames else camera.latest
@@ -402,7 +459,8 @@ class CameraHub:
                 offset += count
         del self.cnn_batches[:-1000]
         for camera, _ in batches:
-            self._give(camera, camera.detector.settle())
+            for detector in camera.detectors:
+                self._give(camera, detector.settle())
 
     def _give(self, camera: _Camera, alerts: list[Alert]) -> None:
         for alert in alerts:
@@ -428,7 +486,7 @@ class CameraHub:
     def _end_segment(self, camera: _Camera, reason: str) -> list[Alert]:
         """The camera's stream ended, broke or stops: its open events end, and the footage
         still collecting is handed over with what it has."""
-        alerts = camera.detector.end_segment(reason)
+        alerts = [a for d in camera.detectors for a in d.end_segment(reason)]
         self._give(camera, alerts)
         if camera.footage is not None:
             self._hand(camera, camera.footage.flush(reason))
@@ -490,6 +548,11 @@ class CameraHub:
             reconnects=max(0, stats.connections - 1),
             error=error,
             events=camera.events,
+            scores={
+                d.signal: round(float(d.latest), 4)
+                for d in camera.detectors
+                if d.latest is not None
+            },
         )
 
 

@@ -51,10 +51,12 @@ TOLERANCE = 1e-6
 
 @dataclass(frozen=True)
 class KeptFrame:
-    """A frame as analysed: uint8 RGB ``data`` ``(H, W, 3)`` and where it came from."""
+    """A frame as analysed: uint8 RGB ``data`` ``(H, W, 3)``, where it came from, and its
+    anomaly ``map`` ``(h, w)`` when a camera's normal watches it."""
 
     data: np.ndarray
     info: FrameInfo
+    map: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from vadx.console.recording import STORAGE_ERRORS, Recording, RecordingStatus
 from vadx.console.store import EVENTS_FOLDER, EventStore, StoredEvent
 from vadx.explanations.clip import ExplainSettings
 from vadx.models.crnn import CRNN
+from vadx.normality import NormalityModel, draw_map
 from vadx.settings import Runtime
 from vadx.watch.alerts import ALERT_SETTINGS, AlertExplainer, alert_verdict
 from vadx.watch.engine import Alert
@@ -133,7 +134,8 @@ class Console:
         declared.update({c.name: c for c in self.store.cameras()})
         self._listeners: list[queue.Queue[LiveMessage]] = []
         self._listeners_lock = threading.Lock()
-        self._rows: dict[tuple[str, int], int] = {}  # (camera, engine's alert id) → event id
+        #: (camera, engine's alert id) → event id, and the normal that draws its maps
+        self._rows: dict[tuple[str, int], tuple[int, NormalityModel | None]] = {}
         #: whether events are stored, and why not (a full disk…): module doc
         self.recording = Recording(self.store.database)
         self._events = self.recording.writer("events")  # rows, in order
@@ -193,8 +195,9 @@ class Console:
     def _alert(self, camera: str, alert: Alert) -> None:
         """An event started or ended (on the analysis thread): its row waits for the events'
         writer, so that detection never waits on the disk."""
-        model = self.hub.model(camera)
-        store = functools.partial(self._store, camera, self.hub.model_id(camera), model)
+        model = self.hub.model(camera, alert.signal)
+        model_id = self.hub.model_id(camera, alert.signal)
+        store = functools.partial(self._store, camera, model_id, model)
         if alert.window is not None:
             if self._events.submit(functools.partial(store, alert), alert.window.nbytes):
                 return
@@ -207,13 +210,21 @@ class Console:
         before = self.store.open_event(camera, alert.id) if alert.kind == "ended" else None
         stored = self.store.record(camera, alert, model_id)
         try:  # stored: a failure from here on must not make the writer store it again
-            if alert.kind == "started":
-                self._rows[(camera, alert.id)] = stored.id  # for its footage, which comes later
+            normal = model if isinstance(model, NormalityModel) else None
+            if alert.kind == "started":  # for its footage, which comes later
+                self._rows[(camera, alert.id)] = (stored.id, normal)
             self._tell("new" if alert.kind == "started" else "end", stored, before)
             if alert.kind == "started" and alert.window is not None:
                 covers = _covers(alert.window_frames, alert.window_times)
+                maps = alert.window_maps if normal is not None else None
                 footage = functools.partial(
-                    self._keep_footage, stored.id, alert.window, alert.window_fps, covers
+                    self._keep_footage,
+                    stored.id,
+                    alert.window,
+                    alert.window_fps,
+                    covers,
+                    normal,
+                    maps,
                 )
                 self._clips.submit(footage, alert.window.nbytes)
                 if self.explain and not self._explainers_closed and isinstance(model, CRNN):
@@ -267,16 +278,34 @@ class Console:
         self.store.set_explanation(event_id, relative, trust)
         self._tell("update", self.store.event(event_id), before)
 
-    def _keep_footage(self, event_id: int, frames: Any, fps: float, covers: dict) -> None:
-        """The event's window as ``clip.mp4`` and its middle frame as ``thumb.png``."""
+    def _keep_footage(
+        self,
+        event_id: int,
+        frames: Any,
+        fps: float,
+        covers: dict,
+        normal: NormalityModel | None = None,
+        maps: np.ndarray | None = None,
+    ) -> None:
+        """The event's window as ``clip.mp4`` and its middle frame as ``thumb.png``; a
+        normality event's (``normal``, the ``maps`` of its frames) also as ``map.mp4``, the
+        maps over the frames, with its most unusual frame and map as ``map.png`` and
+        ``thumb.png``."""
         from vadx.video.encode import write_mp4, write_png
 
         folder = self.store.footage_folder(event_id)
         folder.mkdir(parents=True, exist_ok=True)  # each file appears whole (atomic writes)
-        write_png(folder / "thumb.png", frames[len(frames) // 2])
+        drawn = normal is not None and maps is not None and len(maps) == len(frames)
+        if drawn:
+            _write_maps(folder, normal, list(frames), maps, fps)  # type: ignore[arg-type]
+        else:
+            write_png(folder / "thumb.png", frames[len(frames) // 2])
         write_mp4(folder / "clip.mp4", frames, fps=max(fps, 1.0))
         before = self.store.event(event_id)
-        self.store.set_footage(event_id, folder.relative_to(self.store.folder).as_posix(), **covers)
+        relative = folder.relative_to(self.store.folder).as_posix()
+        if drawn:
+            self.store.set_maps(event_id, relative)
+        self.store.set_footage(event_id, relative, **covers)
         self._tell("update", self.store.event(event_id), before)
 
     def keep_footage(
@@ -313,21 +342,29 @@ class Console:
             self._events.submit(queue_it, nbytes)
 
     def _queue_footage(self, camera: str, footage: EventFootage, nbytes: int) -> None:
-        event_id = self._rows.pop((camera, footage.alert_id), None)
-        if event_id is not None:
-            replace_it = functools.partial(self._replace_footage, event_id, footage)
+        row = self._rows.pop((camera, footage.alert_id), None)
+        if row is not None:
+            replace_it = functools.partial(self._replace_footage, *row, footage)
             self._clips.submit(replace_it, nbytes)  # after the window's
 
-    def _replace_footage(self, event_id: int, footage: EventFootage) -> None:
+    def _replace_footage(
+        self, event_id: int, normal: NormalityModel | None, footage: EventFootage
+    ) -> None:
         """The footage around the event (``pre_capture`` before it to ``post_capture`` after
         it) as its ``clip.mp4``, in place of its window, encoded frame by frame (no second copy
         of the frames); the file is replaced whole, so a page playing it never reads half a
-        file."""
+        file. A normality event's footage with its maps over it replaces its ``map.mp4`` (and
+        ``map.png``, ``thumb.png``: the most unusual frame of the footage)."""
         from vadx.video.encode import Mp4Writer, write_png
 
         folder = self.store.footage_folder(event_id)
         folder.mkdir(parents=True, exist_ok=True)
-        if not (folder / "thumb.png").is_file():  # no window was kept
+        maps = [f.map for f in footage.frames]
+        drawn = normal is not None and all(m is not None for m in maps)
+        if drawn:
+            frames = [f.data for f in footage.frames]
+            _write_maps(folder, normal, frames, np.stack(maps), footage.fps)  # type: ignore[arg-type]
+        elif not (folder / "thumb.png").is_file():  # no window was kept
             write_png(folder / "thumb.png", footage.frames[len(footage.frames) // 2].data)
         size = footage.frames[0].data.shape[:2]
         with Mp4Writer(folder / "clip.mp4", footage.fps, size) as mp4:  # the window stays if not
@@ -335,7 +372,10 @@ class Console:
                 mp4.write(frame.data)
         before = self.store.event(event_id)
         covers = _covers(footage.numbers, footage.times)
-        self.store.set_footage(event_id, folder.relative_to(self.store.folder).as_posix(), **covers)
+        relative = folder.relative_to(self.store.folder).as_posix()
+        if drawn:
+            self.store.set_maps(event_id, relative)
+        self.store.set_footage(event_id, relative, **covers)
         self._tell("update", self.store.event(event_id), before)
 
     def _tell(self, kind: str, event: StoredEvent, before: StoredEvent | None) -> None:
@@ -436,6 +476,22 @@ class Console:
         if self.publisher is not None:
             self.publisher.close()
         self.store.close()
+
+
+def _write_maps(
+    folder: Path, normal: NormalityModel, frames: Sequence[np.ndarray], maps: np.ndarray, fps: float
+) -> None:
+    """A normality event's maps over its frames: ``map.mp4`` (every frame, encoded as it is
+    drawn) and its most unusual frame with its map as ``map.png`` and ``thumb.png``."""
+    from vadx.video.encode import Mp4Writer, write_png
+
+    peak = int(maps.reshape(len(maps), -1).max(axis=1).argmax())
+    with Mp4Writer(folder / "map.mp4", max(fps, 1.0), frames[0].shape[:2]) as mp4:
+        for frame, cells in zip(frames, maps, strict=True):
+            mp4.write(draw_map(normal, frame, cells))
+    drawn = draw_map(normal, frames[peak], maps[peak])
+    write_png(folder / "map.png", drawn)
+    write_png(folder / "thumb.png", drawn)
 
 
 def _covers(

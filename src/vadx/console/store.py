@@ -87,6 +87,8 @@ EVENTS = sa.Table(
     sa.Column("footage_start_time", sa.Float, nullable=True),
     sa.Column("footage_end_time", sa.Float, nullable=True),
     sa.Column("explanation_error", sa.String(512), nullable=True),
+    sa.Column("signal", sa.String(16), nullable=False, server_default="classifier"),
+    sa.Column("maps", sa.String(512), nullable=True),
 )
 JOBS = sa.Table(
     "jobs",
@@ -149,6 +151,12 @@ class StoredEvent:
     footage_end_time: float | None = None
     #: why it has no explanation: the explainer failed on it, or was busy with others
     explanation_error: str | None = None
+    #: what raised it: ``classifier`` (its class is the classifier's) or ``normality`` (the
+    #: camera's normal: ``unusual``), alone or beside each other on one camera
+    signal: str = "classifier"
+    #: a normality event's anomaly maps over its footage (``map.mp4``, ``map.png``): their
+    #: folder, relative to the store's; None while none are kept
+    maps: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The event as the API and MQTT messages carry it."""
@@ -241,10 +249,12 @@ class EventStore:
     # ------------------------------------------------------------------------- events
     def record(self, camera: str, alert: Any, model_id: str) -> StoredEvent:
         """Store an alert of :class:`~vadx.console.engine.CameraHub` (an event ``started``:
-        a new row, ``active``; ``ended``: that row, ``ended``); returns the row. All or
-        nothing: after a failed write (a full disk…) the same alert can be stored again."""
+        a new row, ``active``; ``ended``: that row, ``ended``), with its signal; returns the
+        row. All or nothing: after a failed write (a full disk…) the same alert can be stored
+        again."""
         event = alert.event
         values = {
+            "signal": alert.signal,
             **_event_values(event),
             "camera": camera,
             "state": "active" if alert.kind == "started" else "ended",
@@ -300,6 +310,12 @@ class EventStore:
                     footage_end_time=times[1],
                 )
             )
+
+    def set_maps(self, event_id: int, folder: str) -> None:
+        """Record the folder (relative to the store's) of a normality event's maps over its
+        footage: ``map.mp4`` and ``map.png``."""
+        with self.engine.begin() as db:
+            db.execute(sa.update(EVENTS).where(EVENTS.c.id == event_id).values(maps=folder))
 
     def set_explanation(self, event_id: int, folder: str, trust: str | None = None) -> None:
         """Record the folder (relative to the store's) of an event's explanation, and its
@@ -388,10 +404,12 @@ class EventStore:
         *,
         model_id: str = "",
         reviews: Mapping[int, float] | None = None,
+        signal: str = "classifier",
     ) -> list[StoredEvent]:
         """Keep upload job ``job`` and, once it has them, its detected ``events`` (in the
         order of its result; each an ``ended`` event of ``camera`` = the video's name), with
-        their review state: ``reviews`` maps an event's index to when it was marked reviewed.
+        their review state: ``reviews`` maps an event's index to when it was marked reviewed;
+        ``signal``: what kind of model found them (``classifier`` or ``normality``).
         Saving again updates the rows in place. Returns the job's events."""
         reviews = reviews or {}
         row = {k: v for k, v in asdict(job).items() if k != "id"}
@@ -423,6 +441,7 @@ class EventStore:
                         session=0,
                         reason="found in an upload",
                         model_id=model_id,
+                        signal=signal,
                         job_id=job.id,
                         job_event=index,
                     )

@@ -39,7 +39,13 @@ from vadx.normality.checkpoint import (
     load_normality,
     save_normality,
 )
-from vadx.normality.detection import detect_unusual, detection_of, write_map_video, write_unusual
+from vadx.normality.detection import (
+    detect_unusual,
+    detection_of,
+    draw_map,
+    write_map_video,
+    write_unusual,
+)
 from vadx.normality.learn import learn_normal, source_backbone
 from vadx.normality.model import (
     CLASSES,
@@ -68,6 +74,7 @@ __all__ = [
     "describe_normality",
     "detect_unusual",
     "detection_of",
+    "draw_map",
     "is_normality",
     "learn_normal",
     "load_normality",

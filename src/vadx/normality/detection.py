@@ -87,25 +87,33 @@ def write_map_video(
     target: str | os.PathLike[str],
     opacity: float = 0.45,
 ) -> Path:
-    """``video`` with each frame's anomaly map over it (``unusual.mp4``): a cell is full red
-    when it alone reaches the threshold, transparent where the camera's normal holds."""
-    import cv2
-
-    from vadx.render.overlay import colourise
+    """``video`` with each frame's anomaly map over it (``unusual.mp4``, :func:`draw_map`)."""
     from vadx.video.encode import Mp4Writer
 
-    height, width = model.config.frame_size
     with VideoReader(video) as reader:
         if len(maps) != reader.info.num_frames:
             raise InputError(f"{len(maps)} maps for the {reader.info.num_frames} frames of {video}")
         size = (reader.info.height, reader.info.width)
         with Mp4Writer(target, reader.info.fps, size) as out:
             for index, _, frame in reader:
-                fit = model.config.fit
-                _, geometry, _ = fit_frames(frame[None], (height, width), fit)  # type: ignore[arg-type]
-                fitted = cv2.resize(maps[index] / model.threshold, (width, height))
-                value = geometry.to_source(fitted)[0].clip(0, 1)
-                alpha = (opacity * value)[..., None]  # the map shows only where it is unusual
-                colour = colourise(value, "jet").astype(np.float32)
-                out.write((frame * (1 - alpha) + colour * alpha).round().astype(np.uint8))
+                out.write(draw_map(model, frame, maps[index], opacity))
     return Path(target)
+
+
+def draw_map(
+    model: NormalityModel, frame: np.ndarray, cells: np.ndarray, opacity: float = 0.45
+) -> np.ndarray:
+    """A uint8 RGB ``frame`` ``(H, W, 3)`` with its anomaly map ``cells`` ``(h, w)`` over it,
+    brought back from the model's frame size to the frame's: a cell is full red when it alone
+    reaches the threshold, transparent where the camera's normal holds."""
+    import cv2
+
+    from vadx.render.overlay import colourise
+
+    height, width = model.config.frame_size
+    _, geometry, _ = fit_frames(frame[None], (height, width), model.config.fit)  # type: ignore[arg-type]
+    fitted = cv2.resize(cells / model.threshold, (width, height))
+    value = geometry.to_source(fitted)[0].clip(0, 1)
+    alpha = (opacity * value)[..., None]  # the map shows only where it is unusual
+    colour = colourise(value, "jet").astype(np.float32)
+    return (frame * (1 - alpha) + colour * alpha).round().astype(np.uint8)

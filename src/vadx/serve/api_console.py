@@ -35,14 +35,20 @@ CLIP_FILES = {
     "thumb.png": "image/png",
     "explanation.mp4": "video/mp4",
     "explanation.png": "image/png",
+    "map.mp4": "video/mp4",
+    "map.png": "image/png",
 }
-EventFile = Literal["clip.mp4", "thumb.png", "explanation.mp4", "explanation.png"]
+EventFile = Literal[
+    "clip.mp4", "thumb.png", "explanation.mp4", "explanation.png", "map.mp4", "map.png"
+]
 #: each file's name in its folder (the footage's or the explanation's)
 EVENT_FILES = {
     "clip.mp4": "clip.mp4",
     "thumb.png": "thumb.png",
     "explanation.mp4": f"{EXPLAIN_SETTINGS.methods[0]}.mp4",
     "explanation.png": "strip.png",
+    "map.mp4": "map.mp4",
+    "map.png": "map.png",
 }
 FRAME_DOC = MediaDoc(schema={"type": "string", "format": "binary"})
 EVENT_STREAM = {"text/event-stream": MediaDoc(schema={"type": "string"})}
@@ -53,12 +59,13 @@ EventId = Annotated[int, PathParameter(ge=1, le=2**62)]
 
 class CameraSettings(BaseModel):
     """A camera's settings as the API takes them (those of the cameras' YAML file; ``model``
-    is a served model's name or a model another camera uses)."""
+    and ``normal`` are served models' names or models another camera uses)."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     source: str | int
     model: str = Field(min_length=1)
+    normal: str | None = Field(None, min_length=1)
     detect: dict[str, int | float | bool] = Field(default_factory=dict)
     domain: Literal["flag", "suppress", "off"] = "flag"
     enabled: bool = True
@@ -102,10 +109,14 @@ def console_router(routes: Routes, console: Console) -> APIRouter:
 
     def checked(name: str, settings: CameraSettings) -> CameraConfig:
         document = settings.model_dump()
-        known = {c.model for c in (console.hub.config(n) for n in console.hub.names)}
-        if document["model"] not in served and document["model"] not in known:
-            choices = ", ".join([*served, *sorted(known)])
-            raise HTTPException(400, f"model: give a served model's name or one in use: {choices}")
+        configs = [console.hub.config(n) for n in console.hub.names]
+        known = {c.model for c in configs} | {c.normal for c in configs if c.normal}
+        for key in ("model", "normal"):
+            if document[key] is not None and document[key] not in {*served, *known}:
+                choices = ", ".join([*served, *sorted(known - set(served))])
+                raise HTTPException(
+                    400, f"{key}: give a served model's name or one in use: {choices}"
+                )
         try:
             return camera_from(name, document, "camera")
         except VadxError as err:  # a rule the schema cannot state (off ≤ on, a known setting,
@@ -264,9 +275,18 @@ def console_router(routes: Routes, console: Console) -> APIRouter:
         """The event's clip (``clip.mp4``: the window that decided it, replaced by the seconds
         around the event once they are there, as its ``footage_*`` say), ``thumb.png`` or, once
         explained, its explanation: ``explanation.mp4`` (the window with the map over it) and
-        ``explanation.png`` (the frames above the frame importance curves)."""
+        ``explanation.png`` (the frames above the frame importance curves). A normality event
+        (``signal`` ``normality``) has its anomaly maps instead: ``map.mp4``, the clip with the
+        camera's map over every frame, and ``map.png``, its most unusual frame (also its
+        ``thumb.png``), once its ``maps`` says so."""
         stored = _stored(console, event_id)
-        kept = stored.explanation if name.startswith("explanation") else stored.footage
+        kept = (
+            stored.explanation
+            if name.startswith("explanation")
+            else stored.maps
+            if name.startswith("map")
+            else stored.footage
+        )
         path = console.store.folder / (kept or "none") / EVENT_FILES[name]
         if kept is None or not path.is_file():
             raise HTTPException(404, f"event {event_id} has no {name} (yet)")

@@ -23,6 +23,7 @@ from PIL import Image
 from vadx.console.store import StoredEvent, StoredJob
 from vadx.detect import Event
 from vadx.models.crnn import CRNN
+from vadx.normality import NormalityModel
 from vadx.serve.job_store import Job, JobStore
 from vadx.serve.schema import DetectResult, JobParams
 from vadx.serve.storage import VideoStore
@@ -90,6 +91,7 @@ class JobMirror:
             events,
             model_id=str(model.model_id or "") if model is not None else "",
             reviews={int(k): v for k, v in job.reviews.items()},
+            signal="normality" if isinstance(model, NormalityModel) else "classifier",
         )
         for event in stored:
             if not quiet:

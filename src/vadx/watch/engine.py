@@ -26,9 +26,10 @@ frame, the open event ends there — so frames from before and after a gap never
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -108,6 +109,10 @@ class Alert:
         window, window_frames, window_times, window_fps: for ``started``, the window of the
             event most probable for its class (uint8 frames, their numbers, their stream times,
             their rate), to explain and to keep; None when not kept.
+        signal: what raised it: ``classifier`` (a classifier's classes) or ``normality`` (a
+            camera's normal: ``unusual``); a camera watched by both has events of each.
+        window_maps: with a normality model's ``window``, the anomaly map of each of its frames
+            ``(N, h, w)`` in the model's standard units.
     """
 
     id: int
@@ -121,6 +126,8 @@ class Alert:
     window_frames: tuple[int, ...] = ()
     window_times: tuple[float, ...] = ()
     window_fps: float = 0.0
+    signal: str = "classifier"
+    window_maps: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -257,7 +264,12 @@ class StreamDetector:
         on_alert: called with each :class:`Alert` (an event started or ended).
         on_decision: called with each window's :class:`Decision`.
         keep_clips: keep the recent frames so a started event carries the clip to explain.
+        ids: the events' ids (default 1, 2, 3…); detectors beside each other on one source
+            share one, so that their events' ids never meet.
     """
+
+    #: what raises this detector's alerts (:attr:`Alert.signal`)
+    signal = "classifier"
 
     def __init__(
         self,
@@ -267,6 +279,7 @@ class StreamDetector:
         on_alert: AlertFn | None = None,
         on_decision: DecisionFn | None = None,
         keep_clips: bool = False,
+        ids: Iterator[int] | None = None,
     ) -> None:
         self.model = model
         self.class_names, self.normal_class = model.class_names, model.config.normal_class
@@ -282,6 +295,9 @@ class StreamDetector:
         self.windows_decided = 0  # over all segments
         self.cnn_frames = 0  # frames through the CNN, over all segments
         self.alerts = 0
+        self.ids = ids or itertools.count(1)
+        #: the anomaly score of the latest window decided (None: none yet)
+        self.latest: float | None = None
         self._new_segment()
 
     @property
@@ -437,6 +453,7 @@ class StreamDetector:
                 domain,
             )
             self.windows_decided += 1
+            self.latest = score
             if self.on_decision is not None:
                 self.on_decision(decision)
 
@@ -460,7 +477,7 @@ class StreamDetector:
         event = update.event
         if update.kind == "started":
             self.alerts += 1
-            self._open[track] = (self.alerts, self.infos[event.start_frame])
+            self._open[track] = (next(self.ids), self.infos[event.start_frame])
         number, first = self._open[track]
         last = self.infos[event.end_frame]
         reason = None
@@ -476,6 +493,7 @@ class StreamDetector:
             last.wall,
             last.session,
             reason,
+            signal=self.signal,
         )
         if update.kind == "started" and self.keep_clips:
             alert = self._with_window(alert, event)

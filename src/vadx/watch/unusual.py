@@ -9,8 +9,9 @@ then the same smoothing, hysteresis, shortest event and alerts as a classifier's
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -33,7 +34,13 @@ from vadx.watch.engine import (
 
 class UnusualStream(StreamDetector):
     """:class:`~vadx.watch.engine.StreamDetector`'s contract with a normality model (module
-    doc); ``config.domain`` does not apply (the model is the camera's own normal)."""
+    doc); ``config.domain`` does not apply (the model is the camera's own normal).
+
+    A started event's window (``keep_clips``) carries the anomaly map of each of its frames
+    (:attr:`~vadx.watch.engine.Alert.window_maps`), and :attr:`staged_maps` holds the maps of
+    the frames last staged, for an engine that keeps footage with its maps."""
+
+    signal = "normality"
 
     def __init__(
         self,
@@ -43,6 +50,7 @@ class UnusualStream(StreamDetector):
         on_alert: AlertFn | None = None,
         on_decision: DecisionFn | None = None,
         keep_clips: bool = False,
+        ids: Iterator[int] | None = None,
     ) -> None:
         self.model = model  # type: ignore[assignment]
         self.config = config or DetectConfig()
@@ -54,6 +62,10 @@ class UnusualStream(StreamDetector):
         self.windows_decided = 0
         self.cnn_frames = 0
         self.alerts = 0
+        self.ids = ids or itertools.count(1)
+        self.latest: float | None = None
+        #: the anomaly maps ``(N, h, w)`` of the frames the last :meth:`stage` took
+        self.staged_maps = np.zeros((0, *model.grid), np.float32)
         self.class_names, self.normal_class = CLASSES, "normal"
         self._new_segment()
 
@@ -61,6 +73,7 @@ class UnusualStream(StreamDetector):
         super()._new_segment()
         self.scores: dict[int, float] = {}  # frame → its map's largest cell, until decided
         self.previous: np.ndarray | None = None  # the frame before the next, for motion
+        self.recent_maps: dict[int, np.ndarray] = {}  # with keep_clips: frame → its map
 
     def stage(self, frames: Sequence[np.ndarray], infos: Sequence[FrameInfo]) -> list[int]:
         """Take the frames and compute their maps at once (the model's own CNN: nothing for
@@ -78,6 +91,9 @@ class UnusualStream(StreamDetector):
         stacked = np.stack(frames)
         maps = self.model.maps(stacked, self.previous)
         self.previous = stacked[-1]
+        self.staged_maps = maps
+        if self.keep_clips:
+            self.recent_maps.update(zip(range(first, self.received), maps, strict=True))
         values = maps.reshape(len(maps), -1).max(axis=1).astype(np.float64)
         self.scores.update(zip(range(first, self.received), values.tolist(), strict=True))
         self.cnn_frames += len(frames)
@@ -98,6 +114,7 @@ class UnusualStream(StreamDetector):
                 self.windows_decided, self.infos[start], self.infos[start], row, unusual, decided
             )
             self.windows_decided += 1
+            self.latest = unusual
             if self.on_decision is not None:
                 self.on_decision(decision)
 
@@ -117,7 +134,13 @@ class UnusualStream(StreamDetector):
             window_frames=tuple(i.number for i in infos),
             window_times=tuple(i.time for i in infos),
             window_fps=fps,
+            window_maps=np.stack([self.recent_maps[i] for i in frames]),
         )
+
+    def _forget(self, final: int) -> None:
+        super()._forget(final)
+        for index in [i for i in self.recent_maps if i not in self.recent]:
+            del self.recent_maps[index]
 
 
 __all__ = ["UnusualStream"]
