@@ -131,7 +131,7 @@ def test_records_are_written_as_the_log_has_always_held_them(tmp_path):
         '"start_time": 1.0, "end_time": 1.2, "started_at": "2023-11-14T22:13:20.000+00:00", '
         '"ended_at": "2023-11-14T22:13:20.200+00:00", "peak_probability": 0.9, '
         '"mean_probability": 0.8, "session": 0, "reason": null, "out_of_domain": null, '
-        '"window_frames": [10, 11]}',
+        '"window_frames": [10, 11], "signal": "classifier"}',
         '{"id": 1, "state": "explained", "class": "fire", "explanation": "alerts/event-000001"}',
     ]
     import sqlite3

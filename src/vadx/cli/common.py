@@ -55,6 +55,34 @@ ListOption = Annotated[
 ForceOption = Annotated[
     bool, typer.Option("--force", help="Batch: redo every video, even those already complete.")
 ]
+NormalOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--normal",
+        help="Beside the classifier, this camera's normality model (vadx learn-normal): a "
+        "second signal, unusual for this camera, with its own events.",
+        show_default=False,
+    ),
+]
+
+
+def load_normal(model: Path, normal: Path | None):
+    """The normality model ``--normal`` names, beside the classifier ``model`` (None when not
+    given); anything else is one clear error."""
+    if normal is None:
+        return None
+    from vadx.errors import InputError
+    from vadx.normality import is_normality, load_normality
+
+    if is_normality(model):
+        raise InputError(
+            f"--normal goes beside a classifier, and {model} is a normality model already"
+        )
+    if not is_normality(normal):
+        raise InputError(
+            f"--normal {normal}: not a normality model (make one with vadx learn-normal)"
+        )
+    return load_normality(normal)
 
 
 class Between:

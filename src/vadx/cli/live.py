@@ -13,11 +13,13 @@ from vadx.cli.common import (
     DETECT,
     MethodsOption,
     ModelPath,
+    NormalOption,
     TemporalOption,
     ViewOption,
     console,
     err_console,
     explain_settings,
+    load_normal,
     number,
     say_domain,
     with_detection_options,
@@ -41,6 +43,7 @@ def watch_command(
         ),
     ],
     out: Annotated[Path, typer.Option("--out", help="Where to write events, alerts, metrics.")],
+    normal: NormalOption = None,
     detection: DetectConfig = DETECT,
     queue: Annotated[
         int,
@@ -92,7 +95,8 @@ def watch_command(
 
     Events go to OUT/events.jsonl the moment they start and end (fsynced);
     each alert's window is explained into OUT/alerts/. Stop with Ctrl-C or
-    SIGTERM: open events are closed and everything is flushed.
+    SIGTERM: open events are closed and everything is flushed. With --normal,
+    the camera's normal watches the same frames beside the classifier.
     """
     import signal
     import threading
@@ -124,6 +128,7 @@ def watch_command(
     writable_path(out, "--out")
     if annotate is not None:
         writable_path(annotate, "--annotate", folder=False)
+    beside = load_normal(model, normal)
     if is_normality(model):  # the camera's own normal: its maps are the explanation
         loaded = load_normality(model)
         config = replace(config, explain=False)
@@ -137,15 +142,16 @@ def watch_command(
         signal.signal(signum, lambda *_: stop.set())
 
     def say_alert(alert, record: EventRecord) -> None:
+        said = f"{record.class_name} ({record.signal})" if beside else record.class_name
         if record.state == "started":
             flag = " [yellow](outside the model's domain)[/]" if record.out_of_domain else ""
             console.print(
-                f"[bold red]ALERT[/] {record.class_name} from frame "
+                f"[bold red]ALERT[/] {said} from frame "
                 f"{record.start_frame} ({record.started_at}){flag}"
             )
         else:
             console.print(
-                f"ended {record.class_name}: frames {record.start_frame}–"
+                f"ended {said}: frames {record.start_frame}–"
                 f"{record.end_frame}, peak {record.peak_probability:.0%} "
                 f"({record.reason})"
             )
@@ -173,6 +179,7 @@ def watch_command(
         stop=stop,
         on_alert=say_alert,
         on_metrics=say_metrics,
+        normal=beside,
     )
     m = summary.metrics.live
     console.print(

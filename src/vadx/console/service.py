@@ -38,11 +38,12 @@ from vadx.console.recording import STORAGE_ERRORS, Recording, RecordingStatus
 from vadx.console.store import EVENTS_FOLDER, EventStore, StoredEvent
 from vadx.explanations.clip import ExplainSettings
 from vadx.models.crnn import CRNN
-from vadx.normality import NormalityModel, draw_map
+from vadx.normality import NormalityModel
 from vadx.settings import Runtime
 from vadx.watch.alerts import ALERT_SETTINGS, AlertExplainer, alert_verdict
 from vadx.watch.engine import Alert
 from vadx.watch.sinks import event_record
+from vadx.watch.unusual import write_maps
 
 LOG = logging.getLogger("vadx.console")
 #: how each event is explained: ``vadx watch``'s alert settings, the map drawn as a heat map
@@ -297,7 +298,7 @@ class Console:
         folder.mkdir(parents=True, exist_ok=True)  # each file appears whole (atomic writes)
         drawn = normal is not None and maps is not None and len(maps) == len(frames)
         if drawn:
-            _write_maps(folder, normal, list(frames), maps, fps)  # type: ignore[arg-type]
+            write_maps(folder, normal, list(frames), maps, fps)  # type: ignore[arg-type]
         else:
             write_png(folder / "thumb.png", frames[len(frames) // 2])
         write_mp4(folder / "clip.mp4", frames, fps=max(fps, 1.0))
@@ -363,7 +364,7 @@ class Console:
         drawn = normal is not None and all(m is not None for m in maps)
         if drawn:
             frames = [f.data for f in footage.frames]
-            _write_maps(folder, normal, frames, np.stack(maps), footage.fps)  # type: ignore[arg-type]
+            write_maps(folder, normal, frames, np.stack(maps), footage.fps)  # type: ignore[arg-type]
         elif not (folder / "thumb.png").is_file():  # no window was kept
             write_png(folder / "thumb.png", footage.frames[len(footage.frames) // 2].data)
         size = footage.frames[0].data.shape[:2]
@@ -476,22 +477,6 @@ class Console:
         if self.publisher is not None:
             self.publisher.close()
         self.store.close()
-
-
-def _write_maps(
-    folder: Path, normal: NormalityModel, frames: Sequence[np.ndarray], maps: np.ndarray, fps: float
-) -> None:
-    """A normality event's maps over its frames: ``map.mp4`` (every frame, encoded as it is
-    drawn) and its most unusual frame with its map as ``map.png`` and ``thumb.png``."""
-    from vadx.video.encode import Mp4Writer, write_png
-
-    peak = int(maps.reshape(len(maps), -1).max(axis=1).argmax())
-    with Mp4Writer(folder / "map.mp4", max(fps, 1.0), frames[0].shape[:2]) as mp4:
-        for frame, cells in zip(frames, maps, strict=True):
-            mp4.write(draw_map(normal, frame, cells))
-    drawn = draw_map(normal, frames[peak], maps[peak])
-    write_png(folder / "map.png", drawn)
-    write_png(folder / "thumb.png", drawn)
 
 
 def _covers(

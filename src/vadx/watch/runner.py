@@ -10,10 +10,17 @@ SIGTERM, ``stop.set()``) processes the frames already captured, ends open events
 Files in ``out``: ``events.jsonl`` (records ``started``, ``ended``, ``explained``),
 ``events.sqlite`` (``sqlite=True``), ``alerts/event-NNNNNN/``, ``metrics.json`` (refreshed
 every ``metrics_every`` s), ``summary.json`` (at the end), the annotated MP4 when asked.
+
+With a camera's normal (a normality model, ``vadx learn-normal``) as the model or ``normal``
+beside a classifier, each of its alerts keeps its maps: ``alerts/event-NNNNNN/map.mp4`` (the
+event's first frames with the anomaly map over them) and ``map.png`` (its most unusual frame),
+recorded as ``explained``. Beside a classifier, both detectors read the same frames; their
+events share one numbering, and each record says its ``signal``.
 """
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable
@@ -25,12 +32,18 @@ from vadx._version import __version__
 from vadx.detect import DetectConfig
 from vadx.errors import InputError
 from vadx.explanations.clip import ExplainSettings
-from vadx.files import write_json
+from vadx.files import staged_folder, write_json
 from vadx.models.crnn import CRNN
 from vadx.normality import NormalityModel
 from vadx.render.overlay import class_label
 from vadx.video.live import LiveSource
-from vadx.watch.alerts import ALERT_SETTINGS, AlertExplainer, ExplainerStats, alert_verdict
+from vadx.watch.alerts import (
+    ALERT_LAYOUT,
+    ALERT_SETTINGS,
+    AlertExplainer,
+    ExplainerStats,
+    alert_verdict,
+)
 from vadx.watch.capture import Capture, FrameQueue
 from vadx.watch.engine import Alert, Decision, FrameInfo, StreamDetector
 from vadx.watch.metrics import LiveMetrics, MetricsSnapshot, percentiles_ms
@@ -44,7 +57,7 @@ from vadx.watch.sinks import (
     WebhookStats,
     event_record,
 )
-from vadx.watch.unusual import UnusualStream
+from vadx.watch.unusual import UnusualStream, write_maps
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +197,12 @@ class Watch:
         on_alert: Callable[[Alert, EventRecord], None] | None = None,
         on_metrics: MetricsFn | None = None,
         stop: threading.Event | None = None,
+        normal: NormalityModel | None = None,
     ) -> None:
+        if normal is not None and isinstance(model, NormalityModel):
+            raise InputError(
+                "the model is a normality model already: normal goes beside a classifier"
+            )
         self.config = config = config or WatchConfig()
         self.out = Path(out)
         self.source = LiveSource(
@@ -195,14 +213,23 @@ class Watch:
         self.queue = FrameQueue(config.queue_size, drop_oldest=self.source.live or config.pace)
         self.capture = Capture(self.source, self.queue, config.pace)
         self.metrics = LiveMetrics()
-        stream = UnusualStream if isinstance(model, NormalityModel) else StreamDetector
+        ids = itertools.count(1)  # one numbering for the events of both signals
+        unusual = isinstance(model, NormalityModel)
+        stream = UnusualStream if unusual else StreamDetector
         self.detector = stream(
             model,  # type: ignore[arg-type]
             config.detect,
             on_alert=self._alert,
             on_decision=self._decision,
-            keep_clips=config.explain,
+            keep_clips=config.explain or unusual,  # a normality alert keeps its maps
+            ids=ids,
         )
+        #: the camera's normal beside the classifier (None: none)
+        self.beside = None
+        if normal is not None:
+            self.beside = UnusualStream(
+                normal, config.detect, on_alert=self._alert, keep_clips=True, ids=ids
+            )
         self.log = EventLog(self.out, config.sqlite)
         self._log_lock = threading.Lock()
         self.webhook = None
@@ -231,6 +258,11 @@ class Watch:
         self._open: dict[int, str] = {}  # open event → its class
         self.model_id = model.model_id
 
+    @property
+    def detectors(self) -> list[StreamDetector]:
+        """The model's detector, and the normal's beside it."""
+        return [self.detector] if self.beside is None else [self.detector, self.beside]
+
     # ------------------------------------------------------------------------ callbacks
     def _decision(self, decision: Decision) -> None:
         self._latest = decision
@@ -249,10 +281,25 @@ class Watch:
         self._write(record)
         if self.webhook is not None:
             self.webhook.submit(record)
-        if alert.kind == "started" and self.explainer is not None:
+        if alert.kind == "started" and alert.signal == "normality":
+            self._keep_maps(number, alert, record)
+        elif alert.kind == "started" and self.explainer is not None:
             self.explainer.submit(number, alert, record)
         if self.on_alert is not None:
             self.on_alert(alert, record)
+
+    def _keep_maps(self, number: int, alert: Alert, record: EventRecord) -> None:
+        """A normality alert's maps over its first frames (module doc), as its explanation."""
+        if alert.window is None or alert.window_maps is None:
+            return
+        model = self.beside.model if self.beside is not None else self.detector.model
+        folder = self.out / ALERT_LAYOUT.format(number=number)
+        with staged_folder(folder) as staging:
+            write_maps(staging, model, list(alert.window), alert.window_maps, alert.window_fps)  # type: ignore[arg-type]
+        done = ExplainedRecord(number, record.class_name, str(folder.relative_to(self.out)))
+        self._write(done)
+        if self.webhook is not None:
+            self.webhook.submit(done)
 
     def _explained(self, number: int, folder: Path, record: EventRecord) -> None:
         trust = alert_verdict(folder) if self.config.explain_settings.trust else None
@@ -275,7 +322,7 @@ class Watch:
         explained: ExplainerStats | None = None if self.explainer is None else self.explainer.stats
         return WatchMetrics(
             live=live,
-            cnn_frames=self.detector.cnn_frames,
+            cnn_frames=sum(d.cnn_frames for d in self.detectors),
             open_events=sorted(self._open),
             reconnections=max(0, self.source.stats.connections - 1),
             source_error=self.source.stats.last_error,
@@ -311,7 +358,8 @@ class Watch:
                     batch = batch[: max(0, config.max_frames - processed)]
                 for first, last in _sessions(batch):
                     if batch[first].session != session:
-                        self.detector.end_segment("source reconnected")
+                        for detector in self.detectors:
+                            detector.end_segment("source reconnected")
                         session = batch[first].session
                     self._process(batch[first:last])
                 processed += len(batch)
@@ -326,7 +374,8 @@ class Watch:
             self.capture.close()
             if self.capture.error is not None:
                 ended = f"source failed: {self.capture.error}"
-            self.detector.end_segment("stopped" if ended == "stopped" else "stream ended")
+            for detector in self.detectors:
+                detector.end_segment("stopped" if ended == "stopped" else "stream ended")
             self._close()
         return self._summary(ended, time.monotonic() - began)
 
@@ -342,6 +391,8 @@ class Watch:
             for f in frames
         ]
         self.detector.push_many([f.data for f in frames], infos)
+        if self.beside is not None:
+            self.beside.push_many([f.data for f in frames], infos)
         self.metrics.frames_done(len(frames))
         if self.view is not None:
             text = self._label()
@@ -424,9 +475,18 @@ def watch(
     stop: threading.Event | None = None,
     on_alert: Callable[[Alert, EventRecord], None] | None = None,
     on_metrics: MetricsFn | None = None,
+    normal: NormalityModel | None = None,
 ) -> WatchSummary:
     """Watch ``source`` (a file, a camera index, or an rtsp/http(s)/tcp URL) with ``model``
-    until it ends, fails for good or ``stop`` is set; returns (and writes) the summary."""
+    (and the camera's ``normal`` beside it) until it ends, fails for good or ``stop`` is set;
+    returns (and writes) the summary."""
     return Watch(
-        model, source, out, config, on_alert=on_alert, on_metrics=on_metrics, stop=stop
+        model,
+        source,
+        out,
+        config,
+        on_alert=on_alert,
+        on_metrics=on_metrics,
+        stop=stop,
+        normal=normal,
     ).run()

@@ -35,7 +35,8 @@ class EventRecord:
     """An alert as the log, the webhook and ``on_alert`` get it: the event (``state``
     ``started`` or ``ended``) with its id in the log, wall-clock times, source session, why it
     ended, its share outside the model's domain and the first and last frame of the window
-    that explains it."""
+    that explains it; ``signal``: what raised it, ``classifier`` or ``normality`` (a camera's
+    normal, alone or beside a classifier)."""
 
     id: int
     state: str
@@ -52,6 +53,7 @@ class EventRecord:
     reason: str | None
     out_of_domain: float | None
     window_frames: tuple[int, int] | None = None
+    signal: str = "classifier"
 
     def to_json(self) -> dict[str, Any]:
         """The record as a line of ``events.jsonl`` (and the webhook's body) holds it."""
@@ -71,6 +73,7 @@ class EventRecord:
             "reason": self.reason,
             "out_of_domain": self.out_of_domain,
             "window_frames": None if self.window_frames is None else list(self.window_frames),
+            "signal": self.signal,
         }
 
 
@@ -121,6 +124,7 @@ def event_record(
         reason=alert.reason,
         out_of_domain=None if event.out_of_domain is None else round(event.out_of_domain, 4),
         window_frames=window_frames,
+        signal=alert.signal,
     )
 
 

@@ -10,16 +10,18 @@ then the same smoothing, hysteresis, shortest event and alerts as a classifier's
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from vadx.detect import Event
 from vadx.errors import InputError
-from vadx.normality import CLASSES, NormalityModel
+from vadx.normality import CLASSES, NormalityModel, draw_map
 from vadx.settings import DetectConfig
 from vadx.watch.engine import (
     Alert,
@@ -143,4 +145,28 @@ class UnusualStream(StreamDetector):
             del self.recent_maps[index]
 
 
-__all__ = ["UnusualStream"]
+def write_maps(
+    folder: str | os.PathLike[str],
+    model: NormalityModel,
+    frames: Sequence[np.ndarray],
+    maps: np.ndarray,
+    fps: float,
+) -> None:
+    """A normality event's anomaly maps over its frames, in ``folder``: ``map.mp4`` (every
+    frame with its map, encoded as it is drawn; :func:`~vadx.normality.draw_map`) and its most
+    unusual frame with its map as ``map.png`` and ``thumb.png``. Each file appears whole."""
+    from vadx.video.encode import Mp4Writer, write_png
+
+    if len(frames) != len(maps) or not len(frames):
+        raise InputError(f"{len(maps)} maps for {len(frames)} frames")
+    folder = Path(folder)
+    peak = int(maps.reshape(len(maps), -1).max(axis=1).argmax())
+    with Mp4Writer(folder / "map.mp4", max(fps, 1.0), frames[0].shape[:2]) as mp4:
+        for frame, cells in zip(frames, maps, strict=True):
+            mp4.write(draw_map(model, frame, cells))
+    drawn = draw_map(model, frames[peak], maps[peak])
+    write_png(folder / "map.png", drawn)
+    write_png(folder / "thumb.png", drawn)
+
+
+__all__ = ["UnusualStream", "write_maps"]
