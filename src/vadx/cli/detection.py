@@ -14,13 +14,16 @@ from vadx.cli.common import (
     ForceOption,
     ListOption,
     ModelPath,
+    NormalOption,
     VideosArgument,
     console,
     err_console,
+    load_normal,
     progress_bar,
     say_domain,
     with_detection_options,
 )
+from vadx.errors import InputError
 from vadx.files import writable_path
 from vadx.settings import DetectConfig
 
@@ -32,6 +35,7 @@ def detect_command(
     out: Annotated[Path, typer.Option("--out", help="Where to write events, scores, video.")] = ...,  # type: ignore[assignment]
     list_file: ListOption = None,
     force: ForceOption = False,
+    normal: NormalOption = None,
     detection: DetectConfig = DETECT,
     annotate: Annotated[bool, typer.Option(help="Write annotated.mp4.")] = True,
     runtime: Annotated[
@@ -48,15 +52,22 @@ def detect_command(
     Several videos, folders of videos or --list make a batch: one folder per video, one index.
 
     A batch run again skips the videos already done; under torchrun its processes share them.
+
+    With --normal (one video), the camera's normal reads it too: its events, scores and maps
+    go to OUT/unusual/, and scores.png shows both signals.
     """
     from vadx.batch import DetectJob, is_batch
     from vadx.detect import check_domain_mode, detect
-    from vadx.detect.files import write_detection
+    from vadx.detect.files import scores_png, write_detection_files
+    from vadx.files import staged_folder
     from vadx.models import load_model
     from vadx.normality import is_normality
 
     config, domain = detection, detection.domain
     writable_path(out, "--out")
+    beside = load_normal(model, normal)
+    if beside is not None and is_batch(videos or [], list_file):
+        raise InputError("--normal takes one video, not a batch: detect the archive twice")
     normality = is_normality(model)  # a model of the camera's normal (vadx learn-normal)
     if normality:
         _note_calibration(model, config)
@@ -85,18 +96,26 @@ def detect_command(
     video = videos[0]  # type: ignore[index]
     loaded = load_model(model)
     check_domain_mode(loaded, domain)
-    with progress_bar("detecting") as advance:
-        result = detect(
-            loaded, video, config, progress=lambda _, d, t: advance(d, t), runtime=runtime
+    unusual = None
+    with (
+        progress_bar("detecting") as advance,
+        staged_folder(out, last="events.json") as staging,  # all the files, or none
+    ):
+        progress = lambda _, d, t: advance(d, t)  # noqa: E731
+        result = detect(loaded, video, config, progress=progress, runtime=runtime)
+        write_detection_files(
+            staging, result, video, loaded.checkpoint.model_id, annotate, progress
         )
-        write_detection(
-            out,
-            result,
-            video,
-            loaded.checkpoint.model_id,
-            annotate,
-            progress=lambda _, d, t: advance(d, t),
-        )
+        if beside is not None:  # the camera's normal on the same video, in unusual/
+            from vadx.normality import write_unusual
+            from vadx.watch.unusual import calibrated_config
+
+            (staging / "unusual").mkdir()
+            calibrated = calibrated_config(beside)  # the options are the classifier's
+            unusual = write_unusual(
+                staging / "unusual", beside, video, calibrated, annotate, progress
+            )
+            (staging / "scores.png").write_bytes(scores_png(result, unusual))
     checked = result.domain["checked"]
     table = Table(
         "class",
@@ -120,6 +139,18 @@ def detect_command(
     console.print(
         f"wrote {out}/events.json, scores.csv, scores.png" + (", annotated.mp4" if annotate else "")
     )
+    if unusual is not None:
+        found = ", ".join(
+            f"{e.start_time:.1f}–{e.end_time:.1f} s ({e.peak_probability:.0%})"
+            for e in unusual.events
+        )
+        console.print(
+            f"unusual for this camera: {len(unusual.events)} event(s)"
+            + (f": {found}" if found else "")
+            + f"; wrote {out}/unusual/events.json, scores.csv, scores.png"
+            + (", annotated.mp4, unusual.mp4 (the maps)" if annotate else ""),
+            soft_wrap=True,
+        )
 
 
 def _note_calibration(model: str, config: DetectConfig) -> None:

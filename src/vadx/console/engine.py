@@ -49,7 +49,7 @@ from vadx.settings import RUNTIMES, Runtime
 from vadx.video.live import LiveFrame, LiveSource
 from vadx.watch.capture import Capture, FrameQueue
 from vadx.watch.engine import Alert, FrameInfo, StreamDetector
-from vadx.watch.unusual import UnusualStream
+from vadx.watch.unusual import UnusualStream, calibrated_config
 
 LOG = logging.getLogger("vadx.console")
 #: ``on_alert(camera name, alert)``: an event started or ended on a camera
@@ -292,7 +292,9 @@ class CameraHub:
                     f"camera {config.name!r}: its model {config.model!r} is a normality model "
                     "already: normal goes beside a classifier"
                 )
-            beside = UnusualStream(normal, config.detection, keep_clips=self.keep_clips, ids=ids)
+            beside = UnusualStream(  # with its calibrated settings: detect is the classifier's
+                normal, calibrated_config(normal), keep_clips=self.keep_clips, ids=ids
+            )
         retries = 0 if config.is_file else self.max_retries
         source = LiveSource(
             config.source, *self.timeouts, max_retries=retries, loop=config.loop and config.is_file

@@ -113,8 +113,10 @@ def _event_of_frame(detection: Detection) -> list[str | None]:
     return labels
 
 
-def scores_png(detection: Detection) -> bytes:
-    """Class probabilities and the smoothed anomaly score over time, events shaded."""
+def scores_png(detection: Detection, beside: Detection | None = None) -> bytes:
+    """Class probabilities and the smoothed anomaly score over time, events shaded; with
+    ``beside`` (a camera's normal on the same video), its smoothed ``p(unusual)`` too, its
+    events shaded in purple."""
     from matplotlib.figure import Figure
 
     times = detection.timestamps
@@ -126,6 +128,12 @@ def scores_png(detection: Detection) -> bytes:
     for event in detection.events:
         axes.axvspan(event.start_time, event.end_time, color="red", alpha=0.15)
         axes.text(event.start_time, 1.02, event.class_name, color="red", fontsize=8)
+    if beside is not None:
+        label = "unusual for this camera (smoothed)"
+        axes.plot(beside.timestamps, beside.smoothed_score, color="purple", lw=2, label=label)
+        for event in beside.events:
+            axes.axvspan(event.start_time, event.end_time, color="purple", alpha=0.12)
+            axes.text(event.start_time, 0.96, event.class_name, color="purple", fontsize=8)
     outside = detection.outside_domain
     if outside.any():
         axes.fill_between(

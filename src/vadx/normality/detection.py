@@ -113,7 +113,7 @@ def draw_map(
     height, width = model.config.frame_size
     _, geometry, _ = fit_frames(frame[None], (height, width), model.config.fit)  # type: ignore[arg-type]
     fitted = cv2.resize(cells / model.threshold, (width, height))
-    value = geometry.to_source(fitted)[0].clip(0, 1)
+    value = geometry.to_source(fitted).clip(0, 1)  # (H, W) in, (H, W) out
     alpha = (opacity * value)[..., None]  # the map shows only where it is unusual
     colour = colourise(value, "jet").astype(np.float32)
     return (frame * (1 - alpha) + colour * alpha).round().astype(np.uint8)

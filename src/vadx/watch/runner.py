@@ -57,7 +57,7 @@ from vadx.watch.sinks import (
     WebhookStats,
     event_record,
 )
-from vadx.watch.unusual import UnusualStream, write_maps
+from vadx.watch.unusual import UnusualStream, calibrated_config, write_maps
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,8 +227,8 @@ class Watch:
         #: the camera's normal beside the classifier (None: none)
         self.beside = None
         if normal is not None:
-            self.beside = UnusualStream(
-                normal, config.detect, on_alert=self._alert, keep_clips=True, ids=ids
+            self.beside = UnusualStream(  # its calibrated settings: detect is the classifier's
+                normal, calibrated_config(normal), on_alert=self._alert, keep_clips=True, ids=ids
             )
         self.log = EventLog(self.out, config.sqlite)
         self._log_lock = threading.Lock()

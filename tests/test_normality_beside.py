@@ -1,0 +1,296 @@
+"""A camera's normal beside a classifier, and live events that keep their maps (issue 31,
+item 2): one decoded source, two signals, each with its own events, equal to running each
+model alone on the same frames; a normality event's footage with its maps over it, its
+thumbnail the most unusual frame, the red where the fight is."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from tests.conftest import TINY, run_cli
+from tests.test_console import wait_for
+from tests.test_reliability import assert_one_error_line
+from tests.test_watch_engine import as_tuples, thresholds
+from vadx.console.cameras import CameraConfig, read_cameras
+from vadx.console.engine import CameraHub
+from vadx.data.synth import render_long
+from vadx.detect import DetectConfig, detect
+from vadx.models import save_model
+from vadx.models.backbones import build_backbone
+from vadx.normality import (
+    NormalityConfig,
+    detect_unusual,
+    learn_normal,
+    load_normality,
+    save_normality,
+)
+from vadx.video import VideoReader, write_mp4
+from vadx.watch.unusual import calibrated_config
+
+SIZE = (48, 48)
+
+
+@pytest.fixture(scope="module")
+def street(streets, tmp_path_factory):
+    """The fight street of ``streets`` (44 frames at 25 fps, a fight in frames 15–33), the
+    same street quiet (60 frames) and where the fight's pixels are."""
+    root = tmp_path_factory.mktemp("beside")
+    write_mp4(root / "quiet.mp4", render_long(2, [("normal", 60)], SIZE).frames, fps=25)
+    fight = render_long(2, [("normal", 10), ("fight", 24), ("normal", 10)], SIZE)
+    return streets[1], root / "quiet.mp4", fight.masks
+
+
+@pytest.fixture(scope="module")
+def normal(street):
+    """The street's normal, learnt from its quiet footage."""
+    _, quiet, _ = street
+    torch.manual_seed(0)
+    backbone = build_backbone("vgg19", **TINY.backbone_args)
+    config = NormalityConfig("vgg19", dict(TINY.backbone_args), frame_size=(64, 64), channels=8)
+    learnt = learn_normal(backbone, [quiet], config, holdout=0.25)
+    return load_normality(save_normality(learnt, quiet.parent / "street-normal"))
+
+
+@pytest.fixture(scope="module")
+def settings(street, stretched):
+    """Settings at which the classifier raises events on the fight street."""
+    return thresholds(stretched, street[0], DetectConfig(stride=2, step=1, domain="off"), 0.3, 0.7)
+
+
+def spans(events) -> list[tuple[int, int, str]]:
+    return [(e.start_frame, e.end_frame, e.class_name) for e in events]
+
+
+def beside(name: str, source, settings: DetectConfig, **more) -> CameraConfig:
+    detect_settings = {k: getattr(settings, k) for k in ("stride", "step", "on", "off")}
+    return CameraConfig(
+        name=name,
+        source=str(source),
+        model="street",
+        normal="normal",
+        detect=detect_settings,
+        domain="off",
+        pace=False,
+        **more,
+    )
+
+
+def test_a_camera_runs_its_normal_beside_its_classifier(street, normal, stretched, settings):
+    """One camera, one decoded source, two signals: each signal's events are those of its
+    model alone on the same frames, with one numbering; the status has both scores."""
+    video, _, _ = street
+    alerts = []
+    models = {"street": stretched, "normal": normal}
+    hub = CameraHub(
+        [beside("door", video, settings)],
+        load=models.__getitem__,
+        on_alert=lambda name, alert: alerts.append(alert),
+    )
+    hub.run_to_end(timeout=120)
+    ended = {
+        signal: [a.event for a in alerts if a.kind == "ended" and a.signal == signal]
+        for signal in ("classifier", "normality")
+    }
+    expected = detect(stretched, video, settings).events
+    assert expected and as_tuples(ended["classifier"]) == as_tuples(expected)
+    alone = detect_unusual(normal, video, calibrated_config(normal)).events
+    assert alone and spans(ended["normality"]) == spans(alone)
+    assert {e.class_name for e in ended["normality"]} == {"unusual"}
+    started = [a.id for a in alerts if a.kind == "started"]
+    assert sorted(started) == list(range(1, len(expected) + len(alone) + 1))  # no id twice
+    (status,) = hub.status()
+    assert status.frames == 44 and set(status.scores) == {"classifier", "normality"}
+    assert 0 <= status.scores["normality"] <= 1 and status.events == len(started)
+    assert hub.model("door", "normality") is normal and hub.model("door") is stretched
+    hub.close()
+
+
+def test_the_normal_must_be_a_normality_model_beside_a_classifier(
+    street, normal, stretched, settings, tmp_path
+):
+    video, _, _ = street
+    models = {"street": stretched, "normal": normal}
+    camera = beside("door", video, settings)
+    with pytest.raises(Exception, match="is not a camera's normality model"):
+        CameraHub([camera.model_copy(update={"normal": "street"})], load=models.__getitem__)
+    with pytest.raises(Exception, match="is a normality model already"):
+        CameraHub([camera.model_copy(update={"model": "normal"})], load=models.__getitem__)
+    # in the YAML file: one line naming the file and the place
+    classifier = save_model(stretched, tmp_path / "street")
+    saved = save_normality(normal, tmp_path / "street-normal")
+    file = tmp_path / "cameras.yaml"
+    file.write_text(
+        f"cameras:\n  door:\n    source: {video}\n    model: street\n    normal: street\n"
+    )
+    with pytest.raises(Exception, match=r"cameras.yaml: cameras.door.normal: .*is a classifier"):
+        read_cameras(file)
+    file.write_text(
+        f"cameras:\n  door:\n    source: {video}\n    model: street-normal\n    normal: street\n"
+    )
+    with pytest.raises(Exception, match=r"cameras.door.normal: .*is a classifier"):
+        read_cameras(file)
+    file.write_text(
+        f"cameras:\n  door:\n    source: {video}\n    model: street\n    normal: street-normal\n"
+    )
+    (read,) = read_cameras(file)
+    assert (read.model, read.normal) == (str(classifier), str(saved))
+
+
+def test_console_events_of_both_signals_and_the_maps_of_the_unusual(
+    street, normal, stretched, settings, tmp_path
+):
+    """Through the console and its API: each event says its signal; a normality event keeps
+    map.mp4 (its footage with the maps over it, frame for frame) and map.png (its most
+    unusual frame: also its thumbnail), red where the fight is."""
+    from fastapi.testclient import TestClient
+
+    from vadx.console.service import Console
+    from vadx.serve import Server, create_app
+
+    video, _, masks = street
+    server = Server({"street": stretched}, tmp_path / "data")
+    models = {"street": stretched, "normal": normal}
+    server.console = Console(
+        [beside("door", video, settings)],
+        server.data / "console",
+        load=models.__getitem__,
+        explain=False,
+    )
+    client = TestClient(create_app(server))
+    console = server.console.start()
+    try:
+        wait_for(lambda: console.hub.status()[0].state == "ended", 120)
+        wait_for(lambda: all(e.footage_end_frame == 43 for e in console.store.events()), 60)
+        events = client.get("/api/events").json()
+        signals = sorted({(e["signal"], e["class_name"] == "unusual") for e in events})
+        assert signals == [("classifier", False), ("normality", True)]
+        assert client.get("/api/cameras/door").json()["settings"]["normal"] == "normal"
+        unusual = next(e for e in events if e["signal"] == "normality")
+        classified = next(e for e in events if e["signal"] == "classifier")
+        assert unusual["model_id"] == normal.model_id and unusual["maps"] == unusual["footage"]
+        assert classified["maps"] is None and classified["model_id"] != normal.model_id
+        missing = client.get(f"/api/events/{classified['id']}/files/map.mp4")
+        assert missing.status_code == 404
+        drawn = client.get(f"/api/events/{unusual['id']}/files/map.mp4")
+        assert drawn.status_code == 200 and drawn.headers["content-type"] == "video/mp4"
+        first, last = unusual["footage_start_frame"], unusual["footage_end_frame"]
+        (tmp_path / "map.mp4").write_bytes(drawn.content)
+        with VideoReader(tmp_path / "map.mp4") as reader:  # every frame of its footage
+            assert reader.info.num_frames == last - first + 1
+        picture = client.get(f"/api/events/{unusual['id']}/files/map.png")
+        thumb = client.get(f"/api/events/{unusual['id']}/files/thumb.png")
+        assert picture.status_code == 200 and picture.content == thumb.content
+        folder = console.store.folder / unusual["maps"]
+        shown = _png(folder / "map.png")
+        scores, _ = normal.scores(video)
+        peak = first + int(scores[first : last + 1].argmax())  # the most unusual frame
+        with VideoReader(video) as reader:
+            plain = reader.read(np.array([peak])).data[0]
+        # red where the map reaches the threshold: how much redder the picture is than the frame
+        redder = _redness(shown) - _redness(plain)
+        red = redder > 20
+        assert red.any() and masks[peak].any()
+        # the red is on the fight: its pixels (a map cell of 8 px around them) hold most of it
+        near = _grown(masks[peak], 8)
+        assert red[near].sum() > 0.8 * red.sum() and redder[near].mean() > redder[~near].mean() + 20
+    finally:
+        console.close()
+        server.jobs.close()
+
+
+def _png(path) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def _redness(picture: np.ndarray) -> np.ndarray:
+    """Per pixel, red above the mean of green and blue."""
+    rgb = picture.astype(int)
+    return rgb[..., 0] - (rgb[..., 1] + rgb[..., 2]) // 2
+
+
+def _grown(mask: np.ndarray, pixels: int) -> np.ndarray:
+    """``mask`` grown by ``pixels`` in every direction."""
+    import cv2
+
+    kernel = np.ones((2 * pixels + 1, 2 * pixels + 1), np.uint8)
+    return cv2.dilate(mask.astype(np.uint8), kernel).astype(bool)
+
+
+def test_watch_and_detect_take_a_normal_beside_the_classifier(
+    street, normal, stretched, settings, tmp_path, capsys
+):
+    """``vadx watch CLASSIFIER SOURCE --normal``: alerts of both, each saying its signal, the
+    normality ones with their maps; ``vadx detect … --normal``: the classifier's files as
+    alone, the normal's in unusual/."""
+    video, _, _ = street
+    classifier = save_model(stretched, tmp_path / "street")
+    saved = save_normality(normal, tmp_path / "street-normal")
+    options = ["--stride", "2", "--step", "1", "--on", str(settings.on), "--off", str(settings.off)]
+    options += ["--domain", "off"]
+    argv = ["watch", str(classifier), str(video), "--out", str(tmp_path / "w"), "--no-explain"]
+    code, out, err = run_cli([*argv, *options, "--normal", str(saved)], capsys)
+    assert code == 0, err
+    assert "ALERT unusual (normality)" in out and "(classifier)" in out
+    lines = [json.loads(x) for x in (tmp_path / "w" / "events.jsonl").read_text().splitlines()]
+    ended = [r for r in lines if r["state"] == "ended"]
+    alone = detect_unusual(normal, video, calibrated_config(normal)).events
+    assert [
+        (r["start_frame"], r["end_frame"], r["class"]) for r in ended if r["signal"] == "normality"
+    ] == spans(alone)
+    classified = [
+        (r["start_frame"], r["end_frame"], r["class"]) for r in ended if r["signal"] == "classifier"
+    ]
+    assert classified == spans(detect(stretched, video, settings).events)
+    explained = [r for r in lines if r["state"] == "explained"]
+    assert [r["class"] for r in explained] == ["unusual"] * len(alone)  # the maps, no CAMs
+    maps = tmp_path / "w" / explained[0]["explanation"]
+    with VideoReader(maps / "map.mp4") as reader:  # the event's frames when it started
+        first, last = next(
+            r["window_frames"]
+            for r in lines
+            if r["id"] == explained[0]["id"] and r["state"] == "started"
+        )
+        assert reader.info.num_frames == last - first + 1 and first == alone[0].start_frame
+    assert (maps / "map.png").is_file()
+
+    argv = ["detect", str(classifier), str(video), "--out", str(tmp_path / "d"), *options]
+    code, out, err = run_cli([*argv, "--normal", str(saved)], capsys)
+    assert code == 0, err
+    assert f"unusual for this camera: {len(alone)} event(s)" in out
+    code, _, err = run_cli([*argv[:3], "--out", str(tmp_path / "alone"), *options], capsys)
+    assert code == 0, err
+    both, by_itself = (
+        json.loads((tmp_path / f / "events.json").read_text()) for f in ("d", "alone")
+    )
+    assert both["events"] == by_itself["events"]
+    unusual = json.loads((tmp_path / "d" / "unusual" / "events.json").read_text())
+    assert spans(_events(unusual)) == spans(alone) and unusual["model"] == normal.model_id
+    with VideoReader(tmp_path / "d" / "unusual" / "unusual.mp4") as reader:
+        assert reader.info.num_frames == 44
+    assert (tmp_path / "d" / "unusual" / "scores.csv").is_file()
+    assert (tmp_path / "d" / "scores.png").read_bytes() != (
+        tmp_path / "alone" / "scores.png"
+    ).read_bytes()
+    # a normal that is not one, or beside a normality model: one error line each
+    code, _, err = run_cli(
+        [*argv[:3], "--out", str(tmp_path / "x"), "--normal", str(classifier)], capsys
+    )
+    assert_one_error_line(code, err, "--normal")
+    assert "not a normality model" in err and not (tmp_path / "x").exists()
+    code, _, err = run_cli(
+        ["watch", str(saved), str(video), "--out", str(tmp_path / "y"), "--normal", str(saved)],
+        capsys,
+    )
+    assert_one_error_line(code, err, "a normality model already")
+
+
+def _events(document):
+    from vadx.detect import Event
+
+    return [Event(**e) for e in document["events"]]
