@@ -74,8 +74,7 @@ def beside(name: str, source, settings: DetectConfig, **more) -> CameraConfig:
         normal="normal",
         detect=detect_settings,
         domain="off",
-        pace=False,
-        **more,
+        **{"pace": False, **more},
     )
 
 
@@ -294,3 +293,58 @@ def _events(document):
     from vadx.detect import Event
 
     return [Event(**e) for e in document["events"]]
+
+
+def test_the_console_page_shows_both_signals_and_plays_the_maps(
+    street, normal, stretched, settings, tmp_path, monkeypatch
+):
+    """In Chromium: the camera's tile shows both current scores, a normality event says it is
+    unusual for this camera, opens on its maps (map.mp4) with a note, and its thumbnail is the
+    map's picture."""
+    from tests.test_serve_browser import CHROMIUM, browsing, wait_until
+
+    if CHROMIUM is None:
+        pytest.skip("Debian's chromium is not installed")
+    from vadx.console.service import Console
+    from vadx.serve import Server, serving
+
+    monkeypatch.setattr("vadx.console.service.STATUS_EVERY", 0.3)
+    video, _, _ = street
+    server = Server({"street": stretched}, tmp_path / "data")
+    models = {"street": stretched, "normal": normal}
+    door = beside("door", video, settings, loop=True, pace=True)
+    server.console = Console([door], server.data / "console", load=models.__getitem__)
+    server.console.start()
+    scores = "document.querySelectorAll('.tile[data-name=door] .score')"
+    rows = "[...document.querySelectorAll('#events tbody tr')]"
+    unusual = f"{rows}.find(tr => tr.children[2].classList.contains('normality'))"
+    try:
+        with serving(server) as url, browsing(url) as (page, errors, outside):
+            page.goto(url + "console")
+            wait_until(page, f"{scores}.length === 2", 30)
+            shown = page.evaluate(f"[...{scores}].map(s => s.dataset.signal)")
+            assert shown == ["classifier", "normality"]
+            assert page.evaluate(f"{scores}[1].textContent").startswith("unusual ")
+            wait_until(page, f"{unusual} && {unusual}.querySelector('img')", 60)
+            store = server.console.store
+            wait_for(lambda: any(e.maps for e in store.events()), 60)
+            mapped = next(e for e in store.events() if e.maps)
+            wait_until(page, f"{rows}.some(tr => +tr.dataset.id === {mapped.id})")
+            row = f"#events tbody tr[data-id='{mapped.id}']"
+            assert page.inner_text(f"{row} td:nth-child(3)") == "unusual for this camera"
+            page.click(f"{row} td:nth-child(2)")
+            wait_until(page, "document.querySelector('#clip').src.includes('map.mp4')", 30)
+            wait_until(page, "document.querySelector('#clip').readyState >= 1")
+            assert page.is_visible("#map-note") and page.is_visible("#show-map")
+            assert not page.is_visible("#show-explanation")
+            page.click("#show-window")
+            wait_until(page, "document.querySelector('#clip').src.includes('clip.mp4')")
+            assert not page.is_visible("#map-note")
+            page.click("#show-map")
+            wait_until(page, "document.querySelector('#clip').src.includes('map.mp4')")
+            page.set_viewport_size({"width": 1280, "height": 800})
+            page.screenshot(path=str(tmp_path / "console-beside.png"))
+            assert errors == [] and outside == []
+    finally:
+        server.console.close()
+        server.jobs.close()

@@ -28,7 +28,7 @@
       box = document.createElement("div");
       box.className = "tile";
       box.dataset.name = camera.name;
-      box.innerHTML = '<img alt=""><div class="strip"></div><div class="caption"><b></b><span class="numbers"></span><span class="state"></span></div><div class="error"></div>';
+      box.innerHTML = '<img alt=""><div class="strip"></div><div class="caption"><b></b><span class="numbers"></span><span class="state"></span></div><div class="scores"></div><div class="error"></div>';
       box.querySelector("b").textContent = camera.name;
       box.addEventListener("click", () => { $("f-camera").value = camera.name; loadEvents(); });
       $("grid").appendChild(box);
@@ -38,11 +38,29 @@
     box.querySelector(".state").className = "state " + s.state;
     box.querySelector(".numbers").textContent =
       `${s.fps.toFixed(1)} fps · ${s.dropped} dropped · ${s.events} event(s)`;
+    scores(box.querySelector(".scores"), s.scores || {});
     box.querySelector(".error").textContent = s.error && s.state !== "running" ? s.error : "";
     box.classList.toggle("alarm", state.alarms.has(camera.name));
     if (s.frames > 0 && !box.querySelector("img").src) picture(box, camera.name);
     strip(box, camera.name);
   }
+  function scores(bar, latest) {  // each signal's latest score: the classifier's, the normal's
+    bar.replaceChildren();
+    for (const [signal, words] of [["classifier", "anomaly"], ["normality", "unusual"]]) {
+      if (latest[signal] == null) continue;
+      const span = document.createElement("span");
+      span.className = "score " + signal;
+      span.dataset.signal = signal;
+      span.title = signal === "normality" ? "p(unusual) for this camera's normal, last frame"
+        : "1 − p(normal) of the classifier's last window";
+      span.textContent = `${words} ${Math.round(latest[signal] * 100)}%`;
+      const level = document.createElement("i");
+      level.style.width = `${Math.round(latest[signal] * 100)}%`;
+      span.appendChild(level);
+      bar.appendChild(span);
+    }
+  }
+  const said = (event) => event.signal === "normality" ? "unusual for this camera" : event.class_name;
   function picture(box, name) {
     box.querySelector("img").src = withToken(`api/cameras/${encodeURIComponent(name)}/frame.jpg?t=${Date.now()}`);
   }
@@ -123,7 +141,11 @@
     const unfamiliar = event.out_of_domain !== null && event.out_of_domain > 0.5;
     const where = cell(event.camera);
     if (event.source === "upload") { where.classList.add("upload"); where.title = "an uploaded video"; }
-    tr.append(thumb, where, cell(event.class_name),
+    const what = cell(said(event));
+    what.classList.add(event.signal || "classifier");
+    what.title = event.signal === "normality" ? "raised by the camera's normal (vadx learn-normal)"
+      : "raised by the classifier";
+    tr.append(thumb, where, what,
       cell(`${Math.round(event.peak_probability * 100)}%`),
       cell(event.out_of_domain === null ? "—" : unfamiliar ? "unfamiliar" : "familiar"),
       cell(when(event.started_at)), cell(event.state === "active" ? "now" : "ended"));
@@ -157,7 +179,7 @@
   }
   function exportLinks() {
     const events = state.order.map((id) => state.events.get(id));
-    const columns = ["id", "camera", "class_name", "state", "start_frame", "end_frame", "started_at",
+    const columns = ["id", "camera", "signal", "class_name", "state", "start_frame", "end_frame", "started_at",
       "ended_at", "peak_probability", "mean_probability", "out_of_domain", "reviewed", "reason"];
     const quote = (v) => (v === null || v === undefined ? "" : /[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v));
     const csv = [columns.join(","), ...events.map((e) => columns.map((c) => quote(e[c])).join(","))].join("\n");
@@ -174,21 +196,27 @@
     if (current) current.scrollIntoView({ block: "nearest" });
     $("playback").hidden = false;
     $("clip-caption").textContent =
-      `${event.camera} · ${event.class_name} · ${Math.round(event.peak_probability * 100)}% · ${when(event.started_at)}`;
+      `${event.camera} · ${said(event)} · ${Math.round(event.peak_probability * 100)}% · ${when(event.started_at)}`;
     if (event.trust) $("clip-caption").textContent += ` · explanation ${event.trust}`;
     if (event.explanation_error) $("clip-caption").textContent += ` · ${event.explanation_error}`;
     if (covers(event)) $("clip-caption").textContent += ` · ${covers(event)}`;
     $("show-explanation").title = event.trust ? `trust verdict: ${event.trust} (docs/trust.md)`
       : event.explanation_error || "";
     $("show-explanation").disabled = !event.explanation;
+    $("show-explanation").hidden = event.signal === "normality";  // its maps explain it
+    $("show-map").hidden = event.signal !== "normality";
+    $("show-map").disabled = !event.maps;
     $("show-window").disabled = !event.footage;
-    play(event, event.explanation ? "explanation" : "window");
+    play(event, event.explanation ? "explanation" : event.maps ? "map" : "window");
   }
-  function play(event, view) {  // the explanation (the map over the window) or the kept clip
+  function play(event, view) {  // the explanation (the map over the window), the normal's maps, or the clip
     const explained = view === "explanation" && event.explanation;
-    const file = explained ? "explanation.mp4" : event.footage ? "clip.mp4" : null;
+    const mapped = view === "map" && event.maps;
+    const file = explained ? "explanation.mp4" : mapped ? "map.mp4" : event.footage ? "clip.mp4" : null;
     $("show-explanation").classList.toggle("on", !!explained);
-    $("show-window").classList.toggle("on", !explained && !!event.footage);
+    $("show-map").classList.toggle("on", !!mapped);
+    $("show-window").classList.toggle("on", !explained && !mapped && !!event.footage);
+    $("map-note").hidden = !mapped;
     $("strip").hidden = !event.explanation;
     if (event.explanation) $("strip").src = withToken(`api/events/${event.id}/files/explanation.png`);
     if (!file) {
@@ -197,7 +225,7 @@
       return;
     }
     // the window's clip is replaced by the seconds around the event: a new name for each
-    const version = explained ? "" : `?v=${event.footage_start_frame}-${event.footage_end_frame}`;
+    const version = explained ? "" : `?v=${event.footage_start_frame}-${event.footage_end_frame}`;  // map.mp4 follows the clip
     $("clip").src = withToken(`api/events/${event.id}/files/${file}${version}`);
     $("clip").play().catch(() => {});
   }
@@ -268,6 +296,7 @@
   });
   $("show-explanation").addEventListener("click", () => play(state.events.get(state.current), "explanation"));
   $("show-window").addEventListener("click", () => play(state.events.get(state.current), "window"));
+  $("show-map").addEventListener("click", () => play(state.events.get(state.current), "map"));
   for (const id of ["f-camera", "f-class", "f-reviewed", "f-since", "f-until"]) {
     $(id).addEventListener("change", () => loadEvents().catch((err) => say(String(err.message || err), true)));
   }
