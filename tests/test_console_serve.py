@@ -286,7 +286,12 @@ def test_each_event_is_explained_as_it_starts(streets, stretched, settings, tmp_
     console = server.console.start()
     try:
         wait_for(lambda: console.hub.status()[0].state == "ended")
-        wait_for(lambda: all(e.explanation for e in console.store.events()), 120)
+
+        def explained() -> bool:  # stored (the writer runs after the hub), then explained
+            events = console.store.events()
+            return bool(events) and all(e.explanation for e in events)
+
+        wait_for(explained, 120)
         event = console.store.events()[-1]
         assert event.explanation == f"events/{event.id}/explanation"
         folder = console.store.folder / event.explanation

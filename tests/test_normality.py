@@ -274,7 +274,9 @@ def test_vadx_watch_takes_a_normality_model(scene, learnt, tmp_path, capsys):
     lines = [json.loads(x) for x in (out / "events.jsonl").read_text().splitlines()]
     ended = [(r["start_frame"], r["end_frame"], r["class"]) for r in lines if r["state"] == "ended"]
     assert ended == spans(detect_unusual(learnt, root / "mixed.mp4").events)
-    assert not (out / "alerts").exists()  # its maps are the explanation: nothing to explain
+    # its maps are the explanation: each alert keeps them over its frames, nothing to explain
+    explained = [r["explanation"] for r in lines if r["state"] == "explained"]
+    assert len(explained) == len(ended) and all((out / e / "map.mp4").is_file() for e in explained)
 
 
 def test_vadx_serve_takes_a_normality_model(scene, learnt, tmp_path):

@@ -135,8 +135,9 @@ class Console:
         declared.update({c.name: c for c in self.store.cameras()})
         self._listeners: list[queue.Queue[LiveMessage]] = []
         self._listeners_lock = threading.Lock()
-        #: (camera, engine's alert id) → event id, and the normal that draws its maps
-        self._rows: dict[tuple[str, int], tuple[int, NormalityModel | None]] = {}
+        self._rows: dict[tuple[str, int], int] = {}  # (camera, engine's alert id) → event id
+        #: a normality event's id → the normal that draws its maps over its footage
+        self._normals: dict[int, NormalityModel] = {}
         #: whether events are stored, and why not (a full disk…): module doc
         self.recording = Recording(self.store.database)
         self._events = self.recording.writer("events")  # rows, in order
@@ -213,7 +214,9 @@ class Console:
         try:  # stored: a failure from here on must not make the writer store it again
             normal = model if isinstance(model, NormalityModel) else None
             if alert.kind == "started":  # for its footage, which comes later
-                self._rows[(camera, alert.id)] = (stored.id, normal)
+                self._rows[(camera, alert.id)] = stored.id
+                if normal is not None:
+                    self._normals[stored.id] = normal
             self._tell("new" if alert.kind == "started" else "end", stored, before)
             if alert.kind == "started" and alert.window is not None:
                 covers = _covers(alert.window_frames, alert.window_times)
@@ -307,6 +310,7 @@ class Console:
         if drawn:
             self.store.set_maps(event_id, relative)
         self.store.set_footage(event_id, relative, **covers)
+        self._normals.pop(event_id, None)  # stored: a failed write above is tried again
         self._tell("update", self.store.event(event_id), before)
 
     def keep_footage(
@@ -343,14 +347,12 @@ class Console:
             self._events.submit(queue_it, nbytes)
 
     def _queue_footage(self, camera: str, footage: EventFootage, nbytes: int) -> None:
-        row = self._rows.pop((camera, footage.alert_id), None)
-        if row is not None:
-            replace_it = functools.partial(self._replace_footage, *row, footage)
+        event_id = self._rows.pop((camera, footage.alert_id), None)
+        if event_id is not None:
+            replace_it = functools.partial(self._replace_footage, event_id, footage)
             self._clips.submit(replace_it, nbytes)  # after the window's
 
-    def _replace_footage(
-        self, event_id: int, normal: NormalityModel | None, footage: EventFootage
-    ) -> None:
+    def _replace_footage(self, event_id: int, footage: EventFootage) -> None:
         """The footage around the event (``pre_capture`` before it to ``post_capture`` after
         it) as its ``clip.mp4``, in place of its window, encoded frame by frame (no second copy
         of the frames); the file is replaced whole, so a page playing it never reads half a
@@ -360,6 +362,7 @@ class Console:
 
         folder = self.store.footage_folder(event_id)
         folder.mkdir(parents=True, exist_ok=True)
+        normal = self._normals.get(event_id)
         maps = [f.map for f in footage.frames]
         drawn = normal is not None and all(m is not None for m in maps)
         if drawn:
