@@ -273,6 +273,7 @@ def test_watch_and_detect_take_a_normal_beside_the_classifier(
     with VideoReader(tmp_path / "d" / "unusual" / "unusual.mp4") as reader:
         assert reader.info.num_frames == 44
     assert (tmp_path / "d" / "unusual" / "scores.csv").is_file()
+    assert (tmp_path / "d" / "unusual" / "maps" / "event-0.png").is_file()
     assert (tmp_path / "d" / "scores.png").read_bytes() != (
         tmp_path / "alone" / "scores.png"
     ).read_bytes()
@@ -348,3 +349,32 @@ def test_the_console_page_shows_both_signals_and_plays_the_maps(
     finally:
         server.console.close()
         server.jobs.close()
+
+
+def test_a_batch_index_shows_each_unusual_event_with_its_map(street, normal, tmp_path, capsys):
+    """A batch with a camera's normal: each event's row in index.html shows its most unusual
+    frame with the map (maps/event-K.png), red on the fight."""
+    video, _, masks = street
+    saved = save_normality(normal, tmp_path / "street-normal")
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    with VideoReader(video) as reader:
+        frames = reader.read(np.arange(44)).data
+    write_mp4(archive / "fight.mp4", frames, fps=25)
+    code, _, err = run_cli(
+        ["detect", str(saved), str(archive), "--out", str(tmp_path / "b")], capsys
+    )
+    assert code == 0, err
+    folder = tmp_path / "b" / "videos" / "fight.mp4"
+    events = json.loads((folder / "events.json").read_text())["events"]
+    assert events and {p.name for p in (folder / "maps").iterdir()} == {
+        f"event-{k}.png" for k in range(len(events))
+    }
+    page = (tmp_path / "b" / "index.html").read_text()
+    assert page.count('<img src="videos/fight.mp4/maps/event-') == len(events)
+    scores, _ = normal.scores(archive / "fight.mp4")
+    first, last = events[0]["start_frame"], events[0]["end_frame"]
+    peak = first + int(scores[first : last + 1].argmax())
+    redder = _redness(_png(folder / "maps" / "event-0.png")) - _redness(frames[peak])
+    red, near = redder > 20, _grown(masks[peak], 8)
+    assert red.any() and red[near].sum() > 0.8 * red.sum()

@@ -206,12 +206,14 @@ def _href(path: str) -> str:
 @dataclass(frozen=True, slots=True)
 class EventView:
     """What the page shows of one event: the event, its link and its place on the timeline
-    (x and width in the 1000-unit-wide drawing)."""
+    (x and width in the 1000-unit-wide drawing), and its thumbnail when it has one (a
+    normality model's: the event's most unusual frame with its map)."""
 
     event: BatchEvent
     href: str
     x: float
     width: float
+    thumb: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +250,9 @@ def _video_view(record: VideoRecord) -> VideoView:
             href = f"{folder}/scores.png"
         start = _x(event.start_time, duration)
         width = max(_x(event.end_time, duration) - start, 0.4)
-        events.append(EventView(event, _href(href), start, width))
+        thumb = f"maps/event-{event.event}.png"
+        shown = _href(f"{folder}/{thumb}") if thumb in files else None
+        events.append(EventView(event, _href(href), start, width, shown))
     links = [
         (name, _href(f"{folder}/{name}"))
         for name in ("scores.png", "annotated.mp4", "events.json", "summary.json")

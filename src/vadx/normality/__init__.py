@@ -43,6 +43,7 @@ from vadx.normality.detection import (
     detect_unusual,
     detection_of,
     draw_map,
+    write_event_maps,
     write_map_video,
     write_unusual,
 )
@@ -82,6 +83,7 @@ __all__ = [
     "save_normality",
     "source_backbone",
     "unusual_track",
+    "write_event_maps",
     "write_map_video",
     "write_unusual",
 ]

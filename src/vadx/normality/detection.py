@@ -4,11 +4,12 @@ frame's anomaly map over it (``unusual.mp4``)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from vadx.detect import Detection
+from vadx.detect import Detection, Event
 from vadx.errors import InputError
 from vadx.normality.calibrate import unusual_track
 from vadx.normality.model import CLASSES, NormalityModel
@@ -43,14 +44,16 @@ def write_unusual(
     progress: ProgressFn | None = None,
 ) -> Detection:
     """``vadx detect``'s files with a normality model, straight into ``folder`` (a staging
-    folder of the caller's): with ``annotate``, ``unusual.mp4`` (:func:`write_map_video`), then
-    the detection's files, ``events.json`` last. Returns the detection."""
+    folder of the caller's): with ``annotate``, ``unusual.mp4`` (:func:`write_map_video`) and
+    each event's most unusual frame with its map (:func:`write_event_maps`), then the
+    detection's files, ``events.json`` last. Returns the detection."""
     from vadx.detect.files import write_detection_files
 
     scores, maps = model.scores(video, progress)
     detection = detection_of(scores, model, video, config or DetectConfig())
     if annotate:
         write_map_video(model, video, maps, Path(folder) / "unusual.mp4")
+        write_event_maps(model, video, maps, detection.events, Path(folder) / "maps")
     write_detection_files(folder, detection, video, model.model_id, annotate, progress)
     return detection
 
@@ -98,6 +101,31 @@ def write_map_video(
             for index, _, frame in reader:
                 out.write(draw_map(model, frame, maps[index], opacity))
     return Path(target)
+
+
+def write_event_maps(
+    model: NormalityModel,
+    video: str | os.PathLike[str],
+    maps: np.ndarray,
+    events: Sequence[Event],
+    folder: str | os.PathLike[str],
+) -> list[Path]:
+    """Each event's most unusual frame (the largest cell of its maps) with its map over it
+    (:func:`draw_map`), as ``folder/event-K.png``, ``K`` the event's index in ``events`` (as
+    in events.json and a batch's events.csv): the event's thumbnail. Returns the files."""
+    from vadx.video.encode import write_png
+
+    written = []
+    scores = maps.reshape(len(maps), -1).max(axis=1)
+    with VideoReader(video) as reader:
+        for k, event in enumerate(events):
+            span = scores[event.start_frame : event.end_frame + 1]
+            peak = event.start_frame + int(span.argmax())
+            frame = reader.read(np.array([peak])).data[0]
+            written.append(
+                write_png(Path(folder) / f"event-{k}.png", draw_map(model, frame, maps[peak]))
+            )
+    return written
 
 
 def draw_map(
