@@ -168,6 +168,9 @@ def test_console_events_of_both_signals_and_the_maps_of_the_unusual(
         signals = sorted({(e["signal"], e["class_name"] == "unusual") for e in events})
         assert signals == [("classifier", False), ("normality", True)]
         assert client.get("/api/cameras/door").json()["settings"]["normal"] == "normal"
+        camera = {"name": "yard", "source": str(video), "model": "street", "normal": "nope"}
+        refused = client.post("/api/cameras", json=camera)  # a normal neither served nor in use
+        assert refused.status_code == 400 and refused.json()["error"].startswith("normal: ")
         unusual = next(e for e in events if e["signal"] == "normality")
         classified = next(e for e in events if e["signal"] == "classifier")
         assert unusual["model_id"] == normal.model_id and unusual["maps"] == unusual["footage"]

@@ -310,7 +310,6 @@ class Console:
         if drawn:
             self.store.set_maps(event_id, relative)
         self.store.set_footage(event_id, relative, **covers)
-        self._normals.pop(event_id, None)  # stored: a failed write above is tried again
         self._tell("update", self.store.event(event_id), before)
 
     def keep_footage(
@@ -380,6 +379,7 @@ class Console:
         if drawn:
             self.store.set_maps(event_id, relative)
         self.store.set_footage(event_id, relative, **covers)
+        self._normals.pop(event_id, None)  # stored: a failed write above is tried again
         self._tell("update", self.store.event(event_id), before)
 
     def _tell(self, kind: str, event: StoredEvent, before: StoredEvent | None) -> None:
