@@ -148,7 +148,7 @@ def detect_command(
             f"unusual for this camera: {len(unusual.events)} event(s)"
             + (f": {found}" if found else "")
             + f"; wrote {out}/unusual/events.json, scores.csv, scores.png"
-            + (", annotated.mp4, unusual.mp4 (the maps)" if annotate else ""),
+            + (", annotated.mp4, unusual.mp4 and maps/ (the maps)" if annotate else ""),
             soft_wrap=True,
         )
 
@@ -191,5 +191,5 @@ def _detect_unusual(model, videos, out, config, annotate) -> None:
         )
     console.print(table)
     written = "events.json, scores.csv, scores.png"
-    written += ", annotated.mp4, unusual.mp4 (the maps)" if annotate else ""
+    written += ", annotated.mp4, unusual.mp4 and maps/ (the maps)" if annotate else ""
     console.print(f"wrote {out}/{written}", soft_wrap=True)
