@@ -349,6 +349,8 @@ def test_upload_jobs_and_their_events_share_the_console_database(streets, stretc
             "/api/jobs", json={"kind": "detect", "video": uploaded["id"], "detect": detect_settings}
         ).json()
         wait_for(lambda: client.get(f"/api/jobs/{job['id']}").json()["state"] == "done", 120)
+        # the job says done before its record reaches the database (the mirror follows it)
+        wait_for(lambda: [j.state for j in console.store.jobs()] == ["done"], 10)
         (kept,) = console.store.jobs()
         assert (kept.id, kept.kind, kept.video_name, kept.state) == (
             job["id"],

@@ -138,6 +138,8 @@ class Console:
         self._rows: dict[tuple[str, int], int] = {}  # (camera, engine's alert id) → event id
         #: a normality event's id → the normal that draws its maps over its footage
         self._normals: dict[int, NormalityModel] = {}
+        #: per camera, its events that last now (MQTT's anomaly is ON while there is one)
+        self._lasting: dict[str, set[int]] = {}
         #: whether events are stored, and why not (a full disk…): module doc
         self.recording = Recording(self.store.database)
         self._events = self.recording.writer("events")  # rows, in order
@@ -387,8 +389,10 @@ class Console:
             self.publisher.event(
                 kind, event.to_json(), None if before is None else before.to_json()
             )
-            if kind != "update":
-                self.publisher.anomaly(event.camera, event.state == "active")
+            if kind != "update":  # ON while any event lasts: a classifier's, or the normal's
+                lasting = self._lasting.setdefault(event.camera, set())
+                (lasting.add if event.state == "active" else lasting.discard)(event.id)
+                self.publisher.anomaly(event.camera, bool(lasting))
         self._broadcast(LiveMessage(kind, event))
 
     # ----------------------------------------------------------------- live listeners

@@ -134,6 +134,7 @@ def scores_png(detection: Detection, beside: Detection | None = None) -> bytes:
         for event in beside.events:
             axes.axvspan(event.start_time, event.end_time, color="purple", alpha=0.12)
             axes.text(event.start_time, 0.96, event.class_name, color="purple", fontsize=8)
+        axes.axhline(beside.settings.on, color="purple", ls="--", lw=0.8)  # its own threshold
     outside = detection.outside_domain
     if outside.any():
         axes.fill_between(

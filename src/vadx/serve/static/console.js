@@ -4,7 +4,8 @@
   const $ = (id) => document.getElementById(id);
   const PICTURE_EVERY_MS = 1000;  // how often the grid asks for each camera's last frame
   const SOURCE = "source:";  // the camera filter's values that pick a source, not a camera
-  const state = { cameras: [], events: new Map(), order: [], current: null, alarms: new Set() };
+  // alarms: per camera, the ids of its events that last now (a classifier's, the normal's)
+  const state = { cameras: [], events: new Map(), order: [], current: null, alarms: new Map() };
 
   const { withToken, api, tokenBox } = window.vadx;
   function say(text, error) {
@@ -40,7 +41,7 @@
       `${s.fps.toFixed(1)} fps · ${s.dropped} dropped · ${s.events} event(s)`;
     scores(box.querySelector(".scores"), s.scores || {});
     box.querySelector(".error").textContent = s.error && s.state !== "running" ? s.error : "";
-    box.classList.toggle("alarm", state.alarms.has(camera.name));
+    box.classList.toggle("alarm", (state.alarms.get(camera.name) || new Set()).size > 0);
     if (s.frames > 0 && !box.querySelector("img").src) picture(box, camera.name);
     strip(box, camera.name);
   }
@@ -238,7 +239,9 @@
   }
   function arrived(message) {
     const event = message.event, known = state.events.has(event.id);
-    if (event.state === "active") state.alarms.add(event.camera); else state.alarms.delete(event.camera);
+    if (!state.alarms.has(event.camera)) state.alarms.set(event.camera, new Set());
+    const lasting = state.alarms.get(event.camera);
+    if (event.state === "active") lasting.add(event.id); else lasting.delete(event.id);
     if (!known && !shown(event)) return;
     state.events.set(event.id, event);
     if (!known) state.order.unshift(event.id);
