@@ -381,3 +381,30 @@ def test_a_batch_index_shows_each_unusual_event_with_its_map(street, normal, tmp
     redder = _redness(_png(folder / "maps" / "event-0.png")) - _redness(frames[peak])
     red, near = redder > 20, _grown(masks[peak], 8)
     assert red.any() and red[near].sum() > 0.8 * red.sum()
+
+
+def test_a_database_of_the_last_release_learns_which_signal_raised_each_event(tmp_path):
+    """Migration 0007: events stored before it say their signal (a normality model's were its
+    class, unusual), and have no maps."""
+    import sqlalchemy as sa
+
+    from vadx.console.store import EventStore, sqlite_url, upgrade
+
+    engine = sa.create_engine(sqlite_url(tmp_path))
+    assert upgrade(engine, "0006") == "0006"
+    with engine.begin() as db:
+        for name in ("fire", "unusual"):
+            db.execute(
+                sa.text(
+                    "INSERT INTO events (camera, class_name, state, start_frame, end_frame, "
+                    "start_time, end_time, started_at, ended_at, peak_probability, "
+                    "mean_probability, session, model_id, reviewed) VALUES ('door', "
+                    f"'{name}', 'ended', 1, 9, 0.04, 0.36, 100.0, 100.3, 0.9, 0.7, 0, 'm', 0)"
+                )
+            )
+    engine.dispose()
+    store = EventStore(tmp_path)
+    assert store.revision == "0007"
+    found = {e.class_name: (e.signal, e.maps) for e in store.events()}
+    assert found == {"fire": ("classifier", None), "unusual": ("normality", None)}
+    store.close()
