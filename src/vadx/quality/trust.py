@@ -179,6 +179,10 @@ class Verdict:
         lead = [c.reason for c in self.checks if c.name == "reliability"]
         return lead + [c.reason for c in sorted(found, key=lambda c: order[c.status])]
 
+    def uncalibrated(self) -> Verdict:
+        """The verdict its checks give without the model's trust calibration."""
+        return _combine(self.method, [c for c in self.checks if c.name != "reliability"])
+
     def record(self) -> VerdictRecord:
         """For the record: verdict, score, reasons and each check."""
         return VerdictRecord(
@@ -253,7 +257,8 @@ def trust_check(
             *shared,
         )
         if calibration is not None and np.ptp(spatial[name]) > 0:  # an empty map stays empty
-            checks = (*checks, *_reliability(name, checks, calibration, limits))
+            agreements = _agreements(name, pooled)
+            checks = (*checks, *_reliability(name, checks, agreements, calibration, limits))
         verdicts[name] = _combine(name, checks)
     for name in curves:
         checks = (
@@ -299,12 +304,16 @@ def _part(check: Check) -> float:
 
 
 def _reliability(
-    method: str, checks: Sequence[Check], calibration: TrustCalibration, limits: TrustSettings
+    method: str,
+    checks: Sequence[Check],
+    agreements: Mapping[str, float],
+    calibration: TrustCalibration,
+    limits: TrustSettings,
 ) -> tuple[Check, ...]:
     """The calibrated chance that the map matches the ground truth (none for a method the
     calibration did not see)."""
     values = {c.name: c.value for c in checks}
-    chance = calibration.probability(method, values)
+    chance = calibration.probability(method, values, agreements)
     if chance is None:
         return ()
     rate = calibration.methods[method]
@@ -399,6 +408,17 @@ def _domain(domain: Mapping[str, Any] | None) -> Check:
 
 
 # ----------------------------------------------------------------------------- measurements
+def map_agreements(explanation: Explanation, grid: int = 7) -> dict[str, dict[str, float]]:
+    """Each map's rank correlation with every other map of ``explanation`` (one clip), pooled
+    to ``grid`` cells per frame side as the agreement check pools them (NaN: a flat map)."""
+    pooled = {name: _pool(a.display[0], grid) for name, a in explanation.maps.items()}
+    return {name: _agreements(name, pooled) for name in pooled}
+
+
+def _agreements(name: str, pooled: Mapping[str, np.ndarray]) -> dict[str, float]:
+    return {o: _rank_correlation(pooled[name], m) for o, m in pooled.items() if o != name}
+
+
 def _rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
     """:func:`~vadx.quality.sanity.rank_correlation`, but NaN (no order to compare) when a map
     is flat, so that the checks leave it out."""

@@ -52,8 +52,9 @@ if TYPE_CHECKING:  # trust reads the calibration: it imports this module
 #: the config.json section that records the calibration
 SECTION = "trust_calibration"
 #: what the regression reads of a map, in order: the method's prior (log-odds of its match
-#: rate) and the values of the map's checks (module doc)
-FEATURES = ("prior", "faithfulness", "agreement", "stability", "confidence")
+#: rate), the values of the map's checks (module doc), and its rank correlation with the map of
+#: the most reliable other method computed (``agreement_reliable``)
+FEATURES = ("prior", "faithfulness", "agreement", "agreement_reliable", "stability", "confidence")
 #: a map matches when, beside naming a decisive actor first, it ranks the actors like this
 RANK = 0.5
 #: the regression's L2 penalty (scikit-learn's C): a few hundred maps, a handful of features
@@ -98,13 +99,15 @@ class CalibrationRecord:
 
 @dataclass(frozen=True)
 class MapOutcome:
-    """One validation map: its method, whether it matched the ground truth, and the values
-    the regression reads of it (:data:`FEATURES` but the prior)."""
+    """One validation map: its method, whether it matched the ground truth, its checks'
+    values and its rank correlation with each other map of the clip (what the regression
+    reads of it)."""
 
     clip: int
     method: str
     matches: bool
     values: dict[str, float | None]
+    agreements: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -123,12 +126,18 @@ class TrustCalibration:
     rank: float = RANK
     cross_validated_auc: float | None = None
 
-    def probability(self, method: str, values: Mapping[str, float | None]) -> float | None:
-        """The probability that ``method``'s map with these check ``values`` matches the
-        ground truth; None for a method the calibration did not see."""
+    def probability(
+        self,
+        method: str,
+        values: Mapping[str, float | None],
+        agreements: Mapping[str, float] | None = None,
+    ) -> float | None:
+        """The probability that ``method``'s map with these check ``values`` and these rank
+        correlations with the clip's other maps (by method) matches the ground truth; None
+        for a method the calibration did not see."""
         if method not in self.methods:
             return None
-        row = _row(self.methods[method], values)
+        row = _row(self.methods, method, values, agreements or {})
         known = ~np.isnan(row)
         z = np.where(known, (row - self.centre) / self.scale, 0.0)
         logit = self.intercept + float(np.dot(self.coefficients, z))
@@ -181,11 +190,25 @@ class TrustCalibration:
         )
 
 
-def _row(rate: MethodRate, values: Mapping[str, float | None]) -> np.ndarray:
+def reliable_other(methods: Mapping[str, MethodRate], others: Iterable[str]) -> str | None:
+    """Of the ``others`` methods, the one whose maps matched the ground truth most often (the
+    first of a tie); None when the calibration saw none of them."""
+    known = [o for o in others if o in methods]
+    return max(known, key=lambda o: methods[o].rate) if known else None
+
+
+def _row(
+    methods: Mapping[str, MethodRate],
+    method: str,
+    values: Mapping[str, float | None],
+    agreements: Mapping[str, float],
+) -> np.ndarray:
     """A map's features (:data:`FEATURES`), NaN where not measured."""
-    found = [rate.log_odds]
+    other = reliable_other(methods, [o for o in agreements if o != method])
+    given = {**values, "agreement_reliable": None if other is None else agreements[other]}
+    found = [methods[method].log_odds]
     for name in FEATURES[1:]:
-        value = values.get(name)
+        value = given.get(name)
         found.append(np.nan if value is None or not np.isfinite(value) else float(value))
     row = np.array(found, dtype=np.float64)
     row[1] = np.clip(row[1], -1, 1)  # faithfulness gains beyond ±1: a decision blur barely moves
@@ -203,7 +226,7 @@ def map_outcomes(
     """Every map of every anomalous clip of ``specs``, checked (uncalibrated) and scored
     against its ground truth by intervention. Maps the truth cannot score (fewer than three
     actors visible, no evidence) are left out."""
-    from vadx.quality.trust import trust_check
+    from vadx.quality.trust import TrustSettings, map_agreements, trust_check
 
     clips = [s for s in specs if s.kind != model.config.normal_class]
     unknown = sorted({s.kind for s in clips} - set(model.class_names))
@@ -226,6 +249,7 @@ def map_outcomes(
             verdicts = trust_check(
                 model, e, picture=picture, thresholds=thresholds, calibrated=False
             )
+        agreements = map_agreements(e, (thresholds or TrustSettings()).grid)
         for method, a in e.maps.items():
             scores = actor_scores(a.display[0], truth)
             correlation, first = scores["actor_rank_correlation"], scores["decisive_actor_first"]
@@ -233,7 +257,7 @@ def map_outcomes(
                 continue
             values = {c.name: c.value for c in verdicts[method].checks}
             matches = bool(first == 1 and correlation >= rank)
-            outcomes.append(MapOutcome(n, method, matches, values))
+            outcomes.append(MapOutcome(n, method, matches, values, agreements[method]))
         if progress is not None:
             progress("scenes", n + 1, len(clips))
     return outcomes
@@ -258,7 +282,7 @@ def fit_calibration(outcomes: Sequence[MapOutcome], rank: float = RANK) -> Trust
             f"every validation map {'matched' if matches.all() else 'missed'} the ground truth: "
             "nothing to tell matching maps from the others by; give more or harder scenes"
         )
-    rows = np.stack([_row(methods[o.method], o.values) for o in outcomes])
+    rows = np.stack([_row(methods, o.method, o.values, o.agreements) for o in outcomes])
     centre, scale = _standardisation(rows)
     z = np.where(np.isnan(rows), 0.0, (rows - centre) / scale)
 
