@@ -34,7 +34,7 @@ from vadx.data.synth import SynthConfig, generate, scene_specs
 from vadx.explain import explain
 from vadx.files import write_json
 from vadx.models import load_model
-from vadx.quality.interventions import actor_scores, intervention_truth
+from vadx.quality.interventions import actor_masses, actor_scores, intervention_truth
 from vadx.quality.trust import VERDICTS, TrustSettings, trust_check
 from vadx.quality.trust_prior import calibration_of
 
@@ -109,6 +109,10 @@ def main() -> None:
                     continue
                 v = verdicts[method]
                 plain = v.uncalibrated()
+                # the actor with the most mass: does removing it alone flip the decision too?
+                # (the decisive set holds one actor when several flip it alone)
+                mass = np.where(truth.visible, actor_masses(a.display[0], truth), -np.inf)
+                top = int(mass.argmax())
                 rows.append(
                     {
                         "clip": n,
@@ -117,6 +121,8 @@ def main() -> None:
                         "matches": bool(first == 1 and rank >= args.rank),
                         "actor_rank_correlation": rank,
                         "decisive_actor_first": first,
+                        "top_actor": truth.actors[top],
+                        "top_actor_flips": bool(truth.actor_flips[top]),
                         "verdict": v.verdict,
                         "score": v.score,
                         "uncalibrated_verdict": plain.verdict,

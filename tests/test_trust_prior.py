@@ -34,12 +34,13 @@ from vadx.quality.trust_prior import (
 )
 
 
-def _calibration(intercept: float, rates=None, coefficients=None) -> TrustCalibration:
+def _calibration(intercept: float, rates=None, coefficients=None, classes=None):
     """A calibration that reads only what ``coefficients`` weigh (default: nothing: every map
     gets ``sigmoid(intercept)``)."""
     n = len(FEATURES)
     return TrustCalibration(
         methods=rates or {"saliency": MethodRate(25, 22), "gradcam": MethodRate(25, 5)},
+        classes=classes or {},
         coefficients=tuple(coefficients or (0.0,) * n),
         intercept=intercept,
         centre=(0.0,) * n,
@@ -48,10 +49,9 @@ def _calibration(intercept: float, rates=None, coefficients=None) -> TrustCalibr
     )
 
 
-def _outcome(clip, method, matches, faithfulness, with_other=0.0):
-    values = {"faithfulness": faithfulness, "agreement": 0.5, "stability": None, "confidence": 0.9}
-    other = {"saliency": "gradcam", "gradcam": "saliency"}[method]
-    return MapOutcome(clip, method, matches, values, {other: with_other})
+def _outcome(clip, method, matches, faithfulness, kind="fight"):
+    values = {"faithfulness": faithfulness, "agreement": None, "stability": 0.4, "confidence": 0.9}
+    return MapOutcome(clip, kind, method, matches, values)
 
 
 def test_a_method_s_prior_is_its_smoothed_match_rate():
@@ -62,22 +62,23 @@ def test_a_method_s_prior_is_its_smoothed_match_rate():
 
 
 def test_the_probability_is_the_logistic_of_the_standardised_features():
-    rates = {"saliency": MethodRate(25, 22), "gradcam": MethodRate(25, 5), "x": MethodRate(9, 8)}
+    classes = {"saliency": {"fire": MethodRate(8, 2)}}
     calibration = dataclasses.replace(
-        _calibration(0.5, rates, coefficients=(1.0, 2.0, -1.0, 3.0, 0.0, 0.5)),
-        centre=(0.0, 0.1, 0.2, 0.0, 0.5, 0.8),
-        scale=(2.0, 0.5, 1.0, 0.5, 1.0, 0.1),
+        _calibration(0.5, coefficients=(1.0, 2.0, -1.0, 0.5), classes=classes),
+        centre=(0.0, 0.1, 0.2, 0.8),
+        scale=(2.0, 0.5, 1.0, 0.1),
     )
-    values = {"faithfulness": 3.0, "agreement": 0.6, "stability": None, "confidence": 0.9}
-    # prior log(23/4); faithfulness clipped to 1; the most reliable other map: x's (8 of 9);
-    # stability not measured: its centre (z = 0)
-    z = [math.log(23 / 4) / 2, (1.0 - 0.1) / 0.5, 0.6 - 0.2, 0.3 / 0.5, 0.0, (0.9 - 0.8) / 0.1]
-    logit = 0.5 + z[0] * 1.0 + z[1] * 2.0 - z[2] * 1.0 + z[3] * 3.0 + z[5] * 0.5
-    agreements = {"gradcam": -0.9, "x": 0.3, "unseen": 1.0}
-    assert calibration.probability("saliency", values, agreements) == pytest.approx(
-        1 / (1 + math.exp(-logit))
-    )
-    assert calibration.probability("layercam", values) is None  # a method it did not see
+    values = {"faithfulness": 3.0, "agreement": None, "stability": 0.1, "confidence": 0.9}
+    # fire: prior log(3/7), from saliency's fire scenes; fight, which it did not see: from all
+    # of saliency's scenes, log(23/4); faithfulness clipped to 1; agreement not measured: its
+    # centre (z = 0); stability not read
+    for kind, prior in [("fire", math.log(3 / 7)), ("fight", math.log(23 / 4))]:
+        z = [prior / 2, (1.0 - 0.1) / 0.5, 0.0, (0.9 - 0.8) / 0.1]
+        logit = 0.5 + z[0] * 1.0 + z[1] * 2.0 + z[3] * 0.5
+        assert calibration.probability("saliency", kind, values) == pytest.approx(
+            1 / (1 + math.exp(-logit))
+        )
+    assert calibration.probability("layercam", "fire", values) is None  # a method not seen
 
 
 def test_the_fit_counts_each_method_and_is_sklearn_s_regression_on_standardised_rows():
@@ -88,24 +89,25 @@ def test_the_fit_counts_each_method_and_is_sklearn_s_regression_on_standardised_
             + [("gradcam", False, 0.0), ("gradcam", True, 0.3), ("gradcam", False, -0.2)] * 2
         )
     ]
-    for k in range(3):  # gradcam's maps that agree with saliency's (the more reliable) match
-        outcomes[9 + 3 * k // 2] = dataclasses.replace(
-            outcomes[9 + 3 * k // 2], agreements={"saliency": 0.2 * k}
-        )
+    outcomes[:3] = [dataclasses.replace(o, kind="fire") for o in outcomes[:3]]
     calibration = fit_calibration(outcomes)
     assert calibration.methods == {"saliency": MethodRate(9, 6), "gradcam": MethodRate(6, 2)}
+    assert calibration.classes == {
+        "saliency": {"fire": MethodRate(3, 2), "fight": MethodRate(6, 4)},
+        "gradcam": {"fight": MethodRate(6, 2)},
+    }
     assert calibration.clips == 15
-    prior = {"saliency": math.log(7 / 4), "gradcam": math.log(3 / 5)}
-    # with the more reliable map: saliency's for gradcam; gradcam's for saliency
+    prior = {"fire": math.log(3 / 2), "fight": math.log(5 / 3)}  # saliency's: (2+1)/(3+2) …
     rows = np.array(
         [
-            [prior[o.method], o.values["faithfulness"], 0.5, *o.agreements.values(), np.nan, 0.9]
+            [prior[o.kind] if o.method == "saliency" else math.log(3 / 5),
+             o.values["faithfulness"], np.nan, 0.9]
             for o in outcomes
         ]
-    )
-    # stability never measured: centre 0, scale 1; agreement and confidence constant: scale 1
-    centre = np.array([*rows[:, :4].mean(0), 0.0, 0.9])
-    scale = np.array([*rows[:, :2].std(0), 1.0, rows[:, 3].std(), 1.0, 1.0])
+    )  # fmt: skip
+    # agreement never measured: centre 0, scale 1; confidence constant: scale 1
+    centre = np.array([*rows[:, :2].mean(0), 0.0, 0.9])
+    scale = np.array([*rows[:, :2].std(0), 1.0, 1.0])
     z = np.nan_to_num((rows - centre) / scale)
     reference = LogisticRegression(C=1.0, max_iter=1000).fit(z, [o.matches for o in outcomes])
     np.testing.assert_allclose(calibration.centre, centre)
@@ -113,7 +115,7 @@ def test_the_fit_counts_each_method_and_is_sklearn_s_regression_on_standardised_
     np.testing.assert_allclose(calibration.coefficients, reference.coef_[0], atol=1e-9)
     assert calibration.intercept == pytest.approx(reference.intercept_[0])
     for o, p in zip(outcomes, reference.predict_proba(z)[:, 1], strict=True):
-        assert calibration.probability(o.method, o.values, o.agreements) == pytest.approx(p)
+        assert calibration.probability(o.method, o.kind, o.values) == pytest.approx(p)
     assert 0 <= calibration.cross_validated_auc <= 1
 
 
@@ -134,13 +136,14 @@ def test_a_fit_needs_maps_that_match_and_maps_that_do_not():
 def test_the_recorded_calibration_gives_the_same_probabilities(
     coefficients, intercept, faithfulness, agreement
 ):
-    calibration = _calibration(intercept, coefficients=coefficients)
+    classes = {"saliency": {"fire": MethodRate(3, 1)}}
+    calibration = _calibration(intercept, coefficients=coefficients, classes=classes)
     again = TrustCalibration.from_record(json.loads(json.dumps(dataclasses.asdict(
         calibration.describe()))))  # fmt: skip
     values = {"faithfulness": faithfulness, "agreement": agreement, "confidence": 0.7}
     for method in ("saliency", "gradcam"):
-        assert again.probability(method, values) == pytest.approx(
-            calibration.probability(method, values), abs=1e-5
+        assert again.probability(method, "fire", values) == pytest.approx(
+            calibration.probability(method, "fire", values), abs=1e-5
         )
 
 
@@ -152,7 +155,9 @@ def test_the_checkpoint_keeps_the_calibration_tied_to_its_weights(tmp_path):
     assert (path / "model.safetensors").read_bytes() == weights
     model = load_model(path)
     assert calibration_of(model).methods == _calibration(1.0).methods
-    assert calibration_of(model).probability("saliency", {}) == pytest.approx(1 / (1 + math.e**-1))
+    assert calibration_of(model).probability("saliency", "fire", {}) == pytest.approx(
+        1 / (1 + math.e**-1)
+    )
     document = json.loads((path / "config.json").read_text())
     document["trust_calibration"]["features"] = ["prior"]
     (path / "config.json").write_text(json.dumps(document))
@@ -188,7 +193,7 @@ def test_a_calibrated_verdict_follows_the_estimated_chance_of_matching(calibrate
     assert plain["saliency"].verdict == "trustworthy" and plain["saliency"].reasons == []
     # every check passes, but maps like these matched the ground truth in 1 of 5 scenes
     rates = {"saliency": MethodRate(5, 1), "gradcam": MethodRate(50, 45)}
-    calibrate(_calibration(0.0, rates, coefficients=(1.0, 0, 0, 0, 0, 0)))
+    calibrate(_calibration(0.0, rates, coefficients=(1.0, 0, 0, 0)))
     verdicts = trust_check(model, e, thresholds=LIMITS)
     low, high = verdicts["saliency"], verdicts["gradcam"]
     assert low.score == pytest.approx(2 / 7) and low.verdict == "contradictory"  # sigmoid(log(2/5))
@@ -198,6 +203,15 @@ def test_a_calibrated_verdict_follows_the_estimated_chance_of_matching(calibrate
         "maps); with this clip's checks, an estimated 29% chance that this map does"
     )
     assert "Grad-CAM matched the ground truth in 90%" in high.reasons[0]
+    # the explained class's rate, where the calibration saw the class
+    fights = {"saliency": {"fight": MethodRate(4, 3)}}
+    calibrate(_calibration(0.0, rates, coefficients=(1.0, 0, 0, 0), classes=fights))
+    verdict = trust_check(model, e, thresholds=LIMITS)["saliency"]
+    assert verdict.score == pytest.approx(4 / 6) and verdict.verdict == "weak"
+    assert verdict.reasons[0].startswith(
+        "Saliency matched the ground truth in 75% of this model's validation fight scenes (3 of "
+        "4 maps; 20% over all classes)"
+    )
     assert low.record().checks["reliability"].value == pytest.approx(0.2857, abs=1e-4)
     # between the thresholds: weak; the thresholds are settings
     middle = TrustSettings(perturbations=0, fractions=SHARES, reliable=0.9, unreliable=0.25)
@@ -251,7 +265,7 @@ def test_validation_maps_are_scored_as_the_benchmark_scores_them(tmp_path):
         expected = scores["decisive_actor_first"] == 1 and scores["actor_rank_correlation"] >= 0.5
         assert o.matches == expected
         assert set(o.values) == {"faithfulness", "agreement", "stability", "confidence", "domain"}
-        assert set(o.agreements) == {"saliency", "activation"} - {o.method}
+        assert o.kind == "fight"
 
 
 def test_cli_calibrate_trust_records_the_rates_and_refuses_bad_input(tmp_path, capsys):

@@ -257,8 +257,8 @@ def trust_check(
             *shared,
         )
         if calibration is not None and np.ptp(spatial[name]) > 0:  # an empty map stays empty
-            agreements = _agreements(name, pooled)
-            checks = (*checks, *_reliability(name, checks, agreements, calibration, limits))
+            kind = explanation.class_names[target]
+            checks = (*checks, *_reliability(name, kind, checks, calibration, limits))
         verdicts[name] = _combine(name, checks)
     for name in curves:
         checks = (
@@ -305,23 +305,27 @@ def _part(check: Check) -> float:
 
 def _reliability(
     method: str,
+    kind: str,
     checks: Sequence[Check],
-    agreements: Mapping[str, float],
     calibration: TrustCalibration,
     limits: TrustSettings,
 ) -> tuple[Check, ...]:
-    """The calibrated chance that the map matches the ground truth (none for a method the
-    calibration did not see)."""
+    """The calibrated chance that the map of a clip explained as ``kind`` matches the ground
+    truth (none for a method the calibration did not see)."""
     values = {c.name: c.value for c in checks}
-    chance = calibration.probability(method, values, agreements)
-    if chance is None:
+    chance = calibration.probability(method, kind, values)
+    rate = calibration.rate(method, kind)
+    if chance is None or rate is None:
         return ()
-    rate = calibration.methods[method]
+    overall = calibration.methods[method]
     shown = getattr(METHODS.get(method), "display_name", method)
+    scenes, counts = "scenes", f"{rate.matching} of {rate.maps} maps"
+    if rate is not overall:
+        scenes, counts = f"{kind} scenes", f"{counts}; {overall.rate:.0%} over all classes"
     reason = (
-        f"{shown} matched the ground truth in {rate.rate:.0%} of this model's validation scenes "
-        f"({rate.matching} of {rate.maps} maps); with this clip's checks, an estimated "
-        f"{chance:.0%} chance that this map does"
+        f"{shown} matched the ground truth in {rate.rate:.0%} of this model's validation "
+        f"{scenes} ({counts}); with this clip's checks, an estimated {chance:.0%} chance that "
+        "this map does"
     )
     if chance >= limits.reliable:
         status: Status = "pass"
@@ -408,17 +412,6 @@ def _domain(domain: Mapping[str, Any] | None) -> Check:
 
 
 # ----------------------------------------------------------------------------- measurements
-def map_agreements(explanation: Explanation, grid: int = 7) -> dict[str, dict[str, float]]:
-    """Each map's rank correlation with every other map of ``explanation`` (one clip), pooled
-    to ``grid`` cells per frame side as the agreement check pools them (NaN: a flat map)."""
-    pooled = {name: _pool(a.display[0], grid) for name, a in explanation.maps.items()}
-    return {name: _agreements(name, pooled) for name in pooled}
-
-
-def _agreements(name: str, pooled: Mapping[str, np.ndarray]) -> dict[str, float]:
-    return {o: _rank_correlation(pooled[name], m) for o, m in pooled.items() if o != name}
-
-
 def _rank_correlation(a: np.ndarray, b: np.ndarray) -> float:
     """:func:`~vadx.quality.sanity.rank_correlation`, but NaN (no order to compare) when a map
     is flat, so that the checks leave it out."""

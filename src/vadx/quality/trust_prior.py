@@ -51,10 +51,9 @@ if TYPE_CHECKING:  # trust reads the calibration: it imports this module
 
 #: the config.json section that records the calibration
 SECTION = "trust_calibration"
-#: what the regression reads of a map, in order: the method's prior (log-odds of its match
-#: rate), the values of the map's checks (module doc), and its rank correlation with the map of
-#: the most reliable other method computed (``agreement_reliable``)
-FEATURES = ("prior", "faithfulness", "agreement", "agreement_reliable", "stability", "confidence")
+#: what the regression reads of a map, in order: its prior (the log-odds of its method's match
+#: rate on scenes of the explained class) and the values of its checks (module doc)
+FEATURES = ("prior", "faithfulness", "agreement", "confidence")
 #: a map matches when, beside naming a decisive actor first, it ranks the actors like this
 RANK = 0.5
 #: the regression's L2 penalty (scikit-learn's C): a few hundred maps, a handful of features
@@ -80,6 +79,10 @@ class MethodRate:
         p = (self.matching + 1) / (self.maps + 2)
         return float(np.log(p / (1 - p)))
 
+    def record(self) -> dict[str, int]:
+        """For the record: maps and matching."""
+        return {"maps": self.maps, "matching": self.matching}
+
 
 @dataclass(frozen=True, slots=True)
 class CalibrationRecord:
@@ -87,6 +90,7 @@ class CalibrationRecord:
     ``trust_calibration`` section, beside ``weights_sha256``)."""
 
     methods: dict[str, dict[str, int]]
+    classes: dict[str, dict[str, dict[str, int]]]
     features: list[str]
     coefficients: list[float]
     intercept: float
@@ -99,25 +103,26 @@ class CalibrationRecord:
 
 @dataclass(frozen=True)
 class MapOutcome:
-    """One validation map: its method, whether it matched the ground truth, its checks'
-    values and its rank correlation with each other map of the clip (what the regression
-    reads of it)."""
+    """One validation map: the clip it explains, its class and method, whether it matched the
+    ground truth, and its checks' values (what the regression reads of it)."""
 
     clip: int
+    kind: str
     method: str
     matches: bool
     values: dict[str, float | None]
-    agreements: dict[str, float]
 
 
 @dataclass(frozen=True)
 class TrustCalibration:
     """What validation scenes said about this model's maps (module doc): each method's match
-    rate, and the regression that turns a map's prior and checks into the probability that it
+    rate over all scenes (``methods``) and per class (``classes``: method → class → rate),
+    and the regression that turns a map's prior and checks into the probability that it
     matches the ground truth (coefficients over :data:`FEATURES`, on values standardised by
     ``centre`` and ``scale``; a value not measured counts as ``centre``)."""
 
     methods: dict[str, MethodRate]
+    classes: dict[str, dict[str, MethodRate]]
     coefficients: tuple[float, ...]
     intercept: float
     centre: tuple[float, ...]
@@ -126,18 +131,23 @@ class TrustCalibration:
     rank: float = RANK
     cross_validated_auc: float | None = None
 
-    def probability(
-        self,
-        method: str,
-        values: Mapping[str, float | None],
-        agreements: Mapping[str, float] | None = None,
-    ) -> float | None:
-        """The probability that ``method``'s map with these check ``values`` and these rank
-        correlations with the clip's other maps (by method) matches the ground truth; None
-        for a method the calibration did not see."""
+    def rate(self, method: str, kind: str) -> MethodRate | None:
+        """How often ``method``'s maps of class ``kind`` matched; over all classes when the
+        calibration saw none of ``kind``; None for a method it did not see."""
         if method not in self.methods:
             return None
-        row = _row(self.methods, method, values, agreements or {})
+        return self.classes.get(method, {}).get(kind) or self.methods[method]
+
+    def probability(
+        self, method: str, kind: str, values: Mapping[str, float | None]
+    ) -> float | None:
+        """The probability that ``method``'s map of a clip explained as ``kind``, with these
+        check ``values``, matches the ground truth; None for a method the calibration did not
+        see."""
+        rate = self.rate(method, kind)
+        if rate is None:
+            return None
+        row = _row(rate, values)
         known = ~np.isnan(row)
         z = np.where(known, (row - self.centre) / self.scale, 0.0)
         logit = self.intercept + float(np.dot(self.coefficients, z))
@@ -146,7 +156,10 @@ class TrustCalibration:
     def describe(self) -> CalibrationRecord:
         """The calibration for the record."""
         return CalibrationRecord(
-            methods={m: {"maps": r.maps, "matching": r.matching} for m, r in self.methods.items()},
+            methods={m: r.record() for m, r in self.methods.items()},
+            classes={
+                m: {k: r.record() for k, r in kinds.items()} for m, kinds in self.classes.items()
+            },
             features=list(FEATURES),
             coefficients=[round(c, 6) for c in self.coefficients],
             intercept=round(self.intercept, 6),
@@ -167,48 +180,42 @@ class TrustCalibration:
             raise ValueError(
                 f"it reads {section['features']}, this vadx reads {list(FEATURES)}: calibrate again"
             )
-        methods = {
-            str(m): MethodRate(int(r["maps"]), int(r["matching"]))
-            for m, r in section["methods"].items()
+        methods = {str(m): _rate(r) for m, r in section["methods"].items()}
+        classes = {
+            str(m): {str(k): _rate(r) for k, r in kinds.items()}
+            for m, kinds in section["classes"].items()
         }
-        if not methods or any(
-            not 0 <= r.matching <= r.maps or r.maps < 1 for r in methods.values()
-        ):
-            raise ValueError("its match counts are not counts of maps")
+        if not methods:
+            raise ValueError("it holds no method")
         vectors = [tuple(float(v) for v in section[k]) for k in ("coefficients", "centre", "scale")]
         if any(len(v) != len(FEATURES) for v in vectors) or min(vectors[2]) <= 0:
             raise ValueError(f"its regression does not have {len(FEATURES)} features")
         auc = section.get("cross_validated_auc")
         return cls(
             methods,
-            *vectors[:1],
+            classes,
+            vectors[0],
             float(section["intercept"]),
-            *vectors[1:],
+            vectors[1],
+            vectors[2],
             int(section["clips"]),
             float(section["rank"]),
             None if auc is None else float(auc),
         )
 
 
-def reliable_other(methods: Mapping[str, MethodRate], others: Iterable[str]) -> str | None:
-    """Of the ``others`` methods, the one whose maps matched the ground truth most often (the
-    first of a tie); None when the calibration saw none of them."""
-    known = [o for o in others if o in methods]
-    return max(known, key=lambda o: methods[o].rate) if known else None
+def _rate(record: Mapping[str, Any]) -> MethodRate:
+    rate = MethodRate(int(record["maps"]), int(record["matching"]))
+    if rate.maps < 1 or not 0 <= rate.matching <= rate.maps:
+        raise ValueError(f"{dict(record)} is not a count of maps and of those that matched")
+    return rate
 
 
-def _row(
-    methods: Mapping[str, MethodRate],
-    method: str,
-    values: Mapping[str, float | None],
-    agreements: Mapping[str, float],
-) -> np.ndarray:
+def _row(rate: MethodRate, values: Mapping[str, float | None]) -> np.ndarray:
     """A map's features (:data:`FEATURES`), NaN where not measured."""
-    other = reliable_other(methods, [o for o in agreements if o != method])
-    given = {**values, "agreement_reliable": None if other is None else agreements[other]}
-    found = [methods[method].log_odds]
+    found = [rate.log_odds]
     for name in FEATURES[1:]:
-        value = given.get(name)
+        value = values.get(name)
         found.append(np.nan if value is None or not np.isfinite(value) else float(value))
     row = np.array(found, dtype=np.float64)
     row[1] = np.clip(row[1], -1, 1)  # faithfulness gains beyond ±1: a decision blur barely moves
@@ -226,7 +233,7 @@ def map_outcomes(
     """Every map of every anomalous clip of ``specs``, checked (uncalibrated) and scored
     against its ground truth by intervention. Maps the truth cannot score (fewer than three
     actors visible, no evidence) are left out."""
-    from vadx.quality.trust import TrustSettings, map_agreements, trust_check
+    from vadx.quality.trust import trust_check
 
     clips = [s for s in specs if s.kind != model.config.normal_class]
     unknown = sorted({s.kind for s in clips} - set(model.class_names))
@@ -249,7 +256,6 @@ def map_outcomes(
             verdicts = trust_check(
                 model, e, picture=picture, thresholds=thresholds, calibrated=False
             )
-        agreements = map_agreements(e, (thresholds or TrustSettings()).grid)
         for method, a in e.maps.items():
             scores = actor_scores(a.display[0], truth)
             correlation, first = scores["actor_rank_correlation"], scores["decisive_actor_first"]
@@ -257,7 +263,7 @@ def map_outcomes(
                 continue
             values = {c.name: c.value for c in verdicts[method].checks}
             matches = bool(first == 1 and correlation >= rank)
-            outcomes.append(MapOutcome(n, method, matches, values, agreements[method]))
+            outcomes.append(MapOutcome(n, spec.kind, method, matches, values))
         if progress is not None:
             progress("scenes", n + 1, len(clips))
     return outcomes
@@ -272,17 +278,16 @@ def fit_calibration(outcomes: Sequence[MapOutcome], rank: float = RANK) -> Trust
 
     if not outcomes:
         raise InputError("no validation map could be scored against the ground truth")
-    methods = {}
-    for method in dict.fromkeys(o.method for o in outcomes):
-        found = [o.matches for o in outcomes if o.method == method]
-        methods[method] = MethodRate(len(found), sum(found))
+    methods, classes = _rates(outcomes), {}
+    for method in methods:
+        classes[method] = _rates([o for o in outcomes if o.method == method], by="kind")
     matches = np.array([o.matches for o in outcomes])
     if matches.all() or not matches.any():
         raise InputError(
             f"every validation map {'matched' if matches.all() else 'missed'} the ground truth: "
             "nothing to tell matching maps from the others by; give more or harder scenes"
         )
-    rows = np.stack([_row(methods, o.method, o.values, o.agreements) for o in outcomes])
+    rows = np.stack([_row(classes[o.method][o.kind], o.values) for o in outcomes])
     centre, scale = _standardisation(rows)
     z = np.where(np.isnan(rows), 0.0, (rows - centre) / scale)
 
@@ -304,6 +309,7 @@ def fit_calibration(outcomes: Sequence[MapOutcome], rank: float = RANK) -> Trust
         auc = float(roc_auc_score(matches[known], predicted[known]))
     return TrustCalibration(
         methods=methods,
+        classes=classes,
         coefficients=tuple(float(c) for c in regression.coef_[0]),
         intercept=float(regression.intercept_[0]),
         centre=tuple(float(c) for c in centre),
@@ -312,6 +318,14 @@ def fit_calibration(outcomes: Sequence[MapOutcome], rank: float = RANK) -> Trust
         rank=rank,
         cross_validated_auc=auc,
     )
+
+
+def _rates(outcomes: Sequence[MapOutcome], by: str = "method") -> dict[str, MethodRate]:
+    """How many of ``outcomes`` matched, by method (or by class)."""
+    found: dict[str, list[bool]] = {}
+    for o in outcomes:
+        found.setdefault(getattr(o, by), []).append(o.matches)
+    return {key: MethodRate(len(m), sum(m)) for key, m in found.items()}
 
 
 def _standardisation(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
