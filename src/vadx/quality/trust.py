@@ -33,6 +33,12 @@ overridable); the checks combine into one :class:`Verdict` per map:
 * ``trustworthy`` — every check passes.
 
 Its ``reasons`` say why in words, and ``score`` (in ``[0, 1]``) orders maps for sorting.
+
+On a model calibrated on its own validation scenes (``vadx calibrate-trust``:
+:mod:`vadx.quality.trust_prior`) each map also gets a ``reliability`` check — the estimated
+chance that it matches the ground truth, from how often its method's maps did and from the
+checks above — and that estimate decides the map's verdict and score (``reliable``,
+``unreliable``).
 """
 
 from __future__ import annotations
