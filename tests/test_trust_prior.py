@@ -22,6 +22,7 @@ from vadx.errors import CheckpointError, InputError
 from vadx.explain import explain
 from vadx.models import load_model
 from vadx.quality.trust import TrustSettings, trust_check
+from vadx.quality.trust_calibration import map_outcomes
 from vadx.quality.trust_prior import (
     FEATURES,
     MapOutcome,
@@ -29,7 +30,6 @@ from vadx.quality.trust_prior import (
     TrustCalibration,
     calibration_of,
     fit_calibration,
-    map_outcomes,
     save_trust_calibration,
 )
 

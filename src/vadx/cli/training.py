@@ -352,11 +352,8 @@ def calibrate_trust_command(
     scenes, and record it in the model: later trust checks (--trust) use it for their
     verdicts."""
     from vadx.models import load_model
-    from vadx.quality.trust_prior import (
-        calibrate_trust,
-        save_trust_calibration,
-        validation_scenes,
-    )
+    from vadx.quality.trust_calibration import calibrate_trust, validation_scenes
+    from vadx.quality.trust_prior import save_trust_calibration
     from vadx.train.session import held_out_samples
 
     methods = [m.strip() for m in method.split(",") if m.strip()]
