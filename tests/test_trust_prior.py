@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import shutil
 from types import SimpleNamespace
 
 import numpy as np
@@ -281,6 +282,11 @@ def test_cli_calibrate_trust_records_the_rates_and_refuses_bad_input(tmp_path, c
     section = json.loads((path / "config.json").read_text())["trust_calibration"]
     assert set(section["methods"]) == {"saliency", "activation"} and section["clips"] == 3
     assert "model id is unchanged" in out and calibration_of(load_model(path)) is not None
+    plain = tmp_path / "plain"  # the same clips, not known as vadx synth scenes
+    shutil.copytree(tmp_path / "data", plain)
+    (plain / "manifest.json").unlink()
+    code, _, err = run_cli([*argv[:2], str(plain)], capsys)
+    assert code == 2 and "not a readable vadx synth manifest" in err, err
     for bad, message in [
         (["--method", "nope"], "--method 'nope': the map methods are"),
         (["--clips", "0"], "'--clips': must be an integer from 1 to 10,000"),

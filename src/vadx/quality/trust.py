@@ -283,8 +283,12 @@ def _combine(method: str, checks: Sequence[Check]) -> Verdict:
     if reliability is not None:
         # calibrated: the estimated chance of matching the ground truth decides; the scenes
         # it was measured on were like the training data, so footage unlike it is weak at best
-        named = {"pass": "trustworthy", "weak": "weak", "fail": "contradictory"}
-        verdict: VerdictName = named[reliability.status]  # type: ignore[assignment]
+        named: dict[str, VerdictName] = {
+            "pass": "trustworthy",
+            "weak": "weak",
+            "fail": "contradictory",
+        }
+        verdict = named[reliability.status]
         if verdict == "trustworthy" and statuses.get("domain") == "weak":
             verdict = "weak"
         return Verdict(method, verdict, float(reliability.value or 0.0), tuple(checks))

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from vadx.catalogue import DEFAULT_METHODS
-from vadx.data.synth import SceneSpec
+from vadx.data.synth import SceneSpec, scene_specs
 from vadx.errors import InputError
 from vadx.explain.engine import explain
 from vadx.models.crnn import CRNN
@@ -75,7 +75,8 @@ def calibrate_trust(
     rank: float = RANK,
     progress: ProgressFn | None = None,
 ) -> TrustCalibration:
-    """The trust calibration of ``model`` on validation ``specs`` (module doc)."""
+    """The trust calibration of ``model`` on validation ``specs``
+    (:mod:`vadx.quality.trust_prior`)."""
     return fit_calibration(map_outcomes(model, specs, methods, thresholds, rank, progress), rank)
 
 
@@ -85,8 +86,6 @@ def validation_scenes(
     """The scenes of the anomalous clips among ``samples`` (held-out
     :class:`~vadx.data.dataset.VideoSample` of the ``vadx synth`` dataset ``data``), up to
     ``limit`` spread evenly over them."""
-    from vadx.data.synth import scene_specs
-
     specs = scene_specs(data)
     found = [specs.get(Path(sample.source).resolve()) for sample in samples]
     found = [s for s in found if s is not None and s.kind != model.config.normal_class]
