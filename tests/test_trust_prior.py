@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.linear_model import LogisticRegression
 
-from tests.conftest import run_cli, tiny_checkpoint
+from tests.conftest import long_video, run_cli, tiny_checkpoint
 from tests.explain_models import pointwise_crnn
 from tests.test_trust import LIMITS, SHARES, _bright_square_clip, _with_maps
 from vadx.data.synth import SynthConfig, generate
@@ -294,3 +294,26 @@ def test_cli_calibrate_trust_records_the_rates_and_refuses_bad_input(tmp_path, c
     ]:
         code, _, err = run_cli([*argv, *bad], capsys)
         assert code == 2 and err.startswith("error: ") and message in err, err
+
+
+def test_explain_trust_on_a_calibrated_model_records_the_reliability(tmp_path, capsys):
+    from vadx.models import save_model
+
+    path = save_model(pointwise_crnn(4, 16), tmp_path / "m")
+    save_trust_calibration(path, _calibration(3.0, {"saliency": MethodRate(10, 9)}))
+    video, _ = long_video(tmp_path / "v.mp4", 4, [("fight", 8)], (48, 64))
+    argv = ["explain", str(path), str(video), "--out", str(tmp_path / "t"), "--trust"]
+    code, _, err = run_cli([*argv, "--methods", "saliency,gradcam", "--temporal", "gradient_norm"],
+                           capsys)  # fmt: skip
+    assert code == 0, err
+    trust = json.loads((tmp_path / "t" / "manifest.json").read_text())["trust"]
+    saliency = trust["saliency"]
+    assert saliency["checks"]["reliability"]["value"] == round(1 / (1 + math.exp(-3)), 4)
+    assert saliency["verdict"] == "trustworthy" and saliency["score"] == pytest.approx(0.9526)
+    assert saliency["reasons"][0].startswith(
+        "Saliency matched the ground truth in 90% of this model's validation scenes (9 of 10 maps)"
+    )
+    # a method the calibration did not see, and frame curves: the checks' verdict alone
+    assert "reliability" not in trust["gradcam"]["checks"]
+    assert "reliability" not in trust["gradient_norm"]["checks"]
+    assert "reliability pass" in (tmp_path / "t" / "report.html").read_text()
