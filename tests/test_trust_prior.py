@@ -148,7 +148,7 @@ def test_the_recorded_calibration_gives_the_same_probabilities(
         )
 
 
-def test_the_checkpoint_keeps_the_calibration_tied_to_its_weights(tmp_path):
+def test_the_checkpoint_keeps_the_calibration_tied_to_its_weights(tmp_path, capsys):
     path = tiny_checkpoint(tmp_path / "m")
     weights = (path / "model.safetensors").read_bytes()
     assert calibration_of(load_model(path)) is None
@@ -156,6 +156,8 @@ def test_the_checkpoint_keeps_the_calibration_tied_to_its_weights(tmp_path):
     assert (path / "model.safetensors").read_bytes() == weights
     model = load_model(path)
     assert calibration_of(model).methods == _calibration(1.0).methods
+    code, out, err = run_cli(["info", str(path)], capsys)
+    assert code == 0 and "saliency 22/25, gradcam 5/25" in out, err
     assert calibration_of(model).probability("saliency", "fire", {}) == pytest.approx(
         1 / (1 + math.e**-1)
     )
