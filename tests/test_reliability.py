@@ -148,6 +148,10 @@ MATRIX = {
         ["calibrate", "/proc/vadx-model", "{folder}"],
         "no checkpoint at /proc/vadx-model",
     ),
+    "calibrate-trust-missing-model": (
+        ["calibrate-trust", "/proc/vadx-model", "{folder}"],
+        "no checkpoint at /proc/vadx-model",
+    ),
     "choose-layer-missing-model": (
         ["choose-layer", "/proc/vadx-model", "{folder}"],
         "no checkpoint at /proc/vadx-model",

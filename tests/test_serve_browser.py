@@ -207,6 +207,49 @@ def test_footage_outside_the_models_domain_is_flagged_on_the_page(served):
         assert errors == [] and outside == []
 
 
+def test_an_event_explained_with_the_trust_check_shows_its_verdict(served, tmp_path):
+    url, _, _ = served
+    video, _ = long_video(tmp_path / "alley.mp4", 4, [("fire", 12), ("normal", 8)], (72, 96))
+    with browsing(url) as (page, errors, outside):
+        page.goto(url)
+        page.wait_for_selector("#model option", state="attached")
+        page.click("#settings summary")
+        page.fill("#on", "0")  # one event over the whole video
+        page.fill("#off", "0")
+        page.set_input_files("#file", str(video))
+        page.click("#upload")
+        page.wait_for_selector(
+            "#timeline-section:not([hidden]) #score-line", state="attached", timeout=120_000
+        )
+        cell = page.locator("#events tbody tr td.verdict")
+        assert cell.text_content() == "-"  # not explained yet
+        page.uncheck("#methods input[value=activation]")
+        page.uncheck("#methods input[value=gradcam]")
+        page.check("#trust")
+        with page.expect_response(
+            lambda r: r.url.endswith("/api/jobs") and r.request.method == "POST"
+        ) as posted:
+            page.click("#events tbody tr button")  # the event's window
+        assert posted.value.request.post_data_json["trust"] is True
+        job = posted.value.json()["id"]
+        page.wait_for_selector("#report:not([hidden])", timeout=120_000)
+        trust = page.evaluate(
+            f"fetch('api/jobs/{job}').then(r => r.json()).then(j => j.result.trust)"
+        )
+        assert {"layercam", "saliency"} <= set(trust)  # and the frame curves
+        worst = max(trust.values(), key=["trustworthy", "weak", "contradictory"].index)
+        shown = f"(document.querySelector('#events td.verdict') || {{}}).textContent === '{worst}'"
+        wait_until(page, shown)
+        assert cell.get_attribute("class") == f"verdict {worst}"
+        assert f"saliency: {trust['saliency']}" in cell.get_attribute("title")
+        # the verdict stays with the event: opened again, the page finds the explain job
+        page.reload()
+        page.wait_for_selector("#videos button", state="attached")
+        page.locator("#videos li", has_text="alley.mp4").locator("button").click()
+        wait_until(page, shown)
+        assert errors == [] and outside == []
+
+
 def test_the_api_docs_pages_work_offline(served):
     url, _, _ = served
     with browsing(url) as (page, errors, outside):

@@ -82,6 +82,7 @@ COMMANDS = {
     "evaluate": training.evaluate_command,
     "calibrate": training.calibrate_command,
     "choose-layer": training.choose_layer_command,
+    "calibrate-trust": training.calibrate_trust_command,
     "learn-normal": normal.learn_normal_command,
     "detect": detection.detect_command,
     "watch": live.watch_command,

@@ -57,6 +57,8 @@ class CheckpointInfo:
     domain: dict[str, Any] | None = None
     #: the ``explanation_layers`` section (see :mod:`vadx.quality.layers`), None if none chosen
     explanation_layers: dict[str, Any] | None = None
+    #: the ``trust_calibration`` section (see :mod:`vadx.quality.trust_prior`), None if none
+    trust_calibration: dict[str, Any] | None = None
 
     @property
     def model_id(self) -> str:
@@ -154,6 +156,7 @@ def read_checkpoint(path: str | os.PathLike[str]) -> CheckpointInfo:
             metadata=dict(document.get("metadata") or {}),
             domain=document.get("domain"),
             explanation_layers=document.get("explanation_layers"),
+            trust_calibration=document.get("trust_calibration"),
         )
     except (KeyError, TypeError, ValueError) as err:
         detail = f"missing {err}" if isinstance(err, KeyError) else str(err)
@@ -197,7 +200,24 @@ def load_model(
     model.checkpoint = info
     model.domain = load_domain(info.path, info.domain, info.weights_sha256)
     model.explanation_layers = _chosen_layers(model, info)
+    _check_trust_calibration(info)
     return model.to(device).eval()
+
+
+def _check_trust_calibration(info: CheckpointInfo) -> None:
+    """Refuse a trust calibration (``vadx calibrate-trust``) measured on other weights: its
+    match rates describe another model."""
+    section = info.trust_calibration
+    if section is None:
+        return
+    where = f"the trust calibration in {info.path / CONFIG_FILE}"
+    if not isinstance(section, dict) or not isinstance(section.get("methods"), dict):
+        raise CheckpointError(f"{where} is invalid: expected weights_sha256 and methods")
+    if section.get("weights_sha256") != info.weights_sha256:
+        raise CheckpointError(
+            f"{where} was measured on other weights; calibrate again: vadx calibrate-trust "
+            f"{info.path} DATA"
+        )
 
 
 def _chosen_layers(model: CRNN, info: CheckpointInfo) -> dict[str, str]:

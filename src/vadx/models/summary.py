@@ -27,6 +27,8 @@ class CheckpointDescription:
     metadata: dict[str, Any]
     domain: dict[str, Any] | None
     explanation_layers: dict[str, str]
+    #: the trust calibration's match rates, over all classes (``vadx calibrate-trust``)
+    trust_calibration: dict[str, dict[str, int]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,7 @@ def describe_model(model: CRNN) -> ModelDescription:
             metadata=info.metadata,
             domain=info.domain,
             explanation_layers=dict(model.explanation_layers),
+            trust_calibration=(info.trust_calibration or {}).get("methods"),
         )
     return ModelDescription(
         model=model.config.to_dict(),
@@ -149,6 +152,7 @@ def render_description(description: ModelDescription, console: Console) -> None:
             ),
             ("domain check", _domain_row(checkpoint.domain, checkpoint.path)),
             ("explanation layers", _layers_row(checkpoint.explanation_layers)),
+            ("trust calibration", _trust_row(checkpoint.trust_calibration, checkpoint.path)),
         ]
         origin = checkpoint.metadata.get("imported_from")
         if origin:
@@ -195,6 +199,13 @@ def _layers_row(chosen: dict[str, str] | None) -> str:
     if not chosen:
         return "the backbone's defaults (vadx choose-layer picks them by faithfulness)"
     return ", ".join(f"{method} at {layer}" for method, layer in chosen.items()) + " (chosen)"
+
+
+def _trust_row(methods: dict[str, dict[str, int]] | None, path: str) -> str:
+    if not methods:
+        return f"none: measure it with `vadx calibrate-trust {path} SYNTH_DATA`"
+    rates = ", ".join(f"{m} {r['matching']}/{r['maps']}" for m, r in methods.items())
+    return f"maps that matched the ground truth on validation scenes: {rates}"
 
 
 def _domain_row(domain: dict[str, Any] | None, path: str) -> str:

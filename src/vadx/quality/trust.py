@@ -33,6 +33,12 @@ overridable); the checks combine into one :class:`Verdict` per map:
 * ``trustworthy`` — every check passes.
 
 Its ``reasons`` say why in words, and ``score`` (in ``[0, 1]``) orders maps for sorting.
+
+On a model calibrated on its own validation scenes (``vadx calibrate-trust``:
+:mod:`vadx.quality.trust_prior`) each map also gets a ``reliability`` check — the estimated
+chance that it matches the ground truth, from how often its method's maps did and from the
+checks above — and that estimate decides the map's verdict and score (``reliable``,
+``unreliable``).
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ from vadx.explain.engine import METHODS, explain
 from vadx.explain.result import Explanation
 from vadx.models.crnn import CRNN
 from vadx.quality.sanity import rank_correlation
+from vadx.quality.trust_prior import TrustCalibration, calibration_of
 
 Status = Literal["pass", "weak", "fail", "skipped"]
 VerdictName = Literal["trustworthy", "weak", "contradictory"]
@@ -83,6 +90,9 @@ class TrustSettings:
         agreement: the median correlation with the other maps needed to pass (below 0: fails).
         stable: the correlation with itself under noise needed to pass.
         confident: the explained class's probability needed to pass.
+        reliable, unreliable: on a calibrated model (:mod:`vadx.quality.trust_prior`), the
+            estimated probability that a map matches the ground truth at or above which it is
+            trustworthy, and below which it is contradictory.
         fractions: shares of the clip's pixels removed or revealed by the faithfulness test.
         frame_fractions: shares of the clip's frames removed or revealed by a frame curve's
             faithfulness test (at least one frame each).
@@ -97,6 +107,8 @@ class TrustSettings:
     agreement: float = 0.3
     stable: float = 0.5
     confident: float = 0.6
+    reliable: float = 0.8
+    unreliable: float = 0.5
     fractions: tuple[float, ...] = (0.005, 0.01, 0.02)
     frame_fractions: tuple[float, ...] = (0.1, 0.2, 0.3)
     perturbations: int = 1
@@ -106,10 +118,16 @@ class TrustSettings:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("faithful", "agreement", "stable", "confident", "noise"):
+        names = ("faithful", "agreement", "stable", "confident", "noise", "reliable", "unreliable")
+        for name in names:
             value = getattr(self, name)
             if not np.isfinite(value) or not -1 <= value <= 1:
                 raise InputError(f"trust threshold {name} must be in [-1, 1], got {value}")
+        if not 0 <= self.unreliable <= self.reliable <= 1:
+            raise InputError(
+                f"trust thresholds must hold 0 ≤ unreliable ≤ reliable ≤ 1, got unreliable "
+                f"{self.unreliable} and reliable {self.reliable}"
+            )
         for name in ("fractions", "frame_fractions"):
             shares = getattr(self, name)
             if not shares or not all(0 < f < 1 for f in shares):
@@ -160,10 +178,16 @@ class Verdict:
 
     @property
     def reasons(self) -> list[str]:
-        """What makes the map weak or contradictory, in words (empty when trustworthy)."""
+        """What makes the map weak or contradictory, in words (empty when trustworthy); on a
+        calibrated model, how often the method matched the ground truth comes first."""
         order = {"fail": 0, "weak": 1}
-        found = [c for c in self.checks if c.status in order]
-        return [c.reason for c in sorted(found, key=lambda c: order[c.status])]
+        found = [c for c in self.checks if c.status in order and c.name != "reliability"]
+        lead = [c.reason for c in self.checks if c.name == "reliability"]
+        return lead + [c.reason for c in sorted(found, key=lambda c: order[c.status])]
+
+    def uncalibrated(self) -> Verdict:
+        """The verdict its checks give without the model's trust calibration."""
+        return _combine(self.method, [c for c in self.checks if c.name != "reliability"])
 
     def record(self) -> VerdictRecord:
         """For the record: verdict, score, reasons and each check."""
@@ -188,12 +212,17 @@ def trust_check(
     domain: Mapping[str, Any] | None = None,
     picture: np.ndarray | None = None,
     thresholds: TrustSettings | None = None,
+    calibrated: bool = True,
 ) -> dict[str, Verdict]:
     """A :class:`Verdict` for every map and frame curve of ``explanation`` (one clip).
 
     ``domain`` is the clip's domain check (:func:`vadx.detect.domain.check_clip`); ``picture``
-    ``(H, W)`` the pixels that are frame, not letter-box padding (default: all)."""
+    ``(H, W)`` the pixels that are frame, not letter-box padding (default: all). A model whose
+    checkpoint holds a trust calibration (``vadx calibrate-trust``) gets a ``reliability``
+    check per map, which decides its verdict (:mod:`vadx.quality.trust_prior`);
+    ``calibrated=False`` leaves it out."""
     limits = thresholds or TrustSettings()
+    calibration = calibration_of(model) if calibrated else None
     if explanation.clip.shape[0] != 1:
         raise InputError("the trust check takes an explanation of one clip")
     device = model.device
@@ -233,6 +262,9 @@ def trust_check(
             stability.get(name) or Check("stability", None, "skipped", "not measured"),
             *shared,
         )
+        if calibration is not None and np.ptp(spatial[name]) > 0:  # an empty map stays empty
+            kind = explanation.class_names[target]
+            checks = (*checks, *_reliability(name, kind, checks, calibration, limits))
         verdicts[name] = _combine(name, checks)
     for name in curves:
         checks = (
@@ -247,8 +279,21 @@ def trust_check(
 # ------------------------------------------------------------------------------ the checks
 def _combine(method: str, checks: Sequence[Check]) -> Verdict:
     statuses = {c.name: c.status for c in checks}
+    reliability = next((c for c in checks if c.name == "reliability"), None)
+    if reliability is not None:
+        # calibrated: the estimated chance of matching the ground truth decides; the scenes
+        # it was measured on were like the training data, so footage unlike it is weak at best
+        named: dict[str, VerdictName] = {
+            "pass": "trustworthy",
+            "weak": "weak",
+            "fail": "contradictory",
+        }
+        verdict = named[reliability.status]
+        if verdict == "trustworthy" and statuses.get("domain") == "weak":
+            verdict = "weak"
+        return Verdict(method, verdict, float(reliability.value or 0.0), tuple(checks))
     if statuses.get("faithfulness") == "fail" or statuses.get("agreement") == "fail":
-        verdict: VerdictName = "contradictory"
+        verdict = "contradictory"
     elif any(s in ("weak", "fail") for s in statuses.values()):
         verdict = "weak"
     else:
@@ -266,6 +311,39 @@ def _part(check: Check) -> float:
     if check.name == "domain":
         return float(np.clip(2 - value, 0, 1))  # inside (≤ 1) → 1, twice the threshold → 0
     return float(np.clip(value, 0, 1))
+
+
+def _reliability(
+    method: str,
+    kind: str,
+    checks: Sequence[Check],
+    calibration: TrustCalibration,
+    limits: TrustSettings,
+) -> tuple[Check, ...]:
+    """The calibrated chance that the map of a clip explained as ``kind`` matches the ground
+    truth (none for a method the calibration did not see)."""
+    values = {c.name: c.value for c in checks}
+    chance = calibration.probability(method, kind, values)
+    rate = calibration.rate(method, kind)
+    if chance is None or rate is None:
+        return ()
+    overall = calibration.methods[method]
+    shown = getattr(METHODS.get(method), "display_name", method)
+    scenes, counts = "scenes", f"{rate.matching} of {rate.maps} maps"
+    if rate is not overall:
+        scenes, counts = f"{kind} scenes", f"{counts}; {overall.rate:.0%} over all classes"
+    reason = (
+        f"{shown} matched the ground truth in {rate.rate:.0%} of this model's validation "
+        f"{scenes} ({counts}); with this clip's checks, an estimated {chance:.0%} chance that "
+        "this map does"
+    )
+    if chance >= limits.reliable:
+        status: Status = "pass"
+    elif chance >= limits.unreliable:
+        status = "weak"
+    else:
+        status = "fail"
+    return (Check("reliability", chance, status, reason),)
 
 
 def _faithfulness(

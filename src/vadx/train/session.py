@@ -12,7 +12,7 @@ import torch
 
 from vadx import distributed
 from vadx.borrowed import random_kept
-from vadx.data.dataset import VideoDataset
+from vadx.data.dataset import VideoDataset, VideoSample
 from vadx.data.splits import training_samples
 from vadx.detect.domain import calibrate, save_domain
 from vadx.errors import InputError
@@ -380,14 +380,27 @@ def training_sets(
     """The clips ``model`` was trained and validated on, as it sees them: ``data``'s training
     clips, and ``val``'s — by default ``data``'s val/ split, else the share its training run
     held out (that run's fraction and seed, read from the checkpoint; 20 % and 0 without)."""
+    train_samples, val_samples, classes = _training_samples(model, data, val)
+    train_set = VideoDataset.for_model(model.config, train_samples, classes)
+    return train_set, VideoDataset.for_model(model.config, val_samples, classes)
+
+
+def held_out_samples(
+    model: CRNN, data: str | Path, val: str | Path | None = None
+) -> list[VideoSample]:
+    """The clips ``model`` was validated on (those of :func:`training_sets`), unread."""
+    return _training_samples(model, data, val)[1]
+
+
+def _training_samples(
+    model: CRNN, data: str | Path, val: str | Path | None
+) -> tuple[list[VideoSample], list[VideoSample], tuple[str, ...]]:
     checkpoint = model.checkpoint
     saved = (checkpoint.metadata.get("train_config") if checkpoint else None) or {}
-    train_samples, val_samples, classes = training_samples(
+    return training_samples(
         data,
         model.class_names,
         val=val,
         val_fraction=saved.get("val_fraction", 0.2),
         seed=saved.get("seed", 0),
     )
-    train_set = VideoDataset.for_model(model.config, train_samples, classes)
-    return train_set, VideoDataset.for_model(model.config, val_samples, classes)

@@ -93,6 +93,7 @@
     events.forEach(function (e, k) {
       const row = document.createElement("tr");
       row.innerHTML = "<td><img alt=''></td><td></td><td></td><td></td><td></td><td></td>" +
+        "<td class='verdict'>-</td>" +
         "<td><input type='checkbox' class='reviewed' aria-label='reviewed'></td><td><button>Explain</button></td>";
       const cells = row.querySelectorAll("td");
       cells[0].firstChild.src = withToken("api/videos/" + state.video.id + "/frames/" + peakFrame(e));
@@ -126,6 +127,26 @@
     });
     exportEvents(job);
     $("timeline-section").hidden = false;
+    // verdicts of the events' windows explained earlier with the trust check
+    const jobs = await api("api/jobs?video=" + state.video.id);
+    jobs.filter((j) => j.kind === "explain" && j.state === "done" && j.result && j.result.trust &&
+      j.params.model === job.params.model).forEach((j) => showVerdicts(j.params.start, j.params.end, j.result.trust));
+  }
+
+  // an explained event's worst verdict in its row (the report says why, map by map)
+  const VERDICTS = ["trustworthy", "weak", "contradictory"];
+  function showVerdicts(start, end, trust) {
+    const found = Object.values(trust);
+    if (!state.detection || !found.length) return;
+    const worst = found.reduce((a, b) => (VERDICTS.indexOf(b) > VERDICTS.indexOf(a) ? b : a));
+    document.querySelectorAll("#events tbody tr").forEach(function (row, k) {
+      const e = state.detection.result.events[k];
+      if (!e || e.window[0] !== start || e.window[1] !== end) return;
+      const cell = row.querySelector("td.verdict");
+      cell.textContent = worst;
+      cell.className = "verdict " + worst;
+      cell.title = Object.keys(trust).map((m) => m + ": " + trust[m]).join("\n");
+    });
   }
 
   // the domain check's verdict above the timeline: a warning when footage is unlike the
@@ -294,11 +315,12 @@
       const job = await api("api/jobs", { method: "POST", headers: { "Content-Type": "application/json" },
         body: JSON.stringify({ kind: "explain", video: state.video.id, model: state.model, start: start,
           end: end, methods: methods, view: $("view").value, target: className || "predicted",
-          detect: state.detection.params.detect }) });
+          trust: $("trust").checked, detect: state.detection.params.detect }) });
       const done = await waitFor(job, $("explain-bar"), $("explain-status"), "explanation");
       const url = withToken("api/jobs/" + done.id + "/files/report.html");
       say($("explain-status"), "predicted " + done.result.predicted + " (" +
         Math.round(100 * done.result.probability) + " %), explained for " + done.result.target);
+      if (done.result.trust) showVerdicts(start, end, done.result.trust);
       $("report").src = url;  // sized to its content once loaded: one scroll, the page's
       $("download").href = url;
       $("open").href = url;
