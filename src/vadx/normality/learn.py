@@ -13,14 +13,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from vadx import limits
 from vadx.errors import InputError
 from vadx.models.backbones import Backbone, build_backbone
 from vadx.normality.calibrate import calibrate
 from vadx.normality.model import (
+    BATCH,
     NormalityConfig,
     NormalityModel,
-    frame_batches,
-    grey_changes,
     layer_maps,
     mahalanobis,
 )
@@ -31,6 +31,8 @@ from vadx.video.preprocess import frames_to_clip
 
 #: added to every covariance's diagonal (PaDiM's 0.01), in the projected units
 RIDGE = 0.01
+#: the most frames the CNN reads to fit the statistics, by default (``fitting_frames``)
+FITTING_FRAMES = 1000
 
 
 def source_backbone(
@@ -86,23 +88,35 @@ def learn_normal(
     *,
     holdout: float = 0.2,
     alarms_per_hour: float = 1.0,
+    fitting_frames: int = FITTING_FRAMES,
     detection: DetectConfig | None = None,
     progress: ProgressFn | None = None,
 ) -> NormalityModel:
     """Fit the normality model of the scene in ``footage`` (assumed normal: no labels), the
     last ``holdout`` of each video held back to calibrate the threshold at
     ``alarms_per_hour`` false alarms per hour of that footage, counted as detection with
-    ``detection`` (default: :class:`~vadx.settings.DetectConfig`'s) would raise them."""
+    ``detection`` (default: :class:`~vadx.settings.DetectConfig`'s) would raise them.
+
+    At most ``fitting_frames`` frames of the fitting share are read by the CNN (every k-th of
+    each video, the same k for all, the smallest that keeps within it): they fit the Gaussians
+    and the motion statistics (each against the frame just before it), and their distances
+    give the appearance's unit. Their features are kept for that, so the CNN sees each once.
+    The held-back share is scored whole, frame by frame, as detection reads it."""
     if not footage:
         raise InputError("give footage of the scene: at least one video of ordinary activity")
     if not 0 < holdout < 1:
         raise InputError(f"holdout must be between 0 and 1, got {holdout}")
     if not alarms_per_hour > 0:
         raise InputError(f"alarms_per_hour must be positive, got {alarms_per_hour}")
+    limits.check_range("fitting_frames", fitting_frames, limits.FITTING_FRAMES, InputError, True)
+    fitting = 0
     for path in footage:  # every video readable before any work
         with VideoReader(path) as reader:
-            if int(reader.info.num_frames * (1 - holdout)) < 2:
-                raise InputError(f"{path} is too short to learn from: give longer footage")
+            share = int(reader.info.num_frames * (1 - holdout))
+        if share < 2:
+            raise InputError(f"{path} is too short to learn from: give longer footage")
+        fitting += share
+    every = math.ceil(fitting / fitting_frames)
     backbone.eval()
     generator = torch.Generator().manual_seed(config.seed)
     probe = np.zeros((1, *config.frame_size, 3), np.uint8)
@@ -115,11 +129,12 @@ def learn_normal(
         config, backbone, projection, torch.zeros(0), torch.zeros(0), torch.zeros(0),
         torch.zeros(0), grid,  # type: ignore[arg-type]
     )  # fmt: skip
-    # first pass: each location's Gaussian, and the change statistics
-    total, sums, outer, change = 0, None, None, []
-    for frames, previous in _fitting(footage, holdout, progress, "fitting"):
+    # one pass: each location's Gaussian and change statistics; the features kept
+    total, sums, outer, change, kept = 0, None, None, [], []
+    for frames, before in _fitting(footage, holdout, every, progress):
         features, grey = model.features(frames)
-        change.append(grey_changes(grey, model._grey(previous)))
+        change.append((grey - model.grey_cells(before)).abs())
+        kept.append(features)
         f = features.double()
         sums = f.sum(0) if sums is None else sums + f.sum(0)
         o = torch.einsum("nld,nle->lde", f, f)
@@ -134,29 +149,33 @@ def learn_normal(
     model.precision = torch.linalg.inv(covariance).float()
     moves = torch.cat(change)
     model.motion = torch.stack([moves.mean(0), moves.std(0).clamp(min=1e-3)])
-    # second pass: the training frames' own distances, the unit of the appearance map
-    distances = [
-        mahalanobis(model.features(frames)[0], model.mean, model.precision)
-        for frames, _ in _fitting(footage, holdout, progress, "scaling")
-    ]
-    seen = torch.cat(distances)
+    # the fitted frames' own distances: the unit of the appearance map
+    seen = torch.cat([mahalanobis(f, model.mean, model.precision) for f in kept])
+    del kept
     model.appearance = torch.stack([seen.mean(0), seen.std(0).clamp(min=1e-3)])
     model.threshold, calibration = calibrate(
         model, footage, holdout, alarms_per_hour, detection or DetectConfig(), progress
     )
     model.calibration = asdict(calibration)
+    model.fitting = {"frames": total, "every": every}
     model.footage = [
         {"path": str(p), "sha256": video_sha256(p), "holdout": holdout} for p in footage
     ]
     return model
 
 
-def _fitting(footage, holdout: float, progress: ProgressFn | None, stage: str):
-    """(frames, the frame before them) of the fitting share of every video, in batches."""
+def _fitting(footage, holdout: float, every: int, progress: ProgressFn | None):
+    """Batches of (every ``every``-th frame of the fitting share of each video, the frame
+    before each: itself for a video's first)."""
     for path in footage:
-        previous = None
-        for frames, total, done in frame_batches(path, 0.0, 1.0 - holdout):
-            yield frames, previous
-            previous = frames[-1]
-            if progress is not None:
-                progress(f"{stage} {Path(path).name}", done, total)
+        with VideoReader(path) as reader:
+            last = int(reader.info.num_frames * (1.0 - holdout))
+            chosen = np.arange(0, last, every)
+            for begin in range(0, len(chosen), BATCH):
+                wanted = chosen[begin : begin + BATCH]
+                before = np.maximum(wanted - 1, 0)
+                data = reader.read(np.concatenate([wanted, before])).data
+                yield data[: len(wanted)], data[len(wanted) :]
+                if progress is not None:
+                    done = min(begin + BATCH, len(chosen))
+                    progress(f"fitting {Path(path).name}", done, len(chosen))
