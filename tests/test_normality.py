@@ -35,6 +35,7 @@ from vadx.normality import (
     save_normality,
     unusual_track,
 )
+from vadx.normality.learn import floored, neighbours
 from vadx.settings import DetectConfig
 from vadx.video import VideoReader, read_video, write_mp4
 
@@ -59,7 +60,10 @@ def learnt(scene):
     torch.manual_seed(0)
     backbone = build_backbone("vgg19", **TINY.backbone_args)
     config = NormalityConfig("vgg19", dict(TINY.backbone_args), frame_size=SIZE, channels=8)
-    return learn_normal(backbone, [root / "quiet.mp4"], config, holdout=0.25)
+    # PaDiM's per-location statistics: the fight is found where and when it is (the default
+    # neighbourhood also flags the new clip's people in frames 30-45, before the fight)
+    plain = {"neighbourhood": 0, "shrinkage": 0.0, "spread_floor": 0.0}
+    return learn_normal(backbone, [root / "quiet.mp4"], config, holdout=0.25, **plain)
 
 
 def test_the_distance_is_mahalanobis_per_location():
@@ -555,8 +559,11 @@ def test_fitting_frames_fit_every_kth_frame_exactly(scene):
     backbone = build_backbone("vgg19", **TINY.backbone_args)
     config = NormalityConfig("vgg19", dict(TINY.backbone_args), frame_size=SIZE, channels=8)
     # 60 frames fitted (80, a quarter held back); at most 20 → every 3rd: frames 0, 3, …, 57
-    model = learn_normal(backbone, [root / "quiet.mp4"], config, holdout=0.25, fitting_frames=20)
-    assert model.fitting == {"frames": 20, "every": 3}
+    plain = {"neighbourhood": 0, "shrinkage": 0.0, "spread_floor": 0.0}  # PaDiM's statistics
+    model = learn_normal(
+        backbone, [root / "quiet.mp4"], config, holdout=0.25, fitting_frames=20, **plain
+    )
+    assert model.fitting == {"frames": 20, "every": 3, **plain}
     frames = read_video(root / "quiet.mp4").data
     chosen = np.arange(0, 60, 3)
     features, grey = model.features(frames[chosen])
@@ -572,6 +579,41 @@ def test_fitting_frames_fit_every_kth_frame_exactly(scene):
     distances = mahalanobis(features, model.mean, model.precision)
     assert torch.allclose(model.appearance[0], distances.mean(0), atol=1e-4)
     saved = load_normality(save_normality(model, root / "fitted"))
-    assert saved.fitting == {"frames": 20, "every": 3}
+    assert saved.fitting == {"frames": 20, "every": 3, **plain}
     with pytest.raises(InputError, match="fitting_frames must be an integer from 2"):
         learn_normal(backbone, [root / "quiet.mp4"], config, fitting_frames=1)
+
+
+def test_neighbourhood_shrinkage_and_floor_by_hand():
+    # a 2×3 grid, one feature dimension: each cell's statistic is its index
+    statistic = torch.arange(6, dtype=torch.float64)[:, None]
+    pooled = neighbours(statistic, (2, 3), 1)[:, 0]
+    # cell 0 (top left) sees cells 0, 1, 3, 4; cell 1 sees all six
+    assert pooled.tolist() == pytest.approx([2.0, 2.5, 3.0, 2.0, 2.5, 3.0])
+    assert torch.equal(neighbours(statistic, (2, 3), 0), statistic)
+    assert neighbours(statistic, (2, 3), 40)[:, 0].tolist() == pytest.approx([2.5] * 6)
+    spreads = torch.tensor([0.0, 1.0, 2.0, 3.0, 4.0])
+    assert floored(spreads, 0.5).tolist() == [2.0, 2.0, 2.0, 3.0, 4.0]
+    assert floored(spreads, 0.0).tolist() == pytest.approx([1e-3, 1.0, 2.0, 3.0, 4.0])
+
+
+def test_the_gaussians_pool_neighbours_and_shrink_exactly(scene):
+    root, _ = scene
+    torch.manual_seed(0)
+    backbone = build_backbone("vgg19", **TINY.backbone_args)
+    config = NormalityConfig("vgg19", dict(TINY.backbone_args), frame_size=SIZE, channels=8)
+    model = learn_normal(
+        backbone, [root / "quiet.mp4"], config, holdout=0.25, neighbourhood=1, shrinkage=0.5
+    )
+    features, _ = model.features(read_video(root / "quiet.mp4").data[:60])
+    f = features.double()  # (60, 64 cells of an 8×8 grid, 8)
+    location = 9  # row 1, column 1: its 3×3 neighbourhood is rows 0–2, columns 0–2
+    cells = [row * 8 + column for row in range(3) for column in range(3)]
+    samples = f[:, cells].reshape(-1, 8)
+    mean = samples.mean(0)
+    covariance = (samples - mean).T @ (samples - mean) / len(samples)
+    covariance = 0.5 * covariance + 0.5 * covariance.diagonal().mean() * torch.eye(8)
+    covariance += 0.01 * torch.eye(8, dtype=torch.float64)
+    assert torch.allclose(model.mean[location].double(), mean, atol=1e-5)
+    expected = torch.linalg.inv(covariance)
+    assert torch.allclose(model.precision[location].double(), expected, rtol=1e-3, atol=1e-4)

@@ -33,6 +33,12 @@ from vadx.video.preprocess import frames_to_clip
 RIDGE = 0.01
 #: the most frames the CNN reads to fit the statistics, by default (``fitting_frames``)
 FITTING_FRAMES = 1000
+#: the least spread of a location, as a quantile of all locations' spreads (``spread_floor``)
+SPREAD_FLOOR = 0.9
+#: cells around a location whose features its Gaussian is fitted on too (``neighbourhood``)
+NEIGHBOURHOOD = 13
+#: how far each covariance is pulled toward its mean variance (``shrinkage``)
+SHRINKAGE = 0.1
 
 
 def source_backbone(
@@ -89,6 +95,9 @@ def learn_normal(
     holdout: float = 0.2,
     alarms_per_hour: float = 1.0,
     fitting_frames: int = FITTING_FRAMES,
+    spread_floor: float = SPREAD_FLOOR,
+    neighbourhood: int = NEIGHBOURHOOD,
+    shrinkage: float = SHRINKAGE,
     detection: DetectConfig | None = None,
     progress: ProgressFn | None = None,
 ) -> NormalityModel:
@@ -101,7 +110,14 @@ def learn_normal(
     each video, the same k for all, the smallest that keeps within it): they fit the Gaussians
     and the motion statistics (each against the frame just before it), and their distances
     give the appearance's unit. Their features are kept for that, so the CNN sees each once.
-    The held-back share is scored whole, frame by frame, as detection reads it."""
+    The held-back share is scored whole, frame by frame, as detection reads it.
+
+    Each location's Gaussian is fitted on the features of every cell within ``neighbourhood``
+    cells of it (a square of side ``2 × neighbourhood + 1``, cut at the edges: 0 is PaDiM's
+    one cell; people seen walking nearby are then usual here too), its covariance pulled by
+    ``shrinkage`` toward its mean variance, ``(1 - s) Σ + s (tr Σ / d) I``, then given PaDiM's
+    ridge. A location's unit (the spread of its training frames' distances, and of their
+    change) is at least the ``spread_floor`` quantile of all locations' (:func:`floored`)."""
     if not footage:
         raise InputError("give footage of the scene: at least one video of ordinary activity")
     if not 0 < holdout < 1:
@@ -109,6 +125,9 @@ def learn_normal(
     if not alarms_per_hour > 0:
         raise InputError(f"alarms_per_hour must be positive, got {alarms_per_hour}")
     limits.check_range("fitting_frames", fitting_frames, limits.FITTING_FRAMES, InputError, True)
+    limits.check_range("spread_floor", spread_floor, (0.0, 1.0), InputError)
+    limits.check_range("shrinkage", shrinkage, (0.0, 1.0), InputError)
+    limits.check_range("neighbourhood", neighbourhood, limits.NEIGHBOURHOOD, InputError, True)
     fitting = 0
     for path in footage:  # every video readable before any work
         with VideoReader(path) as reader:
@@ -142,26 +161,57 @@ def learn_normal(
         total += len(frames)
     if total < 2 or sums is None or outer is None:
         raise InputError("the footage has fewer than 2 frames to learn from")
-    mean = sums / total
-    covariance = outer / total - torch.einsum("ld,le->lde", mean, mean)
-    covariance += RIDGE * torch.eye(config.channels, dtype=torch.float64)
+    mean = neighbours(sums, grid, neighbourhood) / total
+    covariance = neighbours(outer, grid, neighbourhood) / total
+    covariance -= torch.einsum("ld,le->lde", mean, mean)
+    identity = torch.eye(config.channels, dtype=torch.float64)
+    variance = torch.diagonal(covariance, dim1=1, dim2=2).mean(1)[:, None, None]
+    covariance = (1 - shrinkage) * covariance + shrinkage * variance * identity
+    covariance += RIDGE * identity
     model.mean = mean.float()
     model.precision = torch.linalg.inv(covariance).float()
     moves = torch.cat(change)
-    model.motion = torch.stack([moves.mean(0), moves.std(0).clamp(min=1e-3)])
+    model.motion = torch.stack([moves.mean(0), floored(moves.std(0), spread_floor)])
     # the fitted frames' own distances: the unit of the appearance map
     seen = torch.cat([mahalanobis(f, model.mean, model.precision) for f in kept])
     del kept
-    model.appearance = torch.stack([seen.mean(0), seen.std(0).clamp(min=1e-3)])
+    model.appearance = torch.stack([seen.mean(0), floored(seen.std(0), spread_floor)])
     model.threshold, calibration = calibrate(
         model, footage, holdout, alarms_per_hour, detection or DetectConfig(), progress
     )
     model.calibration = asdict(calibration)
-    model.fitting = {"frames": total, "every": every}
+    model.fitting = {
+        "frames": total,
+        "every": every,
+        "neighbourhood": neighbourhood,
+        "shrinkage": shrinkage,
+        "spread_floor": spread_floor,
+    }
     model.footage = [
         {"path": str(p), "sha256": video_sha256(p), "holdout": holdout} for p in footage
     ]
     return model
+
+
+def neighbours(statistic: torch.Tensor, grid: tuple[int, int], radius: int) -> torch.Tensor:
+    """Per location, the mean of a per-location ``statistic`` ``(L, …)`` over the locations
+    within ``radius`` cells (a square cut at the grid's edges)."""
+    if radius == 0:
+        return statistic
+    shape = statistic.shape[1:]
+    planes = statistic.reshape(*grid, -1).permute(2, 0, 1)[None]
+    side = min(2 * radius + 1, 2 * max(grid) + 1)
+    pooled = torch.nn.functional.avg_pool2d(
+        planes, side, stride=1, padding=side // 2, count_include_pad=False
+    )
+    return pooled[0].permute(1, 2, 0).reshape(-1, *shape)
+
+
+def floored(spreads: torch.Tensor, quantile: float) -> torch.Tensor:
+    """Per location, its spread or at least the ``quantile`` of all locations' spreads (and
+    at least 1e-3): a location whose training footage hardly varied (a wall; a cell nobody
+    crossed) would otherwise make any small change there a large number of its own units."""
+    return spreads.clamp(min=max(float(torch.quantile(spreads, quantile)), 1e-3))
 
 
 def _fitting(footage, holdout: float, every: int, progress: ProgressFn | None):

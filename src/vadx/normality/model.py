@@ -78,8 +78,8 @@ class NormalityModel:
     footage: list[dict[str, Any]] = field(default_factory=list)
     path: Path | None = None
     model_id: str | None = None
-    #: the frames the statistics were fitted on, and every how many (empty: not recorded)
-    fitting: dict[str, int] = field(default_factory=dict)
+    #: how the statistics were fitted: frames, every how many, spread floor (empty: not recorded)
+    fitting: dict[str, Any] = field(default_factory=dict)
 
     # ------------------------------------------------------------------------------ maps
     def features(self, frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
