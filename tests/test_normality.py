@@ -617,3 +617,23 @@ def test_the_gaussians_pool_neighbours_and_shrink_exactly(scene):
     assert torch.allclose(model.mean[location].double(), mean, atol=1e-5)
     expected = torch.linalg.inv(covariance)
     assert torch.allclose(model.precision[location].double(), expected, rtol=1e-3, atol=1e-4)
+
+
+def test_learn_normal_takes_the_fitting_settings_and_records_them(scene, tmp_path, capsys):
+    root, _ = scene
+    source = tiny_checkpoint(tmp_path / "classifier")
+    out = tmp_path / "cam"
+    argv = ["learn-normal", str(source), str(root / "quiet.mp4"), "--out", str(out)]
+    argv += ["--channels", "8", "--size", "64", "--fitting-frames", "20"]
+    settings = ["--neighbourhood", "1", "--shrinkage", "0.5", "--spread-floor", "0"]
+    code, _, err = run_cli([*argv, *settings], capsys)
+    assert code == 0, err
+    fitting = json.loads((out / "config.json").read_text())["fitting"]
+    # 64 frames learnt from (a fifth of 80 held back): every 4th keeps within 20
+    assert fitting == {
+        "frames": 16, "every": 4, "neighbourhood": 1, "shrinkage": 0.5, "spread_floor": 0.0
+    }  # fmt: skip
+    assert load_normality(out).fitting == fitting
+    code, _, err = run_cli([*argv[:5], "--out", str(tmp_path / "no"), "--shrinkage", "2"], capsys)
+    assert_one_error_line(code, err, "--shrinkage")
+    assert not (tmp_path / "no").exists()
