@@ -4,6 +4,7 @@ it only ever saw quiet, its checkpoint round trip, and the commands end to end."
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from pathlib import Path
@@ -16,21 +17,27 @@ from tests.conftest import TINY, run_cli, tiny_checkpoint
 from tests.test_reliability import assert_one_error_line
 from vadx.data.synth import render_long
 from vadx.detect import Event
-from vadx.errors import CheckpointError
+from vadx.errors import CheckpointError, InputError
 from vadx.models.backbones import build_backbone
 from vadx.normality import (
     MARGIN,
     NormalityConfig,
     calibrate,
     detect_unusual,
+    false_alarm_rate,
+    frame_roc_auc,
+    frame_size_maps,
     learn_normal,
     load_normality,
     mahalanobis,
+    pixel_roc_auc,
+    pro_auc,
     save_normality,
     unusual_track,
 )
+from vadx.normality.learn import floored, neighbours
 from vadx.settings import DetectConfig
-from vadx.video import VideoReader, write_mp4
+from vadx.video import VideoReader, read_video, write_mp4
 
 SIZE = (64, 64)
 
@@ -53,7 +60,10 @@ def learnt(scene):
     torch.manual_seed(0)
     backbone = build_backbone("vgg19", **TINY.backbone_args)
     config = NormalityConfig("vgg19", dict(TINY.backbone_args), frame_size=SIZE, channels=8)
-    return learn_normal(backbone, [root / "quiet.mp4"], config, holdout=0.25)
+    # PaDiM's per-location statistics: the fight is found where and when it is (the default
+    # neighbourhood also flags the new clip's people in frames 30-45, before the fight)
+    plain = {"neighbourhood": 0, "shrinkage": 0.0, "spread_floor": 0.0}
+    return learn_normal(backbone, [root / "quiet.mp4"], config, holdout=0.25, **plain)
 
 
 def test_the_distance_is_mahalanobis_per_location():
@@ -466,3 +476,166 @@ def test_explain_draws_a_normality_models_own_maps_in_the_report(scene, learnt, 
             assert errors == []
         finally:
             browser.close()
+
+
+# ---------------------------------------------------------------- evaluation (issue 31 item 4)
+
+
+def test_pro_by_hand():
+    # one frame of 4 pixels: a region of two (scores 4 and 2), two normal ones (3 and 1)
+    maps = np.array([[[4.0, 2.0, 3.0, 1.0]]])
+    masks = np.array([[[True, True, False, False]]])
+    # curve: (0, 0) → t=4 (0, ½) → t=3 (½, ½) → t=2 (½, 1) → t=1 (1, 1)
+    assert pro_auc(maps, masks, max_fpr=1.0) == pytest.approx(0.5 / 2 + 0.5 * 1 / 2 + 0.5 / 2)
+    # up to 0.3: flat at ½ after the jump; up to ½ exactly: the step at ½ adds nothing
+    assert pro_auc(maps, masks, max_fpr=0.3) == pytest.approx(0.5)
+    assert pro_auc(maps, masks, max_fpr=0.5) == pytest.approx(0.5)
+    # the overlap is per region: a small region counts as much as a large one
+    maps = np.array([[[9.0, 8.0, 7.0, 0.0, 1.0, 2.0]]])  # a region of 3 found, one of 1 missed
+    masks = np.array([[[True, True, True, False, True, False]]])
+    curve_at_zero = (1 / 3 + 1 / 3 + 1 / 3) / 2  # the big region found whole, the small not
+    assert pro_auc(maps, masks, max_fpr=0.3) == pytest.approx(curve_at_zero)
+
+
+def brute_pro(maps, masks, max_fpr):
+    """PRO by its definition: each threshold's FPR and mean region overlap, then the area."""
+    import cv2
+
+    regions = []
+    for t, mask in enumerate(masks):
+        found, labelled = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+        regions += [(t, labelled == r) for r in range(1, found)]
+    points = [(0.0, 0.0)]
+    for threshold in sorted(set(maps.ravel().tolist()), reverse=True):
+        flagged = maps >= threshold
+        fpr = flagged[~masks].mean()
+        overlap = np.mean([flagged[t][region].mean() for t, region in regions])
+        points.append((fpr, overlap))
+    area = 0.0
+    for (x0, y0), (x1, y1) in itertools.pairwise(points):
+        if x0 >= max_fpr:
+            break
+        if x1 > max_fpr:  # cut the segment at max_fpr
+            y1, x1 = y0 + (y1 - y0) * (max_fpr - x0) / (x1 - x0), max_fpr
+        area += (x1 - x0) * (y0 + y1) / 2
+    return area / max_fpr
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_pro_and_pixel_auc_match_their_definitions_with_ties(seed):
+    rng = np.random.default_rng(seed)
+    masks = np.zeros((3, 6, 7), bool)
+    masks[0, 1:3, 1:3] = True
+    masks[0, 4:6, 5:7] = True  # two regions in one frame
+    masks[2, 2:5, 0:4] = True  # frame 1 is all normal
+    maps = rng.integers(0, 6, masks.shape).astype(float) + 2 * masks  # ties on purpose
+    for max_fpr in (0.05, 0.3, 1.0):
+        assert pro_auc(maps, masks, max_fpr) == pytest.approx(brute_pro(maps, masks, max_fpr))
+    # pixel ROC-AUC: the chance a planted pixel outscores a normal one, ties counting half
+    pos, neg = maps[masks], maps[~masks]
+    pairs = (pos[:, None] > neg[None]).mean() + 0.5 * (pos[:, None] == neg[None]).mean()
+    assert pixel_roc_auc(maps, masks) == pytest.approx(pairs)
+    assert frame_roc_auc([3, 1, 2, 2], [True, False, True, False]) == pytest.approx(0.875)
+
+
+def test_evaluation_refuses_what_it_cannot_score():
+    with pytest.raises(InputError, match="both anomalous and normal"):
+        frame_roc_auc([1, 2], [True, True])
+    with pytest.raises(InputError, match="frame_size_maps"):
+        pixel_roc_auc(np.zeros((2, 3, 3)), np.zeros((2, 6, 6), bool))
+    maps = frame_size_maps(np.array([[[0.0, 1.0]]]), (2, 4))
+    assert maps.shape == (1, 2, 4) and np.allclose(maps[0, 0], [0, 0.25, 0.75, 1])
+
+
+def test_false_alarms_per_hour_with_their_upper_bound():
+    none = false_alarm_rate(0, 1800)  # half an hour, no alarm
+    assert (none.per_hour, none.hours) == (0.0, 0.5)
+    assert none.upper_per_hour == pytest.approx(-np.log(0.05) / 0.5)  # 5.99 per hour
+    two = false_alarm_rate(2, 7200)
+    assert two.per_hour == 1.0 and two.upper_per_hour == pytest.approx(6.2958 / 2, rel=1e-4)
+
+
+def test_fitting_frames_fit_every_kth_frame_exactly(scene):
+    root, _ = scene
+    torch.manual_seed(0)
+    backbone = build_backbone("vgg19", **TINY.backbone_args)
+    config = NormalityConfig("vgg19", dict(TINY.backbone_args), frame_size=SIZE, channels=8)
+    # 60 frames fitted (80, a quarter held back); at most 20 → every 3rd: frames 0, 3, …, 57
+    plain = {"neighbourhood": 0, "shrinkage": 0.0, "spread_floor": 0.0}  # PaDiM's statistics
+    model = learn_normal(
+        backbone, [root / "quiet.mp4"], config, holdout=0.25, fitting_frames=20, **plain
+    )
+    assert model.fitting == {"frames": 20, "every": 3, **plain}
+    frames = read_video(root / "quiet.mp4").data
+    chosen = np.arange(0, 60, 3)
+    features, grey = model.features(frames[chosen])
+    f = features.double()
+    mean = f.mean(0)
+    covariance = torch.einsum("nld,nle->lde", f - mean, f - mean) / len(f)
+    covariance += 0.01 * torch.eye(8, dtype=torch.float64)
+    assert torch.allclose(model.mean.double(), mean, atol=1e-5)
+    assert torch.allclose(model.precision.double(), torch.linalg.inv(covariance), rtol=1e-3)
+    # motion: each chosen frame against the one just before it (frame 0 against itself)
+    change = (grey - model.grey_cells(frames[np.maximum(chosen - 1, 0)])).abs()
+    assert torch.allclose(model.motion[0], change.mean(0), atol=1e-6)
+    distances = mahalanobis(features, model.mean, model.precision)
+    assert torch.allclose(model.appearance[0], distances.mean(0), atol=1e-4)
+    saved = load_normality(save_normality(model, root / "fitted"))
+    assert saved.fitting == {"frames": 20, "every": 3, **plain}
+    with pytest.raises(InputError, match="fitting_frames must be an integer from 2"):
+        learn_normal(backbone, [root / "quiet.mp4"], config, fitting_frames=1)
+
+
+def test_neighbourhood_shrinkage_and_floor_by_hand():
+    # a 2×3 grid, one feature dimension: each cell's statistic is its index
+    statistic = torch.arange(6, dtype=torch.float64)[:, None]
+    pooled = neighbours(statistic, (2, 3), 1)[:, 0]
+    # cell 0 (top left) sees cells 0, 1, 3, 4; cell 1 sees all six
+    assert pooled.tolist() == pytest.approx([2.0, 2.5, 3.0, 2.0, 2.5, 3.0])
+    assert torch.equal(neighbours(statistic, (2, 3), 0), statistic)
+    assert neighbours(statistic, (2, 3), 40)[:, 0].tolist() == pytest.approx([2.5] * 6)
+    spreads = torch.tensor([0.0, 1.0, 2.0, 3.0, 4.0])
+    assert floored(spreads, 0.5).tolist() == [2.0, 2.0, 2.0, 3.0, 4.0]
+    assert floored(spreads, 0.0).tolist() == pytest.approx([1e-3, 1.0, 2.0, 3.0, 4.0])
+
+
+def test_the_gaussians_pool_neighbours_and_shrink_exactly(scene):
+    root, _ = scene
+    torch.manual_seed(0)
+    backbone = build_backbone("vgg19", **TINY.backbone_args)
+    config = NormalityConfig("vgg19", dict(TINY.backbone_args), frame_size=SIZE, channels=8)
+    model = learn_normal(
+        backbone, [root / "quiet.mp4"], config, holdout=0.25, neighbourhood=1, shrinkage=0.5
+    )
+    features, _ = model.features(read_video(root / "quiet.mp4").data[:60])
+    f = features.double()  # (60, 64 cells of an 8×8 grid, 8)
+    location = 9  # row 1, column 1: its 3×3 neighbourhood is rows 0–2, columns 0–2
+    cells = [row * 8 + column for row in range(3) for column in range(3)]
+    samples = f[:, cells].reshape(-1, 8)
+    mean = samples.mean(0)
+    covariance = (samples - mean).T @ (samples - mean) / len(samples)
+    covariance = 0.5 * covariance + 0.5 * covariance.diagonal().mean() * torch.eye(8)
+    covariance += 0.01 * torch.eye(8, dtype=torch.float64)
+    assert torch.allclose(model.mean[location].double(), mean, atol=1e-5)
+    expected = torch.linalg.inv(covariance)
+    assert torch.allclose(model.precision[location].double(), expected, rtol=1e-3, atol=1e-4)
+
+
+def test_learn_normal_takes_the_fitting_settings_and_records_them(scene, tmp_path, capsys):
+    root, _ = scene
+    source = tiny_checkpoint(tmp_path / "classifier")
+    out = tmp_path / "cam"
+    argv = ["learn-normal", str(source), str(root / "quiet.mp4"), "--out", str(out)]
+    argv += ["--channels", "8", "--size", "64", "--fitting-frames", "20"]
+    settings = ["--neighbourhood", "1", "--shrinkage", "0.5", "--spread-floor", "0"]
+    code, _, err = run_cli([*argv, *settings], capsys)
+    assert code == 0, err
+    fitting = json.loads((out / "config.json").read_text())["fitting"]
+    # 64 frames learnt from (a fifth of 80 held back): every 4th keeps within 20
+    assert fitting == {
+        "frames": 16, "every": 4, "neighbourhood": 1, "shrinkage": 0.5, "spread_floor": 0.0
+    }  # fmt: skip
+    assert load_normality(out).fitting == fitting
+    code, _, err = run_cli([*argv[:5], "--out", str(tmp_path / "no"), "--shrinkage", "2"], capsys)
+    assert_one_error_line(code, err, "--shrinkage")
+    assert not (tmp_path / "no").exists()

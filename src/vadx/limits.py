@@ -31,6 +31,10 @@ UNITS: Span = (1, 16_384)
 RNN_LAYERS: Span = (1, 16)
 #: frame counts and frame indices in a video (a stride, an event's length, a first frame, …)
 FRAMES: Span = (0, 10**9)
+#: frames a normality model's statistics are fitted on (``vadx learn-normal --fitting-frames``)
+FITTING_FRAMES: Span = (2, 1_000_000)
+#: cells around a location a normality model's Gaussian is fitted on too (``--neighbourhood``)
+NEIGHBOURHOOD: Span = (0, 256)
 #: clips per batch, frames per CNN batch
 BATCH: Span = (1, 4096)
 #: decoding processes

@@ -41,6 +41,41 @@ def learn_normal_command(
         number("Share of each video held back to calibrate the threshold.", 0.05, 0.5, kind=float),
     ] = 0.2,
     channels: Annotated[int, number("Feature dimensions per location.", 1, 512)] = 64,
+    fitting_frames: Annotated[
+        int,
+        number(
+            "Most frames the CNN reads to fit the statistics (every k-th of the footage "
+            "learnt from; the held-back share is read whole).",
+            *limits.FITTING_FRAMES,
+        ),
+    ] = 1000,
+    spread_floor: Annotated[
+        float,
+        number(
+            "Least spread of a location's statistics, as a quantile of all locations' "
+            "(0: each its own; a cell the footage hardly varied in then alarms on any change).",
+            0,
+            1,
+            kind=float,
+        ),
+    ] = 0.9,
+    neighbourhood: Annotated[
+        int,
+        number(
+            "Cells around each location whose features its Gaussian learns too (0: the "
+            "location's own, as PaDiM; people seen walking nearby are then usual there too).",
+            *limits.NEIGHBOURHOOD,
+        ),
+    ] = 13,
+    shrinkage: Annotated[
+        float,
+        number(
+            "How far each location's covariance is pulled toward its mean variance.",
+            0,
+            1,
+            kind=float,
+        ),
+    ] = 0.1,
     size: Annotated[
         int | None, number("Frame side in pixels (default: the checkpoint's, else 224).", 32, 1024)
     ] = None,
@@ -86,6 +121,10 @@ def learn_normal_command(
             config,
             holdout=holdout,
             alarms_per_hour=alarms_per_hour,
+            fitting_frames=fitting_frames,
+            spread_floor=spread_floor,
+            neighbourhood=neighbourhood,
+            shrinkage=shrinkage,
             progress=lambda stage, d, t: advance(d, t, stage),
         )
     save_normality(model, out)

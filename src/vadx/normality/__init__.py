@@ -47,6 +47,14 @@ from vadx.normality.detection import (
     write_map_video,
     write_unusual,
 )
+from vadx.normality.evaluate import (
+    FalseAlarmRate,
+    false_alarm_rate,
+    frame_roc_auc,
+    frame_size_maps,
+    pixel_roc_auc,
+    pro_auc,
+)
 from vadx.normality.learn import learn_normal, source_backbone
 from vadx.normality.model import (
     CLASSES,
@@ -66,6 +74,7 @@ __all__ = [
     "MARGIN",
     "WEIGHTS_FILE",
     "Calibration",
+    "FalseAlarmRate",
     "NormalityConfig",
     "NormalityDescription",
     "NormalityModel",
@@ -76,10 +85,15 @@ __all__ = [
     "detect_unusual",
     "detection_of",
     "draw_map",
+    "false_alarm_rate",
+    "frame_roc_auc",
+    "frame_size_maps",
     "is_normality",
     "learn_normal",
     "load_normality",
     "mahalanobis",
+    "pixel_roc_auc",
+    "pro_auc",
     "save_normality",
     "source_backbone",
     "unusual_track",

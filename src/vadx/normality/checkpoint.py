@@ -45,6 +45,7 @@ def save_normality(model: NormalityModel, out: str | os.PathLike[str]) -> Path:
             "grid": list(model.grid),
             "threshold": model.threshold,
             "calibration": model.calibration,
+            "fitting": model.fitting,
             "footage": model.footage,
             "weights": {"file": WEIGHTS_FILE, "sha256": file_sha256(staging / WEIGHTS_FILE)},
         }
@@ -105,6 +106,7 @@ def load_normality(path: str | os.PathLike[str]) -> NormalityModel:
         document.get("footage", []),
         path,
         f"sha256:{sha[:16]}",
+        document.get("fitting", {}),
     )
 
 

@@ -13,14 +13,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from vadx import limits
 from vadx.errors import InputError
 from vadx.models.backbones import Backbone, build_backbone
 from vadx.normality.calibrate import calibrate
 from vadx.normality.model import (
+    BATCH,
     NormalityConfig,
     NormalityModel,
-    frame_batches,
-    grey_changes,
     layer_maps,
     mahalanobis,
 )
@@ -31,6 +31,14 @@ from vadx.video.preprocess import frames_to_clip
 
 #: added to every covariance's diagonal (PaDiM's 0.01), in the projected units
 RIDGE = 0.01
+#: the most frames the CNN reads to fit the statistics, by default (``fitting_frames``)
+FITTING_FRAMES = 1000
+#: the least spread of a location, as a quantile of all locations' spreads (``spread_floor``)
+SPREAD_FLOOR = 0.9
+#: cells around a location whose features its Gaussian is fitted on too (``neighbourhood``)
+NEIGHBOURHOOD = 13
+#: how far each covariance is pulled toward its mean variance (``shrinkage``)
+SHRINKAGE = 0.1
 
 
 def source_backbone(
@@ -86,23 +94,48 @@ def learn_normal(
     *,
     holdout: float = 0.2,
     alarms_per_hour: float = 1.0,
+    fitting_frames: int = FITTING_FRAMES,
+    spread_floor: float = SPREAD_FLOOR,
+    neighbourhood: int = NEIGHBOURHOOD,
+    shrinkage: float = SHRINKAGE,
     detection: DetectConfig | None = None,
     progress: ProgressFn | None = None,
 ) -> NormalityModel:
     """Fit the normality model of the scene in ``footage`` (assumed normal: no labels), the
     last ``holdout`` of each video held back to calibrate the threshold at
     ``alarms_per_hour`` false alarms per hour of that footage, counted as detection with
-    ``detection`` (default: :class:`~vadx.settings.DetectConfig`'s) would raise them."""
+    ``detection`` (default: :class:`~vadx.settings.DetectConfig`'s) would raise them.
+
+    At most ``fitting_frames`` frames of the fitting share are read by the CNN (every k-th of
+    each video, the same k for all, the smallest that keeps within it): they fit the Gaussians
+    and the motion statistics (each against the frame just before it), and their distances
+    give the appearance's unit. Their features are kept for that, so the CNN sees each once.
+    The held-back share is scored whole, frame by frame, as detection reads it.
+
+    Each location's Gaussian is fitted on the features of every cell within ``neighbourhood``
+    cells of it (a square of side ``2 × neighbourhood + 1``, cut at the edges: 0 is PaDiM's
+    one cell; people seen walking nearby are then usual here too), its covariance pulled by
+    ``shrinkage`` toward its mean variance, ``(1 - s) Σ + s (tr Σ / d) I``, then given PaDiM's
+    ridge. A location's unit (the spread of its training frames' distances, and of their
+    change) is at least the ``spread_floor`` quantile of all locations' (:func:`floored`)."""
     if not footage:
         raise InputError("give footage of the scene: at least one video of ordinary activity")
     if not 0 < holdout < 1:
         raise InputError(f"holdout must be between 0 and 1, got {holdout}")
     if not alarms_per_hour > 0:
         raise InputError(f"alarms_per_hour must be positive, got {alarms_per_hour}")
+    limits.check_range("fitting_frames", fitting_frames, limits.FITTING_FRAMES, InputError, True)
+    limits.check_range("spread_floor", spread_floor, (0.0, 1.0), InputError)
+    limits.check_range("shrinkage", shrinkage, (0.0, 1.0), InputError)
+    limits.check_range("neighbourhood", neighbourhood, limits.NEIGHBOURHOOD, InputError, True)
+    fitting = 0
     for path in footage:  # every video readable before any work
         with VideoReader(path) as reader:
-            if int(reader.info.num_frames * (1 - holdout)) < 2:
-                raise InputError(f"{path} is too short to learn from: give longer footage")
+            share = int(reader.info.num_frames * (1 - holdout))
+        if share < 2:
+            raise InputError(f"{path} is too short to learn from: give longer footage")
+        fitting += share
+    every = math.ceil(fitting / fitting_frames)
     backbone.eval()
     generator = torch.Generator().manual_seed(config.seed)
     probe = np.zeros((1, *config.frame_size, 3), np.uint8)
@@ -115,11 +148,12 @@ def learn_normal(
         config, backbone, projection, torch.zeros(0), torch.zeros(0), torch.zeros(0),
         torch.zeros(0), grid,  # type: ignore[arg-type]
     )  # fmt: skip
-    # first pass: each location's Gaussian, and the change statistics
-    total, sums, outer, change = 0, None, None, []
-    for frames, previous in _fitting(footage, holdout, progress, "fitting"):
+    # one pass: each location's Gaussian and change statistics; the features kept
+    total, sums, outer, change, kept = 0, None, None, [], []
+    for frames, before in _fitting(footage, holdout, every, progress):
         features, grey = model.features(frames)
-        change.append(grey_changes(grey, model._grey(previous)))
+        change.append((grey - model.grey_cells(before)).abs())
+        kept.append(features)
         f = features.double()
         sums = f.sum(0) if sums is None else sums + f.sum(0)
         o = torch.einsum("nld,nle->lde", f, f)
@@ -127,36 +161,71 @@ def learn_normal(
         total += len(frames)
     if total < 2 or sums is None or outer is None:
         raise InputError("the footage has fewer than 2 frames to learn from")
-    mean = sums / total
-    covariance = outer / total - torch.einsum("ld,le->lde", mean, mean)
-    covariance += RIDGE * torch.eye(config.channels, dtype=torch.float64)
+    mean = neighbours(sums, grid, neighbourhood) / total
+    covariance = neighbours(outer, grid, neighbourhood) / total
+    covariance -= torch.einsum("ld,le->lde", mean, mean)
+    identity = torch.eye(config.channels, dtype=torch.float64)
+    variance = torch.diagonal(covariance, dim1=1, dim2=2).mean(1)[:, None, None]
+    covariance = (1 - shrinkage) * covariance + shrinkage * variance * identity
+    covariance += RIDGE * identity
     model.mean = mean.float()
     model.precision = torch.linalg.inv(covariance).float()
     moves = torch.cat(change)
-    model.motion = torch.stack([moves.mean(0), moves.std(0).clamp(min=1e-3)])
-    # second pass: the training frames' own distances, the unit of the appearance map
-    distances = [
-        mahalanobis(model.features(frames)[0], model.mean, model.precision)
-        for frames, _ in _fitting(footage, holdout, progress, "scaling")
-    ]
-    seen = torch.cat(distances)
-    model.appearance = torch.stack([seen.mean(0), seen.std(0).clamp(min=1e-3)])
+    model.motion = torch.stack([moves.mean(0), floored(moves.std(0), spread_floor)])
+    # the fitted frames' own distances: the unit of the appearance map
+    seen = torch.cat([mahalanobis(f, model.mean, model.precision) for f in kept])
+    del kept
+    model.appearance = torch.stack([seen.mean(0), floored(seen.std(0), spread_floor)])
     model.threshold, calibration = calibrate(
         model, footage, holdout, alarms_per_hour, detection or DetectConfig(), progress
     )
     model.calibration = asdict(calibration)
+    model.fitting = {
+        "frames": total,
+        "every": every,
+        "neighbourhood": neighbourhood,
+        "shrinkage": shrinkage,
+        "spread_floor": spread_floor,
+    }
     model.footage = [
         {"path": str(p), "sha256": video_sha256(p), "holdout": holdout} for p in footage
     ]
     return model
 
 
-def _fitting(footage, holdout: float, progress: ProgressFn | None, stage: str):
-    """(frames, the frame before them) of the fitting share of every video, in batches."""
+def neighbours(statistic: torch.Tensor, grid: tuple[int, int], radius: int) -> torch.Tensor:
+    """Per location, the mean of a per-location ``statistic`` ``(L, …)`` over the locations
+    within ``radius`` cells (a square cut at the grid's edges)."""
+    if radius == 0:
+        return statistic
+    shape = statistic.shape[1:]
+    planes = statistic.reshape(*grid, -1).permute(2, 0, 1)[None]
+    side = min(2 * radius + 1, 2 * max(grid) + 1)
+    pooled = torch.nn.functional.avg_pool2d(
+        planes, side, stride=1, padding=side // 2, count_include_pad=False
+    )
+    return pooled[0].permute(1, 2, 0).reshape(-1, *shape)
+
+
+def floored(spreads: torch.Tensor, quantile: float) -> torch.Tensor:
+    """Per location, its spread or at least the ``quantile`` of all locations' spreads (and
+    at least 1e-3): a location whose training footage hardly varied (a wall; a cell nobody
+    crossed) would otherwise make any small change there a large number of its own units."""
+    return spreads.clamp(min=max(float(torch.quantile(spreads, quantile)), 1e-3))
+
+
+def _fitting(footage, holdout: float, every: int, progress: ProgressFn | None):
+    """Batches of (every ``every``-th frame of the fitting share of each video, the frame
+    before each: itself for a video's first)."""
     for path in footage:
-        previous = None
-        for frames, total, done in frame_batches(path, 0.0, 1.0 - holdout):
-            yield frames, previous
-            previous = frames[-1]
-            if progress is not None:
-                progress(f"{stage} {Path(path).name}", done, total)
+        with VideoReader(path) as reader:
+            last = int(reader.info.num_frames * (1.0 - holdout))
+            chosen = np.arange(0, last, every)
+            for begin in range(0, len(chosen), BATCH):
+                wanted = chosen[begin : begin + BATCH]
+                before = np.maximum(wanted - 1, 0)
+                data = reader.read(np.concatenate([wanted, before])).data
+                yield data[: len(wanted)], data[len(wanted) :]
+                if progress is not None:
+                    done = min(begin + BATCH, len(chosen))
+                    progress(f"fitting {Path(path).name}", done, len(chosen))

@@ -78,6 +78,8 @@ class NormalityModel:
     footage: list[dict[str, Any]] = field(default_factory=list)
     path: Path | None = None
     model_id: str | None = None
+    #: how the statistics were fitted: frames, every how many, spread floor (empty: not recorded)
+    fitting: dict[str, Any] = field(default_factory=dict)
 
     # ------------------------------------------------------------------------------ maps
     def features(self, frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -102,11 +104,11 @@ class NormalityModel:
         return unusual.clamp(min=0).reshape(-1, *self.grid).numpy()
 
     def _grey(self, frame: np.ndarray | None) -> torch.Tensor | None:
-        if frame is None:
-            return None
-        return _features(
-            self.backbone, self.config, self.projection, frame[None], self.grid, cnn=False
-        )[1]
+        return None if frame is None else self.grey_cells(frame[None])
+
+    def grey_cells(self, frames: np.ndarray) -> torch.Tensor:
+        """Mean grey level ``(N, L)`` per cell of uint8 frames (what motion compares)."""
+        return _features(self.backbone, self.config, self.projection, frames, self.grid, False)[1]
 
     def scores(self, video: str | os.PathLike[str], progress: ProgressFn | None = None):
         """Per frame of ``video``: its score (the map's largest cell) and its map."""
@@ -149,10 +151,10 @@ def _features(
     cnn: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     fitted, _, _ = fit_frames(frames, config.frame_size, config.fit)  # type: ignore[arg-type]
-    clip = frames_to_clip(fitted, config.mean, config.std)
     grey = torch.from_numpy(fitted.astype(np.float32).mean(axis=3) / 255)[:, None]
     features = torch.zeros(0)
     if cnn:
+        clip = frames_to_clip(fitted, config.mean, config.std)
         with torch.no_grad():
             maps = layer_maps(backbone, config, clip)
         grid = grid or tuple(maps.shape[-2:])  # type: ignore[assignment]
@@ -163,12 +165,25 @@ def _features(
     return features, cells
 
 
+class _Reached(Exception):
+    """Raised by the hook on the layer read: the layers after it are not run."""
+
+
 def layer_maps(backbone: Backbone, config: NormalityConfig, clip: torch.Tensor) -> torch.Tensor:
+    """The feature maps of ``config``'s layer for a clip ``(N, 3, H, W)``; the backbone stops
+    there (at stride 8, EfficientNet-Lite0's later blocks are about half of its cost)."""
     layer = backbone.get_layer(config.layer or backbone.cam_layer(fine=True))
     found: list[torch.Tensor] = []
-    hook = layer.register_forward_hook(lambda _m, _i, output: found.append(output))
+
+    def reached(_module, _inputs, output) -> None:
+        found.append(output)
+        raise _Reached
+
+    hook = layer.register_forward_hook(reached)
     try:
         backbone(clip)
+    except _Reached:
+        pass
     finally:
         hook.remove()
     return found[-1].float()
