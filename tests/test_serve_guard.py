@@ -6,6 +6,7 @@ a video deleted under its job, a cancel that answered 200 and yet the job finish
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 import time
@@ -19,7 +20,7 @@ from tests.test_reliability import assert_one_error_line
 from tests.test_serve_api import error, finished, upload
 from vadx.errors import VadxError
 from vadx.models import load_model
-from vadx.serve import Server, create_app, serving
+from vadx.serve import Server, create_app, job_store, serving
 from vadx.serve.guard import Guard, Limits, allowed_hosts, host_name
 
 
@@ -359,6 +360,31 @@ def test_an_upload_past_the_limit_is_413_naming_it_even_without_a_length(assets,
         error(response, 413, "the upload is larger than the limit of 0.1 MB")
     finally:
         server.jobs.close()
+
+
+def test_a_job_is_shown_finished_only_once_its_job_json_is_final(served, assets, monkeypatch):
+    """The end of a job is written before the API shows it (a client who sees it finished
+    lists a final folder; before, it could find job.json half-written beside the job)."""
+    client, server = served
+    writing, proceed = threading.Event(), threading.Event()
+    real_write = job_store.write_json
+
+    def slow_final_write(path, document, *args, **kwargs):
+        if document.get("state") in job_store.FINISHED:
+            writing.set()
+            proceed.wait(30)
+        return real_write(path, document, *args, **kwargs)
+
+    monkeypatch.setattr(job_store, "write_json", slow_final_write)
+    video = upload(client, assets[0]).json()["id"]
+    job = detect_job(client, video).json()
+    assert writing.wait(60)
+    assert client.get(f"/api/jobs/{job['id']}").json()["state"] == "running"
+    proceed.set()
+    job = finished(client, job)
+    assert job["state"] == "done"
+    saved = json.loads((server.jobs.folder(job["id"]) / "job.json").read_text())
+    assert saved["state"] == "done" and saved["files"] == job["files"]
 
 
 def test_a_cancel_that_answered_200_always_ends_the_job_cancelled(served, assets):

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -127,7 +127,7 @@ class JobStore:
         #: told of each job saved or deleted (their failures are logged, never the job's)
         self.watchers: list[JobWatcher] = []
         self._cancel: set[str] = set()
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # _end takes it inside _run's decision
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="vadx-job")
         for path in sorted(self.root.glob("*/job.json")):
             job = Job.from_json(json.loads(path.read_text(encoding="utf-8")))
@@ -221,16 +221,24 @@ class JobStore:
             with self._lock:  # a cancel that answered before this point wins
                 if job.id in self._cancel:
                     raise JobCancelled
-                job.result, job.files = result, written(self.folder(job.id))
-                job.state, job.progress = "done", 1.0
+                files = written(self.folder(job.id))
+                self._end(job, result=result, files=files, state="done", progress=1.0)
         except JobCancelled:
-            job.state = "cancelled"
             _remove_contents(self.folder(job.id))
+            self._end(job, state="cancelled")
         except JobFailed as err:  # already worded for the client
-            job.state, job.error = "failed", str(err)
+            self._end(job, state="failed", error=str(err))
         except Exception as err:  # a job's failure is reported, never kills the server
-            job.state, job.error = "failed", f"{type(err).__name__}: {err}"
+            self._end(job, state="failed", error=f"{type(err).__name__}: {err}")
         finally:
             self._cancel.discard(job.id)
-            job.finished = time.time()
-            self._save(job)
+        self._tell("saved", job)
+
+    def _end(self, job: Job, **ending: Any) -> None:
+        """End ``job`` with the fields ``ending``: written to ``job.json`` first, then shown,
+        so that a client who sees the job finished finds its folder final."""
+        with self._lock:
+            ended = replace(job, finished=time.time(), **ending)
+            write_json(self.folder(job.id) / "job.json", ended.to_json())
+            for name in ("finished", *ending):
+                setattr(job, name, getattr(ended, name))
