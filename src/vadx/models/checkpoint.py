@@ -207,17 +207,27 @@ def load_model(
 def _check_trust_calibration(info: CheckpointInfo) -> None:
     """Refuse a trust calibration (``vadx calibrate-trust``) measured on other weights: its
     match rates describe another model."""
-    section = info.trust_calibration
-    if section is None:
-        return
-    where = f"the trust calibration in {info.path / CONFIG_FILE}"
-    if not isinstance(section, dict) or not isinstance(section.get("methods"), dict):
-        raise CheckpointError(f"{where} is invalid: expected weights_sha256 and methods")
-    if section.get("weights_sha256") != info.weights_sha256:
-        raise CheckpointError(
-            f"{where} was measured on other weights; calibrate again: vadx calibrate-trust "
-            f"{info.path} DATA"
+    if info.trust_calibration is not None:
+        _check_weights_section(
+            info,
+            info.trust_calibration,
+            f"the trust calibration in {info.path / CONFIG_FILE}",
+            "is",
+            "was measured on other weights; calibrate again: "
+            f"vadx calibrate-trust {info.path} DATA",
         )
+
+
+def _check_weights_section(
+    info: CheckpointInfo, section: Any, where: str, verb: str, stale: str
+) -> None:
+    """Refuse a ``config.json`` section measured on the model's weights (``weights_sha256``
+    and ``methods``), named ``where`` (``verb``: "is" or "are"), that is malformed or was
+    measured on other weights (then the message goes on with ``stale``)."""
+    if not isinstance(section, dict) or not isinstance(section.get("methods"), dict):
+        raise CheckpointError(f"{where} {verb} invalid: expected weights_sha256 and methods")
+    if section.get("weights_sha256") != info.weights_sha256:
+        raise CheckpointError(f"{where} {stale}")
 
 
 def _chosen_layers(model: CRNN, info: CheckpointInfo) -> dict[str, str]:
@@ -227,13 +237,13 @@ def _chosen_layers(model: CRNN, info: CheckpointInfo) -> dict[str, str]:
     if not section:
         return {}
     where = f"the explanation layers in {info.path / CONFIG_FILE}"
-    if not isinstance(section, dict) or not isinstance(section.get("methods"), dict):
-        raise CheckpointError(f"{where} are invalid: expected weights_sha256 and methods")
-    if section.get("weights_sha256") != info.weights_sha256:
-        raise CheckpointError(
-            f"{where} were chosen for other weights; choose them again: vadx choose-layer "
-            f"{info.path} DATA"
-        )
+    _check_weights_section(
+        info,
+        section,
+        where,
+        "are",
+        f"were chosen for other weights; choose them again: vadx choose-layer {info.path} DATA",
+    )
     chosen = {}
     for method, entry in section["methods"].items():
         layer = entry.get("layer") if isinstance(entry, dict) else None
