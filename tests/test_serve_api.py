@@ -392,10 +392,10 @@ def test_cancelling_queued_and_running_jobs(tmp_path):
     store.cancel(running.id)
     saved_file = tmp_path / "jobs" / running.id / "job.json"
     deadline = time.monotonic() + 10
-    while json.loads(saved_file.read_text())["state"] == "running" and time.monotonic() < deadline:
+    while running.state == "running" and time.monotonic() < deadline:
         time.sleep(0.01)
     assert running.state == "cancelled" and running.progress < 1 and running.result is None
-    saved = json.loads(saved_file.read_text())
+    saved = json.loads(saved_file.read_text())  # final once shown (JobStore._end)
     assert saved["state"] == "cancelled" and saved["finished"] is not None
     store.delete(running.id)
     assert running.id not in store.jobs and not saved_file.parent.exists()
