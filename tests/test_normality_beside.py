@@ -23,13 +23,13 @@ from vadx.models import save_model
 from vadx.models.backbones import build_backbone
 from vadx.normality import (
     NormalityConfig,
+    calibrated_config,
     detect_unusual,
     learn_normal,
     load_normality,
     save_normality,
 )
 from vadx.video import VideoReader, write_mp4
-from vadx.watch.unusual import calibrated_config
 
 SIZE = (48, 48)
 

@@ -107,8 +107,7 @@ def detect_command(
             staging, result, video, loaded.checkpoint.model_id, annotate, progress
         )
         if beside is not None:  # the camera's normal on the same video, in unusual/
-            from vadx.normality import write_unusual
-            from vadx.watch.unusual import calibrated_config
+            from vadx.normality import calibrated_config, write_unusual
 
             (staging / "unusual").mkdir()
             calibrated = calibrated_config(beside)  # the options are the classifier's

@@ -44,12 +44,12 @@ from vadx.console.cameras import CameraConfig
 from vadx.console.footage import EventFootage, FootageRecorder, KeptFrame
 from vadx.errors import InputError
 from vadx.models.crnn import CRNN
-from vadx.normality import NormalityModel
+from vadx.normality import NormalityModel, calibrated_config
 from vadx.settings import RUNTIMES, Runtime
 from vadx.video.live import LiveFrame, LiveSource
 from vadx.watch.capture import Capture, FrameQueue
 from vadx.watch.engine import Alert, FrameInfo, StreamDetector
-from vadx.watch.unusual import UnusualStream, calibrated_config
+from vadx.watch.unusual import UnusualStream
 
 LOG = logging.getLogger("vadx.console")
 #: ``on_alert(camera name, alert)``: an event started or ended on a camera

@@ -29,6 +29,7 @@ from vadx.normality.calibrate import (
     Calibration,
     UnusualTrack,
     calibrate,
+    calibrated_config,
     calibration_mismatch,
     unusual_track,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "NormalityModel",
     "UnusualTrack",
     "calibrate",
+    "calibrated_config",
     "calibration_mismatch",
     "describe_normality",
     "detect_unusual",

@@ -151,3 +151,12 @@ def calibration_mismatch(model: str | os.PathLike[str], config: DetectConfig) ->
         for name in CALIBRATED_SETTINGS
         if name in calibrated and calibrated[name] != getattr(config, name)
     }
+
+
+def calibrated_config(model: NormalityModel) -> DetectConfig:
+    """The detection settings a normality model's threshold was calibrated with (its
+    ``calibration``; detect's defaults where it records none): a camera's normal beside a
+    classifier reads frames with these, since the classifier's settings are the classifier's,
+    and the false-alarm rate measured holds only with these."""
+    calibrated = {k: model.calibration[k] for k in CALIBRATED_SETTINGS if k in model.calibration}
+    return DetectConfig(**calibrated)

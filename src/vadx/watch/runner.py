@@ -34,7 +34,7 @@ from vadx.errors import InputError
 from vadx.explanations.clip import ExplainSettings
 from vadx.files import staged_folder, write_json
 from vadx.models.crnn import CRNN
-from vadx.normality import NormalityModel
+from vadx.normality import NormalityModel, calibrated_config
 from vadx.render.overlay import class_label
 from vadx.video.live import LiveSource
 from vadx.watch.alerts import (
@@ -57,7 +57,7 @@ from vadx.watch.sinks import (
     WebhookStats,
     event_record,
 )
-from vadx.watch.unusual import UnusualStream, calibrated_config, write_maps
+from vadx.watch.unusual import UnusualStream, write_maps
 
 
 @dataclass(frozen=True, slots=True)

@@ -145,17 +145,6 @@ class UnusualStream(StreamDetector):
             del self.recent_maps[index]
 
 
-def calibrated_config(model: NormalityModel) -> DetectConfig:
-    """The detection settings a normality model's threshold was calibrated with (its
-    ``calibration``; detect's defaults where it records none): a camera's normal beside a
-    classifier reads frames with these, since the classifier's settings are the classifier's,
-    and the false-alarm rate measured holds only with these."""
-    from vadx.normality import CALIBRATED_SETTINGS
-
-    calibrated = {k: model.calibration[k] for k in CALIBRATED_SETTINGS if k in model.calibration}
-    return DetectConfig(**calibrated)
-
-
 def write_maps(
     folder: str | os.PathLike[str],
     model: NormalityModel,
@@ -180,4 +169,4 @@ def write_maps(
     write_png(folder / "thumb.png", drawn)
 
 
-__all__ = ["UnusualStream", "calibrated_config", "write_maps"]
+__all__ = ["UnusualStream", "write_maps"]
