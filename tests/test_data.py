@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import threading
+
 import cv2
 import numpy as np
 import pytest
@@ -217,6 +219,28 @@ def test_loader_workers_give_the_same_batches_as_the_main_process(tree):
     assert not torch.equal(
         next(iter(make_loader(dataset, batch_size=2, workers=0))).clip, single[0].clip
     )
+
+
+SHARED_LOCK = threading.Lock()  # stands for a lock some thread of the caller holds
+
+
+class _NeedsTheLock(VideoDataset):
+    def __getitem__(self, index):
+        with SHARED_LOCK:
+            return super().__getitem__(index)
+
+
+def test_loader_workers_do_not_inherit_locks_held_by_the_callers_threads(tree):
+    # A worker forked while another thread holds a lock gets a copy that no one will ever
+    # release: the hang a CI run of the suite met (OpenCV's pool). Workers start from a clean
+    # fork server instead, so they finish even while the caller's thread holds the lock.
+    samples, classes = folder_samples(tree, split="train")
+    dataset = _NeedsTheLock(samples, classes, num_frames=4, frame_size=(32, 32))
+    loader = make_loader(dataset, batch_size=2, workers=2)
+    loader.timeout = 60  # a hang is a failure, not a stuck suite
+    with SHARED_LOCK:
+        batches = list(loader)
+    assert sum(len(batch.label) for batch in batches) == len(dataset)
 
 
 def test_bad_videos_raise_or_are_skipped_with_a_warning(tree):

@@ -22,6 +22,7 @@ out, listed in ``dataset.skipped`` and counted in a warning: never silently.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import warnings
 from collections.abc import Callable, Sequence
@@ -298,6 +299,16 @@ def _init_worker(_: int) -> None:
     torch.set_num_threads(1)
 
 
+def _worker_context() -> multiprocessing.context.BaseContext:
+    # Workers start from a fork server: a fresh, single-threaded process that has imported torch
+    # and OpenCV once. Forking the caller would copy the locks its threads (OpenCV's pool,
+    # FFmpeg's decoders, a server's threads) held at that instant; a worker that needs one then
+    # waits forever — a hang seen once in a CI run of the suite.
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return context
+
+
 def make_loader(
     dataset: VideoDataset,
     *,
@@ -307,7 +318,12 @@ def make_loader(
     seed: int = 0,
     drop_last: bool = False,
 ) -> DataLoader:
-    """A DataLoader that decodes in ``workers`` processes (default: CPU count, at most 8)."""
+    """A DataLoader that decodes in ``workers`` processes (default: CPU count, at most 8).
+
+    Workers start from a fork server (never a fork of the caller, which may hold threads'
+    locks), so a script that uses ``workers > 0`` runs its top level under
+    ``if __name__ == "__main__":``, as with any multiprocessing start method but fork.
+    """
     if workers is None:
         workers = min(8, os.cpu_count() or 1)
     generator = torch.Generator().manual_seed(seed)
@@ -318,6 +334,7 @@ def make_loader(
         num_workers=workers,
         collate_fn=collate_clips,
         worker_init_fn=_init_worker if workers else None,
+        multiprocessing_context=_worker_context() if workers else None,
         persistent_workers=workers > 0,
         generator=generator,
         drop_last=drop_last,
