@@ -176,7 +176,9 @@ def evaluate_footage(name: str, source: Path, args, tmp: Path) -> dict:
             cv2.cvtColor(a, cv2.COLOR_RGB2GRAY), cv2.cvtColor(b, cv2.COLOR_RGB2GRAY)
         )
     del frames
-    backbone, config = source_backbone("efficientnet_lite0", frame_size=(args.size, args.size))
+    backbone, config = source_backbone(
+        "efficientnet_lite0", frame_size=(args.size, args.size), **args.settings
+    )
     start = time.perf_counter()
     model = learn_normal(
         backbone, [learn_video], config, holdout=args.holdout, fitting_frames=args.fitting_frames
@@ -335,6 +337,10 @@ def main() -> None:
     parser.add_argument("--holdout", type=float, default=0.2)
     parser.add_argument("--size", type=int, default=224, help="the model's frame side")
     parser.add_argument("--fitting-frames", type=int, default=1000)
+    parser.add_argument("--frame-step", type=int, default=1, help="the model's frame_step")
+    parser.add_argument(
+        "--scales", type=float, nargs="+", default=None, help="the model's scales (default: its)"
+    )
     parser.add_argument("--long-minutes", type=float, default=10.0, help="0: skip")
     parser.add_argument("--cost-repeats", type=int, default=3, help="0: skip")
     parser.add_argument("--only", choices=("vtest", "bikes"), help="one footage only")
@@ -353,6 +359,9 @@ def main() -> None:
             return reader.info.fps
 
     args.fps_of = fps_of
+    args.settings = {"frame_step": args.frame_step}
+    if args.scales is not None:
+        args.settings["scales"] = tuple(args.scales)
     torch.set_num_threads(os.cpu_count() or 1)
     result = {
         "vadx": __version__,
@@ -364,6 +373,7 @@ def main() -> None:
         "learn_share": args.learn_share,
         "holdout": args.holdout,
         "fitting_frames": args.fitting_frames,
+        "model_settings": args.settings,
         "seeds": args.seeds,
         "anomaly_frames": ANOMALY_FRAMES,
     }
@@ -374,7 +384,9 @@ def main() -> None:
                 result[name] = evaluate_footage(name, source, args, tmp)
         if args.long_minutes > 0:
             video = long_footage(args.footage, args.long_minutes, tmp / "long.mp4")
-            backbone, config = source_backbone("efficientnet_lite0", frame_size=(args.size,) * 2)
+            backbone, config = source_backbone(
+                "efficientnet_lite0", frame_size=(args.size,) * 2, **args.settings
+            )
             start = time.perf_counter()
             model = learn_normal(
                 backbone, [video], config, holdout=args.holdout, fitting_frames=args.fitting_frames

@@ -4,6 +4,7 @@ it only ever saw quiet, its checkpoint round trip, and the commands end to end."
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import time
@@ -17,11 +18,13 @@ from tests.conftest import TINY, run_cli, tiny_checkpoint
 from tests.test_reliability import assert_one_error_line
 from vadx.data.synth import render_long
 from vadx.detect import Event
-from vadx.errors import CheckpointError, InputError
+from vadx.errors import CheckpointError, ConfigError, InputError
 from vadx.models.backbones import build_backbone
 from vadx.normality import (
     MARGIN,
+    FrameRun,
     NormalityConfig,
+    NormalityModel,
     calibrate,
     detect_unusual,
     false_alarm_rate,
@@ -33,9 +36,11 @@ from vadx.normality import (
     pixel_roc_auc,
     pro_auc,
     save_normality,
+    scale_values,
     unusual_track,
 )
 from vadx.normality.learn import floored, neighbours
+from vadx.normality.model import frame_batches
 from vadx.settings import DetectConfig
 from vadx.video import VideoReader, read_video, write_mp4
 
@@ -83,8 +88,12 @@ def test_the_distance_is_mahalanobis_per_location():
 class ScoresAsGrey:
     """A stand-in normality model whose frame score is the frame's grey level."""
 
-    def maps(self, frames, previous):
-        return frames.mean(axis=(1, 2, 3), dtype=np.float64)[:, None, None]
+    def video_maps(self, video, start, stop, progress=None, stage=""):
+        for frames, _, _ in frame_batches(video, start, stop):
+            yield frames.mean(axis=(1, 2, 3), dtype=np.float64)[:, None, None]
+
+    def frame_scores(self, maps):
+        return maps.reshape(len(maps), -1).max(axis=1)
 
 
 def grey_footage(folder: Path, levels) -> Path:
@@ -136,7 +145,9 @@ def test_the_threshold_keeps_the_held_back_footage_within_its_alarm_rate(learnt)
 def test_a_fight_in_a_street_learnt_quiet_is_unusual(scene, learnt):
     root, fight = scene
     scores, maps = learnt.scores(root / "mixed.mp4")
-    assert maps.shape == (70, 8, 8) and np.array_equal(scores, maps.reshape(70, -1).max(1))
+    assert maps.shape == (70, 8, 8)
+    by_scale = scale_values(maps, learnt.config.scales) / learnt.scale_units.double().numpy()
+    assert np.array_equal(scores, by_scale.max(axis=1))
     assert scores[fight].mean() > 3 * scores[~fight].mean()
     detection = detect_unusual(learnt, root / "mixed.mp4")
     assert detection.class_names == ("unusual", "normal")
@@ -226,14 +237,17 @@ def test_the_docs_python_example_runs(scene, tmp_path, monkeypatch):
     assert namespace["maps"].shape == (80, 28, 28) and namespace["found"].events == []
 
 
-def test_a_live_stream_and_a_console_camera_find_the_events_of_detect(scene, learnt):
+@pytest.mark.parametrize("step", [1, 3])
+def test_a_live_stream_and_a_console_camera_find_the_events_of_detect(scene, learnt, step):
     """The normality model live (issue 31): frames pushed in chunks to an UnusualStream, and
-    a console camera, give the events of detect_unusual on the same video."""
+    a console camera, give the events of detect_unusual on the same video, whether the model
+    analyses every frame or every third."""
     from vadx.console.cameras import CameraConfig
     from vadx.console.engine import CameraHub
     from vadx.watch import FrameInfo
     from vadx.watch.unusual import UnusualStream
 
+    learnt = dataclasses.replace(learnt, config=dataclasses.replace(learnt.config, frame_step=step))
     root, _ = scene
     video = root / "mixed.mp4"
     expected = [
@@ -555,11 +569,14 @@ def test_false_alarms_per_hour_with_their_upper_bound():
     assert two.per_hour == 1.0 and two.upper_per_hour == pytest.approx(6.2958 / 2, rel=1e-4)
 
 
-def test_fitting_frames_fit_every_kth_frame_exactly(scene):
+@pytest.mark.parametrize("step", [1, 2])
+def test_fitting_frames_fit_every_kth_frame_exactly(scene, step):
     root, _ = scene
     torch.manual_seed(0)
     backbone = build_backbone("vgg19", **TINY.backbone_args)
-    config = NormalityConfig("vgg19", dict(TINY.backbone_args), frame_size=SIZE, channels=8)
+    config = NormalityConfig(
+        "vgg19", dict(TINY.backbone_args), frame_size=SIZE, channels=8, frame_step=step
+    )
     # 60 frames fitted (80, a quarter held back); at most 20 → every 3rd: frames 0, 3, …, 57
     plain = {"neighbourhood": 0, "shrinkage": 0.0, "spread_floor": 0.0}  # PaDiM's statistics
     model = learn_normal(
@@ -575,12 +592,20 @@ def test_fitting_frames_fit_every_kth_frame_exactly(scene):
     covariance += 0.01 * torch.eye(8, dtype=torch.float64)
     assert torch.allclose(model.mean.double(), mean, atol=1e-5)
     assert torch.allclose(model.precision.double(), torch.linalg.inv(covariance), rtol=1e-3)
-    # motion: each chosen frame against the one just before it (frame 0 against itself)
-    change = (grey - model.grey_cells(frames[np.maximum(chosen - 1, 0)])).abs()
+    # motion: each chosen frame against the one ``step`` before it, as the model analyses
+    # frames (frame 0 against itself)
+    change = (grey - model.grey_cells(frames[np.maximum(chosen - step, 0)])).abs()
     assert torch.allclose(model.motion[0], change.mean(0), atol=1e-6)
     distances = mahalanobis(features, model.mean, model.precision)
     assert torch.allclose(model.appearance[0], distances.mean(0), atol=1e-4)
-    saved = load_normality(save_normality(model, root / "fitted"))
+    # each scale's unit: the median of its values on the fitted frames' own maps
+    unusual = ((distances - model.appearance[0]) / model.appearance[1]).clamp(min=0)
+    unusual = torch.maximum(unusual, (change - model.motion[0]) / model.motion[1])
+    values = scale_values(unusual.reshape(-1, 8, 8).numpy(), config.scales)
+    expected = np.median(values, axis=0).clip(min=1e-3)
+    assert np.allclose(model.scale_units.numpy(), expected, rtol=1e-3)
+    saved = load_normality(save_normality(model, root / f"fitted-{step}"))
+    assert saved.config.frame_step == step and torch.equal(saved.scale_units, model.scale_units)
     assert saved.fitting == {"frames": 20, "every": 3, **plain}
     with pytest.raises(InputError, match="fitting_frames must be an integer from 2"):
         learn_normal(backbone, [root / "quiet.mp4"], config, fitting_frames=1)
@@ -628,9 +653,11 @@ def test_learn_normal_takes_the_fitting_settings_and_records_them(scene, tmp_pat
     argv = ["learn-normal", str(source), str(root / "quiet.mp4"), "--out", str(out)]
     argv += ["--channels", "8", "--size", "64", "--fitting-frames", "20"]
     settings = ["--neighbourhood", "1", "--shrinkage", "0.5", "--spread-floor", "0"]
-    code, _, err = run_cli([*argv, *settings], capsys)
+    code, _, err = run_cli([*argv, *settings, "--frame-step", "2"], capsys)
     assert code == 0, err
-    fitting = json.loads((out / "config.json").read_text())["fitting"]
+    document = json.loads((out / "config.json").read_text())
+    assert document["config"]["frame_step"] == 2
+    fitting = document["fitting"]
     # 64 frames learnt from (a fifth of 80 held back): every 4th keeps within 20
     assert fitting == {
         "frames": 16, "every": 4, "neighbourhood": 1, "shrinkage": 0.5, "spread_floor": 0.0
@@ -638,4 +665,62 @@ def test_learn_normal_takes_the_fitting_settings_and_records_them(scene, tmp_pat
     assert load_normality(out).fitting == fitting
     code, _, err = run_cli([*argv[:5], "--out", str(tmp_path / "no"), "--shrinkage", "2"], capsys)
     assert_one_error_line(code, err, "--shrinkage")
+    code, _, err = run_cli([*argv[:5], "--out", str(tmp_path / "no"), "--frame-step", "0"], capsys)
+    assert_one_error_line(code, err, "--frame-step")
     assert not (tmp_path / "no").exists()
+
+
+def test_a_frame_score_reads_its_map_at_every_scale_in_their_units():
+    maps = np.array([[[4.0, 0.0], [2.0, 2.0]], [[1.0, 1.0], [1.0, 1.0]]])
+    # scales of one cell, half the cells (2), all four: the means of the most unusual
+    assert scale_values(maps, (0.0, 0.5, 1.0)).tolist() == [[4.0, 3.0, 2.0], [1.0, 1.0, 1.0]]
+    config = NormalityConfig(scales=(0.0, 0.5, 1.0))
+    model = NormalityModel(config, None, *(torch.zeros(0),) * 5, (2, 2), threshold=3.0)
+    model.scale_units = torch.tensor([2.0, 1.0, 0.5])
+    # frame 1: 4/2, 3/1, 2/0.5 → 4 (its whole area is unusual); frame 2: 0.5, 1, 2 → 2
+    assert model.frame_scores(maps).tolist() == [4.0, 2.0]
+    assert model.cell_unit() == 6.0  # one cell alone reaches the threshold at 3 × 2
+    for bad in [(0.5,), (0.0, 0.2, 0.1), (0.0, 1.5), ()]:
+        with pytest.raises(ConfigError, match="scales must start at 0"):
+            NormalityConfig(scales=bad)
+    with pytest.raises(ConfigError, match="frame_step must be from 1"):
+        NormalityConfig(frame_step=0)
+
+
+def test_every_kth_frame_is_analysed_and_the_frames_between_keep_its_map(scene, learnt):
+    root, _ = scene
+    model = dataclasses.replace(learnt, config=dataclasses.replace(learnt.config, frame_step=3))
+    frames = read_video(root / "mixed.mp4").data
+    scores, maps = model.scores(root / "mixed.mp4")
+    # frames 0, 3, 6 … analysed, each against the one analysed before it
+    analysed = learnt.maps(frames[::3])
+    assert np.allclose(maps, np.repeat(analysed, 3, axis=0)[: len(frames)], atol=1e-4)
+    assert np.allclose(scores, model.frame_scores(maps))
+    # a stream given the frames in chunks of 7 reads them alike
+    run = FrameRun()
+    chunks = [model.run_maps(frames[i : i + 7], run) for i in range(0, len(frames), 7)]
+    assert np.allclose(np.concatenate(chunks), maps, atol=1e-4)
+    assert run.frames == len(frames) and run.analysed_frames == len(analysed)
+
+
+def test_a_model_saved_before_scales_scores_frames_by_their_largest_cell(scene, learnt, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from vadx.models.weights import file_sha256
+
+    root, _ = scene
+    path = save_normality(learnt, tmp_path / "old")
+    weights = path / "normality.safetensors"
+    tensors = load_file(str(weights))
+    del tensors["scale_units"]
+    save_file(tensors, str(weights))
+    document = json.loads((path / "config.json").read_text())
+    for key in ("scales", "frame_step"):
+        del document["config"][key]
+    document["weights"]["sha256"] = file_sha256(weights)
+    (path / "config.json").write_text(json.dumps(document))
+    old = load_normality(path)
+    assert old.config.scales == (0.0,) and old.config.frame_step == 1
+    scores, maps = old.scores(root / "mixed.mp4")
+    assert np.array_equal(scores, maps.reshape(len(maps), -1).max(axis=1))
+    assert old.cell_unit() == old.threshold

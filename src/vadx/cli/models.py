@@ -74,6 +74,8 @@ def _normality_info(model: Path, as_json: bool) -> None:
     for key, value in rows.items():
         table.add_row(key, str(value))
     table.add_row("motion", "yes" if description.motion else "no")
+    table.add_row("frames analysed", f"every {description.frame_step}")
+    table.add_row("score scales", ", ".join(f"{s:g}" for s in description.scales))
     table.add_row("threshold", f"{description.threshold:g}")
     table.add_row(
         "calibration",

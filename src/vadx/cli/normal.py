@@ -79,6 +79,14 @@ def learn_normal_command(
     size: Annotated[
         int | None, number("Frame side in pixels (default: the checkpoint's, else 224).", 32, 1024)
     ] = None,
+    frame_step: Annotated[
+        int,
+        number(
+            "Analyse every k-th frame (the frames between keep its map); motion is then "
+            "learnt and read over k frames.",
+            *limits.FRAME_STEP,
+        ),
+    ] = 1,
     motion: Annotated[
         bool, typer.Option(help="Model each location's frame-to-frame change too.")
     ] = True,
@@ -112,7 +120,13 @@ def learn_normal_command(
     footage = _recorded(footage, record_minutes, recordings or out.with_name(out.name + "-footage"))
     frame_size = None if size is None else (size, size)
     backbone, config = source_backbone(
-        source, weights, frame_size, channels=channels, motion=motion, seed=seed
+        source,
+        weights,
+        frame_size,
+        channels=channels,
+        motion=motion,
+        seed=seed,
+        frame_step=frame_step,
     )
     with progress_bar("learning") as advance:
         model = learn_normal(

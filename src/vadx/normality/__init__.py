@@ -10,13 +10,16 @@ what the camera usually shows there:
   difference of grey levels over the cell), so that a fight where people usually walk is
   unusual even when every single frame looks ordinary.
 
-Both are turned into standard units against the footage itself (how far the training frames
-are from their own Gaussians), and a frame's **anomaly map** is, per cell, the larger of the
-two: the map *is* the explanation, by construction. The frame's score is the map's largest
-cell; detection smooths it over frames and finds events with the usual hysteresis, on the
-score ``s / (s + threshold)`` (0.5 at the threshold). The threshold is calibrated on footage
-held back from fitting (the last share of each file), at the rate of false alarms per hour
-the operator accepts.
+Both are turned into standard units against the footage itself (how far the training frames are
+from their own Gaussians), and a frame's **anomaly map** is, per cell, the larger of the two:
+the map *is* the explanation, by construction. The frame's score reads the map at several
+scales (its most unusual cell, and the mean of its most unusual 0.5 %, 2 % and 8 % of cells),
+each in units of its typical value on the footage learnt from, and takes the largest: one cell
+very unusual, or a larger patch somewhat unusual. The model may analyse every k-th frame only
+(``frame_step``), the frames between keeping the last map. Detection smooths it over frames and
+finds events with the usual hysteresis, on the score ``s / (s + threshold)`` (0.5 at the
+threshold). The threshold is calibrated on footage held back from fitting (the last share of
+each file), at the rate of false alarms per hour the operator accepts.
 
 A normality model is a checkpoint like a classifier's: ``config.json`` (format
 ``vadx-normality``, the settings, the calibration, the footage's sha256) and
@@ -61,10 +64,13 @@ from vadx.normality.model import (
     CLASSES,
     CONFIG_FILE,
     FORMAT,
+    SCALES,
     WEIGHTS_FILE,
+    FrameRun,
     NormalityConfig,
     NormalityModel,
     mahalanobis,
+    scale_values,
 )
 
 __all__ = [
@@ -73,9 +79,11 @@ __all__ = [
     "CONFIG_FILE",
     "FORMAT",
     "MARGIN",
+    "SCALES",
     "WEIGHTS_FILE",
     "Calibration",
     "FalseAlarmRate",
+    "FrameRun",
     "NormalityConfig",
     "NormalityDescription",
     "NormalityModel",
@@ -97,6 +105,7 @@ __all__ = [
     "pixel_roc_auc",
     "pro_auc",
     "save_normality",
+    "scale_values",
     "source_backbone",
     "unusual_track",
     "write_event_maps",

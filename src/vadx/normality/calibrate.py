@@ -13,7 +13,7 @@ import numpy as np
 from vadx.detect import Event, all_events, moving_average
 from vadx.errors import CheckpointError
 from vadx.files import read_json
-from vadx.normality.model import CLASSES, CONFIG_FILE, NormalityModel, frame_batches
+from vadx.normality.model import CLASSES, CONFIG_FILE, NormalityModel, first_frame
 from vadx.progress import ProgressFn
 from vadx.settings import DetectConfig
 from vadx.video.decode import VideoReader
@@ -89,16 +89,10 @@ def calibrate(
     for path in footage:
         with VideoReader(path) as reader:
             fps, timestamps = reader.info.fps, reader.timestamps
-        scores, first = [], None
-        previous = None
-        for frames, total, done, begin in frame_batches(path, 1.0 - holdout, 1.0, with_start=True):
-            first = begin if first is None else first
-            maps = model.maps(frames, previous)
-            previous = frames[-1]
-            scores.append(maps.reshape(len(maps), -1).max(axis=1))
-            if progress is not None:
-                progress(f"calibrating {Path(path).name}", done, total)
-        values = np.concatenate(scores).astype(np.float64)
+        first = first_frame(path, 1.0 - holdout)
+        stage = f"calibrating {Path(path).name}"
+        maps = model.video_maps(path, 1.0 - holdout, 1.0, progress, stage)
+        values = np.concatenate([model.frame_scores(m) for m in maps]).astype(np.float64)
         held.append((values, np.asarray(timestamps[first : first + len(values)])))
         seconds += len(values) / fps
     hours = seconds / 3600

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from safetensors.torch import load_file
 
 from vadx._version import __version__
@@ -24,6 +25,9 @@ from vadx.normality.model import (
     NormalityModel,
 )
 
+#: the settings of models saved before they existed: what those models did
+LEGACY = {"frame_step": 1, "scales": (0.0,)}
+
 
 def save_normality(model: NormalityModel, out: str | os.PathLike[str]) -> Path:
     """Write ``model`` as a checkpoint folder ``out`` (module doc), whole or not at all."""
@@ -34,6 +38,7 @@ def save_normality(model: NormalityModel, out: str | os.PathLike[str]) -> Path:
         precision=model.precision,
         appearance=model.appearance,
         motion=model.motion,
+        scale_units=model.scale_units,
     )
     with staged_folder(out, last=CONFIG_FILE, replace=True) as staging:
         write_safetensors(staging / WEIGHTS_FILE, {k: v.contiguous() for k, v in tensors.items()})
@@ -75,8 +80,8 @@ def load_normality(path: str | os.PathLike[str]) -> NormalityModel:
     weights = path / WEIGHTS_FILE
     try:
         sha = document["weights"]["sha256"]
-        settings = dict(document["config"])
-        for key in ("frame_size", "mean", "std"):
+        settings = {**LEGACY, **document["config"]}
+        for key in ("frame_size", "mean", "std", "scales"):
             settings[key] = tuple(settings[key])
         config = NormalityConfig(**settings)
         grid = (int(document["grid"][0]), int(document["grid"][1]))
@@ -107,6 +112,7 @@ def load_normality(path: str | os.PathLike[str]) -> NormalityModel:
         path,
         f"sha256:{sha[:16]}",
         document.get("fitting", {}),
+        tensors.get("scale_units", torch.ones(1)),
     )
 
 
@@ -114,7 +120,8 @@ def load_normality(path: str | os.PathLike[str]) -> NormalityModel:
 class NormalityDescription:
     """What ``vadx info`` says of a normality model (``dataclasses.asdict`` is its
     ``--json``): its kind, id, backbone and layer, frame size and fit, grid of cells,
-    channels, whether it learnt motion, threshold, calibration and footage."""
+    channels, whether it learnt motion, the frames it analyses (every ``frame_step``-th), the
+    scales its frame score reads, threshold, calibration and footage."""
 
     kind: str
     model_id: str | None
@@ -125,6 +132,8 @@ class NormalityDescription:
     grid: list[int]
     channels: int
     motion: bool
+    frame_step: int
+    scales: list[float]
     threshold: float
     calibration: dict[str, Any]
     footage: list[dict[str, Any]]
@@ -143,6 +152,8 @@ def describe_normality(model: NormalityModel) -> NormalityDescription:
         grid=list(model.grid),
         channels=c.channels,
         motion=c.motion,
+        frame_step=c.frame_step,
+        scales=list(c.scales),
         threshold=round(model.threshold, 4),
         calibration=model.calibration,
         footage=model.footage,

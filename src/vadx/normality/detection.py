@@ -116,7 +116,7 @@ def write_event_maps(
     from vadx.video.encode import write_png
 
     written = []
-    scores = maps.reshape(len(maps), -1).max(axis=1)
+    scores = model.frame_scores(maps)
     with VideoReader(video) as reader:
         for k, event in enumerate(events):
             span = scores[event.start_frame : event.end_frame + 1]
@@ -133,14 +133,15 @@ def draw_map(
 ) -> np.ndarray:
     """A uint8 RGB ``frame`` ``(H, W, 3)`` with its anomaly map ``cells`` ``(h, w)`` over it,
     brought back from the model's frame size to the frame's: a cell is full red when it alone
-    reaches the threshold, transparent where the camera's normal holds."""
+    reaches the threshold (:meth:`~NormalityModel.cell_unit`), transparent where the camera's
+    normal holds."""
     import cv2
 
     from vadx.render.overlay import colourise
 
     height, width = model.config.frame_size
     _, geometry, _ = fit_frames(frame[None], (height, width), model.config.fit)  # type: ignore[arg-type]
-    fitted = cv2.resize(cells / model.threshold, (width, height))
+    fitted = cv2.resize(cells / model.cell_unit(), (width, height))
     value = geometry.to_source(fitted).clip(0, 1)  # (H, W) in, (H, W) out
     alpha = (opacity * value)[..., None]  # the map shows only where it is unusual
     colour = colourise(value, "jet").astype(np.float32)

@@ -23,6 +23,7 @@ from vadx.normality.model import (
     NormalityModel,
     layer_maps,
     mahalanobis,
+    scale_values,
 )
 from vadx.progress import ProgressFn
 from vadx.settings import DetectConfig
@@ -108,9 +109,11 @@ def learn_normal(
 
     At most ``fitting_frames`` frames of the fitting share are read by the CNN (every k-th of
     each video, the same k for all, the smallest that keeps within it): they fit the Gaussians
-    and the motion statistics (each against the frame just before it), and their distances
-    give the appearance's unit. Their features are kept for that, so the CNN sees each once.
-    The held-back share is scored whole, frame by frame, as detection reads it.
+    and the motion statistics (each against the frame ``config.frame_step`` before it, as the
+    model analyses frames), and their distances give the appearance's unit; their maps give the
+    unit of each scale of a frame's score (the median, ``config.scales``). Their features are
+    kept for that, so the CNN sees each once. The held-back share is scored whole, frame by
+    frame, as detection reads it.
 
     Each location's Gaussian is fitted on the features of every cell within ``neighbourhood``
     cells of it (a square of side ``2 × neighbourhood + 1``, cut at the edges: 0 is PaDiM's
@@ -150,7 +153,7 @@ def learn_normal(
     )  # fmt: skip
     # one pass: each location's Gaussian and change statistics; the features kept
     total, sums, outer, change, kept = 0, None, None, [], []
-    for frames, before in _fitting(footage, holdout, every, progress):
+    for frames, before in _fitting(footage, holdout, every, config.frame_step, progress):
         features, grey = model.features(frames)
         change.append((grey - model.grey_cells(before)).abs())
         kept.append(features)
@@ -176,6 +179,12 @@ def learn_normal(
     seen = torch.cat([mahalanobis(f, model.mean, model.precision) for f in kept])
     del kept
     model.appearance = torch.stack([seen.mean(0), floored(seen.std(0), spread_floor)])
+    # the fitted frames' own maps: the unit of each scale of a frame's score
+    unusual = ((seen - model.appearance[0]) / model.appearance[1]).clamp(min=0)
+    if config.motion:
+        unusual = torch.maximum(unusual, (moves - model.motion[0]) / model.motion[1])
+    values = scale_values(unusual.reshape(-1, *grid).numpy(), config.scales)
+    model.scale_units = torch.from_numpy(np.median(values, axis=0).clip(min=1e-3)).float()
     model.threshold, calibration = calibrate(
         model, footage, holdout, alarms_per_hour, detection or DetectConfig(), progress
     )
@@ -214,16 +223,16 @@ def floored(spreads: torch.Tensor, quantile: float) -> torch.Tensor:
     return spreads.clamp(min=max(float(torch.quantile(spreads, quantile)), 1e-3))
 
 
-def _fitting(footage, holdout: float, every: int, progress: ProgressFn | None):
+def _fitting(footage, holdout: float, every: int, step: int, progress: ProgressFn | None):
     """Batches of (every ``every``-th frame of the fitting share of each video, the frame
-    before each: itself for a video's first)."""
+    ``step`` before each, as the model analyses them: the first for a video's first)."""
     for path in footage:
         with VideoReader(path) as reader:
             last = int(reader.info.num_frames * (1.0 - holdout))
             chosen = np.arange(0, last, every)
             for begin in range(0, len(chosen), BATCH):
                 wanted = chosen[begin : begin + BATCH]
-                before = np.maximum(wanted - 1, 0)
+                before = np.maximum(wanted - step, 0)
                 data = reader.read(np.concatenate([wanted, before])).data
                 yield data[: len(wanted)], data[len(wanted) :]
                 if progress is not None:

@@ -3,9 +3,10 @@ package's doc)."""
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from vadx import limits
 from vadx.errors import ConfigError
 from vadx.models.backbones import Backbone
 from vadx.progress import ProgressFn
@@ -25,6 +27,8 @@ CONFIG_FILE, WEIGHTS_FILE = "config.json", "normality.safetensors"
 CLASSES = ("unusual", "normal")
 #: frames per CNN batch
 BATCH = 16
+#: the shares of a frame's cells whose mean a frame's score reads, by default (``scales``)
+SCALES = (0.0, 0.005, 0.02, 0.08)
 
 
 @dataclass(frozen=True)
@@ -40,6 +44,14 @@ class NormalityConfig:
         channels: dimensions the features are projected to (PaDiM's random selection).
         motion: model the frame-to-frame change per location too.
         seed: of the projection.
+        frame_step: the model analyses every ``frame_step``-th frame (the first of a video or
+            stream, then every ``frame_step``-th after it); a frame between keeps the map and
+            score of the one analysed before it, and motion compares analysed frames, so
+            ``frame_step`` apart (as it was learnt).
+        scales: the shares of a map's cells whose mean (the most unusual ones) the frame's
+            score reads, each in units of its typical value on the footage learnt from; the
+            score is the largest. 0 is the single most unusual cell, always first: a small
+            thing very unusual and a larger one somewhat unusual both count.
     """
 
     backbone: str = "efficientnet_lite0"
@@ -52,10 +64,20 @@ class NormalityConfig:
     channels: int = 64
     motion: bool = True
     seed: int = 0
+    frame_step: int = 1
+    scales: tuple[float, ...] = SCALES
 
     def __post_init__(self) -> None:
         if not 1 <= self.channels <= 512:
             raise ConfigError(f"channels must be from 1 to 512, got {self.channels}")
+        low, high = limits.FRAME_STEP
+        if not low <= self.frame_step <= high:
+            raise ConfigError(f"frame_step must be from {low} to {high}, got {self.frame_step}")
+        scales = tuple(self.scales)
+        if not scales or scales[0] != 0 or list(scales) != sorted(set(scales)) or scales[-1] > 1:
+            raise ConfigError(
+                f"scales must start at 0 and rise, each at most 1, got {list(self.scales)}"
+            )
         if self.fit not in ("stretch", "pad", "crop"):
             raise ConfigError(f"fit must be stretch, pad or crop, got {self.fit!r}")
 
@@ -80,6 +102,8 @@ class NormalityModel:
     model_id: str | None = None
     #: how the statistics were fitted: frames, every how many, spread floor (empty: not recorded)
     fitting: dict[str, Any] = field(default_factory=dict)
+    #: per scale of ``config.scales``, its typical value on the frames learnt from (its unit)
+    scale_units: torch.Tensor = field(default_factory=lambda: torch.ones(1))
 
     # ------------------------------------------------------------------------------ maps
     def features(self, frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -110,24 +134,79 @@ class NormalityModel:
         """Mean grey level ``(N, L)`` per cell of uint8 frames (what motion compares)."""
         return _features(self.backbone, self.config, self.projection, frames, self.grid, False)[1]
 
+    def frame_scores(self, maps: np.ndarray) -> np.ndarray:
+        """Per map ``(N, h, w)``: the frame's score, the largest of its scales' values
+        (:func:`scale_values`), each in its unit (``config.scales``)."""
+        units = self.scale_units.double().numpy()
+        return (scale_values(maps, self.config.scales) / units).max(axis=1)
+
+    def cell_unit(self) -> float:
+        """The value one cell alone must reach for its frame's score to reach the threshold."""
+        return self.threshold * float(self.scale_units[0])
+
     def scores(self, video: str | os.PathLike[str], progress: ProgressFn | None = None):
-        """Per frame of ``video``: its score (the map's largest cell) and its map."""
-        scores, maps = [], []
-        for batch_maps in self.video_maps(video, progress):
-            maps.append(batch_maps)
-            scores.append(batch_maps.reshape(len(batch_maps), -1).max(axis=1))
-        return np.concatenate(scores), np.concatenate(maps)
+        """Per frame of ``video``: its score (:meth:`frame_scores`) and its map."""
+        maps = np.concatenate(list(self.video_maps(video, progress=progress)))
+        return self.frame_scores(maps), maps
 
     def video_maps(
-        self, video: str | os.PathLike[str], progress: ProgressFn | None = None
+        self,
+        video: str | os.PathLike[str],
+        start: float = 0.0,
+        stop: float = 1.0,
+        progress: ProgressFn | None = None,
+        stage: str = "frames",
     ) -> Iterator[np.ndarray]:
-        previous = None
-        for frames, total, done in frame_batches(video):
-            maps = self.maps(frames, previous)
-            previous = frames[-1]
+        """The maps of ``video``'s frames from ``start`` to ``stop`` (shares of its length),
+        batch by batch, read as a stream of them is (:meth:`run_maps`)."""
+        run = FrameRun()
+        batch = BATCH * self.config.frame_step
+        for frames, total, done in frame_batches(video, start, stop, batch):
+            yield self.run_maps(frames, run)
             if progress is not None:
-                progress("frames", done, total)
-            yield maps
+                progress(stage, done, total)
+
+    def run_maps(self, frames: np.ndarray, run: FrameRun) -> np.ndarray:
+        """The maps of the next consecutive frames of a ``run`` (a video read from its start,
+        a stream since it connected): every ``frame_step``-th from the run's first is analysed
+        against the one analysed before it; the frames between keep the last analysed map."""
+        step = self.config.frame_step
+        chosen = [i for i in range(len(frames)) if (run.frames + i) % step == 0]
+        maps = np.empty((len(frames), *self.grid), np.float32)
+        head = chosen[0] if chosen else len(frames)
+        if head and run.last_map is not None:  # a run's first frame is always analysed
+            maps[:head] = run.last_map
+        if chosen:
+            analysed = self.maps(frames[chosen], run.analysed)
+            for k, (i, j) in enumerate(itertools.pairwise([*chosen, len(frames)])):
+                maps[i:j] = analysed[k]
+            run.analysed, run.last_map = frames[chosen[-1]], analysed[-1]
+            run.analysed_frames += len(chosen)
+        run.frames += len(frames)
+        return maps
+
+
+@dataclass
+class FrameRun:
+    """Where a run of consecutive frames (a video read from its start, a stream since it
+    connected) stands: frames given so far, the last analysed frame and its map, and how
+    many were analysed."""
+
+    frames: int = 0
+    analysed: np.ndarray | None = None
+    last_map: np.ndarray | None = None
+    analysed_frames: int = 0
+
+
+def scale_values(maps: np.ndarray, scales: Sequence[float]) -> np.ndarray:
+    """``(N, S)``: per map ``(N, h, w)`` and scale (a share of its cells, 0: one), the mean of
+    its most unusual cells at that scale."""
+    flat = np.asarray(maps, np.float64).reshape(len(maps), -1)
+    counts = [max(1, round(share * flat.shape[1])) for share in scales]
+    widest = max(counts)
+    top = -np.sort(-flat, axis=1)[:, :widest] if widest > 1 else flat.max(axis=1, keepdims=True)
+    sums = np.cumsum(top, axis=1)
+    return np.stack([sums[:, n - 1] / n for n in counts], axis=1)
 
 
 def mahalanobis(features: torch.Tensor, mean: torch.Tensor, precision: torch.Tensor):
@@ -190,14 +269,20 @@ def layer_maps(backbone: Backbone, config: NormalityConfig, clip: torch.Tensor) 
 
 
 def frame_batches(
-    video: str | os.PathLike[str], start: float = 0.0, stop: float = 1.0, with_start: bool = False
+    video: str | os.PathLike[str], start: float = 0.0, stop: float = 1.0, batch: int = BATCH
 ):
-    """Consecutive frames of ``video`` in batches: those from ``start`` to ``stop`` (shares of
-    its length); yields (frames, total, done), and the batch's first frame ``with_start``."""
+    """Consecutive frames of ``video`` in batches of ``batch``: those from ``start`` to ``stop``
+    (shares of its length); yields (frames, total, done)."""
     with VideoReader(video) as reader:
         count = reader.info.num_frames
         first, last = int(count * start), max(int(count * start) + 1, int(count * stop))
-        for begin in range(first, last, BATCH):
-            end = min(begin + BATCH, last)
+        for begin in range(first, last, batch):
+            end = min(begin + batch, last)
             frames = reader.read(np.arange(begin, end)).data
-            yield (frames, last - first, end - first) + ((begin,) if with_start else ())
+            yield frames, last - first, end - first
+
+
+def first_frame(video: str | os.PathLike[str], start: float) -> int:
+    """The number of the frame :func:`frame_batches` starts at for ``start``."""
+    with VideoReader(video) as reader:
+        return int(reader.info.num_frames * start)

@@ -21,7 +21,7 @@ import torch
 
 from vadx.detect import Event
 from vadx.errors import InputError
-from vadx.normality import CLASSES, NormalityModel, draw_map
+from vadx.normality import CLASSES, FrameRun, NormalityModel, draw_map
 from vadx.settings import DetectConfig
 from vadx.watch.engine import (
     Alert,
@@ -73,8 +73,8 @@ class UnusualStream(StreamDetector):
 
     def _new_segment(self) -> None:
         super()._new_segment()
-        self.scores: dict[int, float] = {}  # frame → its map's largest cell, until decided
-        self.previous: np.ndarray | None = None  # the frame before the next, for motion
+        self.scores: dict[int, float] = {}  # frame → its score, until decided
+        self.run = FrameRun()  # the frames since the segment began, as the model reads them
         self.recent_maps: dict[int, np.ndarray] = {}  # with keep_clips: frame → its map
 
     def stage(self, frames: Sequence[np.ndarray], infos: Sequence[FrameInfo]) -> list[int]:
@@ -91,14 +91,14 @@ class UnusualStream(StreamDetector):
                 self.recent[self.received] = frame
             self.received += 1
         stacked = np.stack(frames)
-        maps = self.model.maps(stacked, self.previous)
-        self.previous = stacked[-1]
+        analysed = self.run.analysed_frames
+        maps = self.model.run_maps(stacked, self.run)
         self.staged_maps = maps
         if self.keep_clips:
             self.recent_maps.update(zip(range(first, self.received), maps, strict=True))
-        values = maps.reshape(len(maps), -1).max(axis=1).astype(np.float64)
+        values = self.model.frame_scores(maps).astype(np.float64)
         self.scores.update(zip(range(first, self.received), values.tolist(), strict=True))
-        self.cnn_frames += len(frames)
+        self.cnn_frames += self.run.analysed_frames - analysed
         return []
 
     def _compute_features(self, indices: list[int]) -> None:
@@ -160,7 +160,7 @@ def write_maps(
     if len(frames) != len(maps) or not len(frames):
         raise InputError(f"{len(maps)} maps for {len(frames)} frames")
     folder = Path(folder)
-    peak = int(maps.reshape(len(maps), -1).max(axis=1).argmax())
+    peak = int(model.frame_scores(maps).argmax())
     with Mp4Writer(folder / "map.mp4", max(fps, 1.0), frames[0].shape[:2]) as mp4:
         for frame, cells in zip(frames, maps, strict=True):
             mp4.write(draw_map(model, frame, cells))
