@@ -37,6 +37,7 @@ from vadx.normality import (
     pro_auc,
     save_normality,
     scale_values,
+    unusual_probability,
     unusual_track,
 )
 from vadx.normality.learn import floored, neighbours
@@ -88,6 +89,9 @@ def test_the_distance_is_mahalanobis_per_location():
 class ScoresAsGrey:
     """A stand-in normality model whose frame score is the frame's grey level."""
 
+    def __init__(self, sharpness: float = 1.0) -> None:
+        self.config = NormalityConfig(sharpness=sharpness)
+
     def video_maps(self, video, start, stop, progress=None, stage=""):
         for frames, _, _ in frame_batches(video, start, stop):
             yield frames.mean(axis=(1, 2, 3), dtype=np.float64)[:, None, None]
@@ -107,19 +111,25 @@ def grey_footage(folder: Path, levels) -> Path:
 
 
 @pytest.mark.parametrize(
-    ("spike", "config", "expected"),
+    ("spike", "config", "sharpness", "expected"),
     [
-        (4, DetectConfig(smooth=1), 100.0),  # p = 100/(100+t) reaches 0.5 exactly below t=100
-        (4, DetectConfig(smooth=1, on=0.8, off=0.5), 25.0),  # 100/(100+t) ≥ 0.8 ⇔ t ≤ 25
-        (2, DetectConfig(smooth=1), None),  # shorter than min_frames 3: never an alarm
+        (4, DetectConfig(smooth=1), 1, 100.0),  # p = 100/(100+t) reaches 0.5 just below t=100
+        (4, DetectConfig(smooth=1, on=0.8, off=0.5), 1, 25.0),  # 100/(100+t) ≥ 0.8 ⇔ t ≤ 25
+        # 100⁸/(100⁸+t⁸) ≥ 0.8 ⇔ t ≤ 100 · 0.25^(1/8)
+        (4, DetectConfig(smooth=1, on=0.8, off=0.5), 8, 100 * 0.25 ** (1 / 8)),
+        (2, DetectConfig(smooth=1), 1, None),  # shorter than min_frames 3: never an alarm
     ],
 )
-def test_the_threshold_is_calibrated_as_detection_raises_alarms(tmp_path, spike, config, expected):
-    # 20 frames fitted, then 20 held back: dark but for a bright spike of ``spike`` frames
-    held_back = [0] * 8 + [100] * spike + [0] * (12 - spike)
+def test_the_threshold_is_calibrated_as_detection_raises_alarms(
+    tmp_path, spike, config, sharpness, expected
+):
+    # 20 frames fitted, then 20 held back (0.8 s): dark but for a spike of 4 frames at 200,
+    # the one alarm 5000 an hour allows in 0.8 s, and a spike of ``spike`` frames at 100
+    held_back = [0] * 2 + [200] * 4 + [0] * 2 + [100] * spike + [0] * (12 - spike)
     footage = grey_footage(tmp_path / "street", [0] * 20 + held_back)
-    threshold, measured = calibrate(ScoresAsGrey(), [footage], 0.5, 1.0, config)
-    assert measured.held_back_alarms == 0 and measured.held_back_seconds == 0.8
+    model = ScoresAsGrey(sharpness)
+    threshold, measured = calibrate(model, [footage], 0.5, 5000.0, config)
+    assert measured.held_back_alarms == 1 and measured.held_back_seconds == 0.8
     assert (measured.smooth, measured.on, measured.off, measured.min_frames) == (
         config.smooth, config.on, config.off, config.min_frames
     )  # fmt: skip
@@ -127,12 +137,29 @@ def test_the_threshold_is_calibrated_as_detection_raises_alarms(tmp_path, spike,
         assert threshold < 1
     else:
         assert threshold == pytest.approx(expected * (1 + MARGIN), rel=1e-5)
-    # and detection at that threshold agrees: no event; just below it, the spike is one
+    # and detection at that threshold agrees: one event; just below it, the spike is another
     scores, times = np.array(held_back, float), np.arange(20) / 25
-    assert unusual_track(scores, threshold, times, config).events == []
+    assert len(unusual_track(scores, threshold, times, config, sharpness).events) == 1
     if expected is not None:
-        (event,) = unusual_track(scores, threshold / (1 + 2 * MARGIN), times, config).events
+        below = threshold / (1 + 2 * MARGIN)
+        _, event = unusual_track(scores, below, times, config, sharpness).events
         assert (event.start_frame, event.end_frame) == (8, 8 + spike - 1)
+    # at 1 alarm an hour, 0.8 s allows none: the larger spike holds the threshold up too
+    threshold, measured = calibrate(model, [footage], 0.5, 1.0, config)
+    assert measured.held_back_alarms == 0
+    if expected is not None:
+        assert threshold == pytest.approx(2 * expected * (1 + MARGIN), rel=1e-5)
+
+
+def test_the_probability_rises_with_the_sharpness_around_the_threshold():
+    scores = np.array([0.0, 1.0, 2.0, 4.0])
+    assert unusual_probability(scores, 2.0).tolist() == pytest.approx([0, 1 / 3, 0.5, 2 / 3])
+    # 2⁸ = 256: a score half the threshold reads 1/257, twice it 256/257
+    assert unusual_probability(scores, 2.0, 8).tolist() == pytest.approx(
+        [0, 1 / 257, 0.5, 256 / 257]
+    )
+    with pytest.raises(ConfigError, match="sharpness must be above 0"):
+        NormalityConfig(sharpness=0)
 
 
 def test_the_threshold_keeps_the_held_back_footage_within_its_alarm_rate(learnt):
@@ -178,7 +205,9 @@ def test_learn_normal_and_detect_from_the_command_line(scene, tmp_path, capsys):
     root, fight = scene
     source = tiny_checkpoint(tmp_path / "classifier")  # its CNN and preprocessing
     argv = ["learn-normal", str(source), str(root / "quiet.mp4"), "--out", str(tmp_path / "cam")]
-    code, out, err = run_cli([*argv, "--channels", "8", "--size", "64"], capsys)
+    settings = ["--channels", "8", "--size", "64", "--frame-step", "1"]  # every frame: its
+    # 16 held-back frames calibrate (at 2, 8 analysed frames make too low a threshold)
+    code, out, err = run_cli([*argv, *settings], capsys)
     assert code == 0, err
     assert "threshold" in out and (tmp_path / "cam" / "normality.safetensors").is_file()
     code, out, err = run_cli(["info", str(tmp_path / "cam"), "--json"], capsys)
@@ -225,16 +254,20 @@ def test_a_backbone_without_weights_says_what_to_give(scene, tmp_path, capsys):
     assert not (tmp_path / "cam").exists()
 
 
-def test_the_docs_python_example_runs(scene, tmp_path, monkeypatch):
-    root, _ = scene
+def test_the_docs_python_example_runs(tmp_path, monkeypatch):
+    # 30 s of a quiet street (its last 6 s held back: 30 frames analysed, every second)
+    quiet = write_mp4(tmp_path / "quiet.mp4", render_long(4, [("normal", 300)], SIZE).frames, 10)
     page = (Path(__file__).parents[1] / "docs" / "normality.md").read_text(encoding="utf-8")
     block = page.split("```python\n")[1].split("```")[0]
     for name in ("cam3-monday.mp4", "cam3-today.mp4"):
-        block = block.replace(name, str(root / "quiet.mp4"))
+        block = block.replace(name, str(quiet))
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     exec(compile(block, "docs/normality.md", "exec"), namespace)
-    assert namespace["maps"].shape == (80, 28, 28) and namespace["found"].events == []
+    found, model = namespace["found"], namespace["model"]
+    assert namespace["maps"].shape == (300, 20, 20) and found.class_names == ("unusual", "normal")
+    assert model.config.frame_size == (160, 160) and model.config.frame_step == 2
+    assert np.allclose(found.anomaly_score, model.probability(namespace["scores"]))
 
 
 @pytest.mark.parametrize("step", [1, 3])
@@ -437,7 +470,7 @@ def test_explain_draws_a_normality_models_own_maps_in_the_report(scene, learnt, 
     assert frames[0] >= event.start_frame and frames[-1] <= event.end_frame
     assert len(frames) == min(64, event.end_frame - event.start_frame + 1)
     scores, maps = learnt.scores(root / "mixed.mp4")
-    np.testing.assert_allclose(kept["maps"], maps[frames] / learnt.threshold, atol=1e-6)
+    np.testing.assert_allclose(kept["maps"], maps[frames] / learnt.cell_unit(), atol=1e-6)
     np.testing.assert_allclose(kept["scores"], scores[frames] / learnt.threshold, atol=1e-6)
     peak = int(frames[np.argmax(kept["scores"])])
     assert f"most unusual frame {peak}" in printed and "report.html" in printed
@@ -715,12 +748,13 @@ def test_a_model_saved_before_scales_scores_frames_by_their_largest_cell(scene, 
     del tensors["scale_units"]
     save_file(tensors, str(weights))
     document = json.loads((path / "config.json").read_text())
-    for key in ("scales", "frame_step"):
+    for key in ("scales", "frame_step", "sharpness"):
         del document["config"][key]
     document["weights"]["sha256"] = file_sha256(weights)
     (path / "config.json").write_text(json.dumps(document))
     old = load_normality(path)
     assert old.config.scales == (0.0,) and old.config.frame_step == 1
+    assert old.config.sharpness == 1.0
     scores, maps = old.scores(root / "mixed.mp4")
     assert np.array_equal(scores, maps.reshape(len(maps), -1).max(axis=1))
     assert old.cell_unit() == old.threshold

@@ -77,7 +77,7 @@ def learn_normal_command(
         ),
     ] = 0.1,
     size: Annotated[
-        int | None, number("Frame side in pixels (default: the checkpoint's, else 224).", 32, 1024)
+        int | None, number("Frame side in pixels (default: the checkpoint's, else 160).", 32, 1024)
     ] = None,
     frame_step: Annotated[
         int,
@@ -86,7 +86,7 @@ def learn_normal_command(
             "learnt and read over k frames.",
             *limits.FRAME_STEP,
         ),
-    ] = 1,
+    ] = 2,
     motion: Annotated[
         bool, typer.Option(help="Model each location's frame-to-frame change too.")
     ] = True,

@@ -86,7 +86,7 @@ def explain_unusual(
         fps = reader.info.fps
     height, width = model.config.frame_size
     _, geometry, _ = fit_frames(frames[:1], (height, width), model.config.fit)  # type: ignore[arg-type]
-    units = maps[first : last + 1] / model.threshold
+    units = maps[first : last + 1] / model.cell_unit()
     display = np.stack([cv2.resize(m, (width, height)) for m in units]).clip(0, 1)
     clip_scores = scores[first : last + 1] / model.threshold
     peak = int(first + np.argmax(clip_scores))
@@ -157,7 +157,7 @@ def _write_report(
     manifest: dict,
 ) -> Path:
     peak = float(clip_scores.max())
-    probability = peak / (peak + 1.0)  # p(unusual) = s / (s + threshold), as detection has it
+    probability = float(model.probability(peak * model.threshold))  # as detection has it
     name = "unusual" if peak >= 1 else "normal"
     importance, legend = curves_svg(
         [("frame score ÷ threshold (÷ its largest here)", clip_scores / max(peak, 1e-9))],
@@ -180,9 +180,10 @@ def _write_report(
         timeline=timeline_svg(detection, (int(numbers[0]), int(numbers[-1]))),
         importance=importance,
         importance_note=(
-            "Each frame's score is its map's largest cell, in units of the threshold (at 1 a "
-            "frame alone is unusual), divided here by the clip's largest. Nothing is "
-            "estimated: these are the scores detection read."
+            "Each frame's score reads its map at several scales (its most unusual cell, and "
+            "its most unusual patches), in units of the threshold (at 1 a frame alone is "
+            "unusual), divided here by the clip's largest. Nothing is estimated: these are "
+            "the scores detection read."
         ),
         legend=legend,
         player=json.dumps(player),

@@ -17,9 +17,10 @@ scales (its most unusual cell, and the mean of its most unusual 0.5 %, 2 % and 8
 each in units of its typical value on the footage learnt from, and takes the largest: one cell
 very unusual, or a larger patch somewhat unusual. The model may analyse every k-th frame only
 (``frame_step``), the frames between keeping the last map. Detection smooths it over frames and
-finds events with the usual hysteresis, on the score ``s / (s + threshold)`` (0.5 at the
-threshold). The threshold is calibrated on footage held back from fitting (the last share of
-each file), at the rate of false alarms per hour the operator accepts.
+finds events with the usual hysteresis, on the score ``p(unusual) = s^k / (s^k + threshold^k)``
+(0.5 at the threshold, ``k`` the ``sharpness``). The threshold is calibrated on footage held
+back from fitting (the last share of each file), at the rate of false alarms per hour the
+operator accepts.
 
 A normality model is a checkpoint like a classifier's: ``config.json`` (format
 ``vadx-normality``, the settings, the calibration, the footage's sha256) and
@@ -71,6 +72,7 @@ from vadx.normality.model import (
     NormalityModel,
     mahalanobis,
     scale_values,
+    unusual_probability,
 )
 
 __all__ = [
@@ -107,6 +109,7 @@ __all__ = [
     "save_normality",
     "scale_values",
     "source_backbone",
+    "unusual_probability",
     "unusual_track",
     "write_event_maps",
     "write_map_video",

@@ -4,7 +4,7 @@ footage, and the one rule that reads frame scores against it (detection's and ca
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +13,13 @@ import numpy as np
 from vadx.detect import Event, all_events, moving_average
 from vadx.errors import CheckpointError
 from vadx.files import read_json
-from vadx.normality.model import CLASSES, CONFIG_FILE, NormalityModel, first_frame
+from vadx.normality.model import (
+    CLASSES,
+    CONFIG_FILE,
+    NormalityModel,
+    first_frame,
+    unusual_probability,
+)
 from vadx.progress import ProgressFn
 from vadx.settings import DetectConfig
 from vadx.video.decode import VideoReader
@@ -25,8 +31,8 @@ MARGIN = 1e-3
 @dataclass(frozen=True)
 class UnusualTrack:
     """Frame scores read against a threshold, as detection reads them: ``unusual`` =
-    ``s / (s + threshold)`` per frame, ``probabilities`` its (unusual, normal) columns,
-    ``smoothed`` its moving average and ``events`` what the hysteresis finds in it."""
+    ``unusual_probability(s, threshold)`` per frame, ``probabilities`` its (unusual, normal)
+    columns, ``smoothed`` its moving average and ``events`` what the hysteresis finds in it."""
 
     unusual: np.ndarray
     probabilities: np.ndarray
@@ -35,13 +41,17 @@ class UnusualTrack:
 
 
 def unusual_track(
-    scores: np.ndarray, threshold: float, timestamps: np.ndarray, config: DetectConfig
+    scores: np.ndarray,
+    threshold: float,
+    timestamps: np.ndarray,
+    config: DetectConfig,
+    sharpness: float = 1.0,
 ) -> UnusualTrack:
     """The one rule detection and calibration share (module doc): ``scores`` read at
-    ``threshold``, smoothed and searched for events with ``config``'s on, off and shortest
-    event."""
+    ``threshold`` (:func:`~vadx.normality.model.unusual_probability` with ``sharpness``),
+    smoothed and searched for events with ``config``'s on, off and shortest event."""
     scores = np.asarray(scores, np.float64)  # as calibration computed them
-    unusual = scores / (scores + threshold)
+    unusual = unusual_probability(scores, threshold, sharpness)
     probabilities = np.stack([unusual, 1 - unusual], axis=1)
     smoothed = moving_average(unusual, config.smooth)
     events = all_events(probabilities, smoothed, CLASSES, "normal", timestamps, config)
@@ -99,23 +109,11 @@ def calibrate(
     allowed = int(alarms_per_hour * hours)
 
     def alarms(threshold: float) -> int:
-        return sum(len(unusual_track(v, threshold, t, detection).events) for v, t in held)
+        sharp = model.config.sharpness
+        return sum(len(unusual_track(v, threshold, t, detection, sharp).events) for v, t in held)
 
     highest = float(max(v.max() for v, _ in held))
-    # above this no frame's p(unusual), smoothed or not, reaches the "on" level
-    good = max(highest, 1e-6) * (1 - detection.on) / max(detection.on, 1e-6) * 1.05 + 1e-6
-    bad = None
-    for _ in range(60):  # down by 10 % a step, to a thousandth of the start
-        lower = good * 0.9
-        if alarms(lower) > allowed:
-            bad = lower
-            break
-        good = lower
-    if bad is not None:
-        for _ in range(20):
-            middle = (good + bad) / 2
-            good, bad = (middle, bad) if alarms(middle) <= allowed else (good, middle)
-    good *= 1 + MARGIN
+    good = lowest_threshold(alarms, allowed, highest, detection.on, model.config.sharpness)
     found = alarms(good)
     return good, Calibration(
         alarms_per_hour=alarms_per_hour,
@@ -128,6 +126,29 @@ def calibrate(
         off=detection.off,
         min_frames=detection.min_frames,
     )
+
+
+def lowest_threshold(
+    alarms: Callable[[float], int], allowed: int, highest: float, on: float, sharpness: float
+) -> float:
+    """The lowest threshold at which ``alarms(threshold) <= allowed`` (:func:`calibrate`'s
+    search), raised by ``MARGIN``; ``highest``: the largest score, ``on``: detection's on
+    level, ``sharpness``: the probability's."""
+    # above this no frame's p(unusual), smoothed or not, reaches the "on" level
+    odds = (1 - on) / max(on, 1e-6)
+    good = max(highest, 1e-6) * odds ** (1 / sharpness) * 1.05 + 1e-6
+    bad = None
+    for _ in range(60):  # down by 10 % a step, to a thousandth of the start
+        lower = good * 0.9
+        if alarms(lower) > allowed:
+            bad = lower
+            break
+        good = lower
+    if bad is not None:
+        for _ in range(20):
+            middle = (good + bad) / 2
+            good, bad = (middle, bad) if alarms(middle) <= allowed else (good, middle)
+    return good * (1 + MARGIN)
 
 
 #: the detection settings the threshold's calibration depends on

@@ -26,7 +26,7 @@ from vadx.normality.model import (
 )
 
 #: the settings of models saved before they existed: what those models did
-LEGACY = {"frame_step": 1, "scales": (0.0,)}
+LEGACY = {"frame_step": 1, "scales": (0.0,), "sharpness": 1.0}
 
 
 def save_normality(model: NormalityModel, out: str | os.PathLike[str]) -> Path:

@@ -26,10 +26,11 @@ def detect_unusual(
     config: DetectConfig | None = None,
     progress: ProgressFn | None = None,
 ) -> Detection:
-    """Detection with a normality model: per frame, ``p(unusual) = s / (s + threshold)`` of its
-    score ``s`` (0.5 at the threshold), smoothed, and events found as a classifier's are (on,
-    off, shortest event of ``config``); a :class:`~vadx.detect.Detection` that
-    :func:`~vadx.detect.files.write_detection` writes like any other."""
+    """Detection with a normality model: per frame, ``p(unusual)`` of its score ``s``
+    (:meth:`~vadx.normality.NormalityModel.probability`, 0.5 at the threshold), smoothed, and
+    events found as a classifier's are (on, off, shortest event of ``config``); a
+    :class:`~vadx.detect.Detection` that :func:`~vadx.detect.files.write_detection` writes like
+    any other."""
     config = config or DetectConfig()
     scores, _ = model.scores(video, progress)
     return detection_of(scores, model, video, config)
@@ -67,7 +68,7 @@ def detection_of(
     """The :class:`~vadx.detect.Detection` of ``video``'s frame ``scores`` (module doc)."""
     with VideoReader(video) as reader:
         info, timestamps = reader.info, reader.timestamps
-    track = unusual_track(scores, model.threshold, timestamps, config)
+    track = unusual_track(scores, model.threshold, timestamps, config, model.config.sharpness)
     windows = [Window(i, np.array([i]), float(t), float(t)) for i, t in enumerate(timestamps)]
     return Detection(
         info,

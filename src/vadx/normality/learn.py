@@ -19,6 +19,7 @@ from vadx.models.backbones import Backbone, build_backbone
 from vadx.normality.calibrate import calibrate
 from vadx.normality.model import (
     BATCH,
+    FRAME_SIZE,
     NormalityConfig,
     NormalityModel,
     layer_maps,
@@ -80,7 +81,7 @@ def source_backbone(
     load_backbone_weights(backbone, chosen)
     config = NormalityConfig(
         backbone=name,
-        frame_size=frame_size or (224, 224),
+        frame_size=frame_size or FRAME_SIZE,
         mean=backbone.input_mean,
         std=backbone.input_std,
         **settings,

@@ -1,7 +1,8 @@
 """Live detection with a camera's normality model (``vadx learn-normal``): :class:`UnusualStream`.
 
 Each frame's anomaly map and score come from the normality model as the frame arrives (its
-motion statistics read the frame before it); ``p(unusual) = s / (s + threshold)`` per frame,
+motion statistics read the frame analysed before it); ``p(unusual)`` per frame (its score read
+at the threshold, :meth:`~vadx.normality.NormalityModel.probability`),
 then the same smoothing, hysteresis, shortest event and alerts as a classifier's stream
 (:class:`~vadx.watch.engine.StreamDetector`), so the events equal
 :func:`vadx.normality.detect_unusual`'s on the same frames. The windows are single frames.
@@ -108,7 +109,7 @@ class UnusualStream(StreamDetector):
         decided = time.monotonic()
         for start in starts:
             score = self.scores.pop(start)
-            unusual = score / (score + self.model.threshold)
+            unusual = float(self.model.probability(score))
             row = np.array([unusual, 1 - unusual])
             self.tracker.add_window(start, row, None)
             self.window_rows.append((start, row))
