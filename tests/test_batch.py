@@ -365,6 +365,22 @@ def test_a_marker_read_back_is_the_same_record_and_writes_the_same_bytes(batch, 
     assert VideoRecord.from_json(crashed.to_json()) == crashed
 
 
+def test_a_marker_of_the_last_release_reads_as_it_was_made(batch):
+    """Markers written before a batch took a normal beside its model (no ``normal``, events
+    without their ``signal``) read as the same record: a re-run does not redo their videos."""
+    out = batch[0]
+    marker = next(
+        m for m in sorted((out / "videos").rglob(MARKER)) if json.loads(m.read_text())["events"]
+    )
+    document = json.loads(marker.read_text())
+    assert document["normal"] is None and "normal_curve" not in document
+    old = {k: v for k, v in document.items() if k != "normal"}
+    old["events"] = [{k: v for k, v in e.items() if k != "signal"} for e in document["events"]]
+    assert VideoRecord.from_json(old) == VideoRecord.from_json(document)
+    old["settings"] = {**old["settings"], "runtime": "normality"}  # a normality model's batch
+    assert {e.signal for e in VideoRecord.from_json(old).events} == {"normality"}
+
+
 def test_a_rerun_skips_complete_videos_and_redoes_only_what_changed(archive, model, tmp_path):
     source = make_archive(tmp_path / "archive")
     out = tmp_path / "out"

@@ -5,13 +5,16 @@ thumbnail the most unusual frame, the red where the fight is."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 
 import numpy as np
 import pytest
 import torch
 
 from tests.conftest import TINY, run_cli
+from tests.test_batch import CHROMIUM, _cli, read_csv, stamps, tree
 from tests.test_console import wait_for
 from tests.test_reliability import assert_one_error_line
 from tests.test_watch_engine import as_tuples, thresholds
@@ -380,12 +383,157 @@ def test_a_batch_index_shows_each_unusual_event_with_its_map(street, normal, tmp
     }
     page = (tmp_path / "b" / "index.html").read_text()
     assert page.count('<img src="videos/fight.mp4/maps/event-') == len(events)
+    rows = [json.loads(x) for x in (tmp_path / "b" / "events.jsonl").read_text().splitlines()]
+    assert [(r["signal"], r["event"]) for r in rows] == [
+        ("normality", k) for k in range(len(events))
+    ]
     scores, _ = normal.scores(archive / "fight.mp4")
     first, last = events[0]["start_frame"], events[0]["end_frame"]
     peak = first + int(scores[first : last + 1].argmax())
     redder = _redness(_png(folder / "maps" / "event-0.png")) - _redness(frames[peak])
     red, near = redder > 20, _grown(masks[peak], 8)
     assert red.any() and red[near].sum() > 0.8 * red.sum()
+
+
+@pytest.fixture(scope="module")
+def archive_beside(streets, normal, stretched, settings, tmp_path_factory):
+    """A batch of two videos (the fire and the fight streets, frame folders) by the
+    classifier with the street's normal beside it; the classifier, the normal, the archive,
+    the batch's options and its output."""
+    root = tmp_path_factory.mktemp("archive-beside")
+    classifier = save_model(stretched, root / "street")
+    saved = save_normality(normal, root / "street-normal")
+    archive = root / "archive"
+    for video in streets:
+        shutil.copytree(video, archive / video.name)
+    options = ["--stride", "2", "--step", "1", "--on", str(settings.on), "--off", str(settings.off)]
+    options += ["--domain", "off"]
+    out = root / "batch"
+    argv = ["detect", str(classifier), str(archive), "--out", str(out), *options]
+    code, text, err = _cli([*argv, "--normal", str(saved)])
+    assert code == 0, err
+    assert "2 video(s): 2 processed now, 0 already complete (skipped), 0 failed" in text
+    return classifier, saved, archive, options, out
+
+
+def test_a_batch_with_a_normal_gives_each_video_what_one_video_gets(
+    archive_beside, normal, tmp_path
+):
+    """``vadx detect CLASSIFIER ARCHIVE --normal``: each video's folder holds what ``vadx
+    detect CLASSIFIER VIDEO --normal`` writes for it (the normal's files in unusual/); the
+    index lists the events of both signals, each saying its own, the normal's with its map
+    as thumbnail; the batch records the pair of models."""
+    classifier, saved, archive, options, out = archive_beside
+    rows = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    table = [(r["video"], r["signal"], r["event"]) for r in read_csv(out / "events.csv")]
+    assert table == [(r["video"], r["signal"], str(r["event"])) for r in rows]  # the same rows
+    assert {row["signal"] for row in rows} == {"classifier", "normality"}
+    for name in ("fight", "fire"):
+        folder = out / "videos" / name
+        alone = tmp_path / name
+        argv = ["detect", str(classifier), str(archive / name), "--out", str(alone), *options]
+        code, _, err = _cli([*argv, "--normal", str(saved)])
+        assert code == 0, err
+        written, batched = tree(alone), tree(folder)
+        assert set(written) == set(batched) - {"batch.json"}
+        assert {  # every byte, but of the annotated videos: encoded on threads, not reproducible
+            k: v for k, v in written.items() if not k.endswith("annotated.mp4")
+        } == {k: batched[k] for k in written if not k.endswith("annotated.mp4")}
+        for signal, events_json in (
+            ("classifier", "events.json"),
+            ("normality", "unusual/events.json"),
+        ):
+            found = json.loads((folder / events_json).read_text())["events"]
+            mine = [r for r in rows if r["video"] == name and r["signal"] == signal]
+            assert [(r["event"], r["start_frame"], r["end_frame"], r["class"]) for r in mine] == [
+                (k, e["start_frame"], e["end_frame"], e["class_name"]) for k, e in enumerate(found)
+            ]
+    unusual = [r for r in rows if r["signal"] == "normality"]
+    assert unusual and {r["class"] for r in unusual} == {"unusual"}
+    page = (out / "index.html").read_text()
+    thumbs = [
+        f'<img src="videos/{r["video"]}/unusual/maps/event-{r["event"]}.png"' for r in unusual
+    ]
+    assert all(t in page for t in thumbs) and page.count("<img src=") == len(unusual)
+    assert f"the camera's normal {normal.model_id}" in page and 'id="signal"' in page
+    batch = json.loads((out / "batch.json").read_text())
+    assert (batch["normal"], batch["events"]) == (normal.model_id, len(rows))
+    assert batch["settings"]["normal"]["threshold"] == normal.threshold
+    marker = json.loads((out / "videos" / "fight" / "batch.json").read_text())
+    assert (marker["model"], marker["normal"]) == (batch["model"], normal.model_id)
+
+
+def test_a_batch_with_a_normal_redoes_only_what_changed(archive_beside, normal, tmp_path):
+    """Run again: nothing is redone; with another normal, or none, every video is."""
+    classifier, saved, archive, options, done = archive_beside
+    out = tmp_path / "batch"
+    shutil.copytree(done, out)
+    argv = ["detect", str(classifier), str(archive), "--out", str(out), *options]
+    before, index = stamps(out / "videos"), tree(out)
+    code, text, err = _cli([*argv, "--normal", str(saved)])
+    assert code == 0 and "0 processed now, 2 already complete" in text, err
+    assert stamps(out / "videos") == before and tree(out) == index
+
+    other = dataclasses.replace(normal, motion=normal.motion * torch.tensor([[1.0], [1.5]]))
+    moved = save_normality(other, tmp_path / "other-normal")
+    code, text, err = _cli([*argv, "--normal", str(moved)])
+    assert code == 0 and "2 processed now, 0 already complete" in text, err
+    marker = json.loads((out / "videos" / "fight" / "batch.json").read_text())
+    assert marker["normal"] == load_normality(moved).model_id != normal.model_id
+
+    code, text, err = _cli(argv)  # the normal removed
+    assert code == 0 and "2 processed now, 0 already complete" in text, err
+    assert not (out / "videos" / "fight" / "unusual").exists()
+    rows = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    assert rows and {r["signal"] for r in rows} == {"classifier"}
+    assert json.loads((out / "batch.json").read_text())["normal"] is None
+
+
+def test_a_batch_refuses_a_normal_that_is_not_one(archive_beside, tmp_path, capsys):
+    classifier, _, archive, options, _ = archive_beside
+    argv = ["detect", str(classifier), str(archive), "--out", str(tmp_path / "b"), *options]
+    code, _, err = run_cli([*argv, "--normal", str(classifier)], capsys)
+    assert_one_error_line(code, err, "--normal")
+    assert "not a normality model" in err and not (tmp_path / "b").exists()
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+def test_the_batch_index_shows_filters_and_orders_each_signal(archive_beside):
+    """In Chromium: the signal chosen shows only its events, and videos are counted and
+    ordered by its events."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    out = archive_beside[-1]
+    rows = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+    errors: list[str] = []
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page()
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto((out / "index.html").as_uri())
+        chips = ".events a:not(.hidden)"
+        assert page.locator(chips).count() == len(rows)
+        assert page.locator("svg.timeline polyline.normality").count() == 2
+        for signal in ("classifier", "normality"):
+            page.select_option("#signal", signal)
+            mine = [r for r in rows if r["signal"] == signal]
+            shown = page.eval_on_selector_all(chips, "els => els.map(e => e.dataset.signal)")
+            assert shown == [signal] * len(mine)
+            page.select_option("#order", "events")
+            names = page.eval_on_selector_all(
+                "section.video", "els => els.map(e => e.dataset.name)"
+            )
+            counts = {n: sum(1 for r in mine if r["video"] == n) for n in ("fight", "fire")}
+            assert [counts[n] for n in names] == sorted(counts.values(), reverse=True)
+            page.check("#with-events")
+            visible = page.locator("section.video:not(.hidden)").count()
+            assert visible == sum(1 for n in counts.values() if n)
+            page.uncheck("#with-events")
+        page.fill("#filter", "normality")
+        assert page.locator("#shown").inner_text() == (
+            f"{len({r['video'] for r in rows if r['signal'] == 'normality'})} of 2 shown"
+        )
+        browser.close()
+    assert not errors
 
 
 def test_a_database_of_the_last_release_learns_which_signal_raised_each_event(tmp_path):

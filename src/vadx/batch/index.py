@@ -1,12 +1,14 @@
 """The index over a batch's videos, written by rank 0 into the batch's folder:
 
 * ``events.csv`` and ``events.jsonl`` — one row per event of every video: video, camera,
-  class, frames and times, peak and mean probability, share of frames outside the model's
-  domain, the most anomalous window and the report explaining it (batch explanations);
+  the signal that raised it (``classifier``, or ``normality``: a camera's normal), class,
+  frames and times, peak and mean probability, share of frames outside the model's domain,
+  the most anomalous window and the report explaining it (batch explanations);
 * ``videos.csv`` — one row per video: status and error, frames, duration, events, domain;
-* ``batch.json`` — the command, model, settings and counts;
+* ``batch.json`` — the command, models, settings and counts;
 * ``index.html`` — one self-contained page listing every video with its anomaly-score
-  timeline and events, linking to each video's outputs and reports; written last.
+  timeline (and the normal's, beside a classifier) and events, linking to each video's
+  outputs and reports; written last.
 
 Links and folders are relative to the batch's folder, so it can be moved or served as it is.
 Nothing here depends on the order videos were processed in, or on how many processes did it.
@@ -33,6 +35,7 @@ EVENT_COLUMNS = (
     "video",
     "camera",
     "event",
+    "signal",
     "class",
     "start_frame",
     "end_frame",
@@ -67,6 +70,10 @@ VIDEO_COLUMNS = (
     "source",
 )
 INDEX_FILES = ("events.csv", "events.jsonl", "videos.csv", "batch.json", "index.html")
+#: the signals an event may come from, as the page shows them
+SIGNALS = ("classifier", "normality")
+#: where a video's folder keeps the files of a camera's normal beside the classifier
+BESIDE = "unusual/"
 
 
 def folder_of(record: VideoRecord) -> str:
@@ -75,8 +82,9 @@ def folder_of(record: VideoRecord) -> str:
 
 
 def event_rows(records: Sequence[VideoRecord]) -> list[tuple[object, ...]]:
-    """Every event of every video (key order, then time), as events.csv/jsonl hold them: one
-    cell per column of :data:`EVENT_COLUMNS`."""
+    """Every event of every video (key order; then the classifier's events in time, then
+    those of the camera's normal beside it), as events.csv/jsonl hold them: one cell per
+    column of :data:`EVENT_COLUMNS`."""
     rows = []
     for record in records:
         folder = folder_of(record)
@@ -87,6 +95,7 @@ def event_rows(records: Sequence[VideoRecord]) -> list[tuple[object, ...]]:
                     record.video,
                     record.identity.camera,
                     e.event,
+                    e.signal,
                     e.class_name,
                     e.start_frame,
                     e.end_frame,
@@ -207,7 +216,7 @@ def _href(path: str) -> str:
 class EventView:
     """What the page shows of one event: the event, its link and its place on the timeline
     (x and width in the 1000-unit-wide drawing), and its thumbnail when it has one (a
-    normality model's: the event's most unusual frame with its map)."""
+    camera's normal's: the event's most unusual frame with its map)."""
 
     event: BatchEvent
     href: str
@@ -227,12 +236,19 @@ class VideoView:
     links: list[tuple[str, str]]
     #: the score curve's polyline points
     line: str
+    #: the polyline points of the curve of the camera's normal beside the classifier ("": none)
+    normal_line: str
     #: (x, width) of each run of bins mostly outside the model's domain
     outside: list[tuple[float, float]]
     peak: float | None
     classes: list[str]
     #: the detection's threshold, drawn as a line (None: not a setting of the batch)
     settings_on: float | None
+    #: the threshold the normal beside the classifier reads with (None: no normal)
+    normal_on: float | None
+    #: per signal (:data:`SIGNALS`), its events' count and highest peak (-1: none)
+    counts: dict[str, int]
+    peaks: dict[str, float]
 
 
 def _video_view(record: VideoRecord) -> VideoView:
@@ -242,39 +258,53 @@ def _video_view(record: VideoRecord) -> VideoView:
     duration = record.outcome.duration or 0.0
     events = []
     for event in record.events:
+        # a camera's normal beside the classifier keeps its files in the video's unusual/
+        beside = event.signal == "normality" and f"{BESIDE}events.json" in files
+        prefix = BESIDE if beside else ""
         if event.report:
             href = f"{folder}/{event.report}"
-        elif "annotated.mp4" in files:
-            href = f"{folder}/annotated.mp4#t={event.start_time:.2f}"
+        elif f"{prefix}annotated.mp4" in files:
+            href = f"{folder}/{prefix}annotated.mp4#t={event.start_time:.2f}"
         else:
             href = f"{folder}/scores.png"
         start = _x(event.start_time, duration)
         width = max(_x(event.end_time, duration) - start, 0.4)
-        thumb = f"maps/event-{event.event}.png"
+        thumb = f"{prefix}maps/event-{event.event}.png"
         shown = _href(f"{folder}/{thumb}") if thumb in files else None
         events.append(EventView(event, _href(href), start, width, shown))
-    links = [
-        (name, _href(f"{folder}/{name}"))
-        for name in ("scores.png", "annotated.mp4", "events.json", "summary.json")
-        if name in files
-    ]
+    names = ("scores.png", "annotated.mp4", "events.json", "summary.json", "unusual.mp4")
+    names += tuple(f"{BESIDE}{name}" for name in ("unusual.mp4", "events.json", "scores.csv"))
+    links = [(name, _href(f"{folder}/{name}")) for name in names if name in files]
     curve = record.outcome.curve or {"time": [], "score": [], "outside": []}
-    line = " ".join(
-        f"{_x(t, duration):.1f},{(1 - s) * 40 + 2:.1f}"
-        for t, s in zip(curve["time"], curve["score"], strict=True)
-    )
     starts = [_x(t, duration) for t in curve["time"]]
     shaded = _runs([o > 0.5 for o in curve["outside"]], [*starts, 1000.0])
+    settings = record.identity.settings or {}
     return VideoView(
         record=record,
         folder_href=_href(folder + "/"),
         events=tuple(events),
         links=links,
-        line=line,
+        line=_line(curve, duration),
+        normal_line=_line(record.outcome.normal_curve, duration),
         outside=shaded,
         peak=max((e.peak for e in record.events), default=None),
         classes=sorted({e.class_name for e in record.events}),
-        settings_on=(record.identity.settings or {}).get("detect", {}).get("on"),
+        settings_on=settings.get("detect", {}).get("on"),
+        normal_on=(settings.get("normal") or {}).get("on"),
+        counts={s: sum(1 for e in record.events if e.signal == s) for s in SIGNALS},
+        peaks={
+            s: max((e.peak for e in record.events if e.signal == s), default=-1) for s in SIGNALS
+        },
+    )
+
+
+def _line(curve: dict[str, list[float]] | None, duration: float) -> str:
+    """The points of a score curve's polyline in the timeline's drawing ("" for none)."""
+    if not curve:
+        return ""
+    return " ".join(
+        f"{_x(t, duration):.1f},{(1 - s) * 40 + 2:.1f}"
+        for t, s in zip(curve["time"], curve["score"], strict=True)
     )
 
 

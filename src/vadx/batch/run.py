@@ -2,10 +2,11 @@
 among the ranks of a torchrun launch, merged into one index by rank 0.
 
 Each video's folder is written in a staging folder and appears whole, its marker
-``batch.json`` last: the record of the video (its size and modification time, the model, the
-settings, its status, events and score curve). A re-run skips a video whose marker is
-complete and matches (the same file, model and settings, every file listed present), redoes
-any other — failed, interrupted, changed — from scratch, and with ``force`` redoes all.
+``batch.json`` last: the record of the video (its size and modification time, the models —
+the batch's model and the camera's normal beside it, if any — the settings, its status,
+events and score curves). A re-run skips a video whose marker is complete and matches (the
+same file, models and settings, every file listed present), redoes any other — failed,
+interrupted, changed — from scratch, and with ``force`` redoes all.
 
 Ranks: rank 0 decides what is left to do and broadcasts it; every rank takes its share
 (:func:`vadx.distributed.share`, balanced by file size) and writes only its videos' folders;
@@ -45,7 +46,9 @@ CURVE_POINTS = 400
 
 
 class Job(Protocol):
-    """What a batch does to each video (:class:`vadx.batch.jobs.DetectJob`, …)."""
+    """What a batch does to each video (:class:`vadx.batch.jobs.DetectJob`, …). A job that
+    runs a camera's normal beside the model holds it as ``normal`` (its id is recorded with
+    the model's, :func:`model_ids`)."""
 
     #: the command, as the index names it ("detect", "explain")
     command: str
@@ -100,18 +103,18 @@ def run_batch(
     out = Path(out)
     chosen = asdict(job.settings())  # the job's own settings, as a marker holds them:
     settings = json.loads(json.dumps({k: v for k, v in chosen.items() if v is not None}))
-    model_id = model.model_id
+    models = model_ids(model, job)
     finished = distributed.broadcast(
         None
         if distributed.rank()
-        else [None if force else _finished(v, _folder(out, v), settings, model_id) for v in videos]
+        else [None if force else _finished(v, _folder(out, v), settings, models) for v in videos]
     )
     pending = [i for i, record in enumerate(finished) if record is None]
     mine = [pending[j] for j in distributed.share([videos[i].weight for i in pending])]
     done: dict[int, VideoRecord] = {}
     for n, index in enumerate(mine, 1):
         video = videos[index]
-        done[index] = _process(model, video, _folder(out, video), job, settings, model_id, progress)
+        done[index] = _process(model, video, _folder(out, video), job, settings, models, progress)
         if on_video is not None:
             on_video(done[index], n, len(mine))
     for part in distributed.gather(done):
@@ -123,7 +126,8 @@ def run_batch(
             records,
             {
                 "command": job.command,
-                "model": model_id,
+                "model": models[0],
+                "normal": models[1],
                 "settings": settings,
                 "vadx_version": __version__,
             },
@@ -136,7 +140,18 @@ def _folder(out: Path, video: Video) -> Path:
     return out / "videos" / video.key
 
 
-def _identity(video: Video, settings: dict[str, Any], model_id: str | None) -> VideoIdentity:
+#: the ids of a batch's models: its model's, and that of the camera's normal beside it (None
+#: when there is none)
+Models = tuple[str | None, str | None]
+
+
+def model_ids(model: Any, job: Job) -> Models:
+    """The ids of the models a batch's outputs are made with (:data:`Models`)."""
+    normal = getattr(job, "normal", None)
+    return model.model_id, None if normal is None else normal.model_id
+
+
+def _identity(video: Video, settings: dict[str, Any], models: Models) -> VideoIdentity:
     return VideoIdentity(
         format=FORMAT,
         video=video.key,
@@ -144,21 +159,22 @@ def _identity(video: Video, settings: dict[str, Any], model_id: str | None) -> V
         source=path_text(video.path),
         size=video.size,
         mtime_ns=video.mtime_ns,
-        model=model_id,
+        model=models[0],
+        normal=models[1],
         settings=settings,
     )
 
 
 def _finished(
-    video: Video, folder: Path, settings: dict[str, Any], model_id: str | None
+    video: Video, folder: Path, settings: dict[str, Any], models: Models
 ) -> VideoRecord | None:
-    """The record of ``video``'s folder if it is complete and of this file, model and
+    """The record of ``video``'s folder if it is complete and of this file, models and
     settings; else None (to be done)."""
     try:
         record = VideoRecord.from_json(json.loads((folder / MARKER).read_text(encoding="utf-8")))
     except (OSError, ValueError, KeyError, TypeError, AttributeError):  # not a marker
         return None
-    if record.status != "ok" or record.identity != _identity(video, settings, model_id):
+    if record.status != "ok" or record.identity != _identity(video, settings, models):
         return None
     if not all((folder / name).is_file() for name in record.files):
         return None
@@ -171,13 +187,13 @@ def _process(
     folder: Path,
     job: Job,
     settings: dict[str, Any],
-    model_id: str | None,
+    models: Models,
     progress: ProgressFn | None,
 ) -> VideoRecord:
     """Do ``job`` on ``video`` into ``folder``, from scratch; its record (also on disk)."""
     remove_leftovers(folder)  # of a run killed while writing it
     with staged_folder(folder, last=MARKER, replace=True) as staging:
-        identity = _identity(video, settings, model_id)
+        identity = _identity(video, settings, models)
         try:
             if video.size is None:
                 raise InputError(f"video not found: {video.path}")
@@ -216,15 +232,45 @@ def outcome(
     detection: Detection | None,
     reports: Sequence[str | None] | None = None,
     trust: Sequence[str | None] | None = None,
+    *,
+    signal: str = "classifier",
+    normal: Detection | None = None,
 ) -> VideoOutcome:
     """What was found in a video: its properties, events (each with the report explaining
-    it, from ``reports``, and that explanation's verdict, from ``trust``), domain verdict and
-    score curve; empty for a failed video (``detection`` None)."""
+    it, from ``reports``, and that explanation's verdict, from ``trust``; each of ``signal``),
+    domain verdict and score curve; with ``normal`` (the detection of a camera's normal beside
+    the classifier's), its events after the classifier's and its curve. Empty for a failed
+    video (``detection`` None)."""
     if detection is None:
         return VideoOutcome()
     info = detection.info
+    events = _events(detection, signal, reports, trust)
+    if normal is not None:
+        events += _events(normal, "normality")
+    return VideoOutcome(
+        frames=info.num_frames,
+        fps=round(info.fps, 4),
+        duration=round(info.duration, 4),
+        width=info.width,
+        height=info.height,
+        codec=info.codec,
+        truncated=info.truncated,
+        domain=detection.domain,
+        events=events,
+        curve=score_curve(detection),
+        normal_curve=None if normal is None else score_curve(normal),
+    )
+
+
+def _events(
+    detection: Detection,
+    signal: str,
+    reports: Sequence[str | None] | None = None,
+    trust: Sequence[str | None] | None = None,
+) -> tuple[BatchEvent, ...]:
+    """``detection``'s events as the batch records them, each of ``signal``."""
     reports, trust = list(reports or []), list(trust or [])
-    events = tuple(
+    return tuple(
         BatchEvent(
             event=k,
             class_name=e.class_name,
@@ -238,20 +284,9 @@ def outcome(
             window=(e.window[0], e.window[1]) if e.window else None,
             report=reports[k] if k < len(reports) else None,
             trust=trust[k] if k < len(trust) else None,
+            signal=signal,
         )
         for k, e in enumerate(detection.events)
-    )
-    return VideoOutcome(
-        frames=info.num_frames,
-        fps=round(info.fps, 4),
-        duration=round(info.duration, 4),
-        width=info.width,
-        height=info.height,
-        codec=info.codec,
-        truncated=info.truncated,
-        domain=detection.domain,
-        events=events,
-        curve=score_curve(detection),
     )
 
 

@@ -23,7 +23,6 @@ from vadx.cli.common import (
     say_domain,
     with_detection_options,
 )
-from vadx.errors import InputError
 from vadx.files import writable_path
 from vadx.settings import DetectConfig
 
@@ -53,12 +52,13 @@ def detect_command(
 
     A batch run again skips the videos already done; under torchrun its processes share them.
 
-    With --normal (one video), the camera's normal reads it too: its events, scores and maps
-    go to OUT/unusual/, and scores.png shows both signals.
+    With --normal, the camera's normal reads each video too, with the settings its threshold
+    was calibrated with: its events, scores and maps go to unusual/ beside the classifier's
+    files (OUT/unusual/ for one video), and scores.png shows both signals.
     """
     from vadx.batch import DetectJob, is_batch
     from vadx.detect import check_domain_mode, detect
-    from vadx.detect.files import scores_png, write_detection_files
+    from vadx.detect.files import write_detection_files
     from vadx.files import staged_folder
     from vadx.models import load_model
     from vadx.normality import is_normality
@@ -66,8 +66,6 @@ def detect_command(
     config, domain = detection, detection.domain
     writable_path(out, "--out")
     beside = load_normal(model, normal)
-    if beside is not None and is_batch(videos or [], list_file):
-        raise InputError("--normal takes one video, not a batch: detect the archive twice")
     normality = is_normality(model)  # a model of the camera's normal (vadx learn-normal)
     if normality:
         _note_calibration(model, config)
@@ -82,7 +80,7 @@ def detect_command(
         _detect_unusual(model, videos or [], out, config, annotate)
         return
     if is_batch(videos or [], list_file):
-        job = DetectJob(config, annotate=annotate, runtime=runtime)
+        job = DetectJob(config, annotate=annotate, runtime=runtime, normal=beside)
         run_as_batch(
             model,
             videos,
@@ -102,19 +100,17 @@ def detect_command(
         staged_folder(out, last="events.json") as staging,  # all the files, or none
     ):
         progress = lambda _, d, t: advance(d, t)  # noqa: E731
-        result = detect(loaded, video, config, progress=progress, runtime=runtime)
-        write_detection_files(
-            staging, result, video, loaded.checkpoint.model_id, annotate, progress
-        )
-        if beside is not None:  # the camera's normal on the same video, in unusual/
-            from vadx.normality import calibrated_config, write_unusual
-
-            (staging / "unusual").mkdir()
-            calibrated = calibrated_config(beside)  # the options are the classifier's
-            unusual = write_unusual(
-                staging / "unusual", beside, video, calibrated, annotate, progress
+        if beside is None:
+            result = detect(loaded, video, config, progress=progress, runtime=runtime)
+            write_detection_files(
+                staging, result, video, loaded.checkpoint.model_id, annotate, progress
             )
-            (staging / "scores.png").write_bytes(scores_png(result, unusual))
+        else:  # the camera's normal on the same video too, in unusual/
+            from vadx.normality import write_beside
+
+            result, unusual = write_beside(
+                staging, loaded, beside, video, config, annotate, progress, runtime
+            )
     checked = result.domain["checked"]
     table = Table(
         "class",

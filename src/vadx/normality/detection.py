@@ -6,18 +6,22 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from vadx.detect import Detection, Event
 from vadx.errors import InputError
-from vadx.normality.calibrate import unusual_track
+from vadx.normality.calibrate import calibrated_config, unusual_track
 from vadx.normality.model import CLASSES, NormalityModel
 from vadx.progress import ProgressFn
-from vadx.settings import DetectConfig, DetectionSettings
+from vadx.settings import DetectConfig, DetectionSettings, Runtime
 from vadx.video.decode import VideoReader
 from vadx.video.preprocess import fit_frames
 from vadx.video.sampling import Window
+
+if TYPE_CHECKING:
+    from vadx.models.crnn import CRNN
 
 
 def detect_unusual(
@@ -57,6 +61,35 @@ def write_unusual(
         write_event_maps(model, video, maps, detection.events, Path(folder) / "maps")
     write_detection_files(folder, detection, video, model.model_id, annotate, progress)
     return detection
+
+
+def write_beside(
+    folder: str | os.PathLike[str],
+    classifier: CRNN,
+    normal: NormalityModel,
+    video: str | os.PathLike[str],
+    config: DetectConfig | None = None,
+    annotate: bool = True,
+    progress: ProgressFn | None = None,
+    runtime: Runtime = "torch",
+) -> tuple[Detection, Detection]:
+    """``vadx detect CLASSIFIER VIDEO --normal CAMERA_MODEL``'s files, straight into
+    ``folder`` (a staging folder of the caller's): the classifier's, as it writes them alone
+    with ``config``; the camera's normal's in ``folder/unusual/`` (:func:`write_unusual`),
+    read with the settings its threshold was calibrated with (:func:`calibrated_config`:
+    ``config`` is the classifier's); then ``scores.png`` again, drawing both signals.
+    Returns (the classifier's detection, the normal's)."""
+    from vadx.detect import detect
+    from vadx.detect.files import scores_png, write_detection_files
+
+    folder = Path(folder)
+    found = detect(classifier, video, config or DetectConfig(), progress, runtime=runtime)
+    write_detection_files(folder, found, video, classifier.model_id, annotate, progress)
+    (folder / "unusual").mkdir()
+    calibrated = calibrated_config(normal)
+    unusual = write_unusual(folder / "unusual", normal, video, calibrated, annotate, progress)
+    (folder / "scores.png").write_bytes(scores_png(found, unusual))
+    return found, unusual
 
 
 def detection_of(
