@@ -71,6 +71,7 @@ from vadx.normality import (
     pro_auc,
     source_backbone,
 )
+from vadx.normality.model import FRAME_SIZE, FRAME_STEP
 from vadx.settings import DetectConfig
 from vadx.video import read_video, write_mp4
 
@@ -335,9 +336,13 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[2, 3], help="anomaly placements")
     parser.add_argument("--learn-share", type=float, default=0.6)
     parser.add_argument("--holdout", type=float, default=0.2)
-    parser.add_argument("--size", type=int, default=224, help="the model's frame side")
+    parser.add_argument(
+        "--size", type=int, default=FRAME_SIZE[0], help="the model's frame side (its default)"
+    )
     parser.add_argument("--fitting-frames", type=int, default=1000)
-    parser.add_argument("--frame-step", type=int, default=1, help="the model's frame_step")
+    parser.add_argument(
+        "--frame-step", type=int, default=FRAME_STEP, help="the model's frame_step (its default)"
+    )
     parser.add_argument(
         "--scales", type=float, nargs="+", default=None, help="the model's scales (default: its)"
     )
