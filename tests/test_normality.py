@@ -151,6 +151,24 @@ def test_the_threshold_is_calibrated_as_detection_raises_alarms(
         assert threshold == pytest.approx(2 * expected * (1 + MARGIN), rel=1e-5)
 
 
+def test_the_threshold_keeps_the_footage_learnt_from_quiet_too(tmp_path):
+    # the fitted share has a bright stretch the 0.8 s held back lacks: at 1 alarm an hour
+    # (none in 1.6 s), the footage learnt from must not alarm on itself either
+    fitted = [0] * 8 + [250] * 4 + [0] * 8
+    held_back = [0] * 8 + [200] * 4 + [0] * 8
+    footage = grey_footage(tmp_path / "street", fitted + held_back)
+    config = DetectConfig(smooth=1)
+    threshold, measured = calibrate(ScoresAsGrey(), [footage], 0.5, 1.0, config)
+    assert threshold == pytest.approx(250 * (1 + MARGIN), rel=1e-5)
+    assert (measured.held_back_alarms, measured.fitted_alarms) == (0, 0)
+    assert measured.fitted_seconds == measured.held_back_seconds == 0.8
+    # the held-back share alone would have put it at its own brightest
+    quiet = grey_footage(tmp_path / "quiet", [0] * 20 + held_back)
+    assert calibrate(ScoresAsGrey(), [quiet], 0.5, 1.0, config)[0] == pytest.approx(
+        200 * (1 + MARGIN), rel=1e-5
+    )
+
+
 def test_the_probability_rises_with_the_sharpness_around_the_threshold():
     scores = np.array([0.0, 1.0, 2.0, 4.0])
     assert unusual_probability(scores, 2.0).tolist() == pytest.approx([0, 1 / 3, 0.5, 2 / 3])

@@ -74,13 +74,18 @@ def _normality_info(model: Path, as_json: bool) -> None:
     for key, value in rows.items():
         table.add_row(key, str(value))
     table.add_row("motion", "yes" if description.motion else "no")
-    table.add_row("frames analysed", f"every {description.frame_step}")
+    table.add_row("frames analysed", f"1 in {description.frame_step}")
     table.add_row("score scales", ", ".join(f"{s:g}" for s in description.scales))
     table.add_row("threshold", f"{description.threshold:g}")
     table.add_row(
         "calibration",
-        f"{c.get('held_back_alarms')} alarm(s) in {c.get('held_back_seconds')} s held back "
-        f"(target {c.get('alarms_per_hour')}/hour)",
+        f"{c.get('held_back_alarms')} alarm(s) in {c.get('held_back_seconds')} s held back"
+        + (
+            f", {c['fitted_alarms']} in the {c['fitted_seconds']} s learnt from"
+            if "fitted_seconds" in c
+            else ""
+        )
+        + f" (target {c.get('alarms_per_hour')}/hour)",
     )
     for video in description.footage:
         table.add_row("footage", f"{video['path']} (sha256 {video['sha256'][:12]}…)")

@@ -146,7 +146,8 @@ def learn_normal_command(
     console.print(
         f"learnt the normal of {len(footage)} video(s) on a {model.grid[0]}×{model.grid[1]} grid; "
         f"threshold {model.threshold:.2f} ({c['held_back_alarms']} alarm(s) in "
-        f"{c['held_back_seconds']:.0f} s held back); saved {out}",
+        f"{c['held_back_seconds']:.0f} s held back, {c['fitted_alarms']} in the "
+        f"{c['fitted_seconds']:.0f} s learnt from); saved {out}",
         soft_wrap=True,
     )
 
