@@ -17,7 +17,7 @@ from vadx.normality.model import (
     CLASSES,
     CONFIG_FILE,
     NormalityModel,
-    first_frame,
+    frame_span,
     unusual_probability,
 )
 from vadx.progress import ProgressFn
@@ -152,7 +152,7 @@ def _scores(
     for path in footage:
         with VideoReader(path) as reader:
             fps, timestamps = reader.info.fps, reader.timestamps
-        first = first_frame(path, start)
+            first, _ = frame_span(reader.info.num_frames, start, stop)
         maps = model.video_maps(path, start, stop, progress, f"{stage} {Path(path).name}")
         values = np.concatenate([model.frame_scores(m) for m in maps]).astype(np.float64)
         tracks.append((values, np.asarray(timestamps[first : first + len(values)])))

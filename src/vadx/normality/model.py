@@ -296,21 +296,21 @@ def layer_maps(backbone: Backbone, config: NormalityConfig, clip: torch.Tensor) 
     return found[-1].float()
 
 
+def frame_span(count: int, start: float, stop: float) -> tuple[int, int]:
+    """The frames ``[first, last)`` of a video of ``count`` frames from ``start`` to ``stop``
+    (shares of its length; at least one frame)."""
+    first = int(count * start)
+    return first, max(first + 1, int(count * stop))
+
+
 def frame_batches(
     video: str | os.PathLike[str], start: float = 0.0, stop: float = 1.0, batch: int = BATCH
 ):
     """Consecutive frames of ``video`` in batches of ``batch``: those from ``start`` to ``stop``
-    (shares of its length); yields (frames, total, done)."""
+    (:func:`frame_span`); yields (frames, total, done)."""
     with VideoReader(video) as reader:
-        count = reader.info.num_frames
-        first, last = int(count * start), max(int(count * start) + 1, int(count * stop))
+        first, last = frame_span(reader.info.num_frames, start, stop)
         for begin in range(first, last, batch):
             end = min(begin + batch, last)
             frames = reader.read(np.arange(begin, end)).data
             yield frames, last - first, end - first
-
-
-def first_frame(video: str | os.PathLike[str], start: float) -> int:
-    """The number of the frame :func:`frame_batches` starts at for ``start``."""
-    with VideoReader(video) as reader:
-        return int(reader.info.num_frames * start)
