@@ -41,7 +41,7 @@ from vadx.normality import (
     unusual_track,
 )
 from vadx.normality.learn import floored, neighbours
-from vadx.normality.model import frame_batches
+from vadx.normality.model import first_fine_layer, frame_batches, read_layer
 from vadx.settings import DetectConfig
 from vadx.video import VideoReader, read_video, write_mp4
 
@@ -65,7 +65,11 @@ def learnt(scene):
     root, _ = scene
     torch.manual_seed(0)
     backbone = build_backbone("vgg19", **TINY.backbone_args)
-    config = NormalityConfig("vgg19", dict(TINY.backbone_args), frame_size=SIZE, channels=8)
+    # the layer: the last at stride 8 (the default, the first, is chosen for ImageNet weights
+    # on real footage; in this untrained tiny VGG it also flags the new clip's people)
+    config = NormalityConfig(
+        "vgg19", dict(TINY.backbone_args), "block4_conv4", frame_size=SIZE, channels=8
+    )
     # PaDiM's per-location statistics: the fight is found where and when it is (the default
     # neighbourhood also flags the new clip's people in frames 30-45, before the fight)
     plain = {"neighbourhood": 0, "shrinkage": 0.0, "spread_floor": 0.0}
@@ -776,3 +780,39 @@ def test_a_model_saved_before_scales_scores_frames_by_their_largest_cell(scene, 
     scores, maps = old.scores(root / "mixed.mp4")
     assert np.array_equal(scores, maps.reshape(len(maps), -1).max(axis=1))
     assert old.cell_unit() == old.threshold
+
+
+def test_a_new_model_reads_the_first_layer_at_stride_8_and_records_it(scene, learnt, tmp_path):
+    lite = build_backbone("efficientnet_lite0").eval()
+    assert (first_fine_layer(lite), lite.cam_layer(fine=True)) == ("block3", "block4")
+    vgg = build_backbone("vgg19", **TINY.backbone_args).eval()
+    assert (first_fine_layer(vgg), vgg.cam_layer(fine=True)) == ("block3_pool", "block4_conv4")
+    # the layer is resolved when the model learns, and saved
+    default = dataclasses.replace(learnt.config, layer=None)
+    new = learn_normal(learnt.backbone, [scene[0] / "quiet.mp4"], default, holdout=0.25)
+    assert new.config.layer == "block3_pool"
+    path = save_normality(new, tmp_path / "cam")
+    assert json.loads((path / "config.json").read_text())["config"]["layer"] == "block3_pool"
+    assert new.projection.shape[0] != learnt.projection.shape[0]  # 16 channels against 32
+    # a model saved without a layer (before it was recorded) reads the last at stride 8, as
+    # it was learnt: its maps are those of the model that names that layer
+    unnamed = dataclasses.replace(learnt, config=default)
+    frames = read_video(scene[0] / "mixed.mp4").data[:4]
+    assert read_layer(learnt.backbone, default) == "block4_conv4"
+    assert np.array_equal(unnamed.maps(frames), learnt.maps(frames))
+
+
+def test_an_unknown_layer_is_one_error_line_before_any_work(scene, tmp_path, capsys):
+    root, _ = scene
+    source = tiny_checkpoint(tmp_path / "classifier")
+    out = tmp_path / "cam"
+    argv = ["learn-normal", str(source), str(root / "quiet.mp4"), "--out", str(out)]
+    code, _, err = run_cli([*argv, "--layer", "block99"], capsys)
+    assert_one_error_line(code, err, "unknown layer 'block99'")
+    assert not out.exists()
+    code, _, err = run_cli(
+        [*argv, "--layer", "block2_pool", "--channels", "8", "--size", "64"], capsys
+    )
+    assert code == 0, err
+    assert load_normality(out).config.layer == "block2_pool"
+    assert load_normality(out).grid == (16, 16)  # stride 4 at 64 px

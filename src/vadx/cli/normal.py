@@ -41,6 +41,15 @@ def learn_normal_command(
         number("Share of each video held back to calibrate the threshold.", 0.05, 0.5, kind=float),
     ] = 0.2,
     channels: Annotated[int, number("Feature dimensions per location.", 1, 512)] = 64,
+    layer: Annotated[
+        str | None,
+        typer.Option(
+            help="The backbone's layer whose features are read: an alias such as block3 "
+            "(efficientnet_lite0: block0…block15) or a module name (`vadx info CHECKPOINT "
+            "--layers` lists a classifier's). Default: the first layer at stride 8.",
+            show_default=False,
+        ),
+    ] = None,
     fitting_frames: Annotated[
         int,
         number(
@@ -124,6 +133,7 @@ def learn_normal_command(
         weights,
         frame_size,
         channels=channels,
+        layer=layer,
         motion=motion,
         seed=seed,
         frame_step=frame_step,

@@ -23,6 +23,7 @@ from vadx.normality.model import (
     WEIGHTS_FILE,
     NormalityConfig,
     NormalityModel,
+    read_layer,
 )
 
 #: the settings of models saved before they existed: what those models did
@@ -146,7 +147,7 @@ def describe_normality(model: NormalityModel) -> NormalityDescription:
         kind="normality",
         model_id=model.model_id,
         backbone=c.backbone,
-        layer=c.layer or model.backbone.cam_layer(fine=True),
+        layer=read_layer(model.backbone, c),
         frame_size=list(c.frame_size),
         fit=c.fit,
         grid=list(model.grid),

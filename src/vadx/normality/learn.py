@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from vadx.normality.model import (
     FRAME_SIZE,
     NormalityConfig,
     NormalityModel,
+    first_fine_layer,
     layer_maps,
     mahalanobis,
     scale_values,
@@ -132,6 +133,10 @@ def learn_normal(
     limits.check_range("spread_floor", spread_floor, (0.0, 1.0), InputError)
     limits.check_range("shrinkage", shrinkage, (0.0, 1.0), InputError)
     limits.check_range("neighbourhood", neighbourhood, limits.NEIGHBOURHOOD, InputError, True)
+    backbone.eval()
+    if config.layer is None:  # resolved now and recorded: a saved model's meaning never moves
+        config = replace(config, layer=first_fine_layer(backbone))
+    backbone.resolve_layer(config.layer)  # an unknown layer: a clear error before any work
     fitting = 0
     for path in footage:  # every video readable before any work
         with VideoReader(path) as reader:
@@ -140,7 +145,6 @@ def learn_normal(
             raise InputError(f"{path} is too short to learn from: give longer footage")
         fitting += share
     every = math.ceil(fitting / fitting_frames)
-    backbone.eval()
     generator = torch.Generator().manual_seed(config.seed)
     probe = np.zeros((1, *config.frame_size, 3), np.uint8)
     with torch.no_grad():

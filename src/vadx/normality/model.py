@@ -43,7 +43,10 @@ class NormalityConfig:
 
     Attributes:
         backbone, backbone_args: the per-frame CNN (its weights come with the model).
-        layer: the feature map read (default: the backbone's last layer at stride 8).
+        layer: the feature map read. Default: the first layer at the backbone's fine stride
+            (:func:`first_fine_layer`, stride 8: EfficientNet-Lite0's ``block3``), resolved and
+            recorded when the model learns; a model saved without one reads the last layer at
+            that stride (``cam_layer(fine=True)``), as it was learnt.
         frame_size: ``(height, width)`` frames are brought to (``fit``).
         fit: ``stretch``, ``pad`` or ``crop``, as a classifier's.
         mean, std: the backbone's input normalisation.
@@ -272,6 +275,39 @@ def _features(
     return features, cells
 
 
+def read_layer(backbone: Backbone, config: NormalityConfig) -> str:
+    """The layer a model of ``config`` reads: its own, or (a model saved without one) the last
+    layer at stride 8, as such models were learnt."""
+    return config.layer or backbone.cam_layer(fine=True)
+
+
+def first_fine_layer(backbone: Backbone, size: tuple[int, int] = (64, 64)) -> str:
+    """The first layer whose maps have the stride of the backbone's fine layer (stride 8), by
+    its alias where it has one: a new model's default. At that stride the first layer's
+    features are more local than the last's (EfficientNet-Lite0: ``block3`` against
+    ``block4``) and, measured on real footage, tell pasted anomalies from the scene's own
+    people better (docs/normality.md)."""
+    names = backbone.layer_names()
+    fine = backbone.resolve_layer(backbone.cam_layer(fine=True))
+    sizes: dict[str, tuple[int, ...]] = {}
+
+    def seen(name: str):
+        def hook(_module, _inputs, output) -> None:
+            sizes.setdefault(name, tuple(output.shape[-2:]))
+
+        return hook
+
+    hooks = [backbone.get_layer(name).register_forward_hook(seen(name)) for name in names]
+    try:
+        with torch.no_grad():
+            backbone(torch.zeros(1, 3, *size))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    first = next(name for name in names if sizes.get(name) == sizes[fine])
+    return {module: alias for alias, module in backbone.aliases.items()}.get(first, first)
+
+
 class _Reached(Exception):
     """Raised by the hook on the layer read: the layers after it are not run."""
 
@@ -279,7 +315,7 @@ class _Reached(Exception):
 def layer_maps(backbone: Backbone, config: NormalityConfig, clip: torch.Tensor) -> torch.Tensor:
     """The feature maps of ``config``'s layer for a clip ``(N, 3, H, W)``; the backbone stops
     there (at stride 8, EfficientNet-Lite0's later blocks are about half of its cost)."""
-    layer = backbone.get_layer(config.layer or backbone.cam_layer(fine=True))
+    layer = backbone.get_layer(read_layer(backbone, config))
     found: list[torch.Tensor] = []
 
     def reached(_module, _inputs, output) -> None:
