@@ -240,6 +240,7 @@ def evaluate_footage(name: str, source: Path, args, tmp: Path) -> dict:
         "learnt_frames": split,
         "unseen_frames": len(unseen),
         "learning_seconds": round(learning, 2),
+        "layer": model.config.layer,
         "grid": list(model.grid),
         "threshold": round(model.threshold, 4),
         "calibration": model.calibration,
@@ -346,6 +347,7 @@ def main() -> None:
     parser.add_argument(
         "--scales", type=float, nargs="+", default=None, help="the model's scales (default: its)"
     )
+    parser.add_argument("--layer", help="the backbone layer read (default: the model's own)")
     parser.add_argument("--long-minutes", type=float, default=10.0, help="0: skip")
     parser.add_argument("--cost-repeats", type=int, default=3, help="0: skip")
     parser.add_argument("--only", choices=("vtest", "bikes"), help="one footage only")
@@ -367,6 +369,8 @@ def main() -> None:
     args.settings = {"frame_step": args.frame_step}
     if args.scales is not None:
         args.settings["scales"] = tuple(args.scales)
+    if args.layer is not None:
+        args.settings["layer"] = args.layer
     torch.set_num_threads(os.cpu_count() or 1)
     result = {
         "vadx": __version__,
