@@ -42,6 +42,7 @@ from vadx.normality import (
 )
 from vadx.normality.learn import floored, neighbours
 from vadx.normality.model import first_fine_layer, frame_batches, read_layer
+from vadx.normality.update import update_normal
 from vadx.settings import DetectConfig
 from vadx.video import VideoReader, read_video, write_mp4
 
@@ -816,3 +817,69 @@ def test_an_unknown_layer_is_one_error_line_before_any_work(scene, tmp_path, cap
     assert code == 0, err
     assert load_normality(out).config.layer == "block2_pool"
     assert load_normality(out).grid == (16, 16)  # stride 4 at 64 px
+
+
+def test_learning_again_with_footage_judged_normal_equals_learning_from_all_of_it(
+    scene, learnt, tmp_path
+):
+    root, fight = scene
+    # the fight, judged normal by an operator: learnt again, the model no longer finds it
+    updated = update_normal(learnt, [root / "mixed.mp4"], reason="a rehearsal")
+    config = NormalityConfig(
+        "vgg19", dict(TINY.backbone_args), "block4_conv4", frame_size=SIZE, channels=8
+    )
+    plain = {"neighbourhood": 0, "shrinkage": 0.0, "spread_floor": 0.0}
+    both = [root / "quiet.mp4", root / "mixed.mp4"]
+    anew = learn_normal(learnt.backbone, both, config, holdout=0.25, **plain)
+    for name in ("projection", "mean", "precision", "appearance", "motion", "scale_units"):
+        assert torch.equal(getattr(updated, name), getattr(anew, name)), name
+    assert updated.threshold == anew.threshold and updated.fitting == anew.fitting
+    assert [f["path"] for f in updated.footage] == [str(p) for p in both]
+    (update,) = updated.updates
+    assert update["reason"] == "a rehearsal" and update["replaces"] == learnt.model_id
+    assert update["added"] == [
+        {"path": str(root / "mixed.mp4"), "sha256": anew.footage[1]["sha256"]}
+    ]
+    assert (update["threshold_before"], update["threshold_after"]) == (
+        learnt.threshold, updated.threshold
+    )  # fmt: skip
+    before, _ = learnt.scores(root / "mixed.mp4")
+    after, _ = updated.scores(root / "mixed.mp4")
+    assert after[fight].mean() / updated.threshold < 0.5 * before[fight].mean() / learnt.threshold
+    assert learnt.updates == []  # the model given is left as it was
+    # saved and loaded, the history stays, and a second update adds to it
+    saved = load_normality(save_normality(updated, tmp_path / "cam"))
+    assert saved.updates == updated.updates
+    extra = tmp_path / "more.mp4"
+    write_mp4(extra, render_long(5, [("normal", 24)], SIZE).frames, fps=10)
+    assert len(update_normal(saved, [extra]).updates) == 2
+
+
+def test_learning_again_refuses_what_it_cannot_learn_from(scene, learnt, tmp_path, capsys):
+    root, _ = scene
+    copy = tmp_path / "quiet.mp4"
+    copy.write_bytes((root / "quiet.mp4").read_bytes())
+    model = dataclasses.replace(learnt, footage=[{**learnt.footage[0], "path": str(copy)}])
+    path = save_normality(model, tmp_path / "cam")
+    argv = ["update-normal", str(path), str(root / "mixed.mp4"), "--out", str(tmp_path / "new")]
+    with pytest.raises(InputError, match="already learnt from"):
+        update_normal(model, [root / "quiet.mp4"])
+    with pytest.raises(InputError, match="give the footage to add"):
+        update_normal(model, [])
+    with pytest.raises(InputError, match="records no footage"):
+        update_normal(dataclasses.replace(model, footage=[]), [root / "mixed.mp4"])
+    code, _, err = run_cli([*argv[:2], str(tmp_path / "gone.mp4"), *argv[3:]], capsys)
+    assert_one_error_line(code, err, "no footage at")
+    copy.write_bytes(copy.read_bytes() + b"\0")
+    code, _, err = run_cli(argv, capsys)
+    assert_one_error_line(code, err, "changed since the model learnt from it")
+    copy.unlink()
+    code, _, err = run_cli(argv, capsys)
+    assert_one_error_line(code, err, "which the model learnt from, is gone")
+    assert not (tmp_path / "new").exists()
+    copy.write_bytes((root / "quiet.mp4").read_bytes())
+    code, out, err = run_cli([*argv, "--reason", "false alarm, a delivery"], capsys)
+    assert code == 0, err
+    assert "learnt again from 2 video(s), 1 added" in out
+    code, out, _ = run_cli(["info", str(tmp_path / "new")], capsys)
+    assert "1 video(s) added, false alarm, a delivery; threshold" in " ".join(out.split())

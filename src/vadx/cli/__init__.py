@@ -84,6 +84,7 @@ COMMANDS = {
     "choose-layer": training.choose_layer_command,
     "calibrate-trust": training.calibrate_trust_command,
     "learn-normal": normal.learn_normal_command,
+    "update-normal": normal.update_normal_command,
     "detect": detection.detect_command,
     "watch": live.watch_command,
     "serve": live.serve_command,

@@ -89,6 +89,12 @@ def _normality_info(model: Path, as_json: bool) -> None:
     )
     for video in description.footage:
         table.add_row("footage", f"{video['path']} (sha256 {video['sha256'][:12]}…)")
+    for update in description.updates:
+        table.add_row(
+            "update",
+            f"{update['time']}: {len(update['added'])} video(s) added, {update['reason']}; "
+            f"threshold {update['threshold_before']:.4g} → {update['threshold_after']:.4g}",
+        )
     console.print(table)
 
 

@@ -1,4 +1,5 @@
-"""The command that learns a camera's normal from its own footage: learn-normal."""
+"""The commands that learn a camera's normal from its own footage: learn-normal, and
+update-normal, which learns it again with footage judged normal."""
 
 from __future__ import annotations
 
@@ -158,6 +159,48 @@ def learn_normal_command(
         f"threshold {model.threshold:.2f} ({c['held_back_alarms']} alarm(s) in "
         f"{c['held_back_seconds']:.0f} s held back, {c['fitted_alarms']} in the "
         f"{c['fitted_seconds']:.0f} s learnt from); saved {out}",
+        soft_wrap=True,
+    )
+
+
+def update_normal_command(
+    model: Annotated[
+        Path, typer.Argument(help="The camera's normality model.", show_default=False)
+    ],
+    footage: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Videos judged normal for this camera (an alarm that was not one, an "
+            "ordinary stretch it had not seen), added to the footage it learnt from.",
+            show_default=False,
+        ),
+    ],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="Where to save the model learnt again (MODEL itself replaces it)."
+        ),
+    ],
+    reason: Annotated[
+        str, typer.Option(help="Why the footage is added, recorded with the update.")
+    ] = "judged normal by an operator",
+) -> None:
+    """Keep learning: learn a camera's normal again from the footage it learnt from and
+    footage judged normal, with its own settings; the update is recorded in the model (`vadx
+    info MODEL`). The footage it learnt from must still be there, unchanged."""
+    from vadx.normality import load_normality, save_normality
+    from vadx.normality.update import update_normal
+
+    writable_path(out, "--out")
+    model = load_normality(model)
+    with progress_bar("learning again") as advance:
+        updated = update_normal(
+            model, footage, reason=reason, progress=lambda stage, d, t: advance(d, t, stage)
+        )
+    save_normality(updated, out)
+    console.print(
+        f"learnt again from {len(updated.footage)} video(s), {len(footage)} added; threshold "
+        f"{model.threshold:.4g} → {updated.threshold:.4g}; saved {out}",
         soft_wrap=True,
     )
 

@@ -53,6 +53,7 @@ def save_normality(model: NormalityModel, out: str | os.PathLike[str]) -> Path:
             "calibration": model.calibration,
             "fitting": model.fitting,
             "footage": model.footage,
+            "updates": model.updates,
             "weights": {"file": WEIGHTS_FILE, "sha256": file_sha256(staging / WEIGHTS_FILE)},
         }
         write_json(staging / CONFIG_FILE, document)
@@ -114,6 +115,7 @@ def load_normality(path: str | os.PathLike[str]) -> NormalityModel:
         f"sha256:{sha[:16]}",
         document.get("fitting", {}),
         tensors.get("scale_units", torch.ones(1)),
+        document.get("updates", []),
     )
 
 
@@ -122,7 +124,7 @@ class NormalityDescription:
     """What ``vadx info`` says of a normality model (``dataclasses.asdict`` is its
     ``--json``): its kind, id, backbone and layer, frame size and fit, grid of cells,
     channels, whether it learnt motion, the frames it analyses (every ``frame_step``-th), the
-    scales its frame score reads, threshold, calibration and footage."""
+    scales its frame score reads, threshold, calibration, footage and updates."""
 
     kind: str
     model_id: str | None
@@ -138,6 +140,7 @@ class NormalityDescription:
     threshold: float
     calibration: dict[str, Any]
     footage: list[dict[str, Any]]
+    updates: list[dict[str, Any]]
 
 
 def describe_normality(model: NormalityModel) -> NormalityDescription:
@@ -158,4 +161,5 @@ def describe_normality(model: NormalityModel) -> NormalityDescription:
         threshold=round(model.threshold, 4),
         calibration=model.calibration,
         footage=model.footage,
+        updates=model.updates,
     )

@@ -195,6 +195,7 @@ def learn_normal(
     )
     model.calibration = asdict(calibration)
     model.fitting = {
+        "fitting_frames": fitting_frames,
         "frames": total,
         "every": every,
         "neighbourhood": neighbourhood,

@@ -122,6 +122,8 @@ class NormalityModel:
     fitting: dict[str, Any] = field(default_factory=dict)
     #: per scale of ``config.scales``, its typical value on the frames learnt from (its unit)
     scale_units: torch.Tensor = field(default_factory=lambda: torch.ones(1))
+    #: each time the model learnt again with footage judged normal (:func:`update_normal`)
+    updates: list[dict[str, Any]] = field(default_factory=list)
 
     # ------------------------------------------------------------------------------ maps
     def features(self, frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
