@@ -855,7 +855,9 @@ def test_learning_again_with_footage_judged_normal_equals_learning_from_all_of_i
     assert len(update_normal(saved, [extra]).updates) == 2
 
 
-def test_learning_again_refuses_what_it_cannot_learn_from(scene, learnt, tmp_path, capsys):
+def test_learning_again_refuses_what_it_cannot_learn_from(
+    scene, learnt, tmp_path, capsys, monkeypatch
+):
     root, _ = scene
     copy = tmp_path / "quiet.mp4"
     copy.write_bytes((root / "quiet.mp4").read_bytes())
@@ -878,8 +880,11 @@ def test_learning_again_refuses_what_it_cannot_learn_from(scene, learnt, tmp_pat
     assert_one_error_line(code, err, "which the model learnt from, is gone")
     assert not (tmp_path / "new").exists()
     copy.write_bytes((root / "quiet.mp4").read_bytes())
+    monkeypatch.chdir(root)  # footage given relative to where the command runs: kept absolute
+    argv[2] = "mixed.mp4"
     code, out, err = run_cli([*argv, "--reason", "false alarm, a delivery"], capsys)
     assert code == 0, err
     assert "learnt again from 2 video(s), 1 added" in out
+    assert load_normality(tmp_path / "new").footage[1]["path"] == str(root / "mixed.mp4")
     code, out, _ = run_cli(["info", str(tmp_path / "new")], capsys)
     assert "1 video(s) added, false alarm, a delivery; threshold" in " ".join(out.split())

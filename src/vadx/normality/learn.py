@@ -203,7 +203,8 @@ def learn_normal(
         "spread_floor": spread_floor,
     }
     model.footage = [
-        {"path": str(p), "sha256": video_sha256(p), "holdout": holdout} for p in footage
+        {"path": str(Path(p).absolute()), "sha256": video_sha256(p), "holdout": holdout}
+        for p in footage
     ]
     return model
 

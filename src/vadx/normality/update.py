@@ -74,8 +74,8 @@ def update_normal(
         sha = video_sha256(path)
         if sha in known:
             raise InputError(f"{path} is already learnt from (as {known[sha]})")
-        known[sha] = str(path)
-        added.append({"path": str(path), "sha256": sha})
+        known[sha] = str(path.absolute())
+        added.append({"path": str(path.absolute()), "sha256": sha})
     fitting = model.fitting
     updated = learn_normal(
         model.backbone,
