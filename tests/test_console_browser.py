@@ -74,6 +74,14 @@ def test_the_console_page_shows_the_cameras_and_reviews_their_events(streets, st
             wait_until(page, "document.querySelector('#events tbody tr.current input').checked")
             reviewed = server.console.store.event(selected)
             assert (reviewed.reviewed and selected in (first_id, first_id - 1)) or reviewed.reviewed
+            # N: judged normal for this camera (the row says so, the button is on), N again: not
+            page.keyboard.press("n")
+            wait_until(page, "document.querySelector('#events tbody tr.current .judged') !== null")
+            assert page.evaluate("document.querySelector('#judge-normal').classList.contains('on')")
+            assert server.console.store.event(selected).judged_normal
+            page.keyboard.press("n")
+            wait_until(page, "document.querySelector('#events tbody tr.current .judged') === null")
+            assert server.console.store.event(selected).reviewed
             # filters: one camera, then the reviewed ones
             page.select_option("#f-camera", "bay")
             wait_until(page, f"{ROWS}.every(tr => tr.children[1].textContent === 'bay')")

@@ -90,6 +90,16 @@ def test_cameras_and_their_events_through_the_api(streets, stretched, settings, 
         assert client.get("/api/events?camera=nobody").json() == []
         assert client.get("/api/events/999999").status_code == 404
         assert client.post(f"/api/events/{first}/review", json={"reviewed": 1}).status_code == 422
+        # judged normal for its camera (vadx update-normal --console learns its clip)
+        judged = {"reviewed": True, "judged_normal": True}
+        assert client.post(f"/api/events/{first}/review", json=judged).json()["judged_normal"]
+        assert [e["id"] for e in client.get("/api/events?judged_normal=true").json()] == [first]
+        contradiction = {"reviewed": False, "judged_normal": True}
+        refused = client.post(f"/api/events/{first}/review", json=contradiction)
+        assert refused.status_code == 422 and "send reviewed true" in refused.text
+        unmarked = client.post(f"/api/events/{first}/review", json={"reviewed": False}).json()
+        assert (unmarked["reviewed"], unmarked["judged_normal"]) == (False, False)
+        client.post(f"/api/events/{first}/review", json={"reviewed": True})
         # cameras at runtime: add (a served model), refuse, change, remove
         new = {"name": "bay", "source": str(fight), "model": "street", "pace": False}
         added = client.post("/api/cameras", json=new)
@@ -381,6 +391,9 @@ def test_upload_jobs_and_their_events_share_the_console_database(streets, stretc
         reviewed = client.post(f"/api/events/{first['id']}/review", json={"reviewed": True})
         assert reviewed.json()["reviewed"] is True
         assert list(client.get(f"/api/jobs/{job['id']}").json()["reviews"]) == ["0"]
+        judged = {"reviewed": True, "judged_normal": True}  # no camera's normal to learn it
+        refused = client.post(f"/api/events/{first['id']}/review", json=judged)
+        assert refused.status_code == 400 and "vadx update-normal" in refused.text
         client.put(f"/api/jobs/{job['id']}/events/0/review", json={"reviewed": False})
         assert client.get(f"/api/events/{first['id']}").json()["reviewed"] is False
         client.put(f"/api/jobs/{job['id']}/events/0/review", json={"reviewed": True})

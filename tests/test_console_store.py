@@ -17,13 +17,13 @@ import sqlalchemy as sa
 
 from tests.streams import free_port
 from vadx.console.cameras import CameraConfig
-from vadx.console.store import EventStore, upgrade
+from vadx.console.store import CLIP, EventStore, judged_normal_clips, sqlite_url, upgrade
 from vadx.detect import Event
 from vadx.errors import InputError
 from vadx.watch.engine import Alert
 
 #: the newest schema (the last migration)
-HEAD = "0007"
+HEAD = "0008"
 POSTGRES_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), None)
 
 
@@ -65,6 +65,17 @@ def check_events(store: EventStore) -> None:
     assert reviewed.reviewed and reviewed.reviewed_at is not None
     assert [e.id for e in store.events(reviewed=True)] == [fire.id]
     assert store.review(fire.id, False).reviewed_at is None
+    # judged normal for its camera: reviewed too; unmarked reviewed: judged no more
+    assert fire.judged_normal is False
+    judged = store.review(fire.id, False, judged_normal=True)
+    assert judged.reviewed and judged.reviewed_at is not None and judged.judged_normal
+    assert [e.id for e in store.events(judged_normal=True)] == [fire.id]
+    assert store.review(fire.id).judged_normal  # reviewed again: the judgement stays
+    assert not store.review(fire.id, True, judged_normal=False).judged_normal
+    store.review(fire.id, judged_normal=True)
+    cleared = store.review(fire.id, False)
+    assert not cleared.reviewed and not cleared.judged_normal
+    assert store.events(judged_normal=True) == []
     with pytest.raises(InputError, match="no event 999"):
         store.review(999)
 
@@ -338,3 +349,37 @@ def test_a_database_of_the_last_release_learns_what_each_clip_covers(tmp_path):
     assert (kept.footage_start_frame, kept.footage_end_frame) == (0, 115)
     assert (kept.footage_start_time, kept.footage_end_time) == (0.0, 4.6)
     store.close()
+
+
+def test_the_clips_judged_normal_are_read_without_changing_the_database(tmp_path):
+    store = EventStore(tmp_path)
+    fill(store)
+    bay, fight, fire = store.events()
+    for event in (bay, fight, fire):
+        folder = store.footage_folder(event.id)
+        folder.mkdir(parents=True)
+        (folder / CLIP).write_bytes(b"clip %d" % event.id)
+        store.set_footage(event.id, folder.relative_to(tmp_path).as_posix())
+    store.review(fire.id, judged_normal=True)
+    store.review(fight.id, judged_normal=True)  # still on: its clip is the window so far
+    store.review(bay.id, judged_normal=True)
+    store.review(bay.id)  # reviewed again, still judged
+    clips = judged_normal_clips(tmp_path, "door")
+    assert clips == [
+        (fire.id, store.footage_folder(fire.id) / CLIP),
+        (fight.id, store.footage_folder(fight.id) / CLIP),
+    ]
+    assert judged_normal_clips(tmp_path, "bay") == [(bay.id, store.footage_folder(bay.id) / CLIP)]
+    assert judged_normal_clips(tmp_path, "yard") == []
+    (store.footage_folder(fight.id) / CLIP).unlink()  # its clip gone (retention): not offered
+    assert [e for e, _ in judged_normal_clips(tmp_path, "door")] == [fire.id]
+    # the console's open event is left open (opening an EventStore would have ended it)
+    assert store.event(fight.id).state == "active"
+    store.close()
+    with pytest.raises(InputError, match="no console database in"):
+        judged_normal_clips(tmp_path / "elsewhere", "door")
+    old = tmp_path / "old"
+    engine = sa.create_engine(sqlite_url(old.mkdir() or old))
+    upgrade(engine, "0007")  # before judgements
+    engine.dispose()
+    assert judged_normal_clips(old, "door") == []

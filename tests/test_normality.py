@@ -888,3 +888,46 @@ def test_learning_again_refuses_what_it_cannot_learn_from(
     assert load_normality(tmp_path / "new").footage[1]["path"] == str(root / "mixed.mp4")
     code, out, _ = run_cli(["info", str(tmp_path / "new")], capsys)
     assert "1 video(s) added, false alarm, a delivery; threshold" in " ".join(out.split())
+
+
+def test_the_console_s_events_judged_normal_are_learnt_from_their_clips(
+    scene, learnt, tmp_path, capsys
+):
+    from tests.test_console_store import alert
+    from vadx.console.store import CLIP, EventStore
+
+    root, _ = scene
+    store = EventStore(tmp_path / "console")
+    judged, unjudged, other = (
+        store.record(camera, alert(number, "started", at=1000.0 + number), "sha256:a")
+        for number, camera in ((1, "cam3"), (2, "cam3"), (1, "door"))
+    )
+    for event in (judged, unjudged, other):
+        folder = store.footage_folder(event.id)
+        folder.mkdir(parents=True)
+        (folder / CLIP).write_bytes((root / "mixed.mp4").read_bytes())
+        store.set_footage(event.id, folder.relative_to(store.folder).as_posix())
+    store.review(judged.id, judged_normal=True)
+    store.review(other.id, judged_normal=True)  # another camera's
+    store.close()
+    model = save_normality(learnt, tmp_path / "cam")
+    argv = ["update-normal", str(model), "--console", str(tmp_path / "console")]
+    argv += ["--camera", "cam3", "--out", str(tmp_path / "new")]
+    code, out, err = run_cli(argv, capsys)
+    assert code == 0, err
+    assert "learnt again from 2 video(s), 1 added" in out
+    copy = tmp_path / "new-footage" / f"cam3-event-{judged.id}.mp4"
+    updated = load_normality(tmp_path / "new")
+    assert (
+        updated.footage[1]["path"] == str(copy)
+        and copy.read_bytes() == (root / "mixed.mp4").read_bytes()
+    )  # a copy: the console may delete its clips when it needs the room
+    # again: nothing judged normal that the model has not learnt
+    again = [argv[0], str(tmp_path / "new"), *argv[2:6], "--out", str(tmp_path / "newer")]
+    code, _, err = run_cli(again, capsys)
+    assert_one_error_line(code, err, "no event of camera cam3")
+    code, _, err = run_cli([*argv[:4], "--out", str(tmp_path / "newer")], capsys)
+    assert_one_error_line(code, err, "--console and --camera go together")
+    code, _, err = run_cli([*argv[:2], "--out", str(tmp_path / "newer")], capsys)
+    assert_one_error_line(code, err, "give the footage to add")
+    assert not (tmp_path / "newer").exists()

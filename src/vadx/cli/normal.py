@@ -4,6 +4,7 @@ update-normal, which learns it again with footage judged normal."""
 from __future__ import annotations
 
 import re
+import shutil
 import time
 from pathlib import Path
 from typing import Annotated
@@ -167,42 +168,109 @@ def update_normal_command(
     model: Annotated[
         Path, typer.Argument(help="The camera's normality model.", show_default=False)
     ],
-    footage: Annotated[
-        list[Path],
-        typer.Argument(
-            help="Videos judged normal for this camera (an alarm that was not one, an "
-            "ordinary stretch it had not seen), added to the footage it learnt from.",
-            show_default=False,
-        ),
-    ],
     out: Annotated[
         Path,
         typer.Option(
             "--out", help="Where to save the model learnt again (MODEL itself replaces it)."
         ),
     ],
+    footage: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Videos judged normal for this camera (an alarm that was not one, an "
+            "ordinary stretch it had not seen), added to the footage it learnt from.",
+            show_default=False,
+        ),
+    ] = None,
+    from_console: Annotated[
+        Path | None,
+        typer.Option(
+            "--console",
+            help="A console's data folder (vadx serve --data-dir): also add the clips of "
+            "--camera's events judged normal there (key N on the console) not yet learnt.",
+            show_default=False,
+        ),
+    ] = None,
+    camera: Annotated[
+        str | None,
+        typer.Option(help="The console's camera this model is the normal of.", show_default=False),
+    ] = None,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            help="The console's database URL (default: the SQLite file of --console).",
+            show_default=False,
+        ),
+    ] = None,
+    recordings: Annotated[
+        Path | None,
+        typer.Option(
+            help="Where the console's clips are copied to be learnt from, and kept (default: "
+            "OUT-footage beside --out).",
+            show_default=False,
+        ),
+    ] = None,
     reason: Annotated[
         str, typer.Option(help="Why the footage is added, recorded with the update.")
     ] = "judged normal by an operator",
 ) -> None:
     """Keep learning: learn a camera's normal again from the footage it learnt from and
-    footage judged normal, with its own settings; the update is recorded in the model (`vadx
-    info MODEL`). The footage it learnt from must still be there, unchanged."""
+    footage judged normal (files, or the clips of the console's events judged normal), with
+    its own settings; the update is recorded in the model (`vadx info MODEL`). The footage it
+    learnt from must still be there, unchanged."""
     from vadx.normality import load_normality, save_normality
     from vadx.normality.update import update_normal
 
+    if (from_console is None) != (camera is None):
+        raise typer.BadParameter("--console and --camera go together: the console and its camera")
+    if database is not None and from_console is None:
+        raise typer.BadParameter("--database reads a console's events: give --console too")
+    if not footage and from_console is None:
+        raise typer.BadParameter("give the footage to add, or --console and --camera")
     writable_path(out, "--out")
-    model = load_normality(model)
+    loaded = load_normality(model)
+    added = list(footage or [])
+    if from_console is not None:
+        assert camera is not None
+        folder = recordings or out.with_name(out.name + "-footage")
+        writable_path(folder, "--recordings")
+        clips = _judged_clips(loaded, from_console, camera, database, folder)
+        if not clips and not added:
+            raise typer.BadParameter(
+                f"no event of camera {camera} in {from_console} is judged normal and not yet "
+                "learnt: judge its events on the console first (N)"
+            )
+        added += clips
     with progress_bar("learning again") as advance:
         updated = update_normal(
-            model, footage, reason=reason, progress=lambda stage, d, t: advance(d, t, stage)
+            loaded, added, reason=reason, progress=lambda stage, d, t: advance(d, t, stage)
         )
     save_normality(updated, out)
     console.print(
-        f"learnt again from {len(updated.footage)} video(s), {len(footage)} added; threshold "
-        f"{model.threshold:.4g} → {updated.threshold:.4g}; saved {out}",
+        f"learnt again from {len(updated.footage)} video(s), {len(added)} added; threshold "
+        f"{loaded.threshold:.4g} → {updated.threshold:.4g}; saved {out}",
         soft_wrap=True,
     )
+
+
+def _judged_clips(model, folder: Path, camera: str, database: str | None, into: Path):
+    """The clips of ``camera``'s events judged normal on the console in ``folder``, copied
+    into ``into`` (a console's clips go when it needs the room; the model keeps learning
+    from the copies), less those the model already learnt from."""
+    from vadx.console.store import judged_normal_clips
+    from vadx.files import atomic_path
+    from vadx.video.decode import video_sha256
+
+    learnt = {entry["sha256"] for entry in model.footage}
+    copies = []
+    for event, clip in judged_normal_clips(folder, camera, database):
+        if video_sha256(clip) in learnt:
+            continue
+        copy = into / f"{re.sub(r'[^A-Za-z0-9_-]+', '-', camera)}-event-{event}.mp4"
+        with atomic_path(copy) as staged:
+            shutil.copyfile(clip, staged)
+        copies.append(copy)
+    return copies
 
 
 def _recorded(footage: list[str], minutes: float | None, folder: Path) -> list[Path]:

@@ -35,7 +35,7 @@ from vadx.console.engine import CameraHub, CameraStatus
 from vadx.console.footage import EventFootage
 from vadx.console.mqtt import MqttPublisher, MqttSettings
 from vadx.console.recording import STORAGE_ERRORS, Recording, RecordingStatus
-from vadx.console.store import EVENTS_FOLDER, EventStore, StoredEvent
+from vadx.console.store import CLIP, EVENTS_FOLDER, EventStore, StoredEvent
 from vadx.explanations.clip import ExplainSettings
 from vadx.models.crnn import CRNN
 from vadx.normality import NormalityModel
@@ -306,7 +306,7 @@ class Console:
             write_maps(folder, normal, list(frames), maps, fps)  # type: ignore[arg-type]
         else:
             write_png(folder / "thumb.png", frames[len(frames) // 2])
-        write_mp4(folder / "clip.mp4", frames, fps=max(fps, 1.0))
+        write_mp4(folder / CLIP, frames, fps=max(fps, 1.0))
         before = self.store.event(event_id)
         relative = folder.relative_to(self.store.folder).as_posix()
         if drawn:
@@ -372,7 +372,7 @@ class Console:
         elif not (folder / "thumb.png").is_file():  # no window was kept
             write_png(folder / "thumb.png", footage.frames[len(footage.frames) // 2].data)
         size = footage.frames[0].data.shape[:2]
-        with Mp4Writer(folder / "clip.mp4", footage.fps, size) as mp4:  # the window stays if not
+        with Mp4Writer(folder / CLIP, footage.fps, size) as mp4:  # the window stays if not
             for frame in footage.frames:
                 mp4.write(frame.data)
         before = self.store.event(event_id)

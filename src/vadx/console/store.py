@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 MIGRATIONS = Path(__file__).with_name("migrations")
 #: the kept clips, under the store's folder
 EVENTS_FOLDER = "events"
+#: an event's kept footage, in its folder
+CLIP = "clip.mp4"
 
 _metadata = sa.MetaData()
 CAMERAS = sa.Table(
@@ -89,6 +91,7 @@ EVENTS = sa.Table(
     sa.Column("explanation_error", sa.String(512), nullable=True),
     sa.Column("signal", sa.String(16), nullable=False, server_default="classifier"),
     sa.Column("maps", sa.String(512), nullable=True),
+    sa.Column("judged_normal", sa.Boolean, nullable=False, server_default=sa.false()),
 )
 JOBS = sa.Table(
     "jobs",
@@ -157,6 +160,9 @@ class StoredEvent:
     #: a normality event's anomaly maps over its footage (``map.mp4``, ``map.png``): their
     #: folder, relative to the store's; None while none are kept
     maps: str | None = None
+    #: an operator judged it normal for its camera, not an incident (``vadx update-normal
+    #: --console`` teaches the camera's normal its clip); only a reviewed event is judged
+    judged_normal: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """The event as the API and MQTT messages carry it."""
@@ -184,6 +190,40 @@ class StoredJob:
 def sqlite_url(folder: str | Path) -> str:
     """The default database: ``vadx.sqlite`` in ``folder``."""
     return f"sqlite:///{Path(folder).resolve() / 'vadx.sqlite'}"
+
+
+def judged_normal_clips(
+    folder: str | Path, camera: str, url: str | None = None
+) -> list[tuple[int, Path]]:
+    """``(event id, clip)`` of the events of ``camera`` an operator judged normal whose clip
+    is kept, oldest first: read from a console's database (``url``, default the SQLite file of
+    its data ``folder``) without changing it, so while the console runs too. A database
+    older than judgements has none."""
+    folder = Path(folder)
+    url = url or sqlite_url(folder)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
+        raise InputError(f"no console database in {folder} (vadx serve --data-dir)")
+    try:
+        engine = sa.create_engine(url)
+    except (sa.exc.ArgumentError, ImportError) as error:
+        raise InputError(f"cannot use the database {_shown(url)}: {error}") from None
+    try:
+        with engine.connect() as db:
+            columns = {c["name"] for c in sa.inspect(db).get_columns("events")}
+            if "judged_normal" not in columns:
+                return []
+            rows = db.execute(
+                sa.select(EVENTS.c.id, EVENTS.c.footage)
+                .where(EVENTS.c.camera == camera, EVENTS.c.judged_normal.is_(True))
+                .where(EVENTS.c.job_id.is_(None), EVENTS.c.footage.is_not(None))
+                .order_by(EVENTS.c.started_at, EVENTS.c.id)
+            ).all()
+    except (sa.exc.OperationalError, sa.exc.NoSuchTableError) as error:
+        raise InputError(f"cannot read the console's events in {_shown(url)}: {error}") from None
+    finally:
+        engine.dispose()
+    clips = [(int(row.id), folder / row.footage / CLIP) for row in rows]
+    return [(event, clip) for event, clip in clips if clip.is_file()]
 
 
 def upgrade(engine: sa.Engine, revision: str = "head") -> str:
@@ -360,16 +400,19 @@ class EventStore:
         before_id: int | None = None,
         source: Source | None = None,
         job_id: str | None = None,
+        judged_normal: bool | None = None,
     ) -> list[StoredEvent]:
         """Events, newest first, filtered by camera (for an upload's: the video's name),
-        class, review state, start time (``since`` ≤ ``started_at`` < ``until``), source
-        (live cameras or uploads) and upload job; ``before_id`` pages on."""
+        class, review state (and whether judged normal), start time (``since`` ≤
+        ``started_at`` < ``until``), source (live cameras or uploads) and upload job;
+        ``before_id`` pages on."""
         query = sa.select(EVENTS).order_by(EVENTS.c.started_at.desc(), EVENTS.c.id.desc())
         for column, value in (
             (EVENTS.c.camera, camera),
             (EVENTS.c.class_name, class_name),
             (EVENTS.c.reviewed, reviewed),
             (EVENTS.c.job_id, job_id),
+            (EVENTS.c.judged_normal, judged_normal),
         ):
             if value is not None:
                 query = query.where(column == value)
@@ -385,15 +428,21 @@ class EventStore:
         with self.engine.connect() as db:
             return [_stored(row) for row in db.execute(query.limit(limit))]
 
-    def review(self, event_id: int, reviewed: bool = True) -> StoredEvent:
-        """Mark an event reviewed (or not); returns it."""
+    def review(
+        self, event_id: int, reviewed: bool = True, judged_normal: bool | None = None
+    ) -> StoredEvent:
+        """Mark an event reviewed (or not), and judged normal for its camera (or not; None:
+        as it was). An event not reviewed is not judged: unmarking it clears the judgement,
+        and judging it normal marks it reviewed. Returns it."""
         self.event(event_id)
+        values: dict[str, Any] = {"reviewed": reviewed or bool(judged_normal)}
+        values["reviewed_at"] = time.time() if values["reviewed"] else None
+        if not values["reviewed"]:
+            values["judged_normal"] = False
+        elif judged_normal is not None:
+            values["judged_normal"] = judged_normal
         with self.engine.begin() as db:
-            db.execute(
-                sa.update(EVENTS)
-                .where(EVENTS.c.id == event_id)
-                .values(reviewed=reviewed, reviewed_at=time.time() if reviewed else None)
-            )
+            db.execute(sa.update(EVENTS).where(EVENTS.c.id == event_id).values(**values))
         return self.event(event_id)
 
     # ---------------------------------------------------------------------- upload jobs
@@ -580,6 +629,7 @@ def _event_values(event: Event) -> dict[str, str | int | float | None]:
 def _stored(row: sa.Row) -> StoredEvent:
     values = row._asdict()
     values["reviewed"] = bool(values["reviewed"])
+    values["judged_normal"] = bool(values["judged_normal"])
     values["source"] = "camera" if values["job_id"] is None else "upload"
     return StoredEvent(**values)
 

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi import Path as PathParameter
 from fastapi.responses import FileResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from vadx.console.cameras import NAME_PATTERN, CameraConfig, FootageSettings, camera_from
 from vadx.console.engine import CameraStatus
@@ -89,11 +89,21 @@ class Camera(BaseModel):
 
 
 class EventReview(BaseModel):
-    """The review state to set."""
+    """The review state to set: reviewed or not, and (a camera's event) whether an operator
+    judged it normal for its camera, not an incident (``vadx update-normal --console`` then
+    teaches the camera's normal its clip; omitted: as it was). Not reviewed, an event is not
+    judged either."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
     reviewed: bool
+    judged_normal: bool | None = None
+
+    @model_validator(mode="after")
+    def _judged_only_reviewed(self) -> EventReview:
+        if self.judged_normal and not self.reviewed:
+            raise ValueError("an event judged normal is reviewed: send reviewed true")
+        return self
 
 
 def console_router(routes: Routes, console: Console) -> APIRouter:
@@ -211,9 +221,11 @@ def console_router(routes: Routes, console: Console) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         before: Annotated[int | None, Query(ge=1, le=2**62)] = None,
         source: Source | None = None,
+        judged_normal: bool | None = None,
     ) -> list[StoredEvent]:
         """The events of the cameras and of the uploads' detections, newest first: by
-        camera (an upload's: its video's name), class, review state, start time (``since``
+        camera (an upload's: its video's name), class, review state (``judged_normal``: judged
+        normal for its camera or not), start time (``since``
         ≤ start < ``until``, seconds since 1970; an upload's: when its job found it) and
         source (``camera`` or ``upload``); ``before``: ids below it (the next page)."""
         found = console.store.events(
@@ -225,6 +237,7 @@ def console_router(routes: Routes, console: Console) -> APIRouter:
             limit=limit,
             before_id=before,
             source=source,
+            judged_normal=judged_normal,
         )
         return found
 
@@ -248,9 +261,15 @@ def console_router(routes: Routes, console: Console) -> APIRouter:
         shows it reviewed too)."""
         stored = _stored(console, event_id)
         mirror = routes.server.mirror
+        if stored.source == "upload" and body.judged_normal:
+            raise HTTPException(
+                400,
+                "an uploaded video's event has no camera whose normal could learn it: "
+                "give the video to vadx update-normal",
+            )
         if stored.source == "upload" and mirror is not None:
             return run(mirror.review, stored, body.reviewed)
-        return run(console.store.review, event_id, body.reviewed)
+        return run(console.store.review, event_id, body.reviewed, body.judged_normal)
 
     @route("get", "/api/recording", "recording", response_model=RecordingStatus)
     def recording() -> RecordingStatus:

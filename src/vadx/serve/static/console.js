@@ -157,6 +157,13 @@
     box.addEventListener("click", (e) => { e.stopPropagation(); review(event.id, box.checked); });
     const td = document.createElement("td");
     td.appendChild(box);
+    if (event.judged_normal) {  // reviewed, and judged normal for its camera
+      const judged = document.createElement("span");
+      judged.className = "judged";
+      judged.textContent = "normal";
+      judged.title = "judged normal for this camera: vadx update-normal --console teaches it";
+      td.appendChild(judged);
+    }
     tr.appendChild(td);
     tr.classList.toggle("active", event.state === "active");
     tr.classList.toggle("unfamiliar", unfamiliar);
@@ -181,7 +188,7 @@
   function exportLinks() {
     const events = state.order.map((id) => state.events.get(id));
     const columns = ["id", "camera", "signal", "class_name", "state", "start_frame", "end_frame", "started_at",
-      "ended_at", "peak_probability", "mean_probability", "out_of_domain", "reviewed", "reason"];
+      "ended_at", "peak_probability", "mean_probability", "out_of_domain", "reviewed", "judged_normal", "reason"];
     const quote = (v) => (v === null || v === undefined ? "" : /[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v));
     const csv = [columns.join(","), ...events.map((e) => columns.map((c) => quote(e[c])).join(","))].join("\n");
     $("export-csv").href = URL.createObjectURL(new Blob([csv + "\n"], { type: "text/csv" }));
@@ -208,6 +215,8 @@
     $("show-map").hidden = event.signal !== "normality";
     $("show-map").disabled = !event.maps;
     $("show-window").disabled = !event.footage;
+    $("judge-normal").hidden = event.source === "upload";  // a camera's event only
+    $("judge-normal").classList.toggle("on", !!event.judged_normal);
     play(event, event.explanation ? "explanation" : event.maps ? "map" : "window");
   }
   function play(event, view) {  // the explanation (the map over the window), the normal's maps, or the clip
@@ -230,12 +239,18 @@
     $("clip").src = withToken(`api/events/${event.id}/files/${file}${version}`);
     $("clip").play().catch(() => {});
   }
-  async function review(id, reviewed) {
+  async function review(id, reviewed, judged) {  // judged: normal for its camera (undefined: as it was)
     try {
-      const event = await api(`api/events/${id}/review`, { method: "POST", body: { reviewed } });
+      const body = judged === undefined ? { reviewed } : { reviewed, judged_normal: judged };
+      const event = await api(`api/events/${id}/review`, { method: "POST", body });
       state.events.set(id, event);
       render();
+      if (id === state.current) $("judge-normal").classList.toggle("on", !!event.judged_normal);
     } catch (err) { say(String(err.message || err), true); }
+  }
+  function judgeNormal() {  // not an incident: the camera's normal learns it (vadx update-normal --console)
+    const event = state.events.get(state.current);
+    if (event && event.source !== "upload") review(event.id, true, !event.judged_normal);
   }
   function arrived(message) {
     const event = message.event, known = state.events.has(event.id);
@@ -291,6 +306,8 @@
       if (state.order.length) select(state.order[Math.max(0, Math.min(state.order.length - 1, next))]);
     } else if (e.key === "r" && state.current !== null) {
       review(state.current, !state.events.get(state.current).reviewed);
+    } else if (e.key === "n" && state.current !== null) {
+      judgeNormal();
     } else if (e.key === " " && state.current !== null) {
       e.preventDefault();
       const video = $("clip");
@@ -298,6 +315,7 @@
     }
   });
   $("show-explanation").addEventListener("click", () => play(state.events.get(state.current), "explanation"));
+  $("judge-normal").addEventListener("click", judgeNormal);
   $("show-window").addEventListener("click", () => play(state.events.get(state.current), "window"));
   $("show-map").addEventListener("click", () => play(state.events.get(state.current), "map"));
   for (const id of ["f-camera", "f-class", "f-reviewed", "f-since", "f-until"]) {
