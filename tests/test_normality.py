@@ -638,7 +638,7 @@ def test_fitting_frames_fit_every_kth_frame_exactly(scene, step):
     model = learn_normal(
         backbone, [root / "quiet.mp4"], config, holdout=0.25, fitting_frames=20, **plain
     )
-    assert model.fitting == {"frames": 20, "every": 3, **plain}
+    assert model.fitting == {"fitting_frames": 20, "frames": 20, "every": 3, **plain}
     frames = read_video(root / "quiet.mp4").data
     chosen = np.arange(0, 60, 3)
     features, grey = model.features(frames[chosen])
@@ -662,7 +662,7 @@ def test_fitting_frames_fit_every_kth_frame_exactly(scene, step):
     assert np.allclose(model.scale_units.numpy(), expected, rtol=1e-3)
     saved = load_normality(save_normality(model, root / f"fitted-{step}"))
     assert saved.config.frame_step == step and torch.equal(saved.scale_units, model.scale_units)
-    assert saved.fitting == {"frames": 20, "every": 3, **plain}
+    assert saved.fitting == {"fitting_frames": 20, "frames": 20, "every": 3, **plain}
     with pytest.raises(InputError, match="fitting_frames must be an integer from 2"):
         learn_normal(backbone, [root / "quiet.mp4"], config, fitting_frames=1)
 
@@ -716,7 +716,8 @@ def test_learn_normal_takes_the_fitting_settings_and_records_them(scene, tmp_pat
     fitting = document["fitting"]
     # 64 frames learnt from (a fifth of 80 held back): every 4th keeps within 20
     assert fitting == {
-        "frames": 16, "every": 4, "neighbourhood": 1, "shrinkage": 0.5, "spread_floor": 0.0
+        "fitting_frames": 20, "frames": 16, "every": 4,
+        "neighbourhood": 1, "shrinkage": 0.5, "spread_floor": 0.0,
     }  # fmt: skip
     assert load_normality(out).fitting == fitting
     code, _, err = run_cli([*argv[:5], "--out", str(tmp_path / "no"), "--shrinkage", "2"], capsys)

@@ -16,6 +16,7 @@ import torch
 from tests.conftest import TINY, run_cli
 from tests.test_batch import CHROMIUM, _cli, read_csv, stamps, tree
 from tests.test_console import wait_for
+from tests.test_console_store import HEAD
 from tests.test_reliability import assert_one_error_line
 from tests.test_watch_engine import as_tuples, thresholds
 from vadx.console.cameras import CameraConfig, read_cameras
@@ -103,7 +104,11 @@ def test_a_camera_runs_its_normal_beside_its_classifier(street, normal, stretche
         for signal in ("classifier", "normality")
     }
     expected = detect(stretched, video, settings).events
-    assert expected and as_tuples(ended["classifier"]) == as_tuples(expected)
+    got, want = as_tuples(ended["classifier"]), as_tuples(expected)
+    assert expected and [t[:3] for t in got] == [t[:3] for t in want]
+    # the same frames give the same scores, to float precision: the normal's CNN runs beside
+    # the classifier's in the same pool of threads, which may sum a convolution in another order
+    assert np.allclose([t[3:] for t in got], [t[3:] for t in want], rtol=0, atol=1e-5)
     alone = detect_unusual(normal, video, calibrated_config(normal)).events
     assert alone and spans(ended["normality"]) == spans(alone)
     assert {e.class_name for e in ended["normality"]} == {"unusual"}
@@ -557,7 +562,7 @@ def test_a_database_of_the_last_release_learns_which_signal_raised_each_event(tm
             )
     engine.dispose()
     store = EventStore(tmp_path)
-    assert store.revision == "0007"
+    assert store.revision == HEAD
     found = {e.class_name: (e.signal, e.maps) for e in store.events()}
     assert found == {"fire": ("classifier", None), "unusual": ("normality", None)}
     store.close()

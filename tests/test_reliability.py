@@ -168,6 +168,14 @@ MATRIX = {
         ["learn-normal", "{model}", "{video}", "--out", "{file}"],
         "--out {file} is a file",
     ),
+    "update-normal-not-a-normality-model": (
+        ["update-normal", "{model}", "{video}", "--out", "{out}"],
+        "is not a normality model",
+    ),
+    "update-normal-out-is-a-file": (
+        ["update-normal", "{model}", "{video}", "--out", "{file}"],
+        "--out {file} is a file",
+    ),
     "choose-layer-not-a-cam-method": (
         ["choose-layer", "{model}", "{folder}", "--method", "saliency"],
         "a layer can be chosen for gradcam",
