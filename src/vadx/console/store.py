@@ -202,7 +202,9 @@ def judged_normal_clips(
     folder = Path(folder)
     url = url or sqlite_url(folder)
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
-        raise InputError(f"no console database in {folder} (vadx serve --data-dir)")
+        raise InputError(
+            f"no console database in {folder}: give the folder the console keeps its data in"
+        )
     try:
         engine = sa.create_engine(url)
     except (sa.exc.ArgumentError, ImportError) as error:

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi import Path as PathParameter
 from fastapi.responses import FileResponse, Response, StreamingResponse
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from vadx.console.cameras import NAME_PATTERN, CameraConfig, FootageSettings, camera_from
 from vadx.console.engine import CameraStatus
@@ -98,12 +98,6 @@ class EventReview(BaseModel):
 
     reviewed: bool
     judged_normal: bool | None = None
-
-    @model_validator(mode="after")
-    def _judged_only_reviewed(self) -> EventReview:
-        if self.judged_normal and not self.reviewed:
-            raise ValueError("an event judged normal is reviewed: send reviewed true")
-        return self
 
 
 def console_router(routes: Routes, console: Console) -> APIRouter:
@@ -261,6 +255,8 @@ def console_router(routes: Routes, console: Console) -> APIRouter:
         shows it reviewed too)."""
         stored = _stored(console, event_id)
         mirror = routes.server.mirror
+        if body.judged_normal and not body.reviewed:
+            raise HTTPException(400, "an event judged normal is reviewed: send reviewed true")
         if stored.source == "upload" and body.judged_normal:
             raise HTTPException(
                 400,
