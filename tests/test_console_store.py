@@ -383,3 +383,22 @@ def test_the_clips_judged_normal_are_read_without_changing_the_database(tmp_path
     upgrade(engine, "0007")  # before judgements
     engine.dispose()
     assert judged_normal_clips(old, "door") == []
+
+
+def test_a_review_is_told_and_not_undone_by_a_message_read_before_it(tmp_path):
+    from vadx.console.service import Console
+
+    console = Console([], tmp_path, explain=False)
+    try:
+        stored = console.store.record("door", alert(1, "started"), "sha256:a")
+        with console.listen() as inbox:
+            read_before = console.store.event(stored.id)  # a writer read the row, then…
+            reviewed = console.review(stored.id, judged_normal=True)  # …the operator judged
+            console._tell("update", read_before, None)  # …and the writer's message goes out
+            messages = [inbox.get_nowait() for _ in range(inbox.qsize())]
+        assert reviewed.reviewed and reviewed.judged_normal
+        assert [m.kind for m in messages] == ["update", "update"]  # the review is told too
+        assert all(m.event.reviewed and m.event.judged_normal for m in messages)
+        assert messages[-1].event.reviewed_at == reviewed.reviewed_at
+    finally:
+        console.close()

@@ -36,6 +36,7 @@ from vadx.console.footage import EventFootage
 from vadx.console.mqtt import MqttPublisher, MqttSettings
 from vadx.console.recording import STORAGE_ERRORS, Recording, RecordingStatus
 from vadx.console.store import CLIP, EVENTS_FOLDER, EventStore, StoredEvent
+from vadx.errors import InputError
 from vadx.explanations.clip import ExplainSettings
 from vadx.models.crnn import CRNN
 from vadx.normality import NormalityModel
@@ -135,6 +136,7 @@ class Console:
         declared.update({c.name: c for c in self.store.cameras()})
         self._listeners: list[queue.Queue[LiveMessage]] = []
         self._listeners_lock = threading.Lock()
+        self._told = threading.Lock()  # what is read for a message and queued, together
         self._rows: dict[tuple[str, int], int] = {}  # (camera, engine's alert id) → event id
         #: a normality event's id → the normal that draws its maps over its footage
         self._normals: dict[int, NormalityModel] = {}
@@ -334,6 +336,18 @@ class Console:
 
         self._clips.submit(keep)
 
+    def review(
+        self, event_id: int, reviewed: bool = True, judged_normal: bool | None = None
+    ) -> StoredEvent:
+        """Mark a camera's event reviewed (and judged normal for its camera, or not:
+        :meth:`EventStore.review`) and tell the listeners, so that every open page shows it,
+        and a page's own change is not undone by a message about the event sent just before
+        it. Returns the event."""
+        before = self.store.event(event_id)
+        after = self.store.review(event_id, reviewed, judged_normal)
+        self._tell("update", after, before)
+        return after
+
     def tell(self, kind: str, event: StoredEvent) -> None:
         """Tell listeners of ``event`` (``new``, ``update`` or ``end``): the page's live
         listeners, and MQTT for a camera's event (an upload's is not the site's news)."""
@@ -385,6 +399,18 @@ class Console:
         self._tell("update", self.store.event(event_id), before)
 
     def _tell(self, kind: str, event: StoredEvent, before: StoredEvent | None) -> None:
+        # the review state as it is when the message is queued (read and queued together): a
+        # review made after the caller read the row is not undone on the pages by this message
+        with self._told:
+            with contextlib.suppress(InputError, *STORAGE_ERRORS):  # gone, or unreadable now
+                now = self.store.event(event.id)
+                event = replace(
+                    event,
+                    reviewed=now.reviewed,
+                    reviewed_at=now.reviewed_at,
+                    judged_normal=now.judged_normal,
+                )
+            self._broadcast(LiveMessage(kind, event))
         if self.publisher is not None and event.source == "camera":
             self.publisher.event(
                 kind, event.to_json(), None if before is None else before.to_json()
@@ -393,7 +419,6 @@ class Console:
                 lasting = self._lasting.setdefault(event.camera, set())
                 (lasting.add if event.state == "active" else lasting.discard)(event.id)
                 self.publisher.anomaly(event.camera, bool(lasting))
-        self._broadcast(LiveMessage(kind, event))
 
     # ----------------------------------------------------------------- live listeners
     @contextlib.contextmanager

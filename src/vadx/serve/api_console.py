@@ -265,7 +265,7 @@ def console_router(routes: Routes, console: Console) -> APIRouter:
             )
         if stored.source == "upload" and mirror is not None:
             return run(mirror.review, stored, body.reviewed)
-        return run(console.store.review, event_id, body.reviewed, body.judged_normal)
+        return run(console.review, event_id, body.reviewed, body.judged_normal)
 
     @route("get", "/api/recording", "recording", response_model=RecordingStatus)
     def recording() -> RecordingStatus:
