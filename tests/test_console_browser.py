@@ -74,14 +74,19 @@ def test_the_console_page_shows_the_cameras_and_reviews_their_events(streets, st
             wait_until(page, "document.querySelector('#events tbody tr.current input').checked")
             reviewed = server.console.store.event(selected)
             assert (reviewed.reviewed and selected in (first_id, first_id - 1)) or reviewed.reviewed
-            # N: judged normal for this camera (the row says so, the button is on), N again: not
+            # N: a camera's event judged normal for its camera (the row says so, the button is
+            # on), N again: not (an upload's event, which may be the newest, has no such button)
+            judged = page.locator("#events tbody tr").filter(has_not=page.locator("td.upload"))
+            judged_id = int(judged.first.get_attribute("data-id"))  # the row, as events arrive
+            page.click(f"#events tbody tr[data-id='{judged_id}'] td:nth-child(2)")
+            mark = f"document.querySelector('#events tbody tr[data-id=\"{judged_id}\"] .judged')"
             page.keyboard.press("n")
-            wait_until(page, "document.querySelector('#events tbody tr.current .judged') !== null")
+            wait_until(page, f"{mark} !== null")
             assert page.evaluate("document.querySelector('#judge-normal').classList.contains('on')")
-            assert server.console.store.event(selected).judged_normal
+            assert server.console.store.event(judged_id).judged_normal
             page.keyboard.press("n")
-            wait_until(page, "document.querySelector('#events tbody tr.current .judged') === null")
-            assert server.console.store.event(selected).reviewed
+            wait_until(page, f"{mark} === null")
+            assert server.console.store.event(judged_id).reviewed
             # filters: one camera, then the reviewed ones
             page.select_option("#f-camera", "bay")
             wait_until(page, f"{ROWS}.every(tr => tr.children[1].textContent === 'bay')")
