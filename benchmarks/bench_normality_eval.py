@@ -241,6 +241,7 @@ def evaluate_footage(name: str, source: Path, args, tmp: Path) -> dict:
         "unseen_frames": len(unseen),
         "learning_seconds": round(learning, 2),
         "layer": model.config.layer,
+        "appearance": model.config.appearance,
         "grid": list(model.grid),
         "threshold": round(model.threshold, 4),
         "calibration": model.calibration,
@@ -348,6 +349,7 @@ def main() -> None:
         "--scales", type=float, nargs="+", default=None, help="the model's scales (default: its)"
     )
     parser.add_argument("--layer", help="the backbone layer read (default: the model's own)")
+    parser.add_argument("--appearance", help="memory or gaussian (default: the model's own)")
     parser.add_argument("--long-minutes", type=float, default=10.0, help="0: skip")
     parser.add_argument("--cost-repeats", type=int, default=3, help="0: skip")
     parser.add_argument("--only", choices=("vtest", "bikes"), help="one footage only")
@@ -371,6 +373,8 @@ def main() -> None:
         args.settings["scales"] = tuple(args.scales)
     if args.layer is not None:
         args.settings["layer"] = args.layer
+    if args.appearance:
+        args.settings["appearance"] = args.appearance
     torch.set_num_threads(os.cpu_count() or 1)
     result = {
         "vadx": __version__,

@@ -40,8 +40,10 @@ from vadx.normality import (
     unusual_probability,
     unusual_track,
 )
-from vadx.normality.learn import floored, neighbours
-from vadx.normality.model import first_fine_layer, frame_batches, read_layer
+from vadx.normality import learn as normality_learn
+from vadx.normality import model as normality_model
+from vadx.normality.learn import coreset, floored, neighbours
+from vadx.normality.model import first_fine_layer, frame_batches, nearest, read_layer
 from vadx.normality.update import update_normal
 from vadx.settings import DetectConfig
 from vadx.video import VideoReader, read_video, write_mp4
@@ -69,10 +71,16 @@ def learnt(scene):
     # the layer: the last at stride 8 (the default, the first, is chosen for ImageNet weights
     # on real footage; in this untrained tiny VGG it also flags the new clip's people)
     config = NormalityConfig(
-        "vgg19", dict(TINY.backbone_args), "block4_conv4", frame_size=SIZE, channels=8
+        "vgg19",
+        dict(TINY.backbone_args),
+        "block4_conv4",
+        appearance="gaussian",
+        frame_size=SIZE,
+        channels=8,
     )
     # PaDiM's per-location statistics: the fight is found where and when it is (the default
-    # neighbourhood also flags the new clip's people in frames 30-45, before the fight)
+    # neighbourhood also flags the new clip's people in frames 30-45, before the fight; so
+    # does a memory of this untrained network's features: ``remembered``)
     plain = {"neighbourhood": 0, "shrinkage": 0.0, "spread_floor": 0.0}
     return learn_normal(backbone, [root / "quiet.mp4"], config, holdout=0.25, **plain)
 
@@ -190,6 +198,7 @@ def test_the_threshold_keeps_the_held_back_footage_within_its_alarm_rate(learnt)
     assert c["held_back_seconds"] == pytest.approx(2.0)  # the last quarter of 8 s
     assert c["held_back_alarms"] == 0  # 1 alarm/hour allows none in 2 s
     assert learnt.grid == (8, 8) and learnt.mean.shape == (64, 8)
+    assert learnt.memory.numel() == 0  # a Gaussian model keeps no memory
 
 
 def test_a_fight_in_a_street_learnt_quiet_is_unusual(scene, learnt):
@@ -631,7 +640,12 @@ def test_fitting_frames_fit_every_kth_frame_exactly(scene, step):
     torch.manual_seed(0)
     backbone = build_backbone("vgg19", **TINY.backbone_args)
     config = NormalityConfig(
-        "vgg19", dict(TINY.backbone_args), frame_size=SIZE, channels=8, frame_step=step
+        "vgg19",
+        dict(TINY.backbone_args),
+        appearance="gaussian",
+        frame_size=SIZE,
+        channels=8,
+        frame_step=step,
     )
     # 60 frames fitted (80, a quarter held back); at most 20 → every 3rd: frames 0, 3, …, 57
     plain = {"neighbourhood": 0, "shrinkage": 0.0, "spread_floor": 0.0}  # PaDiM's statistics
@@ -684,7 +698,9 @@ def test_the_gaussians_pool_neighbours_and_shrink_exactly(scene):
     root, _ = scene
     torch.manual_seed(0)
     backbone = build_backbone("vgg19", **TINY.backbone_args)
-    config = NormalityConfig("vgg19", dict(TINY.backbone_args), frame_size=SIZE, channels=8)
+    config = NormalityConfig(
+        "vgg19", dict(TINY.backbone_args), appearance="gaussian", frame_size=SIZE, channels=8
+    )
     model = learn_normal(
         backbone, [root / "quiet.mp4"], config, holdout=0.25, neighbourhood=1, shrinkage=0.5
     )
@@ -702,6 +718,91 @@ def test_the_gaussians_pool_neighbours_and_shrink_exactly(scene):
     assert torch.allclose(model.precision[location].double(), expected, rtol=1e-3, atol=1e-4)
 
 
+def test_nearest_is_the_distance_to_the_closest_row_of_the_memory(monkeypatch):
+    generator = torch.Generator().manual_seed(2)
+    features = torch.randn(3, 5, 4, generator=generator)
+    memory = torch.randn(7, 4, generator=generator)
+    fast = nearest(features, memory)
+    for n in range(3):
+        for location in range(5):
+            cell = features[n, location].double()
+            slow = min(float(torch.dist(cell, row.double())) for row in memory)
+            assert fast[n, location].item() == pytest.approx(slow, rel=1e-4)
+    monkeypatch.setattr(normality_model, "NEAREST_CHUNK", 4)  # 15 cells in 4 chunks
+    assert torch.equal(nearest(features, memory), fast)
+    assert float(nearest(memory[None], memory).max()) < 1e-3  # each row is its own nearest
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_coreset_is_greedy_k_centre_within_twice_the_best_cover(seed, monkeypatch):
+    points = torch.randn(9, 2, generator=torch.Generator().manual_seed(seed))
+    chosen = coreset(points, 3, torch.Generator().manual_seed(seed))
+    index = [int((points == row).all(1).nonzero()[0]) for row in chosen]
+    assert len(set(index)) == 3
+    for k in range(1, 3):  # each next row: the farthest from those chosen before it
+        gaps = torch.cdist(points, points[index[:k]]).min(1).values
+        assert float(gaps[index[k]]) == pytest.approx(float(gaps.max()), rel=1e-4)
+
+    def cover(rows) -> float:
+        return float(torch.cdist(points, rows).min(1).values.max())
+
+    best = min(cover(points[list(c)]) for c in itertools.combinations(range(9), 3))
+    assert best <= cover(chosen) <= 2 * best + 1e-5
+    assert torch.equal(coreset(points, 9, torch.Generator()), points)  # as many: all kept
+    monkeypatch.setattr(normality_learn, "MEMORY_POOL", 5)  # chosen among 5 rows drawn
+    drawn = coreset(points, 20, torch.Generator().manual_seed(seed))
+    assert len(drawn) == 5 and len({tuple(row.tolist()) for row in drawn}) == 5
+    assert all(bool((points == row).all(1).any()) for row in drawn)
+
+
+def test_a_memory_model_reads_its_units_on_the_held_back_frames(scene):
+    root, _ = scene
+    torch.manual_seed(0)
+    backbone = build_backbone("vgg19", **TINY.backbone_args)
+    config = NormalityConfig(
+        "vgg19", dict(TINY.backbone_args), "block4_conv4", frame_size=SIZE, channels=8
+    )
+    model = learn_normal(backbone, [root / "quiet.mp4"], config, holdout=0.25, spread_floor=0)
+    frames = read_video(root / "quiet.mp4").data
+    fitted, _ = model.features(frames[:60])
+    # 60 frames fitted × 64 cells, fewer than the default 8000: the memory keeps them all
+    assert torch.allclose(model.memory, fitted.flatten(0, 1), atol=1e-5)
+    assert model.mean.numel() == 0 and model.precision.numel() == 0
+    assert model.fitting["memory_size"] == 8000 and model.fitting["memory"] == 3840
+    # the held-back quarter (frames 60-79), each against the frame 2 before it
+    held, grey = model.features(frames[60:])
+    distances = nearest(held, model.memory)
+    assert torch.allclose(model.appearance[0], distances.mean(0), atol=1e-4)
+    assert torch.allclose(model.appearance[1], floored(distances.std(0), 0.0), atol=1e-4)
+    change = (grey - model.grey_cells(frames[58:78])).abs()
+    unusual = ((distances - model.appearance[0]) / model.appearance[1]).clamp(min=0)
+    unusual = torch.maximum(unusual, (change - model.motion[0]) / model.motion[1])
+    values = scale_values(unusual.reshape(-1, 8, 8).numpy(), config.scales)
+    expected = np.median(values, axis=0).clip(min=1e-3)
+    assert np.allclose(model.scale_units.numpy(), expected, rtol=1e-3)
+    # a smaller memory: that many of the fitted features
+    small = learn_normal(backbone, [root / "quiet.mp4"], config, holdout=0.25, memory_size=50)
+    assert small.memory.shape == (50, 8)
+    gaps = torch.cdist(small.memory, model.memory).min(1).values
+    assert float(gaps.max()) < 1e-3  # each a fitted feature (cdist in float32)
+
+
+def test_a_memory_model_finds_the_fight_and_survives_saving(scene, tmp_path):
+    root, fight = scene
+    torch.manual_seed(0)
+    backbone = build_backbone("vgg19", **TINY.backbone_args)
+    config = NormalityConfig(
+        "vgg19", dict(TINY.backbone_args), "block4_conv4", frame_size=SIZE, channels=8
+    )
+    model = learn_normal(backbone, [root / "quiet.mp4"], config, holdout=0.25)
+    scores, maps = model.scores(root / "mixed.mp4")
+    assert scores[fight].mean() > 3 * scores[:30].mean()  # the street as learnt: quiet
+    assert detect_unusual(model, root / "quiet.mp4").events == []
+    saved = load_normality(save_normality(model, tmp_path / "memory"))
+    assert saved.config.appearance == "memory" and torch.equal(saved.memory, model.memory)
+    assert np.array_equal(saved.scores(root / "mixed.mp4")[1], maps)
+
+
 def test_learn_normal_takes_the_fitting_settings_and_records_them(scene, tmp_path, capsys):
     root, _ = scene
     source = tiny_checkpoint(tmp_path / "classifier")
@@ -709,10 +810,12 @@ def test_learn_normal_takes_the_fitting_settings_and_records_them(scene, tmp_pat
     argv = ["learn-normal", str(source), str(root / "quiet.mp4"), "--out", str(out)]
     argv += ["--channels", "8", "--size", "64", "--fitting-frames", "20"]
     settings = ["--neighbourhood", "1", "--shrinkage", "0.5", "--spread-floor", "0"]
+    settings += ["--appearance", "gaussian"]
     code, _, err = run_cli([*argv, *settings, "--frame-step", "2"], capsys)
     assert code == 0, err
     document = json.loads((out / "config.json").read_text())
     assert document["config"]["frame_step"] == 2
+    assert document["config"]["appearance"] == "gaussian"
     fitting = document["fitting"]
     # 64 frames learnt from (a fifth of 80 held back): every 4th keeps within 20
     assert fitting == {
@@ -724,7 +827,19 @@ def test_learn_normal_takes_the_fitting_settings_and_records_them(scene, tmp_pat
     assert_one_error_line(code, err, "--shrinkage")
     code, _, err = run_cli([*argv[:5], "--out", str(tmp_path / "no"), "--frame-step", "0"], capsys)
     assert_one_error_line(code, err, "--frame-step")
+    code, _, err = run_cli([*argv[:5], "--out", str(tmp_path / "no"), "--memory-size", "0"], capsys)
+    assert_one_error_line(code, err, "--memory-size")
+    code, _, err = run_cli([*argv[:5], "--out", str(tmp_path / "no"), "--appearance", "knn"], capsys)
+    assert_one_error_line(code, err, "appearance must be memory or gaussian")
     assert not (tmp_path / "no").exists()
+    # the default: a memory of at most --memory-size features, recorded
+    code, _, err = run_cli([*argv, "--memory-size", "100", "--out", str(tmp_path / "m")], capsys)
+    assert code == 0, err
+    remembered = load_normality(tmp_path / "m")
+    assert remembered.config.appearance == "memory" and remembered.memory.shape == (100, 8)
+    assert remembered.fitting["memory_size"] == 100 and remembered.fitting["memory"] == 100
+    code, out_text, _ = run_cli(["info", str(tmp_path / "m")], capsys)
+    assert "memory (100 features)" in out_text
 
 
 def test_a_frame_score_reads_its_map_at_every_scale_in_their_units():
@@ -826,15 +941,20 @@ def test_learning_again_with_footage_judged_normal_equals_learning_from_all_of_i
     root, fight = scene
     # the fight, judged normal by an operator: learnt again, the model no longer finds it
     updated = update_normal(learnt, [root / "mixed.mp4"], reason="a rehearsal")
-    config = NormalityConfig(
-        "vgg19", dict(TINY.backbone_args), "block4_conv4", frame_size=SIZE, channels=8
-    )
+    config = learnt.config  # a Gaussian model's
     plain = {"neighbourhood": 0, "shrinkage": 0.0, "spread_floor": 0.0}
     both = [root / "quiet.mp4", root / "mixed.mp4"]
     anew = learn_normal(learnt.backbone, both, config, holdout=0.25, **plain)
     for name in ("projection", "mean", "precision", "appearance", "motion", "scale_units"):
         assert torch.equal(getattr(updated, name), getattr(anew, name)), name
     assert updated.threshold == anew.threshold and updated.fitting == anew.fitting
+    # a memory model's: its memory chosen again from all the footage, of the size it had
+    memory = dataclasses.replace(config, appearance="memory")
+    remembered = learn_normal(learnt.backbone, both[:1], memory, holdout=0.25, memory_size=500)
+    again = update_normal(remembered, both[1:])
+    fresh = learn_normal(learnt.backbone, both, memory, holdout=0.25, memory_size=500)
+    assert again.memory.shape == (500, 8) and torch.equal(again.memory, fresh.memory)
+    assert again.fitting == fresh.fitting and again.threshold == fresh.threshold
     assert [f["path"] for f in updated.footage] == [str(p) for p in both]
     (update,) = updated.updates
     assert update["reason"] == "a rehearsal" and update["replaces"] == learnt.model_id

@@ -35,6 +35,8 @@ FRAMES: Span = (0, 10**9)
 FITTING_FRAMES: Span = (2, 1_000_000)
 #: cells around a location a normality model's Gaussian is fitted on too (``--neighbourhood``)
 NEIGHBOURHOOD: Span = (0, 256)
+#: learnt features a normality model's memory keeps (``vadx learn-normal --memory-size``)
+MEMORY_SIZE: Span = (1, 1_000_000)
 #: a normality model analyses every k-th frame
 FRAME_STEP: Span = (1, 100)
 #: clips per batch, frames per CNN batch

@@ -66,6 +66,8 @@ def _normality_info(model: Path, as_json: bool) -> None:
         "model_id": description.model_id,
         "backbone": description.backbone,
         "layer": description.layer,
+        "appearance": description.appearance
+        + (f" ({description.memory} features)" if description.memory else ""),
         "frame_size": description.frame_size,
         "fit": description.fit,
         "grid": description.grid,

@@ -52,6 +52,21 @@ def learn_normal_command(
             show_default=False,
         ),
     ] = None,
+    appearance: Annotated[
+        str,
+        typer.Option(
+            help="How a location's features are judged: memory (distance to the nearest of "
+            "the features learnt, anywhere in the frame; PatchCore) or gaussian (a Gaussian "
+            "per location; PaDiM).",
+        ),
+    ] = "memory",
+    memory_size: Annotated[
+        int,
+        number(
+            "Learnt features the memory keeps (a coreset of them; appearance memory).",
+            *limits.MEMORY_SIZE,
+        ),
+    ] = 8000,
     fitting_frames: Annotated[
         int,
         number(
@@ -73,7 +88,8 @@ def learn_normal_command(
     neighbourhood: Annotated[
         int,
         number(
-            "Cells around each location whose features its Gaussian learns too (0: the "
+            "Cells around each location whose features its Gaussian learns too (appearance "
+            "gaussian; 0: the "
             "location's own, as PaDiM; people seen walking nearby are then usual there too).",
             *limits.NEIGHBOURHOOD,
         ),
@@ -136,6 +152,7 @@ def learn_normal_command(
         frame_size,
         channels=channels,
         layer=layer,
+        appearance=appearance,
         motion=motion,
         seed=seed,
         frame_step=frame_step,
@@ -151,6 +168,7 @@ def learn_normal_command(
             spread_floor=spread_floor,
             neighbourhood=neighbourhood,
             shrinkage=shrinkage,
+            memory_size=memory_size,
             progress=lambda stage, d, t: advance(d, t, stage),
         )
     save_normality(model, out)

@@ -27,7 +27,7 @@ from vadx.normality.model import (
 )
 
 #: the settings of models saved before they existed: what those models did
-LEGACY = {"frame_step": 1, "scales": (0.0,), "sharpness": 1.0}
+LEGACY = {"frame_step": 1, "scales": (0.0,), "sharpness": 1.0, "appearance": "gaussian"}
 
 
 def save_normality(model: NormalityModel, out: str | os.PathLike[str]) -> Path:
@@ -40,6 +40,7 @@ def save_normality(model: NormalityModel, out: str | os.PathLike[str]) -> Path:
         appearance=model.appearance,
         motion=model.motion,
         scale_units=model.scale_units,
+        memory=model.memory,
     )
     with staged_folder(out, last=CONFIG_FILE, replace=True) as staging:
         write_safetensors(staging / WEIGHTS_FILE, {k: v.contiguous() for k, v in tensors.items()})
@@ -116,13 +117,15 @@ def load_normality(path: str | os.PathLike[str]) -> NormalityModel:
         document.get("fitting", {}),
         tensors.get("scale_units", torch.ones(1)),
         document.get("updates", []),
+        tensors.get("memory", torch.zeros(0)),
     )
 
 
 @dataclass(frozen=True, slots=True)
 class NormalityDescription:
     """What ``vadx info`` says of a normality model (``dataclasses.asdict`` is its
-    ``--json``): its kind, id, backbone and layer, frame size and fit, grid of cells,
+    ``--json``): its kind, id, backbone and layer, how it judges appearance and the features
+    its memory keeps (0: none), frame size and fit, grid of cells,
     channels, whether it learnt motion, the frames it analyses (every ``frame_step``-th), the
     scales its frame score reads, threshold, calibration, footage and updates."""
 
@@ -130,6 +133,8 @@ class NormalityDescription:
     model_id: str | None
     backbone: str
     layer: str
+    appearance: str
+    memory: int
     frame_size: list[int]
     fit: str
     grid: list[int]
@@ -151,6 +156,8 @@ def describe_normality(model: NormalityModel) -> NormalityDescription:
         model_id=model.model_id,
         backbone=c.backbone,
         layer=read_layer(model.backbone, c),
+        appearance=c.appearance,
+        memory=len(model.memory),
         frame_size=list(c.frame_size),
         fit=c.fit,
         grid=list(model.grid),

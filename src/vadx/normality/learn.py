@@ -24,7 +24,6 @@ from vadx.normality.model import (
     NormalityModel,
     first_fine_layer,
     layer_maps,
-    mahalanobis,
     scale_values,
 )
 from vadx.progress import ProgressFn
@@ -42,6 +41,10 @@ SPREAD_FLOOR = 0.9
 NEIGHBOURHOOD = 13
 #: how far each covariance is pulled toward its mean variance (``shrinkage``)
 SHRINKAGE = 0.1
+#: the most learnt features a memory keeps, by default (``memory_size``)
+MEMORY_SIZE = 8000
+#: the most learnt features a memory's coreset is chosen from (a random sample beyond it)
+MEMORY_POOL = 65536
 
 
 def source_backbone(
@@ -101,6 +104,7 @@ def learn_normal(
     spread_floor: float = SPREAD_FLOOR,
     neighbourhood: int = NEIGHBOURHOOD,
     shrinkage: float = SHRINKAGE,
+    memory_size: int = MEMORY_SIZE,
     detection: DetectConfig | None = None,
     progress: ProgressFn | None = None,
 ) -> NormalityModel:
@@ -122,7 +126,13 @@ def learn_normal(
     one cell; people seen walking nearby are then usual here too), its covariance pulled by
     ``shrinkage`` toward its mean variance, ``(1 - s) Σ + s (tr Σ / d) I``, then given PaDiM's
     ridge. A location's unit (the spread of its training frames' distances, and of their
-    change) is at least the ``spread_floor`` quantile of all locations' (:func:`floored`)."""
+    change) is at least the ``spread_floor`` quantile of all locations' (:func:`floored`).
+
+    A ``memory`` model (``config.appearance``) keeps instead a coreset of ``memory_size`` of
+    the fitted frames' features (:func:`coreset`). A fitted frame is close to itself in the
+    memory, so the appearance's unit and the scales' units are read on the held-back share
+    (every k-th frame, as the fitting share; on the fitted frames when it has fewer than 2),
+    which the memory never saw: distances as new normal footage gives them."""
     if not footage:
         raise InputError("give footage of the scene: at least one video of ordinary activity")
     if not 0 < holdout < 1:
@@ -133,6 +143,7 @@ def learn_normal(
     limits.check_range("spread_floor", spread_floor, (0.0, 1.0), InputError)
     limits.check_range("shrinkage", shrinkage, (0.0, 1.0), InputError)
     limits.check_range("neighbourhood", neighbourhood, limits.NEIGHBOURHOOD, InputError, True)
+    limits.check_range("memory_size", memory_size, limits.MEMORY_SIZE, InputError, True)
     backbone.eval()
     if config.layer is None:  # resolved now and recorded: a saved model's meaning never moves
         config = replace(config, layer=first_fine_layer(backbone))
@@ -156,35 +167,42 @@ def learn_normal(
         config, backbone, projection, torch.zeros(0), torch.zeros(0), torch.zeros(0),
         torch.zeros(0), grid,  # type: ignore[arg-type]
     )  # fmt: skip
-    # one pass: each location's Gaussian and change statistics; the features kept
+    # one pass: the statistics; the features kept
     total, sums, outer, change, kept = 0, None, None, [], []
-    for frames, before in _fitting(footage, holdout, every, config.frame_step, progress):
+    gaussian = config.appearance == "gaussian"
+    for frames, before in _sample(footage, 0.0, 1 - holdout, every, config.frame_step, progress):
         features, grey = model.features(frames)
         change.append((grey - model.grey_cells(before)).abs())
         kept.append(features)
-        f = features.double()
-        sums = f.sum(0) if sums is None else sums + f.sum(0)
-        o = torch.einsum("nld,nle->lde", f, f)
-        outer = o if outer is None else outer + o
         total += len(frames)
-    if total < 2 or sums is None or outer is None:
+        if gaussian:
+            f = features.double()
+            sums = f.sum(0) if sums is None else sums + f.sum(0)
+            o = torch.einsum("nld,nle->lde", f, f)
+            outer = o if outer is None else outer + o
+    if total < 2:
         raise InputError("the footage has fewer than 2 frames to learn from")
-    mean = neighbours(sums, grid, neighbourhood) / total
-    covariance = neighbours(outer, grid, neighbourhood) / total
-    covariance -= torch.einsum("ld,le->lde", mean, mean)
-    identity = torch.eye(config.channels, dtype=torch.float64)
-    variance = torch.diagonal(covariance, dim1=1, dim2=2).mean(1)[:, None, None]
-    covariance = (1 - shrinkage) * covariance + shrinkage * variance * identity
-    covariance += RIDGE * identity
-    model.mean = mean.float()
-    model.precision = torch.linalg.inv(covariance).float()
     moves = torch.cat(change)
     model.motion = torch.stack([moves.mean(0), floored(moves.std(0), spread_floor)])
-    # the fitted frames' own distances: the unit of the appearance map
-    seen = torch.cat([mahalanobis(f, model.mean, model.precision) for f in kept])
+    if gaussian and sums is not None and outer is not None:
+        model.mean, model.precision = gaussians(
+            sums, outer, total, grid, neighbourhood, shrinkage, config.channels
+        )
+    else:
+        model.memory = coreset(torch.cat(kept).flatten(0, 1), memory_size, generator)
+        held = list(_sample(footage, 1 - holdout, 1.0, every, config.frame_step, None))
+        if sum(len(frames) for frames, _ in held) >= 2:  # else: the fitted frames, as above
+            kept, change = [], []
+            for frames, before in held:
+                features, grey = model.features(frames)
+                kept.append(features)
+                change.append((grey - model.grey_cells(before)).abs())
+            moves = torch.cat(change)
+    # the unit frames' distances: the unit of the appearance map
+    seen = torch.cat([model.distances(f) for f in kept])
     del kept
     model.appearance = torch.stack([seen.mean(0), floored(seen.std(0), spread_floor)])
-    # the fitted frames' own maps: the unit of each scale of a frame's score
+    # the unit frames' maps: the unit of each scale of a frame's score
     unusual = ((seen - model.appearance[0]) / model.appearance[1]).clamp(min=0)
     if config.motion:
         unusual = torch.maximum(unusual, (moves - model.motion[0]) / model.motion[1])
@@ -201,12 +219,56 @@ def learn_normal(
         "neighbourhood": neighbourhood,
         "shrinkage": shrinkage,
         "spread_floor": spread_floor,
+        **({"memory_size": memory_size, "memory": len(model.memory)} if not gaussian else {}),
     }
     model.footage = [
         {"path": str(Path(p).absolute()), "sha256": video_sha256(p), "holdout": holdout}
         for p in footage
     ]
     return model
+
+
+def gaussians(
+    sums: torch.Tensor,
+    outer: torch.Tensor,
+    total: int,
+    grid: tuple[int, int],
+    neighbourhood: int,
+    shrinkage: float,
+    channels: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each location's mean and precision from the features' sums ``(L, d)`` and outer
+    products ``(L, d, d)`` over ``total`` frames, pooled over its ``neighbourhood`` and
+    shrunk (:func:`learn_normal`)."""
+    mean = neighbours(sums, grid, neighbourhood) / total
+    covariance = neighbours(outer, grid, neighbourhood) / total
+    covariance -= torch.einsum("ld,le->lde", mean, mean)
+    identity = torch.eye(channels, dtype=torch.float64)
+    variance = torch.diagonal(covariance, dim1=1, dim2=2).mean(1)[:, None, None]
+    covariance = (1 - shrinkage) * covariance + shrinkage * variance * identity
+    covariance += RIDGE * identity
+    return mean.float(), torch.linalg.inv(covariance).float()
+
+
+def coreset(features: torch.Tensor, size: int, generator: torch.Generator) -> torch.Tensor:
+    """At most ``size`` rows of ``features`` ``(n, d)`` that cover them all: greedy k-centre
+    (PatchCore's coreset), from a random first row, each next the row farthest from those
+    chosen, so the largest distance of any row to its nearest chosen one is within twice the
+    best possible. Beyond ``MEMORY_POOL`` rows, it chooses among a random sample of them."""
+    if len(features) > MEMORY_POOL:
+        features = features[torch.randperm(len(features), generator=generator)[:MEMORY_POOL]]
+    if len(features) <= size:
+        return features.clone()
+    chosen = torch.empty(size, dtype=torch.long)
+    chosen[0] = int(torch.randint(len(features), (1,), generator=generator))
+    norms = (features * features).sum(1)
+    gap = (norms - 2 * features @ features[chosen[0]] + norms[chosen[0]]).clamp(min=0)
+    for k in range(1, size):
+        farthest = int(gap.argmax())
+        chosen[k] = farthest
+        to_it = norms - 2 * features @ features[farthest] + norms[farthest]
+        gap = torch.minimum(gap, to_it.clamp(min=0))
+    return features[chosen].clone()
 
 
 def neighbours(statistic: torch.Tensor, grid: tuple[int, int], radius: int) -> torch.Tensor:
@@ -230,13 +292,15 @@ def floored(spreads: torch.Tensor, quantile: float) -> torch.Tensor:
     return spreads.clamp(min=max(float(torch.quantile(spreads, quantile)), 1e-3))
 
 
-def _fitting(footage, holdout: float, every: int, step: int, progress: ProgressFn | None):
-    """Batches of (every ``every``-th frame of the fitting share of each video, the frame
-    ``step`` before each, as the model analyses them: the first for a video's first)."""
+def _sample(footage, start: float, stop: float, every: int, step: int, progress: ProgressFn | None):
+    """Batches of (every ``every``-th frame of each video from its share ``start`` to
+    ``stop``, the frame ``step`` before each, as the model analyses them: the first for a
+    video's first)."""
     for path in footage:
         with VideoReader(path) as reader:
-            last = int(reader.info.num_frames * (1.0 - holdout))
-            chosen = np.arange(0, last, every)
+            count = reader.info.num_frames
+            first = int(count * start) if start else 0
+            chosen = np.arange(first, int(count * stop), every)
             for begin in range(0, len(chosen), BATCH):
                 wanted = chosen[begin : begin + BATCH]
                 before = np.maximum(wanted - step, 0)

@@ -35,6 +35,12 @@ FRAME_STEP = 2
 SHARPNESS = 1.0
 #: the shares of a frame's cells whose mean a frame's score reads, by default (``scales``)
 SCALES = (0.0, 0.005, 0.02, 0.08)
+#: how a location's appearance is judged: ``memory`` (distance to the nearest feature of a
+#: coreset of those learnt, PatchCore) or ``gaussian`` (Mahalanobis distance to a Gaussian per
+#: location, PaDiM); a new model's default (a model saved without one is ``gaussian``)
+APPEARANCES = ("memory", "gaussian")
+#: query cells compared with the memory at once (bounds the distance matrix in memory)
+NEAREST_CHUNK = 4096
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,11 @@ class NormalityConfig:
 
     Attributes:
         backbone, backbone_args: the per-frame CNN (its weights come with the model).
+        appearance: how unusual a location's features are (``APPEARANCES``): ``memory``, the
+            distance to the nearest of a coreset of the features learnt, at any location (so a
+            person is usual wherever people were seen, and a pose, colour or object seen
+            nowhere is not: one Gaussian per location cannot hold "ground or a person"), or
+            ``gaussian``, the Mahalanobis distance to the location's Gaussian.
         layer: the feature map read. Default: the first layer at the backbone's fine stride
             (:func:`first_fine_layer`, stride 8: EfficientNet-Lite0's ``block3``), resolved and
             recorded when the model learns; a model saved without one reads the last layer at
@@ -72,6 +83,7 @@ class NormalityConfig:
     backbone: str = "efficientnet_lite0"
     backbone_args: dict[str, Any] = field(default_factory=dict)
     layer: str | None = None
+    appearance: str = APPEARANCES[0]
     frame_size: tuple[int, int] = FRAME_SIZE
     fit: str = "stretch"
     mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
@@ -96,6 +108,10 @@ class NormalityConfig:
             )
         if not 0 < self.sharpness <= 64:
             raise ConfigError(f"sharpness must be above 0 and at most 64, got {self.sharpness}")
+        if self.appearance not in APPEARANCES:
+            raise ConfigError(
+                f"appearance must be {' or '.join(APPEARANCES)}, got {self.appearance!r}"
+            )
         if self.fit not in ("stretch", "pad", "crop"):
             raise ConfigError(f"fit must be stretch, pad or crop, got {self.fit!r}")
 
@@ -108,9 +124,9 @@ class NormalityModel:
     config: NormalityConfig
     backbone: Backbone
     projection: torch.Tensor  # (C, d)
-    mean: torch.Tensor  # (L, d)
-    precision: torch.Tensor  # (L, d, d)
-    appearance: torch.Tensor  # (2, L): mean and std of the training frames' distances
+    mean: torch.Tensor  # (L, d) (gaussian; empty for memory)
+    precision: torch.Tensor  # (L, d, d) (gaussian; empty for memory)
+    appearance: torch.Tensor  # (2, L): mean and std of normal frames' distances
     motion: torch.Tensor  # (2, L): mean and std of the training frames' change
     grid: tuple[int, int]
     threshold: float = math.inf
@@ -124,6 +140,8 @@ class NormalityModel:
     scale_units: torch.Tensor = field(default_factory=lambda: torch.ones(1))
     #: each time the model learnt again with footage judged normal (:func:`update_normal`)
     updates: list[dict[str, Any]] = field(default_factory=list)
+    #: ``(M, d)``: the coreset of learnt features (memory; empty for gaussian)
+    memory: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
 
     # ------------------------------------------------------------------------------ maps
     def features(self, frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -139,13 +157,20 @@ class NormalityModel:
     def maps_of(
         self, features: torch.Tensor, grey: torch.Tensor, previous_grey: torch.Tensor | None
     ) -> np.ndarray:
-        distance = mahalanobis(features, self.mean, self.precision)
+        distance = self.distances(features)
         unusual = (distance - self.appearance[0]) / self.appearance[1]
         if self.config.motion:
             change = grey_changes(grey, previous_grey)
             moved = (change - self.motion[0]) / self.motion[1]
             unusual = torch.maximum(unusual, moved)
         return unusual.clamp(min=0).reshape(-1, *self.grid).numpy()
+
+    def distances(self, features: torch.Tensor) -> torch.Tensor:
+        """Per projected feature ``(N, L, d)``, how far it is from the normal learnt ``(N, L)``
+        (``config.appearance``), before the location's unit."""
+        if self.config.appearance == "memory":
+            return nearest(features, self.memory)
+        return mahalanobis(features, self.mean, self.precision)
 
     def _grey(self, frame: np.ndarray | None) -> torch.Tensor | None:
         return None if frame is None else self.grey_cells(frame[None])
@@ -246,6 +271,21 @@ def mahalanobis(features: torch.Tensor, mean: torch.Tensor, precision: torch.Ten
     """Per location, ``sqrt((x - μ)ᵀ Σ⁻¹ (x - μ))`` of features ``(N, L, d)``: ``(N, L)``."""
     centred = features - mean
     return torch.einsum("nld,lde,nle->nl", centred, precision, centred).clamp(min=0).sqrt()
+
+
+def nearest(features: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+    """Per feature ``(…, d)``, the Euclidean distance to the nearest row of ``memory``
+    ``(M, d)``: ``(…)``."""
+    flat = features.reshape(-1, features.shape[-1]).float()
+    bank = memory.float()
+    bank_norms = (bank * bank).sum(1)
+    out = torch.empty(len(flat))
+    for begin in range(0, len(flat), NEAREST_CHUNK):
+        part = flat[begin : begin + NEAREST_CHUNK]
+        # |x - m|² = |x|² - 2 x·m + |m|²: one matrix product, then the smallest per row
+        squared = (part * part).sum(1, keepdim=True) - 2 * part @ bank.T + bank_norms
+        out[begin : begin + len(part)] = squared.min(1).values.clamp(min=0).sqrt()
+    return out.reshape(features.shape[:-1])
 
 
 def grey_changes(grey: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:

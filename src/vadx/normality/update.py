@@ -12,6 +12,7 @@ from vadx.errors import InputError
 from vadx.normality.calibrate import calibrated_config
 from vadx.normality.learn import (
     FITTING_FRAMES,
+    MEMORY_SIZE,
     NEIGHBOURHOOD,
     SHRINKAGE,
     SPREAD_FLOOR,
@@ -87,6 +88,7 @@ def update_normal(
         spread_floor=float(fitting.get("spread_floor", SPREAD_FLOOR)),
         neighbourhood=int(fitting.get("neighbourhood", NEIGHBOURHOOD)),
         shrinkage=float(fitting.get("shrinkage", SHRINKAGE)),
+        memory_size=int(fitting.get("memory_size", MEMORY_SIZE)),
         detection=calibrated_config(model),
         progress=progress,
     )
