@@ -827,9 +827,10 @@ def test_learn_normal_takes_the_fitting_settings_and_records_them(scene, tmp_pat
     assert_one_error_line(code, err, "--shrinkage")
     code, _, err = run_cli([*argv[:5], "--out", str(tmp_path / "no"), "--frame-step", "0"], capsys)
     assert_one_error_line(code, err, "--frame-step")
-    code, _, err = run_cli([*argv[:5], "--out", str(tmp_path / "no"), "--memory-size", "0"], capsys)
+    nowhere = [*argv[:5], "--out", str(tmp_path / "no")]
+    code, _, err = run_cli([*nowhere, "--memory-size", "0"], capsys)
     assert_one_error_line(code, err, "--memory-size")
-    code, _, err = run_cli([*argv[:5], "--out", str(tmp_path / "no"), "--appearance", "knn"], capsys)
+    code, _, err = run_cli([*nowhere, "--appearance", "knn"], capsys)
     assert_one_error_line(code, err, "appearance must be memory or gaussian")
     assert not (tmp_path / "no").exists()
     # the default: a memory of at most --memory-size features, recorded
