@@ -182,7 +182,12 @@ def evaluate_footage(name: str, source: Path, args, tmp: Path) -> dict:
     )
     start = time.perf_counter()
     model = learn_normal(
-        backbone, [learn_video], config, holdout=args.holdout, fitting_frames=args.fitting_frames
+        backbone,
+        [learn_video],
+        config,
+        holdout=args.holdout,
+        fitting_frames=args.fitting_frames,
+        **args.fitting,
     )
     learning = time.perf_counter() - start
     small = (height // 4, width // 4)
@@ -242,6 +247,7 @@ def evaluate_footage(name: str, source: Path, args, tmp: Path) -> dict:
         "learning_seconds": round(learning, 2),
         "layer": model.config.layer,
         "appearance": model.config.appearance,
+        "memory": len(model.memory),
         "grid": list(model.grid),
         "threshold": round(model.threshold, 4),
         "calibration": model.calibration,
@@ -350,6 +356,8 @@ def main() -> None:
     )
     parser.add_argument("--layer", help="the backbone layer read (default: the model's own)")
     parser.add_argument("--appearance", help="memory or gaussian (default: the model's own)")
+    parser.add_argument("--memory-size", type=int, help="features a memory keeps (default: 2000)")
+    parser.add_argument("--channels", type=int, help="feature dimensions (default: 64)")
     parser.add_argument("--long-minutes", type=float, default=10.0, help="0: skip")
     parser.add_argument("--cost-repeats", type=int, default=3, help="0: skip")
     parser.add_argument("--only", choices=("vtest", "bikes"), help="one footage only")
@@ -375,6 +383,9 @@ def main() -> None:
         args.settings["layer"] = args.layer
     if args.appearance:
         args.settings["appearance"] = args.appearance
+    if args.channels:
+        args.settings["channels"] = args.channels
+    args.fitting = {} if args.memory_size is None else {"memory_size": args.memory_size}
     torch.set_num_threads(os.cpu_count() or 1)
     result = {
         "vadx": __version__,
@@ -402,7 +413,12 @@ def main() -> None:
             )
             start = time.perf_counter()
             model = learn_normal(
-                backbone, [video], config, holdout=args.holdout, fitting_frames=args.fitting_frames
+                backbone,
+                [video],
+                config,
+                holdout=args.holdout,
+                fitting_frames=args.fitting_frames,
+                **args.fitting,
             )
             seconds = time.perf_counter() - start
             result["long"] = {

@@ -728,7 +728,7 @@ def test_nearest_is_the_distance_to_the_closest_row_of_the_memory(monkeypatch):
             cell = features[n, location].double()
             slow = min(float(torch.dist(cell, row.double())) for row in memory)
             assert fast[n, location].item() == pytest.approx(slow, rel=1e-4)
-    monkeypatch.setattr(normality_model, "NEAREST_CHUNK", 4)  # 15 cells in 4 chunks
+    monkeypatch.setattr(normality_model, "NEAREST_PRODUCTS", 28)  # 15 cells, 4 at once
     assert torch.equal(nearest(features, memory), fast)
     assert float(nearest(memory[None], memory).max()) < 1e-3  # each row is its own nearest
 
@@ -762,13 +762,14 @@ def test_a_memory_model_reads_its_units_on_the_held_back_frames(scene):
     config = NormalityConfig(
         "vgg19", dict(TINY.backbone_args), "block4_conv4", frame_size=SIZE, channels=8
     )
-    model = learn_normal(backbone, [root / "quiet.mp4"], config, holdout=0.25, spread_floor=0)
+    quiet = [root / "quiet.mp4"]
+    model = learn_normal(backbone, quiet, config, holdout=0.25, spread_floor=0, memory_size=4000)
     frames = read_video(root / "quiet.mp4").data
     fitted, _ = model.features(frames[:60])
-    # 60 frames fitted × 64 cells, fewer than the default 8000: the memory keeps them all
+    # 60 frames fitted × 64 cells, fewer than 4000: the memory keeps them all
     assert torch.allclose(model.memory, fitted.flatten(0, 1), atol=1e-5)
     assert model.mean.numel() == 0 and model.precision.numel() == 0
-    assert model.fitting["memory_size"] == 8000 and model.fitting["memory"] == 3840
+    assert model.fitting["memory_size"] == 4000 and model.fitting["memory"] == 3840
     # the held-back quarter (frames 60-79), each against the frame 2 before it
     held, grey = model.features(frames[60:])
     distances = nearest(held, model.memory)
@@ -780,9 +781,9 @@ def test_a_memory_model_reads_its_units_on_the_held_back_frames(scene):
     values = scale_values(unusual.reshape(-1, 8, 8).numpy(), config.scales)
     expected = np.median(values, axis=0).clip(min=1e-3)
     assert np.allclose(model.scale_units.numpy(), expected, rtol=1e-3)
-    # a smaller memory: that many of the fitted features
-    small = learn_normal(backbone, [root / "quiet.mp4"], config, holdout=0.25, memory_size=50)
-    assert small.memory.shape == (50, 8)
+    # a smaller memory (the default: 2000): that many of the fitted features
+    small = learn_normal(backbone, quiet, config, holdout=0.25)
+    assert small.memory.shape == (2000, 8) and small.fitting["memory_size"] == 2000
     gaps = torch.cdist(small.memory, model.memory).min(1).values
     assert float(gaps.max()) < 1e-3  # each a fitted feature (cdist in float32)
 
@@ -885,16 +886,17 @@ def test_a_model_saved_before_scales_scores_frames_by_their_largest_cell(scene, 
     path = save_normality(learnt, tmp_path / "old")
     weights = path / "normality.safetensors"
     tensors = load_file(str(weights))
-    del tensors["scale_units"]
+    del tensors["scale_units"], tensors["memory"]
     save_file(tensors, str(weights))
     document = json.loads((path / "config.json").read_text())
-    for key in ("scales", "frame_step", "sharpness"):
+    for key in ("scales", "frame_step", "sharpness", "appearance"):
         del document["config"][key]
     document["weights"]["sha256"] = file_sha256(weights)
     (path / "config.json").write_text(json.dumps(document))
     old = load_normality(path)
     assert old.config.scales == (0.0,) and old.config.frame_step == 1
     assert old.config.sharpness == 1.0
+    assert old.config.appearance == "gaussian" and old.memory.numel() == 0  # as learnt
     scores, maps = old.scores(root / "mixed.mp4")
     assert np.array_equal(scores, maps.reshape(len(maps), -1).max(axis=1))
     assert old.cell_unit() == old.threshold

@@ -66,7 +66,7 @@ def learn_normal_command(
             "Learnt features the memory keeps (a coreset of them; appearance memory).",
             *limits.MEMORY_SIZE,
         ),
-    ] = 8000,
+    ] = 2000,
     fitting_frames: Annotated[
         int,
         number(

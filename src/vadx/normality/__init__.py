@@ -3,16 +3,19 @@
 A **normality model** holds, for every location of a CNN feature map (a grid over the frame),
 what the camera usually shows there:
 
-- *appearance*: a Gaussian of the location's features, projected to ``channels`` dimensions by
-  a fixed random projection (PaDiM, Defard et al. 2021): the Mahalanobis distance of a new
-  frame's features to it says how unusual the location looks;
+- *appearance*: the location's features, projected to ``channels`` dimensions by a fixed random
+  projection (PaDiM, Defard et al. 2021), against a *memory*, a coreset of the features learnt
+  (PatchCore, Roth et al. 2022): the distance of a new frame's feature to the nearest one in
+  it, from any location, says how unusual the location looks (or, ``appearance="gaussian"``,
+  the Mahalanobis distance to a Gaussian of the location's features, PaDiM's);
 - *motion*: the mean and spread of the location's frame-to-frame change (mean absolute
   difference of grey levels over the cell), so that a fight where people usually walk is
   unusual even when every single frame looks ordinary.
 
-Both are turned into standard units against the footage itself (how far the training frames are
-from their own Gaussians), and a frame's **anomaly map** is, per cell, the larger of the two:
-the map *is* the explanation, by construction. The frame's score reads the map at several
+Both are turned into standard units against the footage itself (how far the held-back frames
+are from the memory; or the training frames from their own Gaussians), and a frame's
+**anomaly map** is, per cell, the larger of the two: the map *is* the explanation, by
+construction. The frame's score reads the map at several
 scales (its most unusual cell, and the mean of its most unusual 0.5 %, 2 % and 8 % of cells),
 each in units of its typical value on the footage learnt from, and takes the largest: one cell
 very unusual, or a larger patch somewhat unusual. The model may analyse every k-th frame only

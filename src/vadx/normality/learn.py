@@ -42,7 +42,7 @@ NEIGHBOURHOOD = 13
 #: how far each covariance is pulled toward its mean variance (``shrinkage``)
 SHRINKAGE = 0.1
 #: the most learnt features a memory keeps, by default (``memory_size``)
-MEMORY_SIZE = 8000
+MEMORY_SIZE = 2000
 #: the most learnt features a memory's coreset is chosen from (a random sample beyond it)
 MEMORY_POOL = 65536
 

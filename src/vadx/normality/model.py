@@ -39,8 +39,8 @@ SCALES = (0.0, 0.005, 0.02, 0.08)
 #: coreset of those learnt, PatchCore) or ``gaussian`` (Mahalanobis distance to a Gaussian per
 #: location, PaDiM); a new model's default (a model saved without one is ``gaussian``)
 APPEARANCES = ("memory", "gaussian")
-#: query cells compared with the memory at once (bounds the distance matrix in memory)
-NEAREST_CHUNK = 4096
+#: query-by-memory distances computed at once (fastest when they fit the CPU's cache)
+NEAREST_PRODUCTS = 1 << 18
 
 
 @dataclass(frozen=True)
@@ -278,13 +278,16 @@ def nearest(features: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
     ``(M, d)``: ``(…)``."""
     flat = features.reshape(-1, features.shape[-1]).float()
     bank = memory.float()
-    bank_norms = (bank * bank).sum(1)
+    across = bank.T.contiguous()
+    bank_norms = (bank * bank).sum(1)[None]
     out = torch.empty(len(flat))
-    for begin in range(0, len(flat), NEAREST_CHUNK):
-        part = flat[begin : begin + NEAREST_CHUNK]
-        # |x - m|² = |x|² - 2 x·m + |m|²: one matrix product, then the smallest per row
-        squared = (part * part).sum(1, keepdim=True) - 2 * part @ bank.T + bank_norms
-        out[begin : begin + len(part)] = squared.min(1).values.clamp(min=0).sqrt()
+    # |x - m|² = |x|² - 2 x·m + |m|²: one product per chunk of queries, the minimum over m
+    # taken before |x|² is added; chunks keep the (queries × M) products in the CPU's cache
+    chunk = max(1, NEAREST_PRODUCTS // len(bank))
+    for begin in range(0, len(flat), chunk):
+        part = flat[begin : begin + chunk]
+        closest = torch.addmm(bank_norms, part, across, alpha=-2).min(1).values
+        out[begin : begin + len(part)] = (closest + (part * part).sum(1)).clamp(min=0).sqrt()
     return out.reshape(features.shape[:-1])
 
 
