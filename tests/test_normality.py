@@ -788,6 +788,24 @@ def test_a_memory_model_reads_its_units_on_the_held_back_frames(scene):
     assert float(gaps.max()) < 1e-3  # each a fitted feature (cdist in float32)
 
 
+def test_a_memory_needs_two_held_back_frames_to_measure_its_units(tmp_path, capsys):
+    short = write_mp4(tmp_path / "short.mp4", render_long(4, [("normal", 12)], SIZE).frames, 10)
+    torch.manual_seed(0)
+    backbone = build_backbone("vgg19", **TINY.backbone_args)
+    config = NormalityConfig("vgg19", dict(TINY.backbone_args), frame_size=SIZE, channels=8)
+    # 12 frames, 5 % held back: frame 11 alone
+    with pytest.raises(InputError, match=r"gives 1 frame\(s\) to measure the memory's units"):
+        learn_normal(backbone, [short], config, holdout=0.05)
+    gaussian = dataclasses.replace(config, appearance="gaussian")  # in-sample units: it learns
+    assert learn_normal(backbone, [short], gaussian, holdout=0.05).grid == (8, 8)
+    assert learn_normal(backbone, [short], config, holdout=0.2).memory.shape == (9 * 64, 8)
+    source = tiny_checkpoint(tmp_path / "classifier")
+    argv = ["learn-normal", str(source), str(short), "--out", str(tmp_path / "no")]
+    code, _, err = run_cli([*argv, "--holdout", "0.05", "--size", "64"], capsys)
+    assert_one_error_line(code, err, "hold back more of it")
+    assert not (tmp_path / "no").exists()
+
+
 def test_a_memory_model_finds_the_fight_and_survives_saving(scene, tmp_path):
     root, fight = scene
     torch.manual_seed(0)

@@ -131,8 +131,8 @@ def learn_normal(
     A ``memory`` model (``config.appearance``) keeps instead a coreset of ``memory_size`` of
     the fitted frames' features (:func:`coreset`). A fitted frame is close to itself in the
     memory, so the appearance's unit and the scales' units are read on the held-back share
-    (every k-th frame, as the fitting share; on the fitted frames when it has fewer than 2),
-    which the memory never saw: distances as new normal footage gives them."""
+    (every k-th frame, as the fitting share; at least 2 frames), which the memory never saw:
+    distances as new normal footage gives them."""
     if not footage:
         raise InputError("give footage of the scene: at least one video of ordinary activity")
     if not 0 < holdout < 1:
@@ -148,14 +148,19 @@ def learn_normal(
     if config.layer is None:  # resolved now and recorded: a saved model's meaning never moves
         config = replace(config, layer=first_fine_layer(backbone))
     backbone.resolve_layer(config.layer)  # an unknown layer: a clear error before any work
-    fitting = 0
+    counts = []
     for path in footage:  # every video readable before any work
         with VideoReader(path) as reader:
-            share = int(reader.info.num_frames * (1 - holdout))
-        if share < 2:
+            counts.append(reader.info.num_frames)
+        if int(counts[-1] * (1 - holdout)) < 2:
             raise InputError(f"{path} is too short to learn from: give longer footage")
-        fitting += share
-    every = math.ceil(fitting / fitting_frames)
+    every = math.ceil(sum(int(n * (1 - holdout)) for n in counts) / fitting_frames)
+    held = sum(len(range(int(n * (1 - holdout)), n, every)) for n in counts)
+    if config.appearance == "memory" and held < 2:  # the fitted frames are in the memory
+        raise InputError(
+            f"the held-back share of the footage gives {held} frame(s) to measure the memory's "
+            "units on (at least 2): give longer footage, or hold back more of it"
+        )
     generator = torch.Generator().manual_seed(config.seed)
     probe = np.zeros((1, *config.frame_size, 3), np.uint8)
     with torch.no_grad():
@@ -190,14 +195,12 @@ def learn_normal(
         )
     else:
         model.memory = coreset(torch.cat(kept).flatten(0, 1), memory_size, generator)
-        held = list(_sample(footage, 1 - holdout, 1.0, every, config.frame_step, None))
-        if sum(len(frames) for frames, _ in held) >= 2:  # else: the fitted frames, as above
-            kept, change = [], []
-            for frames, before in held:
-                features, grey = model.features(frames)
-                kept.append(features)
-                change.append((grey - model.grey_cells(before)).abs())
-            moves = torch.cat(change)
+        kept, change = [], []
+        for frames, before in _sample(footage, 1 - holdout, 1.0, every, config.frame_step, None):
+            features, grey = model.features(frames)
+            kept.append(features)
+            change.append((grey - model.grey_cells(before)).abs())
+        moves = torch.cat(change)
     # the unit frames' distances: the unit of the appearance map
     seen = torch.cat([model.distances(f) for f in kept])
     del kept
