@@ -248,6 +248,7 @@ def evaluate_footage(name: str, source: Path, args, tmp: Path) -> dict:
         "layer": model.config.layer,
         "appearance": model.config.appearance,
         "memory": len(model.memory),
+        "memory_lists": len(model.memory_centres),
         "grid": list(model.grid),
         "threshold": round(model.threshold, 4),
         "calibration": model.calibration,
@@ -356,8 +357,9 @@ def main() -> None:
     )
     parser.add_argument("--layer", help="the backbone layer read (default: the model's own)")
     parser.add_argument("--appearance", help="memory or gaussian (default: the model's own)")
-    parser.add_argument("--memory-size", type=int, help="features a memory keeps (default: 2000)")
+    parser.add_argument("--memory-size", type=int, help="features a memory keeps (default: 8000)")
     parser.add_argument("--channels", type=int, help="feature dimensions (default: 64)")
+    parser.add_argument("--memory-lists", type=int, help="lists of the memory (default: 32)")
     parser.add_argument("--long-minutes", type=float, default=10.0, help="0: skip")
     parser.add_argument("--cost-repeats", type=int, default=3, help="0: skip")
     parser.add_argument("--only", choices=("vtest", "bikes"), help="one footage only")
@@ -386,6 +388,8 @@ def main() -> None:
     if args.channels:
         args.settings["channels"] = args.channels
     args.fitting = {} if args.memory_size is None else {"memory_size": args.memory_size}
+    if args.memory_lists is not None:
+        args.fitting["memory_lists"] = args.memory_lists
     torch.set_num_threads(os.cpu_count() or 1)
     result = {
         "vadx": __version__,

@@ -42,7 +42,7 @@ from vadx.normality import (
 )
 from vadx.normality import learn as normality_learn
 from vadx.normality import model as normality_model
-from vadx.normality.learn import coreset, floored, neighbours
+from vadx.normality.learn import coreset, floored, inverted_file, neighbours
 from vadx.normality.model import first_fine_layer, frame_batches, nearest, read_layer
 from vadx.normality.update import update_normal
 from vadx.settings import DetectConfig
@@ -755,6 +755,34 @@ def test_the_coreset_is_greedy_k_centre_within_twice_the_best_cover(seed, monkey
     assert all(bool((points == row).all(1).any()) for row in drawn)
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_the_inverted_file_finds_every_row_and_never_underestimates(seed):
+    generator = torch.Generator().manual_seed(seed)
+    centres = 4 * torch.randn(12, 6, generator=generator)
+    memory = centres[torch.arange(480) % 12] + torch.randn(480, 6, generator=generator)
+    memory = coreset(memory, 240, generator)
+    listed, centres, offsets = inverted_file(memory, 8)
+    assert centres.shape == (8, 6) and offsets.tolist()[::8] == [0, 240]
+    assert bool((offsets[1:] >= offsets[:-1]).all())
+    # the same rows, each in the list of its nearest centre
+    assert sorted(map(tuple, listed.tolist())) == sorted(map(tuple, memory.tolist()))
+    for c in range(8):
+        rows = listed[int(offsets[c]) : int(offsets[c + 1])]
+        assert bool((normality_model.nearest_centres(rows, centres, 1)[:, 0] == c).all())
+    # a row finds itself (to float32's |x|² - 2x·m + |m|² at norms near 100); a query is never
+    # closer than its true nearest row
+    assert float(nearest(listed, listed, centres, offsets, probes=1).max()) < 0.02
+    queries = 4 * torch.randn(300, 6, generator=generator)
+    exact = nearest(queries, listed)
+    for probes in (1, 2, 4):
+        probed = nearest(queries, listed, centres, offsets, probes=probes)
+        assert bool((probed >= exact - 0.02).all())
+    assert torch.allclose(nearest(queries, listed, centres, offsets, probes=8), exact)
+    # fewer than 4 rows a list, or no lists asked: none
+    assert inverted_file(memory[:31], 8)[1].numel() == 0
+    assert inverted_file(memory, 0)[1].numel() == 0
+
+
 def test_a_memory_model_reads_its_units_on_the_held_back_frames(scene):
     root, _ = scene
     torch.manual_seed(0)
@@ -763,13 +791,15 @@ def test_a_memory_model_reads_its_units_on_the_held_back_frames(scene):
         "vgg19", dict(TINY.backbone_args), "block4_conv4", frame_size=SIZE, channels=8
     )
     quiet = [root / "quiet.mp4"]
-    model = learn_normal(backbone, quiet, config, holdout=0.25, spread_floor=0, memory_size=4000)
+    whole = {"memory_size": 4000, "memory_lists": 0}  # every feature, searched whole
+    model = learn_normal(backbone, quiet, config, holdout=0.25, spread_floor=0, **whole)
     frames = read_video(root / "quiet.mp4").data
     fitted, _ = model.features(frames[:60])
     # 60 frames fitted × 64 cells, fewer than 4000: the memory keeps them all
     assert torch.allclose(model.memory, fitted.flatten(0, 1), atol=1e-5)
     assert model.mean.numel() == 0 and model.precision.numel() == 0
     assert model.fitting["memory_size"] == 4000 and model.fitting["memory"] == 3840
+    assert model.fitting["memory_lists"] == 0 and model.memory_centres.numel() == 0
     # the held-back quarter (frames 60-79), each against the frame 2 before it
     held, grey = model.features(frames[60:])
     distances = nearest(held, model.memory)
@@ -781,9 +811,12 @@ def test_a_memory_model_reads_its_units_on_the_held_back_frames(scene):
     values = scale_values(unusual.reshape(-1, 8, 8).numpy(), config.scales)
     expected = np.median(values, axis=0).clip(min=1e-3)
     assert np.allclose(model.scale_units.numpy(), expected, rtol=1e-3)
-    # a smaller memory (the default: 2000): that many of the fitted features
-    small = learn_normal(backbone, quiet, config, holdout=0.25)
+    # a smaller memory: that many of the fitted features
+    small = learn_normal(backbone, quiet, config, holdout=0.25, memory_size=2000)
     assert small.memory.shape == (2000, 8) and small.fitting["memory_size"] == 2000
+    # in 32 lists by default, searched 4 at a time
+    assert small.fitting["memory_lists"] == small.fitting["lists"] == 32
+    assert small.memory_centres.shape == (32, 8) and small.memory_offsets[-1] == 2000
     gaps = torch.cdist(small.memory, model.memory).min(1).values
     assert float(gaps.max()) < 1e-3  # each a fitted feature (cdist in float32)
 
@@ -859,7 +892,8 @@ def test_learn_normal_takes_the_fitting_settings_and_records_them(scene, tmp_pat
     assert remembered.config.appearance == "memory" and remembered.memory.shape == (100, 8)
     assert remembered.fitting["memory_size"] == 100 and remembered.fitting["memory"] == 100
     code, out_text, _ = run_cli(["info", str(tmp_path / "m")], capsys)
-    assert "memory (100 features)" in out_text
+    assert "memory (100 features)" in out_text  # too few for lists: searched whole
+    assert remembered.fitting["memory_lists"] == 32 and remembered.fitting["lists"] == 0
 
 
 def test_a_frame_score_reads_its_map_at_every_scale_in_their_units():

@@ -37,6 +37,8 @@ FITTING_FRAMES: Span = (2, 1_000_000)
 NEIGHBOURHOOD: Span = (0, 256)
 #: learnt features a normality model's memory keeps (``vadx learn-normal --memory-size``)
 MEMORY_SIZE: Span = (1, 1_000_000)
+#: lists of a normality model's memory (``vadx learn-normal --memory-lists``; 0: none)
+MEMORY_LISTS: Span = (0, 65_536)
 #: a normality model analyses every k-th frame
 FRAME_STEP: Span = (1, 100)
 #: clips per batch, frames per CNN batch

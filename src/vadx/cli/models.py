@@ -67,7 +67,9 @@ def _normality_info(model: Path, as_json: bool) -> None:
         "backbone": description.backbone,
         "layer": description.layer,
         "appearance": description.appearance
-        + (f" ({description.memory} features)" if description.memory else ""),
+        + (f" ({description.memory} features" if description.memory else "")
+        + (f" in {description.memory_lists} lists" if description.memory_lists else "")
+        + (")" if description.memory else ""),
         "frame_size": description.frame_size,
         "fit": description.fit,
         "grid": description.grid,

@@ -66,7 +66,15 @@ def learn_normal_command(
             "Learnt features the memory keeps (a coreset of them; appearance memory).",
             *limits.MEMORY_SIZE,
         ),
-    ] = 2000,
+    ] = 8000,
+    memory_lists: Annotated[
+        int,
+        number(
+            "Lists the memory is put in: a cell is compared with the features of the 4 lists "
+            "nearest to it only (0: with every feature; faster the more lists).",
+            *limits.MEMORY_LISTS,
+        ),
+    ] = 32,
     fitting_frames: Annotated[
         int,
         number(
@@ -169,6 +177,7 @@ def learn_normal_command(
             neighbourhood=neighbourhood,
             shrinkage=shrinkage,
             memory_size=memory_size,
+            memory_lists=memory_lists,
             progress=lambda stage, d, t: advance(d, t, stage),
         )
     save_normality(model, out)

@@ -41,6 +41,8 @@ def save_normality(model: NormalityModel, out: str | os.PathLike[str]) -> Path:
         motion=model.motion,
         scale_units=model.scale_units,
         memory=model.memory,
+        memory_centres=model.memory_centres,
+        memory_offsets=model.memory_offsets,
     )
     with staged_folder(out, last=CONFIG_FILE, replace=True) as staging:
         write_safetensors(staging / WEIGHTS_FILE, {k: v.contiguous() for k, v in tensors.items()})
@@ -118,16 +120,19 @@ def load_normality(path: str | os.PathLike[str]) -> NormalityModel:
         tensors.get("scale_units", torch.ones(1)),
         document.get("updates", []),
         tensors.get("memory", torch.zeros(0)),
+        tensors.get("memory_centres", torch.zeros(0)),
+        tensors.get("memory_offsets", torch.zeros(0, dtype=torch.long)),
     )
 
 
 @dataclass(frozen=True, slots=True)
 class NormalityDescription:
     """What ``vadx info`` says of a normality model (``dataclasses.asdict`` is its
-    ``--json``): its kind, id, backbone and layer, how it judges appearance and the features
-    its memory keeps (0: none), frame size and fit, grid of cells,
-    channels, whether it learnt motion, the frames it analyses (every ``frame_step``-th), the
-    scales its frame score reads, threshold, calibration, footage and updates."""
+    ``--json``): its kind, id, backbone and layer, how it judges appearance, the features
+    its memory keeps (0: none) and the lists they are in (0: searched whole), frame size and
+    fit, grid of cells, channels, whether it learnt motion, the frames it analyses (every
+    ``frame_step``-th), the scales its frame score reads, threshold, calibration, footage and
+    updates."""
 
     kind: str
     model_id: str | None
@@ -135,6 +140,7 @@ class NormalityDescription:
     layer: str
     appearance: str
     memory: int
+    memory_lists: int
     frame_size: list[int]
     fit: str
     grid: list[int]
@@ -158,6 +164,7 @@ def describe_normality(model: NormalityModel) -> NormalityDescription:
         layer=read_layer(model.backbone, c),
         appearance=c.appearance,
         memory=len(model.memory),
+        memory_lists=len(model.memory_centres),
         frame_size=list(c.frame_size),
         fit=c.fit,
         grid=list(model.grid),

@@ -24,6 +24,7 @@ from vadx.normality.model import (
     NormalityModel,
     first_fine_layer,
     layer_maps,
+    nearest_centres,
     scale_values,
 )
 from vadx.progress import ProgressFn
@@ -42,9 +43,13 @@ NEIGHBOURHOOD = 13
 #: how far each covariance is pulled toward its mean variance (``shrinkage``)
 SHRINKAGE = 0.1
 #: the most learnt features a memory keeps, by default (``memory_size``)
-MEMORY_SIZE = 2000
+MEMORY_SIZE = 8000
 #: the most learnt features a memory's coreset is chosen from (a random sample beyond it)
 MEMORY_POOL = 65536
+#: lists of a memory's inverted file, by default (``memory_lists``; 0: searched whole)
+MEMORY_LISTS = 32
+#: rounds of k-means that place the lists' centres
+LIST_ROUNDS = 10
 
 
 def source_backbone(
@@ -105,6 +110,7 @@ def learn_normal(
     neighbourhood: int = NEIGHBOURHOOD,
     shrinkage: float = SHRINKAGE,
     memory_size: int = MEMORY_SIZE,
+    memory_lists: int = MEMORY_LISTS,
     detection: DetectConfig | None = None,
     progress: ProgressFn | None = None,
 ) -> NormalityModel:
@@ -129,10 +135,12 @@ def learn_normal(
     change) is at least the ``spread_floor`` quantile of all locations' (:func:`floored`).
 
     A ``memory`` model (``config.appearance``) keeps instead a coreset of ``memory_size`` of
-    the fitted frames' features (:func:`coreset`). A fitted frame is close to itself in the
-    memory, so the appearance's unit and the scales' units are read on the held-back share
-    (every k-th frame, as the fitting share; at least 2 frames), which the memory never saw:
-    distances as new normal footage gives them."""
+    the fitted frames' features (:func:`coreset`), in ``memory_lists`` lists (an inverted
+    file, :func:`inverted_file`: a cell is compared with the features of the lists nearest to
+    it only, ``PROBES`` of them; 0 lists: with every feature). A fitted frame is close to
+    itself in the memory, so the appearance's unit and the scales' units are read on the
+    held-back share (every k-th frame, as the fitting share; at least 2 frames), which the
+    memory never saw: distances as new normal footage gives them."""
     if not footage:
         raise InputError("give footage of the scene: at least one video of ordinary activity")
     if not 0 < holdout < 1:
@@ -144,6 +152,7 @@ def learn_normal(
     limits.check_range("shrinkage", shrinkage, (0.0, 1.0), InputError)
     limits.check_range("neighbourhood", neighbourhood, limits.NEIGHBOURHOOD, InputError, True)
     limits.check_range("memory_size", memory_size, limits.MEMORY_SIZE, InputError, True)
+    limits.check_range("memory_lists", memory_lists, limits.MEMORY_LISTS, InputError, True)
     backbone.eval()
     if config.layer is None:  # resolved now and recorded: a saved model's meaning never moves
         config = replace(config, layer=first_fine_layer(backbone))
@@ -194,7 +203,10 @@ def learn_normal(
             sums, outer, total, grid, neighbourhood, shrinkage, config.channels
         )
     else:
-        model.memory = coreset(torch.cat(kept).flatten(0, 1), memory_size, generator)
+        memory = coreset(torch.cat(kept).flatten(0, 1), memory_size, generator)
+        model.memory, model.memory_centres, model.memory_offsets = inverted_file(
+            memory, memory_lists
+        )
         kept, change = [], []
         for frames, before in _sample(footage, 1 - holdout, 1.0, every, config.frame_step, None):
             features, grey = model.features(frames)
@@ -222,7 +234,16 @@ def learn_normal(
         "neighbourhood": neighbourhood,
         "shrinkage": shrinkage,
         "spread_floor": spread_floor,
-        **({"memory_size": memory_size, "memory": len(model.memory)} if not gaussian else {}),
+        **(
+            {
+                "memory_size": memory_size,
+                "memory": len(model.memory),
+                "memory_lists": memory_lists,
+                "lists": len(model.memory_centres),
+            }
+            if not gaussian
+            else {}
+        ),
     }
     model.footage = [
         {"path": str(Path(p).absolute()), "sha256": video_sha256(p), "holdout": holdout}
@@ -272,6 +293,29 @@ def coreset(features: torch.Tensor, size: int, generator: torch.Generator) -> to
         to_it = norms - 2 * features @ features[farthest] + norms[farthest]
         gap = torch.minimum(gap, to_it.clamp(min=0))
     return features[chosen].clone()
+
+
+def inverted_file(
+    memory: torch.Tensor, lists: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``memory`` ``(M, d)`` put in ``lists`` lists: its rows sorted by list, the lists'
+    centres ``(C, d)`` and where each list starts ``(C + 1,)``. The centres are placed by
+    ``LIST_ROUNDS`` rounds of k-means from the first ``lists`` rows (a coreset's first rows
+    are spread over all of it); each row is then in the list of its nearest centre. No lists
+    (empty centres) when ``lists`` is 0 or the memory has fewer than 4 rows per list."""
+    if lists == 0 or len(memory) < 4 * lists:
+        return memory, torch.zeros(0), torch.zeros(0, dtype=torch.long)
+    centres = memory[:lists].clone()
+    for _ in range(LIST_ROUNDS):
+        owner = nearest_centres(memory, centres, 1)[:, 0]
+        counts = torch.bincount(owner, minlength=lists)
+        sums = torch.zeros_like(centres).index_add_(0, owner, memory)
+        centres = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None], centres)
+    owner = nearest_centres(memory, centres, 1)[:, 0]
+    order = torch.argsort(owner, stable=True)
+    counts = torch.bincount(owner, minlength=lists)
+    offsets = torch.cat([torch.zeros(1, dtype=torch.long), counts.cumsum(0)])
+    return memory[order].clone(), centres, offsets
 
 
 def neighbours(statistic: torch.Tensor, grid: tuple[int, int], radius: int) -> torch.Tensor:

@@ -41,6 +41,9 @@ SCALES = (0.0, 0.005, 0.02, 0.08)
 APPEARANCES = ("memory", "gaussian")
 #: query-by-memory distances computed at once (fastest when they fit the CPU's cache)
 NEAREST_PRODUCTS = 1 << 18
+#: the lists of a memory's inverted file a cell's nearest feature is searched in: those of the
+#: ``PROBES`` centres nearest to it (a memory without lists is searched whole)
+PROBES = 4
 
 
 @dataclass(frozen=True)
@@ -142,6 +145,10 @@ class NormalityModel:
     updates: list[dict[str, Any]] = field(default_factory=list)
     #: ``(M, d)``: the coreset of learnt features (memory; empty for gaussian)
     memory: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
+    #: ``(C, d)``: the centres of the memory's lists, an inverted file (empty: no lists)
+    memory_centres: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
+    #: ``(C + 1,)``: where each list starts in ``memory``, which is sorted by list
+    memory_offsets: torch.Tensor = field(default_factory=lambda: torch.zeros(0, dtype=torch.long))
 
     # ------------------------------------------------------------------------------ maps
     def features(self, frames: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
@@ -169,7 +176,7 @@ class NormalityModel:
         """Per projected feature ``(N, L, d)``, how far it is from the normal learnt ``(N, L)``
         (``config.appearance``), before the location's unit."""
         if self.config.appearance == "memory":
-            return nearest(features, self.memory)
+            return nearest(features, self.memory, self.memory_centres, self.memory_offsets)
         return mahalanobis(features, self.mean, self.precision)
 
     def _grey(self, frame: np.ndarray | None) -> torch.Tensor | None:
@@ -273,11 +280,35 @@ def mahalanobis(features: torch.Tensor, mean: torch.Tensor, precision: torch.Ten
     return torch.einsum("nld,lde,nle->nl", centred, precision, centred).clamp(min=0).sqrt()
 
 
-def nearest(features: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+def nearest(
+    features: torch.Tensor,
+    memory: torch.Tensor,
+    centres: torch.Tensor | None = None,
+    offsets: torch.Tensor | None = None,
+    probes: int = PROBES,
+) -> torch.Tensor:
     """Per feature ``(…, d)``, the Euclidean distance to the nearest row of ``memory``
-    ``(M, d)``: ``(…)``."""
+    ``(M, d)``: ``(…)``. With an inverted file (``centres`` ``(C, d)`` of the lists, ``memory``
+    sorted by list, list ``c`` its rows ``offsets[c]:offsets[c + 1]``), only the lists of the
+    ``probes`` centres nearest to a feature are searched: the distance found is then never
+    less than the true one, and equal to it when the nearest row is in one of them (each row
+    is in the list of its own nearest centre, so a feature that is a row finds itself)."""
     flat = features.reshape(-1, features.shape[-1]).float()
     bank = memory.float()
+    if centres is None or offsets is None or len(centres) <= probes:
+        return squared_nearest(flat, bank).clamp(min=0).sqrt().reshape(features.shape[:-1])
+    probed = nearest_centres(flat, centres.float(), probes)
+    best = torch.full((len(flat),), math.inf)
+    for c in range(len(centres)):
+        rows = (probed == c).any(1).nonzero().squeeze(1)
+        low, high = int(offsets[c]), int(offsets[c + 1])
+        if len(rows) and high > low:
+            best[rows] = torch.minimum(best[rows], squared_nearest(flat[rows], bank[low:high]))
+    return best.clamp(min=0).sqrt().reshape(features.shape[:-1])
+
+
+def squared_nearest(flat: torch.Tensor, bank: torch.Tensor) -> torch.Tensor:
+    """Per row of ``flat`` ``(Q, d)``, the squared distance to the nearest row of ``bank``."""
     across = bank.T.contiguous()
     bank_norms = (bank * bank).sum(1)[None]
     out = torch.empty(len(flat))
@@ -287,8 +318,15 @@ def nearest(features: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
     for begin in range(0, len(flat), chunk):
         part = flat[begin : begin + chunk]
         closest = torch.addmm(bank_norms, part, across, alpha=-2).min(1).values
-        out[begin : begin + len(part)] = (closest + (part * part).sum(1)).clamp(min=0).sqrt()
-    return out.reshape(features.shape[:-1])
+        out[begin : begin + len(part)] = closest + (part * part).sum(1)
+    return out
+
+
+def nearest_centres(flat: torch.Tensor, centres: torch.Tensor, count: int) -> torch.Tensor:
+    """``(Q, count)``: per row of ``flat``, its ``count`` nearest ``centres`` (the rule a
+    memory's rows were put in lists by, so that a row finds its own list)."""
+    squared = torch.addmm((centres * centres).sum(1)[None], flat, centres.T, alpha=-2)
+    return squared.topk(count, dim=1, largest=False).indices
 
 
 def grey_changes(grey: torch.Tensor, previous: torch.Tensor | None) -> torch.Tensor:

@@ -89,6 +89,7 @@ def update_normal(
         neighbourhood=int(fitting.get("neighbourhood", NEIGHBOURHOOD)),
         shrinkage=float(fitting.get("shrinkage", SHRINKAGE)),
         memory_size=int(fitting.get("memory_size", MEMORY_SIZE)),
+        memory_lists=int(fitting.get("memory_lists", 0)),  # a memory saved before lists: none
         detection=calibrated_config(model),
         progress=progress,
     )
