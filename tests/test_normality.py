@@ -812,7 +812,18 @@ def test_a_memory_model_reads_its_units_on_the_held_back_frames(scene):
     expected = np.median(values, axis=0).clip(min=1e-3)
     assert np.allclose(model.scale_units.numpy(), expected, rtol=1e-3)
     # a smaller memory: that many of the fitted features
-    small = learn_normal(backbone, quiet, config, holdout=0.25, memory_size=2000)
+    stages = []
+    small = learn_normal(
+        backbone,
+        quiet,
+        config,
+        holdout=0.25,
+        memory_size=2000,
+        progress=lambda stage, done, total: stages.append((stage, done, total)),
+    )
+    # progress through the fitted frames, then the held-back ones the units are read on
+    assert ("fitting quiet.mp4", 60, 60) in stages and ("units quiet.mp4", 20, 20) in stages
+    assert stages.index(("fitting quiet.mp4", 60, 60)) < stages.index(("units quiet.mp4", 20, 20))
     assert small.memory.shape == (2000, 8) and small.fitting["memory_size"] == 2000
     # in 32 lists by default, searched 4 at a time
     assert small.fitting["memory_lists"] == small.fitting["lists"] == 32

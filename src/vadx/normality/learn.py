@@ -208,7 +208,8 @@ def learn_normal(
             memory, memory_lists
         )
         kept, change = [], []
-        for frames, before in _sample(footage, 1 - holdout, 1.0, every, config.frame_step, None):
+        held = _sample(footage, 1 - holdout, 1.0, every, config.frame_step, progress, "units")
+        for frames, before in held:
             features, grey = model.features(frames)
             kept.append(features)
             change.append((grey - model.grey_cells(before)).abs())
@@ -339,7 +340,15 @@ def floored(spreads: torch.Tensor, quantile: float) -> torch.Tensor:
     return spreads.clamp(min=max(float(torch.quantile(spreads, quantile)), 1e-3))
 
 
-def _sample(footage, start: float, stop: float, every: int, step: int, progress: ProgressFn | None):
+def _sample(
+    footage,
+    start: float,
+    stop: float,
+    every: int,
+    step: int,
+    progress: ProgressFn | None,
+    stage: str = "fitting",
+):
     """Batches of (every ``every``-th frame of each video from its share ``start`` to
     ``stop``, the frame ``step`` before each, as the model analyses them: the first for a
     video's first)."""
@@ -355,4 +364,4 @@ def _sample(footage, start: float, stop: float, every: int, step: int, progress:
                 yield data[: len(wanted)], data[len(wanted) :]
                 if progress is not None:
                     done = min(begin + BATCH, len(chosen))
-                    progress(f"fitting {Path(path).name}", done, len(chosen))
+                    progress(f"{stage} {Path(path).name}", done, len(chosen))
