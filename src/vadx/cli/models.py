@@ -52,6 +52,14 @@ def info(
         console.print(table)
 
 
+def _appearance(description) -> str:
+    """``memory (8000 features in 32 lists)``, or ``gaussian``."""
+    if not description.memory:
+        return description.appearance
+    lists = f" in {description.memory_lists} lists" if description.memory_lists else ""
+    return f"{description.appearance} ({description.memory} features{lists})"
+
+
 def _normality_info(model: Path, as_json: bool) -> None:
     from vadx.files import finite_json
     from vadx.normality import describe_normality, load_normality
@@ -66,10 +74,7 @@ def _normality_info(model: Path, as_json: bool) -> None:
         "model_id": description.model_id,
         "backbone": description.backbone,
         "layer": description.layer,
-        "appearance": description.appearance
-        + (f" ({description.memory} features" if description.memory else "")
-        + (f" in {description.memory_lists} lists" if description.memory_lists else "")
-        + (")" if description.memory else ""),
+        "appearance": _appearance(description),
         "frame_size": description.frame_size,
         "fit": description.fit,
         "grid": description.grid,

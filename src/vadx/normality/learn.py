@@ -164,7 +164,7 @@ def learn_normal(
         if int(counts[-1] * (1 - holdout)) < 2:
             raise InputError(f"{path} is too short to learn from: give longer footage")
     every = math.ceil(sum(int(n * (1 - holdout)) for n in counts) / fitting_frames)
-    held = sum(len(range(int(n * (1 - holdout)), n, every)) for n in counts)
+    held = sum(len(_chosen(n, 1 - holdout, 1.0, every)) for n in counts)
     if config.appearance == "memory" and held < 2:  # the fitted frames are in the memory
         raise InputError(
             f"the held-back share of the footage gives {held} frame(s) to measure the memory's "
@@ -235,17 +235,14 @@ def learn_normal(
         "neighbourhood": neighbourhood,
         "shrinkage": shrinkage,
         "spread_floor": spread_floor,
-        **(
-            {
-                "memory_size": memory_size,
-                "memory": len(model.memory),
-                "memory_lists": memory_lists,
-                "lists": len(model.memory_centres),
-            }
-            if not gaussian
-            else {}
-        ),
     }
+    if not gaussian:
+        model.fitting.update(
+            memory_size=memory_size,
+            memory=len(model.memory),
+            memory_lists=memory_lists,
+            lists=len(model.memory_centres),
+        )
     model.footage = [
         {"path": str(Path(p).absolute()), "sha256": video_sha256(p), "holdout": holdout}
         for p in footage
@@ -285,14 +282,14 @@ def coreset(features: torch.Tensor, size: int, generator: torch.Generator) -> to
     if len(features) <= size:
         return features.clone()
     chosen = torch.empty(size, dtype=torch.long)
-    chosen[0] = int(torch.randint(len(features), (1,), generator=generator))
+    farthest = int(torch.randint(len(features), (1,), generator=generator))
     norms = (features * features).sum(1)
-    gap = (norms - 2 * features @ features[chosen[0]] + norms[chosen[0]]).clamp(min=0)
-    for k in range(1, size):
-        farthest = int(gap.argmax())
+    gap = torch.full_like(norms, math.inf)  # each row's squared distance to those chosen
+    for k in range(size):
         chosen[k] = farthest
         to_it = norms - 2 * features @ features[farthest] + norms[farthest]
         gap = torch.minimum(gap, to_it.clamp(min=0))
+        farthest = int(gap.argmax())
     return features[chosen].clone()
 
 
@@ -354,9 +351,7 @@ def _sample(
     video's first)."""
     for path in footage:
         with VideoReader(path) as reader:
-            count = reader.info.num_frames
-            first = int(count * start) if start else 0
-            chosen = np.arange(first, int(count * stop), every)
+            chosen = _chosen(reader.info.num_frames, start, stop, every)
             for begin in range(0, len(chosen), BATCH):
                 wanted = chosen[begin : begin + BATCH]
                 before = np.maximum(wanted - step, 0)
@@ -365,3 +360,9 @@ def _sample(
                 if progress is not None:
                     done = min(begin + BATCH, len(chosen))
                     progress(f"{stage} {Path(path).name}", done, len(chosen))
+
+
+def _chosen(count: int, start: float, stop: float, every: int) -> np.ndarray:
+    """The frames :func:`_sample` reads of a video of ``count`` frames: every ``every``-th
+    from its share ``start`` to ``stop``."""
+    return np.arange(int(count * start), int(count * stop), every)
